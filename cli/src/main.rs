@@ -1,0 +1,3 @@
+//! The `helios` command-line tool.
+
+fn main() {}

@@ -1,0 +1,935 @@
+//! The engine: streams over the log, the write-behind flusher, the fjall index, recovery.
+//!
+//! Invariants:
+//! - The log is written first; fjall only ever describes records that are durable in the log
+//!   (the flusher indexes a record only after the log is synced past it), so after any crash
+//!   fjall is a prefix of the log, and the recovery point names the last record it covers.
+//! - For every stream, versions `1..=indexed_head` are in fjall's `index`, and versions
+//!   `indexed_head + 1..=head` are in the stream's in-memory `recent` queue, in order.
+//!   The flusher moves entries from `recent` to fjall, removing them from memory only after the
+//!   fjall batch has committed, so a reader always finds every version in one of the two.
+//! - Version order equals LSN order within a stream: versions are assigned and the log append
+//!   happens under the same catalog lock.
+//!
+//! Lock order: `catalog`, then the log's internal locks. The flusher never holds `catalog`
+//! while it syncs or writes fjall.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use helios_log::{
+    Durability, Location, Log, LogError, LogIter, Lsn, NewRecord, RecordKind, RecordRef,
+    RecoveryReport, SegmentInfo, StreamId, Version,
+};
+
+use crate::error::{Error, Result};
+use crate::meta::{Meta, StreamRecord};
+use crate::options::{EngineBuilder, Options};
+
+/// Longest stream name, in bytes.
+pub const STREAM_NAME_LEN_MAX: usize = 1024;
+const LOG_DIR: &str = "log";
+const META_DIR: &str = "meta";
+const LOCK_FILE: &str = "LOCK";
+const READ_CHUNK: u64 = 256;
+
+/// An event read back from the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Its stream.
+    pub stream: StreamId,
+    /// Its version in the stream (1-based).
+    pub version: Version,
+    /// Its position in the global log.
+    pub lsn: Lsn,
+    /// Microseconds since the Unix epoch when it was appended.
+    pub timestamp_us: u64,
+    /// The class it was appended with.
+    pub durability: Durability,
+    /// Its bytes.
+    pub payload: Vec<u8>,
+}
+
+impl Event {
+    fn from_record(record: RecordRef<'_>) -> Event {
+        Event {
+            stream: record.header.stream,
+            version: record.header.version,
+            lsn: record.header.lsn,
+            timestamp_us: record.header.timestamp_us,
+            durability: record.header.class,
+            payload: record.payload.to_vec(),
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream appended to.
+    pub stream: StreamId,
+    /// Version of the first event appended.
+    pub first: Version,
+    /// Version of the last event appended: the stream's new head.
+    pub last: Version,
+    /// LSN of the last record written.
+    pub lsn: Lsn,
+}
+
+/// A stream's summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Its id.
+    pub id: StreamId,
+    /// Its name.
+    pub name: String,
+    /// Its head version (0 if it has no event).
+    pub head: Version,
+}
+
+/// What opening the engine found and repaired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The log's own recovery.
+    pub log: RecoveryReport,
+    /// Index entries (re)built from the log past the recovery point.
+    pub reindexed: u64,
+    /// Index entries removed because they pointed past the log's end.
+    pub index_entries_dropped: u64,
+    /// Streams removed because their creation lay past the log's end.
+    pub streams_dropped: u64,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    name: Arc<str>,
+    created: Lsn,
+    head: Version,
+    indexed_head: Version,
+    recent: VecDeque<Location>,
+    persisted: bool,
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+struct Catalog {
+    by_name: HashMap<Arc<str>, StreamId>,
+    /// Stream `id` is at index `id - 1`: ids are dense, assigned in LSN order.
+    streams: Vec<StreamState>,
+    dirty: Vec<StreamId>,
+    /// Location of the last record of each batch not yet covered by the recovery point.
+    batch_ends: VecDeque<Location>,
+    scratch: Vec<Location>,
+}
+
+impl Catalog {
+    fn get(&self, id: StreamId) -> Option<&StreamState> {
+        usize::try_from(id.0).ok()?.checked_sub(1).and_then(|i| self.streams.get(i))
+    }
+
+    fn get_mut(&mut self, id: StreamId) -> Option<&mut StreamState> {
+        usize::try_from(id.0)
+            .ok()?
+            .checked_sub(1)
+            .and_then(|i| self.streams.get_mut(i))
+    }
+
+    fn next_id(&self) -> StreamId {
+        StreamId(self.streams.len() as u64 + 1)
+    }
+
+    fn mark_dirty(&mut self, id: StreamId) {
+        if let Some(st) = self.get_mut(id) {
+            if !st.dirty {
+                st.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn add_stream(&mut self, id: StreamId, name: &str, created: Lsn, head: Version, persisted: bool) {
+        debug_assert_eq!(id, self.next_id(), "stream ids are dense");
+        let name: Arc<str> = Arc::from(name);
+        self.by_name.insert(name.clone(), id);
+        self.streams.push(StreamState {
+            name,
+            created,
+            head,
+            indexed_head: head,
+            recent: VecDeque::new(),
+            persisted,
+            dirty: false,
+        });
+    }
+
+    /// Applies one recovered or appended record.
+    fn apply(&mut self, record: &RecordRef<'_>, location: Location) -> Result<()> {
+        let header = record.header;
+        match header.kind {
+            RecordKind::CreateStream => {
+                if self.get(header.stream).is_some() {
+                    return Ok(()); // Already known from fjall.
+                }
+                if header.stream != self.next_id() {
+                    return Err(corrupt_record(&location, format!(
+                        "creates {} but the next stream id is {}",
+                        header.stream,
+                        self.next_id()
+                    )));
+                }
+                let name = std::str::from_utf8(record.payload).map_err(|_| {
+                    corrupt_record(&location, "stream name is not UTF-8".into())
+                })?;
+                self.add_stream(header.stream, name, header.lsn, Version::ZERO, false);
+                self.mark_dirty(header.stream);
+            }
+            RecordKind::Event => {
+                let Some(st) = self.get_mut(header.stream) else {
+                    return Err(corrupt_record(&location, format!("event of unknown {}", header.stream)));
+                };
+                if header.version <= st.head {
+                    return Ok(()); // Already indexed.
+                }
+                if header.version.0 != st.head.0 + 1 {
+                    return Err(corrupt_record(&location, format!(
+                        "{} of {} follows head {}",
+                        header.version, header.stream, st.head
+                    )));
+                }
+                st.head = header.version;
+                st.recent.push_back(location);
+                self.mark_dirty(header.stream);
+            }
+        }
+        if header.batch_left == 0 {
+            self.batch_ends.push_back(location);
+        }
+        Ok(())
+    }
+}
+
+fn corrupt_record(location: &Location, reason: String) -> Error {
+    Error::Log(LogError::Corrupt {
+        path: PathBuf::from(format!("segment {:020}.log", location.segment.0)),
+        offset: location.offset,
+        reason: format!("{}: {reason}", location.lsn),
+    })
+}
+
+#[derive(Debug, Default)]
+struct FlusherSignal {
+    wake: bool,
+    shutdown: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    options: Options,
+    log: Log,
+    meta: Meta,
+    catalog: Mutex<Catalog>,
+    signal: Mutex<FlusherSignal>,
+    signal_cv: Condvar,
+    /// Serialises flush rounds (the background flusher and explicit syncs).
+    flush_lock: Mutex<()>,
+    last_flush_error: Mutex<Option<String>>,
+    open_report: OpenReport,
+    _lock: helios_log::storage::LockGuard,
+}
+
+/// An open Helios store. Share it across threads behind an `Arc` (all methods take `&self`).
+/// Dropping it shuts down cleanly: buffered appends are synced and the metadata persisted.
+pub struct Engine {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No user code runs under the engine's locks, so a poisoned lock means a bug in the engine
+    // that already panicked on another thread; the protected data is still consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > STREAM_NAME_LEN_MAX {
+        "it is longer than 1024 bytes"
+    } else if name.chars().any(char::is_control) {
+        "it contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidStreamName {
+        stream: name.to_owned(),
+        reason,
+    })
+}
+
+fn version_bounds(range: &impl RangeBounds<Version>, head: Version) -> (Version, Version) {
+    let from = match range.start_bound() {
+        Bound::Included(v) => v.0.max(1),
+        Bound::Excluded(v) => v.0.saturating_add(1).max(1),
+        Bound::Unbounded => 1,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(v) => v.0.min(head.0),
+        Bound::Excluded(v) => v.0.saturating_sub(1).min(head.0),
+        Bound::Unbounded => head.0,
+    };
+    (Version(from), Version(to))
+}
+
+impl Engine {
+    /// Starts building an engine for `dir` with default options.
+    pub fn builder(dir: impl AsRef<Path>) -> EngineBuilder {
+        EngineBuilder::new(dir.as_ref())
+    }
+
+    /// Opens (or creates) the store in `dir`, recovering from a crash if needed: a torn tail of
+    /// the log is removed (or refused, per [`Options::recovery_mode`]), records past fjall's
+    /// recovery point are re-indexed, and index entries past the log's end are dropped.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another writer has the store open, corruption errors naming the file
+    /// and offset, I/O and metadata errors, invalid options.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref().to_path_buf();
+        options.validate()?;
+        let storage = options.storage.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source: e,
+        })?;
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| LogError::Io { op: "create directory", path: dir.clone(), source: e })?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_guard = storage.lock_exclusive(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked { path: lock_path.clone() }
+            } else {
+                Error::Log(LogError::Io { op: "lock", path: lock_path.clone(), source: e })
+            }
+        })?;
+        let meta_path = dir.join(META_DIR);
+        let meta = Meta::open(&meta_path)?;
+        let start = meta.recovery_point()?;
+
+        let mut catalog = Catalog::default();
+        let mut records = meta.streams()?;
+        records.sort_by_key(|r| r.id);
+        for (i, r) in records.iter().enumerate() {
+            if r.id.0 != i as u64 + 1 {
+                return Err(Error::CorruptMeta {
+                    keyspace: "streams",
+                    reason: format!("stream ids are not dense: found {} at position {}", r.id, i + 1),
+                });
+            }
+            catalog.add_stream(r.id, &r.name, r.created, r.head, true);
+        }
+
+        let mut apply_error: Option<Error> = None;
+        let mut reindexed = 0u64;
+        let (log, log_report) = Log::open(
+            storage,
+            &dir.join(LOG_DIR),
+            options.log_options(),
+            start,
+            &mut |record, location| {
+                if apply_error.is_none() {
+                    match catalog.apply(&record, location) {
+                        Ok(()) => reindexed += u64::from(record.header.kind == RecordKind::Event),
+                        Err(e) => apply_error = Some(e),
+                    }
+                }
+            },
+        )?;
+        if let Some(e) = apply_error {
+            return Err(e);
+        }
+
+        let mut open_report = OpenReport {
+            log: log_report,
+            reindexed,
+            index_entries_dropped: 0,
+            streams_dropped: 0,
+        };
+        if open_report.log.start_was_past_end {
+            drop_past_end(&meta, &mut catalog, open_report.log.end.lsn, &mut open_report)?;
+        }
+
+        let inner = Arc::new(Inner {
+            dir,
+            options,
+            log,
+            meta,
+            catalog: Mutex::new(catalog),
+            signal: Mutex::new(FlusherSignal::default()),
+            signal_cv: Condvar::new(),
+            flush_lock: Mutex::new(()),
+            last_flush_error: Mutex::new(None),
+            open_report,
+            _lock: lock_guard,
+        });
+        // Index what recovery found right away, so the next open starts from here.
+        inner.flush_round()?;
+        inner.meta.persist()?;
+        let worker = inner.clone();
+        let flusher = std::thread::Builder::new()
+            .name("helios-flusher".into())
+            .spawn(move || worker.flusher_loop())
+            .map_err(|e| LogError::Io { op: "spawn flusher thread", path: PathBuf::new(), source: e })?;
+        Ok(Engine {
+            inner,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// The store's directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// What opening found and repaired.
+    #[must_use]
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.open_report
+    }
+
+    /// Creates a stream (durably, as one critical record) or returns the existing one's id.
+    ///
+    /// # Errors
+    /// An invalid name, log errors.
+    pub fn create_stream(&self, name: &str) -> Result<StreamId> {
+        validate_name(name)?;
+        let mut cat = lock(&self.inner.catalog);
+        if let Some(&id) = cat.by_name.get(name) {
+            return Ok(id);
+        }
+        let id = cat.next_id();
+        let record = NewRecord {
+            stream: id,
+            version: Version::ZERO,
+            kind: RecordKind::CreateStream,
+            payload: name.as_bytes(),
+        };
+        let mut locations = std::mem::take(&mut cat.scratch);
+        locations.clear();
+        let lsn = self.inner.log.append(&[record], Durability::Critical, &mut locations)?;
+        let location = locations[0];
+        cat.scratch = locations;
+        cat.add_stream(id, name, lsn, Version::ZERO, false);
+        cat.mark_dirty(id);
+        cat.batch_ends.push_back(location);
+        drop(cat);
+        self.inner.log.sync_to(lsn)?;
+        Ok(id)
+    }
+
+    /// Appends `events` to `stream` atomically (all or none), creating the stream on its first
+    /// append. With `expected = Some(v)` the append happens only if the stream's head is `v`
+    /// (use [`Version::ZERO`] for "the stream must be new or empty"); otherwise it fails with
+    /// [`Error::Conflict`].
+    ///
+    /// [`Durability::Critical`] returns after the events are on stable storage (sharing the
+    /// fdatasync with concurrent critical appends); [`Durability::Normal`] returns after a
+    /// buffered write, synced within [`Options::sync_window_ms`].
+    ///
+    /// # Errors
+    /// [`Error::Conflict`], [`Error::EmptyAppend`], invalid names, log errors (a poisoned log
+    /// refuses every append).
+    pub fn append<E: AsRef<[u8]>>(
+        &self,
+        stream: &str,
+        events: &[E],
+        durability: Durability,
+        expected: Option<Version>,
+    ) -> Result<Appended> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        let mut cat = lock(&self.inner.catalog);
+        let (id, head, creating) = match cat.by_name.get(stream) {
+            Some(&id) => (id, cat.get(id).map_or(Version::ZERO, |s| s.head), false),
+            None => {
+                validate_name(stream)?;
+                (cat.next_id(), Version::ZERO, true)
+            }
+        };
+        if let Some(expected) = expected {
+            if expected != head {
+                return Err(Error::Conflict {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual: head,
+                });
+            }
+        }
+        let mut records = Vec::with_capacity(events.len() + usize::from(creating));
+        if creating {
+            records.push(NewRecord {
+                stream: id,
+                version: Version::ZERO,
+                kind: RecordKind::CreateStream,
+                payload: stream.as_bytes(),
+            });
+        }
+        for (i, event) in events.iter().enumerate() {
+            records.push(NewRecord {
+                stream: id,
+                version: Version(head.0 + 1 + i as u64),
+                kind: RecordKind::Event,
+                payload: event.as_ref(),
+            });
+        }
+        let mut locations = std::mem::take(&mut cat.scratch);
+        locations.clear();
+        let result = self.inner.log.append(&records, durability, &mut locations);
+        let lsn = match result {
+            Ok(lsn) => lsn,
+            Err(e) => {
+                cat.scratch = locations;
+                return Err(e.into());
+            }
+        };
+        let mut event_locations = locations.iter();
+        if creating {
+            let created = event_locations.next().map_or(Lsn::ZERO, |l| l.lsn);
+            cat.add_stream(id, stream, created, Version::ZERO, false);
+        }
+        let last = Version(head.0 + events.len() as u64);
+        if let Some(st) = cat.get_mut(id) {
+            st.recent.extend(event_locations.copied());
+            st.head = last;
+        }
+        cat.mark_dirty(id);
+        if let Some(end) = locations.last() {
+            let end = *end;
+            cat.batch_ends.push_back(end);
+        }
+        cat.scratch = locations;
+        drop(cat);
+        match durability {
+            Durability::Critical => self.inner.log.sync_to(lsn)?,
+            Durability::Normal => {
+                if self.inner.log.unsynced_bytes() >= self.inner.options.sync_window_bytes {
+                    self.inner.wake_flusher();
+                }
+            }
+        }
+        Ok(Appended {
+            stream: id,
+            first: Version(head.0 + 1),
+            last,
+            lsn,
+        })
+    }
+
+    /// The head version of `stream`, or `None` if no such stream exists.
+    #[must_use]
+    pub fn head(&self, stream: &str) -> Option<Version> {
+        let cat = lock(&self.inner.catalog);
+        let id = *cat.by_name.get(stream)?;
+        cat.get(id).map(|s| s.head)
+    }
+
+    /// The id of `stream`, if it exists.
+    #[must_use]
+    pub fn stream_id(&self, stream: &str) -> Option<StreamId> {
+        lock(&self.inner.catalog).by_name.get(stream).copied()
+    }
+
+    /// Every stream, by id.
+    #[must_use]
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let cat = lock(&self.inner.catalog);
+        cat.streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StreamInfo {
+                id: StreamId(i as u64 + 1),
+                name: s.name.to_string(),
+                head: s.head,
+            })
+            .collect()
+    }
+
+    /// Reads the events of `stream` whose versions fall in `versions` (clamped to `1..=head` as
+    /// of this call), in order. Events appended later are not included.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStream`]; the iterator yields log errors (corruption names the file and
+    /// offset) and [`Error::IndexMismatch`].
+    pub fn read(&self, stream: &str, versions: impl RangeBounds<Version>) -> Result<ReadIter<'_>> {
+        let cat = lock(&self.inner.catalog);
+        let id = *cat.by_name.get(stream).ok_or_else(|| Error::UnknownStream {
+            stream: stream.to_owned(),
+        })?;
+        let head = cat.get(id).map_or(Version::ZERO, |s| s.head);
+        drop(cat);
+        let (from, to) = version_bounds(&versions, head);
+        Ok(ReadIter {
+            inner: &self.inner,
+            stream: id,
+            next: from,
+            last: to,
+            pending: VecDeque::new(),
+            failed: false,
+        })
+    }
+
+    /// Iterates every event of every stream in log order, starting at `from` (use
+    /// [`Lsn::ZERO`] or `Lsn(1)` for the beginning), up to the end of the log as of this call.
+    /// This is what a subscriber or projection reads; resume from the last event's `lsn + 1`.
+    ///
+    /// # Errors
+    /// Log errors.
+    pub fn events_from(&self, from: Lsn) -> Result<GlobalIter<'_>> {
+        Ok(GlobalIter {
+            inner: self.inner.log.iter_from(from)?,
+        })
+    }
+
+    /// Makes every append so far durable and indexes it; returns the last durable LSN.
+    ///
+    /// # Errors
+    /// Log and metadata errors.
+    pub fn sync(&self) -> Result<Lsn> {
+        self.inner.flush_round()?;
+        Ok(self.inner.log.synced_lsn())
+    }
+
+    /// The log's segments, oldest first.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        Ok(self.inner.log.segments()?)
+    }
+
+    /// The last LSN appended, durable or not.
+    #[must_use]
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.log.appended_lsn()
+    }
+
+    /// The first error the background flusher met, if any (a failed sync also poisons the log,
+    /// so appends report it too).
+    #[must_use]
+    pub fn flusher_error(&self) -> Option<String> {
+        lock(&self.inner.last_flush_error).clone()
+    }
+
+    /// Shuts down cleanly, reporting any error (dropping does the same and ignores errors).
+    ///
+    /// # Errors
+    /// Log and metadata errors of the final sync.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let Some(flusher) = self.flusher.take() else {
+            return Ok(());
+        };
+        {
+            let mut signal = lock(&self.inner.signal);
+            signal.shutdown = true;
+        }
+        self.inner.signal_cv.notify_all();
+        // The flusher thread never panics on its own (it records errors instead).
+        let _ = flusher.join();
+        if self.inner.log.is_poisoned() {
+            return Ok(());
+        }
+        self.inner.flush_round()?;
+        self.inner.meta.persist()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Errors here were already reported to the appends they concern (a failed sync
+        // poisons the log); nothing acknowledged as durable depends on this final round.
+        let _ = self.shutdown();
+    }
+}
+
+/// Removes fjall state that describes records past the log's real end.
+fn drop_past_end(meta: &Meta, catalog: &mut Catalog, end: Lsn, report: &mut OpenReport) -> Result<()> {
+    let mut batch = meta.batch();
+    while let Some(last) = catalog.streams.last() {
+        if last.created <= end {
+            break;
+        }
+        let id = catalog.next_id();
+        let id = StreamId(id.0 - 1);
+        batch.remove_stream(id, &last.name);
+        for v in 1..=last.indexed_head.0 {
+            batch.remove_index(id, Version(v));
+            report.index_entries_dropped += 1;
+        }
+        let name = last.name.clone();
+        catalog.by_name.remove(&name);
+        catalog.streams.pop();
+        report.streams_dropped += 1;
+    }
+    for (i, st) in catalog.streams.iter_mut().enumerate() {
+        let id = StreamId(i as u64 + 1);
+        if st.indexed_head == Version::ZERO {
+            continue;
+        }
+        // Walk back from the head while entries lie past the end.
+        let mut keep = st.indexed_head;
+        let entries: Vec<_> = meta.index_range(id, Version(1), st.indexed_head).collect();
+        for entry in entries.into_iter().rev() {
+            let (version, location) = entry?;
+            if location.lsn <= end {
+                break;
+            }
+            batch.remove_index(id, version);
+            report.index_entries_dropped += 1;
+            keep = Version(version.0 - 1);
+        }
+        if keep != st.indexed_head {
+            st.indexed_head = keep;
+            st.head = keep;
+            st.recent.clear();
+            batch.put_stream(&StreamRecord {
+                id,
+                name: st.name.to_string(),
+                head: keep,
+                created: st.created,
+            });
+        }
+    }
+    batch.commit()
+}
+
+impl Inner {
+    fn wake_flusher(&self) {
+        lock(&self.signal).wake = true;
+        self.signal_cv.notify_one();
+    }
+
+    fn flusher_loop(&self) {
+        let window = Duration::from_millis(self.options.sync_window_ms);
+        loop {
+            {
+                let mut signal = lock(&self.signal);
+                if !signal.wake && !signal.shutdown {
+                    signal = self
+                        .signal_cv
+                        .wait_timeout(signal, window)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+                if signal.shutdown {
+                    return;
+                }
+                signal.wake = false;
+            }
+            if self.log.is_poisoned() {
+                // Nothing can be made durable any more; appends report the poisoning.
+                continue;
+            }
+            if let Err(e) = self.flush_round() {
+                let mut slot = lock(&self.last_flush_error);
+                if slot.is_none() {
+                    *slot = Some(e.to_string());
+                }
+            }
+            if let Err(e) = self.log.prepare_spare_segment() {
+                let mut slot = lock(&self.last_flush_error);
+                if slot.is_none() {
+                    *slot = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Syncs the log and moves every durable index entry from memory into fjall, with the
+    /// recovery point, in one atomic batch.
+    fn flush_round(&self) -> Result<()> {
+        let _round = lock(&self.flush_lock);
+        let synced = if self.log.appended_lsn() > self.log.synced_lsn() {
+            self.log.sync_all()?
+        } else {
+            self.log.synced_lsn()
+        };
+        let mut batch = self.meta.batch();
+        let mut moved: Vec<(StreamId, usize)> = Vec::new();
+        {
+            let mut cat = lock(&self.catalog);
+            let mut recovery_point = None;
+            while cat.batch_ends.front().is_some_and(|l| l.lsn <= synced) {
+                recovery_point = cat.batch_ends.pop_front();
+            }
+            let Some(recovery_point) = recovery_point else {
+                return Ok(());
+            };
+            let dirty = std::mem::take(&mut cat.dirty);
+            for id in dirty {
+                let Some(st) = cat.get_mut(id) else { continue };
+                let durable = st.recent.iter().take_while(|l| l.lsn <= synced).count();
+                for (i, location) in st.recent.iter().take(durable).enumerate() {
+                    batch.put_index(id, Version(st.indexed_head.0 + 1 + i as u64), location);
+                }
+                if durable > 0 || (!st.persisted && st.created <= synced) {
+                    batch.put_stream(&StreamRecord {
+                        id,
+                        name: st.name.to_string(),
+                        head: Version(st.indexed_head.0 + durable as u64),
+                        created: st.created,
+                    });
+                    moved.push((id, durable));
+                }
+                st.dirty = false;
+                if st.recent.len() > durable || !(st.persisted || st.created <= synced) {
+                    cat.mark_dirty(id);
+                }
+            }
+            batch.set_recovery_point(&recovery_point);
+        }
+        batch.commit()?;
+        let mut cat = lock(&self.catalog);
+        for (id, count) in moved {
+            if let Some(st) = cat.get_mut(id) {
+                st.recent.drain(..count);
+                st.indexed_head = Version(st.indexed_head.0 + count as u64);
+                st.persisted = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over one stream's events, from [`Engine::read`].
+#[derive(Debug)]
+pub struct ReadIter<'a> {
+    inner: &'a Inner,
+    stream: StreamId,
+    next: Version,
+    last: Version,
+    pending: VecDeque<(Version, Location)>,
+    failed: bool,
+}
+
+impl ReadIter<'_> {
+    fn fill(&mut self) -> Result<()> {
+        let chunk_end = Version(self.last.0.min(self.next.0 + READ_CHUNK - 1));
+        let cat = lock(&self.inner.catalog);
+        let st = cat.get(self.stream).ok_or_else(|| Error::UnknownStream {
+            stream: self.stream.to_string(),
+        })?;
+        if self.next > st.indexed_head {
+            let skip = usize::try_from(self.next.0 - st.indexed_head.0 - 1).unwrap_or(usize::MAX);
+            let take = usize::try_from(chunk_end.0 - self.next.0 + 1).unwrap_or(usize::MAX);
+            for (i, location) in st.recent.iter().skip(skip).take(take).enumerate() {
+                self.pending.push_back((Version(self.next.0 + i as u64), *location));
+            }
+            return Ok(());
+        }
+        let end = chunk_end.min(st.indexed_head);
+        drop(cat);
+        let mut expect = self.next;
+        for entry in self.inner.meta.index_range(self.stream, self.next, end) {
+            let (version, location) = entry?;
+            if version != expect {
+                return Err(Error::IndexMismatch {
+                    stream: self.stream.0,
+                    version: expect,
+                    reason: format!("the index has no entry (next entry is {version})"),
+                });
+            }
+            self.pending.push_back((version, location));
+            expect = Version(expect.0 + 1);
+        }
+        if expect <= end {
+            return Err(Error::IndexMismatch {
+                stream: self.stream.0,
+                version: expect,
+                reason: "the index has no entry".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for ReadIter<'_> {
+    type Item = Result<Event>;
+
+    fn next(&mut self) -> Option<Result<Event>> {
+        if self.failed || self.next > self.last {
+            return None;
+        }
+        if self.pending.is_empty() {
+            if let Err(e) = self.fill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+        let (version, location) = self.pending.pop_front()?;
+        self.next = Version(version.0 + 1);
+        let stream = self.stream;
+        let event = self.inner.log.read_with(location, Event::from_record);
+        Some(match event {
+            Ok(event) if event.stream == stream && event.version == version => Ok(event),
+            Ok(event) => {
+                self.failed = true;
+                Err(Error::IndexMismatch {
+                    stream: stream.0,
+                    version,
+                    reason: format!("the index points at {} {} of {}", event.lsn, event.version, event.stream),
+                })
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e.into())
+            }
+        })
+    }
+}
+
+/// Iterator over all events in log order, from [`Engine::events_from`].
+#[derive(Debug)]
+pub struct GlobalIter<'a> {
+    inner: LogIter<'a>,
+}
+
+impl Iterator for GlobalIter<'_> {
+    type Item = Result<Event>;
+
+    fn next(&mut self) -> Option<Result<Event>> {
+        loop {
+            match self.inner.next()? {
+                Ok(record) if record.header.kind == RecordKind::Event => {
+                    return Some(Ok(Event {
+                        stream: record.header.stream,
+                        version: record.header.version,
+                        lsn: record.header.lsn,
+                        timestamp_us: record.header.timestamp_us,
+                        durability: record.header.class,
+                        payload: record.payload,
+                    }));
+                }
+                Ok(_) => {}
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Errors of the engine's public API.
+
+use std::path::PathBuf;
+
+use helios_log::{LogError, Version};
+
+/// Everything the engine's operations can fail with. Messages name the stream, file or key
+/// involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The log failed: I/O, corruption (with file and byte offset), a torn tail in refuse mode,
+    /// or a writer poisoned by an earlier failure.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The metadata store (fjall) failed.
+    #[error("metadata store (fjall) failed while {op}: {source}")]
+    Meta {
+        /// What was being done.
+        op: &'static str,
+        /// fjall's error.
+        #[source]
+        source: fjall::Error,
+    },
+    /// The metadata holds a value this build cannot decode.
+    #[error("corrupt metadata in keyspace `{keyspace}`: {reason}")]
+    CorruptMeta {
+        /// The fjall keyspace.
+        keyspace: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was written by a format this build does not read.
+    #[error("{path} holds metadata format version {found}; this build reads version {supported}")]
+    UnsupportedFormat {
+        /// The metadata directory.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version this build reads and writes.
+        supported: u32,
+    },
+    /// Another writer holds the store.
+    #[error("{path} is locked: another process (or another Engine in this process) has this store open")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// Optimistic concurrency: the stream's head is not what the caller expected.
+    #[error("conflict on stream `{stream}`: expected head {expected}, but the head is {actual}")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// The head the caller expected.
+        expected: Version,
+        /// The actual head.
+        actual: Version,
+    },
+    /// No stream of that name exists.
+    #[error("unknown stream `{stream}`")]
+    UnknownStream {
+        /// The name asked for.
+        stream: String,
+    },
+    /// A stream name that cannot be used.
+    #[error("invalid stream name {stream:?}: {reason}")]
+    InvalidStreamName {
+        /// The name.
+        stream: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An append with no events.
+    #[error("an append needs at least one event")]
+    EmptyAppend,
+    /// Options that cannot work.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOptions {
+        /// The option.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A directory that is not a Helios store.
+    #[error("{path} is not a Helios store (it has no log/ directory)")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The index and the log disagree.
+    #[error("index and log disagree for stream #{stream} {version}: {reason}")]
+    IndexMismatch {
+        /// The stream id.
+        stream: u64,
+        /// The version.
+        version: Version,
+        /// What differs.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn meta(op: &'static str) -> impl FnOnce(fjall::Error) -> Error {
+        move |source| Error::Meta { op, source }
+    }
+}
+
+/// Result of engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

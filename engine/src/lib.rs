@@ -1,0 +1,42 @@
+//! Helios: an embeddable event-sourced storage engine.
+//!
+//! This crate is the public API. It owns streams (names, ids, versions, optimistic
+//! concurrency), the durability classes over the log (group commit for
+//! [`Durability::Critical`], a write-behind flusher for [`Durability::Normal`]), the metadata
+//! in fjall (stream catalog, the `(stream, version)` index, the recovery point) and recovery at
+//! open. It does not own the bytes of the log (the `helios-log` crate does) and, by design,
+//! nothing in fjall is a source of truth: every byte of it can be rebuilt from the log.
+//!
+//! ```
+//! use helios::{Durability, Engine, Options, Version};
+//!
+//! # fn main() -> Result<(), helios::Error> {
+//! let dir = tempfile::tempdir().expect("temporary directory");
+//! let engine = Engine::open(dir.path(), Options::default())?;
+//! // Critical: returns once the events are on stable storage.
+//! let appended = engine.append("account-42", &["opened", "deposited 100"], Durability::Critical, Some(Version::ZERO))?;
+//! assert_eq!(appended.last, Version(2));
+//! // Optimistic concurrency: a stale expected head is a conflict.
+//! assert!(engine.append("account-42", &["withdrew 50"], Durability::Normal, Some(Version(1))).is_err());
+//! let events: Vec<_> = engine.read("account-42", ..)?.collect::<Result<_, _>>()?;
+//! assert_eq!(events[1].payload, b"deposited 100");
+//! # Ok(())
+//! # }
+//! ```
+
+mod engine;
+mod error;
+pub mod meta;
+mod options;
+mod verify;
+
+pub use engine::{
+    Appended, Engine, Event, GlobalIter, OpenReport, ReadIter, STREAM_NAME_LEN_MAX, StreamInfo,
+};
+pub use error::{Error, Result};
+pub use helios_log::{
+    CrashFault, Durability, FsStorage, Location, LogError, Lsn, RecoveryMode, RecoveryReport,
+    SegmentId, SegmentInfo, SimStorage, Storage, StreamId, Version,
+};
+pub use options::{DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options};
+pub use verify::{Finding, VerifyReport, verify};

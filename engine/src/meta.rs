@@ -1,0 +1,351 @@
+//! The metadata kept in fjall: one place for every key and value layout, and the few
+//! operations on them. Everything here is derived from the log and can be rebuilt from it.
+//!
+//! Keyspaces and layouts (integers big-endian in keys so that they sort, little-endian in
+//! values):
+//!
+//! | keyspace  | key                                   | value                                          |
+//! |-----------|---------------------------------------|------------------------------------------------|
+//! | `streams` | `b'n'` + name bytes                   | stream id `u64`                                |
+//! | `streams` | `b's'` + stream id `u64 BE`           | head `u64`, creation LSN `u64`, name bytes     |
+//! | `index`   | stream id `u64 BE` + version `u64 BE` | [`Location`]: lsn, segment, offset `u64`, frame length `u32` |
+//! | `meta`    | `format_version`                      | `u32`                                          |
+//! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
+use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
+
+use crate::error::{Error, Result};
+
+/// Format version of the metadata layouts above.
+pub const META_FORMAT_VERSION: u32 = 1;
+
+const FORMAT_KEY: &[u8] = b"format_version";
+const RECOVERY_KEY: &[u8] = b"recovery_point";
+
+/// Encoded length of a [`Location`].
+pub const LOCATION_LEN: usize = 8 // lsn
+    + 8 // segment
+    + 8 // offset
+    + 4; // frame_len_bytes
+const _: () = assert!(LOCATION_LEN == 28);
+
+/// Encoded length of an index key.
+pub const INDEX_KEY_LEN: usize = 8 // stream id
+    + 8; // version
+
+fn u64_le(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn u64_be(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Encodes a location.
+#[must_use]
+pub fn encode_location(location: &Location) -> [u8; LOCATION_LEN] {
+    let mut out = [0u8; LOCATION_LEN];
+    out[0..8].copy_from_slice(&location.lsn.0.to_le_bytes());
+    out[8..16].copy_from_slice(&location.segment.0.to_le_bytes());
+    out[16..24].copy_from_slice(&location.offset.to_le_bytes());
+    out[24..28].copy_from_slice(&location.frame_len_bytes.to_le_bytes());
+    out
+}
+
+/// Decodes a location.
+///
+/// # Errors
+/// [`Error::CorruptMeta`] if the bytes are not a location.
+pub fn decode_location(keyspace: &'static str, bytes: &[u8]) -> Result<Location> {
+    let bad = || Error::CorruptMeta {
+        keyspace,
+        reason: format!("a location must be {LOCATION_LEN} bytes, found {}", bytes.len()),
+    };
+    if bytes.len() != LOCATION_LEN {
+        return Err(bad());
+    }
+    let frame = bytes
+        .get(24..28)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(bad)?;
+    Ok(Location {
+        lsn: Lsn(u64_le(bytes, 0).ok_or_else(bad)?),
+        segment: SegmentId(u64_le(bytes, 8).ok_or_else(bad)?),
+        offset: u64_le(bytes, 16).ok_or_else(bad)?,
+        frame_len_bytes: frame,
+    })
+}
+
+/// The index key of `(stream, version)`.
+#[must_use]
+pub fn index_key(stream: StreamId, version: Version) -> [u8; INDEX_KEY_LEN] {
+    let mut out = [0u8; INDEX_KEY_LEN];
+    out[..8].copy_from_slice(&stream.0.to_be_bytes());
+    out[8..].copy_from_slice(&version.0.to_be_bytes());
+    out
+}
+
+/// Decodes an index key.
+#[must_use]
+pub fn decode_index_key(key: &[u8]) -> Option<(StreamId, Version)> {
+    if key.len() != INDEX_KEY_LEN {
+        return None;
+    }
+    Some((StreamId(u64_be(key, 0)?), Version(u64_be(key, 8)?)))
+}
+
+fn name_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len());
+    key.push(b'n');
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn stream_key(id: StreamId) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = b's';
+    key[1..].copy_from_slice(&id.0.to_be_bytes());
+    key
+}
+
+/// A stream's persisted record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamRecord {
+    /// Its id.
+    pub id: StreamId,
+    /// Its name.
+    pub name: String,
+    /// Its head as of the last metadata flush.
+    pub head: Version,
+    /// LSN of its creation record.
+    pub created: Lsn,
+}
+
+/// The fjall database and its keyspaces.
+pub struct Meta {
+    /// The database.
+    pub db: Database,
+    streams: Keyspace,
+    index: Keyspace,
+    meta: Keyspace,
+}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meta")
+    }
+}
+
+impl Meta {
+    /// Opens (or creates) the metadata store in `path`.
+    ///
+    /// # Errors
+    /// fjall errors; [`Error::UnsupportedFormat`] for another format version.
+    pub fn open(path: &std::path::Path) -> Result<Meta> {
+        let db = Database::builder(path)
+            .worker_threads(1)
+            .open()
+            .map_err(Error::meta("opening the database"))?;
+        let keyspace = |name: &'static str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(Error::meta("opening a keyspace"))
+        };
+        let meta = Meta {
+            streams: keyspace("streams")?,
+            index: keyspace("index")?,
+            meta: keyspace("meta")?,
+            db,
+        };
+        match meta.meta.get(FORMAT_KEY).map_err(Error::meta("reading the format version"))? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(&*v).map(u32::from_le_bytes).map_err(|_| {
+                    Error::CorruptMeta {
+                        keyspace: "meta",
+                        reason: format!("format_version must be 4 bytes, found {}", v.len()),
+                    }
+                })?;
+                if found != META_FORMAT_VERSION {
+                    return Err(Error::UnsupportedFormat {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: META_FORMAT_VERSION,
+                    });
+                }
+            }
+            None => meta
+                .meta
+                .insert(FORMAT_KEY, META_FORMAT_VERSION.to_le_bytes())
+                .map_err(Error::meta("writing the format version"))?,
+        }
+        Ok(meta)
+    }
+
+    /// The recovery point: location of the last record whose effects are in the metadata.
+    ///
+    /// # Errors
+    /// fjall errors, undecodable values.
+    pub fn recovery_point(&self) -> Result<Option<Location>> {
+        self.meta
+            .get(RECOVERY_KEY)
+            .map_err(Error::meta("reading the recovery point"))?
+            .map(|v| decode_location("meta", &v))
+            .transpose()
+    }
+
+    /// Every stream record.
+    ///
+    /// # Errors
+    /// fjall errors, undecodable values.
+    pub fn streams(&self) -> Result<Vec<StreamRecord>> {
+        let mut out = Vec::new();
+        for guard in self.streams.prefix(b"s") {
+            let (key, value) = guard.into_inner().map_err(Error::meta("reading streams"))?;
+            let bad = |what: &str| Error::CorruptMeta {
+                keyspace: "streams",
+                reason: format!("stream entry {key:?}: {what}"),
+            };
+            let id = u64_be(&key, 1).ok_or_else(|| bad("short key"))?;
+            let head = u64_le(&value, 0).ok_or_else(|| bad("short value"))?;
+            let created = u64_le(&value, 8).ok_or_else(|| bad("short value"))?;
+            let name = std::str::from_utf8(&value[16..])
+                .map_err(|_| bad("name is not UTF-8"))?
+                .to_owned();
+            out.push(StreamRecord {
+                id: StreamId(id),
+                name,
+                head: Version(head),
+                created: Lsn(created),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Starts a batch.
+    #[must_use]
+    pub fn batch(&self) -> MetaBatch<'_> {
+        MetaBatch {
+            meta: self,
+            batch: self.db.batch(),
+        }
+    }
+
+    /// Index entries of `stream` for versions `from..=to`, in order.
+    pub fn index_range(
+        &self,
+        stream: StreamId,
+        from: Version,
+        to: Version,
+    ) -> impl Iterator<Item = Result<(Version, Location)>> + '_ {
+        let start = index_key(stream, from);
+        let end = index_key(stream, to);
+        self.index.range(start..=end).map(|guard| {
+            let (key, value) = guard.into_inner().map_err(Error::meta("reading the index"))?;
+            let (_, version) = decode_index_key(&key).ok_or_else(|| Error::CorruptMeta {
+                keyspace: "index",
+                reason: format!("index key of {} bytes", key.len()),
+            })?;
+            Ok((version, decode_location("index", &value)?))
+        })
+    }
+
+    /// Every index entry, in key order (for verification).
+    pub fn index_all(&self) -> impl Iterator<Item = Result<(StreamId, Version, Location)>> + '_ {
+        self.index.iter().map(|guard| {
+            let (key, value) = guard.into_inner().map_err(Error::meta("reading the index"))?;
+            let (stream, version) = decode_index_key(&key).ok_or_else(|| Error::CorruptMeta {
+                keyspace: "index",
+                reason: format!("index key of {} bytes", key.len()),
+            })?;
+            Ok((stream, version, decode_location("index", &value)?))
+        })
+    }
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// fjall errors.
+    pub fn persist(&self) -> Result<()> {
+        self.db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(Error::meta("persisting"))
+    }
+}
+
+/// An atomic batch of metadata changes.
+pub struct MetaBatch<'a> {
+    meta: &'a Meta,
+    batch: OwnedWriteBatch,
+}
+
+impl MetaBatch<'_> {
+    /// Records the index entry of `(stream, version)`.
+    pub fn put_index(&mut self, stream: StreamId, version: Version, location: &Location) {
+        self.batch.insert(
+            &self.meta.index,
+            index_key(stream, version).to_vec(),
+            encode_location(location).to_vec(),
+        );
+    }
+
+    /// Removes the index entry of `(stream, version)`.
+    pub fn remove_index(&mut self, stream: StreamId, version: Version) {
+        self.batch
+            .remove(&self.meta.index, index_key(stream, version).to_vec());
+    }
+
+    /// Records a stream's name, head and creation LSN.
+    pub fn put_stream(&mut self, record: &StreamRecord) {
+        self.batch
+            .insert(&self.meta.streams, name_key(&record.name), record.id.0.to_le_bytes().to_vec());
+        let mut value = Vec::with_capacity(16 + record.name.len());
+        value.extend_from_slice(&record.head.0.to_le_bytes());
+        value.extend_from_slice(&record.created.0.to_le_bytes());
+        value.extend_from_slice(record.name.as_bytes());
+        self.batch
+            .insert(&self.meta.streams, stream_key(record.id).to_vec(), value);
+    }
+
+    /// Removes a stream's records.
+    pub fn remove_stream(&mut self, id: StreamId, name: &str) {
+        self.batch.remove(&self.meta.streams, name_key(name));
+        self.batch.remove(&self.meta.streams, stream_key(id).to_vec());
+    }
+
+    /// Sets the recovery point.
+    pub fn set_recovery_point(&mut self, location: &Location) {
+        self.batch
+            .insert(&self.meta.meta, RECOVERY_KEY, encode_location(location).to_vec());
+    }
+
+    /// Commits the batch atomically (buffered: the metadata is derived from the log, so it
+    /// need not be synced for correctness; only for a fast next open).
+    ///
+    /// # Errors
+    /// fjall errors.
+    pub fn commit(self) -> Result<()> {
+        self.batch.commit().map_err(Error::meta("committing a batch"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_round_trip() {
+        let location = Location {
+            lsn: Lsn(9),
+            segment: SegmentId(3),
+            offset: 4096,
+            frame_len_bytes: 77,
+        };
+        assert_eq!(decode_location("index", &encode_location(&location)).ok(), Some(location));
+        assert!(decode_location("index", &[1, 2, 3]).is_err());
+        let key = index_key(StreamId(5), Version(6));
+        assert_eq!(decode_index_key(&key), Some((StreamId(5), Version(6))));
+        assert!(index_key(StreamId(1), Version(300)) < index_key(StreamId(2), Version(1)));
+        assert!(index_key(StreamId(1), Version(255)) < index_key(StreamId(1), Version(256)));
+    }
+}

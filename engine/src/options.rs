@@ -1,0 +1,147 @@
+//! Engine options, with documented defaults, and the builder.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use helios_log::{FsStorage, LogOptions, RecoveryMode, Storage};
+
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// Default write-behind window for [`crate::Durability::Normal`] appends: 10 ms.
+pub const DEFAULT_SYNC_WINDOW_MS: u64 = 10;
+/// Default write-behind byte budget: 1 MiB of unsynced appends wakes the flusher early.
+pub const DEFAULT_SYNC_WINDOW_BYTES: u64 = 1 << 20;
+
+/// Options of an [`Engine`]. Build with [`Options::default`] and set fields, or use
+/// [`Engine::builder`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Size of each log segment, preallocated with zeros. Default: 64 MiB
+    /// ([`helios_log::DEFAULT_SEGMENT_SIZE_BYTES`]).
+    pub segment_size_bytes: u64,
+    /// Bytes of appends buffered in memory before they are written to the segment file.
+    /// Default: 256 KiB ([`helios_log::DEFAULT_WRITE_BUFFER_BYTES`]).
+    pub write_buffer_bytes: usize,
+    /// Longest time a [`crate::Durability::Normal`] append stays unsynced. Default:
+    /// [`DEFAULT_SYNC_WINDOW_MS`].
+    pub sync_window_ms: u64,
+    /// Unsynced bytes that trigger a sync before the window ends. Default:
+    /// [`DEFAULT_SYNC_WINDOW_BYTES`].
+    pub sync_window_bytes: u64,
+    /// What to do with a torn tail found on open. Default: [`RecoveryMode::Truncate`].
+    pub recovery_mode: RecoveryMode,
+    /// Where the log's files live. The fjall metadata always lives on the real file system, in
+    /// the store directory. Default: [`FsStorage`].
+    pub storage: Arc<dyn Storage>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let log = LogOptions::default();
+        Options {
+            segment_size_bytes: log.segment_size_bytes,
+            write_buffer_bytes: log.write_buffer_bytes,
+            sync_window_ms: DEFAULT_SYNC_WINDOW_MS,
+            sync_window_bytes: DEFAULT_SYNC_WINDOW_BYTES,
+            recovery_mode: log.recovery_mode,
+            storage: Arc::new(FsStorage),
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.segment_size_bytes < helios_log::MIN_SEGMENT_SIZE_BYTES {
+            return Err(Error::InvalidOptions {
+                option: "segment_size_bytes",
+                reason: format!(
+                    "{} is below the minimum of {}",
+                    self.segment_size_bytes,
+                    helios_log::MIN_SEGMENT_SIZE_BYTES
+                ),
+            });
+        }
+        if self.sync_window_ms == 0 {
+            return Err(Error::InvalidOptions {
+                option: "sync_window_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn log_options(&self) -> LogOptions {
+        LogOptions {
+            segment_size_bytes: self.segment_size_bytes,
+            write_buffer_bytes: self.write_buffer_bytes,
+            recovery_mode: self.recovery_mode,
+        }
+    }
+}
+
+/// Builds an [`Engine`]: `Engine::builder(dir).sync_window_ms(5).open()`.
+#[derive(Clone, Debug)]
+pub struct EngineBuilder {
+    dir: PathBuf,
+    options: Options,
+}
+
+impl EngineBuilder {
+    pub(crate) fn new(dir: &Path) -> EngineBuilder {
+        EngineBuilder {
+            dir: dir.to_path_buf(),
+            options: Options::default(),
+        }
+    }
+
+    /// Sets [`Options::segment_size_bytes`].
+    #[must_use]
+    pub fn segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.options.segment_size_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::write_buffer_bytes`].
+    #[must_use]
+    pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.options.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::sync_window_ms`].
+    #[must_use]
+    pub fn sync_window_ms(mut self, ms: u64) -> Self {
+        self.options.sync_window_ms = ms;
+        self
+    }
+
+    /// Sets [`Options::sync_window_bytes`].
+    #[must_use]
+    pub fn sync_window_bytes(mut self, bytes: u64) -> Self {
+        self.options.sync_window_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::recovery_mode`].
+    #[must_use]
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.options.recovery_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::storage`].
+    #[must_use]
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.options.storage = storage;
+        self
+    }
+
+    /// Opens the engine.
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open(self) -> Result<Engine> {
+        Engine::open(&self.dir, self.options)
+    }
+}

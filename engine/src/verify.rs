@@ -1,0 +1,146 @@
+//! Offline verification of a whole store: every log record's checksum and framing, and the
+//! fjall index against the log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, Storage};
+
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+
+/// One problem found by [`verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The file (a segment) or directory (the metadata) concerned.
+    pub path: PathBuf,
+    /// Byte offset in that file, when the problem has one.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "{} at byte {}: {}", self.path.display(), offset, self.reason),
+            None => write!(f, "{}: {}", self.path.display(), self.reason),
+        }
+    }
+}
+
+/// What [`verify`] checked and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Log records read and checksum-verified.
+    pub records: u64,
+    /// Of which, events.
+    pub events: u64,
+    /// Index entries checked against the log.
+    pub index_entries: u64,
+    /// Events past the recovery point, not yet in the index (the next open indexes them).
+    pub unindexed_events: u64,
+    /// Every problem found; empty when the store is sound.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    #[must_use]
+    pub fn is_sound(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Verifies the store in `dir` without changing it: every segment header and record checksum,
+/// LSN continuity and batch framing of the log; then every index entry in fjall against the
+/// record it points at, and every indexed-range event against the index. Needs the store's
+/// lock (fails with [`Error::Locked`] while a writer has it open).
+///
+/// # Errors
+/// [`Error::Locked`], I/O errors, a directory that is not a store.
+pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    let log_dir = dir.join("log");
+    if !log_dir.is_dir() {
+        return Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+        });
+    }
+    let storage = FsStorage;
+    let lock_path = dir.join("LOCK");
+    let _lock = storage.lock_exclusive(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked { path: lock_path.clone() }
+        } else {
+            Error::Log(LogError::Io { op: "lock", path: lock_path.clone(), source: e })
+        }
+    })?;
+
+    let mut report = VerifyReport::default();
+    let mut events: HashMap<(u64, u64), Location> = HashMap::new();
+    let problems = Log::verify(&storage, &log_dir, &mut |record, location| {
+        report.records += 1;
+        if record.header.kind == RecordKind::Event {
+            report.events += 1;
+            events.insert((record.header.stream.0, record.header.version.0), location);
+        }
+    })?;
+    let segment_path = |location: &Location| log_dir.join(format!("{:020}.log", location.segment.0));
+    report.findings.extend(problems.into_iter().map(|p| Finding {
+        path: p.path,
+        offset: Some(p.offset),
+        reason: p.reason,
+    }));
+
+    let meta_dir = dir.join("meta");
+    if !meta_dir.is_dir() {
+        report.unindexed_events = report.events;
+        return Ok(report);
+    }
+    let meta = Meta::open(&meta_dir)?;
+    let recovery_point = meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn);
+    let mut indexed = 0u64;
+    for entry in meta.index_all() {
+        let (stream, version, location) = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                report.findings.push(Finding { path: meta_dir.clone(), offset: None, reason: e.to_string() });
+                continue;
+            }
+        };
+        indexed += 1;
+        match events.remove(&(stream.0, version.0)) {
+            Some(actual) if actual == location => {}
+            Some(actual) => report.findings.push(Finding {
+                path: segment_path(&actual),
+                offset: Some(actual.offset),
+                reason: format!(
+                    "index entry of {stream} {version} points at {} in segment {} byte {}, but the record is here ({})",
+                    location.lsn, location.segment.0, location.offset, actual.lsn
+                ),
+            }),
+            None => report.findings.push(Finding {
+                path: segment_path(&location),
+                offset: Some(location.offset),
+                reason: format!("index entry of {stream} {version} points at {}, which is not in the log", location.lsn),
+            }),
+        }
+    }
+    report.index_entries = indexed;
+    for ((stream, version), location) in events {
+        if location.lsn <= recovery_point {
+            report.findings.push(Finding {
+                path: segment_path(&location),
+                offset: Some(location.offset),
+                reason: format!(
+                    "event of stream #{stream} v{version} ({}) is below the recovery point ({recovery_point}) but not indexed",
+                    location.lsn
+                ),
+            });
+        } else {
+            report.unindexed_events += 1;
+        }
+    }
+    report.findings.sort_by(|a, b| (&a.path, a.offset).cmp(&(&b.path, b.offset)));
+    Ok(report)
+}

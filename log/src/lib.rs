@@ -1,0 +1,24 @@
+//! The append-only, segmented event log: Helios' single source of truth.
+//!
+//! This crate owns the bytes on disk of the log and nothing else: segment files, record
+//! framing, appends with group commit, crash recovery of the log's own tail, and the storage
+//! trait all file I/O goes through. It knows nothing of fjall, indexes, checkpoints or state:
+//! a record is a (stream id, version, kind, payload) with an LSN. Keeping it free of fjall lets
+//! fuzz targets reach the decoders and recovery in seconds of build time.
+
+mod error;
+pub mod format;
+mod log;
+mod scan;
+pub mod storage;
+mod types;
+
+pub use error::{LogError, Result};
+pub use format::{RecordHeader, RecordRef};
+pub use log::{
+    DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Log, LogIter, LogOptions,
+    MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem, RecoveryMode, RecoveryReport,
+    SegmentInfo, TruncatedTail,
+};
+pub use storage::{CrashFault, FsStorage, SimStorage, Storage, StorageFile};
+pub use types::{Durability, Location, Lsn, Position, RecordKind, SegmentId, StreamId, Version};

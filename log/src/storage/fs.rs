@@ -1,0 +1,122 @@
+//! The real file system.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{LockGuard, ReadOnlyBytes, Storage, StorageFile};
+
+/// [`Storage`] on the real file system, with real `fdatasync`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsStorage;
+
+#[derive(Debug)]
+struct FsFile(File);
+
+impl StorageFile for FsFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl Storage for FsStorage {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn list_files(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Arc::new(FsFile(file)))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Arc::new(FsFile(file)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn map_readonly(&self, path: &Path) -> io::Result<ReadOnlyBytes> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            // A zero-length mapping is an error on Linux; an empty file has no bytes to share.
+            return Ok(ReadOnlyBytes::new(Vec::<u8>::new()));
+        }
+        Ok(ReadOnlyBytes::new(map::map_readonly(&file)?))
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(file)),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the lock is held by another writer",
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// The only module of this crate allowed to use `unsafe`: creating memory maps.
+#[expect(unsafe_code, reason = "memory-mapping a file is unsafe in memmap2's API")]
+mod map {
+    use std::fs::File;
+    use std::io;
+
+    /// Maps `file` read-only.
+    pub(super) fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
+        // SAFETY: memmap2 requires that the file not be modified or truncated while mapped, or
+        // reads through the map see changing bytes (or fault). The log maps only sealed segment
+        // files, which are immutable by its invariants: no code path writes to, truncates or
+        // removes a segment after sealing it while the log is open, and the directory lock keeps
+        // any other Helios writer out. Modification by an unrelated process is outside the
+        // storage contract (documented in docs/FORMAT.md, "Assumptions").
+        unsafe { memmap2::Mmap::map(file) }
+    }
+}

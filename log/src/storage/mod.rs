@@ -1,0 +1,146 @@
+//! All file I/O of the log goes through [`Storage`] and [`StorageFile`], so that the same code
+//! runs on the real file system ([`FsStorage`]) and on a simulated one ([`SimStorage`]) that can
+//! tear writes, lose unsynced bytes, run out of space and fail `fsync`.
+//!
+//! Paths are plain [`Path`]s; the simulated storage treats them as keys.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+mod fs;
+mod sim;
+
+pub use fs::FsStorage;
+pub use sim::{CrashFault, SimStorage};
+
+/// Read-only bytes of a whole file, mapped or copied. They stay valid and unchanged for as long
+/// as any clone is held.
+#[derive(Clone)]
+pub struct ReadOnlyBytes(Arc<dyn AsRef<[u8]> + Send + Sync>);
+
+impl ReadOnlyBytes {
+    /// Wraps bytes (a memory map, a vector).
+    pub fn new(bytes: impl AsRef<[u8]> + Send + Sync + 'static) -> ReadOnlyBytes {
+        ReadOnlyBytes(Arc::new(bytes))
+    }
+}
+
+impl std::ops::Deref for ReadOnlyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl Debug for ReadOnlyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadOnlyBytes({} bytes)", self.len())
+    }
+}
+
+/// A held exclusive lock; released when dropped.
+pub type LockGuard = Box<dyn Any + Send + Sync>;
+
+/// A file system, as the log needs it.
+pub trait Storage: Send + Sync + Debug {
+    /// Creates `path` and its parents. It **must** succeed if the directory exists.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+
+    /// Names of the entries directly inside `path` (files only, in no particular order).
+    ///
+    /// # Errors
+    /// The underlying I/O error, `NotFound` if the directory does not exist.
+    fn list_files(&self, path: &Path) -> io::Result<Vec<String>>;
+
+    /// Opens an existing file for reading and writing.
+    ///
+    /// # Errors
+    /// `NotFound` if it does not exist.
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>>;
+
+    /// Creates a new, empty file, replacing any file of that name. The file's existence is
+    /// durable only after [`Storage::sync_dir`] on its parent.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>>;
+
+    /// Atomically renames `from` to `to`, replacing `to`. Durable after [`Storage::sync_dir`].
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes a file.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Maps (or copies) a whole file read-only. The caller **must** never write to, truncate or
+    /// remove the file while the returned bytes are alive: the log only maps sealed segments,
+    /// which are immutable.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn map_readonly(&self, path: &Path) -> io::Result<ReadOnlyBytes>;
+
+    /// Takes an exclusive, non-blocking lock on `path` (creating the file if needed), held until
+    /// the guard is dropped. It **must** fail with `WouldBlock` when another holder has it,
+    /// whether in this process or another.
+    ///
+    /// # Errors
+    /// `WouldBlock` if the lock is held elsewhere, or the underlying I/O error.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard>;
+}
+
+/// An open file.
+pub trait StorageFile: Send + Sync + Debug {
+    /// Fills `buf` from `offset`. It **must** fail with `UnexpectedEof` if the file ends first.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Writes all of `buf` at `offset`, growing the file if needed. The bytes are durable only
+    /// after [`StorageFile::sync_data`] returns `Ok`; after a crash any unsynced part **may** be
+    /// lost, torn or damaged. On error, any prefix of `buf` may have been written.
+    ///
+    /// # Errors
+    /// The underlying I/O error (`StorageFull` when out of space).
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Makes every byte written so far durable (fdatasync). After an error the file's durable
+    /// content is unknown and the caller **must** stop trusting it.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// The file's length in bytes.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Whether the file is empty.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}

@@ -1,0 +1,167 @@
+//! Identities shared by the log and everything above it.
+//!
+//! Each identity is a newtype so that an LSN can never be passed where a version is expected.
+
+use std::fmt;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// The raw integer.
+            #[must_use]
+            pub const fn get(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// Log sequence number: the position of a record in the global log. The first record has LSN
+    /// 1; LSNs increase by exactly one per record, across segments, with no gaps.
+    Lsn,
+    "lsn "
+);
+id_newtype!(
+    /// A stream's numeric identity, assigned when the stream is created. Stream ids start at 1.
+    StreamId,
+    "stream #"
+);
+id_newtype!(
+    /// A version within one stream: the first event of a stream is version 1, and version 0 is
+    /// the empty stream before any event.
+    Version,
+    "v"
+);
+id_newtype!(
+    /// A segment's identity: the LSN of the first record it holds (or will hold), which is also
+    /// its file name.
+    SegmentId,
+    "segment "
+);
+
+impl Lsn {
+    /// The LSN before the first record: "nothing yet".
+    pub const ZERO: Lsn = Lsn(0);
+}
+
+impl Version {
+    /// The version of a stream that has no event.
+    pub const ZERO: Version = Version(0);
+}
+
+/// How hard an append works to survive a crash. Chosen per append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Returns only after the event is on stable storage (fdatasync). Concurrent critical appends
+    /// share one sync (group commit). Never lost once acknowledged.
+    Critical,
+    /// Returns after a buffered write; a background flusher syncs it within the sync window.
+    /// After a crash at most that window is lost, and what survives is a prefix of the log.
+    Normal,
+}
+
+impl Durability {
+    /// The byte stored in a record header.
+    #[must_use]
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Durability::Critical => 1,
+            Durability::Normal => 2,
+        }
+    }
+
+    /// Parses the byte stored in a record header.
+    #[must_use]
+    pub const fn from_byte(byte: u8) -> Option<Durability> {
+        match byte {
+            1 => Some(Durability::Critical),
+            2 => Some(Durability::Normal),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Durability::Critical => "critical",
+            Durability::Normal => "normal",
+        })
+    }
+}
+
+/// What a record means to the layers above the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A user event of a stream, at a version.
+    Event,
+    /// The creation of a stream: the payload is the stream's name and the version is 0. Written
+    /// in the same batch as the stream's first event (or alone for an explicit creation), so the
+    /// name-to-id mapping is itself in the log and can be rebuilt from it.
+    CreateStream,
+}
+
+impl RecordKind {
+    /// The byte stored in a record header.
+    #[must_use]
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            RecordKind::Event => 1,
+            RecordKind::CreateStream => 2,
+        }
+    }
+
+    /// Parses the byte stored in a record header.
+    #[must_use]
+    pub const fn from_byte(byte: u8) -> Option<RecordKind> {
+        match byte {
+            1 => Some(RecordKind::Event),
+            2 => Some(RecordKind::CreateStream),
+            _ => None,
+        }
+    }
+}
+
+/// Where a record lives: enough to read it back with one positioned read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// The record's LSN.
+    pub lsn: Lsn,
+    /// The segment holding it.
+    pub segment: SegmentId,
+    /// Byte offset of the frame in the segment file.
+    pub offset: u64,
+    /// Length of the whole frame in bytes (header and payload).
+    pub frame_len_bytes: u32,
+}
+
+impl Location {
+    /// Byte offset just past the frame.
+    #[must_use]
+    pub const fn end(&self) -> u64 {
+        self.offset + self.frame_len_bytes as u64
+    }
+}
+
+/// A position in the log between two records: everything up to and including `lsn` lies before
+/// `offset` in `segment`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// LSN of the last record before this position, or [`Lsn::ZERO`].
+    pub lsn: Lsn,
+    /// Segment the position is in.
+    pub segment: SegmentId,
+    /// Byte offset in that segment's file.
+    pub offset: u64,
+}
