@@ -1,1 +1,12 @@
-//! TODO
+//! Checkpoint hierarchy for Helios.
+//!
+//! This crate is responsible for which versions get checkpoints at which level, and (as the
+//! checkpoint issue lands) the checkpoint file format, building, the memory-mapped store and its
+//! validation. It knows nothing of the log or fjall: it works on versions and sorted runs of
+//! entries handed to it.
+//!
+//! What exists today is the level policy, the part every other piece is defined against.
+
+mod policy;
+
+pub use policy::{Layer, LevelPolicy, PolicyError};

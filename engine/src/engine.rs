@@ -128,7 +128,10 @@ struct Catalog {
 
 impl Catalog {
     fn get(&self, id: StreamId) -> Option<&StreamState> {
-        usize::try_from(id.0).ok()?.checked_sub(1).and_then(|i| self.streams.get(i))
+        usize::try_from(id.0)
+            .ok()?
+            .checked_sub(1)
+            .and_then(|i| self.streams.get(i))
     }
 
     fn get_mut(&mut self, id: StreamId) -> Option<&mut StreamState> {
@@ -143,15 +146,22 @@ impl Catalog {
     }
 
     fn mark_dirty(&mut self, id: StreamId) {
-        if let Some(st) = self.get_mut(id) {
-            if !st.dirty {
-                st.dirty = true;
-                self.dirty.push(id);
-            }
+        if let Some(st) = self.get_mut(id)
+            && !st.dirty
+        {
+            st.dirty = true;
+            self.dirty.push(id);
         }
     }
 
-    fn add_stream(&mut self, id: StreamId, name: &str, created: Lsn, head: Version, persisted: bool) {
+    fn add_stream(
+        &mut self,
+        id: StreamId,
+        name: &str,
+        created: Lsn,
+        head: Version,
+        persisted: bool,
+    ) {
         debug_assert_eq!(id, self.next_id(), "stream ids are dense");
         let name: Arc<str> = Arc::from(name);
         self.by_name.insert(name.clone(), id);
@@ -175,30 +185,38 @@ impl Catalog {
                     return Ok(()); // Already known from fjall.
                 }
                 if header.stream != self.next_id() {
-                    return Err(corrupt_record(&location, format!(
-                        "creates {} but the next stream id is {}",
-                        header.stream,
-                        self.next_id()
-                    )));
+                    return Err(corrupt_record(
+                        &location,
+                        format!(
+                            "creates {} but the next stream id is {}",
+                            header.stream,
+                            self.next_id()
+                        ),
+                    ));
                 }
-                let name = std::str::from_utf8(record.payload).map_err(|_| {
-                    corrupt_record(&location, "stream name is not UTF-8".into())
-                })?;
+                let name = std::str::from_utf8(record.payload)
+                    .map_err(|_| corrupt_record(&location, "stream name is not UTF-8".into()))?;
                 self.add_stream(header.stream, name, header.lsn, Version::ZERO, false);
                 self.mark_dirty(header.stream);
             }
             RecordKind::Event => {
                 let Some(st) = self.get_mut(header.stream) else {
-                    return Err(corrupt_record(&location, format!("event of unknown {}", header.stream)));
+                    return Err(corrupt_record(
+                        &location,
+                        format!("event of unknown {}", header.stream),
+                    ));
                 };
                 if header.version <= st.head {
                     return Ok(()); // Already indexed.
                 }
                 if header.version.0 != st.head.0 + 1 {
-                    return Err(corrupt_record(&location, format!(
-                        "{} of {} follows head {}",
-                        header.version, header.stream, st.head
-                    )));
+                    return Err(corrupt_record(
+                        &location,
+                        format!(
+                            "{} of {} follows head {}",
+                            header.version, header.stream, st.head
+                        ),
+                    ));
                 }
                 st.head = header.version;
                 st.recent.push_back(location);
@@ -251,7 +269,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -313,15 +333,23 @@ impl Engine {
             path: dir.clone(),
             source: e,
         })?;
-        storage
-            .create_dir_all(&dir)
-            .map_err(|e| LogError::Io { op: "create directory", path: dir.clone(), source: e })?;
+        storage.create_dir_all(&dir).map_err(|e| LogError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source: e,
+        })?;
         let lock_path = dir.join(LOCK_FILE);
         let lock_guard = storage.lock_exclusive(&lock_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked { path: lock_path.clone() }
+                Error::Locked {
+                    path: lock_path.clone(),
+                }
             } else {
-                Error::Log(LogError::Io { op: "lock", path: lock_path.clone(), source: e })
+                Error::Log(LogError::Io {
+                    op: "lock",
+                    path: lock_path.clone(),
+                    source: e,
+                })
             }
         })?;
         let meta_path = dir.join(META_DIR);
@@ -335,7 +363,11 @@ impl Engine {
             if r.id.0 != i as u64 + 1 {
                 return Err(Error::CorruptMeta {
                     keyspace: "streams",
-                    reason: format!("stream ids are not dense: found {} at position {}", r.id, i + 1),
+                    reason: format!(
+                        "stream ids are not dense: found {} at position {}",
+                        r.id,
+                        i + 1
+                    ),
                 });
             }
             catalog.add_stream(r.id, &r.name, r.created, r.head, true);
@@ -368,7 +400,12 @@ impl Engine {
             streams_dropped: 0,
         };
         if open_report.log.start_was_past_end {
-            drop_past_end(&meta, &mut catalog, open_report.log.end.lsn, &mut open_report)?;
+            drop_past_end(
+                &meta,
+                &mut catalog,
+                open_report.log.end.lsn,
+                &mut open_report,
+            )?;
         }
 
         let inner = Arc::new(Inner {
@@ -391,7 +428,11 @@ impl Engine {
         let flusher = std::thread::Builder::new()
             .name("helios-flusher".into())
             .spawn(move || worker.flusher_loop())
-            .map_err(|e| LogError::Io { op: "spawn flusher thread", path: PathBuf::new(), source: e })?;
+            .map_err(|e| LogError::Io {
+                op: "spawn flusher thread",
+                path: PathBuf::new(),
+                source: e,
+            })?;
         Ok(Engine {
             inner,
             flusher: Some(flusher),
@@ -429,7 +470,10 @@ impl Engine {
         };
         let mut locations = std::mem::take(&mut cat.scratch);
         locations.clear();
-        let lsn = self.inner.log.append(&[record], Durability::Critical, &mut locations)?;
+        let lsn = self
+            .inner
+            .log
+            .append(&[record], Durability::Critical, &mut locations)?;
         let location = locations[0];
         cat.scratch = locations;
         cat.add_stream(id, name, lsn, Version::ZERO, false);
@@ -470,14 +514,14 @@ impl Engine {
                 (cat.next_id(), Version::ZERO, true)
             }
         };
-        if let Some(expected) = expected {
-            if expected != head {
-                return Err(Error::Conflict {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual: head,
-                });
-            }
+        if let Some(expected) = expected
+            && expected != head
+        {
+            return Err(Error::Conflict {
+                stream: stream.to_owned(),
+                expected,
+                actual: head,
+            });
         }
         let mut records = Vec::with_capacity(events.len() + usize::from(creating));
         if creating {
@@ -576,9 +620,12 @@ impl Engine {
     /// offset) and [`Error::IndexMismatch`].
     pub fn read(&self, stream: &str, versions: impl RangeBounds<Version>) -> Result<ReadIter<'_>> {
         let cat = lock(&self.inner.catalog);
-        let id = *cat.by_name.get(stream).ok_or_else(|| Error::UnknownStream {
-            stream: stream.to_owned(),
-        })?;
+        let id = *cat
+            .by_name
+            .get(stream)
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_owned(),
+            })?;
         let head = cat.get(id).map_or(Version::ZERO, |s| s.head);
         drop(cat);
         let (from, to) = version_bounds(&versions, head);
@@ -670,7 +717,12 @@ impl Drop for Engine {
 }
 
 /// Removes fjall state that describes records past the log's real end.
-fn drop_past_end(meta: &Meta, catalog: &mut Catalog, end: Lsn, report: &mut OpenReport) -> Result<()> {
+fn drop_past_end(
+    meta: &Meta,
+    catalog: &mut Catalog,
+    end: Lsn,
+    report: &mut OpenReport,
+) -> Result<()> {
     let mut batch = meta.batch();
     while let Some(last) = catalog.streams.last() {
         if last.created <= end {
@@ -840,7 +892,8 @@ impl ReadIter<'_> {
             let skip = usize::try_from(self.next.0 - st.indexed_head.0 - 1).unwrap_or(usize::MAX);
             let take = usize::try_from(chunk_end.0 - self.next.0 + 1).unwrap_or(usize::MAX);
             for (i, location) in st.recent.iter().skip(skip).take(take).enumerate() {
-                self.pending.push_back((Version(self.next.0 + i as u64), *location));
+                self.pending
+                    .push_back((Version(self.next.0 + i as u64), *location));
             }
             return Ok(());
         }
@@ -877,11 +930,11 @@ impl Iterator for ReadIter<'_> {
         if self.failed || self.next > self.last {
             return None;
         }
-        if self.pending.is_empty() {
-            if let Err(e) = self.fill() {
-                self.failed = true;
-                return Some(Err(e));
-            }
+        if self.pending.is_empty()
+            && let Err(e) = self.fill()
+        {
+            self.failed = true;
+            return Some(Err(e));
         }
         let (version, location) = self.pending.pop_front()?;
         self.next = Version(version.0 + 1);
@@ -894,7 +947,10 @@ impl Iterator for ReadIter<'_> {
                 Err(Error::IndexMismatch {
                     stream: stream.0,
                     version,
-                    reason: format!("the index points at {} {} of {}", event.lsn, event.version, event.stream),
+                    reason: format!(
+                        "the index points at {} {} of {}",
+                        event.lsn, event.version, event.stream
+                    ),
                 })
             }
             Err(e) => {

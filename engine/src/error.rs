@@ -40,7 +40,9 @@ pub enum Error {
         supported: u32,
     },
     /// Another writer holds the store.
-    #[error("{path} is locked: another process (or another Engine in this process) has this store open")]
+    #[error(
+        "{path} is locked: another process (or another Engine in this process) has this store open"
+    )]
     Locked {
         /// The lock file.
         path: PathBuf,

@@ -40,3 +40,8 @@ pub use helios_log::{
 };
 pub use options::{DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options};
 pub use verify::{Finding, VerifyReport, verify};
+
+/// The README's example, compiled and run as a doc test.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -60,7 +60,10 @@ pub fn encode_location(location: &Location) -> [u8; LOCATION_LEN] {
 pub fn decode_location(keyspace: &'static str, bytes: &[u8]) -> Result<Location> {
     let bad = || Error::CorruptMeta {
         keyspace,
-        reason: format!("a location must be {LOCATION_LEN} bytes, found {}", bytes.len()),
+        reason: format!(
+            "a location must be {LOCATION_LEN} bytes, found {}",
+            bytes.len()
+        ),
     };
     if bytes.len() != LOCATION_LEN {
         return Err(bad());
@@ -158,14 +161,18 @@ impl Meta {
             meta: keyspace("meta")?,
             db,
         };
-        match meta.meta.get(FORMAT_KEY).map_err(Error::meta("reading the format version"))? {
+        match meta
+            .meta
+            .get(FORMAT_KEY)
+            .map_err(Error::meta("reading the format version"))?
+        {
             Some(v) => {
-                let found = <[u8; 4]>::try_from(&*v).map(u32::from_le_bytes).map_err(|_| {
-                    Error::CorruptMeta {
+                let found = <[u8; 4]>::try_from(&*v)
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| Error::CorruptMeta {
                         keyspace: "meta",
                         reason: format!("format_version must be 4 bytes, found {}", v.len()),
-                    }
-                })?;
+                    })?;
                 if found != META_FORMAT_VERSION {
                     return Err(Error::UnsupportedFormat {
                         path: path.to_path_buf(),
@@ -241,7 +248,9 @@ impl Meta {
         let start = index_key(stream, from);
         let end = index_key(stream, to);
         self.index.range(start..=end).map(|guard| {
-            let (key, value) = guard.into_inner().map_err(Error::meta("reading the index"))?;
+            let (key, value) = guard
+                .into_inner()
+                .map_err(Error::meta("reading the index"))?;
             let (_, version) = decode_index_key(&key).ok_or_else(|| Error::CorruptMeta {
                 keyspace: "index",
                 reason: format!("index key of {} bytes", key.len()),
@@ -253,7 +262,9 @@ impl Meta {
     /// Every index entry, in key order (for verification).
     pub fn index_all(&self) -> impl Iterator<Item = Result<(StreamId, Version, Location)>> + '_ {
         self.index.iter().map(|guard| {
-            let (key, value) = guard.into_inner().map_err(Error::meta("reading the index"))?;
+            let (key, value) = guard
+                .into_inner()
+                .map_err(Error::meta("reading the index"))?;
             let (stream, version) = decode_index_key(&key).ok_or_else(|| Error::CorruptMeta {
                 keyspace: "index",
                 reason: format!("index key of {} bytes", key.len()),
@@ -297,8 +308,11 @@ impl MetaBatch<'_> {
 
     /// Records a stream's name, head and creation LSN.
     pub fn put_stream(&mut self, record: &StreamRecord) {
-        self.batch
-            .insert(&self.meta.streams, name_key(&record.name), record.id.0.to_le_bytes().to_vec());
+        self.batch.insert(
+            &self.meta.streams,
+            name_key(&record.name),
+            record.id.0.to_le_bytes().to_vec(),
+        );
         let mut value = Vec::with_capacity(16 + record.name.len());
         value.extend_from_slice(&record.head.0.to_le_bytes());
         value.extend_from_slice(&record.created.0.to_le_bytes());
@@ -310,13 +324,17 @@ impl MetaBatch<'_> {
     /// Removes a stream's records.
     pub fn remove_stream(&mut self, id: StreamId, name: &str) {
         self.batch.remove(&self.meta.streams, name_key(name));
-        self.batch.remove(&self.meta.streams, stream_key(id).to_vec());
+        self.batch
+            .remove(&self.meta.streams, stream_key(id).to_vec());
     }
 
     /// Sets the recovery point.
     pub fn set_recovery_point(&mut self, location: &Location) {
-        self.batch
-            .insert(&self.meta.meta, RECOVERY_KEY, encode_location(location).to_vec());
+        self.batch.insert(
+            &self.meta.meta,
+            RECOVERY_KEY,
+            encode_location(location).to_vec(),
+        );
     }
 
     /// Commits the batch atomically (buffered: the metadata is derived from the log, so it
@@ -325,7 +343,9 @@ impl MetaBatch<'_> {
     /// # Errors
     /// fjall errors.
     pub fn commit(self) -> Result<()> {
-        self.batch.commit().map_err(Error::meta("committing a batch"))
+        self.batch
+            .commit()
+            .map_err(Error::meta("committing a batch"))
     }
 }
 
@@ -341,7 +361,10 @@ mod tests {
             offset: 4096,
             frame_len_bytes: 77,
         };
-        assert_eq!(decode_location("index", &encode_location(&location)).ok(), Some(location));
+        assert_eq!(
+            decode_location("index", &encode_location(&location)).ok(),
+            Some(location)
+        );
         assert!(decode_location("index", &[1, 2, 3]).is_err());
         let key = index_key(StreamId(5), Version(6));
         assert_eq!(decode_index_key(&key), Some((StreamId(5), Version(6))));

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use helios_log::{FsStorage, LogOptions, RecoveryMode, Storage};
 
-use crate::error::{Error, Result};
 use crate::Engine;
+use crate::error::{Error, Result};
 
 /// Default write-behind window for [`crate::Durability::Normal`] appends: 10 ms.
 pub const DEFAULT_SYNC_WINDOW_MS: u64 = 10;

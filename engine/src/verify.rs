@@ -23,7 +23,13 @@ pub struct Finding {
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.offset {
-            Some(offset) => write!(f, "{} at byte {}: {}", self.path.display(), offset, self.reason),
+            Some(offset) => write!(
+                f,
+                "{} at byte {}: {}",
+                self.path.display(),
+                offset,
+                self.reason
+            ),
             None => write!(f, "{}: {}", self.path.display(), self.reason),
         }
     }
@@ -70,9 +76,15 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let lock_path = dir.join("LOCK");
     let _lock = storage.lock_exclusive(&lock_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::Locked { path: lock_path.clone() }
+            Error::Locked {
+                path: lock_path.clone(),
+            }
         } else {
-            Error::Log(LogError::Io { op: "lock", path: lock_path.clone(), source: e })
+            Error::Log(LogError::Io {
+                op: "lock",
+                path: lock_path.clone(),
+                source: e,
+            })
         }
     })?;
 
@@ -85,12 +97,15 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             events.insert((record.header.stream.0, record.header.version.0), location);
         }
     })?;
-    let segment_path = |location: &Location| log_dir.join(format!("{:020}.log", location.segment.0));
-    report.findings.extend(problems.into_iter().map(|p| Finding {
-        path: p.path,
-        offset: Some(p.offset),
-        reason: p.reason,
-    }));
+    let segment_path =
+        |location: &Location| log_dir.join(format!("{:020}.log", location.segment.0));
+    report
+        .findings
+        .extend(problems.into_iter().map(|p| Finding {
+            path: p.path,
+            offset: Some(p.offset),
+            reason: p.reason,
+        }));
 
     let meta_dir = dir.join("meta");
     if !meta_dir.is_dir() {
@@ -104,7 +119,11 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         let (stream, version, location) = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                report.findings.push(Finding { path: meta_dir.clone(), offset: None, reason: e.to_string() });
+                report.findings.push(Finding {
+                    path: meta_dir.clone(),
+                    offset: None,
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };
@@ -141,6 +160,8 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             report.unindexed_events += 1;
         }
     }
-    report.findings.sort_by(|a, b| (&a.path, a.offset).cmp(&(&b.path, b.offset)));
+    report
+        .findings
+        .sort_by(|a, b| (&a.path, a.offset).cmp(&(&b.path, b.offset)));
     Ok(report)
 }

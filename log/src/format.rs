@@ -121,7 +121,10 @@ pub fn encode_segment_header(first_lsn: Lsn) -> [u8; segment_header::LEN] {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SegmentHeaderError {
     /// Fewer bytes than a header.
-    #[error("file is {len} bytes, shorter than the {} byte segment header", segment_header::LEN)]
+    #[error(
+        "file is {len} bytes, shorter than the {} byte segment header",
+        segment_header::LEN
+    )]
     Truncated {
         /// Bytes present.
         len: usize,
@@ -133,7 +136,9 @@ pub enum SegmentHeaderError {
         found: [u8; 8],
     },
     /// Written by a newer (or unknown) format.
-    #[error("segment format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "segment format version {found} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     UnsupportedVersion {
         /// Version found.
         found: u32,
@@ -216,12 +221,18 @@ pub const fn frame_len(payload_len: usize) -> usize {
 /// error to their user.
 pub fn encode_record(out: &mut Vec<u8>, header: &RecordHeader, payload: &[u8]) {
     use record as r;
-    assert!(payload.len() <= PAYLOAD_LEN_MAX, "payload length checked by the caller");
+    assert!(
+        payload.len() <= PAYLOAD_LEN_MAX,
+        "payload length checked by the caller"
+    );
     let start = out.len();
     let body_len = frame_len(payload.len()) - r::PREFIX_LEN;
     out.resize(start + r::HEADER_LEN, 0);
     let h = &mut out[start..];
-    #[expect(clippy::cast_possible_truncation, reason = "bounded by PAYLOAD_LEN_MAX above")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "bounded by PAYLOAD_LEN_MAX above"
+    )]
     {
         h[r::BODY_LEN..r::BODY_LEN + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
         h[r::PAYLOAD_LEN..r::PAYLOAD_LEN + 4]
@@ -302,11 +313,17 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
     }
     let body_len = u32_at(bytes, r::BODY_LEN);
     if body_len == 0 {
-        return Ok(Frame::End);
+        // The end of the written part is a whole zero header, not just a zero length: a
+        // damaged length in front of a real record must not pass for the end of the log.
+        let header = &bytes[..bytes.len().min(r::HEADER_LEN)];
+        if header.iter().all(|&b| b == 0) {
+            return Ok(Frame::End);
+        }
+        return Err(FrameError::BadLength { body_len });
     }
     let body_len_usize = body_len as usize;
-    if body_len_usize < r::HEADER_LEN - r::PREFIX_LEN
-        || body_len_usize > r::HEADER_LEN - r::PREFIX_LEN + PAYLOAD_LEN_MAX
+    if !(r::HEADER_LEN - r::PREFIX_LEN..=r::HEADER_LEN - r::PREFIX_LEN + PAYLOAD_LEN_MAX)
+        .contains(&body_len_usize)
     {
         return Err(FrameError::BadLength { body_len });
     }
@@ -339,7 +356,10 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
     })?;
     let lsn = u64_at(bytes, r::LSN);
     if lsn == 0 {
-        return Err(FrameError::BadField { field: "lsn", value: 0 });
+        return Err(FrameError::BadField {
+            field: "lsn",
+            value: 0,
+        });
     }
     let header = RecordHeader {
         lsn: Lsn(lsn),
@@ -419,12 +439,29 @@ mod tests {
     }
 
     #[test]
+    fn a_zeroed_length_before_a_record_is_not_the_end() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, &header(3), b"abc");
+        buf[..4].fill(0);
+        assert_eq!(
+            decode_frame(&buf),
+            Err(FrameError::BadLength { body_len: 0 })
+        );
+    }
+
+    #[test]
     fn absurd_lengths_are_rejected_without_allocation() {
         let mut buf = vec![0u8; 64];
         buf[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode_frame(&buf), Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            decode_frame(&buf),
+            Err(FrameError::BadLength { .. })
+        ));
         buf[..4].copy_from_slice(&3u32.to_le_bytes());
-        assert!(matches!(decode_frame(&buf), Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            decode_frame(&buf),
+            Err(FrameError::BadLength { .. })
+        ));
     }
 
     #[test]

@@ -260,7 +260,10 @@ fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<()> {
         return Err(LogError::corrupt(
             path,
             segment_header::FIRST_LSN as u64,
-            format!("header says the segment starts at lsn {}, its name says {}", found.0, id.0),
+            format!(
+                "header says the segment starts at lsn {}, its name says {}",
+                found.0, id.0
+            ),
         ));
     }
     Ok(())
@@ -297,10 +300,19 @@ impl Log {
                 return Err(LogError::corrupt(
                     dir.join(segment_name(start.segment)),
                     0,
-                    format!("the metadata's recovery point ({}) names a segment that is missing; the log directory is empty", start.lsn),
+                    format!(
+                        "the metadata's recovery point ({}) names a segment that is missing; the log directory is empty",
+                        start.lsn
+                    ),
                 ));
             }
-            create_segment(storage.as_ref(), dir, SegmentId(1), options.segment_size_bytes, None)?;
+            create_segment(
+                storage.as_ref(),
+                dir,
+                SegmentId(1),
+                options.segment_size_bytes,
+                None,
+            )?;
             ids.push(SegmentId(1));
         }
 
@@ -339,7 +351,8 @@ impl Log {
             let at = usize::try_from(start.offset).unwrap_or(usize::MAX);
             match bytes.get(at..).map(format::decode_frame) {
                 Some(Ok(format::Frame::Record(r, len)))
-                    if r.header.lsn == start.lsn && len as u64 == u64::from(start.frame_len_bytes) =>
+                    if r.header.lsn == start.lsn
+                        && len as u64 == u64::from(start.frame_len_bytes) =>
                 {
                     begin = Some((index, start.end(), start.lsn));
                 }
@@ -411,9 +424,10 @@ impl Log {
                 offset = segment_header::LEN as u64;
             }
             report.segments_scanned += 1;
-            let outcome = scan::scan_segment(slice, id, offset, Lsn(last_lsn.0 + 1), &mut |r, l| {
-                visit(r, l);
-            });
+            let outcome =
+                scan::scan_segment(slice, id, offset, Lsn(last_lsn.0 + 1), &mut |r, l| {
+                    visit(r, l);
+                });
             report.records_scanned += outcome.records;
             let torn = outcome.pending_records > 0 || outcome.stop != Stop::End;
             if torn {
@@ -421,11 +435,18 @@ impl Log {
                     Stop::Bad { offset, reason } => (*offset, reason.clone()),
                     Stop::End => (
                         outcome.stop_offset,
-                        format!("a batch of {} records is incomplete", outcome.pending_records),
+                        format!(
+                            "a batch of {} records is incomplete",
+                            outcome.pending_records
+                        ),
                     ),
                 };
                 if index < last_index {
-                    return Err(LogError::corrupt(&path, bad_offset, format!("in a sealed segment: {reason}")));
+                    return Err(LogError::corrupt(
+                        &path,
+                        bad_offset,
+                        format!("in a sealed segment: {reason}"),
+                    ));
                 }
                 if outcome.committed_lsn < recovery_point {
                     return Err(LogError::corrupt(
@@ -434,19 +455,32 @@ impl Log {
                         format!("bad record below the recovery point ({recovery_point}): {reason}"),
                     ));
                 }
-                if let Some(valid) = scan::find_valid_record_after(slice, bad_offset, outcome.committed_lsn) {
+                if let Some(valid) =
+                    scan::find_valid_record_after(slice, bad_offset, outcome.committed_lsn)
+                {
                     return Err(LogError::corrupt(
                         &path,
                         bad_offset,
-                        format!("{reason}; followed by a valid record at byte {valid}, so this is damage, not a torn tail"),
+                        format!(
+                            "{reason}; followed by a valid record at byte {valid}, so this is damage, not a torn tail"
+                        ),
                     ));
                 }
-                let tail_end = scan::nonzero_end(slice, outcome.committed_end).max(outcome.stop_offset);
+                let tail_end =
+                    scan::nonzero_end(slice, outcome.committed_end).max(outcome.stop_offset);
                 let len_bytes = tail_end - outcome.committed_end;
                 if options.recovery_mode == RecoveryMode::Refuse {
-                    return Err(LogError::TornTail { path, offset: outcome.committed_end, len_bytes });
+                    return Err(LogError::TornTail {
+                        path,
+                        offset: outcome.committed_end,
+                        len_bytes,
+                    });
                 }
-                report.truncated = Some(TruncatedTail { path: path.clone(), offset: outcome.committed_end, len_bytes });
+                report.truncated = Some(TruncatedTail {
+                    path: path.clone(),
+                    offset: outcome.committed_end,
+                    len_bytes,
+                });
             }
             last_lsn = outcome.committed_lsn;
             if index < last_index {
@@ -526,7 +560,9 @@ impl Log {
             *slot = Some(cause.clone());
         }
         self.poisoned.store(true, Ordering::Release);
-        LogError::Poisoned { cause: slot.clone().unwrap_or(cause) }
+        LogError::Poisoned {
+            cause: slot.clone().unwrap_or(cause),
+        }
     }
 
     fn check_poison(&self) -> Result<()> {
@@ -706,7 +742,11 @@ impl Log {
             self.check_poison()?;
             self.write_out(&mut w)?;
             self.unsynced_bytes.store(0, Ordering::Relaxed);
-            (w.active.file.clone(), w.active.path.clone(), Lsn(w.next_lsn.0 - 1))
+            (
+                w.active.file.clone(),
+                w.active.path.clone(),
+                Lsn(w.next_lsn.0 - 1),
+            )
         };
         if let Err(e) = file.sync_data() {
             let error = LogError::io("fdatasync", &path, e);
@@ -757,7 +797,13 @@ impl Log {
         self.sealed
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(old.id, Sealed { path: old.path, bytes });
+            .insert(
+                old.id,
+                Sealed {
+                    path: old.path,
+                    bytes,
+                },
+            );
         w.flushed_end = segment_header::LEN as u64;
         Ok(())
     }
@@ -795,13 +841,21 @@ impl Log {
     ///
     /// # Errors
     /// [`LogError::Corrupt`] if the bytes there are not that record, I/O errors.
-    pub fn read_with<T>(&self, location: Location, f: impl FnOnce(RecordRef<'_>) -> T) -> Result<T> {
+    pub fn read_with<T>(
+        &self,
+        location: Location,
+        f: impl FnOnce(RecordRef<'_>) -> T,
+    ) -> Result<T> {
         if let Some((path, bytes)) = self.sealed_bytes(location.segment) {
             let slice: &[u8] = &bytes;
             let start = usize::try_from(location.offset).unwrap_or(usize::MAX);
             let end = usize::try_from(location.end()).unwrap_or(usize::MAX);
             let frame = slice.get(start..end).ok_or_else(|| {
-                LogError::corrupt(&path, location.offset, format!("{} lies past the end of the file", location.lsn))
+                LogError::corrupt(
+                    &path,
+                    location.offset,
+                    format!("{} lies past the end of the file", location.lsn),
+                )
             })?;
             return decode_at(&path, location, frame).map(f);
         }
@@ -945,35 +999,57 @@ impl Log {
             let bytes = read_all(storage, &path)?;
             let slice: &[u8] = &bytes;
             if let Err(LogError::Corrupt { offset, reason, .. }) = check_header(&path, slice, id) {
-                problems.push(Problem { path, offset, reason });
+                problems.push(Problem {
+                    path,
+                    offset,
+                    reason,
+                });
                 expected = None;
                 continue;
             }
-            if let Some(expected) = expected {
-                if expected != Lsn(id.0) {
-                    problems.push(Problem {
-                        path: path.clone(),
-                        offset: 0,
-                        reason: format!("segment starts at lsn {} but the previous one ends before {}", id.0, expected),
-                    });
-                }
+            if let Some(expected) = expected
+                && expected != Lsn(id.0)
+            {
+                problems.push(Problem {
+                    path: path.clone(),
+                    offset: 0,
+                    reason: format!(
+                        "segment starts at lsn {} but the previous one ends before {}",
+                        id.0, expected
+                    ),
+                });
             }
-            let outcome = scan::scan_segment(slice, id, segment_header::LEN as u64, Lsn(id.0), visit);
+            let outcome =
+                scan::scan_segment(slice, id, segment_header::LEN as u64, Lsn(id.0), visit);
             let last = index + 1 == ids.len();
             let damaged = outcome.pending_records > 0 || outcome.stop != Stop::End;
             if damaged {
                 let (offset, reason) = match outcome.stop {
                     Stop::Bad { offset, reason } => (offset, reason),
-                    Stop::End => (outcome.stop_offset, format!("a batch of {} records is incomplete", outcome.pending_records)),
+                    Stop::End => (
+                        outcome.stop_offset,
+                        format!(
+                            "a batch of {} records is incomplete",
+                            outcome.pending_records
+                        ),
+                    ),
                 };
                 let torn_tail = last
-                    && scan::find_valid_record_after(slice, offset, outcome.committed_lsn).is_none();
+                    && scan::find_valid_record_after(slice, offset, outcome.committed_lsn)
+                        .is_none();
                 let reason = if torn_tail {
-                    format!("torn tail from byte {} (the next open removes it): {reason}", outcome.committed_end)
+                    format!(
+                        "torn tail from byte {} (the next open removes it): {reason}",
+                        outcome.committed_end
+                    )
                 } else {
                     reason
                 };
-                problems.push(Problem { path, offset, reason });
+                problems.push(Problem {
+                    path,
+                    offset,
+                    reason,
+                });
             }
             expected = Some(Lsn(outcome.committed_lsn.0 + 1));
         }
@@ -983,7 +1059,9 @@ impl Log {
 
 fn decode_at<'a>(path: &Path, location: Location, frame: &'a [u8]) -> Result<RecordRef<'a>> {
     match format::decode_frame(frame) {
-        Ok(format::Frame::Record(r, len)) if r.header.lsn == location.lsn && len == frame.len() => Ok(r),
+        Ok(format::Frame::Record(r, len)) if r.header.lsn == location.lsn && len == frame.len() => {
+            Ok(r)
+        }
         Ok(format::Frame::Record(r, _)) => Err(LogError::corrupt(
             path,
             location.offset,
@@ -994,7 +1072,11 @@ fn decode_at<'a>(path: &Path, location: Location, frame: &'a [u8]) -> Result<Rec
             location.offset,
             format!("expected {} here but found zeros", location.lsn),
         )),
-        Err(e) => Err(LogError::corrupt(path, location.offset, format!("{}: {e}", location.lsn))),
+        Err(e) => Err(LogError::corrupt(
+            path,
+            location.offset,
+            format!("{}: {e}", location.lsn),
+        )),
     }
 }
 
@@ -1002,7 +1084,9 @@ fn fill_zeros(file: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result
     static ZEROS: [u8; ZERO_CHUNK_BYTES] = [0u8; ZERO_CHUNK_BYTES];
     let mut at = from;
     while at < to {
-        let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(ZERO_CHUNK_BYTES);
+        let n = usize::try_from(to - at)
+            .unwrap_or(usize::MAX)
+            .min(ZERO_CHUNK_BYTES);
         file.write_all_at(&ZEROS[..n], at)
             .map_err(|e| LogError::io("preallocate", path, e))?;
         at += n as u64;
@@ -1011,11 +1095,14 @@ fn fill_zeros(file: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result
 }
 
 fn zero_range(file: &dyn StorageFile, path: &Path, offset: u64, len: u64) -> Result<()> {
-    fill_zeros(file, path, offset, offset + len)
-        .map_err(|e| match e {
-            LogError::Io { path, source, .. } => LogError::Io { op: "zero torn tail", path, source },
-            other => other,
-        })
+    fill_zeros(file, path, offset, offset + len).map_err(|e| match e {
+        LogError::Io { path, source, .. } => LogError::Io {
+            op: "zero torn tail",
+            path,
+            source,
+        },
+        other => other,
+    })
 }
 
 /// Creates segment `id`: from `spare` if given (already zero-filled and synced), else a new
@@ -1085,17 +1172,29 @@ impl LogIter<'_> {
         // The active segment (or one sealed after the iterator started: read through the
         // storage either way, up to the end captured at the start).
         let path = self.log.dir.join(segment_name(id));
-        let end = if id == self.active { self.active_end } else { u64::MAX };
+        let end = if id == self.active {
+            self.active_end
+        } else {
+            u64::MAX
+        };
         let file = self
             .log
             .storage
             .open(&path)
             .map_err(|e| LogError::io("open", &path, e))?;
-        let len = file.len().map_err(|e| LogError::io("stat", &path, e))?.min(end);
+        let len = file
+            .len()
+            .map_err(|e| LogError::io("stat", &path, e))?
+            .min(end);
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
         file.read_exact_at(&mut buf, 0)
             .map_err(|e| LogError::io("read", &path, e))?;
-        self.current = Some((path, ReadOnlyBytes::new(buf), segment_header::LEN as u64, id));
+        self.current = Some((
+            path,
+            ReadOnlyBytes::new(buf),
+            segment_header::LEN as u64,
+            id,
+        ));
         Ok(())
     }
 }

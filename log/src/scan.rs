@@ -87,17 +87,17 @@ pub(crate) fn scan_segment<'a>(
             };
             break;
         }
-        if let Some((previous, _)) = pending.last() {
-            if record.header.batch_left + 1 != previous.header.batch_left {
-                outcome.stop = Stop::Bad {
-                    offset,
-                    reason: format!(
-                        "batch framing broken: batch_left {} follows {}",
-                        record.header.batch_left, previous.header.batch_left
-                    ),
-                };
-                break;
-            }
+        if let Some((previous, _)) = pending.last()
+            && record.header.batch_left + 1 != previous.header.batch_left
+        {
+            outcome.stop = Stop::Bad {
+                offset,
+                reason: format!(
+                    "batch framing broken: batch_left {} follows {}",
+                    record.header.batch_left, previous.header.batch_left
+                ),
+            };
+            break;
         }
         #[expect(clippy::cast_possible_truncation, reason = "frames are below 4 GiB")]
         let location = Location {
@@ -131,22 +131,25 @@ fn describe(error: &FrameError) -> String {
 /// evidence that damage at `from` is corruption rather than a torn tail. Cheap field checks
 /// filter candidates before the checksum is computed.
 pub(crate) fn find_valid_record_after(bytes: &[u8], from: u64, after: Lsn) -> Option<u64> {
+    // Nothing valid can start in the zeros after the last non-zero byte: search only up to it.
+    let bytes = bytes.get(..usize::try_from(nonzero_end(bytes, from)).ok()?)?;
     let start = usize::try_from(from).ok()?.checked_add(1)?;
     let header_len = format::record::HEADER_LEN;
     if bytes.len() < header_len {
         return None;
     }
     let lsn_span = (bytes.len() / header_len) as u64 + 1;
-    (start..=bytes.len() - header_len).find(|&at| {
-        let lsn_at = at + format::record::LSN;
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(&bytes[lsn_at..lsn_at + 8]);
-        let lsn = u64::from_le_bytes(raw);
-        lsn > after.0
-            && lsn <= after.0 + lsn_span
-            && matches!(format::decode_frame(&bytes[at..]), Ok(Frame::Record(..)))
-    })
-    .map(|at| at as u64)
+    (start..=bytes.len() - header_len)
+        .find(|&at| {
+            let lsn_at = at + format::record::LSN;
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&bytes[lsn_at..lsn_at + 8]);
+            let lsn = u64::from_le_bytes(raw);
+            lsn > after.0
+                && lsn <= after.0 + lsn_span
+                && matches!(format::decode_frame(&bytes[at..]), Ok(Frame::Record(..)))
+        })
+        .map(|at| at as u64)
 }
 
 /// Offset just past the last non-zero byte at or after `from` (or `from` if all are zero).
@@ -154,7 +157,10 @@ pub(crate) fn nonzero_end(bytes: &[u8], from: u64) -> u64 {
     let Ok(start) = usize::try_from(from) else {
         return from;
     };
-    match bytes.get(start..).and_then(|tail| tail.iter().rposition(|&b| b != 0)) {
+    match bytes
+        .get(start..)
+        .and_then(|tail| tail.iter().rposition(|&b| b != 0))
+    {
         Some(last) => (start + last + 1) as u64,
         None => from,
     }
@@ -221,7 +227,10 @@ mod tests {
         let (outcome, seen) = scan(&bytes);
         assert_eq!(seen, vec![1]);
         assert_eq!(outcome.pending_records, 2);
-        assert_eq!(outcome.committed_end, (format::segment_header::LEN + frame) as u64);
+        assert_eq!(
+            outcome.committed_end,
+            (format::segment_header::LEN + frame) as u64
+        );
         assert_eq!(outcome.stop, Stop::End);
     }
 
@@ -235,6 +244,9 @@ mod tests {
         assert!(matches!(outcome.stop, Stop::Bad { offset, .. } if offset == second as u64));
         let found = find_valid_record_after(&bytes, second as u64, outcome.committed_lsn);
         assert_eq!(found, Some((second + frame) as u64));
-        assert_eq!(nonzero_end(&bytes, 0), (format::segment_header::LEN + 3 * frame) as u64);
+        assert_eq!(
+            nonzero_end(&bytes, 0),
+            (format::segment_header::LEN + 3 * frame) as u64
+        );
     }
 }

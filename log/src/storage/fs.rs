@@ -104,7 +104,10 @@ impl Storage for FsStorage {
 }
 
 /// The only module of this crate allowed to use `unsafe`: creating memory maps.
-#[expect(unsafe_code, reason = "memory-mapping a file is unsafe in memmap2's API")]
+#[expect(
+    unsafe_code,
+    reason = "memory-mapping a file is unsafe in memmap2's API"
+)]
 mod map {
     use std::fs::File;
     use std::io;

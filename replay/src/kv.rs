@@ -1,0 +1,161 @@
+//! The built-in key-value event format: one event is one text line, either `set KEY VALUE` or
+//! `del KEY`. `KEY` is a run of non-space bytes; `VALUE` is everything after the single space
+//! that follows the key (it may contain spaces, and may be empty).
+
+use std::collections::BTreeMap;
+
+/// One key-value event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvEvent<'a> {
+    /// Sets `key` to `value`.
+    Set {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// Removes `key`.
+    Del {
+        /// The key.
+        key: &'a [u8],
+    },
+}
+
+/// Why bytes are not a key-value event.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// Neither `set` nor `del`.
+    #[error("a key-value event starts with `set ` or `del `")]
+    UnknownCommand,
+    /// No key after the command.
+    #[error("a key-value event needs a non-empty key")]
+    MissingKey,
+    /// `set KEY` without the space before the value.
+    #[error("`set KEY VALUE` needs a space between the key and the value")]
+    MissingValue,
+    /// `del KEY extra`.
+    #[error("`del KEY` takes nothing after the key")]
+    TrailingBytes,
+}
+
+/// Parses one event.
+///
+/// # Errors
+/// [`KvError`] when `bytes` is not `set KEY VALUE` or `del KEY`.
+pub fn parse(bytes: &[u8]) -> Result<KvEvent<'_>, KvError> {
+    let (command, rest) = if let Some(rest) = bytes.strip_prefix(b"set ") {
+        (true, rest)
+    } else if let Some(rest) = bytes.strip_prefix(b"del ") {
+        (false, rest)
+    } else {
+        return Err(KvError::UnknownCommand);
+    };
+    let key_len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let (key, after) = rest.split_at(key_len);
+    if key.is_empty() {
+        return Err(KvError::MissingKey);
+    }
+    if command {
+        let value = after.strip_prefix(b" ").ok_or(KvError::MissingValue)?;
+        Ok(KvEvent::Set { key, value })
+    } else if after.is_empty() {
+        Ok(KvEvent::Del { key })
+    } else {
+        Err(KvError::TrailingBytes)
+    }
+}
+
+/// Encodes an event (the inverse of [`parse`]).
+#[must_use]
+pub fn encode(event: &KvEvent<'_>) -> Vec<u8> {
+    match event {
+        KvEvent::Set { key, value } => [b"set ".as_slice(), key, b" ", value].concat(),
+        KvEvent::Del { key } => [b"del ".as_slice(), key].concat(),
+    }
+}
+
+/// Folds events into a map from scratch: the reference every faster read path is checked
+/// against.
+///
+/// # Errors
+/// The first event that does not parse, with its index.
+pub fn fold<'a>(
+    events: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, (usize, KvError)> {
+    let mut state = BTreeMap::new();
+    for (i, bytes) in events.into_iter().enumerate() {
+        match parse(bytes).map_err(|e| (i, e))? {
+            KvEvent::Set { key, value } => {
+                state.insert(key.to_vec(), value.to_vec());
+            }
+            KvEvent::Del { key } => {
+                state.remove(key);
+            }
+        }
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::QuickCheck;
+
+    #[test]
+    fn parses_both_commands() {
+        assert_eq!(
+            parse(b"set k hello world"),
+            Ok(KvEvent::Set {
+                key: b"k",
+                value: b"hello world"
+            })
+        );
+        assert_eq!(
+            parse(b"set k "),
+            Ok(KvEvent::Set {
+                key: b"k",
+                value: b""
+            })
+        );
+        assert_eq!(parse(b"del k"), Ok(KvEvent::Del { key: b"k" }));
+        assert_eq!(parse(b"put k v"), Err(KvError::UnknownCommand));
+        assert_eq!(parse(b"set "), Err(KvError::MissingKey));
+        assert_eq!(parse(b"set k"), Err(KvError::MissingValue));
+        assert_eq!(parse(b"del k v"), Err(KvError::TrailingBytes));
+    }
+
+    #[test]
+    fn fold_applies_in_order() {
+        let events: [&[u8]; 4] = [b"set a 1", b"set b 2", b"del a", b"set b 3"];
+        let state = fold(events).expect("valid");
+        assert_eq!(state.len(), 1);
+        assert_eq!(
+            state.get(b"b".as_slice()).map(Vec::as_slice),
+            Some(b"3".as_slice())
+        );
+        let bad: [&[u8]; 2] = [b"set a 1", b"oops"];
+        assert_eq!(fold(bad), Err((1, KvError::UnknownCommand)));
+    }
+
+    #[test]
+    fn encode_parse_round_trip() {
+        fn prop(key: Vec<u8>, value: Vec<u8>, set: bool) -> bool {
+            let key: Vec<u8> = key.into_iter().filter(|&b| b != b' ').collect();
+            if key.is_empty() {
+                return true;
+            }
+            let event = if set {
+                KvEvent::Set {
+                    key: &key,
+                    value: &value,
+                }
+            } else {
+                KvEvent::Del { key: &key }
+            };
+            parse(&encode(&event)) == Ok(event)
+        }
+        QuickCheck::new()
+            .tests(500)
+            .quickcheck(prop as fn(Vec<u8>, Vec<u8>, bool) -> bool);
+    }
+}
