@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
         drop(log);
         let mut again = 0u64;
         let (_, report2) = Log::open(storage, dir, options, None, &mut |_, _| again += 1)
-            .expect("a log this process wrote reopens");
+            .unwrap_or_else(|e| panic!("a log this process wrote must reopen: {e}"));
         assert_eq!(report2.end.lsn.0, report.end.lsn.0 + 1);
         assert_eq!(again, report.end.lsn.0 + 1);
     }

@@ -429,18 +429,32 @@ impl Log {
                     visit(r, l);
                 });
             report.records_scanned += outcome.records;
-            let torn = outcome.pending_records > 0 || outcome.stop != Stop::End;
-            if torn {
-                let (bad_offset, reason) = match &outcome.stop {
-                    Stop::Bad { offset, reason } => (*offset, reason.clone()),
-                    Stop::End => (
-                        outcome.stop_offset,
-                        format!(
-                            "a batch of {} records is incomplete",
-                            outcome.pending_records
-                        ),
+            let damage = match &outcome.stop {
+                Stop::Bad { offset, reason } => Some((*offset, reason.clone())),
+                Stop::End if outcome.pending_records > 0 => Some((
+                    outcome.stop_offset,
+                    format!(
+                        "a batch of {} records is incomplete",
+                        outcome.pending_records
                     ),
-                };
+                )),
+                // A clean end must be followed by zeros only, or a later append would land in
+                // front of stale bytes. After a clean shutdown (the scan started at the
+                // recovery point and found nothing) the end is trusted without reading the
+                // rest of the segment.
+                Stop::End
+                    if index == last_index
+                        && !(begin.is_some() && index == first_index && outcome.records == 0)
+                        && scan::nonzero_end(slice, outcome.stop_offset) > outcome.stop_offset =>
+                {
+                    Some((
+                        outcome.stop_offset,
+                        "non-zero bytes after the end of the written records".to_owned(),
+                    ))
+                }
+                Stop::End => None,
+            };
+            if let Some((bad_offset, reason)) = damage {
                 if index < last_index {
                     return Err(LogError::corrupt(
                         &path,
@@ -1259,5 +1273,136 @@ impl Iterator for LogIter<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SimStorage;
+
+    const SEGMENT: u64 = 8192;
+
+    fn options() -> LogOptions {
+        LogOptions {
+            segment_size_bytes: SEGMENT,
+            ..LogOptions::default()
+        }
+    }
+
+    fn record(lsn: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let header = RecordHeader {
+            lsn: Lsn(lsn),
+            stream: StreamId(1),
+            version: Version(lsn),
+            timestamp_us: 0,
+            batch_left: 0,
+            kind: RecordKind::Event,
+            class: Durability::Normal,
+        };
+        format::encode_record(&mut out, &header, payload);
+        out
+    }
+
+    /// Writes a single segment holding `image` after its header.
+    fn store(image: &[u8]) -> (Arc<dyn Storage>, PathBuf) {
+        let sim = SimStorage::new();
+        let dir = PathBuf::from("/store/log");
+        sim.create_dir_all(&dir).expect("mkdir");
+        let file = sim
+            .create(&dir.join(segment_name(SegmentId(1))))
+            .expect("create");
+        let mut bytes = format::encode_segment_header(Lsn(1)).to_vec();
+        bytes.extend_from_slice(image);
+        bytes.resize(usize::try_from(SEGMENT).expect("small"), 0);
+        file.write_all_at(&bytes, 0).expect("write");
+        file.sync_data().expect("sync");
+        (Arc::new(sim), dir)
+    }
+
+    fn open(storage: &Arc<dyn Storage>, dir: &Path) -> Result<(Log, RecoveryReport, Vec<u64>)> {
+        let mut seen = Vec::new();
+        let (log, report) = Log::open(storage.clone(), dir, options(), None, &mut |r, _| {
+            seen.push(r.header.lsn.0);
+        })?;
+        Ok((log, report, seen))
+    }
+
+    /// Found by the `log_recovery` fuzz target: a zero header followed by stale non-zero bytes
+    /// was taken for a clean end and left in place, so the next append landed in front of
+    /// them and the log could not be reopened.
+    #[test]
+    fn stale_bytes_after_a_clean_end_are_zeroed_before_appending() {
+        let mut image = record(1, b"first");
+        let end = segment_header::LEN + image.len();
+        image.extend_from_slice(&[0u8; 64]);
+        image.extend_from_slice(b"stale bytes from a lost page");
+        let (storage, dir) = store(&image);
+
+        let (log, report, seen) = open(&storage, &dir).expect("open");
+        assert_eq!(seen, vec![1]);
+        let truncated = report.truncated.expect("the stale bytes are reported");
+        assert_eq!(truncated.offset, end as u64);
+        assert_eq!(truncated.len_bytes, 64 + 28);
+        let mut locations = Vec::new();
+        let record = NewRecord {
+            stream: StreamId(1),
+            version: Version(2),
+            kind: RecordKind::Event,
+            payload: b"second",
+        };
+        log.append(&[record], Durability::Critical, &mut locations)
+            .expect("append");
+        log.sync_all().expect("sync");
+        drop(log);
+        let (_, report, seen) = open(&storage, &dir).expect("reopen");
+        assert_eq!(seen, vec![1, 2]);
+        assert_eq!(report.truncated, None);
+    }
+
+    #[test]
+    fn a_hole_followed_by_valid_records_is_corruption() {
+        let mut image = record(1, b"first");
+        let hole = segment_header::LEN + image.len();
+        image.extend_from_slice(&[0u8; 100]);
+        image.extend_from_slice(&record(2, b"second"));
+        let (storage, dir) = store(&image);
+        match open(&storage, &dir) {
+            Err(LogError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, hole as u64);
+                assert!(reason.contains("followed by a valid record"), "{reason}");
+            }
+            other => panic!("expected corruption, got {:?}", other.map(|(_, r, _)| r)),
+        }
+    }
+
+    #[test]
+    fn an_incomplete_batch_is_removed_whole() {
+        let mut image = record(1, b"alone");
+        let batch_start = segment_header::LEN + image.len();
+        for (i, lsn) in [2u64, 3].iter().enumerate() {
+            let mut out = Vec::new();
+            let header = RecordHeader {
+                lsn: Lsn(*lsn),
+                stream: StreamId(1),
+                version: Version(*lsn),
+                timestamp_us: 0,
+                batch_left: 2 - u32::try_from(i).expect("tiny"),
+                kind: RecordKind::Event,
+                class: Durability::Normal,
+            };
+            format::encode_record(&mut out, &header, b"part of a batch of three");
+            image.extend_from_slice(&out);
+        }
+        let (storage, dir) = store(&image);
+        let (_, report, seen) = open(&storage, &dir).expect("open");
+        assert_eq!(
+            seen,
+            vec![1],
+            "records of an incomplete batch are never delivered"
+        );
+        assert_eq!(report.truncated.map(|t| t.offset), Some(batch_start as u64));
+        assert_eq!(report.end.lsn, Lsn(1));
     }
 }
