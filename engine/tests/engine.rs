@@ -266,6 +266,11 @@ fn damage_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
     // verify finds it.
     let report = helios::verify(dir.path()).expect("verify runs");
     assert!(!report.is_sound());
+    assert_eq!(
+        report.findings.len(),
+        1,
+        "one damaged record, one finding: {report:?}"
+    );
     assert!(
         report
             .findings
@@ -545,6 +550,9 @@ struct Model {
     log: Vec<(String, String)>,
     /// Length of the prefix of `log` that must survive any crash.
     durable: usize,
+    /// Lengths of `log` after each acknowledged append: a crash may only cut the log at one
+    /// of these (appends are all or nothing).
+    boundaries: std::collections::BTreeSet<usize>,
 }
 
 fn check_against_model(engine: &Engine, model: &Model) -> Result<(), String> {
@@ -608,6 +616,7 @@ fn run_ops(ops: Vec<Op>) -> TestResult {
     let mut model = Model {
         log: Vec::new(),
         durable: 0,
+        boundaries: std::collections::BTreeSet::from([0]),
     };
     let mut counter = 0usize;
     for (step, op) in ops.into_iter().enumerate() {
@@ -638,6 +647,7 @@ fn run_ops(ops: Vec<Op>) -> TestResult {
                 model
                     .log
                     .extend(batch.into_iter().map(|p| (name.clone(), p)));
+                model.boundaries.insert(model.log.len());
                 if critical {
                     model.durable = model.log.len();
                 }
@@ -682,7 +692,13 @@ fn run_ops(ops: Vec<Op>) -> TestResult {
                         model.log.len()
                     ));
                 }
+                if !model.boundaries.contains(&survived) {
+                    return TestResult::error(format!(
+                        "step {step}: {survived} events survived {fault:?}, which cuts an append in two"
+                    ));
+                }
                 model.log.truncate(survived);
+                model.boundaries.retain(|&b| b <= survived);
                 model.durable = survived;
                 engine = Some(reopened);
             }

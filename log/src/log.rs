@@ -132,6 +132,9 @@ pub struct Problem {
     pub path: PathBuf,
     /// The byte offset.
     pub offset: u64,
+    /// The byte range whose records could not be checked (empty for problems that are not
+    /// damaged records).
+    pub unreadable: std::ops::Range<u64>,
     /// What is wrong.
     pub reason: String,
 }
@@ -1016,6 +1019,7 @@ impl Log {
                 problems.push(Problem {
                     path,
                     offset,
+                    unreadable: 0..0,
                     reason,
                 });
                 expected = None;
@@ -1027,45 +1031,75 @@ impl Log {
                 problems.push(Problem {
                     path: path.clone(),
                     offset: 0,
+                    unreadable: 0..0,
                     reason: format!(
                         "segment starts at lsn {} but the previous one ends before {}",
                         id.0, expected
                     ),
                 });
             }
-            let outcome =
-                scan::scan_segment(slice, id, segment_header::LEN as u64, Lsn(id.0), visit);
             let last = index + 1 == ids.len();
-            let damaged = outcome.pending_records > 0 || outcome.stop != Stop::End;
-            if damaged {
-                let (offset, reason) = match outcome.stop {
+            let mut offset = segment_header::LEN as u64;
+            let mut next_lsn = Lsn(id.0);
+            let committed = loop {
+                let outcome = scan::scan_segment(slice, id, offset, next_lsn, visit);
+                let (bad_offset, reason) = match outcome.stop {
                     Stop::Bad { offset, reason } => (offset, reason),
-                    Stop::End => (
+                    Stop::End if outcome.pending_records > 0 => (
                         outcome.stop_offset,
                         format!(
                             "a batch of {} records is incomplete",
                             outcome.pending_records
                         ),
                     ),
+                    Stop::End
+                        if last
+                            && scan::nonzero_end(slice, outcome.stop_offset)
+                                > outcome.stop_offset =>
+                    {
+                        (
+                            outcome.stop_offset,
+                            "non-zero bytes after the end of the written records".to_owned(),
+                        )
+                    }
+                    Stop::End => break outcome.committed_lsn,
                 };
-                let torn_tail = last
-                    && scan::find_valid_record_after(slice, offset, outcome.committed_lsn)
-                        .is_none();
-                let reason = if torn_tail {
-                    format!(
-                        "torn tail from byte {} (the next open removes it): {reason}",
-                        outcome.committed_end
-                    )
-                } else {
-                    reason
+                // Resynchronise on the next checksum-valid record, so that one damaged record
+                // is reported once and the records after it are still checked.
+                let resume =
+                    scan::find_valid_record_after(slice, bad_offset, outcome.committed_lsn);
+                let Some(resume) = resume else {
+                    let end = scan::nonzero_end(slice, bad_offset).max(outcome.stop_offset);
+                    let reason = if last {
+                        format!(
+                            "torn tail from byte {} (the next open removes it): {reason}",
+                            outcome.committed_end
+                        )
+                    } else {
+                        format!("{reason}; nothing valid follows in this sealed segment")
+                    };
+                    problems.push(Problem {
+                        path: path.clone(),
+                        offset: bad_offset,
+                        unreadable: outcome.committed_end..end,
+                        reason,
+                    });
+                    break outcome.committed_lsn;
                 };
                 problems.push(Problem {
-                    path,
-                    offset,
-                    reason,
+                    path: path.clone(),
+                    offset: bad_offset,
+                    unreadable: outcome.committed_end..resume,
+                    reason: format!("{reason}; valid records resume at byte {resume}"),
                 });
-            }
-            expected = Some(Lsn(outcome.committed_lsn.0 + 1));
+                let at = usize::try_from(resume).unwrap_or(usize::MAX);
+                match slice.get(at..).map(format::decode_frame) {
+                    Some(Ok(format::Frame::Record(r, _))) => next_lsn = r.header.lsn,
+                    _ => break outcome.committed_lsn,
+                }
+                offset = resume;
+            };
+            expected = Some(Lsn(committed.0 + 1));
         }
         Ok(problems)
     }

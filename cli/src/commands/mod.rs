@@ -1,0 +1,25 @@
+//! One module per subcommand: its arguments (clap derive) and its `run`.
+
+pub mod append;
+pub mod demo;
+pub mod inspect;
+pub mod read;
+pub mod verify;
+
+/// A durability class as a command-line value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// Return only once the event is on stable storage (fdatasync); never lost once printed.
+    Critical,
+    /// Return after a buffered write; synced within the engine's window (10 ms by default).
+    Normal,
+}
+
+impl From<DurabilityArg> for helios::Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Critical => helios::Durability::Critical,
+            DurabilityArg::Normal => helios::Durability::Normal,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `helios read`: a stream's events as `VERSION<TAB>PAYLOAD` lines.
+
+use std::io::{BufWriter, ErrorKind, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use helios::Version;
+
+use crate::error::CliError;
+use crate::store::OpenArgs;
+
+/// The long help of `helios read`.
+pub const LONG_ABOUT: &str = "Print the events of STREAM as `VERSION<TAB>PAYLOAD` lines, oldest \
+    first. Payloads are printed as UTF-8, with invalid bytes replaced by U+FFFD. The store is \
+    opened like any open (recovering from a crash if needed), so it must not be open elsewhere.";
+
+/// Arguments of `helios read`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The stream to read.
+    pub stream: String,
+    /// First version to print. [default: 1]
+    #[arg(long, value_name = "V")]
+    pub from: Option<u64>,
+    /// Last version to print, inclusive. [default: the stream's head]
+    #[arg(long, value_name = "V")]
+    pub to: Option<u64>,
+    #[command(flatten)]
+    pub open: OpenArgs,
+}
+
+/// Runs `helios read`.
+pub fn run(args: &Args) -> Result<ExitCode, CliError> {
+    let engine = args.open.open_existing(&args.dir)?;
+    let from = Version(args.from.unwrap_or(1));
+    let to = Version(args.to.unwrap_or(u64::MAX));
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = (|| -> Result<(), CliError> {
+        for event in engine.read(&args.stream, from..=to)? {
+            let event = event?;
+            let payload = String::from_utf8_lossy(&event.payload);
+            writeln!(out, "{}\t{payload}", event.version.get())
+                .map_err(CliError::io("write to stdout"))?;
+        }
+        out.flush().map_err(CliError::io("write to stdout"))
+    })();
+    match written {
+        // A reader that stopped early (`helios read ... | head`) is not an error.
+        Err(CliError::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    engine.close()?;
+    Ok(ExitCode::SUCCESS)
+}

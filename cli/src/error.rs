@@ -1,0 +1,45 @@
+//! The CLI's error type: the engine's errors plus what the CLI itself does (stdin, stdout,
+//! temporary directories) and the demo's read-back check. Every variant displays as one
+//! sentence; `main` prints it after `helios: `.
+
+use std::io;
+
+use helios::Version;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The engine failed (its message names the stream, file or offset involved).
+    #[error(transparent)]
+    Engine(#[from] helios::Error),
+    /// I/O done by the CLI itself, outside the engine.
+    #[error("could not {op}: {source}")]
+    Io {
+        /// What was being done, as a verb phrase ("read stdin").
+        op: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The demo read back something other than what it wrote, or an append was acknowledged
+    /// with an unexpected version.
+    #[error("demo check failed on stream `{stream}` at {version}: {reason}")]
+    DemoCheck {
+        /// The stream.
+        stream: String,
+        /// The version concerned.
+        version: Version,
+        /// What differs.
+        reason: String,
+    },
+    /// A latency histogram could not be created.
+    #[error("could not create a latency histogram: {0}")]
+    Histogram(String),
+}
+
+impl CliError {
+    /// Wraps an I/O error of the CLI's own, for `map_err`.
+    pub fn io(op: &'static str) -> impl FnOnce(io::Error) -> CliError {
+        move |source| CliError::Io { op, source }
+    }
+}
