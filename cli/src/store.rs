@@ -6,10 +6,6 @@ use helios::Engine;
 
 use crate::error::CliError;
 
-/// The engine's log directory inside a store. A directory without it is not a store; the
-/// engine's [`helios::verify`] uses the same test.
-const LOG_DIR: &str = "log";
-
 /// Options for commands that open a store.
 #[derive(Clone, Debug, clap::Args)]
 pub struct OpenArgs {
@@ -32,12 +28,10 @@ impl OpenArgs {
     /// Opens the store in `dir`, which must already exist: commands that only look at a store
     /// must not create one where a user mistyped a path.
     pub fn open_existing(&self, dir: &Path) -> Result<Engine, CliError> {
-        if !dir.join(LOG_DIR).is_dir() {
-            return Err(helios::Error::NotAStore {
-                path: dir.to_path_buf(),
-            }
-            .into());
+        let mut builder = Engine::builder(dir).create_if_missing(false);
+        if let Some(bytes) = self.segment_size_bytes {
+            builder = builder.segment_size_bytes(bytes);
         }
-        self.open(dir)
+        Ok(builder.open()?)
     }
 }

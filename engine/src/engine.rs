@@ -328,6 +328,9 @@ impl Engine {
         let dir = dir.as_ref().to_path_buf();
         options.validate()?;
         let storage = options.storage.clone();
+        if !options.create_if_missing && storage.list_files(&dir.join(LOG_DIR)).is_err() {
+            return Err(Error::NotAStore { path: dir });
+        }
         std::fs::create_dir_all(&dir).map_err(|e| LogError::Io {
             op: "create directory",
             path: dir.clone(),
@@ -666,6 +669,13 @@ impl Engine {
     /// I/O errors.
     pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
         Ok(self.inner.log.segments()?)
+    }
+
+    /// Where the log ends now: the last record appended (durable or not), its segment, and
+    /// the byte offset just past it.
+    #[must_use]
+    pub fn log_end(&self) -> helios_log::Position {
+        self.inner.log.end()
     }
 
     /// The last LSN appended, durable or not.

@@ -35,8 +35,8 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use helios_log::{
-    CrashFault, Durability, FsStorage, Location, LogError, Lsn, RecoveryMode, RecoveryReport,
-    SegmentId, SegmentInfo, SimStorage, Storage, StreamId, Version,
+    CrashFault, Durability, FsStorage, Location, LogError, Lsn, Position, RecoveryMode,
+    RecoveryReport, SegmentId, SegmentInfo, SimStorage, Storage, StreamId, TruncatedTail, Version,
 };
 pub use options::{DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options};
 pub use verify::{Finding, VerifyReport, verify};

@@ -31,6 +31,10 @@ pub struct Options {
     pub sync_window_bytes: u64,
     /// What to do with a torn tail found on open. Default: [`RecoveryMode::Truncate`].
     pub recovery_mode: RecoveryMode,
+    /// Whether [`Engine::open`] may create a new store. When `false`, opening a directory that
+    /// is not a store fails with [`crate::Error::NotAStore`] instead of creating one there.
+    /// Default: `true`.
+    pub create_if_missing: bool,
     /// Where the log's files live. The fjall metadata always lives on the real file system, in
     /// the store directory. Default: [`FsStorage`].
     pub storage: Arc<dyn Storage>,
@@ -45,6 +49,7 @@ impl Default for Options {
             sync_window_ms: DEFAULT_SYNC_WINDOW_MS,
             sync_window_bytes: DEFAULT_SYNC_WINDOW_BYTES,
             recovery_mode: log.recovery_mode,
+            create_if_missing: true,
             storage: Arc::new(FsStorage),
         }
     }
@@ -127,6 +132,13 @@ impl EngineBuilder {
     #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.options.recovery_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::create_if_missing`].
+    #[must_use]
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.options.create_if_missing = create;
         self
     }
 

@@ -180,6 +180,20 @@ fn many_segments_reopen_and_global_order() {
 }
 
 #[test]
+fn create_if_missing_false_refuses_a_directory_that_is_not_a_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("typo");
+    match Engine::builder(&target).create_if_missing(false).open() {
+        Err(Error::NotAStore { path }) => assert_eq!(path, target),
+        other => panic!("expected NotAStore, got {other:?}"),
+    }
+    assert!(!target.exists(), "nothing was created");
+    drop(Engine::open(&target, Options::default()).expect("create"));
+    let engine = Engine::builder(&target).create_if_missing(false).open().expect("exists now");
+    assert_eq!(engine.log_end().lsn, Lsn::ZERO);
+}
+
+#[test]
 fn a_second_writer_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _engine = Engine::open(dir.path(), Options::default()).expect("open");
