@@ -198,7 +198,7 @@ pub struct Log {
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
-    sealed: RwLock<BTreeMap<SegmentId, Sealed>>,
+    sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
     appended_lsn: AtomicU64,
@@ -408,7 +408,7 @@ impl Log {
             let bytes = read_all(storage.as_ref(), &path)?;
             if index < first_index {
                 // Before the start: not scanned, only mapped (its header is checked on read).
-                sealed.insert(id, Sealed { path, bytes });
+                sealed.insert(id, Arc::new(Sealed { path, bytes }));
                 continue;
             }
             let slice: &[u8] = &bytes;
@@ -501,7 +501,7 @@ impl Log {
             }
             last_lsn = outcome.committed_lsn;
             if index < last_index {
-                sealed.insert(id, Sealed { path, bytes });
+                sealed.insert(id, Arc::new(Sealed { path, bytes }));
             } else {
                 active_end = outcome.committed_end;
             }
@@ -816,10 +816,10 @@ impl Log {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 old.id,
-                Sealed {
+                Arc::new(Sealed {
                     path: old.path,
                     bytes,
-                },
+                }),
             );
         w.flushed_end = segment_header::LEN as u64;
         Ok(())
@@ -863,18 +863,18 @@ impl Log {
         location: Location,
         f: impl FnOnce(RecordRef<'_>) -> T,
     ) -> Result<T> {
-        if let Some((path, bytes)) = self.sealed_bytes(location.segment) {
-            let slice: &[u8] = &bytes;
+        if let Some(sealed) = self.sealed_bytes(location.segment) {
+            let (path, slice) = (&sealed.path, &sealed.bytes[..]);
             let start = usize::try_from(location.offset).unwrap_or(usize::MAX);
             let end = usize::try_from(location.end()).unwrap_or(usize::MAX);
             let frame = slice.get(start..end).ok_or_else(|| {
                 LogError::corrupt(
-                    &path,
+                    path,
                     location.offset,
                     format!("{} lies past the end of the file", location.lsn),
                 )
             })?;
-            return decode_at(&path, location, frame).map(f);
+            return decode_at(path, location, frame).map(f);
         }
         let (file, path) = {
             let mut w = lock(&self.writer);
@@ -912,12 +912,12 @@ impl Log {
         })
     }
 
-    fn sealed_bytes(&self, id: SegmentId) -> Option<(PathBuf, ReadOnlyBytes)> {
+    fn sealed_bytes(&self, id: SegmentId) -> Option<Arc<Sealed>> {
         let sealed = self
             .sealed
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sealed.get(&id).map(|s| (s.path.clone(), s.bytes.clone()))
+        sealed.get(&id).cloned()
     }
 
     /// The segments, oldest first.
@@ -1213,7 +1213,8 @@ pub struct LogIter<'a> {
 
 impl LogIter<'_> {
     fn load(&mut self, id: SegmentId) -> Result<()> {
-        if let Some((path, bytes)) = self.log.sealed_bytes(id) {
+        if let Some(sealed) = self.log.sealed_bytes(id) {
+            let (path, bytes) = (sealed.path.clone(), sealed.bytes.clone());
             self.current = Some((path, bytes, segment_header::LEN as u64, id));
             return Ok(());
         }
