@@ -17,6 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use helios_log::{
 };
 
 use crate::error::{Error, Result};
-use crate::meta::{Meta, StreamRecord};
+use crate::meta::{Meta, RUN_LEN_MAX, StreamRecord};
 use crate::options::{EngineBuilder, Options};
 
 /// Longest stream name, in bytes.
@@ -256,6 +257,8 @@ struct Inner {
     /// Serialises flush rounds (the background flusher and explicit syncs).
     flush_lock: Mutex<()>,
     last_flush_error: Mutex<Option<String>>,
+    /// Set by normal appends: the flusher must sync the log in its next round.
+    normal_pending: AtomicBool,
     open_report: OpenReport,
     _lock: helios_log::storage::LockGuard,
 }
@@ -421,11 +424,12 @@ impl Engine {
             signal_cv: Condvar::new(),
             flush_lock: Mutex::new(()),
             last_flush_error: Mutex::new(None),
+            normal_pending: AtomicBool::new(false),
             open_report,
             _lock: lock_guard,
         });
         // Index what recovery found right away, so the next open starts from here.
-        inner.flush_round()?;
+        inner.flush_round(true)?;
         inner.meta.persist()?;
         let worker = inner.clone();
         let flusher = std::thread::Builder::new()
@@ -573,6 +577,9 @@ impl Engine {
         match durability {
             Durability::Critical => self.inner.log.sync_to(lsn)?,
             Durability::Normal => {
+                if !self.inner.normal_pending.load(Ordering::Relaxed) {
+                    self.inner.normal_pending.store(true, Ordering::Release);
+                }
                 if self.inner.log.unsynced_bytes() >= self.inner.options.sync_window_bytes {
                     self.inner.wake_flusher();
                 }
@@ -659,7 +666,7 @@ impl Engine {
     /// # Errors
     /// Log and metadata errors.
     pub fn sync(&self) -> Result<Lsn> {
-        self.inner.flush_round()?;
+        self.inner.flush_round(true)?;
         Ok(self.inner.log.synced_lsn())
     }
 
@@ -713,7 +720,7 @@ impl Engine {
         if self.inner.log.is_poisoned() {
             return Ok(());
         }
-        self.inner.flush_round()?;
+        self.inner.flush_round(true)?;
         self.inner.meta.persist()
     }
 }
@@ -741,9 +748,10 @@ fn drop_past_end(
         let id = catalog.next_id();
         let id = StreamId(id.0 - 1);
         batch.remove_stream(id, &last.name);
-        for v in 1..=last.indexed_head.0 {
-            batch.remove_index(id, Version(v));
-            report.index_entries_dropped += 1;
+        for run in meta.stream_runs_reversed(id) {
+            let (first, locations) = run?;
+            batch.remove_run(id, first);
+            report.index_entries_dropped += locations.len() as u64;
         }
         let name = last.name.clone();
         catalog.by_name.remove(&name);
@@ -755,17 +763,21 @@ fn drop_past_end(
         if st.indexed_head == Version::ZERO {
             continue;
         }
-        // Walk back from the head while entries lie past the end.
+        // Walk back from the last run while entries lie past the end.
         let mut keep = st.indexed_head;
-        let entries: Vec<_> = meta.index_range(id, Version(1), st.indexed_head).collect();
-        for entry in entries.into_iter().rev() {
-            let (version, location) = entry?;
-            if location.lsn <= end {
+        for run in meta.stream_runs_reversed(id) {
+            let (first, locations) = run?;
+            let valid = locations.iter().take_while(|l| l.lsn <= end).count();
+            if valid == locations.len() {
                 break;
             }
-            batch.remove_index(id, version);
-            report.index_entries_dropped += 1;
-            keep = Version(version.0 - 1);
+            report.index_entries_dropped += (locations.len() - valid) as u64;
+            if valid == 0 {
+                batch.remove_run(id, first);
+            } else {
+                batch.put_run(id, first, &locations[..valid]);
+            }
+            keep = Version(first.0 + valid as u64 - 1);
         }
         if keep != st.indexed_head {
             st.indexed_head = keep;
@@ -809,7 +821,8 @@ impl Inner {
                 // Nothing can be made durable any more; appends report the poisoning.
                 continue;
             }
-            if let Err(e) = self.flush_round() {
+            let normal_pending = self.normal_pending.swap(false, Ordering::AcqRel);
+            if let Err(e) = self.flush_round(normal_pending) {
                 let mut slot = lock(&self.last_flush_error);
                 if slot.is_none() {
                     *slot = Some(e.to_string());
@@ -824,18 +837,23 @@ impl Inner {
         }
     }
 
-    /// Syncs the log and moves every durable index entry from memory into fjall, with the
+    /// Syncs the log (if asked) and moves every durable index entry from memory into fjall, with the
     /// recovery point, in one atomic batch.
-    fn flush_round(&self) -> Result<()> {
+    ///
+    /// The background flusher passes `sync_log = false` when only critical appends happened
+    /// since its last round: their own group commit syncs them, and a flusher joining the group
+    /// would only make the group look bigger than the appenders are.
+    fn flush_round(&self, sync_log: bool) -> Result<()> {
         let _round = lock(&self.flush_lock);
-        let synced = if self.log.appended_lsn() > self.log.synced_lsn() {
+        let synced = if sync_log && self.log.appended_lsn() > self.log.synced_lsn() {
             self.log.sync_all()?
         } else {
             self.log.synced_lsn()
         };
-        let mut batch = self.meta.batch();
-        let mut moved: Vec<(StreamId, usize)> = Vec::new();
-        {
+        // Under the catalog lock only copy what is durable; the fjall batch is built after, so
+        // appends wait for a memcpy, not for fjall.
+        let mut moved: Vec<(StreamRecord, Vec<Location>)> = Vec::new();
+        let recovery_point = {
             let mut cat = lock(&self.catalog);
             let mut recovery_point = None;
             while cat.batch_ends.front().is_some_and(|l| l.lsn <= synced) {
@@ -848,31 +866,39 @@ impl Inner {
             for id in dirty {
                 let Some(st) = cat.get_mut(id) else { continue };
                 let durable = st.recent.iter().take_while(|l| l.lsn <= synced).count();
-                for (i, location) in st.recent.iter().take(durable).enumerate() {
-                    batch.put_index(id, Version(st.indexed_head.0 + 1 + i as u64), location);
-                }
                 if durable > 0 || (!st.persisted && st.created <= synced) {
-                    batch.put_stream(&StreamRecord {
+                    let record = StreamRecord {
                         id,
                         name: st.name.to_string(),
-                        head: Version(st.indexed_head.0 + durable as u64),
+                        head: st.indexed_head,
                         created: st.created,
-                    });
-                    moved.push((id, durable));
+                    };
+                    moved.push((record, st.recent.iter().take(durable).copied().collect()));
                 }
                 st.dirty = false;
                 if st.recent.len() > durable || !(st.persisted || st.created <= synced) {
                     cat.mark_dirty(id);
                 }
             }
-            batch.set_recovery_point(&recovery_point);
+            recovery_point
+        };
+        let mut batch = self.meta.batch();
+        for (record, locations) in &mut moved {
+            let mut first = Version(record.head.0 + 1);
+            for run in locations.chunks(RUN_LEN_MAX) {
+                batch.put_run(record.id, first, run);
+                first = Version(first.0 + run.len() as u64);
+            }
+            record.head = Version(first.0 - 1);
+            batch.put_stream(record);
         }
+        batch.set_recovery_point(&recovery_point);
         batch.commit()?;
         let mut cat = lock(&self.catalog);
-        for (id, count) in moved {
-            if let Some(st) = cat.get_mut(id) {
-                st.recent.drain(..count);
-                st.indexed_head = Version(st.indexed_head.0 + count as u64);
+        for (record, locations) in moved {
+            if let Some(st) = cat.get_mut(record.id) {
+                st.recent.drain(..locations.len());
+                st.indexed_head = record.head;
                 st.persisted = true;
             }
         }
@@ -910,15 +936,7 @@ impl ReadIter<'_> {
         let end = chunk_end.min(st.indexed_head);
         drop(cat);
         let mut expect = self.next;
-        for entry in self.inner.meta.index_range(self.stream, self.next, end) {
-            let (version, location) = entry?;
-            if version != expect {
-                return Err(Error::IndexMismatch {
-                    stream: self.stream.0,
-                    version: expect,
-                    reason: format!("the index has no entry (next entry is {version})"),
-                });
-            }
+        for (version, location) in self.inner.meta.index_range(self.stream, self.next, end)? {
             self.pending.push_back((version, location));
             expect = Version(expect.0 + 1);
         }

@@ -8,7 +8,7 @@
 //! |-----------|---------------------------------------|------------------------------------------------|
 //! | `streams` | `b'n'` + name bytes                   | stream id `u64`                                |
 //! | `streams` | `b's'` + stream id `u64 BE`           | head `u64`, creation LSN `u64`, name bytes     |
-//! | `index`   | stream id `u64 BE` + version `u64 BE` | [`Location`]: lsn, segment, offset `u64`, frame length `u32` |
+//! | `index`   | stream id `u64 BE` + first version `u64 BE` | a run: count `u32`, then `count` [`Location`]s (lsn, segment, offset `u64`, frame length `u32`) for versions `first..first + count` |
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
 
@@ -29,6 +29,10 @@ pub const LOCATION_LEN: usize = 8 // lsn
     + 8 // offset
     + 4; // frame_len_bytes
 const _: () = assert!(LOCATION_LEN == 28);
+
+/// Most locations in one index run. A flush writes one run per stream (split at this size), so
+/// a stream appended to N times between two flushes costs one fjall entry, not N.
+pub const RUN_LEN_MAX: usize = 256;
 
 /// Encoded length of an index key.
 pub const INDEX_KEY_LEN: usize = 8 // stream id
@@ -111,6 +115,50 @@ fn stream_key(id: StreamId) -> [u8; 9] {
     key[0] = b's';
     key[1..].copy_from_slice(&id.0.to_be_bytes());
     key
+}
+
+/// Encodes a run of locations: count `u32`, then each location.
+#[must_use]
+pub fn encode_run(locations: &[Location]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + locations.len() * LOCATION_LEN);
+    let count = u32::try_from(locations.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&count.to_le_bytes());
+    for location in locations {
+        out.extend_from_slice(&encode_location(location));
+    }
+    out
+}
+
+fn bad_run(key: &[u8], what: &str) -> Error {
+    Error::CorruptMeta {
+        keyspace: "index",
+        reason: format!("index run {key:02x?}: {what}"),
+    }
+}
+
+/// Decodes a run of locations.
+///
+/// # Errors
+/// [`Error::CorruptMeta`] when the value is not a run.
+pub fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Location>> {
+    let count = value
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| bad_run(key, "missing count"))? as usize;
+    let body = &value[4..];
+    if count == 0 || count > RUN_LEN_MAX || body.len() != count * LOCATION_LEN {
+        return Err(bad_run(
+            key,
+            &format!(
+                "count {count} does not match {} bytes of locations",
+                body.len()
+            ),
+        ));
+    }
+    body.chunks_exact(LOCATION_LEN)
+        .map(|chunk| decode_location("index", chunk))
+        .collect()
 }
 
 /// A stream's persisted record.
@@ -238,39 +286,78 @@ impl Meta {
         }
     }
 
-    /// Index entries of `stream` for versions `from..=to`, in order.
+    /// Index entries of `stream` for versions `from..=to`, in order: the runs that cover them,
+    /// expanded.
+    ///
+    /// # Errors
+    /// fjall errors, undecodable runs.
     pub fn index_range(
         &self,
         stream: StreamId,
         from: Version,
         to: Version,
-    ) -> impl Iterator<Item = Result<(Version, Location)>> + '_ {
-        let start = index_key(stream, from);
-        let end = index_key(stream, to);
-        self.index.range(start..=end).map(|guard| {
+    ) -> Result<Vec<(Version, Location)>> {
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        // The run holding `from` starts at or before it: the last key at or below it.
+        let before = self
+            .index
+            .range(index_key(stream, Version::ZERO)..=index_key(stream, from))
+            .next_back();
+        let after = self
+            .index
+            .range(index_key(stream, Version(from.0 + 1))..=index_key(stream, to));
+        for guard in before.into_iter().chain(after) {
             let (key, value) = guard
                 .into_inner()
                 .map_err(Error::meta("reading the index"))?;
-            let (_, version) = decode_index_key(&key).ok_or_else(|| Error::CorruptMeta {
-                keyspace: "index",
-                reason: format!("index key of {} bytes", key.len()),
-            })?;
-            Ok((version, decode_location("index", &value)?))
-        })
+            let (_, first) = decode_index_key(&key).ok_or_else(|| bad_run(&key, "key length"))?;
+            for (i, location) in decode_run(&key, &value)?.into_iter().enumerate() {
+                let version = Version(first.0 + i as u64);
+                if version >= from && version <= to {
+                    out.push((version, location));
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Every index entry, in key order (for verification).
-    pub fn index_all(&self) -> impl Iterator<Item = Result<(StreamId, Version, Location)>> + '_ {
+    /// Every index run, in key order, for verification and repair: (stream, first version,
+    /// locations).
+    pub fn index_runs(
+        &self,
+    ) -> impl Iterator<Item = Result<(StreamId, Version, Vec<Location>)>> + '_ {
         self.index.iter().map(|guard| {
             let (key, value) = guard
                 .into_inner()
                 .map_err(Error::meta("reading the index"))?;
-            let (stream, version) = decode_index_key(&key).ok_or_else(|| Error::CorruptMeta {
-                keyspace: "index",
-                reason: format!("index key of {} bytes", key.len()),
-            })?;
-            Ok((stream, version, decode_location("index", &value)?))
+            let (stream, first) =
+                decode_index_key(&key).ok_or_else(|| bad_run(&key, "key length"))?;
+            Ok((stream, first, decode_run(&key, &value)?))
         })
+    }
+
+    /// The runs of one stream, last first (for trimming entries past the log's end).
+    ///
+    /// # Errors
+    /// fjall errors, undecodable runs.
+    pub fn stream_runs_reversed(
+        &self,
+        stream: StreamId,
+    ) -> impl Iterator<Item = Result<(Version, Vec<Location>)>> + '_ {
+        self.index
+            .range(index_key(stream, Version::ZERO)..=index_key(stream, Version(u64::MAX)))
+            .rev()
+            .map(|guard| {
+                let (key, value) = guard
+                    .into_inner()
+                    .map_err(Error::meta("reading the index"))?;
+                let (_, first) =
+                    decode_index_key(&key).ok_or_else(|| bad_run(&key, "key length"))?;
+                Ok((first, decode_run(&key, &value)?))
+            })
     }
 
     /// Makes everything written so far durable.
@@ -291,19 +378,20 @@ pub struct MetaBatch<'a> {
 }
 
 impl MetaBatch<'_> {
-    /// Records the index entry of `(stream, version)`.
-    pub fn put_index(&mut self, stream: StreamId, version: Version, location: &Location) {
+    /// Records the run of locations of `stream`'s versions `first..first + locations.len()`.
+    pub fn put_run(&mut self, stream: StreamId, first: Version, locations: &[Location]) {
+        debug_assert!(!locations.is_empty() && locations.len() <= RUN_LEN_MAX);
         self.batch.insert(
             &self.meta.index,
-            index_key(stream, version).to_vec(),
-            encode_location(location).to_vec(),
+            index_key(stream, first).to_vec(),
+            encode_run(locations),
         );
     }
 
-    /// Removes the index entry of `(stream, version)`.
-    pub fn remove_index(&mut self, stream: StreamId, version: Version) {
+    /// Removes the run of `stream` that starts at `first`.
+    pub fn remove_run(&mut self, stream: StreamId, first: Version) {
         self.batch
-            .remove(&self.meta.index, index_key(stream, version).to_vec());
+            .remove(&self.meta.index, index_key(stream, first).to_vec());
     }
 
     /// Records a stream's name, head and creation LSN.
@@ -366,6 +454,17 @@ mod tests {
             Some(location)
         );
         assert!(decode_location("index", &[1, 2, 3]).is_err());
+        let run = [
+            location,
+            Location {
+                lsn: Lsn(10),
+                ..location
+            },
+        ];
+        let key = index_key(StreamId(1), Version(1));
+        assert_eq!(decode_run(&key, &encode_run(&run)).ok(), Some(run.to_vec()));
+        assert!(decode_run(&key, &encode_run(&run)[..30]).is_err());
+        assert!(decode_run(&key, &0u32.to_le_bytes()).is_err());
         let key = index_key(StreamId(5), Version(6));
         assert_eq!(decode_index_key(&key), Some((StreamId(5), Version(6))));
         assert!(index_key(StreamId(1), Version(300)) < index_key(StreamId(2), Version(1)));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, Storage};
+use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, Storage, Version};
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -125,7 +125,15 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let meta = Meta::open(&meta_dir)?;
     let recovery_point = meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn);
     let mut indexed = 0u64;
-    for entry in meta.index_all() {
+    let entries = meta.index_runs().flat_map(|run| match run {
+        Ok((stream, first, locations)) => locations
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| Ok((stream, Version(first.0 + i as u64), l)))
+            .collect::<Vec<_>>(),
+        Err(e) => vec![Err(e)],
+    });
+    for entry in entries {
         let (stream, version, location) = match entry {
             Ok(entry) => entry,
             Err(e) => {

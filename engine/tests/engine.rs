@@ -189,7 +189,10 @@ fn create_if_missing_false_refuses_a_directory_that_is_not_a_store() {
     }
     assert!(!target.exists(), "nothing was created");
     drop(Engine::open(&target, Options::default()).expect("create"));
-    let engine = Engine::builder(&target).create_if_missing(false).open().expect("exists now");
+    let engine = Engine::builder(&target)
+        .create_if_missing(false)
+        .open()
+        .expect("exists now");
     assert_eq!(engine.log_end().lsn, Lsn::ZERO);
 }
 
@@ -742,4 +745,41 @@ fn random_appends_syncs_reopens_and_crashes_match_the_model() {
         .tests(tests)
         .rng(Gen::from_size_and_seed(60, seed))
         .quickcheck(run_ops as fn(Vec<Op>) -> TestResult);
+}
+
+#[test]
+fn reads_cross_index_runs_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all: Vec<String> = (0..700).map(|i| format!("e{i}")).collect();
+    {
+        let engine = Engine::open(dir.path(), Options::default()).expect("open");
+        // One append of 600 events is indexed in one flush, split into runs of 256.
+        engine
+            .append("s", &all[..600], Durability::Normal, None)
+            .expect("append");
+        engine.sync().expect("sync");
+        engine
+            .append("s", &all[600..], Durability::Normal, None)
+            .expect("append");
+    }
+    let engine = Engine::open(dir.path(), Options::default()).expect("reopen");
+    for (from, to) in [
+        (1usize, 700usize),
+        (255, 258),
+        (256, 513),
+        (512, 700),
+        (700, 700),
+        (3, 3),
+    ] {
+        let got: Vec<Vec<u8>> = engine
+            .read("s", Version(from as u64)..=Version(to as u64))
+            .expect("read")
+            .map(|e| e.expect("event").payload)
+            .collect();
+        let want: Vec<Vec<u8>> = all[from - 1..to]
+            .iter()
+            .map(|p| p.clone().into_bytes())
+            .collect();
+        assert_eq!(got, want, "versions {from}..={to}");
+    }
 }

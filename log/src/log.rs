@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::thread::Thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{LogError, Result};
 use crate::format::{self, RecordHeader, RecordRef, segment_header};
@@ -37,6 +38,8 @@ const SEGMENT_SUFFIX: &str = ".log";
 const TMP_SUFFIX: &str = ".log.tmp";
 const SPARE_NAME: &str = "next-segment.spare";
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// Longest time a group-commit leader waits for more waiters before it syncs.
+pub const GATHER_MAX: Duration = Duration::from_micros(200);
 
 /// What to do with a torn tail found on open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -179,8 +182,14 @@ impl Writer {
 
 #[derive(Debug, Default)]
 struct SyncState {
-    synced: Lsn,
     leader_active: bool,
+    /// Threads inside `sync_to` whose LSN no completed sync covers yet, each parked until a
+    /// leader covers it or hands it the leadership.
+    waiting: Vec<(Lsn, Thread)>,
+    /// How many waiters the last sync covered: the group size the next leader gathers for.
+    last_group: usize,
+    /// How long the last fdatasync took.
+    last_sync: Duration,
 }
 
 #[derive(Debug)]
@@ -197,7 +206,11 @@ pub struct Log {
     options: LogOptions,
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
-    synced_cv: Condvar,
+    /// The last LSN known durable. Written only under `sync` (or the writer lock, when rolling),
+    /// read without locks so that woken waiters need not queue on the mutex.
+    synced: AtomicU64,
+    /// Wakes a gathering leader when another waiter arrives.
+    arrival_cv: Condvar,
     sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
@@ -545,11 +558,9 @@ impl Log {
                 next_lsn: Lsn(last_lsn.0 + 1),
                 spare: None,
             }),
-            sync: Mutex::new(SyncState {
-                synced: last_lsn,
-                leader_active: false,
-            }),
-            synced_cv: Condvar::new(),
+            sync: Mutex::new(SyncState::default()),
+            synced: AtomicU64::new(last_lsn.0),
+            arrival_cv: Condvar::new(),
             sealed: RwLock::new(sealed),
             poisoned: AtomicBool::new(false),
             poison_cause: Mutex::new(None),
@@ -675,7 +686,7 @@ impl Log {
     /// The last LSN known durable.
     #[must_use]
     pub fn synced_lsn(&self) -> Lsn {
-        lock(&self.sync).synced
+        Lsn(self.synced.load(Ordering::Acquire))
     }
 
     /// Bytes appended since the last sync started (approximate; for write-behind windows).
@@ -713,33 +724,98 @@ impl Log {
     /// them (the leader) writes out and syncs everything appended so far while the others wait,
     /// so N threads waiting at once cost about one fdatasync.
     ///
+    /// Before syncing, a leader gathers: it waits until as many threads wait as the previous
+    /// sync covered, for at most half the previous sync's duration (and never more than
+    /// [`GATHER_MAX`]). Without this, threads woken by a sync reach their next append only
+    /// after the fastest one has already started the next sync alone, and the group splits in
+    /// two halves that alternate. A lone thread never waits (its previous group was itself).
+    ///
     /// # Errors
     /// [`LogError::Poisoned`] if this or an earlier sync failed.
     pub fn sync_to(&self, lsn: Lsn) -> Result<()> {
+        if self.synced_lsn() >= lsn {
+            return Ok(());
+        }
         let mut st = lock(&self.sync);
+        st.waiting.push((lsn, std::thread::current()));
+        // Wake a gathering leader only when its group is complete: one wake-up per group.
+        if st.leader_active && st.waiting.len() >= st.last_group {
+            self.arrival_cv.notify_one();
+        }
         loop {
-            self.check_poison()?;
-            if st.synced >= lsn {
+            // Durable before any failure is durable: check coverage before poisoning.
+            if self.synced_lsn() >= lsn {
                 return Ok(());
             }
+            if let Err(e) = self.check_poison() {
+                let me = std::thread::current().id();
+                st.waiting.retain(|(l, t)| !(*l == lsn && t.id() == me));
+                return Err(e);
+            }
             if st.leader_active {
-                st = self
-                    .synced_cv
-                    .wait(st)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                drop(st);
+                // Parked until a leader covers this LSN or hands over the leadership; a spurious
+                // wake-up just checks again.
+                std::thread::park();
+                if self.synced_lsn() >= lsn {
+                    return Ok(());
+                }
+                st = lock(&self.sync);
                 continue;
             }
             st.leader_active = true;
+            let deadline = Instant::now() + st.last_sync.min(GATHER_MAX);
+            while st.waiting.len() < st.last_group {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = self
+                    .arrival_cv
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
             drop(st);
+            let started = Instant::now();
             let result = self.sync_now();
+            let took = started.elapsed();
             st = lock(&self.sync);
             st.leader_active = false;
-            if let Ok(target) = result {
-                st.synced = st.synced.max(target);
+            let wake: Vec<Thread> = match result {
+                Ok(target) => {
+                    let covered = self.mark_synced(&mut st, target);
+                    st.last_group = covered.len();
+                    st.last_sync = took;
+                    // One uncovered waiter becomes the next leader, unless a newcomer is first.
+                    let next = st.waiting.first().map(|(_, t)| t.clone());
+                    covered.into_iter().chain(next).collect()
+                }
+                // Everybody must see the poisoning.
+                Err(_) => st.waiting.drain(..).map(|(_, t)| t).collect(),
+            };
+            drop(st);
+            for thread in wake {
+                thread.unpark();
             }
-            self.synced_cv.notify_all();
             result?;
+            st = lock(&self.sync);
         }
+    }
+
+    /// Records that everything up to `target` is durable and removes the waiters that covers,
+    /// returning their threads (to be unparked once the lock is released).
+    fn mark_synced(&self, st: &mut SyncState, target: Lsn) -> Vec<Thread> {
+        self.synced.fetch_max(target.0, Ordering::AcqRel);
+        let mut covered = Vec::new();
+        st.waiting.retain(|(lsn, thread)| {
+            let done = *lsn <= target;
+            if done {
+                covered.push(thread.clone());
+            }
+            !done
+        });
+        covered
     }
 
     /// Syncs everything appended so far; returns the durable LSN.
@@ -780,11 +856,13 @@ impl Log {
             return Err(self.poison(error.to_string()));
         }
         let last = Lsn(w.next_lsn.0 - 1);
-        {
+        let covered = {
             let mut st = lock(&self.sync);
-            st.synced = st.synced.max(last);
+            self.mark_synced(&mut st, last)
+        };
+        for thread in covered {
+            thread.unpark();
         }
-        self.synced_cv.notify_all();
         let next = SegmentId(w.next_lsn.0);
         // Creating the next segment may fail (a full disk); the log stays usable and nothing
         // acknowledged is lost, so this does not poison.
