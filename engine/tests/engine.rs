@@ -783,3 +783,30 @@ fn reads_cross_index_runs_after_reopen() {
         assert_eq!(got, want, "versions {from}..={to}");
     }
 }
+
+#[test]
+fn damage_to_an_indexed_record_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let engine = Engine::open(dir.path(), Options::default()).expect("open");
+        engine
+            .append("s", &["aa", "bb", "cc"], Durability::Critical, None)
+            .expect("append");
+    }
+    // The last record ("cc", the recovery point after the clean close) is the log's tail, but
+    // it is indexed: damage there is loss of acknowledged data, never truncated silently.
+    let active = segment_files(dir.path()).pop().expect("segment");
+    let last: u64 = 32 + 57 + 58 + 58;
+    corrupt_byte(&active, last + 30);
+    match Engine::open(dir.path(), Options::default()) {
+        Err(Error::Log(LogError::Corrupt {
+            path,
+            offset,
+            reason,
+        })) => {
+            assert_eq!((path, offset), (active, last));
+            assert!(reason.contains("below the recovery point"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
