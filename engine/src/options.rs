@@ -31,6 +31,10 @@ pub struct Options {
     pub sync_window_bytes: u64,
     /// What to do with a torn tail found on open. Default: [`RecoveryMode::Truncate`].
     pub recovery_mode: RecoveryMode,
+    /// How long around a sync's expected end the threads waiting for it poll instead of
+    /// sleeping; see [`helios_log::LogOptions::sync_poll_window_us`]. 0 disables. Default:
+    /// [`helios_log::DEFAULT_SYNC_POLL_WINDOW_US`] (60).
+    pub sync_poll_window_us: u64,
     /// Whether [`Engine::open`] may create a new store. When `false`, opening a directory that
     /// is not a store fails with [`crate::Error::NotAStore`] instead of creating one there.
     /// Default: `true`.
@@ -49,6 +53,7 @@ impl Default for Options {
             sync_window_ms: DEFAULT_SYNC_WINDOW_MS,
             sync_window_bytes: DEFAULT_SYNC_WINDOW_BYTES,
             recovery_mode: log.recovery_mode,
+            sync_poll_window_us: log.sync_poll_window_us,
             create_if_missing: true,
             storage: Arc::new(FsStorage),
         }
@@ -81,6 +86,7 @@ impl Options {
             segment_size_bytes: self.segment_size_bytes,
             write_buffer_bytes: self.write_buffer_bytes,
             recovery_mode: self.recovery_mode,
+            sync_poll_window_us: self.sync_poll_window_us,
         }
     }
 }
@@ -132,6 +138,13 @@ impl EngineBuilder {
     #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.options.recovery_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::sync_poll_window_us`].
+    #[must_use]
+    pub fn sync_poll_window_us(mut self, us: u64) -> Self {
+        self.options.sync_poll_window_us = us;
         self
     }
 

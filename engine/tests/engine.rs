@@ -208,8 +208,24 @@ fn a_second_writer_is_refused() {
 
 #[test]
 fn concurrent_critical_appends_all_land() {
+    // With and without polling near the end of a sync: both wait paths must be exact.
+    for poll_us in [0, helios_log_poll_default()] {
+        concurrent_critical_appends(poll_us);
+    }
+}
+
+fn helios_log_poll_default() -> u64 {
+    Options::default().sync_poll_window_us
+}
+
+fn concurrent_critical_appends(poll_us: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Arc::new(Engine::open(dir.path(), Options::default()).expect("open"));
+    let engine = Arc::new(
+        Engine::builder(dir.path())
+            .sync_poll_window_us(poll_us)
+            .open()
+            .expect("open"),
+    );
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let engine = engine.clone();

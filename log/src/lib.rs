@@ -16,9 +16,9 @@ mod types;
 pub use error::{LogError, Result};
 pub use format::{RecordHeader, RecordRef};
 pub use log::{
-    DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Log, LogIter, LogOptions,
-    MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem, RecoveryMode, RecoveryReport,
-    SegmentInfo, TruncatedTail,
+    DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US, DEFAULT_WRITE_BUFFER_BYTES,
+    GATHER_MAX, Log, LogIter, LogOptions, MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem,
+    RecoveryMode, RecoveryReport, SegmentInfo, TruncatedTail,
 };
 pub use storage::{CrashFault, FsStorage, SimStorage, Storage, StorageFile};
 pub use types::{Durability, Location, Lsn, Position, RecordKind, SegmentId, StreamId, Version};

@@ -40,6 +40,8 @@ const SPARE_NAME: &str = "next-segment.spare";
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
 /// Longest time a group-commit leader waits for more waiters before it syncs.
 pub const GATHER_MAX: Duration = Duration::from_micros(200);
+/// Default of [`LogOptions::sync_poll_window_us`].
+pub const DEFAULT_SYNC_POLL_WINDOW_US: u64 = 60;
 
 /// What to do with a torn tail found on open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +64,12 @@ pub struct LogOptions {
     pub write_buffer_bytes: usize,
     /// What to do with a torn tail. Default: [`RecoveryMode::Truncate`].
     pub recovery_mode: RecoveryMode,
+    /// How long before and after a running sync's expected end the threads waiting for it
+    /// poll (yielding the CPU) instead of sleeping, so that they need no scheduler wake-up when
+    /// it ends. Trades bounded CPU, only while concurrent critical appends wait, for group
+    /// commit throughput (measured on 2 vCPUs: 8 threads at ~5.5x one thread instead of
+    /// ~4x). 0 disables polling. Default: [`DEFAULT_SYNC_POLL_WINDOW_US`].
+    pub sync_poll_window_us: u64,
 }
 
 impl Default for LogOptions {
@@ -70,6 +78,7 @@ impl Default for LogOptions {
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             recovery_mode: RecoveryMode::Truncate,
+            sync_poll_window_us: DEFAULT_SYNC_POLL_WINDOW_US,
         }
     }
 }
@@ -190,6 +199,8 @@ struct SyncState {
     last_group: usize,
     /// How long the last fdatasync took.
     last_sync: Duration,
+    /// When the running sync started (`None` while its leader still gathers, or when idle).
+    sync_started: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -725,7 +736,7 @@ impl Log {
     /// so N threads waiting at once cost about one fdatasync.
     ///
     /// Before syncing, a leader gathers: it waits until as many threads wait as the previous
-    /// sync covered, for at most half the previous sync's duration (and never more than
+    /// sync covered, for at most the previous sync's duration (and never more than
     /// [`GATHER_MAX`]). Without this, threads woken by a sync reach their next append only
     /// after the fastest one has already started the next sync alone, and the group splits in
     /// two halves that alternate. A lone thread never waits (its previous group was itself).
@@ -753,10 +764,17 @@ impl Log {
                 return Err(e);
             }
             if st.leader_active {
+                // While the leader still gathers, its sync starts about now: the group is
+                // complete or nearly so when waiters arrive.
+                let started = st.sync_started.unwrap_or_else(Instant::now);
+                let expected_end = started + st.last_sync;
                 drop(st);
+                self.wait_near(expected_end, lsn);
                 // Parked until a leader covers this LSN or hands over the leadership; a spurious
                 // wake-up just checks again.
-                std::thread::park();
+                if self.synced_lsn() < lsn {
+                    std::thread::park();
+                }
                 if self.synced_lsn() >= lsn {
                     return Ok(());
                 }
@@ -776,12 +794,14 @@ impl Log {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
-            drop(st);
             let started = Instant::now();
+            st.sync_started = Some(started);
+            drop(st);
             let result = self.sync_now();
             let took = started.elapsed();
             st = lock(&self.sync);
             st.leader_active = false;
+            st.sync_started = None;
             let wake: Vec<Thread> = match result {
                 Ok(target) => {
                     let covered = self.mark_synced(&mut st, target);
@@ -800,6 +820,33 @@ impl Log {
             }
             result?;
             st = lock(&self.sync);
+        }
+    }
+
+    /// Waits for the running sync (expected to end at `end`) to cover `lsn`: sleeps until
+    /// shortly before `end`, then polls, yielding the CPU, until shortly after it.
+    ///
+    /// Why poll: a thread parked in the kernel is woken through the scheduler, and on a small
+    /// VM waking an idle vCPU costs tens of microseconds per thread; with a group of eight, the
+    /// wake-ups alone took about as long as the fdatasync. A waiter that is already running
+    /// when the durable LSN moves goes straight back to its next append. The polling window is
+    /// bounded ([`LogOptions::sync_poll_window_us`] each side of the expected end), so a
+    /// waiter burns at most twice that in CPU, and only while concurrent critical appends wait
+    /// on a sync.
+    fn wait_near(&self, end: Instant, lsn: Lsn) {
+        let window = Duration::from_micros(self.options.sync_poll_window_us);
+        if window.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(wake_at) = end.checked_sub(window)
+            && now < wake_at
+        {
+            std::thread::park_timeout(wake_at - now);
+        }
+        let stop = end + window;
+        while self.synced_lsn() < lsn && !self.is_poisoned() && Instant::now() < stop {
+            std::thread::yield_now();
         }
     }
 
