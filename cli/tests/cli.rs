@@ -42,7 +42,15 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
         .spawn()
         .expect("spawn helios");
     let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(stdin).expect("write helios's stdin");
+    // A command that fails early (a locked store, a bad name) may exit before reading its
+    // input: a broken pipe here is that, not a test failure; its output says the rest.
+    if let Err(e) = input.write_all(stdin) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write helios's stdin: {e}"
+        );
+    }
     drop(input);
     child.wait_with_output().expect("wait for helios")
 }

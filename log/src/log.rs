@@ -180,7 +180,6 @@ struct Writer {
     /// Encoded records not yet written; they start at `flushed_end`.
     buffer: Vec<u8>,
     next_lsn: Lsn,
-    spare: Option<(PathBuf, Arc<dyn StorageFile>, u64)>,
 }
 
 impl Writer {
@@ -203,6 +202,14 @@ struct SyncState {
     sync_started: Option<Instant>,
 }
 
+/// The next segment's file, prepared ahead of the roll that needs it.
+#[derive(Debug)]
+enum Spare {
+    Empty,
+    Preparing,
+    Ready(PathBuf, Arc<dyn StorageFile>),
+}
+
 #[derive(Debug)]
 struct Sealed {
     path: PathBuf,
@@ -223,6 +230,8 @@ pub struct Log {
     /// Wakes a gathering leader when another waiter arrives.
     arrival_cv: Condvar,
     sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
+    spare: Mutex<Spare>,
+    spare_cv: Condvar,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
     appended_lsn: AtomicU64,
@@ -567,12 +576,13 @@ impl Log {
                 flushed_end: active_end,
                 buffer: Vec::new(),
                 next_lsn: Lsn(last_lsn.0 + 1),
-                spare: None,
             }),
             sync: Mutex::new(SyncState::default()),
             synced: AtomicU64::new(last_lsn.0),
             arrival_cv: Condvar::new(),
             sealed: RwLock::new(sealed),
+            spare: Mutex::new(Spare::Empty),
+            spare_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
             poison_cause: Mutex::new(None),
             appended_lsn: AtomicU64::new(last_lsn.0),
@@ -913,13 +923,13 @@ impl Log {
         let next = SegmentId(w.next_lsn.0);
         // Creating the next segment may fail (a full disk); the log stays usable and nothing
         // acknowledged is lost, so this does not poison.
-        let spare = w.spare.take();
+        let spare = self.take_spare();
         let (path, file) = create_segment(
             self.storage.as_ref(),
             &self.dir,
             next,
             self.options.segment_size_bytes,
-            spare.map(|(p, f, _)| (p, f)),
+            spare,
         )?;
         let old_path = w.active.path.clone();
         let bytes = self
@@ -950,33 +960,84 @@ impl Log {
         Ok(())
     }
 
-    /// Prepares a zero-filled spare file for the next segment, outside the writer lock, so that
-    /// rolling costs a rename instead of writing a whole segment of zeros. Cheap no-op when a
-    /// spare exists or the active segment is less than half full.
+    /// Whether a spare segment should be prepared now: none is ready or being prepared, and
+    /// either the log has rolled before (it is big enough to roll again) or the active segment
+    /// is a quarter full. A small store never pays for a spare; a busy one starts the next
+    /// spare right after each roll, a whole segment ahead.
+    #[must_use]
+    pub fn wants_spare(&self) -> bool {
+        if !matches!(*lock(&self.spare), Spare::Empty) {
+            return false;
+        }
+        let has_rolled = !self
+            .sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty();
+        let w = lock(&self.writer);
+        has_rolled || w.buffered_end() >= w.active.capacity_bytes / 4
+    }
+
+    /// Prepares a zero-filled, synced spare file for the next segment, so that rolling costs a
+    /// header write and a rename instead of writing a whole segment of zeros under the writer
+    /// lock. Meant for a background thread: it takes no lock while it writes. A roll that
+    /// finds the spare still being prepared waits for it rather than writing another one.
+    /// No-op unless [`Log::wants_spare`].
     ///
     /// # Errors
-    /// I/O errors creating the spare (the log stays usable).
+    /// I/O errors creating the spare (the log stays usable; the next roll writes its segment
+    /// itself).
     pub fn prepare_spare_segment(&self) -> Result<()> {
+        if !self.wants_spare() {
+            return Ok(());
+        }
         {
-            let w = lock(&self.writer);
-            if w.spare.is_some() || w.buffered_end() < w.active.capacity_bytes / 2 {
+            let mut spare = lock(&self.spare);
+            if !matches!(*spare, Spare::Empty) {
                 return Ok(());
             }
+            *spare = Spare::Preparing;
         }
         let path = self.dir.join(SPARE_NAME);
         let size = self.options.segment_size_bytes;
-        let file = self
-            .storage
-            .create(&path)
-            .map_err(|e| LogError::io("create", &path, e))?;
-        fill_zeros(file.as_ref(), &path, 0, size)?;
-        file.sync_data()
-            .map_err(|e| LogError::io("fdatasync", &path, e))?;
-        let mut w = lock(&self.writer);
-        if w.spare.is_none() {
-            w.spare = Some((path, file, size));
+        let result = (|| {
+            let file = self
+                .storage
+                .create(&path)
+                .map_err(|e| LogError::io("create", &path, e))?;
+            fill_zeros(file.as_ref(), &path, 0, size)?;
+            file.sync_data()
+                .map_err(|e| LogError::io("fdatasync", &path, e))?;
+            Ok(file)
+        })();
+        let mut spare = lock(&self.spare);
+        let outcome = match result {
+            Ok(file) => {
+                *spare = Spare::Ready(path, file);
+                Ok(())
+            }
+            Err(e) => {
+                *spare = Spare::Empty;
+                Err(e)
+            }
+        };
+        self.spare_cv.notify_all();
+        outcome
+    }
+
+    /// Takes the spare for a roll, waiting for one being prepared.
+    fn take_spare(&self) -> Option<(PathBuf, Arc<dyn StorageFile>)> {
+        let mut spare = lock(&self.spare);
+        while matches!(*spare, Spare::Preparing) {
+            spare = self
+                .spare_cv
+                .wait(spare)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        Ok(())
+        match std::mem::replace(&mut *spare, Spare::Empty) {
+            Spare::Ready(path, file) => Some((path, file)),
+            Spare::Empty | Spare::Preparing => None,
+        }
     }
 
     /// Reads the record at `location`, checking its checksum and LSN, and passes it to `f`.
