@@ -1,8 +1,39 @@
 //! The built-in key-value event format: one event is one text line, either `set KEY VALUE` or
 //! `del KEY`. `KEY` is a run of non-space bytes; `VALUE` is everything after the single space
 //! that follows the key (it may contain spaces, and may be empty).
+//!
+//! [`KvMachine`] is the state machine for these events: `set` puts the value under the key,
+//! `del` deletes the key. It is what `helios append` writes by default.
 
 use std::collections::BTreeMap;
+
+use crate::machine::{Rejected, StateHandle, StateMachine};
+
+/// The built-in state machine for key-value events: `set KEY VALUE` puts, `del KEY` deletes
+/// (deleting an absent key is accepted and changes nothing visible).
+///
+/// An event that does not parse is [`Rejected`] with the [`KvError`] message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvMachine;
+
+impl KvMachine {
+    /// The machine's name in reports and errors.
+    pub const NAME: &'static str = "kv";
+}
+
+impl StateMachine for KvMachine {
+    fn name(&self) -> &str {
+        KvMachine::NAME
+    }
+
+    fn apply(&self, event: &[u8], state: &mut StateHandle<'_>) -> Result<(), Rejected> {
+        match parse(event).map_err(|error| Rejected::new(error.to_string()))? {
+            KvEvent::Set { key, value } => state.put(key, value),
+            KvEvent::Del { key } => state.delete(key),
+        }
+        Ok(())
+    }
+}
 
 /// One key-value event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,6 +166,34 @@ mod tests {
         );
         let bad: [&[u8]; 2] = [b"set a 1", b"oops"];
         assert_eq!(fold(bad), Err((1, KvError::UnknownCommand)));
+    }
+
+    #[test]
+    fn kv_machine_applies_and_rejects() {
+        use crate::{Base, Overlay, ReplayError, View, replay};
+
+        let view = View::replay(&KvMachine, Base::new(), ["set a 1", "set b 2 3", "del a"])
+            .expect("valid events");
+        assert_eq!(view.get(b"a"), None);
+        assert_eq!(view.get(b"b"), Some(&b"2 3"[..]));
+
+        let mut overlay = Overlay::new();
+        let error = replay(
+            &KvMachine,
+            &Base::new(),
+            &mut overlay,
+            ["set a 1", "del a b"],
+        )
+        .expect_err("trailing bytes");
+        assert_eq!(
+            error,
+            ReplayError::Rejected {
+                event_index: 1,
+                machine: "kv".into(),
+                reason: Rejected::new(KvError::TrailingBytes.to_string()),
+            }
+        );
+        assert_eq!(overlay.events_replayed(), 1);
     }
 
     #[test]
