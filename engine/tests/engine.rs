@@ -326,39 +326,21 @@ fn damage_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
     }
 }
 
-/// Writes `len` bytes of garbage right after the last record of the active segment.
+/// Writes `garbage` right after the last record of the active segment.
 fn tear_tail(dir: &Path, garbage: &[u8]) -> (PathBuf, u64) {
-    let engine = Engine::open(dir, Options::default()).expect("open");
-    let active = engine.segments().expect("segments").pop().expect("one");
-    let end = {
-        let last = engine
-            .events_from(Lsn::ZERO)
-            .expect("iter")
-            .last()
-            .expect("some")
-            .expect("ok");
-        last.lsn
-    };
-    drop(engine);
-    // Find the end offset by scanning frames: 32-byte header, then frames of 56 + payload.
-    let bytes = std::fs::read(&active.path).expect("read");
-    let mut offset = 32usize;
-    loop {
-        let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4")) as usize;
-        if len == 0 {
-            break;
-        }
-        offset += 8 + len;
-    }
-    let _ = end;
     use std::os::unix::fs::FileExt;
+    let (path, offset) = {
+        let engine = Engine::open(dir, Options::default()).expect("open");
+        let active = engine.segments().expect("segments").pop().expect("one");
+        (active.path, engine.log_end().offset)
+    };
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .open(&active.path)
+        .open(&path)
         .expect("open");
-    file.write_all_at(garbage, offset as u64).expect("write");
+    file.write_all_at(garbage, offset).expect("write");
     file.sync_all().expect("sync");
-    (active.path, offset as u64)
+    (path, offset)
 }
 
 #[test]
