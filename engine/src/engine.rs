@@ -271,8 +271,10 @@ struct Inner {
 /// Dropping it shuts down cleanly: buffered appends are synced and the metadata persisted.
 pub struct Engine {
     inner: Arc<Inner>,
-    /// The flusher and the segment preallocator; empty once shut down.
+    /// The flusher and the segment preallocator (none without background threads).
     threads: Vec<JoinHandle<()>>,
+    /// Until shut down.
+    open: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -448,11 +450,18 @@ impl Engine {
                     source: e,
                 })
         };
-        let flusher = spawn("helios-flusher", Inner::flusher_loop)?;
-        let preallocator = spawn("helios-prealloc", Inner::preallocator_loop)?;
+        let threads = if inner.options.background_threads {
+            vec![
+                spawn("helios-flusher", Inner::flusher_loop)?,
+                spawn("helios-prealloc", Inner::preallocator_loop)?,
+            ]
+        } else {
+            Vec::new()
+        };
         Ok(Engine {
             inner,
-            threads: vec![flusher, preallocator],
+            threads,
+            open: true,
         })
     }
 
@@ -717,9 +726,10 @@ impl Engine {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        if self.threads.is_empty() {
+        if !self.open {
             return Ok(());
         }
+        self.open = false;
         {
             let mut signal = lock(&self.inner.signal);
             signal.shutdown = true;

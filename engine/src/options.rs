@@ -35,6 +35,12 @@ pub struct Options {
     /// sleeping; see [`helios_log::LogOptions::sync_poll_window_us`]. 0 disables. Default:
     /// [`helios_log::DEFAULT_SYNC_POLL_WINDOW_US`] (60).
     pub sync_poll_window_us: u64,
+    /// Whether the engine runs its background threads (the flusher and the segment
+    /// preallocator). With `false`, nothing happens behind the caller's back: normal appends
+    /// are synced only by [`Engine::sync`], a critical append or a clean close, and the index
+    /// is written only by [`Engine::sync`] and close. Meant for deterministic simulation, where
+    /// every I/O operation must come from the test's own calls. Default: `true`.
+    pub background_threads: bool,
     /// Whether [`Engine::open`] may create a new store. When `false`, opening a directory that
     /// is not a store fails with [`crate::Error::NotAStore`] instead of creating one there.
     /// Default: `true`.
@@ -54,6 +60,7 @@ impl Default for Options {
             sync_window_bytes: DEFAULT_SYNC_WINDOW_BYTES,
             recovery_mode: log.recovery_mode,
             sync_poll_window_us: log.sync_poll_window_us,
+            background_threads: true,
             create_if_missing: true,
             storage: Arc::new(FsStorage),
         }
@@ -145,6 +152,13 @@ impl EngineBuilder {
     #[must_use]
     pub fn sync_poll_window_us(mut self, us: u64) -> Self {
         self.options.sync_poll_window_us = us;
+        self
+    }
+
+    /// Sets [`Options::background_threads`].
+    #[must_use]
+    pub fn background_threads(mut self, run: bool) -> Self {
+        self.options.background_threads = run;
         self
     }
 

@@ -49,9 +49,24 @@ struct State {
     capacity_bytes: Option<u64>,
     syncs_until_failure: Option<u64>,
     io_ops: u64,
+    /// Mutating operations allowed before the simulated machine stops (every later one fails,
+    /// as if the process had died at that instant), until [`SimStorage::crash`].
+    ops_until_crash: Option<u64>,
 }
 
 impl State {
+    /// Counts one mutating operation; fails it if the simulated crash point has passed.
+    fn mutating_op(&mut self) -> io::Result<()> {
+        if let Some(left) = self.ops_until_crash {
+            if left == 0 {
+                return Err(io::Error::other("simulated crash point reached"));
+            }
+            self.ops_until_crash = Some(left - 1);
+        }
+        self.io_ops += 1;
+        Ok(())
+    }
+
     fn used_bytes(&self) -> u64 {
         self.names
             .values()
@@ -133,6 +148,14 @@ impl SimStorage {
         self.lock().syncs_until_failure = count;
     }
 
+    /// Lets `count` more mutating operations (writes, syncs, creations, renames, removals)
+    /// succeed, then fails every later one, as if the machine stopped at that instant; call
+    /// [`SimStorage::crash`] to decide what of the unsynced writes survives. Enumerating `count`
+    /// over a workload's operations visits every crash point. `None` removes the limit.
+    pub fn crash_after_ops(&self, count: Option<u64>) {
+        self.lock().ops_until_crash = count;
+    }
+
     /// How many mutating operations (writes, syncs, creations, renames, removals) ran so far.
     #[must_use]
     pub fn io_op_count(&self) -> u64 {
@@ -160,6 +183,7 @@ impl SimStorage {
         st.locks.clear();
         st.syncs_until_failure = None;
         st.capacity_bytes = None;
+        st.ops_until_crash = None;
         let mut ids: Vec<u64> = st.files.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -263,7 +287,7 @@ impl StorageFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.with(|st, id| {
-            st.io_ops += 1;
+            st.mutating_op()?;
             let used = st.used_bytes();
             let capacity = st.capacity_bytes;
             let file = st.files.get_mut(&id).ok_or_else(crashed)?;
@@ -298,7 +322,7 @@ impl StorageFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.with(|st, id| {
-            st.io_ops += 1;
+            st.mutating_op()?;
             if let Some(left) = st.syncs_until_failure {
                 if left == 0 {
                     return Err(io::Error::other("simulated fsync failure"));
@@ -370,7 +394,7 @@ impl Storage for SimStorage {
             if !st.dirs.contains(&parent) {
                 return Err(not_found(&parent));
             }
-            st.io_ops += 1;
+            st.mutating_op()?;
             let id = st.next_file_id;
             st.next_file_id += 1;
             st.files.insert(id, FileData::default());
@@ -383,7 +407,7 @@ impl Storage for SimStorage {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.io_ops += 1;
+        st.mutating_op()?;
         let id = st.names.remove(from).ok_or_else(|| not_found(from))?;
         if let Some(old) = st.names.insert(to.to_path_buf(), id) {
             st.files.remove(&old);
@@ -393,7 +417,7 @@ impl Storage for SimStorage {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.io_ops += 1;
+        st.mutating_op()?;
         let id = st.names.remove(path).ok_or_else(|| not_found(path))?;
         st.files.remove(&id);
         Ok(())
