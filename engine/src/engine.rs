@@ -944,7 +944,16 @@ impl Inner {
             batch.put_stream(record);
         }
         batch.set_recovery_point(&recovery_point);
-        batch.commit()?;
+        if let Err(e) = batch.commit() {
+            // Nothing was indexed: put back what this round took, so that a later round (or
+            // the next open) indexes it before any recovery point claims it.
+            let mut cat = lock(&self.catalog);
+            cat.batch_ends.push_front(recovery_point);
+            for (record, _) in &moved {
+                cat.mark_dirty(record.id);
+            }
+            return Err(e);
+        }
         let mut cat = lock(&self.catalog);
         for (record, locations) in moved {
             if let Some(st) = cat.get_mut(record.id) {
