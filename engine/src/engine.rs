@@ -704,6 +704,12 @@ impl Engine {
         self.inner.log.end()
     }
 
+    /// The last LSN known to be on stable storage: every record up to it survives a crash.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.log.synced_lsn()
+    }
+
     /// The last LSN appended, durable or not.
     #[must_use]
     pub fn last_lsn(&self) -> Lsn {

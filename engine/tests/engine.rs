@@ -974,3 +974,72 @@ fn every_crash_point_of_a_workload_recovers() {
     eprintln!("{scenarios} crash scenarios checked");
     assert!(scenarios > 200);
 }
+
+/// Waits (up to a generous bound, far above the sync window) until `lsn` is durable.
+fn wait_until_durable(engine: &Engine, lsn: Lsn) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if engine.durable_lsn() >= lsn {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn normal_appends_are_synced_by_the_flusher_on_time_or_on_bytes() {
+    // By time: a 5 ms window, no explicit sync; the flusher makes the append durable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = SimStorage::new();
+    let engine = Engine::builder(dir.path())
+        .storage(Arc::new(sim.clone()))
+        .sync_window_ms(5)
+        .open()
+        .expect("open");
+    let appended = engine
+        .append("s", &["written behind"], Durability::Normal, None)
+        .expect("append");
+    assert!(
+        engine.durable_lsn() < appended.lsn,
+        "a normal append returns before its sync"
+    );
+    assert!(
+        wait_until_durable(&engine, appended.lsn),
+        "the flusher never synced"
+    );
+    sim.crash(CrashFault::LoseUnsynced, 1);
+    drop(engine);
+    let engine = Engine::builder(dir.path())
+        .storage(Arc::new(sim.clone()))
+        .open()
+        .expect("reopen");
+    assert_eq!(read_all(&engine, "s"), vec![b"written behind".to_vec()]);
+    drop(engine);
+
+    // By bytes: an hour-long window, but more than sync_window_bytes appended wakes the flusher.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = SimStorage::new();
+    let engine = Engine::builder(dir.path())
+        .storage(Arc::new(sim.clone()))
+        .sync_window_ms(3_600_000)
+        .sync_window_bytes(4096)
+        .write_buffer_bytes(1024)
+        .open()
+        .expect("open");
+    let batch: Vec<String> = (0..40).map(|i| format!("{i:0>100}")).collect();
+    let appended = engine
+        .append("s", &batch, Durability::Normal, None)
+        .expect("append");
+    assert!(
+        wait_until_durable(&engine, appended.lsn),
+        "the byte threshold never woke the flusher"
+    );
+    sim.crash(CrashFault::LoseUnsynced, 2);
+    drop(engine);
+    let engine = Engine::builder(dir.path())
+        .storage(Arc::new(sim.clone()))
+        .open()
+        .expect("reopen");
+    assert_eq!(read_all(&engine, "s").len(), 40);
+}
