@@ -143,6 +143,9 @@ pub enum SegmentHeaderError {
         /// Version found.
         found: u32,
     },
+    /// A reserved field is not zero.
+    #[error("segment header has non-zero reserved bytes (not written by this format version)")]
+    NonZeroReserved,
     /// The header's checksum does not match.
     #[error("segment header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
     BadChecksum {
@@ -175,6 +178,9 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentId, SegmentHeaderErr
     let version = u32_at(bytes, h::FORMAT_VERSION);
     if version != FORMAT_VERSION {
         return Err(SegmentHeaderError::UnsupportedVersion { found: version });
+    }
+    if u32_at(bytes, h::RESERVED_A) != 0 || u32_at(bytes, h::RESERVED_B) != 0 {
+        return Err(SegmentHeaderError::NonZeroReserved);
     }
     Ok(SegmentId(u64_at(bytes, h::FIRST_LSN)))
 }
@@ -354,6 +360,14 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
         field: "class",
         value: u64::from(bytes[r::CLASS]),
     })?;
+    // Reserved bytes are zero in every record this format writes; anything else is not a
+    // record of this version (and would not survive a re-encode unchanged).
+    if let Some(&byte) = bytes[r::RESERVED..r::HEADER_LEN].iter().find(|&&b| b != 0) {
+        return Err(FrameError::BadField {
+            field: "reserved",
+            value: u64::from(byte),
+        });
+    }
     let lsn = u64_at(bytes, r::LSN);
     if lsn == 0 {
         return Err(FrameError::BadField {
@@ -446,6 +460,32 @@ mod tests {
         assert_eq!(
             decode_frame(&buf),
             Err(FrameError::BadLength { body_len: 0 })
+        );
+    }
+
+    /// Found by the `record_decoder` fuzz target: a frame with a valid CRC but non-zero
+    /// reserved bytes was accepted, and re-encoding it gave different bytes.
+    #[test]
+    fn non_zero_reserved_bytes_are_rejected() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, &header(1), b"set k v");
+        buf[record::RESERVED + 4] = 0xb5;
+        let crc = crc32fast::hash(&buf[record::PREFIX_LEN..]);
+        buf[record::CRC..record::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            decode_frame(&buf),
+            Err(FrameError::BadField {
+                field: "reserved",
+                ..
+            })
+        ));
+        let mut h = encode_segment_header(Lsn(1));
+        h[segment_header::RESERVED_B] = 1;
+        let crc = crc32fast::hash(&h[..segment_header::CRC]);
+        h[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_segment_header(&h),
+            Err(SegmentHeaderError::NonZeroReserved)
         );
     }
 
