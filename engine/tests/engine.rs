@@ -1005,18 +1005,19 @@ fn wait_until_durable(engine: &Engine, lsn: Lsn) -> bool {
     false
 }
 
-#[test]
-fn normal_appends_are_synced_by_the_flusher_on_time_or_on_bytes() {
-    // By time: a 5 ms window, no explicit sync; the flusher makes the append durable.
+/// Appends `events` as normal events with the flusher configured by `configure`, waits until
+/// the flusher reports them durable, crashes losing every unsynced byte, and returns what a
+/// reopened engine reads back.
+fn normal_events_after_flush_and_crash(
+    configure: impl FnOnce(helios::EngineBuilder) -> helios::EngineBuilder,
+    events: &[String],
+) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = SimStorage::new();
-    let engine = Engine::builder(dir.path())
-        .storage(Arc::new(sim.clone()))
-        .sync_window_ms(5)
-        .open()
-        .expect("open");
+    let builder = Engine::builder(dir.path()).storage(Arc::new(sim.clone()));
+    let engine = configure(builder).open().expect("open");
     let appended = engine
-        .append("s", &["written behind"], Durability::Normal, None)
+        .append("s", events, Durability::Normal, None)
         .expect("append");
     assert!(
         wait_until_durable(&engine, appended.lsn),
@@ -1025,35 +1026,28 @@ fn normal_appends_are_synced_by_the_flusher_on_time_or_on_bytes() {
     sim.crash(CrashFault::LoseUnsynced, 1);
     drop(engine);
     let engine = Engine::builder(dir.path())
-        .storage(Arc::new(sim.clone()))
+        .storage(Arc::new(sim))
         .open()
         .expect("reopen");
-    assert_eq!(read_all(&engine, "s"), vec![b"written behind".to_vec()]);
-    drop(engine);
+    read_all(&engine, "s")
+}
+
+#[test]
+fn normal_appends_are_synced_by_the_flusher_on_time_or_on_bytes() {
+    // By time: a 5 ms window, no explicit sync.
+    let one = vec!["written behind".to_owned()];
+    let got = normal_events_after_flush_and_crash(|b| b.sync_window_ms(5), &one);
+    assert_eq!(got, vec![b"written behind".to_vec()]);
 
     // By bytes: an hour-long window, but more than sync_window_bytes appended wakes the flusher.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = SimStorage::new();
-    let engine = Engine::builder(dir.path())
-        .storage(Arc::new(sim.clone()))
-        .sync_window_ms(3_600_000)
-        .sync_window_bytes(4096)
-        .write_buffer_bytes(1024)
-        .open()
-        .expect("open");
     let batch: Vec<String> = (0..40).map(|i| format!("{i:0>100}")).collect();
-    let appended = engine
-        .append("s", &batch, Durability::Normal, None)
-        .expect("append");
-    assert!(
-        wait_until_durable(&engine, appended.lsn),
-        "the byte threshold never woke the flusher"
+    let got = normal_events_after_flush_and_crash(
+        |b| {
+            b.sync_window_ms(3_600_000)
+                .sync_window_bytes(4096)
+                .write_buffer_bytes(1024)
+        },
+        &batch,
     );
-    sim.crash(CrashFault::LoseUnsynced, 2);
-    drop(engine);
-    let engine = Engine::builder(dir.path())
-        .storage(Arc::new(sim.clone()))
-        .open()
-        .expect("reopen");
-    assert_eq!(read_all(&engine, "s").len(), 40);
+    assert_eq!(got.len(), 40);
 }
