@@ -170,6 +170,27 @@ impl Checkpoint {
         &self.path
     }
 
+    /// Drops the file's pages from this process's map and from the page cache (see
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)`), so that the next lookups read the disk. For
+    /// cold-read benchmarks. A checkpoint decoded from memory has nothing to evict.
+    ///
+    /// # Errors
+    /// I/O errors from the advice calls or from opening the file.
+    pub fn evict_pages(&self) -> Result<()> {
+        let Backing::Map(map) = &self.backing else {
+            return Ok(());
+        };
+        let io = |op: &'static str| {
+            move |source| CheckpointError::Io {
+                op,
+                path: self.path.clone(),
+                source,
+            }
+        };
+        let file = File::open(&self.path).map_err(io("open"))?;
+        map::evict(map, &file).map_err(io("evict pages"))
+    }
+
     /// The number of blocks the entries are laid out in.
     #[must_use]
     pub fn block_count(&self) -> usize {

@@ -29,4 +29,4 @@ pub use file::Checkpoint;
 pub use format::{CheckpointKind, CheckpointMeta};
 pub use policy::{Layer, LevelPolicy, PolicyError};
 pub use run::{Lookup, MemRun, RunEntry, SortedRun};
-pub use write::{Written, encode_checkpoint, write_checkpoint};
+pub use write::{Durability, Written, encode_checkpoint, write_checkpoint, write_checkpoint_with};

@@ -67,6 +67,12 @@ impl MemRun {
         self.entries.insert(key.to_vec(), None);
     }
 
+    /// Forgets `key` entirely (no tombstone): for a run that holds a full state, where an
+    /// absent key needs no marker.
+    pub fn remove(&mut self, key: &[u8]) {
+        self.entries.remove(key);
+    }
+
     /// The entries, in key order.
     #[must_use]
     pub fn entries(&self) -> &BTreeMap<Vec<u8>, Option<Vec<u8>>> {

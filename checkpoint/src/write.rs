@@ -252,6 +252,20 @@ where
     Ok(out)
 }
 
+/// Whether [`write_checkpoint_with`] makes the file durable before returning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file before the rename and the directory after it: once the call returns,
+    /// the file survives a crash.
+    Synced,
+    /// No fsync: the file is written and renamed into place, and reaches the disk when the
+    /// kernel writes it back. After a machine crash the name may point at a short or garbled
+    /// file, which [`crate::Checkpoint::open`] rejects (length and CRC checks). For
+    /// checkpoints that are derived data and rebuilt when damaged, this saves two fsyncs per
+    /// file.
+    Unsynced,
+}
+
 /// Writes a checkpoint of `entries` (key, value or `None` for a tombstone) to `path`, durably:
 /// the bytes go to `<path>.tmp`, which is fsynced and renamed to `path`, and then the directory
 /// is fsynced. A crash leaves either no file at `path` (perhaps a stray `.tmp`) or the whole
@@ -268,11 +282,30 @@ where
     K: AsRef<[u8]>,
     V: AsRef<[u8]>,
 {
+    write_checkpoint_with(path, meta, entries, Durability::Synced)
+}
+
+/// [`write_checkpoint`] with a choice of [`Durability`]. Either way the file appears under
+/// `path` only whole (written to `<path>.tmp`, then renamed), so a reader never maps a file
+/// that is still being written.
+///
+/// # Errors
+/// As [`write_checkpoint`].
+pub fn write_checkpoint_with<K, V>(
+    path: &Path,
+    meta: CheckpointMeta,
+    entries: impl IntoIterator<Item = (K, Option<V>)>,
+    durability: Durability,
+) -> Result<Written>
+where
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
     let encoded = encode_parts(meta, entries)?;
     let mut tmp = OsString::from(path.as_os_str());
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    if let Err(e) = write_synced(&tmp, &encoded) {
+    if let Err(e) = write_tmp(&tmp, &encoded, durability) {
         // Best effort: the stray file is harmless, and the first error is the one to report.
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -282,17 +315,19 @@ where
         path: tmp.clone(),
         source,
     })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| CheckpointError::Io {
-            op: "fsync directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    if durability == Durability::Synced {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| CheckpointError::Io {
+                op: "fsync directory",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
     Ok(Written {
         path: path.to_path_buf(),
         file_len_bytes: (header::LEN + encoded.archive.len()) as u64,
@@ -301,7 +336,7 @@ where
     })
 }
 
-fn write_synced(tmp: &Path, encoded: &Encoded) -> Result<()> {
+fn write_tmp(tmp: &Path, encoded: &Encoded, durability: Durability) -> Result<()> {
     let io = |op: &'static str| {
         move |source| CheckpointError::Io {
             op,
@@ -317,6 +352,8 @@ fn write_synced(tmp: &Path, encoded: &Encoded) -> Result<()> {
         .map_err(io("create"))?;
     file.write_all(&encoded.header).map_err(io("write"))?;
     file.write_all(&encoded.archive).map_err(io("write"))?;
-    file.sync_all().map_err(io("fsync"))?;
+    if durability == Durability::Synced {
+        file.sync_all().map_err(io("fsync"))?;
+    }
     Ok(())
 }

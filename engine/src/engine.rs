@@ -27,6 +27,8 @@ use helios_log::{
     RecoveryReport, SegmentInfo, StreamId, Version,
 };
 
+use crate::builder::Builder;
+use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StreamAtOpen};
 use crate::error::{Error, Result};
 use crate::meta::{Meta, RUN_LEN_MAX, StreamRecord};
 use crate::options::{EngineBuilder, Options};
@@ -105,21 +107,23 @@ pub struct OpenReport {
     pub index_entries_dropped: u64,
     /// Streams removed because their creation lay past the log's end.
     pub streams_dropped: u64,
+    /// What reconciling the checkpoint files with their catalog did.
+    pub checkpoints: CheckpointOpenReport,
 }
 
 #[derive(Debug)]
-struct StreamState {
-    name: Arc<str>,
+pub(crate) struct StreamState {
+    pub(crate) name: Arc<str>,
     created: Lsn,
-    head: Version,
-    indexed_head: Version,
+    pub(crate) head: Version,
+    pub(crate) indexed_head: Version,
     recent: VecDeque<Location>,
     persisted: bool,
     dirty: bool,
 }
 
 #[derive(Debug, Default)]
-struct Catalog {
+pub(crate) struct Catalog {
     by_name: HashMap<Arc<str>, StreamId>,
     /// Stream `id` is at index `id - 1`: ids are dense, assigned in LSN order.
     streams: Vec<StreamState>,
@@ -130,7 +134,7 @@ struct Catalog {
 }
 
 impl Catalog {
-    fn get(&self, id: StreamId) -> Option<&StreamState> {
+    pub(crate) fn get(&self, id: StreamId) -> Option<&StreamState> {
         usize::try_from(id.0)
             .ok()?
             .checked_sub(1)
@@ -247,13 +251,26 @@ struct FlusherSignal {
     shutdown: bool,
 }
 
+#[derive(Debug, Default)]
+struct BuilderSignal {
+    /// Streams whose indexed head moved since the builder last looked.
+    queue: Vec<StreamId>,
+    wake: bool,
+    shutdown: bool,
+}
+
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     dir: PathBuf,
-    options: Options,
-    log: Log,
-    meta: Meta,
-    catalog: Mutex<Catalog>,
+    pub(crate) options: Options,
+    pub(crate) log: Log,
+    pub(crate) meta: Meta,
+    pub(crate) catalog: Mutex<Catalog>,
+    pub(crate) store: Store,
+    /// The checkpoint builder's memory; held for a whole round.
+    pub(crate) builder: Mutex<Builder>,
+    builder_signal: Mutex<BuilderSignal>,
+    builder_cv: Condvar,
     signal: Mutex<FlusherSignal>,
     signal_cv: Condvar,
     /// Wakes the preallocator (at shutdown; otherwise it polls).
@@ -270,7 +287,7 @@ struct Inner {
 /// An open Helios store. Share it across threads behind an `Arc` (all methods take `&self`).
 /// Dropping it shuts down cleanly: buffered appends are synced and the metadata persisted.
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// The flusher and the segment preallocator (none without background threads).
     threads: Vec<JoinHandle<()>>,
     /// Until shut down.
@@ -285,7 +302,7 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // No user code runs under the engine's locks, so a poisoned lock means a bug in the engine
     // that already panicked on another thread; the protected data is still consistent.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -411,6 +428,7 @@ impl Engine {
             reindexed,
             index_entries_dropped: 0,
             streams_dropped: 0,
+            checkpoints: CheckpointOpenReport::default(),
         };
         if open_report.log.start_was_past_end {
             drop_past_end(
@@ -421,12 +439,52 @@ impl Engine {
             )?;
         }
 
+        let at_open: Vec<StreamAtOpen<'_>> = catalog
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, st)| StreamAtOpen {
+                id: StreamId(i as u64 + 1),
+                head: st.head,
+                machine: options.machine_for(&st.name).name(),
+            })
+            .collect();
+        let (store, checkpoints_report) = Store::open(
+            dir.join(CHECKPOINT_DIR),
+            options.checkpoint_policy,
+            options.checkpoint_maps_max,
+            &meta,
+            &at_open,
+        )?;
+        drop(at_open);
+        open_report.checkpoints = checkpoints_report;
+        // Every checkpoint up to a stream's newest one is there (or queued for a rebuild);
+        // streams with a checkpoint due past it are queued for the builder.
+        let mut built = HashMap::new();
+        let mut queue = Vec::new();
+        for (i, st) in catalog.streams.iter().enumerate() {
+            let id = StreamId(i as u64 + 1);
+            let latest = store.latest(id).unwrap_or(0);
+            built.insert(id, latest);
+            if latest + options.checkpoint_policy.fanout() <= st.head.0 {
+                queue.push(id);
+            }
+        }
+        let wake = !queue.is_empty() || store.has_rebuilds();
         let inner = Arc::new(Inner {
             dir,
             options,
             log,
             meta,
             catalog: Mutex::new(catalog),
+            store,
+            builder: Mutex::new(Builder::new(built)),
+            builder_signal: Mutex::new(BuilderSignal {
+                queue,
+                wake,
+                shutdown: false,
+            }),
+            builder_cv: Condvar::new(),
             signal: Mutex::new(FlusherSignal::default()),
             signal_cv: Condvar::new(),
             prealloc_cv: Condvar::new(),
@@ -454,6 +512,7 @@ impl Engine {
             vec![
                 spawn("helios-flusher", Inner::flusher_loop)?,
                 spawn("helios-prealloc", Inner::preallocator_loop)?,
+                spawn("helios-checkpoints", Inner::builder_loop)?,
             ]
         } else {
             Vec::new()
@@ -612,6 +671,16 @@ impl Engine {
         })
     }
 
+    /// The id of `stream`, or [`Error::UnknownStream`].
+    pub(crate) fn known_stream(&self, cat: &Catalog, stream: &str) -> Result<StreamId> {
+        cat.by_name
+            .get(stream)
+            .copied()
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_owned(),
+            })
+    }
+
     /// The head version of `stream`, or `None` if no such stream exists.
     #[must_use]
     pub fn head(&self, stream: &str) -> Option<Version> {
@@ -740,8 +809,10 @@ impl Engine {
             let mut signal = lock(&self.inner.signal);
             signal.shutdown = true;
         }
+        lock(&self.inner.builder_signal).shutdown = true;
         self.inner.signal_cv.notify_all();
         self.inner.prealloc_cv.notify_all();
+        self.inner.builder_cv.notify_all();
         for thread in self.threads.drain(..) {
             // The background threads never panic on their own (they record errors instead).
             let _ = thread.join();
@@ -961,14 +1032,83 @@ impl Inner {
             return Err(e);
         }
         let mut cat = lock(&self.catalog);
+        let mut advanced = Vec::with_capacity(moved.len());
         for (record, locations) in moved {
             if let Some(st) = cat.get_mut(record.id) {
                 st.recent.drain(..locations.len());
                 st.indexed_head = record.head;
                 st.persisted = true;
+                if !locations.is_empty() {
+                    advanced.push(record.id);
+                }
             }
         }
+        drop(cat);
+        self.queue_for_checkpoints(advanced);
         Ok(())
+    }
+
+    /// Tells the checkpoint builder that these streams' indexed heads moved.
+    pub(crate) fn queue_for_checkpoints(&self, streams: impl IntoIterator<Item = StreamId>) {
+        let mut signal = lock(&self.builder_signal);
+        let before = signal.queue.len();
+        signal.queue.extend(streams);
+        if signal.queue.len() > before {
+            signal.wake = true;
+            drop(signal);
+            self.builder_cv.notify_one();
+        }
+    }
+
+    /// Wakes the checkpoint builder (for example to rebuild a damaged checkpoint).
+    pub(crate) fn wake_builder(&self) {
+        lock(&self.builder_signal).wake = true;
+        self.builder_cv.notify_one();
+    }
+
+    /// The streams queued for the builder, without duplicates.
+    pub(crate) fn take_checkpoint_queue(&self) -> Vec<StreamId> {
+        let mut queue = std::mem::take(&mut lock(&self.builder_signal).queue);
+        queue.sort_unstable();
+        queue.dedup();
+        queue
+    }
+
+    /// The checkpoint builder's thread: a round whenever the flusher indexes events or a
+    /// damaged checkpoint is found, and every second in case a round failed.
+    fn builder_loop(&self) {
+        loop {
+            {
+                let mut signal = lock(&self.builder_signal);
+                if !signal.wake && !signal.shutdown {
+                    signal = self
+                        .builder_cv
+                        .wait_timeout(signal, Duration::from_secs(1))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+                if signal.shutdown {
+                    return;
+                }
+                signal.wake = false;
+            }
+            let mut builder = lock(&self.builder);
+            if let Err(e) = self.checkpoint_round(&mut builder) {
+                self.record_background_error(&e);
+            }
+        }
+    }
+
+    /// The events of stream `id` in `from..=to` (clamped to its head).
+    pub(crate) fn events_of(&self, id: StreamId, from: Version, to: Version) -> ReadIter<'_> {
+        ReadIter {
+            inner: self,
+            stream: id,
+            next: from,
+            last: to,
+            pending: VecDeque::new(),
+            failed: false,
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use helios_checkpoint::CheckpointError;
 use helios_log::{LogError, Version};
+use helios_replay::{AggregateError, ReplayError};
 
 /// Everything the engine's operations can fail with. Messages name the stream, file or key
 /// involved.
@@ -98,6 +100,55 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// A view or state asked for a version the stream has not reached.
+    #[error("stream `{stream}` has no version {version}: its head is {head}")]
+    VersionPastHead {
+        /// The stream.
+        stream: String,
+        /// The version asked for.
+        version: Version,
+        /// The stream's head.
+        head: Version,
+    },
+    /// The stream's state machine rejected an event, or panicked on it, while the state at a
+    /// version was rebuilt. The engine itself is unharmed.
+    #[error("stream `{stream}`, event {version}: {}", replay_detail(.source))]
+    Replay {
+        /// The stream.
+        stream: String,
+        /// The version of the event that failed.
+        version: Version,
+        /// What the state machine did.
+        #[source]
+        source: ReplayError,
+    },
+    /// A typed aggregate could not be loaded from a stream's state.
+    #[error("stream `{stream}` at {version}: {source}")]
+    Aggregate {
+        /// The stream.
+        stream: String,
+        /// The version.
+        version: Version,
+        /// Why.
+        #[source]
+        source: AggregateError,
+    },
+    /// A checkpoint file could not be written or read (a damaged one is rebuilt, not
+    /// reported: this is for I/O failures the engine cannot work around).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// What a state machine did, without replay's event index (the engine names the version).
+fn replay_detail(source: &ReplayError) -> String {
+    match source {
+        ReplayError::Rejected {
+            machine, reason, ..
+        } => format!("state machine `{machine}` rejected it: {reason}"),
+        ReplayError::Panicked {
+            machine, message, ..
+        } => format!("state machine `{machine}` panicked on it: {message}"),
+    }
 }
 
 impl Error {

@@ -24,21 +24,36 @@
 //! # }
 //! ```
 
+mod builder;
+mod checkpoints;
 mod engine;
 mod error;
 pub mod meta;
 mod options;
+mod state;
 mod verify;
 
+pub use builder::StalledStream;
+pub use checkpoints::CheckpointOpenReport;
 pub use engine::{
     Appended, Engine, Event, GlobalIter, OpenReport, ReadIter, STREAM_NAME_LEN_MAX, StreamInfo,
 };
 pub use error::{Error, Result};
+pub use helios_checkpoint::{LevelPolicy, PolicyError};
 pub use helios_log::{
     CrashFault, Durability, FsStorage, Location, LogError, Lsn, Position, RecoveryMode,
     RecoveryReport, SegmentId, SegmentInfo, SimStorage, Storage, StreamId, TruncatedTail, Version,
 };
-pub use options::{DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options};
+pub use helios_replay::{
+    AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, KvMachine, LayerInfo,
+    LayerReport, Rejected, ReplayError, StateHandle, StateMachine, View, ViewIter, ViewReport,
+    encode_event, kv,
+};
+pub use options::{
+    DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX, DEFAULT_SYNC_WINDOW_BYTES,
+    DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options,
+};
+pub use state::{CheckpointInfo, CheckpointStats, LevelStats};
 pub use verify::{Finding, VerifyReport, verify};
 
 /// The README's example, compiled and run as a doc test.

@@ -11,6 +11,8 @@
 //! | `index`   | stream id `u64 BE` + first version `u64 BE` | a run: count `u32`, then `count` [`Location`]s (lsn, segment, offset `u64`, frame length `u32`) for versions `first..first + count` |
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
+//! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64` |
+//! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
@@ -181,6 +183,30 @@ pub struct Meta {
     streams: Keyspace,
     index: Keyspace,
     meta: Keyspace,
+    checkpoints: Keyspace,
+}
+
+/// A checkpoint file as the catalog records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// Its level (1 is the finest).
+    pub level: u32,
+    /// The version its delta is against (0 for a full state).
+    pub base: u64,
+    /// The file's length.
+    pub file_len_bytes: u64,
+}
+
+/// Encoded length of a [`CheckpointRecord`].
+const CHECKPOINT_RECORD_LEN: usize = 1 + 8 + 8;
+
+/// Everything the `checkpoints` keyspace holds.
+#[derive(Debug, Default)]
+pub struct CheckpointCatalog {
+    /// `(stream, version, record)` for every checkpoint, in key order.
+    pub entries: Vec<(StreamId, u64, CheckpointRecord)>,
+    /// The state machine each stream's checkpoints were built with.
+    pub machines: Vec<(StreamId, String)>,
 }
 
 impl std::fmt::Debug for Meta {
@@ -207,6 +233,7 @@ impl Meta {
             streams: keyspace("streams")?,
             index: keyspace("index")?,
             meta: keyspace("meta")?,
+            checkpoints: keyspace("checkpoints")?,
             db,
         };
         match meta
@@ -360,6 +387,46 @@ impl Meta {
             })
     }
 
+    /// The whole `checkpoints` keyspace.
+    ///
+    /// # Errors
+    /// fjall errors, undecodable entries.
+    pub fn checkpoint_catalog(&self) -> Result<CheckpointCatalog> {
+        let mut out = CheckpointCatalog::default();
+        for guard in self.checkpoints.iter() {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(Error::meta("reading checkpoints"))?;
+            let bad = |what: &str| Error::CorruptMeta {
+                keyspace: "checkpoints",
+                reason: format!("entry {key:?}: {what}"),
+            };
+            let stream = StreamId(u64_be(&key, 0).ok_or_else(|| bad("short key"))?);
+            match key.len() {
+                8 => out.machines.push((
+                    stream,
+                    std::str::from_utf8(&value)
+                        .map_err(|_| bad("machine name is not UTF-8"))?
+                        .to_owned(),
+                )),
+                16 => {
+                    let version = u64_be(&key, 8).ok_or_else(|| bad("short key"))?;
+                    if value.len() != CHECKPOINT_RECORD_LEN {
+                        return Err(bad("value is not 17 bytes"));
+                    }
+                    let record = CheckpointRecord {
+                        level: u32::from(value[0]),
+                        base: u64_le(&value, 1).ok_or_else(|| bad("short value"))?,
+                        file_len_bytes: u64_le(&value, 9).ok_or_else(|| bad("short value"))?,
+                    };
+                    out.entries.push((stream, version, record));
+                }
+                _ => return Err(bad("key is neither 8 nor 16 bytes")),
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes everything written so far durable.
     ///
     /// # Errors
@@ -414,6 +481,36 @@ impl MetaBatch<'_> {
         self.batch.remove(&self.meta.streams, name_key(name));
         self.batch
             .remove(&self.meta.streams, stream_key(id).to_vec());
+    }
+
+    /// Records a checkpoint file.
+    pub fn put_checkpoint(&mut self, stream: StreamId, version: u64, record: &CheckpointRecord) {
+        let mut value = Vec::with_capacity(CHECKPOINT_RECORD_LEN);
+        value.push(u8::try_from(record.level).unwrap_or(u8::MAX));
+        value.extend_from_slice(&record.base.to_le_bytes());
+        value.extend_from_slice(&record.file_len_bytes.to_le_bytes());
+        self.batch.insert(
+            &self.meta.checkpoints,
+            index_key(stream, Version(version)).to_vec(),
+            value,
+        );
+    }
+
+    /// Forgets a checkpoint file.
+    pub fn remove_checkpoint(&mut self, stream: StreamId, version: u64) {
+        self.batch.remove(
+            &self.meta.checkpoints,
+            index_key(stream, Version(version)).to_vec(),
+        );
+    }
+
+    /// Records the state machine `stream`'s checkpoints are built with.
+    pub fn put_checkpoint_machine(&mut self, stream: StreamId, machine: &str) {
+        self.batch.insert(
+            &self.meta.checkpoints,
+            stream.0.to_be_bytes().to_vec(),
+            machine.as_bytes().to_vec(),
+        );
     }
 
     /// Sets the recovery point.

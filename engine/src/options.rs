@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use helios_checkpoint::LevelPolicy;
 use helios_log::{FsStorage, LogOptions, RecoveryMode, Storage};
+use helios_replay::{KvMachine, StateMachine};
 
 use crate::Engine;
 use crate::error::{Error, Result};
@@ -13,9 +15,15 @@ pub const DEFAULT_SYNC_WINDOW_MS: u64 = 10;
 /// Default write-behind byte budget: 1 MiB of unsynced appends wakes the flusher early.
 pub const DEFAULT_SYNC_WINDOW_BYTES: u64 = 1 << 20;
 
+/// Default number of checkpoint files kept memory-mapped at once.
+pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 4096;
+
+/// Default number of streams whose head state the checkpoint builder keeps in memory.
+pub const DEFAULT_CHECKPOINT_HEADS_MAX: usize = 1024;
+
 /// Options of an [`Engine`]. Build with [`Options::default`] and set fields, or use
 /// [`Engine::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Size of each log segment, preallocated with zeros. Default: 64 MiB
     /// ([`helios_log::DEFAULT_SEGMENT_SIZE_BYTES`]).
@@ -48,6 +56,50 @@ pub struct Options {
     /// Where the log's files live. The fjall metadata always lives on the real file system, in
     /// the store directory. Default: [`FsStorage`].
     pub storage: Arc<dyn Storage>,
+    /// The state machine of every stream that no entry of [`Options::stream_machines`]
+    /// matches. Default: [`KvMachine`] (events `set KEY VALUE` and `del KEY`).
+    pub state_machine: Arc<dyn StateMachine>,
+    /// State machines by stream-name prefix: a stream uses the machine of the longest prefix
+    /// that matches its name, or [`Options::state_machine`]. Default: empty.
+    pub stream_machines: Vec<(String, Arc<dyn StateMachine>)>,
+    /// When checkpoints are taken: every `fanout^1, ..., fanout^levels` events. Default:
+    /// fanout 10, 3 levels (every 10, 100 and 1000 events).
+    pub checkpoint_policy: LevelPolicy,
+    /// Most checkpoint files kept memory-mapped (and validated) at once; the least recently
+    /// used are unmapped beyond it. Default: [`DEFAULT_CHECKPOINT_MAPS_MAX`].
+    pub checkpoint_maps_max: usize,
+    /// Most streams whose head state (the full state at the last event built) the
+    /// checkpoint builder keeps in memory; the least recently built are dropped beyond it and
+    /// reloaded from their last full checkpoint when they get events again. Default:
+    /// [`DEFAULT_CHECKPOINT_HEADS_MAX`].
+    pub checkpoint_heads_max: usize,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("segment_size_bytes", &self.segment_size_bytes)
+            .field("write_buffer_bytes", &self.write_buffer_bytes)
+            .field("sync_window_ms", &self.sync_window_ms)
+            .field("sync_window_bytes", &self.sync_window_bytes)
+            .field("recovery_mode", &self.recovery_mode)
+            .field("sync_poll_window_us", &self.sync_poll_window_us)
+            .field("background_threads", &self.background_threads)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("state_machine", &self.state_machine.name())
+            .field(
+                "stream_machines",
+                &self
+                    .stream_machines
+                    .iter()
+                    .map(|(prefix, m)| (prefix.as_str(), m.name()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("checkpoint_policy", &self.checkpoint_policy)
+            .field("checkpoint_maps_max", &self.checkpoint_maps_max)
+            .field("checkpoint_heads_max", &self.checkpoint_heads_max)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -63,6 +115,11 @@ impl Default for Options {
             background_threads: true,
             create_if_missing: true,
             storage: Arc::new(FsStorage),
+            state_machine: Arc::new(KvMachine),
+            stream_machines: Vec::new(),
+            checkpoint_policy: LevelPolicy::default(),
+            checkpoint_maps_max: DEFAULT_CHECKPOINT_MAPS_MAX,
+            checkpoint_heads_max: DEFAULT_CHECKPOINT_HEADS_MAX,
         }
     }
 }
@@ -85,7 +142,33 @@ impl Options {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.checkpoint_maps_max < self.checkpoint_policy.levels() as usize {
+            return Err(Error::InvalidOptions {
+                option: "checkpoint_maps_max",
+                reason: format!(
+                    "{} cannot hold the {} layers of one view",
+                    self.checkpoint_maps_max,
+                    self.checkpoint_policy.levels()
+                ),
+            });
+        }
+        if self.checkpoint_heads_max == 0 {
+            return Err(Error::InvalidOptions {
+                option: "checkpoint_heads_max",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(())
+    }
+
+    /// The state machine of `stream`: the longest matching prefix's, or the default.
+    #[must_use]
+    pub fn machine_for(&self, stream: &str) -> &Arc<dyn StateMachine> {
+        self.stream_machines
+            .iter()
+            .filter(|(prefix, _)| stream.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(&self.state_machine, |(_, machine)| machine)
     }
 
     pub(crate) fn log_options(&self) -> LogOptions {
@@ -173,6 +256,48 @@ impl EngineBuilder {
     #[must_use]
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.options.storage = storage;
+        self
+    }
+
+    /// Sets [`Options::state_machine`], the machine of every stream without a prefix match.
+    #[must_use]
+    pub fn state_machine(mut self, machine: impl StateMachine + 'static) -> Self {
+        self.options.state_machine = Arc::new(machine);
+        self
+    }
+
+    /// Adds to [`Options::stream_machines`]: streams whose names start with `prefix` use
+    /// `machine` (the longest matching prefix wins).
+    #[must_use]
+    pub fn stream_machine(
+        mut self,
+        prefix: impl Into<String>,
+        machine: impl StateMachine + 'static,
+    ) -> Self {
+        self.options
+            .stream_machines
+            .push((prefix.into(), Arc::new(machine)));
+        self
+    }
+
+    /// Sets [`Options::checkpoint_policy`]; build one with [`LevelPolicy::new`].
+    #[must_use]
+    pub fn checkpoint_policy(mut self, policy: LevelPolicy) -> Self {
+        self.options.checkpoint_policy = policy;
+        self
+    }
+
+    /// Sets [`Options::checkpoint_maps_max`].
+    #[must_use]
+    pub fn checkpoint_maps_max(mut self, maps: usize) -> Self {
+        self.options.checkpoint_maps_max = maps;
+        self
+    }
+
+    /// Sets [`Options::checkpoint_heads_max`].
+    #[must_use]
+    pub fn checkpoint_heads_max(mut self, heads: usize) -> Self {
+        self.options.checkpoint_heads_max = heads;
         self
     }
 

@@ -20,5 +20,5 @@ pub use log::{
     GATHER_MAX, Log, LogIter, LogOptions, MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem,
     RecoveryMode, RecoveryReport, SegmentInfo, TruncatedTail,
 };
-pub use storage::{CrashFault, FsStorage, SimStorage, Storage, StorageFile};
+pub use storage::{CrashFault, FsStorage, PageSource, SimStorage, Storage, StorageFile};
 pub use types::{Durability, Location, Lsn, Position, RecordKind, SegmentId, StreamId, Version};

@@ -1106,6 +1106,34 @@ impl Log {
         sealed.get(&id).cloned()
     }
 
+    /// Asks the system to drop the cached pages of every segment (the maps of the sealed ones
+    /// and the active one's file), so that the next reads come from the disk. For cold-read
+    /// benchmarks; every read stays correct.
+    ///
+    /// # Errors
+    /// I/O errors from the advice calls.
+    pub fn evict_cached_pages(&self) -> Result<()> {
+        let sealed: Vec<Arc<Sealed>> = self
+            .sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for segment in sealed {
+            segment
+                .bytes
+                .evict_pages()
+                .map_err(|e| LogError::io("evict pages of", &segment.path, e))?;
+        }
+        let (file, path) = {
+            let w = lock(&self.writer);
+            (w.active.file.clone(), w.active.path.clone())
+        };
+        file.evict_pages()
+            .map_err(|e| LogError::io("evict pages of", &path, e))
+    }
+
     /// The segments, oldest first.
     ///
     /// # Errors

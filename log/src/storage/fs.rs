@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{LockGuard, ReadOnlyBytes, Storage, StorageFile};
+use super::{LockGuard, PageSource, ReadOnlyBytes, Storage, StorageFile};
 
 /// [`Storage`] on the real file system, with real `fdatasync`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,6 +30,27 @@ impl StorageFile for FsFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+
+    fn evict_pages(&self) -> io::Result<()> {
+        map::fadvise_dontneed(&self.0)
+    }
+}
+
+/// A mapped sealed segment and its file.
+struct MappedFile {
+    map: memmap2::Mmap,
+    file: File,
+}
+
+impl PageSource for MappedFile {
+    fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    fn evict_pages(&self) -> io::Result<()> {
+        map::evict(&self.map)?;
+        map::fadvise_dontneed(&self.file)
     }
 }
 
@@ -82,7 +103,8 @@ impl Storage for FsStorage {
             // A zero-length mapping is an error on Linux; an empty file has no bytes to share.
             return Ok(ReadOnlyBytes::new(Vec::<u8>::new()));
         }
-        Ok(ReadOnlyBytes::new(map::map_readonly(&file)?))
+        let map = map::map_readonly(&file)?;
+        Ok(ReadOnlyBytes::from_source(MappedFile { map, file }))
     }
 
     fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard> {
@@ -121,5 +143,32 @@ mod map {
         // any other Helios writer out. Modification by an unrelated process is outside the
         // storage contract (documented in docs/FORMAT.md, "Assumptions").
         unsafe { memmap2::Mmap::map(file) }
+    }
+
+    /// Drops this process's page-table entries for `map` (`MADV_DONTNEED`).
+    pub(super) fn evict(map: &memmap2::Mmap) -> io::Result<()> {
+        // SAFETY: MADV_DONTNEED is unsafe in memmap2's API because on a private mapping it
+        // discards modified pages. This is a shared, read-only map of a sealed (immutable)
+        // segment: nothing was modified through it, so every later read returns the same
+        // bytes, faulted back in from the page cache or the disk. The range stays mapped.
+        unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
+    }
+
+    /// Asks the kernel to drop `file`'s clean pages from the page cache.
+    pub(super) fn fadvise_dontneed(file: &File) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: posix_fadvise only reads its integer arguments; the descriptor stays open
+            // for the call because `file` is borrowed. No memory of this process changes.
+            let rc =
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = file;
+        Ok(())
     }
 }

@@ -16,15 +16,53 @@ mod sim;
 pub use fs::FsStorage;
 pub use sim::{CrashFault, SimStorage};
 
+/// The bytes behind a [`ReadOnlyBytes`], and how to give their cached pages back.
+pub trait PageSource: Send + Sync {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+
+    /// Asks the system to drop the cached pages behind the bytes, so that the next read comes
+    /// from the disk (for cold-read benchmarks). The bytes stay valid. Default: nothing to
+    /// drop (bytes in memory).
+    ///
+    /// # Errors
+    /// I/O errors from the advice calls.
+    fn evict_pages(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bytes in memory: nothing to evict.
+struct InMemory<T>(T);
+
+impl<T: AsRef<[u8]> + Send + Sync> PageSource for InMemory<T> {
+    fn bytes(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
 /// Read-only bytes of a whole file, mapped or copied. They stay valid and unchanged for as long
 /// as any clone is held.
 #[derive(Clone)]
-pub struct ReadOnlyBytes(Arc<dyn AsRef<[u8]> + Send + Sync>);
+pub struct ReadOnlyBytes(Arc<dyn PageSource>);
 
 impl ReadOnlyBytes {
-    /// Wraps bytes (a memory map, a vector).
+    /// Wraps bytes in memory (a vector).
     pub fn new(bytes: impl AsRef<[u8]> + Send + Sync + 'static) -> ReadOnlyBytes {
-        ReadOnlyBytes(Arc::new(bytes))
+        ReadOnlyBytes(Arc::new(InMemory(bytes)))
+    }
+
+    /// Wraps bytes whose pages can be evicted (a memory map).
+    pub fn from_source(source: impl PageSource + 'static) -> ReadOnlyBytes {
+        ReadOnlyBytes(Arc::new(source))
+    }
+
+    /// See [`PageSource::evict_pages`].
+    ///
+    /// # Errors
+    /// I/O errors from the advice calls.
+    pub fn evict_pages(&self) -> io::Result<()> {
+        self.0.evict_pages()
     }
 }
 
@@ -32,7 +70,7 @@ impl std::ops::Deref for ReadOnlyBytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        (*self.0).as_ref()
+        self.0.bytes()
     }
 }
 
@@ -135,6 +173,15 @@ pub trait StorageFile: Send + Sync + Debug {
     /// # Errors
     /// The underlying I/O error.
     fn len(&self) -> io::Result<u64>;
+
+    /// Asks the system to drop the file's cached pages (for cold-read benchmarks). Default:
+    /// nothing to drop.
+    ///
+    /// # Errors
+    /// I/O errors from the advice call.
+    fn evict_pages(&self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Whether the file is empty.
     ///

@@ -1,0 +1,413 @@
+//! The checkpoint builder: follows each stream's durable, indexed events and writes the
+//! checkpoint files the level policy asks for, off the append path.
+//!
+//! For each stream it works on, the builder keeps a [`Head`]: the full state at the last event
+//! it applied, and per level the keys changed since the last checkpoint of the level above.
+//! At a version `v` of level `i` it writes, from memory and without reading any file:
+//! - at the top level, the full state;
+//! - below it, a delta: every key changed since `v - v % fanout^(i+1)` (the version of the
+//!   layer above), with its value at `v`, or a tombstone if it is deleted.
+//!
+//! Appends never wait for it: it runs on its own thread (or inside [`Engine::sync_checkpoints`]),
+//! reads events through the index like any reader, and streams are built in parallel with
+//! rayon. It only builds from events the flusher has indexed, which are durable, so no
+//! checkpoint ever describes an event a crash can take back.
+//!
+//! Invariants:
+//! - `Head::state` is exactly the stream's state at `Head::version`, and `Head::dirty[j]` holds
+//!   every key changed in `(m, Head::version]` where `m` is the last multiple of
+//!   `fanout^(j+2)` at or below `Head::version` (a superset is harmless: a delta may repeat a
+//!   value the layer above already has).
+//! - `Builder::built[s]` is a version up to which every checkpoint of stream `s` has been
+//!   written (or queued for a rebuild).
+//!
+//! [`Engine::sync_checkpoints`]: crate::Engine::sync_checkpoints
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use helios_checkpoint::{CheckpointMeta, Durability, LevelPolicy, MemRun, write_checkpoint_with};
+use helios_log::{StreamId, Version};
+use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
+use rayon::prelude::*;
+
+use crate::checkpoints::delta_base;
+use crate::engine::{Inner, lock};
+use crate::error::{Error, Result};
+use crate::meta::CheckpointRecord;
+
+/// A stream's state at the last event the builder applied.
+pub(crate) struct Head {
+    version: u64,
+    /// The full state (no tombstones).
+    state: Arc<MemRun>,
+    /// `dirty[j]`: keys changed since the last multiple of `fanout^(j + 2)`.
+    dirty: Vec<BTreeSet<Vec<u8>>>,
+    /// The round that last used it, for eviction.
+    last_used: u64,
+}
+
+impl Head {
+    fn empty(policy: &LevelPolicy) -> Head {
+        Head {
+            version: 0,
+            state: Arc::new(MemRun::new()),
+            dirty: vec![BTreeSet::new(); policy.levels() as usize - 1],
+            last_used: 0,
+        }
+    }
+}
+
+/// A stream the builder stopped on: its state machine rejected (or panicked on) an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StalledStream {
+    /// The stream.
+    pub stream: String,
+    /// The event the machine refused.
+    pub version: Version,
+    /// The machine's reason.
+    pub reason: String,
+}
+
+/// The builder's memory: see the module documentation.
+#[derive(Default)]
+pub(crate) struct Builder {
+    heads: HashMap<StreamId, Head>,
+    built: HashMap<StreamId, u64>,
+    stalled: HashMap<StreamId, StalledStream>,
+    round: u64,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("heads", &self.heads.len())
+            .field("round", &self.round)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A builder that knows every checkpoint up to `built[s]` of each stream exists.
+    pub(crate) fn new(built: HashMap<StreamId, u64>) -> Builder {
+        Builder {
+            built,
+            ..Builder::default()
+        }
+    }
+
+    /// Streams stopped on an event their machine refused.
+    pub(crate) fn stalled(&self) -> Vec<StalledStream> {
+        let mut out: Vec<_> = self.stalled.values().cloned().collect();
+        out.sort_by(|a, b| a.stream.cmp(&b.stream));
+        out
+    }
+}
+
+/// The first version after `after` at which the policy takes a checkpoint.
+fn next_checkpoint(policy: &LevelPolicy, after: u64) -> u64 {
+    let f = policy.fanout();
+    (after / f + 1) * f
+}
+
+/// One stream's work in a round.
+struct Job {
+    id: StreamId,
+    name: Arc<str>,
+    machine: Arc<dyn StateMachine>,
+    target: u64,
+    head: Option<Head>,
+    rebuild: bool,
+}
+
+/// What a job did.
+struct Done {
+    id: StreamId,
+    name: Arc<str>,
+    target: u64,
+    rebuild: bool,
+    head: Option<Head>,
+    written: Vec<(u64, CheckpointRecord)>,
+    outcome: Result<()>,
+}
+
+impl Inner {
+    /// Builds every checkpoint due for the streams queued since the last round, and rebuilds
+    /// the missing or damaged ones. Returns whether there was anything to do.
+    pub(crate) fn checkpoint_round(&self, builder: &mut Builder) -> Result<bool> {
+        builder.round += 1;
+        let round = builder.round;
+        let policy = *self.store.policy();
+        let queued = self.take_checkpoint_queue();
+        let rebuilds = self.store.take_rebuilds();
+        if queued.is_empty() && rebuilds.is_empty() {
+            return Ok(false);
+        }
+        let mut jobs = Vec::new();
+        let mut deferred = Vec::new();
+        {
+            let cat = lock(&self.catalog);
+            for id in queued {
+                let Some(st) = cat.get(id) else { continue };
+                let built = builder.built.get(&id).copied().unwrap_or(0);
+                let target = st.indexed_head.0;
+                if builder.stalled.contains_key(&id) || target <= built {
+                    continue;
+                }
+                let cached = builder.heads.contains_key(&id);
+                if !cached && next_checkpoint(&policy, built) > target {
+                    // Nothing due yet; loading the head can wait until something is.
+                    continue;
+                }
+                jobs.push(Job {
+                    id,
+                    name: st.name.clone(),
+                    machine: self.options.machine_for(&st.name).clone(),
+                    target,
+                    head: builder.heads.remove(&id),
+                    rebuild: false,
+                });
+            }
+            for (id, version) in rebuilds {
+                let Some(st) = cat.get(id) else { continue };
+                if builder.stalled.contains_key(&id) || self.store.contains(id, version) {
+                    continue;
+                }
+                if version > st.indexed_head.0 {
+                    deferred.push((id, version));
+                    continue;
+                }
+                jobs.push(Job {
+                    id,
+                    name: st.name.clone(),
+                    machine: self.options.machine_for(&st.name).clone(),
+                    target: version,
+                    head: None,
+                    rebuild: true,
+                });
+            }
+        }
+        self.store.requeue_rebuilds(deferred);
+        let done: Vec<Done> = jobs
+            .into_par_iter()
+            .map(|job| self.run_job(job, &policy))
+            .collect();
+        let mut batch = self.meta.batch();
+        let mut first_error = None;
+        for done in done {
+            for (version, record) in &done.written {
+                batch.put_checkpoint(done.id, *version, record);
+            }
+            match done.outcome {
+                Ok(()) => {
+                    if !done.rebuild {
+                        builder.built.insert(done.id, done.target);
+                    }
+                }
+                Err(Error::Replay {
+                    version, source, ..
+                }) => {
+                    builder.stalled.insert(
+                        done.id,
+                        StalledStream {
+                            stream: done.name.to_string(),
+                            version,
+                            reason: source.to_string(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    if done.rebuild {
+                        self.store.requeue_rebuilds([(done.id, done.target)]);
+                    } else {
+                        self.queue_for_checkpoints([done.id]);
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+            if let Some(mut head) = done.head
+                && !done.rebuild
+            {
+                head.last_used = round;
+                builder.heads.insert(done.id, head);
+            }
+        }
+        batch.commit()?;
+        evict_heads(builder, self.options.checkpoint_heads_max);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
+    }
+
+    fn run_job(&self, job: Job, policy: &LevelPolicy) -> Done {
+        let mut written = Vec::new();
+        let mut head = job.head;
+        let head_ref = match &mut head {
+            Some(h) if h.version <= job.target => h,
+            slot => slot.insert(self.load_head(job.id, job.target, policy)),
+        };
+        let outcome = self
+            .build_forward(
+                job.id,
+                &*job.machine,
+                head_ref,
+                job.target,
+                job.rebuild,
+                &mut written,
+            )
+            .map_err(|e| match e {
+                Error::Replay {
+                    version, source, ..
+                } => Error::Replay {
+                    stream: job.name.to_string(),
+                    version,
+                    source,
+                },
+                e => e,
+            });
+        Done {
+            id: job.id,
+            name: job.name,
+            target: job.target,
+            rebuild: job.rebuild,
+            head,
+            written,
+            outcome,
+        }
+    }
+
+    /// The head at the newest valid full checkpoint at or below `at` (or the empty state).
+    fn load_head(&self, id: StreamId, at: u64, policy: &LevelPolicy) -> Head {
+        let mut below = at;
+        while let Some(version) = self.store.latest_full_at_or_below(id, below) {
+            // A damaged file leaves the catalog in `get`, so the next lookup finds an older one.
+            if let Some(checkpoint) = self.store.get(id, version) {
+                use helios_checkpoint::SortedRun as _;
+                let state: MemRun = checkpoint
+                    .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+                    .filter_map(|(k, v)| Some((k.to_vec(), Some(v?.to_vec()))))
+                    .collect();
+                let mut head = Head::empty(policy);
+                head.version = version;
+                head.state = Arc::new(state);
+                return head;
+            }
+            if version == 0 {
+                break;
+            }
+            below = version - 1;
+        }
+        Head::empty(policy)
+    }
+
+    /// Applies events `head.version + 1..=target` to `head`, writing every checkpoint on the
+    /// way that the catalog does not have yet.
+    fn build_forward(
+        &self,
+        id: StreamId,
+        machine: &dyn StateMachine,
+        head: &mut Head,
+        target: u64,
+        rebuild: bool,
+        written: &mut Vec<(u64, CheckpointRecord)>,
+    ) -> Result<()> {
+        let policy = *self.store.policy();
+        while head.version < target {
+            let to = next_checkpoint(&policy, head.version).min(target);
+            let events = self
+                .events_of(id, Version(head.version + 1), Version(to))
+                .map(|e| e.map(|e| e.payload))
+                .collect::<Result<Vec<_>>>()?;
+            apply(machine, head, &events)?;
+            if let Some(level) = policy.level_at(to) {
+                if !self.store.contains(id, to) {
+                    let record = self.write_checkpoint(id, head, level, &policy)?;
+                    self.store.add(id, to, record);
+                    self.store.count_written(rebuild);
+                    written.push((to, record));
+                }
+                // `to` is a multiple of fanout^level: the sets of the levels below restart.
+                for (j, keys) in head.dirty.iter_mut().enumerate() {
+                    if j + 2 <= level as usize {
+                        keys.clear();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_checkpoint(
+        &self,
+        id: StreamId,
+        head: &Head,
+        level: u32,
+        policy: &LevelPolicy,
+    ) -> Result<CheckpointRecord> {
+        let version = head.version;
+        let path = self.store.path(id, version, level);
+        let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
+        let base = delta_base(policy, version, level);
+        let written = if level >= policy.levels() {
+            let meta = CheckpointMeta::full(id.0, version, level_byte);
+            let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
+            write_checkpoint_with(&path, meta, entries, Durability::Unsynced)?
+        } else {
+            let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
+            let state = head.state.entries();
+            let changed = &head.dirty[level as usize - 1];
+            let entries = changed
+                .iter()
+                .map(|k| (k, state.get(k).and_then(Option::as_ref)));
+            write_checkpoint_with(&path, meta, entries, Durability::Unsynced)?
+        };
+        Ok(CheckpointRecord {
+            level,
+            base,
+            file_len_bytes: written.file_len_bytes,
+        })
+    }
+}
+
+/// Replays `events` into `head`; on a refused event, keeps the events before it applied and
+/// reports it with its version.
+fn apply(machine: &dyn StateMachine, head: &mut Head, events: &[Vec<u8>]) -> Result<()> {
+    let base = Base::new().with_layer_below(LayerInfo::new(0, head.version), head.state.clone());
+    let mut overlay = Overlay::new();
+    let outcome = replay(machine, &base, &mut overlay, events);
+    drop(base);
+    let state = Arc::make_mut(&mut head.state);
+    for (key, value) in overlay.changes().entries() {
+        match value {
+            Some(value) => state.put(key, value),
+            None => state.remove(key),
+        }
+        for keys in &mut head.dirty {
+            keys.insert(key.clone());
+        }
+    }
+    head.version += overlay.events_replayed();
+    outcome.map_err(|source| Error::Replay {
+        stream: String::new(),
+        version: Version(head.version + 1),
+        source,
+    })
+}
+
+/// Drops the least recently used heads beyond `max`.
+fn evict_heads(builder: &mut Builder, max: usize) {
+    if builder.heads.len() <= max {
+        return;
+    }
+    let mut by_age: Vec<(u64, StreamId)> = builder
+        .heads
+        .iter()
+        .map(|(id, h)| (h.last_used, *id))
+        .collect();
+    by_age.sort_unstable();
+    let excess = builder.heads.len() - max;
+    for (_, id) in by_age.into_iter().take(excess) {
+        builder.heads.remove(&id);
+    }
+}

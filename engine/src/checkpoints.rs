@@ -1,0 +1,454 @@
+//! The checkpoint store: which checkpoint files exist, where they live, and the memory maps of
+//! the ones in use.
+//!
+//! Files live in `checkpoints/`, one per `(stream, version)`, named
+//! `<stream id, 16 hex digits>-<version, 20 digits>-l<level>.ckpt`. The fjall `checkpoints`
+//! keyspace lists them (see [`crate::meta`]); both are derived data, reconciled at open:
+//! - a file with no catalog entry (written just before a crash) is adopted;
+//! - an entry whose file is gone is dropped and the checkpoint queued for a rebuild;
+//! - a file past its stream's head (its events were lost with a torn tail), of an unknown
+//!   stream, at a version the level policy does not checkpoint, or built by another state
+//!   machine, is deleted;
+//! - stray `*.tmp` files (a write cut short) are deleted.
+//!
+//! A file is validated when first mapped ([`Checkpoint::open`]: length, CRCs, rkyv validation,
+//! block structure) and its header checked against what the policy expects at its version. A
+//! file that fails is damaged: it is deleted, forgotten, counted, and queued for a rebuild;
+//! readers fall back to coarser layers and a longer replay meanwhile.
+//!
+//! Invariants:
+//! - Every file in the in-memory catalog was complete when it was listed (files are written
+//!   to a temporary name and renamed), though it may have been damaged since; no file is ever
+//!   modified after its rename, so a map of it stays valid even after the file is deleted.
+//! - A catalog entry is added only after its file is in place: a crash between the two leaves
+//!   an orphan file, which the next open adopts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use helios_checkpoint::{Checkpoint, CheckpointKind, LevelPolicy};
+use helios_log::{StreamId, Version};
+use lru::LruCache;
+
+use crate::error::{Error, Result};
+use crate::meta::{CheckpointRecord, Meta};
+use crate::state::{CheckpointInfo, CheckpointStats, LevelStats};
+
+/// The checkpoint directory inside a store.
+pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
+const EXTENSION: &str = "ckpt";
+
+/// The file name of the checkpoint of `stream` at `version`.
+pub(crate) fn file_name(stream: StreamId, version: u64, level: u32) -> String {
+    format!("{:016x}-{version:020}-l{level}.{EXTENSION}", stream.0)
+}
+
+/// Parses a name made by [`file_name`].
+fn parse_name(name: &str) -> Option<(StreamId, u64, u32)> {
+    let stem = name.strip_suffix(".ckpt")?;
+    let mut parts = stem.split('-');
+    let stream = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let version = parts.next()?.parse().ok()?;
+    let level = parts.next()?.strip_prefix('l')?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((StreamId(stream), version, level))
+}
+
+/// The version a checkpoint at `version` of `level` is a delta against (0 for the top level,
+/// which holds full states).
+pub(crate) fn delta_base(policy: &LevelPolicy, version: u64, level: u32) -> u64 {
+    if level >= policy.levels() {
+        0
+    } else {
+        version - version % policy.interval(level + 1)
+    }
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| {
+        Error::Checkpoint(helios_checkpoint::CheckpointError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// What a stream needs from the store at open.
+pub(crate) struct StreamAtOpen<'a> {
+    pub id: StreamId,
+    pub head: Version,
+    pub machine: &'a str,
+}
+
+/// What reconciling the files with the catalog did at open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointOpenReport {
+    /// Files found without a catalog entry, and adopted.
+    pub adopted: u64,
+    /// Catalog entries whose file was missing (queued for a rebuild).
+    pub missing: u64,
+    /// Files deleted: past their stream's head, of unknown streams, not at a checkpoint
+    /// version of the current policy, built by another state machine, or unfinished writes.
+    pub deleted: u64,
+}
+
+/// See the module documentation.
+pub(crate) struct Store {
+    dir: PathBuf,
+    policy: LevelPolicy,
+    /// Per stream: version to its catalog record.
+    catalog: RwLock<HashMap<StreamId, BTreeMap<u64, CheckpointRecord>>>,
+    /// Validated maps, least recently used evicted first.
+    maps: Mutex<LruCache<(StreamId, u64), Arc<Checkpoint>>>,
+    /// Checkpoints found missing or damaged, to rebuild.
+    rebuild: Mutex<BTreeSet<(StreamId, u64)>>,
+    written: AtomicU64,
+    rebuilt: AtomicU64,
+    damaged: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir` (created if missing) and reconciles it with the catalog in
+    /// `meta` and the streams' heads.
+    pub(crate) fn open(
+        dir: PathBuf,
+        policy: LevelPolicy,
+        maps_max: usize,
+        meta: &Meta,
+        streams: &[StreamAtOpen<'_>],
+    ) -> Result<(Store, CheckpointOpenReport)> {
+        std::fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+        let mut report = CheckpointOpenReport::default();
+        let known = meta.checkpoint_catalog()?;
+        let by_id: HashMap<StreamId, &StreamAtOpen<'_>> =
+            streams.iter().map(|s| (s.id, s)).collect();
+        // Streams whose checkpoints were built by another machine than the configured one.
+        let retired: HashSet<StreamId> = known
+            .machines
+            .iter()
+            .filter(|(id, name)| by_id.get(id).is_some_and(|s| s.machine != name))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut recorded: HashMap<(StreamId, u64), CheckpointRecord> = known
+            .entries
+            .iter()
+            .map(|&(id, version, record)| ((id, version), record))
+            .collect();
+        let mut batch = meta.batch();
+        let mut catalog: HashMap<StreamId, BTreeMap<u64, CheckpointRecord>> = HashMap::new();
+        let listing = std::fs::read_dir(&dir).map_err(io_error("list", &dir))?;
+        for entry in listing {
+            let entry = entry.map_err(io_error("list", &dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if name.ends_with(".tmp") {
+                std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+                report.deleted += 1;
+                continue;
+            }
+            let Some((id, version, level)) = parse_name(name) else {
+                continue; // Not ours: leave it alone.
+            };
+            let keep = by_id.get(&id).is_some_and(|s| version <= s.head.0)
+                && !retired.contains(&id)
+                && policy.level_at(version) == Some(level);
+            let record = recorded.remove(&(id, version));
+            if !keep {
+                std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+                if record.is_some() {
+                    batch.remove_checkpoint(id, version);
+                }
+                report.deleted += 1;
+                continue;
+            }
+            let record = match record {
+                Some(record) => record,
+                None => {
+                    let len = entry.metadata().map_err(io_error("stat", &path))?.len();
+                    let record = CheckpointRecord {
+                        level,
+                        base: delta_base(&policy, version, level),
+                        file_len_bytes: len,
+                    };
+                    batch.put_checkpoint(id, version, &record);
+                    report.adopted += 1;
+                    record
+                }
+            };
+            catalog.entry(id).or_default().insert(version, record);
+        }
+        // Entries left have no file.
+        let mut rebuild = BTreeSet::new();
+        for ((id, version), _) in recorded {
+            batch.remove_checkpoint(id, version);
+            if by_id.get(&id).is_some_and(|s| version <= s.head.0) && !retired.contains(&id) {
+                rebuild.insert((id, version));
+                report.missing += 1;
+            }
+        }
+        for stream in streams {
+            batch.put_checkpoint_machine(stream.id, stream.machine);
+        }
+        batch.commit()?;
+        let maps_max = NonZeroUsize::new(maps_max).unwrap_or(NonZeroUsize::MIN);
+        let store = Store {
+            dir,
+            policy,
+            catalog: RwLock::new(catalog),
+            maps: Mutex::new(LruCache::new(maps_max)),
+            rebuild: Mutex::new(rebuild),
+            written: AtomicU64::new(0),
+            rebuilt: AtomicU64::new(0),
+            damaged: AtomicU64::new(0),
+        };
+        Ok((store, report))
+    }
+
+    pub(crate) fn policy(&self) -> &LevelPolicy {
+        &self.policy
+    }
+
+    /// The path of the checkpoint of `stream` at `version`.
+    pub(crate) fn path(&self, stream: StreamId, version: u64, level: u32) -> PathBuf {
+        self.dir.join(file_name(stream, version, level))
+    }
+
+    fn read_catalog(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<StreamId, BTreeMap<u64, CheckpointRecord>>> {
+        self.catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_catalog(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<StreamId, BTreeMap<u64, CheckpointRecord>>> {
+        self.catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the catalog lists a checkpoint of `stream` at `version`.
+    pub(crate) fn contains(&self, stream: StreamId, version: u64) -> bool {
+        self.read_catalog()
+            .get(&stream)
+            .is_some_and(|m| m.contains_key(&version))
+    }
+
+    /// The newest version at or below `at` with a full checkpoint of `stream`.
+    pub(crate) fn latest_full_at_or_below(&self, stream: StreamId, at: u64) -> Option<u64> {
+        let top = self.policy.levels();
+        self.read_catalog()
+            .get(&stream)?
+            .range(..=at)
+            .rev()
+            .find(|(_, r)| r.level == top)
+            .map(|(v, _)| *v)
+    }
+
+    /// The newest checkpoint version of `stream`, if any.
+    pub(crate) fn latest(&self, stream: StreamId) -> Option<u64> {
+        self.read_catalog()
+            .get(&stream)?
+            .last_key_value()
+            .map(|(v, _)| *v)
+    }
+
+    /// Records a checkpoint whose file is in place.
+    pub(crate) fn add(&self, stream: StreamId, version: u64, record: CheckpointRecord) {
+        self.write_catalog()
+            .entry(stream)
+            .or_default()
+            .insert(version, record);
+    }
+
+    /// Counts a checkpoint written by the builder, or rebuilt.
+    pub(crate) fn count_written(&self, rebuilt: bool) {
+        let counter = if rebuilt {
+            &self.rebuilt
+        } else {
+            &self.written
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The mapped, validated checkpoint of `stream` at `version`, or `None` if there is none
+    /// (not built yet, or damaged: then it is deleted and queued for a rebuild).
+    pub(crate) fn get(&self, stream: StreamId, version: u64) -> Option<Arc<Checkpoint>> {
+        if let Some(map) = crate::engine::lock(&self.maps).get(&(stream, version)) {
+            return Some(map.clone());
+        }
+        let record = *self.read_catalog().get(&stream)?.get(&version)?;
+        let path = self.path(stream, version, record.level);
+        match Checkpoint::open(&path).and_then(|c| self.check_meta(c, stream, version, record)) {
+            Ok(checkpoint) => {
+                let checkpoint = Arc::new(checkpoint);
+                crate::engine::lock(&self.maps).put((stream, version), checkpoint.clone());
+                Some(checkpoint)
+            }
+            Err(_) => {
+                self.mark_damaged(stream, version, &path);
+                None
+            }
+        }
+    }
+
+    /// Checks that a valid file is the checkpoint the policy expects at its name.
+    fn check_meta(
+        &self,
+        checkpoint: Checkpoint,
+        stream: StreamId,
+        version: u64,
+        record: CheckpointRecord,
+    ) -> helios_checkpoint::Result<Checkpoint> {
+        let meta = checkpoint.meta();
+        let kind = if record.level >= self.policy.levels() {
+            CheckpointKind::Full
+        } else {
+            CheckpointKind::Delta
+        };
+        let expected_base = delta_base(&self.policy, version, record.level);
+        if meta.stream_id == stream.0
+            && meta.version == version
+            && u32::from(meta.level) == record.level
+            && meta.kind == kind
+            && meta.base_version == expected_base
+        {
+            Ok(checkpoint)
+        } else {
+            Err(helios_checkpoint::CheckpointError::InvalidHeader {
+                path: checkpoint.path().to_path_buf(),
+                offset: 0,
+                reason: format!(
+                    "holds {meta:?}, expected stream {}, version {version}, level {}",
+                    stream.0, record.level
+                ),
+            })
+        }
+    }
+
+    /// Forgets a damaged checkpoint, deletes its file and queues it for a rebuild.
+    fn mark_damaged(&self, stream: StreamId, version: u64, path: &Path) {
+        let removed = self
+            .write_catalog()
+            .get_mut(&stream)
+            .and_then(|m| m.remove(&version))
+            .is_some();
+        if removed {
+            self.damaged.fetch_add(1, Ordering::Relaxed);
+            // Best effort: a file that cannot be removed is overwritten by the rebuild.
+            let _ = std::fs::remove_file(path);
+            crate::engine::lock(&self.rebuild).insert((stream, version));
+        }
+    }
+
+    /// Takes the queue of checkpoints to rebuild.
+    pub(crate) fn take_rebuilds(&self) -> BTreeSet<(StreamId, u64)> {
+        std::mem::take(&mut *crate::engine::lock(&self.rebuild))
+    }
+
+    /// Whether any checkpoint waits for a rebuild.
+    pub(crate) fn has_rebuilds(&self) -> bool {
+        !crate::engine::lock(&self.rebuild).is_empty()
+    }
+
+    /// Puts back rebuilds that could not be done yet.
+    pub(crate) fn requeue_rebuilds(&self, items: impl IntoIterator<Item = (StreamId, u64)>) {
+        crate::engine::lock(&self.rebuild).extend(items);
+    }
+
+    /// The checkpoints of `stream`, by version.
+    pub(crate) fn list(&self, stream: StreamId) -> Vec<CheckpointInfo> {
+        self.read_catalog()
+            .get(&stream)
+            .map(|m| {
+                m.iter()
+                    .map(|(&version, r)| CheckpointInfo {
+                        version: Version(version),
+                        level: r.level,
+                        base: Version(r.base),
+                        file_len_bytes: r.file_len_bytes,
+                        path: self.path(stream, version, r.level),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Counts of files and work.
+    pub(crate) fn stats(&self) -> CheckpointStats {
+        let mut stats = CheckpointStats {
+            by_level: vec![LevelStats::default(); self.policy.levels() as usize],
+            written: self.written.load(Ordering::Relaxed),
+            rebuilt: self.rebuilt.load(Ordering::Relaxed),
+            damaged: self.damaged.load(Ordering::Relaxed),
+            ..CheckpointStats::default()
+        };
+        for records in self.read_catalog().values() {
+            for record in records.values() {
+                stats.files += 1;
+                stats.bytes += record.file_len_bytes;
+                if let Some(level) = stats
+                    .by_level
+                    .get_mut((record.level as usize).saturating_sub(1))
+                {
+                    level.files += 1;
+                    level.bytes += record.file_len_bytes;
+                }
+            }
+        }
+        stats
+    }
+
+    /// Evicts the pages of every mapped checkpoint (see [`Checkpoint::evict_pages`]).
+    pub(crate) fn evict_pages(&self) -> Result<()> {
+        let maps: Vec<Arc<Checkpoint>> = crate::engine::lock(&self.maps)
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect();
+        for map in maps {
+            map.evict_pages()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let name = file_name(StreamId(42), 1230, 1);
+        assert_eq!(name, "000000000000002a-00000000000000001230-l1.ckpt");
+        assert_eq!(parse_name(&name), Some((StreamId(42), 1230, 1)));
+        assert_eq!(parse_name("000000000000002a-1230-l1.ckpt.tmp"), None);
+        assert_eq!(parse_name("notes.txt"), None);
+        assert_eq!(parse_name("2a-1230-l1-x.ckpt"), None);
+    }
+
+    #[test]
+    fn delta_bases() {
+        let policy = LevelPolicy::default();
+        assert_eq!(delta_base(&policy, 2340, 1), 2300);
+        assert_eq!(delta_base(&policy, 2040, 1), 2000);
+        assert_eq!(delta_base(&policy, 2300, 2), 2000);
+        assert_eq!(delta_base(&policy, 3000, 3), 0);
+    }
+}

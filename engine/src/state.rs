@@ -1,0 +1,202 @@
+//! Reading a stream's state at any version: views over memory-mapped checkpoint layers plus a
+//! short replay from the log.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use helios_checkpoint::SortedRun;
+use helios_log::Version;
+use helios_replay::{Aggregate, Base, LayerInfo, View};
+
+use crate::Engine;
+use crate::builder::StalledStream;
+use crate::engine::lock;
+use crate::error::{Error, Result};
+
+/// One checkpoint file of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The version whose state it holds (as a full state or a delta).
+    pub version: Version,
+    /// Its level: 1 is the finest; the policy's top level holds full states.
+    pub level: u32,
+    /// For a delta, the version of the layer it is a delta against; for a full state, 0.
+    pub base: Version,
+    /// The file's length.
+    pub file_len_bytes: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// Checkpoint files and work done, for the whole store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoint files in the catalog.
+    pub files: u64,
+    /// Their total length.
+    pub bytes: u64,
+    /// Files and bytes per level, index 0 for level 1.
+    pub by_level: Vec<LevelStats>,
+    /// Checkpoints written since open (built forward from the head state).
+    pub written: u64,
+    /// Checkpoints rebuilt since open because they were missing or damaged.
+    pub rebuilt: u64,
+    /// Damaged checkpoint files found since open (each is then rebuilt).
+    pub damaged: u64,
+    /// Streams whose checkpoints stopped at an event their state machine refused. Views
+    /// of those streams at or past that event fail with [`Error::Replay`].
+    pub stalled: Vec<StalledStream>,
+}
+
+/// Files and bytes of one checkpoint level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    /// Checkpoint files of this level.
+    pub files: u64,
+    /// Their total length.
+    pub bytes: u64,
+}
+
+impl Engine {
+    /// A read-only view of `stream`'s state at `version` (0 is the empty state).
+    ///
+    /// The view stacks the memory-mapped checkpoints the level policy names for `version`
+    /// and replays the few events after the finest of them (at most `fanout - 1` once the
+    /// checkpoint builder has caught up; more while it is behind, or while a damaged
+    /// checkpoint is being rebuilt). [`View::report`] says which layers it used and how many
+    /// events it replayed. Views are `Send + Sync`, own what they read, and stay valid while
+    /// appends continue.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStream`], [`crate::Error::VersionPastHead`],
+    /// [`crate::Error::Replay`] when the stream's state machine rejects or panics on an event,
+    /// log errors.
+    pub fn view(&self, stream: &str, version: Version) -> Result<View> {
+        let inner = &self.inner;
+        let (id, head) = {
+            let cat = lock(&inner.catalog);
+            let id = self.known_stream(&cat, stream)?;
+            (id, cat.get(id).map_or(Version::ZERO, |s| s.head))
+        };
+        if version > head {
+            return Err(Error::VersionPastHead {
+                stream: stream.to_owned(),
+                version,
+                head,
+            });
+        }
+        let store = &inner.store;
+        let (layers, _) = store.policy().layers(version.0);
+        // Coarsest first: each finer layer is a delta against the ones above it, so the
+        // stack stops at the first layer that is missing (not built yet, or damaged).
+        let mut used: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::with_capacity(layers.len());
+        for layer in layers.iter().rev() {
+            match store.get(id, layer.base) {
+                Some(checkpoint) => {
+                    used.push((LayerInfo::new(layer.level, layer.base), checkpoint));
+                }
+                None => break,
+            }
+        }
+        if used.is_empty() && !layers.is_empty() {
+            // No usable top layer: start from an older full checkpoint if one is valid.
+            let mut below = version.0;
+            while let Some(full) = store.latest_full_at_or_below(id, below) {
+                if let Some(checkpoint) = store.get(id, full) {
+                    used.push((LayerInfo::new(store.policy().levels(), full), checkpoint));
+                    break;
+                }
+                if full == 0 {
+                    break;
+                }
+                below = full - 1;
+            }
+        }
+        if store.has_rebuilds() {
+            inner.wake_builder();
+        }
+        let start = used.last().map_or(0, |(info, _)| info.version);
+        let mut base = Base::new();
+        for (info, run) in used.into_iter().rev() {
+            base.push_below(info, run);
+        }
+        let events = inner
+            .events_of(id, Version(start + 1), version)
+            .map(|e| e.map(|e| e.payload))
+            .collect::<Result<Vec<_>>>()?;
+        let machine = inner.options.machine_for(stream);
+        View::replay(&**machine, base, &events).map_err(|source| Error::Replay {
+            stream: stream.to_owned(),
+            version: Version(start + 1 + source.event_index()),
+            source,
+        })
+    }
+
+    /// The whole state of `stream` at `version`, owned: every key and value in key order.
+    ///
+    /// # Errors
+    /// As [`Engine::view`].
+    pub fn state_at(&self, stream: &str, version: Version) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        Ok(self.view(stream, version)?.to_map())
+    }
+
+    /// The typed aggregate `A` of `stream` at `version` (the stream's machine must be
+    /// [`helios_replay::AggregateMachine<A>`]; an empty state gives `A::default()`).
+    ///
+    /// # Errors
+    /// As [`Engine::view`], and [`crate::Error::Aggregate`] when the stored state is not an
+    /// archive of `A`.
+    pub fn aggregate_at<A: Aggregate>(&self, stream: &str, version: Version) -> Result<A> {
+        let view = self.view(stream, version)?;
+        helios_replay::load_aggregate::<A>(&view).map_err(|source| crate::Error::Aggregate {
+            stream: stream.to_owned(),
+            version,
+            source,
+        })
+    }
+
+    /// Makes every append durable and indexed, then builds every checkpoint due up to each
+    /// stream's head and rebuilds every missing or damaged one, on the caller's thread. When
+    /// it returns, a view of any version replays at most `fanout - 1` events.
+    ///
+    /// # Errors
+    /// Log, metadata and checkpoint I/O errors; a state machine that rejects an event.
+    pub fn sync_checkpoints(&self) -> Result<CheckpointStats> {
+        self.sync()?;
+        let mut builder = lock(&self.inner.builder);
+        while self.inner.checkpoint_round(&mut builder)? {}
+        drop(builder);
+        Ok(self.checkpoint_stats())
+    }
+
+    /// The checkpoint files in the catalog and the work done since open.
+    #[must_use]
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        let mut stats = self.inner.store.stats();
+        stats.stalled = lock(&self.inner.builder).stalled();
+        stats
+    }
+
+    /// The checkpoint files of `stream`, by version.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStream`].
+    pub fn checkpoints(&self, stream: &str) -> Result<Vec<CheckpointInfo>> {
+        let id = self.known_stream(&lock(&self.inner.catalog), stream)?;
+        Ok(self.inner.store.list(id))
+    }
+
+    /// Asks the kernel to drop the cached pages of every mapped checkpoint and every log
+    /// segment (`madvise(MADV_DONTNEED)` on the maps, then `posix_fadvise(DONTNEED)` on the
+    /// files), so that the next reads come from the disk. For cold-read benchmarks; the maps
+    /// stay valid.
+    ///
+    /// # Errors
+    /// I/O errors from the advice calls.
+    pub fn evict_cached_pages(&self) -> Result<()> {
+        self.inner.store.evict_pages()?;
+        self.inner.log.evict_cached_pages()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,528 @@
+//! Integration tests of state at any version: views over checkpoints, the builder, rebuilding
+//! damaged checkpoints, state-machine errors, and the committed golden store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use helios::{
+    Durability, Engine, Error, LevelPolicy, Rejected, StateHandle, StateMachine, Version, kv,
+};
+use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
+
+const SMALL_SEGMENT: u64 = 64 * 1024;
+
+fn set(key: &str, value: &str) -> Vec<u8> {
+    kv::encode(&kv::KvEvent::Set {
+        key: key.as_bytes(),
+        value: value.as_bytes(),
+    })
+}
+
+fn del(key: &str) -> Vec<u8> {
+    kv::encode(&kv::KvEvent::Del {
+        key: key.as_bytes(),
+    })
+}
+
+fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
+    Engine::builder(dir)
+        .segment_size_bytes(SMALL_SEGMENT)
+        .checkpoint_policy(LevelPolicy::new(fanout, levels).expect("policy"))
+        .background_threads(false)
+        .open()
+        .expect("open")
+}
+
+/// The model: every version's state, folded into `BTreeMap`s.
+fn model_states(events: &[Vec<u8>]) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let mut states = vec![BTreeMap::new()];
+    let mut state = BTreeMap::new();
+    for event in events {
+        match kv::parse(event).expect("test events parse") {
+            kv::KvEvent::Set { key, value } => {
+                state.insert(key.to_vec(), value.to_vec());
+            }
+            kv::KvEvent::Del { key } => {
+                state.remove(key);
+            }
+        }
+        states.push(state.clone());
+    }
+    states
+}
+
+/// The model's state at version `v`.
+fn at(states: &[BTreeMap<Vec<u8>, Vec<u8>>], v: u64) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+    &states[usize::try_from(v).expect("small version")]
+}
+
+fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
+        .expect("checkpoint dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Checks a view against the model: point reads of every key ever used, and full iteration.
+fn assert_view_matches(
+    engine: &Engine,
+    stream: &str,
+    version: u64,
+    expected: &BTreeMap<Vec<u8>, Vec<u8>>,
+    keys: &[Vec<u8>],
+) -> u64 {
+    let view = engine.view(stream, Version(version)).expect("view");
+    for key in keys {
+        assert_eq!(
+            view.get(key),
+            expected.get(key).map(Vec::as_slice),
+            "key {:?} at version {version}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    let all: BTreeMap<Vec<u8>, Vec<u8>> =
+        view.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    assert_eq!(&all, expected, "full iteration at version {version}");
+    view.report().events_replayed
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Set(u8, u8),
+    Del(u8),
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    fanout: u64,
+    levels: u32,
+    ops: Vec<Op>,
+    batches: Vec<u8>,
+    probes: Vec<u16>,
+    reopen_at: u16,
+}
+
+impl Arbitrary for Case {
+    fn arbitrary(g: &mut Gen) -> Case {
+        let len = usize::from(u16::arbitrary(g) % 400) + 1;
+        // Few keys, so that overwrites, deletes and re-puts are common.
+        let key_space = u8::arbitrary(g) % 12 + 1;
+        let ops = (0..len)
+            .map(|_| {
+                if u8::arbitrary(g) % 4 == 0 {
+                    Op::Del(u8::arbitrary(g) % key_space)
+                } else {
+                    Op::Set(u8::arbitrary(g) % key_space, u8::arbitrary(g))
+                }
+            })
+            .collect();
+        Case {
+            fanout: u64::from(u8::arbitrary(g) % 9) + 2,
+            levels: u32::from(u8::arbitrary(g) % 4) + 1,
+            ops,
+            batches: (0..8).map(|_| u8::arbitrary(g) % 40 + 1).collect(),
+            probes: (0..12).map(|_| u16::arbitrary(g)).collect(),
+            reopen_at: u16::arbitrary(g),
+        }
+    }
+}
+
+fn run_case(case: Case) -> TestResult {
+    let Ok(policy) = LevelPolicy::new(case.fanout, case.levels) else {
+        return TestResult::discard();
+    };
+    if case.fanout.pow(case.levels) > 10_000 {
+        return TestResult::discard();
+    }
+    let events: Vec<Vec<u8>> = case
+        .ops
+        .iter()
+        .map(|op| match *op {
+            Op::Set(k, v) => set(&format!("key-{k}"), &format!("value-{v}")),
+            Op::Del(k) => del(&format!("key-{k}")),
+        })
+        .collect();
+    let keys: Vec<Vec<u8>> = (0..12).map(|k| format!("key-{k}").into_bytes()).collect();
+    let states = model_states(&events);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut engine = open(dir.path(), policy.fanout(), policy.levels());
+    let reopen_at = usize::from(case.reopen_at) % events.len();
+    let mut appended = 0;
+    let mut batch = case.batches.iter().cycle();
+    while appended < events.len() {
+        let n = usize::from(*batch.next().expect("cycle")).min(events.len() - appended);
+        engine
+            .append(
+                "s",
+                &events[appended..appended + n],
+                Durability::Normal,
+                None,
+            )
+            .expect("append");
+        if appended <= reopen_at && reopen_at < appended + n {
+            // Checkpoints built so far must survive a reopen.
+            engine.sync_checkpoints().expect("sync checkpoints");
+            drop(engine);
+            engine = open(dir.path(), policy.fanout(), policy.levels());
+        }
+        appended += n;
+    }
+    let head = events.len() as u64;
+    // Before the builder catches up: correct, however many events it replays.
+    let probe = |i: usize| u64::from(case.probes[i % case.probes.len()]) % (head + 1);
+    for i in 0..3 {
+        let v = probe(i);
+        assert_view_matches(&engine, "s", v, at(&states, v), &keys);
+    }
+    engine.sync_checkpoints().expect("sync checkpoints");
+    for i in 0..case.probes.len() {
+        let v = probe(i);
+        let replayed = assert_view_matches(&engine, "s", v, at(&states, v), &keys);
+        if replayed > policy.fanout() - 1 {
+            return TestResult::error(format!(
+                "version {v} replayed {replayed} events with fanout {}",
+                policy.fanout()
+            ));
+        }
+    }
+    for v in [0, head] {
+        assert_view_matches(&engine, "s", v, at(&states, v), &keys);
+    }
+    TestResult::passed()
+}
+
+/// Every view equals the model, for random events, fanouts, level counts and versions, and
+/// replays at most `fanout - 1` events once the builder has caught up.
+#[test]
+fn views_match_a_btreemap_model() {
+    let cases = std::env::var("HELIOS_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    QuickCheck::new()
+        .tests(cases)
+        .max_tests(cases * 4)
+        .quickcheck(run_case as fn(Case) -> TestResult);
+}
+
+/// Appends `count` events `set key-{i % keys} value-{i}` to `stream`.
+fn append_sets(engine: &Engine, stream: &str, count: usize, keys: usize) -> Vec<Vec<u8>> {
+    let events: Vec<Vec<u8>> = (0..count)
+        .map(|i| set(&format!("key-{}", i % keys), &format!("value-{i}")))
+        .collect();
+    for chunk in events.chunks(7) {
+        engine
+            .append(stream, chunk, Durability::Normal, None)
+            .expect("append");
+    }
+    events
+}
+
+#[test]
+fn checkpoints_survive_reopen_and_are_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 3);
+    let events = append_sets(&engine, "s", 2345, 50);
+    let stats = engine.sync_checkpoints().expect("sync");
+    // 234 checkpoints: 2 full (1000, 2000), 21 level-2, 211 level-1.
+    assert_eq!(stats.files, 234, "{stats:?}");
+    assert_eq!(stats.by_level[2].files, 2);
+    assert_eq!(stats.by_level[1].files, 21);
+    assert_eq!(stats.written, 234);
+    assert_eq!(checkpoint_files(dir.path()).len(), 234);
+    drop(engine);
+
+    let engine = open(dir.path(), 10, 3);
+    let report = &engine.open_report().checkpoints;
+    assert_eq!((report.adopted, report.missing, report.deleted), (0, 0, 0));
+    let states = model_states(&events);
+    let view = engine.view("s", Version(2345)).expect("view");
+    let layers: Vec<(u32, u64)> = view
+        .report()
+        .layers
+        .iter()
+        .map(|l| (l.info.level, l.info.version))
+        .collect();
+    assert_eq!(layers, vec![(1, 2340), (2, 2300), (3, 2000)]);
+    assert_eq!(view.report().events_replayed, 5);
+    let keys: Vec<Vec<u8>> = (0..50).map(|k| format!("key-{k}").into_bytes()).collect();
+    assert_view_matches(&engine, "s", 2345, &states[2345], &keys);
+    let stats = engine.sync_checkpoints().expect("sync");
+    assert_eq!((stats.written, stats.rebuilt), (0, 0), "nothing to redo");
+}
+
+#[test]
+fn damaged_and_deleted_checkpoints_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 2);
+    let events = append_sets(&engine, "s", 250, 30);
+    engine.sync_checkpoints().expect("sync");
+    drop(engine);
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..30).map(|k| format!("key-{k}").into_bytes()).collect();
+
+    // Flip one byte in the middle of the full checkpoint at 200 and delete the delta at 240.
+    let files = checkpoint_files(dir.path());
+    let full = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains("00000000000000000200-l2"))
+        .expect("full checkpoint at 200")
+        .clone();
+    let mut bytes = std::fs::read(&full).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&full, &bytes).expect("write");
+    let delta = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains("00000000000000000240-l1"))
+        .expect("delta at 240")
+        .clone();
+    std::fs::remove_file(&delta).expect("remove");
+
+    let engine = open(dir.path(), 10, 2);
+    assert_eq!(engine.open_report().checkpoints.missing, 1);
+    // Correct results while the damage is there: the view falls back to the full state at
+    // 100 and replays from there.
+    let replayed = assert_view_matches(&engine, "s", 245, &states[245], &keys);
+    assert!(
+        replayed > 9,
+        "fell back past the damaged layers, replayed {replayed}"
+    );
+    let stats = engine.checkpoint_stats();
+    assert_eq!(stats.damaged, 1, "{stats:?}");
+    let stats = engine.sync_checkpoints().expect("sync");
+    assert_eq!(stats.rebuilt, 2, "{stats:?}");
+    assert!(full.exists() && delta.exists());
+    for v in [200, 240, 245, 250] {
+        let replayed = assert_view_matches(&engine, "s", v, at(&states, v), &keys);
+        assert!(replayed <= 9, "version {v} replayed {replayed}");
+    }
+    let rebuilt = std::fs::read(&full).expect("read");
+    assert_ne!(rebuilt, bytes, "the damaged file was replaced");
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 2);
+    append_sets(&engine, "s", 12, 3);
+    match engine.view("s", Version(13)) {
+        Err(Error::VersionPastHead {
+            stream,
+            version,
+            head,
+        }) => {
+            assert_eq!(
+                (stream.as_str(), version, head),
+                ("s", Version(13), Version(12))
+            );
+        }
+        other => panic!("expected VersionPastHead, got {:?}", other.map(|_| ())),
+    }
+    let message = engine
+        .view("nope", Version(1))
+        .map(|_| ())
+        .expect_err("unknown")
+        .to_string();
+    assert!(message.contains("unknown stream `nope`"), "{message}");
+
+    // An event the kv machine rejects: views before it work, views at or after it name it.
+    engine
+        .append("s", &[b"frobnicate x".to_vec()], Durability::Normal, None)
+        .expect("append");
+    append_sets(&engine, "s", 20, 3);
+    assert!(engine.view("s", Version(12)).is_ok());
+    let error = engine
+        .view("s", Version(20))
+        .map(|_| ())
+        .expect_err("rejected");
+    match &error {
+        Error::Replay {
+            stream, version, ..
+        } => {
+            assert_eq!((stream.as_str(), *version), ("s", Version(13)));
+        }
+        other => panic!("expected Replay, got {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .starts_with("stream `s`, event v13: state machine `kv` rejected it"),
+        "{error}"
+    );
+    let stats = engine.sync_checkpoints().expect("sync");
+    assert_eq!(stats.stalled.len(), 1, "{stats:?}");
+    assert_eq!(stats.stalled[0].version, Version(13));
+    // The builder still wrote the checkpoint before the bad event.
+    assert!(
+        engine
+            .checkpoints("s")
+            .expect("list")
+            .iter()
+            .any(|c| c.version == Version(10))
+    );
+}
+
+/// Panics on `boom`, counts everything else.
+struct Fragile;
+
+impl StateMachine for Fragile {
+    fn name(&self) -> &str {
+        "fragile"
+    }
+
+    fn apply(&self, event: &[u8], state: &mut StateHandle<'_>) -> Result<(), Rejected> {
+        assert!(event != b"boom", "fragile machine hit a bomb");
+        let count = state.get(b"count").map_or(0, |b| b.len());
+        state.put(b"count", &vec![b'x'; count + 1]);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_machine_does_not_harm_the_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::builder(dir.path())
+        .segment_size_bytes(SMALL_SEGMENT)
+        .background_threads(false)
+        .stream_machine("fragile-", Fragile)
+        .open()
+        .expect("open");
+    let events: Vec<&[u8]> = vec![b"a", b"b", b"boom", b"c"];
+    engine
+        .append("fragile-1", &events, Durability::Critical, None)
+        .expect("append");
+    assert_eq!(
+        engine
+            .view("fragile-1", Version(2))
+            .expect("view")
+            .get(b"count"),
+        Some(&b"xx"[..])
+    );
+    let error = engine
+        .view("fragile-1", Version(4))
+        .map(|_| ())
+        .expect_err("panicked");
+    assert!(error.to_string().contains("panicked"), "{error}");
+    // The engine goes on: other streams, appends, views, checkpoints.
+    append_sets(&engine, "kv", 30, 4);
+    engine.sync_checkpoints().expect("sync");
+    assert_eq!(
+        engine.view("kv", Version(30)).expect("view").get(b"key-1"),
+        Some(&b"value-29"[..])
+    );
+}
+
+#[test]
+fn views_are_send_and_outlive_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(
+        Engine::builder(dir.path())
+            .segment_size_bytes(SMALL_SEGMENT)
+            .open()
+            .expect("open"),
+    );
+    let events = append_sets(&engine, "s", 300, 20);
+    let states = Arc::new(model_states(&events));
+    let view = engine.view("s", Version(150)).expect("view");
+    let writer = {
+        let engine = engine.clone();
+        std::thread::spawn(move || append_sets(&engine, "s", 500, 20))
+    };
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let engine = engine.clone();
+            let states = states.clone();
+            std::thread::spawn(move || {
+                for i in 0..100u64 {
+                    let v = (i * 37 + t * 11) % 300;
+                    let view = engine.view("s", Version(v)).expect("view");
+                    let all: BTreeMap<Vec<u8>, Vec<u8>> =
+                        view.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                    assert_eq!(all, states[v as usize], "version {v}");
+                }
+            })
+        })
+        .collect();
+    let moved = std::thread::spawn(move || view.to_map());
+    assert_eq!(moved.join().expect("join"), states[150]);
+    writer.join().expect("writer");
+    for reader in readers {
+        reader.join().expect("reader");
+    }
+}
+
+/// The committed golden store: a log and the checkpoint files written by format version 1,
+/// without the fjall metadata (derived data, rebuilt on open). Regenerate with
+/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test state golden`.
+#[test]
+fn golden_store_still_reads() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store");
+    let events: Vec<Vec<u8>> = (0..137u32)
+        .map(|i| match i % 5 {
+            3 => del(&format!("key-{}", (i * 7) % 23)),
+            _ => set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")),
+        })
+        .collect();
+    if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        let engine = Engine::builder(&fixture)
+            .segment_size_bytes(16 * 1024)
+            .checkpoint_policy(LevelPolicy::new(4, 3).expect("policy"))
+            .background_threads(false)
+            .open()
+            .expect("open");
+        for chunk in events.chunks(9) {
+            engine
+                .append("golden", chunk, Durability::Critical, None)
+                .expect("append");
+        }
+        engine.sync_checkpoints().expect("sync");
+        engine.close().expect("close");
+        std::fs::remove_dir_all(fixture.join("meta")).expect("drop the derived metadata");
+        std::fs::remove_file(fixture.join("LOCK")).expect("drop the lock file");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture, dir.path());
+    let committed = checkpoint_files(dir.path()).len() as u64;
+    assert!(
+        committed > 30,
+        "the fixture has its checkpoint files ({committed})"
+    );
+    let engine = Engine::builder(dir.path())
+        .segment_size_bytes(16 * 1024)
+        .checkpoint_policy(LevelPolicy::new(4, 3).expect("policy"))
+        .background_threads(false)
+        .create_if_missing(false)
+        .open()
+        .expect("open the golden store");
+    assert_eq!(engine.open_report().checkpoints.adopted, committed);
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
+    for v in 0..=events.len() as u64 {
+        let replayed = assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
+        assert!(
+            replayed <= 3,
+            "version {v} replayed {replayed}: a checkpoint was not read"
+        );
+    }
+    let stats = engine.checkpoint_stats();
+    assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("fixture directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
