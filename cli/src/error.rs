@@ -32,6 +32,29 @@ pub enum CliError {
         /// What differs.
         reason: String,
     },
+    /// `helios append` read a line that is not a key-value event (and `--raw` was not given).
+    #[error(
+        "stdin line {line} is not a key-value event: {source} (nothing from this line on was \
+         appended; use --raw to append lines unchecked)"
+    )]
+    NotKeyValue {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// Why it does not parse.
+        #[source]
+        source: helios::kv::KvError,
+    },
+    /// Every event was appended, but building checkpoints afterwards failed.
+    #[error(
+        "the events were appended to stream `{stream}`, but building checkpoints failed: {source}"
+    )]
+    Checkpoints {
+        /// The stream appended to.
+        stream: String,
+        /// The engine's error.
+        #[source]
+        source: helios::Error,
+    },
     /// A latency histogram could not be created.
     #[error("could not create a latency histogram: {0}")]
     Histogram(String),

@@ -2,17 +2,18 @@
 //!
 //! This binary is responsible for turning the `helios` engine's public API into commands a
 //! person or a script can run against a store directory: appending events from stdin, reading
-//! a stream back, inspecting segments, streams and what recovery did, verifying a store offline,
-//! and the demo workload that shows durability classes and latencies end to end. It owns argument
-//! parsing, output formats (aligned text, hand-written JSON) and exit codes.
+//! a stream back, reading one key of a stream's state at any version, inspecting segments,
+//! streams and what recovery did, verifying a store offline, and the demo workload that shows
+//! durability classes and latencies end to end. It owns argument parsing, output formats
+//! (aligned text, hand-written JSON) and exit codes.
 //!
 //! It is not responsible for anything about the bytes on disk: every read, write, recovery step
 //! and check goes through the `helios` crate, and this crate never opens a log or metadata file
 //! itself.
 //!
-//! Exit codes: 0 on success, 1 when `helios verify` finds problems, 2 for every error (including
-//! wrong arguments, which clap reports). Errors are printed to stderr as one sentence,
-//! `helios: <what happened>`.
+//! Exit codes: 0 on success, 1 when `helios verify` finds problems or when the key asked of
+//! `helios get` is absent at that version, 2 for every error (including wrong arguments, which
+//! clap reports). Errors are printed to stderr as one sentence, `helios: <what happened>`.
 
 mod commands;
 mod error;
@@ -43,12 +44,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Append one event per line of stdin to a stream, printing each acknowledged version.
+    /// Append one event per line of stdin (`set KEY VALUE` or `del KEY`; any line with
+    /// `--raw`), printing each acknowledged version.
     #[command(long_about = commands::append::LONG_ABOUT)]
     Append(commands::append::Args),
     /// Print a stream's events as `VERSION<TAB>PAYLOAD` lines.
     #[command(long_about = commands::read::LONG_ABOUT)]
     Read(commands::read::Args),
+    /// Print the value of a key in a stream's state at any version (default: the head).
+    #[command(long_about = commands::get::LONG_ABOUT)]
+    Get(commands::get::Args),
     /// Show a store's segments, streams, last LSN and what recovery did when opening it.
     #[command(long_about = commands::inspect::LONG_ABOUT)]
     Inspect(commands::inspect::Args),
@@ -64,6 +69,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Append(args) => commands::append::run(&args),
         Command::Read(args) => commands::read::run(&args),
+        Command::Get(args) => commands::get::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Demo(args) => commands::demo::run(&args),

@@ -138,27 +138,27 @@ fn append_read_inspect_and_verify_a_store() {
     let out = run_in(
         &dir,
         &["append", "s", "--durability", "critical"],
-        b"one\ntwo\n\nthree",
+        b"set a one\nset b two\n\nset c three",
     );
     assert_eq!(ok(&out), "1\n2\n3\n");
     let out = run_in(
         &dir,
         &["append", "s", "--expected", "3"],
-        "four \u{2603}\nfive\n".as_bytes(),
+        "set d four \u{2603}\ndel a\n".as_bytes(),
     );
     assert_eq!(ok(&out), "4\n5\n");
-    let out = run_in(&dir, &["append", r#"we"ird\name"#], b"x\n");
+    let out = run_in(&dir, &["append", r#"we"ird\name"#], b"set x 1\n");
     assert_eq!(ok(&out), "1\n");
 
     let out = run_in(&dir, &["read", "s"], b"");
     assert_eq!(
         ok(&out),
-        "1\tone\n2\ttwo\n3\tthree\n4\tfour \u{2603}\n5\tfive\n"
+        "1\tset a one\n2\tset b two\n3\tset c three\n4\tset d four \u{2603}\n5\tdel a\n"
     );
     let out = run_in(&dir, &["read", "s", "--from", "2", "--to", "3"], b"");
-    assert_eq!(ok(&out), "2\ttwo\n3\tthree\n");
+    assert_eq!(ok(&out), "2\tset b two\n3\tset c three\n");
     let out = run_in(&dir, &["read", "s", "--from", "5"], b"");
-    assert_eq!(ok(&out), "5\tfive\n");
+    assert_eq!(ok(&out), "5\tdel a\n");
 
     // What the CLI wrote is what the library reads, with the class asked for.
     {
@@ -169,7 +169,7 @@ fn append_read_inspect_and_verify_a_store() {
             .collect::<Result<_, _>>()
             .expect("events");
         assert_eq!(events.len(), 5);
-        assert_eq!(events[0].payload, b"one");
+        assert_eq!(events[0].payload, b"set a one");
         assert_eq!(events[0].durability, Durability::Critical);
         assert_eq!(events[4].durability, Durability::Normal);
     }
@@ -219,11 +219,13 @@ fn verify_names_the_file_and_offset_of_a_flipped_byte_in_a_sealed_segment() {
     let payload_len_bytes = 400u64;
     let input: String = (0..300)
         .map(|i| {
-            format!(
-                "{:0width$}\n",
+            let event = format!(
+                "set k {:0width$}",
                 i,
-                width = usize::try_from(payload_len_bytes).expect("small")
-            )
+                width = usize::try_from(payload_len_bytes).expect("small") - "set k ".len()
+            );
+            assert_eq!(event.len() as u64, payload_len_bytes);
+            event + "\n"
         })
         .collect();
     let size = SMALL_SEGMENT_SIZE_BYTES.to_string();
@@ -272,18 +274,18 @@ fn verify_names_the_file_and_offset_of_a_flipped_byte_in_a_sealed_segment() {
 fn errors_are_one_sentence_and_exit_2() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
-    ok(&run_in(&dir, &["append", "s"], b"a\n"));
+    ok(&run_in(&dir, &["append", "s"], b"set a 1\n"));
 
     assert_error(
         &run_in(&dir, &["read", "nope"], b""),
         "unknown stream `nope`",
     );
     assert_error(
-        &run_in(&dir, &["append", "s", "--expected", "7"], b"b\n"),
+        &run_in(&dir, &["append", "s", "--expected", "7"], b"set b 2\n"),
         "expected head v7",
     );
     assert_error(
-        &run_in(&dir, &["append", "bad\u{1}name"], b"b\n"),
+        &run_in(&dir, &["append", "bad\u{1}name"], b"set b 2\n"),
         "invalid stream name",
     );
 
@@ -306,11 +308,11 @@ fn errors_are_one_sentence_and_exit_2() {
     // A second writer.
     {
         let _engine = Engine::open(&dir, Options::default()).expect("open");
-        assert_error(&run_in(&dir, &["append", "s"], b"b\n"), "locked");
+        assert_error(&run_in(&dir, &["append", "s"], b"set b 2\n"), "locked");
         assert_error(&run_in(&dir, &["read", "s"], b""), "locked");
         assert_error(&run_in(&dir, &["verify"], b""), "locked");
     }
-    assert_eq!(ok(&run_in(&dir, &["read", "s"], b"")), "1\ta\n");
+    assert_eq!(ok(&run_in(&dir, &["read", "s"], b"")), "1\tset a 1\n");
 
     // Wrong arguments are clap's, with the same exit code.
     let out = run(&["append"], b"");
@@ -318,6 +320,255 @@ fn errors_are_one_sentence_and_exit_2() {
     let out = run_in(&dir, &["append", "s", "--durability", "maybe"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("critical"), "{}", stderr(&out));
+}
+
+/// `helios get DIR STREAM KEY [--at V]` in `dir`: the output.
+fn get(dir: &Path, stream: &str, key: &str, more: &[&str]) -> Output {
+    let mut args = vec!["get", stream, key];
+    args.extend_from_slice(more);
+    run_in(dir, &args, b"")
+}
+
+/// Asserts that `helios get` found `key` absent: exit 1, nothing on stdout, and one line on
+/// stderr naming the key, the stream and the version.
+fn assert_absent(output: &Output, key: &str, stream: &str, version: u64) {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected exit 1 (absent); stdout: {}, stderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+    assert_eq!(stdout(output), "", "an absent key printed a value");
+    assert_eq!(
+        stderr(output),
+        format!("absent: key `{key}` is not set in stream `{stream}` at version {version}\n")
+    );
+}
+
+#[test]
+fn get_reads_a_key_at_every_version() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let events = [
+        "set a 1",
+        "set b 2",
+        "del a",
+        "set a 3",
+        "set b two words ",
+        "del nothing",
+        "set a ",
+    ];
+    let out = run_in(&dir, &["append", "s"], events.join("\n").as_bytes());
+    assert_eq!(ok(&out), "1\n2\n3\n4\n5\n6\n7\n");
+    ok(&run_in(&dir, &["append", "t"], b"set a other\n"));
+
+    // The value of `a` and `b` after each version, from a fold over the events by hand.
+    let expected: [(Option<&str>, Option<&str>); 8] = [
+        (None, None),
+        (Some("1"), None),
+        (Some("1"), Some("2")),
+        (None, Some("2")),
+        (Some("3"), Some("2")),
+        (Some("3"), Some("two words ")),
+        (Some("3"), Some("two words ")),
+        (Some(""), Some("two words ")),
+    ];
+    for (version, (a, b)) in (0u64..).zip(expected) {
+        let at = version.to_string();
+        for (key, value) in [("a", a), ("b", b)] {
+            let out = get(&dir, "s", key, &["--at", &at]);
+            match value {
+                Some(value) => assert_eq!(ok(&out), format!("{value}\n"), "{key} at v{version}"),
+                None => assert_absent(&out, key, "s", version),
+            }
+        }
+    }
+    // Without --at: the head. Streams do not share state.
+    assert_eq!(ok(&get(&dir, "s", "b", &[])), "two words \n");
+    assert_eq!(ok(&get(&dir, "s", "a", &[])), "\n");
+    assert_eq!(ok(&get(&dir, "t", "a", &[])), "other\n");
+    assert_absent(&get(&dir, "t", "b", &[]), "b", "t", 1);
+    assert_absent(&get(&dir, "s", "nothing", &[]), "nothing", "s", 7);
+
+    let json = ok(&get(&dir, "s", "b", &["--at", "5", "--json"]));
+    assert_eq!(
+        json,
+        "{\n  \"stream\": \"s\",\n  \"version\": 5,\n  \"key\": \"b\",\n  \"value\": \"two words \"\n}\n"
+    );
+    let out = get(&dir, "s", "a", &["--at", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"value\": null"), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "", "--json says `null`, not a message");
+}
+
+#[test]
+fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // Event i sets key k(i % 5) to i: after version v >= 5, every key holds one of the last
+    // five versions.
+    let events: String = (1..=125).map(|i| format!("set k{} {i}\n", i % 5)).collect();
+    let versions: String = (1..=125).map(|i| format!("{i}\n")).collect();
+    // `append` builds the checkpoints due before it exits, so the layers below are there.
+    assert_eq!(
+        ok(&run_in(&dir, &["append", "s"], events.as_bytes())),
+        versions
+    );
+
+    // Below the first checkpoint: everything is replayed.
+    assert_eq!(
+        ok(&get(&dir, "s", "k3", &["--at", "8", "--explain"])),
+        "8\nreplayed 8 events (5 keys changed) on top of the empty state (no checkpoint)\n"
+    );
+    // Version 23: the level-1 checkpoint at 20 (a delta against the empty state: all five
+    // keys), then events 21, 22 and 23.
+    assert_eq!(
+        ok(&get(&dir, "s", "k3", &["--at", "23", "--explain"])),
+        "23\nreplayed 3 events (3 keys changed) on top of 1 layer, newest first:\n  \
+         level 1 checkpoint at version 20: 5 entries\n"
+    );
+    // Version 100 is a level-2 checkpoint: nothing to replay.
+    assert_eq!(
+        ok(&get(&dir, "s", "k0", &["--at", "100", "--explain"])),
+        "100\nreplayed 0 events (0 keys changed) on top of 1 layer, newest first:\n  \
+         level 2 checkpoint at version 100: 5 entries\n"
+    );
+    // Version 123: the level-1 delta at 120 over the level-2 checkpoint at 100.
+    let text = ok(&get(&dir, "s", "k1", &["--at", "123", "--explain"]));
+    assert_eq!(
+        text,
+        "121\nreplayed 3 events (3 keys changed) on top of 2 layers, newest first:\n  \
+         level 1 checkpoint at version 120: 5 entries\n  \
+         level 2 checkpoint at version 100: 5 entries\n"
+    );
+    // An absent key still explains, on stdout, with the message on stderr.
+    let out = get(&dir, "s", "k9", &["--at", "123", "--explain"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("replayed 3 events"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).starts_with("absent: key `k9`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let json = ok(&get(
+        &dir,
+        "s",
+        "k1",
+        &["--at", "123", "--explain", "--json"],
+    ));
+    for expected in [
+        "\"value\": \"121\"",
+        "\"level\": 1,\n        \"version\": 120,\n        \"entries\": 5",
+        "\"level\": 2,\n        \"version\": 100,\n        \"entries\": 5",
+        "\"events_replayed\": 3",
+        "\"keys_changed_by_replay\": 3",
+    ] {
+        assert!(json.contains(expected), "{expected} not in:\n{json}");
+    }
+}
+
+#[test]
+fn get_errors_name_the_stream_the_version_and_the_head() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    ok(&run_in(&dir, &["append", "s"], b"set a 1\nset a 2\n"));
+
+    assert_error(
+        &get(&dir, "s", "a", &["--at", "3"]),
+        "stream `s` has no version v3: its head is v2",
+    );
+    assert_error(&get(&dir, "nope", "a", &[]), "unknown stream `nope`");
+    assert_error(
+        &get(&dir, "nope", "a", &["--at", "0"]),
+        "unknown stream `nope`",
+    );
+    let missing = tmp.path().join("missing");
+    assert_error(&get(&missing, "s", "a", &[]), "is not a Helios store");
+    assert!(!missing.exists(), "`get` created a directory");
+
+    // A version that is not a number is clap's error, with the same exit code.
+    let out = get(&dir, "s", "a", &["--at", "two"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("'two'") && err.contains("--at") && err.contains("whole number"),
+        "{err}"
+    );
+
+    // Raw payloads are not key-value events: reading them as state is an error naming the
+    // stream and the event.
+    assert_eq!(
+        ok(&run_in(
+            &dir,
+            &["append", "r", "--raw"],
+            b"set a 1\nhello world\n"
+        )),
+        "1\n2\n"
+    );
+    assert_eq!(ok(&get(&dir, "r", "a", &["--at", "1"])), "1\n");
+    assert_error(&get(&dir, "r", "a", &[]), "stream `r`, event v2");
+    // Key-value events appended after it are appended, with a warning once a checkpoint is
+    // due (v10) and cannot be built past the raw event.
+    let events: String = (3..=10).map(|i| format!("set a {i}\n")).collect();
+    let out = run_in(&dir, &["append", "r"], events.as_bytes());
+    let versions: String = (3..=10).map(|i| format!("{i}\n")).collect();
+    assert_eq!(ok(&out), versions);
+    let warning = stderr(&out);
+    assert!(
+        warning.starts_with("helios: warning: the state of stream `r` cannot be read from v2 on: ")
+            && warning.contains("a key-value event starts with `set ` or `del `")
+            && warning.lines().count() == 1,
+        "{warning}"
+    );
+    assert_error(
+        &get(&dir, "r", "a", &["--at", "10"]),
+        "stream `r`, event v2",
+    );
+}
+
+#[test]
+fn append_refuses_a_line_that_is_not_a_key_value_event() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // Line 3 (counting the empty line) is bad: lines 1 and 2 stay appended and printed, and
+    // nothing from line 3 on is appended.
+    let out = run_in(&dir, &["append", "s"], b"set a 1\n\nset a\nset b 2\n");
+    assert_eq!(stdout(&out), "1\n");
+    assert_error(
+        &out,
+        "stdin line 3 is not a key-value event: `set KEY VALUE` needs a space between the key \
+         and the value",
+    );
+    assert_eq!(ok(&run_in(&dir, &["read", "s"], b"")), "1\tset a 1\n");
+
+    for (line, reason) in [
+        ("put a 1", "starts with `set ` or `del `"),
+        ("del a b", "takes nothing after the key"),
+        ("set  1", "needs a non-empty key"),
+    ] {
+        let out = run_in(&dir, &["append", "s"], format!("{line}\n").as_bytes());
+        assert_error(&out, "stdin line 1 is not a key-value event: ");
+        assert!(stderr(&out).contains(reason), "{}", stderr(&out));
+    }
+    // --raw appends the same lines unchecked.
+    assert_eq!(
+        ok(&run_in(
+            &dir,
+            &["append", "s", "--raw"],
+            b"set a\nput a 1\n"
+        )),
+        "2\n3\n"
+    );
+    assert_eq!(
+        ok(&run_in(&dir, &["read", "s"], b"")),
+        "1\tset a 1\n2\tset a\n3\tput a 1\n"
+    );
 }
 
 /// SplitMix64, for deterministic "random" delays without a rand dependency.
@@ -329,11 +580,13 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The `n`th line (0-based) the kill test feeds to the child of `round`: distinct, with a
-/// length that varies so records straddle buffer and segment boundaries differently.
+/// The `n`th line (0-based) the kill test feeds to the child of `round`: a key-value event,
+/// distinct, with a length that varies so records straddle buffer and segment boundaries
+/// differently (and with a few keys, so the checkpoints the engine builds meanwhile hold
+/// overwritten keys).
 fn kill_line(round: u64, n: u64) -> String {
     let pad = usize::try_from((n * 37 + round * 11) % 97).expect("small");
-    format!("event-{round}-{n}-{}", "p".repeat(pad))
+    format!("set k{} {round}-{n}-{}", n % 7, "p".repeat(pad))
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -234,6 +234,7 @@ impl Inner {
         }
         batch.commit()?;
         evict_heads(builder, self.options.checkpoint_heads_max);
+        *lock(&self.stalled) = builder.stalled();
         match first_error {
             Some(e) => Err(e),
             None => Ok(true),

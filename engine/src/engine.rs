@@ -269,6 +269,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     /// The checkpoint builder's memory; held for a whole round.
     pub(crate) builder: Mutex<Builder>,
+    /// The streams the builder stopped on, as of its last round (readable during a round).
+    pub(crate) stalled: Mutex<Vec<crate::StalledStream>>,
     builder_signal: Mutex<BuilderSignal>,
     builder_cv: Condvar,
     signal: Mutex<FlusherSignal>,
@@ -479,6 +481,7 @@ impl Engine {
             catalog: Mutex::new(catalog),
             store,
             builder: Mutex::new(Builder::new(built)),
+            stalled: Mutex::new(Vec::new()),
             builder_signal: Mutex::new(BuilderSignal {
                 queue,
                 wake,

@@ -3,9 +3,13 @@
 //! This crate is the public API. It owns streams (names, ids, versions, optimistic
 //! concurrency), the durability classes over the log (group commit for
 //! [`Durability::Critical`], a write-behind flusher for [`Durability::Normal`]), the metadata
-//! in fjall (stream catalog, the `(stream, version)` index, the recovery point) and recovery at
-//! open. It does not own the bytes of the log (the `helios-log` crate does) and, by design,
-//! nothing in fjall is a source of truth: every byte of it can be rebuilt from the log.
+//! in fjall (stream catalog, the `(stream, version)` index, the recovery point, the checkpoint
+//! catalog), recovery at open, and state at any version: a background builder that writes
+//! checkpoint files and [`Engine::view`], which stacks them under a short replay. It does not
+//! own the bytes of the log (the `helios-log` crate) or of checkpoint files
+//! (`helios-checkpoint`), nor how events become state (`helios-replay`, whose state-machine
+//! types it re-exports). By design nothing in fjall or `checkpoints/` is a source of truth:
+//! every byte of it can be rebuilt from the log.
 //!
 //! ```
 //! use helios::{Durability, Engine, Options, Version};
@@ -47,7 +51,7 @@ pub use helios_log::{
 pub use helios_replay::{
     AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, KvMachine, LayerInfo,
     LayerReport, Rejected, ReplayError, StateHandle, StateMachine, View, ViewIter, ViewReport,
-    encode_event, kv,
+    encode_event, kv, rkyv,
 };
 pub use options::{
     DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX, DEFAULT_SYNC_WINDOW_BYTES,

@@ -174,7 +174,7 @@ impl Engine {
     #[must_use]
     pub fn checkpoint_stats(&self) -> CheckpointStats {
         let mut stats = self.inner.store.stats();
-        stats.stalled = lock(&self.inner.builder).stalled();
+        stats.stalled = lock(&self.inner.stalled).clone();
         stats
     }
 

@@ -2,6 +2,7 @@
 
 pub mod append;
 pub mod demo;
+pub mod get;
 pub mod inspect;
 pub mod read;
 pub mod verify;

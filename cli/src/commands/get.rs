@@ -1,0 +1,159 @@
+//! `helios get`: the value of one key in a stream's state at any version, optionally with how
+//! the state was rebuilt (checkpoint layers and events replayed).
+
+use std::io::{ErrorKind, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use helios::{Version, ViewReport};
+
+use crate::error::CliError;
+use crate::json::Json;
+use crate::store::OpenArgs;
+
+/// Exit code when the key is absent at that version (2 stays reserved for errors).
+const EXIT_ABSENT: u8 = 1;
+
+/// The long help of `helios get`.
+pub const LONG_ABOUT: &str = "Print the value of KEY in the state of STREAM at a version (by \
+    default the stream's head), followed by a newline. The state is the stream's events read \
+    as key-value events (`set KEY VALUE`, `del KEY`, the format `helios append` writes), \
+    rebuilt from the nearest checkpoints plus the few events after them. The value is printed \
+    as its bytes, unchanged (with `--json`, as UTF-8 with invalid bytes replaced by U+FFFD).\n\n\
+    With `--explain`, the value line is followed by how the state was rebuilt: the checkpoint \
+    layers read (level, version and entries, newest first) and the number of events replayed \
+    on top of them.\n\n\
+    Exit status: 0 when the key has a value, 1 when it is absent at that version (never set, \
+    or deleted; a message says so on stderr, or `\"value\": null` with `--json`), 2 on errors \
+    (a store or stream that does not exist, a version past the stream's head, an event that \
+    is not a key-value event). The store is opened like any open (recovering from a crash if \
+    needed), so it must not be open elsewhere.";
+
+/// Arguments of `helios get`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The stream whose state to read.
+    pub stream: String,
+    /// The key to look up.
+    pub key: String,
+    /// The version of the stream's state to read (0 is the empty state). [default: the
+    /// stream's head]
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    pub at: Option<u64>,
+    /// After the value, print the checkpoint layers the state was read from and how many
+    /// events were replayed on top of them.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print JSON instead of the value.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
+}
+
+/// Parses `--at`: clap prints the message after "invalid value 'X' for '--at <VERSION>': ".
+fn parse_version(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| {
+        "a version is a whole number from 0 (the empty state) up to the stream's head".to_owned()
+    })
+}
+
+/// Runs `helios get`.
+pub fn run(args: &Args) -> Result<ExitCode, CliError> {
+    let engine = args.open.open_existing(&args.dir)?;
+    let version = match args.at {
+        Some(version) => Version(version),
+        None => engine
+            .head(&args.stream)
+            .ok_or_else(|| helios::Error::UnknownStream {
+                stream: args.stream.clone(),
+            })?,
+    };
+    let view = engine.view(&args.stream, version)?;
+    let value = view.get(args.key.as_bytes());
+    let absent = value.is_none();
+
+    let mut out = Vec::new();
+    if args.json {
+        out.extend_from_slice(
+            to_json(args, version, value, view.report())
+                .render()
+                .as_bytes(),
+        );
+        out.push(b'\n');
+    } else {
+        if let Some(value) = value {
+            out.extend_from_slice(value);
+            out.push(b'\n');
+        }
+        if args.explain {
+            out.extend_from_slice(format!("{}\n", view.report()).as_bytes());
+        }
+    }
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&out).and_then(|()| stdout.flush())
+    };
+    match written {
+        // A reader that stopped early (`helios get ... | head -c 1`) is not an error.
+        Err(source) if source.kind() == ErrorKind::BrokenPipe => {}
+        other => other.map_err(CliError::io("write to stdout"))?,
+    }
+    engine.close()?;
+
+    if absent {
+        if !args.json {
+            // The message goes to stderr so that `$(helios get ...)` is empty for an absent
+            // key rather than holding the message.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "absent: key `{}` is not set in stream `{}` at version {}",
+                args.key,
+                args.stream,
+                version.get()
+            );
+        }
+        return Ok(ExitCode::from(EXIT_ABSENT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_json(args: &Args, version: Version, value: Option<&[u8]>, report: &ViewReport) -> Json {
+    let mut fields = vec![
+        ("stream", Json::str(&args.stream)),
+        ("version", Json::U64(version.get())),
+        ("key", Json::str(&args.key)),
+        (
+            "value",
+            value.map_or(Json::Null, |v| Json::str(String::from_utf8_lossy(v))),
+        ),
+    ];
+    if args.explain {
+        fields.push(("explain", report_json(report)));
+    }
+    Json::Object(fields)
+}
+
+fn report_json(report: &ViewReport) -> Json {
+    let layers = report
+        .layers
+        .iter()
+        .map(|layer| {
+            Json::Object(vec![
+                ("level", Json::U64(u64::from(layer.info.level))),
+                ("version", Json::U64(layer.info.version)),
+                ("entries", Json::U64(layer.entries_count as u64)),
+            ])
+        })
+        .collect();
+    Json::Object(vec![
+        ("layers", Json::Array(layers)),
+        ("events_replayed", Json::U64(report.events_replayed)),
+        (
+            "keys_changed_by_replay",
+            Json::U64(report.overlay_entries_count as u64),
+        ),
+    ])
+}
