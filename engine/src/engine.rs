@@ -23,15 +23,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use helios_log::{
-    Durability, Location, Log, LogError, LogIter, Lsn, NewRecord, RecordKind, RecordRef,
-    RecoveryReport, SegmentInfo, StreamId, Version,
+    Location, Log, LogError, LogIter, Lsn, NewRecord, RecordKind, RecordRef, RecoveryReport,
+    SegmentInfo, StreamId, Version,
 };
 
 use crate::builder::Builder;
 use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StreamAtOpen};
+use crate::class::Durability;
 use crate::error::{Error, Result};
 use crate::meta::{Meta, RUN_LEN_MAX, StreamRecord};
 use crate::options::{EngineBuilder, Options};
+use helios_log::Durability as LogDurability;
 
 /// Longest stream name, in bytes.
 pub const STREAM_NAME_LEN_MAX: usize = 1024;
@@ -66,7 +68,7 @@ impl Event {
             version: record.header.version,
             lsn: record.header.lsn,
             timestamp_us: record.header.timestamp_us,
-            durability: record.header.class,
+            durability: record.header.class.into(),
             payload: record.payload.to_vec(),
         }
     }
@@ -117,6 +119,8 @@ pub(crate) struct StreamState {
     created: Lsn,
     pub(crate) head: Version,
     pub(crate) indexed_head: Version,
+    /// The branch node the head is, when a promotion made it (`None` after a plain append).
+    pub(crate) lineage: Option<crate::branch::Lineage>,
     recent: VecDeque<Location>,
     persisted: bool,
     dirty: bool,
@@ -177,6 +181,7 @@ impl Catalog {
             created,
             head,
             indexed_head: head,
+            lineage: None,
             recent: VecDeque::new(),
             persisted,
             dirty: false,
@@ -267,6 +272,7 @@ pub(crate) struct Inner {
     pub(crate) meta: Meta,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) store: Store,
+    pub(crate) branches: crate::branch::Branches,
     /// The checkpoint builder's memory; held for a whole round.
     pub(crate) builder: Mutex<Builder>,
     /// The streams the builder stopped on, as of its last round (readable during a round).
@@ -480,6 +486,7 @@ impl Engine {
             meta,
             catalog: Mutex::new(catalog),
             store,
+            branches: crate::branch::Branches::new(),
             builder: Mutex::new(Builder::new(built)),
             stalled: Mutex::new(Vec::new()),
             builder_signal: Mutex::new(BuilderSignal {
@@ -561,7 +568,7 @@ impl Engine {
         let lsn = self
             .inner
             .log
-            .append(&[record], Durability::Critical, &mut locations)?;
+            .append(&[record], LogDurability::Critical, &mut locations)?;
         let location = locations[0];
         cat.scratch = locations;
         cat.add_stream(id, name, lsn, Version::ZERO, false);
@@ -590,6 +597,27 @@ impl Engine {
         events: &[E],
         durability: Durability,
         expected: Option<Version>,
+    ) -> Result<Appended> {
+        let Some(class) = durability.persistent() else {
+            return Err(Error::InvalidDurability {
+                operation: "Engine::append",
+                durability,
+                reason: "speculative events live in a branch: use Engine::commit, or \
+                         Engine::fork and Engine::append_branch",
+            });
+        };
+        self.append_durable(stream, events, class, expected, None)
+    }
+
+    /// [`Engine::append`] of a persistent class; `lineage` records which branch node the new
+    /// head is (for promotions), under the same lock as the append.
+    pub(crate) fn append_durable<E: AsRef<[u8]>>(
+        &self,
+        stream: &str,
+        events: &[E],
+        durability: LogDurability,
+        expected: Option<Version>,
+        lineage: Option<crate::branch::Lineage>,
     ) -> Result<Appended> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
@@ -647,6 +675,7 @@ impl Engine {
         if let Some(st) = cat.get_mut(id) {
             st.recent.extend(event_locations.copied());
             st.head = last;
+            st.lineage = lineage;
         }
         cat.mark_dirty(id);
         if let Some(end) = locations.last() {
@@ -656,8 +685,8 @@ impl Engine {
         cat.scratch = locations;
         drop(cat);
         match durability {
-            Durability::Critical => self.inner.log.sync_to(lsn)?,
-            Durability::Normal => {
+            LogDurability::Critical => self.inner.log.sync_to(lsn)?,
+            LogDurability::Normal => {
                 if !self.inner.normal_pending.load(Ordering::Relaxed) {
                     self.inner.normal_pending.store(true, Ordering::Release);
                 }
@@ -1216,7 +1245,7 @@ impl Iterator for GlobalIter<'_> {
                         version: record.header.version,
                         lsn: record.header.lsn,
                         timestamp_us: record.header.timestamp_us,
-                        durability: record.header.class,
+                        durability: record.header.class.into(),
                         payload: record.payload,
                     }));
                 }

@@ -133,6 +133,50 @@ pub enum Error {
         #[source]
         source: AggregateError,
     },
+    /// No live branch has this id (never made, or discarded, pruned or evicted).
+    #[error("unknown {branch}: it was never made, or was discarded, pruned or evicted")]
+    UnknownBranch {
+        /// The id asked for.
+        branch: crate::BranchId,
+    },
+    /// Speculative events would exceed the branch memory budget.
+    #[error(
+        "branch memory full: {needed_bytes} more bytes would exceed the budget of {budget_bytes} \
+         ({used_bytes} in use, nothing left to evict)"
+    )]
+    BranchMemoryFull {
+        /// Bytes the append needs.
+        needed_bytes: u64,
+        /// Bytes in use.
+        used_bytes: u64,
+        /// The budget.
+        budget_bytes: u64,
+    },
+    /// A promotion from a branch that does not descend from the stream's head.
+    #[error(
+        "conflict promoting {branch} of stream `{stream}`: the branch is based on {base}, but \
+         the head is {head} and the branch does not descend from it"
+    )]
+    PromotionConflict {
+        /// The branch.
+        branch: crate::BranchId,
+        /// The stream.
+        stream: String,
+        /// The durable version the branch's history starts from.
+        base: Version,
+        /// The stream's head.
+        head: Version,
+    },
+    /// A class that this operation cannot use.
+    #[error("{operation} cannot be {durability}: {reason}")]
+    InvalidDurability {
+        /// The operation.
+        operation: &'static str,
+        /// The class given.
+        durability: crate::Durability,
+        /// What to do instead.
+        reason: &'static str,
+    },
     /// A checkpoint file could not be written or read (a damaged one is rebuilt, not
     /// reported: this is for I/O failures the engine cannot work around).
     #[error(transparent)]

@@ -28,8 +28,10 @@
 //! # }
 //! ```
 
+mod branch;
 mod builder;
 mod checkpoints;
+mod class;
 mod engine;
 mod error;
 pub mod meta;
@@ -37,16 +39,20 @@ mod options;
 mod state;
 mod verify;
 
+pub use branch::{
+    BranchAppended, BranchId, BranchInfo, BranchMemoryPolicy, BranchStats, Committed,
+};
 pub use builder::StalledStream;
 pub use checkpoints::CheckpointOpenReport;
+pub use class::{Classifier, DefaultClassifier, Durability};
 pub use engine::{
     Appended, Engine, Event, GlobalIter, OpenReport, ReadIter, STREAM_NAME_LEN_MAX, StreamInfo,
 };
 pub use error::{Error, Result};
 pub use helios_checkpoint::{LevelPolicy, PolicyError};
 pub use helios_log::{
-    CrashFault, Durability, FsStorage, Location, LogError, Lsn, Position, RecoveryMode,
-    RecoveryReport, SegmentId, SegmentInfo, SimStorage, Storage, StreamId, TruncatedTail, Version,
+    CrashFault, FsStorage, Location, LogError, Lsn, Position, RecoveryMode, RecoveryReport,
+    SegmentId, SegmentInfo, SimStorage, Storage, StreamId, TruncatedTail, Version,
 };
 pub use helios_replay::{
     AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, KvMachine, LayerInfo,
@@ -54,8 +60,8 @@ pub use helios_replay::{
     encode_event, kv, rkyv,
 };
 pub use options::{
-    DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX, DEFAULT_SYNC_WINDOW_BYTES,
-    DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options,
+    DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX,
+    DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options,
 };
 pub use state::{CheckpointInfo, CheckpointStats, LevelStats};
 pub use verify::{Finding, VerifyReport, verify};

@@ -8,12 +8,17 @@ use helios_log::{FsStorage, LogOptions, RecoveryMode, Storage};
 use helios_replay::{KvMachine, StateMachine};
 
 use crate::Engine;
+use crate::branch::BranchMemoryPolicy;
+use crate::class::{Classifier, DefaultClassifier};
 use crate::error::{Error, Result};
 
 /// Default write-behind window for [`crate::Durability::Normal`] appends: 10 ms.
 pub const DEFAULT_SYNC_WINDOW_MS: u64 = 10;
 /// Default write-behind byte budget: 1 MiB of unsynced appends wakes the flusher early.
 pub const DEFAULT_SYNC_WINDOW_BYTES: u64 = 1 << 20;
+
+/// Default budget for speculative branches: 256 MiB.
+pub const DEFAULT_BRANCH_MEMORY_BYTES: u64 = 256 << 20;
 
 /// Default number of checkpoint files kept memory-mapped at once.
 pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 4096;
@@ -73,6 +78,14 @@ pub struct Options {
     /// reloaded from their last full checkpoint when they get events again. Default:
     /// [`DEFAULT_CHECKPOINT_HEADS_MAX`].
     pub checkpoint_heads_max: usize,
+    /// Memory budget of all speculative branches (events and cached states). Default:
+    /// [`DEFAULT_BRANCH_MEMORY_BYTES`].
+    pub branch_memory_bytes: u64,
+    /// What happens when a speculative append would exceed the budget. Default: evict the
+    /// least recently used unpinned branches.
+    pub branch_memory_policy: BranchMemoryPolicy,
+    /// Maps commit kinds to classes for [`Engine::commit`]. Default: [`DefaultClassifier`].
+    pub classifier: Arc<dyn Classifier>,
 }
 
 impl std::fmt::Debug for Options {
@@ -98,6 +111,8 @@ impl std::fmt::Debug for Options {
             .field("checkpoint_policy", &self.checkpoint_policy)
             .field("checkpoint_maps_max", &self.checkpoint_maps_max)
             .field("checkpoint_heads_max", &self.checkpoint_heads_max)
+            .field("branch_memory_bytes", &self.branch_memory_bytes)
+            .field("branch_memory_policy", &self.branch_memory_policy)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +135,9 @@ impl Default for Options {
             checkpoint_policy: LevelPolicy::default(),
             checkpoint_maps_max: DEFAULT_CHECKPOINT_MAPS_MAX,
             checkpoint_heads_max: DEFAULT_CHECKPOINT_HEADS_MAX,
+            branch_memory_bytes: DEFAULT_BRANCH_MEMORY_BYTES,
+            branch_memory_policy: BranchMemoryPolicy::default(),
+            classifier: Arc::new(DefaultClassifier),
         }
     }
 }
@@ -298,6 +316,27 @@ impl EngineBuilder {
     #[must_use]
     pub fn checkpoint_heads_max(mut self, heads: usize) -> Self {
         self.options.checkpoint_heads_max = heads;
+        self
+    }
+
+    /// Sets [`Options::branch_memory_bytes`].
+    #[must_use]
+    pub fn branch_memory_bytes(mut self, bytes: u64) -> Self {
+        self.options.branch_memory_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::branch_memory_policy`].
+    #[must_use]
+    pub fn branch_memory_policy(mut self, policy: BranchMemoryPolicy) -> Self {
+        self.options.branch_memory_policy = policy;
+        self
+    }
+
+    /// Sets [`Options::classifier`] (a closure `|stream, kind| -> Durability` works).
+    #[must_use]
+    pub fn classifier(mut self, classifier: impl Classifier + 'static) -> Self {
+        self.options.classifier = Arc::new(classifier);
         self
     }
 

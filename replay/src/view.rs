@@ -28,7 +28,8 @@ use crate::replay::{Overlay, ReplayError, replay};
 /// What a layer is, as the caller describes it: used only in reports and error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LayerInfo {
-    /// The checkpoint level (1 is the finest; the highest level holds full states).
+    /// The checkpoint level (1 is the finest; the highest level holds full states); 0 for a
+    /// state held in memory (a speculative branch's).
     pub level: u32,
     /// The version of the stream the layer reflects.
     pub version: u64,
@@ -53,6 +54,10 @@ impl From<helios_checkpoint::Layer> for LayerInfo {
 
 impl fmt::Display for LayerInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.level == 0 {
+            // Level 0 is not a checkpoint level: the engine uses it for in-memory states.
+            return write!(f, "in-memory state at version {}", self.version);
+        }
         write!(
             f,
             "level {} checkpoint at version {}",
@@ -96,6 +101,16 @@ impl Base {
     pub fn with_layer_below(mut self, info: LayerInfo, run: Arc<dyn SortedRun>) -> Base {
         self.push_below(info, run);
         self
+    }
+
+    /// A copy of this base with `run` added above every layer (it becomes the newest). The
+    /// layers are shared, so this costs one `Arc` clone per layer.
+    #[must_use]
+    pub fn with_layer_above(&self, info: LayerInfo, run: Arc<dyn SortedRun>) -> Base {
+        let mut layers = Vec::with_capacity(self.layers.len() + 1);
+        layers.push(BaseLayer { info, run });
+        layers.extend(self.layers.iter().cloned());
+        Base { layers }
     }
 
     /// The number of layers.

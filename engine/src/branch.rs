@@ -1,0 +1,819 @@
+//! Speculative branches: trees of in-memory versions on top of a stream's durable history.
+//!
+//! A branch is forked at a version of the durable history or of another branch. Its events
+//! live in memory only (one byte buffer and an offset per event, so discarding a branch is two
+//! frees, plus one per cached state), and get the versions `fork + 1, fork + 2, ...`: a node of
+//! the tree is `(branch, version)`.
+//!
+//! Reads reuse the durable checkpoints: each chain of branches shares the [`Base`] of layers of
+//! its durable root (captured at the first fork), and each branch keeps its state as a delta
+//! against that base: `base_delta` at its fork point and, computed lazily on the first read
+//! that needs them, one cached delta every `fanout` events of the branch. A view at a branch
+//! version stacks the nearest cached delta on the root's layers and replays at most
+//! `fanout - 1` of the branch's events, as a durable view does.
+//!
+//! Lineage: after a promotion, the stream records which branch owns the head's version; a
+//! branch descends from the head if its chain passes through that node (or if it was forked at
+//! the head itself). Promotion and pruning use that test.
+//!
+//! Invariants:
+//! - A branch's `base_delta` plus its root base is exactly the state at its fork; its
+//!   `snapshots[k]` is the delta at `fork + (k + 1) * fanout`.
+//! - Branch events are never written anywhere: a crash loses all of them, by design.
+//! - `Branches::used` is the sum of the bytes accounted by live nodes (a node gives its bytes
+//!   back when its last reference drops).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use helios_checkpoint::MemRun;
+use helios_log::{StreamId, Version};
+use helios_replay::{Base, LayerInfo, Overlay, StateMachine, View, replay};
+
+use crate::Engine;
+use crate::engine::{Appended, lock};
+use crate::error::{Error, Result};
+
+/// A speculative branch. Ids are never reused within an engine's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BranchId(pub u64);
+
+impl std::fmt::Display for BranchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "branch #{}", self.0)
+    }
+}
+
+/// Which branch node a stream's head is after a promotion: branches that hold the same node
+/// at the head's version descend from the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Lineage {
+    /// The branch whose events up to the head were promoted (the owner of the head's version).
+    pub(crate) owner: BranchId,
+    /// The head's version.
+    pub(crate) version: u64,
+}
+
+/// What to do when speculative events would exceed [`crate::Options::branch_memory_bytes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BranchMemoryPolicy {
+    /// Discard the least recently used unpinned branches until the append fits (counted in
+    /// [`BranchStats::evictions`]); fail only if evicting every unpinned branch is not enough.
+    #[default]
+    EvictLeastRecentlyUsed,
+    /// Fail the append with [`crate::Error::BranchMemoryFull`].
+    Refuse,
+}
+
+/// A branch, as [`Engine::branch_info`] describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchInfo {
+    /// The branch.
+    pub id: BranchId,
+    /// Its stream.
+    pub stream: String,
+    /// The branch it was forked from (`None`: forked from the stream's durable history).
+    pub parent: Option<BranchId>,
+    /// The version it was forked at: its first event is `fork + 1`.
+    pub fork: Version,
+    /// Its last version.
+    pub head: Version,
+    /// Bytes of memory it accounts for (events and cached states).
+    pub bytes: u64,
+    /// Whether eviction skips it.
+    pub pinned: bool,
+}
+
+/// Speculative memory and work, for the whole engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BranchStats {
+    /// Branches alive (not discarded, pruned or evicted).
+    pub live_branches: u64,
+    /// Speculative events held by live branches.
+    pub live_events: u64,
+    /// Bytes accounted for by branch memory (events, offsets and cached states), including
+    /// branches discarded but still referenced by a live child.
+    pub bytes: u64,
+    /// The budget ([`crate::Options::branch_memory_bytes`]).
+    pub budget_bytes: u64,
+    /// Branches evicted to make room since open.
+    pub evictions: u64,
+    /// Promotions since open.
+    pub promotions: u64,
+}
+
+/// What [`Engine::append_branch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BranchAppended {
+    /// The branch.
+    pub branch: BranchId,
+    /// Version of the first event appended.
+    pub first: Version,
+    /// Version of the last event appended: the branch's new head.
+    pub last: Version,
+}
+
+/// What [`Engine::commit`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The class the classifier chose.
+    pub class: crate::Durability,
+    /// The branch holding the events, for a speculative commit (a new branch forked at the
+    /// head if none was given).
+    pub branch: Option<BranchId>,
+    /// Version of the first event committed.
+    pub first: Version,
+    /// Version of the last event committed.
+    pub last: Version,
+}
+
+/// Accounted memory per cached entry beyond its key and value (map node, vectors).
+const ENTRY_OVERHEAD_BYTES: u64 = 64;
+
+fn run_bytes(run: &MemRun) -> u64 {
+    run.entries()
+        .iter()
+        .map(|(k, v)| {
+            k.len() as u64 + v.as_ref().map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES
+        })
+        .sum()
+}
+
+/// One branch: see the module documentation.
+struct Node {
+    id: BranchId,
+    stream: StreamId,
+    name: Arc<str>,
+    machine: Arc<dyn StateMachine>,
+    parent: Option<Arc<Node>>,
+    fork: u64,
+    /// The durable version at the bottom of the chain.
+    root_version: u64,
+    /// The durable layers the chain's deltas are against.
+    root_base: Base,
+    /// The state at `fork`, as changes against `root_base`.
+    base_delta: Arc<MemRun>,
+    data: Mutex<NodeData>,
+    last_used: AtomicU64,
+    pinned: AtomicBool,
+    used: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct NodeData {
+    /// The events, back to back; event `i` (version `fork + 1 + i`) ends at `ends[i]`.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// `snapshots[k]`: the delta at `fork + (k + 1) * fanout`.
+    snapshots: Vec<Arc<MemRun>>,
+    /// Bytes this node added to `Branches::used`.
+    accounted: u64,
+}
+
+impl NodeData {
+    fn event(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
+impl Node {
+    fn head(&self, data: &NodeData) -> u64 {
+        self.fork + data.ends.len() as u64
+    }
+
+    /// The node whose events hold `version` in this chain, or `None` if it is durable.
+    fn owner(self: &Arc<Node>, version: u64) -> Option<&Arc<Node>> {
+        let mut node = self;
+        loop {
+            if version > node.fork {
+                return Some(node);
+            }
+            node = node.parent.as_ref()?;
+        }
+    }
+
+    /// The delta at `version` (`fork < version <= head`) and the events after the cached
+    /// state it starts from; builds and caches the missing states on the way.
+    fn delta_at(&self, version: u64, fanout: u64) -> Result<(Arc<MemRun>, u64, Vec<Vec<u8>>)> {
+        let mut data = lock(&self.data);
+        let wanted = usize::try_from((version - self.fork) / fanout).unwrap_or(usize::MAX);
+        while data.snapshots.len() < wanted {
+            let k = data.snapshots.len();
+            let previous = data
+                .snapshots
+                .last()
+                .cloned()
+                .unwrap_or_else(|| self.base_delta.clone());
+            let step = usize::try_from(fanout).unwrap_or(usize::MAX);
+            let first = k * step;
+            let events: Vec<&[u8]> = (first..first + step).map(|i| data.event(i)).collect();
+            let at = self.fork + (k as u64) * fanout;
+            let next = self.apply(previous, at, events)?;
+            let bytes = run_bytes(&next);
+            data.accounted += bytes;
+            self.used.fetch_add(bytes, Ordering::Relaxed);
+            data.snapshots.push(next);
+        }
+        let (delta, from) = match wanted.checked_sub(1) {
+            Some(k) => (
+                data.snapshots[k].clone(),
+                self.fork + (wanted as u64) * fanout,
+            ),
+            None => (self.base_delta.clone(), self.fork),
+        };
+        let first = usize::try_from(from - self.fork).unwrap_or(usize::MAX);
+        let last = usize::try_from(version - self.fork).unwrap_or(usize::MAX);
+        let events = (first..last).map(|i| data.event(i).to_vec()).collect();
+        Ok((delta, from, events))
+    }
+
+    /// The delta after applying `events` (versions `at + 1 ..`) on top of `previous`.
+    fn apply<E: AsRef<[u8]>>(
+        &self,
+        previous: Arc<MemRun>,
+        at: u64,
+        events: Vec<E>,
+    ) -> Result<Arc<MemRun>> {
+        let base = self
+            .root_base
+            .with_layer_above(LayerInfo::new(0, at), previous.clone());
+        let mut overlay = Overlay::new();
+        replay(&*self.machine, &base, &mut overlay, &events).map_err(|source| Error::Replay {
+            stream: self.name.to_string(),
+            version: Version(at + 1 + source.event_index()),
+            source,
+        })?;
+        drop(base);
+        let mut next = Arc::unwrap_or_clone(previous);
+        for (key, value) in overlay.changes().entries() {
+            match value {
+                Some(value) => next.put(key, value),
+                None => next.delete(key),
+            }
+        }
+        Ok(Arc::new(next))
+    }
+
+    /// The view at `version`, `fork < version <= head`.
+    fn view(&self, version: u64, fanout: u64) -> Result<View> {
+        let (delta, from, events) = self.delta_at(version, fanout)?;
+        let base = self
+            .root_base
+            .with_layer_above(LayerInfo::new(0, from), delta);
+        View::replay(&*self.machine, base, &events).map_err(|source| Error::Replay {
+            stream: self.name.to_string(),
+            version: Version(from + 1 + source.event_index()),
+            source,
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let data = self
+            .data
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.used.fetch_sub(data.accounted, Ordering::Relaxed);
+        // Unlink the parent chain iteratively: a deep chain dropped recursively could overflow
+        // the stack.
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = match Arc::try_unwrap(node) {
+                Ok(mut node) => node.parent.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// The engine's branches.
+pub(crate) struct Branches {
+    table: Mutex<HashMap<BranchId, Arc<Node>>>,
+    next_id: AtomicU64,
+    used: Arc<AtomicU64>,
+    clock: AtomicU64,
+    evictions: AtomicU64,
+    promotions: AtomicU64,
+}
+
+impl std::fmt::Debug for Branches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Branches")
+            .field("used", &self.used.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Branches {
+    pub(crate) fn new() -> Branches {
+        Branches {
+            table: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            used: Arc::new(AtomicU64::new(0)),
+            clock: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            promotions: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, id: BranchId) -> Result<Arc<Node>> {
+        let node = lock(&self.table)
+            .get(&id)
+            .cloned()
+            .ok_or(Error::UnknownBranch { branch: id })?;
+        node.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        Ok(node)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &self,
+        stream: StreamId,
+        name: Arc<str>,
+        machine: Arc<dyn StateMachine>,
+        parent: Option<Arc<Node>>,
+        fork: u64,
+        root_version: u64,
+        root_base: Base,
+        base_delta: Arc<MemRun>,
+    ) -> BranchId {
+        let id = BranchId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let accounted = run_bytes(&base_delta);
+        self.used.fetch_add(accounted, Ordering::Relaxed);
+        let node = Arc::new(Node {
+            id,
+            stream,
+            name,
+            machine,
+            parent,
+            fork,
+            root_version,
+            root_base,
+            base_delta,
+            data: Mutex::new(NodeData {
+                accounted,
+                ..NodeData::default()
+            }),
+            last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
+            pinned: AtomicBool::new(false),
+            used: self.used.clone(),
+        });
+        lock(&self.table).insert(id, node);
+        id
+    }
+
+    /// Evicts least recently used unpinned branches (never `keep`) until `needed` more bytes
+    /// fit in `budget`. Returns whether they fit.
+    fn make_room(&self, needed: u64, budget: u64, keep: BranchId) -> bool {
+        let fits = |used: u64| used.saturating_add(needed) <= budget;
+        if fits(self.used.load(Ordering::Relaxed)) {
+            return true;
+        }
+        let mut table = lock(&self.table);
+        let mut candidates: Vec<(u64, BranchId)> = table
+            .values()
+            .filter(|n| n.id != keep && !n.pinned.load(Ordering::Relaxed))
+            .map(|n| (n.last_used.load(Ordering::Relaxed), n.id))
+            .collect();
+        candidates.sort_unstable();
+        for (_, id) in candidates {
+            if fits(self.used.load(Ordering::Relaxed)) {
+                return true;
+            }
+            table.remove(&id);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        fits(self.used.load(Ordering::Relaxed))
+    }
+}
+
+/// Whether `node`'s chain descends from a stream whose head is `head` with `lineage`.
+fn descends(node: &Arc<Node>, head: u64, lineage: Option<Lineage>) -> bool {
+    if node.root_version == head {
+        return true;
+    }
+    match lineage {
+        Some(lineage) if lineage.version == head => {
+            let reaches = {
+                let data = lock(&node.data);
+                node.head(&data) >= head
+            };
+            reaches
+                && node
+                    .owner(head)
+                    .is_some_and(|owner| owner.id == lineage.owner)
+        }
+        _ => false,
+    }
+}
+
+impl Engine {
+    /// The stream's id, head and lineage.
+    fn stream_head(&self, stream: &str) -> Result<(StreamId, u64, Option<Lineage>)> {
+        let cat = lock(&self.inner.catalog);
+        let id = self.known_stream(&cat, stream)?;
+        let st = cat.get(id).ok_or_else(|| Error::UnknownStream {
+            stream: stream.to_owned(),
+        })?;
+        Ok((id, st.head.0, st.lineage))
+    }
+
+    /// Starts a branch of `stream` at `at`, a version of its durable history (at most its
+    /// head; 0 for the empty state).
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStream`], [`crate::Error::VersionPastHead`],
+    /// [`crate::Error::Replay`].
+    pub fn fork(&self, stream: &str, at: Version) -> Result<BranchId> {
+        let (id, _, _) = self.stream_head(stream)?;
+        let view = self.view(stream, at)?;
+        let name: Arc<str> = Arc::from(stream);
+        let machine = self.inner.options.machine_for(stream).clone();
+        let delta = Arc::new(view.overlay().changes().clone());
+        Ok(self.inner.branches.insert(
+            id,
+            name,
+            machine,
+            None,
+            at.0,
+            at.0,
+            view.base().clone(),
+            delta,
+        ))
+    }
+
+    /// Starts a branch at version `at` of branch `parent` (any version the parent can view:
+    /// its own, or one of its ancestors').
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownBranch`], [`crate::Error::VersionPastHead`],
+    /// [`crate::Error::Replay`].
+    pub fn fork_branch(&self, parent: BranchId, at: Version) -> Result<BranchId> {
+        let node = self.inner.branches.get(parent)?;
+        let head = node.head(&lock(&node.data));
+        if at.0 > head {
+            return Err(Error::VersionPastHead {
+                stream: format!("{} ({parent})", node.name),
+                version: at,
+                head: Version(head),
+            });
+        }
+        let Some(owner) = node.owner(at.0).cloned() else {
+            return self.fork(&node.name, at);
+        };
+        let fanout = self.inner.options.checkpoint_policy.fanout();
+        let (delta, from, events) = owner.delta_at(at.0, fanout)?;
+        let delta = if events.is_empty() {
+            delta
+        } else {
+            owner.apply(delta, from, events)?
+        };
+        Ok(self.inner.branches.insert(
+            owner.stream,
+            owner.name.clone(),
+            owner.machine.clone(),
+            Some(owner.clone()),
+            at.0,
+            owner.root_version,
+            owner.root_base.clone(),
+            delta,
+        ))
+    }
+
+    /// Appends speculative events to `branch`, in memory. With `expected = Some(v)`, only if
+    /// the branch's head is `v`.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownBranch`], [`crate::Error::Conflict`],
+    /// [`crate::Error::BranchMemoryFull`], [`crate::Error::EmptyAppend`].
+    pub fn append_branch<E: AsRef<[u8]>>(
+        &self,
+        branch: BranchId,
+        events: &[E],
+        expected: Option<Version>,
+    ) -> Result<BranchAppended> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        let branches = &self.inner.branches;
+        let node = branches.get(branch)?;
+        let needed: u64 = events
+            .iter()
+            .map(|e| (e.as_ref().len() + std::mem::size_of::<usize>()) as u64)
+            .sum();
+        let budget = self.inner.options.branch_memory_bytes;
+        if branches.used.load(Ordering::Relaxed).saturating_add(needed) > budget {
+            let fits = match self.inner.options.branch_memory_policy {
+                BranchMemoryPolicy::EvictLeastRecentlyUsed => {
+                    branches.make_room(needed, budget, branch)
+                }
+                BranchMemoryPolicy::Refuse => false,
+            };
+            if !fits {
+                return Err(Error::BranchMemoryFull {
+                    needed_bytes: needed,
+                    used_bytes: branches.used.load(Ordering::Relaxed),
+                    budget_bytes: budget,
+                });
+            }
+        }
+        let mut data = lock(&node.data);
+        let head = node.head(&data);
+        if let Some(expected) = expected
+            && expected.0 != head
+        {
+            return Err(Error::Conflict {
+                stream: format!("{} ({branch})", node.name),
+                expected,
+                actual: Version(head),
+            });
+        }
+        for event in events {
+            data.bytes.extend_from_slice(event.as_ref());
+            let end = data.bytes.len();
+            data.ends.push(end);
+        }
+        data.accounted += needed;
+        branches.used.fetch_add(needed, Ordering::Relaxed);
+        Ok(BranchAppended {
+            branch,
+            first: Version(head + 1),
+            last: Version(head + events.len() as u64),
+        })
+    }
+
+    /// The state of `branch` at `version`, like [`Engine::view`]: durable checkpoints below the
+    /// fork, the branch's cached state, and at most `fanout - 1` events replayed. Versions at
+    /// or below the fork read the parent's (or the durable) history.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownBranch`], [`crate::Error::VersionPastHead`],
+    /// [`crate::Error::Replay`].
+    pub fn view_branch(&self, branch: BranchId, version: Version) -> Result<View> {
+        let node = self.inner.branches.get(branch)?;
+        let head = node.head(&lock(&node.data));
+        if version.0 > head {
+            return Err(Error::VersionPastHead {
+                stream: format!("{} ({branch})", node.name),
+                version,
+                head: Version(head),
+            });
+        }
+        match node.owner(version.0) {
+            Some(owner) => owner.view(version.0, self.inner.options.checkpoint_policy.fanout()),
+            None => self.view(&node.name, version),
+        }
+    }
+
+    /// A branch's stream, parent, fork point, head and memory.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownBranch`].
+    pub fn branch_info(&self, branch: BranchId) -> Result<BranchInfo> {
+        let node = self.inner.branches.get(branch)?;
+        let data = lock(&node.data);
+        Ok(BranchInfo {
+            id: branch,
+            stream: node.name.to_string(),
+            parent: node.parent.as_ref().map(|p| p.id),
+            fork: Version(node.fork),
+            head: Version(node.head(&data)),
+            bytes: data.accounted,
+            pinned: node.pinned.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The live branches of `stream`, by id.
+    #[must_use]
+    pub fn branches(&self, stream: &str) -> Vec<BranchId> {
+        let mut ids: Vec<BranchId> = lock(&self.inner.branches.table)
+            .values()
+            .filter(|n| &*n.name == stream)
+            .map(|n| n.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Makes `branch`'s events up to `upto` durable: the path from the stream's head to `upto`
+    /// is appended to the log as one atomic append of class `durability` (`Critical` or
+    /// `Normal`). The branch must descend from the head (forked at it, or from a branch
+    /// promoted through it); it stays usable. Promoting a version at or below the head is a
+    /// no-op that returns an empty range (`first = head + 1`, `last = head`).
+    ///
+    /// # Errors
+    /// [`crate::Error::PromotionConflict`] naming the head and the branch's base when the
+    /// branch does not descend from the head; [`crate::Error::UnknownBranch`];
+    /// [`crate::Error::VersionPastHead`]; [`crate::Error::InvalidDurability`] for
+    /// `Speculative`; [`crate::Error::Replay`] is not checked here (the log takes any event);
+    /// log errors.
+    pub fn promote(
+        &self,
+        branch: BranchId,
+        upto: Version,
+        durability: crate::Durability,
+    ) -> Result<Appended> {
+        let Some(class) = durability.persistent() else {
+            return Err(Error::InvalidDurability {
+                operation: "Engine::promote",
+                durability,
+                reason: "a promotion writes to the log: use Critical or Normal",
+            });
+        };
+        let node = self.inner.branches.get(branch)?;
+        let node_head = node.head(&lock(&node.data));
+        if upto.0 > node_head {
+            return Err(Error::VersionPastHead {
+                stream: format!("{} ({branch})", node.name),
+                version: upto,
+                head: Version(node_head),
+            });
+        }
+        let (stream_id, head, lineage) = self.stream_head(&node.name)?;
+        let conflict = || Error::PromotionConflict {
+            branch,
+            stream: node.name.to_string(),
+            base: Version(node.root_version),
+            head: Version(head),
+        };
+        if !descends(&node, head, lineage) {
+            return Err(conflict());
+        }
+        if upto.0 <= head {
+            return Ok(Appended {
+                stream: stream_id,
+                first: Version(head + 1),
+                last: Version(head),
+                lsn: self.last_lsn(),
+            });
+        }
+        // The path (head, upto], gathered from the chain, newest segment first.
+        let mut segments: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut limit = upto.0;
+        let mut current = Some(&node);
+        while let Some(n) = current {
+            if limit <= head {
+                break;
+            }
+            if limit > n.fork {
+                let data = lock(&n.data);
+                let from = head.max(n.fork);
+                let first = usize::try_from(from - n.fork).unwrap_or(usize::MAX);
+                let last = usize::try_from(limit - n.fork).unwrap_or(usize::MAX);
+                segments.push((first..last).map(|i| data.event(i).to_vec()).collect());
+                limit = from;
+            }
+            current = n.parent.as_ref();
+        }
+        let events: Vec<Vec<u8>> = segments.into_iter().rev().flatten().collect();
+        let owner = node.owner(upto.0).map_or(branch, |o| o.id);
+        let lineage = Lineage {
+            owner,
+            version: upto.0,
+        };
+        let appended = self
+            .append_durable(
+                &node.name,
+                &events,
+                class,
+                Some(Version(head)),
+                Some(lineage),
+            )
+            .map_err(|e| match e {
+                Error::Conflict { .. } => conflict(),
+                e => e,
+            })?;
+        self.inner
+            .branches
+            .promotions
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(appended)
+    }
+
+    /// Discards `branch`: its handle stops working and its memory is freed (at once, unless a
+    /// live child branch still holds the state it was forked from).
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownBranch`].
+    pub fn discard(&self, branch: BranchId) -> Result<()> {
+        let node = lock(&self.inner.branches.table).remove(&branch);
+        // Dropped outside the table lock: freeing a long branch takes a moment.
+        node.map(drop).ok_or(Error::UnknownBranch { branch })
+    }
+
+    /// Discards every branch of `stream` that no longer descends from its head (the MCTS
+    /// "advance the root" step after a promotion). Returns how many were discarded.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStream`].
+    pub fn prune(&self, stream: &str) -> Result<usize> {
+        let (_, head, lineage) = self.stream_head(stream)?;
+        let removed: Vec<Arc<Node>> = {
+            let mut table = lock(&self.inner.branches.table);
+            let stale: Vec<BranchId> = table
+                .values()
+                .filter(|n| &*n.name == stream && !descends(n, head, lineage))
+                .map(|n| n.id)
+                .collect();
+            stale.iter().filter_map(|id| table.remove(id)).collect()
+        };
+        Ok(removed.len())
+    }
+
+    /// Pins or unpins `branch`: eviction never takes a pinned branch.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownBranch`].
+    pub fn pin(&self, branch: BranchId, pinned: bool) -> Result<()> {
+        self.inner
+            .branches
+            .get(branch)?
+            .pinned
+            .store(pinned, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Speculative memory and counters.
+    #[must_use]
+    pub fn branch_stats(&self) -> BranchStats {
+        let branches = &self.inner.branches;
+        let (live_branches, live_events) = {
+            let table = lock(&branches.table);
+            let events = table
+                .values()
+                .map(|n| lock(&n.data).ends.len() as u64)
+                .sum();
+            (table.len() as u64, events)
+        };
+        BranchStats {
+            live_branches,
+            live_events,
+            bytes: branches.used.load(Ordering::Relaxed),
+            budget_bytes: self.inner.options.branch_memory_bytes,
+            evictions: branches.evictions.load(Ordering::Relaxed),
+            promotions: branches.promotions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits `events` of a caller-defined `kind` to `stream`, with the class the engine's
+    /// [`crate::Classifier`] gives `kind`:
+    /// - speculative: appended to `branch` (or to a new branch forked at the stream's head);
+    /// - critical or normal, without a branch: a plain [`Engine::append`];
+    /// - critical or normal, with a branch: appended to the branch, then the branch promoted
+    ///   through its new head with that class (one atomic log append).
+    ///
+    /// # Errors
+    /// As the operation it performs.
+    pub fn commit<E: AsRef<[u8]>>(
+        &self,
+        stream: &str,
+        branch: Option<BranchId>,
+        kind: &str,
+        events: &[E],
+    ) -> Result<Committed> {
+        let class = self.inner.options.classifier.classify(stream, kind);
+        match (class, branch) {
+            (crate::Durability::Speculative, branch) => {
+                let branch = match branch {
+                    Some(branch) => branch,
+                    None => {
+                        let head = self.stream_head(stream)?.1;
+                        self.fork(stream, Version(head))?
+                    }
+                };
+                let appended = self.append_branch(branch, events, None)?;
+                Ok(Committed {
+                    class,
+                    branch: Some(branch),
+                    first: appended.first,
+                    last: appended.last,
+                })
+            }
+            (class, None) => {
+                let appended = self.append(stream, events, class, None)?;
+                Ok(Committed {
+                    class,
+                    branch: None,
+                    first: appended.first,
+                    last: appended.last,
+                })
+            }
+            (class, Some(branch)) => {
+                let appended = self.append_branch(branch, events, None)?;
+                let promoted = self.promote(branch, appended.last, class)?;
+                Ok(Committed {
+                    class,
+                    branch: Some(branch),
+                    first: promoted.first,
+                    last: promoted.last,
+                })
+            }
+        }
+    }
+}
