@@ -173,7 +173,9 @@ impl Inner {
                 if builder.stalled.contains_key(&id) || self.store.contains(id, version) {
                     continue;
                 }
-                if version > st.indexed_head.0 {
+                // One job per stream per round: two jobs of one stream could write the same
+                // checkpoint at once.
+                if version > st.indexed_head.0 || jobs.iter().any(|j: &Job| j.id == id) {
                     deferred.push((id, version));
                     continue;
                 }
@@ -188,6 +190,9 @@ impl Inner {
             }
         }
         self.store.requeue_rebuilds(deferred);
+        if jobs.is_empty() {
+            return Ok(false);
+        }
         let done: Vec<Done> = jobs
             .into_par_iter()
             .map(|job| self.run_job(job, &policy))
@@ -249,14 +254,7 @@ impl Inner {
             slot => slot.insert(self.load_head(job.id, job.target, policy)),
         };
         let outcome = self
-            .build_forward(
-                job.id,
-                &*job.machine,
-                head_ref,
-                job.target,
-                job.rebuild,
-                &mut written,
-            )
+            .build_forward(job.id, &*job.machine, head_ref, job.target, &mut written)
             .map_err(|e| match e {
                 Error::Replay {
                     version, source, ..
@@ -310,7 +308,6 @@ impl Inner {
         machine: &dyn StateMachine,
         head: &mut Head,
         target: u64,
-        rebuild: bool,
         written: &mut Vec<(u64, CheckpointRecord)>,
     ) -> Result<()> {
         let policy = *self.store.policy();
@@ -325,7 +322,7 @@ impl Inner {
                 if !self.store.contains(id, to) {
                     let record = self.write_checkpoint(id, head, level, &policy)?;
                     self.store.add(id, to, record);
-                    self.store.count_written(rebuild);
+                    self.store.count_written(id, to);
                     written.push((to, record));
                 }
                 // `to` is a multiple of fanout^level: the sets of the levels below restart.

@@ -108,6 +108,9 @@ pub(crate) struct Store {
     maps: Mutex<LruCache<(StreamId, u64), Arc<Checkpoint>>>,
     /// Checkpoints found missing or damaged, to rebuild.
     rebuild: Mutex<BTreeSet<(StreamId, u64)>>,
+    /// Checkpoints found missing or damaged and not written again yet (whoever writes them,
+    /// the builder or a rebuild, counts them as rebuilt).
+    lost: Mutex<HashSet<(StreamId, u64)>>,
     written: AtomicU64,
     rebuilt: AtomicU64,
     damaged: AtomicU64,
@@ -211,6 +214,7 @@ impl Store {
             policy,
             catalog: RwLock::new(catalog),
             maps: Mutex::new(LruCache::new(maps_max)),
+            lost: Mutex::new(rebuild.iter().copied().collect()),
             rebuild: Mutex::new(rebuild),
             written: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
@@ -278,9 +282,9 @@ impl Store {
             .insert(version, record);
     }
 
-    /// Counts a checkpoint written by the builder, or rebuilt.
-    pub(crate) fn count_written(&self, rebuilt: bool) {
-        let counter = if rebuilt {
+    /// Counts a checkpoint written: as rebuilt if it had been found missing or damaged.
+    pub(crate) fn count_written(&self, stream: StreamId, version: u64) {
+        let counter = if crate::engine::lock(&self.lost).remove(&(stream, version)) {
             &self.rebuilt
         } else {
             &self.written
@@ -355,6 +359,7 @@ impl Store {
             // Best effort: a file that cannot be removed is overwritten by the rebuild.
             let _ = std::fs::remove_file(path);
             crate::engine::lock(&self.rebuild).insert((stream, version));
+            crate::engine::lock(&self.lost).insert((stream, version));
         }
     }
 
