@@ -501,6 +501,7 @@ impl Engine {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
+        let start = self.inner.metrics.start();
         let branches = &self.inner.branches;
         let node = branches.get(branch)?;
         let needed: u64 = events
@@ -541,6 +542,10 @@ impl Engine {
         }
         data.accounted += needed;
         branches.used.fetch_add(needed, Ordering::Relaxed);
+        drop(data);
+        self.inner
+            .metrics
+            .finish(crate::Metric::AppendSpeculative, start);
         Ok(BranchAppended {
             branch,
             first: Version(head + 1),
@@ -556,6 +561,15 @@ impl Engine {
     /// [`crate::Error::UnknownBranch`], [`crate::Error::VersionPastHead`],
     /// [`crate::Error::Replay`].
     pub fn view_branch(&self, branch: BranchId, version: Version) -> Result<View> {
+        let start = self.inner.metrics.start();
+        let view = self.view_branch_unmeasured(branch, version)?;
+        let metrics = &self.inner.metrics;
+        metrics.finish(crate::Metric::ViewBranch, start);
+        metrics.record(crate::Metric::ReplayedEvents, view.report().events_replayed);
+        Ok(view)
+    }
+
+    fn view_branch_unmeasured(&self, branch: BranchId, version: Version) -> Result<View> {
         let node = self.inner.branches.get(branch)?;
         let head = node.head(&lock(&node.data));
         if version.0 > head {
@@ -626,6 +640,7 @@ impl Engine {
                 reason: "a promotion writes to the log: use Critical or Normal",
             });
         };
+        let start = self.inner.metrics.start();
         let node = self.inner.branches.get(branch)?;
         let node_head = node.head(&lock(&node.data));
         if upto.0 > node_head {
@@ -693,6 +708,11 @@ impl Engine {
             .branches
             .promotions
             .fetch_add(1, Ordering::Relaxed);
+        let metric = match class {
+            helios_log::Durability::Critical => crate::Metric::PromoteCritical,
+            helios_log::Durability::Normal => crate::Metric::PromoteNormal,
+        };
+        self.inner.metrics.finish(metric, start);
         Ok(appended)
     }
 

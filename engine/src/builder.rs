@@ -320,7 +320,9 @@ impl Inner {
             apply(machine, head, &events)?;
             if let Some(level) = policy.level_at(to) {
                 if !self.store.contains(id, to) {
+                    let start = self.metrics.start();
                     let record = self.write_checkpoint(id, head, level, &policy)?;
+                    self.metrics.finish(crate::Metric::CheckpointBuild, start);
                     self.store.add(id, to, record);
                     self.store.count_written(id, to);
                     written.push((to, record));

@@ -273,6 +273,7 @@ pub(crate) struct Inner {
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) store: Store,
     pub(crate) branches: crate::branch::Branches,
+    pub(crate) metrics: crate::metrics::Metrics,
     /// The checkpoint builder's memory; held for a whole round.
     pub(crate) builder: Mutex<Builder>,
     /// The streams the builder stopped on, as of its last round (readable during a round).
@@ -479,6 +480,7 @@ impl Engine {
             }
         }
         let wake = !queue.is_empty() || store.has_rebuilds();
+        let record_metrics = options.metrics;
         let inner = Arc::new(Inner {
             dir,
             options,
@@ -487,6 +489,7 @@ impl Engine {
             catalog: Mutex::new(catalog),
             store,
             branches: crate::branch::Branches::new(),
+            metrics: crate::metrics::Metrics::new(record_metrics),
             builder: Mutex::new(Builder::new(built)),
             stalled: Mutex::new(Vec::new()),
             builder_signal: Mutex::new(BuilderSignal {
@@ -606,7 +609,26 @@ impl Engine {
                          Engine::fork and Engine::append_branch",
             });
         };
-        self.append_durable(stream, events, class, expected, None)
+        let start = self.inner.metrics.start();
+        let appended = self.append_durable(stream, events, class, expected, None)?;
+        let metric = match class {
+            LogDurability::Critical => crate::Metric::AppendCritical,
+            LogDurability::Normal => crate::Metric::AppendNormal,
+        };
+        self.inner.metrics.finish(metric, start);
+        Ok(appended)
+    }
+
+    /// Latency histograms of every operation and class, and the events replayed per view,
+    /// since open (or the last [`Engine::reset_metrics`]).
+    #[must_use]
+    pub fn metrics(&self) -> crate::MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Empties every histogram.
+    pub fn reset_metrics(&self) {
+        self.inner.metrics.reset();
     }
 
     /// [`Engine::append`] of a persistent class; `lineage` records which branch node the new
@@ -786,7 +808,9 @@ impl Engine {
     /// # Errors
     /// Log and metadata errors.
     pub fn sync(&self) -> Result<Lsn> {
+        let start = self.inner.metrics.start();
         self.inner.flush_round(true)?;
+        self.inner.metrics.finish(crate::Metric::Sync, start);
         Ok(self.inner.log.synced_lsn())
     }
 

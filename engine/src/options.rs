@@ -86,6 +86,8 @@ pub struct Options {
     pub branch_memory_policy: BranchMemoryPolicy,
     /// Maps commit kinds to classes for [`Engine::commit`]. Default: [`DefaultClassifier`].
     pub classifier: Arc<dyn Classifier>,
+    /// Whether the engine records latency histograms ([`Engine::metrics`]). Default: `true`.
+    pub metrics: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -113,6 +115,7 @@ impl std::fmt::Debug for Options {
             .field("checkpoint_heads_max", &self.checkpoint_heads_max)
             .field("branch_memory_bytes", &self.branch_memory_bytes)
             .field("branch_memory_policy", &self.branch_memory_policy)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +141,7 @@ impl Default for Options {
             branch_memory_bytes: DEFAULT_BRANCH_MEMORY_BYTES,
             branch_memory_policy: BranchMemoryPolicy::default(),
             classifier: Arc::new(DefaultClassifier),
+            metrics: true,
         }
     }
 }
@@ -337,6 +341,13 @@ impl EngineBuilder {
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classifier + 'static) -> Self {
         self.options.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// Sets [`Options::metrics`].
+    #[must_use]
+    pub fn metrics(mut self, record: bool) -> Self {
+        self.options.metrics = record;
         self
     }
 

@@ -73,6 +73,15 @@ impl Engine {
     /// [`crate::Error::Replay`] when the stream's state machine rejects or panics on an event,
     /// log errors.
     pub fn view(&self, stream: &str, version: Version) -> Result<View> {
+        let start = self.inner.metrics.start();
+        let view = self.view_unmeasured(stream, version)?;
+        let metrics = &self.inner.metrics;
+        metrics.finish(crate::Metric::View, start);
+        metrics.record(crate::Metric::ReplayedEvents, view.report().events_replayed);
+        Ok(view)
+    }
+
+    fn view_unmeasured(&self, stream: &str, version: Version) -> Result<View> {
         let inner = &self.inner;
         let (id, head) = {
             let cat = lock(&inner.catalog);

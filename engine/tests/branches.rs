@@ -631,3 +631,70 @@ fn crashes_never_show_speculation_and_keep_promotions() {
     );
     assert_eq!(scenarios, 3 * (total_ops + 1));
 }
+
+#[test]
+fn metrics_count_every_operation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 4);
+    for i in 0..10 {
+        let class = if i % 2 == 0 {
+            Durability::Critical
+        } else {
+            Durability::Normal
+        };
+        engine
+            .append("s", &[set("k", &i.to_string())], class, None)
+            .expect("append");
+    }
+    engine.sync().expect("sync");
+    engine.sync_checkpoints().expect("checkpoints");
+    let branch = engine.fork("s", Version(10)).expect("fork");
+    for i in 0..7 {
+        engine
+            .append_branch(branch, &[set("b", &i.to_string())], None)
+            .expect("speculative");
+    }
+    for v in 1..=10 {
+        engine.view("s", Version(v)).expect("view");
+    }
+    engine
+        .view_branch(branch, Version(17))
+        .expect("branch view");
+    engine
+        .promote(branch, Version(12), Durability::Critical)
+        .expect("promote");
+    let metrics = engine.metrics();
+    let count = |m: helios::Metric| metrics.get(m).map_or(0, |s| s.count);
+    assert_eq!(count(helios::Metric::AppendCritical), 5);
+    assert_eq!(count(helios::Metric::AppendNormal), 5);
+    assert_eq!(count(helios::Metric::AppendSpeculative), 7);
+    assert!(count(helios::Metric::Sync) >= 1);
+    // fork reads a view of the durable history too.
+    assert_eq!(count(helios::Metric::View), 11);
+    assert_eq!(count(helios::Metric::ViewBranch), 1);
+    assert_eq!(count(helios::Metric::ReplayedEvents), 12);
+    assert_eq!(count(helios::Metric::PromoteCritical), 1);
+    // Checkpoints at 4 and 8 (level 1) and... 16 is level 2 with fanout 4: not reached.
+    assert_eq!(count(helios::Metric::CheckpointBuild), 2);
+    for m in &metrics.metrics {
+        assert!(
+            m.p50 <= m.p95 && m.p95 <= m.p99 && m.p99 <= m.p999 && m.p999 <= m.max,
+            "{m:?}"
+        );
+    }
+    let replayed = metrics
+        .get(helios::Metric::ReplayedEvents)
+        .expect("replayed");
+    assert!(replayed.max <= 3, "{replayed:?}");
+    assert!(
+        engine
+            .metrics()
+            .to_prometheus()
+            .contains("helios_append_critical_seconds_count 5")
+    );
+    engine.reset_metrics();
+    assert_eq!(
+        engine.metrics().get(helios::Metric::View).map(|m| m.count),
+        Some(0)
+    );
+}
