@@ -27,7 +27,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use helios_checkpoint::MemRun;
+use std::ops::Bound;
+
+use helios_checkpoint::{Lookup, MemRun, RunEntry, SortedRun};
 use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, View, replay};
 
@@ -128,16 +130,135 @@ pub struct Committed {
     pub last: Version,
 }
 
-/// Accounted memory per cached entry beyond its key and value (map node, vectors).
-const ENTRY_OVERHEAD_BYTES: u64 = 64;
+/// A branch's state as changes against its root's layers, in one flat, sorted buffer: keys
+/// and values back to back, with one index entry per key. Immutable once built; several
+/// cached states of one branch cost their bytes plus 24 per entry, not a map node per key.
+#[derive(Debug, Default)]
+struct FlatRun {
+    bytes: Vec<u8>,
+    /// Per entry: where its key starts, its key length, and its value length (`u32::MAX` for
+    /// a tombstone); the value follows the key.
+    index: Vec<(usize, u32, u32)>,
+}
 
-fn run_bytes(run: &MemRun) -> u64 {
-    run.entries()
-        .iter()
-        .map(|(k, v)| {
-            k.len() as u64 + v.as_ref().map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES
-        })
-        .sum()
+const TOMBSTONE: u32 = u32::MAX;
+
+impl FlatRun {
+    /// `previous` with `changes` applied (a change replaces the entry of its key).
+    fn merge(previous: &FlatRun, changes: &MemRun) -> FlatRun {
+        let mut out = FlatRun {
+            bytes: Vec::with_capacity(previous.bytes.len() + 64 * changes.len()),
+            index: Vec::with_capacity(previous.index.len() + changes.len()),
+        };
+        let mut old = (0..previous.index.len())
+            .map(|i| previous.entry(i))
+            .peekable();
+        let mut new = changes
+            .entries()
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .peekable();
+        loop {
+            let next = match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(_), None) => old.next(),
+                (None, Some(_)) => new.next(),
+                (Some((a, _)), Some((b, _))) => match a.cmp(b) {
+                    std::cmp::Ordering::Less => old.next(),
+                    std::cmp::Ordering::Greater => new.next(),
+                    std::cmp::Ordering::Equal => {
+                        old.next();
+                        new.next()
+                    }
+                },
+            };
+            if let Some((key, value)) = next {
+                out.push(key, value);
+            }
+        }
+        out.bytes.shrink_to_fit();
+        out.index.shrink_to_fit();
+        out
+    }
+
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        let value_len = match value {
+            Some(value) => {
+                self.bytes.extend_from_slice(value);
+                u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
+            }
+            None => TOMBSTONE,
+        };
+        let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+        self.index.push((start, key_len, value_len));
+    }
+
+    fn entry(&self, i: usize) -> (&[u8], Option<&[u8]>) {
+        let (start, key_len, value_len) = self.index[i];
+        let key_end = start + key_len as usize;
+        let value =
+            (value_len != TOMBSTONE).then(|| &self.bytes[key_end..key_end + value_len as usize]);
+        (&self.bytes[start..key_end], value)
+    }
+
+    /// The first entry whose key is at least (or, if `!inclusive`, above) `key`.
+    fn seek(&self, key: &[u8], inclusive: bool) -> usize {
+        self.partition(|k| if inclusive { k < key } else { k <= key })
+    }
+
+    fn partition(&self, before: impl Fn(&[u8]) -> bool) -> usize {
+        let (mut low, mut high) = (0, self.index.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if before(self.entry(mid).0) {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
+
+    /// Accounted bytes: the buffers' capacities.
+    fn size_bytes(&self) -> u64 {
+        (self.bytes.capacity() + self.index.capacity() * std::mem::size_of::<(usize, u32, u32)>())
+            as u64
+    }
+}
+
+impl SortedRun for FlatRun {
+    fn get(&self, key: &[u8]) -> Lookup<'_> {
+        let i = self.seek(key, true);
+        match self.index.get(i).map(|_| self.entry(i)) {
+            Some((k, Some(value))) if k == key => Lookup::Value(value),
+            Some((k, None)) if k == key => Lookup::Deleted,
+            _ => Lookup::Absent,
+        }
+    }
+
+    fn range<'a>(
+        &'a self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Box<dyn Iterator<Item = RunEntry<'a>> + 'a> {
+        let first = match start {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.seek(k, true),
+            Bound::Excluded(k) => self.seek(k, false),
+        };
+        let last = match end {
+            Bound::Unbounded => self.index.len(),
+            Bound::Included(k) => self.seek(k, false),
+            Bound::Excluded(k) => self.seek(k, true),
+        };
+        Box::new((first..last.max(first)).map(move |i| self.entry(i)))
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
 }
 
 /// One branch: see the module documentation.
@@ -153,7 +274,7 @@ struct Node {
     /// The durable layers the chain's deltas are against.
     root_base: Base,
     /// The state at `fork`, as changes against `root_base`.
-    base_delta: Arc<MemRun>,
+    base_delta: Arc<FlatRun>,
     data: Mutex<NodeData>,
     last_used: AtomicU64,
     pinned: AtomicBool,
@@ -166,12 +287,17 @@ struct NodeData {
     bytes: Vec<u8>,
     ends: Vec<usize>,
     /// `snapshots[k]`: the delta at `fork + (k + 1) * fanout`.
-    snapshots: Vec<Arc<MemRun>>,
+    snapshots: Vec<Arc<FlatRun>>,
     /// Bytes this node added to `Branches::used`.
     accounted: u64,
 }
 
 impl NodeData {
+    /// Bytes the event buffers hold (capacities).
+    fn held_bytes(&self) -> u64 {
+        (self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()) as u64
+    }
+
     fn event(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.bytes[start..self.ends[i]]
@@ -196,7 +322,7 @@ impl Node {
 
     /// The delta at `version` (`fork < version <= head`) and the events after the cached
     /// state it starts from; builds and caches the missing states on the way.
-    fn delta_at(&self, version: u64, fanout: u64) -> Result<(Arc<MemRun>, u64, Vec<Vec<u8>>)> {
+    fn delta_at(&self, version: u64, fanout: u64) -> Result<(Arc<FlatRun>, u64, Vec<Vec<u8>>)> {
         let mut data = lock(&self.data);
         let wanted = usize::try_from((version - self.fork) / fanout).unwrap_or(usize::MAX);
         while data.snapshots.len() < wanted {
@@ -211,7 +337,7 @@ impl Node {
             let events: Vec<&[u8]> = (first..first + step).map(|i| data.event(i)).collect();
             let at = self.fork + (k as u64) * fanout;
             let next = self.apply(previous, at, events)?;
-            let bytes = run_bytes(&next);
+            let bytes = next.size_bytes();
             data.accounted += bytes;
             self.used.fetch_add(bytes, Ordering::Relaxed);
             data.snapshots.push(next);
@@ -232,10 +358,10 @@ impl Node {
     /// The delta after applying `events` (versions `at + 1 ..`) on top of `previous`.
     fn apply<E: AsRef<[u8]>>(
         &self,
-        previous: Arc<MemRun>,
+        previous: Arc<FlatRun>,
         at: u64,
         events: Vec<E>,
-    ) -> Result<Arc<MemRun>> {
+    ) -> Result<Arc<FlatRun>> {
         let base = self
             .root_base
             .with_layer_above(LayerInfo::new(0, at), previous.clone());
@@ -246,14 +372,7 @@ impl Node {
             source,
         })?;
         drop(base);
-        let mut next = Arc::unwrap_or_clone(previous);
-        for (key, value) in overlay.changes().entries() {
-            match value {
-                Some(value) => next.put(key, value),
-                None => next.delete(key),
-            }
-        }
-        Ok(Arc::new(next))
+        Ok(Arc::new(FlatRun::merge(&previous, overlay.changes())))
     }
 
     /// The view at `version`, `fork < version <= head`.
@@ -341,10 +460,10 @@ impl Branches {
         fork: u64,
         root_version: u64,
         root_base: Base,
-        base_delta: Arc<MemRun>,
+        base_delta: Arc<FlatRun>,
     ) -> BranchId {
         let id = BranchId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let accounted = run_bytes(&base_delta);
+        let accounted = base_delta.size_bytes();
         self.used.fetch_add(accounted, Ordering::Relaxed);
         let node = Arc::new(Node {
             id,
@@ -435,7 +554,10 @@ impl Engine {
         let view = self.view(stream, at)?;
         let name: Arc<str> = Arc::from(stream);
         let machine = self.inner.options.machine_for(stream).clone();
-        let delta = Arc::new(view.overlay().changes().clone());
+        let delta = Arc::new(FlatRun::merge(
+            &FlatRun::default(),
+            view.overlay().changes(),
+        ));
         Ok(self.inner.branches.insert(
             id,
             name,
@@ -501,13 +623,27 @@ impl Engine {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
-        let start = self.inner.metrics.start();
+        let start = self
+            .inner
+            .metrics
+            .start_sampled(crate::Metric::AppendSpeculative);
         let branches = &self.inner.branches;
         let node = branches.get(branch)?;
-        let needed: u64 = events
-            .iter()
-            .map(|e| (e.as_ref().len() + std::mem::size_of::<usize>()) as u64)
-            .sum();
+        let payload_bytes: usize = events.iter().map(|e| e.as_ref().len()).sum();
+        // What the buffers will grow by (a `Vec` at least doubles when it grows).
+        let needed = {
+            let data = lock(&node.data);
+            let grow = |len: usize, capacity: usize, add: usize| {
+                if len + add <= capacity {
+                    0
+                } else {
+                    (capacity * 2).max(len + add) - capacity
+                }
+            };
+            (grow(data.bytes.len(), data.bytes.capacity(), payload_bytes)
+                + grow(data.ends.len(), data.ends.capacity(), events.len())
+                    * std::mem::size_of::<usize>()) as u64
+        };
         let budget = self.inner.options.branch_memory_bytes;
         if branches.used.load(Ordering::Relaxed).saturating_add(needed) > budget {
             let fits = match self.inner.options.branch_memory_policy {
@@ -535,13 +671,19 @@ impl Engine {
                 actual: Version(head),
             });
         }
+        let held_before = data.held_bytes();
+        // One growth per buffer, as `needed` estimated.
+        data.bytes.reserve(payload_bytes);
+        data.ends.reserve(events.len());
         for event in events {
             data.bytes.extend_from_slice(event.as_ref());
             let end = data.bytes.len();
             data.ends.push(end);
         }
-        data.accounted += needed;
-        branches.used.fetch_add(needed, Ordering::Relaxed);
+        // Account what the buffers really hold (their capacities), not only the payloads.
+        let grown = data.held_bytes() - held_before;
+        data.accounted += grown;
+        branches.used.fetch_add(grown, Ordering::Relaxed);
         drop(data);
         self.inner
             .metrics

@@ -60,7 +60,7 @@ pub use helios_replay::{
     LayerReport, Rejected, ReplayError, StateHandle, StateMachine, View, ViewIter, ViewReport,
     encode_event, kv, rkyv,
 };
-pub use metrics::{Metric, MetricSummary, MetricsSnapshot};
+pub use metrics::{Metric, MetricSummary, MetricsSnapshot, SAMPLE_EVERY};
 pub use options::{
     DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX,
     DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options,
