@@ -551,7 +551,7 @@ impl Engine {
     /// [`crate::Error::Replay`].
     pub fn fork(&self, stream: &str, at: Version) -> Result<BranchId> {
         let (id, _, _) = self.stream_head(stream)?;
-        let view = self.view(stream, at)?;
+        let view = self.view_unmeasured(stream, at)?;
         let name: Arc<str> = Arc::from(stream);
         let machine = self.inner.options.machine_for(stream).clone();
         let delta = Arc::new(FlatRun::merge(

@@ -241,7 +241,7 @@ impl Metrics {
     pub(crate) fn record(&self, metric: Metric, value: u64) {
         if self.enabled {
             let mut histogram = lock(&self.histograms[metric.index()]);
-            histogram.saturating_record(value.clamp(1, MAX_VALUE));
+            histogram.saturating_record(value.min(MAX_VALUE));
         }
     }
 

@@ -81,7 +81,7 @@ impl Engine {
         Ok(view)
     }
 
-    fn view_unmeasured(&self, stream: &str, version: Version) -> Result<View> {
+    pub(crate) fn view_unmeasured(&self, stream: &str, version: Version) -> Result<View> {
         let inner = &self.inner;
         let (id, head) = {
             let cat = lock(&inner.catalog);

@@ -669,10 +669,9 @@ fn metrics_count_every_operation() {
     assert_eq!(count(helios::Metric::AppendNormal), 5);
     assert_eq!(count(helios::Metric::AppendSpeculative), 7);
     assert!(count(helios::Metric::Sync) >= 1);
-    // fork reads a view of the durable history too.
-    assert_eq!(count(helios::Metric::View), 11);
+    assert_eq!(count(helios::Metric::View), 10);
     assert_eq!(count(helios::Metric::ViewBranch), 1);
-    assert_eq!(count(helios::Metric::ReplayedEvents), 12);
+    assert_eq!(count(helios::Metric::ReplayedEvents), 11);
     assert_eq!(count(helios::Metric::PromoteCritical), 1);
     // Checkpoints at 4 and 8 (level 1) and... 16 is level 2 with fanout 4: not reached.
     assert_eq!(count(helios::Metric::CheckpointBuild), 2);

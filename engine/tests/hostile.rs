@@ -1,0 +1,790 @@
+//! Hostile inputs on the real file system: store directories damaged, truncated, mixed up or
+//! not stores at all. Each case ends in one of two documented outcomes, never a panic and never
+//! a silent loss:
+//! - damage to the log (the source of truth) is an error naming the file and the byte offset,
+//!   at open or at the read that reaches it, and `helios::verify` reports it;
+//! - damage to derived data (the fjall `meta/`, checkpoint files) is repaired: the metadata is
+//!   rebuilt from the log, a damaged checkpoint is deleted, counted and rebuilt, and every view
+//!   still equals a `BTreeMap` fold of the stream's events.
+//!
+//! One test binary on purpose: linking dominates build time on two cores. The byte offsets come
+//! from the format modules (`helios_log::format`, `helios_checkpoint::format`), the one place
+//! that defines them (`docs/FORMAT.md` draws them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use helios::{Durability, Engine, EngineBuilder, Error, LevelPolicy, LogError, Version, kv};
+use helios_checkpoint::format::header as ckpt;
+use helios_log::format::{self as log_format, record, segment_header};
+
+const SEGMENT_BYTES: u64 = 4096;
+/// Checkpoints every 4 events (deltas, level 1) and every 16 (full states, level 2).
+const FANOUT: u64 = 4;
+const LEVELS: u32 = 2;
+
+fn builder(dir: &Path) -> EngineBuilder {
+    Engine::builder(dir)
+        .segment_size_bytes(SEGMENT_BYTES)
+        .checkpoint_policy(LevelPolicy::new(FANOUT, LEVELS).expect("policy"))
+        .background_threads(false)
+}
+
+/// Opens an existing store (never creates one).
+fn reopen(dir: &Path) -> helios::Result<Engine> {
+    builder(dir).create_if_missing(false).open()
+}
+
+fn set(key: &str, value: &str) -> Vec<u8> {
+    kv::encode(&kv::KvEvent::Set {
+        key: key.as_bytes(),
+        value: value.as_bytes(),
+    })
+}
+
+/// `count` key-value events over a few keys, with a delete now and then; `tag` makes the values
+/// of two stores differ.
+fn events(count: usize, tag: &str) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let key = format!("k{}", i % 5);
+            if i % 7 == 6 {
+                kv::encode(&kv::KvEvent::Del {
+                    key: key.as_bytes(),
+                })
+            } else {
+                set(&key, &format!("{tag}-{i:03}"))
+            }
+        })
+        .collect()
+}
+
+/// The reference state after `events`: a `BTreeMap` fold.
+fn fold(events: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut state = BTreeMap::new();
+    for event in events {
+        match kv::parse(event).expect("test events parse") {
+            kv::KvEvent::Set { key, value } => {
+                state.insert(key.to_vec(), value.to_vec());
+            }
+            kv::KvEvent::Del { key } => {
+                state.remove(key);
+            }
+        }
+    }
+    state
+}
+
+/// A store with the given streams, each appended in batches of three critical events, every
+/// checkpoint built, closed cleanly. Returns each stream's events.
+fn make_store(dir: &Path, streams: &[(&str, usize)], tag: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let engine = builder(dir).open().expect("create the store");
+    let mut all = BTreeMap::new();
+    for &(name, count) in streams {
+        let evs = events(count, &format!("{tag}-{name}"));
+        for batch in evs.chunks(3) {
+            engine
+                .append(name, batch, Durability::Critical, None)
+                .expect("append");
+        }
+        all.insert(name.to_owned(), evs);
+    }
+    engine.sync_checkpoints().expect("build checkpoints");
+    engine.close().expect("close");
+    all
+}
+
+/// Every view of every stream, at every version, equals the fold; and reads return the events.
+fn assert_exact(engine: &Engine, streams: &BTreeMap<String, Vec<Vec<u8>>>) {
+    for (name, evs) in streams {
+        let read: Vec<Vec<u8>> = engine
+            .read(name, ..)
+            .expect("the stream exists")
+            .map(|e| e.expect("a readable event").payload)
+            .collect();
+        assert_eq!(&read, evs, "events of {name}");
+        for v in 0..=evs.len() {
+            let state = engine
+                .state_at(name, Version(v as u64))
+                .unwrap_or_else(|e| panic!("view of {name} at {v}: {e}"));
+            assert_eq!(state, fold(&evs[..v]), "view of {name} at {v}");
+        }
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Offsets of the record frames in a segment file, up to the end of the written records.
+fn frames(path: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(path).expect("read segment");
+    let mut offsets = Vec::new();
+    let mut at = segment_header::LEN;
+    while let Ok(log_format::Frame::Record(_, len)) = log_format::decode_frame(&bytes[at..]) {
+        offsets.push(at);
+        at += len;
+    }
+    offsets
+}
+
+/// Where the written records of a segment file end (the zero fill starts).
+fn written_end(path: &Path) -> usize {
+    let bytes = std::fs::read(path).expect("read segment");
+    let last = *frames(path).last().expect("records");
+    match log_format::decode_frame(&bytes[last..]) {
+        Ok(log_format::Frame::Record(_, len)) => last + len,
+        other => panic!("a valid frame at {last}: {other:?}"),
+    }
+}
+
+/// The checkpoint file of `stream` at `version`, as the engine lists it.
+fn checkpoint_path(dir: &Path, stream: &str, version: u64) -> PathBuf {
+    let engine = reopen(dir).expect("open");
+    engine
+        .checkpoints(stream)
+        .expect("stream")
+        .into_iter()
+        .find(|c| c.version == Version(version))
+        .unwrap_or_else(|| panic!("{stream} has a checkpoint at {version}"))
+        .path
+}
+
+/// CRC-32 (IEEE), as the formats use, so that a test can write a well-sealed header with a
+/// value no writer of this format produces.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Rewrites `len` bytes at `at` of a file with `value` (little-endian), leaving the rest.
+fn patch(path: &Path, at: usize, value: &[u8]) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[at..at + value.len()].copy_from_slice(value);
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// The error of opening the store, or else of reading `stream` whole, or else of viewing it at
+/// its head (`None` if all succeed).
+fn open_or_read_error(dir: &Path, stream: &str) -> Option<Error> {
+    let engine = match reopen(dir) {
+        Ok(engine) => engine,
+        Err(error) => return Some(error),
+    };
+    let read = match engine.read(stream, ..) {
+        Ok(mut iter) => iter.find_map(Result::err),
+        Err(error) => Some(error),
+    };
+    read.or_else(|| {
+        let head = engine.head(stream).unwrap_or(Version::ZERO);
+        engine.state_at(stream, head).err()
+    })
+}
+
+fn message(error: &Error) -> String {
+    error.to_string()
+}
+
+/// Asserts that `error` is log corruption naming `path` at byte `offset`, and returns its
+/// message.
+fn assert_corrupt_at(error: &Error, path: &Path, offset: u64) -> String {
+    let text = message(error);
+    match error {
+        Error::Log(LogError::Corrupt {
+            path: p, offset: o, ..
+        }) => {
+            assert_eq!((p.as_path(), *o), (path, offset), "{text}");
+        }
+        other => panic!(
+            "expected corruption of {} at {offset}, got {other:?}",
+            path.display()
+        ),
+    }
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains(&format!("at byte {offset}")), "{text}");
+    text
+}
+
+/// Asserts that `verify` reports damage in `path` at `offset`.
+fn assert_verify_finds(dir: &Path, path: &Path, offset: u64) {
+    let report = helios::verify(dir).expect("verify runs");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.path == path && f.offset == Some(offset)),
+        "verify must report {} at {offset}: {report:?}",
+        path.display()
+    );
+}
+
+// ---- The log: damage is an error naming the file and the offset.
+
+#[test]
+fn a_segment_cut_inside_its_header_is_an_error_at_byte_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 10)], "a");
+    let active = segments(dir.path()).pop().expect("a segment");
+    let bytes = std::fs::read(&active).expect("read");
+    std::fs::write(&active, &bytes[..20]).expect("truncate");
+    let error = reopen(dir.path()).expect_err("a segment without a whole header");
+    let text = assert_corrupt_at(&error, &active, 0);
+    assert!(
+        text.contains("shorter than the 32 byte segment header"),
+        "{text}"
+    );
+    // Nothing was repaired behind the caller's back.
+    assert_eq!(std::fs::metadata(&active).expect("stat").len(), 20);
+}
+
+#[test]
+fn a_segment_cut_inside_an_indexed_record_is_an_error_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 10)], "a");
+    let active = segments(dir.path()).pop().expect("a segment");
+    let offsets = frames(&active);
+    let last = *offsets.last().expect("records");
+    let bytes = std::fs::read(&active).expect("read");
+    // The last record is indexed (the store was closed cleanly): cutting it loses
+    // acknowledged data, which open must refuse rather than truncate.
+    std::fs::write(&active, &bytes[..last + 20]).expect("truncate");
+    let error = reopen(dir.path()).expect_err("acknowledged records are cut");
+    assert_corrupt_at(&error, &active, last as u64);
+}
+
+#[test]
+fn a_segment_without_its_preallocated_zeros_still_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut streams = make_store(dir.path(), &[("s", 10)], "a");
+    let active = segments(dir.path()).pop().expect("a segment");
+    let bytes = std::fs::read(&active).expect("read");
+    let end = written_end(&active);
+    // A copy that dropped the zero fill (a sparse-unaware tool, a filled-up disk).
+    std::fs::write(&active, &bytes[..end]).expect("truncate");
+    let engine = reopen(dir.path()).expect("the records are all there");
+    assert_exact(&engine, &streams);
+    // Appends past the file's end work, and roll to new segments when needed.
+    let more = events(80, "more");
+    for batch in more.chunks(4) {
+        engine
+            .append("s", batch, Durability::Critical, None)
+            .expect("append past the short file's end");
+    }
+    streams.get_mut("s").expect("s").extend(more);
+    drop(engine);
+    let engine = reopen(dir.path()).expect("reopen");
+    assert_exact(&engine, &streams);
+    drop(engine);
+    assert!(helios::verify(dir.path()).expect("verify").is_sound());
+}
+
+#[test]
+fn a_sealed_segment_cut_short_is_reported_at_open_or_read_and_by_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 150)], "a");
+    let all = segments(dir.path());
+    assert!(all.len() >= 3, "several segments: {all:?}");
+    let sealed = &all[1];
+    let offsets = frames(sealed);
+    let cut = offsets[offsets.len() / 2];
+    let bytes = std::fs::read(sealed).expect("read");
+    std::fs::write(sealed, &bytes[..cut + 10]).expect("truncate");
+    // The recovery point is in the last segment, so open need not scan this one: the damage
+    // is then found by the read that reaches it, named the same way.
+    let error = open_or_read_error(dir.path(), "s").expect("the cut is reported");
+    assert_corrupt_at(&error, sealed, cut as u64);
+    assert_verify_finds(dir.path(), sealed, cut as u64);
+    // Without the metadata, open scans the whole log and refuses.
+    std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+    let error = reopen(dir.path()).expect_err("a sealed segment is cut");
+    let text = assert_corrupt_at(&error, sealed, cut as u64);
+    assert!(text.contains("sealed segment"), "{text}");
+}
+
+#[test]
+fn a_segment_with_wrong_magic_is_an_error_at_byte_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 10)], "a");
+    let active = segments(dir.path()).pop().expect("a segment");
+    patch(&active, segment_header::MAGIC, b"NOTHELIO");
+    let error = reopen(dir.path()).expect_err("not a segment");
+    let text = assert_corrupt_at(&error, &active, 0);
+    assert!(text.contains("magic"), "{text}");
+    assert_verify_finds(dir.path(), &active, 0);
+}
+
+#[test]
+fn a_sealed_segment_with_wrong_magic_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 150)], "a");
+    let first = segments(dir.path()).remove(0);
+    patch(&first, segment_header::MAGIC, b"NOTHELIO");
+    let error = open_or_read_error(dir.path(), "s").expect("the bad header is reported");
+    let text = assert_corrupt_at(&error, &first, 0);
+    assert!(text.contains("magic"), "{text}");
+    assert_verify_finds(dir.path(), &first, 0);
+}
+
+#[test]
+fn a_segment_of_a_future_format_version_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 10)], "a");
+    let active = segments(dir.path()).pop().expect("a segment");
+    // A future writer seals its header: version 2 with a valid CRC.
+    let mut header = std::fs::read(&active).expect("read")[..segment_header::LEN].to_vec();
+    header[segment_header::FORMAT_VERSION..segment_header::FORMAT_VERSION + 4]
+        .copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32(&header[..segment_header::CRC]);
+    header[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    patch(&active, 0, &header);
+    let error = reopen(dir.path()).expect_err("a future format");
+    let text = assert_corrupt_at(&error, &active, 0);
+    assert!(text.contains("format version 2"), "{text}");
+    assert!(text.contains("reads version 1"), "{text}");
+}
+
+#[test]
+fn a_segment_whose_header_disagrees_with_its_name_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 10)], "a");
+    let active = segments(dir.path()).pop().expect("a segment");
+    let mut header = std::fs::read(&active).expect("read")[..segment_header::LEN].to_vec();
+    header[segment_header::FIRST_LSN..segment_header::FIRST_LSN + 8]
+        .copy_from_slice(&7u64.to_le_bytes());
+    let crc = crc32(&header[..segment_header::CRC]);
+    header[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    patch(&active, 0, &header);
+    let error = reopen(dir.path()).expect_err("header and name disagree");
+    let text = assert_corrupt_at(&error, &active, segment_header::FIRST_LSN as u64);
+    assert!(text.contains("lsn 7"), "{text}");
+}
+
+#[test]
+fn absurd_lengths_in_a_record_header_are_errors_not_allocations() {
+    for (field, value, sealed) in [
+        // body_len far past the segment (and past the format's limit).
+        (record::BODY_LEN, u32::MAX, false),
+        // body_len just past the payload limit.
+        (record::BODY_LEN, 48 + (64 << 20) + 1, false),
+        // payload_len disagreeing with body_len, with a valid CRC: a decoder that trusted it
+        // would read past the frame.
+        (record::PAYLOAD_LEN, u32::MAX, true),
+        (record::PAYLOAD_LEN, 0, true),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_store(dir.path(), &[("s", 10)], "a");
+        let active = segments(dir.path()).pop().expect("a segment");
+        let at = frames(&active)[3];
+        patch(&active, at + field, &value.to_le_bytes());
+        if sealed {
+            let bytes = std::fs::read(&active).expect("read");
+            let body_len =
+                u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let body = &bytes[at + record::PREFIX_LEN..at + record::PREFIX_LEN + body_len];
+            patch(&active, at + record::CRC, &crc32(body).to_le_bytes());
+        }
+        let case = format!("field at {field} set to {value} (resealed: {sealed})");
+        // The record is below the recovery point, which open need not scan: the read that
+        // reaches it reports it.
+        let error = open_or_read_error(dir.path(), "s").expect(&case);
+        assert_corrupt_at(&error, &active, at as u64);
+        assert_verify_finds(dir.path(), &active, at as u64);
+        // Without the metadata (a full scan) the record is still damage, not a torn tail: valid
+        // records follow it.
+        std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+        let error = reopen(dir.path()).expect_err(&case);
+        let text = assert_corrupt_at(&error, &active, at as u64);
+        assert!(text.contains("not a torn tail"), "{case}: {text}");
+    }
+}
+
+#[test]
+fn a_missing_segment_is_an_error_naming_it() {
+    for index in [0, 1] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_store(dir.path(), &[("s", 150)], "a");
+        let missing = segments(dir.path()).remove(index);
+        std::fs::remove_file(&missing).expect("rm");
+        // Events (and, for the first segment, the stream's creation record) are gone: opening,
+        // or reading them, must say so and name the missing file. A store that opens and reads
+        // as if its history had a hole, or began later, loses data without saying where.
+        let error = open_or_read_error(dir.path(), "s").expect("the missing segment is reported");
+        let text = message(&error);
+        assert!(
+            text.contains(&missing.display().to_string()),
+            "segment {index} missing: {text}"
+        );
+        let report = helios::verify(dir.path()).expect("verify runs");
+        assert!(
+            report.findings.iter().any(|f| f.path == missing),
+            "{report:?}"
+        );
+    }
+}
+
+#[test]
+fn a_log_that_starts_after_lsn_1_is_an_error_naming_the_missing_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 150)], "a");
+    let first = segments(dir.path()).remove(0);
+    std::fs::remove_file(&first).expect("rm");
+    // Without the metadata, open scans the log from its first segment: one that starts past
+    // LSN 1 has lost its beginning (the log is never trimmed).
+    std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+    let error = reopen(dir.path()).expect_err("the log's beginning is missing");
+    let text = message(&error);
+    assert!(text.contains(&first.display().to_string()), "{text}");
+}
+
+// ---- Not a store.
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Empty, holding someone else's files, and holding a `log` that is a file.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("notes.txt"), b"not a store").expect("write");
+    let log_file = dir.path().join("log-file");
+    std::fs::create_dir(&log_file).expect("mkdir");
+    std::fs::write(log_file.join("log"), b"a file, not a directory").expect("write");
+    for target in [&empty, &other, &log_file, &dir.path().join("missing")] {
+        let before = listing(target);
+        let error = reopen(target).expect_err("not a store");
+        let text = message(&error);
+        match error {
+            Error::NotAStore { path } => assert_eq!(&path, target),
+            other => panic!("{}: expected NotAStore, got {other:?}", target.display()),
+        }
+        assert!(text.contains(&target.display().to_string()), "{text}");
+        assert_eq!(
+            listing(target),
+            before,
+            "{}: nothing was created",
+            target.display()
+        );
+        match helios::verify(target) {
+            Err(Error::NotAStore { path }) => assert_eq!(&path, target),
+            other => panic!(
+                "verify {}: expected NotAStore, got {other:?}",
+                target.display()
+            ),
+        }
+    }
+}
+
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PathBuf> = entries.map(|e| e.expect("entry").path()).collect();
+    names.sort();
+    names
+}
+
+// ---- Derived data: rebuilt, views exact.
+
+#[test]
+fn deleted_metadata_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("a", 40), ("b", 150), ("c", 7)], "a");
+    let checkpoint_files = std::fs::read_dir(dir.path().join("checkpoints"))
+        .expect("checkpoints")
+        .count() as u64;
+    std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+    let engine = reopen(dir.path()).expect("open rebuilds the metadata");
+    let report = engine.open_report();
+    assert_eq!(report.reindexed, 40 + 150 + 7, "{report:?}");
+    // The checkpoint catalog is gone with the metadata: the files are adopted, not rebuilt.
+    assert_eq!(report.checkpoints.adopted, checkpoint_files, "{report:?}");
+    assert_exact(&engine, &streams);
+    assert_eq!(engine.checkpoint_stats().damaged, 0);
+    drop(engine);
+    assert!(helios::verify(dir.path()).expect("verify").is_sound());
+    let engine = reopen(dir.path()).expect("reopen");
+    assert_eq!(
+        engine.open_report().reindexed,
+        0,
+        "the rebuilt index was kept"
+    );
+    assert_exact(&engine, &streams);
+}
+
+#[test]
+fn leftover_temporary_files_are_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    let full = checkpoint_path(dir.path(), "s", 16);
+    // A checkpoint write and a segment creation cut short by a crash.
+    let ckpt_tmp = full.with_extension("ckpt.tmp");
+    std::fs::write(&ckpt_tmp, &std::fs::read(&full).expect("read")[..100]).expect("write");
+    let log_tmp = dir.path().join("log").join("00000000000000009999.log.tmp");
+    std::fs::write(&log_tmp, [0u8; 64]).expect("write");
+    let engine = reopen(dir.path()).expect("open");
+    assert!(!ckpt_tmp.exists() && !log_tmp.exists());
+    assert!(engine.open_report().checkpoints.deleted >= 1);
+    assert_exact(&engine, &streams);
+    assert_eq!(engine.checkpoint_stats().damaged, 0);
+}
+
+/// Opens a store whose checkpoints were damaged while it was closed and checks the repair:
+/// views are exact at once (coarser layers and longer replays stand in for damaged ones), every
+/// damaged file is counted and rebuilt by `sync_checkpoints`, and a fresh open finds the rebuilt
+/// files sound.
+///
+/// A file is validated when a view first maps it, and a view stops at the first missing layer,
+/// so a damaged delta under a damaged full state is found only once the full state is rebuilt:
+/// hence the rounds.
+fn assert_checkpoint_damage_repaired(
+    dir: &Path,
+    streams: &BTreeMap<String, Vec<Vec<u8>>>,
+    damaged_files: u64,
+) {
+    let engine = reopen(dir).expect("derived damage never stops an open");
+    assert_exact(&engine, streams);
+    let mut found = engine.checkpoint_stats().damaged;
+    let mut rebuilt = 0;
+    for _round in 0..LEVELS {
+        rebuilt = engine.sync_checkpoints().expect("rebuild").rebuilt;
+        assert_exact(&engine, streams);
+        let now = engine.checkpoint_stats().damaged;
+        if now == found {
+            break;
+        }
+        found = now;
+    }
+    assert_eq!(found, damaged_files, "damaged checkpoints found");
+    assert!(
+        rebuilt >= damaged_files,
+        "every damaged checkpoint is rebuilt ({rebuilt} rebuilt)"
+    );
+    drop(engine);
+    let engine = reopen(dir).expect("reopen");
+    assert_exact(&engine, streams);
+    assert_eq!(
+        engine.checkpoint_stats().damaged,
+        0,
+        "rebuilt files are sound"
+    );
+}
+
+#[test]
+fn a_checkpoint_of_a_future_format_version_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    let full = checkpoint_path(dir.path(), "s", 32);
+    let mut header = std::fs::read(&full).expect("read")[..ckpt::LEN].to_vec();
+    header[ckpt::FORMAT_VERSION..ckpt::FORMAT_VERSION + 4].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32(&header[..ckpt::HEADER_CRC]);
+    header[ckpt::HEADER_CRC..ckpt::HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    patch(&full, 0, &header);
+    assert_checkpoint_damage_repaired(dir.path(), &streams, 1);
+    let rebuilt = std::fs::read(&full).expect("the checkpoint is back");
+    assert_eq!(
+        &rebuilt[ckpt::FORMAT_VERSION..ckpt::FORMAT_VERSION + 4],
+        &1u32.to_le_bytes(),
+        "rebuilt in this build's format"
+    );
+}
+
+#[test]
+fn absurd_checkpoint_header_fields_are_rebuilt() {
+    for (field, width) in [
+        (ckpt::ARCHIVE_LEN, 8),
+        (ckpt::ENTRY_COUNT, 8),
+        (ckpt::LEVEL, 1),
+        (ckpt::KIND, 1),
+        (ckpt::BASE_VERSION, 8),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let streams = make_store(dir.path(), &[("s", 40)], "a");
+        let delta = checkpoint_path(dir.path(), "s", 36);
+        let mut header = std::fs::read(&delta).expect("read")[..ckpt::LEN].to_vec();
+        header[field..field + width].copy_from_slice(&u64::MAX.to_le_bytes()[..width]);
+        let crc = crc32(&header[..ckpt::HEADER_CRC]);
+        header[ckpt::HEADER_CRC..ckpt::HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        patch(&delta, 0, &header);
+        assert_checkpoint_damage_repaired(dir.path(), &streams, 1);
+    }
+}
+
+#[test]
+fn a_truncated_checkpoint_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    let full = checkpoint_path(dir.path(), "s", 16);
+    let bytes = std::fs::read(&full).expect("read");
+    std::fs::write(&full, &bytes[..bytes.len() / 2]).expect("truncate");
+    let delta = checkpoint_path(dir.path(), "s", 20);
+    std::fs::write(&delta, b"").expect("empty");
+    assert_checkpoint_damage_repaired(dir.path(), &streams, 2);
+}
+
+#[test]
+fn checkpoints_swapped_between_streams_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("a", 40), ("b", 40)], "a");
+    // Stream a's files renamed to stream b's names at the same version and level: b's are
+    // replaced, a's are gone. Both a full state (16) and a delta (20).
+    let pairs: Vec<(PathBuf, PathBuf)> = [16, 20]
+        .into_iter()
+        .map(|v| {
+            (
+                checkpoint_path(dir.path(), "a", v),
+                checkpoint_path(dir.path(), "b", v),
+            )
+        })
+        .collect();
+    for (from, to) in pairs {
+        std::fs::rename(&from, &to).expect("rename");
+    }
+    let engine = reopen(dir.path()).expect("open");
+    assert_eq!(
+        engine.open_report().checkpoints.missing,
+        2,
+        "a's files are gone"
+    );
+    drop(engine);
+    assert_checkpoint_damage_repaired(dir.path(), &streams, 2);
+}
+
+#[test]
+fn a_checkpoint_copied_from_another_store_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = tempfile::tempdir().expect("tempdir");
+    // Same stream name, same stream id, same number of events, same lengths: different values.
+    let streams = make_store(dir.path(), &[("s", 40)], "ours");
+    make_store(other.path(), &[("s", 40)], "them");
+    let pairs: Vec<(PathBuf, PathBuf)> = [16, 20]
+        .into_iter()
+        .map(|v| {
+            (
+                checkpoint_path(dir.path(), "s", v),
+                checkpoint_path(other.path(), "s", v),
+            )
+        })
+        .collect();
+    for (ours, theirs) in pairs {
+        assert_eq!(ours.file_name(), theirs.file_name());
+        assert_ne!(
+            std::fs::read(&ours).expect("read"),
+            std::fs::read(&theirs).expect("read"),
+            "the two stores' checkpoints differ"
+        );
+        std::fs::copy(&theirs, &ours).expect("copy");
+    }
+    // Checkpoints are derived data; one from another store describes other events, and a view
+    // built on it would be wrong without any error. It must be detected and rebuilt (or the
+    // open refused), never used.
+    let engine = reopen(dir.path()).expect("derived damage never stops an open");
+    assert_exact(&engine, &streams);
+    assert_eq!(engine.checkpoint_stats().damaged, 2);
+}
+
+#[test]
+fn garbage_in_the_checkpoint_directory_is_ignored_deleted_or_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    let ckpt_dir = dir.path().join("checkpoints");
+    let replaced = checkpoint_path(dir.path(), "s", 24);
+    let id = checkpoint_path(dir.path(), "s", 16)
+        .file_name()
+        .expect("name")
+        .to_string_lossy()[..16]
+        .to_owned();
+    // Not ours (names the engine does not parse): left alone.
+    let foreign = [
+        ckpt_dir.join("notes.txt"),
+        ckpt_dir.join("garbage.ckpt"),
+        ckpt_dir.join(format!("{id}-1-l1.ckpt-backup")),
+    ];
+    for path in &foreign {
+        std::fs::write(path, b"someone else's file").expect("write");
+    }
+    std::fs::create_dir(ckpt_dir.join("subdir")).expect("mkdir");
+    // Ours by name, but impossible: an unknown stream, past the head, off the policy's
+    // versions, a level the version does not have. Deleted.
+    let impossible = [
+        ckpt_dir.join(format!("{:016x}-{:020}-l1.ckpt", 99, 4)),
+        ckpt_dir.join(format!("{id}-{:020}-l1.ckpt", 44)),
+        ckpt_dir.join(format!("{id}-{:020}-l1.ckpt", 5)),
+        ckpt_dir.join(format!("{id}-{:020}-l2.ckpt", 8)),
+    ];
+    for path in &impossible {
+        std::fs::write(path, b"garbage").expect("write");
+    }
+    // Ours by name, at a version the policy checkpoints, but garbage inside: the file replaces
+    // the real one, is adopted, found damaged on first use, and rebuilt.
+    std::fs::write(&replaced, vec![0xa5; 300]).expect("write");
+
+    let engine = reopen(dir.path()).expect("open");
+    let report = engine.open_report().checkpoints.clone();
+    assert_eq!(report.deleted, impossible.len() as u64, "{report:?}");
+    for path in &impossible {
+        assert!(!path.exists(), "{} was deleted", path.display());
+    }
+    for path in &foreign {
+        assert!(path.exists(), "{} is not ours: left alone", path.display());
+    }
+    drop(engine);
+    assert_checkpoint_damage_repaired(dir.path(), &streams, 1);
+    assert!(replaced.exists(), "rebuilt");
+    for path in &foreign {
+        assert!(path.exists(), "{} is not ours: left alone", path.display());
+    }
+}
+
+#[test]
+fn a_checkpoint_directory_that_is_a_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 10)], "a");
+    let ckpt_dir = dir.path().join("checkpoints");
+    std::fs::remove_dir_all(&ckpt_dir).expect("rm");
+    std::fs::write(&ckpt_dir, b"not a directory").expect("write");
+    let error = reopen(dir.path()).expect_err("checkpoints/ is a file");
+    let text = message(&error);
+    assert!(text.contains(&ckpt_dir.display().to_string()), "{text}");
+}
+
+#[test]
+fn one_sync_checkpoints_repairs_every_damaged_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    // A full state and the delta above it, both emptied.
+    for version in [16, 20] {
+        let path = checkpoint_path(dir.path(), "s", version);
+        std::fs::write(&path, b"").expect("empty");
+    }
+    let engine = reopen(dir.path()).expect("open");
+    assert_exact(&engine, &streams);
+    engine.sync_checkpoints().expect("rebuild");
+    // `sync_checkpoints` promises that when it returns, a view of any version replays at most
+    // `fanout - 1` events: the delta at 20 must not still be waiting to be found damaged.
+    for v in 0..=40 {
+        let view = engine.view("s", Version(v)).expect("view");
+        assert!(
+            view.report().events_replayed < FANOUT,
+            "version {v}: {} events replayed after sync_checkpoints ({})",
+            view.report().events_replayed,
+            view.report()
+        );
+    }
+}
