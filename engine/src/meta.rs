@@ -143,6 +143,14 @@ fn bad_run(key: &[u8], what: &str) -> Error {
 /// # Errors
 /// [`Error::CorruptMeta`] when the value is not a run.
 pub fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Location>> {
+    run_body(key, value)?
+        .chunks_exact(LOCATION_LEN)
+        .map(|chunk| decode_location("index", chunk))
+        .collect()
+}
+
+/// The locations of a run, checked against its count, still encoded.
+fn run_body<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8]> {
     let count = value
         .get(..4)
         .and_then(|b| b.try_into().ok())
@@ -158,9 +166,7 @@ pub fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Location>> {
             ),
         ));
     }
-    body.chunks_exact(LOCATION_LEN)
-        .map(|chunk| decode_location("index", chunk))
-        .collect()
+    Ok(body)
 }
 
 /// A stream's persisted record.
@@ -328,25 +334,42 @@ impl Meta {
         if from > to {
             return Ok(out);
         }
+        // Decodes the wanted part of one run (a run holds up to 256 locations; a view wants a
+        // few), and says whether the run reaches `to`.
+        let take = |key: &[u8], value: &[u8], out: &mut Vec<(Version, Location)>| {
+            let (_, first) = decode_index_key(key).ok_or_else(|| bad_run(key, "key length"))?;
+            let body = run_body(key, value)?;
+            let count = (body.len() / LOCATION_LEN) as u64;
+            let start = from.0.max(first.0);
+            let end = to.0.min(first.0 + count - 1);
+            for version in start..=end {
+                let at = usize::try_from(version - first.0).unwrap_or(usize::MAX) * LOCATION_LEN;
+                let location = decode_location("index", &body[at..at + LOCATION_LEN])?;
+                out.push((Version(version), location));
+            }
+            Ok::<bool, Error>(first.0 + count > to.0)
+        };
         // The run holding `from` starts at or before it: the last key at or below it.
-        let before = self
+        if let Some(guard) = self
             .index
             .range(index_key(stream, Version::ZERO)..=index_key(stream, from))
-            .next_back();
-        let after = self
-            .index
-            .range(index_key(stream, Version(from.0 + 1))..=index_key(stream, to));
-        for guard in before.into_iter().chain(after) {
+            .next_back()
+        {
             let (key, value) = guard
                 .into_inner()
                 .map_err(Error::meta("reading the index"))?;
-            let (_, first) = decode_index_key(&key).ok_or_else(|| bad_run(&key, "key length"))?;
-            for (i, location) in decode_run(&key, &value)?.into_iter().enumerate() {
-                let version = Version(first.0 + i as u64);
-                if version >= from && version <= to {
-                    out.push((version, location));
-                }
+            if take(&key, &value, &mut out)? {
+                return Ok(out);
             }
+        }
+        for guard in self
+            .index
+            .range(index_key(stream, Version(from.0 + 1))..=index_key(stream, to))
+        {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(Error::meta("reading the index"))?;
+            take(&key, &value, &mut out)?;
         }
         Ok(out)
     }
