@@ -11,6 +11,9 @@
 //!   p99.9 and max in microseconds.
 //! - [`scratch_dir`] and [`Machine`]: where the benches put their files (never on tmpfs, where
 //!   `fdatasync` is free and every durable number would be meaningless) and what they ran on.
+//! - [`Rng`]: the deterministic generator behind every workload.
+//! - [`state`]: the random-access state-read workload (`benches/checkpoint_reads.rs`), its
+//!   reference answers and its two peers (replay from the start, rkyv snapshots).
 
 use std::fmt;
 use std::fs::File;
@@ -20,6 +23,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+pub mod mcts;
+pub mod state;
 
 /// Payload size of every event the benches append, in bytes.
 pub const PAYLOAD_LEN: usize = 100;
@@ -44,6 +50,45 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// A deterministic pseudo-random generator (splitmix64): the same seed gives the same workload
+/// on every machine and in every run.
+#[derive(Clone, Debug)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    /// A generator started from `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Rng {
+        Rng { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        splitmix64(&mut self.state)
+    }
+
+    /// A number in `0..bound` (`bound` must be positive). The modulo bias is below
+    /// `bound / 2^64`, far below anything a bench could notice.
+    ///
+    /// # Panics
+    /// If `bound` is 0.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        assert!(bound > 0, "Rng::below needs a positive bound");
+        self.next_u64() % bound
+    }
+
+    /// A number in `0..bound`, as an index (`bound` must be positive).
+    ///
+    /// # Panics
+    /// If `bound` is 0.
+    pub fn index(&mut self, bound: usize) -> usize {
+        // The result is below `bound`, which is a usize.
+        usize::try_from(self.below(bound as u64)).unwrap_or(0)
+    }
 }
 
 /// Deterministic event payloads of [`PAYLOAD_LEN`] bytes: a ring of 1024 pseudo-random payloads

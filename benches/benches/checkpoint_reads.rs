@@ -1,0 +1,1021 @@
+//! Random-access state reads: the "Random-access state reads" tables of `docs/PERFORMANCE.md`.
+//!
+//! One stream of key-value events (`helios_benches::state::KvWorkload`: by default 100,000
+//! events over 100,000 keys, each event changing 1-4 keys to 32-byte values, about 3% of the
+//! changes deletes and 3% re-puts of deleted keys, from a fixed seed) is loaded into Helios,
+//! whose checkpoints are then built, and read back at uniformly random versions by Helios and
+//! by two peers, side by side in this one process:
+//!
+//! 1. **Helios warm**: `Engine::view(stream, v)` plus 10 point reads of random keys, with the
+//!    checkpoint and log files in the page cache.
+//! 2. **Helios cold**: `Engine::evict_cached_pages()` and `posix_fadvise(DONTNEED)` on every
+//!    file of the store before each sample, then `view` plus 1 point read; the sampling
+//!    thread's major page faults and blocks read (`getrusage(RUSAGE_THREAD)`) per sample.
+//! 3. **Replay from the start**: events `1..=v` folded into a `BTreeMap` from memory (no I/O
+//!    at all: the most favourable setting for this peer), then 10 point reads.
+//! 4. **Snapshots every 1000 events**: the full state archived with rkyv into one file per
+//!    1000 events at build time; a read at `v` reads the file of `v - v % 1000` into an
+//!    aligned buffer, validates and deserialises it into an owned `BTreeMap`, replays the
+//!    `v % 1000` events after it from memory, then 10 point reads. Files in the page cache.
+//!
+//! The clock covers building the state and the point reads; checking the answers and
+//! dropping the view or map are outside it (dropping a deserialised map costs the snapshot
+//! peer more than it costs a view, so this favours the peer). The warm workloads run in
+//! rounds with a rotating order, so drift on a shared machine hits all of them alike; the cold
+//! one runs last, since it empties the page cache.
+//!
+//! Every answer is checked: each Helios point read against the workload's per-key history,
+//! each peer sample against a Helios view at the same version, and every sampled view must
+//! replay at most `fanout - 1` events. A mismatch ends the run with an error.
+//!
+//! Run: `cargo bench -p helios-benches --bench checkpoint_reads`, optionally followed by
+//! `-- --events N --keys K --keys-per-event N --samples N --cold-samples N --replay-samples N
+//! --snapshot-samples N --fanout F --levels L --snapshot-every N --reads N --rounds R
+//! --maps-max N --seed S --background-first`, or `-- --quick` for a smoke run (10,000 events
+//! and keys, fewer samples).
+
+use std::fmt;
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use helios::{CheckpointStats, Durability, Engine, LevelPolicy, Version, View};
+use helios_benches::state::{KvBatchMachine, KvWorkload, SnapshotPeer, ThreadIo};
+use helios_benches::{Latencies, Machine, Rng, SEED, Summary, scratch_dir, state};
+
+/// Target: Helios warm `view` + 10 point reads, p99, in microseconds.
+const TARGET_WARM_P99_US: f64 = 20.0;
+/// Target: Helios cold `view` + 1 point read, p99, in microseconds.
+const TARGET_COLD_P99_US: f64 = 5_000.0;
+/// Target: pages faulted in per cold sample, on average.
+const TARGET_COLD_PAGES: f64 = 8.0;
+/// Target: snapshot peer p99 / Helios warm p99.
+const TARGET_SPEEDUP_VS_SNAPSHOTS: f64 = 100.0;
+/// Target: all checkpoint bytes / the top level's (full states) bytes.
+const TARGET_BYTES_VS_FULL: f64 = 1.3;
+
+/// The stream every workload reads.
+const STREAM: &str = "state-bench";
+/// Events per `Engine::append` call while loading.
+const APPEND_BATCH: usize = 1000;
+/// Untimed Helios views before the warm rounds (at most the warm sample count).
+const WARMUP_VIEWS: u64 = 2_000;
+/// Bytes per block of `ru_inblock`, and per page.
+const BLOCK_BYTES: f64 = 512.0;
+const PAGE_BYTES: f64 = 4096.0;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Run sizes, from the command line.
+#[derive(Clone, Debug)]
+struct Config {
+    events: u64,
+    keys: u64,
+    keys_per_event_max: u64,
+    warm_samples: u64,
+    cold_samples: u64,
+    replay_samples: u64,
+    snapshot_samples: u64,
+    fanout: u64,
+    levels: u32,
+    snapshot_every: u64,
+    reads: usize,
+    rounds: u64,
+    maps_max: Option<usize>,
+    seed: u64,
+    /// Build the default engine's checkpoints before the foreground build, not after it.
+    background_first: bool,
+    /// The options as given (without cargo's `--bench`), for the report.
+    args: Vec<String>,
+}
+
+impl Config {
+    fn from_args() -> Result<Config> {
+        let mut config = Config {
+            events: 100_000,
+            keys: 100_000,
+            keys_per_event_max: 4,
+            warm_samples: 20_000,
+            cold_samples: 300,
+            replay_samples: 50,
+            snapshot_samples: 1_000,
+            fanout: 10,
+            levels: 3,
+            snapshot_every: 1_000,
+            reads: 10,
+            rounds: 4,
+            maps_max: None,
+            seed: SEED,
+            background_first: false,
+            args: Vec::new(),
+        };
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect();
+        // --quick first, so that explicit sizes override it whatever the order.
+        if args.iter().any(|a| a == "--quick") {
+            config.events = 10_000;
+            config.keys = 10_000;
+            config.warm_samples = 2_000;
+            config.cold_samples = 50;
+            config.replay_samples = 20;
+            config.snapshot_samples = 100;
+        }
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            if arg == "--quick" {
+                continue;
+            }
+            if arg == "--background-first" {
+                config.background_first = true;
+                continue;
+            }
+            let value = rest.next().ok_or_else(|| format!("{arg} needs a value"))?;
+            let number = || -> Result<u64> {
+                value
+                    .parse::<u64>()
+                    .map_err(|e| format!("{arg} {value}: {e}").into())
+            };
+            match arg.as_str() {
+                "--events" => config.events = number()?,
+                "--keys" => config.keys = number()?,
+                "--keys-per-event" => config.keys_per_event_max = number()?,
+                "--samples" => config.warm_samples = number()?,
+                "--cold-samples" => config.cold_samples = number()?,
+                "--replay-samples" => config.replay_samples = number()?,
+                "--snapshot-samples" => config.snapshot_samples = number()?,
+                "--fanout" => config.fanout = number()?,
+                "--levels" => config.levels = u32::try_from(number()?)?,
+                "--snapshot-every" => config.snapshot_every = number()?,
+                "--reads" => config.reads = usize::try_from(number()?)?,
+                "--rounds" => config.rounds = number()?.max(1),
+                "--maps-max" => config.maps_max = Some(usize::try_from(number()?)?),
+                "--seed" => config.seed = number()?,
+                _ => return Err(format!("unknown option {arg}").into()),
+            }
+        }
+        if config.events == 0 || config.keys == 0 || config.reads == 0 {
+            return Err("--events, --keys and --reads must be positive".into());
+        }
+        config.args = args;
+        Ok(config)
+    }
+
+    fn policy(&self) -> Result<LevelPolicy> {
+        Ok(LevelPolicy::new(self.fanout, self.levels)?)
+    }
+
+    /// The longest replay a view may do once the checkpoints are built.
+    fn replay_max(&self) -> u64 {
+        self.fanout - 1
+    }
+}
+
+/// Opens an engine with the run's policy and state machine (the built-in `KvMachine` when
+/// every event changes one key, else `KvBatchMachine`).
+fn open_engine(dir: &std::path::Path, config: &Config, background: bool) -> Result<Engine> {
+    let mut builder = Engine::builder(dir)
+        .checkpoint_policy(config.policy()?)
+        .background_threads(background);
+    if config.keys_per_event_max > 1 {
+        builder = builder.state_machine(KvBatchMachine);
+    }
+    if let Some(maps_max) = config.maps_max {
+        builder = builder.checkpoint_maps_max(maps_max);
+    }
+    Ok(builder.open()?)
+}
+
+/// Appends every event in batches of [`APPEND_BATCH`], `Durability::Normal`.
+fn load(engine: &Engine, workload: &KvWorkload) -> Result<Duration> {
+    let start = Instant::now();
+    for batch in workload.events().chunks(APPEND_BATCH) {
+        engine.append(STREAM, batch, Durability::Normal, None)?;
+    }
+    Ok(start.elapsed())
+}
+
+/// One read sample: a version and the key numbers to read there.
+struct Sample {
+    version: u64,
+    keys: Vec<Vec<u8>>,
+    key_numbers: Vec<u64>,
+}
+
+impl Sample {
+    fn draw(rng: &mut Rng, workload: &KvWorkload, reads: usize) -> Sample {
+        let version = 1 + rng.below(workload.events_count());
+        let key_numbers: Vec<u64> = (0..reads)
+            .map(|_| rng.below(workload.keys_count()))
+            .collect();
+        let keys = key_numbers.iter().map(|&k| workload.key(k)).collect();
+        Sample {
+            version,
+            keys,
+            key_numbers,
+        }
+    }
+}
+
+/// What the checks saw over every sampled view.
+#[derive(Default)]
+struct ViewChecks {
+    views: u64,
+    reads: u64,
+    hits: u64,
+    events_replayed_max: u64,
+    events_replayed_sum: u64,
+    layers_sum: u64,
+}
+
+impl ViewChecks {
+    /// Checks one Helios view against the reference answers and the replay bound.
+    fn check(
+        &mut self,
+        config: &Config,
+        workload: &KvWorkload,
+        view: &View,
+        sample: &Sample,
+    ) -> Result<()> {
+        let report = view.report();
+        if report.events_replayed > config.replay_max() {
+            return Err(format!(
+                "the view at version {} replayed {} events after sync_checkpoints, more than \
+                 fanout - 1 = {}; layers: {report}",
+                sample.version,
+                report.events_replayed,
+                config.replay_max()
+            )
+            .into());
+        }
+        self.views += 1;
+        self.events_replayed_max = self.events_replayed_max.max(report.events_replayed);
+        self.events_replayed_sum += report.events_replayed;
+        self.layers_sum += report.layers.len() as u64;
+        for (key, &number) in sample.keys.iter().zip(&sample.key_numbers) {
+            let got = view.get(key);
+            let expected = workload.value_at(number, sample.version);
+            if got != expected {
+                return Err(format!(
+                    "Helios view at version {}: key {} is {}, the workload's history says {}",
+                    sample.version,
+                    String::from_utf8_lossy(key),
+                    show(got),
+                    show(expected)
+                )
+                .into());
+            }
+            self.reads += 1;
+            self.hits += u64::from(got.is_some());
+        }
+        Ok(())
+    }
+
+    fn mean_events_replayed(&self) -> f64 {
+        self.events_replayed_sum as f64 / self.views.max(1) as f64
+    }
+
+    fn mean_layers(&self) -> f64 {
+        self.layers_sum as f64 / self.views.max(1) as f64
+    }
+}
+
+fn show(value: Option<&[u8]>) -> String {
+    value.map_or_else(
+        || "absent".to_owned(),
+        |v| format!("{:?}", String::from_utf8_lossy(v)),
+    )
+}
+
+/// The warm workloads, interleaved in rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Warm {
+    Helios,
+    Snapshots,
+    Replay,
+}
+
+/// Everything measured, for the report.
+struct Measured {
+    helios_warm: Latencies,
+    warm_breakdown: Breakdown,
+    helios_cold: Latencies,
+    snapshots: Latencies,
+    replay: Latencies,
+    checks: ViewChecks,
+    peer_reads_checked: u64,
+    cold: ColdIo,
+}
+
+/// Page-cache effects of the cold samples.
+#[derive(Default)]
+struct ColdIo {
+    samples: u64,
+    major_faults_sum: i64,
+    major_faults_max: i64,
+    blocks_read_sum: i64,
+    blocks_read_max: i64,
+    /// `Engine::evict_cached_pages`.
+    evict_engine: Latencies,
+    /// `posix_fadvise(DONTNEED)` of every file of the store, after it.
+    evict_files: Latencies,
+    files_advised: u64,
+}
+
+impl ColdIo {
+    fn mean_major_faults(&self) -> f64 {
+        self.major_faults_sum as f64 / self.samples.max(1) as f64
+    }
+
+    fn mean_pages_read(&self) -> f64 {
+        self.blocks_read_sum as f64 * BLOCK_BYTES / PAGE_BYTES / self.samples.max(1) as f64
+    }
+}
+
+/// Where the time of the warm Helios samples goes.
+struct Breakdown {
+    /// `Engine::view` alone.
+    view: Latencies,
+    /// The point reads on the view alone.
+    reads: Latencies,
+    /// Whole samples whose view replayed no event (versions that are multiples of the fanout).
+    no_replay: Latencies,
+    /// Whole samples whose view replayed at least one event.
+    replay: Latencies,
+}
+
+impl Breakdown {
+    fn new() -> Breakdown {
+        Breakdown {
+            view: Latencies::new(),
+            reads: Latencies::new(),
+            no_replay: Latencies::new(),
+            replay: Latencies::new(),
+        }
+    }
+}
+
+/// One timed Helios sample: the view and its point reads inside the clock, the checks after.
+fn helios_sample(
+    engine: &Engine,
+    config: &Config,
+    workload: &KvWorkload,
+    sample: &Sample,
+    latencies: &mut Latencies,
+    checks: &mut ViewChecks,
+    breakdown: Option<&mut Breakdown>,
+) -> Result<()> {
+    let start = Instant::now();
+    let view = engine.view(STREAM, Version(sample.version))?;
+    let viewed = Instant::now();
+    for key in &sample.keys {
+        black_box(view.get(key));
+    }
+    let end = Instant::now();
+    latencies.record(end - start);
+    if let Some(breakdown) = breakdown {
+        breakdown.view.record(viewed - start);
+        breakdown.reads.record(end - viewed);
+        if view.report().events_replayed == 0 {
+            breakdown.no_replay.record(end - start);
+        } else {
+            breakdown.replay.record(end - start);
+        }
+    }
+    checks.check(config, workload, &view, sample)
+}
+
+/// One timed peer sample (`state_at` builds the peer's state), checked against a Helios view
+/// at the same version. Returns the point reads checked.
+fn peer_sample(
+    engine: &Engine,
+    workload: &KvWorkload,
+    sample: &Sample,
+    latencies: &mut Latencies,
+    state_at: impl FnOnce(u64) -> Result<state::State>,
+) -> Result<u64> {
+    let start = Instant::now();
+    let state = state_at(sample.version)?;
+    for key in &sample.keys {
+        black_box(state.get(key.as_slice()));
+    }
+    latencies.record(start.elapsed());
+    let view = engine.view(STREAM, Version(sample.version))?;
+    for (key, &number) in sample.keys.iter().zip(&sample.key_numbers) {
+        let peer = state.get(key.as_slice()).map(Vec::as_slice);
+        let helios = view.get(key);
+        if peer != helios || peer != workload.value_at(number, sample.version) {
+            return Err(format!(
+                "at version {} key {}: the peer read {}, Helios {}, the history says {}",
+                sample.version,
+                String::from_utf8_lossy(key),
+                show(peer),
+                show(helios),
+                show(workload.value_at(number, sample.version))
+            )
+            .into());
+        }
+    }
+    Ok(sample.keys.len() as u64)
+}
+
+/// Splits `total` samples into `rounds` near-equal parts; part `round`.
+fn share(total: u64, rounds: u64, round: u64) -> u64 {
+    total / rounds + u64::from(round < total % rounds)
+}
+
+fn measure(
+    engine: &Engine,
+    config: &Config,
+    workload: &KvWorkload,
+    snapshots: &SnapshotPeer,
+) -> Result<Measured> {
+    let mut rng = Rng::new(config.seed ^ 0x5ead_5ead);
+    let mut measured = Measured {
+        helios_warm: Latencies::new(),
+        warm_breakdown: Breakdown::new(),
+        helios_cold: Latencies::new(),
+        snapshots: Latencies::new(),
+        replay: Latencies::new(),
+        checks: ViewChecks::default(),
+        peer_reads_checked: 0,
+        cold: ColdIo::default(),
+    };
+
+    // Warm-up: map checkpoints, fault their pages in, read the snapshot files once.
+    snapshots.warm_page_cache()?;
+    let mut warmup = Latencies::new();
+    for _ in 0..WARMUP_VIEWS.min(config.warm_samples) {
+        let sample = Sample::draw(&mut rng, workload, config.reads);
+        helios_sample(
+            engine,
+            config,
+            workload,
+            &sample,
+            &mut warmup,
+            &mut measured.checks,
+            None,
+        )?;
+    }
+    eprintln!("warm-up: {}", warmup.summary());
+
+    let order = [Warm::Helios, Warm::Snapshots, Warm::Replay];
+    for round in 0..config.rounds {
+        for turn in 0..order.len() {
+            let which = order[(turn + usize::try_from(round)?) % order.len()];
+            let started = Instant::now();
+            match which {
+                Warm::Helios => {
+                    for _ in 0..share(config.warm_samples, config.rounds, round) {
+                        let sample = Sample::draw(&mut rng, workload, config.reads);
+                        helios_sample(
+                            engine,
+                            config,
+                            workload,
+                            &sample,
+                            &mut measured.helios_warm,
+                            &mut measured.checks,
+                            Some(&mut measured.warm_breakdown),
+                        )?;
+                    }
+                }
+                Warm::Snapshots => {
+                    for _ in 0..share(config.snapshot_samples, config.rounds, round) {
+                        let sample = Sample::draw(&mut rng, workload, config.reads);
+                        measured.peer_reads_checked +=
+                            peer_sample(engine, workload, &sample, &mut measured.snapshots, |v| {
+                                Ok(snapshots.state_at(workload, v)?)
+                            })?;
+                    }
+                }
+                Warm::Replay => {
+                    for _ in 0..share(config.replay_samples, config.rounds, round) {
+                        let sample = Sample::draw(&mut rng, workload, config.reads);
+                        measured.peer_reads_checked +=
+                            peer_sample(engine, workload, &sample, &mut measured.replay, |v| {
+                                Ok(workload.fold(v))
+                            })?;
+                    }
+                }
+            }
+            eprintln!(
+                "round {}/{}: {which:?} took {:.2} s",
+                round + 1,
+                config.rounds,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    // Cold: empty the page cache of the whole store before every sample.
+    let started = Instant::now();
+    for _ in 0..config.cold_samples {
+        let sample = Sample::draw(&mut rng, workload, 1);
+        measured
+            .cold
+            .evict_engine
+            .time(|| engine.evict_cached_pages())?;
+        measured.cold.files_advised = measured
+            .cold
+            .evict_files
+            .time(|| state::evict_files_under(engine.dir()))?;
+        let before = ThreadIo::now()?;
+        helios_sample(
+            engine,
+            config,
+            workload,
+            &sample,
+            &mut measured.helios_cold,
+            &mut measured.checks,
+            None,
+        )?;
+        let io = ThreadIo::now()?.since(before);
+        let cold = &mut measured.cold;
+        cold.samples += 1;
+        cold.major_faults_sum += io.major_faults;
+        cold.major_faults_max = cold.major_faults_max.max(io.major_faults);
+        cold.blocks_read_sum += io.blocks_read;
+        cold.blocks_read_max = cold.blocks_read_max.max(io.blocks_read);
+    }
+    eprintln!(
+        "cold: {} samples took {:.2} s",
+        config.cold_samples,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(measured)
+}
+
+/// Loads the workload into an engine without background threads and times
+/// `sync_checkpoints`, which then builds every checkpoint on this thread. Returns the load
+/// time, the sync time, the checkpoints written before the sync (0 expected) and the stats.
+fn build_foreground(
+    dir: &std::path::Path,
+    config: &Config,
+    workload: &KvWorkload,
+) -> Result<(Duration, Duration, u64, CheckpointStats)> {
+    let engine = open_engine(dir, config, false)?;
+    let load_time = load(&engine, workload)?;
+    let written_before = engine.checkpoint_stats().written;
+    let started = Instant::now();
+    let stats = engine.sync_checkpoints()?;
+    let sync = started.elapsed();
+    engine.close()?;
+    eprintln!(
+        "foreground build: load {:.2} s, sync_checkpoints {:.2} s ({} files)",
+        load_time.as_secs_f64(),
+        sync.as_secs_f64(),
+        stats.files
+    );
+    Ok((load_time, sync, written_before, stats))
+}
+
+/// Times of the build phase.
+struct Build {
+    generate: Duration,
+    foreground_load: Duration,
+    foreground_sync: Duration,
+    foreground_written_before_sync: u64,
+    foreground_stats: CheckpointStats,
+    background_load: Duration,
+    background_written_at_last_append: u64,
+    background_sync: Duration,
+    snapshots: Duration,
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn ratio(numerator: f64, denominator: f64) -> String {
+    if denominator > 0.0 {
+        format!("{:.2}x", numerator / denominator)
+    } else {
+        "-".to_owned()
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "PASS" } else { "MISS" }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+struct Row<'a> {
+    workload: &'a str,
+    reads: usize,
+    latency: Summary,
+}
+
+impl fmt::Display for Row<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.latency;
+        write!(
+            f,
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            self.workload, s.count, self.reads, s.median_us, s.p99_us, s.p999_us, s.max_us
+        )
+    }
+}
+
+fn run() -> Result<()> {
+    let config = Config::from_args()?;
+    let load_start = load_average();
+    let machine = Machine::describe();
+    println!(
+        "command: cargo bench -p helios-benches --bench checkpoint_reads{}{}",
+        if config.args.is_empty() { "" } else { " -- " },
+        config.args.join(" ")
+    );
+    println!("machine: {machine}");
+    println!(
+        "workload: {} events over {} keys, 1-{} keys per event, {}-byte values, seed {:#x}; \
+         checkpoints: fanout {}, {} levels{}; snapshot peer every {} events",
+        config.events,
+        config.keys,
+        config.keys_per_event_max,
+        state::VALUE_LEN,
+        config.seed,
+        config.fanout,
+        config.levels,
+        config
+            .maps_max
+            .map_or_else(String::new, |m| format!(", checkpoint_maps_max {m}")),
+        config.snapshot_every,
+    );
+
+    let started = Instant::now();
+    let workload = KvWorkload::generate(
+        config.events,
+        config.keys,
+        config.keys_per_event_max,
+        config.seed,
+    );
+    let generate = started.elapsed();
+    eprintln!(
+        "generated {} events ({} changes, {} keys live at the end) in {:.2} s",
+        workload.events_count(),
+        workload.changes_count(),
+        workload.live_keys_at_end(),
+        generate.as_secs_f64()
+    );
+
+    // Two builds of the same checkpoints: one with the background threads off, where
+    // sync_checkpoints builds every checkpoint on this thread, and one in an engine as a user
+    // opens it, which is then read. The first build's directory stays until the end: on ext4,
+    // creating files right after deleting many is slower (recently freed inodes are skipped).
+    let foreground_dir = scratch_dir("helios-bench-state-fg-");
+    let dir = scratch_dir("helios-bench-state-");
+    let mut foreground = None;
+    if !config.background_first {
+        foreground = Some(build_foreground(foreground_dir.path(), &config, &workload)?);
+    }
+    let engine = open_engine(&dir.path().join("helios"), &config, true)?;
+    let background_load = load(&engine, &workload)?;
+    let background_written_at_last_append = engine.checkpoint_stats().written;
+    let started = Instant::now();
+    let stats = engine.sync_checkpoints()?;
+    let background_sync = started.elapsed();
+    eprintln!(
+        "background build: load {:.2} s, then sync_checkpoints {:.2} s ({} files)",
+        background_load.as_secs_f64(),
+        background_sync.as_secs_f64(),
+        stats.files
+    );
+    let (foreground_load, foreground_sync, foreground_written_before_sync, foreground_stats) =
+        match foreground {
+            Some(built) => built,
+            None => build_foreground(foreground_dir.path(), &config, &workload)?,
+        };
+
+    let started = Instant::now();
+    let snapshots = SnapshotPeer::build(
+        &dir.path().join("snapshots"),
+        &workload,
+        config.snapshot_every,
+    )?;
+    let build = Build {
+        generate,
+        foreground_load,
+        foreground_sync,
+        foreground_written_before_sync,
+        foreground_stats,
+        background_load,
+        background_written_at_last_append,
+        background_sync,
+        snapshots: started.elapsed(),
+    };
+
+    let measured = measure(&engine, &config, &workload, &snapshots)?;
+    let stats_after = engine.checkpoint_stats();
+    let segments = engine.segments()?;
+    let log_end = engine.log_end();
+    let load_end = load_average();
+
+    report(
+        &config,
+        &workload,
+        &build,
+        &stats,
+        &stats_after,
+        &snapshots,
+        &measured,
+        &segments,
+        log_end,
+    );
+    println!("load average: {load_start} -> {load_end}");
+    engine.close()?;
+    drop(foreground_dir);
+    Ok(())
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one report of everything the run measured"
+)]
+fn report(
+    config: &Config,
+    workload: &KvWorkload,
+    build: &Build,
+    stats: &CheckpointStats,
+    stats_after: &CheckpointStats,
+    snapshots: &SnapshotPeer,
+    measured: &Measured,
+    segments: &[helios::SegmentInfo],
+    log_end: helios::Position,
+) {
+    let warm = measured.helios_warm.summary();
+    let cold = measured.helios_cold.summary();
+    let snap = measured.snapshots.summary();
+    let replay = measured.replay.summary();
+    let reads = config.reads;
+
+    println!();
+    println!("Reads at uniformly random versions (latency per sample, in microseconds):");
+    println!();
+    println!("| workload | samples | point reads | median us | p99 us | p99.9 us | max us |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let every = config.snapshot_every;
+    let rows = [
+        Row {
+            workload: "helios warm: view + point reads",
+            reads,
+            latency: warm,
+        },
+        Row {
+            workload: "helios cold: evict, then view + point read",
+            reads: 1,
+            latency: cold,
+        },
+        Row {
+            workload: &format!("peer: rkyv snapshot every {every} events + replay"),
+            reads,
+            latency: snap,
+        },
+        Row {
+            workload: "peer: replay from the start (in memory)",
+            reads,
+            latency: replay,
+        },
+    ];
+    for row in &rows {
+        println!("{row}");
+    }
+    println!();
+    println!(
+        "Ratios: snapshot peer / helios warm: median {}, p99 {}, p99.9 {}; replay peer / \
+         helios warm: median {}, p99 {}.",
+        ratio(snap.median_us, warm.median_us),
+        ratio(snap.p99_us, warm.p99_us),
+        ratio(snap.p999_us, warm.p999_us),
+        ratio(replay.median_us, warm.median_us),
+        ratio(replay.p99_us, warm.p99_us),
+    );
+    println!();
+    println!("Where the warm Helios time goes (the same samples, split):");
+    println!();
+    println!("| part | samples | median us | p99 us | p99.9 us | max us |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let parts = &measured.warm_breakdown;
+    for (part, latencies) in [
+        ("Engine::view alone", &parts.view),
+        (
+            &*format!("{reads} point reads on the view alone"),
+            &parts.reads,
+        ),
+        ("whole sample, view replayed 0 events", &parts.no_replay),
+        (
+            "whole sample, view replayed 1 or more events",
+            &parts.replay,
+        ),
+    ] {
+        let s = latencies.summary();
+        println!(
+            "| {part} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            s.count, s.median_us, s.p99_us, s.p999_us, s.max_us
+        );
+    }
+    println!();
+    let checks = &measured.checks;
+    println!(
+        "Checked: {} Helios views ({} point reads, {:.0}% found), every one against the \
+         workload's history; {} peer point reads against Helios at the same version. Events \
+         replayed per view: mean {:.2}, max {} (bound: fanout - 1 = {}); layers per view: mean \
+         {:.2}.",
+        checks.views,
+        checks.reads,
+        100.0 * checks.hits as f64 / checks.reads.max(1) as f64,
+        measured.peer_reads_checked,
+        checks.mean_events_replayed(),
+        checks.events_replayed_max,
+        config.replay_max(),
+        checks.mean_layers(),
+    );
+    let io = &measured.cold;
+    let evict_engine = io.evict_engine.summary();
+    let evict_files = io.evict_files.summary();
+    println!(
+        "Cold samples: major page faults per sample mean {:.2} (max {}); read from disk per \
+         sample mean {:.1} KiB = {:.1} pages (max {:.1} KiB), from ru_inblock. Before each \
+         sample, Engine::evict_cached_pages took median {:.2} ms (p99 {:.2} ms), then \
+         posix_fadvise(DONTNEED) of the store's {} files median {:.2} ms (p99 {:.2} ms).",
+        io.mean_major_faults(),
+        io.major_faults_max,
+        io.blocks_read_sum as f64 * BLOCK_BYTES / 1024.0 / io.samples.max(1) as f64,
+        io.mean_pages_read(),
+        io.blocks_read_max as f64 * BLOCK_BYTES / 1024.0,
+        evict_engine.median_us / 1000.0,
+        evict_engine.p99_us / 1000.0,
+        io.files_advised,
+        evict_files.median_us / 1000.0,
+        evict_files.p99_us / 1000.0,
+    );
+
+    println!();
+    println!("Bytes:");
+    println!();
+    println!("| what | files | bytes | MiB | / helios full checkpoints | / log |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let full = stats.by_level.last().map_or(0, |l| l.bytes) as f64;
+    let log = workload.log_frame_bytes();
+    let line = |what: &str, files: u64, bytes: u64| {
+        println!(
+            "| {what} | {files} | {bytes} | {:.1} | {} | {} |",
+            mib(bytes),
+            ratio(bytes as f64, full),
+            ratio(bytes as f64, log as f64)
+        );
+    };
+    line(
+        "log: record frames of the stream's events",
+        segments.len() as u64,
+        log,
+    );
+    line("helios checkpoints, all levels", stats.files, stats.bytes);
+    for (index, level) in stats.by_level.iter().enumerate() {
+        let number = index + 1;
+        let kind = if number == stats.by_level.len() {
+            "full states"
+        } else {
+            "deltas"
+        };
+        let interval = config
+            .policy()
+            .map_or(0, |p| p.interval(u32::try_from(number).unwrap_or(u32::MAX)));
+        line(
+            &format!("helios level {number} ({kind}, every {interval} events)"),
+            level.files,
+            level.bytes,
+        );
+    }
+    line(
+        &format!("peer: rkyv snapshots every {every} events"),
+        snapshots.files_count(),
+        snapshots.bytes(),
+    );
+    println!();
+    println!(
+        "Log: {} segment(s), {} bytes preallocated; the log ends at offset {} of segment {} \
+         (headers and the stream's creation record included). Checkpoint bytes / rkyv \
+         snapshots: {}.",
+        segments.len(),
+        segments.iter().map(|s| s.file_len_bytes).sum::<u64>(),
+        log_end.offset,
+        log_end.segment.0,
+        ratio(stats.bytes as f64, snapshots.bytes() as f64),
+    );
+    if *stats_after != *stats {
+        println!(
+            "Note: the checkpoint stats changed during the reads: {stats_after:?} (after sync: \
+             {stats:?})."
+        );
+    }
+    let fg = &build.foreground_stats;
+    if fg.files != stats.files || fg.bytes != stats.bytes {
+        println!(
+            "Note: the foreground build made {} files / {} bytes, the background one {} / {}.",
+            fg.files, fg.bytes, stats.files, stats.bytes
+        );
+    }
+
+    println!();
+    println!("Building:");
+    println!();
+    println!("| step | seconds | events/s | checkpoints written |");
+    println!("|---|---:|---:|---:|");
+    let events = workload.events_count() as f64;
+    let secs = |d: Duration| d.as_secs_f64();
+    println!(
+        "| generate the workload | {:.2} | - | - |",
+        secs(build.generate)
+    );
+    println!(
+        "| background threads off: append (normal, {APPEND_BATCH} per call) | {:.2} | {:.0} | {} |",
+        secs(build.foreground_load),
+        events / secs(build.foreground_load),
+        build.foreground_written_before_sync
+    );
+    println!(
+        "| background threads off: sync_checkpoints builds every checkpoint | {:.2} | {:.0} | {} |",
+        secs(build.foreground_sync),
+        events / secs(build.foreground_sync),
+        fg.written - build.foreground_written_before_sync
+    );
+    println!(
+        "| default engine: append (normal, {APPEND_BATCH} per call), builder in the background | {:.2} | {:.0} | {} |",
+        secs(build.background_load),
+        events / secs(build.background_load),
+        build.background_written_at_last_append
+    );
+    println!(
+        "| default engine: sync_checkpoints right after the last append | {:.2} | - | {} |",
+        secs(build.background_sync),
+        stats.written - build.background_written_at_last_append
+    );
+    println!(
+        "| peer: fold + rkyv + write + fsync every {every} events | {:.2} | {:.0} | {} |",
+        secs(build.snapshots),
+        events / secs(build.snapshots),
+        snapshots.files_count()
+    );
+    if stats.damaged > 0 || stats.rebuilt > 0 || !stats.stalled.is_empty() {
+        println!(
+            "Note: damaged {}, rebuilt {}, stalled streams {:?}.",
+            stats.damaged, stats.rebuilt, stats.stalled
+        );
+    }
+
+    println!();
+    println!("Targets:");
+    println!();
+    println!(
+        "- warm view + {reads} point reads p99 < {TARGET_WARM_P99_US} us: {:.1} us -> {}",
+        warm.p99_us,
+        verdict(warm.p99_us < TARGET_WARM_P99_US)
+    );
+    println!(
+        "- cold view + 1 point read p99 < {} ms: {:.2} ms -> {}",
+        TARGET_COLD_P99_US / 1000.0,
+        cold.p99_us / 1000.0,
+        verdict(cold.p99_us < TARGET_COLD_P99_US)
+    );
+    println!(
+        "- cold: at most {TARGET_COLD_PAGES} pages faulted in per sample on average: {:.2} \
+         major faults ({:.1} pages read from disk) -> {}",
+        io.mean_major_faults(),
+        io.mean_pages_read(),
+        verdict(io.mean_major_faults() <= TARGET_COLD_PAGES)
+    );
+    println!(
+        "- at least {TARGET_SPEEDUP_VS_SNAPSHOTS}x faster than the snapshot peer at p99, warm: \
+         {:.1} us / {:.1} us = {} -> {}",
+        snap.p99_us,
+        warm.p99_us,
+        ratio(snap.p99_us, warm.p99_us),
+        verdict(snap.p99_us >= TARGET_SPEEDUP_VS_SNAPSHOTS * warm.p99_us)
+    );
+    println!(
+        "- checkpoint bytes at most {TARGET_BYTES_VS_FULL}x the full checkpoints (every {} \
+         events) alone: {} / {} = {} -> {}",
+        config.policy().map_or(0, |p| p.interval(config.levels)),
+        stats.bytes,
+        full,
+        ratio(stats.bytes as f64, full),
+        verdict(stats.bytes as f64 <= TARGET_BYTES_VS_FULL * full)
+    );
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("checkpoint_reads: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

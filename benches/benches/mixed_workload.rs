@@ -1,0 +1,1155 @@
+//! The MCTS mixed workload: speculative branches under a real search, compared in one process
+//! with SQLite and with a design that makes every commit durable. Prints the tables of
+//! `docs/PERFORMANCE.md`, "Speculative branches: the MCTS mixed workload".
+//!
+//! 1. **Live search.** [`helios_benches::mcts`] plays Connect Four on a fresh engine (about
+//!    99% speculative commits, 1% critical); every engine call is timed and recorded. Latency
+//!    per class (median, p99, p99.9, jitter = stddev / mean) comes from here.
+//! 2. **Replays.** The recorded op sequence, on a fresh Helios engine and on two peers, one
+//!    after the other: SQLite (WAL; a critical commit is a transaction with
+//!    `synchronous=FULL`, a speculative one a transaction with `synchronous=NORMAL`, rows
+//!    deleted when their branch is discarded or pruned; a view folds the node's rows) and the
+//!    naive design (every commit one `pwrite` + `fdatasync` into a preallocated file, branches
+//!    and views in memory). Commit throughput = commits / wall time of the whole sequence.
+//! 3. **Memory.** 100,000 live speculative events of 100 bytes in 1,000 branches (half forked
+//!    from the durable stream, half from earlier branches), nothing pruned:
+//!    `branch_stats().bytes` and the process's RSS before and after, then the same again
+//!    after reading 20,000 random branch nodes twice; the second pass is the warm view
+//!    latency.
+//! 4. **Targets**, each PASS or MISS with the measured value.
+//!
+//! Run: `cargo bench -p helios-benches --bench mixed_workload`, optionally followed by
+//! `-- --simulations N --seed S --promote-every N --quick` (`--quick`: 1,000 simulations,
+//! 20,000 events in 200 branches, 5,000 view samples). `--no-engine-metrics` opens the Helios
+//! engines with `Options::metrics` off, to measure what the engine's own latency histograms
+//! cost; every other option is the default, as a user would open the engine.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use helios::{BranchId, Durability, Engine, Version};
+use helios_benches::mcts::{
+    self, At, Backend, BackendError, Board, BranchTree, HeliosBackend, MctsConfig, MctsReport, Op,
+    OpKind, OpLatencies, ReplayReport,
+};
+use helios_benches::{
+    Latencies, Machine, RAW_FLOOR_FILE_BYTES, RawFloor, Rng, Summary, open_engine, scratch_dir,
+};
+
+/// Target: speculative append p99, in microseconds.
+const TARGET_SPECULATIVE_P99_US: f64 = 1.0;
+/// Target: warm view of a branch node p99, in microseconds.
+const TARGET_VIEW_P99_US: f64 = 20.0;
+/// Target: memory per 100,000 live speculative events of 100 bytes, in MB (10^6 bytes).
+const TARGET_MEMORY_MB_PER_100K: f64 = 100.0;
+/// Target: Helios commit throughput over SQLite's on the same op sequence.
+const TARGET_VS_SQLITE: f64 = 100.0;
+
+/// Payload size of the memory phase's events, in bytes.
+const MEMORY_EVENT_LEN: usize = 100;
+/// Durable events under the memory phase's branches.
+const MEMORY_BASE_EVENTS: u64 = 1000;
+
+/// Run sizes, from the command line.
+#[derive(Clone, Debug)]
+struct Config {
+    search: MctsConfig,
+    /// Live speculative events of the memory phase.
+    memory_events: u64,
+    /// Branches they are spread over.
+    memory_branches: u64,
+    /// Random branch nodes read per view pass.
+    view_samples: usize,
+    quick: bool,
+    /// Whether the Helios engines record their own latency metrics (`Options::metrics`, on
+    /// by default); `--no-engine-metrics` turns them off to measure what they cost.
+    engine_metrics: bool,
+}
+
+impl Config {
+    fn from_args() -> Result<Config, String> {
+        let mut config = Config {
+            search: MctsConfig::default(),
+            memory_events: 100_000,
+            memory_branches: 1000,
+            view_samples: 20_000,
+            quick: false,
+            engine_metrics: true,
+        };
+        let mut simulations = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--simulations" => {
+                    let v = value("--simulations")?;
+                    simulations = Some(v.parse().map_err(|_| format!("--simulations {v}"))?);
+                }
+                "--seed" => {
+                    let v = value("--seed")?;
+                    config.search.seed = parse_u64(&v).ok_or(format!("--seed {v}"))?;
+                }
+                "--promote-every" => {
+                    let v = value("--promote-every")?;
+                    config.search.promote_every =
+                        v.parse().map_err(|_| format!("--promote-every {v}"))?;
+                }
+                "--quick" => config.quick = true,
+                "--no-engine-metrics" => config.engine_metrics = false,
+                // cargo bench passes --bench; criterion-style flags are ignored too.
+                _ => {}
+            }
+        }
+        if config.quick {
+            config.search.simulations = 1000;
+            config.memory_events = 20_000;
+            config.memory_branches = 200;
+            config.view_samples = 5000;
+        }
+        if let Some(simulations) = simulations {
+            config.search.simulations = simulations;
+        }
+        if config.memory_branches == 0 || config.memory_events < config.memory_branches {
+            return Err("the memory phase needs at least one event per branch".to_owned());
+        }
+        Ok(config)
+    }
+}
+
+/// A decimal or `0x` hexadecimal number.
+fn parse_u64(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16).ok(),
+        None => text.replace('_', "").parse().ok(),
+    }
+}
+
+/// Opens a Helios engine in `dir` with default options, apart from `Options::metrics`.
+fn open_helios(dir: &Path, metrics: bool) -> Engine {
+    if metrics {
+        return open_engine(dir);
+    }
+    Engine::builder(dir)
+        .metrics(false)
+        .open()
+        .expect("open the engine in a fresh directory")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers.
+
+/// SQLite as the store of the same workload: a user's straightforward design.
+///
+/// - `events(stream, version, payload)`: durable history; a promotion inserts the promoted
+///   path in one transaction committed with `synchronous=FULL` (the WAL is fsynced).
+/// - `speculative(branch, version, payload)`: branch events; each speculative commit is one
+///   transaction committed with `synchronous=NORMAL` (written to the WAL, not fsynced: the
+///   same "lost in a crash" promise as Helios's speculative class). A branch's rows are
+///   deleted (in a `NORMAL` transaction) when it is discarded or pruned, once no branch forked
+///   from it is left.
+/// - Branch parents and fork points live in memory ([`BranchTree`]), as the search's tree
+///   does; a fork costs SQLite nothing.
+/// - A view selects the node's durable rows and the rows of each branch on its path, in
+///   version order, and folds them into a board (no snapshots: at most 42 events).
+struct SqliteBackend {
+    conn: rusqlite::Connection,
+    tree: BranchTree,
+}
+
+/// SQLite's `PRAGMA synchronous` values.
+const SYNCHRONOUS_NORMAL: i64 = 1;
+const SYNCHRONOUS_FULL: i64 = 2;
+
+fn to_i64(value: u64) -> Result<i64, BackendError> {
+    i64::try_from(value).map_err(|_| format!("{value} does not fit an SQLite integer").into())
+}
+
+impl SqliteBackend {
+    fn create(path: &Path) -> Result<SqliteBackend, BackendError> {
+        let conn = rusqlite::Connection::open(path)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!("expected journal_mode=wal, got {mode}").into());
+        }
+        conn.execute_batch(
+            "CREATE TABLE streams (name TEXT PRIMARY KEY);
+             CREATE TABLE events (
+                 stream TEXT NOT NULL,
+                 version INTEGER NOT NULL,
+                 payload BLOB NOT NULL,
+                 PRIMARY KEY (stream, version)
+             );
+             CREATE TABLE speculative (
+                 branch INTEGER NOT NULL,
+                 version INTEGER NOT NULL,
+                 payload BLOB NOT NULL,
+                 PRIMARY KEY (branch, version)
+             );",
+        )?;
+        let backend = SqliteBackend {
+            conn,
+            tree: BranchTree::new(),
+        };
+        backend.set_synchronous(SYNCHRONOUS_FULL)?;
+        backend.set_synchronous(SYNCHRONOUS_NORMAL)?;
+        Ok(backend)
+    }
+
+    /// Sets `PRAGMA synchronous` and checks that it took effect.
+    fn set_synchronous(&self, level: i64) -> Result<(), BackendError> {
+        self.conn.pragma_update(None, "synchronous", level)?;
+        let now: i64 = self
+            .conn
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        if now != level {
+            return Err(format!("PRAGMA synchronous={level} did not take: {now}").into());
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in a transaction committed with `synchronous=FULL`.
+    fn durable(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), BackendError> {
+        self.conn
+            .pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
+        let tx = self.conn.transaction()?;
+        f(&tx)?;
+        tx.commit()?;
+        self.conn
+            .pragma_update(None, "synchronous", SYNCHRONOUS_NORMAL)?;
+        Ok(())
+    }
+
+    /// Runs `f` in a transaction committed with `synchronous=NORMAL`.
+    fn speculative(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        let tx = self.conn.transaction()?;
+        f(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete(&mut self, freed: &[BranchId]) -> Result<(), BackendError> {
+        if freed.is_empty() {
+            return Ok(());
+        }
+        self.speculative(|tx| {
+            let mut delete = tx.prepare_cached("DELETE FROM speculative WHERE branch = ?1")?;
+            for branch in freed {
+                delete.execute([to_i64(branch.0)?])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn board(&self, at: &At) -> Result<Board, BackendError> {
+        let (stream, durable_upto, links) = match at {
+            At::Durable { stream, version } => (stream.clone(), *version, Vec::new()),
+            At::Branch { branch, version } => {
+                let history = self.tree.history(*branch, *version)?;
+                (history.stream, history.durable_upto, history.links)
+            }
+        };
+        let mut board = Board::new();
+        let mut durable = self.conn.prepare_cached(
+            "SELECT payload FROM events WHERE stream = ?1 AND version <= ?2 ORDER BY version",
+        )?;
+        let mut rows = durable.query(rusqlite::params![stream, to_i64(durable_upto.0)?])?;
+        while let Some(row) = rows.next()? {
+            board.apply_event(row.get_ref(0)?.as_blob()?)?;
+        }
+        let mut speculative = self.conn.prepare_cached(
+            "SELECT payload FROM speculative
+             WHERE branch = ?1 AND version > ?2 AND version <= ?3 ORDER BY version",
+        )?;
+        for link in links {
+            let mut rows = speculative.query([
+                to_i64(link.branch.0)?,
+                to_i64(link.after.0)?,
+                to_i64(link.upto.0)?,
+            ])?;
+            while let Some(row) = rows.next()? {
+                board.apply_event(row.get_ref(0)?.as_blob()?)?;
+            }
+        }
+        Ok(board)
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), BackendError> {
+        match op {
+            Op::CreateStream { stream } => self.durable(|tx| {
+                tx.prepare_cached("INSERT INTO streams (name) VALUES (?1)")?
+                    .execute([stream])?;
+                Ok(())
+            })?,
+            Op::Fork { branch, from } => self.tree.fork(*branch, from)?,
+            Op::Append {
+                branch,
+                expected,
+                events,
+                ..
+            } => {
+                let id = to_i64(branch.0)?;
+                let first = to_i64(expected.0 + 1)?;
+                self.speculative(|tx| {
+                    let mut insert = tx.prepare_cached(
+                        "INSERT INTO speculative (branch, version, payload) VALUES (?1, ?2, ?3)",
+                    )?;
+                    for (version, event) in (first..).zip(events) {
+                        insert.execute(rusqlite::params![id, version, event])?;
+                    }
+                    Ok(())
+                })?;
+                self.tree
+                    .appended(*branch, Version(expected.0 + events.len() as u64))?;
+            }
+            Op::View { at, board } => {
+                let read = self.board(at)?;
+                if read != *board {
+                    return Err(format!("read {read:?}, recorded {board:?}").into());
+                }
+            }
+            Op::Promote {
+                stream,
+                head,
+                events,
+                ..
+            } => {
+                let first = to_i64(head.0 + 1)?;
+                self.durable(|tx| {
+                    let mut insert = tx.prepare_cached(
+                        "INSERT INTO events (stream, version, payload) VALUES (?1, ?2, ?3)",
+                    )?;
+                    for (version, event) in (first..).zip(events) {
+                        insert.execute(rusqlite::params![stream, version, event])?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Op::Discard { branch } => {
+                let freed = self.tree.discard(*branch)?;
+                self.delete(&freed)?;
+            }
+            Op::Prune { discarded, .. } => {
+                let mut freed = Vec::new();
+                for branch in discarded {
+                    freed.extend(self.tree.discard(*branch)?);
+                }
+                self.delete(&freed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The naive design: every commit (speculative or not) is made durable on its own, one
+/// `pwrite` of its events and one `fdatasync` ([`RawFloor`]: a preallocated file, the cheapest
+/// durable write there is on this disk). Everything else is in memory and free: forks,
+/// discards, and views, which fold the node's events from memory.
+struct NaiveBackend {
+    log: RawFloor,
+    tree: BranchTree,
+    speculative: HashMap<BranchId, Vec<Vec<u8>>>,
+    durable: HashMap<String, Vec<Vec<u8>>>,
+    record: Vec<u8>,
+}
+
+impl NaiveBackend {
+    fn create(path: &Path) -> Result<NaiveBackend, BackendError> {
+        Ok(NaiveBackend {
+            log: RawFloor::create(path, RAW_FLOOR_FILE_BYTES)?,
+            tree: BranchTree::new(),
+            speculative: HashMap::new(),
+            durable: HashMap::new(),
+            record: Vec::new(),
+        })
+    }
+
+    /// Writes `events` as one record and waits for `fdatasync`.
+    fn write(&mut self, events: &[Vec<u8>]) -> Result<(), BackendError> {
+        self.record.clear();
+        for event in events {
+            self.record.extend_from_slice(event);
+            self.record.push(b'\n');
+        }
+        self.log.append(&self.record)?;
+        Ok(())
+    }
+
+    fn board(&self, at: &At) -> Result<Board, BackendError> {
+        let (stream, durable_upto, links) = match at {
+            At::Durable { stream, version } => (stream.clone(), *version, Vec::new()),
+            At::Branch { branch, version } => {
+                let history = self.tree.history(*branch, *version)?;
+                (history.stream, history.durable_upto, history.links)
+            }
+        };
+        let mut board = Board::new();
+        let durable = self.durable.get(&stream).ok_or("unknown stream")?;
+        let upto = usize::try_from(durable_upto.0)?;
+        for event in durable.get(..upto).ok_or("durable version past the head")? {
+            board.apply_event(event)?;
+        }
+        for link in links {
+            let events = self.speculative.get(&link.branch).ok_or("freed branch")?;
+            // A link starts at its branch's fork point: the branch's event `i` is version
+            // `after + 1 + i`.
+            let count = usize::try_from(link.upto.0 - link.after.0)?;
+            for event in events.get(..count).ok_or("version past the branch head")? {
+                board.apply_event(event)?;
+            }
+        }
+        Ok(board)
+    }
+}
+
+impl Backend for NaiveBackend {
+    fn name(&self) -> &str {
+        "naive durable"
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), BackendError> {
+        match op {
+            Op::CreateStream { stream } => {
+                self.write(&[[b"create ".as_slice(), stream.as_bytes()].concat()])?;
+                self.durable.insert(stream.clone(), Vec::new());
+            }
+            Op::Fork { branch, from } => {
+                self.tree.fork(*branch, from)?;
+                self.speculative.insert(*branch, Vec::new());
+            }
+            Op::Append {
+                branch,
+                expected,
+                events,
+                ..
+            } => {
+                self.write(events)?;
+                self.speculative
+                    .get_mut(branch)
+                    .ok_or("append to an unknown branch")?
+                    .extend(events.iter().cloned());
+                self.tree
+                    .appended(*branch, Version(expected.0 + events.len() as u64))?;
+            }
+            Op::View { at, board } => {
+                let read = self.board(at)?;
+                if read != *board {
+                    return Err(format!("read {read:?}, recorded {board:?}").into());
+                }
+            }
+            Op::Promote { stream, events, .. } => {
+                self.write(events)?;
+                self.durable
+                    .get_mut(stream)
+                    .ok_or("promote to an unknown stream")?
+                    .extend(events.iter().cloned());
+            }
+            Op::Discard { branch } => {
+                for freed in self.tree.discard(*branch)? {
+                    self.speculative.remove(&freed);
+                }
+            }
+            Op::Prune { discarded, .. } => {
+                for branch in discarded {
+                    for freed in self.tree.discard(*branch)? {
+                        self.speculative.remove(&freed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory and warm views.
+
+/// Resident set size of this process: `/proc/self/statm` (pages, times the kernel page size
+/// from `/proc/self/smaps`) and `VmRSS` from `/proc/self/status`, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rss {
+    statm_bytes: u64,
+    status_bytes: u64,
+}
+
+impl Rss {
+    fn now() -> Rss {
+        let page_bytes = std::fs::read_to_string("/proc/self/smaps")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix("KernelPageSize:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(4096, |kb| kb * 1024);
+        let statm_pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let status_kb = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        Rss {
+            statm_bytes: statm_pages * page_bytes,
+            status_bytes: status_kb * 1024,
+        }
+    }
+}
+
+/// A memory checkpoint: branch accounting and RSS.
+#[derive(Clone, Copy, Debug)]
+struct MemorySample {
+    stats: helios::BranchStats,
+    rss: Rss,
+}
+
+impl MemorySample {
+    fn take(engine: &Engine) -> MemorySample {
+        MemorySample {
+            stats: engine.branch_stats(),
+            rss: Rss::now(),
+        }
+    }
+}
+
+/// What the memory phase measured.
+struct MemoryRun {
+    before: MemorySample,
+    after_appends: MemorySample,
+    after_views: MemorySample,
+    /// One append per event, 100 bytes each.
+    appends: Latencies,
+    append_jitter: mcts::Jitter,
+    forks: Latencies,
+    /// The first pass over the sample (builds cached states).
+    first_views: Latencies,
+    /// The second pass over the same nodes.
+    warm_views: Latencies,
+    /// Events replayed per view, summed over the warm pass.
+    warm_events_replayed: u64,
+    elapsed: Duration,
+}
+
+/// An event of exactly [`MEMORY_EVENT_LEN`] bytes: `set KEY VALUE` with a hex value.
+fn memory_event(key: &str, rng: &mut Rng) -> Vec<u8> {
+    let mut event = format!("set {key} ").into_bytes();
+    while event.len() < MEMORY_EVENT_LEN {
+        let word = format!("{:016x}", rng.next_u64());
+        let take = word.len().min(MEMORY_EVENT_LEN - event.len());
+        event.extend_from_slice(&word.as_bytes()[..take]);
+    }
+    event
+}
+
+/// One branch of the memory phase: its fork point and its events' keys.
+struct MemoryBranch {
+    id: BranchId,
+    fork: u64,
+    keys: Vec<String>,
+}
+
+fn memory_phase(config: &Config) -> MemoryRun {
+    let started = Instant::now();
+    let dir = scratch_dir("helios-bench-memory-");
+    let engine = open_helios(dir.path(), config.engine_metrics);
+    let stream = "memory";
+    let mut rng = Rng::new(config.search.seed ^ 0x6d65_6d6f_7279);
+    let base: Vec<Vec<u8>> = (0..MEMORY_BASE_EVENTS)
+        .map(|i| memory_event(&format!("base/{i:04}"), &mut rng))
+        .collect();
+    engine
+        .append(stream, &base, Durability::Normal, Some(Version::ZERO))
+        .expect("durable base");
+    engine.sync().expect("sync the base");
+    engine.sync_checkpoints().expect("checkpoints of the base");
+
+    let before = MemorySample::take(&engine);
+    let per_branch = config.memory_events / config.memory_branches;
+    let mut branches: Vec<MemoryBranch> = Vec::new();
+    let mut appends = Latencies::new();
+    let mut append_jitter = mcts::Jitter::default();
+    let mut forks = Latencies::new();
+    for b in 0..config.memory_branches {
+        // Half the branches start from the durable history, half from an earlier branch, at
+        // one of its own versions.
+        let from_branch = !branches.is_empty() && rng.below(2) == 1;
+        let start = Instant::now();
+        let (id, fork) = if from_branch {
+            let parent = &branches[rng.index(branches.len())];
+            let at = parent.fork + 1 + rng.below(parent.keys.len() as u64);
+            let id = engine
+                .fork_branch(parent.id, Version(at))
+                .expect("fork a branch");
+            (id, at)
+        } else {
+            let at = 1 + rng.below(MEMORY_BASE_EVENTS);
+            (
+                engine.fork(stream, Version(at)).expect("fork the stream"),
+                at,
+            )
+        };
+        forks.record(start.elapsed());
+        let mut keys = Vec::new();
+        for k in 0..per_branch {
+            let key = format!("b{b:04}/{k:03}");
+            let event = memory_event(&key, &mut rng);
+            let start = Instant::now();
+            engine
+                .append_branch(id, &[&event], None)
+                .expect("speculative append");
+            let latency = start.elapsed();
+            appends.record(latency);
+            append_jitter.record(latency);
+            keys.push(key);
+        }
+        branches.push(MemoryBranch { id, fork, keys });
+    }
+    let after_appends = MemorySample::take(&engine);
+
+    // The same random nodes, read twice: the second pass is warm.
+    let sample: Vec<(usize, u64)> = (0..config.view_samples)
+        .map(|_| {
+            let b = rng.index(branches.len());
+            (b, 1 + rng.below(branches[b].keys.len() as u64))
+        })
+        .collect();
+    let mut first_views = Latencies::new();
+    let mut warm_views = Latencies::new();
+    let mut warm_events_replayed = 0;
+    for pass in 0..2 {
+        for &(b, offset) in &sample {
+            let branch = &branches[b];
+            let version = Version(branch.fork + offset);
+            let start = Instant::now();
+            let view = engine
+                .view_branch(branch.id, version)
+                .expect("view a branch node");
+            let key = &branch.keys[usize::try_from(offset - 1).unwrap_or(0)];
+            let found = view.get(key.as_bytes()).is_some();
+            let latency = start.elapsed();
+            assert!(found, "the node's own key {key} is set at {version:?}");
+            if pass == 0 {
+                first_views.record(latency);
+            } else {
+                warm_views.record(latency);
+                warm_events_replayed += view.report().events_replayed;
+            }
+        }
+    }
+    let after_views = MemorySample::take(&engine);
+    drop(engine);
+    MemoryRun {
+        before,
+        after_appends,
+        after_views,
+        appends,
+        append_jitter,
+        forks,
+        first_views,
+        warm_views,
+        warm_events_replayed,
+        elapsed: started.elapsed(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Critical commit paths.
+
+/// Rounds of the critical-path comparison.
+const CRITICAL_ROUNDS: u64 = 300;
+
+/// Latencies of the three ways to make one move durable, interleaved.
+struct CriticalPaths {
+    /// `Engine::append(.., Durability::Critical, ..)` of the event.
+    append: Latencies,
+    /// `Engine::promote(.., Durability::Critical)` of a branch holding the event (the fork and
+    /// the speculative append before it are not timed).
+    promote: Latencies,
+    /// [`RawFloor::append`] of the event.
+    floor: Latencies,
+}
+
+/// The same one-event durable commit as a plain critical append, as a promotion and as the raw
+/// floor, in rounds with a rotating order (drift on a shared machine hits all three alike):
+/// whether a promotion costs more than the append it performs.
+fn critical_paths(metrics: bool) -> CriticalPaths {
+    let dir = scratch_dir("helios-bench-critical-");
+    let engine = open_helios(&dir.path().join("helios"), metrics);
+    let mut floor =
+        RawFloor::create(&dir.path().join("floor"), RAW_FLOOR_FILE_BYTES).expect("create floor");
+    engine.create_stream("plain").expect("create a stream");
+    engine.create_stream("promoted").expect("create a stream");
+    let mut paths = CriticalPaths {
+        append: Latencies::new(),
+        promote: Latencies::new(),
+        floor: Latencies::new(),
+    };
+    let mut board = Board::new();
+    for round in 0..CRITICAL_ROUNDS {
+        // A legal move sequence, so both streams stay valid boards; restart when it ends.
+        let column = usize::try_from(round % 7).unwrap_or(0);
+        if board.moves() & (1 << column) == 0 {
+            board = Board::new();
+        }
+        let event = board.play(column).map_or_else(Vec::new, |mv| mv.event());
+        if event.is_empty() {
+            continue;
+        }
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    let start = Instant::now();
+                    engine
+                        .append("plain", &[&event], Durability::Critical, None)
+                        .expect("critical append");
+                    paths.append.record(start.elapsed());
+                }
+                1 => {
+                    let head = engine.head("promoted").unwrap_or(Version::ZERO);
+                    let branch = engine.fork("promoted", head).expect("fork at the head");
+                    let appended = engine
+                        .append_branch(branch, &[&event], Some(head))
+                        .expect("speculative append");
+                    let start = Instant::now();
+                    engine
+                        .promote(branch, appended.last, Durability::Critical)
+                        .expect("promote");
+                    paths.promote.record(start.elapsed());
+                    engine.discard(branch).expect("discard");
+                }
+                _ => {
+                    let start = Instant::now();
+                    floor.append(&event).expect("raw floor append");
+                    paths.floor.record(start.elapsed());
+                }
+            }
+        }
+    }
+    paths
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+/// The live search: its report and the ops it made, in order.
+fn live_search(config: &Config) -> (MctsReport, Vec<Op>) {
+    let dir = scratch_dir("helios-bench-mcts-");
+    let engine = open_helios(dir.path(), config.engine_metrics);
+    let mut ops = Vec::new();
+    let report = mcts::run_mcts(&engine, &config.search, &mut |op: &Op, _| {
+        ops.push(op.clone());
+    })
+    .unwrap_or_else(|error| panic!("the search failed: {error}"));
+    (report, ops)
+}
+
+fn replay_helios(ops: &[Op], metrics: bool) -> (ReplayReport, u64) {
+    let dir = scratch_dir("helios-bench-mcts-replay-");
+    let engine = open_helios(dir.path(), metrics);
+    let mut backend = HeliosBackend::new(&engine);
+    let report = mcts::replay(ops, &mut backend)
+        .unwrap_or_else(|error| panic!("the Helios replay failed: {error}"));
+    (report, backend.prune_mismatches)
+}
+
+fn replay_peer(
+    ops: &[Op],
+    make: impl FnOnce(&Path) -> Result<Box<dyn Backend>, BackendError>,
+) -> ReplayReport {
+    let dir = scratch_dir("helios-bench-mcts-peer-");
+    let mut backend = make(dir.path()).unwrap_or_else(|error| panic!("create the peer: {error}"));
+    mcts::replay(ops, backend.as_mut()).unwrap_or_else(|error| panic!("the replay failed: {error}"))
+}
+
+fn us(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.2}")
+    } else if x < 1000.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn latency_row(name: &str, latencies: &Latencies, jitter: Option<&mcts::Jitter>) -> String {
+    let s: Summary = latencies.summary();
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+        s.count,
+        us(s.median_us),
+        us(s.p99_us),
+        us(s.p999_us),
+        us(s.max_us),
+        us(s.mean_us),
+        jitter.map_or_else(|| "-".to_owned(), |j| format!("{:.2}", j.ratio())),
+    )
+}
+
+const LATENCY_HEADER: &str = "| operation | count | median us | p99 us | p99.9 us | max us | mean us | jitter (stddev/mean) |\n|---|---:|---:|---:|---:|---:|---:|---:|";
+
+fn print_latencies(latencies: &OpLatencies) {
+    println!("{LATENCY_HEADER}");
+    for kind in OpKind::ALL {
+        if latencies.get(kind).count() > 0 {
+            println!(
+                "{}",
+                latency_row(
+                    kind.name(),
+                    latencies.get(kind),
+                    Some(latencies.jitter(kind))
+                )
+            );
+        }
+    }
+}
+
+fn mb(bytes: f64) -> f64 {
+    bytes / 1e6
+}
+
+/// Bytes per 100,000 events, from a delta over `events` events.
+fn per_100k(delta_bytes: u64, events: u64) -> f64 {
+    delta_bytes as f64 * 100_000.0 / events.max(1) as f64
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "**PASS**" } else { "**MISS**" }
+}
+
+fn main() -> ExitCode {
+    let config = match Config::from_args() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("mixed_workload: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    println!("# MCTS mixed workload");
+    println!();
+    println!(
+        "Command: `cargo bench -p helios-benches --bench mixed_workload{}{}`",
+        if args.is_empty() { "" } else { " -- " },
+        args.join(" ")
+    );
+    println!();
+    println!("Machine: {}", Machine::describe());
+    println!();
+    let search = &config.search;
+    println!(
+        "Search: seed {:#x}, {} simulations, a move promoted every {} simulations, rollouts of \
+         at most {} moves, UCB1 c = {:.3}.",
+        search.seed,
+        search.simulations,
+        search.promote_every,
+        search.rollout_depth,
+        search.exploration
+    );
+    println!(
+        "Helios engines: default options, engine latency metrics {}.",
+        if config.engine_metrics {
+            "on (the default)"
+        } else {
+            "off (`--no-engine-metrics`)"
+        }
+    );
+    println!();
+
+    // 1. The live search.
+    let (live, ops) = live_search(&config);
+    println!("## Workload (live search on Helios)");
+    println!();
+    println!(
+        "| simulations | games (finished; X/O/draw) | commits | speculative | critical | critical share | events (spec / crit) | forks | views | discards | prunes (branches pruned) | truncated rollouts | wall s |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|");
+    println!(
+        "| {} | {} ({}; {}/{}/{}) | {} | {} | {} | {:.2}% | {} / {} | {} | {} | {} | {} ({}) | {} | {:.2} |",
+        live.simulations,
+        live.games_started,
+        live.games_finished,
+        live.x_wins,
+        live.o_wins,
+        live.draws,
+        live.commits(),
+        live.commits_speculative,
+        live.commits_critical,
+        live.critical_share() * 100.0,
+        live.events_speculative,
+        live.events_critical,
+        live.forks,
+        live.views,
+        live.discards,
+        live.prunes,
+        live.branches_pruned,
+        live.rollouts_truncated,
+        live.elapsed.as_secs_f64(),
+    );
+    println!();
+    if live.prune_mismatches > 0 || live.branches_left_after_game > 0 {
+        println!(
+            "WARNING: {} prunes discarded a different number of branches than the search \
+             expected; {} branches were left after finished games.",
+            live.prune_mismatches, live.branches_left_after_game
+        );
+        println!();
+    }
+    println!(
+        "### Latency per operation (live search; a view includes reading the board out of it)"
+    );
+    println!();
+    print_latencies(&live.latencies);
+    println!();
+
+    // 2. Replays, one after the other in this process.
+    let (helios, helios_mismatches) = replay_helios(&ops, config.engine_metrics);
+    let sqlite = replay_peer(&ops, |dir| {
+        Ok(Box::new(SqliteBackend::create(&dir.join("mcts.db"))?))
+    });
+    let naive = replay_peer(&ops, |dir| {
+        Ok(Box::new(NaiveBackend::create(&dir.join("naive.log"))?))
+    });
+    println!("## The same op sequence replayed ({} ops)", ops.len());
+    println!();
+    println!(
+        "| backend | commits | wall s | commits/s | helios / this | commits/s in commit calls | helios / this | spec median us | spec p99 us | spec p99.9 us | spec jitter | crit median us | crit p99 us | crit p99.9 us | crit jitter | view median us | view p99 us |"
+    );
+    println!(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let helios_rate = helios.commits_per_s();
+    let helios_call_rate = helios.commit_calls_per_s();
+    for r in [&helios, &sqlite, &naive] {
+        let spec = r.latencies.get(OpKind::Append).summary();
+        let crit = r.latencies.get(OpKind::Promote).summary();
+        let view = r.latencies.get(OpKind::View).summary();
+        println!(
+            "| {} | {} | {:.3} | {:.0} | {:.1}x | {:.0} | {:.1}x | {} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {} | {} |",
+            r.backend,
+            r.commits(),
+            r.elapsed.as_secs_f64(),
+            r.commits_per_s(),
+            helios_rate / r.commits_per_s(),
+            r.commit_calls_per_s(),
+            helios_call_rate / r.commit_calls_per_s(),
+            us(spec.median_us),
+            us(spec.p99_us),
+            us(spec.p999_us),
+            r.latencies.jitter(OpKind::Append).ratio(),
+            us(crit.median_us),
+            us(crit.p99_us),
+            us(crit.p999_us),
+            r.latencies.jitter(OpKind::Promote).ratio(),
+            us(view.median_us),
+            us(view.p99_us),
+        );
+    }
+    println!();
+    if helios_mismatches > 0 {
+        println!(
+            "WARNING: {helios_mismatches} prunes of the Helios replay differed from the recorded count."
+        );
+        println!();
+    }
+
+    // The critical path, for the critical rows above.
+    let critical = critical_paths(config.engine_metrics);
+    println!("### One durable move three ways, interleaved ({CRITICAL_ROUNDS} rounds)");
+    println!();
+    println!("{LATENCY_HEADER}");
+    println!(
+        "{}",
+        latency_row("helios critical append", &critical.append, None)
+    );
+    println!(
+        "{}",
+        latency_row("helios promote (critical)", &critical.promote, None)
+    );
+    println!(
+        "{}",
+        latency_row("raw floor (pwrite + fdatasync)", &critical.floor, None)
+    );
+    println!();
+    let floor_median = critical.floor.summary().median_us;
+    println!(
+        "Medians over the floor's: append {:.2}x, promote {:.2}x.",
+        critical.append.summary().median_us / floor_median,
+        critical.promote.summary().median_us / floor_median
+    );
+    println!();
+
+    // 3. Memory and warm views.
+    let memory = memory_phase(&config);
+    let live_events = memory.after_appends.stats.live_events;
+    let appended_bytes = memory
+        .after_appends
+        .stats
+        .bytes
+        .saturating_sub(memory.before.stats.bytes);
+    let cached_bytes = memory
+        .after_views
+        .stats
+        .bytes
+        .saturating_sub(memory.before.stats.bytes);
+    let rss_appends = memory
+        .after_appends
+        .rss
+        .statm_bytes
+        .saturating_sub(memory.before.rss.statm_bytes);
+    let rss_views = memory
+        .after_views
+        .rss
+        .statm_bytes
+        .saturating_sub(memory.before.rss.statm_bytes);
+    let status_appends = memory
+        .after_appends
+        .rss
+        .status_bytes
+        .saturating_sub(memory.before.rss.status_bytes);
+    let status_views = memory
+        .after_views
+        .rss
+        .status_bytes
+        .saturating_sub(memory.before.rss.status_bytes);
+    println!(
+        "## Memory: {} live speculative events of {MEMORY_EVENT_LEN} bytes in {} branches ({:.1} s)",
+        live_events,
+        memory.after_appends.stats.live_branches,
+        memory.elapsed.as_secs_f64()
+    );
+    println!();
+    println!(
+        "| when | live branches | live events | branch_stats bytes (delta) | MB per 100K events | RSS delta, statm | MB per 100K (statm) | RSS delta, VmRSS | evictions |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (when, sample, bytes, rss, status) in [
+        (
+            "after the appends",
+            &memory.after_appends,
+            appended_bytes,
+            rss_appends,
+            status_appends,
+        ),
+        (
+            "after 2 view passes (cached states)",
+            &memory.after_views,
+            cached_bytes,
+            rss_views,
+            status_views,
+        ),
+    ] {
+        println!(
+            "| {when} | {} | {} | {} | {:.1} | {:.1} MB | {:.1} | {:.1} MB | {} |",
+            sample.stats.live_branches,
+            sample.stats.live_events,
+            bytes,
+            mb(per_100k(bytes, live_events)),
+            mb(rss as f64),
+            mb(per_100k(rss, live_events)),
+            mb(status as f64),
+            sample.stats.evictions,
+        );
+    }
+    println!();
+    println!(
+        "Budget {} MB (`branch_memory_bytes`, default). The events themselves (payload plus an \
+         8-byte offset each) are {:.1} MB per 100K events; the rest is states cached at forks \
+         and reads.",
+        memory.after_appends.stats.budget_bytes / 1_000_000,
+        mb(((MEMORY_EVENT_LEN + 8) * 100_000) as f64)
+    );
+    println!();
+    println!("### Memory phase latencies");
+    println!();
+    println!("{LATENCY_HEADER}");
+    println!(
+        "{}",
+        latency_row(
+            "speculative append (100 B)",
+            &memory.appends,
+            Some(&memory.append_jitter)
+        )
+    );
+    println!("{}", latency_row("fork", &memory.forks, None));
+    println!(
+        "{}",
+        latency_row("view + get, first pass", &memory.first_views, None)
+    );
+    println!(
+        "{}",
+        latency_row("view + get, warm pass", &memory.warm_views, None)
+    );
+    println!();
+    println!(
+        "Warm pass: {:.2} events replayed per view on average.",
+        memory.warm_events_replayed as f64 / memory.warm_views.count().max(1) as f64
+    );
+    println!();
+
+    // 4. Targets.
+    let spec_p99 = live.latencies.get(OpKind::Append).summary().p99_us;
+    let warm_p99 = memory.warm_views.summary().p99_us;
+    let live_view_p99 = live.latencies.get(OpKind::View).summary().p99_us;
+    let memory_mb = mb(per_100k(appended_bytes, live_events));
+    let memory_cached_mb = mb(per_100k(cached_bytes, live_events));
+    let vs_sqlite = helios_rate / sqlite.commits_per_s();
+    let vs_naive = helios_rate / naive.commits_per_s();
+    let vs_sqlite_calls = helios_call_rate / sqlite.commit_calls_per_s();
+    println!("## Targets");
+    println!();
+    println!("| target | measured | verdict |");
+    println!("|---|---|---|");
+    println!(
+        "| speculative append p99 < {TARGET_SPECULATIVE_P99_US} us (live search) | {} us ({:.2}x the target) | {} |",
+        us(spec_p99),
+        spec_p99 / TARGET_SPECULATIVE_P99_US,
+        verdict(spec_p99 < TARGET_SPECULATIVE_P99_US)
+    );
+    println!(
+        "| view of a branch node p99 < {TARGET_VIEW_P99_US} us, warm | {} us warm pass ({:.2}x the target); {} us in the live search (first reads included) | {} |",
+        us(warm_p99),
+        warm_p99 / TARGET_VIEW_P99_US,
+        us(live_view_p99),
+        verdict(warm_p99 < TARGET_VIEW_P99_US)
+    );
+    println!(
+        "| memory < {TARGET_MEMORY_MB_PER_100K} MB per 100,000 live speculative events of 100 B, as created | {memory_mb:.1} MB (branch_stats after the appends; RSS {:.1} MB) | {} |",
+        mb(per_100k(rss_appends, live_events)),
+        verdict(memory_mb < TARGET_MEMORY_MB_PER_100K)
+    );
+    println!(
+        "| the same, once their nodes were read (cached states) | {memory_cached_mb:.1} MB (branch_stats; RSS {:.1} MB) | {} |",
+        mb(per_100k(rss_views, live_events)),
+        verdict(memory_cached_mb < TARGET_MEMORY_MB_PER_100K)
+    );
+    println!(
+        "| commit throughput >= {TARGET_VS_SQLITE}x the SQLite peer's (same op sequence) | {vs_sqlite:.1}x ({:.0} vs {:.0} commits/s of wall time; {:.2}x of the target); {vs_sqlite_calls:.1}x counting commit calls only; {vs_naive:.0}x the naive durable design | {} |",
+        helios_rate,
+        sqlite.commits_per_s(),
+        vs_sqlite / TARGET_VS_SQLITE,
+        verdict(vs_sqlite >= TARGET_VS_SQLITE)
+    );
+    ExitCode::SUCCESS
+}
