@@ -1,5 +1,5 @@
 //! The CLI's error type: the engine's errors plus what the CLI itself does (stdin, stdout,
-//! temporary directories) and the demo's read-back check. Every variant displays as one
+//! temporary directories, JSON) and the checks of the demo and the workload. Every variant displays as one
 //! sentence; `main` prints it after `helios: `.
 
 use std::io;
@@ -58,6 +58,27 @@ pub enum CliError {
     /// A latency histogram could not be created.
     #[error("could not create a latency histogram: {0}")]
     Histogram(String),
+    /// Rendering `--json` output failed.
+    #[error("could not render JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The demo's search stopped: an engine call failed or the engine returned a state other
+    /// than the one the search expects.
+    #[error("the demo's search stopped: {0}")]
+    Search(#[source] helios_benches::mcts::MctsError),
+    /// The demo's record of the search's branches and commits disagrees with the ops it saw.
+    #[error("the demo's record of the search broke: {0}")]
+    DemoRecord(String),
+    /// The demo's naive peer failed (its own store, outside the demo's engine).
+    #[error("the demo's naive peer failed: {0}")]
+    Peer(#[source] helios::Error),
+    /// The workload found the engine acknowledging something other than what it asked for.
+    #[error("workload check failed on stream `{stream}`: {reason}")]
+    WorkloadCheck {
+        /// The stream.
+        stream: String,
+        /// What differs.
+        reason: String,
+    },
 }
 
 impl CliError {

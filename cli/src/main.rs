@@ -3,9 +3,11 @@
 //! This binary is responsible for turning the `helios` engine's public API into commands a
 //! person or a script can run against a store directory: appending events from stdin, reading
 //! a stream back, reading one key of a stream's state at any version, inspecting segments,
-//! streams and what recovery did, verifying a store offline, and the demo workload that shows
-//! durability classes and latencies end to end. It owns argument parsing, output formats
-//! (aligned text, hand-written JSON) and exit codes.
+//! streams and what recovery did, per-stream and total sizes (`stats`), verifying a store
+//! offline, the demo (an MCTS search on speculative branches, measured against naive designs
+//! in the same run) and a crash-test workload that prints every write it had acknowledged. It
+//! owns argument parsing, output formats (aligned text, and `--json` through serde_json) and
+//! exit codes.
 //!
 //! It is not responsible for anything about the bytes on disk: every read, write, recovery step
 //! and check goes through the `helios` crate, and this crate never opens a log or metadata file
@@ -60,9 +62,21 @@ enum Command {
     /// Check every record's checksum and the index against the log, without changing the store.
     #[command(long_about = commands::verify::LONG_ABOUT)]
     Verify(commands::verify::Args),
-    /// Run a small workload end to end and print latencies, throughput and sizes.
+    /// Show per stream its events and checkpoint files per level, and the store's totals.
+    #[command(long_about = commands::stats::LONG_ABOUT)]
+    Stats(commands::stats::Args),
+    /// Run an MCTS search over Connect Four on a store (speculative branches, critical moves)
+    /// and print what it cost against naive designs.
     #[command(long_about = commands::demo::LONG_ABOUT)]
     Demo(commands::demo::Args),
+    /// Write mixed critical, normal and promoted events until killed, printing one line per
+    /// acknowledged write (for crash testing).
+    #[command(long_about = commands::workload::LONG_ABOUT)]
+    Workload(commands::workload::Args),
+    /// Sweep checkpoint settings (fanout, levels) over a workload: view latency against
+    /// storage, the Pareto front, and a recommendation for a budget.
+    #[command(long_about = commands::tune::LONG_ABOUT)]
+    Tune(commands::tune::Args),
 }
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
@@ -72,7 +86,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Get(args) => commands::get::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
+        Command::Stats(args) => commands::stats::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
+        Command::Workload(args) => commands::workload::run(&args),
+        Command::Tune(args) => commands::tune::run(&args),
     }
 }
 

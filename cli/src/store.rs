@@ -34,4 +34,54 @@ impl OpenArgs {
         }
         Ok(builder.open()?)
     }
+
+    /// Opens the existing store in `dir` without the engine's background threads, for
+    /// commands that report what is on disk: no checkpoint is built and no flush runs while
+    /// they look (recovery at open still runs, as for any open).
+    pub fn open_existing_still(&self, dir: &Path) -> Result<Engine, CliError> {
+        let mut builder = Engine::builder(dir)
+            .create_if_missing(false)
+            .background_threads(false);
+        if let Some(bytes) = self.segment_size_bytes {
+            builder = builder.segment_size_bytes(bytes);
+        }
+        Ok(builder.open()?)
+    }
+}
+
+/// What a store's log takes on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSize {
+    /// Bytes through the last record: every sealed segment in use, whole, plus the active one
+    /// up to its end. This is what the events cost, headers and frames included.
+    pub used_bytes: u64,
+    /// Segment files holding records.
+    pub used_segments: u64,
+    /// Every segment file, as allocated (segments are preallocated with zeros, and a spare
+    /// may be ready for the next roll).
+    pub files: u64,
+    /// Their total length.
+    pub file_bytes: u64,
+}
+
+/// Measures the log of `engine` now.
+pub fn log_size(engine: &Engine) -> Result<LogSize, CliError> {
+    let segments = engine.segments()?;
+    let end = engine.log_end();
+    let mut size = LogSize {
+        used_bytes: 0,
+        used_segments: 0,
+        files: segments.len() as u64,
+        file_bytes: segments.iter().map(|s| s.file_len_bytes).sum(),
+    };
+    for segment in &segments {
+        let used = match segment.id.cmp(&end.segment) {
+            std::cmp::Ordering::Less => segment.file_len_bytes,
+            std::cmp::Ordering::Equal => end.offset,
+            std::cmp::Ordering::Greater => 0,
+        };
+        size.used_bytes += used;
+        size.used_segments += u64::from(used > 0);
+    }
+    Ok(size)
 }

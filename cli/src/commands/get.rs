@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use helios::{Version, ViewReport};
 
 use crate::error::CliError;
-use crate::json::Json;
+use crate::json;
 use crate::store::OpenArgs;
 
 /// Exit code when the key is absent at that version (2 stays reserved for errors).
@@ -78,11 +78,8 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let mut out = Vec::new();
     if args.json {
         out.extend_from_slice(
-            to_json(args, version, value, view.report())
-                .render()
-                .as_bytes(),
+            json::pretty(&to_json(args, version, value, view.report()))?.as_bytes(),
         );
-        out.push(b'\n');
     } else {
         if let Some(value) = value {
             out.extend_from_slice(value);
@@ -120,40 +117,61 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn to_json(args: &Args, version: Version, value: Option<&[u8]>, report: &ViewReport) -> Json {
-    let mut fields = vec![
-        ("stream", Json::str(&args.stream)),
-        ("version", Json::U64(version.get())),
-        ("key", Json::str(&args.key)),
-        (
-            "value",
-            value.map_or(Json::Null, |v| Json::str(String::from_utf8_lossy(v))),
-        ),
-    ];
-    if args.explain {
-        fields.push(("explain", report_json(report)));
-    }
-    Json::Object(fields)
+/// `helios get --json`: the key's value at a version of a stream's state.
+#[derive(serde::Serialize)]
+struct GetJson<'a> {
+    /// The stream.
+    stream: &'a str,
+    /// The version read.
+    version: u64,
+    /// The key.
+    key: &'a str,
+    /// The value as UTF-8 (invalid bytes replaced by U+FFFD); `null` when the key is absent.
+    value: Option<String>,
+    /// With `--explain`: how the state was rebuilt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<ExplainJson>,
 }
 
-fn report_json(report: &ViewReport) -> Json {
-    let layers = report
-        .layers
-        .iter()
-        .map(|layer| {
-            Json::Object(vec![
-                ("level", Json::U64(u64::from(layer.info.level))),
-                ("version", Json::U64(layer.info.version)),
-                ("entries", Json::U64(layer.entries_count as u64)),
-            ])
-        })
-        .collect();
-    Json::Object(vec![
-        ("layers", Json::Array(layers)),
-        ("events_replayed", Json::U64(report.events_replayed)),
-        (
-            "keys_changed_by_replay",
-            Json::U64(report.overlay_entries_count as u64),
-        ),
-    ])
+/// How a view was rebuilt: its checkpoint layers, newest first, and the replay on top.
+#[derive(serde::Serialize)]
+struct ExplainJson {
+    layers: Vec<LayerJson>,
+    events_replayed: u64,
+    keys_changed_by_replay: u64,
+}
+
+/// One checkpoint layer of a view.
+#[derive(serde::Serialize)]
+struct LayerJson {
+    level: u32,
+    version: u64,
+    entries: u64,
+}
+
+fn to_json<'a>(
+    args: &'a Args,
+    version: Version,
+    value: Option<&[u8]>,
+    report: &ViewReport,
+) -> GetJson<'a> {
+    GetJson {
+        stream: &args.stream,
+        version: version.get(),
+        key: &args.key,
+        value: value.map(|v| String::from_utf8_lossy(v).into_owned()),
+        explain: args.explain.then(|| ExplainJson {
+            layers: report
+                .layers
+                .iter()
+                .map(|layer| LayerJson {
+                    level: layer.info.level,
+                    version: layer.info.version,
+                    entries: layer.entries_count as u64,
+                })
+                .collect(),
+            events_replayed: report.events_replayed,
+            keys_changed_by_replay: report.overlay_entries_count as u64,
+        }),
+    }
 }

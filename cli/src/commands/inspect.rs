@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use helios::{Engine, SegmentInfo};
 
 use crate::error::CliError;
-use crate::json::Json;
+use crate::json;
 use crate::store::OpenArgs;
 use crate::text::{Align, pairs, table};
 
@@ -34,9 +34,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open_existing(&args.dir)?;
     let segments = engine.segments()?;
     let rendered = if args.json {
-        let mut json = to_json(&engine, &segments).render();
-        json.push('\n');
-        json
+        json::pretty(&to_json(&engine, &segments))?
     } else {
         to_text(&engine, &segments)
     };
@@ -162,71 +160,112 @@ fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
     out
 }
 
-fn path_json(path: &Path) -> Json {
-    Json::str(path.to_string_lossy())
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
-fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> Json {
-    let segments_json = segments
-        .iter()
-        .map(|s| {
-            Json::Object(vec![
-                ("file", Json::str(file_name(&s.path))),
-                ("path", path_json(&s.path)),
-                ("first_lsn", Json::U64(s.id.get())),
-                ("size_bytes", Json::U64(s.file_len_bytes)),
-                ("sealed", Json::Bool(s.sealed)),
-            ])
-        })
-        .collect();
-    let streams = engine
-        .streams()
-        .into_iter()
-        .map(|s| {
-            Json::Object(vec![
-                ("id", Json::U64(s.id.get())),
-                ("name", Json::Str(s.name)),
-                ("head", Json::U64(s.head.get())),
-            ])
-        })
-        .collect();
+/// `helios inspect --json`.
+#[derive(serde::Serialize)]
+struct InspectJson {
+    /// The store directory.
+    dir: String,
+    /// LSN of the last record in the log.
+    last_lsn: u64,
+    segments: Vec<SegmentJson>,
+    streams: Vec<StreamJson>,
+    /// What recovery did when this command opened the store.
+    recovery: RecoveryJson,
+}
+
+#[derive(serde::Serialize)]
+struct SegmentJson {
+    file: String,
+    path: String,
+    first_lsn: u64,
+    size_bytes: u64,
+    sealed: bool,
+}
+
+#[derive(serde::Serialize)]
+struct StreamJson {
+    id: u64,
+    name: String,
+    head: u64,
+}
+
+#[derive(serde::Serialize)]
+struct RecoveryJson {
+    segment_files_found: u64,
+    segments_scanned: u64,
+    records_scanned: u64,
+    /// `null` when the log ended cleanly.
+    torn_tail: Option<TornTailJson>,
+    log_end: LogEndJson,
+    index_ahead_of_log: bool,
+    events_reindexed: u64,
+    index_entries_dropped: u64,
+    streams_dropped: u64,
+}
+
+#[derive(serde::Serialize)]
+struct TornTailJson {
+    file: String,
+    path: String,
+    offset: u64,
+    len_bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct LogEndJson {
+    lsn: u64,
+    file: String,
+    offset: u64,
+}
+
+fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
     let report = engine.open_report();
     let log = &report.log;
-    let torn_tail = match &log.truncated {
-        None => Json::Null,
-        Some(t) => Json::Object(vec![
-            ("file", Json::str(file_name(&t.path))),
-            ("path", path_json(&t.path)),
-            ("offset", Json::U64(t.offset)),
-            ("len_bytes", Json::U64(t.len_bytes)),
-        ]),
-    };
-    let recovery = Json::Object(vec![
-        ("segment_files_found", Json::U64(log.segments as u64)),
-        ("segments_scanned", Json::U64(log.segments_scanned as u64)),
-        ("records_scanned", Json::U64(log.records_scanned)),
-        ("torn_tail", torn_tail),
-        (
-            "log_end",
-            Json::Object(vec![
-                ("lsn", Json::U64(log.end.lsn.get())),
-                ("file", Json::str(segment_name(segments, log.end.segment))),
-                ("offset", Json::U64(log.end.offset)),
-            ]),
-        ),
-        ("index_ahead_of_log", Json::Bool(log.start_was_past_end)),
-        ("events_reindexed", Json::U64(report.reindexed)),
-        (
-            "index_entries_dropped",
-            Json::U64(report.index_entries_dropped),
-        ),
-        ("streams_dropped", Json::U64(report.streams_dropped)),
-    ]);
-    Json::Object(vec![
-        ("dir", path_json(engine.dir())),
-        ("last_lsn", Json::U64(engine.last_lsn().get())),
-        ("segments", Json::Array(segments_json)),
-        ("streams", Json::Array(streams)),
-        ("recovery", recovery),
-    ])
+    InspectJson {
+        dir: path_string(engine.dir()),
+        last_lsn: engine.last_lsn().get(),
+        segments: segments
+            .iter()
+            .map(|s| SegmentJson {
+                file: file_name(&s.path),
+                path: path_string(&s.path),
+                first_lsn: s.id.get(),
+                size_bytes: s.file_len_bytes,
+                sealed: s.sealed,
+            })
+            .collect(),
+        streams: engine
+            .streams()
+            .into_iter()
+            .map(|s| StreamJson {
+                id: s.id.get(),
+                name: s.name,
+                head: s.head.get(),
+            })
+            .collect(),
+        recovery: RecoveryJson {
+            segment_files_found: log.segments as u64,
+            segments_scanned: log.segments_scanned as u64,
+            records_scanned: log.records_scanned,
+            torn_tail: log.truncated.as_ref().map(|t| TornTailJson {
+                file: file_name(&t.path),
+                path: path_string(&t.path),
+                offset: t.offset,
+                len_bytes: t.len_bytes,
+            }),
+            log_end: LogEndJson {
+                lsn: log.end.lsn.get(),
+                file: segment_name(segments, log.end.segment),
+                offset: log.end.offset,
+            },
+            index_ahead_of_log: log.start_was_past_end,
+            events_reindexed: report.reindexed,
+            index_entries_dropped: report.index_entries_dropped,
+            streams_dropped: report.streams_dropped,
+        },
+    }
 }

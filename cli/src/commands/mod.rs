@@ -5,7 +5,10 @@ pub mod demo;
 pub mod get;
 pub mod inspect;
 pub mod read;
+pub mod stats;
+pub mod tune;
 pub mod verify;
+pub mod workload;
 
 /// A durability class as a command-line value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

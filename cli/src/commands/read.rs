@@ -7,12 +7,17 @@ use std::process::ExitCode;
 use helios::Version;
 
 use crate::error::CliError;
+use crate::json;
 use crate::store::OpenArgs;
 
 /// The long help of `helios read`.
 pub const LONG_ABOUT: &str = "Print the events of STREAM as `VERSION<TAB>PAYLOAD` lines, oldest \
     first. Payloads are printed as UTF-8, with invalid bytes replaced by U+FFFD. The store is \
-    opened like any open (recovering from a crash if needed), so it must not be open elsewhere.";
+    opened like any open (recovering from a crash if needed), so it must not be open elsewhere.\n\n\
+    With `--json`, one JSON object per line (JSON lines): `version`, `lsn`, `durability` \
+    (`critical` or `normal`, the class it was appended with), `timestamp_us` (microseconds \
+    since the Unix epoch when it was appended) and `payload` (UTF-8, invalid bytes replaced by \
+    U+FFFD).";
 
 /// Arguments of `helios read`.
 #[derive(Debug, clap::Args)]
@@ -27,8 +32,21 @@ pub struct Args {
     /// Last version to print, inclusive. [default: the stream's head]
     #[arg(long, value_name = "V")]
     pub to: Option<u64>,
+    /// Print one JSON object per event and line instead of `VERSION<TAB>PAYLOAD`.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub open: OpenArgs,
+}
+
+/// One line of `helios read --json`.
+#[derive(serde::Serialize)]
+struct EventJson<'a> {
+    version: u64,
+    lsn: u64,
+    durability: String,
+    timestamp_us: u64,
+    payload: &'a str,
 }
 
 /// Runs `helios read`.
@@ -42,8 +60,19 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         for event in engine.read(&args.stream, from..=to)? {
             let event = event?;
             let payload = String::from_utf8_lossy(&event.payload);
-            writeln!(out, "{}\t{payload}", event.version.get())
-                .map_err(CliError::io("write to stdout"))?;
+            if args.json {
+                let line = json::line(&EventJson {
+                    version: event.version.get(),
+                    lsn: event.lsn.get(),
+                    durability: event.durability.to_string(),
+                    timestamp_us: event.timestamp_us,
+                    payload: &payload,
+                })?;
+                out.write_all(line.as_bytes())
+            } else {
+                writeln!(out, "{}\t{payload}", event.version.get())
+            }
+            .map_err(CliError::io("write to stdout"))?;
         }
         out.flush().map_err(CliError::io("write to stdout"))
     })();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::error::CliError;
+use crate::json;
 
 /// Exit code when the store has problems (2 stays reserved for errors).
 const EXIT_FINDINGS: u8 = 1;
@@ -14,26 +15,93 @@ pub const LONG_ABOUT: &str = "Check every segment header and record checksum, LS
     batch framing of the log, then every index entry against the record it points at. The \
     store is not changed (no recovery runs), and it must not be open elsewhere.\n\n\
     Exit status: 0 when the store is sound, 1 when problems were found (each printed with its \
-    file and byte offset), 2 on errors (for example a directory that is not a store).";
+    file and byte offset), 2 on errors (for example a directory that is not a store).\n\n\
+    With `--json`, one object: `dir`, `sound` (true or false), the counts `records`, `events`, \
+    `index_entries` and `unindexed_events`, and `findings`, each with `path`, `offset` (null \
+    when the problem has none) and `reason`. The exit status is the same.";
 
 /// Arguments of `helios verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The store directory.
     pub dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `helios verify --json`.
+#[derive(serde::Serialize)]
+struct VerifyJson {
+    dir: String,
+    /// Whether no problem was found.
+    sound: bool,
+    /// Log records read and checksum-verified.
+    records: u64,
+    /// Of which, events.
+    events: u64,
+    /// Index entries checked against the log.
+    index_entries: u64,
+    /// Events past the recovery point, not yet indexed (the next open indexes them).
+    unindexed_events: u64,
+    findings: Vec<FindingJson>,
+}
+
+/// One problem found.
+#[derive(serde::Serialize)]
+struct FindingJson {
+    /// The file (a segment) or directory (the metadata) concerned.
+    path: String,
+    /// Byte offset in that file, when the problem has one.
+    offset: Option<u64>,
+    /// What is wrong.
+    reason: String,
 }
 
 /// Runs `helios verify`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let report = helios::verify(&args.dir)?;
+    let code = if report.is_sound() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    };
+    let out = if args.json {
+        json::pretty(&VerifyJson {
+            dir: args.dir.to_string_lossy().into_owned(),
+            sound: report.is_sound(),
+            records: report.records,
+            events: report.events,
+            index_entries: report.index_entries,
+            unindexed_events: report.unindexed_events,
+            findings: report
+                .findings
+                .iter()
+                .map(|f| FindingJson {
+                    path: f.path.to_string_lossy().into_owned(),
+                    offset: f.offset,
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+        })?
+    } else {
+        to_text(args, &report)
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .map_err(CliError::io("write to stdout"))?;
+    Ok(code)
+}
+
+fn to_text(args: &Args, report: &helios::VerifyReport) -> String {
     let mut out = String::new();
     let checked = format!(
         "{} records ({} events) checksummed, {} index entries checked, {} events not yet indexed",
         report.records, report.events, report.index_entries, report.unindexed_events
     );
-    let code = if report.is_sound() {
+    if report.is_sound() {
         out.push_str(&format!("{}: sound: {checked}\n", args.dir.display()));
-        ExitCode::SUCCESS
     } else {
         for finding in &report.findings {
             out.push_str(&format!("{finding}\n"));
@@ -44,11 +112,6 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             "{}: {count} {noun} found; {checked}\n",
             args.dir.display()
         ));
-        ExitCode::from(EXIT_FINDINGS)
-    };
-    std::io::stdout()
-        .lock()
-        .write_all(out.as_bytes())
-        .map_err(CliError::io("write to stdout"))?;
-    Ok(code)
+    }
+    out
 }

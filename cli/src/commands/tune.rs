@@ -1,0 +1,843 @@
+//! `helios tune`: sweeps checkpoint settings over a workload and reports, for each, what a
+//! read costs and what the checkpoints take, so that a user can pick a level policy for a
+//! latency or a space budget.
+//!
+//! For every setting of the grid (`--fanouts` x `--levels` x `--maps-max`) it builds a fresh
+//! scratch store, appends the workload, builds every checkpoint (timed), and times views at
+//! sampled versions (`measure`). It then marks the Pareto front of view p99 against
+//! checkpoint bytes, applies the budget (`report::recommend`), and writes the results as CSV,
+//! JSON and an SVG plot (`plot`). The workloads are in `workload`.
+//!
+//! It is not a benchmark of the machine: every setting runs on the same machine in the same
+//! minutes, so what carries over is the comparison between settings, not the absolute numbers.
+//! It never writes to `--from DIR`'s store beyond what opening a store does (recovery).
+
+mod measure;
+mod plot;
+mod report;
+mod workload;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use self::measure::{Clock, Measured, Setting};
+use self::report::{Budget, Recommendation, SettingJson};
+use self::workload::Workload;
+use crate::error::CliError;
+use crate::json;
+
+/// Exit code when a budget was given and no setting meets it (2 stays reserved for errors).
+const EXIT_NO_SETTING: u8 = 1;
+
+/// Default `--events` of the uniform workload.
+pub const DEFAULT_EVENTS: u64 = 20_000;
+/// Default `--keys` of the uniform workload.
+pub const DEFAULT_KEYS: u64 = 2_000;
+/// Default `--keys-per-event` of the uniform workload (the read bench's).
+pub const DEFAULT_KEYS_PER_EVENT: u64 = 4;
+/// Default `--simulations` of the MCTS workload.
+pub const DEFAULT_SIMULATIONS: u64 = 10_000;
+/// Default `--samples`.
+pub const DEFAULT_SAMPLES: u64 = 10_000;
+/// Default `--reads`.
+pub const DEFAULT_READS: u64 = 4;
+
+/// File names written under `--out`.
+pub const CSV_FILE: &str = "tune.csv";
+/// The JSON document.
+pub const JSON_FILE: &str = "tune.json";
+/// The plot.
+pub const SVG_FILE: &str = "tune.svg";
+
+/// The long help of `helios tune`.
+pub const LONG_ABOUT: &str = "Sweep checkpoint settings over a workload and report, for each, \
+    view latency (p50, p99, p99.9 of a view at a random version plus --reads point reads, \
+    warm), events replayed per view, checkpoint files and bytes, bytes per event (log and \
+    checkpoints) and the time to build every checkpoint. Each setting gets a fresh scratch \
+    store (under --scratch-dir, removed afterwards) with the same events and the same samples; \
+    one setting is measured again at the end, as a check of how much the machine alone moves \
+    the numbers. On a busy machine, --clock thread-cpu times the views in CPU time, without \
+    the waits other processes cause.\n\n\
+    The grid is --fanouts x --levels x --maps-max: a level policy checkpoints every fanout, \
+    fanout^2, ... fanout^levels events (full states at the top level, deltas below), and a view \
+    replays at most fanout - 1 events on top of at most `levels` layers. The Pareto front of \
+    view p99 against checkpoint bytes is marked; --max-p99-us picks the smallest setting within \
+    a latency budget, --max-bytes-per-event the fastest within a space budget.\n\n\
+    Workloads: `uniform` (one generated stream of --events key-value events over --keys keys), \
+    `mcts` (the moves played by a Connect Four tree search, one stream per game), or --from DIR \
+    (the key-value streams of an existing store, replayed in log order; DIR is opened like any \
+    store, which may run crash recovery, and nothing is appended to it).\n\n\
+    Writes tune.csv, tune.json and tune.svg (p99 against storage, front highlighted) under \
+    --out and prints a table (or, with --json, the JSON). See docs/TUNING.md.\n\n\
+    Exit status: 0, or 1 when a budget was given and no setting meets it, 2 on errors.";
+
+/// Which generated workload to sweep over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkloadArg {
+    /// One stream of key-value events over a fixed key space, 1 to --keys-per-event keys each.
+    Uniform,
+    /// The durable moves of a Connect Four MCTS that keeps its search in speculative branches.
+    Mcts,
+}
+
+/// Arguments of `helios tune`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The workload to generate.
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Uniform, help_heading = "Workload")]
+    pub workload: WorkloadArg,
+    /// Sweep over the key-value streams of the store in DIR instead (it must exist).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "workload",
+        help_heading = "Workload"
+    )]
+    pub from: Option<PathBuf>,
+    /// Uniform: events to generate; --from: read at most the first N events of the log.
+    /// [default: 20000 for uniform, every event for --from]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    pub events: Option<u64>,
+    /// Uniform: size of the key space. [default: 2000]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    pub keys: Option<u64>,
+    /// Uniform: most keys an event changes (each changes 1 to N). [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    pub keys_per_event: Option<u64>,
+    /// MCTS: simulations to run; about one move in --promote-every becomes durable. [default:
+    /// 10000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    pub simulations: Option<u64>,
+    /// MCTS: simulations per move played. [default: 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workload")]
+    pub promote_every: Option<u32>,
+    /// Seed of the generated workload and of the samples.
+    #[arg(long, default_value_t = helios_benches::SEED, help_heading = "Workload")]
+    pub seed: u64,
+
+    /// Fanouts to try (comma-separated, each at least 2).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [4u64, 8, 10, 16, 32],
+          value_parser = clap::value_parser!(u64).range(2..), help_heading = "Grid")]
+    pub fanouts: Vec<u64>,
+    /// Level counts to try (comma-separated, each at least 1).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [1u32, 2, 3, 4],
+          value_parser = clap::value_parser!(u32).range(1..=16), help_heading = "Grid")]
+    pub levels: Vec<u32>,
+    /// Checkpoint files kept mapped at once (`Options::checkpoint_maps_max`) to try.
+    #[arg(long, value_name = "LIST", value_delimiter = ',',
+          default_values_t = [helios::DEFAULT_CHECKPOINT_MAPS_MAX], help_heading = "Grid")]
+    pub maps_max: Vec<usize>,
+
+    /// Views timed per setting, at random versions (each also run once untimed before).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES,
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = "Measurement")]
+    pub samples: u64,
+    /// Point reads (`View::get` of a random key of the stream) per timed view.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, help_heading = "Measurement")]
+    pub reads: u64,
+    /// What the view latency is measured with: `wall` (what a caller waits) or `thread-cpu`
+    /// (what the view costs the thread, without the waits other processes cause on a busy
+    /// machine).
+    #[arg(long, value_enum, default_value_t = Clock::Wall, help_heading = "Measurement")]
+    pub clock: Clock,
+    /// Where the scratch stores go. [default: the system temporary directory]
+    #[arg(long, value_name = "DIR", help_heading = "Measurement")]
+    pub scratch_dir: Option<PathBuf>,
+
+    /// Latency budget: recommend the setting with the least checkpoint storage whose view p99
+    /// is at most this many microseconds.
+    #[arg(long, value_name = "US", value_parser = parse_budget, help_heading = "Budget")]
+    pub max_p99_us: Option<f64>,
+    /// Space budget: recommend the fastest setting (view p99) with at most this many bytes per
+    /// event, log and checkpoints together. With both budgets: the fastest within both.
+    #[arg(long, value_name = "BYTES", value_parser = parse_budget, help_heading = "Budget")]
+    pub max_bytes_per_event: Option<f64>,
+
+    /// Directory for tune.csv, tune.json and tune.svg (created if needed).
+    #[arg(long, value_name = "DIR", default_value = "helios-tune")]
+    pub out: PathBuf,
+    /// Print the JSON document to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a budget: a positive, finite number.
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err("a budget is a positive number".to_owned()),
+    }
+}
+
+/// What can go wrong in a sweep beyond the engine's and the CLI's own errors.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    /// Flags that do not go together.
+    #[error("{0}")]
+    Usage(String),
+    /// A grid point the engine would refuse.
+    #[error("checkpoint setting {0} is not valid: {1}")]
+    Setting(String, String),
+    /// The MCTS search failed while the workload was being recorded.
+    #[error("the MCTS workload failed: {0}")]
+    Mcts(String),
+    /// Nothing to sweep over.
+    #[error("the workload has no event to sweep over: {0}")]
+    Empty(String),
+    /// Drawing the plot failed.
+    #[error("could not draw the plot: {0}")]
+    Plot(String),
+    /// Rendering the CSV failed.
+    #[error("could not render the CSV: {0}")]
+    Csv(String),
+}
+
+impl From<TuneError> for CliError {
+    fn from(error: TuneError) -> CliError {
+        CliError::Io {
+            op: "run the sweep",
+            source: std::io::Error::other(error),
+        }
+    }
+}
+
+/// The JSON document (`tune.json`, and stdout with `--json`).
+#[derive(Clone, Serialize)]
+struct TuneJson {
+    workload: WorkloadJson,
+    measurement: MeasurementJson,
+    budget: Budget,
+    /// One object per setting, in grid order.
+    settings: Vec<SettingJson>,
+    /// The front's settings, least storage first (`FANOUTxLEVELS`).
+    pareto_front: Vec<String>,
+    /// `null` without a budget.
+    recommendation: Option<Recommendation>,
+    /// One setting measured again after the sweep: how much the machine alone moved the
+    /// numbers.
+    control: ControlJson,
+    /// Things worth knowing to read the numbers.
+    notes: Vec<String>,
+}
+
+#[derive(Clone, Serialize)]
+struct WorkloadJson {
+    kind: &'static str,
+    description: String,
+    streams: usize,
+    events: u64,
+    payload_bytes: u64,
+    longest_stream_events: u64,
+    skipped_streams: Vec<SkippedJson>,
+}
+
+#[derive(Clone, Serialize)]
+struct SkippedJson {
+    stream: String,
+    reason: String,
+}
+
+#[derive(Clone, Serialize)]
+struct MeasurementJson {
+    samples: u64,
+    reads_per_sample: u64,
+    seed: u64,
+    what_is_timed: &'static str,
+    /// `wall` or `thread-cpu`.
+    clock: &'static str,
+    scratch_dir: String,
+    scratch_fs: String,
+    segment_size_bytes: u64,
+}
+
+/// What the clock covers, for the JSON and the text output.
+const WHAT_IS_TIMED: &str = "Engine::view at a random version plus the point reads, warm: \
+    after an untimed pass over the same samples, with every file in the page cache";
+
+/// The clock's name, as `--clock` spells it.
+fn clock_name(clock: Clock) -> &'static str {
+    match clock {
+        Clock::Wall => "wall",
+        Clock::ThreadCpu => "thread-cpu",
+    }
+}
+
+/// Runs `helios tune`.
+pub fn run(args: &Args) -> Result<ExitCode, CliError> {
+    let settings = grid(args)?;
+    check_workload_flags(args)?;
+    let budget = Budget {
+        max_p99_us: args.max_p99_us,
+        max_bytes_per_event: args.max_bytes_per_event,
+    };
+    let scratch = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&scratch).map_err(CliError::io("create the scratch directory"))?;
+
+    let workload = load_workload(args, &scratch)?;
+    for (stream, reason) in &workload.skipped {
+        // Nothing sensible is left to do if stderr itself cannot be written.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "helios: skipping stream `{stream}`: {reason}"
+        );
+    }
+    if workload.events_count() == 0 {
+        return Err(TuneError::Empty(workload.description.clone()).into());
+    }
+    let samples = measure::samples(&workload, args.samples, args.reads, args.seed);
+    let (measured, control) = sweep(&workload, &samples, &settings, &scratch, args.clock)?;
+    let sweep = Sweep::new(&workload, &measured, &control, &budget);
+    let document = sweep.document(args, &workload, &measured, &scratch, budget);
+
+    // Files.
+    std::fs::create_dir_all(&args.out).map_err(CliError::io("create the --out directory"))?;
+    let csv = report::csv(&sweep.rows).map_err(|e| TuneError::Csv(e.to_string()))?;
+    write_file(&args.out.join(CSV_FILE), &csv)?;
+    let json_text = json::pretty(&document)?;
+    write_file(&args.out.join(JSON_FILE), json_text.as_bytes())?;
+    let subtitle = format!(
+        "{}; {} samples per setting, view + {} point reads, warm, {} clock",
+        workload.description,
+        args.samples,
+        args.reads,
+        clock_name(args.clock)
+    );
+    let plot_labels: Vec<String> = sweep
+        .labels
+        .iter()
+        .zip(&settings)
+        .map(|(label, setting)| {
+            if setting.is_engine_default() {
+                format!("{label} (default)")
+            } else {
+                label.clone()
+            }
+        })
+        .collect();
+    let svg = plot::svg(
+        &sweep.rows,
+        &plot_labels,
+        "helios tune: view p99 against storage, per checkpoint setting (fanout x levels)",
+        &subtitle,
+        sweep.log_bytes_per_event,
+    )
+    .map_err(|e| TuneError::Plot(e.to_string()))?;
+    write_file(&args.out.join(SVG_FILE), svg.as_bytes())?;
+
+    // Stdout.
+    let out = if args.json {
+        json_text
+    } else {
+        text_report(&document, &sweep, &settings, &args.out)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(CliError::io("write to stdout"))?;
+
+    let missed = sweep.recommendation.is_some_and(|r| r.index.is_none());
+    Ok(if missed {
+        ExitCode::from(EXIT_NO_SETTING)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Measures every setting in turn, under a progress bar (drawn only when stderr is a
+/// terminal), checking that each reads the same values as the first; then measures one of them
+/// again, the noise check (see [`control_index`]), returned last.
+fn sweep(
+    workload: &Workload,
+    samples: &[measure::Sample],
+    settings: &[Setting],
+    scratch: &Path,
+    clock: Clock,
+) -> Result<(Vec<Measured>, Measured), CliError> {
+    let progress = ProgressBar::new(settings.len() as u64 + 1).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let with_maps = varies_maps(settings);
+    let control = settings[control_index(settings)];
+    let mut measured: Vec<Measured> = Vec::with_capacity(settings.len());
+    for (index, &setting) in settings.iter().chain([&control]).enumerate() {
+        let again = if index == settings.len() {
+            " again"
+        } else {
+            ""
+        };
+        let label = setting.label(with_maps);
+        let result = measure::measure(workload, samples, setting, scratch, clock, &mut |phase| {
+            progress.set_message(format!("{label}{again}: {phase}"));
+        })
+        .and_then(|result| {
+            if let Some(first) = measured.first() {
+                check_same_answers(workload, samples, first, &result)?;
+            }
+            Ok(result)
+        });
+        match result {
+            Ok(result) => measured.push(result),
+            Err(error) => {
+                progress.abandon();
+                return Err(error);
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let control = measured
+        .pop()
+        .ok_or_else(|| TuneError::Empty("no setting was measured".to_owned()))?;
+    Ok((measured, control))
+}
+
+/// The setting measured twice: the engine's default if the grid has it, else the last one
+/// (the cheapest to build: the largest fanout and levels). The difference between its two
+/// measurements, minutes apart, is how much the machine alone moves the numbers.
+fn control_index(settings: &[Setting]) -> usize {
+    settings
+        .iter()
+        .position(Setting::is_engine_default)
+        .unwrap_or(settings.len().saturating_sub(1))
+}
+
+/// The noise check in the JSON: one setting's view latency in the sweep and at its end.
+#[derive(Clone, Serialize)]
+struct ControlJson {
+    /// The setting measured twice (`FANOUTxLEVELS`).
+    setting: String,
+    /// In the sweep.
+    first: LatencyJson,
+    /// Measured again after the sweep.
+    again: LatencyJson,
+}
+
+/// View latency percentiles, in microseconds.
+#[derive(Clone, Serialize)]
+struct LatencyJson {
+    view_p50_us: f64,
+    view_p99_us: f64,
+    view_p999_us: f64,
+}
+
+impl LatencyJson {
+    fn of(measured: &Measured) -> LatencyJson {
+        let us = |ns: u64| json::round(ns as f64 / 1000.0, 3);
+        LatencyJson {
+            view_p50_us: us(measured.view_p50_ns),
+            view_p99_us: us(measured.view_p99_ns),
+            view_p999_us: us(measured.view_p999_ns),
+        }
+    }
+}
+
+/// Whether the grid has more than one `--maps-max` (then labels name it).
+fn varies_maps(settings: &[Setting]) -> bool {
+    settings.iter().any(|s| s.maps_max != settings[0].maps_max)
+}
+
+/// The measured settings as rows, marked: the Pareto front and the recommendation.
+struct Sweep {
+    /// One per setting, in grid order.
+    settings: Vec<SettingJson>,
+    /// The same rows without the JSON-only details.
+    rows: Vec<report::Row>,
+    /// `FANOUTxLEVELS` (and `/mMAPS` when the grid varies the map cache), per setting.
+    labels: Vec<String>,
+    /// Whether labels name the map cache.
+    with_maps: bool,
+    /// Indices of the front's settings, least checkpoint storage first.
+    front: Vec<usize>,
+    /// The budget's outcome, if one was given.
+    recommendation: Option<Recommendation>,
+    /// The log's bytes per event (the same in every setting).
+    log_bytes_per_event: f64,
+    /// The noise check.
+    control: ControlJson,
+}
+
+impl Sweep {
+    fn new(
+        workload: &Workload,
+        measured: &[Measured],
+        control: &Measured,
+        budget: &Budget,
+    ) -> Sweep {
+        let events = workload.events_count();
+        let mut settings: Vec<SettingJson> = measured
+            .iter()
+            .map(|m| SettingJson::new(m, events))
+            .collect();
+        let points: Vec<(u64, u64)> = measured
+            .iter()
+            .map(|m| (m.view_p99_ns, m.checkpoint_bytes))
+            .collect();
+        for (setting, on_front) in settings.iter_mut().zip(report::pareto_front(&points)) {
+            setting.row.pareto = on_front;
+        }
+        let rows: Vec<report::Row> = settings.iter().map(|s| s.row.clone()).collect();
+        let recommendation = report::recommend(&rows, budget);
+        if let Some(index) = recommendation.as_ref().and_then(|r| r.index) {
+            settings[index].row.recommended = true;
+        }
+        let rows: Vec<report::Row> = settings.iter().map(|s| s.row.clone()).collect();
+        let all: Vec<Setting> = measured.iter().map(|m| m.setting).collect();
+        let with_maps = varies_maps(&all);
+        let labels: Vec<String> = all.iter().map(|s| s.label(with_maps)).collect();
+        let mut front: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].pareto).collect();
+        front.sort_by_key(|&i| (measured[i].checkpoint_bytes, measured[i].view_p99_ns));
+        let log_bytes = measured.first().map_or(0, |m| m.log_bytes);
+        let control_at = control_index(&all);
+        let control = ControlJson {
+            setting: labels[control_at].clone(),
+            first: LatencyJson::of(&measured[control_at]),
+            again: LatencyJson::of(control),
+        };
+        Sweep {
+            settings,
+            rows,
+            labels,
+            with_maps,
+            front,
+            recommendation,
+            log_bytes_per_event: log_bytes as f64 / events.max(1) as f64,
+            control,
+        }
+    }
+
+    /// The JSON document.
+    fn document(
+        &self,
+        args: &Args,
+        workload: &Workload,
+        measured: &[Measured],
+        scratch: &Path,
+        budget: Budget,
+    ) -> TuneJson {
+        TuneJson {
+            workload: WorkloadJson {
+                kind: workload.kind,
+                description: workload.description.clone(),
+                streams: workload.streams.len(),
+                events: workload.events_count(),
+                payload_bytes: workload.payload_bytes(),
+                longest_stream_events: workload.longest_stream_events(),
+                skipped_streams: workload
+                    .skipped
+                    .iter()
+                    .map(|(stream, reason)| SkippedJson {
+                        stream: stream.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect(),
+            },
+            measurement: MeasurementJson {
+                samples: args.samples,
+                reads_per_sample: args.reads,
+                seed: args.seed,
+                what_is_timed: WHAT_IS_TIMED,
+                clock: clock_name(args.clock),
+                scratch_dir: scratch.display().to_string(),
+                scratch_fs: helios_benches::mount_of(scratch).map_or_else(
+                    || "unknown".to_owned(),
+                    |(fs, device)| format!("{fs} on {device}"),
+                ),
+                segment_size_bytes: measure::SCRATCH_SEGMENT_SIZE_BYTES,
+            },
+            budget,
+            settings: self.settings.clone(),
+            pareto_front: self.front.iter().map(|&i| self.labels[i].clone()).collect(),
+            recommendation: self.recommendation.clone(),
+            notes: notes(workload, measured, self.with_maps),
+            control: self.control.clone(),
+        }
+    }
+}
+
+/// The grid, sorted and without duplicates, every point checked before anything runs.
+fn grid(args: &Args) -> Result<Vec<Setting>, CliError> {
+    let mut settings = Vec::new();
+    for &fanout in &args.fanouts {
+        for &levels in &args.levels {
+            for &maps_max in &args.maps_max {
+                let setting = Setting {
+                    fanout,
+                    levels,
+                    maps_max,
+                };
+                setting
+                    .policy()
+                    .map_err(|e| TuneError::Setting(setting.label(true), e.to_string()))?;
+                if maps_max < levels as usize {
+                    return Err(TuneError::Setting(
+                        setting.label(true),
+                        format!("--maps-max {maps_max} cannot hold the {levels} layers of a view"),
+                    )
+                    .into());
+                }
+                settings.push(setting);
+            }
+        }
+    }
+    settings.sort();
+    settings.dedup();
+    if settings.is_empty() {
+        return Err(TuneError::Usage("the grid has no setting".to_owned()).into());
+    }
+    Ok(settings)
+}
+
+/// Refuses flags of one workload given with another, rather than ignoring them.
+fn check_workload_flags(args: &Args) -> Result<(), CliError> {
+    let name = if args.from.is_some() {
+        "--from"
+    } else {
+        match args.workload {
+            WorkloadArg::Uniform => "--workload uniform",
+            WorkloadArg::Mcts => "--workload mcts",
+        }
+    };
+    let uniform = args.from.is_none() && args.workload == WorkloadArg::Uniform;
+    let mcts = args.from.is_none() && args.workload == WorkloadArg::Mcts;
+    let misplaced = [
+        ("--events", args.events.is_some() && mcts),
+        ("--keys", args.keys.is_some() && !uniform),
+        (
+            "--keys-per-event",
+            args.keys_per_event.is_some() && !uniform,
+        ),
+        ("--simulations", args.simulations.is_some() && !mcts),
+        ("--promote-every", args.promote_every.is_some() && !mcts),
+    ];
+    if let Some((flag, _)) = misplaced.iter().find(|(_, wrong)| *wrong) {
+        return Err(TuneError::Usage(format!("{flag} does not apply to {name}")).into());
+    }
+    if uniform {
+        let keys = args.keys.unwrap_or(DEFAULT_KEYS);
+        let per_event = args.keys_per_event.unwrap_or(DEFAULT_KEYS_PER_EVENT);
+        if per_event > keys {
+            return Err(TuneError::Usage(format!(
+                "--keys-per-event {per_event} is more than the {keys} keys of the key space"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Generates, records or reads the workload, with a spinner while it takes.
+fn load_workload(args: &Args, scratch: &Path) -> Result<Workload, CliError> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let workload = if let Some(dir) = &args.from {
+        spinner.set_message(format!("reading {}", dir.display()));
+        workload::from_store(dir, args.events)
+    } else {
+        match args.workload {
+            WorkloadArg::Uniform => {
+                spinner.set_message("generating the uniform workload");
+                Ok(workload::uniform(
+                    args.events.unwrap_or(DEFAULT_EVENTS),
+                    args.keys.unwrap_or(DEFAULT_KEYS),
+                    args.keys_per_event.unwrap_or(DEFAULT_KEYS_PER_EVENT),
+                    args.seed,
+                ))
+            }
+            WorkloadArg::Mcts => {
+                spinner.set_message("recording an MCTS run");
+                workload::mcts(
+                    args.simulations.unwrap_or(DEFAULT_SIMULATIONS),
+                    args.promote_every
+                        .unwrap_or(helios_benches::mcts::DEFAULT_PROMOTE_EVERY),
+                    args.seed,
+                    scratch,
+                )
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    workload
+}
+
+/// Every setting must read the same values as the first one: checkpoints change how a state is
+/// rebuilt, never what it is.
+fn check_same_answers(
+    workload: &Workload,
+    samples: &[measure::Sample],
+    first: &Measured,
+    other: &Measured,
+) -> Result<(), CliError> {
+    let differs = first
+        .digests
+        .iter()
+        .zip(&other.digests)
+        .position(|(a, b)| a != b);
+    match differs {
+        None => Ok(()),
+        Some(index) => {
+            let sample = &samples[index];
+            let stream = &workload.streams[sample.stream];
+            let keys: Vec<String> = sample
+                .keys
+                .iter()
+                .map(|&k| String::from_utf8_lossy(&stream.keys[k]).into_owned())
+                .collect();
+            Err(CliError::WorkloadCheck {
+                stream: stream.name.clone(),
+                reason: format!(
+                    "at version {}, fanout {} with {} levels and fanout {} with {} levels read \
+                     different values for the keys {}",
+                    sample.version,
+                    first.setting.fanout,
+                    first.setting.levels,
+                    other.setting.fanout,
+                    other.setting.levels,
+                    keys.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// What a reader of the numbers should know: levels the workload never fills, engine promises
+/// not kept.
+fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<String> {
+    let longest = workload.longest_stream_events();
+    let mut notes = Vec::new();
+    let mut unfilled: Vec<String> = Vec::new();
+    let mut overflowing: Vec<String> = Vec::new();
+    for m in measured {
+        let setting = m.setting;
+        if m.checkpoint_files > setting.maps_max as u64 {
+            overflowing.push(format!(
+                "{} ({} files)",
+                setting.label(with_maps),
+                m.checkpoint_files
+            ));
+        }
+        let top = setting
+            .policy()
+            .map(|p| p.interval(setting.levels))
+            .unwrap_or(u64::MAX);
+        if top > longest {
+            let filled = (1..=setting.levels)
+                .take_while(|&level| {
+                    setting
+                        .fanout
+                        .checked_pow(level)
+                        .is_some_and(|i| i <= longest)
+                })
+                .count();
+            unfilled.push(format!("{} ({filled} used)", setting.label(with_maps)));
+        }
+        if m.replay_bound_exceeded > 0 {
+            notes.push(format!(
+                "{}: {} of the samples replayed {} events or more after every checkpoint was \
+                 built (the engine promises at most fanout - 1 = {})",
+                setting.label(with_maps),
+                m.replay_bound_exceeded,
+                setting.fanout,
+                setting.fanout - 1
+            ));
+        }
+    }
+    if !overflowing.is_empty() {
+        notes.insert(
+            0,
+            format!(
+                "some settings have more checkpoint files than the engine keeps mapped \
+                 (--maps-max, Options::checkpoint_maps_max): views that need an unmapped file \
+                 map and validate it again, so their latency depends on how much of the \
+                 history is read, not only on the setting: {}",
+                overflowing.join(", ")
+            ),
+        );
+    }
+    if !unfilled.is_empty() {
+        notes.insert(
+            0,
+            format!(
+                "the longest stream has {longest} events, so some settings never take a \
+                 checkpoint at their top level (fanout^levels events) and behave like fewer \
+                 levels, without full states: {}",
+                unfilled.join(", ")
+            ),
+        );
+    }
+    notes
+}
+
+/// The table and what follows it, for stdout.
+fn text_report(document: &TuneJson, sweep: &Sweep, settings: &[Setting], out_dir: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "workload: {}", document.workload.description);
+    let _ = writeln!(
+        out,
+        "timed: {} samples per setting, view + {} point reads at random versions, warm (after an \
+         untimed pass over the same samples), {} clock\n",
+        document.measurement.samples,
+        document.measurement.reads_per_sample,
+        document.measurement.clock
+    );
+    let defaults: Vec<bool> = settings.iter().map(Setting::is_engine_default).collect();
+    out.push_str(&report::text_table(&sweep.rows, &defaults, sweep.with_maps));
+    let front: Vec<&str> = sweep
+        .front
+        .iter()
+        .map(|&i| sweep.labels[i].as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nPareto front (view p99 against checkpoint bytes), least storage first: {}",
+        front.join(", ")
+    );
+    match &document.recommendation {
+        Some(recommendation) => {
+            let _ = writeln!(out, "recommendation: {}", recommendation.reason);
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "recommendation: none without a budget (--max-p99-us US or \
+                 --max-bytes-per-event BYTES)"
+            );
+        }
+    }
+    let control = &document.control;
+    let _ = writeln!(
+        out,
+        "noise check: {} measured again after the sweep: p50 {:.1} -> {:.1} us, p99 {:.1} -> \
+         {:.1} us, p99.9 {:.1} -> {:.1} us",
+        control.setting,
+        control.first.view_p50_us,
+        control.again.view_p50_us,
+        control.first.view_p99_us,
+        control.again.view_p99_us,
+        control.first.view_p999_us,
+        control.again.view_p999_us,
+    );
+    for note in &document.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let _ = writeln!(
+        out,
+        "wrote {}, {} and {}",
+        out_dir.join(CSV_FILE).display(),
+        out_dir.join(JSON_FILE).display(),
+        out_dir.join(SVG_FILE).display()
+    );
+    out
+}
+
+/// Writes `bytes` to `path`, replacing it.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    std::fs::write(path, bytes).map_err(CliError::io("write an output file of the sweep"))
+}
