@@ -205,7 +205,13 @@ impl Inner {
             }
             match done.outcome {
                 Ok(()) => {
-                    if !done.rebuild {
+                    if done.rebuild {
+                        // What is stacked on the rebuilt checkpoint: up to the next one of
+                        // its level or above.
+                        let level = policy.level_at(done.target).unwrap_or(1);
+                        let next = done.target + policy.interval(level);
+                        self.store.probe(done.id, done.target + 1..next);
+                    } else {
                         builder.built.insert(done.id, done.target);
                     }
                 }

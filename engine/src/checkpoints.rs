@@ -363,6 +363,20 @@ impl Store {
         }
     }
 
+    /// Maps (so validates) every checkpoint of `stream` in `versions`: after a rebuild, the
+    /// finer checkpoints stacked on the rebuilt one were never read while it was damaged, so
+    /// damage in them would otherwise only be found by a later view. Damaged ones are queued.
+    pub(crate) fn probe(&self, stream: StreamId, versions: std::ops::Range<u64>) {
+        let listed: Vec<u64> = self
+            .read_catalog()
+            .get(&stream)
+            .map(|m| m.range(versions).map(|(v, _)| *v).collect())
+            .unwrap_or_default();
+        for version in listed {
+            let _ = self.get(stream, version);
+        }
+    }
+
     /// Takes the queue of checkpoints to rebuild.
     pub(crate) fn take_rebuilds(&self) -> BTreeSet<(StreamId, u64)> {
         std::mem::take(&mut *crate::engine::lock(&self.rebuild))

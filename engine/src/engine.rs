@@ -132,6 +132,8 @@ pub(crate) struct Catalog {
     /// Stream `id` is at index `id - 1`: ids are dense, assigned in LSN order.
     streams: Vec<StreamState>,
     dirty: Vec<StreamId>,
+    /// The log's directory, for naming files in errors.
+    log_dir: PathBuf,
     /// Location of the last record of each batch not yet covered by the recovery point.
     batch_ends: VecDeque<Location>,
     scratch: Vec<Location>,
@@ -198,6 +200,7 @@ impl Catalog {
                 }
                 if header.stream != self.next_id() {
                     return Err(corrupt_record(
+                        &self.log_dir,
                         &location,
                         format!(
                             "creates {} but the next stream id is {}",
@@ -206,14 +209,16 @@ impl Catalog {
                         ),
                     ));
                 }
-                let name = std::str::from_utf8(record.payload)
-                    .map_err(|_| corrupt_record(&location, "stream name is not UTF-8".into()))?;
+                let name = std::str::from_utf8(record.payload).map_err(|_| {
+                    corrupt_record(&self.log_dir, &location, "stream name is not UTF-8".into())
+                })?;
                 self.add_stream(header.stream, name, header.lsn, Version::ZERO, false);
                 self.mark_dirty(header.stream);
             }
             RecordKind::Event => {
                 let Some(st) = self.get_mut(header.stream) else {
                     return Err(corrupt_record(
+                        &self.log_dir,
                         &location,
                         format!("event of unknown {}", header.stream),
                     ));
@@ -222,13 +227,11 @@ impl Catalog {
                     return Ok(()); // Already indexed.
                 }
                 if header.version.0 != st.head.0 + 1 {
-                    return Err(corrupt_record(
-                        &location,
-                        format!(
-                            "{} of {} follows head {}",
-                            header.version, header.stream, st.head
-                        ),
-                    ));
+                    let reason = format!(
+                        "{} of {} follows head {}",
+                        header.version, header.stream, st.head
+                    );
+                    return Err(corrupt_record(&self.log_dir, &location, reason));
                 }
                 st.head = header.version;
                 st.recent.push_back(location);
@@ -242,9 +245,9 @@ impl Catalog {
     }
 }
 
-fn corrupt_record(location: &Location, reason: String) -> Error {
+fn corrupt_record(log_dir: &Path, location: &Location, reason: String) -> Error {
     Error::Log(LogError::Corrupt {
-        path: PathBuf::from(format!("segment {:020}.log", location.segment.0)),
+        path: log_dir.join(helios_log::segment_name(location.segment)),
         offset: location.offset,
         reason: format!("{}: {reason}", location.lsn),
     })
@@ -276,6 +279,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: crate::metrics::Metrics,
     /// The checkpoint builder's memory; held for a whole round.
     pub(crate) builder: Mutex<Builder>,
+    /// The newest log segment recorded in the metadata as existing.
+    known_segment: Mutex<u64>,
     /// The streams the builder stopped on, as of its last round (readable during a round).
     pub(crate) stalled: Mutex<Vec<crate::StalledStream>>,
     builder_signal: Mutex<BuilderSignal>,
@@ -395,7 +400,10 @@ impl Engine {
         let meta = Meta::open(&meta_path)?;
         let start = meta.recovery_point()?;
 
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            log_dir: dir.join(LOG_DIR),
+            ..Catalog::default()
+        };
         let mut records = meta.streams()?;
         records.sort_by_key(|r| r.id);
         for (i, r) in records.iter().enumerate() {
@@ -432,6 +440,24 @@ impl Engine {
             return Err(e);
         }
 
+        // Every segment the metadata knows of must still be there: a missing one is lost
+        // history, whatever the rest of the log says.
+        let known_segments = meta.known_segments()?;
+        {
+            let present: std::collections::HashSet<u64> =
+                log.segments()?.iter().map(|s| s.id.0).collect();
+            if let Some(&missing) = known_segments.iter().find(|id| !present.contains(id)) {
+                return Err(Error::Log(LogError::Corrupt {
+                    path: dir
+                        .join(LOG_DIR)
+                        .join(helios_log::segment_name(helios_log::SegmentId(missing))),
+                    offset: 0,
+                    reason: "this segment is missing: the metadata recorded it, and the events \
+                             it held are gone"
+                        .into(),
+                }));
+            }
+        }
         let mut open_report = OpenReport {
             log: log_report,
             reindexed,
@@ -492,6 +518,7 @@ impl Engine {
             metrics: crate::metrics::Metrics::new(record_metrics),
             builder: Mutex::new(Builder::new(built)),
             stalled: Mutex::new(Vec::new()),
+            known_segment: Mutex::new(known_segments.last().copied().unwrap_or(0)),
             builder_signal: Mutex::new(BuilderSignal {
                 queue,
                 wake,
@@ -1077,6 +1104,16 @@ impl Inner {
             batch.put_stream(record);
         }
         batch.set_recovery_point(&recovery_point);
+        // Segments up to the recovery point's are durable: record any new ones, so that a
+        // later open notices if one disappears.
+        let known = *lock(&self.known_segment);
+        if recovery_point.segment.0 > known {
+            for segment in self.log.segments()? {
+                if segment.id.0 > known && segment.id <= recovery_point.segment {
+                    batch.put_segment(segment.id.0);
+                }
+            }
+        }
         if let Err(e) = batch.commit() {
             // Nothing was indexed: put back what this round took, so that a later round (or
             // the next open) indexes it before any recovery point claims it.
@@ -1086,6 +1123,10 @@ impl Inner {
                 cat.mark_dirty(record.id);
             }
             return Err(e);
+        }
+        {
+            let mut known = lock(&self.known_segment);
+            *known = (*known).max(recovery_point.segment.0);
         }
         let mut cat = lock(&self.catalog);
         let mut advanced = Vec::with_capacity(moved.len());

@@ -11,6 +11,7 @@
 //! | `index`   | stream id `u64 BE` + first version `u64 BE` | a run: count `u32`, then `count` [`Location`]s (lsn, segment, offset `u64`, frame length `u32`) for versions `first..first + count` |
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
+//! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
 //! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64` |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 
@@ -24,6 +25,7 @@ pub const META_FORMAT_VERSION: u32 = 1;
 
 const FORMAT_KEY: &[u8] = b"format_version";
 const RECOVERY_KEY: &[u8] = b"recovery_point";
+const SEGMENT_PREFIX: &[u8] = b"segment/";
 
 /// Encoded length of a [`Location`].
 pub const LOCATION_LEN: usize = 8 // lsn
@@ -410,6 +412,23 @@ impl Meta {
             })
     }
 
+    /// The log segments the metadata knows exist, oldest first.
+    ///
+    /// # Errors
+    /// fjall errors, undecodable keys.
+    pub fn known_segments(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for guard in self.meta.prefix(SEGMENT_PREFIX) {
+            let key = guard.key().map_err(Error::meta("reading known segments"))?;
+            let id = u64_be(&key, SEGMENT_PREFIX.len()).ok_or_else(|| Error::CorruptMeta {
+                keyspace: "meta",
+                reason: format!("segment key {key:?} is too short"),
+            })?;
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     /// The whole `checkpoints` keyspace.
     ///
     /// # Errors
@@ -534,6 +553,13 @@ impl MetaBatch<'_> {
             stream.0.to_be_bytes().to_vec(),
             machine.as_bytes().to_vec(),
         );
+    }
+
+    /// Records that the log segment `id` exists.
+    pub fn put_segment(&mut self, id: u64) {
+        let mut key = SEGMENT_PREFIX.to_vec();
+        key.extend_from_slice(&id.to_be_bytes());
+        self.batch.insert(&self.meta.meta, key, Vec::new());
     }
 
     /// Sets the recovery point.

@@ -18,7 +18,7 @@ pub use format::{RecordHeader, RecordRef};
 pub use log::{
     DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US, DEFAULT_WRITE_BUFFER_BYTES,
     GATHER_MAX, Log, LogIter, LogOptions, MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem,
-    RecoveryMode, RecoveryReport, SegmentInfo, TruncatedTail,
+    RecoveryMode, RecoveryReport, SegmentInfo, TruncatedTail, segment_name,
 };
 pub use storage::{CrashFault, FsStorage, PageSource, SimStorage, Storage, StorageFile};
 pub use types::{Durability, Location, Lsn, Position, RecordKind, SegmentId, StreamId, Version};

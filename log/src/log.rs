@@ -238,7 +238,9 @@ pub struct Log {
     unsynced_bytes: AtomicU64,
 }
 
-fn segment_name(id: SegmentId) -> String {
+/// The file name of the segment whose first record is `id`.
+#[must_use]
+pub fn segment_name(id: SegmentId) -> String {
     format!("{:020}{SEGMENT_SUFFIX}", id.0)
 }
 
@@ -427,6 +429,20 @@ impl Log {
                 }
             }
         }
+        // The log is never trimmed: it starts at LSN 1, or its beginning is missing.
+        if ids[0].0 != 1 {
+            return Err(LogError::corrupt(
+                dir.join(segment_name(SegmentId(1))),
+                0,
+                format!(
+                    "this segment is missing: the log starts at lsn {} (in {}), so lsns 1 to {} \
+                     are gone",
+                    ids[0].0,
+                    segment_name(ids[0]),
+                    ids[0].0 - 1
+                ),
+            ));
+        }
         let (first_index, mut offset, mut last_lsn) = begin.unwrap_or((
             0,
             segment_header::LEN as u64,
@@ -440,7 +456,9 @@ impl Log {
             let path = dir.join(segment_name(id));
             let bytes = read_all(storage.as_ref(), &path)?;
             if index < first_index {
-                // Before the start: not scanned, only mapped (its header is checked on read).
+                // Before the start: not scanned, only mapped; its header (one page) is checked
+                // now, so that a foreign or damaged file is named at open, not on some read.
+                check_header(&path, &bytes, id)?;
                 sealed.insert(id, Arc::new(Sealed { path, bytes }));
                 continue;
             }
