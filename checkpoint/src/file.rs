@@ -86,6 +86,7 @@ pub struct Checkpoint {
     path: PathBuf,
     backing: Backing,
     meta: CheckpointMeta,
+    archive_crc: u32,
     entry_count: usize,
     blocks: Box<[BlockSpan]>,
     /// The fences, back to back; fence `i` ends at `fence_ends[i]`.
@@ -156,6 +157,13 @@ impl Checkpoint {
     #[must_use]
     pub fn meta(&self) -> &CheckpointMeta {
         &self.meta
+    }
+
+    /// The CRC32 of the archive (checked at open): a fingerprint of the contents, which a
+    /// catalog can keep to recognise the file it wrote.
+    #[must_use]
+    pub fn archive_crc(&self) -> u32 {
+        self.archive_crc
     }
 
     /// The file's length.
@@ -234,6 +242,7 @@ impl Checkpoint {
             path,
             backing,
             meta: header.meta,
+            archive_crc: header.archive_crc,
             entry_count,
             blocks: index.blocks.into_boxed_slice(),
             fence_bytes: index.fence_bytes.into_boxed_slice(),

@@ -32,6 +32,8 @@ pub struct Written {
     pub entry_count: u64,
     /// Blocks the entries were laid out in.
     pub block_count: u64,
+    /// The CRC32 of the archive, as the header records it: a fingerprint of the contents.
+    pub archive_crc: u32,
 }
 
 /// An encoded checkpoint: the header and the archive after it.
@@ -333,6 +335,7 @@ where
         file_len_bytes: (header::LEN + encoded.archive.len()) as u64,
         entry_count: encoded.entry_count,
         block_count: encoded.block_count,
+        archive_crc: crc32fast::hash(&encoded.archive),
     })
 }
 

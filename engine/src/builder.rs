@@ -372,6 +372,7 @@ impl Inner {
             level,
             base,
             file_len_bytes: written.file_len_bytes,
+            archive_crc: written.archive_crc,
         })
     }
 }

@@ -183,10 +183,12 @@ impl Store {
                 Some(record) => record,
                 None => {
                     let len = entry.metadata().map_err(io_error("stat", &path))?.len();
+                    // Its fingerprint is unknown: the file is trusted as far as its own checks go.
                     let record = CheckpointRecord {
                         level,
                         base: delta_base(&policy, version, level),
                         file_len_bytes: len,
+                        archive_crc: 0,
                     };
                     batch.put_checkpoint(id, version, &record);
                     report.adopted += 1;
@@ -328,6 +330,18 @@ impl Store {
             CheckpointKind::Delta
         };
         let expected_base = delta_base(&self.policy, version, record.level);
+        if record.archive_crc != 0 && checkpoint.archive_crc() != record.archive_crc {
+            return Err(helios_checkpoint::CheckpointError::InvalidHeader {
+                path: checkpoint.path().to_path_buf(),
+                offset: helios_checkpoint::format::header::ARCHIVE_CRC as u64,
+                reason: format!(
+                    "archive CRC {:08x}, but the catalog recorded {:08x} when it wrote this \
+                     checkpoint: the file was replaced (copied from another store?)",
+                    checkpoint.archive_crc(),
+                    record.archive_crc
+                ),
+            });
+        }
         if meta.stream_id == stream.0
             && meta.version == version
             && u32::from(meta.level) == record.level

@@ -12,7 +12,7 @@
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
 //! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
-//! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64` |
+//! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64`, archive CRC `u32` (0: unknown) |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
@@ -203,10 +203,13 @@ pub struct CheckpointRecord {
     pub base: u64,
     /// The file's length.
     pub file_len_bytes: u64,
+    /// The CRC32 of the file's archive when the engine wrote it, or 0 if unknown (a file
+    /// adopted from the directory): a file whose CRC differs is not the one written here.
+    pub archive_crc: u32,
 }
 
 /// Encoded length of a [`CheckpointRecord`].
-const CHECKPOINT_RECORD_LEN: usize = 1 + 8 + 8;
+const CHECKPOINT_RECORD_LEN: usize = 1 + 8 + 8 + 4;
 
 /// Everything the `checkpoints` keyspace holds.
 #[derive(Debug, Default)]
@@ -454,12 +457,17 @@ impl Meta {
                 16 => {
                     let version = u64_be(&key, 8).ok_or_else(|| bad("short key"))?;
                     if value.len() != CHECKPOINT_RECORD_LEN {
-                        return Err(bad("value is not 17 bytes"));
+                        return Err(bad("value is not 21 bytes"));
                     }
                     let record = CheckpointRecord {
                         level: u32::from(value[0]),
                         base: u64_le(&value, 1).ok_or_else(|| bad("short value"))?,
                         file_len_bytes: u64_le(&value, 9).ok_or_else(|| bad("short value"))?,
+                        archive_crc: value
+                            .get(17..21)
+                            .and_then(|b| b.try_into().ok())
+                            .map(u32::from_le_bytes)
+                            .ok_or_else(|| bad("short value"))?,
                     };
                     out.entries.push((stream, version, record));
                 }
@@ -531,6 +539,7 @@ impl MetaBatch<'_> {
         value.push(u8::try_from(record.level).unwrap_or(u8::MAX));
         value.extend_from_slice(&record.base.to_le_bytes());
         value.extend_from_slice(&record.file_len_bytes.to_le_bytes());
+        value.extend_from_slice(&record.archive_crc.to_le_bytes());
         self.batch.insert(
             &self.meta.checkpoints,
             index_key(stream, Version(version)).to_vec(),

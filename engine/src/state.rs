@@ -100,12 +100,19 @@ impl Engine {
         // Coarsest first: each finer layer is a delta against the ones above it, so the
         // stack stops at the first layer that is missing (not built yet, or damaged).
         let mut used: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::with_capacity(layers.len());
+        let mut broken = false;
         for layer in layers.iter().rev() {
+            if broken {
+                // Not usable above a missing layer, but checked now: damage in it is then
+                // found and queued with the layer above, not one rebuild later.
+                let _ = store.get(id, layer.base);
+                continue;
+            }
             match store.get(id, layer.base) {
                 Some(checkpoint) => {
                     used.push((LayerInfo::new(layer.level, layer.base), checkpoint));
                 }
-                None => break,
+                None => broken = true,
             }
         }
         if used.is_empty() && !layers.is_empty() {
