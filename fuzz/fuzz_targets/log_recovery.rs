@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use helios_log::format::{self, RecordHeader};
 use helios_log::{
-    Durability, Log, LogOptions, Lsn, NewRecord, RecordKind, SimStorage, Storage, StreamId,
-    Version,
+    Durability, Log, LogOptions, Lsn, NewRecord, RecordKind, SimStorage, Storage, StreamId, Version,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -24,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let mut image = format::encode_segment_header(Lsn(1)).to_vec();
     let mut lsn = 1u64;
     let mut valid_prefix = Some(0u64);
-    let mut chunks = data.chunks(17);
-    while let Some(chunk) = chunks.next() {
+    let chunks = data.chunks(17);
+    for chunk in chunks {
         let (tag, rest) = chunk.split_first().unwrap_or((&0, &[]));
         if tag % 4 != 0 {
             let count = u32::from(tag % 3) + 1;
@@ -54,25 +53,44 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     image.resize(SEGMENT_BYTES as usize, 0);
-    let file = sim.create(&dir.join(format!("{:020}.log", 1))).expect("create");
+    let file = sim
+        .create(&dir.join(format!("{:020}.log", 1)))
+        .expect("create");
     file.write_all_at(&image, 0).expect("write");
     file.sync_data().expect("sync");
 
     let storage: Arc<dyn Storage> = Arc::new(sim.clone());
-    let options = LogOptions { segment_size_bytes: SEGMENT_BYTES, ..LogOptions::default() };
+    let options = LogOptions {
+        segment_size_bytes: SEGMENT_BYTES,
+        ..LogOptions::default()
+    };
     let mut seen = Vec::new();
     let Ok((log, report)) = Log::open(storage.clone(), dir, options.clone(), None, &mut |r, _| {
         seen.push(r.header.lsn.0)
     }) else {
         return;
     };
-    assert!(seen.iter().copied().eq(1..=seen.len() as u64), "recovered LSNs are dense from 1");
+    assert!(
+        seen.iter().copied().eq(1..=seen.len() as u64),
+        "recovered LSNs are dense from 1"
+    );
     if let Some(valid) = valid_prefix {
-        assert_eq!(report.end.lsn.0, valid, "an image of only valid batches is recovered whole");
+        assert_eq!(
+            report.end.lsn.0, valid,
+            "an image of only valid batches is recovered whole"
+        );
     }
     let mut locations = Vec::new();
-    let record = NewRecord { stream: StreamId(1), version: Version(0), kind: RecordKind::Event, payload: b"after" };
-    if log.append(&[record], Durability::Critical, &mut locations).is_ok() {
+    let record = NewRecord {
+        stream: StreamId(1),
+        version: Version(0),
+        kind: RecordKind::Event,
+        payload: b"after",
+    };
+    if log
+        .append(&[record], Durability::Critical, &mut locations)
+        .is_ok()
+    {
         log.sync_all().expect("sync");
         drop(log);
         let mut again = 0u64;
