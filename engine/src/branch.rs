@@ -130,15 +130,17 @@ pub struct Committed {
     pub last: Version,
 }
 
-/// A branch's state as changes against its root's layers, in one flat, sorted buffer: keys
-/// and values back to back, with one index entry per key. Immutable once built; several
-/// cached states of one branch cost their bytes plus 24 per entry, not a map node per key.
+/// A branch's state as changes against its root's layers: a sorted index of entries whose
+/// bytes live in shared, immutable chunks. A cached state made from the previous one by a few
+/// events shares the previous chunks (an `Arc` each) and adds one chunk holding only the
+/// changed entries, so a branch's cached states cost 16 bytes per entry plus each change
+/// once, not a copy of every key and value per state.
 #[derive(Debug, Default)]
 struct FlatRun {
-    bytes: Vec<u8>,
-    /// Per entry: where its key starts, its key length, and its value length (`u32::MAX` for
-    /// a tombstone); the value follows the key.
-    index: Vec<(usize, u32, u32)>,
+    chunks: Vec<Arc<[u8]>>,
+    /// Per entry, in key order: its chunk, where its key starts in it, its key length and its
+    /// value length (`TOMBSTONE` for a tombstone); the value follows the key.
+    index: Vec<(u32, u32, u32, u32)>,
 }
 
 const TOMBSTONE: u32 = u32::MAX;
@@ -146,85 +148,114 @@ const TOMBSTONE: u32 = u32::MAX;
 impl FlatRun {
     /// `previous` with `changes` applied (a change replaces the entry of its key).
     fn merge(previous: &FlatRun, changes: &MemRun) -> FlatRun {
+        // The changed entries' bytes, in one new chunk.
+        let new_chunk = u32::try_from(previous.chunks.len()).unwrap_or(u32::MAX);
+        let mut bytes = Vec::new();
+        let mut fresh = Vec::with_capacity(changes.len());
+        for (key, value) in changes.entries() {
+            let start = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            bytes.extend_from_slice(key);
+            let value_len = match value {
+                Some(value) => {
+                    bytes.extend_from_slice(value);
+                    u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
+                }
+                None => TOMBSTONE,
+            };
+            let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+            fresh.push((new_chunk, start, key_len, value_len));
+        }
+        let mut chunks = previous.chunks.clone();
+        chunks.push(Arc::from(bytes.into_boxed_slice()));
         let mut out = FlatRun {
-            bytes: Vec::with_capacity(previous.bytes.len() + 64 * changes.len()),
-            index: Vec::with_capacity(previous.index.len() + changes.len()),
+            chunks,
+            index: Vec::with_capacity(previous.index.len() + fresh.len()),
         };
-        let mut old = (0..previous.index.len())
-            .map(|i| previous.entry(i))
-            .peekable();
-        let mut new = changes
-            .entries()
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-            .peekable();
-        loop {
-            let next = match (old.peek(), new.peek()) {
-                (None, None) => break,
-                (Some(_), None) => old.next(),
-                (None, Some(_)) => new.next(),
-                (Some((a, _)), Some((b, _))) => match a.cmp(b) {
-                    std::cmp::Ordering::Less => old.next(),
-                    std::cmp::Ordering::Greater => new.next(),
+        // Merge the two sorted index lists; a change wins over the old entry of its key.
+        let (mut a, mut b) = (0, 0);
+        while a < previous.index.len() || b < fresh.len() {
+            let take_new = match (previous.index.get(a), fresh.get(b)) {
+                (Some(&old), Some(&new)) => match previous.key_of(old).cmp(out.key_of(new)) {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Greater => true,
                     std::cmp::Ordering::Equal => {
-                        old.next();
-                        new.next()
+                        a += 1;
+                        true
                     }
                 },
+                (Some(_), None) => false,
+                _ => true,
             };
-            if let Some((key, value)) = next {
-                out.push(key, value);
+            if take_new {
+                out.index.push(fresh[b]);
+                b += 1;
+            } else {
+                out.index.push(previous.index[a]);
+                a += 1;
             }
         }
-        out.bytes.shrink_to_fit();
         out.index.shrink_to_fit();
         out
     }
 
-    fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(key);
-        let value_len = match value {
-            Some(value) => {
-                self.bytes.extend_from_slice(value);
-                u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
-            }
-            None => TOMBSTONE,
-        };
-        let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
-        self.index.push((start, key_len, value_len));
+    /// [`FlatRun::merge`] into a run that owns all its bytes in one chunk: for the state a new
+    /// branch starts from, so that no branch keeps another's chunks alive unaccounted.
+    fn merge_owned(previous: &FlatRun, changes: &MemRun) -> FlatRun {
+        let merged = FlatRun::merge(previous, changes);
+        let mut bytes = Vec::new();
+        let mut index = Vec::with_capacity(merged.index.len());
+        for i in 0..merged.index.len() {
+            let (key, value) = merged.entry(i);
+            let start = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            bytes.extend_from_slice(key);
+            let value_len = match value {
+                Some(value) => {
+                    bytes.extend_from_slice(value);
+                    u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
+                }
+                None => TOMBSTONE,
+            };
+            index.push((
+                0,
+                start,
+                u32::try_from(key.len()).unwrap_or(u32::MAX),
+                value_len,
+            ));
+        }
+        FlatRun {
+            chunks: vec![Arc::from(bytes.into_boxed_slice())],
+            index,
+        }
+    }
+
+    fn key_of(&self, (chunk, start, key_len, _): (u32, u32, u32, u32)) -> &[u8] {
+        let start = start as usize;
+        &self.chunks[chunk as usize][start..start + key_len as usize]
     }
 
     fn entry(&self, i: usize) -> (&[u8], Option<&[u8]>) {
-        let (start, key_len, value_len) = self.index[i];
-        let key_end = start + key_len as usize;
-        let value =
-            (value_len != TOMBSTONE).then(|| &self.bytes[key_end..key_end + value_len as usize]);
-        (&self.bytes[start..key_end], value)
+        let (chunk, start, key_len, value_len) = self.index[i];
+        let bytes = &self.chunks[chunk as usize];
+        let key_end = start as usize + key_len as usize;
+        let value = (value_len != TOMBSTONE).then(|| &bytes[key_end..key_end + value_len as usize]);
+        (&bytes[start as usize..key_end], value)
     }
 
     /// The first entry whose key is at least (or, if `!inclusive`, above) `key`.
     fn seek(&self, key: &[u8], inclusive: bool) -> usize {
-        self.partition(|k| if inclusive { k < key } else { k <= key })
+        self.index.partition_point(|&e| {
+            let k = self.key_of(e);
+            if inclusive { k < key } else { k <= key }
+        })
     }
 
-    fn partition(&self, before: impl Fn(&[u8]) -> bool) -> usize {
-        let (mut low, mut high) = (0, self.index.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if before(self.entry(mid).0) {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low
-    }
-
-    /// Accounted bytes: the buffers' capacities.
+    /// Accounted bytes: the index, and the newest chunk (the one this state added; the older
+    /// ones are counted by the states that added them).
     fn size_bytes(&self) -> u64 {
-        (self.bytes.capacity() + self.index.capacity() * std::mem::size_of::<(usize, u32, u32)>())
-            as u64
+        let newest = self.chunks.last().map_or(0, |c| c.len());
+        (self.index.capacity() * std::mem::size_of::<(u32, u32, u32, u32)>()
+            + self.chunks.capacity() * std::mem::size_of::<Arc<[u8]>>()
+            + newest) as u64
     }
 }
 
@@ -596,6 +627,8 @@ impl Engine {
         } else {
             owner.apply(delta, from, events)?
         };
+        // The child owns its starting state outright, so its memory is its own to count.
+        let delta = Arc::new(FlatRun::merge_owned(&delta, &MemRun::new()));
         Ok(self.inner.branches.insert(
             owner.stream,
             owner.name.clone(),
