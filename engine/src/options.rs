@@ -21,7 +21,7 @@ pub const DEFAULT_SYNC_WINDOW_BYTES: u64 = 1 << 20;
 pub const DEFAULT_BRANCH_MEMORY_BYTES: u64 = 256 << 20;
 
 /// Default number of checkpoint files kept memory-mapped at once.
-pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 4096;
+pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 16_384;
 
 /// Default number of streams whose head state the checkpoint builder keeps in memory.
 pub const DEFAULT_CHECKPOINT_HEADS_MAX: usize = 1024;
