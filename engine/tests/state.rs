@@ -526,3 +526,39 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Regression (found by the crash simulator): a damaged checkpoint that the forward build of
+/// its stream also passes through was rebuilt by two jobs of one round at once, which wrote
+/// the same temporary file (the second rename failed), and the rewrite counted as "written",
+/// not "rebuilt".
+#[test]
+fn a_damaged_checkpoint_on_the_forward_path_is_rebuilt_once_and_counted_as_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 2);
+    let mut events = append_sets(&engine, "s", 125, 13);
+    engine.sync_checkpoints().expect("sync");
+    drop(engine);
+    let damaged = checkpoint_files(dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("00000000000000000120-l1"))
+        .expect("the checkpoint at 120");
+    let mut bytes = std::fs::read(&damaged).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&damaged, &bytes).expect("write");
+    // Reopened, the builder keeps no head: the next forward build starts from the full state
+    // at 100 and passes 120 on its way to 140; a view finds 120 damaged meanwhile.
+    let engine = open(dir.path(), 10, 2);
+    events.extend(append_sets(&engine, "s", 20, 13));
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..13).map(|k| format!("key-{k}").into_bytes()).collect();
+    assert_view_matches(&engine, "s", 123, at(&states, 123), &keys);
+    assert_eq!(engine.checkpoint_stats().damaged, 1);
+    let stats = engine.sync_checkpoints().expect("one rebuild, no clash");
+    assert_eq!((stats.rebuilt, stats.damaged), (1, 1), "{stats:?}");
+    assert_eq!(stats.written, 2, "140 and 130: {stats:?}");
+    for v in [120, 123, 140, 145] {
+        let replayed = assert_view_matches(&engine, "s", v, at(&states, v), &keys);
+        assert!(replayed <= 9, "version {v} replayed {replayed}");
+    }
+}
