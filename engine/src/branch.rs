@@ -145,6 +145,26 @@ struct FlatRun {
 
 const TOMBSTONE: u32 = u32::MAX;
 
+/// Appends an entry's key and value to `bytes`; returns its index entry in chunk `chunk`.
+fn push_entry(
+    bytes: &mut Vec<u8>,
+    chunk: u32,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> (u32, u32, u32, u32) {
+    let start = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    bytes.extend_from_slice(key);
+    let value_len = match value {
+        Some(value) => {
+            bytes.extend_from_slice(value);
+            u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
+        }
+        None => TOMBSTONE,
+    };
+    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    (chunk, start, key_len, value_len)
+}
+
 impl FlatRun {
     /// `previous` with `changes` applied (a change replaces the entry of its key).
     fn merge(previous: &FlatRun, changes: &MemRun) -> FlatRun {
@@ -153,17 +173,7 @@ impl FlatRun {
         let mut bytes = Vec::new();
         let mut fresh = Vec::with_capacity(changes.len());
         for (key, value) in changes.entries() {
-            let start = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            bytes.extend_from_slice(key);
-            let value_len = match value {
-                Some(value) => {
-                    bytes.extend_from_slice(value);
-                    u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
-                }
-                None => TOMBSTONE,
-            };
-            let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
-            fresh.push((new_chunk, start, key_len, value_len));
+            fresh.push(push_entry(&mut bytes, new_chunk, key, value.as_deref()));
         }
         let mut chunks = previous.chunks.clone();
         chunks.push(Arc::from(bytes.into_boxed_slice()));
@@ -206,21 +216,7 @@ impl FlatRun {
         let mut index = Vec::with_capacity(merged.index.len());
         for i in 0..merged.index.len() {
             let (key, value) = merged.entry(i);
-            let start = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            bytes.extend_from_slice(key);
-            let value_len = match value {
-                Some(value) => {
-                    bytes.extend_from_slice(value);
-                    u32::try_from(value.len()).unwrap_or(TOMBSTONE - 1)
-                }
-                None => TOMBSTONE,
-            };
-            index.push((
-                0,
-                start,
-                u32::try_from(key.len()).unwrap_or(u32::MAX),
-                value_len,
-            ));
+            index.push(push_entry(&mut bytes, 0, key, value));
         }
         FlatRun {
             chunks: vec![Arc::from(bytes.into_boxed_slice())],
@@ -290,6 +286,18 @@ impl SortedRun for FlatRun {
     fn len(&self) -> usize {
         self.index.len()
     }
+}
+
+/// Where a new branch starts: the fields of [`Node`] that a fork decides.
+struct Origin {
+    stream: StreamId,
+    name: Arc<str>,
+    machine: Arc<dyn StateMachine>,
+    parent: Option<Arc<Node>>,
+    fork: u64,
+    root_version: u64,
+    root_base: Base,
+    base_delta: Arc<FlatRun>,
 }
 
 /// One branch: see the module documentation.
@@ -481,18 +489,17 @@ impl Branches {
         Ok(node)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn insert(
-        &self,
-        stream: StreamId,
-        name: Arc<str>,
-        machine: Arc<dyn StateMachine>,
-        parent: Option<Arc<Node>>,
-        fork: u64,
-        root_version: u64,
-        root_base: Base,
-        base_delta: Arc<FlatRun>,
-    ) -> BranchId {
+    fn insert(&self, origin: Origin) -> BranchId {
+        let Origin {
+            stream,
+            name,
+            machine,
+            parent,
+            fork,
+            root_version,
+            root_base,
+            base_delta,
+        } = origin;
         let id = BranchId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let accounted = base_delta.size_bytes();
         self.used.fetch_add(accounted, Ordering::Relaxed);
@@ -589,16 +596,16 @@ impl Engine {
             &FlatRun::default(),
             view.overlay().changes(),
         ));
-        Ok(self.inner.branches.insert(
-            id,
+        Ok(self.inner.branches.insert(Origin {
+            stream: id,
             name,
             machine,
-            None,
-            at.0,
-            at.0,
-            view.base().clone(),
-            delta,
-        ))
+            parent: None,
+            fork: at.0,
+            root_version: at.0,
+            root_base: view.base().clone(),
+            base_delta: delta,
+        }))
     }
 
     /// Starts a branch at version `at` of branch `parent` (any version the parent can view:
@@ -629,16 +636,16 @@ impl Engine {
         };
         // The child owns its starting state outright, so its memory is its own to count.
         let delta = Arc::new(FlatRun::merge_owned(&delta, &MemRun::new()));
-        Ok(self.inner.branches.insert(
-            owner.stream,
-            owner.name.clone(),
-            owner.machine.clone(),
-            Some(owner.clone()),
-            at.0,
-            owner.root_version,
-            owner.root_base.clone(),
-            delta,
-        ))
+        Ok(self.inner.branches.insert(Origin {
+            stream: owner.stream,
+            name: owner.name.clone(),
+            machine: owner.machine.clone(),
+            parent: Some(owner.clone()),
+            fork: at.0,
+            root_version: owner.root_version,
+            root_base: owner.root_base.clone(),
+            base_delta: delta,
+        }))
     }
 
     /// Appends speculative events to `branch`, in memory. With `expected = Some(v)`, only if
