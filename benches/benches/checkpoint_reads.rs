@@ -343,6 +343,9 @@ struct Breakdown {
     no_replay: Latencies,
     /// Whole samples whose view replayed at least one event.
     replay: Latencies,
+    /// The slowest sample: its time, its index among the warm samples, its version and what
+    /// its view reported.
+    slowest: Option<(Duration, u64, u64, String)>,
 }
 
 impl Breakdown {
@@ -352,6 +355,7 @@ impl Breakdown {
             reads: Latencies::new(),
             no_replay: Latencies::new(),
             replay: Latencies::new(),
+            slowest: None,
         }
     }
 }
@@ -381,6 +385,15 @@ fn helios_sample(
             breakdown.no_replay.record(end - start);
         } else {
             breakdown.replay.record(end - start);
+        }
+        if breakdown
+            .slowest
+            .as_ref()
+            .is_none_or(|(slowest, ..)| end - start > *slowest)
+        {
+            let index = breakdown.view.count() - 1;
+            let report = view.report().to_string().replace('\n', " ");
+            breakdown.slowest = Some((end - start, index, sample.version, report));
         }
     }
     checks.check(config, workload, &view, sample)
@@ -818,6 +831,15 @@ fn report(
         println!(
             "| {part} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
             s.count, s.median_us, s.p99_us, s.p999_us, s.max_us
+        );
+    }
+    if let Some((time, index, version, report)) = &parts.slowest {
+        println!();
+        println!(
+            "Slowest warm sample: {:.1} us, sample {} of {}, version {version}: {report}",
+            time.as_secs_f64() * 1e6,
+            index + 1,
+            parts.view.count()
         );
     }
     println!();
