@@ -1003,36 +1003,16 @@ fn main() -> ExitCode {
     // 3. Memory and warm views.
     let memory = memory_phase(&config);
     let live_events = memory.after_appends.stats.live_events;
-    let appended_bytes = memory
-        .after_appends
-        .stats
-        .bytes
-        .saturating_sub(memory.before.stats.bytes);
-    let cached_bytes = memory
-        .after_views
-        .stats
-        .bytes
-        .saturating_sub(memory.before.stats.bytes);
-    let rss_appends = memory
-        .after_appends
-        .rss
-        .statm_bytes
-        .saturating_sub(memory.before.rss.statm_bytes);
-    let rss_views = memory
-        .after_views
-        .rss
-        .statm_bytes
-        .saturating_sub(memory.before.rss.statm_bytes);
-    let status_appends = memory
-        .after_appends
-        .rss
-        .status_bytes
-        .saturating_sub(memory.before.rss.status_bytes);
-    let status_views = memory
-        .after_views
-        .rss
-        .status_bytes
-        .saturating_sub(memory.before.rss.status_bytes);
+    // Growth over the "before" sample, of one measure of a later sample.
+    let grown = |sample: &MemorySample, measure: fn(&MemorySample) -> u64| {
+        measure(sample).saturating_sub(measure(&memory.before))
+    };
+    let appended_bytes = grown(&memory.after_appends, |m| m.stats.bytes);
+    let cached_bytes = grown(&memory.after_views, |m| m.stats.bytes);
+    let rss_appends = grown(&memory.after_appends, |m| m.rss.statm_bytes);
+    let rss_views = grown(&memory.after_views, |m| m.rss.statm_bytes);
+    let status_appends = grown(&memory.after_appends, |m| m.rss.status_bytes);
+    let status_views = grown(&memory.after_views, |m| m.rss.status_bytes);
     println!(
         "## Memory: {} live speculative events of {MEMORY_EVENT_LEN} bytes in {} branches ({:.1} s)",
         live_events,

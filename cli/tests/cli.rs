@@ -703,17 +703,7 @@ fn append_and_kill(dir: &Path, round: u64, delay_ms: u64, after_first_ack: bool)
         spawned
     };
     thread::sleep(Duration::from_millis(delay_ms).saturating_sub(start.elapsed()));
-    child.kill().expect("SIGKILL the child");
-    let status = child.wait().expect("wait");
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "round {round}: the child was not killed by SIGKILL ({status}); stderr: {err}"
-    );
+    sigkill(&mut child, &format!("round {round}"));
     feeder.join().expect("feeder thread");
     collector.join().expect("collector thread")
 }
@@ -1260,17 +1250,7 @@ fn workload_and_kill(dir: &Path, seed: u64, delay_ms: u64) -> Vec<Ack> {
         text
     });
     thread::sleep(Duration::from_millis(delay_ms).saturating_sub(spawned.elapsed()));
-    child.kill().expect("SIGKILL the child");
-    let status = child.wait().expect("wait");
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "seed {seed}: the child was not killed by SIGKILL ({status}); stderr: {err}"
-    );
+    sigkill(&mut child, &format!("seed {seed}"));
     let text = collector.join().expect("collector thread");
     let text = String::from_utf8(text).expect("UTF-8 stdout");
     // Only whole lines count: the kill may cut the last one.
@@ -1974,4 +1954,20 @@ fn tune_refuses_bad_grids_and_misplaced_flags_before_running() {
         "nothing is written when the arguments are refused"
     );
     assert!(!missing.exists(), "--from never creates a store");
+}
+
+/// SIGKILLs `child`, waits for it, and checks that SIGKILL is what ended it (`what` names the
+/// round in the failure message, with the child's stderr).
+fn sigkill(child: &mut std::process::Child, what: &str) {
+    child.kill().expect("SIGKILL the child");
+    let status = child.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{what}: the child was not killed by SIGKILL ({status}); stderr: {err}"
+    );
 }
