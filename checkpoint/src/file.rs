@@ -8,9 +8,11 @@
 //! - `blocks[i]` is the byte range of block `i` in `bytes()`; ranges are in increasing order,
 //!   non-empty, and each decodes to whole entries with strictly increasing keys, all above the
 //!   keys of the block before.
-//! - `fence(i)` is the first key of block `i`.
-//! - The restart points of block `i` are the file offsets of its entries 0, 8, 16, ..., in order;
-//!   the first is the block's start.
+//! - The restart points are the entries 0, 8, 16, ... of every block, in file order (so in key
+//!   order); the first restart of each block is the block's first entry. `restart_offsets[r]`
+//!   is the file offset of restart `r`, `restart_blocks[r]` its block, and `restart_keys[r]`
+//!   the search key of its key (see [`search_key`]).
+//! - Every key in the file starts with `common_prefix`.
 //! - The file's bytes never change while it is open (see the `map` module's safety argument).
 
 use std::fmt;
@@ -18,16 +20,18 @@ use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
+use fastbloom::BloomFilter;
 use memmap2::{Advice, Mmap};
 use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
 
 use crate::error::{CheckpointError, Result};
 use crate::format::{
-    self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, PAD_LEN_MAX, header,
+    self, ARCHIVE_ALIGN, ArchivedBody, CheckpointKind, CheckpointMeta, Header, PAD_LEN_MAX, header,
 };
 use crate::map;
 use crate::run::{Lookup, RunEntry, SortedRun};
+use crate::search::SearchTree;
 
 /// The name errors use for a checkpoint decoded from memory.
 const MEMORY_PATH: &str = "<memory>";
@@ -47,18 +51,29 @@ impl Backing {
     }
 }
 
-/// Every this many entries of a block, the in-memory index remembers where an entry starts, so
-/// that a lookup binary-searches these restart points and then scans at most this many entries
-/// instead of half a block (~40 entries of 50 bytes). Costs 4 bytes of memory per restart.
+/// Every this many entries of a block, the in-memory index remembers where an entry starts and
+/// the first 8 bytes of its key (after the file's common prefix), so that a lookup searches
+/// integers laid out for the cache (`crate::search`) and then decodes at most this many
+/// entries of the map. Costs 16 bytes of memory per restart (2 bytes per entry).
 const RESTART_INTERVAL: u32 = 8;
 
-/// The byte range of one block in the file, and where its restart points end in
-/// `Checkpoint::restarts` (they start where the previous block's end).
+/// The byte range of one block in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct BlockSpan {
     start: usize,
     end: usize,
-    restarts_end: usize,
+}
+
+/// The search key of `tail` (a key without the file's common prefix): its first 8 bytes,
+/// zero-padded, as a big-endian integer. The map from keys to search keys is monotone
+/// (`a < b` implies `search_key(a) <= search_key(b)`), so comparing search keys decides the
+/// order of two keys unless they are equal; only then are the whole keys compared.
+#[inline]
+fn search_key(tail: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = tail.len().min(8);
+    bytes[..n].copy_from_slice(&tail[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// A position in the run: the block and the file offset of an entry in it. Positions of
@@ -73,13 +88,14 @@ struct Pos {
 /// An immutable checkpoint file: a sorted run of entries with tombstones, memory-mapped and
 /// read in place.
 ///
-/// Opening validates the whole file once (CRCs, rkyv validation, block structure) and copies the
-/// fence index (the first key of each block) to the heap, with the offset of every
-/// `RESTART_INTERVAL`-th (8th) entry. A point lookup then binary-searches the fences in memory
-/// and searches one block of the map: for small entries, one page of the file. Lookups and
-/// iteration hand out slices of the map without copying. Memory kept per open checkpoint: the
-/// fences plus about 32 bytes per block and half a byte per entry (about 60 KiB for 100,000
-/// entries of 16-byte keys).
+/// Opening validates the whole file once (CRCs, rkyv validation, block structure) and builds
+/// a search index on the heap: for every `RESTART_INTERVAL`-th (8th) entry of each block, its
+/// file offset and the first 8 bytes of its key after the prefix all keys share, as an
+/// integer. A point lookup searches those integers (a tree of 64-byte lines: one cache line per
+/// level, five for 100,000 entries, and nothing decoded) and then decodes at most 8 entries of one block of the
+/// map: for small entries, one page of the file. Lookups and iteration hand out slices of the
+/// map without copying. Memory kept per open checkpoint: 16 bytes per block and a little over 2
+/// bytes per entry (about 230 KiB for 100,000 entries).
 ///
 /// A `Checkpoint` is `Send + Sync`; share it in an `Arc`.
 pub struct Checkpoint {
@@ -89,11 +105,19 @@ pub struct Checkpoint {
     archive_crc: u32,
     entry_count: usize,
     blocks: Box<[BlockSpan]>,
-    /// The fences, back to back; fence `i` ends at `fence_ends[i]`.
-    fence_bytes: Box<[u8]>,
-    fence_ends: Box<[usize]>,
-    /// File offsets of entries 0, 8, 16, ... of each block, block after block.
-    restarts: Box<[u32]>,
+    /// The bytes every key of the file starts with (the longest common prefix of the first
+    /// and last keys).
+    common_prefix: Box<[u8]>,
+    /// [`search_key`] of each restart's key without `common_prefix`, in file order.
+    restart_keys: SearchTree,
+    /// File offset of each restart's entry.
+    restart_offsets: Box<[u32]>,
+    /// The block of each restart.
+    restart_blocks: Box<[u32]>,
+    /// For a delta, a Bloom filter of its keys: most point reads of a view look for keys a
+    /// delta does not hold, and the filter answers them without touching the index or the
+    /// map. Full states have none (most reads find their key there).
+    filter: Option<BloomFilter>,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -231,7 +255,8 @@ impl Checkpoint {
                 message: e.to_string(),
             }
         })?;
-        let index = Index::build(&path, file, body, header.entry_count)?;
+        let with_filter = header.meta.kind == CheckpointKind::Delta;
+        let index = Index::build(&path, file, body, header.entry_count, with_filter)?;
         let entry_count =
             usize::try_from(header.entry_count).map_err(|_| CheckpointError::InvalidHeader {
                 path: path.clone(),
@@ -245,52 +270,51 @@ impl Checkpoint {
             archive_crc: header.archive_crc,
             entry_count,
             blocks: index.blocks.into_boxed_slice(),
-            fence_bytes: index.fence_bytes.into_boxed_slice(),
-            fence_ends: index.fence_ends.into_boxed_slice(),
-            restarts: index.restarts.into_boxed_slice(),
+            common_prefix: index.common_prefix.into_boxed_slice(),
+            restart_keys: SearchTree::new(&index.restart_keys),
+            restart_offsets: index.restart_offsets.into_boxed_slice(),
+            restart_blocks: index.restart_blocks.into_boxed_slice(),
+            filter: index.filter,
         })
     }
 
-    /// Fence `i`: the first key of block `i`.
-    fn fence(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.fence_ends[i - 1] };
-        &self.fence_bytes[start..self.fence_ends[i]]
-    }
-
-    /// The number of blocks whose first key is at most `key`. The block that could hold `key`
-    /// is the one before that.
-    fn blocks_at_or_below(&self, key: &[u8]) -> usize {
-        let (mut low, mut high) = (0, self.blocks.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if self.fence(mid) <= key {
-                low = mid + 1;
-            } else {
-                high = mid;
+    /// The last restart whose key is at most `key`, or `None` when `key` sorts before every key
+    /// of the file.
+    #[inline]
+    fn last_restart_at_or_below(&self, key: &[u8]) -> Option<usize> {
+        let last = self.restart_offsets.len().checked_sub(1)?;
+        let prefix = &self.common_prefix[..];
+        let Some(tail) = key.strip_prefix(prefix) else {
+            // `key` does not start with the prefix every key has: it sorts before all of them
+            // or after all of them.
+            return (key > prefix).then_some(last);
+        };
+        let wanted = search_key(tail);
+        // Restarts before `below` have search keys <= `wanted`, so keys <= `key` unless their
+        // search keys are equal to it; only those few need their whole key compared.
+        let mut below = self.restart_keys.count_at_or_below(wanted);
+        while below > 0 && self.restart_keys.key(below - 1) == wanted {
+            let r = below - 1;
+            match self.entry_at(
+                self.restart_blocks[r] as usize,
+                self.restart_offsets[r] as usize,
+            ) {
+                Some((k, _, _)) if k > key => below = r,
+                _ => break,
             }
         }
-        low
+        below.checked_sub(1)
     }
 
-    /// Where to start scanning `block` for the first entry at or above `key`: the last restart
-    /// point whose key is at most `key` (the block start if none is).
-    fn scan_start(&self, block: usize, key: &[u8]) -> usize {
-        let first = block
-            .checked_sub(1)
-            .map_or(0, |b| self.blocks[b].restarts_end);
-        let restarts = &self.restarts[first..self.blocks[block].restarts_end];
-        // restarts[0] is the block start; find the last restart with a key <= `key`.
-        let (mut low, mut high) = (1, restarts.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            match self.entry_at(block, restarts[mid] as usize) {
-                Some((k, _, _)) if k <= key => low = mid + 1,
-                _ => high = mid,
-            }
-        }
-        restarts
-            .get(low - 1)
-            .map_or(self.blocks[block].start, |&r| r as usize)
+    /// The block and file offset where a search for `key` starts scanning: the last restart at
+    /// or below it. `None` when `key` sorts before every key.
+    #[inline]
+    fn scan_start(&self, key: &[u8]) -> Option<(usize, usize)> {
+        let r = self.last_restart_at_or_below(key)?;
+        Some((
+            self.restart_blocks[r] as usize,
+            self.restart_offsets[r] as usize,
+        ))
     }
 
     /// The decoded entry at `offset` of `block`.
@@ -322,12 +346,10 @@ impl Checkpoint {
 
     /// The position of the first entry with a key at least `key` (`inclusive`) or above it.
     fn seek(&self, key: &[u8], inclusive: bool) -> Pos {
-        let below = self.blocks_at_or_below(key);
-        let Some(block) = below.checked_sub(1) else {
+        let Some((block, mut offset)) = self.scan_start(key) else {
             return self.block_start(0);
         };
         let span = self.blocks[block];
-        let mut offset = self.scan_start(block, key);
         while offset < span.end {
             let Some((k, _, next)) = self.entry_at(block, offset) else {
                 break;
@@ -383,18 +405,30 @@ impl Checkpoint {
     }
 }
 
-/// The in-memory index validation builds: block ranges, fences and restart points.
+/// The in-memory index validation builds: block ranges and restart points.
 struct Index {
     blocks: Vec<BlockSpan>,
-    fence_bytes: Vec<u8>,
-    fence_ends: Vec<usize>,
-    restarts: Vec<u32>,
+    common_prefix: Vec<u8>,
+    restart_keys: Vec<u64>,
+    restart_offsets: Vec<u32>,
+    restart_blocks: Vec<u32>,
+    filter: Option<BloomFilter>,
 }
+
+/// The false-positive rate of the Bloom filters of deltas: about 10 bits per key.
+const FILTER_FALSE_POSITIVES: f64 = 0.01;
 
 impl Index {
     /// Checks the block structure of a validated archive and copies out what lookups need.
     /// `file` is the whole file and `body` the archive's root inside it.
-    fn build(path: &Path, file: &[u8], body: &ArchivedBody, entry_count: u64) -> Result<Index> {
+    /// With `with_filter`, also builds a Bloom filter of the keys.
+    fn build(
+        path: &Path,
+        file: &[u8],
+        body: &ArchivedBody,
+        entry_count: u64,
+        with_filter: bool,
+    ) -> Result<Index> {
         let corrupt = |offset: usize, reason: String| CheckpointError::Corrupt {
             path: path.to_path_buf(),
             offset: offset as u64,
@@ -438,10 +472,15 @@ impl Index {
         };
         let mut index = Index {
             blocks: Vec::with_capacity(body.blocks.len()),
-            fence_bytes: Vec::new(),
-            fence_ends: Vec::with_capacity(body.blocks.len()),
-            restarts: Vec::new(),
+            common_prefix: Vec::new(),
+            restart_keys: Vec::new(),
+            restart_offsets: Vec::new(),
+            restart_blocks: Vec::new(),
+            filter: None,
         };
+        let mut keys: Vec<&[u8]> = Vec::new();
+        // The keys of the restarts; their search keys need the common prefix, known at the end.
+        let mut restart_keys_full: Vec<&[u8]> = Vec::new();
         let mut previous_end = 0usize;
         let mut previous_key: Option<&[u8]> = None;
         let mut total: u64 = 0;
@@ -492,10 +531,17 @@ impl Index {
                 if n % RESTART_INTERVAL == 0 {
                     // Cannot truncate: the file is at most header::LEN + ARCHIVE_LEN_MAX bytes.
                     index
-                        .restarts
+                        .restart_offsets
                         .push(u32::try_from(data_start + at).unwrap_or(u32::MAX));
+                    index
+                        .restart_blocks
+                        .push(u32::try_from(i).unwrap_or(u32::MAX));
+                    restart_keys_full.push(key);
                 }
                 previous_key = Some(key);
+                if with_filter {
+                    keys.push(key);
+                }
                 at = next;
             }
             if at != end {
@@ -505,16 +551,28 @@ impl Index {
                 ));
             }
             total += u64::from(count);
-            index.fence_bytes.extend_from_slice(fence.as_slice());
-            index.fence_ends.push(index.fence_bytes.len());
             index.blocks.push(BlockSpan {
                 start: data_start + offset,
                 end: data_start + end,
-                restarts_end: index.restarts.len(),
             });
             previous_end = end;
         }
         check_gap(previous_end, data.len())?;
+        // Keys strictly increase (checked above), so the prefix shared by the first and the
+        // last key is shared by every key.
+        if let (Some(first), Some(last)) = (restart_keys_full.first(), previous_key) {
+            let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+            index.common_prefix = first[..shared].to_vec();
+        }
+        let shared = index.common_prefix.len();
+        index.restart_keys = restart_keys_full
+            .iter()
+            .map(|key| search_key(&key[shared..]))
+            .collect();
+        if with_filter {
+            index.filter =
+                Some(BloomFilter::with_false_pos(FILTER_FALSE_POSITIVES).items(keys.iter()));
+        }
         if total != entry_count {
             return Err(CheckpointError::InvalidHeader {
                 path: path.to_path_buf(),
@@ -528,11 +586,15 @@ impl Index {
 
 impl SortedRun for Checkpoint {
     fn get(&self, key: &[u8]) -> Lookup<'_> {
-        let Some(block) = self.blocks_at_or_below(key).checked_sub(1) else {
+        if let Some(filter) = &self.filter
+            && !filter.contains(&key)
+        {
+            return Lookup::Absent;
+        }
+        let Some((block, mut offset)) = self.scan_start(key) else {
             return Lookup::Absent;
         };
         let span = self.blocks[block];
-        let mut offset = self.scan_start(block, key);
         while offset < span.end {
             let Some((k, value, next)) = self.entry_at(block, offset) else {
                 break;

@@ -20,6 +20,7 @@ pub mod format;
 mod map;
 mod policy;
 mod run;
+mod search;
 #[cfg(test)]
 mod tests;
 mod write;

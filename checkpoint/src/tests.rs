@@ -22,11 +22,32 @@ fn arbitrary_key(g: &mut Gen) -> Vec<u8> {
         .collect()
 }
 
+/// The stem `long_key` puts in front of short keys: 9 bytes, longer than the 8-byte search
+/// keys of the in-memory index, so that keys under it only differ after their search keys.
+const STEM: &[u8] = b"abababab\x01";
+
+/// A key that starts with `STEM`, or (with `mixed`) half of the time a short key.
+fn long_key(g: &mut Gen, mixed: bool) -> Vec<u8> {
+    let key = arbitrary_key(g);
+    if mixed && bool::arbitrary(g) {
+        return key;
+    }
+    // The stem, cut at a random length now and then, so that some keys are prefixes of others.
+    let stem = if u8::arbitrary(g) % 8 == 0 {
+        &STEM[..usize::arbitrary(g) % STEM.len()]
+    } else {
+        STEM
+    };
+    [stem, &key].concat()
+}
+
 fn arbitrary_bound(g: &mut Gen) -> Bound<Vec<u8>> {
-    match u8::arbitrary(g) % 3 {
+    match u8::arbitrary(g) % 5 {
         0 => Bound::Unbounded,
         1 => Bound::Included(arbitrary_key(g)),
-        _ => Bound::Excluded(arbitrary_key(g)),
+        2 => Bound::Excluded(arbitrary_key(g)),
+        3 => Bound::Included(long_key(g, false)),
+        _ => Bound::Excluded(long_key(g, false)),
     }
 }
 
@@ -49,9 +70,17 @@ struct Case {
 impl Arbitrary for Case {
     fn arbitrary(g: &mut Gen) -> Case {
         let count = usize::arbitrary(g) % (g.size() * 4 + 1);
+        // Short keys; long keys that share a prefix longer than the index's search keys
+        // (ties in the index); or both.
+        let kind = u8::arbitrary(g) % 3;
+        let key = |g: &mut Gen| match kind {
+            0 => arbitrary_key(g),
+            1 => long_key(g, false),
+            _ => long_key(g, true),
+        };
         let mut model = BTreeMap::new();
         for _ in 0..count {
-            let key = arbitrary_key(g);
+            let key = key(g);
             let value = match u8::arbitrary(g) % 20 {
                 0..=3 => None,
                 // Now and then a value larger than a page, to cover entries spanning pages.
@@ -60,7 +89,13 @@ impl Arbitrary for Case {
             };
             model.insert(key, value);
         }
-        let probes = (0..20).map(|_| arbitrary_key(g)).collect();
+        let probes = (0..20)
+            .map(|_| match u8::arbitrary(g) % 3 {
+                0 => arbitrary_key(g),
+                1 => long_key(g, false),
+                _ => key(g),
+            })
+            .collect();
         let ranges = (0..20)
             .map(|_| (arbitrary_bound(g), arbitrary_bound(g)))
             .collect();
