@@ -1216,13 +1216,17 @@ pub struct ReadIter<'a> {
     stream: StreamId,
     next: Version,
     last: Version,
-    pending: VecDeque<(Version, Location)>,
+    pending: VecDeque<Event>,
     failed: bool,
 }
 
 impl ReadIter<'_> {
+    /// Reads the next chunk of events (up to `READ_CHUNK`) into `pending`: their locations
+    /// from the stream's recent appends or the index, then the records, close ones with one
+    /// read.
     fn fill(&mut self) -> Result<()> {
         let chunk_end = Version(self.last.0.min(self.next.0 + READ_CHUNK - 1));
+        let mut locations: Vec<(Version, Location)> = Vec::new();
         let cat = lock(&self.inner.catalog);
         let st = cat.get(self.stream).ok_or_else(|| Error::UnknownStream {
             stream: self.stream.to_string(),
@@ -1231,24 +1235,42 @@ impl ReadIter<'_> {
             let skip = usize::try_from(self.next.0 - st.indexed_head.0 - 1).unwrap_or(usize::MAX);
             let take = usize::try_from(chunk_end.0 - self.next.0 + 1).unwrap_or(usize::MAX);
             for (i, location) in st.recent.iter().skip(skip).take(take).enumerate() {
-                self.pending
-                    .push_back((Version(self.next.0 + i as u64), *location));
+                locations.push((Version(self.next.0 + i as u64), *location));
             }
-            return Ok(());
+            drop(cat);
+        } else {
+            let end = chunk_end.min(st.indexed_head);
+            drop(cat);
+            let mut expect = self.next;
+            for (version, location) in self.inner.meta.index_range(self.stream, self.next, end)? {
+                locations.push((version, location));
+                expect = Version(expect.0 + 1);
+            }
+            if expect <= end {
+                return Err(Error::IndexMismatch {
+                    stream: self.stream.0,
+                    version: expect,
+                    reason: "the index has no entry".into(),
+                });
+            }
         }
-        let end = chunk_end.min(st.indexed_head);
-        drop(cat);
-        let mut expect = self.next;
-        for (version, location) in self.inner.meta.index_range(self.stream, self.next, end)? {
-            self.pending.push_back((version, location));
-            expect = Version(expect.0 + 1);
-        }
-        if expect <= end {
-            return Err(Error::IndexMismatch {
-                stream: self.stream.0,
-                version: expect,
-                reason: "the index has no entry".into(),
-            });
+        let just_locations: Vec<Location> = locations.iter().map(|&(_, l)| l).collect();
+        let events = self
+            .inner
+            .log
+            .read_many_with(&just_locations, Event::from_record)?;
+        for ((version, _), event) in locations.into_iter().zip(events) {
+            if event.stream != self.stream || event.version != version {
+                return Err(Error::IndexMismatch {
+                    stream: self.stream.0,
+                    version,
+                    reason: format!(
+                        "the index points at {} {} of {}",
+                        event.lsn, event.version, event.stream
+                    ),
+                });
+            }
+            self.pending.push_back(event);
         }
         Ok(())
     }
@@ -1267,28 +1289,9 @@ impl Iterator for ReadIter<'_> {
             self.failed = true;
             return Some(Err(e));
         }
-        let (version, location) = self.pending.pop_front()?;
-        self.next = Version(version.0 + 1);
-        let stream = self.stream;
-        let event = self.inner.log.read_with(location, Event::from_record);
-        Some(match event {
-            Ok(event) if event.stream == stream && event.version == version => Ok(event),
-            Ok(event) => {
-                self.failed = true;
-                Err(Error::IndexMismatch {
-                    stream: stream.0,
-                    version,
-                    reason: format!(
-                        "the index points at {} {} of {}",
-                        event.lsn, event.version, event.stream
-                    ),
-                })
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(e.into())
-            }
-        })
+        let event = self.pending.pop_front()?;
+        self.next = Version(event.version.0 + 1);
+        Some(Ok(event))
     }
 }
 

@@ -1080,28 +1080,92 @@ impl Log {
             })?;
             return decode_at(path, location, frame).map(f);
         }
-        let (file, path) = {
-            let mut w = lock(&self.writer);
-            if w.active.id != location.segment {
-                drop(w);
-                // Sealed since we looked, or never existed.
-                return match self.sealed_bytes(location.segment) {
-                    Some(_) => self.read_with(location, f),
-                    None => Err(LogError::Missing { lsn: location.lsn }),
-                };
-            }
-            if location.end() > w.flushed_end {
-                if location.end() > w.buffered_end() {
-                    return Err(LogError::Missing { lsn: location.lsn });
-                }
-                self.write_out(&mut w)?;
-            }
-            (w.active.file.clone(), w.active.path.clone())
+        let Some((file, path)) = self.active_for_read(location)? else {
+            // Sealed since we looked, or never existed.
+            return match self.sealed_bytes(location.segment) {
+                Some(_) => self.read_with(location, f),
+                None => Err(LogError::Missing { lsn: location.lsn }),
+            };
         };
         let mut buf = vec![0u8; location.frame_len_bytes as usize];
         file.read_exact_at(&mut buf, location.offset)
             .map_err(|e| LogError::io("read", &path, e))?;
         decode_at(&path, location, &buf).map(f)
+    }
+
+    /// The active segment's file and path if `upto` lies in the active segment, after writing
+    /// out the buffered bytes up to its end if they are not in the file yet. `None` when its
+    /// segment is not the active one.
+    ///
+    /// # Errors
+    /// [`LogError::Missing`] when `upto` lies past what was appended, and write errors.
+    fn active_for_read(&self, upto: Location) -> Result<Option<(Arc<dyn StorageFile>, PathBuf)>> {
+        let mut w = lock(&self.writer);
+        if w.active.id != upto.segment {
+            return Ok(None);
+        }
+        if upto.end() > w.flushed_end {
+            if upto.end() > w.buffered_end() {
+                return Err(LogError::Missing { lsn: upto.lsn });
+            }
+            self.write_out(&mut w)?;
+        }
+        Ok(Some((w.active.file.clone(), w.active.path.clone())))
+    }
+
+    /// Reads the records at `locations`, in order, passing each to `f`. Records of the active
+    /// segment that lie close together are read with one `pread` (a view reads up to
+    /// `fanout - 1` events of a stream, usually a few hundred bytes apart); records of sealed
+    /// segments are read from their maps.
+    ///
+    /// # Errors
+    /// As [`Log::read_with`], for the first record that fails.
+    pub fn read_many_with<T>(
+        &self,
+        locations: &[Location],
+        mut f: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(locations.len());
+        let mut buf = Vec::new();
+        let mut rest = locations;
+        while let Some(&first) = rest.first() {
+            // The frames after `first` in the same segment, in increasing order, that one read
+            // of at most READ_SPAN_MAX bytes covers.
+            let run = 1 + rest
+                .windows(2)
+                .take_while(|pair| {
+                    pair[1].segment == first.segment
+                        && pair[1].offset >= pair[0].end()
+                        && pair[1].end() - first.offset <= READ_SPAN_MAX
+                })
+                .count();
+            let (batch, after) = rest.split_at(run);
+            rest = after;
+            let last = batch[run - 1];
+            let active = if run > 1 && self.sealed_bytes(first.segment).is_none() {
+                self.active_for_read(last)?
+            } else {
+                None
+            };
+            let Some((file, path)) = active else {
+                for &location in batch {
+                    out.push(self.read_with(location, &mut f)?);
+                }
+                continue;
+            };
+            buf.resize(
+                usize::try_from(last.end() - first.offset).unwrap_or(usize::MAX),
+                0,
+            );
+            file.read_exact_at(&mut buf, first.offset)
+                .map_err(|e| LogError::io("read", &path, e))?;
+            for &location in batch {
+                let at = usize::try_from(location.offset - first.offset).unwrap_or(usize::MAX);
+                let frame = &buf[at..at + location.frame_len_bytes as usize];
+                out.push(f(decode_at(&path, location, frame)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Reads the record at `location` into an owned record.
@@ -1336,6 +1400,9 @@ impl Log {
         Ok(problems)
     }
 }
+
+/// The most bytes [`Log::read_many_with`] reads with one `pread` to get several records.
+const READ_SPAN_MAX: u64 = 64 * 1024;
 
 fn decode_at<'a>(path: &Path, location: Location, frame: &'a [u8]) -> Result<RecordRef<'a>> {
     match format::decode_frame(frame) {
