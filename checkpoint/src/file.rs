@@ -9,10 +9,10 @@
 //!   non-empty, and each decodes to whole entries with strictly increasing keys, all above the
 //!   keys of the block before.
 //! - The restart points are the entries 0, 8, 16, ... of every block, in file order (so in key
-//!   order); the first restart of each block is the block's first entry. `restart_offsets[r]`
-//!   is the file offset of restart `r`, `restart_blocks[r]` its block, and `restart_keys[r]`
+//!   order); the first restart of each block is the block's first entry. `restarts[r]` holds
+//!   the file offset of restart `r` and the end of its block, and `restart_keys` key `r` is
 //!   the search key of its key (see [`search_key`]).
-//! - Every key in the file starts with `common_prefix`.
+//! - Every key in the file starts with `prefix()` (at most `PREFIX_MAX` bytes).
 //! - The file's bytes never change while it is open (see the `map` module's safety argument).
 
 use std::fmt;
@@ -64,6 +64,19 @@ struct BlockSpan {
     end: usize,
 }
 
+/// The most bytes of the prefix shared by all keys that a checkpoint keeps and strips before
+/// computing search keys (kept inline, so a lookup does not chase a pointer for it). A longer
+/// shared prefix is cut: search keys then tie more often, which costs whole-key comparisons.
+const PREFIX_MAX: usize = 16;
+
+/// A restart point: the file offset of its entry and the end of its block, where a scan from
+/// it must stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Restart {
+    offset: u32,
+    end: u32,
+}
+
 /// The search key of `tail` (a key without the file's common prefix): its first 8 bytes,
 /// zero-padded, as a big-endian integer. The map from keys to search keys is monotone
 /// (`a < b` implies `search_key(a) <= search_key(b)`), so comparing search keys decides the
@@ -107,13 +120,12 @@ pub struct Checkpoint {
     blocks: Box<[BlockSpan]>,
     /// The bytes every key of the file starts with (the longest common prefix of the first
     /// and last keys).
-    common_prefix: Box<[u8]>,
-    /// [`search_key`] of each restart's key without `common_prefix`, in file order.
+    prefix: [u8; PREFIX_MAX],
+    prefix_len: usize,
+    /// [`search_key`] of each restart's key without the prefix, in file order.
     restart_keys: SearchTree,
-    /// File offset of each restart's entry.
-    restart_offsets: Box<[u32]>,
-    /// The block of each restart.
-    restart_blocks: Box<[u32]>,
+    /// Each restart's entry and block end.
+    restarts: Box<[Restart]>,
     /// For a delta, a Bloom filter of its keys: most point reads of a view look for keys a
     /// delta does not hold, and the filter answers them without touching the index or the
     /// map. Full states have none (most reads find their key there).
@@ -270,10 +282,10 @@ impl Checkpoint {
             archive_crc: header.archive_crc,
             entry_count,
             blocks: index.blocks.into_boxed_slice(),
-            common_prefix: index.common_prefix.into_boxed_slice(),
+            prefix: index.prefix,
+            prefix_len: index.prefix_len,
             restart_keys: SearchTree::new(&index.restart_keys),
-            restart_offsets: index.restart_offsets.into_boxed_slice(),
-            restart_blocks: index.restart_blocks.into_boxed_slice(),
+            restarts: index.restarts.into_boxed_slice(),
             filter: index.filter,
         })
     }
@@ -282,8 +294,8 @@ impl Checkpoint {
     /// of the file.
     #[inline]
     fn last_restart_at_or_below(&self, key: &[u8]) -> Option<usize> {
-        let last = self.restart_offsets.len().checked_sub(1)?;
-        let prefix = &self.common_prefix[..];
+        let last = self.restarts.len().checked_sub(1)?;
+        let prefix = &self.prefix[..self.prefix_len];
         let Some(tail) = key.strip_prefix(prefix) else {
             // `key` does not start with the prefix every key has: it sorts before all of them
             // or after all of them.
@@ -295,10 +307,8 @@ impl Checkpoint {
         let mut below = self.restart_keys.count_at_or_below(wanted);
         while below > 0 && self.restart_keys.key(below - 1) == wanted {
             let r = below - 1;
-            match self.entry_at(
-                self.restart_blocks[r] as usize,
-                self.restart_offsets[r] as usize,
-            ) {
+            let Restart { offset, end } = self.restarts[r];
+            match self.entry_in(end as usize, offset as usize) {
                 Some((k, _, _)) if k > key => below = r,
                 _ => break,
             }
@@ -306,24 +316,35 @@ impl Checkpoint {
         below.checked_sub(1)
     }
 
-    /// The block and file offset where a search for `key` starts scanning: the last restart at
-    /// or below it. `None` when `key` sorts before every key.
+    /// Where a search for `key` starts scanning: the file offset of the last restart at or
+    /// below it, and the end of its block. `None` when `key` sorts before every key.
     #[inline]
     fn scan_start(&self, key: &[u8]) -> Option<(usize, usize)> {
         let r = self.last_restart_at_or_below(key)?;
-        Some((
-            self.restart_blocks[r] as usize,
-            self.restart_offsets[r] as usize,
-        ))
+        let Restart { offset, end } = self.restarts[r];
+        Some((offset as usize, end as usize))
+    }
+
+    /// The block holding file offset `offset`.
+    fn block_of(&self, offset: usize) -> usize {
+        self.blocks.partition_point(|span| span.end <= offset)
+    }
+
+    /// The decoded entry at `offset` of the block ending at `end`.
+    #[inline]
+    fn entry_in(&self, end: usize, offset: usize) -> Option<format::DecodedEntry<'_>> {
+        let decoded = format::get_entry(&self.bytes()[..end], offset);
+        // Unreachable: validation decoded every entry of every block.
+        debug_assert!(
+            decoded.is_ok(),
+            "validated entry at {offset} fails to decode"
+        );
+        decoded.ok()
     }
 
     /// The decoded entry at `offset` of `block`.
     fn entry_at(&self, block: usize, offset: usize) -> Option<format::DecodedEntry<'_>> {
-        let span = self.blocks[block];
-        let decoded = format::get_entry(&self.bytes()[..span.end], offset);
-        // Unreachable: validation decoded every entry of every block.
-        debug_assert!(decoded.is_ok(), "validated block {block} fails to decode");
-        decoded.ok()
+        self.entry_in(self.blocks[block].end, offset)
     }
 
     /// The position of the first entry of `block`, or the end.
@@ -346,12 +367,12 @@ impl Checkpoint {
 
     /// The position of the first entry with a key at least `key` (`inclusive`) or above it.
     fn seek(&self, key: &[u8], inclusive: bool) -> Pos {
-        let Some((block, mut offset)) = self.scan_start(key) else {
+        let Some((mut offset, end)) = self.scan_start(key) else {
             return self.block_start(0);
         };
-        let span = self.blocks[block];
-        while offset < span.end {
-            let Some((k, _, next)) = self.entry_at(block, offset) else {
+        let block = self.block_of(offset);
+        while offset < end {
+            let Some((k, _, next)) = self.entry_in(end, offset) else {
                 break;
             };
             if k > key || (inclusive && k == key) {
@@ -408,10 +429,10 @@ impl Checkpoint {
 /// The in-memory index validation builds: block ranges and restart points.
 struct Index {
     blocks: Vec<BlockSpan>,
-    common_prefix: Vec<u8>,
+    prefix: [u8; PREFIX_MAX],
+    prefix_len: usize,
     restart_keys: Vec<u64>,
-    restart_offsets: Vec<u32>,
-    restart_blocks: Vec<u32>,
+    restarts: Vec<Restart>,
     filter: Option<BloomFilter>,
 }
 
@@ -472,10 +493,10 @@ impl Index {
         };
         let mut index = Index {
             blocks: Vec::with_capacity(body.blocks.len()),
-            common_prefix: Vec::new(),
+            prefix: [0; PREFIX_MAX],
+            prefix_len: 0,
             restart_keys: Vec::new(),
-            restart_offsets: Vec::new(),
-            restart_blocks: Vec::new(),
+            restarts: Vec::new(),
             filter: None,
         };
         let mut keys: Vec<&[u8]> = Vec::new();
@@ -530,12 +551,10 @@ impl Index {
                 }
                 if n % RESTART_INTERVAL == 0 {
                     // Cannot truncate: the file is at most header::LEN + ARCHIVE_LEN_MAX bytes.
-                    index
-                        .restart_offsets
-                        .push(u32::try_from(data_start + at).unwrap_or(u32::MAX));
-                    index
-                        .restart_blocks
-                        .push(u32::try_from(i).unwrap_or(u32::MAX));
+                    index.restarts.push(Restart {
+                        offset: u32::try_from(data_start + at).unwrap_or(u32::MAX),
+                        end: u32::try_from(data_start + end).unwrap_or(u32::MAX),
+                    });
                     restart_keys_full.push(key);
                 }
                 previous_key = Some(key);
@@ -561,10 +580,16 @@ impl Index {
         // Keys strictly increase (checked above), so the prefix shared by the first and the
         // last key is shared by every key.
         if let (Some(first), Some(last)) = (restart_keys_full.first(), previous_key) {
-            let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
-            index.common_prefix = first[..shared].to_vec();
+            let shared = first
+                .iter()
+                .zip(last)
+                .take(PREFIX_MAX)
+                .take_while(|(a, b)| a == b)
+                .count();
+            index.prefix[..shared].copy_from_slice(&first[..shared]);
+            index.prefix_len = shared;
         }
-        let shared = index.common_prefix.len();
+        let shared = index.prefix_len;
         index.restart_keys = restart_keys_full
             .iter()
             .map(|key| search_key(&key[shared..]))
@@ -591,12 +616,11 @@ impl SortedRun for Checkpoint {
         {
             return Lookup::Absent;
         }
-        let Some((block, mut offset)) = self.scan_start(key) else {
+        let Some((mut offset, end)) = self.scan_start(key) else {
             return Lookup::Absent;
         };
-        let span = self.blocks[block];
-        while offset < span.end {
-            let Some((k, value, next)) = self.entry_at(block, offset) else {
+        while offset < end {
+            let Some((k, value, next)) = self.entry_in(end, offset) else {
                 break;
             };
             match k.cmp(key) {

@@ -16,14 +16,25 @@ const LINE_LEN: usize = 8;
 #[repr(align(64))]
 struct Line([u64; LINE_LEN]);
 
+/// The most levels a tree has: 8^11 lines cover more than the 2^32 restarts a file can have.
+const LEVELS_MAX: usize = 12;
+
 /// A search tree over a sorted (non-decreasing) sequence of `u64`.
+///
+/// All levels live in one allocation, and where each starts is kept inline, so that a search
+/// follows no pointer but the one to the lines.
 #[derive(Debug, Default)]
 pub(crate) struct SearchTree {
-    /// `levels[0]` holds the keys; `levels[l + 1][j]` is the first key of line `j` of
-    /// `levels[l]`. The last level has one line. Lines are padded with `u64::MAX`.
-    levels: Vec<Box<[Line]>>,
+    /// The levels' lines back to back. Level 0 holds the keys; key `j` of level `l + 1` is the
+    /// first key of line `j` of level `l`. The last level has one line. Lines are padded with
+    /// `u64::MAX`.
+    lines: Box<[Line]>,
+    /// The index in `lines` of each level's first line.
+    starts: [u32; LEVELS_MAX],
     /// The number of real (not padding) keys at each level.
-    lens: Vec<usize>,
+    lens: [u32; LEVELS_MAX],
+    /// The number of levels (0 for no keys).
+    depth: usize,
 }
 
 impl SearchTree {
@@ -34,35 +45,36 @@ impl SearchTree {
         if keys.is_empty() {
             return tree;
         }
+        let mut lines: Vec<Line> = Vec::new();
         let mut level: Vec<u64> = keys.to_vec();
         loop {
-            let lines: Box<[Line]> = level
-                .chunks(LINE_LEN)
-                .map(|chunk| {
-                    let mut line = Line([u64::MAX; LINE_LEN]);
-                    line.0[..chunk.len()].copy_from_slice(chunk);
-                    line
-                })
-                .collect();
-            let next: Vec<u64> = lines.iter().map(|line| line.0[0]).collect();
-            tree.lens.push(level.len());
-            tree.levels.push(lines);
-            if next.len() == 1 {
+            let start = lines.len();
+            lines.extend(level.chunks(LINE_LEN).map(|chunk| {
+                let mut line = Line([u64::MAX; LINE_LEN]);
+                line.0[..chunk.len()].copy_from_slice(chunk);
+                line
+            }));
+            // Cannot truncate: a checkpoint has fewer than 2^32 restarts, so fewer lines.
+            tree.starts[tree.depth] = u32::try_from(start).unwrap_or(u32::MAX);
+            tree.lens[tree.depth] = u32::try_from(level.len()).unwrap_or(u32::MAX);
+            tree.depth += 1;
+            if lines.len() - start == 1 {
+                tree.lines = lines.into_boxed_slice();
                 return tree;
             }
-            level = next;
+            level = lines[start..].iter().map(|line| line.0[0]).collect();
         }
     }
 
     /// The number of keys.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lens.first().copied().unwrap_or(0)
+        self.lens[0] as usize
     }
 
     /// Key `i` (`i < len()`).
     pub(crate) fn key(&self, i: usize) -> u64 {
-        self.levels[0][i / LINE_LEN].0[i % LINE_LEN]
+        self.lines[i / LINE_LEN].0[i % LINE_LEN]
     }
 
     /// The number of keys at or below `x`: the index of the first key above it.
@@ -72,14 +84,11 @@ impl SearchTree {
         // level where the prefix ends (every line before it lies wholly at or below `x`,
         // since its keys are at most the next line's first key).
         let mut line = 0;
-        for l in (0..self.levels.len()).rev() {
-            let within = self.levels[l][line]
-                .0
-                .iter()
-                .filter(|&&key| key <= x)
-                .count();
+        for l in (0..self.depth).rev() {
+            let keys = &self.lines[self.starts[l] as usize + line].0;
+            let within = keys.iter().filter(|&&key| key <= x).count();
             // Padding counts when `x` is u64::MAX; no real key lies past `lens[l]`.
-            let count = (line * LINE_LEN + within).min(self.lens[l]);
+            let count = (line * LINE_LEN + within).min(self.lens[l] as usize);
             if l == 0 {
                 return count;
             }
@@ -138,8 +147,8 @@ mod tests {
         // 12,500 keys (a 100,000-entry checkpoint's restarts): 5 levels, the last one line.
         let keys: Vec<u64> = (0..12_500u64).map(|i| i * 3).collect();
         let tree = SearchTree::new(&keys);
-        assert_eq!(tree.levels.len(), 5);
-        assert_eq!(tree.levels.last().map(|l| l.len()), Some(1));
+        assert_eq!(tree.depth, 5);
+        assert_eq!(tree.lines.len() - tree.starts[4] as usize, 1);
         for (i, &key) in keys.iter().enumerate().step_by(97) {
             assert_eq!(tree.count_at_or_below(key), i + 1);
             assert_eq!(tree.count_at_or_below(key + 1), i + 1);

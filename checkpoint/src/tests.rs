@@ -22,9 +22,10 @@ fn arbitrary_key(g: &mut Gen) -> Vec<u8> {
         .collect()
 }
 
-/// The stem `long_key` puts in front of short keys: 9 bytes, longer than the 8-byte search
-/// keys of the in-memory index, so that keys under it only differ after their search keys.
-const STEM: &[u8] = b"abababab\x01";
+/// The stem `long_key` puts in front of short keys: 20 bytes, longer than the prefix a
+/// checkpoint strips (at most 16 bytes) plus its 8-byte search keys, so that keys under it
+/// differ only after their search keys, and their shared prefix is cut.
+const STEM: &[u8] = b"ababababababababab\x01\x02";
 
 /// A key that starts with `STEM`, or (with `mixed`) half of the time a short key.
 fn long_key(g: &mut Gen, mixed: bool) -> Vec<u8> {
