@@ -62,6 +62,20 @@ impl MemRun {
         self.entries.insert(key.to_vec(), Some(value.to_vec()));
     }
 
+    /// Moves every entry of `newer` into this run; `newer`'s entries replace this run's for
+    /// the same keys. Moves the keys and values without copying them.
+    pub fn append(&mut self, newer: MemRun) {
+        if self.entries.is_empty() {
+            self.entries = newer.entries;
+            return;
+        }
+        // One insert per entry: `BTreeMap::append` rebuilds the whole map, which costs more
+        // for the few entries one event changes.
+        for (key, value) in newer.entries {
+            self.entries.insert(key, value);
+        }
+    }
+
     /// Records a tombstone for `key`.
     pub fn delete(&mut self, key: &[u8]) {
         self.entries.insert(key.to_vec(), None);
@@ -164,5 +178,27 @@ mod tests {
             0
         );
         assert_eq!(run.len(), 3);
+    }
+
+    #[test]
+    fn append_lets_the_newer_run_win() {
+        let mut older = MemRun::new();
+        older.put(b"a", b"1");
+        older.put(b"b", b"1");
+        let mut newer = MemRun::new();
+        newer.delete(b"a");
+        newer.put(b"c", b"2");
+        older.append(newer.clone());
+        let want: MemRun = [
+            (b"a".to_vec(), None),
+            (b"b".to_vec(), Some(b"1".to_vec())),
+            (b"c".to_vec(), Some(b"2".to_vec())),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(older, want);
+        let mut empty = MemRun::new();
+        empty.append(newer.clone());
+        assert_eq!(empty, newer);
     }
 }

@@ -52,14 +52,10 @@ impl Overlay {
         self.changes
     }
 
-    /// Merges one accepted event's changes: later writes replace earlier ones.
-    fn absorb(&mut self, event_changes: &MemRun) {
-        for (key, value) in event_changes.entries() {
-            match value {
-                Some(value) => self.changes.put(key, value),
-                None => self.changes.delete(key),
-            }
-        }
+    /// Merges one accepted event's changes: later writes replace earlier ones. The keys and
+    /// values move; nothing is copied.
+    fn absorb(&mut self, event_changes: MemRun) {
+        self.changes.append(event_changes);
         self.events_replayed += 1;
     }
 }
@@ -135,7 +131,7 @@ pub fn replay<E: AsRef<[u8]>>(
             }))
         };
         match outcome {
-            Ok(Ok(())) => overlay.absorb(&event_changes),
+            Ok(Ok(())) => overlay.absorb(event_changes),
             Ok(Err(reason)) => {
                 return Err(ReplayError::Rejected {
                     event_index,
