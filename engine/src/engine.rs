@@ -1239,10 +1239,14 @@ impl ReadIter<'_> {
             }
             drop(cat);
         } else {
-            let end = chunk_end.min(st.indexed_head);
+            let indexed = st.indexed_head;
+            let end = chunk_end.min(indexed);
             drop(cat);
             let mut expect = self.next;
-            for (version, location) in self.inner.meta.index_range(self.stream, self.next, end)? {
+            let meta = &self.inner.meta;
+            for (version, location) in
+                meta.index_range_cached(self.stream, self.next, end, indexed)?
+            {
                 locations.push((version, location));
                 expect = Version(expect.0 + 1);
             }

@@ -15,8 +15,12 @@
 //! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64`, archive CRC `u32` (0: unknown) |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
+use lru::LruCache;
 
 use crate::error::{Error, Result};
 
@@ -192,7 +196,22 @@ pub struct Meta {
     index: Keyspace,
     meta: Keyspace,
     checkpoints: Keyspace,
+    /// Index groups recently read: the locations of versions `g * GROUP_LEN + 1 ..=
+    /// (g + 1) * GROUP_LEN` of a stream, keyed by `(stream, g)`. Only whole groups of indexed
+    /// versions are cached; their locations never change while the engine is open, and a
+    /// batch that removes runs (a repair) clears the cache.
+    groups: Mutex<GroupCache>,
 }
+
+/// The index cache: `(stream, group)` to the group's locations.
+type GroupCache = LruCache<(StreamId, u64), Arc<[Location]>>;
+
+/// Versions per group of the index cache.
+const GROUP_LEN: u64 = 256;
+
+/// Groups the index cache holds: 1,024 groups of 256 locations of 32 bytes, at most 8 MiB,
+/// covering 262,144 versions.
+const GROUPS_CACHED: usize = 1024;
 
 /// A checkpoint file as the catalog records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +265,9 @@ impl Meta {
             meta: keyspace("meta")?,
             checkpoints: keyspace("checkpoints")?,
             db,
+            groups: Mutex::new(LruCache::new(
+                NonZeroUsize::new(GROUPS_CACHED).unwrap_or(NonZeroUsize::MIN),
+            )),
         };
         match meta
             .meta
@@ -321,7 +343,62 @@ impl Meta {
         MetaBatch {
             meta: self,
             batch: self.db.batch(),
+            removes_runs: false,
         }
+    }
+
+    /// As [`Meta::index_range`], for versions of which every one up to `indexed` is in the
+    /// index (`to <= indexed`), through the cache of index groups: a view reads a few
+    /// versions at random, and reading them from fjall costs a search of its memtable and
+    /// tables each time.
+    ///
+    /// # Errors
+    /// As [`Meta::index_range`].
+    pub fn index_range_cached(
+        &self,
+        stream: StreamId,
+        from: Version,
+        to: Version,
+        indexed: Version,
+    ) -> Result<Vec<(Version, Location)>> {
+        let mut out =
+            Vec::with_capacity(usize::try_from(to.0.saturating_sub(from.0) + 1).unwrap_or(0));
+        let mut next = from.0.max(1);
+        while next <= to.0 {
+            let group = (next - 1) / GROUP_LEN;
+            let first = group * GROUP_LEN + 1;
+            let last = first + GROUP_LEN - 1;
+            let upto = to.0.min(last);
+            let cached = crate::engine::lock(&self.groups)
+                .get(&(stream, group))
+                .cloned();
+            let locations = match cached {
+                Some(locations) => Some(locations),
+                None if last <= indexed.0 => {
+                    let read = self.index_range(stream, Version(first), Version(last))?;
+                    // A whole group, or the index is missing entries: then leave it uncached
+                    // and let the caller find the gap.
+                    (read.len() as u64 == GROUP_LEN).then(|| {
+                        let locations: Arc<[Location]> =
+                            read.into_iter().map(|(_, location)| location).collect();
+                        crate::engine::lock(&self.groups).put((stream, group), locations.clone());
+                        locations
+                    })
+                }
+                None => None,
+            };
+            match locations {
+                Some(locations) => {
+                    for version in next..=upto {
+                        let at = usize::try_from(version - first).unwrap_or(usize::MAX);
+                        out.push((Version(version), locations[at]));
+                    }
+                }
+                None => out.extend(self.index_range(stream, Version(next), Version(upto))?),
+            }
+            next = upto + 1;
+        }
+        Ok(out)
     }
 
     /// Index entries of `stream` for versions `from..=to`, in order: the runs that cover them,
@@ -492,6 +569,8 @@ impl Meta {
 pub struct MetaBatch<'a> {
     meta: &'a Meta,
     batch: OwnedWriteBatch,
+    /// Whether the batch removes index runs: committing it then clears the index cache.
+    removes_runs: bool,
 }
 
 impl MetaBatch<'_> {
@@ -507,6 +586,7 @@ impl MetaBatch<'_> {
 
     /// Removes the run of `stream` that starts at `first`.
     pub fn remove_run(&mut self, stream: StreamId, first: Version) {
+        self.removes_runs = true;
         self.batch
             .remove(&self.meta.index, index_key(stream, first).to_vec());
     }
@@ -586,9 +666,14 @@ impl MetaBatch<'_> {
     /// # Errors
     /// fjall errors.
     pub fn commit(self) -> Result<()> {
+        let removes_runs = self.removes_runs;
         self.batch
             .commit()
-            .map_err(Error::meta("committing a batch"))
+            .map_err(Error::meta("committing a batch"))?;
+        if removes_runs {
+            crate::engine::lock(&self.meta.groups).clear();
+        }
+        Ok(())
     }
 }
 

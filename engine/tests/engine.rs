@@ -117,6 +117,64 @@ fn append_read_head_and_conflicts() {
     assert_eq!(engine.head("b"), Some(Version::ZERO));
 }
 
+/// Reads of ranges that cross the index cache's 256-version groups, of two interleaved
+/// streams appended in uneven batches (so index runs do not line up with groups), while the
+/// heads move through the middle of groups, and after a reopen.
+#[test]
+fn reads_across_index_groups_match_the_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut state = 0x5eed_u64;
+    let mut next = move |bound: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(state >> 33).expect("fits") % bound
+    };
+    let streams = ["a", "b"];
+    let mut appended: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+    let check =
+        |engine: &Engine, appended: &[Vec<String>], next: &mut dyn FnMut(usize) -> usize| {
+            for (stream, events) in streams.iter().zip(appended) {
+                let head = events.len();
+                for _ in 0..40 {
+                    let from = 1 + next(head);
+                    let to = (from + next(600)).min(head);
+                    let got: Vec<Vec<u8>> = engine
+                        .read(stream, Version(from as u64)..=Version(to as u64))
+                        .expect("stream exists")
+                        .map(|e| e.expect("readable").payload)
+                        .collect();
+                    let want: Vec<Vec<u8>> = events[from - 1..to]
+                        .iter()
+                        .map(|e| e.as_bytes().to_vec())
+                        .collect();
+                    assert_eq!(got, want, "{stream} {from}..={to} of {head}");
+                }
+            }
+        };
+    {
+        let engine = Engine::open(dir.path(), Options::default()).expect("open");
+        for _ in 0..6 {
+            for (i, stream) in streams.iter().enumerate() {
+                let mut left = 37 + next(137);
+                while left > 0 {
+                    let n = (1 + next(50)).min(left);
+                    let batch = payloads(stream, appended[i].len(), n);
+                    engine
+                        .append(stream, &batch, Durability::Normal, None)
+                        .expect("append");
+                    appended[i].extend(batch);
+                    left -= n;
+                }
+            }
+            engine.sync().expect("sync");
+            check(&engine, &appended, &mut next);
+        }
+    }
+    let engine = Engine::open(dir.path(), Options::default()).expect("reopen");
+    check(&engine, &appended, &mut next);
+}
+
 #[test]
 fn many_segments_reopen_and_global_order() {
     let dir = tempfile::tempdir().expect("tempdir");
