@@ -57,14 +57,17 @@ pub(crate) struct Lineage {
     pub(crate) version: u64,
 }
 
-/// What to do when speculative events would exceed [`crate::Options::branch_memory_bytes`].
+/// What to do when branch memory would exceed [`crate::Options::branch_memory_bytes`]: the
+/// events of a speculative append, the starting state of a fork, or a state a view of a
+/// branch would cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BranchMemoryPolicy {
-    /// Discard the least recently used unpinned branches until the append fits (counted in
-    /// [`BranchStats::evictions`]); fail only if evicting every unpinned branch is not enough.
+    /// Discard the least recently used unpinned branches (never the branch appended to or
+    /// forked from) until it fits (counted in [`BranchStats::evictions`]); fail the append or
+    /// fork only if evicting every other unpinned branch is not enough.
     #[default]
     EvictLeastRecentlyUsed,
-    /// Fail the append with [`crate::Error::BranchMemoryFull`].
+    /// Fail the append or fork with [`crate::Error::BranchMemoryFull`].
     Refuse,
 }
 
@@ -360,32 +363,39 @@ impl Node {
     }
 
     /// The delta at `version` (`fork < version <= head`) and the events after the cached
-    /// state it starts from; builds and caches the missing states on the way.
-    fn delta_at(&self, version: u64, fanout: u64) -> Result<(Arc<FlatRun>, u64, Vec<Vec<u8>>)> {
+    /// state it starts from; builds the missing states on the way, and caches each one that
+    /// `admit` lets into the branch memory budget (the rest are used for this call only).
+    fn delta_at(
+        &self,
+        version: u64,
+        fanout: u64,
+        admit: &dyn Fn(u64) -> bool,
+    ) -> Result<(Arc<FlatRun>, u64, Vec<Vec<u8>>)> {
         let mut data = lock(&self.data);
         let wanted = usize::try_from((version - self.fork) / fanout).unwrap_or(usize::MAX);
-        while data.snapshots.len() < wanted {
-            let k = data.snapshots.len();
-            let previous = data
-                .snapshots
-                .last()
-                .cloned()
-                .unwrap_or_else(|| self.base_delta.clone());
+        // Start from the last cached state at or below `wanted`.
+        let mut built = data.snapshots.len().min(wanted);
+        let mut current = match built.checked_sub(1) {
+            Some(k) => data.snapshots[k].clone(),
+            None => self.base_delta.clone(),
+        };
+        while built < wanted {
             let step = usize::try_from(fanout).unwrap_or(usize::MAX);
-            let first = k * step;
+            let first = built * step;
             let events: Vec<&[u8]> = (first..first + step).map(|i| data.event(i)).collect();
-            let at = self.fork + (k as u64) * fanout;
-            let next = self.apply(previous, at, events)?;
-            let bytes = next.size_bytes();
-            data.accounted += bytes;
-            self.used.fetch_add(bytes, Ordering::Relaxed);
-            data.snapshots.push(next);
+            let at = self.fork + (built as u64) * fanout;
+            current = self.apply(current, at, events)?;
+            built += 1;
+            // Cached states are contiguous: once one is refused, none after it is cached.
+            if data.snapshots.len() == built - 1 && admit(current.size_bytes()) {
+                let bytes = current.size_bytes();
+                data.accounted += bytes;
+                self.used.fetch_add(bytes, Ordering::Relaxed);
+                data.snapshots.push(current.clone());
+            }
         }
         let (delta, from) = match wanted.checked_sub(1) {
-            Some(k) => (
-                data.snapshots[k].clone(),
-                self.fork + (wanted as u64) * fanout,
-            ),
+            Some(_) => (current, self.fork + (wanted as u64) * fanout),
             None => (self.base_delta.clone(), self.fork),
         };
         let first = usize::try_from(from - self.fork).unwrap_or(usize::MAX);
@@ -415,8 +425,8 @@ impl Node {
     }
 
     /// The view at `version`, `fork < version <= head`.
-    fn view(&self, version: u64, fanout: u64) -> Result<View> {
-        let (delta, from, events) = self.delta_at(version, fanout)?;
+    fn view(&self, version: u64, fanout: u64, admit: &dyn Fn(u64) -> bool) -> Result<View> {
+        let (delta, from, events) = self.delta_at(version, fanout, admit)?;
         let base = self
             .root_base
             .with_layer_above(LayerInfo::new(0, from), delta);
@@ -571,6 +581,33 @@ fn descends(node: &Arc<Node>, head: u64, lineage: Option<Lineage>) -> bool {
 }
 
 impl Engine {
+    /// Whether `bytes` more of branch memory fit in the budget, after evicting least recently
+    /// used unpinned branches other than `keep` when the policy allows it.
+    fn admit_branch_bytes(&self, bytes: u64, keep: BranchId) -> bool {
+        let branches = &self.inner.branches;
+        let budget = self.inner.options.branch_memory_bytes;
+        if branches.used.load(Ordering::Relaxed).saturating_add(bytes) <= budget {
+            return true;
+        }
+        match self.inner.options.branch_memory_policy {
+            BranchMemoryPolicy::EvictLeastRecentlyUsed => branches.make_room(bytes, budget, keep),
+            BranchMemoryPolicy::Refuse => false,
+        }
+    }
+
+    /// As [`Engine::admit_branch_bytes`], with [`Error::BranchMemoryFull`] when they do not
+    /// fit. `keep`: the branch being grown or forked from, never evicted for it.
+    fn admit_or_refuse(&self, bytes: u64, keep: Option<BranchId>) -> Result<()> {
+        if self.admit_branch_bytes(bytes, keep.unwrap_or(BranchId(u64::MAX))) {
+            return Ok(());
+        }
+        Err(Error::BranchMemoryFull {
+            needed_bytes: bytes,
+            used_bytes: self.inner.branches.used.load(Ordering::Relaxed),
+            budget_bytes: self.inner.options.branch_memory_bytes,
+        })
+    }
+
     /// The stream's id, head and lineage.
     fn stream_head(&self, stream: &str) -> Result<(StreamId, u64, Option<Lineage>)> {
         let cat = lock(&self.inner.catalog);
@@ -596,6 +633,7 @@ impl Engine {
             &FlatRun::default(),
             view.overlay().changes(),
         ));
+        self.admit_or_refuse(delta.size_bytes(), None)?;
         Ok(self.inner.branches.insert(Origin {
             stream: id,
             name,
@@ -628,7 +666,9 @@ impl Engine {
             return self.fork(&node.name, at);
         };
         let fanout = self.inner.options.checkpoint_policy.fanout();
-        let (delta, from, events) = owner.delta_at(at.0, fanout)?;
+        let (delta, from, events) = owner.delta_at(at.0, fanout, &|bytes| {
+            self.admit_branch_bytes(bytes, owner.id)
+        })?;
         let delta = if events.is_empty() {
             delta
         } else {
@@ -636,6 +676,7 @@ impl Engine {
         };
         // The child owns its starting state outright, so its memory is its own to count.
         let delta = Arc::new(FlatRun::merge_owned(&delta, &MemRun::new()));
+        self.admit_or_refuse(delta.size_bytes(), Some(owner.id))?;
         Ok(self.inner.branches.insert(Origin {
             stream: owner.stream,
             name: owner.name.clone(),
@@ -684,22 +725,7 @@ impl Engine {
                 + grow(data.ends.len(), data.ends.capacity(), events.len())
                     * std::mem::size_of::<usize>()) as u64
         };
-        let budget = self.inner.options.branch_memory_bytes;
-        if branches.used.load(Ordering::Relaxed).saturating_add(needed) > budget {
-            let fits = match self.inner.options.branch_memory_policy {
-                BranchMemoryPolicy::EvictLeastRecentlyUsed => {
-                    branches.make_room(needed, budget, branch)
-                }
-                BranchMemoryPolicy::Refuse => false,
-            };
-            if !fits {
-                return Err(Error::BranchMemoryFull {
-                    needed_bytes: needed,
-                    used_bytes: branches.used.load(Ordering::Relaxed),
-                    budget_bytes: budget,
-                });
-            }
-        }
+        self.admit_or_refuse(needed, Some(branch))?;
         let mut data = lock(&node.data);
         let head = node.head(&data);
         if let Some(expected) = expected
@@ -762,7 +788,11 @@ impl Engine {
             });
         }
         match node.owner(version.0) {
-            Some(owner) => owner.view(version.0, self.inner.options.checkpoint_policy.fanout()),
+            Some(owner) => owner.view(
+                version.0,
+                self.inner.options.checkpoint_policy.fanout(),
+                &|bytes| self.admit_branch_bytes(bytes, owner.id),
+            ),
             None => self.view(&node.name, version),
         }
     }

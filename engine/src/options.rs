@@ -81,8 +81,10 @@ pub struct Options {
     /// Memory budget of all speculative branches (events and cached states). Default:
     /// [`DEFAULT_BRANCH_MEMORY_BYTES`].
     pub branch_memory_bytes: u64,
-    /// What happens when a speculative append would exceed the budget. Default: evict the
-    /// least recently used unpinned branches.
+    /// What happens when a speculative append or a fork would exceed the budget. Default:
+    /// evict the least recently used unpinned branches. States that views of branches cache
+    /// are admitted the same way; a state that does not fit is used for that view and not
+    /// cached, so views never fail for memory.
     pub branch_memory_policy: BranchMemoryPolicy,
     /// Maps commit kinds to classes for [`Engine::commit`]. Default: [`DefaultClassifier`].
     pub classifier: Arc<dyn Classifier>,

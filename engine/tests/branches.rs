@@ -464,6 +464,78 @@ fn memory_budget_evicts_or_refuses() {
     assert_eq!(engine.branch_info(id).expect("intact").head, Version(1));
 }
 
+/// The budget bounds the states views cache and the states forks start from, not only the
+/// events appends add: a view that cannot cache still answers (it replays from the last
+/// cached state), a fork that does not fit is refused or evicts, and the accounted bytes
+/// never pass the budget.
+#[test]
+fn memory_budget_bounds_cached_states_and_forks() {
+    const BUDGET: u64 = 30_000;
+    let events: Vec<Vec<u8>> = (0..200).map(|i| set(&format!("k{i:03}"), "v")).collect();
+    for policy in [
+        BranchMemoryPolicy::Refuse,
+        BranchMemoryPolicy::EvictLeastRecentlyUsed,
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::builder(dir.path())
+            .background_threads(false)
+            .branch_memory_bytes(BUDGET)
+            .branch_memory_policy(policy)
+            .open()
+            .expect("open");
+        engine
+            .append("s", &[set("a", "1")], Durability::Critical, None)
+            .expect("create");
+        let bystander = engine.fork("s", Version(1)).expect("fork");
+        engine
+            .append_branch(bystander, &events[..5], None)
+            .expect("append");
+        let id = engine.fork("s", Version(1)).expect("fork");
+        engine.append_branch(id, &events, None).expect("append");
+        let within = |what: &str| {
+            let stats = engine.branch_stats();
+            assert!(stats.bytes <= BUDGET, "{policy:?}, {what}: {stats:?}");
+        };
+        within("after the appends");
+        // Every 10th version: each caches one more state, 10 entries larger than the last.
+        for version in (11..=201).step_by(10) {
+            let view = engine.view_branch(id, Version(version)).expect("view");
+            let mut want = fold(&events[..usize::try_from(version - 1).expect("fits")]);
+            want.insert(b"a".to_vec(), b"1".to_vec());
+            assert_eq!(view_map(&view), want, "{policy:?} at {version}");
+            assert!(view.report().events_replayed <= 9 || policy == BranchMemoryPolicy::Refuse);
+            within(&format!("after the view at {version}"));
+        }
+        // The fork's starting state does not fit beside the states `id` cached, and `id`
+        // itself is never evicted to make room for a fork from it.
+        let error = engine
+            .fork_branch(id, Version(201))
+            .expect_err("the fork's state does not fit");
+        assert!(matches!(error, Error::BranchMemoryFull { .. }), "{error}");
+        within("after the refused fork");
+        match policy {
+            BranchMemoryPolicy::Refuse => {
+                assert!(engine.branch_info(bystander).is_ok(), "nothing evicted");
+            }
+            BranchMemoryPolicy::EvictLeastRecentlyUsed => {
+                // The bystander, least recently used, made room for the cached states.
+                assert!(engine.branch_info(bystander).is_err());
+                assert!(engine.branch_stats().evictions > 0);
+            }
+        }
+        // With room made, the same fork fits and reads the branch's state.
+        engine.discard(id).expect("discard");
+        let id = engine.fork("s", Version(1)).expect("fork");
+        engine
+            .append_branch(id, &events[..20], None)
+            .expect("append");
+        let fork = engine.fork_branch(id, Version(21)).expect("fits now");
+        let view = engine.view_branch(fork, Version(21)).expect("view");
+        assert_eq!(view.get(b"k019"), Some(&b"v"[..]));
+        within("at the end");
+    }
+}
+
 #[test]
 fn a_deep_chain_of_branches_is_dropped_without_recursion() {
     let dir = tempfile::tempdir().expect("tempdir");
