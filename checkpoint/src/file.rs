@@ -31,7 +31,7 @@ use crate::format::{
 };
 use crate::map;
 use crate::run::{Lookup, RunEntry, SortedRun};
-use crate::search::SearchTree;
+use crate::search::{LINE_LEN, SearchTree};
 
 /// The name errors use for a checkpoint decoded from memory.
 const MEMORY_PATH: &str = "<memory>";
@@ -71,11 +71,17 @@ const PREFIX_MAX: usize = 16;
 
 /// A restart point: the file offset of its entry and the end of its block, where a scan from
 /// it must stop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Restart {
     offset: u32,
     end: u32,
 }
+
+/// The restarts of one leaf line of the search tree, in one cache line: a lookup starts
+/// loading it as soon as it knows the leaf line, while the leaf's keys load.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
+struct RestartLine([Restart; LINE_LEN]);
 
 /// The search key of `tail` (a key without the file's common prefix): its first 8 bytes,
 /// zero-padded, as a big-endian integer. The map from keys to search keys is monotone
@@ -124,8 +130,10 @@ pub struct Checkpoint {
     prefix_len: usize,
     /// [`search_key`] of each restart's key without the prefix, in file order.
     restart_keys: SearchTree,
-    /// Each restart's entry and block end.
-    restarts: Box<[Restart]>,
+    /// Each restart's entry and block end, by leaf line of `restart_keys`.
+    restarts: Box<[RestartLine]>,
+    /// The number of restarts.
+    restart_count: usize,
     /// For a delta, a Bloom filter of its keys: most point reads of a view look for keys a
     /// delta does not hold, and the filter answers them without touching the index or the
     /// map. Full states have none (most reads find their key there).
@@ -285,7 +293,16 @@ impl Checkpoint {
             prefix: index.prefix,
             prefix_len: index.prefix_len,
             restart_keys: SearchTree::new(&index.restart_keys),
-            restarts: index.restarts.into_boxed_slice(),
+            restart_count: index.restarts.len(),
+            restarts: index
+                .restarts
+                .chunks(LINE_LEN)
+                .map(|chunk| {
+                    let mut line = RestartLine::default();
+                    line.0[..chunk.len()].copy_from_slice(chunk);
+                    line
+                })
+                .collect(),
             filter: index.filter,
         })
     }
@@ -294,7 +311,7 @@ impl Checkpoint {
     /// of the file.
     #[inline]
     fn last_restart_at_or_below(&self, key: &[u8]) -> Option<usize> {
-        let last = self.restarts.len().checked_sub(1)?;
+        let last = self.restart_count.checked_sub(1)?;
         let prefix = &self.prefix[..self.prefix_len];
         let Some(tail) = key.strip_prefix(prefix) else {
             // `key` does not start with the prefix every key has: it sorts before all of them
@@ -304,10 +321,15 @@ impl Checkpoint {
         let wanted = search_key(tail);
         // Restarts before `below` have search keys <= `wanted`, so keys <= `key` unless their
         // search keys are equal to it; only those few need their whole key compared.
-        let mut below = self.restart_keys.count_at_or_below(wanted);
+        let mut below = self
+            .restart_keys
+            .count_at_or_below_touching(wanted, |line| {
+                // Start loading the leaf's restarts now; the read below needs one of them.
+                std::hint::black_box(self.restarts.get(line).map(|line| line.0[0]));
+            });
         while below > 0 && self.restart_keys.key(below - 1) == wanted {
             let r = below - 1;
-            let Restart { offset, end } = self.restarts[r];
+            let Restart { offset, end } = self.restart(r);
             match self.entry_in(end as usize, offset as usize) {
                 Some((k, _, _)) if k > key => below = r,
                 _ => break,
@@ -321,8 +343,14 @@ impl Checkpoint {
     #[inline]
     fn scan_start(&self, key: &[u8]) -> Option<(usize, usize)> {
         let r = self.last_restart_at_or_below(key)?;
-        let Restart { offset, end } = self.restarts[r];
+        let Restart { offset, end } = self.restart(r);
         Some((offset as usize, end as usize))
+    }
+
+    /// Restart `r`.
+    #[inline]
+    fn restart(&self, r: usize) -> Restart {
+        self.restarts[r / LINE_LEN].0[r % LINE_LEN]
     }
 
     /// The block holding file offset `offset`.

@@ -9,7 +9,7 @@
 //! per level, top down: 5 lines for 12,500 keys, each compared in one go.
 
 /// Keys per line: 8 of 8 bytes, one 64-byte cache line.
-const LINE_LEN: usize = 8;
+pub(crate) const LINE_LEN: usize = 8;
 
 /// One cache line of keys.
 #[derive(Clone, Copy, Debug)]
@@ -78,13 +78,27 @@ impl SearchTree {
     }
 
     /// The number of keys at or below `x`: the index of the first key above it.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn count_at_or_below(&self, x: u64) -> usize {
+        self.count_at_or_below_touching(x, |_| {})
+    }
+
+    /// As [`SearchTree::count_at_or_below`]; calls `touch` with the index of the leaf line
+    /// (keys `8 * line ..`) it is about to read, before reading it, so that the caller can
+    /// start loading what it keeps for those keys while the leaf line loads.
+    #[inline]
+    pub(crate) fn count_at_or_below_touching(&self, x: u64, touch: impl FnOnce(usize)) -> usize {
+        let mut touch = Some(touch);
         // At each level, the keys at or below `x` are a prefix; `line` is the line of that
         // level where the prefix ends (every line before it lies wholly at or below `x`,
         // since its keys are at most the next line's first key).
         let mut line = 0;
         for l in (0..self.depth).rev() {
+            if l == 0
+                && let Some(touch) = touch.take()
+            {
+                touch(line);
+            }
             let keys = &self.lines[self.starts[l] as usize + line].0;
             let within = keys.iter().filter(|&&key| key <= x).count();
             // Padding counts when `x` is u64::MAX; no real key lies past `lens[l]`.
