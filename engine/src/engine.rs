@@ -1221,60 +1221,116 @@ pub struct ReadIter<'a> {
 }
 
 impl ReadIter<'_> {
-    /// Reads the next chunk of events (up to `READ_CHUNK`) into `pending`: their locations
-    /// from the stream's recent appends or the index, then the records, close ones with one
+    /// Reads the next chunk of events (up to `READ_CHUNK`) into `pending`, close ones with one
     /// read.
     fn fill(&mut self) -> Result<()> {
         let chunk_end = Version(self.last.0.min(self.next.0 + READ_CHUNK - 1));
-        let mut locations: Vec<(Version, Location)> = Vec::new();
-        let cat = lock(&self.inner.catalog);
-        let st = cat.get(self.stream).ok_or_else(|| Error::UnknownStream {
-            stream: self.stream.to_string(),
-        })?;
-        if self.next > st.indexed_head {
-            let skip = usize::try_from(self.next.0 - st.indexed_head.0 - 1).unwrap_or(usize::MAX);
-            let take = usize::try_from(chunk_end.0 - self.next.0 + 1).unwrap_or(usize::MAX);
-            for (i, location) in st.recent.iter().skip(skip).take(take).enumerate() {
-                locations.push((Version(self.next.0 + i as u64), *location));
-            }
-            drop(cat);
-        } else {
-            let indexed = st.indexed_head;
-            let end = chunk_end.min(indexed);
-            drop(cat);
-            let mut expect = self.next;
-            let meta = &self.inner.meta;
-            for (version, location) in
-                meta.index_range_cached(self.stream, self.next, end, indexed)?
-            {
-                locations.push((version, location));
-                expect = Version(expect.0 + 1);
-            }
-            if expect <= end {
-                return Err(Error::IndexMismatch {
-                    stream: self.stream.0,
-                    version: expect,
-                    reason: "the index has no entry".into(),
-                });
-            }
-        }
-        let just_locations: Vec<Location> = locations.iter().map(|&(_, l)| l).collect();
+        let locations = self.inner.locations_of(self.stream, self.next, chunk_end)?;
         let events = self
             .inner
             .log
-            .read_many_with(&just_locations, Event::from_record)?;
-        for ((version, _), event) in locations.into_iter().zip(events) {
-            if event.stream != self.stream || event.version != version {
+            .read_many_with(&locations, Event::from_record)?;
+        for (version, event) in (self.next.0..).map(Version).zip(events) {
+            check_record(self.stream, version, event.stream, event.version, event.lsn)?;
+            self.pending.push_back(event);
+        }
+        Ok(())
+    }
+}
+
+/// An [`Error::IndexMismatch`] unless the record found for `stream`'s `version` is that
+/// event.
+fn check_record(
+    stream: StreamId,
+    version: Version,
+    found_stream: StreamId,
+    found_version: Version,
+    found_lsn: Lsn,
+) -> Result<()> {
+    if found_stream == stream && found_version == version {
+        return Ok(());
+    }
+    Err(Error::IndexMismatch {
+        stream: stream.0,
+        version,
+        reason: format!("the index points at {found_lsn} {found_version} of {found_stream}"),
+    })
+}
+
+impl Inner {
+    /// The locations of stream `id`'s versions from `from` on, at most up to `to`: from the
+    /// stream's recent appends past its indexed head, or from the index up to the indexed
+    /// head (so possibly fewer than asked; never none when `from <= to <= head`).
+    fn locations_of(&self, id: StreamId, from: Version, to: Version) -> Result<Vec<Location>> {
+        let cat = lock(&self.catalog);
+        let st = cat.get(id).ok_or_else(|| Error::UnknownStream {
+            stream: id.to_string(),
+        })?;
+        if from > st.indexed_head {
+            let skip = usize::try_from(from.0 - st.indexed_head.0 - 1).unwrap_or(usize::MAX);
+            let take = usize::try_from(to.0 - from.0 + 1).unwrap_or(usize::MAX);
+            return Ok(st.recent.iter().skip(skip).take(take).copied().collect());
+        }
+        let indexed = st.indexed_head;
+        let end = to.min(indexed);
+        drop(cat);
+        let mut locations = Vec::with_capacity(usize::try_from(end.0 - from.0 + 1).unwrap_or(0));
+        let mut expect = from;
+        for (version, location) in self.meta.index_range_cached(id, from, end, indexed)? {
+            if version != expect {
+                break;
+            }
+            locations.push(location);
+            expect = Version(expect.0 + 1);
+        }
+        if expect <= end {
+            return Err(Error::IndexMismatch {
+                stream: id.0,
+                version: expect,
+                reason: "the index has no entry".into(),
+            });
+        }
+        Ok(locations)
+    }
+
+    /// Calls `f` with the payload of each of stream `id`'s events `from..=to` (which must
+    /// exist), in order, straight from the read buffer or the segment's map: what a view
+    /// replays. Records close together are read with one `pread`.
+    pub(crate) fn for_each_payload(
+        &self,
+        id: StreamId,
+        from: Version,
+        to: Version,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        let mut next = from;
+        while next <= to {
+            let chunk_end = Version(to.0.min(next.0 + READ_CHUNK - 1));
+            let locations = self.locations_of(id, next, chunk_end)?;
+            if locations.is_empty() {
                 return Err(Error::IndexMismatch {
-                    stream: self.stream.0,
-                    version,
-                    reason: format!(
-                        "the index points at {} {} of {}",
-                        event.lsn, event.version, event.stream
-                    ),
+                    stream: id.0,
+                    version: next,
+                    reason: "the stream has no such event".into(),
                 });
             }
-            self.pending.push_back(event);
+            let mut version = next;
+            let mut mismatch = None;
+            self.log.read_many_with(&locations, |record| {
+                if mismatch.is_some() {
+                    return;
+                }
+                let header = record.header;
+                match check_record(id, version, header.stream, header.version, header.lsn) {
+                    Ok(()) => f(record.payload),
+                    Err(e) => mismatch = Some(e),
+                }
+                version = Version(version.0 + 1);
+            })?;
+            if let Some(e) = mismatch {
+                return Err(e);
+            }
+            next = Version(next.0 + locations.len() as u64);
         }
         Ok(())
     }

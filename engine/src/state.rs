@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use helios_checkpoint::SortedRun;
 use helios_log::Version;
-use helios_replay::{Aggregate, Base, LayerInfo, View};
+use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
 use crate::Engine;
 use crate::builder::StalledStream;
@@ -137,16 +137,23 @@ impl Engine {
         for (info, run) in used.into_iter().rev() {
             base.push_below(info, run);
         }
-        let events = inner
-            .events_of(id, Version(start + 1), version)
-            .map(|e| e.map(|e| e.payload))
-            .collect::<Result<Vec<_>>>()?;
+        // Replay each event as it is read, from the read buffer: no copy of the payloads.
         let machine = inner.options.machine_for(stream);
-        View::replay(&**machine, base, &events).map_err(|source| Error::Replay {
+        let mut overlay = Overlay::new();
+        let mut replayed = Ok(());
+        let mut index = 0;
+        inner.for_each_payload(id, Version(start + 1), version, |payload| {
+            if replayed.is_ok() {
+                replayed = replay_one(&**machine, &base, &mut overlay, payload, index);
+                index += 1;
+            }
+        })?;
+        replayed.map_err(|source| Error::Replay {
             stream: stream.to_owned(),
             version: Version(start + 1 + source.event_index()),
             source,
-        })
+        })?;
+        Ok(View::new(base, overlay))
     }
 
     /// The whole state of `stream` at `version`, owned: every key and value in key order.

@@ -1126,7 +1126,11 @@ impl Log {
         mut f: impl FnMut(RecordRef<'_>) -> T,
     ) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(locations.len());
-        let mut buf = Vec::new();
+        // The thread's reusable read buffer: a view's read of a few events then allocates
+        // nothing (a fresh buffer is taken if a callback reads the log again).
+        let mut buf = READ_BUFFER
+            .with(|cell| cell.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
+            .unwrap_or_default();
         let mut rest = locations;
         while let Some(&first) = rest.first() {
             // The frames after `first` in the same segment, in increasing order, that one read
@@ -1164,6 +1168,13 @@ impl Log {
                 let frame = &buf[at..at + location.frame_len_bytes as usize];
                 out.push(f(decode_at(&path, location, frame)?));
             }
+        }
+        if buf.capacity() as u64 <= READ_SPAN_MAX {
+            READ_BUFFER.with(|cell| {
+                if let Ok(mut b) = cell.try_borrow_mut() {
+                    *b = buf;
+                }
+            });
         }
         Ok(out)
     }
@@ -1403,6 +1414,11 @@ impl Log {
 
 /// The most bytes [`Log::read_many_with`] reads with one `pread` to get several records.
 const READ_SPAN_MAX: u64 = 64 * 1024;
+
+thread_local! {
+    /// The buffer [`Log::read_many_with`] reads into, kept between calls on a thread.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 fn decode_at<'a>(path: &Path, location: Location, frame: &'a [u8]) -> Result<RecordRef<'a>> {
     match format::decode_frame(frame) {

@@ -155,7 +155,7 @@ pub use aggregate::{
 pub use kv::KvMachine;
 pub use machine::{Rejected, StateHandle, StateMachine};
 pub use merge::ViewIter;
-pub use replay::{Overlay, ReplayError, replay};
+pub use replay::{Overlay, ReplayError, replay, replay_one};
 pub use view::{Base, LayerInfo, LayerReport, View, ViewReport};
 
 /// The sorted-run layer abstraction views are made of (from `helios-checkpoint`).

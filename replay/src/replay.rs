@@ -123,32 +123,45 @@ pub fn replay<E: AsRef<[u8]>>(
     events: impl IntoIterator<Item = E>,
 ) -> Result<(), ReplayError> {
     for (event_index, event) in (0u64..).zip(events) {
-        let mut event_changes = MemRun::new();
-        let outcome = {
-            let mut handle = StateHandle::new(&mut event_changes, &overlay.changes, base);
-            catch_unwind(AssertUnwindSafe(|| {
-                machine.apply(event.as_ref(), &mut handle)
-            }))
-        };
-        match outcome {
-            Ok(Ok(())) => overlay.absorb(event_changes),
-            Ok(Err(reason)) => {
-                return Err(ReplayError::Rejected {
-                    event_index,
-                    machine: machine.name().to_owned(),
-                    reason,
-                });
-            }
-            Err(payload) => {
-                return Err(ReplayError::Panicked {
-                    event_index,
-                    machine: machine.name().to_owned(),
-                    message: panic_message(payload.as_ref()),
-                });
-            }
-        }
+        replay_one(machine, base, overlay, event.as_ref(), event_index)?;
     }
     Ok(())
+}
+
+/// Applies one event as [`replay`] does, for callers that hand events over one at a time
+/// (for example straight from a read buffer, without collecting them first). `event_index` is
+/// the event's position in the caller's sequence, used in the error.
+///
+/// # Errors
+/// [`ReplayError::Rejected`] or [`ReplayError::Panicked`]; `overlay` is then unchanged.
+pub fn replay_one(
+    machine: &dyn StateMachine,
+    base: &Base,
+    overlay: &mut Overlay,
+    event: &[u8],
+    event_index: u64,
+) -> Result<(), ReplayError> {
+    let mut event_changes = MemRun::new();
+    let outcome = {
+        let mut handle = StateHandle::new(&mut event_changes, &overlay.changes, base);
+        catch_unwind(AssertUnwindSafe(|| machine.apply(event, &mut handle)))
+    };
+    match outcome {
+        Ok(Ok(())) => {
+            overlay.absorb(event_changes);
+            Ok(())
+        }
+        Ok(Err(reason)) => Err(ReplayError::Rejected {
+            event_index,
+            machine: machine.name().to_owned(),
+            reason,
+        }),
+        Err(payload) => Err(ReplayError::Panicked {
+            event_index,
+            machine: machine.name().to_owned(),
+            message: panic_message(payload.as_ref()),
+        }),
+    }
 }
 
 /// The message of a panic payload: `panic!` produces a `&str` or a `String`.
