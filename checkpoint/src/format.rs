@@ -58,11 +58,11 @@
 //! is three of them.)
 //!
 //! `BlockIndex` is `{ offset: u64, len: u32, entry_count: u32 }`: block `i` is
-//! `data[offset .. offset + len]` and holds `entry_count` entries. A reader copies the fences and
-//! the block positions to the heap when it opens the file (and, an in-memory detail of this
-//! reader, the offset of every 8th entry of each block), so a point lookup is a binary search in
-//! memory followed by a short scan inside one block: one page of the file for blocks of small
-//! entries.
+//! `data[offset .. offset + len]` and holds `entry_count` entries; each block's first key equals
+//! its fence. A reader checks them when it opens the file and keeps the block positions in
+//! memory (and, in-memory details of this reader, a search index over every 8th entry and, for
+//! deltas, a Bloom filter; see [`crate::Checkpoint`]), so a point lookup is a search in memory
+//! followed by a short scan inside one block: one page of the file for blocks of small entries.
 //!
 //! # Blocks and entries
 //!
