@@ -30,7 +30,8 @@
 //!   acknowledged critical), succeeds only if the branch's history extends the stream's
 //!   events, and must succeed for a branch forked at the head while the stream has not changed;
 //!   no branch and no unpromoted speculative event survives a reopen or a crash; with the small
-//!   memory budget a branch may be evicted (then `UnknownBranch`), otherwise never.
+//!   memory budget a branch may be evicted (then `UnknownBranch`), and an append or a fork may
+//!   be refused (`BranchMemoryFull`), otherwise never.
 #![no_main]
 
 #[path = "common.rs"]
@@ -97,7 +98,7 @@ struct Setup {
     write_buffer_bytes: usize,
     policy: LevelPolicy,
     /// A branch memory budget small enough that branches get evicted (then a branch may
-    /// vanish, and an append to one fail with `BranchMemoryFull`); `None` for the default.
+    /// vanish, and an append or a fork fail with `BranchMemoryFull`); `None` for the default.
     branch_memory_bytes: Option<u64>,
 }
 
@@ -351,6 +352,7 @@ fn branch_op(
             }
             Err(Error::UnknownStream { .. }) if engine.head(STREAMS[stream]).is_none() => {}
             Err(Error::Replay { .. }) if common::kv_fold(&history).is_none() => {}
+            Err(Error::BranchMemoryFull { .. }) if evicting => {}
             Err(e) => panic!("step {step}: fork failed: {e}"),
         }
         return Ok(());
@@ -385,6 +387,7 @@ fn branch_op(
                     model.branches.remove(&id);
                 }
                 Err(Error::Replay { .. }) if common::kv_fold(&history).is_none() => {}
+                Err(Error::BranchMemoryFull { .. }) if evicting => {}
                 Err(_) if armed => {}
                 Err(e) => panic!("step {step}: fork of {id} failed: {e}"),
             }
