@@ -20,14 +20,14 @@ use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use fastbloom::BloomFilter;
 use memmap2::{Advice, Mmap};
 use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
 
 use crate::error::{CheckpointError, Result};
+use crate::filter::KeyFilter;
 use crate::format::{
-    self, ARCHIVE_ALIGN, ArchivedBody, CheckpointKind, CheckpointMeta, Header, PAD_LEN_MAX, header,
+    self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, PAD_LEN_MAX, header,
 };
 use crate::map;
 use crate::run::{Lookup, RunEntry, SortedRun};
@@ -108,13 +108,15 @@ struct Pos {
 /// read in place.
 ///
 /// Opening validates the whole file once (CRCs, rkyv validation, block structure) and builds
-/// a search index on the heap: for every `RESTART_INTERVAL`-th (8th) entry of each block, its
-/// file offset and the first 8 bytes of its key after the prefix all keys share, as an
-/// integer. A point lookup searches those integers (a tree of 64-byte lines: one cache line per
-/// level, five for 100,000 entries, and nothing decoded) and then decodes at most 8 entries of one block of the
-/// map: for small entries, one page of the file. Lookups and iteration hand out slices of the
-/// map without copying. Memory kept per open checkpoint: 16 bytes per block and a little over 2
-/// bytes per entry (about 230 KiB for 100,000 entries).
+/// a lookup index on the heap: a Bloom filter of the keys (`crate::filter`), and for every
+/// `RESTART_INTERVAL`-th (8th) entry of each block, its file offset and the first 8 bytes of its
+/// key after the prefix all keys share, as an integer. A point lookup first asks the filter (one
+/// 32-byte block; an absent key usually stops there), then searches those integers (a tree of
+/// 64-byte lines: one cache line per level, five for 100,000 entries, nothing decoded) and
+/// decodes at most 8 entries of one block of the map: for small entries, one page of the file.
+/// Lookups and iteration hand out slices of the map without copying. Memory kept per open
+/// checkpoint: 16 bytes per block and about 3.6 bytes per entry (about 360 KiB for 100,000
+/// entries).
 ///
 /// A `Checkpoint` is `Send + Sync`; share it in an `Arc`.
 pub struct Checkpoint {
@@ -134,10 +136,10 @@ pub struct Checkpoint {
     restarts: Box<[RestartLine]>,
     /// The number of restarts.
     restart_count: usize,
-    /// For a delta, a Bloom filter of its keys: most point reads of a view look for keys a
-    /// delta does not hold, and the filter answers them without touching the index or the
-    /// map. Full states have none (most reads find their key there).
-    filter: Option<BloomFilter>,
+    /// A Bloom filter of the keys (one 32-byte block per lookup): many point reads of a view
+    /// look for keys a layer does not hold (most of them, for a delta), and the filter
+    /// answers them without touching the index or the map.
+    filter: KeyFilter,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -275,8 +277,7 @@ impl Checkpoint {
                 message: e.to_string(),
             }
         })?;
-        let with_filter = header.meta.kind == CheckpointKind::Delta;
-        let index = Index::build(&path, file, body, header.entry_count, with_filter)?;
+        let index = Index::build(&path, file, body, header.entry_count)?;
         let entry_count =
             usize::try_from(header.entry_count).map_err(|_| CheckpointError::InvalidHeader {
                 path: path.clone(),
@@ -461,23 +462,13 @@ struct Index {
     prefix_len: usize,
     restart_keys: Vec<u64>,
     restarts: Vec<Restart>,
-    filter: Option<BloomFilter>,
+    filter: KeyFilter,
 }
-
-/// The false-positive rate of the Bloom filters of deltas: about 10 bits per key.
-const FILTER_FALSE_POSITIVES: f64 = 0.01;
 
 impl Index {
     /// Checks the block structure of a validated archive and copies out what lookups need.
     /// `file` is the whole file and `body` the archive's root inside it.
-    /// With `with_filter`, also builds a Bloom filter of the keys.
-    fn build(
-        path: &Path,
-        file: &[u8],
-        body: &ArchivedBody,
-        entry_count: u64,
-        with_filter: bool,
-    ) -> Result<Index> {
+    fn build(path: &Path, file: &[u8], body: &ArchivedBody, entry_count: u64) -> Result<Index> {
         let corrupt = |offset: usize, reason: String| CheckpointError::Corrupt {
             path: path.to_path_buf(),
             offset: offset as u64,
@@ -525,7 +516,7 @@ impl Index {
             prefix_len: 0,
             restart_keys: Vec::new(),
             restarts: Vec::new(),
-            filter: None,
+            filter: KeyFilter::new(0, std::iter::empty()),
         };
         let mut keys: Vec<&[u8]> = Vec::new();
         // The keys of the restarts; their search keys need the common prefix, known at the end.
@@ -586,9 +577,7 @@ impl Index {
                     restart_keys_full.push(key);
                 }
                 previous_key = Some(key);
-                if with_filter {
-                    keys.push(key);
-                }
+                keys.push(key);
                 at = next;
             }
             if at != end {
@@ -622,10 +611,7 @@ impl Index {
             .iter()
             .map(|key| search_key(&key[shared..]))
             .collect();
-        if with_filter {
-            index.filter =
-                Some(BloomFilter::with_false_pos(FILTER_FALSE_POSITIVES).items(keys.iter()));
-        }
+        index.filter = KeyFilter::new(keys.len(), keys.iter().copied());
         if total != entry_count {
             return Err(CheckpointError::InvalidHeader {
                 path: path.to_path_buf(),
@@ -639,9 +625,7 @@ impl Index {
 
 impl SortedRun for Checkpoint {
     fn get(&self, key: &[u8]) -> Lookup<'_> {
-        if let Some(filter) = &self.filter
-            && !filter.contains(&key)
-        {
+        if !self.filter.may_contain(key) {
             return Lookup::Absent;
         }
         let Some((mut offset, end)) = self.scan_start(key) else {

@@ -16,6 +16,7 @@
 
 mod error;
 mod file;
+mod filter;
 pub mod format;
 mod map;
 mod policy;
