@@ -343,6 +343,13 @@ struct Breakdown {
     no_replay: Latencies,
     /// Whole samples whose view replayed at least one event.
     replay: Latencies,
+    /// Whole samples during which the thread took no page fault.
+    no_fault: Latencies,
+    /// Whole samples during which the thread took at least one (minor) page fault: a page of a
+    /// checkpoint or segment in the page cache but not yet in this process's page tables.
+    faulted: Latencies,
+    /// Minor page faults over all the samples.
+    minor_faults_sum: i64,
     /// The slowest sample: its time, its index among the warm samples, its version and what
     /// its view reported.
     slowest: Option<(Duration, u64, u64, String)>,
@@ -355,6 +362,9 @@ impl Breakdown {
             reads: Latencies::new(),
             no_replay: Latencies::new(),
             replay: Latencies::new(),
+            no_fault: Latencies::new(),
+            faulted: Latencies::new(),
+            minor_faults_sum: 0,
             slowest: None,
         }
     }
@@ -370,6 +380,8 @@ fn helios_sample(
     checks: &mut ViewChecks,
     breakdown: Option<&mut Breakdown>,
 ) -> Result<()> {
+    // Outside the clock: the page faults the sample takes (getrusage is a system call).
+    let io_before = ThreadIo::now()?;
     let start = Instant::now();
     let view = engine.view(STREAM, Version(sample.version))?;
     let viewed = Instant::now();
@@ -377,8 +389,15 @@ fn helios_sample(
         black_box(view.get(key));
     }
     let end = Instant::now();
+    let io = ThreadIo::now()?.since(io_before);
     latencies.record(end - start);
     if let Some(breakdown) = breakdown {
+        breakdown.minor_faults_sum += io.minor_faults;
+        if io.minor_faults + io.major_faults == 0 {
+            breakdown.no_fault.record(end - start);
+        } else {
+            breakdown.faulted.record(end - start);
+        }
         breakdown.view.record(viewed - start);
         breakdown.reads.record(end - viewed);
         if view.report().events_replayed == 0 {
@@ -844,6 +863,8 @@ fn report(
             "whole sample, view replayed 1 or more events",
             &parts.replay,
         ),
+        ("whole sample, no page fault", &parts.no_fault),
+        ("whole sample, 1 or more page faults", &parts.faulted),
     ] {
         let s = latencies.summary();
         println!(
@@ -851,6 +872,12 @@ fn report(
             s.count, s.median_us, s.p99_us, s.p999_us, s.max_us
         );
     }
+    println!();
+    println!(
+        "Minor page faults during the warm samples: {} ({:.2} per sample).",
+        parts.minor_faults_sum,
+        parts.minor_faults_sum as f64 / parts.view.count().max(1) as f64
+    );
     if let Some((time, index, version, report)) = &parts.slowest {
         println!();
         println!(

@@ -417,6 +417,9 @@ impl SnapshotPeer {
 pub struct ThreadIo {
     /// Page faults that had to read from the disk.
     pub major_faults: i64,
+    /// Page faults served without the disk (a page already in the page cache, mapped into
+    /// this process for the first time).
+    pub minor_faults: i64,
     /// 512-byte blocks the file systems read for this thread (read calls and faults,
     /// read-ahead included).
     pub blocks_read: i64,
@@ -431,6 +434,7 @@ impl ThreadIo {
         let usage = getrusage(UsageWho::RUSAGE_THREAD)?;
         Ok(ThreadIo {
             major_faults: usage.major_page_faults(),
+            minor_faults: usage.minor_page_faults(),
             blocks_read: usage.block_reads(),
         })
     }
@@ -440,6 +444,7 @@ impl ThreadIo {
     pub fn since(self, earlier: ThreadIo) -> ThreadIo {
         ThreadIo {
             major_faults: self.major_faults - earlier.major_faults,
+            minor_faults: self.minor_faults - earlier.minor_faults,
             blocks_read: self.blocks_read - earlier.blocks_read,
         }
     }

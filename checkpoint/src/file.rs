@@ -25,11 +25,11 @@ use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
 
 use crate::error::{CheckpointError, Result};
-use crate::filter::KeyFilter;
 use crate::format::{
     self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, PAD_LEN_MAX, header,
 };
 use crate::map;
+use crate::points::PointIndex;
 use crate::run::{Lookup, RunEntry, SortedRun};
 use crate::search::{LINE_LEN, SearchTree};
 
@@ -108,15 +108,19 @@ struct Pos {
 /// read in place.
 ///
 /// Opening validates the whole file once (CRCs, rkyv validation, block structure) and builds
-/// a lookup index on the heap: a Bloom filter of the keys (`crate::filter`), and for every
-/// `RESTART_INTERVAL`-th (8th) entry of each block, its file offset and the first 8 bytes of its
-/// key after the prefix all keys share, as an integer. A point lookup first asks the filter (one
-/// 32-byte block; an absent key usually stops there), then searches those integers (a tree of
-/// 64-byte lines: one cache line per level, five for 100,000 entries, nothing decoded) and
-/// decodes at most 8 entries of one block of the map: for small entries, one page of the file.
+/// two lookup indexes on the heap:
+/// - for point lookups, a hash index from every key to its entry's file offset
+///   (`crate::points`): one cache line for an absent key (most lookups in a delta), that line
+///   and the entry's page of the map for a present one;
+/// - for ordered scans, every `RESTART_INTERVAL`-th (8th) entry of each block: its file offset
+///   and the first 8 bytes of its key after the prefix all keys share, as an integer, searched
+///   through a tree of 64-byte lines (one cache line per level, five for 100,000 entries,
+///   nothing decoded); a seek then decodes at most 8 entries of one block of the map.
+///
 /// Lookups and iteration hand out slices of the map without copying. Memory kept per open
-/// checkpoint: 16 bytes per block and about 3.6 bytes per entry (about 360 KiB for 100,000
-/// entries).
+/// checkpoint: 16 bytes per block and about 14 bytes per entry (11.4 for the point index, 2.3
+/// for the restarts and their tree), so about 1.4 MiB for 100,000 entries; see
+/// [`Checkpoint::index_memory_bytes`].
 ///
 /// A `Checkpoint` is `Send + Sync`; share it in an `Arc`.
 pub struct Checkpoint {
@@ -136,10 +140,10 @@ pub struct Checkpoint {
     restarts: Box<[RestartLine]>,
     /// The number of restarts.
     restart_count: usize,
-    /// A Bloom filter of the keys (one 32-byte block per lookup): many point reads of a view
-    /// look for keys a layer does not hold (most of them, for a delta), and the filter
-    /// answers them without touching the index or the map.
-    filter: KeyFilter,
+    /// A hash index from each key to its entry's file offset (`crate::points`): a point read
+    /// costs one cache line of it for an absent key (most reads of a delta) and that line plus
+    /// the entry for a present one.
+    points: PointIndex,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -251,6 +255,17 @@ impl Checkpoint {
         self.blocks.len()
     }
 
+    /// Bytes of heap memory the open checkpoint holds for lookups (block positions, the search
+    /// tree and its restarts, the point index); the mapped file is not counted. About 14 bytes
+    /// per entry for small entries.
+    #[must_use]
+    pub fn index_memory_bytes(&self) -> usize {
+        size_of_val(&*self.blocks)
+            + self.restart_keys.memory_bytes()
+            + size_of_val(&*self.restarts)
+            + self.points.memory_bytes()
+    }
+
     fn bytes(&self) -> &[u8] {
         self.backing.bytes()
     }
@@ -304,7 +319,7 @@ impl Checkpoint {
                     line
                 })
                 .collect(),
-            filter: index.filter,
+            points: index.points,
         })
     }
 
@@ -462,7 +477,7 @@ struct Index {
     prefix_len: usize,
     restart_keys: Vec<u64>,
     restarts: Vec<Restart>,
-    filter: KeyFilter,
+    points: PointIndex,
 }
 
 impl Index {
@@ -516,9 +531,11 @@ impl Index {
             prefix_len: 0,
             restart_keys: Vec::new(),
             restarts: Vec::new(),
-            filter: KeyFilter::new(0, std::iter::empty()),
+            points: PointIndex::with_capacity(0),
         };
-        let mut keys: Vec<&[u8]> = Vec::new();
+        // Every key and its entry's file offset, for the point index (sized once the entries
+        // are counted: the header's count is not trusted with an allocation before then).
+        let mut keys: Vec<(&[u8], u32)> = Vec::new();
         // The keys of the restarts; their search keys need the common prefix, known at the end.
         let mut restart_keys_full: Vec<&[u8]> = Vec::new();
         let mut previous_end = 0usize;
@@ -568,16 +585,17 @@ impl Index {
                         format!("block {i}'s first key differs from its fence"),
                     ));
                 }
+                // Cannot truncate: the file is at most header::LEN + ARCHIVE_LEN_MAX bytes.
+                let entry_offset = u32::try_from(data_start + at).unwrap_or(u32::MAX);
                 if n % RESTART_INTERVAL == 0 {
-                    // Cannot truncate: the file is at most header::LEN + ARCHIVE_LEN_MAX bytes.
                     index.restarts.push(Restart {
-                        offset: u32::try_from(data_start + at).unwrap_or(u32::MAX),
+                        offset: entry_offset,
                         end: u32::try_from(data_start + end).unwrap_or(u32::MAX),
                     });
                     restart_keys_full.push(key);
                 }
                 previous_key = Some(key);
-                keys.push(key);
+                keys.push((key, entry_offset));
                 at = next;
             }
             if at != end {
@@ -611,7 +629,10 @@ impl Index {
             .iter()
             .map(|key| search_key(&key[shared..]))
             .collect();
-        index.filter = KeyFilter::new(keys.len(), keys.iter().copied());
+        index.points = PointIndex::with_capacity(keys.len());
+        for &(key, offset) in &keys {
+            index.points.insert(key, offset);
+        }
         if total != entry_count {
             return Err(CheckpointError::InvalidHeader {
                 path: path.to_path_buf(),
@@ -625,25 +646,23 @@ impl Index {
 
 impl SortedRun for Checkpoint {
     fn get(&self, key: &[u8]) -> Lookup<'_> {
-        if !self.filter.may_contain(key) {
-            return Lookup::Absent;
+        let bytes = self.bytes();
+        // The entry at an offset the index holds was decoded at open, inside its block, so
+        // decoding it against the whole file reads the same bytes.
+        let entry = |offset: usize| format::get_entry(bytes, offset).ok();
+        let found = self.points.find(key, |offset| {
+            entry(offset).is_some_and(|(k, _, _)| k == key)
+        });
+        match found.and_then(entry) {
+            Some((_, Some(value), _)) => Lookup::Value(value),
+            Some((_, None, _)) => Lookup::Deleted,
+            None => Lookup::Absent,
         }
-        let Some((mut offset, end)) = self.scan_start(key) else {
-            return Lookup::Absent;
-        };
-        while offset < end {
-            let Some((k, value, next)) = self.entry_in(end, offset) else {
-                break;
-            };
-            match k.cmp(key) {
-                std::cmp::Ordering::Less => offset = next,
-                std::cmp::Ordering::Equal => {
-                    return value.map_or(Lookup::Deleted, Lookup::Value);
-                }
-                std::cmp::Ordering::Greater => break,
-            }
-        }
-        Lookup::Absent
+    }
+
+    #[inline]
+    fn prefetch(&self, key: &[u8]) {
+        self.points.prefetch(key);
     }
 
     fn range<'a>(

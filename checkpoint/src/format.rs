@@ -61,8 +61,8 @@
 //! `data[offset .. offset + len]` and holds `entry_count` entries; each block's first key equals
 //! its fence. A reader checks them when it opens the file and keeps the block positions in
 //! memory (and, in-memory details of this reader, a search index over every 8th entry and a
-//! Bloom filter of the keys; see [`crate::Checkpoint`]), so a point lookup is a search in memory
-//! followed by a short scan inside one block: one page of the file for blocks of small entries.
+//! hash index of the keys; see [`crate::Checkpoint`]), so a point lookup reads one entry of the
+//! map and a seek a short scan inside one block: one page of the file for small entries.
 //!
 //! # Blocks and entries
 //!

@@ -16,9 +16,9 @@
 
 mod error;
 mod file;
-mod filter;
 pub mod format;
 mod map;
+mod points;
 mod policy;
 mod run;
 mod search;

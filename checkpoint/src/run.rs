@@ -27,6 +27,14 @@ pub trait SortedRun: Send + Sync {
     /// What the run says about `key`.
     fn get(&self, key: &[u8]) -> Lookup<'_>;
 
+    /// Starts loading the memory a `get(key)` reads first, without waiting for it: a reader
+    /// that will ask several runs about one key calls this on all of them first, so that their
+    /// cache misses overlap instead of following one another. Only a hint; the default does
+    /// nothing.
+    fn prefetch(&self, key: &[u8]) {
+        let _ = key;
+    }
+
     /// The entries with keys within the bounds, in key order. The bounds are only borrowed for
     /// the call; the iterator borrows the run.
     fn range<'a>(

@@ -38,6 +38,11 @@ pub(crate) struct SearchTree {
 }
 
 impl SearchTree {
+    /// Bytes of memory the tree holds.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        size_of_val(&*self.lines)
+    }
+
     /// The tree over `keys`, which must be sorted.
     pub(crate) fn new(keys: &[u64]) -> SearchTree {
         debug_assert!(keys.is_sorted(), "search tree keys must be sorted");

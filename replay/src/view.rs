@@ -252,6 +252,11 @@ impl View {
     /// The value of `key`, or `None` when the key is absent.
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        // Every layer's first cache miss at once, rather than one after the other as the
+        // lookup goes down the layers.
+        for run in self.base.runs() {
+            run.prefetch(key);
+        }
         merge::lookup(self.runs(), key)
     }
 
