@@ -24,15 +24,15 @@
 //!   an orphan file, which the next open adopts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::num::NonZeroUsize;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use helios_checkpoint::{Checkpoint, CheckpointKind, LevelPolicy};
 use helios_log::{StreamId, Version};
-use lru::LruCache;
 
+use crate::cache::StampCache;
 use crate::error::{Error, Result};
 use crate::meta::{CheckpointRecord, Meta};
 use crate::state::{CheckpointInfo, CheckpointStats, LevelStats};
@@ -105,7 +105,7 @@ pub(crate) struct Store {
     /// Per stream: version to its catalog record.
     catalog: RwLock<HashMap<StreamId, BTreeMap<u64, CheckpointRecord>>>,
     /// Validated maps, least recently used evicted first.
-    maps: Mutex<LruCache<(StreamId, u64), Arc<Checkpoint>>>,
+    maps: Mutex<StampCache<(StreamId, u64), Arc<Checkpoint>>>,
     /// Checkpoints found missing or damaged, to rebuild.
     rebuild: Mutex<BTreeSet<(StreamId, u64)>>,
     /// Checkpoints found missing or damaged and not written again yet (whoever writes them,
@@ -210,12 +210,11 @@ impl Store {
             batch.put_checkpoint_machine(stream.id, stream.machine);
         }
         batch.commit()?;
-        let maps_max = NonZeroUsize::new(maps_max).unwrap_or(NonZeroUsize::MIN);
         let store = Store {
             dir,
             policy,
             catalog: RwLock::new(catalog),
-            maps: Mutex::new(LruCache::new(maps_max)),
+            maps: Mutex::new(StampCache::new(maps_max)),
             lost: Mutex::new(rebuild.iter().copied().collect()),
             rebuild: Mutex::new(rebuild),
             written: AtomicU64::new(0),
@@ -298,7 +297,7 @@ impl Store {
     /// (not built yet, or damaged: then it is deleted and queued for a rebuild).
     pub(crate) fn get(&self, stream: StreamId, version: u64) -> Option<Arc<Checkpoint>> {
         if let Some(map) = crate::engine::lock(&self.maps).get(&(stream, version)) {
-            return Some(map.clone());
+            return Some(map);
         }
         let record = *self.read_catalog().get(&stream)?.get(&version)?;
         let path = self.path(stream, version, record.level);
@@ -451,10 +450,8 @@ impl Store {
 
     /// Evicts the pages of every mapped checkpoint (see [`Checkpoint::evict_pages`]).
     pub(crate) fn evict_pages(&self) -> Result<()> {
-        let maps: Vec<Arc<Checkpoint>> = crate::engine::lock(&self.maps)
-            .iter()
-            .map(|(_, m)| m.clone())
-            .collect();
+        let maps: Vec<Arc<Checkpoint>> =
+            crate::engine::lock(&self.maps).values().cloned().collect();
         for map in maps {
             map.evict_pages()?;
         }

@@ -30,6 +30,7 @@
 
 mod branch;
 mod builder;
+mod cache;
 mod checkpoints;
 mod class;
 mod engine;

@@ -15,13 +15,12 @@
 //! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64`, archive CRC `u32` (0: unknown) |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
-use lru::LruCache;
 
+use crate::cache::StampCache;
 use crate::error::{Error, Result};
 
 /// Format version of the metadata layouts above.
@@ -204,7 +203,7 @@ pub struct Meta {
 }
 
 /// The index cache: `(stream, group)` to the group's locations.
-type GroupCache = LruCache<(StreamId, u64), Arc<[Location]>>;
+type GroupCache = StampCache<(StreamId, u64), Arc<[Location]>>;
 
 /// Versions per group of the index cache.
 const GROUP_LEN: u64 = 256;
@@ -265,9 +264,7 @@ impl Meta {
             meta: keyspace("meta")?,
             checkpoints: keyspace("checkpoints")?,
             db,
-            groups: Mutex::new(LruCache::new(
-                NonZeroUsize::new(GROUPS_CACHED).unwrap_or(NonZeroUsize::MIN),
-            )),
+            groups: Mutex::new(StampCache::new(GROUPS_CACHED)),
         };
         match meta
             .meta
@@ -369,9 +366,7 @@ impl Meta {
             let first = group * GROUP_LEN + 1;
             let last = first + GROUP_LEN - 1;
             let upto = to.0.min(last);
-            let cached = crate::engine::lock(&self.groups)
-                .get(&(stream, group))
-                .cloned();
+            let cached = crate::engine::lock(&self.groups).get(&(stream, group));
             let locations = match cached {
                 Some(locations) => Some(locations),
                 None if last <= indexed.0 => {

@@ -1,0 +1,161 @@
+//! A bounded cache for the read path whose hit costs one hash probe and one store: the map
+//! cache of checkpoints and the cache of index groups, both hit several times by every view.
+//!
+//! Why not a linked-list LRU (the `lru` crate, used before): a hit there unlinks its node and
+//! links it at the head, writing the node, both neighbours and the head, each a likely cache
+//! miss in a cache of thousands of entries hit at random. Here a hit stamps its entry with a
+//! counter, in the entry it already read. Eviction is the costly part instead, and it is rare:
+//! when the cache is full, the `1/EVICT_DIVISOR` least recently stamped entries go at once (a
+//! selection over all stamps, O(len)), so the work per insertion stays O(1) amortised and the
+//! cache holds the recently used entries, like an LRU.
+//!
+//! Invariants:
+//! - `len() <= capacity` after every call.
+//! - Stamps increase with every hit and insertion; an entry's stamp is its last use.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use foldhash::fast::RandomState;
+
+/// A full cache evicts this fraction of its capacity at once (at least one entry).
+const EVICT_DIVISOR: usize = 16;
+
+/// A cached value and its last use.
+#[derive(Debug)]
+struct Slot<V> {
+    value: V,
+    stamp: u64,
+}
+
+/// A cache of at most `capacity` entries that evicts the least recently used first, in batches.
+#[derive(Debug)]
+pub(crate) struct StampCache<K, V> {
+    entries: HashMap<K, Slot<V>, RandomState>,
+    capacity: usize,
+    clock: u64,
+}
+
+impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
+    /// An empty cache of at most `capacity` entries (at least one).
+    pub(crate) fn new(capacity: usize) -> StampCache<K, V> {
+        StampCache {
+            entries: HashMap::default(),
+            capacity: capacity.max(1),
+            clock: 0,
+        }
+    }
+
+    /// The value of `key`, marked as just used.
+    #[inline]
+    pub(crate) fn get(&mut self, key: &K) -> Option<V> {
+        self.clock += 1;
+        let slot = self.entries.get_mut(key)?;
+        slot.stamp = self.clock;
+        Some(slot.value.clone())
+    }
+
+    /// Caches `value` under `key` (replacing an older value), evicting the least recently used
+    /// entries first if the cache is full.
+    pub(crate) fn put(&mut self, key: K, value: V) {
+        self.clock += 1;
+        let stamp = self.clock;
+        if let Some(slot) = self.entries.get_mut(&key) {
+            *slot = Slot { value, stamp };
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            self.evict((self.capacity / EVICT_DIVISOR).max(1));
+        }
+        self.entries.insert(key, Slot { value, stamp });
+        debug_assert!(self.entries.len() <= self.capacity);
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// The cached values, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.values().map(|slot| &slot.value)
+    }
+
+    /// The number of entries.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Evicts the `count` entries with the oldest stamps.
+    fn evict(&mut self, count: usize) {
+        let mut stamps: Vec<u64> = self.entries.values().map(|slot| slot.stamp).collect();
+        if count >= stamps.len() {
+            self.entries.clear();
+            return;
+        }
+        // Stamps are distinct, so exactly `count` entries have a stamp below the threshold.
+        let (_, &mut threshold, _) = stamps.select_nth_unstable(count);
+        self.entries.retain(|_, slot| slot.stamp >= threshold);
+        debug_assert_eq!(self.entries.len(), stamps.len() - count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_recently_used_and_stays_within_capacity() {
+        let mut cache: StampCache<u64, u64> = StampCache::new(32);
+        for key in 0..32 {
+            cache.put(key, key * 10);
+        }
+        // Use the first half again: the second half is now the least recently used.
+        for key in 0..16 {
+            assert_eq!(cache.get(&key), Some(key * 10));
+        }
+        // A full cache evicts 32 / 16 = 2 entries: the two oldest, keys 16 and 17.
+        cache.put(100, 1000);
+        assert_eq!(cache.len(), 31);
+        assert_eq!(cache.get(&16), None);
+        assert_eq!(cache.get(&17), None);
+        assert_eq!(cache.get(&18), Some(180));
+        assert_eq!(cache.get(&0), Some(0));
+        assert_eq!(cache.get(&100), Some(1000));
+        for key in 200..1000 {
+            cache.put(key, key);
+            assert!(cache.len() <= 32);
+        }
+        // The most recent insertions survive.
+        assert_eq!(cache.get(&999), Some(999));
+        assert_eq!(cache.get(&0), None);
+    }
+
+    #[test]
+    fn replacing_a_value_does_not_evict() {
+        let mut cache: StampCache<u64, &str> = StampCache::new(2);
+        cache.put(1, "one");
+        cache.put(2, "two");
+        cache.put(1, "uno");
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&2), Some("two"));
+        assert_eq!(cache.get(&1), Some("uno"));
+        cache.put(3, "three");
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&1), Some("uno"), "2 was used least recently");
+        assert_eq!(cache.get(&2), None);
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(cache.values().count(), 0);
+    }
+
+    #[test]
+    fn a_capacity_of_zero_holds_one() {
+        let mut cache: StampCache<u64, u64> = StampCache::new(0);
+        cache.put(1, 1);
+        cache.put(2, 2);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(&2), Some(2));
+    }
+}
