@@ -2,7 +2,8 @@
 //!
 //! One stream of key-value events (`helios_benches::state::KvWorkload`: by default 100,000
 //! events over 100,000 keys, each event changing 1-4 keys to 32-byte values, about 3% of the
-//! changes deletes and 3% re-puts of deleted keys, from a fixed seed) is loaded into Helios,
+//! changes deletes and 3% re-puts of deleted keys, from a fixed seed; the state starts empty,
+//! or with `--initial-keys K` from a first event that sets K keys) is loaded into Helios,
 //! whose checkpoints are then built, and read back at uniformly random versions by Helios and
 //! by two peers, side by side in this one process:
 //!
@@ -29,7 +30,7 @@
 //! replay at most `fanout - 1` events. A mismatch ends the run with an error.
 //!
 //! Run: `cargo bench -p helios-benches --bench checkpoint_reads`, optionally followed by
-//! `-- --events N --keys K --keys-per-event N --samples N --cold-samples N --replay-samples N
+//! `-- --events N --keys K --initial-keys K --keys-per-event N --samples N --cold-samples N --replay-samples N
 //! --snapshot-samples N --fanout F --levels L --snapshot-every N --reads N --rounds R
 //! --maps-max N --seed S --background-first`, or `-- --quick` for a smoke run (10,000 events
 //! and keys, fewer samples).
@@ -71,6 +72,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 struct Config {
     events: u64,
     keys: u64,
+    /// Keys a first event sets (a bulk import), so that the state holds about this many keys
+    /// throughout; 0 (the default) for no such event: the state grows from empty.
+    initial_keys: u64,
     keys_per_event_max: u64,
     warm_samples: u64,
     cold_samples: u64,
@@ -94,6 +98,7 @@ impl Config {
         let mut config = Config {
             events: 100_000,
             keys: 100_000,
+            initial_keys: 0,
             keys_per_event_max: 4,
             warm_samples: 20_000,
             cold_samples: 300,
@@ -140,6 +145,7 @@ impl Config {
             match arg.as_str() {
                 "--events" => config.events = number()?,
                 "--keys" => config.keys = number()?,
+                "--initial-keys" => config.initial_keys = number()?,
                 "--keys-per-event" => config.keys_per_event_max = number()?,
                 "--samples" => config.warm_samples = number()?,
                 "--cold-samples" => config.cold_samples = number()?,
@@ -157,6 +163,9 @@ impl Config {
         }
         if config.events == 0 || config.keys == 0 || config.reads == 0 {
             return Err("--events, --keys and --reads must be positive".into());
+        }
+        if config.initial_keys > config.keys {
+            return Err("--initial-keys must be at most --keys".into());
         }
         config.args = args;
         Ok(config)
@@ -178,7 +187,7 @@ fn open_engine(dir: &std::path::Path, config: &Config, background: bool) -> Resu
     let mut builder = Engine::builder(dir)
         .checkpoint_policy(config.policy()?)
         .background_threads(background);
-    if config.keys_per_event_max > 1 {
+    if config.keys_per_event_max > 1 || config.initial_keys > 0 {
         builder = builder.state_machine(KvBatchMachine);
     }
     if let Some(maps_max) = config.maps_max {
@@ -684,8 +693,12 @@ fn run() -> Result<()> {
     );
     println!("machine: {machine}");
     println!(
-        "workload: {} events over {} keys, 1-{} keys per event, {}-byte values, seed {:#x}; \
+        "workload: {}{} events over {} keys, 1-{} keys per event, {}-byte values, seed {:#x}; \
          checkpoints: fanout {}, {} levels{}; snapshot peer every {} events",
+        match config.initial_keys {
+            0 => String::new(),
+            keys => format!("one event setting {keys} keys, then "),
+        },
         config.events,
         config.keys,
         config.keys_per_event_max,
@@ -700,7 +713,8 @@ fn run() -> Result<()> {
     );
 
     let started = Instant::now();
-    let workload = KvWorkload::generate(
+    let workload = KvWorkload::generate_loaded(
+        config.initial_keys,
         config.events,
         config.keys,
         config.keys_per_event_max,

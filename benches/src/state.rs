@@ -5,6 +5,8 @@
 //!   seed. Each event changes 1 to `keys_per_event_max` distinct keys (one `set KEY VALUE` or
 //!   `del KEY` line per key, lines joined by `\n`); values are 32 hex characters; keys are
 //!   `k0000042`. About 3% of the changes delete a live key and about 3% put back a deleted one.
+//!   [`KvWorkload::generate_loaded`] starts with one event that sets many keys at once (a bulk
+//!   import), for a state that holds that many keys throughout.
 //!   The workload also keeps every key's history, so the value of any key at any version is
 //!   one binary search away: the reference every read path is checked against.
 //! - [`KvBatchMachine`]: the state machine for those events (the built-in
@@ -63,7 +65,7 @@ pub struct KvWorkload {
 
 impl KvWorkload {
     /// Generates `events_count` events over `keys_count` keys, each changing 1 to
-    /// `keys_per_event_max` distinct keys, from `seed`.
+    /// `keys_per_event_max` distinct keys, from `seed`. The state starts empty.
     ///
     /// # Panics
     /// If `keys_count` is 0, if `keys_per_event_max` is 0 or above `keys_count`, or if the key
@@ -75,7 +77,28 @@ impl KvWorkload {
         keys_per_event_max: u64,
         seed: u64,
     ) -> KvWorkload {
+        KvWorkload::generate_loaded(0, events_count, keys_count, keys_per_event_max, seed)
+    }
+
+    /// As [`KvWorkload::generate`], after a first event that sets keys `0..initial_keys` (one
+    /// `set` line each: a bulk import): the stream has `events_count + 1` events when
+    /// `initial_keys > 0`, and its state holds about `initial_keys` keys throughout.
+    ///
+    /// # Panics
+    /// As [`KvWorkload::generate`], and if `initial_keys` is above `keys_count`.
+    #[must_use]
+    pub fn generate_loaded(
+        initial_keys: u64,
+        events_count: u64,
+        keys_count: u64,
+        keys_per_event_max: u64,
+        seed: u64,
+    ) -> KvWorkload {
         assert!(keys_count > 0, "the workload needs at least one key");
+        assert!(
+            initial_keys <= keys_count,
+            "initial keys must be at most {keys_count}, got {initial_keys}"
+        );
         assert!(
             (1..=keys_count).contains(&keys_per_event_max),
             "keys per event must be in 1..={keys_count}, got {keys_per_event_max}"
@@ -90,10 +113,29 @@ impl KvWorkload {
         // Keys deleted and not put back since, for re-puts.
         let mut deleted: Vec<u64> = Vec::new();
 
-        let mut events = Vec::with_capacity(usize::try_from(events_count).unwrap_or(0));
-        let mut touched: Vec<u64> = Vec::new();
+        let mut events = Vec::with_capacity(usize::try_from(events_count + 1).unwrap_or(0));
         let mut event = Vec::new();
-        for version in 1..=events_count {
+        if initial_keys > 0 {
+            for key in 0..initial_keys {
+                let value = random_value(&mut rng);
+                let index = key_index(key);
+                live_slot[index] = live.len();
+                live.push(key);
+                history[index].push((1, Some(value)));
+                if !event.is_empty() {
+                    event.push(b'\n');
+                }
+                let key_bytes = format_key(key, key_digits);
+                event.extend_from_slice(&kv::encode(&KvEvent::Set {
+                    key: &key_bytes,
+                    value: &value,
+                }));
+            }
+            events.push(std::mem::take(&mut event));
+        }
+        let first_version = events.len() as u64 + 1;
+        let mut touched: Vec<u64> = Vec::new();
+        for version in first_version..first_version + events_count {
             let changes = 1 + rng.below(keys_per_event_max);
             touched.clear();
             event.clear();
