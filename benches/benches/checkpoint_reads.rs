@@ -59,6 +59,8 @@ const TARGET_BYTES_VS_FULL: f64 = 1.3;
 const STREAM: &str = "state-bench";
 /// Events per `Engine::append` call while loading.
 const APPEND_BATCH: usize = 1000;
+/// Samples at the start of each warm Helios round reported apart (see `Breakdown`).
+const ROUND_HEAD: u64 = 250;
 /// Untimed Helios views before the warm rounds (at most the warm sample count).
 const WARMUP_VIEWS: u64 = 2_000;
 /// Bytes per block of `ru_inblock`, and per page.
@@ -359,6 +361,11 @@ struct Breakdown {
     faulted: Latencies,
     /// Minor page faults over all the samples.
     minor_faults_sum: i64,
+    /// Whole samples among the first [`ROUND_HEAD`] of their round (right after the peers'
+    /// rounds, which fill the CPU caches with their own data).
+    round_head: Latencies,
+    /// The other whole samples.
+    round_rest: Latencies,
     /// The slowest sample: its time, its index among the warm samples, its version and what
     /// its view reported.
     slowest: Option<(Duration, u64, u64, String)>,
@@ -374,12 +381,15 @@ impl Breakdown {
             no_fault: Latencies::new(),
             faulted: Latencies::new(),
             minor_faults_sum: 0,
+            round_head: Latencies::new(),
+            round_rest: Latencies::new(),
             slowest: None,
         }
     }
 }
 
 /// One timed Helios sample: the view and its point reads inside the clock, the checks after.
+/// Returns the time inside the clock.
 fn helios_sample(
     engine: &Engine,
     config: &Config,
@@ -388,7 +398,7 @@ fn helios_sample(
     latencies: &mut Latencies,
     checks: &mut ViewChecks,
     breakdown: Option<&mut Breakdown>,
-) -> Result<()> {
+) -> Result<Duration> {
     // Outside the clock: the page faults the sample takes (getrusage is a system call).
     let io_before = ThreadIo::now()?;
     let start = Instant::now();
@@ -424,7 +434,8 @@ fn helios_sample(
             breakdown.slowest = Some((end - start, index, sample.version, report));
         }
     }
-    checks.check(config, workload, &view, sample)
+    checks.check(config, workload, &view, sample)?;
+    Ok(end - start)
 }
 
 /// One timed peer sample (`state_at` builds the peer's state), checked against a Helios view
@@ -526,9 +537,9 @@ fn measure(
             let started = Instant::now();
             match which {
                 Warm::Helios => {
-                    for _ in 0..share(config.warm_samples, config.rounds, round) {
+                    for index in 0..share(config.warm_samples, config.rounds, round) {
                         let sample = Sample::draw(&mut rng, workload, config.reads);
-                        helios_sample(
+                        let time = helios_sample(
                             engine,
                             config,
                             workload,
@@ -537,6 +548,12 @@ fn measure(
                             &mut measured.checks,
                             Some(&mut measured.warm_breakdown),
                         )?;
+                        let breakdown = &mut measured.warm_breakdown;
+                        if index < ROUND_HEAD {
+                            breakdown.round_head.record(time);
+                        } else {
+                            breakdown.round_rest.record(time);
+                        }
                     }
                 }
                 Warm::Snapshots => {
@@ -879,6 +896,11 @@ fn report(
         ),
         ("whole sample, no page fault", &parts.no_fault),
         ("whole sample, 1 or more page faults", &parts.faulted),
+        (
+            &*format!("whole sample, first {ROUND_HEAD} of its round"),
+            &parts.round_head,
+        ),
+        ("whole sample, the rest of its round", &parts.round_rest),
     ] {
         let s = latencies.summary();
         println!(

@@ -84,6 +84,11 @@ impl MemRun {
         }
     }
 
+    /// Sets `key` to `value` (`None`: a tombstone), taking both without copying them.
+    pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.entries.insert(key, value);
+    }
+
     /// Records a tombstone for `key`.
     pub fn delete(&mut self, key: &[u8]) {
         self.entries.insert(key.to_vec(), None);

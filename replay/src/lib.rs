@@ -142,6 +142,7 @@
 //! ```
 
 mod aggregate;
+mod changes;
 pub mod kv;
 mod machine;
 mod merge;

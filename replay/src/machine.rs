@@ -16,6 +16,7 @@ use std::ops::Bound;
 
 use helios_checkpoint::{MemRun, SortedRun};
 
+use crate::changes::ChangeSet;
 use crate::merge::{self, ViewIter};
 use crate::view::Base;
 
@@ -75,7 +76,7 @@ impl Rejected {
 /// Writes land in the event's change set only.
 pub struct StateHandle<'a> {
     /// This event's changes: values and tombstones, read first.
-    changes: &'a mut MemRun,
+    changes: &'a mut ChangeSet,
     /// The events replayed before this one, read second.
     overlay: &'a MemRun,
     /// The layers below the overlay, newest first.
@@ -96,7 +97,7 @@ impl<'a> StateHandle<'a> {
     /// A handle writing into `changes` and reading through `changes`, then `overlay`, then
     /// the layers of `base`.
     pub(crate) fn new(
-        changes: &'a mut MemRun,
+        changes: &'a mut ChangeSet,
         overlay: &'a MemRun,
         base: &'a Base,
     ) -> StateHandle<'a> {
@@ -121,12 +122,12 @@ impl<'a> StateHandle<'a> {
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.changes.put(key, value);
+        self.changes.set(key, Some(value));
     }
 
     /// Removes `key` (a no-op on the visible state when it is already absent).
     pub fn delete(&mut self, key: &[u8]) {
-        self.changes.delete(key);
+        self.changes.set(key, None);
     }
 
     /// The live entries with keys within the bounds, in key order, as the state is now
@@ -169,7 +170,7 @@ mod tests {
             .with_layer_below(LayerInfo::new(2, 0), Arc::new(bottom.clone()));
         let mut overlay = MemRun::new();
         overlay.put(b"e", b"overlay");
-        let mut changes = MemRun::new();
+        let mut changes = ChangeSet::default();
         let mut handle = StateHandle::new(&mut changes, &overlay, &base);
 
         assert_eq!(handle.get(b"a"), Some(&b"bottom"[..]));

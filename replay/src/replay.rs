@@ -17,6 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use helios_checkpoint::MemRun;
 
+use crate::changes::ChangeSet;
 use crate::machine::{Rejected, StateHandle, StateMachine};
 use crate::view::Base;
 
@@ -54,8 +55,8 @@ impl Overlay {
 
     /// Merges one accepted event's changes: later writes replace earlier ones. The keys and
     /// values move; nothing is copied.
-    fn absorb(&mut self, event_changes: MemRun) {
-        self.changes.append(event_changes);
+    fn absorb(&mut self, event_changes: ChangeSet) {
+        event_changes.move_into(&mut self.changes);
         self.events_replayed += 1;
     }
 }
@@ -141,7 +142,7 @@ pub fn replay_one(
     event: &[u8],
     event_index: u64,
 ) -> Result<(), ReplayError> {
-    let mut event_changes = MemRun::new();
+    let mut event_changes = ChangeSet::default();
     let outcome = {
         let mut handle = StateHandle::new(&mut event_changes, &overlay.changes, base);
         catch_unwind(AssertUnwindSafe(|| machine.apply(event, &mut handle)))
