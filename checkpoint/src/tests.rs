@@ -450,6 +450,35 @@ fn blocks_of_small_entries_sit_within_pages() {
 }
 
 #[test]
+fn lookup_memory_per_entry_is_as_documented() {
+    let entries: Vec<_> = (0..20_000).map(numbered_entry).collect();
+    let bytes = encode_checkpoint(
+        CheckpointMeta::full(1, 1000, 3),
+        entries.iter().map(|(k, v)| (k, Some(v))),
+    )
+    .expect("encodes");
+    let checkpoint = Checkpoint::from_bytes(&bytes).expect("valid");
+    // `Checkpoint`'s documentation says about 14 bytes per entry for small entries: 11.4 for
+    // the point index at 70% load, about 2.3 for the restarts and their tree, and 16 per block.
+    let per_entry = checkpoint.index_memory_bytes() as f64 / entries.len() as f64;
+    assert!(
+        (12.0..16.0).contains(&per_entry),
+        "{per_entry} bytes per entry"
+    );
+    // Every key is found through the point index, and absent ones (even keys) are not.
+    for (i, (key, value)) in entries.iter().enumerate().step_by(97) {
+        assert_eq!(checkpoint.get(key), Lookup::Value(value), "entry {i}");
+        let mut absent = *key;
+        absent[7] ^= 1;
+        assert_eq!(
+            checkpoint.get(&absent),
+            Lookup::Absent,
+            "entry {i}, flipped"
+        );
+    }
+}
+
+#[test]
 fn checkpoints_are_send_and_sync() {
     fn shared<T: Send + Sync + 'static>() {}
     shared::<Checkpoint>();
