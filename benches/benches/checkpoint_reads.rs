@@ -329,8 +329,14 @@ impl NoiseFloor {
             .collect();
         times.sort_by(f64::total_cmp);
         let us_per_round = times[times.len() / 2] / probe.rounds as f64;
+        // A positive count of loop rounds, far below u64::MAX: saturating is the intent.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a round count of a few microseconds of work"
+        )]
+        let rounds = (target_us / us_per_round) as u64;
         NoiseFloor {
-            rounds: ((target_us / us_per_round) as u64).max(1),
+            rounds: rounds.max(1),
         }
     }
 
