@@ -349,11 +349,74 @@ impl NoiseFloor {
     }
 }
 
+/// Memory work that takes about as long as a warm Helios sample: a chain of dependent loads at
+/// random over a buffer far larger than the CPU caches (each load's address is the previous
+/// load's value), timed right after each warm Helios sample. A Helios sample is mostly cache
+/// misses, so this is its floor for memory-latency noise (other tenants of the host sharing
+/// its caches and memory), which the arithmetic [`NoiseFloor`] does not see.
+struct MemoryFloor {
+    /// A single cycle through every slot (Sattolo's algorithm), so a chase never repeats early.
+    next: Vec<u32>,
+    loads: u64,
+    at: u32,
+}
+
+impl MemoryFloor {
+    /// Slots of the buffer: 64 MiB of `u32`s, beyond any last-level cache here.
+    const SLOTS: u32 = 16 << 20;
+
+    fn new(rng: &mut Rng) -> MemoryFloor {
+        let mut next: Vec<u32> = (0..MemoryFloor::SLOTS).collect();
+        for i in (1..next.len()).rev() {
+            let j = rng.index(i);
+            next.swap(i, j);
+        }
+        MemoryFloor {
+            next,
+            loads: 1,
+            at: 0,
+        }
+    }
+
+    /// Sets the chain length so that a run takes about `target_us` (the median of several
+    /// tries).
+    fn calibrate(&mut self, target_us: f64) {
+        self.loads = 20_000;
+        let mut times: Vec<f64> = (0..9)
+            .map(|_| {
+                let start = Instant::now();
+                self.run();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let us_per_load = times[times.len() / 2] / self.loads as f64;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a load count of a few microseconds of work"
+        )]
+        let loads = (target_us / us_per_load) as u64;
+        self.loads = loads.max(1);
+    }
+
+    fn run(&mut self) {
+        let mut at = self.at;
+        for _ in 0..self.loads {
+            at = self.next[at as usize];
+        }
+        self.at = black_box(at);
+    }
+}
+
 /// Everything measured, for the report.
 struct Measured {
     helios_warm: Latencies,
     /// [`NoiseFloor`] samples, one after each warm Helios sample.
     floor: Latencies,
+    /// [`MemoryFloor`] samples, one after each [`NoiseFloor`] sample.
+    memory_floor: Latencies,
+    /// The loads of one [`MemoryFloor`] sample.
+    memory_floor_loads: u64,
     warm_breakdown: Breakdown,
     helios_cold: Latencies,
     snapshots: Latencies,
@@ -531,6 +594,8 @@ fn measure(
     let mut measured = Measured {
         helios_warm: Latencies::new(),
         floor: Latencies::new(),
+        memory_floor: Latencies::new(),
+        memory_floor_loads: 0,
         warm_breakdown: Breakdown::new(),
         helios_cold: Latencies::new(),
         snapshots: Latencies::new(),
@@ -575,9 +640,14 @@ fn measure(
     }
     eprintln!("warm-up: {}", warmup.summary());
     let floor_work = NoiseFloor::calibrate(warmup.summary().median_us);
+    // Its own generator, so that the samples drawn below are the same as without it.
+    let mut memory_floor = MemoryFloor::new(&mut Rng::new(config.seed ^ 0xf100_f100));
+    memory_floor.calibrate(warmup.summary().median_us);
+    measured.memory_floor_loads = memory_floor.loads;
     eprintln!(
-        "noise floor: {} rounds of arithmetic take about the warm-up median",
-        floor_work.rounds
+        "noise floors: {} rounds of arithmetic, or {} dependent loads at random over 64 MiB, \
+         take about the warm-up median",
+        floor_work.rounds, memory_floor.loads
     );
 
     let order = [Warm::Helios, Warm::Snapshots, Warm::Replay];
@@ -605,6 +675,7 @@ fn measure(
                             breakdown.round_rest.record(time);
                         }
                         measured.floor.time(|| floor_work.run());
+                        measured.memory_floor.time(|| memory_floor.run());
                     }
                 }
                 Warm::Snapshots => {
@@ -886,6 +957,7 @@ fn report(
 ) {
     let warm = measured.helios_warm.summary();
     let floor = measured.floor.summary();
+    let memory_floor = measured.memory_floor.summary();
     let cold = measured.helios_cold.summary();
     let snap = measured.snapshots.summary();
     let replay = measured.replay.summary();
@@ -907,6 +979,11 @@ fn report(
             workload: "noise floor: fixed CPU work of the warm median, after each warm sample",
             reads: 0,
             latency: floor,
+        },
+        Row {
+            workload: "memory floor: dependent random loads of the warm median, after each",
+            reads: 0,
+            latency: memory_floor,
         },
         Row {
             workload: "helios cold: evict, then view + point read",
@@ -938,12 +1015,15 @@ fn report(
         ratio(replay.p99_us, warm.p99_us),
     );
     println!(
-        "Machine noise: the noise floor's p99 is {} its median (Helios warm: {}); what a \
-         sample of the warm median's length loses to interrupts and the hypervisor at p99: \
-         {:.1} us.",
-        ratio(floor.p99_us, floor.median_us),
+        "Machine noise, p99 / median: Helios warm {}; noise floor {} (interrupts and the \
+         hypervisor: +{:.1} us at p99); memory floor {} (memory latency shared with the \
+         host's other tenants: +{:.1} us at p99, {} loads per sample).",
         ratio(warm.p99_us, warm.median_us),
+        ratio(floor.p99_us, floor.median_us),
         floor.p99_us - floor.median_us,
+        ratio(memory_floor.p99_us, memory_floor.median_us),
+        memory_floor.p99_us - memory_floor.median_us,
+        measured.memory_floor_loads,
     );
     println!();
     println!("Where the warm Helios time goes (the same samples, split):");
@@ -1159,11 +1239,12 @@ fn report(
     println!("Targets:");
     println!();
     println!(
-        "- warm view + {reads} point reads p99 < {TARGET_WARM_P99_US} us: {:.1} us -> {} (noise \
-         floor of the same length in the same run: p99 {:.1} us)",
+        "- warm view + {reads} point reads p99 < {TARGET_WARM_P99_US} us: {:.1} us -> {} \
+         (floors of the same median in the same run, p99: arithmetic {:.1} us, memory {:.1} us)",
         warm.p99_us,
         verdict(warm.p99_us < TARGET_WARM_P99_US),
         floor.p99_us,
+        memory_floor.p99_us,
     );
     println!(
         "- cold view + 1 point read p99 < {} ms: {:.2} ms -> {}",
