@@ -316,33 +316,41 @@ struct NoiseFloor {
     rounds: u64,
 }
 
+/// How many units of `work` (called with a count of units) take about `target_us`: the median
+/// of nine timed calls of `probe_units` units, scaled. At least 1.
+fn units_taking(target_us: f64, probe_units: u64, mut work: impl FnMut(u64)) -> u64 {
+    let mut times: Vec<f64> = (0..9)
+        .map(|_| {
+            let start = Instant::now();
+            work(probe_units);
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let us_per_unit = times[times.len() / 2] / probe_units as f64;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a positive count of a few microseconds of work, far below u64::MAX"
+    )]
+    let units = (target_us / us_per_unit) as u64;
+    units.max(1)
+}
+
 impl NoiseFloor {
-    /// Finds the rounds that take about `target_us` (the median of several tries).
+    /// Finds the rounds that take about `target_us`.
     fn calibrate(target_us: f64) -> NoiseFloor {
-        let probe = NoiseFloor { rounds: 100_000 };
-        let mut times: Vec<f64> = (0..9)
-            .map(|_| {
-                let start = Instant::now();
-                probe.run();
-                start.elapsed().as_secs_f64() * 1e6
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let us_per_round = times[times.len() / 2] / probe.rounds as f64;
-        // A positive count of loop rounds, far below u64::MAX: saturating is the intent.
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "a round count of a few microseconds of work"
-        )]
-        let rounds = (target_us / us_per_round) as u64;
         NoiseFloor {
-            rounds: rounds.max(1),
+            rounds: units_taking(target_us, 100_000, NoiseFloor::spin),
         }
     }
 
     fn run(self) {
+        NoiseFloor::spin(self.rounds);
+    }
+
+    fn spin(rounds: u64) {
         let mut x = black_box(0x9e37_79b9_7f4a_7c15_u64);
-        for _ in 0..self.rounds {
+        for _ in 0..rounds {
             x = x.rotate_left(5) ^ x.wrapping_mul(0x2545_f491_4f6c_dd1d);
         }
         black_box(x);
@@ -378,30 +386,18 @@ impl MemoryFloor {
         }
     }
 
-    /// Sets the chain length so that a run takes about `target_us` (the median of several
-    /// tries).
+    /// Sets the chain length so that a run takes about `target_us`.
     fn calibrate(&mut self, target_us: f64) {
-        self.loads = 20_000;
-        let mut times: Vec<f64> = (0..9)
-            .map(|_| {
-                let start = Instant::now();
-                self.run();
-                start.elapsed().as_secs_f64() * 1e6
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let us_per_load = times[times.len() / 2] / self.loads as f64;
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "a load count of a few microseconds of work"
-        )]
-        let loads = (target_us / us_per_load) as u64;
-        self.loads = loads.max(1);
+        self.loads = units_taking(target_us, 20_000, |loads| self.chase(loads));
     }
 
     fn run(&mut self) {
+        self.chase(self.loads);
+    }
+
+    fn chase(&mut self, loads: u64) {
         let mut at = self.at;
-        for _ in 0..self.loads {
+        for _ in 0..loads {
             at = self.next[at as usize];
         }
         self.at = black_box(at);

@@ -402,9 +402,12 @@ fn empty_runs_round_trip() {
     );
 }
 
+/// A key and value of [`numbered_entry`].
+type NumberedEntry = ([u8; 16], [u8; 32]);
+
 /// Keys and values of the layout and residency tests: 16-byte keys (odd numbers, so even ones
 /// are absent) and 32-byte values.
-fn numbered_entry(i: u64) -> ([u8; 16], [u8; 32]) {
+fn numbered_entry(i: u64) -> NumberedEntry {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&(2 * i + 1).to_be_bytes());
     key[8..].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
@@ -415,15 +418,21 @@ fn numbered_entry(i: u64) -> ([u8; 16], [u8; 32]) {
     (key, value)
 }
 
-#[test]
-fn blocks_of_small_entries_sit_within_pages() {
-    let entries: Vec<_> = (0..5000).map(numbered_entry).collect();
+/// A full checkpoint of entries `0..count` of [`numbered_entry`], decoded from memory.
+fn numbered_checkpoint(count: u64) -> (Vec<NumberedEntry>, Checkpoint) {
+    let entries: Vec<_> = (0..count).map(numbered_entry).collect();
     let bytes = encode_checkpoint(
         CheckpointMeta::full(1, 1000, 3),
         entries.iter().map(|(k, v)| (k, Some(v))),
     )
     .expect("encodes");
     let checkpoint = Checkpoint::from_bytes(&bytes).expect("valid");
+    (entries, checkpoint)
+}
+
+#[test]
+fn blocks_of_small_entries_sit_within_pages() {
+    let (_, checkpoint) = numbered_checkpoint(5000);
     // The writer assumes the data opens the archive; if rkyv ever moved it, blocks would still
     // be valid but straddle pages.
     let spans = checkpoint.block_spans_for_tests();
@@ -451,13 +460,7 @@ fn blocks_of_small_entries_sit_within_pages() {
 
 #[test]
 fn lookup_memory_per_entry_is_as_documented() {
-    let entries: Vec<_> = (0..20_000).map(numbered_entry).collect();
-    let bytes = encode_checkpoint(
-        CheckpointMeta::full(1, 1000, 3),
-        entries.iter().map(|(k, v)| (k, Some(v))),
-    )
-    .expect("encodes");
-    let checkpoint = Checkpoint::from_bytes(&bytes).expect("valid");
+    let (entries, checkpoint) = numbered_checkpoint(20_000);
     // `Checkpoint`'s documentation says about 14 bytes per entry for small entries: 11.4 for
     // the point index at 70% load, about 2.3 for the restarts and their tree, and 16 per block.
     let per_entry = checkpoint.index_memory_bytes() as f64 / entries.len() as f64;

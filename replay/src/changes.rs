@@ -11,7 +11,7 @@
 //! - At most one of `small` and `large` holds entries, and `small` holds at most
 //!   [`SMALL_MAX`] entries, each key once.
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use helios_checkpoint::{Lookup, MemRun, RunEntry, SortedRun};
 
@@ -57,21 +57,6 @@ impl ChangeSet {
     }
 }
 
-/// Whether `key` lies within the bounds.
-fn within(key: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
-    let after_start = match start {
-        Bound::Included(s) => key >= s,
-        Bound::Excluded(s) => key > s,
-        Bound::Unbounded => true,
-    };
-    let before_end = match end {
-        Bound::Included(e) => key <= e,
-        Bound::Excluded(e) => key < e,
-        Bound::Unbounded => true,
-    };
-    after_start && before_end
-}
-
 impl SortedRun for ChangeSet {
     fn get(&self, key: &[u8]) -> Lookup<'_> {
         if !self.large.is_empty() {
@@ -96,7 +81,7 @@ impl SortedRun for ChangeSet {
         let mut entries: Vec<RunEntry<'a>> = self
             .small
             .iter()
-            .filter(|(k, _)| within(k, start, end))
+            .filter(|(k, _)| RangeBounds::<[u8]>::contains(&(start, end), k.as_slice()))
             .map(|(k, v)| (k.as_slice(), v.as_deref()))
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
