@@ -7,7 +7,8 @@
 //! counter, in the entry it already read. Eviction is the costly part instead, and it is rare:
 //! when the cache is full, the `1/EVICT_DIVISOR` least recently stamped entries go at once (a
 //! selection over all stamps, O(len)), so the work per insertion stays O(1) amortised and the
-//! cache holds the recently used entries, like an LRU.
+//! cache holds the recently used entries, like an LRU. The evicted values are handed back to
+//! the caller, to drop after releasing its lock (for the map cache, dropping unmaps files).
 //!
 //! Invariants:
 //! - `len() <= capacity` after every call.
@@ -56,19 +57,24 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
     }
 
     /// Caches `value` under `key` (replacing an older value), evicting the least recently used
-    /// entries first if the cache is full.
-    pub(crate) fn put(&mut self, key: K, value: V) {
+    /// entries first if the cache is full. Returns what it removed (the replaced value, the
+    /// evicted ones), for the caller to drop when it sees fit.
+    #[must_use = "the evicted values are dropped where the caller drops them"]
+    pub(crate) fn put(&mut self, key: K, value: V) -> Vec<V> {
         self.clock += 1;
         let stamp = self.clock;
         if let Some(slot) = self.entries.get_mut(&key) {
-            *slot = Slot { value, stamp };
-            return;
+            let old = std::mem::replace(slot, Slot { value, stamp });
+            return vec![old.value];
         }
-        if self.entries.len() >= self.capacity {
-            self.evict((self.capacity / EVICT_DIVISOR).max(1));
-        }
+        let evicted = if self.entries.len() >= self.capacity {
+            self.evict((self.capacity / EVICT_DIVISOR).max(1))
+        } else {
+            Vec::new()
+        };
         self.entries.insert(key, Slot { value, stamp });
         debug_assert!(self.entries.len() <= self.capacity);
+        evicted
     }
 
     /// Removes every entry.
@@ -87,17 +93,21 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
         self.entries.len()
     }
 
-    /// Evicts the `count` entries with the oldest stamps.
-    fn evict(&mut self, count: usize) {
+    /// Evicts the `count` entries with the oldest stamps and returns their values.
+    fn evict(&mut self, count: usize) -> Vec<V> {
         let mut stamps: Vec<u64> = self.entries.values().map(|slot| slot.stamp).collect();
         if count >= stamps.len() {
-            self.entries.clear();
-            return;
+            return self.entries.drain().map(|(_, slot)| slot.value).collect();
         }
         // Stamps are distinct, so exactly `count` entries have a stamp below the threshold.
         let (_, &mut threshold, _) = stamps.select_nth_unstable(count);
-        self.entries.retain(|_, slot| slot.stamp >= threshold);
-        debug_assert_eq!(self.entries.len(), stamps.len() - count);
+        let evicted: Vec<V> = self
+            .entries
+            .extract_if(|_, slot| slot.stamp < threshold)
+            .map(|(_, slot)| slot.value)
+            .collect();
+        debug_assert_eq!(evicted.len(), count);
+        evicted
     }
 }
 
@@ -105,45 +115,57 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
 mod tests {
     use super::*;
 
+    fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+        values.sort();
+        values
+    }
+
     #[test]
     fn keeps_the_recently_used_and_stays_within_capacity() {
         let mut cache: StampCache<u64, u64> = StampCache::new(32);
         for key in 0..32 {
-            cache.put(key, key * 10);
+            assert!(cache.put(key, key * 10).is_empty());
         }
         // Use the first half again: the second half is now the least recently used.
         for key in 0..16 {
             assert_eq!(cache.get(&key), Some(key * 10));
         }
         // A full cache evicts 32 / 16 = 2 entries: the two oldest, keys 16 and 17.
-        cache.put(100, 1000);
+        assert_eq!(sorted(cache.put(100, 1000)), vec![160, 170]);
         assert_eq!(cache.len(), 31);
         assert_eq!(cache.get(&16), None);
         assert_eq!(cache.get(&17), None);
         assert_eq!(cache.get(&18), Some(180));
         assert_eq!(cache.get(&0), Some(0));
         assert_eq!(cache.get(&100), Some(1000));
+        let mut evicted = 0;
         for key in 200..1000 {
-            cache.put(key, key);
+            evicted += cache.put(key, key).len();
             assert!(cache.len() <= 32);
         }
+        // Nothing is lost: every entry is still cached or was handed back.
+        assert_eq!(evicted + cache.len(), 31 + 800);
         // The most recent insertions survive.
         assert_eq!(cache.get(&999), Some(999));
         assert_eq!(cache.get(&0), None);
     }
 
     #[test]
-    fn replacing_a_value_does_not_evict() {
+    fn replacing_a_value_returns_the_old_one_and_evicts_nothing() {
         let mut cache: StampCache<u64, &str> = StampCache::new(2);
-        cache.put(1, "one");
-        cache.put(2, "two");
-        cache.put(1, "uno");
+        assert!(cache.put(1, "one").is_empty());
+        assert!(cache.put(2, "two").is_empty());
+        assert_eq!(cache.put(1, "uno"), vec!["one"]);
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&2), Some("two"));
         assert_eq!(cache.get(&1), Some("uno"));
-        cache.put(3, "three");
+        assert_eq!(
+            cache.put(3, "three"),
+            vec!["two"],
+            "2 was used least recently"
+        );
         assert_eq!(cache.len(), 2);
-        assert_eq!(cache.get(&1), Some("uno"), "2 was used least recently");
+        assert_eq!(cache.get(&1), Some("uno"));
         assert_eq!(cache.get(&2), None);
         cache.clear();
         assert_eq!(cache.len(), 0);
@@ -153,8 +175,8 @@ mod tests {
     #[test]
     fn a_capacity_of_zero_holds_one() {
         let mut cache: StampCache<u64, u64> = StampCache::new(0);
-        cache.put(1, 1);
-        cache.put(2, 2);
+        assert!(cache.put(1, 1).is_empty());
+        assert_eq!(cache.put(2, 2), vec![1]);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.get(&2), Some(2));
     }

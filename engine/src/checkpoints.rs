@@ -24,7 +24,6 @@
 //!   an orphan file, which the next open adopts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -304,7 +303,10 @@ impl Store {
         match Checkpoint::open(&path).and_then(|c| self.check_meta(c, stream, version, record)) {
             Ok(checkpoint) => {
                 let checkpoint = Arc::new(checkpoint);
-                crate::engine::lock(&self.maps).put((stream, version), checkpoint.clone());
+                let evicted =
+                    crate::engine::lock(&self.maps).put((stream, version), checkpoint.clone());
+                // Unmapped here, after the lock: a full cache evicts many maps at once.
+                drop(evicted);
                 Some(checkpoint)
             }
             Err(_) => {

@@ -376,7 +376,9 @@ impl Meta {
                     (read.len() as u64 == GROUP_LEN).then(|| {
                         let locations: Arc<[Location]> =
                             read.into_iter().map(|(_, location)| location).collect();
-                        crate::engine::lock(&self.groups).put((stream, group), locations.clone());
+                        let evicted = crate::engine::lock(&self.groups)
+                            .put((stream, group), locations.clone());
+                        drop(evicted);
                         locations
                     })
                 }
