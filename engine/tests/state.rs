@@ -306,6 +306,45 @@ fn damaged_and_deleted_checkpoints_are_rebuilt() {
 }
 
 #[test]
+fn views_stay_exact_while_the_map_cache_evicts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::builder(dir.path())
+        .segment_size_bytes(SMALL_SEGMENT)
+        .checkpoint_policy(LevelPolicy::new(10, 3).expect("policy"))
+        .background_threads(false)
+        // The smallest cache the policy allows: every view's layers evict earlier maps.
+        .checkpoint_maps_max(3)
+        .open()
+        .expect("open");
+    let events = append_sets(&engine, "s", 2345, 50);
+    engine.sync_checkpoints().expect("sync");
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..50).map(|k| format!("key-{k}").into_bytes()).collect();
+    // Views kept alive across evictions keep their maps: read them all again at the end.
+    let mut held = Vec::new();
+    for version in (7..=2345).step_by(97) {
+        let replayed = assert_view_matches(&engine, "s", version, at(&states, version), &keys);
+        assert!(
+            replayed <= 9,
+            "version {version} replayed {replayed} events"
+        );
+        held.push((version, engine.view("s", Version(version)).expect("view")));
+    }
+    for (version, view) in &held {
+        let all: BTreeMap<Vec<u8>, Vec<u8>> =
+            view.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        assert_eq!(&all, at(&states, *version), "held view at {version}");
+    }
+    // Nothing was treated as damaged: evicting a map only drops it.
+    let stats = engine.sync_checkpoints().expect("sync");
+    assert_eq!(
+        (stats.written, stats.rebuilt, stats.damaged),
+        (234, 0, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
 fn bad_requests_get_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(dir.path(), 10, 2);
