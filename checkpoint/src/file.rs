@@ -13,6 +13,8 @@
 //!   the file offset of restart `r` and the end of its block, and `restart_keys` key `r` is
 //!   the search key of its key (see [`search_key`]).
 //! - Every key in the file starts with `prefix()` (at most `PREFIX_MAX` bytes).
+//! - `points` maps every key of the file, and no other, to the file offset of its entry; the
+//!   entry at such an offset decodes (validation decoded it), whole, inside its block.
 //! - The file's bytes never change while it is open (see the `map` module's safety argument).
 
 use std::fmt;
@@ -662,11 +664,12 @@ impl SortedRun for Checkpoint {
         let bytes = self.bytes();
         // The entry at an offset the index holds was decoded at open, inside its block, so
         // decoding it against the whole file reads the same bytes.
-        let entry = |offset: usize| format::get_entry(bytes, offset).ok();
-        let found = self.points.find(key, |offset| {
-            entry(offset).is_some_and(|(k, _, _)| k == key)
+        let found = self.points.find_map(key, |offset| {
+            format::get_entry(bytes, offset)
+                .ok()
+                .filter(|&(k, _, _)| k == key)
         });
-        match found.and_then(entry) {
+        match found {
             Some((_, Some(value), _)) => Lookup::Value(value),
             Some((_, None, _)) => Lookup::Deleted,
             None => Lookup::Absent,

@@ -91,12 +91,17 @@ impl PointIndex {
         unreachable!("point index over-filled: more keys inserted than it was sized for");
     }
 
-    /// Calls `is_key` with the offset of every entry whose tag matches `key`'s, in insertion
-    /// probe order, until it returns `true`; returns that offset, or `None` when the key was
-    /// never inserted. Most calls make no call to `is_key` for an absent key and one for a
-    /// present key (tags are 31 bits of the hash).
+    /// Calls `entry` with the offset of every entry whose tag matches `key`'s, in insertion
+    /// probe order, until it returns `Some` (the caller decodes the entry there and keeps it if
+    /// its key is `key`); returns that, or `None` when the key was never inserted. Most calls
+    /// make no call to `entry` for an absent key and one for a present key (tags are 31 bits of
+    /// the hash).
     #[inline]
-    pub(crate) fn find(&self, key: &[u8], mut is_key: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub(crate) fn find_map<T>(
+        &self,
+        key: &[u8],
+        mut entry: impl FnMut(usize) -> Option<T>,
+    ) -> Option<T> {
         let hash = hash(key);
         let tag = tag_of(hash);
         let mut bucket = self.first_bucket(hash);
@@ -105,8 +110,10 @@ impl PointIndex {
                 if slot.tag == 0 {
                     return None;
                 }
-                if slot.tag == tag && is_key(slot.offset as usize) {
-                    return Some(slot.offset as usize);
+                if slot.tag == tag
+                    && let Some(found) = entry(slot.offset as usize)
+                {
+                    return Some(found);
                 }
             }
             bucket = self.next_bucket(bucket);
@@ -177,7 +184,7 @@ mod tests {
 
     /// Finds `key` the way a checkpoint does: compares the key stored at each candidate.
     fn lookup(index: &PointIndex, keys: &[Vec<u8>], key: &[u8]) -> Option<usize> {
-        index.find(key, |offset| keys[offset] == key)
+        index.find_map(key, |offset| (keys[offset] == key).then_some(offset))
     }
 
     #[test]
@@ -225,9 +232,9 @@ mod tests {
         let mut compared = 0usize;
         for i in 5_000..55_000u32 {
             let probe = format!("k{i:07}").into_bytes();
-            let found = index.find(&probe, |offset| {
+            let found = index.find_map(&probe, |offset| {
                 compared += 1;
-                keys[offset] == probe
+                (keys[offset] == probe).then_some(offset)
             });
             assert_eq!(found, None);
         }
@@ -269,6 +276,6 @@ mod tests {
     #[test]
     fn an_empty_index_holds_nothing() {
         let index = PointIndex::with_capacity(0);
-        assert_eq!(index.find(b"k0000001", |_| true), None);
+        assert_eq!(index.find_map(b"k0000001", Some), None);
     }
 }
