@@ -457,13 +457,11 @@ struct Breakdown {
     no_replay: Latencies,
     /// Whole samples whose view replayed at least one event.
     replay: Latencies,
-    /// Whole samples during which the thread took no page fault.
-    no_fault: Latencies,
-    /// Whole samples during which the thread took at least one (minor) page fault: a page of a
-    /// checkpoint or segment in the page cache but not yet in this process's page tables.
-    faulted: Latencies,
-    /// Minor page faults over all the samples.
-    minor_faults_sum: i64,
+    /// Page faults the thread took over the warm Helios rounds (their floors included), counted
+    /// per round rather than per sample so that no system call sits next to a sample's clock.
+    /// A minor fault is a page of a checkpoint or segment in the page cache but not yet in
+    /// this process's page tables.
+    faults: ThreadIo,
     /// Whole samples among the first [`ROUND_HEAD`] of their round (right after the peers'
     /// rounds, which fill the CPU caches with their own data).
     round_head: Latencies,
@@ -481,9 +479,7 @@ impl Breakdown {
             reads: Latencies::new(),
             no_replay: Latencies::new(),
             replay: Latencies::new(),
-            no_fault: Latencies::new(),
-            faulted: Latencies::new(),
-            minor_faults_sum: 0,
+            faults: ThreadIo::default(),
             round_head: Latencies::new(),
             round_rest: Latencies::new(),
             slowest: None,
@@ -502,8 +498,6 @@ fn helios_sample(
     checks: &mut ViewChecks,
     breakdown: Option<&mut Breakdown>,
 ) -> Result<Duration> {
-    // Outside the clock: the page faults the sample takes (getrusage is a system call).
-    let io_before = ThreadIo::now()?;
     let start = Instant::now();
     let view = engine.view(STREAM, Version(sample.version))?;
     let viewed = Instant::now();
@@ -511,15 +505,8 @@ fn helios_sample(
         black_box(view.get(key));
     }
     let end = Instant::now();
-    let io = ThreadIo::now()?.since(io_before);
     latencies.record(end - start);
     if let Some(breakdown) = breakdown {
-        breakdown.minor_faults_sum += io.minor_faults;
-        if io.minor_faults + io.major_faults == 0 {
-            breakdown.no_fault.record(end - start);
-        } else {
-            breakdown.faulted.record(end - start);
-        }
         breakdown.view.record(viewed - start);
         breakdown.reads.record(end - viewed);
         if view.report().events_replayed == 0 {
@@ -653,6 +640,7 @@ fn measure(
             let started = Instant::now();
             match which {
                 Warm::Helios => {
+                    let io_before = ThreadIo::now()?;
                     for index in 0..share(config.warm_samples, config.rounds, round) {
                         let sample = Sample::draw(&mut rng, workload, config.reads);
                         let time = helios_sample(
@@ -673,6 +661,9 @@ fn measure(
                         measured.floor.time(|| floor_work.run());
                         measured.memory_floor.time(|| memory_floor.run());
                     }
+                    let io = ThreadIo::now()?.since(io_before);
+                    let faults = &mut measured.warm_breakdown.faults;
+                    *faults = faults.plus(io);
                 }
                 Warm::Snapshots => {
                     for _ in 0..share(config.snapshot_samples, config.rounds, round) {
@@ -1038,8 +1029,6 @@ fn report(
             "whole sample, view replayed 1 or more events",
             &parts.replay,
         ),
-        ("whole sample, no page fault", &parts.no_fault),
-        ("whole sample, 1 or more page faults", &parts.faulted),
         (
             &*format!("whole sample, first {ROUND_HEAD} of its round"),
             &parts.round_head,
@@ -1054,9 +1043,11 @@ fn report(
     }
     println!();
     println!(
-        "Minor page faults during the warm samples: {} ({:.2} per sample).",
-        parts.minor_faults_sum,
-        parts.minor_faults_sum as f64 / parts.view.count().max(1) as f64
+        "Page faults during the warm rounds: {} minor, {} major ({:.2} per sample).",
+        parts.faults.minor_faults,
+        parts.faults.major_faults,
+        (parts.faults.minor_faults + parts.faults.major_faults) as f64
+            / parts.view.count().max(1) as f64
     );
     if let Some((time, index, version, report)) = &parts.slowest {
         println!();

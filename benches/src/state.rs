@@ -481,6 +481,16 @@ impl ThreadIo {
         })
     }
 
+    /// Both counts added up (for totals over several intervals).
+    #[must_use]
+    pub fn plus(self, other: ThreadIo) -> ThreadIo {
+        ThreadIo {
+            major_faults: self.major_faults + other.major_faults,
+            minor_faults: self.minor_faults + other.minor_faults,
+            blocks_read: self.blocks_read + other.blocks_read,
+        }
+    }
+
     /// What happened between `earlier` and `self`.
     #[must_use]
     pub fn since(self, earlier: ThreadIo) -> ThreadIo {
