@@ -1119,6 +1119,8 @@ fn report(
         let number = index + 1;
         let kind = if number == stats.by_level.len() {
             "full states"
+        } else if number == 1 {
+            "deltas, and the anchor's full state at the first checkpoint"
         } else {
             "deltas"
         };
@@ -1131,8 +1133,8 @@ fn report(
             level.bytes,
         );
     }
-    // Before the first full checkpoint every delta is against the empty state: a stream
-    // that starts with a bulk import (--initial-keys) pays a full state per delta there.
+    // The first window (below the first top-level checkpoint) has the anchor's full state on
+    // top of its deltas: with a bulk import (--initial-keys) first, one more full state.
     let top = config.policy().map_or(0, |p| p.interval(p.levels()));
     let (steady_files, steady_bytes) = checkpoints
         .iter()

@@ -1,11 +1,20 @@
-//! Which versions carry a checkpoint, at which level, and which layers a read at a version
-//! goes through.
+//! Which versions carry a checkpoint, at which level, what each is relative to, and which
+//! layers a read at a version goes through.
 //!
 //! With fanout `f` and `L` levels, version `v > 0` has a level-`i` checkpoint (1-based) when
 //! `v % f^i == 0`, using the highest such `i <= L`. Level `L` holds full states; lower levels
-//! hold deltas against the checkpoint of the level above. A read at `v` starts from the
-//! level-`i` base `b_i = v - v % f^i` for every level, skipping a level whose base equals the
-//! base of the level above, and replays the events `b_1 + 1 ..= v` (at most `f - 1` of them).
+//! hold deltas against the checkpoint of the level above, at `v - v % f^(i+1)`.
+//!
+//! The first top-level window (versions below `f^L`) has no checkpoint above it: its "level
+//! above" would be the empty state, and a delta against the empty state is a full copy of the
+//! state. So with `L >= 2` the stream's first checkpoint, the *anchor* at version `f`, holds a
+//! full state, and every other checkpoint of that window is a delta against the anchor. A
+//! stream that starts with a large state (a bulk import) then pays for one full copy in its
+//! first window instead of one per checkpoint (`2 (f - 1)` of them with the defaults).
+//!
+//! A read at `v` starts from the level-`i` base `b_i = v - v % f^i` for every level, skipping
+//! a level whose base equals the base of the level above or is 0; in the first window it adds
+//! the anchor below them. It then replays the events `b_1 + 1 ..= v` (at most `f - 1`).
 
 /// Why a policy cannot be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -100,11 +109,65 @@ impl LevelPolicy {
             .find(|&level| version.is_multiple_of(self.interval(level)))
     }
 
+    /// The anchor: the version of the first checkpoint, which holds a full state although its
+    /// level is 1 (see the module documentation). `None` with a single level, where every
+    /// checkpoint is full anyway.
+    #[must_use]
+    pub fn anchor(&self) -> Option<u64> {
+        (self.levels >= 2).then_some(self.fanout)
+    }
+
+    /// Whether the checkpoint at `version` (of `level`) holds a full state: the top level and
+    /// the anchor do.
+    #[must_use]
+    pub fn is_full(&self, version: u64, level: u32) -> bool {
+        self.base_of(version, level) == 0
+    }
+
+    /// The version of the checkpoint that the checkpoint at `version` of `level` is a delta
+    /// against; 0 when it holds a full state. For a delta, the checkpoint of the level above
+    /// (`version - version % fanout^(level + 1)`), or the anchor in the first window.
+    #[must_use]
+    pub fn base_of(&self, version: u64, level: u32) -> u64 {
+        if level >= self.levels || self.anchor() == Some(version) {
+            return 0;
+        }
+        match self.natural_base(version, level) {
+            0 => self.fanout, // The anchor: `levels >= 2` here.
+            base => base,
+        }
+    }
+
+    /// The checkpoint of the level above `version` of `level`, ignoring the anchor: what
+    /// stores written before the anchor existed (same file format) used as a delta's base, with
+    /// 0 for the empty state. Readers accept those files: see `Store::check_meta` in the engine.
+    #[must_use]
+    pub fn natural_base(&self, version: u64, level: u32) -> u64 {
+        if level >= self.levels {
+            0
+        } else {
+            version - version % self.interval(level + 1)
+        }
+    }
+
+    /// The last version of the range of checkpoints stacked on the one at `version` of `level`
+    /// (exclusive): up to the next checkpoint of its level or above, or to the end of the first
+    /// window for the anchor.
+    #[must_use]
+    pub fn dependents_end(&self, version: u64, level: u32) -> u64 {
+        if self.anchor() == Some(version) {
+            self.interval(self.levels)
+        } else {
+            version + self.interval(level)
+        }
+    }
+
     /// The checkpoint layers a read at `version` uses, finest first, and the number of events
-    /// replayed on top of the finest one.
+    /// replayed on top of the finest one. Each layer but the last is a delta against the next
+    /// ([`LevelPolicy::base_of`]); the last holds a full state.
     #[must_use]
     pub fn layers(&self, version: u64) -> (Vec<Layer>, u64) {
-        let mut layers = Vec::with_capacity(self.levels as usize);
+        let mut layers = Vec::with_capacity(self.levels as usize + 1);
         let mut above: Option<u64> = None;
         for level in (1..=self.levels).rev() {
             let base = version - version % self.interval(level);
@@ -114,6 +177,15 @@ impl LevelPolicy {
             above = Some(base);
         }
         layers.reverse();
+        if let (Some(anchor), Some(bottom)) = (self.anchor(), layers.last())
+            && bottom.base != anchor
+            && version < self.interval(self.levels)
+        {
+            layers.push(Layer {
+                level: 1,
+                base: anchor,
+            });
+        }
         let replayed = version % self.interval(1);
         (layers, replayed)
     }
@@ -170,6 +242,30 @@ mod tests {
     }
 
     #[test]
+    fn the_first_window_stacks_on_the_anchor() {
+        let p = LevelPolicy::default();
+        assert_eq!(p.anchor(), Some(10));
+        let l = |level, base| Layer { level, base };
+        assert_eq!(p.layers(15), (vec![l(1, 10)], 5));
+        assert_eq!(p.layers(20), (vec![l(1, 20), l(1, 10)], 0));
+        assert_eq!(p.layers(257), (vec![l(1, 250), l(2, 200), l(1, 10)], 7));
+        assert_eq!(p.layers(1003), (vec![l(3, 1000)], 3));
+        assert!(p.is_full(10, 1) && p.is_full(2000, 3) && !p.is_full(20, 1));
+        assert_eq!(p.base_of(20, 1), 10);
+        assert_eq!(p.base_of(900, 2), 10);
+        assert_eq!(p.base_of(990, 1), 900);
+        assert_eq!(p.base_of(2340, 1), 2300);
+        assert_eq!(p.base_of(2300, 2), 2000);
+        assert_eq!(p.natural_base(20, 1), 0);
+        assert_eq!(p.dependents_end(10, 1), 1000);
+        assert_eq!(p.dependents_end(2300, 2), 2400);
+        let single = LevelPolicy::new(10, 1).expect("policy");
+        assert_eq!(single.anchor(), None);
+        assert_eq!(single.layers(25), (vec![l(1, 20)], 5));
+        assert!(single.is_full(10, 1));
+    }
+
+    #[test]
     fn invalid_policies_are_rejected() {
         assert_eq!(LevelPolicy::new(1, 3), Err(PolicyError::FanoutTooSmall(1)));
         assert_eq!(LevelPolicy::new(10, 0), Err(PolicyError::NoLevels));
@@ -187,14 +283,17 @@ mod tests {
             };
             let v = u64::from(version);
             let (layers, replayed) = p.layers(v);
+            // Every layer is a checkpoint of its level, each is a delta against the next one
+            // and the last holds a full state: the stack is exactly the chain of bases.
             let ok = replayed < p.fanout()
                 && layers.len() <= p.levels() as usize
                 && layers
                     .iter()
-                    .all(|l| l.base <= v && p.level_at(l.base).is_some_and(|lv| lv >= l.level))
+                    .all(|l| l.base <= v && p.level_at(l.base) == Some(l.level))
                 && layers
                     .windows(2)
-                    .all(|w| w[0].base > w[1].base && w[0].level < w[1].level)
+                    .all(|w| p.base_of(w[0].base, w[0].level) == w[1].base)
+                && layers.last().is_none_or(|l| p.is_full(l.base, l.level))
                 && layers
                     .first()
                     .map_or(v - replayed == 0, |l| l.base == v - replayed);

@@ -423,26 +423,29 @@ fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
         ok(&get(&dir, "s", "k3", &["--at", "8", "--explain"])),
         "8\nreplayed 8 events (5 keys changed) on top of the empty state (no checkpoint)\n"
     );
-    // Version 23: the level-1 checkpoint at 20 (a delta against the empty state: all five
-    // keys), then events 21, 22 and 23.
+    // Version 23: the level-1 delta at 20 (the five keys changed since 10) over the anchor,
+    // the full state at 10, then events 21, 22 and 23.
     assert_eq!(
         ok(&get(&dir, "s", "k3", &["--at", "23", "--explain"])),
-        "23\nreplayed 3 events (3 keys changed) on top of 1 layer, newest first:\n  \
-         level 1 checkpoint at version 20: 5 entries\n"
+        "23\nreplayed 3 events (3 keys changed) on top of 2 layers, newest first:\n  \
+         level 1 checkpoint at version 20: 5 entries\n  \
+         level 1 checkpoint at version 10: 5 entries\n"
     );
-    // Version 100 is a level-2 checkpoint: nothing to replay.
+    // Version 100 is a level-2 checkpoint (a delta against the anchor): nothing to replay.
     assert_eq!(
         ok(&get(&dir, "s", "k0", &["--at", "100", "--explain"])),
-        "100\nreplayed 0 events (0 keys changed) on top of 1 layer, newest first:\n  \
-         level 2 checkpoint at version 100: 5 entries\n"
+        "100\nreplayed 0 events (0 keys changed) on top of 2 layers, newest first:\n  \
+         level 2 checkpoint at version 100: 5 entries\n  \
+         level 1 checkpoint at version 10: 5 entries\n"
     );
-    // Version 123: the level-1 delta at 120 over the level-2 checkpoint at 100.
+    // Version 123: the level-1 delta at 120 over the level-2 delta at 100 over the anchor.
     let text = ok(&get(&dir, "s", "k1", &["--at", "123", "--explain"]));
     assert_eq!(
         text,
-        "121\nreplayed 3 events (3 keys changed) on top of 2 layers, newest first:\n  \
+        "121\nreplayed 3 events (3 keys changed) on top of 3 layers, newest first:\n  \
          level 1 checkpoint at version 120: 5 entries\n  \
-         level 2 checkpoint at version 100: 5 entries\n"
+         level 2 checkpoint at version 100: 5 entries\n  \
+         level 1 checkpoint at version 10: 5 entries\n"
     );
     // An absent key still explains, on stdout, with the message on stderr.
     let out = get(&dir, "s", "k9", &["--at", "123", "--explain"]);

@@ -4,9 +4,10 @@
 //! For each stream it works on, the builder keeps a [`Head`]: the full state at the last event
 //! it applied, and per level the keys changed since the last checkpoint of the level above.
 //! At a version `v` of level `i` it writes, from memory and without reading any file:
-//! - at the top level, the full state;
-//! - below it, a delta: every key changed since `v - v % fanout^(i+1)` (the version of the
-//!   layer above), with its value at `v`, or a tombstone if it is deleted.
+//! - at the top level and at the anchor (the first checkpoint), the full state;
+//! - below it, a delta: every key changed since its base (`LevelPolicy::base_of`: the
+//!   checkpoint of the level above, `v - v % fanout^(i+1)`, or the anchor in the first
+//!   window), with its value at `v`, or a tombstone if it is deleted.
 //!
 //! Appends never wait for it: it runs on its own thread (or inside [`Engine::sync_checkpoints`]),
 //! reads events through the index like any reader, and streams are built in parallel with
@@ -16,8 +17,9 @@
 //! Invariants:
 //! - `Head::state` is exactly the stream's state at `Head::version`, and `Head::dirty[j]` holds
 //!   every key changed in `(m, Head::version]` where `m` is the last multiple of
-//!   `fanout^(j+2)` at or below `Head::version` (a superset is harmless: a delta may repeat a
-//!   value the layer above already has).
+//!   `fanout^(j+2)` at or below `Head::version`, or the anchor if that multiple is 0 and the
+//!   anchor is at or below `Head::version` (a superset is harmless: a delta may repeat a value
+//!   the layer above already has).
 //! - `Builder::built[s]` is a version up to which every checkpoint of stream `s` has been
 //!   written (or queued for a rebuild).
 //!
@@ -31,7 +33,6 @@ use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
 use rayon::prelude::*;
 
-use crate::checkpoints::delta_base;
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
 use crate::meta::CheckpointRecord;
@@ -41,7 +42,7 @@ pub(crate) struct Head {
     version: u64,
     /// The full state (no tombstones).
     state: Arc<MemRun>,
-    /// `dirty[j]`: keys changed since the last multiple of `fanout^(j + 2)`.
+    /// `dirty[j]`: keys changed since the base of the next level-`j + 1` checkpoint.
     dirty: Vec<BTreeSet<Vec<u8>>>,
     /// The round that last used it, for eviction.
     last_used: u64,
@@ -209,7 +210,7 @@ impl Inner {
                         // What is stacked on the rebuilt checkpoint: up to the next one of
                         // its level or above.
                         let level = policy.level_at(done.target).unwrap_or(1);
-                        let next = done.target + policy.interval(level);
+                        let next = policy.dependents_end(done.target, level);
                         self.store.probe(done.id, done.target + 1..next);
                     } else {
                         builder.built.insert(done.id, done.target);
@@ -333,9 +334,15 @@ impl Inner {
                     self.store.count_written(id, to);
                     written.push((to, record));
                 }
-                // `to` is a multiple of fanout^level: the sets of the levels below restart.
+                // `to` is a multiple of fanout^level: the sets of the levels below restart,
+                // and all of them at the anchor, the base of every delta of the first window.
+                let restart = if policy.anchor() == Some(to) {
+                    policy.levels()
+                } else {
+                    level
+                };
                 for (j, keys) in head.dirty.iter_mut().enumerate() {
-                    if j + 2 <= level as usize {
+                    if j + 2 <= restart as usize {
                         keys.clear();
                     }
                 }
@@ -354,8 +361,8 @@ impl Inner {
         let version = head.version;
         let path = self.store.path(id, version, level);
         let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
-        let base = delta_base(policy, version, level);
-        let written = if level >= policy.levels() {
+        let base = policy.base_of(version, level);
+        let written = if base == 0 {
             let meta = CheckpointMeta::full(id.0, version, level_byte);
             let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
             write_checkpoint_with(&path, meta, entries, Durability::Unsynced)?

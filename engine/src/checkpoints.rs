@@ -58,16 +58,6 @@ fn parse_name(name: &str) -> Option<(StreamId, u64, u32)> {
     Some((StreamId(stream), version, level))
 }
 
-/// The version a checkpoint at `version` of `level` is a delta against (0 for the top level,
-/// which holds full states).
-pub(crate) fn delta_base(policy: &LevelPolicy, version: u64, level: u32) -> u64 {
-    if level >= policy.levels() {
-        0
-    } else {
-        version - version % policy.interval(level + 1)
-    }
-}
-
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| {
         Error::Checkpoint(helios_checkpoint::CheckpointError::Io {
@@ -185,7 +175,7 @@ impl Store {
                     // Its fingerprint is unknown: the file is trusted as far as its own checks go.
                     let record = CheckpointRecord {
                         level,
-                        base: delta_base(&policy, version, level),
+                        base: policy.base_of(version, level),
                         file_len_bytes: len,
                         archive_crc: 0,
                     };
@@ -255,14 +245,14 @@ impl Store {
             .is_some_and(|m| m.contains_key(&version))
     }
 
-    /// The newest version at or below `at` with a full checkpoint of `stream`.
+    /// The newest version at or below `at` with a full checkpoint of `stream` (top level, or
+    /// the anchor): a state every level's deltas after it can be built from.
     pub(crate) fn latest_full_at_or_below(&self, stream: StreamId, at: u64) -> Option<u64> {
-        let top = self.policy.levels();
         self.read_catalog()
             .get(&stream)?
             .range(..=at)
             .rev()
-            .find(|(_, r)| r.level == top)
+            .find(|(version, r)| self.policy.is_full(**version, r.level))
             .map(|(v, _)| *v)
     }
 
@@ -325,12 +315,17 @@ impl Store {
         record: CheckpointRecord,
     ) -> helios_checkpoint::Result<Checkpoint> {
         let meta = checkpoint.meta();
-        let kind = if record.level >= self.policy.levels() {
+        let expected_base = self.policy.base_of(version, record.level);
+        let kind = if expected_base == 0 {
             CheckpointKind::Full
         } else {
             CheckpointKind::Delta
         };
-        let expected_base = delta_base(&self.policy, version, record.level);
+        // Written before the anchor existed (same file format): a first-window delta against
+        // the empty state. It holds every key changed since version 0, so it reads correctly
+        // stacked on the anchor, and as the anchor it is the full state.
+        let natural = self.policy.natural_base(version, record.level);
+        let legacy = natural == 0 && meta.kind == CheckpointKind::Delta && meta.base_version == 0;
         if record.archive_crc != 0 && checkpoint.archive_crc() != record.archive_crc {
             return Err(helios_checkpoint::CheckpointError::InvalidHeader {
                 path: checkpoint.path().to_path_buf(),
@@ -346,8 +341,7 @@ impl Store {
         if meta.stream_id == stream.0
             && meta.version == version
             && u32::from(meta.level) == record.level
-            && meta.kind == kind
-            && meta.base_version == expected_base
+            && ((meta.kind == kind && meta.base_version == expected_base) || legacy)
         {
             Ok(checkpoint)
         } else {
@@ -473,14 +467,5 @@ mod tests {
         assert_eq!(parse_name("000000000000002a-1230-l1.ckpt.tmp"), None);
         assert_eq!(parse_name("notes.txt"), None);
         assert_eq!(parse_name("2a-1230-l1-x.ckpt"), None);
-    }
-
-    #[test]
-    fn delta_bases() {
-        let policy = LevelPolicy::default();
-        assert_eq!(delta_base(&policy, 2340, 1), 2300);
-        assert_eq!(delta_base(&policy, 2040, 1), 2000);
-        assert_eq!(delta_base(&policy, 2300, 2), 2000);
-        assert_eq!(delta_base(&policy, 3000, 3), 0);
     }
 }

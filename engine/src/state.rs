@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 pub struct CheckpointInfo {
     /// The version whose state it holds (as a full state or a delta).
     pub version: Version,
-    /// Its level: 1 is the finest; the policy's top level holds full states.
+    /// Its level: 1 is the finest; the policy's top level and the anchor (the first
+    /// checkpoint, see [`LevelPolicy::anchor`]) hold full states.
     pub level: u32,
     /// For a delta, the version of the layer it is a delta against; for a full state, 0.
     pub base: Version,
@@ -120,7 +121,8 @@ impl Engine {
             let mut below = version.0;
             while let Some(full) = store.latest_full_at_or_below(id, below) {
                 if let Some(checkpoint) = store.get(id, full) {
-                    used.push((LayerInfo::new(store.policy().levels(), full), checkpoint));
+                    let level = store.policy().level_at(full).unwrap_or(1);
+                    used.push((LayerInfo::new(level, full), checkpoint));
                     break;
                 }
                 if full == 0 {

@@ -422,6 +422,125 @@ impl StateMachine for Fragile {
     }
 }
 
+/// The kv machine, plus `import N`: one event that sets `k0 ..= k{N-1}` to `imported`.
+struct Importer;
+
+impl StateMachine for Importer {
+    fn name(&self) -> &str {
+        "importer"
+    }
+
+    fn apply(&self, event: &[u8], state: &mut StateHandle<'_>) -> Result<(), Rejected> {
+        if let Some(count) = event.strip_prefix(b"import ") {
+            let count: u32 = std::str::from_utf8(count)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| Rejected::new("import needs a count"))?;
+            for i in 0..count {
+                state.put(format!("k{i}").as_bytes(), b"imported");
+            }
+            return Ok(());
+        }
+        helios::kv::KvMachine.apply(event, state)
+    }
+}
+
+#[test]
+fn a_bulk_import_is_copied_once_in_the_first_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        Engine::builder(dir.path())
+            .segment_size_bytes(SMALL_SEGMENT)
+            .background_threads(false)
+            .stream_machine("bulk", Importer)
+            .open()
+            .expect("open")
+    };
+    let engine = open();
+    let imported = 5_000;
+    let mut events = vec![format!("import {imported}").into_bytes()];
+    events.extend((1..1_200u32).map(|i| match i % 7 {
+        3 => del(&format!("k{}", i * 13 % 5_100)),
+        _ => set(&format!("k{}", i * 13 % 5_100), &format!("v{i}")),
+    }));
+    for chunk in events.chunks(100) {
+        engine
+            .append("bulk", chunk, Durability::Critical, None)
+            .expect("append");
+    }
+    engine.sync_checkpoints().expect("sync");
+
+    // The anchor (version 10) holds the whole state; every other checkpoint below the first
+    // full one (version 1000) is a delta against it, holding only the keys changed since (at
+    // most 989 of the 5,000), where a delta against the empty state would hold them all.
+    let checkpoints = engine.checkpoints("bulk").expect("checkpoints");
+    let anchor = &checkpoints[0];
+    assert_eq!(
+        (anchor.version, anchor.level, anchor.base),
+        (Version(10), 1, Version(0))
+    );
+    let first_window: Vec<_> = checkpoints
+        .iter()
+        .filter(|c| c.version.0 > 10 && c.version.0 < 1000)
+        .collect();
+    assert_eq!(first_window.len(), 98, "{checkpoints:?}");
+    for c in &first_window {
+        assert!(c.base.0 >= 10, "{c:?}");
+        assert!(
+            c.file_len_bytes * 4 < anchor.file_len_bytes,
+            "{c:?} is not a small delta against the anchor {anchor:?}"
+        );
+    }
+
+    // Every version reads the model's state, through at most three layers, before and after
+    // a reopen, and with the anchor deleted (then rebuilt).
+    let mut states = vec![BTreeMap::new()];
+    let mut state = BTreeMap::new();
+    for (i, event) in events.iter().enumerate() {
+        if i == 0 {
+            for k in 0..imported {
+                state.insert(format!("k{k}").into_bytes(), b"imported".to_vec());
+            }
+        } else {
+            match kv::parse(event).expect("kv event") {
+                kv::KvEvent::Set { key, value } => {
+                    state.insert(key.to_vec(), value.to_vec());
+                }
+                kv::KvEvent::Del { key } => {
+                    state.remove(key);
+                }
+            }
+        }
+        states.push(state.clone());
+    }
+    let keys: Vec<Vec<u8>> = (0..5_100)
+        .step_by(97)
+        .map(|k| format!("k{k}").into_bytes())
+        .collect();
+    let check = |engine: &Engine| {
+        for v in (0..=events.len() as u64)
+            .step_by(7)
+            .chain([10, 20, 100, 999, 1000])
+        {
+            let replayed = assert_view_matches(engine, "bulk", v, at(&states, v), &keys);
+            let view = engine.view("bulk", Version(v)).expect("view");
+            assert!(replayed < 10, "version {v} replayed {replayed}");
+            assert!(
+                view.report().layers.len() <= 3,
+                "version {v}: {:?}",
+                view.report()
+            );
+        }
+    };
+    check(&engine);
+    engine.close().expect("close");
+    std::fs::remove_file(&anchor.path).expect("delete the anchor");
+    let engine = open();
+    let stats = engine.sync_checkpoints().expect("rebuild");
+    assert_eq!(stats.rebuilt, 1, "{stats:?}");
+    check(&engine);
+}
+
 #[test]
 fn a_panicking_machine_does_not_harm_the_engine() {
     let dir = tempfile::tempdir().expect("tempdir");

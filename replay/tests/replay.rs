@@ -60,7 +60,8 @@ impl History {
     }
 
     /// The checkpoint of `level` at `version`, as the hierarchy stores it: a full state at the
-    /// top level, else a cumulative delta against the checkpoint of the level above.
+    /// top level and at the anchor, else a cumulative delta against its base (the checkpoint
+    /// of the level above, or the anchor in the first window).
     fn checkpoint(
         &self,
         policy: LevelPolicy,
@@ -69,13 +70,13 @@ impl History {
         style: DeltaStyle,
     ) -> MemRun {
         let state = self.state(version);
-        if level == policy.levels() {
+        let above_version = policy.base_of(version, level);
+        if above_version == 0 {
             return state
                 .iter()
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect();
         }
-        let above_version = version - version % policy.interval(level + 1);
         let above = self.state(above_version);
         let keys: BTreeSet<Vec<u8>> = match style {
             DeltaStyle::Minimal => state
