@@ -1,9 +1,11 @@
 //! Random-access state reads: the "Random-access state reads" tables of `docs/PERFORMANCE.md`.
 //!
-//! One stream of key-value events (`helios_benches::state::KvWorkload`: by default 100,000
-//! events over 100,000 keys, each event changing 1-4 keys to 32-byte values, about 3% of the
-//! changes deletes and 3% re-puts of deleted keys, from a fixed seed; the state starts empty,
-//! or with `--initial-keys K` from a first event that sets K keys) is loaded into Helios,
+//! One stream of key-value events (`helios_benches::state::KvWorkload`: by default a first
+//! event that sets all 100,000 keys, so that the state holds 100,000 keys throughout, then
+//! 100,000 events over those keys, each changing 1-4 keys to 32-byte values, about 3% of the
+//! changes deletes and 3% re-puts of deleted keys, from a fixed seed; `--initial-keys K` sets
+//! K keys first instead, and `--initial-keys 0` starts from the empty state) is loaded into
+//! Helios,
 //! whose checkpoints are then built, and read back at uniformly random versions by Helios and
 //! by two peers, side by side in this one process:
 //!
@@ -75,7 +77,7 @@ struct Config {
     events: u64,
     keys: u64,
     /// Keys a first event sets (a bulk import), so that the state holds about this many keys
-    /// throughout; 0 (the default) for no such event: the state grows from empty.
+    /// throughout: by default all of `keys`; 0 for no such event (the state grows from empty).
     initial_keys: u64,
     keys_per_event_max: u64,
     warm_samples: u64,
@@ -100,7 +102,7 @@ impl Config {
         let mut config = Config {
             events: 100_000,
             keys: 100_000,
-            initial_keys: 0,
+            initial_keys: 0, // Set from `keys` after the options, unless given.
             keys_per_event_max: 4,
             warm_samples: 20_000,
             cold_samples: 300,
@@ -129,6 +131,7 @@ impl Config {
             config.replay_samples = 20;
             config.snapshot_samples = 100;
         }
+        let mut initial_keys = None;
         let mut rest = args.iter();
         while let Some(arg) = rest.next() {
             if arg == "--quick" {
@@ -147,7 +150,7 @@ impl Config {
             match arg.as_str() {
                 "--events" => config.events = number()?,
                 "--keys" => config.keys = number()?,
-                "--initial-keys" => config.initial_keys = number()?,
+                "--initial-keys" => initial_keys = Some(number()?),
                 "--keys-per-event" => config.keys_per_event_max = number()?,
                 "--samples" => config.warm_samples = number()?,
                 "--cold-samples" => config.cold_samples = number()?,
@@ -163,6 +166,7 @@ impl Config {
                 _ => return Err(format!("unknown option {arg}").into()),
             }
         }
+        config.initial_keys = initial_keys.unwrap_or(config.keys);
         if config.events == 0 || config.keys == 0 || config.reads == 0 {
             return Err("--events, --keys and --reads must be positive".into());
         }
