@@ -167,7 +167,8 @@ pub struct SegmentInfo {
 #[derive(Debug)]
 struct ActiveSegment {
     id: SegmentId,
-    path: PathBuf,
+    /// Shared, so that a reader takes it with the file without allocating.
+    path: Arc<Path>,
     file: Arc<dyn StorageFile>,
     capacity_bytes: u64,
 }
@@ -587,7 +588,7 @@ impl Log {
             writer: Mutex::new(Writer {
                 active: ActiveSegment {
                     id: active_id,
-                    path: active_path,
+                    path: active_path.into(),
                     file,
                     capacity_bytes,
                 },
@@ -740,7 +741,7 @@ impl Log {
             return Ok(());
         }
         if let Err(e) = w.active.file.write_all_at(&w.buffer, w.flushed_end) {
-            let error = LogError::io("write", &w.active.path, e);
+            let error = LogError::io("write", &*w.active.path, e);
             return Err(self.poison(error.to_string()));
         }
         w.flushed_end += w.buffer.len() as u64;
@@ -917,7 +918,7 @@ impl Log {
             )
         };
         if let Err(e) = file.sync_data() {
-            let error = LogError::io("fdatasync", &path, e);
+            let error = LogError::io("fdatasync", &*path, e);
             return Err(self.poison(error.to_string()));
         }
         Ok(target)
@@ -927,7 +928,7 @@ impl Log {
     fn roll(&self, w: &mut Writer) -> Result<()> {
         self.write_out(w)?;
         if let Err(e) = w.active.file.sync_data() {
-            let error = LogError::io("fdatasync", &w.active.path, e);
+            let error = LogError::io("fdatasync", &*w.active.path, e);
             return Err(self.poison(error.to_string()));
         }
         let last = Lsn(w.next_lsn.0 - 1);
@@ -953,13 +954,13 @@ impl Log {
         let bytes = self
             .storage
             .map_readonly(&old_path)
-            .map_err(|e| LogError::io("map", &old_path, e))?;
+            .map_err(|e| LogError::io("map", &*old_path, e))?;
         let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let old = std::mem::replace(
             &mut w.active,
             ActiveSegment {
                 id: next,
-                path,
+                path: path.into(),
                 file,
                 capacity_bytes,
             },
@@ -970,7 +971,7 @@ impl Log {
             .insert(
                 old.id,
                 Arc::new(Sealed {
-                    path: old.path,
+                    path: old.path.to_path_buf(),
                     bytes,
                 }),
             );
@@ -1087,10 +1088,12 @@ impl Log {
                 None => Err(LogError::Missing { lsn: location.lsn }),
             };
         };
-        let mut buf = vec![0u8; location.frame_len_bytes as usize];
-        file.read_exact_at(&mut buf, location.offset)
-            .map_err(|e| LogError::io("read", &path, e))?;
-        decode_at(&path, location, &buf).map(f)
+        with_read_buffer(|buf| {
+            buf.resize(location.frame_len_bytes as usize, 0);
+            file.read_exact_at(buf, location.offset)
+                .map_err(|e| LogError::io("read", &*path, e))?;
+            decode_at(&path, location, buf).map(f)
+        })
     }
 
     /// The active segment's file and path if `upto` lies in the active segment, after writing
@@ -1099,7 +1102,7 @@ impl Log {
     ///
     /// # Errors
     /// [`LogError::Missing`] when `upto` lies past what was appended, and write errors.
-    fn active_for_read(&self, upto: Location) -> Result<Option<(Arc<dyn StorageFile>, PathBuf)>> {
+    fn active_for_read(&self, upto: Location) -> Result<Option<ActiveFile>> {
         let mut w = lock(&self.writer);
         if w.active.id != upto.segment {
             return Ok(None);
@@ -1125,12 +1128,16 @@ impl Log {
         locations: &[Location],
         mut f: impl FnMut(RecordRef<'_>) -> T,
     ) -> Result<Vec<T>> {
+        with_read_buffer(|buf| self.read_many_into(locations, buf, &mut f))
+    }
+
+    fn read_many_into<T>(
+        &self,
+        locations: &[Location],
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(locations.len());
-        // The thread's reusable read buffer: a view's read of a few events then allocates
-        // nothing (a fresh buffer is taken if a callback reads the log again).
-        let mut buf = READ_BUFFER
-            .with(|cell| cell.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
-            .unwrap_or_default();
         let mut rest = locations;
         while let Some(&first) = rest.first() {
             // The frames after `first` in the same segment, in increasing order, that one read
@@ -1146,7 +1153,7 @@ impl Log {
             let (batch, after) = rest.split_at(run);
             rest = after;
             let last = batch[run - 1];
-            let active = if run > 1 && self.sealed_bytes(first.segment).is_none() {
+            let active = if self.sealed_bytes(first.segment).is_none() {
                 self.active_for_read(last)?
             } else {
                 None
@@ -1161,20 +1168,13 @@ impl Log {
                 usize::try_from(last.end() - first.offset).unwrap_or(usize::MAX),
                 0,
             );
-            file.read_exact_at(&mut buf, first.offset)
-                .map_err(|e| LogError::io("read", &path, e))?;
+            file.read_exact_at(buf, first.offset)
+                .map_err(|e| LogError::io("read", &*path, e))?;
             for &location in batch {
                 let at = usize::try_from(location.offset - first.offset).unwrap_or(usize::MAX);
                 let frame = &buf[at..at + location.frame_len_bytes as usize];
                 out.push(f(decode_at(&path, location, frame)?));
             }
-        }
-        if buf.capacity() as u64 <= READ_SPAN_MAX {
-            READ_BUFFER.with(|cell| {
-                if let Ok(mut b) = cell.try_borrow_mut() {
-                    *b = buf;
-                }
-            });
         }
         Ok(out)
     }
@@ -1224,7 +1224,7 @@ impl Log {
             (w.active.file.clone(), w.active.path.clone())
         };
         file.evict_pages()
-            .map_err(|e| LogError::io("evict pages of", &path, e))
+            .map_err(|e| LogError::io("evict pages of", &*path, e))
     }
 
     /// The segments, oldest first.
@@ -1250,7 +1250,7 @@ impl Log {
         let w = lock(&self.writer);
         out.push(SegmentInfo {
             id: w.active.id,
-            path: w.active.path.clone(),
+            path: w.active.path.to_path_buf(),
             file_len_bytes: w.active.capacity_bytes,
             sealed: false,
         });
@@ -1415,9 +1415,30 @@ impl Log {
 /// The most bytes [`Log::read_many_with`] reads with one `pread` to get several records.
 const READ_SPAN_MAX: u64 = 64 * 1024;
 
+/// The active segment's file and path, as a reader takes them (two reference counts).
+type ActiveFile = (Arc<dyn StorageFile>, Arc<Path>);
+
 thread_local! {
-    /// The buffer [`Log::read_many_with`] reads into, kept between calls on a thread.
+    /// The buffer reads of the active segment go into, kept between calls on a thread.
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the thread's read buffer, so that reading a few events allocates nothing.
+/// A callback that reads the log again gets a fresh buffer (this one is taken meanwhile); a
+/// buffer grown past [`READ_SPAN_MAX`] (one large record) is dropped, not kept.
+fn with_read_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    let mut buf = READ_BUFFER
+        .with(|cell| cell.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
+        .unwrap_or_default();
+    let out = f(&mut buf);
+    if buf.capacity() as u64 <= READ_SPAN_MAX {
+        READ_BUFFER.with(|cell| {
+            if let Ok(mut b) = cell.try_borrow_mut() {
+                *b = buf;
+            }
+        });
+    }
+    out
 }
 
 fn decode_at<'a>(path: &Path, location: Location, frame: &'a [u8]) -> Result<RecordRef<'a>> {
