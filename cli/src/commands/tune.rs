@@ -767,7 +767,7 @@ fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<Str
             format!(
                 "the longest stream has {longest} events, so some settings never take a \
                  checkpoint at their top level (fanout^levels events) and behave like fewer \
-                 levels, without full states: {}",
+                 levels, with one full state (the first checkpoint) under growing deltas: {}",
                 unfilled.join(", ")
             ),
         );
