@@ -34,19 +34,24 @@ fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
         .expect("open")
 }
 
+/// The model of one key-value event: folds it into `state`.
+fn apply_kv(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, event: &[u8]) {
+    match kv::parse(event).expect("test events parse") {
+        kv::KvEvent::Set { key, value } => {
+            state.insert(key.to_vec(), value.to_vec());
+        }
+        kv::KvEvent::Del { key } => {
+            state.remove(key);
+        }
+    }
+}
+
 /// The model: every version's state, folded into `BTreeMap`s.
 fn model_states(events: &[Vec<u8>]) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
     let mut states = vec![BTreeMap::new()];
     let mut state = BTreeMap::new();
     for event in events {
-        match kv::parse(event).expect("test events parse") {
-            kv::KvEvent::Set { key, value } => {
-                state.insert(key.to_vec(), value.to_vec());
-            }
-            kv::KvEvent::Del { key } => {
-                state.remove(key);
-            }
-        }
+        apply_kv(&mut state, event);
         states.push(state.clone());
     }
     states
@@ -502,14 +507,7 @@ fn a_bulk_import_is_copied_once_in_the_first_window() {
                 state.insert(format!("k{k}").into_bytes(), b"imported".to_vec());
             }
         } else {
-            match kv::parse(event).expect("kv event") {
-                kv::KvEvent::Set { key, value } => {
-                    state.insert(key.to_vec(), value.to_vec());
-                }
-                kv::KvEvent::Del { key } => {
-                    state.remove(key);
-                }
-            }
+            apply_kv(&mut state, event);
         }
         states.push(state.clone());
     }
