@@ -20,7 +20,7 @@ pub struct CheckpointInfo {
     /// The version whose state it holds (as a full state or a delta).
     pub version: Version,
     /// Its level: 1 is the finest; the policy's top level and the anchor (the first
-    /// checkpoint, see [`LevelPolicy::anchor`]) hold full states.
+    /// checkpoint, see [`crate::LevelPolicy::anchor`]) hold full states.
     pub level: u32,
     /// For a delta, the version of the layer it is a delta against; for a full state, 0.
     pub base: Version,
