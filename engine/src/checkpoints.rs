@@ -6,6 +6,8 @@
 //! keyspace lists them (see [`crate::meta`]); both are derived data, reconciled at open:
 //! - a file with no catalog entry (written just before a crash) is adopted;
 //! - an entry whose file is gone is dropped and the checkpoint queued for a rebuild;
+//! - a checkpoint version below a stream's newest checkpoint with neither a file nor an entry
+//!   (a file deleted along with the metadata) is queued for a rebuild;
 //! - a file past its stream's head (its events were lost with a torn tail), of an unknown
 //!   stream, at a version the level policy does not checkpoint, or built by another state
 //!   machine, is deleted;
@@ -82,6 +84,9 @@ pub struct CheckpointOpenReport {
     pub adopted: u64,
     /// Catalog entries whose file was missing (queued for a rebuild).
     pub missing: u64,
+    /// Checkpoints below a stream's newest one that neither the catalog nor the files have,
+    /// for example after a file was deleted along with the metadata (queued for a rebuild).
+    pub gaps: u64,
     /// Files deleted: past their stream's head, of unknown streams, not at a checkpoint
     /// version of the current policy, built by another state machine, or unfinished writes.
     pub deleted: u64,
@@ -193,6 +198,22 @@ impl Store {
             if by_id.get(&id).is_some_and(|s| version <= s.head.0) && !retired.contains(&id) {
                 rebuild.insert((id, version));
                 report.missing += 1;
+            }
+        }
+        // Gaps: the builder only ever builds forward from a stream's newest checkpoint, so a
+        // checkpoint missing below it with no catalog entry to say so would never come back,
+        // and views around it would replay more than `fanout - 1` events.
+        let fanout = policy.fanout();
+        for (&id, versions) in &catalog {
+            let mut expected = fanout;
+            for &version in versions.keys() {
+                while expected < version {
+                    if rebuild.insert((id, expected)) {
+                        report.gaps += 1;
+                    }
+                    expected += fanout;
+                }
+                expected = version + fanout;
             }
         }
         for stream in streams {

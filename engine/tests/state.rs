@@ -615,15 +615,34 @@ fn views_are_send_and_outlive_appends() {
 /// The committed golden store: a log and the checkpoint files written by format version 1,
 /// without the fjall metadata (derived data, rebuilt on open). Regenerate with
 /// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test state golden`.
-#[test]
-fn golden_store_still_reads() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store");
-    let events: Vec<Vec<u8>> = (0..137u32)
+fn golden_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store")
+}
+
+/// The events of the golden store's one stream, `golden`.
+fn golden_events() -> Vec<Vec<u8>> {
+    (0..137u32)
         .map(|i| match i % 5 {
             3 => del(&format!("key-{}", (i * 7) % 23)),
             _ => set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")),
         })
-        .collect();
+        .collect()
+}
+
+fn open_golden(dir: &Path) -> Engine {
+    Engine::builder(dir)
+        .segment_size_bytes(16 * 1024)
+        .checkpoint_policy(LevelPolicy::new(4, 3).expect("policy"))
+        .background_threads(false)
+        .create_if_missing(false)
+        .open()
+        .expect("open the golden store")
+}
+
+#[test]
+fn golden_store_still_reads() {
+    let fixture = golden_fixture();
+    let events = golden_events();
     if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
         let _ = std::fs::remove_dir_all(&fixture);
         let engine = Engine::builder(&fixture)
@@ -649,13 +668,7 @@ fn golden_store_still_reads() {
         committed > 30,
         "the fixture has its checkpoint files ({committed})"
     );
-    let engine = Engine::builder(dir.path())
-        .segment_size_bytes(16 * 1024)
-        .checkpoint_policy(LevelPolicy::new(4, 3).expect("policy"))
-        .background_threads(false)
-        .create_if_missing(false)
-        .open()
-        .expect("open the golden store");
+    let engine = open_golden(dir.path());
     assert_eq!(engine.open_report().checkpoints.adopted, committed);
     let states = model_states(&events);
     let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
@@ -668,6 +681,44 @@ fn golden_store_still_reads() {
     }
     let stats = engine.checkpoint_stats();
     assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
+}
+
+/// The golden store predates the anchor: its first-window deltas (versions below 64) are
+/// against the empty state. Checkpoints rebuilt there now are deltas against the anchor (the
+/// old file at version 4), and new events get new checkpoints; every version still reads the
+/// model's state.
+#[test]
+fn golden_store_mixes_old_and_new_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&golden_fixture(), dir.path());
+    let rebuilt = [
+        "0000000000000001-00000000000000000032-l2.ckpt",
+        "0000000000000001-00000000000000000036-l1.ckpt",
+    ];
+    for name in rebuilt {
+        std::fs::remove_file(dir.path().join("checkpoints").join(name)).expect("delete");
+    }
+    let engine = open_golden(dir.path());
+    assert_eq!(engine.open_report().checkpoints.gaps, 2);
+    let mut events = golden_events();
+    let more: Vec<Vec<u8>> = (137..201u32)
+        .map(|i| set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")))
+        .collect();
+    engine
+        .append("golden", &more, Durability::Critical, None)
+        .expect("append");
+    events.extend(more);
+    let stats = engine.sync_checkpoints().expect("sync");
+    assert_eq!((stats.damaged, stats.rebuilt), (0, 2), "{stats:?}");
+    let listed = engine.checkpoints("golden").expect("checkpoints");
+    let base = |v: u64| listed.iter().find(|c| c.version.0 == v).map(|c| c.base.0);
+    assert_eq!((base(32), base(36)), (Some(4), Some(32)));
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
+    for v in 0..=events.len() as u64 {
+        let replayed = assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
+        assert!(replayed <= 3, "version {v} replayed {replayed}");
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
