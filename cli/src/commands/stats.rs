@@ -22,7 +22,8 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     appends) are not counted.\n\n\
     With `--json`, one object:\n\
     - `dir`, and `levels`: the number of checkpoint levels (level 1 is the finest; the top \
-    level holds full states, the others deltas);\n\
+    level holds full states, the others deltas, except each stream's first checkpoint, a \
+    full state at level 1);\n\
     - `streams`: one object per stream, by id: `id`, `name`, `events`, `checkpoint_files`, \
     `checkpoint_bytes`, and `levels`: one `{level, files, bytes}` per level, finest first;\n\
     - `totals`: `streams`, `events`, `log_bytes` (through the last record), \
