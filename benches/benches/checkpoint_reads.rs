@@ -1137,6 +1137,14 @@ fn report(
             level.bytes,
         );
     }
+    let heavy = stats.after_heavy_events;
+    if heavy.files > 0 {
+        line(
+            "helios level 0 (full states after heavy events, such as the import)",
+            heavy.files,
+            heavy.bytes,
+        );
+    }
     // The first window (below the first top-level checkpoint) has the anchor's full state on
     // top of its deltas: with a bulk import (--initial-keys) first, one more full state.
     let top = config.policy().map_or(0, |p| p.interval(p.levels()));

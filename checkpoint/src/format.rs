@@ -19,7 +19,7 @@
 //!      0    8 magic         b"HELIOSCK"
 //!      8    4 format_version u32, FORMAT_VERSION (1); at this offset in every version
 //!     12    1 kind          u8: 1 = full state, 2 = delta against the checkpoint at base_version
-//!     13    1 level         u8: checkpoint level, >= 1
+//!     13    1 level         u8: checkpoint level, >= 1; 0 for a full state after a heavy event
 //!     14    2 reserved      zero
 //!     16    8 stream_id     u64
 //!     24    8 version       u64: the stream version whose state (or delta) this is
@@ -98,8 +98,9 @@
 //! - Blocks are in increasing offset order without overlap; the gaps before the first block,
 //!   between blocks and after the last one are zero bytes, each at most [`PAD_LEN_MAX`] long.
 //! - The entry counts of the blocks sum to the header's `entry_count`.
-//! - Full checkpoints have `base_version == 0`; deltas have `base_version < version`; the level
-//!   is at least 1; `kind` is 1 or 2.
+//! - Full checkpoints have `base_version == 0`; deltas have `base_version < version`; `kind` is
+//!   1 or 2; level 0 (the full state an engine writes after an event that changed many keys,
+//!   at a version its level policy does not checkpoint) is only for full checkpoints.
 //!
 //! # Version history
 //!
@@ -268,10 +269,10 @@ impl CheckpointMeta {
     /// problem is in comes with it.
     #[must_use]
     pub fn problem(&self) -> Option<(usize, &'static str)> {
-        if self.level == 0 {
+        if self.level == 0 && self.kind != CheckpointKind::Full {
             return Some((
                 header::LEVEL,
-                "level 0 is not a checkpoint level (levels start at 1)",
+                "level 0 (the state after a heavy event) must be a full checkpoint",
             ));
         }
         match self.kind {
@@ -664,8 +665,10 @@ mod tests {
         };
         let bytes = h.encode();
         assert_eq!(Header::decode(Path::new("x"), &bytes).ok(), Some(h));
+        // Level 0 is the full state after a heavy event: a delta there is refused.
+        assert_eq!(CheckpointMeta::full(1, 13, 0).problem(), None);
         for (meta, field) in [
-            (CheckpointMeta::full(1, 10, 0), header::LEVEL),
+            (CheckpointMeta::delta(1, 13, 0, 10), header::LEVEL),
             (CheckpointMeta::delta(1, 10, 1, 10), header::BASE_VERSION),
             (
                 CheckpointMeta {

@@ -7,7 +7,10 @@
 //! - at the top level and at the anchor (the first checkpoint), the full state;
 //! - below it, a delta: every key changed since its base (`LevelPolicy::base_of`: the
 //!   checkpoint of the level above, `v - v % fanout^(i+1)`, or the anchor in the first
-//!   window), with its value at `v`, or a tombstone if it is deleted.
+//!   window), with its value at `v`, or a tombstone if it is deleted;
+//! - and after a *heavy* event (one that changed at least `Options::heavy_event_keys` keys) at
+//!   a version without a checkpoint, the full state at that version, at level 0
+//!   ([`crate::checkpoints::HEAVY_LEVEL`]), so that no view has to replay it.
 //!
 //! Appends never wait for it: it runs on its own thread (or inside [`Engine::sync_checkpoints`]),
 //! reads events through the index like any reader, and streams are built in parallel with
@@ -33,6 +36,7 @@ use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
 use rayon::prelude::*;
 
+use crate::checkpoints::{HEAVY_LEVEL, expected_base};
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
 use crate::meta::CheckpointRecord;
@@ -324,7 +328,22 @@ impl Inner {
                 .events_of(id, Version(head.version + 1), Version(to))
                 .map(|e| e.map(|e| e.payload))
                 .collect::<Result<Vec<_>>>()?;
-            apply(machine, head, &events)?;
+            // One event at a time, to see how many keys each changes.
+            for event in &events {
+                let changed = apply(machine, head, std::slice::from_ref(event))?;
+                let at = head.version;
+                if changed >= self.options.heavy_event_keys
+                    && policy.level_at(at).is_none()
+                    && !self.store.contains(id, at)
+                {
+                    let start = self.metrics.start();
+                    let record = self.write_checkpoint(id, head, HEAVY_LEVEL, &policy)?;
+                    self.metrics.finish(crate::Metric::CheckpointBuild, start);
+                    self.store.add(id, at, record);
+                    self.store.count_written(id, at);
+                    written.push((at, record));
+                }
+            }
             if let Some(level) = policy.level_at(to) {
                 if !self.store.contains(id, to) {
                     let start = self.metrics.start();
@@ -361,7 +380,7 @@ impl Inner {
         let version = head.version;
         let path = self.store.path(id, version, level);
         let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
-        let base = policy.base_of(version, level);
+        let base = expected_base(policy, version, level);
         let written = if base == 0 {
             let meta = CheckpointMeta::full(id.0, version, level_byte);
             let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
@@ -385,8 +404,8 @@ impl Inner {
 }
 
 /// Replays `events` into `head`; on a refused event, keeps the events before it applied and
-/// reports it with its version.
-fn apply(machine: &dyn StateMachine, head: &mut Head, events: &[Vec<u8>]) -> Result<()> {
+/// reports it with its version. Returns how many keys the events changed.
+fn apply(machine: &dyn StateMachine, head: &mut Head, events: &[Vec<u8>]) -> Result<usize> {
     let base = Base::new().with_layer_below(LayerInfo::new(0, head.version), head.state.clone());
     let mut overlay = Overlay::new();
     let outcome = replay(machine, &base, &mut overlay, events);
@@ -406,7 +425,8 @@ fn apply(machine: &dyn StateMachine, head: &mut Head, events: &[Vec<u8>]) -> Res
         stream: String::new(),
         version: Version(head.version + 1),
         source,
-    })
+    })?;
+    Ok(overlay.changes().entries().len())
 }
 
 /// Drops the least recently used heads beyond `max`.

@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use helios_checkpoint::{Checkpoint, CheckpointKind, LevelPolicy};
@@ -41,6 +41,20 @@ use crate::state::{CheckpointInfo, CheckpointStats, LevelStats};
 /// The checkpoint directory inside a store.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
 const EXTENSION: &str = "ckpt";
+
+/// The level of a checkpoint written after a heavy event (see `Options::heavy_event_keys`): a
+/// full state at a version the level policy does not checkpoint.
+pub(crate) const HEAVY_LEVEL: u32 = 0;
+
+/// The version the checkpoint at `version` of `level` is a delta against, 0 for a full state:
+/// the level policy's rule, and 0 for a checkpoint after a heavy event.
+pub(crate) fn expected_base(policy: &LevelPolicy, version: u64, level: u32) -> u64 {
+    if level == HEAVY_LEVEL {
+        0
+    } else {
+        policy.base_of(version, level)
+    }
+}
 
 /// The file name of the checkpoint of `stream` at `version`.
 pub(crate) fn file_name(stream: StreamId, version: u64, level: u32) -> String {
@@ -108,6 +122,9 @@ pub(crate) struct Store {
     written: AtomicU64,
     rebuilt: AtomicU64,
     damaged: AtomicU64,
+    /// Whether any checkpoint after a heavy event was ever listed: views look for one only
+    /// then, so stores without heavy events pay nothing for them.
+    heavy_known: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,9 +178,13 @@ impl Store {
             let Some((id, version, level)) = parse_name(name) else {
                 continue; // Not ours: leave it alone.
             };
+            let on_policy = match policy.level_at(version) {
+                Some(expected) => level == expected,
+                None => level == HEAVY_LEVEL,
+            };
             let keep = by_id.get(&id).is_some_and(|s| version <= s.head.0)
                 && !retired.contains(&id)
-                && policy.level_at(version) == Some(level);
+                && on_policy;
             let record = recorded.remove(&(id, version));
             if !keep {
                 std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
@@ -180,7 +201,7 @@ impl Store {
                     // Its fingerprint is unknown: the file is trusted as far as its own checks go.
                     let record = CheckpointRecord {
                         level,
-                        base: policy.base_of(version, level),
+                        base: expected_base(&policy, version, level),
                         file_len_bytes: len,
                         archive_crc: 0,
                     };
@@ -206,7 +227,8 @@ impl Store {
         let fanout = policy.fanout();
         for (&id, versions) in &catalog {
             let mut expected = fanout;
-            for &version in versions.keys() {
+            let on_grid = versions.iter().filter(|(_, r)| r.level != HEAVY_LEVEL);
+            for (&version, _) in on_grid {
                 while expected < version {
                     if rebuild.insert((id, expected)) {
                         report.gaps += 1;
@@ -220,6 +242,9 @@ impl Store {
             batch.put_checkpoint_machine(stream.id, stream.machine);
         }
         batch.commit()?;
+        let heavy_known = catalog
+            .values()
+            .any(|versions| versions.values().any(|r| r.level == HEAVY_LEVEL));
         let store = Store {
             dir,
             policy,
@@ -230,6 +255,7 @@ impl Store {
             written: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
+            heavy_known: AtomicBool::new(heavy_known),
         };
         Ok((store, report))
     }
@@ -273,7 +299,7 @@ impl Store {
             .get(&stream)?
             .range(..=at)
             .rev()
-            .find(|(version, r)| self.policy.is_full(**version, r.level))
+            .find(|(version, r)| r.level != HEAVY_LEVEL && self.policy.is_full(**version, r.level))
             .map(|(v, _)| *v)
     }
 
@@ -285,8 +311,28 @@ impl Store {
             .map(|(v, _)| *v)
     }
 
+    /// The newest checkpoint of `stream` after a heavy event with a version in `versions`.
+    pub(crate) fn latest_heavy_in(
+        &self,
+        stream: StreamId,
+        versions: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        if !self.heavy_known.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.read_catalog()
+            .get(&stream)?
+            .range(versions)
+            .rev()
+            .find(|(_, r)| r.level == HEAVY_LEVEL)
+            .map(|(v, _)| *v)
+    }
+
     /// Records a checkpoint whose file is in place.
     pub(crate) fn add(&self, stream: StreamId, version: u64, record: CheckpointRecord) {
+        if record.level == HEAVY_LEVEL {
+            self.heavy_known.store(true, Ordering::Relaxed);
+        }
         self.write_catalog()
             .entry(stream)
             .or_default()
@@ -336,7 +382,7 @@ impl Store {
         record: CheckpointRecord,
     ) -> helios_checkpoint::Result<Checkpoint> {
         let meta = checkpoint.meta();
-        let expected_base = self.policy.base_of(version, record.level);
+        let expected_base = expected_base(&self.policy, version, record.level);
         let kind = if expected_base == 0 {
             CheckpointKind::Full
         } else {
@@ -346,7 +392,10 @@ impl Store {
         // the empty state. It holds every key changed since version 0, so it reads correctly
         // stacked on the anchor, and as the anchor it is the full state.
         let natural = self.policy.natural_base(version, record.level);
-        let legacy = natural == 0 && meta.kind == CheckpointKind::Delta && meta.base_version == 0;
+        let legacy = record.level != HEAVY_LEVEL
+            && natural == 0
+            && meta.kind == CheckpointKind::Delta
+            && meta.base_version == 0;
         if record.archive_crc != 0 && checkpoint.archive_crc() != record.archive_crc {
             return Err(helios_checkpoint::CheckpointError::InvalidHeader {
                 path: checkpoint.path().to_path_buf(),
@@ -453,7 +502,10 @@ impl Store {
             for record in records.values() {
                 stats.files += 1;
                 stats.bytes += record.file_len_bytes;
-                if let Some(level) = stats
+                if record.level == HEAVY_LEVEL {
+                    stats.after_heavy_events.files += 1;
+                    stats.after_heavy_events.bytes += record.file_len_bytes;
+                } else if let Some(level) = stats
                     .by_level
                     .get_mut((record.level as usize).saturating_sub(1))
                 {

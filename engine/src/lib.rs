@@ -64,7 +64,8 @@ pub use helios_replay::{
 pub use metrics::{Metric, MetricSummary, MetricsSnapshot, SAMPLE_EVERY};
 pub use options::{
     DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX,
-    DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options,
+    DEFAULT_HEAVY_EVENT_KEYS, DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder,
+    Options,
 };
 pub use state::{CheckpointInfo, CheckpointStats, LevelStats};
 pub use verify::{Finding, VerifyReport, verify};

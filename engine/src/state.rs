@@ -11,6 +11,7 @@ use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
 use crate::Engine;
 use crate::builder::StalledStream;
+use crate::checkpoints::HEAVY_LEVEL;
 use crate::engine::lock;
 use crate::error::{Error, Result};
 
@@ -39,6 +40,9 @@ pub struct CheckpointStats {
     pub bytes: u64,
     /// Files and bytes per level, index 0 for level 1.
     pub by_level: Vec<LevelStats>,
+    /// Files and bytes of the full states written after heavy events (level 0, see
+    /// [`crate::Options::heavy_event_keys`]), counted in `files` and `bytes` too.
+    pub after_heavy_events: LevelStats,
     /// Checkpoints written since open (built forward from the head state).
     pub written: u64,
     /// Checkpoints rebuilt since open because they were missing or damaged.
@@ -134,7 +138,17 @@ impl Engine {
         if store.has_rebuilds() {
             inner.wake_builder();
         }
-        let start = used.last().map_or(0, |(info, _)| info.version);
+        let mut start = used.last().map_or(0, |(info, _)| info.version);
+        // A heavy event among the ones to replay: start from the full state written just
+        // after the newest of them instead.
+        if start < version.0
+            && let Some(heavy) = store.latest_heavy_in(id, start + 1..=version.0)
+            && let Some(checkpoint) = store.get(id, heavy)
+        {
+            used.clear();
+            used.push((LayerInfo::new(HEAVY_LEVEL, heavy), checkpoint));
+            start = heavy;
+        }
         let mut base = Base::new();
         for (info, run) in used.into_iter().rev() {
             base.push_below(info, run);

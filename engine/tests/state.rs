@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use helios::{
-    Durability, Engine, Error, LevelPolicy, Rejected, StateHandle, StateMachine, Version, kv,
+    Durability, Engine, Error, LayerInfo, LevelPolicy, Rejected, StateHandle, StateMachine,
+    Version, kv,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
@@ -450,8 +451,13 @@ impl StateMachine for Importer {
     }
 }
 
+/// A stream that starts with a bulk import, and imports again at version 1505:
+/// - the first window's checkpoints are deltas against the anchor (the full state at version
+///   `fanout`), not full copies of the import each;
+/// - each import is a heavy event: the builder writes the full state just after it (level 0),
+///   and no view replays it.
 #[test]
-fn a_bulk_import_is_copied_once_in_the_first_window() {
+fn bulk_imports_are_copied_once_and_never_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let open = || {
         Engine::builder(dir.path())
@@ -463,9 +469,11 @@ fn a_bulk_import_is_copied_once_in_the_first_window() {
     };
     let engine = open();
     let imported = 5_000;
-    let mut events = vec![format!("import {imported}").into_bytes()];
-    events.extend((1..1_200u32).map(|i| match i % 7 {
-        3 => del(&format!("k{}", i * 13 % 5_100)),
+    let import = format!("import {imported}").into_bytes();
+    let mut events = vec![import.clone()];
+    events.extend((1..1_600u32).map(|i| match i {
+        1504 => import.clone(),
+        _ if i % 7 == 3 => del(&format!("k{}", i * 13 % 5_100)),
         _ => set(&format!("k{}", i * 13 % 5_100), &format!("v{i}")),
     }));
     for chunk in events.chunks(100) {
@@ -479,11 +487,14 @@ fn a_bulk_import_is_copied_once_in_the_first_window() {
     // full one (version 1000) is a delta against it, holding only the keys changed since (at
     // most 989 of the 5,000), where a delta against the empty state would hold them all.
     let checkpoints = engine.checkpoints("bulk").expect("checkpoints");
-    let anchor = &checkpoints[0];
-    assert_eq!(
-        (anchor.version, anchor.level, anchor.base),
-        (Version(10), 1, Version(0))
-    );
+    let find = |v: u64| {
+        checkpoints
+            .iter()
+            .find(|c| c.version.0 == v)
+            .unwrap_or_else(|| panic!("no checkpoint at {v}: {checkpoints:?}"))
+    };
+    let anchor = find(10);
+    assert_eq!((anchor.level, anchor.base), (1, Version(0)));
     let first_window: Vec<_> = checkpoints
         .iter()
         .filter(|c| c.version.0 > 10 && c.version.0 < 1000)
@@ -496,13 +507,22 @@ fn a_bulk_import_is_copied_once_in_the_first_window() {
             "{c:?} is not a small delta against the anchor {anchor:?}"
         );
     }
+    // The full states after the two imports, and no other off-grid checkpoint.
+    let heavy: Vec<(u64, u32, u64)> = checkpoints
+        .iter()
+        .filter(|c| c.version.0 % 10 != 0)
+        .map(|c| (c.version.0, c.level, c.base.0))
+        .collect();
+    assert_eq!(heavy, vec![(1, 0, 0), (1505, 0, 0)]);
+    assert_eq!(engine.checkpoint_stats().after_heavy_events.files, 2);
 
-    // Every version reads the model's state, through at most three layers, before and after
-    // a reopen, and with the anchor deleted (then rebuilt).
+    // Every version reads the model's state, through at most three layers, and no view
+    // replays an import: before and after a reopen, and with the anchor and the state after
+    // the second import deleted (then rebuilt).
     let mut states = vec![BTreeMap::new()];
     let mut state = BTreeMap::new();
-    for (i, event) in events.iter().enumerate() {
-        if i == 0 {
+    for event in &events {
+        if *event == import {
             for k in 0..imported {
                 state.insert(format!("k{k}").into_bytes(), b"imported".to_vec());
             }
@@ -516,26 +536,35 @@ fn a_bulk_import_is_copied_once_in_the_first_window() {
         .map(|k| format!("k{k}").into_bytes())
         .collect();
     let check = |engine: &Engine| {
-        for v in (0..=events.len() as u64)
+        let versions = (0..=events.len() as u64)
             .step_by(7)
-            .chain([10, 20, 100, 999, 1000])
-        {
+            .chain([1, 9, 10, 20, 100, 999, 1000])
+            .chain(1500..1520);
+        for v in versions {
             let replayed = assert_view_matches(engine, "bulk", v, at(&states, v), &keys);
             let view = engine.view("bulk", Version(v)).expect("view");
+            let report = view.report();
             assert!(replayed < 10, "version {v} replayed {replayed}");
+            assert!(report.layers.len() <= 3, "version {v}: {report:?}");
             assert!(
-                view.report().layers.len() <= 3,
-                "version {v}: {:?}",
-                view.report()
+                report.overlay_entries_count < 100,
+                "version {v} replayed an import: {report}"
             );
+            if (1505..1510).contains(&v) {
+                assert_eq!(report.layers.len(), 1, "version {v}: {report}");
+                assert_eq!(report.layers[0].info, LayerInfo::new(0, 1505));
+            }
         }
     };
     check(&engine);
+    let deleted = [anchor.path.clone(), find(1505).path.clone()];
     engine.close().expect("close");
-    std::fs::remove_file(&anchor.path).expect("delete the anchor");
+    for path in &deleted {
+        std::fs::remove_file(path).expect("delete");
+    }
     let engine = open();
     let stats = engine.sync_checkpoints().expect("rebuild");
-    assert_eq!(stats.rebuilt, 1, "{stats:?}");
+    assert_eq!(stats.rebuilt, 2, "{stats:?}");
     check(&engine);
 }
 
