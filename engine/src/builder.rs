@@ -332,27 +332,12 @@ impl Inner {
             for event in &events {
                 let changed = apply(machine, head, std::slice::from_ref(event))?;
                 let at = head.version;
-                if changed >= self.options.heavy_event_keys
-                    && policy.level_at(at).is_none()
-                    && !self.store.contains(id, at)
-                {
-                    let start = self.metrics.start();
-                    let record = self.write_checkpoint(id, head, HEAVY_LEVEL, &policy)?;
-                    self.metrics.finish(crate::Metric::CheckpointBuild, start);
-                    self.store.add(id, at, record);
-                    self.store.count_written(id, at);
-                    written.push((at, record));
+                if changed >= self.options.heavy_event_keys && policy.level_at(at).is_none() {
+                    self.write_missing(id, head, HEAVY_LEVEL, &policy, written)?;
                 }
             }
             if let Some(level) = policy.level_at(to) {
-                if !self.store.contains(id, to) {
-                    let start = self.metrics.start();
-                    let record = self.write_checkpoint(id, head, level, &policy)?;
-                    self.metrics.finish(crate::Metric::CheckpointBuild, start);
-                    self.store.add(id, to, record);
-                    self.store.count_written(id, to);
-                    written.push((to, record));
-                }
+                self.write_missing(id, head, level, &policy, written)?;
                 // `to` is a multiple of fanout^level: the sets of the levels below restart,
                 // and all of them at the anchor, the base of every delta of the first window.
                 let restart = if policy.anchor() == Some(to) {
@@ -367,6 +352,29 @@ impl Inner {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Writes the checkpoint of `level` at the head's version unless the catalog has it, and
+    /// records it.
+    fn write_missing(
+        &self,
+        id: StreamId,
+        head: &Head,
+        level: u32,
+        policy: &LevelPolicy,
+        written: &mut Vec<(u64, CheckpointRecord)>,
+    ) -> Result<()> {
+        let at = head.version;
+        if self.store.contains(id, at) {
+            return Ok(());
+        }
+        let start = self.metrics.start();
+        let record = self.write_checkpoint(id, head, level, policy)?;
+        self.metrics.finish(crate::Metric::CheckpointBuild, start);
+        self.store.add(id, at, record);
+        self.store.count_written(id, at);
+        written.push((at, record));
         Ok(())
     }
 
