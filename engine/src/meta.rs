@@ -195,10 +195,11 @@ pub struct Meta {
     index: Keyspace,
     meta: Keyspace,
     checkpoints: Keyspace,
-    /// Index groups recently read: the locations of versions `g * GROUP_LEN + 1 ..=
-    /// (g + 1) * GROUP_LEN` of a stream, keyed by `(stream, g)`. Only whole groups of indexed
-    /// versions are cached; their locations never change while the engine is open, and a
-    /// batch that removes runs (a repair) clears the cache.
+    /// Index groups recently read: the locations of versions `g * GROUP_LEN + 1 ..` of a
+    /// stream, keyed by `(stream, g)`: the whole group, or for the group the index is still
+    /// filling, the prefix that was indexed when it was read (replaced by a longer one when a
+    /// read needs more). Locations of indexed versions never change while the engine is open,
+    /// and a batch that removes runs (a repair) clears the cache.
     groups: Mutex<GroupCache>,
 }
 
@@ -368,12 +369,15 @@ impl Meta {
             let upto = to.0.min(last);
             let cached = crate::engine::lock(&self.groups).get(&(stream, group));
             let locations = match cached {
-                Some(locations) => Some(locations),
-                None if last <= indexed.0 => {
-                    let read = self.index_range(stream, Version(first), Version(last))?;
-                    // A whole group, or the index is missing entries: then leave it uncached
+                Some(locations) if first + locations.len() as u64 > upto => Some(locations),
+                _ if upto <= indexed.0 => {
+                    // The whole group, or what the index has of the newest one: views near
+                    // the head read it too, and reading fjall for each of them costs a search.
+                    let end = last.min(indexed.0);
+                    let read = self.index_range(stream, Version(first), Version(end))?;
+                    // Every version, or the index is missing entries: then leave it uncached
                     // and let the caller find the gap.
-                    (read.len() as u64 == GROUP_LEN).then(|| {
+                    (read.len() as u64 == end - first + 1).then(|| {
                         let locations: Arc<[Location]> =
                             read.into_iter().map(|(_, location)| location).collect();
                         let evicted = crate::engine::lock(&self.groups)
@@ -382,7 +386,7 @@ impl Meta {
                         locations
                     })
                 }
-                None => None,
+                _ => None,
             };
             match locations {
                 Some(locations) => {

@@ -428,6 +428,36 @@ impl StateMachine for Fragile {
     }
 }
 
+/// Views near the head, in the index group the index is still filling (versions 257-512 of
+/// 256-version groups), read exactly while the index grows under them: the cached prefix of
+/// that group is replaced by a longer one when a view needs more.
+#[test]
+fn views_near_the_head_follow_the_index_as_it_grows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 1000, 1); // Checkpoints only every 1000: views replay.
+    let events: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| set(&format!("key-{}", i % 13), &format!("value-{i}")))
+        .collect();
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..13).map(|k| format!("key-{k}").into_bytes()).collect();
+    let mut head = 0u64;
+    for chunk in events.chunks(7) {
+        engine
+            .append("s", chunk, Durability::Normal, None)
+            .expect("append");
+        engine.sync().expect("sync: the new events are indexed");
+        head += chunk.len() as u64;
+        for v in [
+            head,
+            head.saturating_sub(3),
+            head.saturating_sub(8),
+            257.min(head),
+        ] {
+            assert_view_matches(&engine, "s", v, at(&states, v), &keys);
+        }
+    }
+}
+
 /// The kv machine, plus `import N`: one event that sets `k0 ..= k{N-1}` to `imported`.
 struct Importer;
 
