@@ -12,9 +12,16 @@
 //! stream that starts with a large state (a bulk import) then pays for one full copy in its
 //! first window instead of one per checkpoint (`2 (f - 1)` of them with the defaults).
 //!
+//! Level 0 ([`HEAVY_LEVEL`]) is outside that grid: an engine may write the full state at any
+//! version, for example after an event that changed many keys, so that no read replays it. Such
+//! a checkpoint is no delta's base and no layer of [`LevelPolicy::layers`].
+//!
 //! A read at `v` starts from the level-`i` base `b_i = v - v % f^i` for every level, skipping
 //! a level whose base equals the base of the level above or is 0; in the first window it adds
 //! the anchor below them. It then replays the events `b_1 + 1 ..= v` (at most `f - 1`).
+
+/// The level of a full state written off the grid of levels (see the module documentation).
+pub const HEAVY_LEVEL: u32 = 0;
 
 /// Why a policy cannot be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -117,8 +124,8 @@ impl LevelPolicy {
         (self.levels >= 2).then_some(self.fanout)
     }
 
-    /// Whether the checkpoint at `version` (of `level`) holds a full state: the top level and
-    /// the anchor do.
+    /// Whether the checkpoint at `version` (of `level`) holds a full state: the top level, the
+    /// anchor and level 0 do.
     #[must_use]
     pub fn is_full(&self, version: u64, level: u32) -> bool {
         self.base_of(version, level) == 0
@@ -129,7 +136,7 @@ impl LevelPolicy {
     /// (`version - version % fanout^(level + 1)`), or the anchor in the first window.
     #[must_use]
     pub fn base_of(&self, version: u64, level: u32) -> u64 {
-        if level >= self.levels || self.anchor() == Some(version) {
+        if level == HEAVY_LEVEL || level >= self.levels || self.anchor() == Some(version) {
             return 0;
         }
         match self.natural_base(version, level) {
@@ -263,6 +270,7 @@ mod tests {
         assert_eq!(single.anchor(), None);
         assert_eq!(single.layers(25), (vec![l(1, 20)], 5));
         assert!(single.is_full(10, 1));
+        assert!(p.is_full(13, HEAVY_LEVEL) && p.base_of(2345, HEAVY_LEVEL) == 0);
     }
 
     #[test]

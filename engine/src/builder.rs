@@ -10,7 +10,7 @@
 //!   window), with its value at `v`, or a tombstone if it is deleted;
 //! - and after a *heavy* event (one that changed at least `Options::heavy_event_keys` keys) at
 //!   a version without a checkpoint, the full state at that version, at level 0
-//!   ([`crate::checkpoints::HEAVY_LEVEL`]), so that no view has to replay it.
+//!   ([`HEAVY_LEVEL`]), so that no view has to replay it.
 //!
 //! Appends never wait for it: it runs on its own thread (or inside [`Engine::sync_checkpoints`]),
 //! reads events through the index like any reader, and streams are built in parallel with
@@ -31,12 +31,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use helios_checkpoint::{CheckpointMeta, Durability, LevelPolicy, MemRun, write_checkpoint_with};
+use helios_checkpoint::{
+    CheckpointMeta, Durability, HEAVY_LEVEL, LevelPolicy, MemRun, write_checkpoint_with,
+};
 use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
 use rayon::prelude::*;
 
-use crate::checkpoints::{HEAVY_LEVEL, expected_base};
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
 use crate::meta::CheckpointRecord;
@@ -388,7 +389,7 @@ impl Inner {
         let version = head.version;
         let path = self.store.path(id, version, level);
         let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
-        let base = expected_base(policy, version, level);
+        let base = policy.base_of(version, level);
         let written = if base == 0 {
             let meta = CheckpointMeta::full(id.0, version, level_byte);
             let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use helios_checkpoint::{Checkpoint, CheckpointKind, LevelPolicy};
+use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, LevelPolicy};
 use helios_log::{StreamId, Version};
 
 use crate::cache::StampCache;
@@ -41,20 +41,6 @@ use crate::state::{CheckpointInfo, CheckpointStats, LevelStats};
 /// The checkpoint directory inside a store.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
 const EXTENSION: &str = "ckpt";
-
-/// The level of a checkpoint written after a heavy event (see `Options::heavy_event_keys`): a
-/// full state at a version the level policy does not checkpoint.
-pub(crate) const HEAVY_LEVEL: u32 = 0;
-
-/// The version the checkpoint at `version` of `level` is a delta against, 0 for a full state:
-/// the level policy's rule, and 0 for a checkpoint after a heavy event.
-pub(crate) fn expected_base(policy: &LevelPolicy, version: u64, level: u32) -> u64 {
-    if level == HEAVY_LEVEL {
-        0
-    } else {
-        policy.base_of(version, level)
-    }
-}
 
 /// The file name of the checkpoint of `stream` at `version`.
 pub(crate) fn file_name(stream: StreamId, version: u64, level: u32) -> String {
@@ -201,7 +187,7 @@ impl Store {
                     // Its fingerprint is unknown: the file is trusted as far as its own checks go.
                     let record = CheckpointRecord {
                         level,
-                        base: expected_base(&policy, version, level),
+                        base: policy.base_of(version, level),
                         file_len_bytes: len,
                         archive_crc: 0,
                     };
@@ -292,8 +278,9 @@ impl Store {
             .is_some_and(|m| m.contains_key(&version))
     }
 
-    /// The newest version at or below `at` with a full checkpoint of `stream` (top level, or
-    /// the anchor): a state every level's deltas after it can be built from.
+    /// The newest version at or below `at` with a full checkpoint of `stream` on the grid (top
+    /// level, or the anchor): a state every level's deltas after it can be built from, which a
+    /// level-0 state is not (the builder's dirty sets restart only on the grid).
     pub(crate) fn latest_full_at_or_below(&self, stream: StreamId, at: u64) -> Option<u64> {
         self.read_catalog()
             .get(&stream)?
@@ -382,7 +369,7 @@ impl Store {
         record: CheckpointRecord,
     ) -> helios_checkpoint::Result<Checkpoint> {
         let meta = checkpoint.meta();
-        let expected_base = expected_base(&self.policy, version, record.level);
+        let expected_base = self.policy.base_of(version, record.level);
         let kind = if expected_base == 0 {
             CheckpointKind::Full
         } else {

@@ -51,7 +51,7 @@ pub use engine::{
     Appended, Engine, Event, GlobalIter, OpenReport, ReadIter, STREAM_NAME_LEN_MAX, StreamInfo,
 };
 pub use error::{Error, Result};
-pub use helios_checkpoint::{LevelPolicy, PolicyError};
+pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError};
 pub use helios_log::{
     CrashFault, FsStorage, Location, LogError, Lsn, Position, RecoveryMode, RecoveryReport,
     SegmentId, SegmentInfo, SimStorage, Storage, StreamId, TruncatedTail, Version,

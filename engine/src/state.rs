@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use helios_checkpoint::SortedRun;
+use helios_checkpoint::{HEAVY_LEVEL, SortedRun};
 use helios_log::Version;
 use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
 use crate::Engine;
 use crate::builder::StalledStream;
-use crate::checkpoints::HEAVY_LEVEL;
 use crate::engine::lock;
 use crate::error::{Error, Result};
 
