@@ -642,6 +642,8 @@ fn measure(
         for turn in 0..order.len() {
             let which = order[(turn + usize::try_from(round)?) % order.len()];
             let started = Instant::now();
+            // This round's Helios samples alone: whether a noisy spell hit one round or all.
+            let mut this_round = Latencies::new();
             match which {
                 Warm::Helios => {
                     let io_before = ThreadIo::now()?;
@@ -656,6 +658,7 @@ fn measure(
                             &mut measured.checks,
                             Some(&mut measured.warm_breakdown),
                         )?;
+                        this_round.record(time);
                         let breakdown = &mut measured.warm_breakdown;
                         if index < ROUND_HEAD {
                             breakdown.round_head.record(time);
@@ -688,8 +691,13 @@ fn measure(
                     }
                 }
             }
+            let helios = if which == Warm::Helios {
+                format!(" ({})", this_round.summary())
+            } else {
+                String::new()
+            };
             eprintln!(
-                "round {}/{}: {which:?} took {:.2} s",
+                "round {}/{}: {which:?} took {:.2} s{helios}",
                 round + 1,
                 config.rounds,
                 started.elapsed().as_secs_f64()
