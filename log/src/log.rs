@@ -170,6 +170,9 @@ struct ActiveSegment {
     /// Shared, so that a reader takes it with the file without allocating.
     path: Arc<Path>,
     file: Arc<dyn StorageFile>,
+    /// The file mapped, where the storage can (see [`Storage::map_appending`]): reads of
+    /// written records slice it instead of calling `pread`.
+    map: Option<ReadOnlyBytes>,
     capacity_bytes: u64,
 }
 
@@ -576,6 +579,7 @@ impl Log {
         let capacity_bytes = file
             .len()
             .map_err(|e| LogError::io("stat", &active_path, e))?;
+        let map = map_appending(storage.as_ref(), &active_path);
         report.end = Position {
             lsn: last_lsn,
             segment: active_id,
@@ -590,6 +594,7 @@ impl Log {
                     id: active_id,
                     path: active_path.into(),
                     file,
+                    map,
                     capacity_bytes,
                 },
                 flushed_end: active_end,
@@ -956,12 +961,14 @@ impl Log {
             .map_readonly(&old_path)
             .map_err(|e| LogError::io("map", &*old_path, e))?;
         let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let map = map_appending(self.storage.as_ref(), &path);
         let old = std::mem::replace(
             &mut w.active,
             ActiveSegment {
                 id: next,
                 path: path.into(),
                 file,
+                map,
                 capacity_bytes,
             },
         );
@@ -1081,18 +1088,23 @@ impl Log {
             })?;
             return decode_at(path, location, frame).map(f);
         }
-        let Some((file, path)) = self.active_for_read(location)? else {
+        let Some(active) = self.active_for_read(location)? else {
             // Sealed since we looked, or never existed.
             return match self.sealed_bytes(location.segment) {
                 Some(_) => self.read_with(location, f),
                 None => Err(LogError::Missing { lsn: location.lsn }),
             };
         };
+        if let Some(frame) = active.mapped(location.offset, location.end()) {
+            return decode_at(&active.path, location, frame).map(f);
+        }
         with_read_buffer(|buf| {
             buf.resize(location.frame_len_bytes as usize, 0);
-            file.read_exact_at(buf, location.offset)
-                .map_err(|e| LogError::io("read", &*path, e))?;
-            decode_at(&path, location, buf).map(f)
+            active
+                .file
+                .read_exact_at(buf, location.offset)
+                .map_err(|e| LogError::io("read", &*active.path, e))?;
+            decode_at(&active.path, location, buf).map(f)
         })
     }
 
@@ -1113,7 +1125,11 @@ impl Log {
             }
             self.write_out(&mut w)?;
         }
-        Ok(Some((w.active.file.clone(), w.active.path.clone())))
+        Ok(Some(ActiveFile {
+            file: w.active.file.clone(),
+            path: w.active.path.clone(),
+            map: w.active.map.clone(),
+        }))
     }
 
     /// Reads the records at `locations`, in order, passing each to `f`. Records of the active
@@ -1158,22 +1174,30 @@ impl Log {
             } else {
                 None
             };
-            let Some((file, path)) = active else {
+            let Some(active) = active else {
                 for &location in batch {
                     out.push(self.read_with(location, &mut f)?);
                 }
                 continue;
             };
-            buf.resize(
-                usize::try_from(last.end() - first.offset).unwrap_or(usize::MAX),
-                0,
-            );
-            file.read_exact_at(buf, first.offset)
-                .map_err(|e| LogError::io("read", &*path, e))?;
+            let span = match active.mapped(first.offset, last.end()) {
+                Some(span) => span,
+                None => {
+                    buf.resize(
+                        usize::try_from(last.end() - first.offset).unwrap_or(usize::MAX),
+                        0,
+                    );
+                    active
+                        .file
+                        .read_exact_at(buf, first.offset)
+                        .map_err(|e| LogError::io("read", &*active.path, e))?;
+                    &buf[..]
+                }
+            };
             for &location in batch {
                 let at = usize::try_from(location.offset - first.offset).unwrap_or(usize::MAX);
-                let frame = &buf[at..at + location.frame_len_bytes as usize];
-                out.push(f(decode_at(&path, location, frame)?));
+                let frame = &span[at..at + location.frame_len_bytes as usize];
+                out.push(f(decode_at(&active.path, location, frame)?));
             }
         }
         Ok(out)
@@ -1219,12 +1243,20 @@ impl Log {
                 .evict_pages()
                 .map_err(|e| LogError::io("evict pages of", &segment.path, e))?;
         }
-        let (file, path) = {
+        let (file, path, map) = {
             let w = lock(&self.writer);
-            (w.active.file.clone(), w.active.path.clone())
+            (
+                w.active.file.clone(),
+                w.active.path.clone(),
+                w.active.map.clone(),
+            )
         };
-        file.evict_pages()
-            .map_err(|e| LogError::io("evict pages of", &*path, e))
+        match map {
+            // The map's own pages first: the kernel keeps mapped pages in the cache.
+            Some(map) => map.evict_pages(),
+            None => file.evict_pages(),
+        }
+        .map_err(|e| LogError::io("evict pages of", &*path, e))
     }
 
     /// The segments, oldest first.
@@ -1415,8 +1447,27 @@ impl Log {
 /// The most bytes [`Log::read_many_with`] reads with one `pread` to get several records.
 const READ_SPAN_MAX: u64 = 64 * 1024;
 
-/// The active segment's file and path, as a reader takes them (two reference counts).
-type ActiveFile = (Arc<dyn StorageFile>, Arc<Path>);
+/// The active segment, as a reader takes it (reference counts, no copies).
+struct ActiveFile {
+    file: Arc<dyn StorageFile>,
+    path: Arc<Path>,
+    map: Option<ReadOnlyBytes>,
+}
+
+impl ActiveFile {
+    /// The bytes `start..end` of the file from its map, if it has one (and they lie inside
+    /// it). The caller asks only for bytes that were written before it took this.
+    fn mapped(&self, start: u64, end: u64) -> Option<&[u8]> {
+        let map = self.map.as_ref()?;
+        map.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+    }
+}
+
+/// Maps the active segment at `path` if the storage can. A failure (an exhausted map count,
+/// say) only costs speed, so it is not an error: reads fall back to `pread`.
+fn map_appending(storage: &dyn Storage, path: &Path) -> Option<ReadOnlyBytes> {
+    storage.map_appending(path).ok().flatten()
+}
 
 thread_local! {
     /// The buffer reads of the active segment go into, kept between calls on a thread.
@@ -1651,6 +1702,7 @@ impl Iterator for LogIter<'_> {
 mod tests {
     use super::*;
     use crate::storage::SimStorage;
+    use std::collections::BTreeSet;
 
     const SEGMENT: u64 = 8192;
 
@@ -1775,5 +1827,63 @@ mod tests {
         );
         assert_eq!(report.truncated.map(|t| t.offset), Some(batch_start as u64));
         assert_eq!(report.end.lsn, Lsn(1));
+    }
+
+    /// On the real file system the active segment is read through its map while it grows:
+    /// records read back right after each append (some still in the write buffer), in batches
+    /// and one by one, across segment rolls, and after the pages were evicted, are the ones
+    /// appended.
+    #[test]
+    fn records_are_read_from_the_growing_active_segment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+        let options = LogOptions {
+            segment_size_bytes: SEGMENT,
+            // Larger than a few records: some reads find their records still buffered.
+            write_buffer_bytes: 300,
+            ..LogOptions::default()
+        };
+        let (log, _) = Log::open(storage, dir.path(), options, None, &mut |_, _| {}).expect("open");
+        let payload = |i: u64| format!("event {i} {}", "x".repeat((i % 50) as usize)).into_bytes();
+        let mut locations = Vec::new();
+        let mut segments = BTreeSet::new();
+        for i in 1..=400u64 {
+            let bytes = payload(i);
+            let record = NewRecord {
+                stream: StreamId(1),
+                version: Version(i),
+                kind: RecordKind::Event,
+                payload: &bytes,
+            };
+            log.append(&[record], Durability::Normal, &mut locations)
+                .expect("append");
+            let last = locations[locations.len() - 1];
+            segments.insert(last.segment);
+            assert!(
+                lock(&log.writer).active.map.is_some(),
+                "the active segment is mapped on the real file system"
+            );
+            let got = log.read(last).expect("read the newest record");
+            assert_eq!(got.payload, bytes, "record {i}");
+            if i % 7 == 0 {
+                if i % 21 == 0 {
+                    log.evict_cached_pages().expect("evict");
+                }
+                let from = locations.len().saturating_sub(9);
+                let read = log
+                    .read_many_with(&locations[from..], |r| r.payload.to_vec())
+                    .expect("read many");
+                let want: Vec<Vec<u8>> = (from as u64 + 1..=i).map(payload).collect();
+                assert_eq!(read, want, "the last records before {i}");
+            }
+        }
+        assert!(
+            segments.len() > 3,
+            "the test should cross rolls: {segments:?}"
+        );
+        let all = log
+            .read_many_with(&locations, |r| r.payload.to_vec())
+            .expect("read all");
+        assert_eq!(all, (1..=400).map(payload).collect::<Vec<_>>());
     }
 }

@@ -37,7 +37,7 @@ impl StorageFile for FsFile {
     }
 }
 
-/// A mapped sealed segment and its file.
+/// A mapped segment (sealed, or the active one) and its file.
 struct MappedFile {
     map: memmap2::Mmap,
     file: File,
@@ -107,6 +107,18 @@ impl Storage for FsStorage {
         Ok(ReadOnlyBytes::from_source(MappedFile { map, file }))
     }
 
+    fn map_appending(&self, path: &Path) -> io::Result<Option<ReadOnlyBytes>> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(None);
+        }
+        let map = map::map_appending(&file)?;
+        // One page per fault: a view reads a few records, and readahead would read 128 KiB
+        // around each on a cold read.
+        map.advise(memmap2::Advice::Random)?;
+        Ok(Some(ReadOnlyBytes::from_source(MappedFile { map, file })))
+    }
+
     fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard> {
         let file = OpenOptions::new()
             .read(true)
@@ -145,12 +157,28 @@ mod map {
         unsafe { memmap2::Mmap::map(file) }
     }
 
+    /// Maps the active segment `file`, which is still appended to while mapped.
+    pub(super) fn map_appending(file: &File) -> io::Result<memmap2::Mmap> {
+        // SAFETY: memmap2 requires that the file not be modified or truncated while mapped, or
+        // reads through the map see changing bytes (or fault). The active segment is modified
+        // while mapped, and only this way: the log writes each byte once, with `pwrite` at or
+        // past the end it has written so far, under its writer lock, and moves that end only
+        // after the write returned. A reader slices the map only below an end it read under
+        // the same lock, so every byte it borrows was written before and never changes again;
+        // the bytes that do change are never read through the map. A torn tail is zeroed
+        // before the map is made. Appends never go past the length the file has when it is
+        // mapped (the log's capacity for the segment; segments are created filled with zeros
+        // to it) and the log never truncates a segment, so no page of the map lies past the
+        // end of the file. Other processes: as for `map_readonly`.
+        unsafe { memmap2::Mmap::map(file) }
+    }
+
     /// Drops this process's page-table entries for `map` (`MADV_DONTNEED`).
     pub(super) fn evict(map: &memmap2::Mmap) -> io::Result<()> {
         // SAFETY: MADV_DONTNEED is unsafe in memmap2's API because on a private mapping it
-        // discards modified pages. This is a shared, read-only map of a sealed (immutable)
-        // segment: nothing was modified through it, so every later read returns the same
-        // bytes, faulted back in from the page cache or the disk. The range stays mapped.
+        // discards modified pages. This is a shared, read-only map of a segment: nothing was
+        // modified through it, so every later read returns the bytes the file holds, faulted
+        // back in from the page cache or the disk. The range stays mapped.
         unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
     }
 

@@ -136,6 +136,20 @@ pub trait Storage: Send + Sync + Debug {
     /// The underlying I/O error.
     fn map_readonly(&self, path: &Path) -> io::Result<ReadOnlyBytes>;
 
+    /// Maps the active segment at `path`, a file still being appended to, so that records
+    /// already written can be read without a system call. The caller **must** only read bytes
+    /// that were written before it looks, never write through the map, never rewrite bytes it
+    /// wrote, and never truncate the file while the map is alive. `None` when the storage
+    /// cannot share its bytes as they grow (the default, and the simulated storage, whose maps
+    /// are copies); the log then reads the file with `pread`.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn map_appending(&self, path: &Path) -> io::Result<Option<ReadOnlyBytes>> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// Takes an exclusive, non-blocking lock on `path` (creating the file if needed), held until
     /// the guard is dropped. It **must** fail with `WouldBlock` when another holder has it,
     /// whether in this process or another.
