@@ -25,7 +25,9 @@
 //! dropping the view or map are outside it (dropping a deserialised map costs the snapshot
 //! peer more than it costs a view, so this favours the peer). The warm workloads run in
 //! rounds with a rotating order, so drift on a shared machine hits all of them alike; the cold
-//! one runs last, since it empties the page cache.
+//! one runs last, since it empties the page cache. After each warm Helios sample, three floors
+//! calibrated to the warm-up's median are timed: fixed arithmetic, and chains of dependent
+//! random loads over 64 MiB and over as many bytes as the checkpoint files (`MemoryFloor`).
 //!
 //! Every answer is checked: each Helios point read against the workload's per-key history,
 //! each peer sample against a Helios view at the same version, and every sampled view must
@@ -366,6 +368,10 @@ impl NoiseFloor {
 /// load's value), timed right after each warm Helios sample. A Helios sample is mostly cache
 /// misses, so this is its floor for memory-latency noise (other tenants of the host sharing
 /// its caches and memory), which the arithmetic [`NoiseFloor`] does not see.
+///
+/// Two of them run: one over 64 MiB (beyond any last-level cache here), and one as large as the
+/// checkpoint files Helios reads from, so that address translation costs what it costs Helios
+/// (a VM's page walks grow with the memory a program touches).
 struct MemoryFloor {
     /// A single cycle through every slot (Sattolo's algorithm), so a chase never repeats early.
     next: Vec<u32>,
@@ -374,20 +380,27 @@ struct MemoryFloor {
 }
 
 impl MemoryFloor {
-    /// Slots of the buffer: 64 MiB of `u32`s, beyond any last-level cache here.
-    const SLOTS: u32 = 16 << 20;
+    /// Bytes of the small floor's buffer.
+    const SMALL_BYTES: u64 = 64 << 20;
 
-    fn new(rng: &mut Rng) -> MemoryFloor {
-        let mut next: Vec<u32> = (0..MemoryFloor::SLOTS).collect();
+    /// A floor over `bytes` of memory (rounded down to 4-byte slots).
+    fn new(rng: &mut Rng, bytes: u64) -> Result<MemoryFloor> {
+        let slots = u32::try_from(bytes / 4)?.max(2);
+        let mut next: Vec<u32> = (0..slots).collect();
         for i in (1..next.len()).rev() {
             let j = rng.index(i);
             next.swap(i, j);
         }
-        MemoryFloor {
+        Ok(MemoryFloor {
             next,
             loads: 1,
             at: 0,
-        }
+        })
+    }
+
+    /// Bytes of memory the chase runs over.
+    fn bytes(&self) -> u64 {
+        4 * self.next.len() as u64
     }
 
     /// Sets the chain length so that a run takes about `target_us`.
@@ -413,10 +426,16 @@ struct Measured {
     helios_warm: Latencies,
     /// [`NoiseFloor`] samples, one after each warm Helios sample.
     floor: Latencies,
-    /// [`MemoryFloor`] samples, one after each [`NoiseFloor`] sample.
+    /// [`MemoryFloor`] samples over 64 MiB, one after each [`NoiseFloor`] sample.
     memory_floor: Latencies,
     /// The loads of one [`MemoryFloor`] sample.
     memory_floor_loads: u64,
+    /// [`MemoryFloor`] samples over as many bytes as the checkpoint files, one after each
+    /// `memory_floor` sample.
+    wide_floor: Latencies,
+    /// The loads of one `wide_floor` sample, and the bytes it runs over.
+    wide_floor_loads: u64,
+    wide_floor_bytes: u64,
     warm_breakdown: Breakdown,
     helios_cold: Latencies,
     snapshots: Latencies,
@@ -583,6 +602,9 @@ fn measure(
         floor: Latencies::new(),
         memory_floor: Latencies::new(),
         memory_floor_loads: 0,
+        wide_floor: Latencies::new(),
+        wide_floor_loads: 0,
+        wide_floor_bytes: 0,
         warm_breakdown: Breakdown::new(),
         helios_cold: Latencies::new(),
         snapshots: Latencies::new(),
@@ -628,13 +650,31 @@ fn measure(
     eprintln!("warm-up: {}", warmup.summary());
     let floor_work = NoiseFloor::calibrate(warmup.summary().median_us);
     // Its own generator, so that the samples drawn below are the same as without it.
-    let mut memory_floor = MemoryFloor::new(&mut Rng::new(config.seed ^ 0xf100_f100));
+    let mut memory_floor = MemoryFloor::new(
+        &mut Rng::new(config.seed ^ 0xf100_f100),
+        MemoryFloor::SMALL_BYTES,
+    )?;
     memory_floor.calibrate(warmup.summary().median_us);
     measured.memory_floor_loads = memory_floor.loads;
+    let checkpoint_bytes: u64 = engine
+        .checkpoints(STREAM)?
+        .iter()
+        .map(|c| c.file_len_bytes)
+        .sum();
+    let mut wide_floor = MemoryFloor::new(
+        &mut Rng::new(config.seed ^ 0x00f1_00f1),
+        checkpoint_bytes.max(MemoryFloor::SMALL_BYTES),
+    )?;
+    wide_floor.calibrate(warmup.summary().median_us);
+    measured.wide_floor_loads = wide_floor.loads;
+    measured.wide_floor_bytes = wide_floor.bytes();
     eprintln!(
-        "noise floors: {} rounds of arithmetic, or {} dependent loads at random over 64 MiB, \
-         take about the warm-up median",
-        floor_work.rounds, memory_floor.loads
+        "noise floors: {} rounds of arithmetic, {} dependent loads at random over 64 MiB, or \
+         {} over {:.0} MiB (the checkpoint files' size) take about the warm-up median",
+        floor_work.rounds,
+        memory_floor.loads,
+        wide_floor.loads,
+        mib(wide_floor.bytes()),
     );
 
     let order = [Warm::Helios, Warm::Snapshots, Warm::Replay];
@@ -643,7 +683,7 @@ fn measure(
             let which = order[(turn + usize::try_from(round)?) % order.len()];
             let started = Instant::now();
             // This round's Helios samples alone: whether a noisy spell hit one round or all.
-            let mut this_round = Latencies::new();
+            let mut this_round = [Latencies::new(), Latencies::new(), Latencies::new()];
             match which {
                 Warm::Helios => {
                     let io_before = ThreadIo::now()?;
@@ -658,7 +698,7 @@ fn measure(
                             &mut measured.checks,
                             Some(&mut measured.warm_breakdown),
                         )?;
-                        this_round.record(time);
+                        this_round[0].record(time);
                         let breakdown = &mut measured.warm_breakdown;
                         if index < ROUND_HEAD {
                             breakdown.round_head.record(time);
@@ -666,7 +706,16 @@ fn measure(
                             breakdown.round_rest.record(time);
                         }
                         measured.floor.time(|| floor_work.run());
-                        measured.memory_floor.time(|| memory_floor.run());
+                        for (floor, all, this) in [
+                            (&mut memory_floor, &mut measured.memory_floor, 1),
+                            (&mut wide_floor, &mut measured.wide_floor, 2),
+                        ] {
+                            let started = Instant::now();
+                            floor.run();
+                            let time = started.elapsed();
+                            all.record(time);
+                            this_round[this].record(time);
+                        }
                     }
                     let io = ThreadIo::now()?.since(io_before);
                     let faults = &mut measured.warm_breakdown.faults;
@@ -692,7 +741,18 @@ fn measure(
                 }
             }
             let helios = if which == Warm::Helios {
-                format!(" ({})", this_round.summary())
+                let [helios, small, wide] = this_round.each_ref().map(Latencies::summary);
+                format!(
+                    " (n={}, median / p99 us: Helios {:.1} / {:.1}, memory floors {:.1} / {:.1} \
+                     and {:.1} / {:.1})",
+                    helios.count,
+                    helios.median_us,
+                    helios.p99_us,
+                    small.median_us,
+                    small.p99_us,
+                    wide.median_us,
+                    wide.p99_us
+                )
             } else {
                 String::new()
             };
@@ -957,6 +1017,8 @@ fn report(
     let warm = measured.helios_warm.summary();
     let floor = measured.floor.summary();
     let memory_floor = measured.memory_floor.summary();
+    let wide_floor = measured.wide_floor.summary();
+    let wide_mib = mib(measured.wide_floor_bytes);
     let cold = measured.helios_cold.summary();
     let snap = measured.snapshots.summary();
     let replay = measured.replay.summary();
@@ -980,9 +1042,16 @@ fn report(
             latency: floor,
         },
         Row {
-            workload: "memory floor: dependent random loads of the warm median, after each",
+            workload: "memory floor: dependent random loads of the warm median over 64 MiB, after each",
             reads: 0,
             latency: memory_floor,
+        },
+        Row {
+            workload: &format!(
+                "memory floor over {wide_mib:.0} MiB (the checkpoint files' size), after each"
+            ),
+            reads: 0,
+            latency: wide_floor,
         },
         Row {
             workload: "helios cold: evict, then view + point read",
@@ -1015,14 +1084,18 @@ fn report(
     );
     println!(
         "Machine noise, p99 / median: Helios warm {}; noise floor {} (interrupts and the \
-         hypervisor: +{:.1} us at p99); memory floor {} (memory latency shared with the \
-         host's other tenants: +{:.1} us at p99, {} loads per sample).",
+         hypervisor: +{:.1} us at p99); memory floor over 64 MiB {} (memory latency shared \
+         with the host's other tenants: +{:.1} us at p99, {} loads per sample); over \
+         {wide_mib:.0} MiB {} (+{:.1} us at p99, {} loads per sample).",
         ratio(warm.p99_us, warm.median_us),
         ratio(floor.p99_us, floor.median_us),
         floor.p99_us - floor.median_us,
         ratio(memory_floor.p99_us, memory_floor.median_us),
         memory_floor.p99_us - memory_floor.median_us,
         measured.memory_floor_loads,
+        ratio(wide_floor.p99_us, wide_floor.median_us),
+        wide_floor.p99_us - wide_floor.median_us,
+        measured.wide_floor_loads,
     );
     println!();
     println!("Where the warm Helios time goes (the same samples, split):");
@@ -1249,11 +1322,13 @@ fn report(
     println!();
     println!(
         "- warm view + {reads} point reads p99 < {TARGET_WARM_P99_US} us: {:.1} us -> {} \
-         (floors of the same median in the same run, p99: arithmetic {:.1} us, memory {:.1} us)",
+         (floors of the same median in the same run, p99: arithmetic {:.1} us, memory over \
+         64 MiB {:.1} us, over {wide_mib:.0} MiB {:.1} us)",
         warm.p99_us,
         verdict(warm.p99_us < TARGET_WARM_P99_US),
         floor.p99_us,
         memory_floor.p99_us,
+        wide_floor.p99_us,
     );
     println!(
         "- cold view + 1 point read p99 < {} ms: {:.2} ms -> {}",
