@@ -25,9 +25,10 @@
 //! dropping the view or map are outside it (dropping a deserialised map costs the snapshot
 //! peer more than it costs a view, so this favours the peer). The warm workloads run in
 //! rounds with a rotating order, so drift on a shared machine hits all of them alike; the cold
-//! one runs last, since it empties the page cache. After each warm Helios sample, three floors
+//! one runs last, since it empties the page cache. After each warm Helios sample, four floors
 //! calibrated to the warm-up's median are timed: fixed arithmetic, and chains of dependent
-//! random loads over 64 MiB and over as many bytes as the checkpoint files (`MemoryFloor`).
+//! random loads over 64 MiB and over as many bytes as the checkpoint files, on the heap and
+//! over a file map (`MemoryFloor`).
 //!
 //! Every answer is checked: each Helios point read against the workload's per-key history,
 //! each peer sample against a Helios view at the same version, and every sampled view must
@@ -369,38 +370,100 @@ impl NoiseFloor {
 /// misses, so this is its floor for memory-latency noise (other tenants of the host sharing
 /// its caches and memory), which the arithmetic [`NoiseFloor`] does not see.
 ///
-/// Two of them run: one over 64 MiB (beyond any last-level cache here), and one as large as the
-/// checkpoint files Helios reads from, so that address translation costs what it costs Helios
-/// (a VM's page walks grow with the memory a program touches).
+/// Three of them run: one over 64 MiB of heap (beyond any last-level cache here), and two as
+/// large as the checkpoint files Helios reads from, so that address translation costs what it
+/// costs Helios (a VM's page walks grow with the memory a program touches): one on the heap,
+/// one over a file written with one call and mapped `MADV_RANDOM`, the kind of memory Helios's
+/// checkpoints are (page cache, in 2 MiB folios).
 struct MemoryFloor {
     /// A single cycle through every slot (Sattolo's algorithm), so a chase never repeats early.
-    next: Vec<u32>,
+    next: Slots,
     loads: u64,
     at: u32,
+}
+
+/// Where a [`MemoryFloor`]'s slots live.
+enum Slots {
+    Heap(Vec<u32>),
+    /// The slots as native-endian bytes in a mapped file; the directory holding the file goes
+    /// when the floor does, after the map.
+    File {
+        map: memmap2::Mmap,
+        _dir: tempfile::TempDir,
+    },
+}
+
+/// The only `unsafe` of the benches: mapping the file-backed memory floor.
+#[expect(
+    unsafe_code,
+    reason = "memory-mapping a file is unsafe in memmap2's API"
+)]
+mod floor_map {
+    /// Maps `file` read-only.
+    pub(super) fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+        // SAFETY: memmap2 requires that the file not be modified or truncated while mapped.
+        // `MemoryFloor::over_file` creates the file in a temporary directory of its own, writes
+        // it whole and only then maps it; nothing writes it afterwards, and the directory is
+        // removed only after the map is dropped (field order in `Slots::File`).
+        unsafe { memmap2::Mmap::map(file) }
+    }
 }
 
 impl MemoryFloor {
     /// Bytes of the small floor's buffer.
     const SMALL_BYTES: u64 = 64 << 20;
 
-    /// A floor over `bytes` of memory (rounded down to 4-byte slots).
+    /// A floor over `bytes` of heap memory (rounded down to 4-byte slots).
     fn new(rng: &mut Rng, bytes: u64) -> Result<MemoryFloor> {
+        Ok(MemoryFloor {
+            next: Slots::Heap(MemoryFloor::cycle(rng, bytes)?),
+            loads: 1,
+            at: 0,
+        })
+    }
+
+    /// A floor over a file of `bytes`, written with one call (as checkpoints are), mapped
+    /// `MADV_RANDOM` and read through once, so that its pages are in the page cache.
+    fn over_file(rng: &mut Rng, bytes: u64) -> Result<MemoryFloor> {
+        let bytes: Vec<u8> = MemoryFloor::cycle(rng, bytes)?
+            .into_iter()
+            .flat_map(u32::to_ne_bytes)
+            .collect();
+        let dir = helios_benches::scratch_dir("helios-floor-");
+        let path = dir.path().join("floor");
+        std::fs::write(&path, &bytes)?;
+        drop(bytes);
+        let map = floor_map::map(&std::fs::File::open(&path)?)?;
+        map.advise(memmap2::Advice::Random)?;
+        let mut sum = 0u64;
+        for page in map.chunks(4096) {
+            sum = sum.wrapping_add(u64::from(page[0]));
+        }
+        black_box(sum);
+        Ok(MemoryFloor {
+            next: Slots::File { map, _dir: dir },
+            loads: 1,
+            at: 0,
+        })
+    }
+
+    /// A random single cycle over `bytes / 4` slots.
+    fn cycle(rng: &mut Rng, bytes: u64) -> Result<Vec<u32>> {
         let slots = u32::try_from(bytes / 4)?.max(2);
         let mut next: Vec<u32> = (0..slots).collect();
         for i in (1..next.len()).rev() {
             let j = rng.index(i);
             next.swap(i, j);
         }
-        Ok(MemoryFloor {
-            next,
-            loads: 1,
-            at: 0,
-        })
+        Ok(next)
     }
 
     /// Bytes of memory the chase runs over.
     fn bytes(&self) -> u64 {
-        4 * self.next.len() as u64
+        match &self.next {
+            Slots::Heap(next) => 4 * next.len() as u64,
+            Slots::File { map, .. } => map.len() as u64,
+        }
     }
 
     /// Sets the chain length so that a run takes about `target_us`.
@@ -414,8 +477,21 @@ impl MemoryFloor {
 
     fn chase(&mut self, loads: u64) {
         let mut at = self.at;
-        for _ in 0..loads {
-            at = self.next[at as usize];
+        match &self.next {
+            Slots::Heap(next) => {
+                for _ in 0..loads {
+                    at = next[at as usize];
+                }
+            }
+            Slots::File { map, .. } => {
+                for _ in 0..loads {
+                    let i = 4 * at as usize;
+                    at = map
+                        .get(i..i + 4)
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map_or(0, u32::from_ne_bytes);
+                }
+            }
         }
         self.at = black_box(at);
     }
@@ -436,6 +512,10 @@ struct Measured {
     /// The loads of one `wide_floor` sample, and the bytes it runs over.
     wide_floor_loads: u64,
     wide_floor_bytes: u64,
+    /// [`MemoryFloor::over_file`] samples over as many bytes, one after each `wide_floor`
+    /// sample, and their loads.
+    file_floor: Latencies,
+    file_floor_loads: u64,
     warm_breakdown: Breakdown,
     helios_cold: Latencies,
     snapshots: Latencies,
@@ -605,6 +685,8 @@ fn measure(
         wide_floor: Latencies::new(),
         wide_floor_loads: 0,
         wide_floor_bytes: 0,
+        file_floor: Latencies::new(),
+        file_floor_loads: 0,
         warm_breakdown: Breakdown::new(),
         helios_cold: Latencies::new(),
         snapshots: Latencies::new(),
@@ -668,13 +750,21 @@ fn measure(
     wide_floor.calibrate(warmup.summary().median_us);
     measured.wide_floor_loads = wide_floor.loads;
     measured.wide_floor_bytes = wide_floor.bytes();
+    let mut file_floor = MemoryFloor::over_file(
+        &mut Rng::new(config.seed ^ 0x0f11_0f11),
+        checkpoint_bytes.max(MemoryFloor::SMALL_BYTES),
+    )?;
+    file_floor.calibrate(warmup.summary().median_us);
+    measured.file_floor_loads = file_floor.loads;
     eprintln!(
-        "noise floors: {} rounds of arithmetic, {} dependent loads at random over 64 MiB, or \
-         {} over {:.0} MiB (the checkpoint files' size) take about the warm-up median",
+        "noise floors: {} rounds of arithmetic, {} dependent loads at random over 64 MiB, \
+         {} over {:.0} MiB (the checkpoint files' size) of heap, or {} over a file map of that \
+         size take about the warm-up median",
         floor_work.rounds,
         memory_floor.loads,
         wide_floor.loads,
         mib(wide_floor.bytes()),
+        file_floor.loads,
     );
 
     let order = [Warm::Helios, Warm::Snapshots, Warm::Replay];
@@ -683,7 +773,7 @@ fn measure(
             let which = order[(turn + usize::try_from(round)?) % order.len()];
             let started = Instant::now();
             // This round's Helios samples alone: whether a noisy spell hit one round or all.
-            let mut this_round = [Latencies::new(), Latencies::new(), Latencies::new()];
+            let mut this_round = [(); 4].map(|()| Latencies::new());
             match which {
                 Warm::Helios => {
                     let io_before = ThreadIo::now()?;
@@ -709,6 +799,7 @@ fn measure(
                         for (floor, all, this) in [
                             (&mut memory_floor, &mut measured.memory_floor, 1),
                             (&mut wide_floor, &mut measured.wide_floor, 2),
+                            (&mut file_floor, &mut measured.file_floor, 3),
                         ] {
                             let started = Instant::now();
                             floor.run();
@@ -741,17 +832,19 @@ fn measure(
                 }
             }
             let helios = if which == Warm::Helios {
-                let [helios, small, wide] = this_round.each_ref().map(Latencies::summary);
+                let [helios, small, wide, file] = this_round.each_ref().map(Latencies::summary);
                 format!(
-                    " (n={}, median / p99 us: Helios {:.1} / {:.1}, memory floors {:.1} / {:.1} \
-                     and {:.1} / {:.1})",
+                    " (n={}, median / p99 us: Helios {:.1} / {:.1}, memory floors: 64 MiB \
+                     {:.1} / {:.1}, wide {:.1} / {:.1}, file map {:.1} / {:.1})",
                     helios.count,
                     helios.median_us,
                     helios.p99_us,
                     small.median_us,
                     small.p99_us,
                     wide.median_us,
-                    wide.p99_us
+                    wide.p99_us,
+                    file.median_us,
+                    file.p99_us
                 )
             } else {
                 String::new()
@@ -1018,6 +1111,7 @@ fn report(
     let floor = measured.floor.summary();
     let memory_floor = measured.memory_floor.summary();
     let wide_floor = measured.wide_floor.summary();
+    let file_floor = measured.file_floor.summary();
     let wide_mib = mib(measured.wide_floor_bytes);
     let cold = measured.helios_cold.summary();
     let snap = measured.snapshots.summary();
@@ -1054,6 +1148,13 @@ fn report(
             latency: wide_floor,
         },
         Row {
+            workload: &format!(
+                "memory floor over a {wide_mib:.0} MiB file map (page cache, MADV_RANDOM), after each"
+            ),
+            reads: 0,
+            latency: file_floor,
+        },
+        Row {
             workload: "helios cold: evict, then view + point read",
             reads: 1,
             latency: cold,
@@ -1086,7 +1187,8 @@ fn report(
         "Machine noise, p99 / median: Helios warm {}; noise floor {} (interrupts and the \
          hypervisor: +{:.1} us at p99); memory floor over 64 MiB {} (memory latency shared \
          with the host's other tenants: +{:.1} us at p99, {} loads per sample); over \
-         {wide_mib:.0} MiB {} (+{:.1} us at p99, {} loads per sample).",
+         {wide_mib:.0} MiB {} (+{:.1} us at p99, {} loads per sample); over the file map {} \
+         (+{:.1} us at p99, {} loads per sample).",
         ratio(warm.p99_us, warm.median_us),
         ratio(floor.p99_us, floor.median_us),
         floor.p99_us - floor.median_us,
@@ -1096,6 +1198,9 @@ fn report(
         ratio(wide_floor.p99_us, wide_floor.median_us),
         wide_floor.p99_us - wide_floor.median_us,
         measured.wide_floor_loads,
+        ratio(file_floor.p99_us, file_floor.median_us),
+        file_floor.p99_us - file_floor.median_us,
+        measured.file_floor_loads,
     );
     println!();
     println!("Where the warm Helios time goes (the same samples, split):");
@@ -1323,12 +1428,14 @@ fn report(
     println!(
         "- warm view + {reads} point reads p99 < {TARGET_WARM_P99_US} us: {:.1} us -> {} \
          (floors of the same median in the same run, p99: arithmetic {:.1} us, memory over \
-         64 MiB {:.1} us, over {wide_mib:.0} MiB {:.1} us)",
+         64 MiB {:.1} us, over {wide_mib:.0} MiB {:.1} us, over a file map of that size \
+         {:.1} us)",
         warm.p99_us,
         verdict(warm.p99_us < TARGET_WARM_P99_US),
         floor.p99_us,
         memory_floor.p99_us,
         wide_floor.p99_us,
+        file_floor.p99_us,
     );
     println!(
         "- cold view + 1 point read p99 < {} ms: {:.2} ms -> {}",
