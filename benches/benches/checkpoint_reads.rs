@@ -466,9 +466,10 @@ impl MemoryFloor {
         }
     }
 
-    /// Sets the chain length so that a run takes about `target_us`.
-    fn calibrate(&mut self, target_us: f64) {
+    /// The floor with its chain length set so that a run takes about `target_us`.
+    fn calibrated(mut self, target_us: f64) -> MemoryFloor {
         self.loads = units_taking(target_us, 20_000, |loads| self.chase(loads));
+        self
     }
 
     fn run(&mut self) {
@@ -731,30 +732,28 @@ fn measure(
     }
     eprintln!("warm-up: {}", warmup.summary());
     let floor_work = NoiseFloor::calibrate(warmup.summary().median_us);
-    // Its own generator, so that the samples drawn below are the same as without it.
+    // Each floor has its own generator, so that the samples drawn below are the same as
+    // without them.
+    let median = warmup.summary().median_us;
     let mut memory_floor = MemoryFloor::new(
         &mut Rng::new(config.seed ^ 0xf100_f100),
         MemoryFloor::SMALL_BYTES,
-    )?;
-    memory_floor.calibrate(warmup.summary().median_us);
-    measured.memory_floor_loads = memory_floor.loads;
-    let checkpoint_bytes: u64 = engine
+    )?
+    .calibrated(median);
+    let wide_bytes: u64 = engine
         .checkpoints(STREAM)?
         .iter()
         .map(|c| c.file_len_bytes)
-        .sum();
-    let mut wide_floor = MemoryFloor::new(
-        &mut Rng::new(config.seed ^ 0x00f1_00f1),
-        checkpoint_bytes.max(MemoryFloor::SMALL_BYTES),
-    )?;
-    wide_floor.calibrate(warmup.summary().median_us);
+        .sum::<u64>()
+        .max(MemoryFloor::SMALL_BYTES);
+    let mut wide_floor =
+        MemoryFloor::new(&mut Rng::new(config.seed ^ 0x00f1_00f1), wide_bytes)?.calibrated(median);
+    let mut file_floor =
+        MemoryFloor::over_file(&mut Rng::new(config.seed ^ 0x0f11_0f11), wide_bytes)?
+            .calibrated(median);
+    measured.memory_floor_loads = memory_floor.loads;
     measured.wide_floor_loads = wide_floor.loads;
     measured.wide_floor_bytes = wide_floor.bytes();
-    let mut file_floor = MemoryFloor::over_file(
-        &mut Rng::new(config.seed ^ 0x0f11_0f11),
-        checkpoint_bytes.max(MemoryFloor::SMALL_BYTES),
-    )?;
-    file_floor.calibrate(warmup.summary().median_us);
     measured.file_floor_loads = file_floor.loads;
     eprintln!(
         "noise floors: {} rounds of arithmetic, {} dependent loads at random over 64 MiB, \
