@@ -150,7 +150,8 @@ mod map {
     pub(super) fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
         // SAFETY: memmap2 requires that the file not be modified or truncated while mapped, or
         // reads through the map see changing bytes (or fault). The log maps only sealed segment
-        // files, which are immutable by its invariants: no code path writes to, truncates or
+        // files this way (the active one goes through `map_appending`), which are immutable by
+        // its invariants: no code path writes to, truncates or
         // removes a segment after sealing it while the log is open, and the directory lock keeps
         // any other Helios writer out. Modification by an unrelated process is outside the
         // storage contract (documented in docs/FORMAT.md, "Assumptions").

@@ -129,8 +129,8 @@ pub trait Storage: Send + Sync + Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 
     /// Maps (or copies) a whole file read-only. The caller **must** never write to, truncate or
-    /// remove the file while the returned bytes are alive: the log only maps sealed segments,
-    /// which are immutable.
+    /// remove the file while the returned bytes are alive: the log maps only sealed segments
+    /// this way, which are immutable (the active one goes through [`Storage::map_appending`]).
     ///
     /// # Errors
     /// The underlying I/O error.
