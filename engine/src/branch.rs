@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex};
 
 use std::ops::Bound;
 
-use helios_checkpoint::{Lookup, MemRun, RunEntry, SortedRun};
+use helios_checkpoint::{Lookup, RunEntry, SortedRun};
 use helios_log::{StreamId, Version};
-use helios_replay::{Base, LayerInfo, Overlay, StateMachine, View, replay};
+use helios_replay::{Base, Changes, LayerInfo, Overlay, StateMachine, View, replay};
 
 use crate::Engine;
 use crate::engine::{Appended, lock};
@@ -170,13 +170,13 @@ fn push_entry(
 
 impl FlatRun {
     /// `previous` with `changes` applied (a change replaces the entry of its key).
-    fn merge(previous: &FlatRun, changes: &MemRun) -> FlatRun {
+    fn merge(previous: &FlatRun, changes: &Changes) -> FlatRun {
         // The changed entries' bytes, in one new chunk.
         let new_chunk = u32::try_from(previous.chunks.len()).unwrap_or(u32::MAX);
         let mut bytes = Vec::new();
         let mut fresh = Vec::with_capacity(changes.len());
-        for (key, value) in changes.entries() {
-            fresh.push(push_entry(&mut bytes, new_chunk, key, value.as_deref()));
+        for (key, value) in changes.iter() {
+            fresh.push(push_entry(&mut bytes, new_chunk, key, value));
         }
         let mut chunks = previous.chunks.clone();
         chunks.push(Arc::from(bytes.into_boxed_slice()));
@@ -213,7 +213,7 @@ impl FlatRun {
 
     /// [`FlatRun::merge`] into a run that owns all its bytes in one chunk: for the state a new
     /// branch starts from, so that no branch keeps another's chunks alive unaccounted.
-    fn merge_owned(previous: &FlatRun, changes: &MemRun) -> FlatRun {
+    fn merge_owned(previous: &FlatRun, changes: &Changes) -> FlatRun {
         let merged = FlatRun::merge(previous, changes);
         let mut bytes = Vec::new();
         let mut index = Vec::with_capacity(merged.index.len());
@@ -675,7 +675,7 @@ impl Engine {
             owner.apply(delta, from, events)?
         };
         // The child owns its starting state outright, so its memory is its own to count.
-        let delta = Arc::new(FlatRun::merge_owned(&delta, &MemRun::new()));
+        let delta = Arc::new(FlatRun::merge_owned(&delta, &Changes::new()));
         self.admit_or_refuse(delta.size_bytes(), Some(owner.id))?;
         Ok(self.inner.branches.insert(Origin {
             stream: owner.stream,

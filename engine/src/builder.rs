@@ -420,13 +420,13 @@ fn apply(machine: &dyn StateMachine, head: &mut Head, events: &[Vec<u8>]) -> Res
     let outcome = replay(machine, &base, &mut overlay, events);
     drop(base);
     let state = Arc::make_mut(&mut head.state);
-    for (key, value) in overlay.changes().entries() {
+    for (key, value) in overlay.changes().iter() {
         match value {
             Some(value) => state.put(key, value),
             None => state.remove(key),
         }
         for keys in &mut head.dirty {
-            keys.insert(key.clone());
+            keys.insert(key.to_vec());
         }
     }
     head.version += overlay.events_replayed();
@@ -435,7 +435,7 @@ fn apply(machine: &dyn StateMachine, head: &mut Head, events: &[Vec<u8>]) -> Res
         version: Version(head.version + 1),
         source,
     })?;
-    Ok(overlay.changes().entries().len())
+    Ok(overlay.changes().len())
 }
 
 /// Drops the least recently used heads beyond `max`.

@@ -153,6 +153,7 @@ pub use aggregate::{
     AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, encode_event,
     load_aggregate,
 };
+pub use changes::Changes;
 pub use kv::KvMachine;
 pub use machine::{Rejected, StateHandle, StateMachine};
 pub use merge::ViewIter;

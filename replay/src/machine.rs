@@ -14,9 +14,9 @@
 use std::fmt;
 use std::ops::Bound;
 
-use helios_checkpoint::{MemRun, SortedRun};
+use helios_checkpoint::SortedRun;
 
-use crate::changes::ChangeSet;
+use crate::changes::Changes;
 use crate::merge::{self, ViewIter};
 use crate::view::Base;
 
@@ -76,9 +76,9 @@ impl Rejected {
 /// Writes land in the event's change set only.
 pub struct StateHandle<'a> {
     /// This event's changes: values and tombstones, read first.
-    changes: &'a mut ChangeSet,
+    changes: &'a mut Changes,
     /// The events replayed before this one, read second.
-    overlay: &'a MemRun,
+    overlay: &'a Changes,
     /// The layers below the overlay, newest first.
     base: &'a Base,
 }
@@ -97,8 +97,8 @@ impl<'a> StateHandle<'a> {
     /// A handle writing into `changes` and reading through `changes`, then `overlay`, then
     /// the layers of `base`.
     pub(crate) fn new(
-        changes: &'a mut ChangeSet,
-        overlay: &'a MemRun,
+        changes: &'a mut Changes,
+        overlay: &'a Changes,
         base: &'a Base,
     ) -> StateHandle<'a> {
         StateHandle {
@@ -155,6 +155,7 @@ impl<'a> StateHandle<'a> {
 mod tests {
     use super::*;
     use crate::view::LayerInfo;
+    use helios_checkpoint::MemRun;
     use std::sync::Arc;
 
     #[test]
@@ -168,9 +169,9 @@ mod tests {
         let base = Base::new()
             .with_layer_below(LayerInfo::new(1, 10), Arc::new(top.clone()))
             .with_layer_below(LayerInfo::new(2, 0), Arc::new(bottom.clone()));
-        let mut overlay = MemRun::new();
-        overlay.put(b"e", b"overlay");
-        let mut changes = ChangeSet::default();
+        let mut overlay = Changes::new();
+        overlay.set(b"e", Some(b"overlay"));
+        let mut changes = Changes::new();
         let mut handle = StateHandle::new(&mut changes, &overlay, &base);
 
         assert_eq!(handle.get(b"a"), Some(&b"bottom"[..]));

@@ -1,7 +1,7 @@
 //! Replaying events with isolation: each event's changes reach the overlay only if the state
 //! machine accepts the event.
 //!
-//! For each event, replay gives the machine a [`StateHandle`] over a fresh, empty change set
+//! For each event, replay gives the machine a [`StateHandle`] over an empty change set
 //! (reading through that change set, the overlay, then the base layers), calls
 //! [`StateMachine::apply`] under [`std::panic::catch_unwind`], and merges the change set into
 //! the overlay only when `apply` returns `Ok`. A rejection or a panic discards the change set
@@ -15,17 +15,18 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use helios_checkpoint::MemRun;
-
-use crate::changes::ChangeSet;
+use crate::changes::Changes;
 use crate::machine::{Rejected, StateHandle, StateMachine};
 use crate::view::Base;
 
 /// The changes made by replayed events, newest layer of a view: values and tombstones.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Overlay {
-    changes: MemRun,
+    changes: Changes,
     events_replayed: u64,
+    /// The change set of the event being applied, kept between events so that its buffers
+    /// are reused; empty between calls.
+    scratch: Changes,
 }
 
 impl Overlay {
@@ -43,23 +44,35 @@ impl Overlay {
 
     /// The changes: the value each changed key ends with, or a tombstone for a deleted key.
     #[must_use]
-    pub fn changes(&self) -> &MemRun {
+    pub fn changes(&self) -> &Changes {
         &self.changes
     }
 
     /// The changes, by value (for example to write them out as a delta).
     #[must_use]
-    pub fn into_changes(self) -> MemRun {
+    pub fn into_changes(self) -> Changes {
         self.changes
     }
+}
 
-    /// Merges one accepted event's changes: later writes replace earlier ones. The keys and
-    /// values move; nothing is copied.
-    fn absorb(&mut self, event_changes: ChangeSet) {
-        event_changes.move_into(&mut self.changes);
-        self.events_replayed += 1;
+impl Default for Overlay {
+    fn default() -> Overlay {
+        Overlay {
+            changes: Changes::new(),
+            events_replayed: 0,
+            scratch: Changes::unsorted(),
+        }
     }
 }
+
+impl PartialEq for Overlay {
+    /// The same changes from the same number of events.
+    fn eq(&self, other: &Overlay) -> bool {
+        self.events_replayed == other.events_replayed && self.changes == other.changes
+    }
+}
+
+impl Eq for Overlay {}
 
 /// Why a replay stopped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -110,7 +123,7 @@ impl ReplayError {
 ///
 /// Panics are caught with [`catch_unwind`], so they are only isolated in builds that unwind
 /// (`panic = "abort"` ends the process). The closure is wrapped in [`AssertUnwindSafe`]: the
-/// only state it mutates is the scratch change set, which is dropped unread after a panic; the
+/// only state it mutates is the scratch change set, which is cleared unread after a panic; the
 /// overlay and the base are reachable from the handle only through shared references, and
 /// `SortedRun` implementations are read-only. State a machine hides in `self` behind interior
 /// mutability is the machine's own, and may be left inconsistent by its panic.
@@ -142,16 +155,23 @@ pub fn replay_one(
     event: &[u8],
     event_index: u64,
 ) -> Result<(), ReplayError> {
-    let mut event_changes = ChangeSet::default();
+    let Overlay {
+        changes,
+        events_replayed,
+        scratch,
+    } = overlay;
     let outcome = {
-        let mut handle = StateHandle::new(&mut event_changes, &overlay.changes, base);
+        let mut handle = StateHandle::new(scratch, changes, base);
         catch_unwind(AssertUnwindSafe(|| machine.apply(event, &mut handle)))
     };
+    if matches!(outcome, Ok(Ok(()))) {
+        changes.absorb(scratch);
+        *events_replayed += 1;
+    } else {
+        scratch.clear();
+    }
     match outcome {
-        Ok(Ok(())) => {
-            overlay.absorb(event_changes);
-            Ok(())
-        }
+        Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(ReplayError::Rejected {
             event_index,
             machine: machine.name().to_owned(),
@@ -181,7 +201,7 @@ mod tests {
     use super::*;
     use crate::kv::KvMachine;
     use crate::view::{LayerInfo, View};
-    use helios_checkpoint::SortedRun;
+    use helios_checkpoint::MemRun;
     use std::sync::Arc;
 
     /// Puts `key` then fails in the way the event says: `ok KEY`, `reject KEY`, `panic KEY`,
@@ -265,10 +285,22 @@ mod tests {
             assert_eq!(error, expected);
             assert_eq!(error.event_index(), 1);
             assert_eq!(overlay, before, "after {event}");
-            let view = View::new(base, overlay);
+            let view = View::new(base, overlay.clone());
             assert_eq!(view.get(b"x"), None);
             assert_eq!(view.get(b"b"), None, "replay stops at the failure");
             assert_eq!(view.report().events_replayed, 1);
+
+            // The same overlay takes more events, and nothing of the failed one comes back
+            // with them (the change set's buffers are reused from event to event).
+            replay(&Moody, &self::base(), &mut overlay, ["ok b"]).expect("accepted");
+            let view = View::new(self::base(), overlay);
+            assert_eq!(
+                view.get(b"x"),
+                None,
+                "after {event}, then an accepted event"
+            );
+            assert_eq!(view.get(b"b"), Some(&b"ok"[..]));
+            assert_eq!(view.report().events_replayed, 2);
         }
     }
 
