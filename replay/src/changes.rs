@@ -52,6 +52,18 @@ fn head_of(key: &[u8]) -> u64 {
     u64::from_be_bytes(head)
 }
 
+/// The key of `slot` in `bytes`.
+fn key_in(bytes: &[u8], slot: Slot) -> &[u8] {
+    &bytes[slot.key_at as usize..(slot.key_at + slot.key_len) as usize]
+}
+
+/// How the key of `slot` in `bytes` compares with `key`, whose head is `head`.
+fn compare(bytes: &[u8], slot: Slot, head: u64, key: &[u8]) -> std::cmp::Ordering {
+    slot.head
+        .cmp(&head)
+        .then_with(|| key_in(bytes, slot).cmp(key))
+}
+
 /// Where one entry of the small form is in `bytes`.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
@@ -171,6 +183,17 @@ impl Changes {
     /// Merges `newer` into these changes (its entries win for the same keys) and leaves it
     /// empty. Keeps `newer`'s buffers for reuse; moves a large `newer` without copying.
     pub fn absorb(&mut self, newer: &mut Changes) {
+        if newer.large.is_empty() && self.is_empty() && !self.unsorted {
+            // The first event of a view: take its buffers whole, sorted, instead of copying.
+            let bytes = &newer.bytes;
+            newer
+                .slots
+                .sort_unstable_by(|a, b| compare(bytes, *a, b.head, key_in(bytes, *b)));
+            std::mem::swap(&mut self.bytes, &mut newer.bytes);
+            std::mem::swap(&mut self.slots, &mut newer.slots);
+            newer.clear();
+            return;
+        }
         if newer.large.is_empty() {
             for i in 0..newer.slots.len() {
                 let (key, value) = newer.entry(newer.slots[i]);
@@ -234,15 +257,12 @@ impl Changes {
                 .position(|slot| slot.head == head && self.key_of(*slot) == key)
                 .ok_or(self.slots.len());
         }
-        self.slots.binary_search_by(|slot| {
-            slot.head
-                .cmp(&head)
-                .then_with(|| self.key_of(*slot).cmp(key))
-        })
+        self.slots
+            .binary_search_by(|slot| compare(&self.bytes, *slot, head, key))
     }
 
     fn key_of(&self, slot: Slot) -> &[u8] {
-        &self.bytes[slot.key_at as usize..(slot.key_at + slot.key_len) as usize]
+        key_in(&self.bytes, slot)
     }
 
     fn entry(&self, slot: Slot) -> RunEntry<'_> {
