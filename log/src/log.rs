@@ -1593,21 +1593,64 @@ pub struct LogIter<'a> {
     from: Lsn,
     end_lsn: Lsn,
     active: SegmentId,
+    /// The end of the active segment's written bytes when the iterator started, read under
+    /// the writer lock: the active segment is read only below it.
     active_end: u64,
-    current: Option<(PathBuf, ReadOnlyBytes, u64, SegmentId)>,
+    current: Option<Loaded>,
     failed: bool,
+}
+
+/// The segment a [`LogIter`] is reading.
+#[derive(Debug)]
+struct Loaded {
+    path: PathBuf,
+    bytes: ReadOnlyBytes,
+    /// Bytes past this are not read: the end captured for the active segment, the length of
+    /// the bytes otherwise.
+    end: usize,
+    /// The next frame's offset.
+    offset: u64,
+    id: SegmentId,
 }
 
 impl LogIter<'_> {
     fn load(&mut self, id: SegmentId) -> Result<()> {
+        let first = segment_header::LEN as u64;
         if let Some(sealed) = self.log.sealed_bytes(id) {
             let (path, bytes) = (sealed.path.clone(), sealed.bytes.clone());
-            self.current = Some((path, bytes, segment_header::LEN as u64, id));
+            let end = bytes.len();
+            self.current = Some(Loaded {
+                path,
+                bytes,
+                end,
+                offset: first,
+                id,
+            });
             return Ok(());
         }
-        // The active segment (or one sealed after the iterator started: read through the
-        // storage either way, up to the end captured at the start).
         let path = self.log.dir.join(segment_name(id));
+        if id == self.active
+            && let Some(map) = map_appending(&*self.log.storage, &path)
+        {
+            // A map of its own, read in order, below the end captured under the writer lock
+            // (the safety argument of `map_appending`): no copy of the segment, and readahead
+            // that the views' shared map of the active segment, advised random access, does
+            // not get.
+            map.reading_in_order();
+            let end = usize::try_from(self.active_end)
+                .unwrap_or(usize::MAX)
+                .min(map.len());
+            self.current = Some(Loaded {
+                path,
+                bytes: map,
+                end,
+                offset: first,
+                id,
+            });
+            return Ok(());
+        }
+        // The active segment of a storage that does not map it (or one sealed after the
+        // iterator started): read through the storage, up to the end captured at the start.
         let end = if id == self.active {
             self.active_end
         } else {
@@ -1625,12 +1668,15 @@ impl LogIter<'_> {
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
         file.read_exact_at(&mut buf, 0)
             .map_err(|e| LogError::io("read", &path, e))?;
-        self.current = Some((
+        let bytes = ReadOnlyBytes::new(buf);
+        let end = bytes.len();
+        self.current = Some(Loaded {
             path,
-            ReadOnlyBytes::new(buf),
-            segment_header::LEN as u64,
+            bytes,
+            end,
+            offset: first,
             id,
-        ));
+        });
         Ok(())
     }
 }
@@ -1653,8 +1699,14 @@ impl Iterator for LogIter<'_> {
                     return Some(Err(e));
                 }
             }
-            let (path, bytes, offset, id) = self.current.as_mut()?;
-            let slice: &[u8] = bytes;
+            let Loaded {
+                path,
+                bytes,
+                end,
+                offset,
+                id,
+            } = self.current.as_mut()?;
+            let slice: &[u8] = &bytes[..*end];
             let at = usize::try_from(*offset).unwrap_or(usize::MAX);
             match slice.get(at..).map(format::decode_frame) {
                 None | Some(Ok(format::Frame::End)) => {
@@ -1845,8 +1897,11 @@ mod tests {
         };
         let (log, _) = Log::open(storage, dir.path(), options, None, &mut |_, _| {}).expect("open");
         let payload = |i: u64| format!("event {i} {}", "x".repeat((i % 50) as usize)).into_bytes();
-        let mut locations = Vec::new();
+        let mut locations: Vec<Location> = Vec::new();
         let mut segments = BTreeSet::new();
+        // Iterators started at some record and read a few appends (and sometimes a roll)
+        // later: what they yield ends at the record that was last when they started.
+        let mut iterators: Vec<(usize, u64, LogIter<'_>)> = Vec::new();
         for i in 1..=400u64 {
             let bytes = payload(i);
             let record = NewRecord {
@@ -1875,6 +1930,21 @@ mod tests {
                     .expect("read many");
                 let want: Vec<Vec<u8>> = (from as u64 + 1..=i).map(payload).collect();
                 assert_eq!(read, want, "the last records before {i}");
+            }
+            if i % 13 == 0 {
+                let start = locations.len().saturating_sub(30);
+                let iter = log.iter_from(locations[start].lsn).expect("iter_from");
+                iterators.push((start, i, iter));
+            }
+            if i % 13 == 6 {
+                if i % 39 == 6 {
+                    log.evict_cached_pages().expect("evict");
+                }
+                for (start, last, iter) in iterators.drain(..) {
+                    let read: Vec<Vec<u8>> = iter.map(|r| r.expect("record").payload).collect();
+                    let want: Vec<Vec<u8>> = (start as u64 + 1..=last).map(payload).collect();
+                    assert_eq!(read, want, "iterator started at record {last}, read at {i}");
+                }
             }
         }
         assert!(

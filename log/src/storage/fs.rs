@@ -52,6 +52,11 @@ impl PageSource for MappedFile {
         map::evict(&self.map)?;
         map::fadvise_dontneed(&self.file)
     }
+
+    fn reading_in_order(&self) {
+        // A hint: a failure only costs speed.
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+    }
 }
 
 impl Storage for FsStorage {

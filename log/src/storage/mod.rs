@@ -30,6 +30,11 @@ pub trait PageSource: Send + Sync {
     fn evict_pages(&self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Tells the system that the bytes will be read once, in order (a scan of a segment), so
+    /// that it reads ahead of the reader. Only a hint: errors are ignored. Default: nothing to
+    /// read (bytes in memory).
+    fn reading_in_order(&self) {}
 }
 
 /// Bytes in memory: nothing to evict.
@@ -63,6 +68,11 @@ impl ReadOnlyBytes {
     /// I/O errors from the advice calls.
     pub fn evict_pages(&self) -> io::Result<()> {
         self.0.evict_pages()
+    }
+
+    /// See [`PageSource::reading_in_order`].
+    pub fn reading_in_order(&self) {
+        self.0.reading_in_order();
     }
 }
 
