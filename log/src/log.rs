@@ -1615,18 +1615,22 @@ struct Loaded {
 
 impl LogIter<'_> {
     fn load(&mut self, id: SegmentId) -> Result<()> {
-        let first = segment_header::LEN as u64;
+        let (path, bytes, end) = self.segment_bytes(id)?;
+        self.current = Some(Loaded {
+            path,
+            bytes,
+            end,
+            offset: segment_header::LEN as u64,
+            id,
+        });
+        Ok(())
+    }
+
+    /// Segment `id`'s path, bytes, and where reading them stops.
+    fn segment_bytes(&self, id: SegmentId) -> Result<(PathBuf, ReadOnlyBytes, usize)> {
         if let Some(sealed) = self.log.sealed_bytes(id) {
-            let (path, bytes) = (sealed.path.clone(), sealed.bytes.clone());
-            let end = bytes.len();
-            self.current = Some(Loaded {
-                path,
-                bytes,
-                end,
-                offset: first,
-                id,
-            });
-            return Ok(());
+            let end = sealed.bytes.len();
+            return Ok((sealed.path.clone(), sealed.bytes.clone(), end));
         }
         let path = self.log.dir.join(segment_name(id));
         if id == self.active
@@ -1640,14 +1644,7 @@ impl LogIter<'_> {
             let end = usize::try_from(self.active_end)
                 .unwrap_or(usize::MAX)
                 .min(map.len());
-            self.current = Some(Loaded {
-                path,
-                bytes: map,
-                end,
-                offset: first,
-                id,
-            });
-            return Ok(());
+            return Ok((path, map, end));
         }
         // The active segment of a storage that does not map it (or one sealed after the
         // iterator started): read through the storage, up to the end captured at the start.
@@ -1668,16 +1665,8 @@ impl LogIter<'_> {
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
         file.read_exact_at(&mut buf, 0)
             .map_err(|e| LogError::io("read", &path, e))?;
-        let bytes = ReadOnlyBytes::new(buf);
-        let end = bytes.len();
-        self.current = Some(Loaded {
-            path,
-            bytes,
-            end,
-            offset: first,
-            id,
-        });
-        Ok(())
+        let end = buf.len();
+        Ok((path, ReadOnlyBytes::new(buf), end))
     }
 }
 
