@@ -90,7 +90,7 @@ pub struct Changes {
     slots: Vec<Slot>,
     /// The large form.
     large: MemRun,
-    /// Whether `slots` is kept sorted.
+    /// Whether `slots` is left unsorted (a per-event change set, [`Changes::unsorted`]).
     unsorted: bool,
 }
 
