@@ -347,7 +347,7 @@ where
 /// entry each (`FilePmdMapped` in `/proc/PID/smaps`; ext4 on Linux 6.18 here). Written in two
 /// calls, the archive started one page in, and only the 2 MiB that its folios could ramp up to
 /// got that; every other page of a large checkpoint cost a TLB entry of its own.
-fn write_all_vectored(file: &mut File, header: &[u8], archive: &[u8]) -> io::Result<()> {
+fn write_all_vectored(file: &mut impl Write, header: &[u8], archive: &[u8]) -> io::Result<()> {
     let mut parts = [IoSlice::new(header), IoSlice::new(archive)];
     let mut rest = &mut parts[..];
     while !rest.is_empty() {
@@ -380,4 +380,67 @@ fn write_tmp(tmp: &Path, encoded: &Encoded, durability: Durability) -> Result<()
         file.sync_all().map_err(io("fsync"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `max` bytes per call, from the first non-empty slice only, and is
+    /// interrupted every third call, as a short `writev` may be.
+    struct Stingy {
+        out: Vec<u8>,
+        max: usize,
+        calls: usize,
+    }
+
+    impl Write for Stingy {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(3) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.max);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn short_and_interrupted_writes_still_write_everything_in_order() {
+        let header: Vec<u8> = (0..64u8).collect();
+        let archive: Vec<u8> = (0..1000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for max in [1, 7, 63, 64, 65, 4096] {
+            let mut out = Stingy {
+                out: Vec::new(),
+                max,
+                calls: 0,
+            };
+            write_all_vectored(&mut out, &header, &archive).expect("written");
+            assert_eq!(
+                out.out,
+                [&header[..], &archive[..]].concat(),
+                "at most {max} per call"
+            );
+        }
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_is_an_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let error = write_all_vectored(&mut Full, b"header", b"archive").expect_err("no progress");
+        assert_eq!(error.kind(), io::ErrorKind::WriteZero);
+    }
 }
