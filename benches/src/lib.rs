@@ -319,6 +319,14 @@ impl Latencies {
         self.histogram.len()
     }
 
+    /// Number of latencies recorded above `bound` (to the histogram's precision, 3
+    /// significant digits).
+    #[must_use]
+    pub fn count_above(&self, bound: Duration) -> u64 {
+        let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        self.histogram.len() - self.histogram.count_between(0, nanos)
+    }
+
     /// Median, p99, p99.9, max and mean, in microseconds.
     #[must_use]
     pub fn summary(&self) -> Summary {
@@ -501,6 +509,17 @@ impl fmt::Display for Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_latencies_above_a_bound() {
+        let mut latencies = Latencies::new();
+        for micros in [100, 900, 4_999, 5_100, 12_000] {
+            latencies.record(Duration::from_micros(micros));
+        }
+        assert_eq!(latencies.count_above(Duration::from_millis(5)), 2);
+        assert_eq!(latencies.count_above(Duration::from_micros(50)), 5);
+        assert_eq!(latencies.count_above(Duration::from_secs(1)), 0);
+    }
 
     #[test]
     fn payloads_are_deterministic_and_distinct() {
