@@ -42,6 +42,7 @@
 //! --maps-max N --seed S --background-first`, or `-- --quick` for a smoke run (10,000 events
 //! and keys, fewer samples).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -585,6 +586,9 @@ struct Measured {
     checks: ViewChecks,
     peer_reads_checked: u64,
     cold: ColdIo,
+    /// Entries (values and tombstones) of every checkpoint, by level and version, from the
+    /// warm-up's views.
+    layer_entries: BTreeMap<(u32, u64), usize>,
 }
 
 /// Page-cache effects of the cold samples.
@@ -765,6 +769,7 @@ fn measure(
         checks: ViewChecks::default(),
         peer_reads_checked: 0,
         cold: ColdIo::default(),
+        layer_entries: BTreeMap::new(),
     };
 
     // Warm-up: map checkpoints, fault their pages in, read the snapshot files once.
@@ -776,7 +781,12 @@ fn measure(
     let mut first_views = 0u64;
     let mut version = config.fanout;
     while version <= workload.events_count() {
-        engine.view(STREAM, Version(version))?;
+        let view = engine.view(STREAM, Version(version))?;
+        for layer in &view.report().layers {
+            measured
+                .layer_entries
+                .insert((layer.info.level, layer.info.version), layer.entries_count);
+        }
         first_views += 1;
         version += config.fanout;
     }
@@ -1445,6 +1455,32 @@ fn report(
         log_end.offset,
         log_end.segment.0,
         ratio(stats.bytes as f64, snapshots.bytes() as f64),
+    );
+    let mut entries_by_level: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for (&(level, _), &entries) in &measured.layer_entries {
+        let (files, sum) = entries_by_level.entry(level).or_default();
+        *files += 1;
+        *sum += entries as u64;
+    }
+    let top_entries = entries_by_level
+        .get(&config.levels)
+        .map_or(0, |&(_, sum)| sum);
+    let delta_entries: u64 = (1..config.levels)
+        .filter_map(|level| entries_by_level.get(&level))
+        .map(|&(_, sum)| sum)
+        .sum();
+    println!(
+        "Entries (values and tombstones) per level, from the warm-up's views: {}. Level 1 to {} \
+         / level {}: {}, the bytes ratio an encoding with the same cost per entry at every level \
+         would reach (the anchor's full state is counted with level 1).",
+        entries_by_level
+            .iter()
+            .map(|(level, (files, sum))| format!("level {level}: {sum} in {files} checkpoints"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        config.levels - 1,
+        config.levels,
+        ratio((top_entries + delta_entries) as f64, top_entries as f64),
     );
     if *stats_after != *stats {
         println!(
