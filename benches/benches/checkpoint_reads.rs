@@ -39,7 +39,7 @@
 //! Run: `cargo bench -p helios-benches --bench checkpoint_reads`, optionally followed by
 //! `-- --events N --keys K --initial-keys K --keys-per-event N --samples N --cold-samples N --replay-samples N
 //! --snapshot-samples N --fanout F --levels L --snapshot-every N --reads N --rounds R
-//! --maps-max N --seed S --background-first`, or `-- --quick` for a smoke run (10,000 events
+//! --maps-max N --segment-bytes N --seed S --background-first`, or `-- --quick` for a smoke run (10,000 events
 //! and keys, fewer samples).
 
 use std::collections::BTreeMap;
@@ -57,7 +57,8 @@ use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 const TARGET_WARM_P99_US: f64 = 20.0;
 /// Target: Helios cold `view` + 1 point read, p99, in microseconds.
 const TARGET_COLD_P99_US: f64 = 5_000.0;
-/// Target: pages faulted in per cold sample, on average.
+/// Target: pages faulted in per cold sample, on average (major faults and pages read from the
+/// disk, the larger of the two: one fault can read many pages).
 const TARGET_COLD_PAGES: f64 = 8.0;
 /// Target: snapshot peer p99 / Helios warm p99.
 const TARGET_SPEEDUP_VS_SNAPSHOTS: f64 = 100.0;
@@ -97,6 +98,9 @@ struct Config {
     reads: usize,
     rounds: u64,
     maps_max: Option<usize>,
+    /// `Options::segment_size_bytes`, if not the default (64 MiB): smaller segments put most
+    /// of the stream's events in sealed segments.
+    segment_bytes: Option<u64>,
     seed: u64,
     /// Build the default engine's checkpoints before the foreground build, not after it.
     background_first: bool,
@@ -121,6 +125,7 @@ impl Config {
             reads: 10,
             rounds: 4,
             maps_max: None,
+            segment_bytes: None,
             seed: SEED,
             background_first: false,
             args: Vec::new(),
@@ -169,6 +174,7 @@ impl Config {
                 "--reads" => config.reads = usize::try_from(number()?)?,
                 "--rounds" => config.rounds = number()?.max(1),
                 "--maps-max" => config.maps_max = Some(usize::try_from(number()?)?),
+                "--segment-bytes" => config.segment_bytes = Some(number()?),
                 "--seed" => config.seed = number()?,
                 _ => return Err(format!("unknown option {arg}").into()),
             }
@@ -205,6 +211,9 @@ fn open_engine(dir: &std::path::Path, config: &Config, background: bool) -> Resu
     }
     if let Some(maps_max) = config.maps_max {
         builder = builder.checkpoint_maps_max(maps_max);
+    }
+    if let Some(bytes) = config.segment_bytes {
+        builder = builder.segment_size_bytes(bytes);
     }
     Ok(builder.open()?)
 }
@@ -1068,7 +1077,7 @@ fn run() -> Result<()> {
     println!("machine: {machine}");
     println!(
         "workload: {}{} events over {} keys, 1-{} keys per event, {}-byte values, seed {:#x}; \
-         checkpoints: fanout {}, {} levels{}; snapshot peer every {} events",
+         checkpoints: fanout {}, {} levels{}{}; snapshot peer every {} events",
         match config.initial_keys {
             0 => String::new(),
             keys => format!("one event setting {keys} keys, then "),
@@ -1083,6 +1092,9 @@ fn run() -> Result<()> {
         config
             .maps_max
             .map_or_else(String::new, |m| format!(", checkpoint_maps_max {m}")),
+        config
+            .segment_bytes
+            .map_or_else(String::new, |b| format!("; log segments of {b} bytes")),
         config.snapshot_every,
     );
 
@@ -1578,10 +1590,10 @@ fn report(
     );
     println!(
         "- cold: at most {TARGET_COLD_PAGES} pages faulted in per sample on average: {:.2} \
-         major faults ({:.1} pages read from disk) -> {}",
+         major faults, {:.1} pages read from disk (the larger counts) -> {}",
         io.mean_major_faults(),
         io.mean_pages_read(),
-        verdict(io.mean_major_faults() <= TARGET_COLD_PAGES)
+        verdict(io.mean_major_faults().max(io.mean_pages_read()) <= TARGET_COLD_PAGES)
     );
     println!(
         "- at least {TARGET_SPEEDUP_VS_SNAPSHOTS}x faster than the snapshot peer at p99, warm: \

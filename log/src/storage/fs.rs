@@ -57,6 +57,20 @@ impl PageSource for MappedFile {
         // A hint: a failure only costs speed.
         let _ = self.map.advise(memmap2::Advice::Sequential);
     }
+
+    fn reading_at_random(&self) {
+        // A hint: a failure only costs speed.
+        let _ = self.map.advise(memmap2::Advice::Random);
+    }
+
+    fn will_need(&self, start: usize, end: usize) {
+        if start < end && end <= self.map.len() {
+            // A hint: a failure only costs speed. memmap2 rounds the start down to a page.
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::WillNeed, start, end - start);
+        }
+    }
 }
 
 impl Storage for FsStorage {

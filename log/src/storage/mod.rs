@@ -35,6 +35,16 @@ pub trait PageSource: Send + Sync {
     /// that it reads ahead of the reader. Only a hint: errors are ignored. Default: nothing to
     /// read (bytes in memory).
     fn reading_in_order(&self) {}
+
+    /// Tells the system that the bytes will be read a few at a time, anywhere (point reads of
+    /// records), so that a page fault reads its own page and not the pages around it. Only a
+    /// hint: errors are ignored. Default: nothing to read (bytes in memory).
+    fn reading_at_random(&self) {}
+
+    /// Asks the system to read the pages of `start..end` now, in one request, ahead of the
+    /// reads that follow (a run of records read in order, on a map advised random access).
+    /// Only a hint: errors are ignored. Default: nothing to read (bytes in memory).
+    fn will_need(&self, _start: usize, _end: usize) {}
 }
 
 /// Bytes in memory: nothing to evict.
@@ -73,6 +83,16 @@ impl ReadOnlyBytes {
     /// See [`PageSource::reading_in_order`].
     pub fn reading_in_order(&self) {
         self.0.reading_in_order();
+    }
+
+    /// See [`PageSource::reading_at_random`].
+    pub fn reading_at_random(&self) {
+        self.0.reading_at_random();
+    }
+
+    /// See [`PageSource::will_need`].
+    pub fn will_need(&self, start: usize, end: usize) {
+        self.0.will_need(start, end);
     }
 }
 
