@@ -1939,14 +1939,7 @@ mod tests {
         let mut iterators: Vec<(usize, u64, LogIter<'_>)> = Vec::new();
         for i in 1..=400u64 {
             let bytes = payload(i);
-            let record = NewRecord {
-                stream: StreamId(1),
-                version: Version(i),
-                kind: RecordKind::Event,
-                payload: &bytes,
-            };
-            log.append(&[record], Durability::Normal, &mut locations)
-                .expect("append");
+            append_event(&log, i, &bytes, &mut locations);
             let last = locations[locations.len() - 1];
             segments.insert(last.segment);
             assert!(
@@ -2039,6 +2032,18 @@ mod tests {
         }
     }
 
+    /// Appends one event of stream 1 at `version`, normal durability.
+    fn append_event(log: &Log, version: u64, payload: &[u8], locations: &mut Vec<Location>) {
+        let record = NewRecord {
+            stream: StreamId(1),
+            version: Version(version),
+            kind: RecordKind::Event,
+            payload,
+        };
+        log.append(&[record], Durability::Normal, locations)
+            .expect("append");
+    }
+
     /// The payload of record `i` in [`log_with_sealed_segments`]: about 960 bytes.
     fn sealed_payload(i: u64) -> Vec<u8> {
         format!("{i:>6} {}", "p".repeat(900)).into_bytes()
@@ -2053,15 +2058,7 @@ mod tests {
             Log::open(storage, dir, options.clone(), None, &mut |_, _| {}).expect("open");
         let mut locations: Vec<Location> = Vec::new();
         for i in 1..=RECORDS {
-            let bytes = sealed_payload(i);
-            let record = NewRecord {
-                stream: StreamId(1),
-                version: Version(i),
-                kind: RecordKind::Event,
-                payload: &bytes,
-            };
-            log.append(&[record], Durability::Normal, &mut locations)
-                .expect("append");
+            append_event(&log, i, &sealed_payload(i), &mut locations);
         }
         log.sync_all().expect("sync");
         let active = locations[locations.len() - 1].segment;
