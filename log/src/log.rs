@@ -229,6 +229,20 @@ impl Sealed {
         bytes.reading_at_random();
         Arc::new(Sealed { path, bytes })
     }
+
+    /// Reads the record at `location`, which lies in this segment; as [`Log::read_with`].
+    fn read_with<T>(&self, location: Location, f: impl FnOnce(RecordRef<'_>) -> T) -> Result<T> {
+        let start = usize::try_from(location.offset).unwrap_or(usize::MAX);
+        let end = usize::try_from(location.end()).unwrap_or(usize::MAX);
+        let frame = self.bytes.get(start..end).ok_or_else(|| {
+            LogError::corrupt(
+                &self.path,
+                location.offset,
+                format!("{} lies past the end of the file", location.lsn),
+            )
+        })?;
+        decode_at(&self.path, location, frame).map(f)
+    }
 }
 
 /// The append-only, segmented, CRC-framed log. Thread-safe: share it behind an `Arc`.
@@ -1086,17 +1100,7 @@ impl Log {
         f: impl FnOnce(RecordRef<'_>) -> T,
     ) -> Result<T> {
         if let Some(sealed) = self.sealed_bytes(location.segment) {
-            let (path, slice) = (&sealed.path, &sealed.bytes[..]);
-            let start = usize::try_from(location.offset).unwrap_or(usize::MAX);
-            let end = usize::try_from(location.end()).unwrap_or(usize::MAX);
-            let frame = slice.get(start..end).ok_or_else(|| {
-                LogError::corrupt(
-                    path,
-                    location.offset,
-                    format!("{} lies past the end of the file", location.lsn),
-                )
-            })?;
-            return decode_at(path, location, frame).map(f);
+            return sealed.read_with(location, f);
         }
         let Some(active) = self.active_for_read(location)? else {
             // Sealed since we looked, or never existed.
@@ -1188,9 +1192,14 @@ impl Log {
             let Some(active) = active else {
                 if let Some(sealed) = sealed {
                     prefetch_dense(&sealed.bytes, batch);
-                }
-                for &location in batch {
-                    out.push(self.read_with(location, &mut f)?);
+                    for &location in batch {
+                        out.push(sealed.read_with(location, &mut f)?);
+                    }
+                } else {
+                    // Sealed since we looked, or never existed: `read_with` finds out.
+                    for &location in batch {
+                        out.push(self.read_with(location, &mut f)?);
+                    }
                 }
                 continue;
             };
@@ -2086,7 +2095,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = sealed_options();
         let (log, sealed) = log_with_sealed_segments(dir.path(), &options);
-        let payload = sealed_payload;
         // Pages per cold read, or None where eviction does not work.
         let measure = |log: &Log| -> Option<f64> {
             let mut pages = 0;
@@ -2103,7 +2111,7 @@ mod tests {
                     );
                     return None;
                 }
-                assert_eq!(log.read(location).expect("read").payload, payload(i));
+                assert_eq!(log.read(location).expect("read").payload, sealed_payload(i));
                 pages += residency::resident_pages(&path);
             }
             Some(pages as f64 / READS as f64)
