@@ -249,6 +249,7 @@ impl Checkpoint {
     ///
     /// # Errors
     /// I/O errors from the advice calls or from opening the file.
+    #[cfg(any(test, feature = "bench-hooks"))]
     pub fn evict_pages(&self) -> Result<()> {
         let Backing::Map(map) = &self.backing else {
             return Ok(());

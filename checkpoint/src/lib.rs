@@ -31,4 +31,4 @@ pub use file::Checkpoint;
 pub use format::{CheckpointKind, CheckpointMeta};
 pub use policy::{HEAVY_LEVEL, Layer, LevelPolicy, PolicyError};
 pub use run::{Lookup, MemRun, RunEntry, SortedRun};
-pub use write::{Durability, Written, encode_checkpoint, write_checkpoint, write_checkpoint_with};
+pub use write::{FileSync, Written, encode_checkpoint, write_checkpoint, write_checkpoint_with};

@@ -25,6 +25,7 @@ pub(crate) fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
 /// cache, so that the next read of each page comes from the disk (cold-read benchmarks, and
 /// giving memory back). The map stays valid: a later read faults the page in again from the
 /// file.
+#[cfg(any(test, feature = "bench-hooks"))]
 pub(crate) fn evict(map: &memmap2::Mmap, file: &File) -> io::Result<()> {
     // SAFETY: MADV_DONTNEED is unsafe in memmap2's API because, on a private mapping, it
     // discards the process's modified copies of pages (reads then see the file again). This map

@@ -256,7 +256,7 @@ where
 
 /// Whether [`write_checkpoint_with`] makes the file durable before returning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
+pub enum FileSync {
     /// fsync the file before the rename and the directory after it: once the call returns,
     /// the file survives a crash.
     Synced,
@@ -284,10 +284,10 @@ where
     K: AsRef<[u8]>,
     V: AsRef<[u8]>,
 {
-    write_checkpoint_with(path, meta, entries, Durability::Synced)
+    write_checkpoint_with(path, meta, entries, FileSync::Synced)
 }
 
-/// [`write_checkpoint`] with a choice of [`Durability`]. Either way the file appears under
+/// [`write_checkpoint`] with a choice of [`FileSync`]. Either way the file appears under
 /// `path` only whole (written to `<path>.tmp`, then renamed), so a reader never maps a file
 /// that is still being written.
 ///
@@ -297,7 +297,7 @@ pub fn write_checkpoint_with<K, V>(
     path: &Path,
     meta: CheckpointMeta,
     entries: impl IntoIterator<Item = (K, Option<V>)>,
-    durability: Durability,
+    sync: FileSync,
 ) -> Result<Written>
 where
     K: AsRef<[u8]>,
@@ -307,7 +307,7 @@ where
     let mut tmp = OsString::from(path.as_os_str());
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    if let Err(e) = write_tmp(&tmp, &encoded, durability) {
+    if let Err(e) = write_tmp(&tmp, &encoded, sync) {
         // Best effort: the stray file is harmless, and the first error is the one to report.
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -317,7 +317,7 @@ where
         path: tmp.clone(),
         source,
     })?;
-    if durability == Durability::Synced {
+    if sync == FileSync::Synced {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -361,7 +361,7 @@ fn write_all_vectored(file: &mut impl Write, header: &[u8], archive: &[u8]) -> i
     Ok(())
 }
 
-fn write_tmp(tmp: &Path, encoded: &Encoded, durability: Durability) -> Result<()> {
+fn write_tmp(tmp: &Path, encoded: &Encoded, sync: FileSync) -> Result<()> {
     let io = |op: &'static str| {
         move |source| CheckpointError::Io {
             op,
@@ -376,7 +376,7 @@ fn write_tmp(tmp: &Path, encoded: &Encoded, durability: Durability) -> Result<()
         .open(tmp)
         .map_err(io("create"))?;
     write_all_vectored(&mut file, &encoded.header, &encoded.archive).map_err(io("write"))?;
-    if durability == Durability::Synced {
+    if sync == FileSync::Synced {
         file.sync_all().map_err(io("fsync"))?;
     }
     Ok(())

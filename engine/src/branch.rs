@@ -921,8 +921,8 @@ impl Engine {
             .promotions
             .fetch_add(1, Ordering::Relaxed);
         let metric = match class {
-            helios_log::Durability::Critical => crate::Metric::PromoteCritical,
-            helios_log::Durability::Normal => crate::Metric::PromoteNormal,
+            helios_log::RecordClass::Critical => crate::Metric::PromoteCritical,
+            helios_log::RecordClass::Normal => crate::Metric::PromoteNormal,
         };
         self.inner.metrics.finish(metric, start);
         Ok(appended)

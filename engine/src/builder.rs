@@ -32,7 +32,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use helios_checkpoint::{
-    CheckpointMeta, Durability, HEAVY_LEVEL, LevelPolicy, MemRun, write_checkpoint_with,
+    CheckpointMeta, FileSync, HEAVY_LEVEL, LevelPolicy, MemRun, write_checkpoint_with,
 };
 use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
@@ -393,7 +393,7 @@ impl Inner {
         let written = if base == 0 {
             let meta = CheckpointMeta::full(id.0, version, level_byte);
             let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
-            write_checkpoint_with(&path, meta, entries, Durability::Unsynced)?
+            write_checkpoint_with(&path, meta, entries, FileSync::Unsynced)?
         } else {
             let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
             let state = head.state.entries();
@@ -401,7 +401,7 @@ impl Inner {
             let entries = changed
                 .iter()
                 .map(|k| (k, state.get(k).and_then(Option::as_ref)));
-            write_checkpoint_with(&path, meta, entries, Durability::Unsynced)?
+            write_checkpoint_with(&path, meta, entries, FileSync::Unsynced)?
         };
         Ok(CheckpointRecord {
             level,

@@ -505,6 +505,7 @@ impl Store {
     }
 
     /// Evicts the pages of every mapped checkpoint (see [`Checkpoint::evict_pages`]).
+    #[cfg(feature = "bench-hooks")]
     pub(crate) fn evict_pages(&self) -> Result<()> {
         let maps: Vec<Arc<Checkpoint>> =
             crate::engine::lock(&self.maps).values().cloned().collect();

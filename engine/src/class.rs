@@ -20,20 +20,20 @@ pub enum Durability {
 impl Durability {
     /// The class the log records for a persistent append, `None` for [`Durability::Speculative`].
     #[must_use]
-    pub fn persistent(self) -> Option<helios_log::Durability> {
+    pub fn persistent(self) -> Option<helios_log::RecordClass> {
         match self {
-            Durability::Critical => Some(helios_log::Durability::Critical),
-            Durability::Normal => Some(helios_log::Durability::Normal),
+            Durability::Critical => Some(helios_log::RecordClass::Critical),
+            Durability::Normal => Some(helios_log::RecordClass::Normal),
             Durability::Speculative => None,
         }
     }
 }
 
-impl From<helios_log::Durability> for Durability {
-    fn from(class: helios_log::Durability) -> Durability {
+impl From<helios_log::RecordClass> for Durability {
+    fn from(class: helios_log::RecordClass) -> Durability {
         match class {
-            helios_log::Durability::Critical => Durability::Critical,
-            helios_log::Durability::Normal => Durability::Normal,
+            helios_log::RecordClass::Critical => Durability::Critical,
+            helios_log::RecordClass::Normal => Durability::Normal,
         }
     }
 }

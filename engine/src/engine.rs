@@ -33,7 +33,7 @@ use crate::class::Durability;
 use crate::error::{Error, Result};
 use crate::meta::{Meta, RUN_LEN_MAX, StreamRecord};
 use crate::options::{EngineBuilder, Options};
-use helios_log::Durability as LogDurability;
+use helios_log::RecordClass;
 
 /// Longest stream name, in bytes.
 pub const STREAM_NAME_LEN_MAX: usize = 1024;
@@ -598,7 +598,7 @@ impl Engine {
         let lsn = self
             .inner
             .log
-            .append(&[record], LogDurability::Critical, &mut locations)?;
+            .append(&[record], RecordClass::Critical, &mut locations)?;
         let location = locations[0];
         cat.scratch = locations;
         cat.add_stream(id, name, lsn, Version::ZERO, false);
@@ -639,8 +639,8 @@ impl Engine {
         let start = self.inner.metrics.start();
         let appended = self.append_durable(stream, events, class, expected, None)?;
         let metric = match class {
-            LogDurability::Critical => crate::Metric::AppendCritical,
-            LogDurability::Normal => crate::Metric::AppendNormal,
+            RecordClass::Critical => crate::Metric::AppendCritical,
+            RecordClass::Normal => crate::Metric::AppendNormal,
         };
         self.inner.metrics.finish(metric, start);
         Ok(appended)
@@ -664,7 +664,7 @@ impl Engine {
         &self,
         stream: &str,
         events: &[E],
-        durability: LogDurability,
+        durability: RecordClass,
         expected: Option<Version>,
         lineage: Option<crate::branch::Lineage>,
     ) -> Result<Appended> {
@@ -734,8 +734,8 @@ impl Engine {
         cat.scratch = locations;
         drop(cat);
         match durability {
-            LogDurability::Critical => self.inner.log.sync_to(lsn)?,
-            LogDurability::Normal => {
+            RecordClass::Critical => self.inner.log.sync_to(lsn)?,
+            RecordClass::Normal => {
                 if !self.inner.normal_pending.load(Ordering::Relaxed) {
                     self.inner.normal_pending.store(true, Ordering::Release);
                 }

@@ -52,9 +52,11 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError};
+#[cfg(feature = "sim")]
+pub use helios_log::{CrashFault, SimStorage};
 pub use helios_log::{
-    CrashFault, FsStorage, Location, LogError, Lsn, Position, RecoveryMode, RecoveryReport,
-    SegmentId, SegmentInfo, SimStorage, Storage, StreamId, TruncatedTail, Version,
+    FsStorage, Location, LogError, Lsn, Position, RecoveryMode, RecoveryReport, SegmentId,
+    SegmentInfo, Storage, StreamId, TruncatedTail, Version,
 };
 pub use helios_replay::{
     AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, KvMachine, LayerInfo,

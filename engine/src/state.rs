@@ -228,10 +228,11 @@ impl Engine {
     /// Asks the kernel to drop the cached pages of every mapped checkpoint and every log
     /// segment (`madvise(MADV_DONTNEED)` on the maps, then `posix_fadvise(DONTNEED)` on the
     /// files), so that the next reads come from the disk. For cold-read benchmarks; the maps
-    /// stay valid.
+    /// stay valid. Only with the `bench-hooks` cargo feature.
     ///
     /// # Errors
     /// I/O errors from the advice calls.
+    #[cfg(feature = "bench-hooks")]
     pub fn evict_cached_pages(&self) -> Result<()> {
         self.inner.store.evict_pages()?;
         self.inner.log.evict_cached_pages()?;

@@ -10,7 +10,7 @@
 //! - `body_len == RECORD_HEADER_LEN - FRAME_PREFIX_LEN + payload_len` for every valid frame.
 //! - The CRC covers the whole body (record header fields and payload), never the prefix.
 
-use crate::types::{Durability, Lsn, RecordKind, SegmentId, StreamId, Version};
+use crate::types::{Lsn, RecordClass, RecordKind, SegmentId, StreamId, Version};
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HELIOSLG";
@@ -65,7 +65,7 @@ pub mod record {
     pub const BATCH_LEFT: usize = 44;
     /// `kind: u8`, see [`crate::RecordKind`].
     pub const KIND: usize = 48;
-    /// `class: u8`, the durability class it was appended with, see [`crate::Durability`].
+    /// `class: u8`, the durability class it was appended with, see [`crate::RecordClass`].
     pub const CLASS: usize = 49;
     /// `reserved: [u8; 6]`, zero.
     pub const RESERVED: usize = 50;
@@ -202,7 +202,7 @@ pub struct RecordHeader {
     /// What the record means.
     pub kind: RecordKind,
     /// The durability class it was appended with.
-    pub class: Durability,
+    pub class: RecordClass,
 }
 
 /// A decoded, checksum-verified record borrowing its payload from the buffer it was read from.
@@ -356,7 +356,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
         field: "kind",
         value: u64::from(bytes[r::KIND]),
     })?;
-    let class = Durability::from_byte(bytes[r::CLASS]).ok_or(FrameError::BadField {
+    let class = RecordClass::from_byte(bytes[r::CLASS]).ok_or(FrameError::BadField {
         field: "class",
         value: u64::from(bytes[r::CLASS]),
     })?;
@@ -405,7 +405,7 @@ mod tests {
             timestamp_us: 42,
             batch_left: 0,
             kind: RecordKind::Event,
-            class: Durability::Critical,
+            class: RecordClass::Critical,
         }
     }
 

@@ -5,6 +5,9 @@
 //! trait all file I/O goes through. It knows nothing of fjall, indexes, checkpoints or state:
 //! a record is a (stream id, version, kind, payload) with an LSN. Keeping it free of fjall lets
 //! fuzz targets reach the decoders and recovery in seconds of build time.
+//!
+//! Cargo features: `sim` adds `SimStorage`, the simulated storage of the crash simulator and
+//! the fuzz targets (always on in this crate's own tests).
 
 mod error;
 pub mod format;
@@ -20,5 +23,7 @@ pub use log::{
     GATHER_MAX, Log, LogIter, LogOptions, MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem,
     RecoveryMode, RecoveryReport, SegmentInfo, TruncatedTail, segment_name,
 };
-pub use storage::{CrashFault, FsStorage, PageSource, SimStorage, Storage, StorageFile};
-pub use types::{Durability, Location, Lsn, Position, RecordKind, SegmentId, StreamId, Version};
+#[cfg(any(test, feature = "sim"))]
+pub use storage::{CrashFault, SimStorage};
+pub use storage::{FsStorage, PageSource, Storage, StorageFile};
+pub use types::{Location, Lsn, Position, RecordClass, RecordKind, SegmentId, StreamId, Version};

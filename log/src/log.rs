@@ -24,7 +24,9 @@ use crate::error::{LogError, Result};
 use crate::format::{self, RecordHeader, RecordRef, segment_header};
 use crate::scan::{self, Stop};
 use crate::storage::{ReadOnlyBytes, Storage, StorageFile};
-use crate::types::{Durability, Location, Lsn, Position, RecordKind, SegmentId, StreamId, Version};
+use crate::types::{
+    Location, Lsn, Position, RecordClass, RecordKind, SegmentId, StreamId, Version,
+};
 
 /// Default segment size: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
@@ -687,7 +689,7 @@ impl Log {
     pub fn append(
         &self,
         records: &[NewRecord<'_>],
-        class: Durability,
+        class: RecordClass,
         locations: &mut Vec<Location>,
     ) -> Result<Lsn> {
         assert!(!records.is_empty(), "callers never append an empty batch");
@@ -1255,6 +1257,7 @@ impl Log {
     ///
     /// # Errors
     /// I/O errors from the advice calls.
+    #[cfg(any(test, feature = "bench-hooks"))]
     pub fn evict_cached_pages(&self) -> Result<()> {
         let sealed: Vec<Arc<Sealed>> = self
             .sealed
@@ -1818,7 +1821,7 @@ mod tests {
             timestamp_us: 0,
             batch_left: 0,
             kind: RecordKind::Event,
-            class: Durability::Normal,
+            class: RecordClass::Normal,
         };
         format::encode_record(&mut out, &header, payload);
         out
@@ -1871,7 +1874,7 @@ mod tests {
             kind: RecordKind::Event,
             payload: b"second",
         };
-        log.append(&[record], Durability::Critical, &mut locations)
+        log.append(&[record], RecordClass::Critical, &mut locations)
             .expect("append");
         log.sync_all().expect("sync");
         drop(log);
@@ -1909,7 +1912,7 @@ mod tests {
                 timestamp_us: 0,
                 batch_left: 2 - u32::try_from(i).expect("tiny"),
                 kind: RecordKind::Event,
-                class: Durability::Normal,
+                class: RecordClass::Normal,
             };
             format::encode_record(&mut out, &header, b"part of a batch of three");
             image.extend_from_slice(&out);
@@ -2049,7 +2052,7 @@ mod tests {
             kind: RecordKind::Event,
             payload,
         };
-        log.append(&[record], Durability::Normal, locations)
+        log.append(&[record], RecordClass::Normal, locations)
             .expect("append");
     }
 

@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(nonzero_end(&[1, 2, 3], 9), 9);
     }
     use crate::format::{RecordHeader, encode_record};
-    use crate::types::{Durability, RecordKind, StreamId, Version};
+    use crate::types::{RecordClass, RecordKind, StreamId, Version};
 
     fn segment(batches: &[usize]) -> Vec<u8> {
         let mut out = vec![0u8; format::segment_header::LEN];
@@ -220,7 +220,7 @@ mod tests {
                     #[expect(clippy::cast_possible_truncation, reason = "tiny test batches")]
                     batch_left: (size - 1 - i) as u32,
                     kind: RecordKind::Event,
-                    class: Durability::Normal,
+                    class: RecordClass::Normal,
                 };
                 encode_record(&mut out, &header, b"payload");
                 lsn += 1;

@@ -60,9 +60,11 @@ impl Version {
     pub const ZERO: Version = Version(0);
 }
 
-/// How hard an append works to survive a crash. Chosen per append.
+/// The durability class a record was appended with, as its header stores it. Only the two
+/// classes that reach the log exist here; the engine's `Durability` adds the speculative one,
+/// whose events never reach the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Durability {
+pub enum RecordClass {
     /// Returns only after the event is on stable storage (fdatasync). Concurrent critical appends
     /// share one sync (group commit). Never lost once acknowledged.
     Critical,
@@ -71,32 +73,32 @@ pub enum Durability {
     Normal,
 }
 
-impl Durability {
+impl RecordClass {
     /// The byte stored in a record header.
     #[must_use]
     pub const fn to_byte(self) -> u8 {
         match self {
-            Durability::Critical => 1,
-            Durability::Normal => 2,
+            RecordClass::Critical => 1,
+            RecordClass::Normal => 2,
         }
     }
 
     /// Parses the byte stored in a record header.
     #[must_use]
-    pub const fn from_byte(byte: u8) -> Option<Durability> {
+    pub const fn from_byte(byte: u8) -> Option<RecordClass> {
         match byte {
-            1 => Some(Durability::Critical),
-            2 => Some(Durability::Normal),
+            1 => Some(RecordClass::Critical),
+            2 => Some(RecordClass::Normal),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for Durability {
+impl fmt::Display for RecordClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Durability::Critical => "critical",
-            Durability::Normal => "normal",
+            RecordClass::Critical => "critical",
+            RecordClass::Normal => "normal",
         })
     }
 }

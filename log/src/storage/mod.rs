@@ -1,6 +1,7 @@
 //! All file I/O of the log goes through [`Storage`] and [`StorageFile`], so that the same code
-//! runs on the real file system ([`FsStorage`]) and on a simulated one ([`SimStorage`]) that can
-//! tear writes, lose unsynced bytes, run out of space and fail `fsync`.
+//! runs on the real file system ([`FsStorage`]) and on a simulated one (`SimStorage`, behind the
+//! `sim` cargo feature) that can tear writes, lose unsynced bytes, run out of space and fail
+//! `fsync`.
 //!
 //! Paths are plain [`Path`]s; the simulated storage treats them as keys.
 
@@ -11,9 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod fs;
+#[cfg(any(test, feature = "sim"))]
 mod sim;
 
 pub use fs::FsStorage;
+#[cfg(any(test, feature = "sim"))]
 pub use sim::{CrashFault, SimStorage};
 
 /// The bytes behind a [`ReadOnlyBytes`], and how to give their cached pages back.
