@@ -59,20 +59,9 @@ fn events(count: usize, tag: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The reference state after `events`: a `BTreeMap` fold.
+/// The reference state after `events`: the key-value machine's `BTreeMap` fold.
 fn fold(events: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut state = BTreeMap::new();
-    for event in events {
-        match kv::parse(event).expect("test events parse") {
-            kv::KvEvent::Set { key, value } => {
-                state.insert(key.to_vec(), value.to_vec());
-            }
-            kv::KvEvent::Del { key } => {
-                state.remove(key);
-            }
-        }
-    }
-    state
+    kv::fold(events.iter().map(Vec::as_slice)).expect("test events parse")
 }
 
 /// A store with the given streams, each appended in batches of three critical events, every

@@ -16,26 +16,10 @@ use std::sync::Arc;
 use helios::{
     CrashFault, Durability, Engine, Error, LevelPolicy, LogError, Lsn, SimStorage, Version, kv,
 };
+use helios_testkit::Rng;
 
 const SEGMENT: u64 = 4096;
 const STREAMS: [&str; 3] = ["alpha", "beta", "gamma"];
-
-/// splitmix64: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -62,7 +46,7 @@ enum Op {
 }
 
 fn workload(seed: u64, len: usize) -> Vec<Op> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     (0..len)
         .map(|_| {
             let stream = usize::try_from(rng.below(STREAMS.len() as u64)).unwrap_or(0);
@@ -224,7 +208,7 @@ fn run_ops(
     seed: u64,
     mut model: Model,
 ) -> (Model, Option<Engine>) {
-    let mut rng = Rng(seed ^ 0xDEAD_BEEF);
+    let mut rng = Rng::new(seed ^ 0xDEAD_BEEF);
     let mut counter = 0u64;
     let mut events = |stream: usize, count: u64, tag: &str| -> Vec<Vec<u8>> {
         (0..count)

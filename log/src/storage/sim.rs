@@ -14,6 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use helios_testkit::Rng;
+
 use super::{LockGuard, ReadOnlyBytes, Storage, StorageFile};
 
 /// What survives of the unsynced writes when the simulated machine crashes.
@@ -93,23 +95,6 @@ fn not_found(path: &Path) -> io::Error {
     )
 }
 
-/// Deterministic pseudo-random numbers (splitmix64), so that a seed replays a crash exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 fn apply_write(target: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
     let Ok(start) = usize::try_from(offset) else {
         return;
@@ -178,7 +163,7 @@ impl SimStorage {
     /// failures. The disk can then be opened again.
     pub fn crash(&self, fault: CrashFault, seed: u64) {
         let mut st = self.lock();
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         st.epoch += 1;
         st.locks.clear();
         st.syncs_until_failure = None;
