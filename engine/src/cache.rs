@@ -83,6 +83,7 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
     }
 
     /// The cached values, in no particular order.
+    #[cfg(feature = "bench-hooks")]
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.entries.values().map(|slot| &slot.value)
     }

@@ -2,14 +2,30 @@
 //!
 //! This crate is the public API. It owns streams (names, ids, versions, optimistic
 //! concurrency), the durability classes over the log (group commit for
-//! [`Durability::Critical`], a write-behind flusher for [`Durability::Normal`]), the metadata
-//! in fjall (stream catalog, the `(stream, version)` index, the recovery point, the checkpoint
-//! catalog), recovery at open, and state at any version: a background builder that writes
-//! checkpoint files and [`Engine::view`], which stacks them under a short replay. It does not
-//! own the bytes of the log (the `helios-log` crate) or of checkpoint files
-//! (`helios-checkpoint`), nor how events become state (`helios-replay`, whose state-machine
-//! types it re-exports). By design nothing in fjall or `checkpoints/` is a source of truth:
-//! every byte of it can be rebuilt from the log.
+//! [`Durability::Critical`], a write-behind flusher for [`Durability::Normal`], in-memory
+//! branches for [`Durability::Speculative`]), the metadata in fjall (stream catalog, the
+//! `(stream, version)` index, the recovery point, the checkpoint catalog), recovery at open, and
+//! state at any version: a background builder that writes checkpoint files and
+//! [`Engine::view`], which stacks them under a short replay. It does not own the bytes of the
+//! log (the `helios-log` crate) or of checkpoint files (`helios-checkpoint`), nor how events
+//! become state (`helios-replay`, whose state-machine types it re-exports). By design nothing in
+//! fjall or `checkpoints/` is a source of truth: every byte of it can be rebuilt from the log.
+//!
+//! # The API in one screen
+//!
+//! | what | where |
+//! |---|---|
+//! | open, configure, close | [`Engine::open`] with [`Options`] (settings, grouped by subsystem); [`Engine::builder`] adds plug-ins (storage, state machines, classifier); [`Engine::close`] |
+//! | write | [`Engine::append`] (critical or normal, optimistic `expected` head), [`Engine::commit`] (class chosen by a [`Classifier`]), [`Engine::sync`] |
+//! | read | [`Engine::head`], [`Engine::stream`], [`Engine::streams`], [`Engine::read`], [`Engine::events_from`], [`Engine::view`], [`Engine::state_at`], [`Engine::aggregate_at`]; the same reads through the [`Reader`] trait |
+//! | speculate | [`Engine::branches`] → [`Branches`]: `fork`, `fork_branch`, `append`, `view`, `promote`, `discard`, `prune`, `pin`, `info`, `of_stream`, `stats` |
+//! | checkpoints | [`Engine::checkpoints`] → [`Checkpoints`]: `sync` (build what is due now), `stats`, `of_stream` |
+//! | look inside | [`Engine::inspect`] → [`Inspect`]: `dir`, `open_report`, `segments`, `log_end`, `durable_lsn`, `last_lsn`, `background_error`, `metrics`, `reset_metrics` |
+//! | check a store offline | [`verify`] |
+//!
+//! Cargo features: `sim` re-exports the simulated storage (`SimStorage`, `CrashFault`) for
+//! crash tests and fuzz targets; `bench-hooks` adds `Engine::evict_cached_pages` for cold-read
+//! benchmarks. Neither belongs in a production build.
 //!
 //! ```
 //! use helios::{Durability, Engine, Options, Version};
@@ -28,49 +44,58 @@
 //! # }
 //! ```
 
-mod branch;
-mod builder;
+mod background;
+mod branches;
 mod cache;
+mod catalog;
 mod checkpoints;
 mod class;
 mod engine;
 mod error;
-pub mod meta;
+mod inspect;
+mod meta;
 mod metrics;
+mod open;
 mod options;
-mod state;
+mod read;
+mod reader;
 mod verify;
+mod write;
 
-pub use branch::{
-    BranchAppended, BranchId, BranchInfo, BranchMemoryPolicy, BranchStats, Committed,
+pub use branches::{
+    BranchAppended, BranchId, BranchInfo, BranchMemoryPolicy, BranchStats, Branches, Committed,
 };
-pub use builder::StalledStream;
-pub use checkpoints::CheckpointOpenReport;
+pub use catalog::STREAM_NAME_LEN_MAX;
+pub use checkpoints::{
+    CheckpointInfo, CheckpointOpenReport, CheckpointStats, Checkpoints, LevelStats, StalledStream,
+};
 pub use class::{Classifier, DefaultClassifier, Durability};
-pub use engine::{
-    Appended, Engine, Event, GlobalIter, OpenReport, ReadIter, STREAM_NAME_LEN_MAX, StreamInfo,
-};
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError};
 #[cfg(feature = "sim")]
 pub use helios_log::{CrashFault, SimStorage};
 pub use helios_log::{
-    FsStorage, Location, LogError, Lsn, Position, RecoveryMode, RecoveryReport, SegmentId,
-    SegmentInfo, Storage, StreamId, TruncatedTail, Version,
+    FsStorage, Location, LogError, LogOptions, Lsn, Position, RecoveryMode, RecoveryReport,
+    SegmentId, SegmentInfo, Storage, StreamId, TruncatedTail, Version,
 };
 pub use helios_replay::{
     AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, KvMachine, LayerInfo,
     LayerReport, Rejected, ReplayError, StateHandle, StateMachine, View, ViewIter, ViewReport,
     encode_event, kv, rkyv,
 };
+pub use inspect::Inspect;
 pub use metrics::{Metric, MetricSummary, MetricsSnapshot, SAMPLE_EVERY};
+pub use open::OpenReport;
 pub use options::{
-    DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX,
-    DEFAULT_HEAVY_EVENT_KEYS, DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder,
-    Options,
+    BranchOptions, CheckpointOptions, DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_HEADS_MAX,
+    DEFAULT_CHECKPOINT_MAPS_MAX, DEFAULT_HEAVY_EVENT_KEYS, DEFAULT_SYNC_WINDOW_BYTES,
+    DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options, WriteBehindOptions,
 };
-pub use state::{CheckpointInfo, CheckpointStats, LevelStats};
+pub use read::{Event, GlobalIter, ReadIter, StreamInfo, Streams};
+pub use reader::Reader;
 pub use verify::{Finding, VerifyReport, verify};
+pub use write::Appended;
 
 /// The README's example, compiled and run as a doc test.
 #[doc = include_str!("../../README.md")]

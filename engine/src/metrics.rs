@@ -26,20 +26,20 @@ pub enum Metric {
     AppendCritical,
     /// [`crate::Engine::append`] with [`crate::Durability::Normal`].
     AppendNormal,
-    /// [`crate::Engine::append_branch`]: a speculative append. Timed on a sample (one in
+    /// [`crate::Branches::append`]: a speculative append. Timed on a sample (one in
     /// [`SAMPLE_EVERY`] per thread); counted exactly.
     AppendSpeculative,
     /// [`crate::Engine::sync`].
     Sync,
     /// [`crate::Engine::view`] of a durable version.
     View,
-    /// [`crate::Engine::view_branch`].
+    /// [`crate::Branches::view`].
     ViewBranch,
     /// Writing one checkpoint file (the builder's work per file).
     CheckpointBuild,
-    /// [`crate::Engine::promote`] with [`crate::Durability::Critical`].
+    /// [`crate::Branches::promote`] with [`crate::Durability::Critical`].
     PromoteCritical,
-    /// [`crate::Engine::promote`] with [`crate::Durability::Normal`].
+    /// [`crate::Branches::promote`] with [`crate::Durability::Normal`].
     PromoteNormal,
     /// Events replayed per view (durable or branch): a count, not a time.
     ReplayedEvents,
@@ -119,7 +119,7 @@ pub struct MetricSummary {
     pub jitter: f64,
 }
 
-/// A snapshot of every histogram, from [`crate::Engine::metrics`].
+/// A snapshot of every histogram, from [`crate::Inspect::metrics`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsSnapshot {
     /// One summary per metric, in [`Metric::ALL`] order.

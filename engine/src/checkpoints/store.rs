@@ -33,10 +33,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, LevelPolicy};
 use helios_log::{StreamId, Version};
 
+use super::{CheckpointInfo, CheckpointStats, LevelStats};
 use crate::cache::StampCache;
 use crate::error::{Error, Result};
 use crate::meta::{CheckpointRecord, Meta};
-use crate::state::{CheckpointInfo, CheckpointStats, LevelStats};
 
 /// The checkpoint directory inside a store.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";

@@ -2,7 +2,6 @@
 //! short replay from the log.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use helios_checkpoint::{HEAVY_LEVEL, SortedRun};
@@ -10,57 +9,9 @@ use helios_log::Version;
 use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
 use crate::Engine;
-use crate::builder::StalledStream;
 use crate::engine::lock;
 use crate::error::{Error, Result};
-
-/// One checkpoint file of a stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckpointInfo {
-    /// The version whose state it holds (as a full state or a delta).
-    pub version: Version,
-    /// Its level: 1 is the finest; the policy's top level and the anchor (the first
-    /// checkpoint, see [`crate::LevelPolicy::anchor`]) hold full states.
-    pub level: u32,
-    /// For a delta, the version of the layer it is a delta against; for a full state, 0.
-    pub base: Version,
-    /// The file's length.
-    pub file_len_bytes: u64,
-    /// The file.
-    pub path: PathBuf,
-}
-
-/// Checkpoint files and work done, for the whole store.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CheckpointStats {
-    /// Checkpoint files in the catalog.
-    pub files: u64,
-    /// Their total length.
-    pub bytes: u64,
-    /// Files and bytes per level, index 0 for level 1.
-    pub by_level: Vec<LevelStats>,
-    /// Files and bytes of the full states written after heavy events (level 0, see
-    /// [`crate::Options::heavy_event_keys`]), counted in `files` and `bytes` too.
-    pub after_heavy_events: LevelStats,
-    /// Checkpoints written since open (built forward from the head state).
-    pub written: u64,
-    /// Checkpoints rebuilt since open because they were missing or damaged.
-    pub rebuilt: u64,
-    /// Damaged checkpoint files found since open (each is then rebuilt).
-    pub damaged: u64,
-    /// Streams whose checkpoints stopped at an event their state machine refused. Views
-    /// of those streams at or past that event fail with [`Error::Replay`].
-    pub stalled: Vec<StalledStream>,
-}
-
-/// Files and bytes of one checkpoint level.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LevelStats {
-    /// Checkpoint files of this level.
-    pub files: u64,
-    /// Their total length.
-    pub bytes: u64,
-}
+use crate::reader::Reader;
 
 impl Engine {
     /// A read-only view of `stream`'s state at `version` (0 is the empty state).
@@ -153,7 +104,7 @@ impl Engine {
             base.push_below(info, run);
         }
         // Replay each event as it is read, from the read buffer: no copy of the payloads.
-        let machine = inner.options.machine_for(stream);
+        let machine = inner.plugins.machine_for(stream);
         let mut overlay = Overlay::new();
         let mut replayed = Ok(());
         let mut index = 0;
@@ -176,7 +127,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::view`].
     pub fn state_at(&self, stream: &str, version: Version) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
-        Ok(self.view(stream, version)?.to_map())
+        Reader::state_at(self, stream, version)
     }
 
     /// The typed aggregate `A` of `stream` at `version` (the stream's machine must be
@@ -186,56 +137,6 @@ impl Engine {
     /// As [`Engine::view`], and [`crate::Error::Aggregate`] when the stored state is not an
     /// archive of `A`.
     pub fn aggregate_at<A: Aggregate>(&self, stream: &str, version: Version) -> Result<A> {
-        let view = self.view(stream, version)?;
-        helios_replay::load_aggregate::<A>(&view).map_err(|source| crate::Error::Aggregate {
-            stream: stream.to_owned(),
-            version,
-            source,
-        })
-    }
-
-    /// Makes every append durable and indexed, then builds every checkpoint due up to each
-    /// stream's head and rebuilds every missing or damaged one, on the caller's thread. When
-    /// it returns, a view of any version replays at most `fanout - 1` events.
-    ///
-    /// # Errors
-    /// Log, metadata and checkpoint I/O errors; a state machine that rejects an event.
-    pub fn sync_checkpoints(&self) -> Result<CheckpointStats> {
-        self.sync()?;
-        let mut builder = lock(&self.inner.builder);
-        while self.inner.checkpoint_round(&mut builder)? {}
-        drop(builder);
-        Ok(self.checkpoint_stats())
-    }
-
-    /// The checkpoint files in the catalog and the work done since open.
-    #[must_use]
-    pub fn checkpoint_stats(&self) -> CheckpointStats {
-        let mut stats = self.inner.store.stats();
-        stats.stalled = lock(&self.inner.stalled).clone();
-        stats
-    }
-
-    /// The checkpoint files of `stream`, by version.
-    ///
-    /// # Errors
-    /// [`crate::Error::UnknownStream`].
-    pub fn checkpoints(&self, stream: &str) -> Result<Vec<CheckpointInfo>> {
-        let id = self.known_stream(&lock(&self.inner.catalog), stream)?;
-        Ok(self.inner.store.list(id))
-    }
-
-    /// Asks the kernel to drop the cached pages of every mapped checkpoint and every log
-    /// segment (`madvise(MADV_DONTNEED)` on the maps, then `posix_fadvise(DONTNEED)` on the
-    /// files), so that the next reads come from the disk. For cold-read benchmarks; the maps
-    /// stay valid. Only with the `bench-hooks` cargo feature.
-    ///
-    /// # Errors
-    /// I/O errors from the advice calls.
-    #[cfg(feature = "bench-hooks")]
-    pub fn evict_cached_pages(&self) -> Result<()> {
-        self.inner.store.evict_pages()?;
-        self.inner.log.evict_cached_pages()?;
-        Ok(())
+        Reader::aggregate_at(self, stream, version)
     }
 }

@@ -8,11 +8,11 @@
 //! - below it, a delta: every key changed since its base (`LevelPolicy::base_of`: the
 //!   checkpoint of the level above, `v - v % fanout^(i+1)`, or the anchor in the first
 //!   window), with its value at `v`, or a tombstone if it is deleted;
-//! - and after a *heavy* event (one that changed at least `Options::heavy_event_keys` keys) at
+//! - and after a *heavy* event (one that changed at least `CheckpointOptions::heavy_event_keys` keys) at
 //!   a version without a checkpoint, the full state at that version, at level 0
 //!   ([`HEAVY_LEVEL`]), so that no view has to replay it.
 //!
-//! Appends never wait for it: it runs on its own thread (or inside [`Engine::sync_checkpoints`]),
+//! Appends never wait for it: it runs on its own thread (or inside [`Checkpoints::sync`]),
 //! reads events through the index like any reader, and streams are built in parallel with
 //! rayon. It only builds from events the flusher has indexed, which are durable, so no
 //! checkpoint ever describes an event a crash can take back.
@@ -26,7 +26,7 @@
 //! - `Builder::built[s]` is a version up to which every checkpoint of stream `s` has been
 //!   written (or queued for a rebuild).
 //!
-//! [`Engine::sync_checkpoints`]: crate::Engine::sync_checkpoints
+//! [`Checkpoints::sync`]: crate::Checkpoints::sync
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -168,7 +168,7 @@ impl Inner {
                 jobs.push(Job {
                     id,
                     name: st.name.clone(),
-                    machine: self.options.machine_for(&st.name).clone(),
+                    machine: self.plugins.machine_for(&st.name).clone(),
                     target,
                     head: builder.heads.remove(&id),
                     rebuild: false,
@@ -188,7 +188,7 @@ impl Inner {
                 jobs.push(Job {
                     id,
                     name: st.name.clone(),
-                    machine: self.options.machine_for(&st.name).clone(),
+                    machine: self.plugins.machine_for(&st.name).clone(),
                     target: version,
                     head: None,
                     rebuild: true,
@@ -250,7 +250,7 @@ impl Inner {
             }
         }
         batch.commit()?;
-        evict_heads(builder, self.options.checkpoint_heads_max);
+        evict_heads(builder, self.options.checkpoints.heads_max);
         *lock(&self.stalled) = builder.stalled();
         match first_error {
             Some(e) => Err(e),
@@ -333,7 +333,9 @@ impl Inner {
             for event in &events {
                 let changed = apply(machine, head, std::slice::from_ref(event))?;
                 let at = head.version;
-                if changed >= self.options.heavy_event_keys && policy.level_at(at).is_none() {
+                if changed >= self.options.checkpoints.heavy_event_keys
+                    && policy.level_at(at).is_none()
+                {
                     self.write_missing(id, head, HEAVY_LEVEL, &policy, written)?;
                 }
             }

@@ -1,0 +1,136 @@
+//! The checkpoint subsystem: the store of checkpoint files and its catalog (`store.rs`), the
+//! background builder that writes them (`build.rs`), and the read path that stacks them under a
+//! short replay (`view.rs`). [`Checkpoints`] is its public face, from
+//! [`Engine::checkpoints`](crate::Engine::checkpoints).
+
+use std::path::PathBuf;
+
+use helios_log::Version;
+
+use crate::Engine;
+use crate::engine::lock;
+use crate::error::Result;
+
+mod build;
+mod store;
+mod view;
+
+pub(crate) use build::Builder;
+pub use build::StalledStream;
+pub use store::CheckpointOpenReport;
+pub(crate) use store::{CHECKPOINT_DIR, Store, StreamAtOpen};
+
+/// One checkpoint file of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The version whose state it holds (as a full state or a delta).
+    pub version: Version,
+    /// Its level: 1 is the finest; the policy's top level and the anchor (the first
+    /// checkpoint, see [`crate::LevelPolicy::anchor`]) hold full states.
+    pub level: u32,
+    /// For a delta, the version of the layer it is a delta against; for a full state, 0.
+    pub base: Version,
+    /// The file's length.
+    pub file_len_bytes: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// Checkpoint files and work done, for the whole store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoint files in the catalog.
+    pub files: u64,
+    /// Their total length.
+    pub bytes: u64,
+    /// Files and bytes per level, index 0 for level 1.
+    pub by_level: Vec<LevelStats>,
+    /// Files and bytes of the full states written after heavy events (level 0, see
+    /// [`crate::CheckpointOptions::heavy_event_keys`]), counted in `files` and `bytes` too.
+    pub after_heavy_events: LevelStats,
+    /// Checkpoints written since open (built forward from the head state).
+    pub written: u64,
+    /// Checkpoints rebuilt since open because they were missing or damaged.
+    pub rebuilt: u64,
+    /// Damaged checkpoint files found since open (each is then rebuilt).
+    pub damaged: u64,
+    /// Streams whose checkpoints stopped at an event their state machine refused. Views
+    /// of those streams at or past that event fail with [`Error::Replay`](crate::Error::Replay).
+    pub stalled: Vec<StalledStream>,
+}
+
+/// Files and bytes of one checkpoint level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    /// Checkpoint files of this level.
+    pub files: u64,
+    /// Their total length.
+    pub bytes: u64,
+}
+
+/// The checkpoints of an engine: building them now, their files, and the work done. From
+/// [`Engine::checkpoints`].
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoints<'e> {
+    engine: &'e Engine,
+}
+
+impl Engine {
+    /// The checkpoint subsystem: build due checkpoints now, list a stream's, count them.
+    #[must_use]
+    pub fn checkpoints(&self) -> Checkpoints<'_> {
+        Checkpoints { engine: self }
+    }
+}
+
+impl Checkpoints<'_> {
+    /// Makes every append durable and indexed, then builds every checkpoint due up to each
+    /// stream's head and rebuilds every missing or damaged one, on the caller's thread. When
+    /// it returns, a view of any version replays at most `fanout - 1` events.
+    ///
+    /// # Errors
+    /// Log, metadata and checkpoint I/O errors; a state machine that rejects an event.
+    pub fn sync(&self) -> Result<CheckpointStats> {
+        self.engine.sync()?;
+        let inner = &self.engine.inner;
+        let mut builder = lock(&inner.builder);
+        while inner.checkpoint_round(&mut builder)? {}
+        drop(builder);
+        Ok(self.stats())
+    }
+
+    /// The checkpoint files in the catalog and the work done since open.
+    #[must_use]
+    pub fn stats(&self) -> CheckpointStats {
+        let inner = &self.engine.inner;
+        let mut stats = inner.store.stats();
+        stats.stalled = lock(&inner.stalled).clone();
+        stats
+    }
+
+    /// The checkpoint files of `stream`, by version.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStream`].
+    pub fn of_stream(&self, stream: &str) -> Result<Vec<CheckpointInfo>> {
+        let inner = &self.engine.inner;
+        let id = self.engine.known_stream(&lock(&inner.catalog), stream)?;
+        Ok(inner.store.list(id))
+    }
+}
+
+impl Engine {
+    /// Asks the kernel to drop the cached pages of every mapped checkpoint and every log
+    /// segment (`madvise(MADV_DONTNEED)` on the maps, then `posix_fadvise(DONTNEED)` on the
+    /// files), so that the next reads come from the disk. For cold-read benchmarks; the maps
+    /// stay valid. Only with the `bench-hooks` cargo feature.
+    ///
+    /// # Errors
+    /// I/O errors from the advice calls.
+    #[cfg(feature = "bench-hooks")]
+    pub fn evict_cached_pages(&self) -> Result<()> {
+        self.inner.store.evict_pages()?;
+        self.inner.log.evict_cached_pages()?;
+        Ok(())
+    }
+}

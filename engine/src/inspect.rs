@@ -1,0 +1,90 @@
+//! Looking inside a running engine: its directory, what opening it did, the log's segments and
+//! positions, background errors, latency histograms. [`Inspect`] is the public face, from
+//! [`Engine::inspect`]; nothing here changes the store.
+
+use std::path::Path;
+
+use helios_log::{Lsn, Position, SegmentInfo};
+
+use crate::Engine;
+use crate::engine::lock;
+use crate::error::Result;
+use crate::metrics::MetricsSnapshot;
+use crate::open::OpenReport;
+
+/// Introspection of an engine, from [`Engine::inspect`]: what operators and tests look at, not
+/// what an application needs to read or write events.
+#[derive(Clone, Copy, Debug)]
+pub struct Inspect<'e> {
+    engine: &'e Engine,
+}
+
+impl Engine {
+    /// Introspection: the directory, the open report, the log's segments and positions,
+    /// background errors and latency histograms.
+    #[must_use]
+    pub fn inspect(&self) -> Inspect<'_> {
+        Inspect { engine: self }
+    }
+}
+
+impl<'e> Inspect<'e> {
+    /// The store's directory.
+    #[must_use]
+    pub fn dir(&self) -> &'e Path {
+        &self.engine.inner.dir
+    }
+
+    /// What opening found and repaired.
+    #[must_use]
+    pub fn open_report(&self) -> &'e OpenReport {
+        &self.engine.inner.open_report
+    }
+
+    /// Latency histograms of every operation and class, and the events replayed per view,
+    /// since open (or the last [`Inspect::reset_metrics`]).
+    #[must_use]
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.engine.inner.metrics.snapshot()
+    }
+
+    /// Empties every histogram.
+    pub fn reset_metrics(&self) {
+        self.engine.inner.metrics.reset();
+    }
+
+    /// The log's segments, oldest first.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        Ok(self.engine.inner.log.segments()?)
+    }
+
+    /// Where the log ends now: the last record appended (durable or not), its segment, and
+    /// the byte offset just past it.
+    #[must_use]
+    pub fn log_end(&self) -> Position {
+        self.engine.inner.log.end()
+    }
+
+    /// The last LSN known to be on stable storage: every record up to it survives a crash.
+    #[must_use]
+    pub fn durable_lsn(&self) -> Lsn {
+        self.engine.inner.log.synced_lsn()
+    }
+
+    /// The last LSN appended, durable or not.
+    #[must_use]
+    pub fn last_lsn(&self) -> Lsn {
+        self.engine.inner.log.appended_lsn()
+    }
+
+    /// The first error a background thread (the flusher, the segment preallocator or the
+    /// checkpoint builder) met, if any. A failed sync also poisons the log, so appends report
+    /// it too; a failed checkpoint build only makes views replay more.
+    #[must_use]
+    pub fn background_error(&self) -> Option<String> {
+        lock(&self.engine.inner.last_flush_error).clone()
+    }
+}

@@ -1,0 +1,313 @@
+//! Opening a store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
+
+use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId, Version};
+
+use crate::background::{BuilderSignal, FlusherSignal};
+use crate::catalog::Catalog;
+use crate::checkpoints::Builder;
+use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StreamAtOpen};
+use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
+use crate::error::{Error, Result};
+use crate::meta::{Meta, StreamRecord};
+use crate::options::{EngineBuilder, Options, Plugins};
+
+/// What opening the engine found and repaired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The log's own recovery.
+    pub log: RecoveryReport,
+    /// Index entries (re)built from the log past the recovery point.
+    pub reindexed: u64,
+    /// Index entries removed because they pointed past the log's end.
+    pub index_entries_dropped: u64,
+    /// Streams removed because their creation lay past the log's end.
+    pub streams_dropped: u64,
+    /// What reconciling the checkpoint files with their catalog did.
+    pub checkpoints: CheckpointOpenReport,
+}
+
+impl Engine {
+    /// Starts configuring an engine for `dir`: its [`Options`] and its plug-ins (storage,
+    /// state machines, classifier).
+    pub fn builder(dir: impl AsRef<Path>) -> EngineBuilder {
+        EngineBuilder::new(dir.as_ref())
+    }
+
+    /// Opens (or creates) the store in `dir`, recovering from a crash if needed: a torn tail of
+    /// the log is removed (or refused, per [`LogOptions::recovery_mode`](helios_log::LogOptions::recovery_mode)), records past fjall's
+    /// recovery point are re-indexed, and index entries past the log's end are dropped.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another writer has the store open, corruption errors naming the file
+    /// and offset, I/O and metadata errors, invalid options.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        Engine::builder(dir).options(options).open()
+    }
+
+    /// [`Engine::open`] with the plug-ins of an [`EngineBuilder`].
+    pub(crate) fn open_with(dir: &Path, options: Options, plugins: Plugins) -> Result<Engine> {
+        let dir = dir.to_path_buf();
+        options.validate()?;
+        let storage = plugins.storage.clone();
+        if !options.create_if_missing && storage.list_files(&dir.join(LOG_DIR)).is_err() {
+            return Err(Error::NotAStore { path: dir });
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source: e,
+        })?;
+        storage.create_dir_all(&dir).map_err(|e| LogError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source: e,
+        })?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_guard = storage.lock_exclusive(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked {
+                    path: lock_path.clone(),
+                }
+            } else {
+                Error::Log(LogError::Io {
+                    op: "lock",
+                    path: lock_path.clone(),
+                    source: e,
+                })
+            }
+        })?;
+        let meta_path = dir.join(META_DIR);
+        let meta = Meta::open(&meta_path)?;
+        let start = meta.recovery_point()?;
+
+        let mut catalog = Catalog {
+            log_dir: dir.join(LOG_DIR),
+            ..Catalog::default()
+        };
+        let mut records = meta.streams()?;
+        records.sort_by_key(|r| r.id);
+        for (i, r) in records.iter().enumerate() {
+            if r.id.0 != i as u64 + 1 {
+                return Err(Error::CorruptMeta {
+                    keyspace: "streams",
+                    reason: format!(
+                        "stream ids are not dense: found {} at position {}",
+                        r.id,
+                        i + 1
+                    ),
+                });
+            }
+            catalog.add_stream(r.id, &r.name, r.created, r.head, true);
+        }
+
+        let mut apply_error: Option<Error> = None;
+        let mut reindexed = 0u64;
+        let (log, log_report) = Log::open(
+            storage,
+            &dir.join(LOG_DIR),
+            options.log.clone(),
+            start,
+            &mut |record, location| {
+                if apply_error.is_none() {
+                    match catalog.apply(&record, location) {
+                        Ok(()) => reindexed += u64::from(record.header.kind == RecordKind::Event),
+                        Err(e) => apply_error = Some(e),
+                    }
+                }
+            },
+        )?;
+        if let Some(e) = apply_error {
+            return Err(e);
+        }
+
+        // Every segment the metadata knows of must still be there: a missing one is lost
+        // history, whatever the rest of the log says.
+        let known_segments = meta.known_segments()?;
+        {
+            let present: std::collections::HashSet<u64> =
+                log.segments()?.iter().map(|s| s.id.0).collect();
+            if let Some(&missing) = known_segments.iter().find(|id| !present.contains(id)) {
+                return Err(Error::Log(LogError::Corrupt {
+                    path: dir
+                        .join(LOG_DIR)
+                        .join(helios_log::segment_name(helios_log::SegmentId(missing))),
+                    offset: 0,
+                    reason: "this segment is missing: the metadata recorded it, and the events \
+                             it held are gone"
+                        .into(),
+                }));
+            }
+        }
+        let mut open_report = OpenReport {
+            log: log_report,
+            reindexed,
+            index_entries_dropped: 0,
+            streams_dropped: 0,
+            checkpoints: CheckpointOpenReport::default(),
+        };
+        if open_report.log.start_was_past_end {
+            drop_past_end(
+                &meta,
+                &mut catalog,
+                open_report.log.end.lsn,
+                &mut open_report,
+            )?;
+        }
+
+        let at_open: Vec<StreamAtOpen<'_>> = catalog
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, st)| StreamAtOpen {
+                id: StreamId(i as u64 + 1),
+                head: st.head,
+                machine: plugins.machine_for(&st.name).name(),
+            })
+            .collect();
+        let (store, checkpoints_report) = Store::open(
+            dir.join(CHECKPOINT_DIR),
+            options.checkpoints.policy,
+            options.checkpoints.maps_max,
+            &meta,
+            &at_open,
+        )?;
+        drop(at_open);
+        open_report.checkpoints = checkpoints_report;
+        // Every checkpoint up to a stream's newest one is there (or queued for a rebuild);
+        // streams with a checkpoint due past it are queued for the builder.
+        let mut built = HashMap::new();
+        let mut queue = Vec::new();
+        for (i, st) in catalog.streams.iter().enumerate() {
+            let id = StreamId(i as u64 + 1);
+            let latest = store.latest(id).unwrap_or(0);
+            built.insert(id, latest);
+            if latest + options.checkpoints.policy.fanout() <= st.head.0 {
+                queue.push(id);
+            }
+        }
+        let wake = !queue.is_empty() || store.has_rebuilds();
+        let record_metrics = options.metrics;
+        let inner = Arc::new(Inner {
+            dir,
+            options,
+            plugins,
+            log,
+            meta,
+            catalog: Mutex::new(catalog),
+            store,
+            branches: crate::branches::BranchTable::new(),
+            metrics: crate::metrics::Metrics::new(record_metrics),
+            builder: Mutex::new(Builder::new(built)),
+            stalled: Mutex::new(Vec::new()),
+            known_segment: Mutex::new(known_segments.last().copied().unwrap_or(0)),
+            builder_signal: Mutex::new(BuilderSignal {
+                queue,
+                wake,
+                shutdown: false,
+            }),
+            builder_cv: Condvar::new(),
+            signal: Mutex::new(FlusherSignal::default()),
+            signal_cv: Condvar::new(),
+            prealloc_cv: Condvar::new(),
+            flush_lock: Mutex::new(()),
+            last_flush_error: Mutex::new(None),
+            normal_pending: AtomicBool::new(false),
+            open_report,
+            _lock: lock_guard,
+        });
+        // Index what recovery found right away, so the next open starts from here.
+        inner.flush_round(true)?;
+        inner.meta.persist()?;
+        let spawn = |name: &str, body: fn(&Inner)| {
+            let worker = inner.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || body(&worker))
+                .map_err(|e| LogError::Io {
+                    op: "spawn a background thread",
+                    path: PathBuf::from(name),
+                    source: e,
+                })
+        };
+        let threads = if inner.options.background_threads {
+            vec![
+                spawn("helios-flusher", Inner::flusher_loop)?,
+                spawn("helios-prealloc", Inner::preallocator_loop)?,
+                spawn("helios-checkpoints", Inner::builder_loop)?,
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(Engine {
+            inner,
+            threads,
+            open: true,
+        })
+    }
+}
+
+/// Removes fjall state that describes records past the log's real end.
+pub(crate) fn drop_past_end(
+    meta: &Meta,
+    catalog: &mut Catalog,
+    end: Lsn,
+    report: &mut OpenReport,
+) -> Result<()> {
+    let mut batch = meta.batch();
+    while let Some(last) = catalog.streams.last() {
+        if last.created <= end {
+            break;
+        }
+        let id = catalog.next_id();
+        let id = StreamId(id.0 - 1);
+        batch.remove_stream(id, &last.name);
+        for run in meta.stream_runs_reversed(id) {
+            let (first, locations) = run?;
+            batch.remove_run(id, first);
+            report.index_entries_dropped += locations.len() as u64;
+        }
+        let name = last.name.clone();
+        catalog.by_name.remove(&name);
+        catalog.streams.pop();
+        report.streams_dropped += 1;
+    }
+    for (i, st) in catalog.streams.iter_mut().enumerate() {
+        let id = StreamId(i as u64 + 1);
+        if st.indexed_head == Version::ZERO {
+            continue;
+        }
+        // Walk back from the last run while entries lie past the end.
+        let mut keep = st.indexed_head;
+        for run in meta.stream_runs_reversed(id) {
+            let (first, locations) = run?;
+            let valid = locations.iter().take_while(|l| l.lsn <= end).count();
+            if valid == locations.len() {
+                break;
+            }
+            report.index_entries_dropped += (locations.len() - valid) as u64;
+            if valid == 0 {
+                batch.remove_run(id, first);
+            } else {
+                batch.put_run(id, first, &locations[..valid]);
+            }
+            keep = Version(first.0 + valid as u64 - 1);
+        }
+        if keep != st.indexed_head {
+            st.indexed_head = keep;
+            st.head = keep;
+            st.recent.clear();
+            batch.put_stream(&StreamRecord {
+                id,
+                name: st.name.to_string(),
+                head: keep,
+                created: st.created,
+            });
+        }
+    }
+    batch.commit()
+}
