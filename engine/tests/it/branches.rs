@@ -1,34 +1,28 @@
 //! Integration tests of speculative branches: views against a model for random interleavings
 //! of fork, append, promote, discard and prune; crashes; the memory budget.
 
+use crate::support::{fold, set};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use helios::{
     BranchId, BranchMemoryPolicy, CrashFault, Durability, Engine, Error, LevelPolicy, Lsn,
-    SimStorage, Version, kv,
+    SimStorage, Version,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
 const SMALL_SEGMENT: u64 = 64 * 1024;
 
-fn set(key: &str, value: &str) -> Vec<u8> {
-    kv::encode(&kv::KvEvent::Set {
-        key: key.as_bytes(),
-        value: value.as_bytes(),
-    })
-}
-
-fn fold(events: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    kv::fold(events.iter().map(Vec::as_slice)).expect("test events parse")
-}
-
 fn open(dir: &Path, fanout: u64) -> Engine {
     Engine::builder(dir)
-        .segment_size_bytes(SMALL_SEGMENT)
-        .checkpoint_policy(LevelPolicy::new(fanout, 2).expect("policy"))
-        .background_threads(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options.checkpoints.policy = LevelPolicy::new(fanout, 2).expect("policy");
+            options.background_threads = false;
+            options
+        })
         .open()
         .expect("open")
 }
@@ -167,7 +161,10 @@ fn run_case(case: Case) -> TestResult {
             }
             Op::Fork(f) => {
                 let at = scaled(f, model.durable.len());
-                let id = engine.fork("s", Version(at as u64)).expect("fork");
+                let id = engine
+                    .branches()
+                    .fork("s", Version(at as u64))
+                    .expect("fork");
                 let path = model.durable[..at].to_vec();
                 model.branches.push((id, path));
             }
@@ -176,6 +173,7 @@ fn run_case(case: Case) -> TestResult {
                 let (parent, path) = &model.branches[i];
                 let at = scaled(f, path.len());
                 let id = engine
+                    .branches()
                     .fork_branch(*parent, Version(at as u64))
                     .expect("fork branch");
                 let path = path[..at].to_vec();
@@ -186,7 +184,8 @@ fn run_case(case: Case) -> TestResult {
                 let events = model.events(n);
                 let (id, path) = &mut model.branches[i];
                 let appended = engine
-                    .append_branch(*id, &events, Some(Version(path.len() as u64)))
+                    .branches()
+                    .append(*id, &events, Some(Version(path.len() as u64)))
                     .expect("append to branch");
                 path.extend(events);
                 assert_eq!(appended.last, Version(path.len() as u64));
@@ -195,8 +194,11 @@ fn run_case(case: Case) -> TestResult {
                 let Some(i) = pick(i, &model) else { continue };
                 let (id, path) = &model.branches[i];
                 let v = scaled(f, path.len());
-                let view = engine.view_branch(*id, Version(v as u64)).expect("view");
-                let info = engine.branch_info(*id).expect("info");
+                let view = engine
+                    .branches()
+                    .view(*id, Version(v as u64))
+                    .expect("view");
+                let info = engine.branches().info(*id).expect("info");
                 if view_map(&view) != fold(&path[..v]) {
                     return TestResult::error(format!("{id} at {v} differs from the model"));
                 }
@@ -216,7 +218,7 @@ fn run_case(case: Case) -> TestResult {
                 } else {
                     Durability::Normal
                 };
-                let result = engine.promote(id, Version(upto as u64), class);
+                let result = engine.branches().promote(id, Version(upto as u64), class);
                 if model.descends(&path) {
                     result.expect("promotion of a descendant");
                     if upto > model.durable.len() {
@@ -238,14 +240,14 @@ fn run_case(case: Case) -> TestResult {
             Op::Discard(i) => {
                 let Some(i) = pick(i, &model) else { continue };
                 let (id, _) = model.branches.remove(i);
-                engine.discard(id).expect("discard");
+                engine.branches().discard(id).expect("discard");
                 assert!(matches!(
-                    engine.view_branch(id, Version(0)),
+                    engine.branches().view(id, Version(0)),
                     Err(Error::UnknownBranch { .. })
                 ));
             }
             Op::Prune => {
-                let pruned = engine.prune("s").expect("prune");
+                let pruned = engine.branches().prune("s").expect("prune");
                 let before = model.branches.len();
                 let durable = model.durable.clone();
                 model.branches.retain(|(_, path)| {
@@ -254,10 +256,10 @@ fn run_case(case: Case) -> TestResult {
                 assert_eq!(pruned, before - model.branches.len());
                 let mut live: Vec<BranchId> = model.branches.iter().map(|(id, _)| *id).collect();
                 live.sort_unstable();
-                assert_eq!(engine.branches("s"), live);
+                assert_eq!(engine.branches().of_stream("s"), live);
             }
             Op::SyncCheckpoints => {
-                engine.sync_checkpoints().expect("sync checkpoints");
+                engine.checkpoints().sync().expect("sync checkpoints");
             }
         }
     }
@@ -298,9 +300,10 @@ fn mcts_style_promotion_then_prune() {
     // Three candidate moves, each explored by a rollout branched off the move.
     let moves: Vec<BranchId> = (0..3)
         .map(|m| {
-            let id = engine.fork("game", Version(1)).expect("fork");
+            let id = engine.branches().fork("game", Version(1)).expect("fork");
             engine
-                .append_branch(id, &[set("move", &format!("m{m}"))], None)
+                .branches()
+                .append(id, &[set("move", &format!("m{m}"))], None)
                 .expect("move");
             id
         })
@@ -308,44 +311,58 @@ fn mcts_style_promotion_then_prune() {
     let rollouts: Vec<BranchId> = moves
         .iter()
         .map(|&m| {
-            let r = engine.fork_branch(m, Version(2)).expect("rollout");
+            let r = engine
+                .branches()
+                .fork_branch(m, Version(2))
+                .expect("rollout");
             let events: Vec<Vec<u8>> = (0..25).map(|i| set(&format!("r{i}"), "1")).collect();
             engine
-                .append_branch(r, &events, None)
+                .branches()
+                .append(r, &events, None)
                 .expect("rollout events");
             r
         })
         .collect();
-    let view = engine.view_branch(rollouts[1], Version(27)).expect("view");
+    let view = engine
+        .branches()
+        .view(rollouts[1], Version(27))
+        .expect("view");
     assert_eq!(view.get(b"move"), Some(&b"m1"[..]));
     assert!(view.report().events_replayed <= 9);
     // Advance the root: move 1 is chosen, critically.
     let promoted = engine
+        .branches()
         .promote(moves[1], Version(2), Durability::Critical)
         .expect("promote");
     assert_eq!((promoted.first, promoted.last), (Version(2), Version(2)));
     // A sibling move as long as the head, but another node: not a descendant.
     assert!(matches!(
-        engine.promote(moves[0], Version(2), Durability::Critical),
+        engine
+            .branches()
+            .promote(moves[0], Version(2), Durability::Critical),
         Err(Error::PromotionConflict { .. })
     ));
-    assert_eq!(engine.prune("game").expect("prune"), 4);
+    assert_eq!(engine.branches().prune("game").expect("prune"), 4);
     let mut left = vec![moves[1], rollouts[1]];
     left.sort_unstable();
-    assert_eq!(engine.branches("game"), left);
+    assert_eq!(engine.branches().of_stream("game"), left);
     // The rollout under the chosen move still descends and can be promoted further.
     engine
+        .branches()
         .promote(rollouts[1], Version(5), Durability::Normal)
         .expect("promote the rollout's start");
     assert_eq!(engine.head("game"), Some(Version(5)));
     // A sibling forked before the promotion is refused, naming the head and its base.
     let stale = engine
+        .branches()
         .fork("game", Version(1))
         .expect("fork at an old version");
     engine
-        .append_branch(stale, &[set("move", "late")], None)
+        .branches()
+        .append(stale, &[set("move", "late")], None)
         .expect("append");
     let error = engine
+        .branches()
         .promote(stale, Version(2), Durability::Critical)
         .expect_err("stale");
     let message = error.to_string();
@@ -386,7 +403,11 @@ fn commit_classifies_kinds() {
     // A caller's own classifier.
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::builder(dir.path())
-        .background_threads(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.background_threads = false;
+            options
+        })
         .classifier(|_stream: &str, kind: &str| {
             if kind == "bet" {
                 Durability::Critical
@@ -412,56 +433,67 @@ fn commit_classifies_kinds() {
 fn memory_budget_evicts_or_refuses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::builder(dir.path())
-        .background_threads(false)
-        .branch_memory_bytes(20_000)
+        .options({
+            let mut options = helios::Options::default();
+            options.background_threads = false;
+            options.branches.memory_bytes = 20_000;
+            options
+        })
         .open()
         .expect("open");
     engine
         .append("s", &[set("a", "1")], Durability::Critical, None)
         .expect("create");
     let event = set("key", &"v".repeat(92));
-    let pinned = engine.fork("s", Version(1)).expect("fork");
-    engine.pin(pinned, true).expect("pin");
+    let pinned = engine.branches().fork("s", Version(1)).expect("fork");
+    engine.branches().pin(pinned, true).expect("pin");
     engine
-        .append_branch(pinned, &vec![event.clone(); 50], None)
+        .branches()
+        .append(pinned, &vec![event.clone(); 50], None)
         .expect("append");
     let mut ids = Vec::new();
     for _ in 0..40 {
-        let id = engine.fork("s", Version(1)).expect("fork");
+        let id = engine.branches().fork("s", Version(1)).expect("fork");
         engine
-            .append_branch(id, &vec![event.clone(); 20], None)
+            .branches()
+            .append(id, &vec![event.clone(); 20], None)
             .expect("append");
         ids.push(id);
     }
-    let stats = engine.branch_stats();
+    let stats = engine.branches().stats();
     assert!(stats.bytes <= 20_000, "{stats:?}");
     assert!(stats.evictions > 0, "{stats:?}");
     // The oldest unpinned went first; the pinned one and the newest stayed.
-    assert!(engine.branch_info(ids[0]).is_err());
-    assert!(engine.branch_info(pinned).is_ok());
-    assert!(engine.branch_info(ids[39]).is_ok());
+    assert!(engine.branches().info(ids[0]).is_err());
+    assert!(engine.branches().info(pinned).is_ok());
+    assert!(engine.branches().info(ids[39]).is_ok());
     // Discarding everything gives all the memory back.
-    for id in engine.branches("s") {
-        engine.discard(id).expect("discard");
+    for id in engine.branches().of_stream("s") {
+        engine.branches().discard(id).expect("discard");
     }
-    assert_eq!(engine.branch_stats().bytes, 0);
+    assert_eq!(engine.branches().stats().bytes, 0);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::builder(dir.path())
-        .background_threads(false)
-        .branch_memory_bytes(5_000)
-        .branch_memory_policy(BranchMemoryPolicy::Refuse)
+        .options({
+            let mut options = helios::Options::default();
+            options.background_threads = false;
+            options.branches.memory_bytes = 5_000;
+            options.branches.memory_policy = BranchMemoryPolicy::Refuse;
+            options
+        })
         .open()
         .expect("open");
     engine
         .append("s", &[set("a", "1")], Durability::Critical, None)
         .expect("create");
-    let id = engine.fork("s", Version(1)).expect("fork");
+    let id = engine.branches().fork("s", Version(1)).expect("fork");
     let error = engine
-        .append_branch(id, &vec![event; 60], None)
+        .branches()
+        .append(id, &vec![event; 60], None)
         .expect_err("over budget");
     assert!(error.to_string().contains("budget of 5000"), "{error}");
-    assert_eq!(engine.branch_info(id).expect("intact").head, Version(1));
+    assert_eq!(engine.branches().info(id).expect("intact").head, Version(1));
 }
 
 /// The budget bounds the states views cache and the states forks start from, not only the
@@ -478,28 +510,33 @@ fn memory_budget_bounds_cached_states_and_forks() {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::builder(dir.path())
-            .background_threads(false)
-            .branch_memory_bytes(BUDGET)
-            .branch_memory_policy(policy)
+            .options({
+                let mut options = helios::Options::default();
+                options.background_threads = false;
+                options.branches.memory_bytes = BUDGET;
+                options.branches.memory_policy = policy;
+                options
+            })
             .open()
             .expect("open");
         engine
             .append("s", &[set("a", "1")], Durability::Critical, None)
             .expect("create");
-        let bystander = engine.fork("s", Version(1)).expect("fork");
+        let bystander = engine.branches().fork("s", Version(1)).expect("fork");
         engine
-            .append_branch(bystander, &events[..5], None)
+            .branches()
+            .append(bystander, &events[..5], None)
             .expect("append");
-        let id = engine.fork("s", Version(1)).expect("fork");
-        engine.append_branch(id, &events, None).expect("append");
+        let id = engine.branches().fork("s", Version(1)).expect("fork");
+        engine.branches().append(id, &events, None).expect("append");
         let within = |what: &str| {
-            let stats = engine.branch_stats();
+            let stats = engine.branches().stats();
             assert!(stats.bytes <= BUDGET, "{policy:?}, {what}: {stats:?}");
         };
         within("after the appends");
         // Every 10th version: each caches one more state, 10 entries larger than the last.
         for version in (11..=201).step_by(10) {
-            let view = engine.view_branch(id, Version(version)).expect("view");
+            let view = engine.branches().view(id, Version(version)).expect("view");
             let mut want = fold(&events[..usize::try_from(version - 1).expect("fits")]);
             want.insert(b"a".to_vec(), b"1".to_vec());
             assert_eq!(view_map(&view), want, "{policy:?} at {version}");
@@ -509,28 +546,33 @@ fn memory_budget_bounds_cached_states_and_forks() {
         // The fork's starting state does not fit beside the states `id` cached, and `id`
         // itself is never evicted to make room for a fork from it.
         let error = engine
+            .branches()
             .fork_branch(id, Version(201))
             .expect_err("the fork's state does not fit");
         assert!(matches!(error, Error::BranchMemoryFull { .. }), "{error}");
         within("after the refused fork");
         match policy {
             BranchMemoryPolicy::Refuse => {
-                assert!(engine.branch_info(bystander).is_ok(), "nothing evicted");
+                assert!(engine.branches().info(bystander).is_ok(), "nothing evicted");
             }
             BranchMemoryPolicy::EvictLeastRecentlyUsed => {
                 // The bystander, least recently used, made room for the cached states.
-                assert!(engine.branch_info(bystander).is_err());
-                assert!(engine.branch_stats().evictions > 0);
+                assert!(engine.branches().info(bystander).is_err());
+                assert!(engine.branches().stats().evictions > 0);
             }
         }
         // With room made, the same fork fits and reads the branch's state.
-        engine.discard(id).expect("discard");
-        let id = engine.fork("s", Version(1)).expect("fork");
+        engine.branches().discard(id).expect("discard");
+        let id = engine.branches().fork("s", Version(1)).expect("fork");
         engine
-            .append_branch(id, &events[..20], None)
+            .branches()
+            .append(id, &events[..20], None)
             .expect("append");
-        let fork = engine.fork_branch(id, Version(21)).expect("fits now");
-        let view = engine.view_branch(fork, Version(21)).expect("view");
+        let fork = engine
+            .branches()
+            .fork_branch(id, Version(21))
+            .expect("fits now");
+        let view = engine.branches().view(fork, Version(21)).expect("view");
         assert_eq!(view.get(b"k019"), Some(&b"v"[..]));
         within("at the end");
     }
@@ -543,21 +585,29 @@ fn a_deep_chain_of_branches_is_dropped_without_recursion() {
     engine
         .append("s", &[set("a", "0")], Durability::Critical, None)
         .expect("create");
-    let mut branch = engine.fork("s", Version(1)).expect("fork");
+    let mut branch = engine.branches().fork("s", Version(1)).expect("fork");
     for depth in 0..20_000u64 {
         engine
-            .append_branch(branch, &[set("a", &depth.to_string())], None)
+            .branches()
+            .append(branch, &[set("a", &depth.to_string())], None)
             .expect("append");
         let child = engine
+            .branches()
             .fork_branch(branch, Version(depth + 2))
             .expect("fork");
-        engine.discard(branch).expect("discard");
+        engine.branches().discard(branch).expect("discard");
         branch = child;
     }
-    let view = engine.view_branch(branch, Version(20_001)).expect("view");
+    let view = engine
+        .branches()
+        .view(branch, Version(20_001))
+        .expect("view");
     assert_eq!(view.get(b"a"), Some(&b"19999"[..]));
-    engine.discard(branch).expect("discard the deepest");
-    assert_eq!(engine.branch_stats().bytes, 0);
+    engine
+        .branches()
+        .discard(branch)
+        .expect("discard the deepest");
+    assert_eq!(engine.branches().stats().bytes, 0);
 }
 
 /// Crashes at every I/O step of a workload of critical and normal appends, branches and
@@ -572,10 +622,14 @@ fn crashes_never_show_speculation_and_keep_promotions() {
         let mut durable = 0;
         let mut boundaries = vec![0];
         let Ok(engine) = Engine::builder(dir)
+            .options({
+                let mut options = helios::Options::default();
+                options.log.segment_size_bytes = 4096;
+                options.log.write_buffer_bytes = 200;
+                options.background_threads = false;
+                options
+            })
             .storage(Arc::new(sim.clone()))
-            .segment_size_bytes(4096)
-            .write_buffer_bytes(200)
-            .background_threads(false)
             .open()
         else {
             return (sent, durable, boundaries);
@@ -607,29 +661,35 @@ fn crashes_never_show_speculation_and_keep_promotions() {
             }
             let head = engine.head("s").expect("stream").0;
             // Reading the state may fail once the simulated machine has stopped.
-            let Ok(branch) = engine.fork("s", Version(head)) else {
+            let Ok(branch) = engine.branches().fork("s", Version(head)) else {
                 return (sent, durable, boundaries);
             };
             let speculative = events(3);
             engine
-                .append_branch(branch, &speculative, None)
+                .branches()
+                .append(branch, &speculative, None)
                 .expect("branch");
-            let Ok(rollout) = engine.fork_branch(branch, Version(head + 3)) else {
+            let Ok(rollout) = engine.branches().fork_branch(branch, Version(head + 3)) else {
                 return (sent, durable, boundaries);
             };
             let never = vec![set("never", "visible")];
             engine
-                .append_branch(rollout, &never, None)
+                .branches()
+                .append(rollout, &never, None)
                 .expect("rollout");
             sent.extend(speculative);
             boundaries.push(sent.len());
-            if engine.promote(branch, Version(head + 3), class).is_err() {
+            if engine
+                .branches()
+                .promote(branch, Version(head + 3), class)
+                .is_err()
+            {
                 return (sent, durable, boundaries);
             }
             if critical {
                 durable = sent.len();
             }
-            engine.prune("s").expect("prune");
+            engine.branches().prune("s").expect("prune");
         }
         (sent, durable, boundaries)
     };
@@ -657,9 +717,13 @@ fn crashes_never_show_speculation_and_keep_promotions() {
             sim.crash(fault, crash_at * 7 + f as u64);
             let replay = format!("crash after {crash_at} of {total_ops} operations, {fault:?}");
             let engine = Engine::builder(dir.path())
+                .options({
+                    let mut options = helios::Options::default();
+                    options.log.segment_size_bytes = 4096;
+                    options.background_threads = false;
+                    options
+                })
                 .storage(Arc::new(sim.clone()))
-                .segment_size_bytes(4096)
-                .background_threads(false)
                 .open()
                 .unwrap_or_else(|e| panic!("{replay}: reopen failed: {e}"));
             let survived: Vec<Vec<u8>> = engine
@@ -686,7 +750,7 @@ fn crashes_never_show_speculation_and_keep_promotions() {
                 "{replay}: a speculative event is visible"
             );
             assert!(
-                engine.branches("s").is_empty(),
+                engine.branches().of_stream("s").is_empty(),
                 "{replay}: branches survived"
             );
             if !survived.is_empty() {
@@ -719,23 +783,26 @@ fn metrics_count_every_operation() {
             .expect("append");
     }
     engine.sync().expect("sync");
-    engine.sync_checkpoints().expect("checkpoints");
-    let branch = engine.fork("s", Version(10)).expect("fork");
+    engine.checkpoints().sync().expect("checkpoints");
+    let branch = engine.branches().fork("s", Version(10)).expect("fork");
     for i in 0..7 {
         engine
-            .append_branch(branch, &[set("b", &i.to_string())], None)
+            .branches()
+            .append(branch, &[set("b", &i.to_string())], None)
             .expect("speculative");
     }
     for v in 1..=10 {
         engine.view("s", Version(v)).expect("view");
     }
     engine
-        .view_branch(branch, Version(17))
+        .branches()
+        .view(branch, Version(17))
         .expect("branch view");
     engine
+        .branches()
         .promote(branch, Version(12), Durability::Critical)
         .expect("promote");
-    let metrics = engine.metrics();
+    let metrics = engine.inspect().metrics();
     let count = |m: helios::Metric| metrics.get(m).map_or(0, |s| s.count);
     assert_eq!(count(helios::Metric::AppendCritical), 5);
     assert_eq!(count(helios::Metric::AppendNormal), 5);
@@ -759,13 +826,18 @@ fn metrics_count_every_operation() {
     assert!(replayed.max <= 3, "{replayed:?}");
     assert!(
         engine
+            .inspect()
             .metrics()
             .to_prometheus()
             .contains("helios_append_critical_seconds_count 5")
     );
-    engine.reset_metrics();
+    engine.inspect().reset_metrics();
     assert_eq!(
-        engine.metrics().get(helios::Metric::View).map(|m| m.count),
+        engine
+            .inspect()
+            .metrics()
+            .get(helios::Metric::View)
+            .map(|m| m.count),
         Some(0)
     );
 }

@@ -14,7 +14,11 @@ const SMALL_SEGMENT: u64 = 4096;
 
 fn small(dir: &Path) -> Engine {
     Engine::builder(dir)
-        .segment_size_bytes(SMALL_SEGMENT)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options
+        })
         .open()
         .expect("open")
 }
@@ -194,7 +198,7 @@ fn many_segments_reopen_and_global_order() {
             }
         }
         assert!(
-            engine.segments().expect("segments").len() > 5,
+            engine.inspect().segments().expect("segments").len() > 5,
             "small segments roll"
         );
         // Reads span sealed segments and the active one, before any reopen.
@@ -202,7 +206,7 @@ fn many_segments_reopen_and_global_order() {
         engine.close().expect("clean close");
     }
     let engine = small(dir.path());
-    let report = engine.open_report().clone();
+    let report = engine.inspect().open_report().clone();
     assert_eq!(report.log.truncated, None);
     assert_eq!(
         report.log.records_scanned, 0,
@@ -241,17 +245,28 @@ fn many_segments_reopen_and_global_order() {
 fn create_if_missing_false_refuses_a_directory_that_is_not_a_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("typo");
-    match Engine::builder(&target).create_if_missing(false).open() {
+    match Engine::builder(&target)
+        .options({
+            let mut options = helios::Options::default();
+            options.create_if_missing = false;
+            options
+        })
+        .open()
+    {
         Err(Error::NotAStore { path }) => assert_eq!(path, target),
         other => panic!("expected NotAStore, got {other:?}"),
     }
     assert!(!target.exists(), "nothing was created");
     drop(Engine::open(&target, Options::default()).expect("create"));
     let engine = Engine::builder(&target)
-        .create_if_missing(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.create_if_missing = false;
+            options
+        })
         .open()
         .expect("exists now");
-    assert_eq!(engine.log_end().lsn, Lsn::ZERO);
+    assert_eq!(engine.inspect().log_end().lsn, Lsn::ZERO);
 }
 
 #[test]
@@ -273,14 +288,18 @@ fn concurrent_critical_appends_all_land() {
 }
 
 fn helios_log_poll_default() -> u64 {
-    Options::default().sync_poll_window_us
+    Options::default().log.sync_poll_window_us
 }
 
 fn concurrent_critical_appends(poll_us: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Arc::new(
         Engine::builder(dir.path())
-            .sync_poll_window_us(poll_us)
+            .options({
+                let mut options = helios::Options::default();
+                options.log.sync_poll_window_us = poll_us;
+                options
+            })
             .open()
             .expect("open"),
     );
@@ -373,7 +392,11 @@ fn damage_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
     // Without the metadata, open must scan the log: the damage is a hard error, not a truncation.
     std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
     match Engine::builder(dir.path())
-        .segment_size_bytes(SMALL_SEGMENT)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options
+        })
         .open()
     {
         Err(Error::Log(LogError::Corrupt { path, offset, .. })) => {
@@ -389,8 +412,13 @@ fn tear_tail(dir: &Path, garbage: &[u8]) -> (PathBuf, u64) {
     use std::os::unix::fs::FileExt;
     let (path, offset) = {
         let engine = Engine::open(dir, Options::default()).expect("open");
-        let active = engine.segments().expect("segments").pop().expect("one");
-        (active.path, engine.log_end().offset)
+        let active = engine
+            .inspect()
+            .segments()
+            .expect("segments")
+            .pop()
+            .expect("one");
+        (active.path, engine.inspect().log_end().offset)
     };
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -416,7 +444,11 @@ fn a_torn_tail_is_truncated_or_refused() {
     let (path, offset) = tear_tail(dir.path(), &garbage);
 
     match Engine::builder(dir.path())
-        .recovery_mode(RecoveryMode::Refuse)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.recovery_mode = RecoveryMode::Refuse;
+            options
+        })
         .open()
     {
         Err(Error::Log(LogError::TornTail {
@@ -431,6 +463,7 @@ fn a_torn_tail_is_truncated_or_refused() {
     {
         let engine = Engine::open(dir.path(), Options::default()).expect("truncating open");
         let truncated = engine
+            .inspect()
             .open_report()
             .log
             .truncated
@@ -449,7 +482,7 @@ fn a_torn_tail_is_truncated_or_refused() {
             .expect("append after repair");
     }
     let engine = Engine::open(dir.path(), Options::default()).expect("reopen");
-    assert_eq!(engine.open_report().log.truncated, None);
+    assert_eq!(engine.inspect().open_report().log.truncated, None);
     assert_eq!(read_all(&engine, "s").len(), 4);
 }
 
@@ -510,7 +543,7 @@ fn index_entries_past_the_log_end_are_dropped() {
     std::fs::write(&active, &damaged).expect("write");
 
     let engine = Engine::open(dir.path(), Options::default()).expect("open");
-    let report = engine.open_report();
+    let report = engine.inspect().open_report();
     assert!(report.log.start_was_past_end);
     assert_eq!(report.index_entries_dropped, 2);
     assert_eq!(engine.head("s"), Some(Version(2)));
@@ -557,8 +590,12 @@ fn a_full_disk_fails_the_append_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = SimStorage::new();
     let engine = Engine::builder(dir.path())
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options
+        })
         .storage(Arc::new(sim.clone()))
-        .segment_size_bytes(SMALL_SEGMENT)
         .open()
         .expect("open");
     // One segment exists; allow no room for a second.
@@ -679,10 +716,14 @@ fn run_ops(ops: Vec<Op>) -> TestResult {
     let sim = SimStorage::new();
     let open = || {
         Engine::builder(dir.path())
+            .options({
+                let mut options = helios::Options::default();
+                options.log.segment_size_bytes = SMALL_SEGMENT;
+                options.log.write_buffer_bytes = 256;
+                options.write_behind.sync_window_ms = 1;
+                options
+            })
             .storage(Arc::new(sim.clone()))
-            .segment_size_bytes(SMALL_SEGMENT)
-            .write_buffer_bytes(256)
-            .sync_window_ms(1)
             .open()
     };
     let mut engine = Some(open().expect("open"));
@@ -873,7 +914,7 @@ fn damage_to_an_indexed_record_is_corruption_not_a_torn_tail() {
 fn wait_until_durable(engine: &Engine, lsn: Lsn) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        if engine.durable_lsn() >= lsn {
+        if engine.inspect().durable_lsn() >= lsn {
             return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
@@ -885,13 +926,18 @@ fn wait_until_durable(engine: &Engine, lsn: Lsn) -> bool {
 /// the flusher reports them durable, crashes losing every unsynced byte, and returns what a
 /// reopened engine reads back.
 fn normal_events_after_flush_and_crash(
-    configure: impl FnOnce(helios::EngineBuilder) -> helios::EngineBuilder,
+    configure: impl FnOnce(&mut Options),
     events: &[String],
 ) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = SimStorage::new();
-    let builder = Engine::builder(dir.path()).storage(Arc::new(sim.clone()));
-    let engine = configure(builder).open().expect("open");
+    let mut options = Options::default();
+    configure(&mut options);
+    let engine = Engine::builder(dir.path())
+        .options(options)
+        .storage(Arc::new(sim.clone()))
+        .open()
+        .expect("open");
     let appended = engine
         .append("s", events, Durability::Normal, None)
         .expect("append");
@@ -912,16 +958,16 @@ fn normal_events_after_flush_and_crash(
 fn normal_appends_are_synced_by_the_flusher_on_time_or_on_bytes() {
     // By time: a 5 ms window, no explicit sync.
     let one = vec!["written behind".to_owned()];
-    let got = normal_events_after_flush_and_crash(|b| b.sync_window_ms(5), &one);
+    let got = normal_events_after_flush_and_crash(|o| o.write_behind.sync_window_ms = 5, &one);
     assert_eq!(got, vec![b"written behind".to_vec()]);
 
     // By bytes: an hour-long window, but more than sync_window_bytes appended wakes the flusher.
     let batch: Vec<String> = (0..40).map(|i| format!("{i:0>100}")).collect();
     let got = normal_events_after_flush_and_crash(
-        |b| {
-            b.sync_window_ms(3_600_000)
-                .sync_window_bytes(4096)
-                .write_buffer_bytes(1024)
+        |o| {
+            o.write_behind.sync_window_ms = 3_600_000;
+            o.write_behind.sync_window_bytes = 4096;
+            o.log.write_buffer_bytes = 1024;
         },
         &batch,
     );

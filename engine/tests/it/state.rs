@@ -1,6 +1,7 @@
 //! Integration tests of state at any version: views over checkpoints, the builder, rebuilding
 //! damaged checkpoints, state-machine errors, and the committed golden store.
 
+use crate::support::set;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,13 +14,6 @@ use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
 const SMALL_SEGMENT: u64 = 64 * 1024;
 
-fn set(key: &str, value: &str) -> Vec<u8> {
-    kv::encode(&kv::KvEvent::Set {
-        key: key.as_bytes(),
-        value: value.as_bytes(),
-    })
-}
-
 fn del(key: &str) -> Vec<u8> {
     kv::encode(&kv::KvEvent::Del {
         key: key.as_bytes(),
@@ -28,9 +22,13 @@ fn del(key: &str) -> Vec<u8> {
 
 fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
     Engine::builder(dir)
-        .segment_size_bytes(SMALL_SEGMENT)
-        .checkpoint_policy(LevelPolicy::new(fanout, levels).expect("policy"))
-        .background_threads(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options.checkpoints.policy = LevelPolicy::new(fanout, levels).expect("policy");
+            options.background_threads = false;
+            options
+        })
         .open()
         .expect("open")
 }
@@ -171,7 +169,7 @@ fn run_case(case: Case) -> TestResult {
             .expect("append");
         if appended <= reopen_at && reopen_at < appended + n {
             // Checkpoints built so far must survive a reopen.
-            engine.sync_checkpoints().expect("sync checkpoints");
+            engine.checkpoints().sync().expect("sync checkpoints");
             drop(engine);
             engine = open(dir.path(), policy.fanout(), policy.levels());
         }
@@ -184,7 +182,7 @@ fn run_case(case: Case) -> TestResult {
         let v = probe(i);
         assert_view_matches(&engine, "s", v, at(&states, v), &keys);
     }
-    engine.sync_checkpoints().expect("sync checkpoints");
+    engine.checkpoints().sync().expect("sync checkpoints");
     for i in 0..case.probes.len() {
         let v = probe(i);
         let replayed = assert_view_matches(&engine, "s", v, at(&states, v), &keys);
@@ -233,7 +231,7 @@ fn checkpoints_survive_reopen_and_are_used() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(dir.path(), 10, 3);
     let events = append_sets(&engine, "s", 2345, 50);
-    let stats = engine.sync_checkpoints().expect("sync");
+    let stats = engine.checkpoints().sync().expect("sync");
     // 234 checkpoints: 2 full (1000, 2000), 21 level-2, 211 level-1.
     assert_eq!(stats.files, 234, "{stats:?}");
     assert_eq!(stats.by_level[2].files, 2);
@@ -243,7 +241,7 @@ fn checkpoints_survive_reopen_and_are_used() {
     drop(engine);
 
     let engine = open(dir.path(), 10, 3);
-    let report = &engine.open_report().checkpoints;
+    let report = &engine.inspect().open_report().checkpoints;
     assert_eq!((report.adopted, report.missing, report.deleted), (0, 0, 0));
     let states = model_states(&events);
     let view = engine.view("s", Version(2345)).expect("view");
@@ -257,7 +255,7 @@ fn checkpoints_survive_reopen_and_are_used() {
     assert_eq!(view.report().events_replayed, 5);
     let keys: Vec<Vec<u8>> = (0..50).map(|k| format!("key-{k}").into_bytes()).collect();
     assert_view_matches(&engine, "s", 2345, &states[2345], &keys);
-    let stats = engine.sync_checkpoints().expect("sync");
+    let stats = engine.checkpoints().sync().expect("sync");
     assert_eq!((stats.written, stats.rebuilt), (0, 0), "nothing to redo");
 }
 
@@ -266,7 +264,7 @@ fn damaged_and_deleted_checkpoints_are_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(dir.path(), 10, 2);
     let events = append_sets(&engine, "s", 250, 30);
-    engine.sync_checkpoints().expect("sync");
+    engine.checkpoints().sync().expect("sync");
     drop(engine);
     let states = model_states(&events);
     let keys: Vec<Vec<u8>> = (0..30).map(|k| format!("key-{k}").into_bytes()).collect();
@@ -290,7 +288,7 @@ fn damaged_and_deleted_checkpoints_are_rebuilt() {
     std::fs::remove_file(&delta).expect("remove");
 
     let engine = open(dir.path(), 10, 2);
-    assert_eq!(engine.open_report().checkpoints.missing, 1);
+    assert_eq!(engine.inspect().open_report().checkpoints.missing, 1);
     // Correct results while the damage is there: the view falls back to the full state at
     // 100 and replays from there.
     let replayed = assert_view_matches(&engine, "s", 245, &states[245], &keys);
@@ -298,9 +296,9 @@ fn damaged_and_deleted_checkpoints_are_rebuilt() {
         replayed > 9,
         "fell back past the damaged layers, replayed {replayed}"
     );
-    let stats = engine.checkpoint_stats();
+    let stats = engine.checkpoints().stats();
     assert_eq!(stats.damaged, 1, "{stats:?}");
-    let stats = engine.sync_checkpoints().expect("sync");
+    let stats = engine.checkpoints().sync().expect("sync");
     assert_eq!(stats.rebuilt, 2, "{stats:?}");
     assert!(full.exists() && delta.exists());
     for v in [200, 240, 245, 250] {
@@ -315,15 +313,19 @@ fn damaged_and_deleted_checkpoints_are_rebuilt() {
 fn views_stay_exact_while_the_map_cache_evicts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::builder(dir.path())
-        .segment_size_bytes(SMALL_SEGMENT)
-        .checkpoint_policy(LevelPolicy::new(10, 3).expect("policy"))
-        .background_threads(false)
-        // The smallest cache the policy allows: every view's layers evict earlier maps.
-        .checkpoint_maps_max(3)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options.checkpoints.policy = LevelPolicy::new(10, 3).expect("policy");
+            options.background_threads = false;
+            // The smallest cache the policy allows: every view's layers evict earlier maps.
+            options.checkpoints.maps_max = 3;
+            options
+        })
         .open()
         .expect("open");
     let events = append_sets(&engine, "s", 2345, 50);
-    engine.sync_checkpoints().expect("sync");
+    engine.checkpoints().sync().expect("sync");
     let states = model_states(&events);
     let keys: Vec<Vec<u8>> = (0..50).map(|k| format!("key-{k}").into_bytes()).collect();
     // Views kept alive across evictions keep their maps: read them all again at the end.
@@ -342,7 +344,7 @@ fn views_stay_exact_while_the_map_cache_evicts() {
         assert_eq!(&all, at(&states, *version), "held view at {version}");
     }
     // Nothing was treated as damaged: evicting a map only drops it.
-    let stats = engine.sync_checkpoints().expect("sync");
+    let stats = engine.checkpoints().sync().expect("sync");
     assert_eq!(
         (stats.written, stats.rebuilt, stats.damaged),
         (234, 0, 0),
@@ -399,13 +401,14 @@ fn bad_requests_get_clear_errors() {
             .starts_with("stream `s`, event v13: state machine `kv` rejected it"),
         "{error}"
     );
-    let stats = engine.sync_checkpoints().expect("sync");
+    let stats = engine.checkpoints().sync().expect("sync");
     assert_eq!(stats.stalled.len(), 1, "{stats:?}");
     assert_eq!(stats.stalled[0].version, Version(13));
     // The builder still wrote the checkpoint before the bad event.
     assert!(
         engine
-            .checkpoints("s")
+            .checkpoints()
+            .of_stream("s")
             .expect("list")
             .iter()
             .any(|c| c.version == Version(10))
@@ -491,8 +494,12 @@ fn bulk_imports_are_copied_once_and_never_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let open = || {
         Engine::builder(dir.path())
-            .segment_size_bytes(SMALL_SEGMENT)
-            .background_threads(false)
+            .options({
+                let mut options = helios::Options::default();
+                options.log.segment_size_bytes = SMALL_SEGMENT;
+                options.background_threads = false;
+                options
+            })
             .stream_machine("bulk", Importer)
             .open()
             .expect("open")
@@ -511,12 +518,12 @@ fn bulk_imports_are_copied_once_and_never_replayed() {
             .append("bulk", chunk, Durability::Critical, None)
             .expect("append");
     }
-    engine.sync_checkpoints().expect("sync");
+    engine.checkpoints().sync().expect("sync");
 
     // The anchor (version 10) holds the whole state; every other checkpoint below the first
     // full one (version 1000) is a delta against it, holding only the keys changed since (at
     // most 989 of the 5,000), where a delta against the empty state would hold them all.
-    let checkpoints = engine.checkpoints("bulk").expect("checkpoints");
+    let checkpoints = engine.checkpoints().of_stream("bulk").expect("checkpoints");
     let find = |v: u64| {
         checkpoints
             .iter()
@@ -544,7 +551,7 @@ fn bulk_imports_are_copied_once_and_never_replayed() {
         .map(|c| (c.version.0, c.level, c.base.0))
         .collect();
     assert_eq!(heavy, vec![(1, 0, 0), (1505, 0, 0)]);
-    assert_eq!(engine.checkpoint_stats().after_heavy_events.files, 2);
+    assert_eq!(engine.checkpoints().stats().after_heavy_events.files, 2);
 
     // Every version reads the model's state, through at most three layers, and no view
     // replays an import: before and after a reopen, and with the anchor and the state after
@@ -593,7 +600,7 @@ fn bulk_imports_are_copied_once_and_never_replayed() {
         std::fs::remove_file(path).expect("delete");
     }
     let engine = open();
-    let stats = engine.sync_checkpoints().expect("rebuild");
+    let stats = engine.checkpoints().sync().expect("rebuild");
     assert_eq!(stats.rebuilt, 2, "{stats:?}");
     check(&engine);
 }
@@ -602,8 +609,12 @@ fn bulk_imports_are_copied_once_and_never_replayed() {
 fn a_panicking_machine_does_not_harm_the_engine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::builder(dir.path())
-        .segment_size_bytes(SMALL_SEGMENT)
-        .background_threads(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options.background_threads = false;
+            options
+        })
         .stream_machine("fragile-", Fragile)
         .open()
         .expect("open");
@@ -625,7 +636,7 @@ fn a_panicking_machine_does_not_harm_the_engine() {
     assert!(error.to_string().contains("panicked"), "{error}");
     // The engine goes on: other streams, appends, views, checkpoints.
     append_sets(&engine, "kv", 30, 4);
-    engine.sync_checkpoints().expect("sync");
+    engine.checkpoints().sync().expect("sync");
     assert_eq!(
         engine.view("kv", Version(30)).expect("view").get(b"key-1"),
         Some(&b"value-29"[..])
@@ -637,7 +648,11 @@ fn views_are_send_and_outlive_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Arc::new(
         Engine::builder(dir.path())
-            .segment_size_bytes(SMALL_SEGMENT)
+            .options({
+                let mut options = helios::Options::default();
+                options.log.segment_size_bytes = SMALL_SEGMENT;
+                options
+            })
             .open()
             .expect("open"),
     );
@@ -673,7 +688,7 @@ fn views_are_send_and_outlive_appends() {
 
 /// The committed golden store: a log and the checkpoint files written by format version 1,
 /// without the fjall metadata (derived data, rebuilt on open). Regenerate with
-/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test state golden`.
+/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it state::golden`.
 fn golden_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store")
 }
@@ -690,10 +705,14 @@ fn golden_events() -> Vec<Vec<u8>> {
 
 fn open_golden(dir: &Path) -> Engine {
     Engine::builder(dir)
-        .segment_size_bytes(16 * 1024)
-        .checkpoint_policy(LevelPolicy::new(4, 3).expect("policy"))
-        .background_threads(false)
-        .create_if_missing(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = 16 * 1024;
+            options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
+            options.background_threads = false;
+            options.create_if_missing = false;
+            options
+        })
         .open()
         .expect("open the golden store")
 }
@@ -705,9 +724,13 @@ fn golden_store_still_reads() {
     if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
         let _ = std::fs::remove_dir_all(&fixture);
         let engine = Engine::builder(&fixture)
-            .segment_size_bytes(16 * 1024)
-            .checkpoint_policy(LevelPolicy::new(4, 3).expect("policy"))
-            .background_threads(false)
+            .options({
+                let mut options = helios::Options::default();
+                options.log.segment_size_bytes = 16 * 1024;
+                options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
+                options.background_threads = false;
+                options
+            })
             .open()
             .expect("open");
         for chunk in events.chunks(9) {
@@ -715,7 +738,7 @@ fn golden_store_still_reads() {
                 .append("golden", chunk, Durability::Critical, None)
                 .expect("append");
         }
-        engine.sync_checkpoints().expect("sync");
+        engine.checkpoints().sync().expect("sync");
         engine.close().expect("close");
         std::fs::remove_dir_all(fixture.join("meta")).expect("drop the derived metadata");
         std::fs::remove_file(fixture.join("LOCK")).expect("drop the lock file");
@@ -728,7 +751,10 @@ fn golden_store_still_reads() {
         "the fixture has its checkpoint files ({committed})"
     );
     let engine = open_golden(dir.path());
-    assert_eq!(engine.open_report().checkpoints.adopted, committed);
+    assert_eq!(
+        engine.inspect().open_report().checkpoints.adopted,
+        committed
+    );
     let states = model_states(&events);
     let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
     for v in 0..=events.len() as u64 {
@@ -738,7 +764,7 @@ fn golden_store_still_reads() {
             "version {v} replayed {replayed}: a checkpoint was not read"
         );
     }
-    let stats = engine.checkpoint_stats();
+    let stats = engine.checkpoints().stats();
     assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
 }
 
@@ -758,7 +784,7 @@ fn golden_store_mixes_old_and_new_checkpoints() {
         std::fs::remove_file(dir.path().join("checkpoints").join(name)).expect("delete");
     }
     let engine = open_golden(dir.path());
-    assert_eq!(engine.open_report().checkpoints.gaps, 2);
+    assert_eq!(engine.inspect().open_report().checkpoints.gaps, 2);
     let mut events = golden_events();
     let more: Vec<Vec<u8>> = (137..201u32)
         .map(|i| set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")))
@@ -767,9 +793,12 @@ fn golden_store_mixes_old_and_new_checkpoints() {
         .append("golden", &more, Durability::Critical, None)
         .expect("append");
     events.extend(more);
-    let stats = engine.sync_checkpoints().expect("sync");
+    let stats = engine.checkpoints().sync().expect("sync");
     assert_eq!((stats.damaged, stats.rebuilt), (0, 2), "{stats:?}");
-    let listed = engine.checkpoints("golden").expect("checkpoints");
+    let listed = engine
+        .checkpoints()
+        .of_stream("golden")
+        .expect("checkpoints");
     let base = |v: u64| listed.iter().find(|c| c.version.0 == v).map(|c| c.base.0);
     assert_eq!((base(32), base(36)), (Some(4), Some(32)));
     let states = model_states(&events);
@@ -802,7 +831,7 @@ fn a_damaged_checkpoint_on_the_forward_path_is_rebuilt_once_and_counted_as_rebui
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(dir.path(), 10, 2);
     let mut events = append_sets(&engine, "s", 125, 13);
-    engine.sync_checkpoints().expect("sync");
+    engine.checkpoints().sync().expect("sync");
     drop(engine);
     let damaged = checkpoint_files(dir.path())
         .into_iter()
@@ -819,8 +848,8 @@ fn a_damaged_checkpoint_on_the_forward_path_is_rebuilt_once_and_counted_as_rebui
     let states = model_states(&events);
     let keys: Vec<Vec<u8>> = (0..13).map(|k| format!("key-{k}").into_bytes()).collect();
     assert_view_matches(&engine, "s", 123, at(&states, 123), &keys);
-    assert_eq!(engine.checkpoint_stats().damaged, 1);
-    let stats = engine.sync_checkpoints().expect("one rebuild, no clash");
+    assert_eq!(engine.checkpoints().stats().damaged, 1);
+    let stats = engine.checkpoints().sync().expect("one rebuild, no clash");
     assert_eq!((stats.rebuilt, stats.damaged), (1, 1), "{stats:?}");
     assert_eq!(stats.written, 2, "140 and 130: {stats:?}");
     for v in [120, 123, 140, 145] {

@@ -9,6 +9,7 @@
 //! Scale: `HELIOS_SIM_SEEDS` (default 16 per shard, 4 shards) sets the seeds per shard; the
 //! default runs over 10,000 scenarios.
 
+use crate::support::fold;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -159,11 +160,15 @@ fn scratch_dir() -> tempfile::TempDir {
 
 fn open(dir: &Path, sim: &SimStorage) -> Result<Engine, Error> {
     Engine::builder(dir)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SEGMENT;
+            options.log.write_buffer_bytes = 256;
+            options.checkpoints.policy = LevelPolicy::new(4, 2).expect("policy");
+            options.background_threads = false;
+            options
+        })
         .storage(Arc::new(sim.clone()))
-        .segment_size_bytes(SEGMENT)
-        .write_buffer_bytes(256)
-        .checkpoint_policy(LevelPolicy::new(4, 2).expect("policy"))
-        .background_threads(false)
         .open()
 }
 
@@ -264,17 +269,28 @@ fn run_ops(
                 let Some(head) = engine.head(STREAMS[stream]) else {
                     continue;
                 };
-                let Ok(branch) = engine.fork(STREAMS[stream], head) else {
+                let Ok(branch) = engine.branches().fork(STREAMS[stream], head) else {
                     return (model.failed_now(), Some(engine));
                 };
                 let batch = events(stream, count, "never");
-                engine.append_branch(branch, &batch, None).expect("branch");
+                engine
+                    .branches()
+                    .append(branch, &batch, None)
+                    .expect("branch");
                 let rollout = engine
+                    .branches()
                     .fork_branch(branch, Version(head.0 + 1))
                     .expect("rollout");
                 let more = events(stream, 2, "never");
-                engine.append_branch(rollout, &more, None).expect("rollout");
-                if engine.view_branch(rollout, Version(head.0 + 3)).is_err() {
+                engine
+                    .branches()
+                    .append(rollout, &more, None)
+                    .expect("rollout");
+                if engine
+                    .branches()
+                    .view(rollout, Version(head.0 + 3))
+                    .is_err()
+                {
                     return (model.failed_now(), Some(engine));
                 }
                 // Deletes carry no unique value: only the sets identify a speculative event.
@@ -282,7 +298,7 @@ fn run_ops(
                 model.never.extend(batch.into_iter().filter(unique));
                 model.never.extend(more.into_iter().filter(unique));
                 if rng.below(2) == 0 {
-                    engine.discard(branch).expect("discard");
+                    engine.branches().discard(branch).expect("discard");
                 }
             }
             Op::Promote {
@@ -293,17 +309,20 @@ fn run_ops(
                 let Some(head) = engine.head(STREAMS[stream]) else {
                     continue;
                 };
-                let Ok(branch) = engine.fork(STREAMS[stream], head) else {
+                let Ok(branch) = engine.branches().fork(STREAMS[stream], head) else {
                     return (model.failed_now(), Some(engine));
                 };
                 let batch = events(stream, count, "promoted");
-                let appended = engine.append_branch(branch, &batch, None).expect("branch");
+                let appended = engine
+                    .branches()
+                    .append(branch, &batch, None)
+                    .expect("branch");
                 let class = if critical {
                     Durability::Critical
                 } else {
                     Durability::Normal
                 };
-                let result = engine.promote(branch, appended.last, class);
+                let result = engine.branches().promote(branch, appended.last, class);
                 model.sent.extend(batch.into_iter().map(|e| (stream, e)));
                 model.boundaries.push(model.sent.len());
                 if result.is_err() {
@@ -312,10 +331,10 @@ fn run_ops(
                 if critical {
                     model.durable = model.sent.len();
                 }
-                engine.prune(STREAMS[stream]).expect("prune");
+                engine.branches().prune(STREAMS[stream]).expect("prune");
             }
             Op::SyncCheckpoints => {
-                if engine.sync_checkpoints().is_err() {
+                if engine.checkpoints().sync().is_err() {
                     return (model.failed_now(), Some(engine));
                 }
                 model.durable = model.sent.len();
@@ -336,9 +355,6 @@ fn run_ops(
 }
 
 /// Folds key-value events into the state they make.
-fn fold(events: &[&[u8]]) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    kv::fold(events.iter().copied()).expect("the workload writes key-value events")
-}
 
 /// Runs one scenario; `Err` says what broke.
 fn scenario(seed: u64, fault: Fault) -> Result<(), String> {
@@ -493,7 +509,7 @@ fn check(engine: &Engine, model: &Model, damaged: bool) -> Result<(), String> {
             }
         }
     }
-    let stats = engine.sync_checkpoints().map_err(|e| e.to_string())?;
+    let stats = engine.checkpoints().sync().map_err(|e| e.to_string())?;
     if damaged && stats.damaged > 0 && stats.rebuilt == 0 {
         return Err(format!("a damaged checkpoint was not rebuilt: {stats:?}"));
     }
@@ -547,7 +563,7 @@ fn faults_of(seed: u64) -> Vec<Fault> {
 
 fn replay_command(seed: u64, fault: Fault) -> String {
     format!(
-        "HELIOS_SIM_REPLAY={seed}/{} cargo nextest run -p helios --test simulator replay_one",
+        "HELIOS_SIM_REPLAY={seed}/{} cargo nextest run -p helios --test it simulator::replay_one",
         fault.to_arg()
     )
 }

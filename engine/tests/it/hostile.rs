@@ -11,10 +11,13 @@
 //! from the format modules (`helios_log::format`, `helios_checkpoint::format`), the one place
 //! that defines them (`docs/FORMAT.md` draws them).
 
+use crate::support::{fold, set};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use helios::{Durability, Engine, EngineBuilder, Error, LevelPolicy, LogError, Version, kv};
+use helios::{
+    Durability, Engine, EngineBuilder, Error, LevelPolicy, LogError, Options, Version, kv,
+};
 use helios_checkpoint::format::header as ckpt;
 use helios_log::format::{self as log_format, record, segment_header};
 
@@ -23,23 +26,23 @@ const SEGMENT_BYTES: u64 = 4096;
 const FANOUT: u64 = 4;
 const LEVELS: u32 = 2;
 
+fn options() -> Options {
+    let mut options = Options::default();
+    options.log.segment_size_bytes = SEGMENT_BYTES;
+    options.checkpoints.policy = LevelPolicy::new(FANOUT, LEVELS).expect("policy");
+    options.background_threads = false;
+    options
+}
+
 fn builder(dir: &Path) -> EngineBuilder {
-    Engine::builder(dir)
-        .segment_size_bytes(SEGMENT_BYTES)
-        .checkpoint_policy(LevelPolicy::new(FANOUT, LEVELS).expect("policy"))
-        .background_threads(false)
+    Engine::builder(dir).options(options())
 }
 
 /// Opens an existing store (never creates one).
 fn reopen(dir: &Path) -> helios::Result<Engine> {
-    builder(dir).create_if_missing(false).open()
-}
-
-fn set(key: &str, value: &str) -> Vec<u8> {
-    kv::encode(&kv::KvEvent::Set {
-        key: key.as_bytes(),
-        value: value.as_bytes(),
-    })
+    let mut options = options();
+    options.create_if_missing = false;
+    Engine::open(dir, options)
 }
 
 /// `count` key-value events over a few keys, with a delete now and then; `tag` makes the values
@@ -59,11 +62,6 @@ fn events(count: usize, tag: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The reference state after `events`: the key-value machine's `BTreeMap` fold.
-fn fold(events: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    kv::fold(events.iter().map(Vec::as_slice)).expect("test events parse")
-}
-
 /// A store with the given streams, each appended in batches of three critical events, every
 /// checkpoint built, closed cleanly. Returns each stream's events.
 fn make_store(dir: &Path, streams: &[(&str, usize)], tag: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
@@ -78,7 +76,7 @@ fn make_store(dir: &Path, streams: &[(&str, usize)], tag: &str) -> BTreeMap<Stri
         }
         all.insert(name.to_owned(), evs);
     }
-    engine.sync_checkpoints().expect("build checkpoints");
+    engine.checkpoints().sync().expect("build checkpoints");
     engine.close().expect("close");
     all
 }
@@ -137,7 +135,8 @@ fn written_end(path: &Path) -> usize {
 fn checkpoint_path(dir: &Path, stream: &str, version: u64) -> PathBuf {
     let engine = reopen(dir).expect("open");
     engine
-        .checkpoints(stream)
+        .checkpoints()
+        .of_stream(stream)
         .expect("stream")
         .into_iter()
         .find(|c| c.version == Version(version))
@@ -500,17 +499,17 @@ fn deleted_metadata_is_rebuilt_from_the_log() {
         .count() as u64;
     std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
     let engine = reopen(dir.path()).expect("open rebuilds the metadata");
-    let report = engine.open_report();
+    let report = engine.inspect().open_report();
     assert_eq!(report.reindexed, 40 + 150 + 7, "{report:?}");
     // The checkpoint catalog is gone with the metadata: the files are adopted, not rebuilt.
     assert_eq!(report.checkpoints.adopted, checkpoint_files, "{report:?}");
     assert_exact(&engine, &streams);
-    assert_eq!(engine.checkpoint_stats().damaged, 0);
+    assert_eq!(engine.checkpoints().stats().damaged, 0);
     drop(engine);
     assert!(helios::verify(dir.path()).expect("verify").is_sound());
     let engine = reopen(dir.path()).expect("reopen");
     assert_eq!(
-        engine.open_report().reindexed,
+        engine.inspect().open_report().reindexed,
         0,
         "the rebuilt index was kept"
     );
@@ -529,9 +528,9 @@ fn leftover_temporary_files_are_removed() {
     std::fs::write(&log_tmp, [0u8; 64]).expect("write");
     let engine = reopen(dir.path()).expect("open");
     assert!(!ckpt_tmp.exists() && !log_tmp.exists());
-    assert!(engine.open_report().checkpoints.deleted >= 1);
+    assert!(engine.inspect().open_report().checkpoints.deleted >= 1);
     assert_exact(&engine, &streams);
-    assert_eq!(engine.checkpoint_stats().damaged, 0);
+    assert_eq!(engine.checkpoints().stats().damaged, 0);
 }
 
 /// Opens a store whose checkpoints were damaged while it was closed and checks the repair:
@@ -549,12 +548,12 @@ fn assert_checkpoint_damage_repaired(
 ) {
     let engine = reopen(dir).expect("derived damage never stops an open");
     assert_exact(&engine, streams);
-    let mut found = engine.checkpoint_stats().damaged;
+    let mut found = engine.checkpoints().stats().damaged;
     let mut rebuilt = 0;
     for _round in 0..LEVELS {
-        rebuilt = engine.sync_checkpoints().expect("rebuild").rebuilt;
+        rebuilt = engine.checkpoints().sync().expect("rebuild").rebuilt;
         assert_exact(&engine, streams);
-        let now = engine.checkpoint_stats().damaged;
+        let now = engine.checkpoints().stats().damaged;
         if now == found {
             break;
         }
@@ -569,7 +568,7 @@ fn assert_checkpoint_damage_repaired(
     let engine = reopen(dir).expect("reopen");
     assert_exact(&engine, streams);
     assert_eq!(
-        engine.checkpoint_stats().damaged,
+        engine.checkpoints().stats().damaged,
         0,
         "rebuilt files are sound"
     );
@@ -647,7 +646,7 @@ fn checkpoints_swapped_between_streams_are_rebuilt() {
     }
     let engine = reopen(dir.path()).expect("open");
     assert_eq!(
-        engine.open_report().checkpoints.missing,
+        engine.inspect().open_report().checkpoints.missing,
         2,
         "a's files are gone"
     );
@@ -685,7 +684,7 @@ fn a_checkpoint_copied_from_another_store_is_not_trusted() {
     // open refused), never used.
     let engine = reopen(dir.path()).expect("derived damage never stops an open");
     assert_exact(&engine, &streams);
-    assert_eq!(engine.checkpoint_stats().damaged, 2);
+    assert_eq!(engine.checkpoints().stats().damaged, 2);
 }
 
 #[test]
@@ -725,7 +724,7 @@ fn garbage_in_the_checkpoint_directory_is_ignored_deleted_or_rebuilt() {
     std::fs::write(&replaced, vec![0xa5; 300]).expect("write");
 
     let engine = reopen(dir.path()).expect("open");
-    let report = engine.open_report().checkpoints.clone();
+    let report = engine.inspect().open_report().checkpoints.clone();
     assert_eq!(report.deleted, impossible.len() as u64, "{report:?}");
     for path in &impossible {
         assert!(!path.exists(), "{} was deleted", path.display());
@@ -764,7 +763,7 @@ fn one_sync_checkpoints_repairs_every_damaged_checkpoint() {
     }
     let engine = reopen(dir.path()).expect("open");
     assert_exact(&engine, &streams);
-    engine.sync_checkpoints().expect("rebuild");
+    engine.checkpoints().sync().expect("rebuild");
     // `sync_checkpoints` promises that when it returns, a view of any version replays at most
     // `fanout - 1` events: the delta at 20 must not still be waiting to be found damaged.
     for v in 0..=40 {

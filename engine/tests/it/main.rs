@@ -1,0 +1,17 @@
+//! The `helios` crate's integration tests, in one binary (linking dominates build time on two
+//! cores, so every file here is a module of this binary, not a binary of its own).
+//!
+//! - `engine`: appends, reads, conflicts, torn tails, poisoning, full disks, a second writer,
+//!   and a property test of random appends, syncs, reopens and crashes against a model.
+//! - `simulator`: the crash simulator: every I/O step of seeded workloads as a crash point.
+//! - `branches`: speculative branches against a model, promotion, pruning, memory budget.
+//! - `state`: views against a `BTreeMap` model, checkpoint damage, the golden store.
+//! - `hostile`: damaged and foreign files of every kind.
+//! - `support`: what several of them share.
+
+mod branches;
+mod engine;
+mod hostile;
+mod simulator;
+mod state;
+mod support;
