@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use helios_log::format::{self, RecordHeader};
 use helios_log::{
-    Durability, Log, LogOptions, Lsn, NewRecord, RecordKind, SimStorage, Storage, StreamId, Version,
+    Log, LogOptions, Lsn, NewRecord, RecordClass, RecordKind, SimStorage, Storage, StreamId,
+    Version,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -36,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
                     timestamp_us: 0,
                     batch_left: count - 1 - i,
                     kind: RecordKind::Event,
-                    class: Durability::Normal,
+                    class: RecordClass::Normal,
                 };
                 format::encode_record(&mut image, &header, rest);
                 lsn += 1;
@@ -88,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
         payload: b"after",
     };
     if log
-        .append(&[record], Durability::Critical, &mut locations)
+        .append(&[record], RecordClass::Critical, &mut locations)
         .is_ok()
     {
         log.sync_all().expect("sync");

@@ -43,8 +43,8 @@ use std::sync::Arc;
 
 use arbitrary::{Result as ArbResult, Unstructured};
 use helios::{
-    BranchId, CrashFault, Durability, Engine, Error, LevelPolicy, LogError, Lsn, SimStorage,
-    Version,
+    BranchId, CrashFault, Durability, Engine, Error, LevelPolicy, LogError, Lsn, Options,
+    SimStorage, Version,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -103,16 +103,17 @@ struct Setup {
 }
 
 fn open(dir: &Path, sim: &SimStorage, setup: &Setup) -> helios::Result<Engine> {
-    let mut builder = Engine::builder(dir);
+    let mut options = Options::default();
     if let Some(bytes) = setup.branch_memory_bytes {
-        builder = builder.branch_memory_bytes(bytes);
+        options.branches.memory_bytes = bytes;
     }
-    builder
+    options.log.segment_size_bytes = setup.segment_bytes;
+    options.log.write_buffer_bytes = setup.write_buffer_bytes;
+    options.checkpoints.policy = setup.policy;
+    options.background_threads = false;
+    Engine::builder(dir)
+        .options(options)
         .storage(Arc::new(sim.clone()))
-        .segment_size_bytes(setup.segment_bytes)
-        .write_buffer_bytes(setup.write_buffer_bytes)
-        .checkpoint_policy(setup.policy)
-        .background_threads(false)
         .open()
 }
 
@@ -267,13 +268,13 @@ fn crash_and_reopen(
 fn forget_branches(engine: &Engine, model: &mut Model) {
     for name in STREAMS {
         assert!(
-            engine.branches(name).is_empty(),
+            engine.branches().of_stream(name).is_empty(),
             "branches of {name} survived a reopen"
         );
     }
     for id in std::mem::take(&mut model.branches).into_keys() {
         assert!(
-            matches!(engine.branch_info(id), Err(Error::UnknownBranch { .. })),
+            matches!(engine.branches().info(id), Err(Error::UnknownBranch { .. })),
             "{id} survived a reopen"
         );
     }
@@ -281,7 +282,10 @@ fn forget_branches(engine: &Engine, model: &mut Model) {
 
 /// The fold of a branch's first `v` events, against `view_branch`.
 fn check_branch_view(engine: &Engine, id: BranchId, history: &[String], v: u64) {
-    let got = engine.view_branch(id, Version(v)).map(|view| view.to_map());
+    let got = engine
+        .branches()
+        .view(id, Version(v))
+        .map(|view| view.to_map());
     let Some(prefix) = history.get(..usize::try_from(v).unwrap_or(usize::MAX)) else {
         assert!(
             matches!(got, Err(Error::VersionPastHead { .. })),
@@ -335,7 +339,7 @@ fn branch_op(
         } else {
             u.int_in_range(0..=events.len() as u64)?
         };
-        let result = engine.fork(STREAMS[stream], Version(at));
+        let result = engine.branches().fork(STREAMS[stream], Version(at));
         common::trace(|| format!("step {step}: fork {} at {at}: {result:?}", STREAMS[stream]));
         let history = events[..usize::try_from(at).expect("small")].to_vec();
         match result {
@@ -368,7 +372,7 @@ fn branch_op(
             }
             let parent = &model.branches[&id];
             let at = u.int_in_range(0..=parent.history.len() as u64)?;
-            let result = engine.fork_branch(id, Version(at));
+            let result = engine.branches().fork_branch(id, Version(at));
             common::trace(|| format!("step {step}: fork {id} at {at}: {result:?}"));
             let history = parent.history[..usize::try_from(at).expect("small")].to_vec();
             let stream = parent.stream;
@@ -400,7 +404,7 @@ fn branch_op(
                 *serial += 1;
                 batch.push(event(u, *serial)?);
             }
-            let result = engine.append_branch(id, &batch, None);
+            let result = engine.branches().append(id, &batch, None);
             common::trace(|| format!("step {step}: append {batch:?} to {id}: {result:?}"));
             match result {
                 Ok(appended) => {
@@ -422,8 +426,8 @@ fn branch_op(
             let v = u.int_in_range(0..=len + 1)?;
             common::trace(|| format!("step {step}: view {id} at {v}"));
             if armed {
-                let _ = engine.view_branch(id, Version(v));
-            } else if evicting && gone(&engine.branch_info(id)) {
+                let _ = engine.branches().view(id, Version(v));
+            } else if evicting && gone(&engine.branches().info(id)) {
                 model.branches.remove(&id);
             } else {
                 check_branch_view(engine, id, &model.branches[&id].history, v);
@@ -454,7 +458,7 @@ fn branch_op(
                 .collect();
             let head = durable.len();
             let must_succeed = branch.descends_at == Some(model.changes[stream]);
-            let result = engine.promote(id, Version(upto), class);
+            let result = engine.branches().promote(id, Version(upto), class);
             common::trace(|| {
                 format!("step {step}: promote {id} up to {upto} ({class}): {result:?}")
             });
@@ -512,7 +516,7 @@ fn branch_op(
         }
         // Discard.
         _ => {
-            let result = engine.discard(id);
+            let result = engine.branches().discard(id);
             common::trace(|| format!("step {step}: discard {id}: {result:?}"));
             match result {
                 Ok(()) => {}
@@ -520,7 +524,7 @@ fn branch_op(
                 Err(e) => panic!("step {step}: discard of {id} failed: {e}"),
             }
             model.branches.remove(&id);
-            assert!(gone(&engine.branch_info(id)), "{id} was discarded");
+            assert!(gone(&engine.branches().info(id)), "{id} was discarded");
         }
     }
     Ok(())
@@ -528,7 +532,7 @@ fn branch_op(
 
 /// Whether the engine's branch budget is the small one that evicts.
 fn engine_evicts(engine: &Engine) -> bool {
-    engine.branch_stats().budget_bytes < helios::DEFAULT_BRANCH_MEMORY_BYTES
+    engine.branches().stats().budget_bytes < helios::DEFAULT_BRANCH_MEMORY_BYTES
 }
 
 fn run(data: &[u8]) -> ArbResult<()> {
@@ -642,7 +646,7 @@ fn run(data: &[u8]) -> ArbResult<()> {
                     continue;
                 }
                 common::trace(|| format!("step {step}: sync_checkpoints"));
-                match engine.sync_checkpoints() {
+                match engine.checkpoints().sync() {
                     Ok(_) => model.durable = model.log.len(),
                     Err(e) => {
                         assert!(armed, "step {step}: sync_checkpoints failed: {e}");

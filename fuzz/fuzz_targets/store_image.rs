@@ -64,11 +64,16 @@ fn policy() -> LevelPolicy {
     LevelPolicy::new(FANOUT, LEVELS).expect("a valid policy")
 }
 
+fn options() -> helios::Options {
+    let mut options = helios::Options::default();
+    options.log.segment_size_bytes = SEGMENT_BYTES;
+    options.checkpoints.policy = policy();
+    options.background_threads = false;
+    options
+}
+
 fn builder(dir: &Path) -> helios::EngineBuilder {
-    Engine::builder(dir)
-        .segment_size_bytes(SEGMENT_BYTES)
-        .checkpoint_policy(policy())
-        .background_threads(false)
+    Engine::builder(dir).options(options())
 }
 
 /// Every regular file under `dir`, relative paths in order, skipping the lock file.
@@ -143,7 +148,7 @@ fn images() -> &'static [Image] {
             let dir = common::scratch_dir();
             let engine = builder(dir.path()).open().expect("open");
             workload(&engine, 60);
-            engine.sync_checkpoints().expect("checkpoints");
+            engine.checkpoints().sync().expect("checkpoints");
             let events = all_events(&engine);
             engine.close().expect("close");
             let (files, meta) = snapshot(dir.path());
@@ -157,12 +162,11 @@ fn images() -> &'static [Image] {
         // last appends are written (the write buffer is tiny) but not synced.
         {
             let dir = common::scratch_dir();
-            let engine = builder(dir.path())
-                .write_buffer_bytes(64)
-                .open()
-                .expect("open");
+            let mut options = options();
+            options.log.write_buffer_bytes = 64;
+            let engine = Engine::open(dir.path(), options).expect("open");
             workload(&engine, 30);
-            engine.sync_checkpoints().expect("checkpoints");
+            engine.checkpoints().sync().expect("checkpoints");
             for i in 0..6 {
                 let event = format!("set tail{i} t");
                 engine
@@ -182,10 +186,9 @@ fn images() -> &'static [Image] {
             let dir = common::scratch_dir();
             write_files(dir.path(), &image.files);
             write_files(dir.path(), &image.meta);
-            let engine = builder(dir.path())
-                .create_if_missing(false)
-                .open()
-                .expect("a pristine image opens");
+            let mut options = options();
+            options.create_if_missing = false;
+            let engine = Engine::open(dir.path(), options).expect("a pristine image opens");
             let events = all_events(&engine);
             if !image.events.is_empty() {
                 assert_eq!(events, image.events, "a clean close loses nothing");
@@ -674,11 +677,11 @@ fn run(data: &[u8]) -> ArbResult<()> {
         write_files(dir.path(), &image.meta);
     }
     let open = || {
-        builder(dir.path())
-            .segment_size_bytes(segment_bytes)
-            .recovery_mode(mode)
-            .create_if_missing(false)
-            .open()
+        let mut options = options();
+        options.log.segment_size_bytes = segment_bytes;
+        options.log.recovery_mode = mode;
+        options.create_if_missing = false;
+        Engine::open(dir.path(), options)
     };
     let engine = match open() {
         Ok(engine) => engine,
@@ -690,11 +693,11 @@ fn run(data: &[u8]) -> ArbResult<()> {
             return Ok(());
         }
     };
-    common::trace(|| format!("opened: {:?}", engine.open_report()));
+    common::trace(|| format!("opened: {:?}", engine.inspect().open_report()));
     let read = check_reads(&engine, image, &damage);
     check_views(&engine, &read, &damage, view_extra);
-    let _ = engine.checkpoints("alpha");
-    let rebuilt = engine.sync_checkpoints();
+    let _ = engine.checkpoints().of_stream("alpha");
+    let rebuilt = engine.checkpoints().sync();
     if !damage.log
         && !damage.checkpoint_forged
         && let Err(e) = &rebuilt
@@ -702,7 +705,7 @@ fn run(data: &[u8]) -> ArbResult<()> {
         panic!("only checkpoints are damaged, yet rebuilding them failed: {e}");
     }
     check_views(&engine, &read, &damage, view_extra / 3);
-    common::trace(|| format!("checkpoints: {:?}", engine.checkpoint_stats()));
+    common::trace(|| format!("checkpoints: {:?}", engine.checkpoints().stats()));
     let appended = engine
         .append("alpha", &["set after 1"], Durability::Critical, None)
         .is_ok();
