@@ -1,0 +1,232 @@
+//! `helios verify` on a store with a flipped byte in a sealed segment, `read --json` and
+//! `verify --json`, and `helios stats` against the library.
+
+use std::path::Path;
+
+use helios::Engine;
+
+use crate::support::{
+    FIRST_SEGMENT, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SMALL_SEGMENT_SIZE_BYTES, assert_error,
+    json_u64, ok, parse_json, run_in, snapshot, stderr, stdout,
+};
+
+#[test]
+fn verify_names_the_file_and_offset_of_a_flipped_byte_in_a_sealed_segment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let payload_len_bytes = 400u64;
+    let input: String = (0..300)
+        .map(|i| {
+            let event = format!(
+                "set k {:0width$}",
+                i,
+                width = usize::try_from(payload_len_bytes).expect("small") - "set k ".len()
+            );
+            assert_eq!(event.len() as u64, payload_len_bytes);
+            event + "\n"
+        })
+        .collect();
+    let size = SMALL_SEGMENT_SIZE_BYTES.to_string();
+    ok(&run_in(
+        dir,
+        &["append", "s", "--segment-size-bytes", &size],
+        input.as_bytes(),
+    ));
+    let segments = std::fs::read_dir(dir.join("log")).expect("log dir").count();
+    assert!(segments >= 3, "expected several segments, found {segments}");
+    ok(&run_in(dir, &["verify"], b""));
+
+    // The first segment holds the stream's creation record (payload "s"), then v1. Flip a bit
+    // in the middle of v1's payload: the segment is sealed, so this is corruption, not a torn
+    // tail, and it must be reported where it is.
+    let v1_offset = SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 1;
+    let path = dir.join("log").join(FIRST_SEGMENT);
+    let mut bytes = std::fs::read(&path).expect("read segment");
+    let flip =
+        usize::try_from(v1_offset + RECORD_HEADER_LEN + payload_len_bytes / 2).expect("small");
+    bytes[flip] ^= 0x10;
+    std::fs::write(&path, &bytes).expect("write segment");
+
+    let before = snapshot(dir);
+    let out = run_in(dir, &["verify"], b"");
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let report = stdout(&out);
+    let first = report.lines().next().expect("a finding");
+    assert!(
+        first.contains(&format!("{FIRST_SEGMENT} at byte {v1_offset}: ")),
+        "first finding does not name the file and offset: {first}"
+    );
+    assert!(
+        report.lines().last().expect("summary").contains("found"),
+        "{report}"
+    );
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(snapshot(dir), before, "verify changed the store");
+
+    // Reading the damaged event is a loud error naming the same place.
+    let out = run_in(dir, &["read", "s", "--to", "1"], b"");
+    assert_error(&out, &format!("{FIRST_SEGMENT} at byte {v1_offset}"));
+}
+
+/// `helios stats`: per stream its events and checkpoint files per level, totals for the store;
+/// the JSON agrees with the library, and the text table has a column per level.
+#[test]
+fn stats_reports_events_and_checkpoints_per_stream_and_level() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let events: String = (1..=123).map(|i| format!("set k{} {i}\n", i % 7)).collect();
+    ok(&run_in(&dir, &["append", "a"], events.as_bytes()));
+    ok(&run_in(&dir, &["append", "b"], b"set x 1\nset y 2\n"));
+
+    // What stats must leave alone: the log and the checkpoints (opening the store may touch
+    // fjall's own files).
+    let on_disk = |dir: &Path| {
+        let mut files = snapshot(&dir.join("log"));
+        files.extend(snapshot(&dir.join("checkpoints")));
+        files
+    };
+    let before = on_disk(&dir);
+    let stats = parse_json(&ok(&run_in(&dir, &["stats", "--json"], b"")));
+    let text = ok(&run_in(&dir, &["stats"], b""));
+    assert_eq!(
+        on_disk(&dir),
+        before,
+        "stats changed the log or the checkpoints"
+    );
+    assert_eq!(
+        stats["dir"].as_str(),
+        dir.to_str(),
+        "the store directory: {stats:#}"
+    );
+    let level_count = json_u64(&stats, &["levels"]);
+    assert_eq!(level_count, 3, "the default policy has 3 levels");
+    let streams = stats["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 2);
+
+    // The library's view of the same store, after the command closed it.
+    let engine = Engine::builder(&dir)
+        .background_threads(false)
+        .open()
+        .expect("open");
+    for (stream, (name, events)) in streams.iter().zip([("a", 123), ("b", 2)]) {
+        assert_eq!(stream["name"], name);
+        assert_eq!(json_u64(stream, &["events"]), events);
+        let checkpoints = engine.checkpoints(name).expect("checkpoints");
+        assert_eq!(
+            json_u64(stream, &["checkpoint_files"]),
+            checkpoints.len() as u64
+        );
+        let levels = stream["levels"].as_array().expect("levels");
+        assert_eq!(levels.len() as u64, level_count);
+        for (i, level) in levels.iter().enumerate() {
+            let number = i as u64 + 1;
+            assert_eq!(json_u64(level, &["level"]), number, "finest first");
+            let of_level: Vec<_> = checkpoints
+                .iter()
+                .filter(|c| u64::from(c.level) == number)
+                .collect();
+            assert_eq!(
+                json_u64(level, &["files"]),
+                of_level.len() as u64,
+                "{name} L{number}"
+            );
+            assert_eq!(
+                json_u64(level, &["bytes"]),
+                of_level.iter().map(|c| c.file_len_bytes).sum::<u64>(),
+                "{name} L{number}"
+            );
+        }
+    }
+    // Stream a has checkpoints at levels 1 and 2 (version 100), none at level 3 (1000).
+    let a_levels = &streams[0]["levels"];
+    assert!(json_u64(&a_levels[0], &["files"]) >= 1, "{a_levels:#}");
+    assert_eq!(json_u64(&a_levels[1], &["files"]), 1, "{a_levels:#}");
+    assert_eq!(json_u64(&a_levels[2], &["files"]), 0, "{a_levels:#}");
+    assert_eq!(json_u64(&streams[1], &["checkpoint_files"]), 0);
+
+    let totals = &stats["totals"];
+    assert_eq!(json_u64(totals, &["streams"]), 2);
+    assert_eq!(json_u64(totals, &["events"]), 125);
+    let files: u64 = streams
+        .iter()
+        .map(|s| json_u64(s, &["checkpoint_files"]))
+        .sum();
+    assert_eq!(json_u64(totals, &["checkpoint_files"]), files);
+    assert_eq!(
+        json_u64(totals, &["checkpoint_bytes"]),
+        engine.checkpoint_stats().bytes
+    );
+    let log_bytes = json_u64(totals, &["log_bytes"]);
+    assert!(log_bytes > 125 * 7, "{totals:#}");
+    assert!(
+        json_u64(totals, &["segment_file_bytes"]) >= log_bytes,
+        "{totals:#}"
+    );
+    assert!(json_u64(totals, &["log_segments"]) >= 1);
+    engine.close().expect("close");
+
+    let header = text
+        .lines()
+        .find(|l| l.contains("EVENTS"))
+        .unwrap_or_else(|| panic!("no table header in:\n{text}"));
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "ID", "EVENTS", "L1_FILES", "L1_BYTES", "L2_FILES", "L2_BYTES", "L3_FILES", "L3_BYTES",
+            "NAME"
+        ]
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().next_back() == Some("a") && l.contains(" 123 ")),
+        "{text}"
+    );
+}
+
+/// `read --json` is one object per event and line; `verify --json` says sound or lists the
+/// findings, with the same exit status as the text.
+#[test]
+fn read_and_verify_speak_json() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    ok(&run_in(
+        &dir,
+        &["append", "s", "--durability", "critical"],
+        "set a \"quoted\" \u{2603}\ndel a\n".as_bytes(),
+    ));
+    let lines = ok(&run_in(&dir, &["read", "s", "--json"], b""));
+    let events: Vec<serde_json::Value> = lines.lines().map(parse_json).collect();
+    assert_eq!(events.len(), 2, "{lines}");
+    assert_eq!(events[0]["version"], 1);
+    assert_eq!(events[0]["payload"], "set a \"quoted\" \u{2603}");
+    assert_eq!(events[0]["durability"], "critical");
+    assert!(json_u64(&events[1], &["lsn"]) > json_u64(&events[0], &["lsn"]));
+    assert!(json_u64(&events[0], &["timestamp_us"]) > 0);
+
+    let verify = parse_json(&ok(&run_in(&dir, &["verify", "--json"], b"")));
+    assert_eq!(verify["sound"], true);
+    assert_eq!(json_u64(&verify, &["events"]), 2);
+    assert_eq!(verify["findings"], serde_json::json!([]));
+
+    // A flipped byte in the active segment's first event (the torn-tail rules do not apply:
+    // a valid record follows it).
+    let path = dir.join("log").join(FIRST_SEGMENT);
+    let mut bytes = std::fs::read(&path).expect("read segment");
+    let flip = usize::try_from(SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 1 + RECORD_HEADER_LEN + 2)
+        .expect("small");
+    bytes[flip] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write segment");
+    let out = run_in(&dir, &["verify", "--json"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let verify = parse_json(&stdout(&out));
+    assert_eq!(verify["sound"], false);
+    let finding = &verify["findings"][0];
+    assert!(
+        finding["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(FIRST_SEGMENT)),
+        "{verify:#}"
+    );
+    assert!(finding["offset"].is_u64(), "{verify:#}");
+    assert!(finding["reason"].is_string(), "{verify:#}");
+}

@@ -1,0 +1,366 @@
+//! Opening the log: finding its segments, recovering the tail of the active one after a crash,
+//! and handing the caller every record past its recovery point.
+//!
+//! Invariants [`Log::open`] establishes before it returns:
+//! - The log starts at LSN 1, every segment's header agrees with its file name, and each
+//!   segment scanned starts right after the one before it; anything else is corruption, never
+//!   repaired. (Segments wholly before the recovery point are not scanned, only mapped.)
+//! - Damage in a sealed segment, or below the recovery point, is corruption. Only the active
+//!   segment's bytes past its last complete batch may be a torn tail, and only when no valid
+//!   record follows them; they are zeroed and synced (or refused, in
+//!   [`RecoveryMode::Refuse`]) before anything new is written after them.
+//! - The visitor sees complete batches only, in LSN order.
+//! - Leftovers of interrupted segment creation (`*.log.tmp`, the spare) are removed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use super::segments::{
+    Spare, check_header, create_segment, list_segments, map_appending, read_all, segment_name,
+    zero_range,
+};
+use super::{
+    ActiveSegment, Log, LogOptions, MIN_SEGMENT_SIZE_BYTES, RecoveryMode, Sealed, SyncState, Writer,
+};
+use crate::error::{LogError, Result};
+use crate::format::{self, RecordRef, segment_header};
+use crate::scan::{self, Stop};
+use crate::storage::Storage;
+use crate::types::{Location, Lsn, Position, SegmentId};
+
+/// A torn tail that recovery removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruncatedTail {
+    /// The active segment.
+    pub path: PathBuf,
+    /// Where the removed bytes started.
+    pub offset: u64,
+    /// How many bytes were zeroed.
+    pub len_bytes: u64,
+}
+
+/// What opening the log found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segment files found.
+    pub segments: usize,
+    /// Records read past the start position (handed to the visitor).
+    pub records_scanned: u64,
+    /// Segments whose records were scanned (0 or 1 after a clean shutdown).
+    pub segments_scanned: usize,
+    /// The torn tail removed, if any.
+    pub truncated: Option<TruncatedTail>,
+    /// Where the log ends.
+    pub end: Position,
+    /// Set when the start position given to [`Log::open`] lay past the log's end (the log was
+    /// shorter than the caller's metadata believed): the caller must drop what it derived from
+    /// records past `end`.
+    pub start_was_past_end: bool,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering from a crash if needed.
+    ///
+    /// `start` is the location of the last record the caller has already processed (its
+    /// recovery point), or `None` to scan the whole log. Every record after it, in complete
+    /// batches, is handed to `visit` in LSN order. A torn tail of the active segment is zeroed
+    /// or refused according to [`LogOptions::recovery_mode`].
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`] for damage that is not a torn tail, [`LogError::TornTail`] in
+    /// refuse mode, [`LogError::Io`] for I/O failures.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: LogOptions,
+        start: Option<Location>,
+        visit: &mut dyn FnMut(RecordRef<'_>, Location),
+    ) -> Result<(Log, RecoveryReport)> {
+        assert!(
+            options.segment_size_bytes >= MIN_SEGMENT_SIZE_BYTES,
+            "segment size is validated by the caller"
+        );
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| LogError::io("create directory", dir, e))?;
+        let mut ids = list_segments(storage.as_ref(), dir, true)?;
+        if ids.is_empty() {
+            if let Some(start) = start {
+                return Err(LogError::corrupt(
+                    dir.join(segment_name(start.segment)),
+                    0,
+                    format!(
+                        "the metadata's recovery point ({}) names a segment that is missing; the log directory is empty",
+                        start.lsn
+                    ),
+                ));
+            }
+            create_segment(
+                storage.as_ref(),
+                dir,
+                SegmentId(1),
+                options.segment_size_bytes,
+                None,
+            )?;
+            ids.push(SegmentId(1));
+        }
+
+        let mut report = RecoveryReport {
+            segments: ids.len(),
+            records_scanned: 0,
+            segments_scanned: 0,
+            truncated: None,
+            end: Position {
+                lsn: Lsn::ZERO,
+                segment: SegmentId(1),
+                offset: 0,
+            },
+            start_was_past_end: false,
+        };
+
+        // Where to start scanning: just after the start record, if it is really there.
+        let mut begin: Option<(usize, u64, Lsn)> = None;
+        let mut recovery_point = Lsn::ZERO;
+        if let Some(start) = start {
+            recovery_point = start.lsn;
+            let index = ids.binary_search(&start.segment).map_err(|_| {
+                LogError::corrupt(
+                    dir.join(segment_name(start.segment)),
+                    start.offset,
+                    format!(
+                        "the metadata's recovery point ({}) is in this segment, which is missing",
+                        start.lsn
+                    ),
+                )
+            })?;
+            let path = dir.join(segment_name(start.segment));
+            let bytes = read_all(storage.as_ref(), &path)?;
+            let bytes: &[u8] = &bytes;
+            check_header(&path, bytes, start.segment)?;
+            let at = usize::try_from(start.offset).unwrap_or(usize::MAX);
+            match bytes.get(at..).map(format::decode_frame) {
+                Some(Ok(format::Frame::Record(r, len)))
+                    if r.header.lsn == start.lsn
+                        && len as u64 == u64::from(start.frame_len_bytes) =>
+                {
+                    begin = Some((index, start.end(), start.lsn));
+                }
+                Some(Ok(format::Frame::End)) => {
+                    // The log ends before the recovery point: scan it all and let the caller
+                    // drop what lies past the real end.
+                    report.start_was_past_end = true;
+                }
+                Some(Ok(format::Frame::Record(r, _))) => {
+                    return Err(LogError::corrupt(
+                        &path,
+                        start.offset,
+                        format!(
+                            "the metadata's recovery point says {} is here, but {} is",
+                            start.lsn, r.header.lsn
+                        ),
+                    ));
+                }
+                Some(Err(e)) => {
+                    return Err(LogError::corrupt(
+                        &path,
+                        start.offset,
+                        format!("bad record below the recovery point ({}): {e}", start.lsn),
+                    ));
+                }
+                None => {
+                    return Err(LogError::corrupt(
+                        &path,
+                        start.offset,
+                        format!(
+                            "the recovery point ({}) lies past the end of the file ({} bytes)",
+                            start.lsn,
+                            bytes.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        // The log is never trimmed: it starts at LSN 1, or its beginning is missing.
+        if ids[0].0 != 1 {
+            return Err(LogError::corrupt(
+                dir.join(segment_name(SegmentId(1))),
+                0,
+                format!(
+                    "this segment is missing: the log starts at lsn {} (in {}), so lsns 1 to {} \
+                     are gone",
+                    ids[0].0,
+                    segment_name(ids[0]),
+                    ids[0].0 - 1
+                ),
+            ));
+        }
+        let (first_index, mut offset, mut last_lsn) = begin.unwrap_or((
+            0,
+            segment_header::LEN as u64,
+            Lsn(ids[0].0.saturating_sub(1)),
+        ));
+
+        let last_index = ids.len() - 1;
+        let mut sealed = BTreeMap::new();
+        let mut active_end = segment_header::LEN as u64;
+        for (index, &id) in ids.iter().enumerate() {
+            let path = dir.join(segment_name(id));
+            let bytes = read_all(storage.as_ref(), &path)?;
+            if index < first_index {
+                // Before the start: not scanned, only mapped; its header (one page) is checked
+                // now, so that a foreign or damaged file is named at open, not on some read.
+                check_header(&path, &bytes, id)?;
+                sealed.insert(id, Sealed::shared(path, bytes));
+                continue;
+            }
+            let slice: &[u8] = &bytes;
+            check_header(&path, slice, id)?;
+            if index > first_index {
+                if id.0 != last_lsn.0 + 1 {
+                    return Err(LogError::corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "segment starts at lsn {} but the previous segment ends at {}",
+                            id.0, last_lsn
+                        ),
+                    ));
+                }
+                offset = segment_header::LEN as u64;
+            }
+            report.segments_scanned += 1;
+            let outcome =
+                scan::scan_segment(slice, id, offset, Lsn(last_lsn.0 + 1), &mut |r, l| {
+                    visit(r, l);
+                });
+            report.records_scanned += outcome.records;
+            let damage = match &outcome.stop {
+                Stop::Bad { offset, reason } => Some((*offset, reason.clone())),
+                Stop::End if outcome.pending_records > 0 => Some((
+                    outcome.stop_offset,
+                    format!(
+                        "a batch of {} records is incomplete",
+                        outcome.pending_records
+                    ),
+                )),
+                // A clean end must be followed by zeros only, or a later append would land in
+                // front of stale bytes. After a clean shutdown (the scan started at the
+                // recovery point and found nothing) the end is trusted without reading the
+                // rest of the segment.
+                Stop::End
+                    if index == last_index
+                        && !(begin.is_some() && index == first_index && outcome.records == 0)
+                        && scan::nonzero_end(slice, outcome.stop_offset) > outcome.stop_offset =>
+                {
+                    Some((
+                        outcome.stop_offset,
+                        "non-zero bytes after the end of the written records".to_owned(),
+                    ))
+                }
+                Stop::End => None,
+            };
+            if let Some((bad_offset, reason)) = damage {
+                if index < last_index {
+                    return Err(LogError::corrupt(
+                        &path,
+                        bad_offset,
+                        format!("in a sealed segment: {reason}"),
+                    ));
+                }
+                if outcome.committed_lsn < recovery_point {
+                    return Err(LogError::corrupt(
+                        &path,
+                        bad_offset,
+                        format!("bad record below the recovery point ({recovery_point}): {reason}"),
+                    ));
+                }
+                if let Some(valid) =
+                    scan::find_valid_record_after(slice, bad_offset, outcome.committed_lsn)
+                {
+                    return Err(LogError::corrupt(
+                        &path,
+                        bad_offset,
+                        format!(
+                            "{reason}; followed by a valid record at byte {valid}, so this is damage, not a torn tail"
+                        ),
+                    ));
+                }
+                let tail_end =
+                    scan::nonzero_end(slice, outcome.committed_end).max(outcome.stop_offset);
+                let len_bytes = tail_end - outcome.committed_end;
+                if options.recovery_mode == RecoveryMode::Refuse {
+                    return Err(LogError::TornTail {
+                        path,
+                        offset: outcome.committed_end,
+                        len_bytes,
+                    });
+                }
+                report.truncated = Some(TruncatedTail {
+                    path: path.clone(),
+                    offset: outcome.committed_end,
+                    len_bytes,
+                });
+            }
+            last_lsn = outcome.committed_lsn;
+            if index < last_index {
+                sealed.insert(id, Sealed::shared(path, bytes));
+            } else {
+                active_end = outcome.committed_end;
+            }
+        }
+        if last_lsn < recovery_point {
+            report.start_was_past_end = true;
+        }
+
+        // Zero a torn tail before anything new is written after it.
+        let active_id = ids[last_index];
+        let active_path = dir.join(segment_name(active_id));
+        let file = storage
+            .open(&active_path)
+            .map_err(|e| LogError::io("open", &active_path, e))?;
+        if let Some(tail) = &report.truncated {
+            zero_range(file.as_ref(), &tail.path, tail.offset, tail.len_bytes)?;
+            file.sync_data()
+                .map_err(|e| LogError::io("fdatasync", &tail.path, e))?;
+        }
+        let capacity_bytes = file
+            .len()
+            .map_err(|e| LogError::io("stat", &active_path, e))?;
+        let map = map_appending(storage.as_ref(), &active_path);
+        report.end = Position {
+            lsn: last_lsn,
+            segment: active_id,
+            offset: active_end,
+        };
+        let log = Log {
+            storage,
+            dir: dir.to_path_buf(),
+            options,
+            writer: Mutex::new(Writer {
+                active: ActiveSegment {
+                    id: active_id,
+                    path: active_path.into(),
+                    file,
+                    map,
+                    capacity_bytes,
+                },
+                flushed_end: active_end,
+                buffer: Vec::new(),
+                next_lsn: Lsn(last_lsn.0 + 1),
+            }),
+            sync: Mutex::new(SyncState::default()),
+            synced: AtomicU64::new(last_lsn.0),
+            arrival_cv: Condvar::new(),
+            sealed: RwLock::new(sealed),
+            spare: Mutex::new(Spare::Empty),
+            spare_cv: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            poison_cause: Mutex::new(None),
+            appended_lsn: AtomicU64::new(last_lsn.0),
+            unsynced_bytes: AtomicU64::new(0),
+        };
+        Ok((log, report))
+    }
+}

@@ -1,0 +1,354 @@
+//! Segment files: their names, listing and header check, their creation, the roll from the
+//! active segment to the next one, and the pre-zeroed spare file that makes a roll cheap.
+//!
+//! Invariants:
+//! - A segment is named after the LSN of its first record, zero-padded to 20 digits.
+//! - A segment appears under its name only whole: zero-filled to the segment size, its header
+//!   written and synced, then renamed into place and the directory synced. A crash before the
+//!   rename leaves a `*.log.tmp` file or the spare, which the next open removes.
+//! - A segment is sealed only after every byte of it is synced (a failed sync poisons the
+//!   log); it is never written again and is read through a read-only map.
+//! - A failure to create the next segment (a full disk) does not poison the log: nothing
+//!   acknowledged is lost, and the next append tries the roll again.
+//! - The spare is prepared without the writer lock; a roll that finds it being prepared waits
+//!   for it rather than writing a second segment of zeros.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{ActiveSegment, Log, Sealed, Writer, lock};
+use crate::error::{LogError, Result};
+use crate::format::{self, segment_header};
+use crate::storage::{ReadOnlyBytes, Storage, StorageFile};
+use crate::types::{Lsn, SegmentId};
+
+const SEGMENT_SUFFIX: &str = ".log";
+const TMP_SUFFIX: &str = ".log.tmp";
+const SPARE_NAME: &str = "next-segment.spare";
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// Information about one segment, for inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its id (first LSN).
+    pub id: SegmentId,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its file length (the preallocated size).
+    pub file_len_bytes: u64,
+    /// Whether it is sealed (immutable) or the active one.
+    pub sealed: bool,
+}
+
+/// The next segment's file, prepared ahead of the roll that needs it.
+#[derive(Debug)]
+pub(super) enum Spare {
+    Empty,
+    Preparing,
+    Ready(PathBuf, Arc<dyn StorageFile>),
+}
+
+/// The file name of the segment whose first record is `id`.
+#[must_use]
+pub fn segment_name(id: SegmentId) -> String {
+    format!("{:020}{SEGMENT_SUFFIX}", id.0)
+}
+
+fn parse_segment_name(name: &str) -> Option<SegmentId> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(SegmentId)
+}
+
+/// Reads a whole file through the storage.
+pub(super) fn read_all(storage: &dyn Storage, path: &Path) -> Result<ReadOnlyBytes> {
+    storage
+        .map_readonly(path)
+        .map_err(|e| LogError::io("read", path, e))
+}
+
+/// Lists segment files in order; removes leftovers of interrupted segment creation.
+pub(super) fn list_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+    clean: bool,
+) -> Result<Vec<SegmentId>> {
+    let names = storage
+        .list_files(dir)
+        .map_err(|e| LogError::io("list", dir, e))?;
+    let mut ids = Vec::new();
+    for name in names {
+        if let Some(id) = parse_segment_name(&name) {
+            ids.push(id);
+        } else if clean && (name.ends_with(TMP_SUFFIX) || name == SPARE_NAME) {
+            let path = dir.join(&name);
+            storage
+                .remove_file(&path)
+                .map_err(|e| LogError::io("remove leftover", path, e))?;
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+pub(super) fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<()> {
+    let found = format::decode_segment_header(bytes)
+        .map_err(|e| LogError::corrupt(path, 0, e.to_string()))?;
+    if found != id {
+        return Err(LogError::corrupt(
+            path,
+            segment_header::FIRST_LSN as u64,
+            format!(
+                "header says the segment starts at lsn {}, its name says {}",
+                found.0, id.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Maps the active segment at `path` if the storage can. A failure (an exhausted map count,
+/// say) only costs speed, so it is not an error: reads fall back to `pread`.
+pub(super) fn map_appending(storage: &dyn Storage, path: &Path) -> Option<ReadOnlyBytes> {
+    storage.map_appending(path).ok().flatten()
+}
+
+fn fill_zeros(file: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result<()> {
+    static ZEROS: [u8; ZERO_CHUNK_BYTES] = [0u8; ZERO_CHUNK_BYTES];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at)
+            .unwrap_or(usize::MAX)
+            .min(ZERO_CHUNK_BYTES);
+        file.write_all_at(&ZEROS[..n], at)
+            .map_err(|e| LogError::io("preallocate", path, e))?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+pub(super) fn zero_range(file: &dyn StorageFile, path: &Path, offset: u64, len: u64) -> Result<()> {
+    fill_zeros(file, path, offset, offset + len).map_err(|e| match e {
+        LogError::Io { path, source, .. } => LogError::Io {
+            op: "zero torn tail",
+            path,
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Creates segment `id`: from `spare` if given (already zero-filled and synced), else a new
+/// zero-filled file; the header is written and synced, then the file is renamed into place and
+/// the directory synced. On failure nothing is left behind under the segment's name.
+pub(super) fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    id: SegmentId,
+    size: u64,
+    spare: Option<(PathBuf, Arc<dyn StorageFile>)>,
+) -> Result<(PathBuf, Arc<dyn StorageFile>)> {
+    let path = dir.join(segment_name(id));
+    let (tmp, file) = match spare {
+        Some(spare) => spare,
+        None => {
+            let tmp = dir.join(format!("{:020}{TMP_SUFFIX}", id.0));
+            let file = storage
+                .create(&tmp)
+                .map_err(|e| LogError::io("create", &tmp, e))?;
+            (tmp, file)
+        }
+    };
+    let result = (|| {
+        let len = file.len().map_err(|e| LogError::io("stat", &tmp, e))?;
+        if len < size {
+            fill_zeros(file.as_ref(), &tmp, len, size)?;
+        }
+        file.write_all_at(&format::encode_segment_header(Lsn(id.0)), 0)
+            .map_err(|e| LogError::io("write header", &tmp, e))?;
+        file.sync_data()
+            .map_err(|e| LogError::io("fdatasync", &tmp, e))?;
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| LogError::io("rename", &tmp, e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| LogError::io("fsync directory", dir, e))
+    })();
+    if let Err(e) = result {
+        // Best effort: the temporary name is ignored and removed on the next open anyway.
+        let _ = storage.remove_file(&tmp);
+        return Err(e);
+    }
+    Ok((path, file))
+}
+
+impl Log {
+    /// Seals the active segment and starts the next one. Holds the writer lock.
+    pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
+        self.write_out(w)?;
+        if let Err(e) = w.active.file.sync_data() {
+            let error = LogError::io("fdatasync", &*w.active.path, e);
+            return Err(self.poison(error.to_string()));
+        }
+        let last = Lsn(w.next_lsn.0 - 1);
+        let covered = {
+            let mut st = lock(&self.sync);
+            self.mark_synced(&mut st, last)
+        };
+        for thread in covered {
+            thread.unpark();
+        }
+        let next = SegmentId(w.next_lsn.0);
+        // Creating the next segment may fail (a full disk); the log stays usable and nothing
+        // acknowledged is lost, so this does not poison.
+        let spare = self.take_spare();
+        let (path, file) = create_segment(
+            self.storage.as_ref(),
+            &self.dir,
+            next,
+            self.options.segment_size_bytes,
+            spare,
+        )?;
+        let old_path = w.active.path.clone();
+        // The active segment's map, already advised random access, serves on as the sealed
+        // one's; a storage that does not map the active segment maps the sealed one now.
+        let bytes = match &w.active.map {
+            Some(map) => map.clone(),
+            None => self
+                .storage
+                .map_readonly(&old_path)
+                .map_err(|e| LogError::io("map", &*old_path, e))?,
+        };
+        let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let map = map_appending(self.storage.as_ref(), &path);
+        let old = std::mem::replace(
+            &mut w.active,
+            ActiveSegment {
+                id: next,
+                path: path.into(),
+                file,
+                map,
+                capacity_bytes,
+            },
+        );
+        self.sealed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(old.id, Sealed::shared(old.path.to_path_buf(), bytes));
+        w.flushed_end = segment_header::LEN as u64;
+        Ok(())
+    }
+
+    /// Whether a spare segment should be prepared now: none is ready or being prepared, and
+    /// either the log has rolled before (it is big enough to roll again) or the active segment
+    /// is a quarter full. A small store never pays for a spare; a busy one starts the next
+    /// spare right after each roll, a whole segment ahead.
+    #[must_use]
+    pub fn wants_spare(&self) -> bool {
+        if !matches!(*lock(&self.spare), Spare::Empty) {
+            return false;
+        }
+        let has_rolled = !self
+            .sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty();
+        let w = lock(&self.writer);
+        has_rolled || w.buffered_end() >= w.active.capacity_bytes / 4
+    }
+
+    /// Prepares a zero-filled, synced spare file for the next segment, so that rolling costs a
+    /// header write and a rename instead of writing a whole segment of zeros under the writer
+    /// lock. Meant for a background thread: it takes no lock while it writes. A roll that
+    /// finds the spare still being prepared waits for it rather than writing another one.
+    /// No-op unless [`Log::wants_spare`].
+    ///
+    /// # Errors
+    /// I/O errors creating the spare (the log stays usable; the next roll writes its segment
+    /// itself).
+    pub fn prepare_spare_segment(&self) -> Result<()> {
+        if !self.wants_spare() {
+            return Ok(());
+        }
+        {
+            let mut spare = lock(&self.spare);
+            if !matches!(*spare, Spare::Empty) {
+                return Ok(());
+            }
+            *spare = Spare::Preparing;
+        }
+        let path = self.dir.join(SPARE_NAME);
+        let size = self.options.segment_size_bytes;
+        let result = (|| {
+            let file = self
+                .storage
+                .create(&path)
+                .map_err(|e| LogError::io("create", &path, e))?;
+            fill_zeros(file.as_ref(), &path, 0, size)?;
+            file.sync_data()
+                .map_err(|e| LogError::io("fdatasync", &path, e))?;
+            Ok(file)
+        })();
+        let mut spare = lock(&self.spare);
+        let outcome = match result {
+            Ok(file) => {
+                *spare = Spare::Ready(path, file);
+                Ok(())
+            }
+            Err(e) => {
+                *spare = Spare::Empty;
+                Err(e)
+            }
+        };
+        self.spare_cv.notify_all();
+        outcome
+    }
+
+    /// Takes the spare for a roll, waiting for one being prepared.
+    fn take_spare(&self) -> Option<(PathBuf, Arc<dyn StorageFile>)> {
+        let mut spare = lock(&self.spare);
+        while matches!(*spare, Spare::Preparing) {
+            spare = self
+                .spare_cv
+                .wait(spare)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        match std::mem::replace(&mut *spare, Spare::Empty) {
+            Spare::Ready(path, file) => Some((path, file)),
+            Spare::Empty | Spare::Preparing => None,
+        }
+    }
+
+    /// The segments, oldest first.
+    ///
+    /// # Errors
+    /// I/O errors reading the active segment's length.
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        let mut out: Vec<SegmentInfo> = {
+            let sealed = self
+                .sealed
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            sealed
+                .iter()
+                .map(|(id, s)| SegmentInfo {
+                    id: *id,
+                    path: s.path.clone(),
+                    file_len_bytes: s.bytes.len() as u64,
+                    sealed: true,
+                })
+                .collect()
+        };
+        let w = lock(&self.writer);
+        out.push(SegmentInfo {
+            id: w.active.id,
+            path: w.active.path.to_path_buf(),
+            file_len_bytes: w.active.capacity_bytes,
+            sealed: false,
+        });
+        Ok(out)
+    }
+}

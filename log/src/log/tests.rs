@@ -1,0 +1,396 @@
+//! Unit tests of the log: recovery of damaged tails on the simulated storage, reads of the
+//! growing active segment on the real file system, and the pages that cold reads of sealed
+//! segments bring in.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Log, LogIter, LogOptions, NewRecord, RecoveryReport, lock, segment_name};
+use crate::error::{LogError, Result};
+use crate::format::{self, RecordHeader, segment_header};
+use crate::storage::{SimStorage, Storage};
+use crate::types::{Location, Lsn, RecordClass, RecordKind, SegmentId, StreamId, Version};
+
+const SEGMENT: u64 = 8192;
+
+fn options() -> LogOptions {
+    LogOptions {
+        segment_size_bytes: SEGMENT,
+        ..LogOptions::default()
+    }
+}
+
+fn record(lsn: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let header = RecordHeader {
+        lsn: Lsn(lsn),
+        stream: StreamId(1),
+        version: Version(lsn),
+        timestamp_us: 0,
+        batch_left: 0,
+        kind: RecordKind::Event,
+        class: RecordClass::Normal,
+    };
+    format::encode_record(&mut out, &header, payload);
+    out
+}
+
+/// Writes a single segment holding `image` after its header.
+fn store(image: &[u8]) -> (Arc<dyn Storage>, PathBuf) {
+    let sim = SimStorage::new();
+    let dir = PathBuf::from("/store/log");
+    sim.create_dir_all(&dir).expect("mkdir");
+    let file = sim
+        .create(&dir.join(segment_name(SegmentId(1))))
+        .expect("create");
+    let mut bytes = format::encode_segment_header(Lsn(1)).to_vec();
+    bytes.extend_from_slice(image);
+    bytes.resize(usize::try_from(SEGMENT).expect("small"), 0);
+    file.write_all_at(&bytes, 0).expect("write");
+    file.sync_data().expect("sync");
+    (Arc::new(sim), dir)
+}
+
+fn open(storage: &Arc<dyn Storage>, dir: &Path) -> Result<(Log, RecoveryReport, Vec<u64>)> {
+    let mut seen = Vec::new();
+    let (log, report) = Log::open(storage.clone(), dir, options(), None, &mut |r, _| {
+        seen.push(r.header.lsn.0);
+    })?;
+    Ok((log, report, seen))
+}
+
+/// Found by the `log_recovery` fuzz target: a zero header followed by stale non-zero bytes
+/// was taken for a clean end and left in place, so the next append landed in front of
+/// them and the log could not be reopened.
+#[test]
+fn stale_bytes_after_a_clean_end_are_zeroed_before_appending() {
+    let mut image = record(1, b"first");
+    let end = segment_header::LEN + image.len();
+    image.extend_from_slice(&[0u8; 64]);
+    image.extend_from_slice(b"stale bytes from a lost page");
+    let (storage, dir) = store(&image);
+
+    let (log, report, seen) = open(&storage, &dir).expect("open");
+    assert_eq!(seen, vec![1]);
+    let truncated = report.truncated.expect("the stale bytes are reported");
+    assert_eq!(truncated.offset, end as u64);
+    assert_eq!(truncated.len_bytes, 64 + 28);
+    let mut locations = Vec::new();
+    let record = NewRecord {
+        stream: StreamId(1),
+        version: Version(2),
+        kind: RecordKind::Event,
+        payload: b"second",
+    };
+    log.append(&[record], RecordClass::Critical, &mut locations)
+        .expect("append");
+    log.sync_all().expect("sync");
+    drop(log);
+    let (_, report, seen) = open(&storage, &dir).expect("reopen");
+    assert_eq!(seen, vec![1, 2]);
+    assert_eq!(report.truncated, None);
+}
+
+#[test]
+fn a_hole_followed_by_valid_records_is_corruption() {
+    let mut image = record(1, b"first");
+    let hole = segment_header::LEN + image.len();
+    image.extend_from_slice(&[0u8; 100]);
+    image.extend_from_slice(&record(2, b"second"));
+    let (storage, dir) = store(&image);
+    match open(&storage, &dir) {
+        Err(LogError::Corrupt { offset, reason, .. }) => {
+            assert_eq!(offset, hole as u64);
+            assert!(reason.contains("followed by a valid record"), "{reason}");
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|(_, r, _)| r)),
+    }
+}
+
+#[test]
+fn an_incomplete_batch_is_removed_whole() {
+    let mut image = record(1, b"alone");
+    let batch_start = segment_header::LEN + image.len();
+    for (i, lsn) in [2u64, 3].iter().enumerate() {
+        let mut out = Vec::new();
+        let header = RecordHeader {
+            lsn: Lsn(*lsn),
+            stream: StreamId(1),
+            version: Version(*lsn),
+            timestamp_us: 0,
+            batch_left: 2 - u32::try_from(i).expect("tiny"),
+            kind: RecordKind::Event,
+            class: RecordClass::Normal,
+        };
+        format::encode_record(&mut out, &header, b"part of a batch of three");
+        image.extend_from_slice(&out);
+    }
+    let (storage, dir) = store(&image);
+    let (_, report, seen) = open(&storage, &dir).expect("open");
+    assert_eq!(
+        seen,
+        vec![1],
+        "records of an incomplete batch are never delivered"
+    );
+    assert_eq!(report.truncated.map(|t| t.offset), Some(batch_start as u64));
+    assert_eq!(report.end.lsn, Lsn(1));
+}
+
+/// On the real file system the active segment is read through its map while it grows:
+/// records read back right after each append (some still in the write buffer), in batches
+/// and one by one, across segment rolls, and after the pages were evicted, are the ones
+/// appended.
+#[test]
+fn records_are_read_from_the_growing_active_segment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+    let options = LogOptions {
+        segment_size_bytes: SEGMENT,
+        // Larger than a few records: some reads find their records still buffered.
+        write_buffer_bytes: 300,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(storage, dir.path(), options, None, &mut |_, _| {}).expect("open");
+    let payload = |i: u64| format!("event {i} {}", "x".repeat((i % 50) as usize)).into_bytes();
+    let mut locations: Vec<Location> = Vec::new();
+    let mut segments = BTreeSet::new();
+    // Iterators started at some record and read a few appends (and sometimes a roll)
+    // later: what they yield ends at the record that was last when they started.
+    let mut iterators: Vec<(usize, u64, LogIter<'_>)> = Vec::new();
+    for i in 1..=400u64 {
+        let bytes = payload(i);
+        append_event(&log, i, &bytes, &mut locations);
+        let last = locations[locations.len() - 1];
+        segments.insert(last.segment);
+        assert!(
+            lock(&log.writer).active.map.is_some(),
+            "the active segment is mapped on the real file system"
+        );
+        let got = log.read(last).expect("read the newest record");
+        assert_eq!(got.payload, bytes, "record {i}");
+        if i % 7 == 0 {
+            if i % 21 == 0 {
+                log.evict_cached_pages().expect("evict");
+            }
+            let from = locations.len().saturating_sub(9);
+            let read = log
+                .read_many_with(&locations[from..], |r| r.payload.to_vec())
+                .expect("read many");
+            let want: Vec<Vec<u8>> = (from as u64 + 1..=i).map(payload).collect();
+            assert_eq!(read, want, "the last records before {i}");
+        }
+        if i % 13 == 0 {
+            let start = locations.len().saturating_sub(30);
+            let iter = log.iter_from(locations[start].lsn).expect("iter_from");
+            iterators.push((start, i, iter));
+        }
+        if i % 13 == 6 {
+            if i % 39 == 6 {
+                log.evict_cached_pages().expect("evict");
+            }
+            for (start, last, iter) in iterators.drain(..) {
+                let read: Vec<Vec<u8>> = iter.map(|r| r.expect("record").payload).collect();
+                let want: Vec<Vec<u8>> = (start as u64 + 1..=last).map(payload).collect();
+                assert_eq!(read, want, "iterator started at record {last}, read at {i}");
+            }
+        }
+    }
+    assert!(
+        segments.len() > 3,
+        "the test should cross rolls: {segments:?}"
+    );
+    let all = log
+        .read_many_with(&locations, |r| r.payload.to_vec())
+        .expect("read all");
+    assert_eq!(all, (1..=400).map(payload).collect::<Vec<_>>());
+}
+
+/// The pages of a file in the page cache, measured with `mincore`.
+#[expect(
+    unsafe_code,
+    reason = "mapping a file and mincore are unsafe; sysconf is a libc call"
+)]
+mod residency {
+    use std::fs::File;
+    use std::path::Path;
+
+    /// How many of `path`'s pages are in the page cache. The file is mapped for the call
+    /// and nothing is read through the map, so the count is the page cache's.
+    pub(super) fn resident_pages(path: &Path) -> usize {
+        let file = File::open(path).expect("open");
+        // SAFETY: the map is read-only and dropped at the end of this function; nothing
+        // reads through it (mincore only asks the kernel about its pages), so a change to
+        // the file while it is mapped cannot be observed as changing bytes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.expect("map");
+        // SAFETY: sysconf has no preconditions; it reads a system constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("page");
+        let mut residency = vec![0u8; map.len().div_ceil(page)];
+        // SAFETY: `map` is a live mapping of `map.len()` bytes at a page-aligned address
+        // (mmap returns one), and `residency` has one byte for each of its pages, which is
+        // what mincore writes.
+        let rc = unsafe {
+            libc::mincore(
+                map.as_ptr().cast_mut().cast::<libc::c_void>(),
+                map.len(),
+                residency.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        residency.iter().filter(|&&p| p & 1 != 0).count()
+    }
+
+    /// The calling thread's major page faults so far (`getrusage(RUSAGE_THREAD)`).
+    pub(super) fn major_faults() -> i64 {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes one `rusage` into the pointer it is given, which points
+        // to a zeroed `rusage` that lives across the call.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+        assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+        // SAFETY: getrusage succeeded, so it initialized the struct (and zeroed memory is
+        // a valid `rusage` anyway: it holds only integers).
+        unsafe { usage.assume_init() }.ru_majflt
+    }
+}
+
+/// Appends one event of stream 1 at `version`, normal durability.
+fn append_event(log: &Log, version: u64, payload: &[u8], locations: &mut Vec<Location>) {
+    let record = NewRecord {
+        stream: StreamId(1),
+        version: Version(version),
+        kind: RecordKind::Event,
+        payload,
+    };
+    log.append(&[record], RecordClass::Normal, locations)
+        .expect("append");
+}
+
+/// The payload of record `i` in [`log_with_sealed_segments`]: about 960 bytes.
+fn sealed_payload(i: u64) -> Vec<u8> {
+    format!("{i:>6} {}", "p".repeat(900)).into_bytes()
+}
+
+/// A log of 1 MiB segments on the real file system holding 3,000 records of about 960
+/// bytes; returns it with the number and location of each record in a sealed segment.
+fn log_with_sealed_segments(dir: &Path, options: &LogOptions) -> (Log, Vec<(u64, Location)>) {
+    const RECORDS: u64 = 3_000;
+    let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+    let (log, _) = Log::open(storage, dir, options.clone(), None, &mut |_, _| {}).expect("open");
+    let mut locations: Vec<Location> = Vec::new();
+    for i in 1..=RECORDS {
+        append_event(&log, i, &sealed_payload(i), &mut locations);
+    }
+    log.sync_all().expect("sync");
+    let active = locations[locations.len() - 1].segment;
+    let sealed: Vec<(u64, Location)> = (1..=RECORDS)
+        .zip(locations.iter().copied())
+        .filter(|(_, l)| l.segment != active)
+        .collect();
+    assert!(
+        sealed.len() as u64 > RECORDS / 2,
+        "most records are in sealed segments"
+    );
+    (log, sealed)
+}
+
+fn sealed_options() -> LogOptions {
+    LogOptions {
+        segment_size_bytes: 1 << 20,
+        ..LogOptions::default()
+    }
+}
+
+#[test]
+fn a_cold_read_in_a_sealed_segment_reads_its_own_pages() {
+    const READS: usize = 40;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = sealed_options();
+    let (log, sealed) = log_with_sealed_segments(dir.path(), &options);
+    // Pages per cold read, or None where eviction does not work.
+    let measure = |log: &Log| -> Option<f64> {
+        let mut pages = 0;
+        for n in 0..READS {
+            let (i, location) = sealed[n * 7919 % sealed.len()];
+            let path = dir.path().join(segment_name(location.segment));
+            log.evict_cached_pages().expect("evict");
+            let before = residency::resident_pages(&path);
+            if before > 0 {
+                eprintln!(
+                    "posix_fadvise(DONTNEED) left {before} pages of {} cached on this \
+                     machine: cannot measure cold reads here, skipping",
+                    path.display()
+                );
+                return None;
+            }
+            assert_eq!(log.read(location).expect("read").payload, sealed_payload(i));
+            pages += residency::resident_pages(&path);
+        }
+        Some(pages as f64 / READS as f64)
+    };
+    // The segments sealed by rolls, then the same ones mapped by the next open.
+    let Some(rolled) = measure(&log) else { return };
+    drop(log);
+    let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+    let (log, _) = Log::open(storage, dir.path(), options, None, &mut |_, _| {}).expect("reopen");
+    let Some(reopened) = measure(&log) else {
+        return;
+    };
+    eprintln!(
+        "a cold read of a ~960-byte record in a sealed segment: {rolled:.2} pages (sealed by \
+         a roll), {reopened:.2} (after reopening)"
+    );
+    // A record spans at most two pages; read-around would bring in dozens.
+    assert!(rolled <= 2.0, "{rolled} pages per cold read after rolls");
+    assert!(
+        reopened <= 2.0,
+        "{reopened} pages per cold read after reopening"
+    );
+}
+
+#[test]
+fn a_cold_range_read_asks_for_its_pages_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, sealed) = log_with_sealed_segments(dir.path(), &sealed_options());
+    // 300 consecutive records of one sealed segment, about 70 pages.
+    let segment = sealed[0].1.segment;
+    let run: Vec<(u64, Location)> = sealed
+        .iter()
+        .filter(|(_, l)| l.segment == segment)
+        .take(300)
+        .copied()
+        .collect();
+    let locations: Vec<Location> = run.iter().map(|&(_, l)| l).collect();
+    let (first, last) = (locations[0], locations[locations.len() - 1]);
+    let span_pages = last.end().div_ceil(4096) - first.offset / 4096;
+    let path = dir.path().join(segment_name(segment));
+    log.evict_cached_pages().expect("evict");
+    let before = residency::resident_pages(&path);
+    if before > 0 {
+        eprintln!(
+            "posix_fadvise(DONTNEED) left {before} pages of {} cached on this machine: \
+             cannot measure cold reads here, skipping",
+            path.display()
+        );
+        return;
+    }
+    let faults_before = residency::major_faults();
+    let read = log
+        .read_many_with(&locations, |r| r.payload.to_vec())
+        .expect("read many");
+    let faults = residency::major_faults() - faults_before;
+    let pages = residency::resident_pages(&path);
+    let want: Vec<Vec<u8>> = run.iter().map(|&(i, _)| sealed_payload(i)).collect();
+    assert_eq!(read, want);
+    eprintln!(
+        "a cold read of {} consecutive records over {span_pages} pages: {faults} major \
+         faults, {pages} pages read",
+        locations.len()
+    );
+    // The pages it needs and none around them (a page more where a request is rounded).
+    assert!(pages as u64 <= span_pages + 1, "{pages} pages read");
+    // Asked for by the run, not faulted in one at a time (which takes a fault per page).
+    assert!(
+        (faults as u64) * 4 <= span_pages,
+        "{faults} major faults for {span_pages} pages"
+    );
+}
