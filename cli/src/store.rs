@@ -28,7 +28,12 @@ impl OpenArgs {
     /// Opens the store in `dir`, which must already exist: commands that only look at a store
     /// must not create one where a user mistyped a path.
     pub fn open_existing(&self, dir: &Path) -> Result<Engine, CliError> {
-        let mut builder = Engine::builder(dir).create_if_missing(false);
+        let mut builder = Engine::builder(dir)
+            .options({
+                let mut options = helios::Options::default();
+                options.create_if_missing = false;
+                options
+            });
         if let Some(bytes) = self.segment_size_bytes {
             builder = builder.segment_size_bytes(bytes);
         }
@@ -40,8 +45,12 @@ impl OpenArgs {
     /// they look (recovery at open still runs, as for any open).
     pub fn open_existing_still(&self, dir: &Path) -> Result<Engine, CliError> {
         let mut builder = Engine::builder(dir)
-            .create_if_missing(false)
-            .background_threads(false);
+            .options({
+                let mut options = helios::Options::default();
+                options.create_if_missing = false;
+                options.background_threads = false;
+                options
+            });
         if let Some(bytes) = self.segment_size_bytes {
             builder = builder.segment_size_bytes(bytes);
         }
@@ -66,8 +75,8 @@ pub struct LogSize {
 
 /// Measures the log of `engine` now.
 pub fn log_size(engine: &Engine) -> Result<LogSize, CliError> {
-    let segments = engine.segments()?;
-    let end = engine.log_end();
+    let segments = engine.inspect().segments()?;
+    let end = engine.inspect().log_end();
     let mut size = LogSize {
         used_bytes: 0,
         used_segments: 0,

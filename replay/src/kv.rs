@@ -105,6 +105,23 @@ pub fn encode(event: &KvEvent<'_>) -> Vec<u8> {
     }
 }
 
+/// Applies one event to a map: the reference every faster read path is checked against, one
+/// event at a time (for models that keep the state of every version).
+///
+/// # Errors
+/// The event does not parse; `state` is then unchanged.
+pub fn fold_into(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, event: &[u8]) -> Result<(), KvError> {
+    match parse(event)? {
+        KvEvent::Set { key, value } => {
+            state.insert(key.to_vec(), value.to_vec());
+        }
+        KvEvent::Del { key } => {
+            state.remove(key);
+        }
+    }
+    Ok(())
+}
+
 /// Folds events into a map from scratch: the reference every faster read path is checked
 /// against.
 ///
@@ -115,14 +132,7 @@ pub fn fold<'a>(
 ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, (usize, KvError)> {
     let mut state = BTreeMap::new();
     for (i, bytes) in events.into_iter().enumerate() {
-        match parse(bytes).map_err(|e| (i, e))? {
-            KvEvent::Set { key, value } => {
-                state.insert(key.to_vec(), value.to_vec());
-            }
-            KvEvent::Del { key } => {
-                state.remove(key);
-            }
-        }
+        fold_into(&mut state, bytes).map_err(|e| (i, e))?;
     }
     Ok(state)
 }

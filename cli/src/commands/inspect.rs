@@ -32,7 +32,7 @@ pub struct Args {
 /// Runs `helios inspect`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open_existing(&args.dir)?;
-    let segments = engine.segments()?;
+    let segments = engine.inspect().segments()?;
     let rendered = if args.json {
         json::pretty(&to_json(&engine, &segments))?
     } else {
@@ -71,8 +71,8 @@ fn yes_no(b: bool) -> &'static str {
 
 fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
     let mut out = String::new();
-    out.push_str(&format!("store     {}\n", engine.dir().display()));
-    out.push_str(&format!("last lsn  {}\n", engine.last_lsn().get()));
+    out.push_str(&format!("store     {}\n", engine.inspect().dir().display()));
+    out.push_str(&format!("last lsn  {}\n", engine.inspect().last_lsn().get()));
 
     out.push_str(&format!("\nsegments: {}\n", segments.len()));
     let rows: Vec<Vec<String>> = segments
@@ -119,7 +119,7 @@ fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
         ));
     }
 
-    let report = engine.open_report();
+    let report = engine.inspect().open_report();
     let log = &report.log;
     let torn_tail = match &log.truncated {
         None => "none".to_owned(),
@@ -223,11 +223,11 @@ struct LogEndJson {
 }
 
 fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
-    let report = engine.open_report();
+    let report = engine.inspect().open_report();
     let log = &report.log;
     InspectJson {
-        dir: path_string(engine.dir()),
-        last_lsn: engine.last_lsn().get(),
+        dir: path_string(engine.inspect().dir()),
+        last_lsn: engine.inspect().last_lsn().get(),
         segments: segments
             .iter()
             .map(|s| SegmentJson {

@@ -116,12 +116,12 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
 }
 
 fn collect(engine: &Engine) -> Result<StatsJson, CliError> {
-    let catalog = engine.checkpoint_stats();
+    let catalog = engine.checkpoints().stats();
     let log: LogSize = log_size(engine)?;
     let mut streams = Vec::new();
     let mut level_count = u32::try_from(catalog.by_level.len()).unwrap_or(u32::MAX);
     for info in engine.streams() {
-        let checkpoints = engine.checkpoints(&info.name)?;
+        let checkpoints = engine.checkpoints().of_stream(&info.name)?;
         if let Some(max) = checkpoints.iter().map(|c| c.level).max() {
             level_count = level_count.max(max);
         }
@@ -168,7 +168,7 @@ fn collect(engine: &Engine) -> Result<StatsJson, CliError> {
         levels: total_levels,
     };
     Ok(StatsJson {
-        dir: engine.dir().to_string_lossy().into_owned(),
+        dir: engine.inspect().dir().to_string_lossy().into_owned(),
         levels: level_count,
         streams: rows,
         totals,

@@ -35,14 +35,7 @@ fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
 
 /// The model of one key-value event: folds it into `state`.
 fn apply_kv(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, event: &[u8]) {
-    match kv::parse(event).expect("test events parse") {
-        kv::KvEvent::Set { key, value } => {
-            state.insert(key.to_vec(), value.to_vec());
-        }
-        kv::KvEvent::Del { key } => {
-            state.remove(key);
-        }
-    }
+    kv::fold_into(state, event).expect("test events parse");
 }
 
 /// The model: every version's state, folded into `BTreeMap`s.
