@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use helios::Durability;
 use helios_benches::{
-    Machine, PAYLOAD_LEN, Payloads, RAW_FLOOR_FILE_BYTES, RawFloor, SqlitePeer, open_engine,
-    scratch_dir,
+    Machine, RAW_FLOOR_FILE_BYTES, RawFloor, SqlitePeer, open_engine, scratch_dir,
 };
+use helios_workloads::payloads::{PAYLOAD_LEN, Payloads};
 
 /// Who performs a durable append.
 #[derive(Clone, Copy, Debug)]

@@ -28,9 +28,10 @@ use std::time::{Duration, Instant};
 
 use helios::{Durability, Engine, Lsn};
 use helios_benches::{
-    FRAME_LEN, Latencies, Machine, PAYLOAD_LEN, Payloads, RAW_FLOOR_FILE_BYTES, RawFloor,
-    SqlitePeer, Summary, open_engine, scratch_dir,
+    FRAME_LEN, Machine, RAW_FLOOR_FILE_BYTES, RawFloor, SqlitePeer, open_engine, scratch_dir,
 };
+use helios_workloads::latency::{Latencies, Summary};
+use helios_workloads::payloads::{PAYLOAD_LEN, Payloads};
 
 /// Target: critical append median at most this multiple of the raw floor's median.
 const TARGET_CRITICAL_VS_FLOOR: f64 = 1.5;

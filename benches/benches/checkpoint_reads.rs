@@ -1,6 +1,6 @@
 //! Random-access state reads: the "Random-access state reads" tables of `docs/PERFORMANCE.md`.
 //!
-//! One stream of key-value events (`helios_benches::state::KvWorkload`: by default a first
+//! One stream of key-value events (`helios_workloads::kv::KvWorkload`: by default a first
 //! event that sets all 100,000 keys, so that the state holds 100,000 keys throughout, then
 //! 100,000 events over those keys, each changing 1-4 keys to 32-byte values, about 3% of the
 //! changes deletes and 3% re-puts of deleted keys, from a fixed seed; `--initial-keys K` sets
@@ -49,8 +49,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use helios::{CheckpointStats, Durability, Engine, LevelPolicy, Version, View};
-use helios_benches::state::{KvBatchMachine, KvWorkload, SnapshotPeer, ThreadIo};
-use helios_benches::{Latencies, Machine, Rng, SEED, Summary, scratch_dir, state};
+use helios_benches::state::{SnapshotPeer, ThreadIo};
+use helios_benches::{Machine, scratch_dir, state};
+use helios_workloads::kv::{KvBatchMachine, KvWorkload, State, VALUE_LEN};
+use helios_workloads::latency::{Latencies, Summary};
+use helios_workloads::{DEFAULT_SEED, Rng};
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 /// Target: Helios warm `view` + 10 point reads, p99, in microseconds.
@@ -126,7 +129,7 @@ impl Config {
             rounds: 4,
             maps_max: None,
             segment_bytes: None,
-            seed: SEED,
+            seed: DEFAULT_SEED,
             background_first: false,
             args: Vec::new(),
         };
@@ -722,7 +725,7 @@ fn peer_sample(
     workload: &KvWorkload,
     sample: &Sample,
     latencies: &mut Latencies,
-    state_at: impl FnOnce(u64) -> Result<state::State>,
+    state_at: impl FnOnce(u64) -> Result<State>,
 ) -> Result<u64> {
     let start = Instant::now();
     let state = state_at(sample.version)?;
@@ -914,7 +917,7 @@ fn measure(
                         let sample = Sample::draw(&mut rng, workload, config.reads);
                         measured.peer_reads_checked +=
                             peer_sample(engine, workload, &sample, &mut measured.replay, |v| {
-                                Ok(workload.fold(v))
+                                Ok(state::replay_from_start(workload, v))
                             })?;
                     }
                 }
@@ -1025,6 +1028,16 @@ struct Build {
     snapshots: Duration,
 }
 
+/// Bytes the log holds for the workload's events: one record frame per event (header plus
+/// payload), segment headers and the stream's creation record not counted.
+fn log_frame_bytes(workload: &KvWorkload) -> u64 {
+    workload
+        .events()
+        .iter()
+        .map(|e| helios_log::format::frame_len(e.len()) as u64)
+        .sum()
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -1085,7 +1098,7 @@ fn run() -> Result<()> {
         config.events,
         config.keys,
         config.keys_per_event_max,
-        state::VALUE_LEN,
+        VALUE_LEN,
         config.seed,
         config.fanout,
         config.levels,
@@ -1397,7 +1410,7 @@ fn report(
     println!("| what | files | bytes | MiB | / helios full checkpoints | / log |");
     println!("|---|---:|---:|---:|---:|---:|");
     let full = stats.by_level.last().map_or(0, |l| l.bytes) as f64;
-    let log = workload.log_frame_bytes();
+    let log = log_frame_bytes(workload);
     let line = |what: &str, files: u64, bytes: u64| {
         println!(
             "| {what} | {files} | {bytes} | {:.1} | {} | {} |",

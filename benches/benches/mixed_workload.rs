@@ -2,7 +2,7 @@
 //! with SQLite and with a design that makes every commit durable. Prints the tables of
 //! `docs/PERFORMANCE.md`, "Speculative branches: the MCTS mixed workload".
 //!
-//! 1. **Live search.** [`helios_benches::mcts`] plays Connect Four on a fresh engine (about
+//! 1. **Live search.** [`helios_workloads::mcts`] plays Connect Four on a fresh engine (about
 //!    99% speculative commits, 1% critical); every engine call is timed and recorded. Latency
 //!    per class (median, p99, p99.9, jitter = stddev / mean) comes from here.
 //! 2. **Replays.** The recorded op sequence, on a fresh Helios engine and on two peers, one
@@ -30,12 +30,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use helios::{BranchId, Durability, Engine, Version};
-use helios_benches::mcts::{
+use helios_benches::{Machine, RAW_FLOOR_FILE_BYTES, RawFloor, open_engine, scratch_dir};
+use helios_workloads::Rng;
+use helios_workloads::latency::{Jitter, Latencies, Summary};
+use helios_workloads::mcts::{
     self, At, Backend, BackendError, Board, BranchTree, HeliosBackend, MctsConfig, MctsReport, Op,
     OpKind, OpLatencies, ReplayReport,
-};
-use helios_benches::{
-    Latencies, Machine, RAW_FLOOR_FILE_BYTES, RawFloor, Rng, Summary, open_engine, scratch_dir,
 };
 
 /// Target: speculative append p99, in microseconds.
@@ -538,7 +538,7 @@ struct MemoryRun {
     after_views: MemorySample,
     /// One append per event, 100 bytes each.
     appends: Latencies,
-    append_jitter: mcts::Jitter,
+    append_jitter: Jitter,
     forks: Latencies,
     /// The first pass over the sample (builds cached states).
     first_views: Latencies,
@@ -586,7 +586,7 @@ fn memory_phase(config: &Config) -> MemoryRun {
     let per_branch = config.memory_events / config.memory_branches;
     let mut branches: Vec<MemoryBranch> = Vec::new();
     let mut appends = Latencies::new();
-    let mut append_jitter = mcts::Jitter::default();
+    let mut append_jitter = Jitter::default();
     let mut forks = Latencies::new();
     for b in 0..config.memory_branches {
         // Half the branches start from the durable history, half from an earlier branch, at
@@ -790,7 +790,7 @@ fn us(x: f64) -> String {
     }
 }
 
-fn latency_row(name: &str, latencies: &Latencies, jitter: Option<&mcts::Jitter>) -> String {
+fn latency_row(name: &str, latencies: &Latencies, jitter: Option<&Jitter>) -> String {
     let s: Summary = latencies.summary();
     format!(
         "| {name} | {} | {} | {} | {} | {} | {} | {} |",

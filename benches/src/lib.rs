@@ -1,34 +1,28 @@
-//! Shared workload code for the benches: one place for what every append bench needs, so the
-//! criterion groups (`benches/append.rs`) and the latency harness (`benches/append_latency.rs`)
-//! measure exactly the same things.
+//! Shared peers and measuring tools for the benches: one place for what every append bench
+//! needs, so the criterion groups (`benches/append.rs`) and the latency harness
+//! (`benches/append_latency.rs`) measure exactly the same things. The workloads themselves
+//! (payloads, the MCTS search, the key-value stream) and the latency histograms are in
+//! `helios-workloads`.
 //!
-//! - [`Payloads`]: deterministic 100-byte event payloads.
 //! - [`RawFloor`]: the durable-write floor, `pwrite` + `fdatasync` of one engine-sized frame
 //!   per event into a file preallocated with real zeros.
 //! - [`SqlitePeer`]: the peer a user would pick, SQLite in WAL mode with `synchronous=FULL`,
 //!   one `INSERT` per transaction.
-//! - [`Latencies`]: an HDR histogram of per-operation latencies, summarised as median, p99,
-//!   p99.9 and max in microseconds.
 //! - [`scratch_dir`] and [`Machine`]: where the benches put their files (never on tmpfs, where
 //!   `fdatasync` is free and every durable number would be meaningless) and what they ran on.
-//! - [`Rng`]: the deterministic generator behind every workload.
-//! - [`state`]: the random-access state-read workload (`benches/checkpoint_reads.rs`), its
-//!   reference answers and its two peers (replay from the start, rkyv snapshots).
+//! - [`state`]: the peers of the random-access state-read bench (`benches/checkpoint_reads.rs`):
+//!   replay from the start and rkyv snapshots; and what its cold reads need.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
+use helios_workloads::mounts::{describe_mount, mount_of};
+use helios_workloads::payloads::PAYLOAD_LEN;
 
-pub mod mcts;
 pub mod state;
-
-/// Payload size of every event the benches append, in bytes.
-pub const PAYLOAD_LEN: usize = 100;
 
 /// Bytes the engine writes to its log per event of [`PAYLOAD_LEN`] bytes (record header plus
 /// payload): the raw floor writes this many bytes per event, so both move the same data.
@@ -36,102 +30,6 @@ pub const FRAME_LEN: usize = helios_log::format::frame_len(PAYLOAD_LEN);
 
 /// Size of the raw floor's preallocated file: the engine's default segment size, 64 MiB.
 pub const RAW_FLOOR_FILE_BYTES: u64 = helios_log::DEFAULT_SEGMENT_SIZE_BYTES;
-
-/// Seed of the payloads every bench uses.
-pub const SEED: u64 = 0x4865_6c69_6f73_2121;
-
-/// Number of distinct payloads in a [`Payloads`] ring.
-const RING_LEN: usize = 1024;
-
-/// One step of splitmix64: a small, fast, deterministic generator.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A deterministic pseudo-random generator (splitmix64): the same seed gives the same workload
-/// on every machine and in every run.
-#[derive(Clone, Debug)]
-pub struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    /// A generator started from `seed`.
-    #[must_use]
-    pub fn new(seed: u64) -> Rng {
-        Rng { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        splitmix64(&mut self.state)
-    }
-
-    /// A number in `0..bound` (`bound` must be positive). The modulo bias is below
-    /// `bound / 2^64`, far below anything a bench could notice.
-    ///
-    /// # Panics
-    /// If `bound` is 0.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0, "Rng::below needs a positive bound");
-        self.next_u64() % bound
-    }
-
-    /// A number in `0..bound`, as an index (`bound` must be positive).
-    ///
-    /// # Panics
-    /// If `bound` is 0.
-    pub fn index(&mut self, bound: usize) -> usize {
-        // The result is below `bound`, which is a usize.
-        usize::try_from(self.below(bound as u64)).unwrap_or(0)
-    }
-}
-
-/// Deterministic event payloads of [`PAYLOAD_LEN`] bytes: a ring of 1024 pseudo-random payloads
-/// generated from a seed, so that a run never pays for generation inside a timed region and two
-/// runs (or two peers) append the same bytes.
-#[derive(Clone, Debug)]
-pub struct Payloads {
-    ring: Vec<[u8; PAYLOAD_LEN]>,
-}
-
-impl Payloads {
-    /// Generates the ring from `seed`.
-    #[must_use]
-    pub fn new(seed: u64) -> Payloads {
-        let mut state = seed;
-        let ring = (0..RING_LEN)
-            .map(|_| {
-                let mut payload = [0u8; PAYLOAD_LEN];
-                for chunk in payload.chunks_mut(8) {
-                    let word = splitmix64(&mut state).to_le_bytes();
-                    chunk.copy_from_slice(&word[..chunk.len()]);
-                }
-                payload
-            })
-            .collect();
-        Payloads { ring }
-    }
-
-    /// The payload of event number `index` (the ring repeats every 1024 events).
-    #[must_use]
-    pub fn get(&self, index: u64) -> &[u8; PAYLOAD_LEN] {
-        // The remainder is below RING_LEN, so it fits any usize.
-        let slot = usize::try_from(index % RING_LEN as u64).unwrap_or(0);
-        &self.ring[slot]
-    }
-}
-
-impl Default for Payloads {
-    /// The ring for [`SEED`].
-    fn default() -> Self {
-        Payloads::new(SEED)
-    }
-}
 
 /// The floor of a durable append: per event, one `pwrite` of a [`FRAME_LEN`]-byte frame at the
 /// next offset of a file that was preallocated with real zeros (written, then fsynced), then
@@ -270,128 +168,6 @@ impl SqlitePeer {
     }
 }
 
-/// Per-operation latencies in an HDR histogram (1 ns to 100 s, 3 significant digits).
-#[derive(Clone, Debug)]
-pub struct Latencies {
-    histogram: Histogram<u64>,
-}
-
-impl Default for Latencies {
-    fn default() -> Self {
-        Latencies::new()
-    }
-}
-
-impl Latencies {
-    /// An empty histogram.
-    #[must_use]
-    pub fn new() -> Latencies {
-        Latencies {
-            histogram: Histogram::new_with_bounds(1, 100_000_000_000, 3)
-                .expect("constant bounds are valid"),
-        }
-    }
-
-    /// Records one latency (saturating at the upper bound).
-    pub fn record(&mut self, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(nanos.max(1));
-    }
-
-    /// Runs `f`, records how long it took, returns its result.
-    pub fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let result = f();
-        self.record(start.elapsed());
-        result
-    }
-
-    /// Adds every latency of `other` (for per-thread histograms).
-    pub fn merge(&mut self, other: &Latencies) {
-        self.histogram
-            .add(&other.histogram)
-            .expect("histograms with the same bounds always add");
-    }
-
-    /// Number of latencies recorded.
-    #[must_use]
-    pub fn count(&self) -> u64 {
-        self.histogram.len()
-    }
-
-    /// Number of latencies recorded above `bound` (to the histogram's precision, 3
-    /// significant digits).
-    #[must_use]
-    pub fn count_above(&self, bound: Duration) -> u64 {
-        let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-        self.histogram.len() - self.histogram.count_between(0, nanos)
-    }
-
-    /// Median, p99, p99.9, max and mean, in microseconds.
-    #[must_use]
-    pub fn summary(&self) -> Summary {
-        let us = |nanos: u64| nanos as f64 / 1000.0;
-        Summary {
-            count: self.histogram.len(),
-            median_us: us(self.histogram.value_at_quantile(0.5)),
-            p99_us: us(self.histogram.value_at_quantile(0.99)),
-            p999_us: us(self.histogram.value_at_quantile(0.999)),
-            max_us: us(self.histogram.max()),
-            mean_us: self.histogram.mean() / 1000.0,
-        }
-    }
-}
-
-/// A summary of [`Latencies`], in microseconds.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Summary {
-    /// Number of operations.
-    pub count: u64,
-    /// 50th percentile.
-    pub median_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// 99.9th percentile.
-    pub p999_us: f64,
-    /// Largest.
-    pub max_us: f64,
-    /// Mean.
-    pub mean_us: f64,
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "n={} median={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us",
-            self.count, self.median_us, self.p99_us, self.p999_us, self.max_us
-        )
-    }
-}
-
-/// File system type and device of the mount holding `path`, from `/proc/self/mounts` (the
-/// longest mount point that is a prefix of the canonical path).
-#[must_use]
-pub fn mount_of(path: &Path) -> Option<(String, String)> {
-    let path = path.canonicalize().ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    let mut best: Option<(usize, String, String)> = None;
-    for line in mounts.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(device), Some(mount_point), Some(fs_type)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let mount_point = mount_point.replace("\\040", " ");
-        let depth = Path::new(&mount_point).components().count();
-        if path.starts_with(&mount_point) && best.as_ref().is_none_or(|(d, _, _)| depth >= *d) {
-            best = Some((depth, fs_type.to_owned(), device.to_owned()));
-        }
-    }
-    best.map(|(_, fs_type, device)| (fs_type, device))
-}
-
 /// Whether `fs_type` keeps files in memory, where `fdatasync` costs nothing.
 fn in_memory(fs_type: &str) -> bool {
     matches!(fs_type, "tmpfs" | "ramfs")
@@ -476,10 +252,7 @@ impl Machine {
         };
         let scratch = scratch_root();
         let _ = std::fs::create_dir_all(&scratch);
-        let scratch_fs = mount_of(&scratch).map_or_else(
-            || "unknown".to_owned(),
-            |(fs_type, device)| format!("{fs_type} on {device}"),
-        );
+        let scratch_fs = describe_mount(&scratch);
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             cpu_model: field(&read("/proc/cpuinfo"), "model name"),
@@ -508,28 +281,9 @@ impl fmt::Display for Machine {
 
 #[cfg(test)]
 mod tests {
+    use helios_workloads::payloads::Payloads;
+
     use super::*;
-
-    #[test]
-    fn counts_latencies_above_a_bound() {
-        let mut latencies = Latencies::new();
-        for micros in [100, 900, 4_999, 5_100, 12_000] {
-            latencies.record(Duration::from_micros(micros));
-        }
-        assert_eq!(latencies.count_above(Duration::from_millis(5)), 2);
-        assert_eq!(latencies.count_above(Duration::from_micros(50)), 5);
-        assert_eq!(latencies.count_above(Duration::from_secs(1)), 0);
-    }
-
-    #[test]
-    fn payloads_are_deterministic_and_distinct() {
-        let a = Payloads::new(SEED);
-        let b = Payloads::new(SEED);
-        assert_eq!(a.get(7), b.get(7));
-        assert_ne!(a.get(7), a.get(8));
-        assert_eq!(a.get(3), a.get(3 + RING_LEN as u64));
-        assert_eq!(a.get(0).len(), PAYLOAD_LEN);
-    }
 
     #[test]
     fn raw_floor_writes_frames_and_wraps() {
@@ -564,17 +318,5 @@ mod tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .expect("count");
         assert_eq!(count, 3);
-    }
-
-    #[test]
-    fn latencies_summarise_in_microseconds() {
-        let mut l = Latencies::new();
-        for us in 1..=100u64 {
-            l.record(Duration::from_micros(us));
-        }
-        let s = l.summary();
-        assert_eq!(s.count, 100);
-        assert!((s.median_us - 50.0).abs() < 0.5, "{s}");
-        assert!((s.max_us - 100.0).abs() < 0.5, "{s}");
     }
 }

@@ -1,7 +1,7 @@
 //! `helios demo`: an MCTS search over Connect Four on a Helios store, and what it cost against
 //! naive designs measured in the same run.
 //!
-//! The workload is `helios_benches::mcts` (the generator behind the `mixed_workload` bench): a
+//! The workload is `helios_workloads::mcts` (the generator behind the `mixed_workload` bench): a
 //! search whose every position lives in the engine. Rollouts and expansions are speculative
 //! appends to in-memory branches (about 99% of the commits); every few simulations the best
 //! move is promoted with `Durability::Critical` (about 1%) and the branches that no longer
@@ -32,8 +32,10 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use helios::{BranchId, Durability, Engine, Metric, MetricSummary, MetricsSnapshot, Version};
-use helios_benches::Rng;
-use helios_benches::mcts::{At, BranchTree, Mcts, MctsConfig, MctsReport, Op};
+use helios_workloads::Rng;
+use helios_workloads::mcts::{
+    At, BranchTree, DEFAULT_SIMULATIONS, Mcts, MctsConfig, MctsReport, Op,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::CliError;
@@ -41,8 +43,6 @@ use crate::json;
 use crate::store::{OpenArgs, log_size};
 use crate::text::{Align, bytes, pairs, table, thousands, thousands_f64, times, us};
 
-/// Simulations when neither `--simulations` nor `--seconds` is given.
-const DEFAULT_SIMULATIONS: u64 = 10_000;
 /// Random reads of each kind (durable version, branch node) per pass.
 const DEFAULT_READS: u64 = 10_000;
 /// Time budget of the naive durable peer.
@@ -96,11 +96,11 @@ pub struct Args {
     #[arg(long, value_name = "S")]
     pub seconds: Option<f64>,
     /// Seed of the search and of the random reads (decimal, or hexadecimal with `0x`).
-    #[arg(long, value_name = "SEED", default_value_t = helios_benches::mcts::DEFAULT_SEED,
-          value_parser = parse_seed)]
+    #[arg(long, value_name = "SEED", default_value_t = helios_workloads::DEFAULT_SEED,
+          value_parser = helios_workloads::parse_seed)]
     pub seed: u64,
     /// Simulations per move: the best move is promoted (a critical commit) after this many.
-    #[arg(long, value_name = "N", default_value_t = helios_benches::mcts::DEFAULT_PROMOTE_EVERY,
+    #[arg(long, value_name = "N", default_value_t = helios_workloads::mcts::DEFAULT_PROMOTE_EVERY,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub promote_every: u32,
     /// Random reads of each kind (durable version, branch node) per pass; two passes.
@@ -114,16 +114,6 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub open: OpenArgs,
-}
-
-/// Parses `--seed`: decimal, or hexadecimal after `0x`; `_` separators allowed.
-fn parse_seed(text: &str) -> Result<u64, String> {
-    let clean = text.replace('_', "");
-    match clean.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => clean.parse(),
-    }
-    .map_err(|_| "a seed is a whole number, decimal or 0x-hexadecimal".to_owned())
 }
 
 // -------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use helios_workloads::mcts::{DEFAULT_PROMOTE_EVERY, DEFAULT_SIMULATIONS};
+use helios_workloads::mounts::describe_mount;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -41,8 +43,6 @@ pub const DEFAULT_EVENTS: u64 = 20_000;
 pub const DEFAULT_KEYS: u64 = 2_000;
 /// Default `--keys-per-event` of the uniform workload (the read bench's).
 pub const DEFAULT_KEYS_PER_EVENT: u64 = 4;
-/// Default `--simulations` of the MCTS workload.
-pub const DEFAULT_SIMULATIONS: u64 = 10_000;
 /// Default `--samples`.
 pub const DEFAULT_SAMPLES: u64 = 10_000;
 /// Default `--reads`.
@@ -118,7 +118,7 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workload")]
     pub promote_every: Option<u32>,
     /// Seed of the generated workload and of the samples.
-    #[arg(long, default_value_t = helios_benches::SEED, help_heading = "Workload")]
+    #[arg(long, default_value_t = helios_workloads::DEFAULT_SEED, help_heading = "Workload")]
     pub seed: u64,
 
     /// Fanouts to try (comma-separated, each at least 2).
@@ -546,10 +546,7 @@ impl Sweep {
                 what_is_timed: WHAT_IS_TIMED,
                 clock: clock_name(args.clock),
                 scratch_dir: scratch.display().to_string(),
-                scratch_fs: helios_benches::mount_of(scratch).map_or_else(
-                    || "unknown".to_owned(),
-                    |(fs, device)| format!("{fs} on {device}"),
-                ),
+                scratch_fs: describe_mount(scratch),
                 segment_size_bytes: measure::SCRATCH_SEGMENT_SIZE_BYTES,
             },
             budget,
@@ -655,8 +652,7 @@ fn load_workload(args: &Args, scratch: &Path) -> Result<Workload, CliError> {
                 spinner.set_message("recording an MCTS run");
                 workload::mcts(
                     args.simulations.unwrap_or(DEFAULT_SIMULATIONS),
-                    args.promote_every
-                        .unwrap_or(helios_benches::mcts::DEFAULT_PROMOTE_EVERY),
+                    args.promote_every.unwrap_or(DEFAULT_PROMOTE_EVERY),
                     args.seed,
                     scratch,
                 )
