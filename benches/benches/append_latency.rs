@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use helios::{Durability, Engine, Lsn};
-use helios_benches::{
-    FRAME_LEN, Machine, RAW_FLOOR_FILE_BYTES, RawFloor, SqlitePeer, open_engine, scratch_dir,
-};
+use helios_benches::{Machine, open_engine, scratch_dir};
+use helios_peers::floor::{FRAME_LEN, RAW_FLOOR_FILE_BYTES, RawFloor};
+use helios_peers::sqlite::SqlitePeer;
 use helios_workloads::latency::{Latencies, Summary};
 use helios_workloads::payloads::{PAYLOAD_LEN, Payloads};
 

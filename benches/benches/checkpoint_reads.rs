@@ -7,7 +7,7 @@
 //! K keys first instead, and `--initial-keys 0` starts from the empty state) is loaded into
 //! Helios,
 //! whose checkpoints are then built, and read back at uniformly random versions by Helios and
-//! by two peers, side by side in this one process:
+//! by two peers (`helios-peers`), side by side in this one process:
 //!
 //! 1. **Helios warm**: `Engine::view(stream, v)` plus 10 point reads of random keys, with the
 //!    checkpoint and log files in the page cache.
@@ -49,8 +49,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use helios::{CheckpointStats, Durability, Engine, LevelPolicy, Version, View};
-use helios_benches::state::{SnapshotPeer, ThreadIo};
-use helios_benches::{Machine, scratch_dir, state};
+use helios_benches::{Machine, ThreadIo, evict_files_under, scratch_dir};
+use helios_peers::replay;
+use helios_peers::snapshot::SnapshotPeer;
 use helios_workloads::kv::{KvBatchMachine, KvWorkload, State, VALUE_LEN};
 use helios_workloads::latency::{Latencies, Summary};
 use helios_workloads::{DEFAULT_SEED, Rng};
@@ -917,7 +918,7 @@ fn measure(
                         let sample = Sample::draw(&mut rng, workload, config.reads);
                         measured.peer_reads_checked +=
                             peer_sample(engine, workload, &sample, &mut measured.replay, |v| {
-                                Ok(state::replay_from_start(workload, v))
+                                Ok(replay::kv_state_at(workload, v))
                             })?;
                     }
                 }
@@ -962,7 +963,7 @@ fn measure(
         measured.cold.files_advised = measured
             .cold
             .evict_files
-            .time(|| state::evict_files_under(engine.dir()))?;
+            .time(|| evict_files_under(engine.dir()))?;
         let before = ThreadIo::now()?;
         helios_sample(
             engine,

@@ -13,7 +13,7 @@
 //!   the same way). [`lines`] splits events into the built-in machine's events, so that
 //!   `helios::kv::fold(lines(events))` is their state from scratch.
 //!
-//! The peers that read this workload (replay from the start, snapshots) are in `helios-benches`.
+//! The peers that read this workload (replay from the start, snapshots) are in `helios-peers`.
 
 use std::collections::BTreeMap;
 

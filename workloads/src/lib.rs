@@ -13,8 +13,9 @@
 //!   [`mounts`], which file system a run's files are on.
 //!
 //! It is not responsible for the peers Helios is compared against (SQLite, naive durable
-//! designs, snapshots, replay from the start, raw write floors), for timing harnesses, tables
-//! and verdicts (all in `helios-benches`), or for any command's output (`helios-cli`). Among this workspace's crates it depends only on `helios` and
+//! designs, snapshots, replay from the start, raw write floors: the `helios-peers` crate), for
+//! timing harnesses, tables and verdicts (`helios-benches`), or for any command's output
+//! (`helios-cli`). Among this workspace's crates it depends only on `helios` and
 //! `helios-testkit`, and on no database, so the `helios` binary uses it without building
 //! SQLite.
 //!

@@ -22,6 +22,8 @@
 //!    `--peer-seconds`; compared with what the same commits cost Helios in the search.
 //! 5. **Reopen** and read every game back: each stream must hold exactly the moves promoted,
 //!    and nothing else.
+//!
+//! The peers are `helios_peers` (without SQLite).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -32,10 +34,10 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use helios::{BranchId, Durability, Engine, Metric, MetricSummary, MetricsSnapshot, Version};
+use helios_peers::naive::EveryCommitDurable;
+use helios_peers::replay::{BranchReplay, ReplayError, durable_events};
 use helios_workloads::Rng;
-use helios_workloads::mcts::{
-    At, BranchTree, DEFAULT_SIMULATIONS, Mcts, MctsConfig, MctsReport, Op,
-};
+use helios_workloads::mcts::{At, DEFAULT_SIMULATIONS, Mcts, MctsConfig, MctsReport, Op};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::CliError;
@@ -335,8 +337,7 @@ struct Commit {
     latency: Duration,
 }
 
-/// The branches and events of the search, mirrored from its ops: what a design without
-/// checkpoints needs to replay a node from the start, and what the naive peer commits.
+/// What the demo keeps of the search, mirrored from its ops.
 #[derive(Debug, Default)]
 struct Recorder {
     /// The run's game streams, in creation order.
@@ -345,11 +346,9 @@ struct Recorder {
     promoted: Vec<Vec<Vec<u8>>>,
     /// Each branch's stream, by index.
     branch_stream: HashMap<BranchId, usize>,
-    /// Branches as the generator sees them.
-    tree: BranchTree,
-    /// Each branch's fork version and own events (version `fork + 1 + i` at index `i`),
-    /// kept while the branch or one forked from it lives.
-    branch_events: HashMap<BranchId, (Version, Vec<Vec<u8>>)>,
+    /// The branches and their events: what a design without checkpoints needs to replay a
+    /// branch node from the start.
+    branches: BranchReplay,
     commits: Vec<Commit>,
     /// Commits of the search in all (`commits` stops at [`PEER_COMMITS_MAX`]).
     commit_count: u64,
@@ -381,31 +380,10 @@ impl Recorder {
                 }
                 .ok_or_else(|| format!("{branch} forked from unknown {from}"))?;
                 self.branch_stream.insert(*branch, stream);
-                self.tree.fork(*branch, from).map_err(|e| e.to_string())?;
-                self.branch_events
-                    .insert(*branch, (from.version(), Vec::new()));
+                self.branches.observe(op)?;
             }
-            Op::Append {
-                branch,
-                expected,
-                events,
-                ..
-            } => {
-                let (fork, own) = self
-                    .branch_events
-                    .get_mut(branch)
-                    .ok_or_else(|| format!("append to unknown {branch}"))?;
-                if fork.0 + own.len() as u64 != expected.0 {
-                    return Err(format!(
-                        "{branch}: append at {expected} after {}",
-                        own.len()
-                    ));
-                }
-                own.extend(events.iter().cloned());
-                let head = Version(expected.0 + events.len() as u64);
-                self.tree
-                    .appended(*branch, head)
-                    .map_err(|e| e.to_string())?;
+            Op::Append { branch, events, .. } => {
+                self.branches.observe(op)?;
                 let stream = self.branch_stream.get(branch).copied().unwrap_or(0);
                 self.commit(stream, true, events, latency);
             }
@@ -416,12 +394,7 @@ impl Recorder {
                 self.promoted[index].extend(events.iter().cloned());
                 self.commit(index, false, events, latency);
             }
-            Op::Discard { branch } => self.free(*branch)?,
-            Op::Prune { discarded, .. } => {
-                for branch in discarded {
-                    self.free(*branch)?;
-                }
-            }
+            Op::Discard { .. } | Op::Prune { .. } => self.branches.observe(op)?,
             Op::View { .. } => {}
         }
         Ok(())
@@ -438,68 +411,15 @@ impl Recorder {
             });
         }
     }
-
-    fn free(&mut self, branch: BranchId) -> Result<(), String> {
-        for gone in self.tree.discard(branch).map_err(|e| e.to_string())? {
-            self.branch_events.remove(&gone);
-        }
-        Ok(())
-    }
-
-    /// The events of the branch node `(branch, version)` from the first: the durable events
-    /// below its history's root (read from `engine`), then each link's branch events.
-    fn replay_events(
-        &self,
-        engine: &Engine,
-        branch: BranchId,
-        version: Version,
-    ) -> Result<Vec<Vec<u8>>, CliError> {
-        let history = self
-            .tree
-            .history(branch, version)
-            .map_err(|e| demo_check(&branch.to_string(), version, e.to_string()))?;
-        let mut events = read_payloads(engine, &history.stream, history.durable_upto)?;
-        for link in &history.links {
-            let (fork, own) = self.branch_events.get(&link.branch).ok_or_else(|| {
-                demo_check(
-                    &history.stream,
-                    version,
-                    format!("no events kept for {}", link.branch),
-                )
-            })?;
-            let from = usize::try_from(link.after.0 - fork.0).unwrap_or(usize::MAX);
-            let to = usize::try_from(link.upto.0 - fork.0).unwrap_or(usize::MAX);
-            let slice = own.get(from..to).ok_or_else(|| {
-                demo_check(
-                    &history.stream,
-                    version,
-                    format!("{} is shorter than {}", link.branch, link.upto),
-                )
-            })?;
-            events.extend(slice.iter().cloned());
-        }
-        Ok(events)
-    }
 }
 
+/// The demo's own check failed on `stream` at `version`.
 fn demo_check(stream: &str, version: Version, reason: String) -> CliError {
     CliError::DemoCheck {
         stream: stream.to_owned(),
         version,
         reason,
     }
-}
-
-/// The payloads of `stream`'s versions `1..=upto`.
-fn read_payloads(engine: &Engine, stream: &str, upto: Version) -> Result<Vec<Vec<u8>>, CliError> {
-    if upto == Version::ZERO {
-        return Ok(Vec::new());
-    }
-    let mut events = Vec::with_capacity(usize::try_from(upto.0).unwrap_or(0));
-    for event in engine.read(stream, Version(1)..=upto)? {
-        events.push(event?.payload);
-    }
-    Ok(events)
 }
 
 /// Folds `events` into a map from scratch: the naive read path.
@@ -821,15 +741,7 @@ fn reads(engine: &Engine, recorder: &Recorder, args: &Args) -> Result<Reads, Cli
         .map(|s| engine.head(s).unwrap_or(Version::ZERO).0)
         .collect();
     let durable_total: u64 = heads.iter().sum();
-    let live: Vec<(BranchId, Version, Version)> = recorder
-        .tree
-        .live()
-        .filter_map(|b| {
-            let head = recorder.tree.head(b)?;
-            let (fork, _) = recorder.branch_events.get(&b)?;
-            (head > *fork).then_some((b, *fork, head))
-        })
-        .collect();
+    let live: Vec<(BranchId, Version, Version)> = recorder.branches.live_branches();
     let mut targets = Vec::new();
     for _ in 0..args.reads {
         if durable_total > 0 {
@@ -878,10 +790,16 @@ fn reads(engine: &Engine, recorder: &Recorder, args: &Args) -> Result<Reads, Cli
             };
             let naive_started = Instant::now();
             let events = match target {
-                Target::Durable { version, .. } => read_payloads(engine, stream, *version)?,
-                Target::Branch { branch, version } => {
-                    recorder.replay_events(engine, *branch, *version)?
-                }
+                Target::Durable { version, .. } => durable_events(engine, stream, *version)?,
+                Target::Branch { branch, version } => recorder
+                    .branches
+                    .events(engine, *branch, *version)
+                    .map_err(|e| match e {
+                        ReplayError::Engine(e) => CliError::Engine(e),
+                        ReplayError::Mirror { stream, reason } => {
+                            demo_check(&stream, *version, reason)
+                        }
+                    })?,
             };
             let state = fold(stream, &events)?;
             let naive_time = naive_started.elapsed();
@@ -933,41 +851,29 @@ fn durable_peer(
     budget: Duration,
     helios_log_bytes: u64,
 ) -> Result<DurablePeerJson, CliError> {
-    let peer = open.open(dir).map_err(|e| match e {
+    let mut peer = EveryCommitDurable::new(open.open(dir).map_err(|e| match e {
         CliError::Engine(e) => CliError::Peer(e),
         e => e,
-    })?;
-    let before = log_size(&peer)?;
+    })?);
+    let before = log_size(peer.engine())?;
     const BAR_STEPS: u64 = 1000;
     let bar = progress(BAR_STEPS, "naive peer");
     let mut naive = histogram()?;
     let mut helios = histogram()?;
     let mut helios_total = Duration::ZERO;
     let mut naive_total = Duration::ZERO;
-    let mut created: Vec<[bool; 2]> = vec![[false; 2]; recorder.streams.len()];
     let started = Instant::now();
     let mut done = 0usize;
     for commit in &recorder.commits {
         if started.elapsed() >= budget {
             break;
         }
-        // Speculative commits go to a stream of their own per game, so that the game's
-        // stream holds the same moves as in Helios.
-        let base = &recorder.streams[commit.stream];
-        let name = if commit.speculative {
-            format!("{base}-speculative")
-        } else {
-            base.clone()
-        };
-        let flag = &mut created[commit.stream][usize::from(commit.speculative)];
-        if !*flag {
-            // Stream creation is not a commit: outside the timing.
-            peer.create_stream(&name).map_err(CliError::Peer)?;
-            *flag = true;
-        }
-        let t = Instant::now();
-        peer.append(&name, &commit.events, Durability::Critical, None)
+        // Stream creation is not a commit: outside the timing.
+        let name = peer
+            .stream_for(&recorder.streams[commit.stream], commit.speculative)
             .map_err(CliError::Peer)?;
+        let t = Instant::now();
+        peer.commit(&name, &commit.events).map_err(CliError::Peer)?;
         let elapsed = t.elapsed();
         record(&mut naive, elapsed);
         naive_total += elapsed;
@@ -988,7 +894,7 @@ fn durable_peer(
         }
     }
     bar.finish_and_clear();
-    let after = log_size(&peer)?;
+    let after = log_size(peer.engine())?;
     peer.close().map_err(CliError::Peer)?;
     let commits = done as u64;
     let helios_per_commit = helios_log_bytes as f64 / recorder.commit_count.max(1) as f64;

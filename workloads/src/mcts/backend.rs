@@ -1,6 +1,6 @@
 //! Replaying a recorded workload: [`Backend`], anything that can perform the search's
-//! [`Op`]s (Helios here, SQLite and a naive design in the `mixed_workload` bench), and
-//! [`replay`], which times each op on one.
+//! [`Op`]s (Helios here, the peers in `helios-peers`), and [`replay`], which times each op on
+//! one.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -42,9 +42,8 @@
 //!
 //! Every engine call is reported to an observer as an [`Op`] with its latency, so a driver can
 //! record the sequence and [`replay`] it against another [`Backend`]: [`HeliosBackend`] here,
-//! SQLite and a naive durable design in the `mixed_workload` bench. [`BranchTree`] is the
-//! branch bookkeeping a backend without branches needs (parents, fork points, what a discard
-//! frees).
+//! SQLite and a naive durable design in `helios-peers`. [`BranchTree`] is the branch
+//! bookkeeping a backend without branches needs (parents, fork points, what a discard frees).
 //!
 //! # Invariants
 //!

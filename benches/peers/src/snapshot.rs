@@ -1,17 +1,7 @@
-//! The peers of the random-access read bench (`benches/checkpoint_reads.rs`), and what its cold
-//! reads need. The workload itself, `helios_workloads::kv::KvWorkload`, is generated in
-//! `helios-workloads`.
-//!
-//! - [`replay_from_start`]: replay from the start into a `BTreeMap` (`helios::kv::fold`), the
-//!   peer without checkpoints.
-//! - [`SnapshotPeer`]: what typical event-sourcing libraries do: a full snapshot of the state
-//!   every N events, archived with rkyv into its own file; a read at `v` loads the snapshot at
-//!   `v - v % N` (validated and deserialised into an owned `BTreeMap`) and replays the rest.
-//! - [`ThreadIo`] and [`evict_files_under`]: page faults and blocks read by the calling thread
-//!   (`getrusage(RUSAGE_THREAD)`), and dropping files from the page cache
-//!   (`posix_fadvise(DONTNEED)`), for cold reads.
-//!
-//! Nothing here is timed; the harness decides what goes inside its clock.
+//! Snapshots every N events, what typical event-sourcing libraries do: [`SnapshotPeer`], a
+//! full state archived with rkyv into its own file every `interval` events; a read at `v`
+//! loads the snapshot at `v - v % interval` (validated and deserialised into an owned map) and
+//! replays the events after it.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,21 +9,8 @@ use std::path::{Path, PathBuf};
 
 use helios::kv::{self, KvEvent};
 use helios_workloads::kv::{KvWorkload, State, lines};
-use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
-use nix::sys::resource::{UsageWho, getrusage};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
-
-/// The state of `workload` at `version`, folded from its first event: the peer without
-/// checkpoints.
-///
-/// # Panics
-/// If `version` is past the last event (every event of a workload parses).
-#[must_use]
-pub fn replay_from_start(workload: &KvWorkload, version: u64) -> State {
-    helios::kv::fold(lines(&workload.events()[..version_index(version)]))
-        .expect("workload events parse")
-}
 
 /// The snapshot peer: a full state every `interval` events, each archived with rkyv
 /// (`BTreeMap<Vec<u8>, Vec<u8>>`) in its own file and fsynced; a read loads, validates and
@@ -171,86 +148,10 @@ fn version_index(version: u64) -> usize {
     usize::try_from(version).expect("versions fit in usize")
 }
 
-/// I/O counters of the calling thread, from `getrusage(RUSAGE_THREAD)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ThreadIo {
-    /// Page faults that had to read from the disk.
-    pub major_faults: i64,
-    /// Page faults served without the disk (a page already in the page cache, mapped into
-    /// this process for the first time).
-    pub minor_faults: i64,
-    /// 512-byte blocks the file systems read for this thread (read calls and faults,
-    /// read-ahead included).
-    pub blocks_read: i64,
-}
-
-impl ThreadIo {
-    /// The counters now.
-    ///
-    /// # Errors
-    /// The errno of `getrusage`.
-    pub fn now() -> nix::Result<ThreadIo> {
-        let usage = getrusage(UsageWho::RUSAGE_THREAD)?;
-        Ok(ThreadIo {
-            major_faults: usage.major_page_faults(),
-            minor_faults: usage.minor_page_faults(),
-            blocks_read: usage.block_reads(),
-        })
-    }
-
-    /// Both counts added up (for totals over several intervals).
-    #[must_use]
-    pub fn plus(self, other: ThreadIo) -> ThreadIo {
-        ThreadIo {
-            major_faults: self.major_faults + other.major_faults,
-            minor_faults: self.minor_faults + other.minor_faults,
-            blocks_read: self.blocks_read + other.blocks_read,
-        }
-    }
-
-    /// What happened between `earlier` and `self`.
-    #[must_use]
-    pub fn since(self, earlier: ThreadIo) -> ThreadIo {
-        ThreadIo {
-            major_faults: self.major_faults - earlier.major_faults,
-            minor_faults: self.minor_faults - earlier.minor_faults,
-            blocks_read: self.blocks_read - earlier.blocks_read,
-        }
-    }
-}
-
-/// Asks the kernel to drop the cached pages of every regular file under `dir`, recursively
-/// (`posix_fadvise(POSIX_FADV_DONTNEED)` over the whole file). Dirty pages and pages mapped
-/// by a process stay. Returns the number of files advised.
-///
-/// # Errors
-/// I/O errors while walking, and the errno of `posix_fadvise` (as an [`io::Error`]).
-pub fn evict_files_under(dir: &Path) -> io::Result<u64> {
-    let mut files_count = 0;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let file_type = entry.file_type()?;
-            if file_type.is_dir() {
-                pending.push(entry.path());
-            } else if file_type.is_file() {
-                // A file removed since the listing (a replaced checkpoint) is simply skipped.
-                let Ok(file) = File::open(entry.path()) else {
-                    continue;
-                };
-                posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-                    .map_err(io::Error::from)?;
-                files_count += 1;
-            }
-        }
-    }
-    Ok(files_count)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay;
 
     #[test]
     fn snapshot_peer_reads_every_version_right() {
@@ -262,22 +163,9 @@ mod tests {
         for version in [0, 1, 99, 100, 101, 200, 250] {
             assert_eq!(
                 peer.state_at(&workload, version).expect("read"),
-                replay_from_start(&workload, version),
+                replay::kv_state_at(&workload, version),
                 "version {version}"
             );
         }
-    }
-
-    #[test]
-    fn thread_io_and_eviction_work() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
-        std::fs::write(dir.path().join("a"), b"a").expect("write");
-        std::fs::write(dir.path().join("sub/b"), b"b").expect("write");
-        assert_eq!(evict_files_under(dir.path()).expect("evict"), 2);
-        let before = ThreadIo::now().expect("getrusage");
-        let after = ThreadIo::now().expect("getrusage");
-        let delta = after.since(before);
-        assert!(delta.major_faults >= 0 && delta.blocks_read >= 0);
     }
 }
