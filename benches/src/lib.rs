@@ -7,14 +7,19 @@
 //!   `fdatasync` is free), and [`open_engine`], an engine opened as a user would;
 //! - [`machine`]: what a run ran on ([`Machine`]) and how busy it was ([`load_average`]);
 //! - [`thread_io`]: page faults and blocks read per thread, and dropping files from the page
-//!   cache, for cold reads.
+//!   cache, for cold reads;
+//! - [`report`]: verdicts, ratios, units and latency table rows, shared by every report;
+//! - [`args`]: the programs' command lines (clap), with cargo's `--bench` accepted.
 //!
 //! It is not responsible for the workloads (`helios-workloads`: the MCTS search, the key-value
 //! stream, payloads, and the latency histograms `helios_workloads::latency::Latencies` the
 //! reports are written in) or for the peers (`helios-peers`, which the programs use with its
-//! `sqlite` feature). The bench programs themselves are `benches/*.rs`.
+//! `sqlite` feature). The bench programs themselves are `benches/*.rs` and
+//! `benches/mixed_workload/`.
 
+pub mod args;
 pub mod machine;
+pub mod report;
 pub mod scratch;
 pub mod thread_io;
 

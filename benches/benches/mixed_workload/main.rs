@@ -6,8 +6,8 @@
 //!    99% speculative commits, 1% critical); every engine call is timed and recorded. Latency
 //!    per class (median, p99, p99.9, jitter = stddev / mean) comes from here.
 //! 2. **Replays.** The recorded op sequence, on a fresh Helios engine and on two peers
-//!    (`helios-peers`), one after the other: SQLite (WAL; a critical commit is a transaction with
-//!    `synchronous=FULL`, a speculative one a transaction with `synchronous=NORMAL`, rows
+//!    (`helios-peers`), one after the other: SQLite (WAL; a critical commit is a transaction
+//!    with `synchronous=FULL`, a speculative one a transaction with `synchronous=NORMAL`, rows
 //!    deleted when their branch is discarded or pruned; a view folds the node's rows) and the
 //!    naive design (every commit one `pwrite` + `fdatasync` into a preallocated file, branches
 //!    and views in memory). Commit throughput = commits / wall time of the whole sequence.
@@ -23,22 +23,29 @@
 //! 20,000 events in 200 branches, 5,000 view samples). `--no-engine-metrics` opens the Helios
 //! engines with `Options::metrics` off, to measure what the engine's own latency histograms
 //! cost; every other option is the default, as a user would open the engine.
+//!
+//! The memory phase is in `memory.rs`; everything else, and the report, is here.
+
+mod memory;
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use helios::{BranchId, Durability, Engine, Version};
-use helios_benches::{Machine, open_engine, scratch_dir};
+use helios::{Durability, Engine, Version};
+use helios_benches::report::{mb, per_100k, percentile_cells, row, us, verdict_cell};
+use helios_benches::{Machine, args, open_engine, scratch_dir};
 use helios_peers::floor::{RAW_FLOOR_FILE_BYTES, RawFloor};
 use helios_peers::naive::NaiveBackend;
 use helios_peers::sqlite::SqliteBackend;
-use helios_workloads::Rng;
-use helios_workloads::latency::{Jitter, Latencies, Summary};
+use helios_workloads::latency::{Jitter, Latencies};
 use helios_workloads::mcts::{
     self, Backend, BackendError, Board, HeliosBackend, MctsConfig, MctsReport, Op, OpKind,
     OpLatencies, ReplayReport,
 };
+use helios_workloads::{DEFAULT_SEED, parse_seed};
+
+use crate::memory::{MemorySample, memory_phase};
 
 /// Target: speculative append p99, in microseconds.
 const TARGET_SPECULATIVE_P99_US: f64 = 1.0;
@@ -70,61 +77,59 @@ struct Config {
     engine_metrics: bool,
 }
 
+/// The command line.
+#[derive(Debug, clap::Args)]
+struct Options {
+    /// Simulations of the search. [default: 10000, or 1000 with --quick]
+    #[arg(long, value_name = "N")]
+    simulations: Option<u64>,
+    /// Seed of the search (decimal, or hexadecimal with `0x`).
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_SEED, value_parser = parse_seed)]
+    seed: u64,
+    /// Simulations per move: the best move is promoted (a critical commit) after this many.
+    #[arg(long, value_name = "N", default_value_t = mcts::DEFAULT_PROMOTE_EVERY)]
+    promote_every: u32,
+    /// A smoke run: 1,000 simulations, 20,000 events in 200 branches, 5,000 view samples.
+    #[arg(long)]
+    quick: bool,
+    /// Open the Helios engines with `Options::metrics` off, to measure what the engine's own
+    /// latency histograms cost.
+    #[arg(long)]
+    no_engine_metrics: bool,
+}
+
 impl Config {
     fn from_args() -> Result<Config, String> {
+        let options: Options = args::parse(
+            "mixed_workload",
+            "The MCTS mixed workload: a search on speculative branches, replays on SQLite and a \
+             naive durable design, memory, and the targets.",
+        );
         let mut config = Config {
-            search: MctsConfig::default(),
+            search: MctsConfig {
+                seed: options.seed,
+                promote_every: options.promote_every,
+                ..MctsConfig::default()
+            },
             memory_events: 100_000,
             memory_branches: 1000,
             view_samples: 20_000,
-            quick: false,
-            engine_metrics: true,
+            quick: options.quick,
+            engine_metrics: !options.no_engine_metrics,
         };
-        let mut simulations = None;
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-            match arg.as_str() {
-                "--simulations" => {
-                    let v = value("--simulations")?;
-                    simulations = Some(v.parse().map_err(|_| format!("--simulations {v}"))?);
-                }
-                "--seed" => {
-                    let v = value("--seed")?;
-                    config.search.seed = parse_u64(&v).ok_or(format!("--seed {v}"))?;
-                }
-                "--promote-every" => {
-                    let v = value("--promote-every")?;
-                    config.search.promote_every =
-                        v.parse().map_err(|_| format!("--promote-every {v}"))?;
-                }
-                "--quick" => config.quick = true,
-                "--no-engine-metrics" => config.engine_metrics = false,
-                // cargo bench passes --bench; criterion-style flags are ignored too.
-                _ => {}
-            }
-        }
         if config.quick {
             config.search.simulations = 1000;
             config.memory_events = 20_000;
             config.memory_branches = 200;
             config.view_samples = 5000;
         }
-        if let Some(simulations) = simulations {
+        if let Some(simulations) = options.simulations {
             config.search.simulations = simulations;
         }
         if config.memory_branches == 0 || config.memory_events < config.memory_branches {
             return Err("the memory phase needs at least one event per branch".to_owned());
         }
         Ok(config)
-    }
-}
-
-/// A decimal or `0x` hexadecimal number.
-fn parse_u64(text: &str) -> Option<u64> {
-    match text.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16).ok(),
-        None => text.replace('_', "").parse().ok(),
     }
 }
 
@@ -137,202 +142,6 @@ fn open_helios(dir: &Path, metrics: bool) -> Engine {
         .metrics(false)
         .open()
         .expect("open the engine in a fresh directory")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Memory and warm views.
-
-/// Resident set size of this process: `/proc/self/statm` (pages, times the kernel page size
-/// from `/proc/self/smaps`) and `VmRSS` from `/proc/self/status`, in bytes.
-#[derive(Clone, Copy, Debug, Default)]
-struct Rss {
-    statm_bytes: u64,
-    status_bytes: u64,
-}
-
-impl Rss {
-    fn now() -> Rss {
-        let page_bytes = std::fs::read_to_string("/proc/self/smaps")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|line| line.strip_prefix("KernelPageSize:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map_or(4096, |kb| kb * 1024);
-        let statm_pages = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .unwrap_or(0);
-        let status_kb = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|line| line.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        Rss {
-            statm_bytes: statm_pages * page_bytes,
-            status_bytes: status_kb * 1024,
-        }
-    }
-}
-
-/// A memory checkpoint: branch accounting and RSS.
-#[derive(Clone, Copy, Debug)]
-struct MemorySample {
-    stats: helios::BranchStats,
-    rss: Rss,
-}
-
-impl MemorySample {
-    fn take(engine: &Engine) -> MemorySample {
-        MemorySample {
-            stats: engine.branch_stats(),
-            rss: Rss::now(),
-        }
-    }
-}
-
-/// What the memory phase measured.
-struct MemoryRun {
-    before: MemorySample,
-    after_appends: MemorySample,
-    after_views: MemorySample,
-    /// One append per event, 100 bytes each.
-    appends: Latencies,
-    append_jitter: Jitter,
-    forks: Latencies,
-    /// The first pass over the sample (builds cached states).
-    first_views: Latencies,
-    /// The second pass over the same nodes.
-    warm_views: Latencies,
-    /// Events replayed per view, summed over the warm pass.
-    warm_events_replayed: u64,
-    elapsed: Duration,
-}
-
-/// An event of exactly [`MEMORY_EVENT_LEN`] bytes: `set KEY VALUE` with a hex value.
-fn memory_event(key: &str, rng: &mut Rng) -> Vec<u8> {
-    let mut event = format!("set {key} ").into_bytes();
-    while event.len() < MEMORY_EVENT_LEN {
-        let word = format!("{:016x}", rng.next_u64());
-        let take = word.len().min(MEMORY_EVENT_LEN - event.len());
-        event.extend_from_slice(&word.as_bytes()[..take]);
-    }
-    event
-}
-
-/// One branch of the memory phase: its fork point and its events' keys.
-struct MemoryBranch {
-    id: BranchId,
-    fork: u64,
-    keys: Vec<String>,
-}
-
-fn memory_phase(config: &Config) -> MemoryRun {
-    let started = Instant::now();
-    let dir = scratch_dir("helios-bench-memory-");
-    let engine = open_helios(dir.path(), config.engine_metrics);
-    let stream = "memory";
-    let mut rng = Rng::new(config.search.seed ^ 0x6d65_6d6f_7279);
-    let base: Vec<Vec<u8>> = (0..MEMORY_BASE_EVENTS)
-        .map(|i| memory_event(&format!("base/{i:04}"), &mut rng))
-        .collect();
-    engine
-        .append(stream, &base, Durability::Normal, Some(Version::ZERO))
-        .expect("durable base");
-    engine.sync().expect("sync the base");
-    engine.sync_checkpoints().expect("checkpoints of the base");
-
-    let before = MemorySample::take(&engine);
-    let per_branch = config.memory_events / config.memory_branches;
-    let mut branches: Vec<MemoryBranch> = Vec::new();
-    let mut appends = Latencies::new();
-    let mut append_jitter = Jitter::default();
-    let mut forks = Latencies::new();
-    for b in 0..config.memory_branches {
-        // Half the branches start from the durable history, half from an earlier branch, at
-        // one of its own versions.
-        let from_branch = !branches.is_empty() && rng.below(2) == 1;
-        let start = Instant::now();
-        let (id, fork) = if from_branch {
-            let parent = &branches[rng.index(branches.len())];
-            let at = parent.fork + 1 + rng.below(parent.keys.len() as u64);
-            let id = engine
-                .fork_branch(parent.id, Version(at))
-                .expect("fork a branch");
-            (id, at)
-        } else {
-            let at = 1 + rng.below(MEMORY_BASE_EVENTS);
-            (
-                engine.fork(stream, Version(at)).expect("fork the stream"),
-                at,
-            )
-        };
-        forks.record(start.elapsed());
-        let mut keys = Vec::new();
-        for k in 0..per_branch {
-            let key = format!("b{b:04}/{k:03}");
-            let event = memory_event(&key, &mut rng);
-            let start = Instant::now();
-            engine
-                .append_branch(id, &[&event], None)
-                .expect("speculative append");
-            let latency = start.elapsed();
-            appends.record(latency);
-            append_jitter.record(latency);
-            keys.push(key);
-        }
-        branches.push(MemoryBranch { id, fork, keys });
-    }
-    let after_appends = MemorySample::take(&engine);
-
-    // The same random nodes, read twice: the second pass is warm.
-    let sample: Vec<(usize, u64)> = (0..config.view_samples)
-        .map(|_| {
-            let b = rng.index(branches.len());
-            (b, 1 + rng.below(branches[b].keys.len() as u64))
-        })
-        .collect();
-    let mut first_views = Latencies::new();
-    let mut warm_views = Latencies::new();
-    let mut warm_events_replayed = 0;
-    for pass in 0..2 {
-        for &(b, offset) in &sample {
-            let branch = &branches[b];
-            let version = Version(branch.fork + offset);
-            let start = Instant::now();
-            let view = engine
-                .view_branch(branch.id, version)
-                .expect("view a branch node");
-            let key = &branch.keys[usize::try_from(offset - 1).unwrap_or(0)];
-            let found = view.get(key.as_bytes()).is_some();
-            let latency = start.elapsed();
-            assert!(found, "the node's own key {key} is set at {version:?}");
-            if pass == 0 {
-                first_views.record(latency);
-            } else {
-                warm_views.record(latency);
-                warm_events_replayed += view.report().events_replayed;
-            }
-        }
-    }
-    let after_views = MemorySample::take(&engine);
-    drop(engine);
-    MemoryRun {
-        before,
-        after_appends,
-        after_views,
-        appends,
-        append_jitter,
-        forks,
-        first_views,
-        warm_views,
-        warm_events_replayed,
-        elapsed: started.elapsed(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -444,28 +253,13 @@ fn replay_peer(
     mcts::replay(ops, backend.as_mut()).unwrap_or_else(|error| panic!("the replay failed: {error}"))
 }
 
-fn us(x: f64) -> String {
-    if x < 10.0 {
-        format!("{x:.2}")
-    } else if x < 1000.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.0}")
-    }
-}
-
 fn latency_row(name: &str, latencies: &Latencies, jitter: Option<&Jitter>) -> String {
-    let s: Summary = latencies.summary();
-    format!(
-        "| {name} | {} | {} | {} | {} | {} | {} | {} |",
-        s.count,
-        us(s.median_us),
-        us(s.p99_us),
-        us(s.p999_us),
-        us(s.max_us),
-        us(s.mean_us),
-        jitter.map_or_else(|| "-".to_owned(), |j| format!("{:.2}", j.ratio())),
-    )
+    let s = latencies.summary();
+    let mut cells = vec![name.to_owned(), s.count.to_string()];
+    cells.extend(percentile_cells(&s, us));
+    cells.push(us(s.mean_us));
+    cells.push(jitter.map_or_else(|| "-".to_owned(), |j| format!("{:.2}", j.ratio())));
+    row(&cells)
 }
 
 const LATENCY_HEADER: &str = "| operation | count | median us | p99 us | p99.9 us | max us | mean us | jitter (stddev/mean) |\n|---|---:|---:|---:|---:|---:|---:|---:|";
@@ -486,19 +280,6 @@ fn print_latencies(latencies: &OpLatencies) {
     }
 }
 
-fn mb(bytes: f64) -> f64 {
-    bytes / 1e6
-}
-
-/// Bytes per 100,000 events, from a delta over `events` events.
-fn per_100k(delta_bytes: u64, events: u64) -> f64 {
-    delta_bytes as f64 * 100_000.0 / events.max(1) as f64
-}
-
-fn verdict(pass: bool) -> &'static str {
-    if pass { "**PASS**" } else { "**MISS**" }
-}
-
 fn main() -> ExitCode {
     let config = match Config::from_args() {
         Ok(config) => config,
@@ -507,16 +288,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
     println!("# MCTS mixed workload");
     println!();
     println!(
-        "Command: `cargo bench -p helios-benches --bench mixed_workload{}{}`",
-        if args.is_empty() { "" } else { " -- " },
-        args.join(" ")
+        "Command: `{}`",
+        args::command_line("mixed_workload", &args::given())
     );
     println!();
     println!("Machine: {}", Machine::describe());
@@ -769,31 +545,31 @@ fn main() -> ExitCode {
         "| speculative append p99 < {TARGET_SPECULATIVE_P99_US} us (live search) | {} us ({:.2}x the target) | {} |",
         us(spec_p99),
         spec_p99 / TARGET_SPECULATIVE_P99_US,
-        verdict(spec_p99 < TARGET_SPECULATIVE_P99_US)
+        verdict_cell(spec_p99 < TARGET_SPECULATIVE_P99_US)
     );
     println!(
         "| view of a branch node p99 < {TARGET_VIEW_P99_US} us, warm | {} us warm pass ({:.2}x the target); {} us in the live search (first reads included) | {} |",
         us(warm_p99),
         warm_p99 / TARGET_VIEW_P99_US,
         us(live_view_p99),
-        verdict(warm_p99 < TARGET_VIEW_P99_US)
+        verdict_cell(warm_p99 < TARGET_VIEW_P99_US)
     );
     println!(
         "| memory < {TARGET_MEMORY_MB_PER_100K} MB per 100,000 live speculative events of 100 B, as created | {memory_mb:.1} MB (branch_stats after the appends; RSS {:.1} MB) | {} |",
         mb(per_100k(rss_appends, live_events)),
-        verdict(memory_mb < TARGET_MEMORY_MB_PER_100K)
+        verdict_cell(memory_mb < TARGET_MEMORY_MB_PER_100K)
     );
     println!(
         "| the same, once their nodes were read (cached states) | {memory_cached_mb:.1} MB (branch_stats; RSS {:.1} MB) | {} |",
         mb(per_100k(rss_views, live_events)),
-        verdict(memory_cached_mb < TARGET_MEMORY_MB_PER_100K)
+        verdict_cell(memory_cached_mb < TARGET_MEMORY_MB_PER_100K)
     );
     println!(
         "| commit throughput >= {TARGET_VS_SQLITE}x the SQLite peer's (same op sequence) | {vs_sqlite:.1}x ({:.0} vs {:.0} commits/s of wall time; {:.2}x of the target); {vs_sqlite_calls:.1}x counting commit calls only; {vs_naive:.0}x the naive durable design | {} |",
         helios_rate,
         sqlite.commits_per_s(),
         vs_sqlite / TARGET_VS_SQLITE,
-        verdict(vs_sqlite >= TARGET_VS_SQLITE)
+        verdict_cell(vs_sqlite >= TARGET_VS_SQLITE)
     );
     ExitCode::SUCCESS
 }
