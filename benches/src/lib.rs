@@ -14,8 +14,8 @@
 //! It is not responsible for the workloads (`helios-workloads`: the MCTS search, the key-value
 //! stream, payloads, and the latency histograms `helios_workloads::latency::Latencies` the
 //! reports are written in) or for the peers (`helios-peers`, which the programs use with its
-//! `sqlite` feature). The bench programs themselves are `benches/*.rs` and
-//! `benches/mixed_workload/`.
+//! `sqlite` feature). The bench programs themselves are `benches/*.rs`,
+//! `benches/checkpoint_reads/` and `benches/mixed_workload/`.
 
 pub mod args;
 pub mod machine;
