@@ -5,7 +5,8 @@
 //!
 //! - [`mcts`]: a Monte Carlo tree search over Connect Four whose positions live in an engine
 //!   (speculative branches, critical moves), its ops recorded for replay on a
-//!   [`mcts::Backend`];
+//!   [`mcts::Backend`], and the same search on plain boards in memory, the limit of the
+//!   workload without an engine;
 //! - [`kv`]: the key-value event stream of the random-access read bench and of `helios tune`,
 //!   with every key's history as the reference answer;
 //! - [`payloads`]: the event payloads of the append benches;

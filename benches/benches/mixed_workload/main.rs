@@ -1,22 +1,26 @@
 //! The MCTS mixed workload: speculative branches under a real search, compared in one process
-//! with SQLite and with a design that makes every commit durable. Prints the tables of
-//! `docs/PERFORMANCE.md`, "Speculative branches: the MCTS mixed workload".
+//! with SQLite, with a design that makes every commit durable, and with the same search on
+//! plain boards in memory. Prints the tables of `docs/PERFORMANCE.md`, "Speculative branches:
+//! the MCTS mixed workload".
 //!
 //! 1. **Live search.** [`helios_workloads::mcts`] plays Connect Four on a fresh engine (about
 //!    99% speculative commits, 1% critical); every engine call is timed and recorded. Latency
 //!    per class (median, p99, p99.9, jitter = stddev / mean) comes from here.
-//! 2. **Replays.** The recorded op sequence, on a fresh Helios engine and on two peers
+//! 2. **The limit.** The same search (same seed, same moves) with its positions as plain boards
+//!    in memory and no engine (`mcts::run_in_memory`): Helios's simulations per second as a
+//!    fraction of that rate.
+//! 3. **Replays.** The recorded op sequence, on a fresh Helios engine and on two peers
 //!    (`helios-peers`), one after the other: SQLite (WAL; a critical commit is a transaction
 //!    with `synchronous=FULL`, a speculative one a transaction with `synchronous=NORMAL`, rows
 //!    deleted when their branch is discarded or pruned; a view folds the node's rows) and the
 //!    naive design (every commit one `pwrite` + `fdatasync` into a preallocated file, branches
 //!    and views in memory). Commit throughput = commits / wall time of the whole sequence.
-//! 3. **Memory.** 100,000 live speculative events of 100 bytes in 1,000 branches (half forked
+//! 4. **Memory.** 100,000 live speculative events of 100 bytes in 1,000 branches (half forked
 //!    from the durable stream, half from earlier branches), nothing pruned:
 //!    `branch_stats().bytes` and the process's RSS before and after, then the same again
 //!    after reading 20,000 random branch nodes twice; the second pass is the warm view
 //!    latency.
-//! 4. **Targets**, each PASS or MISS with the measured value.
+//! 5. **Targets**, each PASS or MISS with the measured value.
 //!
 //! Run: `cargo bench -p helios-benches --bench mixed_workload`, optionally followed by
 //! `-- --simulations N --seed S --promote-every N --quick` (`--quick`: 1,000 simulations,
@@ -102,8 +106,8 @@ impl Config {
     fn from_args() -> Result<Config, String> {
         let options: Options = args::parse(
             "mixed_workload",
-            "The MCTS mixed workload: a search on speculative branches, replays on SQLite and a \
-             naive durable design, memory, and the targets.",
+            "The MCTS mixed workload: a search on speculative branches, its in-memory limit, \
+             replays on SQLite and a naive durable design, memory, and the targets.",
         );
         let mut config = Config {
             search: MctsConfig {
@@ -235,6 +239,18 @@ fn live_search(config: &Config) -> (MctsReport, Vec<Op>) {
     (report, ops)
 }
 
+/// The same search with its positions as plain boards in memory and no engine, recording its
+/// ops as the live search does (so that both do the same work besides the store): its report
+/// and how many ops it made.
+fn limit_search(config: &Config) -> (MctsReport, usize) {
+    let mut ops = Vec::new();
+    let report = mcts::run_in_memory(&config.search, &mut |op: &Op, _| {
+        ops.push(op.clone());
+    })
+    .unwrap_or_else(|error| panic!("the search in memory failed: {error}"));
+    (report, ops.len())
+}
+
 fn replay_helios(ops: &[Op], metrics: bool) -> (ReplayReport, u64) {
     let dir = scratch_dir("helios-bench-mcts-replay-");
     let engine = open_helios(dir.path(), metrics);
@@ -278,6 +294,45 @@ fn print_latencies(latencies: &OpLatencies) {
             );
         }
     }
+}
+
+/// The live search's rate beside the same search's in memory.
+fn print_limit(live: &MctsReport, live_ops: usize, limit: &MctsReport, limit_ops: usize) {
+    println!("### The same search with its positions in memory, no engine (the limit)");
+    println!();
+    println!(
+        "| positions | simulations | games | commits | ops | wall s | simulations/s | / limit |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let limit_rate = limit.simulations_per_s();
+    for (positions, report, ops) in [
+        ("helios (the live search above)", live, live_ops),
+        ("plain boards in hash maps", limit, limit_ops),
+    ] {
+        println!(
+            "| {positions} | {} | {} | {} | {ops} | {:.3} | {:.0} | {:.2}x |",
+            report.simulations,
+            report.games_started,
+            report.commits(),
+            report.elapsed.as_secs_f64(),
+            report.simulations_per_s(),
+            report.simulations_per_s() / limit_rate,
+        );
+    }
+    println!();
+    println!(
+        "The search on Helios runs at {:.1}% of the in-memory limit's simulations per second.",
+        100.0 * live.simulations_per_s() / limit_rate
+    );
+    if live_ops != limit_ops || live.commits() != limit.commits() {
+        println!(
+            "WARNING: the search in memory made {limit_ops} ops and {} commits, the live search \
+             {live_ops} and {}: the two did not play the same games.",
+            limit.commits(),
+            live.commits()
+        );
+    }
+    println!();
 }
 
 fn main() -> ExitCode {
@@ -363,7 +418,11 @@ fn main() -> ExitCode {
     print_latencies(&live.latencies);
     println!();
 
-    // 2. Replays, one after the other in this process.
+    // 2. The limit: the same search without an engine.
+    let (limit, limit_ops) = limit_search(&config);
+    print_limit(&live, ops.len(), &limit, limit_ops);
+
+    // 3. Replays, one after the other in this process.
     let (helios, helios_mismatches) = replay_helios(&ops, config.engine_metrics);
     let sqlite = replay_peer(&ops, |dir| {
         Ok(Box::new(SqliteBackend::create(&dir.join("mcts.db"))?))
@@ -440,7 +499,7 @@ fn main() -> ExitCode {
     );
     println!();
 
-    // 3. Memory and warm views.
+    // 4. Memory and warm views.
     let memory = memory_phase(&config);
     let live_events = memory.after_appends.stats.live_events;
     // Growth over the "before" sample, of one measure of a later sample.
@@ -528,7 +587,7 @@ fn main() -> ExitCode {
     );
     println!();
 
-    // 4. Targets.
+    // 5. Targets.
     let spec_p99 = live.latencies.get(OpKind::Append).summary().p99_us;
     let warm_p99 = memory.warm_views.summary().p99_us;
     let live_view_p99 = live.latencies.get(OpKind::View).summary().p99_us;

@@ -43,6 +43,16 @@ pub enum MctsError {
     },
     /// [`super::MctsConfig::promote_every`] is 0.
     InvalidConfig(&'static str),
+    /// A call on the in-memory positions ([`super::InMemory`]) failed: a bug in the search
+    /// or in that store, since nothing there can fail otherwise.
+    InMemory {
+        /// The engine call it stands for.
+        operation: &'static str,
+        /// Its node or branch.
+        at: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for MctsError {
@@ -64,6 +74,11 @@ impl fmt::Display for MctsError {
                 head.0
             ),
             MctsError::InvalidConfig(reason) => write!(f, "invalid MCTS configuration: {reason}"),
+            MctsError::InMemory {
+                operation,
+                at,
+                reason,
+            } => write!(f, "{operation} on {at}, in memory, failed: {reason}"),
         }
     }
 }

@@ -6,8 +6,9 @@
 //! order, and for checking every state it reads back; it is not a strong Connect Four player.
 //!
 //! The files follow the workload's seams: `game.rs` (boards and moves), `ops.rs` (what the
-//! search asks of the engine, as recordable [`Op`]s), `tree.rs` (branch bookkeeping),
-//! `stats.rs` (what a run did), `search.rs` (the search itself), `error.rs` and `backend.rs`
+//! search asks of a store, as recordable [`Op`]s), `tree.rs` (branch bookkeeping), `stats.rs`
+//! (what a run did), `positions.rs` (the store the search runs on: the engine, or
+//! [`InMemory`] in `memory.rs`), `search.rs` (the search itself), `error.rs` and `backend.rs`
 //! (replaying recorded ops). Everything public is re-exported here.
 //!
 //! # The game in the engine
@@ -45,6 +46,13 @@
 //! SQLite and a naive durable design in `helios-peers`. [`BranchTree`] is the branch
 //! bookkeeping a backend without branches needs (parents, fork points, what a discard frees).
 //!
+//! # The limit
+//!
+//! [`run_in_memory`] runs the same search with its positions as plain boards in hash maps
+//! ([`InMemory`]) instead of an engine: the same choices, the same ops, nothing durable and
+//! nothing serialised. Its simulations per second bound what the search can do on any store;
+//! `mixed_workload` reports Helios's rate as a fraction of it.
+//!
 //! # Invariants
 //!
 //! - Determinism: every choice comes from [`crate::Rng`] seeded by [`MctsConfig::seed`] and from the
@@ -58,7 +66,9 @@
 mod backend;
 mod error;
 mod game;
+mod memory;
 mod ops;
+mod positions;
 mod search;
 mod stats;
 mod tree;
@@ -69,8 +79,10 @@ mod tests;
 pub use backend::{Backend, BackendError, HeliosBackend, ReplayReport, replay};
 pub use error::MctsError;
 pub use game::{Board, BoardError, CELL_PREFIX, CELLS, COLUMNS, Move, Outcome, Piece, ROWS};
+pub use memory::InMemory;
 pub use ops::{At, CommitKind, Op, OpKind};
-pub use search::{Mcts, run_mcts};
+pub use positions::Positions;
+pub use search::{Mcts, Search, run_in_memory, run_mcts};
 pub use stats::{MctsReport, OpLatencies};
 pub use tree::{BranchTree, History, Link, UnknownBranch};
 

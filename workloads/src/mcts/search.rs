@@ -1,19 +1,20 @@
-//! [`Mcts`]: the search itself, selection, expansion, rollout and backpropagation over a tree
-//! held in memory, with every position read from and written to the engine, each call timed
-//! and reported as an [`Op`].
+//! [`Search`]: the MCTS itself, selection, expansion, rollout and backpropagation over a tree
+//! held in memory, with every position read from and written to a [`Positions`] store, each
+//! call timed and reported as an [`Op`].
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use helios::{BranchId, Durability, Engine, Version};
+use helios::{BranchId, Engine, Version};
 
 use super::game::nth_bit;
 use super::{
-    At, Board, BranchTree, CommitKind, MctsConfig, MctsError, MctsReport, Move, Op, Outcome, Piece,
-    UnknownBranch,
+    At, Board, BranchTree, CommitKind, InMemory, MctsConfig, MctsError, MctsReport, Move, Op,
+    Outcome, Piece, Positions, UnknownBranch,
 };
 use crate::Rng;
 
+/// A node of the search tree.
 #[derive(Clone, Debug)]
 struct Node {
     at: At,
@@ -56,10 +57,11 @@ fn reward(mv: Option<Move>, result: Option<Outcome>) -> f64 {
     }
 }
 
-/// An MCTS over Connect Four whose positions live in `engine`: see the module documentation.
-/// [`Mcts::step`] runs one simulation; [`run_mcts`] runs a whole configuration.
-pub struct Mcts<'e> {
-    engine: &'e Engine,
+/// An MCTS over Connect Four whose positions live in `positions`: see the module
+/// documentation. [`Search::step`] runs one simulation; [`run_mcts`] runs a whole
+/// configuration on an engine, [`run_in_memory`] the same search on plain boards.
+pub struct Search<P: Positions> {
+    positions: P,
     config: MctsConfig,
     rng: Rng,
     tree: BranchTree,
@@ -71,9 +73,12 @@ pub struct Mcts<'e> {
     report: MctsReport,
 }
 
-impl fmt::Debug for Mcts<'_> {
+/// The search of the workload: positions in a Helios engine.
+pub type Mcts<'e> = Search<&'e Engine>;
+
+impl<P: Positions> fmt::Debug for Search<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mcts")
+        f.debug_struct("Search")
             .field("config", &self.config)
             .field("stream", &self.stream)
             .field("nodes", &self.nodes.len())
@@ -82,17 +87,37 @@ impl fmt::Debug for Mcts<'_> {
     }
 }
 
-impl<'e> Mcts<'e> {
-    /// A search on `engine`; nothing happens until [`Mcts::step`].
+impl<'e> Search<&'e Engine> {
+    /// A search on `engine`; nothing happens until [`Search::step`].
     ///
     /// # Errors
     /// [`MctsError::InvalidConfig`] when `promote_every` is 0.
     pub fn new(engine: &'e Engine, config: MctsConfig) -> Result<Mcts<'e>, MctsError> {
+        Search::with_positions(engine, config)
+    }
+}
+
+impl Search<InMemory> {
+    /// The same search with its positions in memory and no engine: the limit of the workload.
+    ///
+    /// # Errors
+    /// [`MctsError::InvalidConfig`] when `promote_every` is 0.
+    pub fn in_memory(config: MctsConfig) -> Result<Search<InMemory>, MctsError> {
+        Search::with_positions(InMemory::new(), config)
+    }
+}
+
+impl<P: Positions> Search<P> {
+    /// A search on `positions`; nothing happens until [`Search::step`].
+    ///
+    /// # Errors
+    /// [`MctsError::InvalidConfig`] when `promote_every` is 0.
+    pub fn with_positions(positions: P, config: MctsConfig) -> Result<Search<P>, MctsError> {
         if config.promote_every == 0 {
             return Err(MctsError::InvalidConfig("promote_every must be at least 1"));
         }
-        Ok(Mcts {
-            engine,
+        Ok(Search {
+            positions,
             rng: Rng::new(config.seed),
             config,
             tree: BranchTree::new(),
@@ -136,7 +161,7 @@ impl<'e> Mcts<'e> {
     /// Runs [`MctsConfig::simulations`] simulations (counting those already run).
     ///
     /// # Errors
-    /// As [`Mcts::step`].
+    /// As [`Search::step`].
     pub fn run(&mut self, observer: &mut impl FnMut(&Op, Duration)) -> Result<(), MctsError> {
         let start = Instant::now();
         while self.report.simulations < self.config.simulations {
@@ -178,14 +203,16 @@ impl<'e> Mcts<'e> {
             self.report.games_started + 1
         );
         let start = Instant::now();
-        let created = self.engine.create_stream(&stream);
+        let created = self.positions.create_stream(&stream);
         let latency = start.elapsed();
-        created.map_err(|source| MctsError::Engine {
-            operation: "Engine::create_stream",
-            at: format!("stream `{stream}`"),
-            source: Box::new(source),
+        created.map_err(|source| {
+            P::error(
+                "Engine::create_stream",
+                format!("stream `{stream}`"),
+                source,
+            )
         })?;
-        let head = self.engine.head(&stream).unwrap_or(Version::ZERO);
+        let head = self.positions.head(&stream);
         if head != Version::ZERO {
             return Err(MctsError::StreamNotEmpty { stream, head });
         }
@@ -259,28 +286,21 @@ impl<'e> Mcts<'e> {
         best
     }
 
-    /// Reads the board at `at` from the engine (one timed op).
+    /// Reads the board at `at` from the store (one timed op).
     fn view(
         &mut self,
         at: &At,
         observer: &mut impl FnMut(&Op, Duration),
     ) -> Result<Board, MctsError> {
         let start = Instant::now();
-        let (operation, view) = match at {
-            At::Durable { stream, version } => ("Engine::view", self.engine.view(stream, *version)),
-            At::Branch { branch, version } => (
-                "Engine::view_branch",
-                self.engine.view_branch(*branch, *version),
-            ),
-        };
-        let board = view.map(|view| Board::from_view(&view));
+        let board = self.positions.board(at);
         let latency = start.elapsed();
+        let operation = match at {
+            At::Durable { .. } => "Engine::view",
+            At::Branch { .. } => "Engine::view_branch",
+        };
         let board = board
-            .map_err(|source| MctsError::Engine {
-                operation,
-                at: at.to_string(),
-                source: Box::new(source),
-            })?
+            .map_err(|source| P::error(operation, at.to_string(), source))?
             .map_err(|source| MctsError::Board {
                 at: at.clone(),
                 source,
@@ -303,16 +323,9 @@ impl<'e> Mcts<'e> {
         observer: &mut impl FnMut(&Op, Duration),
     ) -> Result<BranchId, MctsError> {
         let start = Instant::now();
-        let forked = match from {
-            At::Durable { stream, version } => self.engine.fork(stream, *version),
-            At::Branch { branch, version } => self.engine.fork_branch(*branch, *version),
-        };
+        let forked = self.positions.fork(from);
         let latency = start.elapsed();
-        let branch = forked.map_err(|source| MctsError::Engine {
-            operation: "Engine::fork",
-            at: from.to_string(),
-            source: Box::new(source),
-        })?;
+        let branch = forked.map_err(|source| P::error("Engine::fork", from.to_string(), source))?;
         self.tree.fork(branch, from)?;
         self.record(
             &Op::Fork {
@@ -337,24 +350,21 @@ impl<'e> Mcts<'e> {
     ) -> Result<At, MctsError> {
         let events = vec![mv.event()];
         let start = Instant::now();
-        let appended = self.engine.append_branch(branch, &events, Some(expected));
+        let appended = self.positions.append(branch, &events, expected);
         let latency = start.elapsed();
         let at = At::Branch {
             branch,
             version: expected,
         };
-        let appended = appended.map_err(|source| MctsError::Engine {
-            operation: "Engine::append_branch",
-            at: at.to_string(),
-            source: Box::new(source),
-        })?;
+        let (first, last) =
+            appended.map_err(|source| P::error("Engine::append_branch", at.to_string(), source))?;
         let next = Version(expected.0 + 1);
-        if appended.first != next || appended.last != next {
+        if first != next || last != next {
             return Err(MctsError::Mismatch {
                 at,
                 what: format!(
                     "one event appended at head {} got versions {}..={}",
-                    expected.0, appended.first.0, appended.last.0
+                    expected.0, first.0, last.0
                 ),
             });
         }
@@ -468,13 +478,9 @@ impl<'e> Mcts<'e> {
         observer: &mut impl FnMut(&Op, Duration),
     ) -> Result<(), MctsError> {
         let start = Instant::now();
-        let discarded = self.engine.discard(branch);
+        let discarded = self.positions.discard(branch);
         let latency = start.elapsed();
-        discarded.map_err(|source| MctsError::Engine {
-            operation: "Engine::discard",
-            at: branch.to_string(),
-            source: Box::new(source),
-        })?;
+        discarded.map_err(|source| P::error("Engine::discard", branch.to_string(), source))?;
         self.tree.discard(branch)?;
         self.record(&Op::Discard { branch }, latency, observer);
         Ok(())
@@ -509,19 +515,16 @@ impl<'e> Mcts<'e> {
             .to_owned();
         let at = At::Branch { branch, version };
         let start = Instant::now();
-        let promoted = self.engine.promote(branch, version, Durability::Critical);
+        let promoted = self.positions.promote(branch, version);
         let latency = start.elapsed();
-        let promoted = promoted.map_err(|source| MctsError::Engine {
-            operation: "Engine::promote",
-            at: at.to_string(),
-            source: Box::new(source),
-        })?;
-        if promoted.first != Version(head.0 + 1) || promoted.last != version {
+        let (first, last) =
+            promoted.map_err(|source| P::error("Engine::promote", at.to_string(), source))?;
+        if first != Version(head.0 + 1) || last != version {
             return Err(MctsError::Mismatch {
                 at,
                 what: format!(
                     "promoting from head {} made versions {}..={}",
-                    head.0, promoted.first.0, promoted.last.0
+                    head.0, first.0, last.0
                 ),
             });
         }
@@ -543,13 +546,10 @@ impl<'e> Mcts<'e> {
             self.tree.discard(gone)?;
         }
         let start = Instant::now();
-        let pruned = self.engine.prune(&stream);
+        let pruned = self.positions.prune(&stream);
         let latency = start.elapsed();
-        let pruned = pruned.map_err(|source| MctsError::Engine {
-            operation: "Engine::prune",
-            at: format!("stream `{stream}`"),
-            source: Box::new(source),
-        })?;
+        let pruned = pruned
+            .map_err(|source| P::error("Engine::prune", format!("stream `{stream}`"), source))?;
         self.report.branches_pruned += pruned as u64;
         if pruned != discarded.len() {
             self.report.prune_mismatches += 1;
@@ -598,7 +598,7 @@ impl<'e> Mcts<'e> {
             self.discard(branch, observer)?;
         }
         if let Some(stream) = self.stream.take() {
-            self.report.branches_left_after_game += self.engine.branches(&stream).len() as u64;
+            self.report.branches_left_after_game += self.positions.branches_count(&stream) as u64;
         }
         self.nodes.clear();
         Ok(())
@@ -609,7 +609,7 @@ impl<'e> Mcts<'e> {
 /// `observer` with its latency (record them to [`super::replay`] the same workload elsewhere).
 ///
 /// # Errors
-/// As [`Mcts::step`].
+/// As [`Search::step`].
 pub fn run_mcts(
     engine: &Engine,
     config: &MctsConfig,
@@ -618,4 +618,19 @@ pub fn run_mcts(
     let mut mcts = Mcts::new(engine, config.clone())?;
     mcts.run(observer)?;
     Ok(mcts.into_report())
+}
+
+/// Runs `config` from scratch with the positions in memory and no engine ([`InMemory`]): the
+/// same search as [`run_mcts`], whose rate bounds what it can reach on any store. Every call
+/// goes to `observer` with its latency.
+///
+/// # Errors
+/// As [`Search::step`].
+pub fn run_in_memory(
+    config: &MctsConfig,
+    observer: &mut impl FnMut(&Op, Duration),
+) -> Result<MctsReport, MctsError> {
+    let mut search = Search::in_memory(config.clone())?;
+    search.run(observer)?;
+    Ok(search.into_report())
 }

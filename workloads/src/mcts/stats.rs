@@ -112,4 +112,11 @@ impl MctsReport {
         }
         self.commits_critical as f64 / self.commits() as f64
     }
+
+    /// Simulations per second of wall time, search work included: what a search on these
+    /// positions can do.
+    #[must_use]
+    pub fn simulations_per_s(&self) -> f64 {
+        self.simulations as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }

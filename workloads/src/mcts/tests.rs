@@ -1,7 +1,8 @@
-//! Unit tests of the MCTS workload: the game, the branch bookkeeping, the search on an engine,
-//! and replay.
+//! Unit tests of the MCTS workload: the game, the branch bookkeeping, the search on an engine
+//! and in memory, and replay.
 
 use std::path::Path;
+use std::time::Duration;
 
 use helios::{BranchId, Durability, Engine, Version};
 
@@ -248,4 +249,124 @@ fn commit_kinds_match_the_default_classifier() {
     assert_eq!(CommitKind::Expansion.class(), Durability::Speculative);
     assert_eq!(CommitKind::Rollout.class(), Durability::Speculative);
     assert_eq!(CommitKind::Move.class(), Durability::Critical);
+}
+
+/// The ops of a run with every branch id replaced by its rank of first appearance, so that
+/// runs on stores that number branches differently compare equal.
+fn normalised(ops: &[Op]) -> Vec<Op> {
+    let mut ids: std::collections::HashMap<BranchId, BranchId> = std::collections::HashMap::new();
+    let mut id = |branch: &mut BranchId| {
+        let next = BranchId(ids.len() as u64);
+        *branch = *ids.entry(*branch).or_insert(next);
+    };
+    let at = |at: &mut At, id: &mut dyn FnMut(&mut BranchId)| {
+        if let At::Branch { branch, .. } = at {
+            id(branch);
+        }
+    };
+    ops.iter()
+        .cloned()
+        .map(|mut op| {
+            match &mut op {
+                Op::Fork { branch, from } => {
+                    at(from, &mut id);
+                    id(branch);
+                }
+                Op::Append { branch, .. } | Op::Promote { branch, .. } | Op::Discard { branch } => {
+                    id(branch)
+                }
+                Op::View { at: node, .. } => at(node, &mut id),
+                Op::Prune { discarded, .. } => discarded.iter_mut().for_each(&mut id),
+                Op::CreateStream { .. } => {}
+            }
+            op
+        })
+        .collect()
+}
+
+#[test]
+fn the_search_in_memory_makes_the_same_moves_as_on_an_engine() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let engine = open_engine(dir.path());
+    let config = small_config(5);
+    let (on_engine, engine_ops) = record(&engine, &config);
+    let mut memory_ops = Vec::new();
+    let in_memory = run_in_memory(&config, &mut |op: &Op, _: Duration| {
+        memory_ops.push(op.clone());
+    })
+    .expect("the search in memory");
+    assert_eq!(normalised(&memory_ops), normalised(&engine_ops));
+    assert_eq!(in_memory.simulations, on_engine.simulations);
+    assert_eq!(in_memory.commits(), on_engine.commits());
+    assert_eq!(in_memory.games_finished, on_engine.games_finished);
+    assert_eq!(in_memory.prune_mismatches, 0, "{in_memory:?}");
+    assert_eq!(in_memory.branches_left_after_game, 0, "{in_memory:?}");
+    assert!(in_memory.simulations_per_s() > 0.0);
+}
+
+#[test]
+fn in_memory_positions_fork_read_promote_and_prune() {
+    let mut store = InMemory::new();
+    store.create_stream("s").expect("create");
+    let root = At::Durable {
+        stream: "s".to_owned(),
+        version: Version::ZERO,
+    };
+    let mut board = Board::new();
+    let a = store.fork(&root).expect("fork a");
+    let first = board.play(3).expect("legal");
+    assert_eq!(
+        store.append(a, &[first.event()], Version::ZERO),
+        Ok((Version(1), Version(1)))
+    );
+    assert!(
+        store.append(a, &[first.event()], Version::ZERO).is_err(),
+        "a stale head"
+    );
+    let b = store
+        .fork(&At::Branch {
+            branch: a,
+            version: Version(1),
+        })
+        .expect("fork b");
+    let second = board.play(4).expect("legal");
+    store
+        .append(b, &[second.event()], Version(1))
+        .expect("append b");
+    let c = store.fork(&root).expect("fork c");
+    let at_b = At::Branch {
+        branch: b,
+        version: Version(2),
+    };
+    assert_eq!(store.board(&at_b), Ok(Ok(board)));
+    // Below its fork point, b reads a's board.
+    let below = At::Branch {
+        branch: b,
+        version: Version(1),
+    };
+    assert_eq!(
+        store.board(&below).map(|r| r.map(|b| b.pieces())),
+        Ok(Ok(1))
+    );
+
+    assert_eq!(store.promote(b, Version(2)), Ok((Version(1), Version(2))));
+    assert_eq!(store.head("s"), Version(2));
+    let durable = At::Durable {
+        stream: "s".to_owned(),
+        version: Version(2),
+    };
+    assert_eq!(store.board(&durable), Ok(Ok(board)));
+    // Neither c (forked from the empty board) nor a (whose head is below the new head) holds
+    // the head's node: both go, b stays.
+    assert_eq!(store.prune("s"), Ok(2));
+    assert_eq!(store.branches_count("s"), 1);
+    assert!(store.discard(c).is_err(), "c was pruned");
+    assert!(store.discard(a).is_err(), "a was pruned");
+    assert_eq!(
+        store.board(&below).map(|r| r.is_ok()),
+        Ok(true),
+        "b still reads what it was forked from"
+    );
+    store.discard(b).expect("discard b");
+    assert_eq!(store.branches_count("s"), 0);
 }
