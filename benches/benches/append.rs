@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use helios::Durability;
-use helios_benches::{
-    Machine, PAYLOAD_LEN, Payloads, RAW_FLOOR_FILE_BYTES, RawFloor, SqlitePeer, open_engine,
-    scratch_dir,
-};
+use helios_benches::{Machine, open_engine, scratch_dir};
+use helios_peers::floor::{RAW_FLOOR_FILE_BYTES, RawFloor};
+use helios_peers::sqlite::SqlitePeer;
+use helios_workloads::payloads::{PAYLOAD_LEN, Payloads};
 
 /// Who performs a durable append.
 #[derive(Clone, Copy, Debug)]

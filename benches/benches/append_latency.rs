@@ -15,7 +15,7 @@
 //! speedup is judged against the faster of the two single-thread critical rates it measured.
 //!
 //! Run: `cargo bench -p helios-benches --bench append_latency`, optionally followed by
-//! `-- --events N --normal-events N --seconds S --rounds R`.
+//! `-- --events N --normal-events N --seconds S --rounds R` (`-- --help` lists them).
 //!
 //! `-- --only-threads T` runs nothing but critical appends from `T` threads (for `--seconds`
 //! times `--rounds`) and prints their rate: a small process to put under `perf stat` or
@@ -27,10 +27,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use helios::{Durability, Engine, Lsn};
-use helios_benches::{
-    FRAME_LEN, Latencies, Machine, PAYLOAD_LEN, Payloads, RAW_FLOOR_FILE_BYTES, RawFloor,
-    SqlitePeer, Summary, open_engine, scratch_dir,
-};
+use helios_benches::report::{met, one_decimal, percentile_cells, row, times};
+use helios_benches::{Machine, args, open_engine, scratch_dir};
+use helios_peers::floor::{FRAME_LEN, RAW_FLOOR_FILE_BYTES, RawFloor};
+use helios_peers::sqlite::SqlitePeer;
+use helios_workloads::latency::{Latencies, Summary};
+use helios_workloads::payloads::{PAYLOAD_LEN, Payloads};
 
 /// Target: critical append median at most this multiple of the raw floor's median.
 const TARGET_CRITICAL_VS_FLOOR: f64 = 1.5;
@@ -46,53 +48,28 @@ const BLOCK_EVENTS: u64 = 100;
 /// Thread counts of the group-commit run.
 const THREADS: [usize; 4] = [1, 2, 4, 8];
 
-/// Run sizes, from the command line.
-#[derive(Clone, Copy, Debug)]
+/// Run sizes, from the command line. The report prints this struct's `Debug`, so its fields
+/// keep their names and order.
+#[derive(Clone, Copy, Debug, clap::Args)]
 struct Config {
     /// Durable single-thread events per peer.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     events: u64,
     /// Normal events per pass.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     normal_events: u64,
     /// Seconds per thread count per round of the group-commit run.
+    #[arg(long, value_name = "S", default_value_t = 1.5)]
     seconds: f64,
     /// Rounds of the group-commit run.
+    #[arg(long, value_name = "R", default_value_t = 4)]
     rounds: usize,
     /// Run only the group-commit workload, with this many threads.
+    #[arg(long, value_name = "T")]
     only_threads: Option<usize>,
     /// Run only the normal-append workload.
+    #[arg(long)]
     only_normal: bool,
-}
-
-impl Config {
-    fn from_args() -> Config {
-        let mut config = Config {
-            events: 2000,
-            normal_events: 1_000_000,
-            seconds: 1.5,
-            rounds: 4,
-            only_threads: None,
-            only_normal: false,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().expect("a value after the option");
-            match arg.as_str() {
-                "--events" => config.events = value().parse().expect("--events N"),
-                "--normal-events" => {
-                    config.normal_events = value().parse().expect("--normal-events N");
-                }
-                "--seconds" => config.seconds = value().parse().expect("--seconds S"),
-                "--rounds" => config.rounds = value().parse().expect("--rounds R"),
-                "--only-normal" => config.only_normal = true,
-                "--only-threads" => {
-                    config.only_threads = Some(value().parse().expect("--only-threads T"));
-                }
-                // cargo bench passes --bench; criterion-style flags are ignored too.
-                _ => {}
-            }
-        }
-        config
-    }
 }
 
 /// One row of the table.
@@ -106,30 +83,25 @@ struct Row {
     vs_one_thread: Option<f64>,
 }
 
-fn ratio(x: Option<f64>) -> String {
-    x.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
-}
-
 fn print_table(rows: &[Row]) {
     println!(
         "| workload | threads | events | median us | p99 us | p99.9 us | max us | events/s | median / floor | median / sqlite | rate / 1 thread |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        println!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {} |",
-            r.workload,
-            r.threads,
-            r.latency.count,
-            r.latency.median_us,
-            r.latency.p99_us,
-            r.latency.p999_us,
-            r.latency.max_us,
-            r.events_per_s,
-            ratio(r.vs_floor),
-            ratio(r.vs_sqlite),
-            ratio(r.vs_one_thread),
-        );
+        let mut cells = vec![
+            r.workload.clone(),
+            r.threads.to_string(),
+            r.latency.count.to_string(),
+        ];
+        cells.extend(percentile_cells(&r.latency, one_decimal));
+        cells.extend([
+            format!("{:.0}", r.events_per_s),
+            times(r.vs_floor),
+            times(r.vs_sqlite),
+            times(r.vs_one_thread),
+        ]);
+        println!("{}", row(&cells));
     }
 }
 
@@ -354,12 +326,12 @@ fn only_threads(config: &Config, payloads: &Payloads, threads: usize) {
     );
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "MET" } else { "NOT MET" }
-}
-
 fn main() {
-    let config = Config::from_args();
+    let config: Config = args::parse(
+        "append_latency",
+        "Append latency harness: durable appends (raw floor, Helios critical, SQLite), normal \
+         appends and group commit, with p99 and the targets.",
+    );
     let payloads = Payloads::default();
     if let Some(threads) = config.only_threads {
         only_threads(&config, &payloads, threads);
@@ -511,7 +483,7 @@ fn main() {
          {:.1} us / {:.1} us = {critical_ratio:.2}x -> {}",
         critical.median_us,
         floor.median_us,
-        verdict(critical_ratio <= TARGET_CRITICAL_VS_FLOOR)
+        met(critical_ratio <= TARGET_CRITICAL_VS_FLOOR)
     );
     println!(
         "- 8 threads reach at least {TARGET_GROUP_COMMIT_SPEEDUP}x the 1-thread critical rate: \
@@ -521,13 +493,13 @@ fn main() {
         group_rate(eight),
         one_thread_rate,
         serial_critical_rate,
-        verdict(speedup >= TARGET_GROUP_COMMIT_SPEEDUP)
+        met(speedup >= TARGET_GROUP_COMMIT_SPEEDUP)
     );
     println!(
         "- normal appends at least {TARGET_NORMAL_EVENTS_PER_S:.0} events/s on one thread: \
          {:.0} events/s = {:.2}x the target -> {}",
         normal.events_per_s,
         normal.events_per_s / TARGET_NORMAL_EVENTS_PER_S,
-        verdict(normal.events_per_s >= TARGET_NORMAL_EVENTS_PER_S)
+        met(normal.events_per_s >= TARGET_NORMAL_EVENTS_PER_S)
     );
 }

@@ -64,7 +64,7 @@ pub enum CliError {
     /// The demo's search stopped: an engine call failed or the engine returned a state other
     /// than the one the search expects.
     #[error("the demo's search stopped: {0}")]
-    Search(#[source] helios_benches::mcts::MctsError),
+    Search(#[source] helios_workloads::mcts::MctsError),
     /// The demo's record of the search's branches and commits disagrees with the ops it saw.
     #[error("the demo's record of the search broke: {0}")]
     DemoRecord(String),

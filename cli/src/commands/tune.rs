@@ -4,9 +4,10 @@
 //!
 //! For every setting of the grid (`--fanouts` x `--levels` x `--maps-max`) it builds a fresh
 //! scratch store, appends the workload, builds every checkpoint (timed), and times views at
-//! sampled versions (`measure`). It then marks the Pareto front of view p99 against
-//! checkpoint bytes, applies the budget (`report::recommend`), and writes the results as CSV,
-//! JSON and an SVG plot (`plot`). The workloads are in `workload`.
+//! sampled versions (`measure`, run by `sweep`). It then marks the Pareto front of view p99
+//! against checkpoint bytes, applies the budget (`report::recommend`), and writes the results
+//! as CSV, JSON (`summary`, which also renders the text report) and an SVG plot (`plot`). The
+//! workloads are in `workload`.
 //!
 //! It is not a benchmark of the machine: every setting runs on the same machine in the same
 //! minutes, so what carries over is the comparison between settings, not the absolute numbers.
@@ -15,19 +16,22 @@
 mod measure;
 mod plot;
 mod report;
+mod summary;
+mod sweep;
 mod workload;
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use helios_workloads::mcts::{DEFAULT_PROMOTE_EVERY, DEFAULT_SIMULATIONS};
+use indicatif::ProgressBar;
 
-use self::measure::{Clock, Measured, Setting};
-use self::report::{Budget, Recommendation, SettingJson};
+use self::measure::{Clock, Setting};
+use self::report::Budget;
+use self::summary::{Sweep, clock_name, text_report};
+use self::sweep::sweep;
 use self::workload::Workload;
 use crate::error::CliError;
 use crate::json;
@@ -41,8 +45,6 @@ pub const DEFAULT_EVENTS: u64 = 20_000;
 pub const DEFAULT_KEYS: u64 = 2_000;
 /// Default `--keys-per-event` of the uniform workload (the read bench's).
 pub const DEFAULT_KEYS_PER_EVENT: u64 = 4;
-/// Default `--simulations` of the MCTS workload.
-pub const DEFAULT_SIMULATIONS: u64 = 10_000;
 /// Default `--samples`.
 pub const DEFAULT_SAMPLES: u64 = 10_000;
 /// Default `--reads`.
@@ -118,7 +120,7 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workload")]
     pub promote_every: Option<u32>,
     /// Seed of the generated workload and of the samples.
-    #[arg(long, default_value_t = helios_benches::SEED, help_heading = "Workload")]
+    #[arg(long, default_value_t = helios_workloads::DEFAULT_SEED, help_heading = "Workload")]
     pub seed: u64,
 
     /// Fanouts to try (comma-separated, each at least 2).
@@ -207,67 +209,6 @@ impl From<TuneError> for CliError {
     }
 }
 
-/// The JSON document (`tune.json`, and stdout with `--json`).
-#[derive(Clone, Serialize)]
-struct TuneJson {
-    workload: WorkloadJson,
-    measurement: MeasurementJson,
-    budget: Budget,
-    /// One object per setting, in grid order.
-    settings: Vec<SettingJson>,
-    /// The front's settings, least storage first (`FANOUTxLEVELS`).
-    pareto_front: Vec<String>,
-    /// `null` without a budget.
-    recommendation: Option<Recommendation>,
-    /// One setting measured again after the sweep: how much the machine alone moved the
-    /// numbers.
-    control: ControlJson,
-    /// Things worth knowing to read the numbers.
-    notes: Vec<String>,
-}
-
-#[derive(Clone, Serialize)]
-struct WorkloadJson {
-    kind: &'static str,
-    description: String,
-    streams: usize,
-    events: u64,
-    payload_bytes: u64,
-    longest_stream_events: u64,
-    skipped_streams: Vec<SkippedJson>,
-}
-
-#[derive(Clone, Serialize)]
-struct SkippedJson {
-    stream: String,
-    reason: String,
-}
-
-#[derive(Clone, Serialize)]
-struct MeasurementJson {
-    samples: u64,
-    reads_per_sample: u64,
-    seed: u64,
-    what_is_timed: &'static str,
-    /// `wall` or `thread-cpu`.
-    clock: &'static str,
-    scratch_dir: String,
-    scratch_fs: String,
-    segment_size_bytes: u64,
-}
-
-/// What the clock covers, for the JSON and the text output.
-const WHAT_IS_TIMED: &str = "Engine::view at a random version plus the point reads, warm: \
-    after an untimed pass over the same samples, with every file in the page cache";
-
-/// The clock's name, as `--clock` spells it.
-fn clock_name(clock: Clock) -> &'static str {
-    match clock {
-        Clock::Wall => "wall",
-        Clock::ThreadCpu => "thread-cpu",
-    }
-}
-
 /// Runs `helios tune`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let settings = grid(args)?;
@@ -348,218 +289,6 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Measures every setting in turn, under a progress bar (drawn only when stderr is a
-/// terminal), checking that each reads the same values as the first; then measures one of them
-/// again, the noise check (see [`control_index`]), returned last.
-fn sweep(
-    workload: &Workload,
-    samples: &[measure::Sample],
-    settings: &[Setting],
-    scratch: &Path,
-    clock: Clock,
-) -> Result<(Vec<Measured>, Measured), CliError> {
-    let progress = ProgressBar::new(settings.len() as u64 + 1).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let with_maps = varies_maps(settings);
-    let control = settings[control_index(settings)];
-    let mut measured: Vec<Measured> = Vec::with_capacity(settings.len());
-    for (index, &setting) in settings.iter().chain([&control]).enumerate() {
-        let again = if index == settings.len() {
-            " again"
-        } else {
-            ""
-        };
-        let label = setting.label(with_maps);
-        let result = measure::measure(workload, samples, setting, scratch, clock, &mut |phase| {
-            progress.set_message(format!("{label}{again}: {phase}"));
-        })
-        .and_then(|result| {
-            if let Some(first) = measured.first() {
-                check_same_answers(workload, samples, first, &result)?;
-            }
-            Ok(result)
-        });
-        match result {
-            Ok(result) => measured.push(result),
-            Err(error) => {
-                progress.abandon();
-                return Err(error);
-            }
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    let control = measured
-        .pop()
-        .ok_or_else(|| TuneError::Empty("no setting was measured".to_owned()))?;
-    Ok((measured, control))
-}
-
-/// The setting measured twice: the engine's default if the grid has it, else the last one
-/// (the cheapest to build: the largest fanout and levels). The difference between its two
-/// measurements, minutes apart, is how much the machine alone moves the numbers.
-fn control_index(settings: &[Setting]) -> usize {
-    settings
-        .iter()
-        .position(Setting::is_engine_default)
-        .unwrap_or(settings.len().saturating_sub(1))
-}
-
-/// The noise check in the JSON: one setting's view latency in the sweep and at its end.
-#[derive(Clone, Serialize)]
-struct ControlJson {
-    /// The setting measured twice (`FANOUTxLEVELS`).
-    setting: String,
-    /// In the sweep.
-    first: LatencyJson,
-    /// Measured again after the sweep.
-    again: LatencyJson,
-}
-
-/// View latency percentiles, in microseconds.
-#[derive(Clone, Serialize)]
-struct LatencyJson {
-    view_p50_us: f64,
-    view_p99_us: f64,
-    view_p999_us: f64,
-}
-
-impl LatencyJson {
-    fn of(measured: &Measured) -> LatencyJson {
-        let us = |ns: u64| json::round(ns as f64 / 1000.0, 3);
-        LatencyJson {
-            view_p50_us: us(measured.view_p50_ns),
-            view_p99_us: us(measured.view_p99_ns),
-            view_p999_us: us(measured.view_p999_ns),
-        }
-    }
-}
-
-/// Whether the grid has more than one `--maps-max` (then labels name it).
-fn varies_maps(settings: &[Setting]) -> bool {
-    settings.iter().any(|s| s.maps_max != settings[0].maps_max)
-}
-
-/// The measured settings as rows, marked: the Pareto front and the recommendation.
-struct Sweep {
-    /// One per setting, in grid order.
-    settings: Vec<SettingJson>,
-    /// The same rows without the JSON-only details.
-    rows: Vec<report::Row>,
-    /// `FANOUTxLEVELS` (and `/mMAPS` when the grid varies the map cache), per setting.
-    labels: Vec<String>,
-    /// Whether labels name the map cache.
-    with_maps: bool,
-    /// Indices of the front's settings, least checkpoint storage first.
-    front: Vec<usize>,
-    /// The budget's outcome, if one was given.
-    recommendation: Option<Recommendation>,
-    /// The log's bytes per event (the same in every setting).
-    log_bytes_per_event: f64,
-    /// The noise check.
-    control: ControlJson,
-}
-
-impl Sweep {
-    fn new(
-        workload: &Workload,
-        measured: &[Measured],
-        control: &Measured,
-        budget: &Budget,
-    ) -> Sweep {
-        let events = workload.events_count();
-        let mut settings: Vec<SettingJson> = measured
-            .iter()
-            .map(|m| SettingJson::new(m, events))
-            .collect();
-        let points: Vec<(u64, u64)> = measured
-            .iter()
-            .map(|m| (m.view_p99_ns, m.checkpoint_bytes))
-            .collect();
-        for (setting, on_front) in settings.iter_mut().zip(report::pareto_front(&points)) {
-            setting.row.pareto = on_front;
-        }
-        let rows: Vec<report::Row> = settings.iter().map(|s| s.row.clone()).collect();
-        let recommendation = report::recommend(&rows, budget);
-        if let Some(index) = recommendation.as_ref().and_then(|r| r.index) {
-            settings[index].row.recommended = true;
-        }
-        let rows: Vec<report::Row> = settings.iter().map(|s| s.row.clone()).collect();
-        let all: Vec<Setting> = measured.iter().map(|m| m.setting).collect();
-        let with_maps = varies_maps(&all);
-        let labels: Vec<String> = all.iter().map(|s| s.label(with_maps)).collect();
-        let mut front: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].pareto).collect();
-        front.sort_by_key(|&i| (measured[i].checkpoint_bytes, measured[i].view_p99_ns));
-        let log_bytes = measured.first().map_or(0, |m| m.log_bytes);
-        let control_at = control_index(&all);
-        let control = ControlJson {
-            setting: labels[control_at].clone(),
-            first: LatencyJson::of(&measured[control_at]),
-            again: LatencyJson::of(control),
-        };
-        Sweep {
-            settings,
-            rows,
-            labels,
-            with_maps,
-            front,
-            recommendation,
-            log_bytes_per_event: log_bytes as f64 / events.max(1) as f64,
-            control,
-        }
-    }
-
-    /// The JSON document.
-    fn document(
-        &self,
-        args: &Args,
-        workload: &Workload,
-        measured: &[Measured],
-        scratch: &Path,
-        budget: Budget,
-    ) -> TuneJson {
-        TuneJson {
-            workload: WorkloadJson {
-                kind: workload.kind,
-                description: workload.description.clone(),
-                streams: workload.streams.len(),
-                events: workload.events_count(),
-                payload_bytes: workload.payload_bytes(),
-                longest_stream_events: workload.longest_stream_events(),
-                skipped_streams: workload
-                    .skipped
-                    .iter()
-                    .map(|(stream, reason)| SkippedJson {
-                        stream: stream.clone(),
-                        reason: reason.clone(),
-                    })
-                    .collect(),
-            },
-            measurement: MeasurementJson {
-                samples: args.samples,
-                reads_per_sample: args.reads,
-                seed: args.seed,
-                what_is_timed: WHAT_IS_TIMED,
-                clock: clock_name(args.clock),
-                scratch_dir: scratch.display().to_string(),
-                scratch_fs: helios_benches::mount_of(scratch).map_or_else(
-                    || "unknown".to_owned(),
-                    |(fs, device)| format!("{fs} on {device}"),
-                ),
-                segment_size_bytes: measure::SCRATCH_SEGMENT_SIZE_BYTES,
-            },
-            budget,
-            settings: self.settings.clone(),
-            pareto_front: self.front.iter().map(|&i| self.labels[i].clone()).collect(),
-            recommendation: self.recommendation.clone(),
-            notes: notes(workload, measured, self.with_maps),
-            control: self.control.clone(),
-        }
-    }
 }
 
 /// The grid, sorted and without duplicates, every point checked before anything runs.
@@ -655,8 +384,7 @@ fn load_workload(args: &Args, scratch: &Path) -> Result<Workload, CliError> {
                 spinner.set_message("recording an MCTS run");
                 workload::mcts(
                     args.simulations.unwrap_or(DEFAULT_SIMULATIONS),
-                    args.promote_every
-                        .unwrap_or(helios_benches::mcts::DEFAULT_PROMOTE_EVERY),
+                    args.promote_every.unwrap_or(DEFAULT_PROMOTE_EVERY),
                     args.seed,
                     scratch,
                 )
@@ -665,176 +393,6 @@ fn load_workload(args: &Args, scratch: &Path) -> Result<Workload, CliError> {
     };
     spinner.finish_and_clear();
     workload
-}
-
-/// Every setting must read the same values as the first one: checkpoints change how a state is
-/// rebuilt, never what it is.
-fn check_same_answers(
-    workload: &Workload,
-    samples: &[measure::Sample],
-    first: &Measured,
-    other: &Measured,
-) -> Result<(), CliError> {
-    let differs = first
-        .digests
-        .iter()
-        .zip(&other.digests)
-        .position(|(a, b)| a != b);
-    match differs {
-        None => Ok(()),
-        Some(index) => {
-            let sample = &samples[index];
-            let stream = &workload.streams[sample.stream];
-            let keys: Vec<String> = sample
-                .keys
-                .iter()
-                .map(|&k| String::from_utf8_lossy(&stream.keys[k]).into_owned())
-                .collect();
-            Err(CliError::WorkloadCheck {
-                stream: stream.name.clone(),
-                reason: format!(
-                    "at version {}, fanout {} with {} levels and fanout {} with {} levels read \
-                     different values for the keys {}",
-                    sample.version,
-                    first.setting.fanout,
-                    first.setting.levels,
-                    other.setting.fanout,
-                    other.setting.levels,
-                    keys.join(", ")
-                ),
-            })
-        }
-    }
-}
-
-/// What a reader of the numbers should know: levels the workload never fills, engine promises
-/// not kept.
-fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<String> {
-    let longest = workload.longest_stream_events();
-    let mut notes = Vec::new();
-    let mut unfilled: Vec<String> = Vec::new();
-    let mut overflowing: Vec<String> = Vec::new();
-    for m in measured {
-        let setting = m.setting;
-        if m.checkpoint_files > setting.maps_max as u64 {
-            overflowing.push(format!(
-                "{} ({} files)",
-                setting.label(with_maps),
-                m.checkpoint_files
-            ));
-        }
-        let top = setting
-            .policy()
-            .map(|p| p.interval(setting.levels))
-            .unwrap_or(u64::MAX);
-        if top > longest {
-            let filled = (1..=setting.levels)
-                .take_while(|&level| {
-                    setting
-                        .fanout
-                        .checked_pow(level)
-                        .is_some_and(|i| i <= longest)
-                })
-                .count();
-            unfilled.push(format!("{} ({filled} used)", setting.label(with_maps)));
-        }
-        if m.replay_bound_exceeded > 0 {
-            notes.push(format!(
-                "{}: {} of the samples replayed {} events or more after every checkpoint was \
-                 built (the engine promises at most fanout - 1 = {})",
-                setting.label(with_maps),
-                m.replay_bound_exceeded,
-                setting.fanout,
-                setting.fanout - 1
-            ));
-        }
-    }
-    if !overflowing.is_empty() {
-        notes.insert(
-            0,
-            format!(
-                "some settings have more checkpoint files than the engine keeps mapped \
-                 (--maps-max, Options::checkpoint_maps_max): views that need an unmapped file \
-                 map and validate it again, so their latency depends on how much of the \
-                 history is read, not only on the setting: {}",
-                overflowing.join(", ")
-            ),
-        );
-    }
-    if !unfilled.is_empty() {
-        notes.insert(
-            0,
-            format!(
-                "the longest stream has {longest} events, so some settings never take a \
-                 checkpoint at their top level (fanout^levels events) and behave like fewer \
-                 levels, with one full state (the first checkpoint) under growing deltas: {}",
-                unfilled.join(", ")
-            ),
-        );
-    }
-    notes
-}
-
-/// The table and what follows it, for stdout.
-fn text_report(document: &TuneJson, sweep: &Sweep, settings: &[Setting], out_dir: &Path) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "workload: {}", document.workload.description);
-    let _ = writeln!(
-        out,
-        "timed: {} samples per setting, view + {} point reads at random versions, warm (after an \
-         untimed pass over the same samples), {} clock\n",
-        document.measurement.samples,
-        document.measurement.reads_per_sample,
-        document.measurement.clock
-    );
-    let defaults: Vec<bool> = settings.iter().map(Setting::is_engine_default).collect();
-    out.push_str(&report::text_table(&sweep.rows, &defaults, sweep.with_maps));
-    let front: Vec<&str> = sweep
-        .front
-        .iter()
-        .map(|&i| sweep.labels[i].as_str())
-        .collect();
-    let _ = writeln!(
-        out,
-        "\nPareto front (view p99 against checkpoint bytes), least storage first: {}",
-        front.join(", ")
-    );
-    match &document.recommendation {
-        Some(recommendation) => {
-            let _ = writeln!(out, "recommendation: {}", recommendation.reason);
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "recommendation: none without a budget (--max-p99-us US or \
-                 --max-bytes-per-event BYTES)"
-            );
-        }
-    }
-    let control = &document.control;
-    let _ = writeln!(
-        out,
-        "noise check: {} measured again after the sweep: p50 {:.1} -> {:.1} us, p99 {:.1} -> \
-         {:.1} us, p99.9 {:.1} -> {:.1} us",
-        control.setting,
-        control.first.view_p50_us,
-        control.again.view_p50_us,
-        control.first.view_p99_us,
-        control.again.view_p99_us,
-        control.first.view_p999_us,
-        control.again.view_p999_us,
-    );
-    for note in &document.notes {
-        let _ = writeln!(out, "note: {note}");
-    }
-    let _ = writeln!(
-        out,
-        "wrote {}, {} and {}",
-        out_dir.join(CSV_FILE).display(),
-        out_dir.join(JSON_FILE).display(),
-        out_dir.join(SVG_FILE).display()
-    );
-    out
 }
 
 /// Writes `bytes` to `path`, replacing it.

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use helios::{Durability, Engine, Version};
-use helios_benches::Rng;
+use helios_workloads::Rng;
 
 use crate::error::CliError;
 use crate::store::OpenArgs;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use helios::{Durability, Engine, LevelPolicy, LevelStats, PolicyError, Version, View};
-use helios_benches::Rng;
+use helios_workloads::Rng;
 
 use super::workload::Workload;
 use crate::error::CliError;

@@ -3,11 +3,11 @@
 //! (the point reads of a sample pick among them).
 //!
 //! Three sources, all held in memory:
-//! - [`uniform`]: one generated stream, `helios_benches::state::KvWorkload` (the workload of
+//! - [`uniform`]: one generated stream, `helios_workloads::kv::KvWorkload` (the workload of
 //!   the random-access read bench): N events over K keys, each changing 1 to 4 keys, one
 //!   `set`/`del` line per key, applied by `KvBatchMachine`.
 //! - [`mcts`]: the durable events of a Monte Carlo tree search over Connect Four
-//!   (`helios_benches::mcts`): one stream per game, one `set cell/R/C P` event per move played,
+//!   (`helios_workloads::mcts`): one stream per game, one `set cell/R/C P` event per move played,
 //!   recorded from the search's promotions and replayed in the same batches.
 //! - [`from_store`]: the streams of an existing store, read in log order; streams with an event
 //!   that is not a key-value event are left out (their views would fail).
@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use helios::kv;
 use helios::{Engine, Lsn, Version};
-use helios_benches::mcts::{self, MctsConfig, Op};
-use helios_benches::state::{KvBatchMachine, KvWorkload};
+use helios_workloads::kv::{KvBatchMachine, KvWorkload};
+use helios_workloads::mcts::{self, MctsConfig, Op};
 
 use super::TuneError;
 use crate::error::CliError;
