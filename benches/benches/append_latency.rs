@@ -208,6 +208,7 @@ fn normal(config: &Config, payloads: &Payloads) -> NormalRun {
     let timed_elapsed = start.elapsed();
     // An append whose record is the first of a segment is the one that rolled the log.
     let segment_starts: Vec<Lsn> = engine
+        .inspect()
         .segments()
         .expect("list segments")
         .iter()

@@ -18,15 +18,16 @@ fn event(i: u64) -> Vec<u8> {
 }
 
 fn open(dir: &std::path::Path, metrics: bool) -> Engine {
-    let engine = Engine::builder(dir)
-        .metrics(metrics)
-        .open()
-        .expect("open a scratch store");
+    let options = helios::Options {
+        metrics,
+        ..helios::Options::default()
+    };
+    let engine = Engine::open(dir, options).expect("open a scratch store");
     let events: Vec<Vec<u8>> = (0..5_000).map(event).collect();
     engine
         .append("s", &events, Durability::Normal, None)
         .expect("load");
-    engine.sync_checkpoints().expect("checkpoints");
+    engine.checkpoints().sync().expect("checkpoints");
     engine
 }
 
@@ -36,7 +37,7 @@ fn overhead(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = open(dir.path(), metrics);
         let mut group = c.benchmark_group(label);
-        let mut branch = engine.fork("s", Version(5_000)).expect("fork");
+        let mut branch = engine.branches().fork("s", Version(5_000)).expect("fork");
         let payload = event(7);
         let mut appended = 0u64;
         group.bench_function("append_speculative", |b| {
@@ -44,12 +45,13 @@ fn overhead(c: &mut Criterion) {
                 appended += 1;
                 if appended.is_multiple_of(100_000) {
                     // Keep the branch's memory bounded.
-                    engine.discard(branch).expect("discard");
-                    branch = engine.fork("s", Version(5_000)).expect("fork");
+                    engine.branches().discard(branch).expect("discard");
+                    branch = engine.branches().fork("s", Version(5_000)).expect("fork");
                 }
                 black_box(
                     engine
-                        .append_branch(branch, &[&payload], None)
+                        .branches()
+                        .append(branch, &[&payload], None)
                         .expect("append"),
                 )
             });

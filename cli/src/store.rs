@@ -16,45 +16,36 @@ pub struct OpenArgs {
 }
 
 impl OpenArgs {
+    /// The engine options these arguments ask for, on top of the defaults.
+    fn options(&self) -> helios::Options {
+        let mut options = helios::Options::default();
+        if let Some(bytes) = self.segment_size_bytes {
+            options.log.segment_size_bytes = bytes;
+        }
+        options
+    }
+
     /// Opens (or creates) the store in `dir`, running crash recovery.
     pub fn open(&self, dir: &Path) -> Result<Engine, CliError> {
-        let mut builder = Engine::builder(dir);
-        if let Some(bytes) = self.segment_size_bytes {
-            builder = builder.segment_size_bytes(bytes);
-        }
-        Ok(builder.open()?)
+        Ok(Engine::open(dir, self.options())?)
     }
 
     /// Opens the store in `dir`, which must already exist: commands that only look at a store
     /// must not create one where a user mistyped a path.
     pub fn open_existing(&self, dir: &Path) -> Result<Engine, CliError> {
-        let mut builder = Engine::builder(dir)
-            .options({
-                let mut options = helios::Options::default();
-                options.create_if_missing = false;
-                options
-            });
-        if let Some(bytes) = self.segment_size_bytes {
-            builder = builder.segment_size_bytes(bytes);
-        }
-        Ok(builder.open()?)
+        let mut options = self.options();
+        options.create_if_missing = false;
+        Ok(Engine::open(dir, options)?)
     }
 
     /// Opens the existing store in `dir` without the engine's background threads, for
     /// commands that report what is on disk: no checkpoint is built and no flush runs while
     /// they look (recovery at open still runs, as for any open).
     pub fn open_existing_still(&self, dir: &Path) -> Result<Engine, CliError> {
-        let mut builder = Engine::builder(dir)
-            .options({
-                let mut options = helios::Options::default();
-                options.create_if_missing = false;
-                options.background_threads = false;
-                options
-            });
-        if let Some(bytes) = self.segment_size_bytes {
-            builder = builder.segment_size_bytes(bytes);
-        }
-        Ok(builder.open()?)
+        let mut options = self.options();
+        options.create_if_missing = false;
+        options.background_threads = false;
+        Ok(Engine::open(dir, options)?)
     }
 }
 

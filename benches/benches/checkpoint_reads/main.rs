@@ -217,17 +217,18 @@ impl Config {
 /// Opens an engine with the run's policy and state machine (the built-in `KvMachine` when
 /// every event changes one key, else `KvBatchMachine`).
 fn open_engine(dir: &std::path::Path, config: &Config, background: bool) -> Result<Engine> {
-    let mut builder = Engine::builder(dir)
-        .checkpoint_policy(config.policy()?)
-        .background_threads(background);
-    if config.keys_per_event_max > 1 || config.initial_keys > 0 {
-        builder = builder.state_machine(KvBatchMachine);
-    }
+    let mut options = helios::Options::default();
+    options.checkpoints.policy = config.policy()?;
+    options.background_threads = background;
     if let Some(maps_max) = config.maps_max {
-        builder = builder.checkpoint_maps_max(maps_max);
+        options.checkpoints.maps_max = maps_max;
     }
     if let Some(bytes) = config.segment_bytes {
-        builder = builder.segment_size_bytes(bytes);
+        options.log.segment_size_bytes = bytes;
+    }
+    let mut builder = Engine::builder(dir).options(options);
+    if config.keys_per_event_max > 1 || config.initial_keys > 0 {
+        builder = builder.state_machine(KvBatchMachine);
     }
     Ok(builder.open()?)
 }
@@ -251,9 +252,9 @@ fn build_foreground(
 ) -> Result<(Duration, Duration, u64, CheckpointStats)> {
     let engine = open_engine(dir, config, false)?;
     let load_time = load(&engine, workload)?;
-    let written_before = engine.checkpoint_stats().written;
+    let written_before = engine.checkpoints().stats().written;
     let started = Instant::now();
-    let stats = engine.sync_checkpoints()?;
+    let stats = engine.checkpoints().sync()?;
     let sync = started.elapsed();
     engine.close()?;
     eprintln!(
@@ -339,9 +340,9 @@ fn run() -> Result<()> {
     }
     let engine = open_engine(&dir.path().join("helios"), &config, true)?;
     let background_load = load(&engine, &workload)?;
-    let background_written_at_last_append = engine.checkpoint_stats().written;
+    let background_written_at_last_append = engine.checkpoints().stats().written;
     let started = Instant::now();
-    let stats = engine.sync_checkpoints()?;
+    let stats = engine.checkpoints().sync()?;
     let background_sync = started.elapsed();
     eprintln!(
         "background build: load {:.2} s, then sync_checkpoints {:.2} s ({} files)",
@@ -374,10 +375,10 @@ fn run() -> Result<()> {
     };
 
     let measured = measure(&engine, &config, &workload, &snapshots)?;
-    let stats_after = engine.checkpoint_stats();
-    let segments = engine.segments()?;
-    let log_end = engine.log_end();
-    let checkpoints = engine.checkpoints(STREAM)?;
+    let stats_after = engine.checkpoints().stats();
+    let segments = engine.inspect().segments()?;
+    let log_end = engine.inspect().log_end();
+    let checkpoints = engine.checkpoints().of_stream(STREAM)?;
     let load_end = load_average();
 
     Report {

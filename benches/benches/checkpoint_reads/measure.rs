@@ -217,7 +217,8 @@ pub(crate) fn measure(
     )?
     .calibrated(median);
     let wide_bytes: u64 = engine
-        .checkpoints(STREAM)?
+        .checkpoints()
+        .of_stream(STREAM)?
         .iter()
         .map(|c| c.file_len_bytes)
         .sum::<u64>()
@@ -346,7 +347,7 @@ pub(crate) fn measure(
         measured.cold.files_advised = measured
             .cold
             .evict_files
-            .time(|| evict_files_under(engine.dir()))?;
+            .time(|| evict_files_under(engine.inspect().dir()))?;
         let before = ThreadIo::now()?;
         helios_sample(
             engine,

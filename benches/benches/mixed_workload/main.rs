@@ -143,7 +143,10 @@ fn open_helios(dir: &Path, metrics: bool) -> Engine {
         return open_engine(dir);
     }
     Engine::builder(dir)
-        .metrics(false)
+        .options(helios::Options {
+            metrics: false,
+            ..helios::Options::default()
+        })
         .open()
         .expect("open the engine in a fresh directory")
 }
@@ -202,16 +205,21 @@ fn critical_paths(metrics: bool) -> CriticalPaths {
                 }
                 1 => {
                     let head = engine.head("promoted").unwrap_or(Version::ZERO);
-                    let branch = engine.fork("promoted", head).expect("fork at the head");
+                    let branch = engine
+                        .branches()
+                        .fork("promoted", head)
+                        .expect("fork at the head");
                     let appended = engine
-                        .append_branch(branch, &[&event], Some(head))
+                        .branches()
+                        .append(branch, &[&event], Some(head))
                         .expect("speculative append");
                     let start = Instant::now();
                     engine
+                        .branches()
                         .promote(branch, appended.last, Durability::Critical)
                         .expect("promote");
                     paths.promote.record(start.elapsed());
-                    engine.discard(branch).expect("discard");
+                    engine.branches().discard(branch).expect("discard");
                 }
                 _ => {
                     let start = Instant::now();

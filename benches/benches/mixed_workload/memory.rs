@@ -58,7 +58,7 @@ pub(crate) struct MemorySample {
 impl MemorySample {
     fn take(engine: &Engine) -> MemorySample {
         MemorySample {
-            stats: engine.branch_stats(),
+            stats: engine.branches().stats(),
             rss: Rss::now(),
         }
     }
@@ -115,7 +115,10 @@ pub(crate) fn memory_phase(config: &Config) -> MemoryRun {
         .append(stream, &base, Durability::Normal, Some(Version::ZERO))
         .expect("durable base");
     engine.sync().expect("sync the base");
-    engine.sync_checkpoints().expect("checkpoints of the base");
+    engine
+        .checkpoints()
+        .sync()
+        .expect("checkpoints of the base");
 
     let before = MemorySample::take(&engine);
     let per_branch = config.memory_events / config.memory_branches;
@@ -132,13 +135,17 @@ pub(crate) fn memory_phase(config: &Config) -> MemoryRun {
             let parent = &branches[rng.index(branches.len())];
             let at = parent.fork + 1 + rng.below(parent.keys.len() as u64);
             let id = engine
+                .branches()
                 .fork_branch(parent.id, Version(at))
                 .expect("fork a branch");
             (id, at)
         } else {
             let at = 1 + rng.below(MEMORY_BASE_EVENTS);
             (
-                engine.fork(stream, Version(at)).expect("fork the stream"),
+                engine
+                    .branches()
+                    .fork(stream, Version(at))
+                    .expect("fork the stream"),
                 at,
             )
         };
@@ -149,7 +156,8 @@ pub(crate) fn memory_phase(config: &Config) -> MemoryRun {
             let event = memory_event(&key, &mut rng);
             let start = Instant::now();
             engine
-                .append_branch(id, &[&event], None)
+                .branches()
+                .append(id, &[&event], None)
                 .expect("speculative append");
             let latency = start.elapsed();
             appends.record(latency);
@@ -176,7 +184,8 @@ pub(crate) fn memory_phase(config: &Config) -> MemoryRun {
             let version = Version(branch.fork + offset);
             let start = Instant::now();
             let view = engine
-                .view_branch(branch.id, version)
+                .branches()
+                .view(branch.id, version)
                 .expect("view a branch node");
             let key = &branch.keys[usize::try_from(offset - 1).unwrap_or(0)];
             let found = view.get(key.as_bytes()).is_some();

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use helios::kv::{self, KvEvent};
+use helios::kv;
 use helios_workloads::kv::{KvWorkload, State, lines};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -123,22 +123,14 @@ impl SnapshotPeer {
 }
 
 /// Applies `events` ([`helios_workloads::kv::KvBatchMachine`] events) to `state`, which holds
-/// the state before them. `helios::kv::fold` computes the same from an empty state, but a
-/// snapshot read starts from the snapshot: folding the events on top of it is the peer's
-/// whole point, and what building the snapshots does between two of them.
+/// the state before them, with the reference fold `helios::kv::fold_into`: a snapshot read
+/// starts from the snapshot, and folding the events on top of it is the peer's whole point.
 ///
 /// # Panics
 /// On an event that does not parse: every event here comes from [`KvWorkload`].
 fn apply(state: &mut State, events: &[Vec<u8>]) {
     for line in lines(events) {
-        match kv::parse(line).expect("workload events parse") {
-            KvEvent::Set { key, value } => {
-                state.insert(key.to_vec(), value.to_vec());
-            }
-            KvEvent::Del { key } => {
-                state.remove(key);
-            }
-        }
+        kv::fold_into(state, line).expect("workload events parse");
     }
 }
 

@@ -96,7 +96,8 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     // here (the stream's state machine would reject a raw line).
     if !args.raw && appended_count > 0 {
         let stats = engine
-            .checkpoints().sync()
+            .checkpoints()
+            .sync()
             .map_err(|source| CliError::Checkpoints {
                 stream: args.stream.clone(),
                 source,

@@ -72,7 +72,10 @@ fn yes_no(b: bool) -> &'static str {
 fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
     let mut out = String::new();
     out.push_str(&format!("store     {}\n", engine.inspect().dir().display()));
-    out.push_str(&format!("last lsn  {}\n", engine.inspect().last_lsn().get()));
+    out.push_str(&format!(
+        "last lsn  {}\n",
+        engine.inspect().last_lsn().get()
+    ));
 
     out.push_str(&format!("\nsegments: {}\n", segments.len()));
     let rows: Vec<Vec<String>> = segments
@@ -95,7 +98,7 @@ fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
         &rows,
     ));
 
-    let streams = engine.streams();
+    let streams: Vec<_> = engine.streams().collect();
     out.push_str(&format!("\nstreams: {}\n", streams.len()));
     if !streams.is_empty() {
         let rows: Vec<Vec<String>> = streams
@@ -240,7 +243,6 @@ fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
             .collect(),
         streams: engine
             .streams()
-            .into_iter()
             .map(|s| StreamJson {
                 id: s.id.get(),
                 name: s.name,

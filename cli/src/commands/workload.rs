@@ -187,24 +187,26 @@ impl Workload<'_> {
         let extra = rng.below(3);
         let mut events = payloads(kind.word(), &tag, 0..keep);
         events.extend(payloads("spec", &tag, keep..keep + extra));
-        let chosen = engine.fork(&name, head)?;
-        engine.append_branch(chosen, &events, Some(head))?;
+        let chosen = engine.branches().fork(&name, head)?;
+        engine.branches().append(chosen, &events, Some(head))?;
         // A sibling forked at the same head: it never descends from what gets promoted.
-        let sibling = engine.fork(&name, head)?;
+        let sibling = engine.branches().fork(&name, head)?;
         let sibling_events = payloads("spec", &tag, 0..1 + rng.below(EVENTS_PER_WRITE_MAX));
-        engine.append_branch(sibling, &sibling_events, Some(head))?;
+        engine
+            .branches()
+            .append(sibling, &sibling_events, Some(head))?;
         let upto = Version(head.0 + keep);
-        let promoted = engine.promote(chosen, upto, kind.class())?;
+        let promoted = engine.branches().promote(chosen, upto, kind.class())?;
         self.check(stream, "a promotion", (promoted.first, promoted.last), keep)?;
         self.report(kind, stream, promoted.last, &tag)?;
-        engine.prune(&name)?;
-        if engine.branch_info(sibling).is_ok() {
+        engine.branches().prune(&name)?;
+        if engine.branches().info(sibling).is_ok() {
             return Err(CliError::WorkloadCheck {
                 stream: name,
                 reason: format!("{sibling} survived the prune after a promotion of a sibling"),
             });
         }
-        engine.discard(chosen)?;
+        engine.branches().discard(chosen)?;
         Ok(())
     }
 }

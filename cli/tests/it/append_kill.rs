@@ -27,7 +27,11 @@ fn kill_line(round: u64, n: u64) -> String {
 /// at least `durable`. Returns the head.
 fn check_store(dir: &Path, expected: &[String], durable: u64) -> u64 {
     let engine = Engine::builder(dir)
-        .segment_size_bytes(KILL_SEGMENT_SIZE_BYTES)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = KILL_SEGMENT_SIZE_BYTES;
+            options
+        })
         .open()
         .expect("open after the crash");
     let head = engine.head("s").unwrap_or(Version::ZERO).get();

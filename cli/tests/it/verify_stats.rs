@@ -105,13 +105,16 @@ fn stats_reports_events_and_checkpoints_per_stream_and_level() {
 
     // The library's view of the same store, after the command closed it.
     let engine = Engine::builder(&dir)
-        .background_threads(false)
+        .options(helios::Options {
+            background_threads: false,
+            ..helios::Options::default()
+        })
         .open()
         .expect("open");
     for (stream, (name, events)) in streams.iter().zip([("a", 123), ("b", 2)]) {
         assert_eq!(stream["name"], name);
         assert_eq!(json_u64(stream, &["events"]), events);
-        let checkpoints = engine.checkpoints(name).expect("checkpoints");
+        let checkpoints = engine.checkpoints().of_stream(name).expect("checkpoints");
         assert_eq!(
             json_u64(stream, &["checkpoint_files"]),
             checkpoints.len() as u64
@@ -154,7 +157,7 @@ fn stats_reports_events_and_checkpoints_per_stream_and_level() {
     assert_eq!(json_u64(totals, &["checkpoint_files"]), files);
     assert_eq!(
         json_u64(totals, &["checkpoint_bytes"]),
-        engine.checkpoint_stats().bytes
+        engine.checkpoints().stats().bytes
     );
     let log_bytes = json_u64(totals, &["log_bytes"]);
     assert!(log_bytes > 125 * 7, "{totals:#}");

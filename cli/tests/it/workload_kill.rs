@@ -177,8 +177,12 @@ fn check_workload_store(
     // Without background threads: recovery runs as in any open, and nothing else (the
     // checkpoint builder would spend the test's time catching up on every copy).
     let engine = Engine::builder(dir)
-        .segment_size_bytes(KILL_SEGMENT_SIZE_BYTES)
-        .background_threads(false)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = KILL_SEGMENT_SIZE_BYTES;
+            options.background_threads = false;
+            options
+        })
         .open()
         .expect("open after the crash");
     let mut next_model = WorkloadModel::new();

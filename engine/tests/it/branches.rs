@@ -403,10 +403,9 @@ fn commit_classifies_kinds() {
     // A caller's own classifier.
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::builder(dir.path())
-        .options({
-            let mut options = helios::Options::default();
-            options.background_threads = false;
-            options
+        .options(helios::Options {
+            background_threads: false,
+            ..helios::Options::default()
         })
         .classifier(|_stream: &str, kind: &str| {
             if kind == "bet" {
@@ -435,8 +434,8 @@ fn memory_budget_evicts_or_refuses() {
     let engine = Engine::builder(dir.path())
         .options({
             let mut options = helios::Options::default();
-            options.background_threads = false;
             options.branches.memory_bytes = 20_000;
+            options.background_threads = false;
             options
         })
         .open()
@@ -477,9 +476,9 @@ fn memory_budget_evicts_or_refuses() {
     let engine = Engine::builder(dir.path())
         .options({
             let mut options = helios::Options::default();
-            options.background_threads = false;
             options.branches.memory_bytes = 5_000;
             options.branches.memory_policy = BranchMemoryPolicy::Refuse;
+            options.background_threads = false;
             options
         })
         .open()
@@ -512,9 +511,9 @@ fn memory_budget_bounds_cached_states_and_forks() {
         let engine = Engine::builder(dir.path())
             .options({
                 let mut options = helios::Options::default();
-                options.background_threads = false;
                 options.branches.memory_bytes = BUDGET;
                 options.branches.memory_policy = policy;
+                options.background_threads = false;
                 options
             })
             .open()

@@ -246,10 +246,9 @@ fn create_if_missing_false_refuses_a_directory_that_is_not_a_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("typo");
     match Engine::builder(&target)
-        .options({
-            let mut options = helios::Options::default();
-            options.create_if_missing = false;
-            options
+        .options(helios::Options {
+            create_if_missing: false,
+            ..helios::Options::default()
         })
         .open()
     {
@@ -259,10 +258,9 @@ fn create_if_missing_false_refuses_a_directory_that_is_not_a_store() {
     assert!(!target.exists(), "nothing was created");
     drop(Engine::open(&target, Options::default()).expect("create"));
     let engine = Engine::builder(&target)
-        .options({
-            let mut options = helios::Options::default();
-            options.create_if_missing = false;
-            options
+        .options(helios::Options {
+            create_if_missing: false,
+            ..helios::Options::default()
         })
         .open()
         .expect("exists now");

@@ -354,8 +354,6 @@ fn run_ops(
     (model, Some(engine))
 }
 
-/// Folds key-value events into the state they make.
-
 /// Runs one scenario; `Err` says what broke.
 fn scenario(seed: u64, fault: Fault) -> Result<(), String> {
     let ops = workload(seed, 30);
@@ -438,11 +436,7 @@ fn damage_a_checkpoint(dir: &Path, seed: u64) -> bool {
 
 fn check(engine: &Engine, model: &Model, damaged: bool) -> Result<(), String> {
     let survived: Vec<(String, Vec<u8>)> = {
-        let names: BTreeMap<u64, String> = engine
-            .streams()
-            .into_iter()
-            .map(|s| (s.id.0, s.name))
-            .collect();
+        let names: BTreeMap<u64, String> = engine.streams().map(|s| (s.id.0, s.name)).collect();
         let mut out = Vec::new();
         for event in engine.events_from(Lsn::ZERO).map_err(|e| e.to_string())? {
             let event = event.map_err(|e| format!("reading the log: {e}"))?;

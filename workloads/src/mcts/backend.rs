@@ -147,9 +147,9 @@ impl Backend for HeliosBackend<'_> {
             }
             Op::Fork { branch, from } => {
                 let id = match from {
-                    At::Durable { stream, version } => engine.fork(stream, *version)?,
+                    At::Durable { stream, version } => engine.branches().fork(stream, *version)?,
                     At::Branch { branch, version } => {
-                        engine.fork_branch(self.id(*branch)?, *version)?
+                        engine.branches().fork_branch(self.id(*branch)?, *version)?
                     }
                 };
                 self.ids.insert(*branch, id);
@@ -160,13 +160,15 @@ impl Backend for HeliosBackend<'_> {
                 events,
                 ..
             } => {
-                engine.append_branch(self.id(*branch)?, events, Some(*expected))?;
+                engine
+                    .branches()
+                    .append(self.id(*branch)?, events, Some(*expected))?;
             }
             Op::View { at, board } => {
                 let view = match at {
                     At::Durable { stream, version } => engine.view(stream, *version)?,
                     At::Branch { branch, version } => {
-                        engine.view_branch(self.id(*branch)?, *version)?
+                        engine.branches().view(self.id(*branch)?, *version)?
                     }
                 };
                 let read = Board::from_view(&view)?;
@@ -175,14 +177,16 @@ impl Backend for HeliosBackend<'_> {
                 }
             }
             Op::Promote { branch, upto, .. } => {
-                engine.promote(self.id(*branch)?, *upto, Durability::Critical)?;
+                engine
+                    .branches()
+                    .promote(self.id(*branch)?, *upto, Durability::Critical)?;
             }
             Op::Discard { branch } => {
-                engine.discard(self.id(*branch)?)?;
+                engine.branches().discard(self.id(*branch)?)?;
                 self.ids.remove(branch);
             }
             Op::Prune { stream, discarded } => {
-                let pruned = engine.prune(stream)?;
+                let pruned = engine.branches().prune(stream)?;
                 if pruned != discarded.len() {
                     self.prune_mismatches += 1;
                 }

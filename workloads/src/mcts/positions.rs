@@ -101,8 +101,8 @@ impl Positions for &Engine {
     #[inline]
     fn fork(&mut self, from: &At) -> Result<BranchId, helios::Error> {
         match from {
-            At::Durable { stream, version } => Engine::fork(self, stream, *version),
-            At::Branch { branch, version } => self.fork_branch(*branch, *version),
+            At::Durable { stream, version } => self.branches().fork(stream, *version),
+            At::Branch { branch, version } => self.branches().fork_branch(*branch, *version),
         }
     }
 
@@ -113,7 +113,8 @@ impl Positions for &Engine {
         events: &[Vec<u8>],
         expected: Version,
     ) -> Result<(Version, Version), helios::Error> {
-        self.append_branch(branch, events, Some(expected))
+        self.branches()
+            .append(branch, events, Some(expected))
             .map(|appended| (appended.first, appended.last))
     }
 
@@ -121,7 +122,7 @@ impl Positions for &Engine {
     fn board(&mut self, at: &At) -> Result<Result<Board, BoardError>, helios::Error> {
         let view = match at {
             At::Durable { stream, version } => self.view(stream, *version),
-            At::Branch { branch, version } => self.view_branch(*branch, *version),
+            At::Branch { branch, version } => self.branches().view(*branch, *version),
         };
         // The view is dropped inside the call: releasing it is part of what a read costs.
         view.map(|view| Board::from_view(&view))
@@ -133,22 +134,23 @@ impl Positions for &Engine {
         branch: BranchId,
         upto: Version,
     ) -> Result<(Version, Version), helios::Error> {
-        Engine::promote(self, branch, upto, Durability::Critical)
+        self.branches()
+            .promote(branch, upto, Durability::Critical)
             .map(|appended| (appended.first, appended.last))
     }
 
     #[inline]
     fn discard(&mut self, branch: BranchId) -> Result<(), helios::Error> {
-        Engine::discard(self, branch)
+        self.branches().discard(branch)
     }
 
     #[inline]
     fn prune(&mut self, stream: &str) -> Result<usize, helios::Error> {
-        Engine::prune(self, stream)
+        self.branches().prune(stream)
     }
 
     fn branches_count(&self, stream: &str) -> usize {
-        self.branches(stream).len()
+        self.branches().of_stream(stream).len()
     }
 
     fn error(operation: &'static str, at: String, error: helios::Error) -> MctsError {

@@ -239,8 +239,8 @@ fn the_search_repeats_and_replays() {
     assert_eq!(replayed.commits(), report.commits());
     assert_eq!(backend.prune_mismatches, 0);
     assert_eq!(
-        third.branch_stats().live_branches,
-        first.branch_stats().live_branches
+        third.branches().stats().live_branches,
+        first.branches().stats().live_branches
     );
 }
 

@@ -152,7 +152,6 @@ fn progress(len: u64, prefix: &'static str) -> ProgressBar {
 fn next_run(engine: &Engine) -> u64 {
     engine
         .streams()
-        .iter()
         .filter_map(|s| {
             let rest = s.name.strip_prefix(STREAM_PREFIX)?;
             rest.split('-').next()?.parse::<u64>().ok()
@@ -195,7 +194,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let run_number = next_run(&engine);
     let stream_prefix = format!("{STREAM_PREFIX}{run_number}");
     let log_before = log_size(&engine)?;
-    let durable_before: u64 = engine.streams().iter().map(|s| s.head.0).sum();
+    let durable_before: u64 = engine.streams().map(|s| s.head.0).sum();
 
     // 1. The search.
     let simulations = match (args.simulations, args.seconds) {
@@ -217,11 +216,11 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         args.seconds,
         args.promote_every,
     )?;
-    let search_metrics = engine.metrics();
+    let search_metrics = engine.inspect().metrics();
 
     // 2. Checkpoints up to every head.
     let checkpoints_started = Instant::now();
-    engine.sync_checkpoints()?;
+    engine.checkpoints().sync()?;
     let checkpoint_sync = checkpoints_started.elapsed();
 
     // 3. Random-access reads, warm.
@@ -231,10 +230,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
 
     // Sizes, before closing.
     let log_after = log_size(&engine)?;
-    let durable_after: u64 = engine.streams().iter().map(|s| s.head.0).sum();
+    let durable_after: u64 = engine.streams().map(|s| s.head.0).sum();
     let mut levels: Vec<LevelJson> = Vec::new();
     for stream in &recorder.streams {
-        for checkpoint in engine.checkpoints(stream)? {
+        for checkpoint in engine.checkpoints().of_stream(stream)? {
             let index = usize::try_from(checkpoint.level.saturating_sub(1)).unwrap_or(0);
             while levels.len() <= index {
                 let level = u32::try_from(levels.len() + 1).unwrap_or(u32::MAX);

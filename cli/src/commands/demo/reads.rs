@@ -71,7 +71,7 @@ pub(super) fn reads(engine: &Engine, recorder: &Recorder, args: &Args) -> Result
     let mut metrics = MetricsSnapshot::default();
     for pass in 0..2 {
         // The first pass warms the page cache, the maps and the branches' cached states.
-        engine.reset_metrics();
+        engine.inspect().reset_metrics();
         naive_durable.reset();
         naive_branch.reset();
         for target in &targets {
@@ -85,7 +85,7 @@ pub(super) fn reads(engine: &Engine, recorder: &Recorder, args: &Args) -> Result
                         .branch_stream
                         .get(branch)
                         .map_or("(branch)", |&s| recorder.streams[s].as_str());
-                    (stream, *version, engine.view_branch(*branch, *version)?)
+                    (stream, *version, engine.branches().view(*branch, *version)?)
                 }
             };
             let naive_started = Instant::now();
@@ -118,7 +118,7 @@ pub(super) fn reads(engine: &Engine, recorder: &Recorder, args: &Args) -> Result
             bar.inc(1);
         }
         if pass == 1 {
-            metrics = engine.metrics();
+            metrics = engine.inspect().metrics();
         }
     }
     bar.finish_and_clear();

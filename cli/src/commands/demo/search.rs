@@ -141,7 +141,7 @@ pub(super) fn search(
     // expansion since the last one.
     let live_min = u64::from(promote_every.saturating_sub(1)).clamp(1, LIVE_BRANCHES_MAX);
     let mut extra = 0;
-    while engine.branch_stats().live_branches < live_min && extra < EXTRA_STEPS_MAX {
+    while engine.branches().stats().live_branches < live_min && extra < EXTRA_STEPS_MAX {
         step(&mut mcts, &mut recorder)?;
         extra += 1;
     }

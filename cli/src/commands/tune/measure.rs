@@ -216,11 +216,14 @@ pub fn measure(
         .prefix("helios-tune-")
         .tempdir_in(scratch)
         .map_err(CliError::io("create a scratch store directory"))?;
-    let builder = Engine::builder(dir.path())
-        .checkpoint_policy(policy)
-        .checkpoint_maps_max(setting.maps_max)
-        .segment_size_bytes(SCRATCH_SEGMENT_SIZE_BYTES)
-        .background_threads(false);
+    let builder = Engine::builder(dir.path()).options({
+        let mut options = helios::Options::default();
+        options.checkpoints.policy = policy;
+        options.checkpoints.maps_max = setting.maps_max;
+        options.log.segment_size_bytes = SCRATCH_SEGMENT_SIZE_BYTES;
+        options.background_threads = false;
+        options
+    });
     let engine = workload.machine.configure(builder).open()?;
 
     phase("appending");
@@ -243,7 +246,7 @@ pub fn measure(
 
     phase("building checkpoints");
     let started = Instant::now();
-    let stats = engine.sync_checkpoints()?;
+    let stats = engine.checkpoints().sync()?;
     let build = started.elapsed();
     if let Some(stalled) = stats.stalled.first() {
         return Err(CliError::WorkloadCheck {
@@ -323,8 +326,9 @@ pub fn measure(
 /// less than one append) and the active one up to the end of its last record. Segments are
 /// preallocated, so the zeros past the end are not counted.
 fn log_bytes(engine: &Engine) -> Result<u64, CliError> {
-    let end = engine.log_end();
+    let end = engine.inspect().log_end();
     Ok(engine
+        .inspect()
         .segments()?
         .iter()
         .map(|s| match s.id.cmp(&end.segment) {

@@ -237,7 +237,11 @@ pub fn mcts(
         .tempdir_in(scratch)
         .map_err(CliError::io("create a scratch directory for the MCTS run"))?;
     let engine = Engine::builder(dir.path())
-        .segment_size_bytes(super::measure::SCRATCH_SEGMENT_SIZE_BYTES)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = super::measure::SCRATCH_SEGMENT_SIZE_BYTES;
+            options
+        })
         .open()?;
     let mut names: Vec<String> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
@@ -299,10 +303,13 @@ pub fn mcts(
 /// without creating anything, without background threads, and closed before returning.
 pub fn from_store(dir: &Path, events_max: Option<u64>) -> Result<Workload, CliError> {
     let engine = Engine::builder(dir)
-        .create_if_missing(false)
-        .background_threads(false)
+        .options(helios::Options {
+            create_if_missing: false,
+            background_threads: false,
+            ..helios::Options::default()
+        })
         .open()?;
-    let infos = engine.streams();
+    let infos: Vec<_> = engine.streams().collect();
     let mut names: Vec<String> = Vec::new();
     // Stream id -> index into `names`, in order of first event.
     let mut index: BTreeMap<u64, usize> = BTreeMap::new();
