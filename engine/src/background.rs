@@ -126,17 +126,26 @@ impl Inner {
             for id in dirty {
                 let Some(st) = cat.get_mut(id) else { continue };
                 let durable = st.recent.iter().take_while(|l| l.lsn <= synced).count();
-                if durable > 0 || (!st.persisted && st.created <= synced) {
+                // A deletion is recorded once its record is durable, like everything else.
+                let durable_deletion = st.deleted.filter(|lsn| *lsn <= synced);
+                let deletion_due = durable_deletion.is_some() && !st.deletion_persisted;
+                if durable > 0 || (!st.persisted && st.created <= synced) || deletion_due {
                     let record = StreamRecord {
                         id,
                         name: st.name.to_string(),
                         head: st.indexed_head,
                         created: st.created,
+                        fork: st.fork,
+                        deleted: durable_deletion,
                     };
                     moved.push((record, st.recent.iter().take(durable).copied().collect()));
                 }
                 st.dirty = false;
-                if st.recent.len() > durable || !(st.persisted || st.created <= synced) {
+                let deletion_pending = st.deleted.is_some() && durable_deletion.is_none();
+                if st.recent.len() > durable
+                    || !(st.persisted || st.created <= synced)
+                    || deletion_pending
+                {
                     cat.mark_dirty(id);
                 }
             }
@@ -184,6 +193,7 @@ impl Inner {
                 st.recent.drain(..locations.len());
                 st.indexed_head = record.head;
                 st.persisted = true;
+                st.deletion_persisted |= record.deleted.is_some();
                 if !locations.is_empty() {
                     advanced.push(record.id);
                 }

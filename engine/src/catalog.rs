@@ -1,4 +1,12 @@
-//! The in-memory stream catalog.
+//! The in-memory stream catalog: every stream's name, head and the locations of its versions
+//! not yet in the index, as the log's records made them (creations, forks, deletions, events).
+//!
+//! Invariants:
+//! - Stream ids are dense, assigned in LSN order; stream `id` is at index `id - 1`, deleted or
+//!   not, so that a fork can always reach its source.
+//! - `by_name` maps the name of every live stream, and of no deleted one, to its id.
+//! - A fork shares versions `1..=at` with its source: its `head` and `indexed_head` start at
+//!   `at`, and only versions past `at` are its own records (see [`Catalog::owner`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,6 +30,81 @@ pub(crate) struct StreamState {
     pub(crate) recent: VecDeque<Location>,
     pub(crate) persisted: bool,
     pub(crate) dirty: bool,
+    /// For a fork, its source and the last version it shares with it.
+    pub(crate) fork: Option<Fork>,
+    /// The LSN of its deletion record, once deleted.
+    pub(crate) deleted: Option<Lsn>,
+    /// Whether fjall records the deletion.
+    pub(crate) deletion_persisted: bool,
+}
+
+/// Where a forked stream's history comes from: versions `1..=at` are `source`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fork {
+    /// The stream it was forked from.
+    pub source: StreamId,
+    /// The last version it shares with `source`: its own events start at `at + 1`.
+    pub at: Version,
+}
+
+/// Whose checkpoints hold a stream's state at each version (see [`Catalog::ancestry`]).
+///
+/// The stream itself holds every version past its first source's limit; source `k` holds the
+/// versions up to its limit (the smallest fork point on the way to it) and past the next one's.
+/// A source of stream 0 stands for one of another state machine: no checkpoint holds those
+/// versions. A stream that is not a fork has no sources, and its ancestry allocates nothing.
+#[derive(Clone, Debug)]
+pub(crate) struct Ancestry {
+    stream: StreamId,
+    sources: Vec<(StreamId, u64)>,
+}
+
+impl Ancestry {
+    /// The stream whose checkpoint would hold the state at `version`, if any may.
+    pub(crate) fn owner(&self, version: u64) -> Option<StreamId> {
+        let owner = self
+            .sources
+            .iter()
+            .rev()
+            .find(|(_, limit)| version <= *limit)
+            .map_or(self.stream, |&(source, _)| source);
+        (owner.0 != 0).then_some(owner)
+    }
+
+    /// The versions each stream of the chain holds, newest first: `(stream, first, last)`,
+    /// for the streams whose checkpoints are usable.
+    pub(crate) fn spans(&self) -> impl Iterator<Item = (StreamId, u64, u64)> + '_ {
+        let own = (self.stream, self.shared_until().saturating_add(1), u64::MAX);
+        let sources = self.sources.iter().enumerate().map(|(k, &(source, last))| {
+            let first = self.sources.get(k + 1).map_or(0, |&(_, below)| below + 1);
+            (source, first, last)
+        });
+        std::iter::once(own)
+            .chain(sources)
+            .filter(|&(stream, first, last)| {
+                // A fork at version 0 shares nothing; stream 0 has no checkpoints.
+                stream.0 != 0 && first <= last
+            })
+    }
+
+    /// The last version the stream shares with its sources (0 when it is not a fork): its
+    /// builder writes no checkpoint at or below it.
+    pub(crate) fn shared_until(&self) -> u64 {
+        self.sources.first().map_or(0, |&(_, limit)| limit)
+    }
+}
+
+/// What a new catalog entry starts with.
+#[derive(Clone, Debug)]
+pub(crate) struct NewStream<'a> {
+    pub(crate) id: StreamId,
+    pub(crate) name: &'a str,
+    pub(crate) created: Lsn,
+    pub(crate) head: Version,
+    pub(crate) fork: Option<Fork>,
+    pub(crate) deleted: Option<Lsn>,
+    /// Whether fjall already records it.
+    pub(crate) persisted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -65,34 +148,67 @@ impl Catalog {
         }
     }
 
-    pub(crate) fn add_stream(
-        &mut self,
-        id: StreamId,
-        name: &str,
-        created: Lsn,
-        head: Version,
-        persisted: bool,
-    ) {
-        debug_assert_eq!(id, self.next_id(), "stream ids are dense");
-        let name: Arc<str> = Arc::from(name);
-        self.by_name.insert(name.clone(), id);
+    pub(crate) fn add_stream(&mut self, new: NewStream<'_>) -> Result<()> {
+        debug_assert_eq!(new.id, self.next_id(), "stream ids are dense");
+        let name: Arc<str> = Arc::from(new.name);
+        if new.deleted.is_none()
+            && let Some(other) = self.by_name.insert(name.clone(), new.id)
+        {
+            return Err(Error::CorruptMeta {
+                keyspace: "streams",
+                reason: format!(
+                    "{other} and {} are both live streams named `{name}`",
+                    new.id
+                ),
+            });
+        }
         self.streams.push(StreamState {
             name,
-            created,
-            head,
-            indexed_head: head,
+            created: new.created,
+            head: new.head,
+            indexed_head: new.head,
             lineage: None,
             recent: VecDeque::new(),
-            persisted,
+            persisted: new.persisted,
             dirty: false,
+            fork: new.fork,
+            deleted: new.deleted,
+            deletion_persisted: new.persisted && new.deleted.is_some(),
         });
+        Ok(())
+    }
+
+    /// The streams whose checkpoints hold stream `id`'s states: `id` itself, then, through
+    /// each fork on the way back, its source, as long as `same_machine(source name)` (a
+    /// checkpoint of another state machine is not this stream's state).
+    pub(crate) fn ancestry(&self, id: StreamId, same_machine: impl Fn(&str) -> bool) -> Ancestry {
+        let mut sources = Vec::new();
+        let mut limit = u64::MAX;
+        let mut current = id;
+        while let Some(fork) = self.get(current).and_then(|st| st.fork) {
+            limit = limit.min(fork.at.0);
+            let Some(source) = self.get(fork.source) else {
+                break;
+            };
+            if !same_machine(&source.name) {
+                // Versions up to `limit` have no usable checkpoint: they replay.
+                sources.push((StreamId(0), limit));
+                break;
+            }
+            sources.push((fork.source, limit));
+            current = fork.source;
+        }
+        Ancestry {
+            stream: id,
+            sources,
+        }
     }
 
     /// Applies one recovered or appended record.
     pub(crate) fn apply(&mut self, record: &RecordRef<'_>, location: Location) -> Result<()> {
         let header = record.header;
         match header.kind {
-            RecordKind::CreateStream => {
+            RecordKind::CreateStream | RecordKind::ForkStream => {
                 if self.get(header.stream).is_some() {
                     return Ok(()); // Already known from fjall.
                 }
@@ -107,10 +223,61 @@ impl Catalog {
                         ),
                     ));
                 }
-                let name = std::str::from_utf8(record.payload).map_err(|_| {
+                let (fork, name) = if header.kind == RecordKind::ForkStream {
+                    let (fork, name) = decode_fork(record.payload, header.version)
+                        .map_err(|reason| corrupt_record(&self.log_dir, &location, reason))?;
+                    let source_head = self.get(fork.source).map(|st| st.head);
+                    if fork.source >= header.stream || source_head.is_none_or(|h| fork.at > h) {
+                        return Err(corrupt_record(
+                            &self.log_dir,
+                            &location,
+                            format!(
+                                "forks {} at {} from {}, which has no such version",
+                                header.stream, fork.at, fork.source
+                            ),
+                        ));
+                    }
+                    (Some(fork), name)
+                } else {
+                    (None, record.payload)
+                };
+                let name = std::str::from_utf8(name).map_err(|_| {
                     corrupt_record(&self.log_dir, &location, "stream name is not UTF-8".into())
                 })?;
-                self.add_stream(header.stream, name, header.lsn, Version::ZERO, false);
+                if self.by_name.contains_key(name) {
+                    return Err(corrupt_record(
+                        &self.log_dir,
+                        &location,
+                        format!("creates a second live stream named `{name}`"),
+                    ));
+                }
+                self.add_stream(NewStream {
+                    id: header.stream,
+                    name,
+                    created: header.lsn,
+                    head: fork.map_or(Version::ZERO, |f| f.at),
+                    fork,
+                    deleted: None,
+                    persisted: false,
+                })?;
+                self.mark_dirty(header.stream);
+            }
+            RecordKind::DeleteStream => {
+                let Some(st) = self.get_mut(header.stream) else {
+                    return Err(corrupt_record(
+                        &self.log_dir,
+                        &location,
+                        format!("deletes unknown {}", header.stream),
+                    ));
+                };
+                if st.deleted.is_some() {
+                    return Ok(()); // Already known from fjall.
+                }
+                st.deleted = Some(header.lsn);
+                let name = st.name.clone();
+                if self.by_name.get(&name) == Some(&header.stream) {
+                    self.by_name.remove(&name);
+                }
                 self.mark_dirty(header.stream);
             }
             RecordKind::Event => {
@@ -141,6 +308,24 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// The payload of a fork record: the source's id, then the new stream's name.
+pub(crate) fn encode_fork(source: StreamId, name: &str) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(8 + name.len());
+    payload.extend_from_slice(&source.0.to_le_bytes());
+    payload.extend_from_slice(name.as_bytes());
+    payload
+}
+
+/// Splits a fork record's payload into its [`Fork`] (with `at`, the record's version) and the
+/// new stream's name bytes.
+fn decode_fork(payload: &[u8], at: Version) -> std::result::Result<(Fork, &[u8]), String> {
+    let (source, name) = payload
+        .split_first_chunk::<8>()
+        .ok_or_else(|| format!("a fork record of {} bytes has no source id", payload.len()))?;
+    let source = StreamId(u64::from_le_bytes(*source));
+    Ok((Fork { source, at }, name))
 }
 
 pub(crate) fn corrupt_record(log_dir: &Path, location: &Location, reason: String) -> Error {

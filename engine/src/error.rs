@@ -41,6 +41,26 @@ pub enum Error {
         /// Version this build reads and writes.
         supported: u32,
     },
+    /// The store was written by a newer version of Helios, in a store format this build does
+    /// not read.
+    #[error(
+        "{path} says this store has format {found}; this build of Helios reads formats up to \
+         {supported}: open it with a newer Helios"
+    )]
+    NewerStoreFormat {
+        /// The store's `FORMAT` file.
+        path: PathBuf,
+        /// The format the store has.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// A stream of that name already exists (a fork needs a new name).
+    #[error("stream `{stream}` already exists")]
+    StreamExists {
+        /// The name.
+        stream: String,
+    },
     /// Another writer holds the store.
     #[error(
         "{path} is locked: another process (or another Engine in this process) has this store open"

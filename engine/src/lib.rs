@@ -59,13 +59,14 @@ mod open;
 mod options;
 mod read;
 mod reader;
+mod store_format;
 mod verify;
 mod write;
 
 pub use branches::{
     BranchAppended, BranchId, BranchInfo, BranchMemoryPolicy, BranchStats, Branches, Committed,
 };
-pub use catalog::STREAM_NAME_LEN_MAX;
+pub use catalog::{Fork, STREAM_NAME_LEN_MAX};
 pub use checkpoints::{
     CheckpointInfo, CheckpointOpenReport, CheckpointStats, Checkpoints, LevelStats, StalledStream,
 };
@@ -94,6 +95,7 @@ pub use options::{
 };
 pub use read::{Event, GlobalIter, ReadIter, StreamInfo, Streams};
 pub use reader::Reader;
+pub use store_format::STORE_FORMAT_VERSION;
 pub use verify::{Finding, VerifyReport, verify};
 pub use write::Appended;
 

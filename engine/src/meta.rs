@@ -6,8 +6,7 @@
 //!
 //! | keyspace  | key                                   | value                                          |
 //! |-----------|---------------------------------------|------------------------------------------------|
-//! | `streams` | `b'n'` + name bytes                   | stream id `u64`                                |
-//! | `streams` | `b's'` + stream id `u64 BE`           | head `u64`, creation LSN `u64`, name bytes     |
+//! | `streams` | `b's'` + stream id `u64 BE`           | head `u64`, creation LSN `u64`, fork source id `u64` (0: not a fork), fork version `u64`, deletion LSN `u64` (0: live), name bytes |
 //! | `index`   | stream id `u64 BE` + first version `u64 BE` | a run: count `u32`, then `count` [`Location`]s (lsn, segment, offset `u64`, frame length `u32`) for versions `first..first + count` |
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
@@ -23,8 +22,10 @@ use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
 use crate::cache::StampCache;
 use crate::error::{Error, Result};
 
-/// Format version of the metadata layouts above.
-pub const META_FORMAT_VERSION: u32 = 1;
+/// Format version of the metadata layouts above. Version 2 (store format 2) added the fork and
+/// deletion fields of stream records and dropped the name keys (names are read from the stream
+/// records). Metadata of an older version is rebuilt from the log at open.
+pub const META_FORMAT_VERSION: u32 = 2;
 
 const FORMAT_KEY: &[u8] = b"format_version";
 const RECOVERY_KEY: &[u8] = b"recovery_point";
@@ -110,13 +111,6 @@ pub fn decode_index_key(key: &[u8]) -> Option<(StreamId, Version)> {
     Some((StreamId(u64_be(key, 0)?), Version(u64_be(key, 8)?)))
 }
 
-fn name_key(name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + name.len());
-    key.push(b'n');
-    key.extend_from_slice(name.as_bytes());
-    key
-}
-
 fn stream_key(id: StreamId) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = b's';
@@ -183,9 +177,20 @@ pub struct StreamRecord {
     pub name: String,
     /// Its head as of the last metadata flush.
     pub head: Version,
-    /// LSN of its creation record.
+    /// LSN of its creation (or fork) record.
     pub created: Lsn,
+    /// For a fork, where its shared history comes from.
+    pub fork: Option<crate::catalog::Fork>,
+    /// LSN of its deletion record, if it is deleted.
+    pub deleted: Option<Lsn>,
 }
+
+/// Encoded length of a stream record's fixed fields, before the name.
+const STREAM_RECORD_FIXED_LEN: usize = 8 // head
+    + 8 // created
+    + 8 // fork source id, 0 for none
+    + 8 // fork version
+    + 8; // deletion LSN, 0 for live
 
 /// The fjall database and its keyspaces.
 pub struct Meta {
@@ -246,11 +251,47 @@ impl std::fmt::Debug for Meta {
 }
 
 impl Meta {
-    /// Opens (or creates) the metadata store in `path`.
+    /// Opens (or creates) the metadata store in `path`. Metadata of an older format version is
+    /// derived data of a layout this build no longer writes: it is deleted, and the store
+    /// opened empty, so that recovery rebuilds it from the log. Returns the older version when
+    /// that happened.
     ///
     /// # Errors
-    /// fjall errors; [`Error::UnsupportedFormat`] for another format version.
-    pub fn open(path: &std::path::Path) -> Result<Meta> {
+    /// fjall errors; [`Error::UnsupportedFormat`] for a newer format version.
+    pub fn open(path: &std::path::Path) -> Result<(Meta, Option<u32>)> {
+        let meta = Meta::open_as_is(path)?;
+        match meta.format_version()? {
+            Some(found) if found < META_FORMAT_VERSION => {
+                drop(meta);
+                std::fs::remove_dir_all(path).map_err(|e| {
+                    Error::Log(helios_log::LogError::Io {
+                        op: "remove metadata of an older format",
+                        path: path.to_path_buf(),
+                        source: e,
+                    })
+                })?;
+                let meta = Meta::open_as_is(path)?;
+                meta.write_format_version()?;
+                Ok((meta, Some(found)))
+            }
+            Some(META_FORMAT_VERSION) => Ok((meta, None)),
+            Some(found) => Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found,
+                supported: META_FORMAT_VERSION,
+            }),
+            None => {
+                meta.write_format_version()?;
+                Ok((meta, None))
+            }
+        }
+    }
+
+    /// Opens the metadata store in `path` as it is, whatever its format version.
+    ///
+    /// # Errors
+    /// fjall errors.
+    pub fn open_as_is(path: &std::path::Path) -> Result<Meta> {
         let db = Database::builder(path)
             .worker_threads(1)
             .open()
@@ -259,40 +300,39 @@ impl Meta {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(Error::meta("opening a keyspace"))
         };
-        let meta = Meta {
+        Ok(Meta {
             streams: keyspace("streams")?,
             index: keyspace("index")?,
             meta: keyspace("meta")?,
             checkpoints: keyspace("checkpoints")?,
             db,
             groups: Mutex::new(StampCache::new(GROUPS_CACHED)),
-        };
-        match meta
-            .meta
+        })
+    }
+
+    /// The format version the metadata states, if it states one (a new store does not yet).
+    ///
+    /// # Errors
+    /// fjall errors, a value that is not a version.
+    pub fn format_version(&self) -> Result<Option<u32>> {
+        self.meta
             .get(FORMAT_KEY)
             .map_err(Error::meta("reading the format version"))?
-        {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(&*v)
+            .map(|v| {
+                <[u8; 4]>::try_from(&*v)
                     .map(u32::from_le_bytes)
                     .map_err(|_| Error::CorruptMeta {
                         keyspace: "meta",
                         reason: format!("format_version must be 4 bytes, found {}", v.len()),
-                    })?;
-                if found != META_FORMAT_VERSION {
-                    return Err(Error::UnsupportedFormat {
-                        path: path.to_path_buf(),
-                        found,
-                        supported: META_FORMAT_VERSION,
-                    });
-                }
-            }
-            None => meta
-                .meta
-                .insert(FORMAT_KEY, META_FORMAT_VERSION.to_le_bytes())
-                .map_err(Error::meta("writing the format version"))?,
-        }
-        Ok(meta)
+                    })
+            })
+            .transpose()
+    }
+
+    fn write_format_version(&self) -> Result<()> {
+        self.meta
+            .insert(FORMAT_KEY, META_FORMAT_VERSION.to_le_bytes())
+            .map_err(Error::meta("writing the format version"))
     }
 
     /// The recovery point: location of the last record whose effects are in the metadata.
@@ -320,9 +360,10 @@ impl Meta {
                 reason: format!("stream entry {key:?}: {what}"),
             };
             let id = u64_be(&key, 1).ok_or_else(|| bad("short key"))?;
-            let head = u64_le(&value, 0).ok_or_else(|| bad("short value"))?;
-            let created = u64_le(&value, 8).ok_or_else(|| bad("short value"))?;
-            let name = std::str::from_utf8(&value[16..])
+            let field = |i: usize| u64_le(&value, 8 * i).ok_or_else(|| bad("short value"));
+            let (head, created) = (field(0)?, field(1)?);
+            let (source, fork_at, deleted) = (field(2)?, field(3)?, field(4)?);
+            let name = std::str::from_utf8(&value[STREAM_RECORD_FIXED_LEN..])
                 .map_err(|_| bad("name is not UTF-8"))?
                 .to_owned();
             out.push(StreamRecord {
@@ -330,6 +371,11 @@ impl Meta {
                 name,
                 head: Version(head),
                 created: Lsn(created),
+                fork: (source != 0).then_some(crate::catalog::Fork {
+                    source: StreamId(source),
+                    at: Version(fork_at),
+                }),
+                deleted: (deleted != 0).then_some(Lsn(deleted)),
             });
         }
         Ok(out)
@@ -592,24 +638,23 @@ impl MetaBatch<'_> {
             .remove(&self.meta.index, index_key(stream, first).to_vec());
     }
 
-    /// Records a stream's name, head and creation LSN.
+    /// Records a stream: its name, head, creation LSN, fork and deletion.
     pub fn put_stream(&mut self, record: &StreamRecord) {
-        self.batch.insert(
-            &self.meta.streams,
-            name_key(&record.name),
-            record.id.0.to_le_bytes().to_vec(),
-        );
-        let mut value = Vec::with_capacity(16 + record.name.len());
+        let mut value = Vec::with_capacity(STREAM_RECORD_FIXED_LEN + record.name.len());
         value.extend_from_slice(&record.head.0.to_le_bytes());
         value.extend_from_slice(&record.created.0.to_le_bytes());
+        let (source, at) = record.fork.map_or((0, 0), |f| (f.source.0, f.at.0));
+        value.extend_from_slice(&source.to_le_bytes());
+        value.extend_from_slice(&at.to_le_bytes());
+        value.extend_from_slice(&record.deleted.map_or(0, |l| l.0).to_le_bytes());
         value.extend_from_slice(record.name.as_bytes());
+        debug_assert_eq!(value.len(), STREAM_RECORD_FIXED_LEN + record.name.len());
         self.batch
             .insert(&self.meta.streams, stream_key(record.id).to_vec(), value);
     }
 
-    /// Removes a stream's records.
-    pub fn remove_stream(&mut self, id: StreamId, name: &str) {
-        self.batch.remove(&self.meta.streams, name_key(name));
+    /// Removes a stream's record.
+    pub fn remove_stream(&mut self, id: StreamId) {
         self.batch
             .remove(&self.meta.streams, stream_key(id).to_vec());
     }

@@ -1,4 +1,7 @@
-//! Opening a store.
+//! Opening a store: its format (and the migration of an older one), the lock, fjall, the
+//! log's recovery with the catalog applied to every record past the recovery point, the check
+//! that every segment fjall knows of exists, dropping what fjall says past the log's end, the
+//! checkpoint store's reconciliation, and the background threads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,13 +11,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId, Version};
 
 use crate::background::{BuilderSignal, FlusherSignal};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, NewStream};
 use crate::checkpoints::Builder;
 use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StreamAtOpen};
 use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
 use crate::error::{Error, Result};
 use crate::meta::{Meta, StreamRecord};
 use crate::options::{EngineBuilder, Options, Plugins};
+use crate::store_format;
 
 /// What opening the engine found and repaired.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +33,11 @@ pub struct OpenReport {
     pub streams_dropped: u64,
     /// What reconciling the checkpoint files with their catalog did.
     pub checkpoints: CheckpointOpenReport,
+    /// The store format this open migrated the store from, if it did (see
+    /// [`STORE_FORMAT_VERSION`](crate::STORE_FORMAT_VERSION)).
+    pub migrated_from: Option<u32>,
+    /// Streams whose deletion lay past the log's end, and which are live again.
+    pub deletions_undone: u64,
 }
 
 impl Engine {
@@ -81,8 +90,18 @@ impl Engine {
                 })
             }
         })?;
+        // The format first: nothing else is read before this build knows it can read it.
+        let migrate_from = match store_format::read(storage.as_ref(), &dir)? {
+            store_format::Found::Current => None,
+            store_format::Found::Missing if has_segments(storage.as_ref(), &dir) => Some(1),
+            store_format::Found::Missing => {
+                // A new store: its format is written before its first segment.
+                store_format::write(storage.as_ref(), &dir)?;
+                None
+            }
+        };
         let meta_path = dir.join(META_DIR);
-        let meta = Meta::open(&meta_path)?;
+        let (meta, _rebuilt_from) = Meta::open(&meta_path)?;
         let start = meta.recovery_point()?;
 
         let mut catalog = Catalog {
@@ -102,7 +121,15 @@ impl Engine {
                     ),
                 });
             }
-            catalog.add_stream(r.id, &r.name, r.created, r.head, true);
+            catalog.add_stream(NewStream {
+                id: r.id,
+                name: &r.name,
+                created: r.created,
+                head: r.head,
+                fork: r.fork,
+                deleted: r.deleted,
+                persisted: true,
+            })?;
         }
 
         let mut apply_error: Option<Error> = None;
@@ -123,6 +150,10 @@ impl Engine {
         )?;
         if let Some(e) = apply_error {
             return Err(e);
+        }
+        if migrate_from.is_some() {
+            // Records of the kinds format 2 added must never land in a format-1 segment.
+            log.upgrade_active_segment()?;
         }
 
         // Every segment the metadata knows of must still be there: a missing one is lost
@@ -149,6 +180,8 @@ impl Engine {
             index_entries_dropped: 0,
             streams_dropped: 0,
             checkpoints: CheckpointOpenReport::default(),
+            migrated_from: migrate_from,
+            deletions_undone: 0,
         };
         if open_report.log.start_was_past_end {
             drop_past_end(
@@ -184,7 +217,9 @@ impl Engine {
         let mut queue = Vec::new();
         for (i, st) in catalog.streams.iter().enumerate() {
             let id = StreamId(i as u64 + 1);
-            let latest = store.latest(id).unwrap_or(0);
+            // A fork's checkpoints up to its fork point are its source's.
+            let shared = st.fork.map_or(0, |f| f.at.0);
+            let latest = store.latest(id).unwrap_or(0).max(shared);
             built.insert(id, latest);
             if latest + options.checkpoints.policy.fanout() <= st.head.0 {
                 queue.push(id);
@@ -223,6 +258,10 @@ impl Engine {
         // Index what recovery found right away, so the next open starts from here.
         inner.flush_round(true)?;
         inner.meta.persist()?;
+        if migrate_from.is_some() {
+            // Last: until this file exists, the next open migrates again.
+            store_format::write(inner.plugins.storage.as_ref(), &inner.dir)?;
+        }
         let spawn = |name: &str, body: fn(&Inner)| {
             let worker = inner.clone();
             std::thread::Builder::new()
@@ -265,49 +304,73 @@ pub(crate) fn drop_past_end(
         }
         let id = catalog.next_id();
         let id = StreamId(id.0 - 1);
-        batch.remove_stream(id, &last.name);
+        batch.remove_stream(id);
         for run in meta.stream_runs_reversed(id) {
             let (first, locations) = run?;
             batch.remove_run(id, first);
             report.index_entries_dropped += locations.len() as u64;
         }
         let name = last.name.clone();
-        catalog.by_name.remove(&name);
+        if catalog.by_name.get(&name) == Some(&id) {
+            catalog.by_name.remove(&name);
+        }
         catalog.streams.pop();
         report.streams_dropped += 1;
     }
     for (i, st) in catalog.streams.iter_mut().enumerate() {
         let id = StreamId(i as u64 + 1);
-        if st.indexed_head == Version::ZERO {
-            continue;
+        // A deletion past the end did not happen: the stream is live again (any stream that
+        // reused its name was created after it, so past the end too, and was just dropped).
+        let undeleted = st.deleted.is_some_and(|lsn| lsn > end);
+        if undeleted {
+            st.deleted = None;
+            st.deletion_persisted = false;
+            catalog.by_name.insert(st.name.clone(), id);
+            report.deletions_undone += 1;
         }
-        // Walk back from the last run while entries lie past the end.
+        // Walk back from the last run while entries lie past the end (a fork's first own run
+        // starts just past its fork point, so it walks back no further).
         let mut keep = st.indexed_head;
-        for run in meta.stream_runs_reversed(id) {
-            let (first, locations) = run?;
-            let valid = locations.iter().take_while(|l| l.lsn <= end).count();
-            if valid == locations.len() {
-                break;
+        if st.indexed_head > st.fork.map_or(Version::ZERO, |f| f.at) {
+            for run in meta.stream_runs_reversed(id) {
+                let (first, locations) = run?;
+                let valid = locations.iter().take_while(|l| l.lsn <= end).count();
+                if valid == locations.len() {
+                    break;
+                }
+                report.index_entries_dropped += (locations.len() - valid) as u64;
+                if valid == 0 {
+                    batch.remove_run(id, first);
+                } else {
+                    batch.put_run(id, first, &locations[..valid]);
+                }
+                keep = Version(first.0 + valid as u64 - 1);
             }
-            report.index_entries_dropped += (locations.len() - valid) as u64;
-            if valid == 0 {
-                batch.remove_run(id, first);
-            } else {
-                batch.put_run(id, first, &locations[..valid]);
-            }
-            keep = Version(first.0 + valid as u64 - 1);
         }
-        if keep != st.indexed_head {
+        let shortened = keep != st.indexed_head;
+        if shortened {
             st.indexed_head = keep;
             st.head = keep;
             st.recent.clear();
+        }
+        if shortened || undeleted {
             batch.put_stream(&StreamRecord {
                 id,
                 name: st.name.to_string(),
                 head: keep,
                 created: st.created,
+                fork: st.fork,
+                deleted: st.deleted,
             });
         }
     }
     batch.commit()
+}
+
+/// Whether the store's log directory holds a segment: a store written before the `FORMAT` file
+/// existed (format 1), as opposed to a new one.
+fn has_segments(storage: &dyn helios_log::Storage, dir: &Path) -> bool {
+    storage
+        .list_files(&dir.join(LOG_DIR))
+        .is_ok_and(|names| names.iter().any(|n| n.ends_with(".log")))
 }

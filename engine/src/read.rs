@@ -11,7 +11,7 @@ use std::ops::{Bound, RangeBounds};
 
 use helios_log::{Location, LogIter, Lsn, RecordKind, RecordRef, StreamId, Version};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Fork};
 use crate::class::Durability;
 use crate::engine::{Engine, Inner, lock};
 use crate::error::{Error, Result};
@@ -57,6 +57,8 @@ pub struct StreamInfo {
     pub name: String,
     /// Its head version (0 if it has no event).
     pub head: Version,
+    /// For a fork, where its shared history comes from.
+    pub fork: Option<Fork>,
 }
 
 pub(crate) fn version_bounds(
@@ -104,12 +106,13 @@ impl Engine {
             id,
             name: s.name.to_string(),
             head: s.head,
+            fork: s.fork,
         })
     }
 
-    /// Every stream, by id, read from the catalog a page at a time (so a store of a million
-    /// streams is never copied at once). A stream created while the iterator runs is included
-    /// if its id is past the page being read.
+    /// Every live (not deleted) stream, by id, read from the catalog a page at a time (so a
+    /// store of a million streams is never copied at once). A stream created while the
+    /// iterator runs is included if its id is past the page being read.
     #[must_use]
     pub fn streams(&self) -> Streams<'_> {
         Streams {
@@ -189,13 +192,15 @@ impl ReadIter<'_> {
     /// read.
     pub(crate) fn fill(&mut self) -> Result<()> {
         let chunk_end = Version(self.last.0.min(self.next.0 + READ_CHUNK - 1));
-        let locations = self.inner.locations_of(self.stream, self.next, chunk_end)?;
+        let (owner, locations) = self.inner.locations_of(self.stream, self.next, chunk_end)?;
         let events = self
             .inner
             .log
             .read_many_with(&locations, Event::from_record)?;
-        for (version, event) in (self.next.0..).map(Version).zip(events) {
-            check_record(self.stream, version, event.stream, event.version, event.lsn)?;
+        for (version, mut event) in (self.next.0..).map(Version).zip(events) {
+            check_record(owner, version, event.stream, event.version, event.lsn)?;
+            // A version a fork shares is its source's record, read as the fork's.
+            event.stream = self.stream;
             self.pending.push_back(event);
         }
         Ok(())
@@ -222,23 +227,34 @@ pub(crate) fn check_record(
 }
 
 impl Inner {
-    /// The locations of stream `id`'s versions from `from` on, at most up to `to`: from the
-    /// stream's recent appends past its indexed head, or from the index up to the indexed
-    /// head (so possibly fewer than asked; never none when `from <= to <= head`).
+    /// The locations of stream `id`'s versions from `from` on, at most up to `to`, and the
+    /// stream whose records they are (`id`, or a fork's source for the versions it shares):
+    /// from the stream's recent appends past its indexed head, or from the index up to the
+    /// indexed head, or from the source up to the fork point (so possibly fewer than asked;
+    /// never none when `from <= to <= head`).
     pub(crate) fn locations_of(
         &self,
         id: StreamId,
         from: Version,
         to: Version,
-    ) -> Result<Vec<Location>> {
+    ) -> Result<(StreamId, Vec<Location>)> {
         let cat = lock(&self.catalog);
         let st = cat.get(id).ok_or_else(|| Error::UnknownStream {
             stream: id.to_string(),
         })?;
+        if let Some(fork) = st.fork
+            && from <= fork.at
+        {
+            drop(cat);
+            return self.locations_of(fork.source, from, to.min(fork.at));
+        }
         if from > st.indexed_head {
             let skip = usize::try_from(from.0 - st.indexed_head.0 - 1).unwrap_or(usize::MAX);
             let take = usize::try_from(to.0 - from.0 + 1).unwrap_or(usize::MAX);
-            return Ok(st.recent.iter().skip(skip).take(take).copied().collect());
+            return Ok((
+                id,
+                st.recent.iter().skip(skip).take(take).copied().collect(),
+            ));
         }
         let indexed = st.indexed_head;
         let end = to.min(indexed);
@@ -259,7 +275,7 @@ impl Inner {
                 reason: "the index has no entry".into(),
             });
         }
-        Ok(locations)
+        Ok((id, locations))
     }
 
     /// Calls `f` with the payload of each of stream `id`'s events `from..=to` (which must
@@ -275,7 +291,7 @@ impl Inner {
         let mut next = from;
         while next <= to {
             let chunk_end = Version(to.0.min(next.0 + READ_CHUNK - 1));
-            let locations = self.locations_of(id, next, chunk_end)?;
+            let (owner, locations) = self.locations_of(id, next, chunk_end)?;
             if locations.is_empty() {
                 return Err(Error::IndexMismatch {
                     stream: id.0,
@@ -290,7 +306,7 @@ impl Inner {
                     return;
                 }
                 let header = record.header;
-                match check_record(id, version, header.stream, header.version, header.lsn) {
+                match check_record(owner, version, header.stream, header.version, header.lsn) {
                     Ok(()) => f(record.payload),
                     Err(e) => mismatch = Some(e),
                 }
@@ -370,23 +386,31 @@ impl Iterator for Streams<'_> {
     type Item = StreamInfo;
 
     fn next(&mut self) -> Option<StreamInfo> {
-        if self.page.is_empty() {
+        while self.page.is_empty() {
             let cat = lock(&self.inner.catalog);
             let first = usize::try_from(self.next - 1).unwrap_or(usize::MAX);
-            for (i, s) in cat
+            let page = cat
                 .streams
                 .iter()
                 .enumerate()
                 .skip(first)
-                .take(STREAMS_PAGE_LEN)
-            {
-                self.page.push_back(StreamInfo {
-                    id: StreamId(i as u64 + 1),
-                    name: s.name.to_string(),
-                    head: s.head,
-                });
+                .take(STREAMS_PAGE_LEN);
+            let mut read = 0;
+            for (i, s) in page {
+                read += 1;
+                if s.deleted.is_none() {
+                    self.page.push_back(StreamInfo {
+                        id: StreamId(i as u64 + 1),
+                        name: s.name.to_string(),
+                        head: s.head,
+                        fork: s.fork,
+                    });
+                }
             }
-            self.next += self.page.len() as u64;
+            if read == 0 {
+                return None;
+            }
+            self.next += read;
         }
         self.page.pop_front()
     }

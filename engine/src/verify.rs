@@ -122,7 +122,16 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         report.unindexed_events = report.events;
         return Ok(report);
     }
-    let meta = Meta::open(&meta_dir)?;
+    // Verify reads: metadata of an older format (rebuilt by the next open) is not opened
+    // through the path that would rebuild it.
+    let meta = Meta::open_as_is(&meta_dir)?;
+    if meta
+        .format_version()?
+        .is_some_and(|v| v < crate::meta::META_FORMAT_VERSION)
+    {
+        report.unindexed_events = report.events;
+        return Ok(report);
+    }
     let recovery_point = meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn);
     let mut indexed = 0u64;
     let entries = meta.index_runs().flat_map(|run| match run {

@@ -1,10 +1,17 @@
-//! Appends.
+//! Writes: appends of events, and the catalog records that create, fork and delete streams.
+//!
+//! Invariant: a stream's version order is its LSN order: versions are assigned and the log
+//! append happens under the catalog lock. A catalog record is applied to the in-memory catalog
+//! by [`Catalog::apply`], the same code recovery runs on it, so the two cannot disagree.
 
+use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
-use helios_log::{Lsn, NewRecord, RecordClass, RecordKind, StreamId, Version};
+use helios_log::{
+    Lsn, NewRecord, RecordClass, RecordHeader, RecordKind, RecordRef, StreamId, Version,
+};
 
-use crate::catalog::validate_name;
+use crate::catalog::{Catalog, NewStream, encode_fork, validate_name};
 use crate::class::Durability;
 use crate::engine::{Engine, lock};
 use crate::error::{Error, Result};
@@ -29,31 +36,128 @@ impl Engine {
     /// An invalid name, log errors.
     pub fn create_stream(&self, name: &str) -> Result<StreamId> {
         validate_name(name)?;
-        let mut cat = lock(&self.inner.catalog);
+        let cat = lock(&self.inner.catalog);
         if let Some(&id) = cat.by_name.get(name) {
             return Ok(id);
         }
         let id = cat.next_id();
-        let record = NewRecord {
-            stream: id,
-            version: Version::ZERO,
-            kind: RecordKind::CreateStream,
-            payload: name.as_bytes(),
-        };
+        self.append_catalog_record(
+            cat,
+            NewRecord {
+                stream: id,
+                version: Version::ZERO,
+                kind: RecordKind::CreateStream,
+                payload: name.as_bytes(),
+            },
+        )?;
+        Ok(id)
+    }
+
+    /// Creates stream `target` as a fork of `source` at version `at` (0 for an empty history):
+    /// versions `1..=at` of `target` are `source`'s, shared rather than copied (reads, views
+    /// and checkpoints of those versions are the source's), and `target`'s own events start at
+    /// `at + 1`. Durable when it returns (one critical record, which also makes every earlier
+    /// record durable). A fork keeps its history when its source is later deleted.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStream`] for `source`, [`Error::VersionPastHead`] when `at` is past its
+    /// head, [`Error::StreamExists`] when `target` exists, an invalid name, log errors.
+    pub fn fork_stream(&self, source: &str, at: Version, target: &str) -> Result<StreamId> {
+        validate_name(target)?;
+        let cat = lock(&self.inner.catalog);
+        let source_id = self.known_stream(&cat, source)?;
+        let head = cat.get(source_id).map_or(Version::ZERO, |st| st.head);
+        if at > head {
+            return Err(Error::VersionPastHead {
+                stream: source.to_owned(),
+                version: at,
+                head,
+            });
+        }
+        if cat.by_name.contains_key(target) {
+            return Err(Error::StreamExists {
+                stream: target.to_owned(),
+            });
+        }
+        let id = cat.next_id();
+        let payload = encode_fork(source_id, target);
+        self.append_catalog_record(
+            cat,
+            NewRecord {
+                stream: id,
+                version: at,
+                kind: RecordKind::ForkStream,
+                payload: &payload,
+            },
+        )?;
+        Ok(id)
+    }
+
+    /// Deletes `stream`, durably (one critical record): its name is unknown from now on and
+    /// after any reopen, a later append under the name starts a new stream, and its branches
+    /// are discarded. The log is append-only: its events stay on disk (and readable by the
+    /// streams forked from it) until a retention feature reclaims them.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStream`], log errors.
+    pub fn delete_stream(&self, stream: &str) -> Result<()> {
+        let cat = lock(&self.inner.catalog);
+        let id = self.known_stream(&cat, stream)?;
+        let head = cat.get(id).map_or(Version::ZERO, |st| st.head);
+        self.append_catalog_record(
+            cat,
+            NewRecord {
+                stream: id,
+                version: head,
+                kind: RecordKind::DeleteStream,
+                payload: &[],
+            },
+        )?;
+        self.inner.branches.discard_stream(id);
+        Ok(())
+    }
+
+    /// Appends one catalog record critically, applies it to the catalog exactly as recovery
+    /// would, releases the catalog and waits until the record is durable.
+    fn append_catalog_record(
+        &self,
+        mut cat: MutexGuard<'_, Catalog>,
+        record: NewRecord<'_>,
+    ) -> Result<Lsn> {
         let mut locations = std::mem::take(&mut cat.scratch);
         locations.clear();
-        let lsn = self
+        let appended = self
             .inner
             .log
-            .append(&[record], RecordClass::Critical, &mut locations)?;
+            .append(&[record], RecordClass::Critical, &mut locations);
+        let lsn = match appended {
+            Ok(lsn) => lsn,
+            Err(e) => {
+                cat.scratch = locations;
+                return Err(e.into());
+            }
+        };
         let location = locations[0];
         cat.scratch = locations;
-        cat.add_stream(id, name, lsn, Version::ZERO, false);
-        cat.mark_dirty(id);
-        cat.batch_ends.push_back(location);
+        let header = RecordHeader {
+            lsn,
+            stream: record.stream,
+            version: record.version,
+            timestamp_us: 0,
+            batch_left: 0,
+            kind: record.kind,
+            class: RecordClass::Critical,
+        };
+        cat.apply(
+            &RecordRef {
+                header,
+                payload: record.payload,
+            },
+            location,
+        )?;
         drop(cat);
         self.inner.log.sync_to(lsn)?;
-        Ok(id)
+        Ok(lsn)
     }
 
     /// Appends `events` to `stream` atomically (all or none), creating the stream on its first
@@ -153,7 +257,15 @@ impl Engine {
         let mut event_locations = locations.iter();
         if creating {
             let created = event_locations.next().map_or(Lsn::ZERO, |l| l.lsn);
-            cat.add_stream(id, stream, created, Version::ZERO, false);
+            cat.add_stream(NewStream {
+                id,
+                name: stream,
+                created,
+                head: Version::ZERO,
+                fork: None,
+                deleted: None,
+                persisted: false,
+            })?;
         }
         let last = Version(head.0 + events.len() as u64);
         if let Some(st) = cat.get_mut(id) {

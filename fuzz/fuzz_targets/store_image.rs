@@ -337,7 +337,9 @@ fn damage_once(u: &mut Unstructured<'_>, files: &mut Files, damage: &mut Damage)
     let Some(i) = pick_file(u, files)? else {
         return Ok(());
     };
-    let touches_log = |name: &str| name.starts_with("log/");
+    // The store's FORMAT file is read before the log: damage to it may refuse the store, as
+    // damage to the log may.
+    let touches_log = |name: &str| name.starts_with("log/") || name == "FORMAT";
     match op {
         // Flip one bit.
         0 => {

@@ -82,7 +82,8 @@ pub enum LogError {
 }
 
 impl LogError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
+    /// An I/O error of operation `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
         LogError::Io {
             op,
             path: path.into(),
@@ -90,11 +91,8 @@ impl LogError {
         }
     }
 
-    pub(crate) fn corrupt(
-        path: impl Into<PathBuf>,
-        offset: u64,
-        reason: impl Into<String>,
-    ) -> Self {
+    /// Damage in `path` at byte `offset`, and what it is.
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
         LogError::Corrupt {
             path: path.into(),
             offset,

@@ -15,8 +15,16 @@ use crate::types::{Lsn, RecordClass, RecordKind, SegmentId, StreamId, Version};
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HELIOSLG";
 
-/// On-disk format version of segments and records. Bump on any layout change.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version of the segments this build writes. Bump on any change of what a
+/// segment may hold. Version 2 added the record kinds [`RecordKind::DeleteStream`] and
+/// [`RecordKind::ForkStream`]; the layouts are those of version 1. A build that reads only
+/// version 1 refuses a version-2 segment at its header, before it could mistake a record of a
+/// new kind for damage, so a store is never truncated by an older build.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest segment format version this build reads. Version-1 segments hold only
+/// [`RecordKind::Event`] and [`RecordKind::CreateStream`] records, read as in version 2.
+pub const FORMAT_VERSION_OLDEST: u32 = 1;
 
 /// Segment header layout.
 pub mod segment_header {
@@ -137,7 +145,8 @@ pub enum SegmentHeaderError {
     },
     /// Written by a newer (or unknown) format.
     #[error(
-        "segment format version {found} is not supported (this build reads version {FORMAT_VERSION})"
+        "segment format version {found} is not supported (this build reads versions \
+         {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION})"
     )]
     UnsupportedVersion {
         /// Version found.
@@ -156,11 +165,21 @@ pub enum SegmentHeaderError {
     },
 }
 
-/// Decodes and checks a segment header, returning the segment's first LSN.
+/// What a segment header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// The segment, named after the LSN it starts at.
+    pub id: SegmentId,
+    /// The format version it was written in, from [`FORMAT_VERSION_OLDEST`] to
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+}
+
+/// Decodes and checks a segment header.
 ///
 /// # Errors
 /// Any mismatch of length, magic, version or checksum.
-pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentId, SegmentHeaderError> {
+pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, SegmentHeaderError> {
     use segment_header as h;
     if bytes.len() < h::LEN {
         return Err(SegmentHeaderError::Truncated { len: bytes.len() });
@@ -176,13 +195,16 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentId, SegmentHeaderErr
         return Err(SegmentHeaderError::BadChecksum { stored, computed });
     }
     let version = u32_at(bytes, h::FORMAT_VERSION);
-    if version != FORMAT_VERSION {
+    if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
         return Err(SegmentHeaderError::UnsupportedVersion { found: version });
     }
     if u32_at(bytes, h::RESERVED_A) != 0 || u32_at(bytes, h::RESERVED_B) != 0 {
         return Err(SegmentHeaderError::NonZeroReserved);
     }
-    Ok(SegmentId(u64_at(bytes, h::FIRST_LSN)))
+    Ok(SegmentHeader {
+        id: SegmentId(u64_at(bytes, h::FIRST_LSN)),
+        format_version: version,
+    })
 }
 
 /// The fixed fields of a record, as the writer supplies them (the LSN and timestamp are
@@ -507,7 +529,34 @@ mod tests {
     #[test]
     fn segment_header_round_trips_and_rejects_damage() {
         let h = encode_segment_header(Lsn(77));
-        assert_eq!(decode_segment_header(&h), Ok(SegmentId(77)));
+        assert_eq!(
+            decode_segment_header(&h),
+            Ok(SegmentHeader {
+                id: SegmentId(77),
+                format_version: FORMAT_VERSION
+            })
+        );
+        // Every version from the oldest read is accepted, the next one refused.
+        let with_version = |version: u32| {
+            let mut h = h;
+            h[segment_header::FORMAT_VERSION..segment_header::FORMAT_VERSION + 4]
+                .copy_from_slice(&version.to_le_bytes());
+            let crc = crc32fast::hash(&h[..segment_header::CRC]);
+            h[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+            h
+        };
+        for version in FORMAT_VERSION_OLDEST..=FORMAT_VERSION {
+            assert_eq!(
+                decode_segment_header(&with_version(version)).map(|h| h.format_version),
+                Ok(version)
+            );
+        }
+        for version in [0, FORMAT_VERSION + 1] {
+            assert_eq!(
+                decode_segment_header(&with_version(version)),
+                Err(SegmentHeaderError::UnsupportedVersion { found: version })
+            );
+        }
         let mut bad = h;
         bad[0] = b'X';
         assert!(matches!(

@@ -112,6 +112,15 @@ pub enum RecordKind {
     /// in the same batch as the stream's first event (or alone for an explicit creation), so the
     /// name-to-id mapping is itself in the log and can be rebuilt from it.
     CreateStream,
+    /// The deletion of a stream (segment format 2 and later): the stream is the one deleted,
+    /// the version its head then, the payload empty. Its name is free again; its events stay
+    /// in the log, still read by the streams forked from it.
+    DeleteStream,
+    /// The creation of a stream as a fork of another (segment format 2 and later): the stream
+    /// is the new one, the version the fork point `at`, and the payload the source stream's id
+    /// (`u64`, little-endian) followed by the new stream's name. Versions `1..=at` of the new
+    /// stream are the source's, shared rather than copied.
+    ForkStream,
 }
 
 impl RecordKind {
@@ -121,6 +130,8 @@ impl RecordKind {
         match self {
             RecordKind::Event => 1,
             RecordKind::CreateStream => 2,
+            RecordKind::DeleteStream => 3,
+            RecordKind::ForkStream => 4,
         }
     }
 
@@ -130,6 +141,8 @@ impl RecordKind {
         match byte {
             1 => Some(RecordKind::Event),
             2 => Some(RecordKind::CreateStream),
+            3 => Some(RecordKind::DeleteStream),
+            4 => Some(RecordKind::ForkStream),
             _ => None,
         }
     }

@@ -262,6 +262,21 @@ impl BranchTable {
         id
     }
 
+    /// Discards every branch of stream `id` (a deleted stream): their nodes are dropped outside
+    /// the table lock.
+    pub(crate) fn discard_stream(&self, id: StreamId) {
+        let removed: Vec<Arc<Node>> = {
+            let mut table = lock(&self.table);
+            let ids: Vec<BranchId> = table
+                .values()
+                .filter(|n| n.stream == id)
+                .map(|n| n.id)
+                .collect();
+            ids.iter().filter_map(|b| table.remove(b)).collect()
+        };
+        drop(removed);
+    }
+
     /// Evicts least recently used unpinned branches (never `keep`) until `needed` more bytes
     /// fit in `budget`. Returns whether they fit.
     pub(super) fn make_room(&self, needed: u64, budget: u64, keep: BranchId) -> bool {

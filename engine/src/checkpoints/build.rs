@@ -38,6 +38,7 @@ use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
 use rayon::prelude::*;
 
+use crate::catalog::Ancestry;
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
 use crate::meta::CheckpointRecord;
@@ -121,6 +122,8 @@ struct Job {
     id: StreamId,
     name: Arc<str>,
     machine: Arc<dyn StateMachine>,
+    /// Whose checkpoints hold the states the stream shares with its sources, if it is a fork.
+    ancestry: Ancestry,
     target: u64,
     head: Option<Head>,
     rebuild: bool,
@@ -155,9 +158,12 @@ impl Inner {
             let cat = lock(&self.catalog);
             for id in queued {
                 let Some(st) = cat.get(id) else { continue };
-                let built = builder.built.get(&id).copied().unwrap_or(0);
+                // A fork's checkpoints up to its fork point are its source's.
+                let shared = st.fork.map_or(0, |f| f.at.0);
+                let built = builder.built.get(&id).copied().unwrap_or(0).max(shared);
                 let target = st.indexed_head.0;
-                if builder.stalled.contains_key(&id) || target <= built {
+                // A deleted stream gets no new checkpoints (its old ones serve its forks).
+                if builder.stalled.contains_key(&id) || target <= built || st.deleted.is_some() {
                     continue;
                 }
                 let cached = builder.heads.contains_key(&id);
@@ -169,6 +175,7 @@ impl Inner {
                     id,
                     name: st.name.clone(),
                     machine: self.plugins.machine_for(&st.name).clone(),
+                    ancestry: self.ancestry(&cat, id),
                     target,
                     head: builder.heads.remove(&id),
                     rebuild: false,
@@ -189,6 +196,7 @@ impl Inner {
                     id,
                     name: st.name.clone(),
                     machine: self.plugins.machine_for(&st.name).clone(),
+                    ancestry: self.ancestry(&cat, id),
                     target: version,
                     head: None,
                     rebuild: true,
@@ -258,15 +266,15 @@ impl Inner {
         }
     }
 
-    fn run_job(&self, job: Job, policy: &LevelPolicy) -> Done {
+    fn run_job(&self, mut job: Job, policy: &LevelPolicy) -> Done {
         let mut written = Vec::new();
-        let mut head = job.head;
+        let mut head = job.head.take();
         let head_ref = match &mut head {
             Some(h) if h.version <= job.target => h,
-            slot => slot.insert(self.load_head(job.id, job.target, policy)),
+            slot => slot.insert(self.load_head(&job.ancestry, job.target, policy)),
         };
         let outcome = self
-            .build_forward(job.id, &*job.machine, head_ref, job.target, &mut written)
+            .build_forward(&job, head_ref, &mut written)
             .map_err(|e| match e {
                 Error::Replay {
                     version, source, ..
@@ -288,12 +296,13 @@ impl Inner {
         }
     }
 
-    /// The head at the newest valid full checkpoint at or below `at` (or the empty state).
-    fn load_head(&self, id: StreamId, at: u64, policy: &LevelPolicy) -> Head {
+    /// The head at the newest valid full checkpoint at or below `at` (or the empty state); for
+    /// a fork, possibly one of its source's.
+    fn load_head(&self, ancestry: &Ancestry, at: u64, policy: &LevelPolicy) -> Head {
         let mut below = at;
-        while let Some(version) = self.store.latest_full_at_or_below(id, below) {
+        while let Some((owner, version)) = self.latest_full_at_or_below(ancestry, below) {
             // A damaged file leaves the catalog in `get`, so the next lookup finds an older one.
-            if let Some(checkpoint) = self.store.get(id, version) {
+            if let Some(checkpoint) = self.store.get(owner, version) {
                 use helios_checkpoint::SortedRun as _;
                 let state: MemRun = checkpoint
                     .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
@@ -313,15 +322,15 @@ impl Inner {
     }
 
     /// Applies events `head.version + 1..=target` to `head`, writing every checkpoint on the
-    /// way that the catalog does not have yet.
+    /// way that the catalog does not have yet (a fork's, only past its fork point).
     fn build_forward(
         &self,
-        id: StreamId,
-        machine: &dyn StateMachine,
+        job: &Job,
         head: &mut Head,
-        target: u64,
         written: &mut Vec<(u64, CheckpointRecord)>,
     ) -> Result<()> {
+        let (id, machine, target) = (job.id, &*job.machine, job.target);
+        let shared = job.ancestry.shared_until();
         let policy = *self.store.policy();
         while head.version < target {
             let to = next_checkpoint(&policy, head.version).min(target);
@@ -335,12 +344,17 @@ impl Inner {
                 let at = head.version;
                 if changed >= self.options.checkpoints.heavy_event_keys
                     && policy.level_at(at).is_none()
+                    && at > shared
                 {
                     self.write_missing(id, head, HEAVY_LEVEL, &policy, written)?;
                 }
             }
-            if let Some(level) = policy.level_at(to) {
+            if let Some(level) = policy.level_at(to)
+                && to > shared
+            {
                 self.write_missing(id, head, level, &policy, written)?;
+            }
+            if let Some(level) = policy.level_at(to) {
                 // `to` is a multiple of fanout^level: the sets of the levels below restart,
                 // and all of them at the anchor, the base of every delta of the first window.
                 let restart = if policy.anchor() == Some(to) {

@@ -11,6 +11,7 @@ use crate::Engine;
 use crate::engine::lock;
 use crate::error::Result;
 
+mod ancestry;
 mod build;
 mod store;
 mod view;

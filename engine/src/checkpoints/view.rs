@@ -38,10 +38,11 @@ impl Engine {
 
     pub(crate) fn view_unmeasured(&self, stream: &str, version: Version) -> Result<View> {
         let inner = &self.inner;
-        let (id, head) = {
+        let (id, head, ancestry) = {
             let cat = lock(&inner.catalog);
             let id = self.known_stream(&cat, stream)?;
-            (id, cat.get(id).map_or(Version::ZERO, |s| s.head))
+            let head = cat.get(id).map_or(Version::ZERO, |s| s.head);
+            (id, head, inner.ancestry(&cat, id))
         };
         if version > head {
             return Err(Error::VersionPastHead {
@@ -60,10 +61,10 @@ impl Engine {
             if broken {
                 // Not usable above a missing layer, but checked now: damage in it is then
                 // found and queued with the layer above, not one rebuild later.
-                let _ = store.get(id, layer.base);
+                let _ = inner.checkpoint_at(&ancestry, layer.base);
                 continue;
             }
-            match store.get(id, layer.base) {
+            match inner.checkpoint_at(&ancestry, layer.base) {
                 Some(checkpoint) => {
                     used.push((LayerInfo::new(layer.level, layer.base), checkpoint));
                 }
@@ -73,8 +74,8 @@ impl Engine {
         if used.is_empty() && !layers.is_empty() {
             // No usable top layer: start from an older full checkpoint if one is valid.
             let mut below = version.0;
-            while let Some(full) = store.latest_full_at_or_below(id, below) {
-                if let Some(checkpoint) = store.get(id, full) {
+            while let Some((owner, full)) = inner.latest_full_at_or_below(&ancestry, below) {
+                if let Some(checkpoint) = store.get(owner, full) {
                     let level = store.policy().level_at(full).unwrap_or(1);
                     used.push((LayerInfo::new(level, full), checkpoint));
                     break;
@@ -92,8 +93,8 @@ impl Engine {
         // A heavy event among the ones to replay: start from the full state written just
         // after the newest of them instead.
         if start < version.0
-            && let Some(heavy) = store.latest_heavy_in(id, start + 1..=version.0)
-            && let Some(checkpoint) = store.get(id, heavy)
+            && let Some((owner, heavy)) = inner.latest_heavy_in(&ancestry, start + 1..=version.0)
+            && let Some(checkpoint) = store.get(owner, heavy)
         {
             used.clear();
             used.push((LayerInfo::new(HEAVY_LEVEL, heavy), checkpoint));

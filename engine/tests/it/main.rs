@@ -7,11 +7,15 @@
 //! - `branches`: speculative branches against a model, promotion, pruning, memory budget.
 //! - `state`: views against a `BTreeMap` model, checkpoint damage, the golden store.
 //! - `hostile`: damaged and foreign files of every kind.
+//! - `formats`: the golden store of every store format, the `FORMAT` file, migration.
+//! - `streams`: forks that share history, and deletions.
 //! - `support`: what several of them share.
 
 mod branches;
 mod engine;
+mod formats;
 mod hostile;
 mod simulator;
 mod state;
+mod streams;
 mod support;

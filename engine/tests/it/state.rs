@@ -1,24 +1,17 @@
 //! Integration tests of state at any version: views over checkpoints, the builder, rebuilding
 //! damaged checkpoints, state-machine errors, and the committed golden store.
 
-use crate::support::set;
+use crate::support::{apply_kv, assert_view_matches, at, del, model_states, set};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use helios::{
-    Durability, Engine, Error, LayerInfo, LevelPolicy, Rejected, StateHandle, StateMachine,
-    Version, kv,
+    Durability, Engine, Error, LayerInfo, LevelPolicy, Rejected, StateHandle, StateMachine, Version,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
 const SMALL_SEGMENT: u64 = 64 * 1024;
-
-fn del(key: &str) -> Vec<u8> {
-    kv::encode(&kv::KvEvent::Del {
-        key: key.as_bytes(),
-    })
-}
 
 fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
     Engine::builder(dir)
@@ -33,27 +26,6 @@ fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
         .expect("open")
 }
 
-/// The model of one key-value event: folds it into `state`.
-fn apply_kv(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, event: &[u8]) {
-    kv::fold_into(state, event).expect("test events parse");
-}
-
-/// The model: every version's state, folded into `BTreeMap`s.
-fn model_states(events: &[Vec<u8>]) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
-    let mut states = vec![BTreeMap::new()];
-    let mut state = BTreeMap::new();
-    for event in events {
-        apply_kv(&mut state, event);
-        states.push(state.clone());
-    }
-    states
-}
-
-/// The model's state at version `v`.
-fn at(states: &[BTreeMap<Vec<u8>, Vec<u8>>], v: u64) -> &BTreeMap<Vec<u8>, Vec<u8>> {
-    &states[usize::try_from(v).expect("small version")]
-}
-
 fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
         .expect("checkpoint dir")
@@ -62,29 +34,6 @@ fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// Checks a view against the model: point reads of every key ever used, and full iteration.
-fn assert_view_matches(
-    engine: &Engine,
-    stream: &str,
-    version: u64,
-    expected: &BTreeMap<Vec<u8>, Vec<u8>>,
-    keys: &[Vec<u8>],
-) -> u64 {
-    let view = engine.view(stream, Version(version)).expect("view");
-    for key in keys {
-        assert_eq!(
-            view.get(key),
-            expected.get(key).map(Vec::as_slice),
-            "key {:?} at version {version}",
-            String::from_utf8_lossy(key)
-        );
-    }
-    let all: BTreeMap<Vec<u8>, Vec<u8>> =
-        view.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-    assert_eq!(&all, expected, "full iteration at version {version}");
-    view.report().events_replayed
 }
 
 #[derive(Clone, Debug)]
@@ -676,142 +625,6 @@ fn views_are_send_and_outlive_appends() {
     writer.join().expect("writer");
     for reader in readers {
         reader.join().expect("reader");
-    }
-}
-
-/// The committed golden store: a log and the checkpoint files written by format version 1,
-/// without the fjall metadata (derived data, rebuilt on open). Regenerate with
-/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it state::golden`.
-fn golden_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store")
-}
-
-/// The events of the golden store's one stream, `golden`.
-fn golden_events() -> Vec<Vec<u8>> {
-    (0..137u32)
-        .map(|i| match i % 5 {
-            3 => del(&format!("key-{}", (i * 7) % 23)),
-            _ => set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")),
-        })
-        .collect()
-}
-
-fn open_golden(dir: &Path) -> Engine {
-    Engine::builder(dir)
-        .options({
-            let mut options = helios::Options::default();
-            options.log.segment_size_bytes = 16 * 1024;
-            options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
-            options.background_threads = false;
-            options.create_if_missing = false;
-            options
-        })
-        .open()
-        .expect("open the golden store")
-}
-
-#[test]
-fn golden_store_still_reads() {
-    let fixture = golden_fixture();
-    let events = golden_events();
-    if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
-        let _ = std::fs::remove_dir_all(&fixture);
-        let engine = Engine::builder(&fixture)
-            .options({
-                let mut options = helios::Options::default();
-                options.log.segment_size_bytes = 16 * 1024;
-                options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
-                options.background_threads = false;
-                options
-            })
-            .open()
-            .expect("open");
-        for chunk in events.chunks(9) {
-            engine
-                .append("golden", chunk, Durability::Critical, None)
-                .expect("append");
-        }
-        engine.checkpoints().sync().expect("sync");
-        engine.close().expect("close");
-        std::fs::remove_dir_all(fixture.join("meta")).expect("drop the derived metadata");
-        std::fs::remove_file(fixture.join("LOCK")).expect("drop the lock file");
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture, dir.path());
-    let committed = checkpoint_files(dir.path()).len() as u64;
-    assert!(
-        committed > 30,
-        "the fixture has its checkpoint files ({committed})"
-    );
-    let engine = open_golden(dir.path());
-    assert_eq!(
-        engine.inspect().open_report().checkpoints.adopted,
-        committed
-    );
-    let states = model_states(&events);
-    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
-    for v in 0..=events.len() as u64 {
-        let replayed = assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
-        assert!(
-            replayed <= 3,
-            "version {v} replayed {replayed}: a checkpoint was not read"
-        );
-    }
-    let stats = engine.checkpoints().stats();
-    assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
-}
-
-/// The golden store predates the anchor: its first-window deltas (versions below 64) are
-/// against the empty state. Checkpoints rebuilt there now are deltas against the anchor (the
-/// old file at version 4), and new events get new checkpoints; every version still reads the
-/// model's state.
-#[test]
-fn golden_store_mixes_old_and_new_checkpoints() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&golden_fixture(), dir.path());
-    let rebuilt = [
-        "0000000000000001-00000000000000000032-l2.ckpt",
-        "0000000000000001-00000000000000000036-l1.ckpt",
-    ];
-    for name in rebuilt {
-        std::fs::remove_file(dir.path().join("checkpoints").join(name)).expect("delete");
-    }
-    let engine = open_golden(dir.path());
-    assert_eq!(engine.inspect().open_report().checkpoints.gaps, 2);
-    let mut events = golden_events();
-    let more: Vec<Vec<u8>> = (137..201u32)
-        .map(|i| set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")))
-        .collect();
-    engine
-        .append("golden", &more, Durability::Critical, None)
-        .expect("append");
-    events.extend(more);
-    let stats = engine.checkpoints().sync().expect("sync");
-    assert_eq!((stats.damaged, stats.rebuilt), (0, 2), "{stats:?}");
-    let listed = engine
-        .checkpoints()
-        .of_stream("golden")
-        .expect("checkpoints");
-    let base = |v: u64| listed.iter().find(|c| c.version.0 == v).map(|c| c.base.0);
-    assert_eq!((base(32), base(36)), (Some(4), Some(32)));
-    let states = model_states(&events);
-    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
-    for v in 0..=events.len() as u64 {
-        let replayed = assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
-        assert!(replayed <= 3, "version {v} replayed {replayed}");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("fixture directory") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use helios::kv;
+use helios::{Engine, Version, kv};
 
 /// The reference state after `events`: the key-value machine's `BTreeMap` fold.
 pub fn fold<E: AsRef<[u8]>>(events: &[E]) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -15,4 +16,67 @@ pub fn set(key: &str, value: &str) -> Vec<u8> {
         key: key.as_bytes(),
         value: value.as_bytes(),
     })
+}
+
+pub fn del(key: &str) -> Vec<u8> {
+    kv::encode(&kv::KvEvent::Del {
+        key: key.as_bytes(),
+    })
+}
+
+/// The model of one key-value event: folds it into `state`.
+pub fn apply_kv(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, event: &[u8]) {
+    kv::fold_into(state, event).expect("test events parse");
+}
+
+/// The model: every version's state, folded into `BTreeMap`s.
+pub fn model_states(events: &[Vec<u8>]) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let mut states = vec![BTreeMap::new()];
+    let mut state = BTreeMap::new();
+    for event in events {
+        apply_kv(&mut state, event);
+        states.push(state.clone());
+    }
+    states
+}
+
+/// The model's state at version `v`.
+pub fn at(states: &[BTreeMap<Vec<u8>, Vec<u8>>], v: u64) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+    &states[usize::try_from(v).expect("small version")]
+}
+
+/// Checks a view against the model: point reads of every key ever used, and full iteration.
+pub fn assert_view_matches(
+    engine: &Engine,
+    stream: &str,
+    version: u64,
+    expected: &BTreeMap<Vec<u8>, Vec<u8>>,
+    keys: &[Vec<u8>],
+) -> u64 {
+    let view = engine.view(stream, Version(version)).expect("view");
+    for key in keys {
+        assert_eq!(
+            view.get(key),
+            expected.get(key).map(Vec::as_slice),
+            "key {:?} at version {version}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    let all: BTreeMap<Vec<u8>, Vec<u8>> =
+        view.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    assert_eq!(&all, expected, "full iteration at version {version}");
+    view.report().events_replayed
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("fixture directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

@@ -118,6 +118,9 @@ struct ActiveSegment {
     /// written records slice it instead of calling `pread`.
     map: Option<ReadOnlyBytes>,
     capacity_bytes: u64,
+    /// The format version its header states: [`format::FORMAT_VERSION`] unless an older build
+    /// created it (see [`Log::upgrade_active_segment`]).
+    format_version: u32,
 }
 
 /// What the writer lock protects: the active segment, the write buffer and the next LSN.

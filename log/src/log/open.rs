@@ -205,6 +205,7 @@ impl Log {
         let last_index = ids.len() - 1;
         let mut sealed = BTreeMap::new();
         let mut active_end = segment_header::LEN as u64;
+        let mut active_format_version = format::FORMAT_VERSION;
         for (index, &id) in ids.iter().enumerate() {
             let path = dir.join(segment_name(id));
             let bytes = read_all(storage.as_ref(), &path)?;
@@ -216,7 +217,10 @@ impl Log {
                 continue;
             }
             let slice: &[u8] = &bytes;
-            check_header(&path, slice, id)?;
+            let format_version = check_header(&path, slice, id)?;
+            if index == last_index {
+                active_format_version = format_version;
+            }
             if index > first_index {
                 if id.0 != last_lsn.0 + 1 {
                     return Err(LogError::corrupt(
@@ -345,6 +349,7 @@ impl Log {
                     file,
                     map,
                     capacity_bytes,
+                    format_version: active_format_version,
                 },
                 flushed_end: active_end,
                 buffer: Vec::new(),

@@ -93,9 +93,11 @@ pub(super) fn list_segments(
     Ok(ids)
 }
 
-pub(super) fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<()> {
-    let found = format::decode_segment_header(bytes)
+/// Checks the header of segment `id` and returns the format version it was written in.
+pub(super) fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<u32> {
+    let header = format::decode_segment_header(bytes)
         .map_err(|e| LogError::corrupt(path, 0, e.to_string()))?;
+    let found = header.id;
     if found != id {
         return Err(LogError::corrupt(
             path,
@@ -106,7 +108,7 @@ pub(super) fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<(
             ),
         ));
     }
-    Ok(())
+    Ok(header.format_version)
 }
 
 /// Maps the active segment at `path` if the storage can. A failure (an exhausted map count,
@@ -232,6 +234,7 @@ impl Log {
                 file,
                 map,
                 capacity_bytes,
+                format_version: format::FORMAT_VERSION,
             },
         );
         self.sealed
@@ -240,6 +243,45 @@ impl Log {
             .insert(old.id, Sealed::shared(old.path.to_path_buf(), bytes));
         w.flushed_end = segment_header::LEN as u64;
         Ok(())
+    }
+
+    /// Makes the active segment one of the current format version, so that records only this
+    /// version may hold (the kinds added in version 2) never land in a segment whose header
+    /// lets an older build read it: an older build then refuses the store at that header
+    /// instead of taking such a record for a torn tail. A segment that holds records is sealed
+    /// and the next one started; an empty one gets the current header in place (it holds
+    /// nothing a torn header write could lose). Returns whether it changed anything.
+    ///
+    /// # Errors
+    /// I/O errors (a failed header write poisons the log, as any failed write does).
+    pub fn upgrade_active_segment(&self) -> Result<bool> {
+        let mut w = lock(&self.writer);
+        self.check_poison()?;
+        if w.active.format_version == format::FORMAT_VERSION {
+            return Ok(false);
+        }
+        if w.buffered_end() > segment_header::LEN as u64 {
+            self.roll(&mut w)?;
+            return Ok(true);
+        }
+        let header = format::encode_segment_header(Lsn(w.active.id.0));
+        let written = w
+            .active
+            .file
+            .write_all_at(&header, 0)
+            .and_then(|()| w.active.file.sync_data());
+        if let Err(e) = written {
+            let error = LogError::io("rewrite the segment header", &*w.active.path, e);
+            return Err(self.poison(error.to_string()));
+        }
+        w.active.format_version = format::FORMAT_VERSION;
+        Ok(true)
+    }
+
+    /// The format version of the active segment's header.
+    #[must_use]
+    pub fn active_format_version(&self) -> u32 {
+        lock(&self.writer).active.format_version
     }
 
     /// Whether a spare segment should be prepared now: none is ready or being prepared, and

@@ -1,0 +1,316 @@
+//! Store formats: the golden store of every format version this build reads, the `FORMAT`
+//! file, and the migration of a format-1 store.
+
+use std::path::{Path, PathBuf};
+
+use helios::{Durability, Engine, Error, LevelPolicy, STORE_FORMAT_VERSION, Version};
+use helios_log::format::{FORMAT_VERSION, segment_header};
+
+use crate::support::{assert_view_matches, at, copy_dir, del, model_states, set};
+
+/// The checkpoint files of the store in `dir`.
+fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
+        .expect("checkpoint dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The log segments of the store in `dir`, oldest first, with the format version of each.
+fn segment_versions(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).expect("read a segment");
+            let at = segment_header::FORMAT_VERSION;
+            let version = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+            (path, version)
+        })
+        .collect()
+}
+
+/// The committed golden store of store format 1: a log and the checkpoint files written by
+/// the last build of format 1, without the fjall metadata (derived data, rebuilt on open).
+/// This build writes format 2, so it cannot regenerate it: it is frozen.
+fn golden_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v1")
+}
+
+/// The events of the golden store's one stream, `golden`.
+fn golden_events() -> Vec<Vec<u8>> {
+    (0..137u32)
+        .map(|i| match i % 5 {
+            3 => del(&format!("key-{}", (i * 7) % 23)),
+            _ => set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")),
+        })
+        .collect()
+}
+
+fn open_golden(dir: &Path) -> Engine {
+    Engine::builder(dir)
+        .options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = 16 * 1024;
+            options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
+            options.background_threads = false;
+            options.create_if_missing = false;
+            options
+        })
+        .open()
+        .expect("open the golden store")
+}
+
+#[test]
+fn golden_store_of_format_1_still_reads() {
+    let fixture = golden_fixture();
+    let events = golden_events();
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture, dir.path());
+    let committed = checkpoint_files(dir.path()).len() as u64;
+    assert!(
+        committed > 30,
+        "the fixture has its checkpoint files ({committed})"
+    );
+    let fixture_segment =
+        std::fs::read(fixture.join("log/00000000000000000001.log")).expect("the fixture's segment");
+    assert!(
+        !dir.path().join("FORMAT").exists(),
+        "format 1 had no FORMAT file"
+    );
+    let engine = open_golden(dir.path());
+    assert_eq!(
+        engine.inspect().open_report().checkpoints.adopted,
+        committed
+    );
+    // Opening migrated it: a FORMAT file, and the active segment (it holds records) sealed
+    // unchanged, with a segment of the current format after it for whatever comes next.
+    assert_eq!(engine.inspect().open_report().migrated_from, Some(1));
+    assert!(dir.path().join("FORMAT").exists());
+    let segments = segment_versions(dir.path());
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    assert_eq!(segments[0].1, 1);
+    assert_eq!(segments[1].1, FORMAT_VERSION);
+    assert_eq!(
+        std::fs::read(&segments[0].0).expect("read"),
+        fixture_segment,
+        "the format-1 segment is not rewritten"
+    );
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
+    for v in 0..=events.len() as u64 {
+        let replayed = assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
+        assert!(
+            replayed <= 3,
+            "version {v} replayed {replayed}: a checkpoint was not read"
+        );
+    }
+    let stats = engine.checkpoints().stats();
+    assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
+    // Records only format 2 has now land in the format-2 segment, and the store reopens as
+    // a format-2 store.
+    engine
+        .fork_stream("golden", Version(50), "fork")
+        .expect("fork");
+    engine.delete_stream("golden").expect("delete");
+    engine.close().expect("close");
+    let engine = open_golden(dir.path());
+    assert_eq!(engine.inspect().open_report().migrated_from, None);
+    assert_eq!(engine.head("golden"), None);
+    assert_eq!(engine.head("fork"), Some(Version(50)));
+    assert_view_matches(&engine, "fork", 50, at(&states, 50), &keys);
+}
+
+/// The golden store predates the anchor: its first-window deltas (versions below 64) are
+/// against the empty state. Checkpoints rebuilt there now are deltas against the anchor (the
+/// old file at version 4), and new events get new checkpoints; every version still reads the
+/// model's state.
+#[test]
+fn golden_store_of_format_1_mixes_old_and_new_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&golden_fixture(), dir.path());
+    let rebuilt = [
+        "0000000000000001-00000000000000000032-l2.ckpt",
+        "0000000000000001-00000000000000000036-l1.ckpt",
+    ];
+    for name in rebuilt {
+        std::fs::remove_file(dir.path().join("checkpoints").join(name)).expect("delete");
+    }
+    let engine = open_golden(dir.path());
+    assert_eq!(engine.inspect().open_report().checkpoints.gaps, 2);
+    let mut events = golden_events();
+    let more: Vec<Vec<u8>> = (137..201u32)
+        .map(|i| set(&format!("key-{}", (i * 7) % 23), &format!("value-{i}")))
+        .collect();
+    engine
+        .append("golden", &more, Durability::Critical, None)
+        .expect("append");
+    events.extend(more);
+    let stats = engine.checkpoints().sync().expect("sync");
+    assert_eq!((stats.damaged, stats.rebuilt), (0, 2), "{stats:?}");
+    let listed = engine
+        .checkpoints()
+        .of_stream("golden")
+        .expect("checkpoints");
+    let base = |v: u64| listed.iter().find(|c| c.version.0 == v).map(|c| c.base.0);
+    assert_eq!((base(32), base(36)), (Some(4), Some(32)));
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
+    for v in 0..=events.len() as u64 {
+        let replayed = assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
+        assert!(replayed <= 3, "version {v} replayed {replayed}");
+    }
+}
+
+/// The committed golden store of store format 2: the format-1 fixture's stream, a fork of it
+/// that goes on by itself, and a stream deleted and then created again under its name; no
+/// fjall metadata. Regenerate (only while the store format is 2) with
+/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_2`.
+fn golden_fixture_v2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v2")
+}
+
+/// The fork's own events, after version 50 of `golden`.
+fn fork_events() -> Vec<Vec<u8>> {
+    (0..30u32)
+        .map(|i| set(&format!("key-{}", i % 5), &format!("fork-{i}")))
+        .collect()
+}
+
+#[test]
+fn golden_store_of_format_2_reads_forks_and_deletions() {
+    let fixture = golden_fixture_v2();
+    let events = golden_events();
+    let fork: Vec<Vec<u8>> = events[..50].iter().cloned().chain(fork_events()).collect();
+    if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
+        assert_eq!(STORE_FORMAT_VERSION, 2, "this fixture is of format 2");
+        let _ = std::fs::remove_dir_all(&fixture);
+        let engine = open_golden_with(&fixture, true);
+        for chunk in events.chunks(9) {
+            engine
+                .append("golden", chunk, Durability::Critical, None)
+                .expect("append");
+        }
+        engine
+            .fork_stream("golden", Version(50), "golden-fork")
+            .expect("fork");
+        engine
+            .append("golden-fork", &fork_events(), Durability::Critical, None)
+            .expect("append to the fork");
+        engine
+            .append(
+                "gone",
+                &[set("a", "1"), set("b", "2")],
+                Durability::Critical,
+                None,
+            )
+            .expect("append");
+        engine.delete_stream("gone").expect("delete");
+        engine
+            .append("gone", &[set("c", "3")], Durability::Critical, None)
+            .expect("a new stream under the name");
+        engine.checkpoints().sync().expect("sync");
+        engine.close().expect("close");
+        std::fs::remove_dir_all(fixture.join("meta")).expect("drop the derived metadata");
+        std::fs::remove_file(fixture.join("LOCK")).expect("drop the lock file");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture, dir.path());
+    let engine = open_golden_with(dir.path(), false);
+    assert_eq!(engine.inspect().open_report().migrated_from, None);
+    assert!(segment_versions(dir.path()).iter().all(|(_, v)| *v == 2));
+    let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
+    let states = model_states(&events);
+    for v in 0..=events.len() as u64 {
+        assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
+    }
+    let fork_states = model_states(&fork);
+    for v in 0..=fork.len() as u64 {
+        let replayed = assert_view_matches(&engine, "golden-fork", v, at(&fork_states, v), &keys);
+        assert!(replayed <= 3, "fork version {v} replayed {replayed}");
+    }
+    let fork_info = engine.stream("golden-fork").expect("the fork");
+    assert_eq!(fork_info.fork.map(|f| f.at), Some(Version(50)));
+    let gone = engine
+        .stream("gone")
+        .expect("the stream made again under the name");
+    assert_eq!(gone.head, Version(1));
+    assert_eq!(
+        engine.state_at("gone", Version(1)).expect("state"),
+        crate::support::fold(&[set("c", "3")])
+    );
+    let names: Vec<String> = engine.streams().map(|s| s.name).collect();
+    assert_eq!(names, ["golden", "golden-fork", "gone"]);
+    let stats = engine.checkpoints().stats();
+    assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
+}
+
+fn open_golden_with(dir: &Path, create: bool) -> Engine {
+    let mut options = helios::Options::default();
+    options.log.segment_size_bytes = 16 * 1024;
+    options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
+    options.background_threads = false;
+    options.create_if_missing = create;
+    Engine::open(dir, options).expect("open a golden store")
+}
+
+#[test]
+fn a_new_store_states_its_format_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path(), helios::Options::default()).expect("create");
+    assert_eq!(engine.inspect().open_report().migrated_from, None);
+    let bytes = std::fs::read(dir.path().join("FORMAT")).expect("a FORMAT file");
+    assert_eq!(&bytes[..8], b"HELIOSFM");
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+        STORE_FORMAT_VERSION
+    );
+    assert!(
+        segment_versions(dir.path())
+            .iter()
+            .all(|(_, v)| *v == FORMAT_VERSION)
+    );
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Engine::open(dir.path(), helios::Options::default()).expect("create"));
+    let path = dir.path().join("FORMAT");
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[8..12].copy_from_slice(&(STORE_FORMAT_VERSION + 1).to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..16]);
+    bytes[16..20].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).expect("write");
+    match Engine::open(dir.path(), helios::Options::default()) {
+        Err(Error::NewerStoreFormat {
+            path: named,
+            found,
+            supported,
+        }) => {
+            assert_eq!(named, path);
+            assert_eq!(
+                (found, supported),
+                (STORE_FORMAT_VERSION + 1, STORE_FORMAT_VERSION)
+            );
+        }
+        other => panic!("expected NewerStoreFormat, got {other:?}"),
+    }
+    // Damage is not mistaken for a newer format.
+    bytes[12] = 1;
+    std::fs::write(&path, &bytes).expect("write");
+    let error = Engine::open(dir.path(), helios::Options::default()).expect_err("damaged");
+    let text = error.to_string();
+    assert!(
+        text.contains("FORMAT") && text.contains("checksum"),
+        "{text}"
+    );
+}
