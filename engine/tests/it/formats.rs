@@ -314,3 +314,68 @@ fn a_store_of_a_newer_format_is_refused_by_name() {
         "{text}"
     );
 }
+
+/// Bytes the files under `dir` take on disk: allocated blocks, not apparent sizes.
+fn allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("list") {
+        let entry = entry.expect("entry");
+        let meta = entry.metadata().expect("metadata");
+        total += if meta.is_dir() {
+            allocated_bytes(&entry.path())
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    total
+}
+
+#[test]
+fn a_small_store_is_small_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path(), helios::Options::default()).expect("create");
+    let few: Vec<Vec<u8>> = (0..5).map(|i| set(&format!("k{i}"), "v")).collect();
+    engine
+        .append("s", &few, Durability::Critical, None)
+        .expect("append");
+    engine.close().expect("close");
+    let bytes = allocated_bytes(dir.path());
+    assert!(
+        bytes <= 1 << 20,
+        "a store of five events takes {bytes} bytes"
+    );
+
+    // Once the first segment is a quarter full, the preallocator prepares the next one as a
+    // spare: the store still fits in a megabyte with it.
+    let engine = Engine::open(dir.path(), helios::Options::default()).expect("reopen");
+    let quarter: Vec<Vec<u8>> = (0..400)
+        .map(|i| set(&format!("k{i}"), &"v".repeat(60)))
+        .collect();
+    engine
+        .append("s", &quarter, Durability::Critical, None)
+        .expect("append");
+    let segment = engine.inspect().segments().expect("segments")[0].file_len_bytes;
+    assert!(segment <= 256 << 10, "the first segment is {segment} bytes");
+    let spare = dir.path().join("log/next-segment.spare");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !spare.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare was prepared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Wait for the spare's zeros to be written: its size settles.
+    let mut last = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = allocated_bytes(dir.path());
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(last <= 1 << 20, "{last} bytes with a spare");
+    engine.close().expect("close");
+}

@@ -65,7 +65,10 @@ impl Log {
             }
             batch_len += format::frame_len(record.payload.len()) as u64;
         }
-        let room = self.options.segment_size_bytes - segment_header::LEN as u64;
+        // A batch fits in a segment of the size segments grow to, or is one event of any size
+        // the format allows, which gets a segment of its own size.
+        let room = (self.options.segment_size_bytes - segment_header::LEN as u64)
+            .max(format::frame_len(format::PAYLOAD_LEN_MAX) as u64);
         if batch_len > room {
             return Err(LogError::BatchTooLarge {
                 len_bytes: batch_len,
@@ -75,7 +78,7 @@ impl Log {
         let mut w = lock(&self.writer);
         self.check_poison()?;
         if w.buffered_end() + batch_len > w.active.capacity_bytes {
-            self.roll(&mut w)?;
+            self.roll(&mut w, segment_header::LEN as u64 + batch_len)?;
         }
         let timestamp_us = now_us();
         let count = records.len();

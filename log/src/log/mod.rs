@@ -56,8 +56,11 @@ pub use read::OwnedRecord;
 pub use segments::{SegmentInfo, segment_name};
 pub use verify::Problem;
 
-/// Default segment size: 64 MiB.
+/// Default size segments grow to: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
+/// Default size of a new store's first segment: 128 KiB, so that a small store takes little
+/// disk (each later segment doubles, up to [`LogOptions::segment_size_bytes`]).
+pub const DEFAULT_FIRST_SEGMENT_SIZE_BYTES: u64 = 128 << 10;
 /// Default size of the in-memory write buffer before it is written to the file: 256 KiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 << 10;
 /// Smallest segment size accepted (header plus a few records); tests use small segments to roll
@@ -80,9 +83,16 @@ pub enum RecoveryMode {
 /// Options of the log.
 #[derive(Clone, Debug)]
 pub struct LogOptions {
-    /// Size of each segment file; a segment is preallocated with zeros to this size and rolled
-    /// when the next batch does not fit. Default: [`DEFAULT_SEGMENT_SIZE_BYTES`].
+    /// The size segments grow to. Each segment is preallocated with zeros when it is created
+    /// (off the append path, as the spare of the next roll) and rolled when the next batch does
+    /// not fit; a new store's first segment is [`LogOptions::first_segment_size_bytes`], and
+    /// each next one twice the one before, up to this size. A batch bigger than that (one event
+    /// near [`crate::format::PAYLOAD_LEN_MAX`]) gets a segment of its own size. Default:
+    /// [`DEFAULT_SEGMENT_SIZE_BYTES`].
     pub segment_size_bytes: u64,
+    /// The size of a new store's first segment (at most [`LogOptions::segment_size_bytes`]).
+    /// Default: [`DEFAULT_FIRST_SEGMENT_SIZE_BYTES`].
+    pub first_segment_size_bytes: u64,
     /// Bytes buffered in memory before they are written to the active segment. Default:
     /// [`DEFAULT_WRITE_BUFFER_BYTES`].
     pub write_buffer_bytes: usize,
@@ -96,10 +106,35 @@ pub struct LogOptions {
     pub sync_poll_window_us: u64,
 }
 
+impl LogOptions {
+    /// The size of the segment that follows one of `current_bytes`, for a batch of
+    /// `needed_bytes` (header included): twice the current one, between the first segment's
+    /// size and the size segments grow to, and never too small for the batch.
+    #[must_use]
+    pub fn next_segment_size_bytes(&self, current_bytes: u64, needed_bytes: u64) -> u64 {
+        let first = self.first_size_bytes();
+        current_bytes
+            .saturating_mul(2)
+            .clamp(first, self.segment_size_bytes.max(first))
+            .max(needed_bytes)
+    }
+
+    /// The first segment's size: [`LogOptions::first_segment_size_bytes`], within the minimum
+    /// and the size segments grow to.
+    #[must_use]
+    pub fn first_size_bytes(&self) -> u64 {
+        self.first_segment_size_bytes.clamp(
+            MIN_SEGMENT_SIZE_BYTES,
+            self.segment_size_bytes.max(MIN_SEGMENT_SIZE_BYTES),
+        )
+    }
+}
+
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
+            first_segment_size_bytes: DEFAULT_FIRST_SEGMENT_SIZE_BYTES,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             recovery_mode: RecoveryMode::Truncate,
             sync_poll_window_us: DEFAULT_SYNC_POLL_WINDOW_US,

@@ -101,7 +101,7 @@ impl Log {
                 storage.as_ref(),
                 dir,
                 SegmentId(1),
-                options.segment_size_bytes,
+                options.first_size_bytes(),
                 None,
             )?;
             ids.push(SegmentId(1));

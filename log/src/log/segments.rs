@@ -188,8 +188,9 @@ pub(super) fn create_segment(
 }
 
 impl Log {
-    /// Seals the active segment and starts the next one. Holds the writer lock.
-    pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
+    /// Seals the active segment and starts the next one, big enough for `needed_bytes` (header
+    /// included). Holds the writer lock.
+    pub(super) fn roll(&self, w: &mut Writer, needed_bytes: u64) -> Result<()> {
         self.write_out(w)?;
         if let Err(e) = w.active.file.sync_data() {
             let error = LogError::io("fdatasync", &*w.active.path, e);
@@ -207,13 +208,10 @@ impl Log {
         // Creating the next segment may fail (a full disk); the log stays usable and nothing
         // acknowledged is lost, so this does not poison.
         let spare = self.take_spare();
-        let (path, file) = create_segment(
-            self.storage.as_ref(),
-            &self.dir,
-            next,
-            self.options.segment_size_bytes,
-            spare,
-        )?;
+        let size = self
+            .options
+            .next_segment_size_bytes(w.active.capacity_bytes, needed_bytes);
+        let (path, file) = create_segment(self.storage.as_ref(), &self.dir, next, size, spare)?;
         let old_path = w.active.path.clone();
         // The active segment's map, already advised random access, serves on as the sealed
         // one's; a storage that does not map the active segment maps the sealed one now.
@@ -261,7 +259,7 @@ impl Log {
             return Ok(false);
         }
         if w.buffered_end() > segment_header::LEN as u64 {
-            self.roll(&mut w)?;
+            self.roll(&mut w, segment_header::LEN as u64)?;
             return Ok(true);
         }
         let header = format::encode_segment_header(Lsn(w.active.id.0));
@@ -323,7 +321,9 @@ impl Log {
             *spare = Spare::Preparing;
         }
         let path = self.dir.join(SPARE_NAME);
-        let size = self.options.segment_size_bytes;
+        // The size the next roll will ask for (a bigger batch has a spare extended for it).
+        let active_capacity = lock(&self.writer).active.capacity_bytes;
+        let size = self.options.next_segment_size_bytes(active_capacity, 0);
         let result = (|| {
             let file = self
                 .storage

@@ -394,3 +394,104 @@ fn a_cold_range_read_asks_for_its_pages_at_once() {
         "{faults} major faults for {span_pages} pages"
     );
 }
+
+/// Appends one event of `payload_len` bytes, normal class, and writes it out.
+fn append_sized(log: &Log, payload_len: usize) -> Location {
+    let payload = vec![7u8; payload_len];
+    let mut locations = Vec::new();
+    let record = NewRecord {
+        stream: StreamId(1),
+        version: Version(log.appended_lsn().0 + 1),
+        kind: RecordKind::Event,
+        payload: &payload,
+    };
+    log.append(&[record], RecordClass::Normal, &mut locations)
+        .expect("append");
+    locations[0]
+}
+
+#[test]
+fn segments_start_small_and_double_up_to_their_size() {
+    let sim: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let dir = PathBuf::from("/store/log");
+    let options = LogOptions {
+        segment_size_bytes: 64 << 10,
+        first_segment_size_bytes: 8 << 10,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(sim.clone(), &dir, options, None, &mut |_, _| {}).expect("open");
+    assert_eq!(log.segments().expect("segments")[0].file_len_bytes, 8 << 10);
+    // 400 KiB of 1 KiB events: 8, 16, 32, then 64 KiB segments.
+    for _ in 0..400 {
+        append_sized(&log, 1000);
+    }
+    let sizes: Vec<u64> = log
+        .segments()
+        .expect("segments")
+        .iter()
+        .map(|s| s.file_len_bytes >> 10)
+        .collect();
+    assert_eq!(&sizes[..4], [8, 16, 32, 64]);
+    assert!(sizes[4..].iter().all(|&kib| kib == 64), "{sizes:?}");
+    // A spare made now has the next roll's size.
+    log.prepare_spare_segment().expect("spare");
+    let spare = sim
+        .open(&dir.join("next-segment.spare"))
+        .expect("the spare");
+    assert_eq!(spare.len().expect("len"), 64 << 10);
+    log.sync_all().expect("sync");
+    drop(log);
+    // Reopened, every record is read back whatever its segment's size.
+    let mut seen = 0u64;
+    let options = LogOptions {
+        segment_size_bytes: 64 << 10,
+        first_segment_size_bytes: 8 << 10,
+        ..LogOptions::default()
+    };
+    Log::open(sim, &dir, options, None, &mut |_, _| seen += 1).expect("reopen");
+    assert_eq!(seen, 400);
+}
+
+#[test]
+fn an_event_at_the_payload_limit_gets_a_segment_of_its_own_size() {
+    let sim: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let dir = PathBuf::from("/store/log");
+    // The default options: segments grow to 64 MiB, exactly the payload limit.
+    let (log, _) = Log::open(
+        sim.clone(),
+        &dir,
+        LogOptions::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .expect("open");
+    append_sized(&log, 100);
+    let big = append_sized(&log, format::PAYLOAD_LEN_MAX);
+    append_sized(&log, 100);
+    log.sync_all().expect("sync");
+    let segments = log.segments().expect("segments");
+    let holding = segments
+        .iter()
+        .find(|s| s.id == big.segment)
+        .expect("the big event's segment");
+    assert!(
+        holding.file_len_bytes >= big.end(),
+        "{holding:?} holds {big:?}"
+    );
+    let payload_len = log
+        .read_with(big, |r| r.payload.len())
+        .expect("read the big event back");
+    assert_eq!(payload_len, format::PAYLOAD_LEN_MAX);
+    // One byte more is refused, naming the limit.
+    let too_big = vec![0u8; format::PAYLOAD_LEN_MAX + 1];
+    let record = NewRecord {
+        stream: StreamId(1),
+        version: Version(4),
+        kind: RecordKind::Event,
+        payload: &too_big,
+    };
+    assert!(matches!(
+        log.append(&[record], RecordClass::Normal, &mut Vec::new()),
+        Err(LogError::PayloadTooLarge { .. })
+    ));
+}
