@@ -87,15 +87,20 @@ impl Log {
                 let expected_end = started + st.last_sync;
                 drop(st);
                 self.wait_near(expected_end, lsn);
-                // Parked until a leader covers this LSN or hands over the leadership; a spurious
-                // wake-up just checks again.
-                if self.synced_lsn() < lsn {
-                    std::thread::park();
-                }
-                if self.synced_lsn() >= lsn {
-                    return Ok(());
-                }
+                // `wait_near` may have consumed the wake-up of a leader that finished early (its
+                // `park_timeout` takes the same token): look again, under the lock, before
+                // parking. With no leader left, this thread leads (or is covered) at the top of
+                // the loop instead of parking with nobody to wake it.
                 st = lock(&self.sync);
+                if self.synced_lsn() < lsn && !self.is_poisoned() && st.leader_active {
+                    // Parked until the running leader covers this LSN or hands it the
+                    // leadership. The leader unparks after releasing `sync`, so a wake-up sent
+                    // before this park leaves a token and the park returns at once; a spurious
+                    // wake-up just checks again.
+                    drop(st);
+                    std::thread::park();
+                    st = lock(&self.sync);
+                }
                 continue;
             }
             st.leader_active = true;

@@ -44,7 +44,7 @@ fn store(image: &[u8]) -> (Arc<dyn Storage>, PathBuf) {
     let file = sim
         .create(&dir.join(segment_name(SegmentId(1))))
         .expect("create");
-    let mut bytes = format::encode_segment_header(Lsn(1)).to_vec();
+    let mut bytes = format::encode_segment_header(Lsn(1), SEGMENT).to_vec();
     bytes.extend_from_slice(image);
     bytes.resize(usize::try_from(SEGMENT).expect("small"), 0);
     file.write_all_at(&bytes, 0).expect("write");
@@ -494,4 +494,60 @@ fn an_event_at_the_payload_limit_gets_a_segment_of_its_own_size() {
         log.append(&[record], RecordClass::Normal, &mut Vec::new()),
         Err(LogError::PayloadTooLarge { .. })
     ));
+}
+
+/// Regression: a waiter whose `park_timeout` (in `wait_near`) took the wake-up by which a
+/// finishing leader handed it the leadership parked for good, with no leader left to wake it
+/// (found with eight threads of the Python saver). A stranded waiter is rescued by the next
+/// thread that syncs, so the threads here meet at a barrier after every append: a stranded one
+/// holds them all. Syncs on the real file system, of uneven length, with polling on; a watchdog
+/// turns a hang into a failure.
+#[test]
+fn group_commit_never_strands_a_waiter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+    let options = LogOptions {
+        segment_size_bytes: 1 << 20,
+        sync_poll_window_us: 40,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(
+        storage,
+        &dir.path().join("log"),
+        options,
+        None,
+        &mut |_, _| {},
+    )
+    .expect("open");
+    let log = Arc::new(log);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let threads = 8;
+    let rounds = 400;
+    let barrier = Arc::new(std::sync::Barrier::new(threads));
+    for t in 0..threads {
+        let (log, done, barrier) = (log.clone(), done_tx.clone(), barrier.clone());
+        std::thread::spawn(move || {
+            for i in 0..rounds {
+                let payload = format!("{t}-{i}");
+                let record = NewRecord {
+                    stream: StreamId(t as u64 + 1),
+                    version: Version(i + 1),
+                    kind: RecordKind::Event,
+                    payload: payload.as_bytes(),
+                };
+                let lsn = log
+                    .append(&[record], RecordClass::Critical, &mut Vec::new())
+                    .expect("append");
+                log.sync_to(lsn).expect("sync");
+                barrier.wait();
+            }
+            let _ = done.send(());
+        });
+    }
+    for finished in 0..threads {
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("group commit hung: {finished} of {threads} threads done"));
+    }
+    assert_eq!(log.synced_lsn(), Lsn(threads as u64 * rounds));
 }
