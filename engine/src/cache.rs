@@ -77,11 +77,6 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
         evicted
     }
 
-    /// Removes every entry.
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// The cached values, in no particular order.
     #[cfg(feature = "bench-hooks")]
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
@@ -168,9 +163,6 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&1), Some("uno"));
         assert_eq!(cache.get(&2), None);
-        cache.clear();
-        assert_eq!(cache.len(), 0);
-        assert_eq!(cache.values().count(), 0);
     }
 
     #[test]

@@ -14,6 +14,21 @@ pub enum Error {
     /// or a writer poisoned by an earlier failure.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The store cannot be opened as it is without losing acknowledged data: records the
+    /// metadata recorded as durable are gone, a segment is missing, or one is damaged before
+    /// its tail. The open changed nothing; [`crate::repair`] keeps the log's intact prefix.
+    #[error(
+        "{source}. The store was left as it is: `helios repair {}` keeps the intact prefix of \
+         the log, sets the rest aside inside the store and lists what was lost",
+        .dir.display()
+    )]
+    Damaged {
+        /// The store.
+        dir: PathBuf,
+        /// What is damaged, with the file and byte offset.
+        #[source]
+        source: LogError,
+    },
     /// The metadata store (fjall) failed.
     #[error("metadata store (fjall) failed while {op}: {source}")]
     Meta {
@@ -216,6 +231,17 @@ fn replay_detail(source: &ReplayError) -> String {
 }
 
 impl Error {
+    /// `self`, as [`Error::Damaged`] when it is damage in the log of the store in `dir`.
+    pub(crate) fn damage_in(self, dir: &std::path::Path) -> Error {
+        match self {
+            Error::Log(source @ LogError::Corrupt { .. }) => Error::Damaged {
+                dir: dir.to_path_buf(),
+                source,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn meta(op: &'static str) -> impl FnOnce(fjall::Error) -> Error {
         move |source| Error::Meta { op, source }
     }

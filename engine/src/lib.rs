@@ -21,7 +21,7 @@
 //! | speculate | [`Engine::branches`] → [`Branches`]: `fork`, `fork_branch`, `append`, `view`, `promote`, `discard`, `prune`, `pin`, `info`, `of_stream`, `stats` |
 //! | checkpoints | [`Engine::checkpoints`] → [`Checkpoints`]: `sync` (build what is due now), `stats`, `of_stream` |
 //! | look inside | [`Engine::inspect`] → [`Inspect`]: `dir`, `open_report`, `segments`, `log_end`, `durable_lsn`, `last_lsn`, `background_error`, `metrics`, `reset_metrics` |
-//! | check a store offline | [`verify`] |
+//! | check a store offline | [`verify`]; [`repair`] keeps the intact prefix of a damaged log |
 //!
 //! Cargo features: `sim` re-exports the simulated storage (`SimStorage`, `CrashFault`) for
 //! crash tests and fuzz targets; `bench-hooks` adds `Engine::evict_cached_pages` for cold-read
@@ -59,6 +59,7 @@ mod open;
 mod options;
 mod read;
 mod reader;
+mod repair;
 mod store_format;
 mod verify;
 mod write;
@@ -95,6 +96,7 @@ pub use options::{
 };
 pub use read::{Event, GlobalIter, ReadIter, StreamInfo, Streams};
 pub use reader::Reader;
+pub use repair::{LostVersions, RepairReport, repair};
 pub use store_format::STORE_FORMAT_VERSION;
 pub use verify::{Finding, VerifyReport, verify};
 pub use write::Appended;

@@ -204,7 +204,7 @@ pub struct Meta {
     /// stream, keyed by `(stream, g)`: the whole group, or for the group the index is still
     /// filling, the prefix that was indexed when it was read (replaced by a longer one when a
     /// read needs more). Locations of indexed versions never change while the engine is open,
-    /// and a batch that removes runs (a repair) clears the cache.
+    /// and no batch removes runs (a repair rebuilds the metadata from the log, in a new store).
     groups: Mutex<GroupCache>,
 }
 
@@ -387,7 +387,6 @@ impl Meta {
         MetaBatch {
             meta: self,
             batch: self.db.batch(),
-            removes_runs: false,
         }
     }
 
@@ -518,27 +517,6 @@ impl Meta {
         })
     }
 
-    /// The runs of one stream, last first (for trimming entries past the log's end).
-    ///
-    /// # Errors
-    /// fjall errors, undecodable runs.
-    pub fn stream_runs_reversed(
-        &self,
-        stream: StreamId,
-    ) -> impl Iterator<Item = Result<(Version, Vec<Location>)>> + '_ {
-        self.index
-            .range(index_key(stream, Version::ZERO)..=index_key(stream, Version(u64::MAX)))
-            .rev()
-            .map(|guard| {
-                let (key, value) = guard
-                    .into_inner()
-                    .map_err(Error::meta("reading the index"))?;
-                let (_, first) =
-                    decode_index_key(&key).ok_or_else(|| bad_run(&key, "key length"))?;
-                Ok((first, decode_run(&key, &value)?))
-            })
-    }
-
     /// The log segments the metadata knows exist, oldest first.
     ///
     /// # Errors
@@ -616,8 +594,6 @@ impl Meta {
 pub struct MetaBatch<'a> {
     meta: &'a Meta,
     batch: OwnedWriteBatch,
-    /// Whether the batch removes index runs: committing it then clears the index cache.
-    removes_runs: bool,
 }
 
 impl MetaBatch<'_> {
@@ -629,13 +605,6 @@ impl MetaBatch<'_> {
             index_key(stream, first).to_vec(),
             encode_run(locations),
         );
-    }
-
-    /// Removes the run of `stream` that starts at `first`.
-    pub fn remove_run(&mut self, stream: StreamId, first: Version) {
-        self.removes_runs = true;
-        self.batch
-            .remove(&self.meta.index, index_key(stream, first).to_vec());
     }
 
     /// Records a stream: its name, head, creation LSN, fork and deletion.
@@ -651,12 +620,6 @@ impl MetaBatch<'_> {
         debug_assert_eq!(value.len(), STREAM_RECORD_FIXED_LEN + record.name.len());
         self.batch
             .insert(&self.meta.streams, stream_key(record.id).to_vec(), value);
-    }
-
-    /// Removes a stream's record.
-    pub fn remove_stream(&mut self, id: StreamId) {
-        self.batch
-            .remove(&self.meta.streams, stream_key(id).to_vec());
     }
 
     /// Records a checkpoint file.
@@ -712,14 +675,9 @@ impl MetaBatch<'_> {
     /// # Errors
     /// fjall errors.
     pub fn commit(self) -> Result<()> {
-        let removes_runs = self.removes_runs;
         self.batch
             .commit()
-            .map_err(Error::meta("committing a batch"))?;
-        if removes_runs {
-            crate::engine::lock(&self.meta.groups).clear();
-        }
-        Ok(())
+            .map_err(Error::meta("committing a batch"))
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
-use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId, Version};
+use helios_log::{Log, LogError, RecordKind, RecoveryReport, StreamId};
 
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::{Catalog, NewStream};
@@ -16,7 +16,7 @@ use crate::checkpoints::Builder;
 use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StreamAtOpen};
 use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
 use crate::error::{Error, Result};
-use crate::meta::{Meta, StreamRecord};
+use crate::meta::Meta;
 use crate::options::{EngineBuilder, Options, Plugins};
 use crate::store_format;
 
@@ -27,17 +27,11 @@ pub struct OpenReport {
     pub log: RecoveryReport,
     /// Index entries (re)built from the log past the recovery point.
     pub reindexed: u64,
-    /// Index entries removed because they pointed past the log's end.
-    pub index_entries_dropped: u64,
-    /// Streams removed because their creation lay past the log's end.
-    pub streams_dropped: u64,
     /// What reconciling the checkpoint files with their catalog did.
     pub checkpoints: CheckpointOpenReport,
     /// The store format this open migrated the store from, if it did (see
     /// [`STORE_FORMAT_VERSION`](crate::STORE_FORMAT_VERSION)).
     pub migrated_from: Option<u32>,
-    /// Streams whose deletion lay past the log's end, and which are live again.
-    pub deletions_undone: u64,
 }
 
 impl Engine {
@@ -147,9 +141,10 @@ impl Engine {
                     }
                 }
             },
-        )?;
+        )
+        .map_err(|e| Error::from(e).damage_in(&dir))?;
         if let Some(e) = apply_error {
-            return Err(e);
+            return Err(e.damage_in(&dir));
         }
         if migrate_from.is_some() {
             // Records of the kinds format 2 added must never land in a format-1 segment.
@@ -163,34 +158,27 @@ impl Engine {
             let present: std::collections::HashSet<u64> =
                 log.segments()?.iter().map(|s| s.id.0).collect();
             if let Some(&missing) = known_segments.iter().find(|id| !present.contains(id)) {
-                return Err(Error::Log(LogError::Corrupt {
-                    path: dir
-                        .join(LOG_DIR)
-                        .join(helios_log::segment_name(helios_log::SegmentId(missing))),
-                    offset: 0,
-                    reason: "this segment is missing: the metadata recorded it, and the events \
+                return Err(Error::Damaged {
+                    dir: dir.clone(),
+                    source: LogError::Corrupt {
+                        path: dir
+                            .join(LOG_DIR)
+                            .join(helios_log::segment_name(helios_log::SegmentId(missing))),
+                        offset: 0,
+                        reason:
+                            "this segment is missing: the metadata recorded it, and the events \
                              it held are gone"
-                        .into(),
-                }));
+                                .into(),
+                    },
+                });
             }
         }
         let mut open_report = OpenReport {
             log: log_report,
             reindexed,
-            index_entries_dropped: 0,
-            streams_dropped: 0,
             checkpoints: CheckpointOpenReport::default(),
             migrated_from: migrate_from,
-            deletions_undone: 0,
         };
-        if open_report.log.start_was_past_end {
-            drop_past_end(
-                &meta,
-                &mut catalog,
-                open_report.log.end.lsn,
-                &mut open_report,
-            )?;
-        }
 
         let at_open: Vec<StreamAtOpen<'_>> = catalog
             .streams
@@ -290,87 +278,24 @@ impl Engine {
     }
 }
 
-/// Removes fjall state that describes records past the log's real end.
-pub(crate) fn drop_past_end(
-    meta: &Meta,
-    catalog: &mut Catalog,
-    end: Lsn,
-    report: &mut OpenReport,
-) -> Result<()> {
-    let mut batch = meta.batch();
-    while let Some(last) = catalog.streams.last() {
-        if last.created <= end {
-            break;
-        }
-        let id = catalog.next_id();
-        let id = StreamId(id.0 - 1);
-        batch.remove_stream(id);
-        for run in meta.stream_runs_reversed(id) {
-            let (first, locations) = run?;
-            batch.remove_run(id, first);
-            report.index_entries_dropped += locations.len() as u64;
-        }
-        let name = last.name.clone();
-        if catalog.by_name.get(&name) == Some(&id) {
-            catalog.by_name.remove(&name);
-        }
-        catalog.streams.pop();
-        report.streams_dropped += 1;
-    }
-    for (i, st) in catalog.streams.iter_mut().enumerate() {
-        let id = StreamId(i as u64 + 1);
-        // A deletion past the end did not happen: the stream is live again (any stream that
-        // reused its name was created after it, so past the end too, and was just dropped).
-        let undeleted = st.deleted.is_some_and(|lsn| lsn > end);
-        if undeleted {
-            st.deleted = None;
-            st.deletion_persisted = false;
-            catalog.by_name.insert(st.name.clone(), id);
-            report.deletions_undone += 1;
-        }
-        // Walk back from the last run while entries lie past the end (a fork's first own run
-        // starts just past its fork point, so it walks back no further).
-        let mut keep = st.indexed_head;
-        if st.indexed_head > st.fork.map_or(Version::ZERO, |f| f.at) {
-            for run in meta.stream_runs_reversed(id) {
-                let (first, locations) = run?;
-                let valid = locations.iter().take_while(|l| l.lsn <= end).count();
-                if valid == locations.len() {
-                    break;
-                }
-                report.index_entries_dropped += (locations.len() - valid) as u64;
-                if valid == 0 {
-                    batch.remove_run(id, first);
-                } else {
-                    batch.put_run(id, first, &locations[..valid]);
-                }
-                keep = Version(first.0 + valid as u64 - 1);
-            }
-        }
-        let shortened = keep != st.indexed_head;
-        if shortened {
-            st.indexed_head = keep;
-            st.head = keep;
-            st.recent.clear();
-        }
-        if shortened || undeleted {
-            batch.put_stream(&StreamRecord {
-                id,
-                name: st.name.to_string(),
-                head: keep,
-                created: st.created,
-                fork: st.fork,
-                deleted: st.deleted,
-            });
-        }
-    }
-    batch.commit()
-}
-
 /// Whether the store's log directory holds a segment: a store written before the `FORMAT` file
 /// existed (format 1), as opposed to a new one.
 fn has_segments(storage: &dyn helios_log::Storage, dir: &Path) -> bool {
     storage
         .list_files(&dir.join(LOG_DIR))
         .is_ok_and(|names| names.iter().any(|n| n.ends_with(".log")))
+}
+
+/// The ids of the segment files in `log_dir` (named after their first LSN).
+pub(crate) fn segment_ids(log_dir: &Path) -> std::collections::HashSet<u64> {
+    std::fs::read_dir(log_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    let name = e.ok()?.file_name();
+                    name.to_str()?.strip_suffix(".log")?.parse().ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -178,6 +178,16 @@ impl Options {
                 ),
             );
         }
+        if self.log.segment_size_bytes > helios_log::format::SEGMENT_SIZE_BYTES_MAX {
+            return invalid(
+                "log.segment_size_bytes",
+                format!(
+                    "{} is above the maximum of {} (a segment header records its size in 32 bits)",
+                    self.log.segment_size_bytes,
+                    helios_log::format::SEGMENT_SIZE_BYTES_MAX
+                ),
+            );
+        }
         if self.write_behind.sync_window_ms == 0 {
             return invalid("write_behind.sync_window_ms", "must be at least 1".into());
         }

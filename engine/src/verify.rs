@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, Storage, Version};
+use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, Storage, StreamId, Version};
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -88,15 +88,40 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         }
     })?;
 
+    // The metadata first: its recovery point says which records were acknowledged as durable,
+    // which decides whether a short log is a torn tail or lost data, as it does for an open.
+    let meta_dir = dir.join("meta");
+    let meta = if meta_dir.is_dir() {
+        let meta = Meta::open_as_is(&meta_dir)?;
+        let current = meta
+            .format_version()?
+            .is_none_or(|v| v >= crate::meta::META_FORMAT_VERSION);
+        // Metadata of an older format is rebuilt by the next open: not checked.
+        current.then_some(meta)
+    } else {
+        None
+    };
+    let recovery_point = match &meta {
+        Some(meta) => meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn),
+        None => Lsn::ZERO,
+    };
+
     let mut report = VerifyReport::default();
     let mut events: HashMap<(u64, u64), Location> = HashMap::new();
-    let problems = Log::verify(&storage, &log_dir, &mut |record, location| {
-        report.records += 1;
-        if record.header.kind == RecordKind::Event {
-            report.events += 1;
-            events.insert((record.header.stream.0, record.header.version.0), location);
-        }
-    })?;
+    let mut log_end = Lsn::ZERO;
+    let problems = Log::verify(
+        &storage,
+        &log_dir,
+        recovery_point,
+        &mut |record, location| {
+            report.records += 1;
+            log_end = log_end.max(record.header.lsn);
+            if record.header.kind == RecordKind::Event {
+                report.events += 1;
+                events.insert((record.header.stream.0, record.header.version.0), location);
+            }
+        },
+    )?;
     let segment_path =
         |location: &Location| log_dir.join(format!("{:020}.log", location.segment.0));
     let unreadable: Vec<(PathBuf, std::ops::Range<u64>)> = problems
@@ -117,22 +142,46 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             reason: p.reason,
         }));
 
-    let meta_dir = dir.join("meta");
-    if !meta_dir.is_dir() {
+    let Some(meta) = meta else {
         report.unindexed_events = report.events;
         return Ok(report);
-    }
-    // Verify reads: metadata of an older format (rebuilt by the next open) is not opened
-    // through the path that would rebuild it.
-    let meta = Meta::open_as_is(&meta_dir)?;
-    if meta
-        .format_version()?
-        .is_some_and(|v| v < crate::meta::META_FORMAT_VERSION)
+    };
+    let lost = recovery_point > log_end;
+    if lost
+        && !report
+            .findings
+            .iter()
+            .any(|f| f.reason.contains("acknowledged records are lost"))
     {
-        report.unindexed_events = report.events;
-        return Ok(report);
+        // The log ends cleanly, but before records the metadata recorded as durable.
+        report.findings.push(Finding {
+            path: log_dir.clone(),
+            offset: None,
+            reason: format!(
+                "acknowledged records are lost: the metadata recorded records up to \
+                 {recovery_point} as durable, but the log ends at {log_end} (a segment was cut \
+                 short, emptied or removed); `helios repair` keeps the intact prefix"
+            ),
+        });
     }
-    let recovery_point = meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn);
+    // Every segment the metadata recorded must be there, as an open checks.
+    let present: std::collections::HashSet<u64> = crate::open::segment_ids(&log_dir);
+    for missing in meta
+        .known_segments()?
+        .into_iter()
+        .filter(|id| !present.contains(id))
+    {
+        report.findings.push(Finding {
+            path: log_dir.join(helios_log::segment_name(helios_log::SegmentId(missing))),
+            offset: None,
+            reason: "this segment is missing: the metadata recorded it, and the events it held \
+                     are gone"
+                .into(),
+        });
+    }
+    let mut past_end = 0u64;
+    let mut missing: std::collections::BTreeMap<PathBuf, Vec<(StreamId, Version, Location)>> =
+        std::collections::BTreeMap::new();
     let mut indexed = 0u64;
     let entries = meta.index_runs().flat_map(|run| match run {
         Ok((stream, first, locations)) => locations
@@ -167,14 +216,48 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             }),
             // Its record lies in bytes already reported as damaged.
             None if in_damage(&location) => {}
-            None => report.findings.push(Finding {
-                path: segment_path(&location),
-                offset: Some(location.offset),
-                reason: format!("index entry of {stream} {version} points at {}, which is not in the log", location.lsn),
-            }),
+            // Lost with the end of the log, which is reported once above.
+            None if lost && location.lsn > log_end => past_end += 1,
+            None => missing
+                .entry(segment_path(&location))
+                .or_default()
+                .push((stream, version, location)),
         }
     }
     report.index_entries = indexed;
+    // Entries that point at records not in the log, one finding per segment: a lost range
+    // makes hundreds of them, and the damage that lost them is reported on its own.
+    for (path, entries) in missing {
+        let (stream, version, first) = entries[0];
+        let reason = if let [_] = entries[..] {
+            format!(
+                "index entry of {stream} {version} points at {}, which is not in the log",
+                first.lsn
+            )
+        } else {
+            let last = entries[entries.len() - 1].2;
+            format!(
+                "{} index entries point at records that are not in the log (lsns {} to {})",
+                entries.len(),
+                first.lsn.0,
+                last.lsn.0
+            )
+        };
+        report.findings.push(Finding {
+            path,
+            offset: Some(first.offset),
+            reason,
+        });
+    }
+    if past_end > 0 {
+        report.findings.push(Finding {
+            path: meta_dir.clone(),
+            offset: None,
+            reason: format!(
+                "{past_end} index entries point past the end of the log, at records that are lost"
+            ),
+        });
+    }
     for ((stream, version), location) in events {
         if location.lsn <= recovery_point {
             report.findings.push(Finding {

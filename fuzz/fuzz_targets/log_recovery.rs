@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let sim = SimStorage::new();
     let dir = Path::new("/store/log");
     sim.create_dir_all(dir).expect("mkdir");
-    let mut image = format::encode_segment_header(Lsn(1)).to_vec();
+    let mut image = format::encode_segment_header(Lsn(1), SEGMENT_BYTES).to_vec();
     let mut lsn = 1u64;
     let mut valid_prefix = Some(0u64);
     let chunks = data.chunks(17);

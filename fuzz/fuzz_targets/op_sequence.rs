@@ -224,7 +224,10 @@ fn crash_and_reopen(
     drop(engine);
     let engine = match open(dir, sim, setup) {
         Ok(engine) => engine,
-        Err(Error::Log(LogError::Corrupt { path, .. })) if fault == CrashFault::FlipBit => {
+        Err(Error::Damaged {
+            source: LogError::Corrupt { path, .. },
+            ..
+        }) if fault == CrashFault::FlipBit => {
             assert!(path.to_string_lossy().ends_with(".log"), "{path:?}");
             common::trace(|| {
                 format!(

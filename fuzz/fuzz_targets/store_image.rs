@@ -457,7 +457,7 @@ fn damage_once(u: &mut Unstructured<'_>, files: &mut Files, damage: &mut Damage)
                 if frames.is_empty() || u.ratio(1, 5)? {
                     let (at, width) = *u.choose(&[
                         (segment_header::FORMAT_VERSION, 4),
-                        (segment_header::RESERVED_A, 4),
+                        (segment_header::CAPACITY_BYTES, 4),
                         (segment_header::FIRST_LSN, 8),
                         (segment_header::MAGIC, 8),
                     ])?;

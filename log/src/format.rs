@@ -32,8 +32,10 @@ pub mod segment_header {
     pub const MAGIC: usize = 0;
     /// `format_version: u32`
     pub const FORMAT_VERSION: usize = 8;
-    /// `reserved: u32`, zero.
-    pub const RESERVED_A: usize = 12;
+    /// `capacity_bytes: u32`, the file's length when it was created (format 2; reserved, zero,
+    /// in format 1): a segment whose file is longer or shorter than this was changed by
+    /// something else (bytes appended, or cut short).
+    pub const CAPACITY_BYTES: usize = 12;
     /// `first_lsn: u64`, the LSN the segment starts at; also its file name.
     pub const FIRST_LSN: usize = 16;
     /// `crc32: u32` of bytes `0..CRC`.
@@ -43,7 +45,7 @@ pub mod segment_header {
     /// Total header length; the first record frame starts here.
     pub const LEN: usize = 8 // magic
         + 4 // format_version
-        + 4 // reserved
+        + 4 // capacity_bytes
         + 8 // first_lsn
         + 4 // crc32
         + 4; // reserved
@@ -112,13 +114,22 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Encodes a segment header for a segment starting at `first_lsn`.
+/// The largest segment a header can describe: its capacity is a `u32`.
+pub const SEGMENT_SIZE_BYTES_MAX: u64 = u32::MAX as u64;
+
+/// Encodes the header of a segment starting at `first_lsn` whose file is created
+/// `capacity_bytes` long (at most [`SEGMENT_SIZE_BYTES_MAX`]; callers check it first).
+///
+/// # Panics
+/// If `capacity_bytes` does not fit the header.
 #[must_use]
-pub fn encode_segment_header(first_lsn: Lsn) -> [u8; segment_header::LEN] {
+pub fn encode_segment_header(first_lsn: Lsn, capacity_bytes: u64) -> [u8; segment_header::LEN] {
     use segment_header as h;
+    let capacity = u32::try_from(capacity_bytes).expect("segment sizes are checked by callers");
     let mut out = [0u8; h::LEN];
     out[h::MAGIC..h::MAGIC + 8].copy_from_slice(&SEGMENT_MAGIC);
     out[h::FORMAT_VERSION..h::FORMAT_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[h::CAPACITY_BYTES..h::CAPACITY_BYTES + 4].copy_from_slice(&capacity.to_le_bytes());
     out[h::FIRST_LSN..h::FIRST_LSN + 8].copy_from_slice(&first_lsn.0.to_le_bytes());
     let crc = crc32fast::hash(&out[..h::CRC]);
     out[h::CRC..h::CRC + 4].copy_from_slice(&crc.to_le_bytes());
@@ -130,7 +141,8 @@ pub fn encode_segment_header(first_lsn: Lsn) -> [u8; segment_header::LEN] {
 pub enum SegmentHeaderError {
     /// Fewer bytes than a header.
     #[error(
-        "file is {len} bytes, shorter than the {} byte segment header",
+        "the segment is {len} bytes, shorter than its {}-byte header: it was cut short or \
+         emptied, and whatever records it held are gone",
         segment_header::LEN
     )]
     Truncated {
@@ -151,6 +163,12 @@ pub enum SegmentHeaderError {
     UnsupportedVersion {
         /// Version found.
         found: u32,
+    },
+    /// A capacity that cannot hold even the header.
+    #[error("segment header says the segment holds {capacity} bytes, less than its header")]
+    BadCapacity {
+        /// The capacity found.
+        capacity: u32,
     },
     /// A reserved field is not zero.
     #[error("segment header has non-zero reserved bytes (not written by this format version)")]
@@ -173,6 +191,9 @@ pub struct SegmentHeader {
     /// The format version it was written in, from [`FORMAT_VERSION_OLDEST`] to
     /// [`FORMAT_VERSION`].
     pub format_version: u32,
+    /// The file's length when it was created (format 2 and later; `None` in format 1, which
+    /// did not record it).
+    pub capacity_bytes: Option<u64>,
 }
 
 /// Decodes and checks a segment header.
@@ -198,12 +219,23 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, SegmentHeade
     if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
         return Err(SegmentHeaderError::UnsupportedVersion { found: version });
     }
-    if u32_at(bytes, h::RESERVED_A) != 0 || u32_at(bytes, h::RESERVED_B) != 0 {
+    let capacity = u32_at(bytes, h::CAPACITY_BYTES);
+    let capacity_bytes = match version {
+        // Reserved in format 1.
+        1 if capacity != 0 => return Err(SegmentHeaderError::NonZeroReserved),
+        1 => None,
+        _ if u64::from(capacity) < h::LEN as u64 => {
+            return Err(SegmentHeaderError::BadCapacity { capacity });
+        }
+        _ => Some(u64::from(capacity)),
+    };
+    if u32_at(bytes, h::RESERVED_B) != 0 {
         return Err(SegmentHeaderError::NonZeroReserved);
     }
     Ok(SegmentHeader {
         id: SegmentId(u64_at(bytes, h::FIRST_LSN)),
         format_version: version,
+        capacity_bytes,
     })
 }
 
@@ -501,7 +533,7 @@ mod tests {
                 ..
             })
         ));
-        let mut h = encode_segment_header(Lsn(1));
+        let mut h = encode_segment_header(Lsn(1), 4096);
         h[segment_header::RESERVED_B] = 1;
         let crc = crc32fast::hash(&h[..segment_header::CRC]);
         h[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
@@ -528,12 +560,13 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_rejects_damage() {
-        let h = encode_segment_header(Lsn(77));
+        let h = encode_segment_header(Lsn(77), 1 << 20);
         assert_eq!(
             decode_segment_header(&h),
             Ok(SegmentHeader {
                 id: SegmentId(77),
-                format_version: FORMAT_VERSION
+                format_version: FORMAT_VERSION,
+                capacity_bytes: Some(1 << 20),
             })
         );
         // Every version from the oldest read is accepted, the next one refused.
@@ -541,6 +574,10 @@ mod tests {
             let mut h = h;
             h[segment_header::FORMAT_VERSION..segment_header::FORMAT_VERSION + 4]
                 .copy_from_slice(&version.to_le_bytes());
+            if version == 1 {
+                // Format 1 had no capacity: the field was reserved, zero.
+                h[segment_header::CAPACITY_BYTES..segment_header::CAPACITY_BYTES + 4].fill(0);
+            }
             let crc = crc32fast::hash(&h[..segment_header::CRC]);
             h[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
             h

@@ -19,9 +19,10 @@ mod types;
 pub use error::{LogError, Result};
 pub use format::{RecordHeader, RecordRef};
 pub use log::{
-    DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US, DEFAULT_WRITE_BUFFER_BYTES,
-    GATHER_MAX, Log, LogIter, LogOptions, MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem,
-    RecoveryMode, RecoveryReport, SegmentInfo, TruncatedTail, segment_name,
+    DEFAULT_FIRST_SEGMENT_SIZE_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US,
+    DEFAULT_WRITE_BUFFER_BYTES, GATHER_MAX, IntactPrefix, Log, LogIter, LogOptions,
+    MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem, RecoveryMode, RecoveryReport,
+    SegmentInfo, TruncatedTail, segment_name,
 };
 #[cfg(any(test, feature = "sim"))]
 pub use storage::{CrashFault, SimStorage};

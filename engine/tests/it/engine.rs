@@ -397,7 +397,10 @@ fn damage_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
         })
         .open()
     {
-        Err(Error::Log(LogError::Corrupt { path, offset, .. })) => {
+        Err(Error::Damaged {
+            source: LogError::Corrupt { path, offset, .. },
+            ..
+        }) => {
             assert_eq!(&path, victim);
             assert_eq!(offset, 32);
         }
@@ -502,11 +505,15 @@ fn damage_followed_by_valid_records_is_not_a_torn_tail() {
     corrupt_byte(&active, e1 + 20);
     std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
     match Engine::open(dir.path(), Options::default()) {
-        Err(Error::Log(LogError::Corrupt {
-            path,
-            offset,
-            reason,
-        })) => {
+        Err(Error::Damaged {
+            source:
+                LogError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                },
+            ..
+        }) => {
             assert_eq!(path, active);
             assert_eq!(offset, e1);
             assert!(reason.contains("followed by a valid record"), "{reason}");
@@ -516,7 +523,7 @@ fn damage_followed_by_valid_records_is_not_a_torn_tail() {
 }
 
 #[test]
-fn index_entries_past_the_log_end_are_dropped() {
+fn lost_acknowledged_records_are_refused_until_a_repair_keeps_the_rest() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let engine = Engine::open(dir.path(), Options::default()).expect("open");
@@ -540,10 +547,49 @@ fn index_entries_past_the_log_end_are_dropped() {
     damaged[cut..cut + lens[5] + lens[6]].fill(0);
     std::fs::write(&active, &damaged).expect("write");
 
-    let engine = Engine::open(dir.path(), Options::default()).expect("open");
-    let report = engine.inspect().open_report();
-    assert!(report.log.start_was_past_end);
-    assert_eq!(report.index_entries_dropped, 2);
+    // An open refuses, naming the loss and the way back, and changes nothing.
+    let error = Engine::open(dir.path(), Options::default()).expect_err("lost records");
+    let text = error.to_string();
+    assert!(matches!(error, Error::Damaged { .. }), "{error:?}");
+    assert!(text.contains("acknowledged records are lost"), "{text}");
+    assert!(text.contains("helios repair"), "{text}");
+    assert_eq!(std::fs::read(&active).expect("read"), damaged);
+    // Verify says the same.
+    let report = helios::verify(dir.path()).expect("verify");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.reason.contains("acknowledged records are lost")),
+        "{:?}",
+        report.findings
+    );
+
+    // The repair keeps the intact prefix, sets the rest aside and says what was lost.
+    let repaired = helios::repair(dir.path()).expect("repair");
+    assert!(repaired.repaired);
+    assert_eq!(repaired.kept_through, Lsn(5));
+    assert_eq!(repaired.lost_lsns, Some((Lsn(6), Lsn(7))));
+    assert_eq!(
+        repaired.lost_versions,
+        [helios::LostVersions {
+            stream: "s".into(),
+            first: Version(3),
+            last: Version(4)
+        }]
+    );
+    let aside = repaired.set_aside.expect("a set-aside folder");
+    assert!(aside.starts_with(dir.path()));
+    // The segment ends cleanly where the records were zeroed: it is kept as it is; the metadata
+    // that described the lost records is set aside, not deleted.
+    assert_eq!(std::fs::read(&active).expect("read"), damaged);
+    assert!(aside.join("meta").is_dir(), "the old metadata is kept");
+    assert_eq!(
+        repaired.moved,
+        [PathBuf::from("meta"), PathBuf::from("checkpoints")]
+    );
+
+    let engine = Engine::open(dir.path(), Options::default()).expect("open after the repair");
     assert_eq!(engine.head("s"), Some(Version(2)));
     assert_eq!(engine.head("t"), Some(Version(1)));
     engine
@@ -555,6 +601,8 @@ fn index_entries_past_the_log_end_are_dropped() {
     );
     drop(engine);
     assert!(helios::verify(dir.path()).expect("verify").is_sound());
+    // A second repair finds nothing to do.
+    assert!(!helios::repair(dir.path()).expect("repair").repaired);
 }
 
 #[test]
@@ -894,13 +942,17 @@ fn damage_to_an_indexed_record_is_corruption_not_a_torn_tail() {
     let last: u64 = 32 + 57 + 58 + 58;
     corrupt_byte(&active, last + 30);
     match Engine::open(dir.path(), Options::default()) {
-        Err(Error::Log(LogError::Corrupt {
-            path,
-            offset,
-            reason,
-        })) => {
+        Err(Error::Damaged {
+            source:
+                LogError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                },
+            ..
+        }) => {
             assert_eq!((path, offset), (active, last));
-            assert!(reason.contains("below the recovery point"), "{reason}");
+            assert!(reason.contains("acknowledged records are lost"), "{reason}");
         }
         other => panic!("expected corruption, got {other:?}"),
     }

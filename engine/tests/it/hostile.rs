@@ -194,10 +194,21 @@ fn message(error: &Error) -> String {
 fn assert_corrupt_at(error: &Error, path: &Path, offset: u64) -> String {
     let text = message(error);
     match error {
+        // Found by a read, in a segment an open did not scan.
         Error::Log(LogError::Corrupt {
             path: p, offset: o, ..
         }) => {
             assert_eq!((p.as_path(), *o), (path, offset), "{text}");
+        }
+        // Found by an open, which names the way back.
+        Error::Damaged {
+            source: LogError::Corrupt {
+                path: p, offset: o, ..
+            },
+            ..
+        } => {
+            assert_eq!((p.as_path(), *o), (path, offset), "{text}");
+            assert!(text.contains("helios repair"), "{text}");
         }
         other => panic!(
             "expected corruption of {} at {offset}, got {other:?}",
@@ -233,10 +244,7 @@ fn a_segment_cut_inside_its_header_is_an_error_at_byte_0() {
     std::fs::write(&active, &bytes[..20]).expect("truncate");
     let error = reopen(dir.path()).expect_err("a segment without a whole header");
     let text = assert_corrupt_at(&error, &active, 0);
-    assert!(
-        text.contains("shorter than the 32 byte segment header"),
-        "{text}"
-    );
+    assert!(text.contains("shorter than its 32-byte header"), "{text}");
     // Nothing was repaired behind the caller's back.
     assert_eq!(std::fs::metadata(&active).expect("stat").len(), 20);
 }
@@ -293,16 +301,18 @@ fn a_sealed_segment_cut_short_is_reported_at_open_or_read_and_by_verify() {
     let cut = offsets[offsets.len() / 2];
     let bytes = std::fs::read(sealed).expect("read");
     std::fs::write(sealed, &bytes[..cut + 10]).expect("truncate");
-    // The recovery point is in the last segment, so open need not scan this one: the damage
-    // is then found by the read that reaches it, named the same way.
+    // The segment's header records the length it was created with: open finds the cut at the
+    // file's new end, without scanning the segment, and verify says the same.
+    let end = (cut + 10) as u64;
     let error = open_or_read_error(dir.path(), "s").expect("the cut is reported");
-    assert_corrupt_at(&error, sealed, cut as u64);
-    assert_verify_finds(dir.path(), sealed, cut as u64);
-    // Without the metadata, open scans the whole log and refuses.
+    let text = assert_corrupt_at(&error, sealed, end);
+    assert!(text.contains("cut short"), "{text}");
+    assert_verify_finds(dir.path(), sealed, end);
+    // Without the metadata, open scans the whole log and refuses the same way.
     std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
     let error = reopen(dir.path()).expect_err("a sealed segment is cut");
-    let text = assert_corrupt_at(&error, sealed, cut as u64);
-    assert!(text.contains("sealed segment"), "{text}");
+    let text = assert_corrupt_at(&error, sealed, end);
+    assert!(text.contains("cut short"), "{text}");
 }
 
 #[test]

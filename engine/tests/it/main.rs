@@ -7,6 +7,7 @@
 //! - `branches`: speculative branches against a model, promotion, pruning, memory budget.
 //! - `state`: views against a `BTreeMap` model, checkpoint damage, the golden store.
 //! - `hostile`: damaged and foreign files of every kind.
+//! - `repair`: log damage diagnosed alike by open and verify, and repaired to the intact prefix.
 //! - `formats`: the golden store of every store format, the `FORMAT` file, migration.
 //! - `streams`: forks that share history, and deletions.
 //! - `support`: what several of them share.
@@ -15,6 +16,7 @@ mod branches;
 mod engine;
 mod formats;
 mod hostile;
+mod repair;
 mod simulator;
 mod state;
 mod streams;

@@ -393,14 +393,16 @@ fn scenario(seed: u64, fault: Fault) -> Result<(), String> {
         Ok(engine) => engine,
         // A flipped bit in unsynced bytes followed by intact records is damage, not a torn
         // tail: refusing to open, naming the segment, is the documented outcome.
-        Err(Error::Log(LogError::Corrupt { path, .. }))
-            if matches!(
-                fault,
-                Fault::Crash {
-                    fault: CrashFault::FlipBit,
-                    ..
-                }
-            ) && path.to_string_lossy().ends_with(".log") =>
+        Err(Error::Damaged {
+            source: LogError::Corrupt { path, .. },
+            ..
+        }) if matches!(
+            fault,
+            Fault::Crash {
+                fault: CrashFault::FlipBit,
+                ..
+            }
+        ) && path.to_string_lossy().ends_with(".log") =>
         {
             return Ok(());
         }

@@ -11,6 +11,7 @@
 //!   segments' shared maps and from the active segment.
 //! - `iter.rs`: iteration by LSN ([`LogIter`]).
 //! - `verify.rs`: [`Log::verify`], the offline check.
+//! - `prefix.rs`: [`Log::intact_prefix`], what a repair of a damaged log keeps.
 //! - `tests.rs`: the unit tests.
 //!
 //! Invariants:
@@ -31,6 +32,7 @@ mod append;
 mod group_commit;
 mod iter;
 mod open;
+mod prefix;
 mod read;
 mod segments;
 #[cfg(test)]
@@ -52,6 +54,7 @@ pub use append::NewRecord;
 pub use group_commit::GATHER_MAX;
 pub use iter::LogIter;
 pub use open::{RecoveryReport, TruncatedTail};
+pub use prefix::IntactPrefix;
 pub use read::OwnedRecord;
 pub use segments::{SegmentInfo, segment_name};
 pub use verify::Problem;

@@ -30,6 +30,15 @@ use crate::scan::{self, Stop};
 use crate::storage::Storage;
 use crate::types::{Location, Lsn, Position, SegmentId};
 
+/// Whether an open may change the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// A writer's open: recovery may zero a torn tail and create the first segment.
+    Write,
+    /// A reader's open: nothing is written, created or removed.
+    Read,
+}
+
 /// A torn tail that recovery removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TruncatedTail {
@@ -55,8 +64,9 @@ pub struct RecoveryReport {
     /// Where the log ends.
     pub end: Position,
     /// Set when the start position given to [`Log::open`] lay past the log's end (the log was
-    /// shorter than the caller's metadata believed): the caller must drop what it derived from
-    /// records past `end`.
+    /// shorter than the caller's metadata believed). Only a read-only open reports it (a
+    /// writer's open refuses the log instead, as lost data): records the caller derived past
+    /// `end` are not in the log.
     pub start_was_past_end: bool,
 }
 
@@ -78,14 +88,54 @@ impl Log {
         start: Option<Location>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
+        Log::open_as(storage, dir, options, start, visit, Access::Write)
+    }
+
+    /// Opens the log in `dir` to read it, changing nothing: no directory, segment or spare is
+    /// created or removed, a torn tail is left as it is (reads stop before it: the report says
+    /// where), and files are opened read-only, so a log on a read-only file system opens too.
+    /// Every record after `start` is handed to `visit`, as [`Log::open`] does. The returned
+    /// log refuses every write.
+    ///
+    /// # Errors
+    /// As [`Log::open`], except that a torn tail is never an error; a directory without
+    /// segments is [`LogError::Io`] with `NotFound`.
+    pub fn open_read_only(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: LogOptions,
+        start: Option<Location>,
+        visit: &mut dyn FnMut(RecordRef<'_>, Location),
+    ) -> Result<(Log, RecoveryReport)> {
+        Log::open_as(storage, dir, options, start, visit, Access::Read)
+    }
+
+    fn open_as(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: LogOptions,
+        start: Option<Location>,
+        visit: &mut dyn FnMut(RecordRef<'_>, Location),
+        access: Access,
+    ) -> Result<(Log, RecoveryReport)> {
         assert!(
             options.segment_size_bytes >= MIN_SEGMENT_SIZE_BYTES,
             "segment size is validated by the caller"
         );
-        storage
-            .create_dir_all(dir)
-            .map_err(|e| LogError::io("create directory", dir, e))?;
-        let mut ids = list_segments(storage.as_ref(), dir, true)?;
+        let writing = access == Access::Write;
+        if writing {
+            storage
+                .create_dir_all(dir)
+                .map_err(|e| LogError::io("create directory", dir, e))?;
+        }
+        let mut ids = list_segments(storage.as_ref(), dir, writing)?;
+        if ids.is_empty() && !writing {
+            return Err(LogError::io(
+                "find a segment in",
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the log has no segment"),
+            ));
+        }
         if ids.is_empty() {
             if let Some(start) = start {
                 return Err(LogError::corrupt(
@@ -166,19 +216,17 @@ impl Log {
                     return Err(LogError::corrupt(
                         &path,
                         start.offset,
-                        format!("bad record below the recovery point ({}): {e}", start.lsn),
+                        format!(
+                            "acknowledged records are lost: the last record the metadata \
+                             recorded as durable ({}) is damaged: {e}",
+                            start.lsn
+                        ),
                     ));
                 }
                 None => {
-                    return Err(LogError::corrupt(
-                        &path,
-                        start.offset,
-                        format!(
-                            "the recovery point ({}) lies past the end of the file ({} bytes)",
-                            start.lsn,
-                            bytes.len()
-                        ),
-                    ));
+                    // The file is shorter than the recovery point's offset: cut short. Scan
+                    // the log to find where it really ends.
+                    report.start_was_past_end = true;
                 }
             }
         }
@@ -212,15 +260,28 @@ impl Log {
             if index < first_index {
                 // Before the start: not scanned, only mapped; its header (one page) is checked
                 // now, so that a foreign or damaged file is named at open, not on some read.
-                check_header(&path, &bytes, id)?;
+                let header = check_header(&path, &bytes, id)?;
+                if header
+                    .capacity_bytes
+                    .is_some_and(|capacity| capacity > bytes.len() as u64)
+                {
+                    // Shorter than it was created: scan it, and make sure its records run up
+                    // to the next segment's first, so that a cut that lost records is named
+                    // now rather than by some later read.
+                    let next = ids.get(index + 1).map_or(Lsn(u64::MAX), |n| Lsn(n.0));
+                    check_cut_segment(&path, &bytes, id, next)?;
+                }
                 sealed.insert(id, Sealed::shared(path, bytes));
                 continue;
             }
             let slice: &[u8] = &bytes;
-            let format_version = check_header(&path, slice, id)?;
+            let header = check_header(&path, slice, id)?;
             if index == last_index {
-                active_format_version = format_version;
+                active_format_version = header.format_version;
             }
+            let cut_short = header
+                .capacity_bytes
+                .filter(|capacity| *capacity > slice.len() as u64);
             if index > first_index {
                 if id.0 != last_lsn.0 + 1 {
                     return Err(LogError::corrupt(
@@ -267,6 +328,20 @@ impl Log {
             };
             if let Some((bad_offset, reason)) = damage {
                 if index < last_index {
+                    // Damage that a cut explains is named as the cut, at the file's end, as
+                    // when the segment is not scanned.
+                    if let Some(capacity) = cut_short {
+                        return Err(LogError::corrupt(
+                            &path,
+                            slice.len() as u64,
+                            format!(
+                                "the segment was cut short at this byte (it was created \
+                                 {capacity} bytes long): its records end at {}, and the \
+                                 records after them are gone",
+                                outcome.committed_lsn
+                            ),
+                        ));
+                    }
                     return Err(LogError::corrupt(
                         &path,
                         bad_offset,
@@ -274,10 +349,25 @@ impl Log {
                     ));
                 }
                 if outcome.committed_lsn < recovery_point {
+                    if let Some(capacity) = cut_short {
+                        return Err(LogError::corrupt(
+                            &path,
+                            slice.len() as u64,
+                            format!(
+                                "acknowledged records are lost: the segment was cut short at \
+                                 this byte (it was created {capacity} bytes long); the log ends \
+                                 at {}, but records up to {recovery_point} were durable",
+                                outcome.committed_lsn
+                            ),
+                        ));
+                    }
                     return Err(LogError::corrupt(
                         &path,
                         bad_offset,
-                        format!("bad record below the recovery point ({recovery_point}): {reason}"),
+                        format!(
+                            "acknowledged records are lost: {reason} at this byte, but records \
+                             up to {recovery_point} were durable"
+                        ),
                     ));
                 }
                 if let Some(valid) =
@@ -294,7 +384,7 @@ impl Log {
                 let tail_end =
                     scan::nonzero_end(slice, outcome.committed_end).max(outcome.stop_offset);
                 let len_bytes = tail_end - outcome.committed_end;
-                if options.recovery_mode == RecoveryMode::Refuse {
+                if writing && options.recovery_mode == RecoveryMode::Refuse {
                     return Err(LogError::TornTail {
                         path,
                         offset: outcome.committed_end,
@@ -317,14 +407,30 @@ impl Log {
         if last_lsn < recovery_point {
             report.start_was_past_end = true;
         }
-
-        // Zero a torn tail before anything new is written after it.
         let active_id = ids[last_index];
         let active_path = dir.join(segment_name(active_id));
-        let file = storage
-            .open(&active_path)
-            .map_err(|e| LogError::io("open", &active_path, e))?;
-        if let Some(tail) = &report.truncated {
+        if report.start_was_past_end && writing {
+            // Records the caller's metadata recorded as durable are gone: refuse, and change
+            // nothing, so that a repair still finds every byte as it was.
+            return Err(LogError::corrupt(
+                &active_path,
+                active_end,
+                format!(
+                    "acknowledged records are lost: the metadata recorded records up to \
+                     {recovery_point} as durable, but the log ends at {last_lsn}, at this byte \
+                     (a segment was cut short, emptied or removed)"
+                ),
+            ));
+        }
+
+        // Zero a torn tail before anything new is written after it.
+        let file = if writing {
+            storage.open(&active_path)
+        } else {
+            storage.open_read_only(&active_path)
+        }
+        .map_err(|e| LogError::io("open", &active_path, e))?;
+        if writing && let Some(tail) = &report.truncated {
             zero_range(file.as_ref(), &tail.path, tail.offset, tail.len_bytes)?;
             file.sync_data()
                 .map_err(|e| LogError::io("fdatasync", &tail.path, e))?;
@@ -361,11 +467,36 @@ impl Log {
             sealed: RwLock::new(sealed),
             spare: Mutex::new(Spare::Empty),
             spare_cv: Condvar::new(),
-            poisoned: AtomicBool::new(false),
-            poison_cause: Mutex::new(None),
+            // A read-only log refuses every write as a poisoned one does, saying why.
+            poisoned: AtomicBool::new(!writing),
+            poison_cause: Mutex::new((!writing).then(|| "the log was opened read-only".into())),
             appended_lsn: AtomicU64::new(last_lsn.0),
             unsynced_bytes: AtomicU64::new(0),
         };
         Ok((log, report))
     }
+}
+
+/// Checks a sealed segment whose file is shorter than it was created: its records must run,
+/// complete, up to `next` (the next segment's first LSN); otherwise the cut lost records.
+fn check_cut_segment(path: &Path, bytes: &[u8], id: SegmentId, next: Lsn) -> Result<()> {
+    let outcome = scan::scan_segment(
+        bytes,
+        id,
+        segment_header::LEN as u64,
+        Lsn(id.0),
+        &mut |_, _| {},
+    );
+    if outcome.committed_lsn.0 + 1 == next.0 {
+        return Ok(());
+    }
+    Err(LogError::corrupt(
+        path,
+        bytes.len() as u64,
+        format!(
+            "the segment was cut short at this byte: its records end at {}, but the next segment \
+             starts at {}, so the records between them are gone",
+            outcome.committed_lsn, next
+        ),
+    ))
 }

@@ -93,10 +93,30 @@ pub(super) fn list_segments(
     Ok(ids)
 }
 
-/// Checks the header of segment `id` and returns the format version it was written in.
-pub(super) fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<u32> {
+/// Checks the header of segment `id`, whose whole file is `bytes`, and returns what it says.
+/// A file longer than the capacity its header records was written past its end by something
+/// other than Helios: an error. A shorter one may have lost records or only zeros; the caller
+/// decides, from the records it finds (see [`Log::open`]).
+pub(super) fn check_header(
+    path: &Path,
+    bytes: &[u8],
+    id: SegmentId,
+) -> Result<format::SegmentHeader> {
     let header = format::decode_segment_header(bytes)
         .map_err(|e| LogError::corrupt(path, 0, e.to_string()))?;
+    if let Some(capacity) = header.capacity_bytes
+        && capacity < bytes.len() as u64
+    {
+        return Err(LogError::corrupt(
+            path,
+            capacity,
+            format!(
+                "the segment is {} bytes long, but it was created {capacity} bytes long: bytes \
+                 were added after its end by something other than Helios",
+                bytes.len()
+            ),
+        ));
+    }
     let found = header.id;
     if found != id {
         return Err(LogError::corrupt(
@@ -108,7 +128,7 @@ pub(super) fn check_header(path: &Path, bytes: &[u8], id: SegmentId) -> Result<u
             ),
         ));
     }
-    Ok(header.format_version)
+    Ok(header)
 }
 
 /// Maps the active segment at `path` if the storage can. A failure (an exhausted map count,
@@ -168,7 +188,8 @@ pub(super) fn create_segment(
         if len < size {
             fill_zeros(file.as_ref(), &tmp, len, size)?;
         }
-        file.write_all_at(&format::encode_segment_header(Lsn(id.0)), 0)
+        let capacity = len.max(size);
+        file.write_all_at(&format::encode_segment_header(Lsn(id.0), capacity), 0)
             .map_err(|e| LogError::io("write header", &tmp, e))?;
         file.sync_data()
             .map_err(|e| LogError::io("fdatasync", &tmp, e))?;
@@ -262,7 +283,7 @@ impl Log {
             self.roll(&mut w, segment_header::LEN as u64)?;
             return Ok(true);
         }
-        let header = format::encode_segment_header(Lsn(w.active.id.0));
+        let header = format::encode_segment_header(Lsn(w.active.id.0), w.active.capacity_bytes);
         let written = w
             .active
             .file

@@ -40,42 +40,77 @@ impl Log {
     ///
     /// # Errors
     /// I/O errors listing or reading the directory.
+    ///
+    /// `durable_through` is the last LSN the caller knows was durable (its recovery point): a
+    /// tail that ends before it is reported as lost acknowledged records, not as a torn tail,
+    /// because an open refuses such a log rather than removing the tail.
     pub fn verify(
         storage: &dyn Storage,
         dir: &Path,
+        durable_through: Lsn,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<Vec<Problem>> {
         let ids = list_segments(storage, dir, false)?;
         let mut problems = Vec::new();
         let mut expected: Option<Lsn> = None;
+        // Whether the previous segment ended in damage (a cut, a bad record): then the LSNs
+        // missing before the next one were lost with it, not with a removed segment.
+        let mut previous_damaged = false;
         for (index, &id) in ids.iter().enumerate() {
             let path = dir.join(segment_name(id));
             let bytes = read_all(storage, &path)?;
             let slice: &[u8] = &bytes;
-            if let Err(LogError::Corrupt { offset, reason, .. }) = check_header(&path, slice, id) {
-                problems.push(Problem {
-                    path,
-                    offset,
-                    unreadable: 0..0,
-                    reason,
-                });
-                expected = None;
-                continue;
-            }
+            let header = match check_header(&path, slice, id) {
+                Ok(header) => header,
+                Err(LogError::Corrupt { offset, reason, .. }) => {
+                    problems.push(Problem {
+                        path,
+                        offset,
+                        unreadable: 0..0,
+                        reason,
+                    });
+                    expected = None;
+                    previous_damaged = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(expected) = expected
                 && expected != Lsn(id.0)
             {
+                let reason = if Lsn(id.0) > expected && previous_damaged {
+                    format!(
+                        "lsns {} to {} are missing: they were lost with the damage to the \
+                         previous segment; this one starts at lsn {}",
+                        expected.0,
+                        id.0 - 1,
+                        id.0
+                    )
+                } else if Lsn(id.0) > expected {
+                    format!(
+                        "lsns {} to {} are missing: the segment that held them (named {}) was \
+                         removed; this one starts at lsn {}",
+                        expected.0,
+                        id.0 - 1,
+                        segment_name(crate::types::SegmentId(expected.0)),
+                        id.0
+                    )
+                } else {
+                    format!(
+                        "segment starts at lsn {} but the previous one ends at {}",
+                        id.0,
+                        expected.0 - 1
+                    )
+                };
                 problems.push(Problem {
                     path: path.clone(),
                     offset: 0,
                     unreadable: 0..0,
-                    reason: format!(
-                        "segment starts at lsn {} but the previous one ends before {}",
-                        id.0, expected
-                    ),
+                    reason,
                 });
             }
             let last = index + 1 == ids.len();
+            let problems_before = problems.len();
             let mut offset = segment_header::LEN as u64;
             let mut next_lsn = Lsn(id.0);
             let committed = loop {
@@ -89,10 +124,12 @@ impl Log {
                             outcome.pending_records
                         ),
                     ),
+                    // Every segment is created filled with zeros and written in order: bytes
+                    // after its last record are zeros, in the active segment as in a sealed one
+                    // (a sealed segment that grew, or got bytes after its records, was written
+                    // by something else).
                     Stop::End
-                        if last
-                            && scan::nonzero_end(slice, outcome.stop_offset)
-                                > outcome.stop_offset =>
+                        if scan::nonzero_end(slice, outcome.stop_offset) > outcome.stop_offset =>
                     {
                         (
                             outcome.stop_offset,
@@ -107,10 +144,16 @@ impl Log {
                     scan::find_valid_record_after(slice, bad_offset, outcome.committed_lsn);
                 let Some(resume) = resume else {
                     let end = scan::nonzero_end(slice, bad_offset).max(outcome.stop_offset);
-                    let reason = if last {
+                    let reason = if last && outcome.committed_lsn >= durable_through {
                         format!(
                             "torn tail from byte {} (the next open removes it): {reason}",
                             outcome.committed_end
+                        )
+                    } else if last {
+                        format!(
+                            "acknowledged records are lost: the log ends at {} (byte {}), but \
+                             records up to {durable_through} were durable: {reason}",
+                            outcome.committed_lsn, outcome.committed_end
                         )
                     } else {
                         format!("{reason}; nothing valid follows in this sealed segment")
@@ -136,6 +179,36 @@ impl Log {
                 }
                 offset = resume;
             };
+            // A file shorter than it was created lost its end, when records are missing after
+            // it (the next segment does not follow on, or acknowledged records are gone): named
+            // at the cut, as an open does, with the bytes it held counted as unreadable. A file
+            // that lost only its zero fill is sound.
+            let records_lost = match ids.get(index + 1) {
+                Some(next) => next.0 != committed.0 + 1,
+                None => committed < durable_through,
+            };
+            if let Some(capacity) = header.capacity_bytes
+                && capacity > slice.len() as u64
+                && records_lost
+            {
+                let len = slice.len() as u64;
+                problems.push(Problem {
+                    path: path.clone(),
+                    offset: len,
+                    unreadable: len.min(
+                        problems[problems_before..]
+                            .iter()
+                            .map(|p| p.unreadable.start)
+                            .min()
+                            .unwrap_or(len),
+                    )..capacity,
+                    reason: format!(
+                        "the segment is {len} bytes long, but it was created {capacity} bytes \
+                         long: it was cut short"
+                    ),
+                });
+            }
+            previous_damaged = problems.len() > problems_before;
             expected = Some(Lsn(committed.0 + 1));
         }
         Ok(problems)

@@ -94,6 +94,10 @@ impl Storage for FsStorage {
         Ok(Arc::new(FsFile(file)))
     }
 
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(FsFile(File::open(path)?)))
+    }
+
     fn create(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         let file = OpenOptions::new()
             .read(true)

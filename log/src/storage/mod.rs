@@ -136,6 +136,16 @@ pub trait Storage: Send + Sync + Debug {
     /// `NotFound` if it does not exist.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>>;
 
+    /// Opens an existing file for reading only: writes through the handle **must** fail. A
+    /// reader's open of a store uses it, so that a store on a read-only file system can be
+    /// read. The default opens it as [`Storage::open`] does.
+    ///
+    /// # Errors
+    /// `NotFound` if it does not exist.
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        self.open(path)
+    }
+
     /// Creates a new, empty file, replacing any file of that name. The file's existence is
     /// durable only after [`Storage::sync_dir`] on its parent.
     ///
