@@ -214,12 +214,14 @@ fn last_segment(prefix: &IntactPrefix) -> Option<helios_log::SegmentId> {
         .or(prefix.whole.last().copied())
 }
 
-/// What the metadata recorded as durable: its recovery point, and the index entries past a
-/// point, per stream.
+/// Per stream: its name, if the metadata has it, and the versions the index has, with their
+/// LSNs, in order.
+type IndexByStream = BTreeMap<StreamId, (Option<String>, Vec<(Version, Lsn)>)>;
+
+/// What the metadata recorded as durable: its recovery point, and its index.
 struct Durable {
     recovery_point: Lsn,
-    /// Per stream: its name and the versions the index has, with their LSNs, in order.
-    index: BTreeMap<StreamId, (Option<String>, Vec<(Version, Lsn)>)>,
+    index: IndexByStream,
 }
 
 /// Reads the metadata, if it can be: a repair works without it, from the log alone.
@@ -229,7 +231,7 @@ fn what_was_durable(meta_dir: &Path) -> Option<Durable> {
     }
     let meta = Meta::open_as_is(meta_dir).ok()?;
     let recovery_point = meta.recovery_point().ok()?.map_or(Lsn::ZERO, |l| l.lsn);
-    let mut index: BTreeMap<StreamId, (Option<String>, Vec<(Version, Lsn)>)> = BTreeMap::new();
+    let mut index = IndexByStream::new();
     for record in meta.streams().ok()? {
         index.entry(record.id).or_default().0 = Some(record.name);
     }
