@@ -6,8 +6,11 @@ use helios_checkpoint::CheckpointError;
 use helios_log::{LogError, Version};
 use helios_replay::{AggregateError, ReplayError};
 
+use crate::names::short_name;
+
 /// Everything the engine's operations can fail with. Messages name the stream, file or key
-/// involved.
+/// involved; a long stream name is cut to a readable length in the message
+/// ([`crate::short_name`]), and stays whole in the variant's field.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The log failed: I/O, corruption (with file and byte offset), a torn tail in refuse mode,
@@ -50,7 +53,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// Optimistic concurrency: the stream's head is not what the caller expected.
-    #[error("conflict on stream `{stream}`: expected head {expected}, but the head is {actual}")]
+    #[error(
+        "conflict on stream `{}`: expected head {expected}, but the head is {actual}",
+        short_name(.stream)
+    )]
     Conflict {
         /// The stream.
         stream: String,
@@ -60,13 +66,13 @@ pub enum Error {
         actual: Version,
     },
     /// No stream of that name exists.
-    #[error("unknown stream `{stream}`")]
+    #[error("unknown stream `{}`", short_name(.stream))]
     UnknownStream {
         /// The name asked for.
         stream: String,
     },
     /// A stream name that cannot be used.
-    #[error("invalid stream name {stream:?}: {reason}")]
+    #[error("invalid stream name `{}`: {reason}", short_name(.stream))]
     InvalidStreamName {
         /// The name.
         stream: String,
@@ -101,7 +107,10 @@ pub enum Error {
         reason: String,
     },
     /// A view or state asked for a version the stream has not reached.
-    #[error("stream `{stream}` has no version {version}: its head is {head}")]
+    #[error(
+        "stream `{}` has no version {version}: its head is {head}",
+        short_name(.stream)
+    )]
     VersionPastHead {
         /// The stream.
         stream: String,
@@ -112,7 +121,11 @@ pub enum Error {
     },
     /// The stream's state machine rejected an event, or panicked on it, while the state at a
     /// version was rebuilt. The engine itself is unharmed.
-    #[error("stream `{stream}`, event {version}: {}", replay_detail(.source))]
+    #[error(
+        "stream `{}`, event {version}: {}",
+        short_name(.stream),
+        replay_detail(.source)
+    )]
     Replay {
         /// The stream.
         stream: String,
@@ -123,7 +136,7 @@ pub enum Error {
         source: ReplayError,
     },
     /// A typed aggregate could not be loaded from a stream's state.
-    #[error("stream `{stream}` at {version}: {source}")]
+    #[error("stream `{}` at {version}: {source}", short_name(.stream))]
     Aggregate {
         /// The stream.
         stream: String,
@@ -154,8 +167,9 @@ pub enum Error {
     },
     /// A promotion from a branch that does not descend from the stream's head.
     #[error(
-        "conflict promoting {branch} of stream `{stream}`: the branch is based on {base}, but \
-         the head is {head} and the branch does not descend from it"
+        "conflict promoting {branch} of stream `{}`: the branch is based on {base}, but the \
+         head is {head} and the branch does not descend from it",
+        short_name(.stream)
     )]
     PromotionConflict {
         /// The branch.
