@@ -96,6 +96,41 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// The store's path, or a directory on the way to it, is not a directory.
+    #[error("{path} is {kind}, not a directory")]
+    NotADirectory {
+        /// The path that is not a directory: the store's, or the first on the way to it.
+        path: PathBuf,
+        /// What it is instead, as a noun phrase ("a file", "a socket", ...).
+        kind: &'static str,
+    },
+    /// Resolving the store's path follows symbolic links in a loop.
+    #[error("{path} cannot be reached: the symbolic links on its way form a loop")]
+    SymlinkLoop {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The operating system refused access to the store's directory.
+    #[error("permission denied: cannot {op} {path}")]
+    PermissionDenied {
+        /// What was refused, as a verb phrase ("list directory").
+        op: &'static str,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Creating a store in a directory that already holds other files (a new store is created
+    /// only in an empty or missing directory).
+    #[error(
+        "{path} is not empty and is not a Helios store (it has no log/ directory; it holds \
+         `{}`, for one): a new store is created only in an empty or missing directory",
+        short_name(.found)
+    )]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+        /// One of the entries that is not a store's own.
+        found: String,
+    },
     /// The index and the log disagree.
     #[error("index and log disagree for stream #{stream} {version}: {reason}")]
     IndexMismatch {

@@ -50,6 +50,7 @@ mod cache;
 mod catalog;
 mod checkpoints;
 mod class;
+mod dir_check;
 mod engine;
 mod error;
 mod inspect;

@@ -7,9 +7,12 @@
 //! - `branches`: speculative branches against a model, promotion, pruning, memory budget.
 //! - `state`: views against a `BTreeMap` model, checkpoint damage, the golden store.
 //! - `hostile`: damaged and foreign files of every kind.
+//! - `directories`: the store's path on the real file system: files, links, permissions,
+//!   directories of other files, and messages that cut long names.
 //! - `support`: what several of them share.
 
 mod branches;
+mod directories;
 mod engine;
 mod hostile;
 mod simulator;
