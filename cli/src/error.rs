@@ -4,7 +4,7 @@
 
 use std::io;
 
-use helios::Version;
+use helios::{Version, short_name};
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +21,12 @@ pub enum CliError {
         #[source]
         source: io::Error,
     },
+    /// Arguments that do not go together (each alone was accepted by its parser).
+    #[error("{0}")]
+    Usage(String),
     /// The demo read back something other than what it wrote, or an append was acknowledged
     /// with an unexpected version.
-    #[error("demo check failed on stream `{stream}` at {version}: {reason}")]
+    #[error("demo check failed on stream `{}` at {version}: {reason}", short_name(.stream))]
     DemoCheck {
         /// The stream.
         stream: String,
@@ -72,7 +75,7 @@ pub enum CliError {
     #[error("the demo's naive peer failed: {0}")]
     Peer(#[source] helios::Error),
     /// The workload found the engine acknowledging something other than what it asked for.
-    #[error("workload check failed on stream `{stream}`: {reason}")]
+    #[error("workload check failed on stream `{}`: {reason}", short_name(.stream))]
     WorkloadCheck {
         /// The stream.
         stream: String,

@@ -20,6 +20,7 @@
 mod commands;
 mod error;
 mod json;
+mod limits;
 mod store;
 mod text;
 
