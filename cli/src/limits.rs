@@ -204,8 +204,13 @@ fn parse_finite(text: &str) -> Result<f64, &'static str> {
 /// # Errors
 /// A message naming the accepted forms.
 pub fn parse_seed(text: &str) -> Result<u64, String> {
-    helios_workloads::parse_seed(text.trim())
-        .map_err(|message| format!("{message}, from 0 to {} (0x{:x})", u64::MAX, u64::MAX))
+    helios_workloads::parse_seed(text.trim()).map_err(|_| {
+        format!(
+            "it is not a seed; expected a whole number from 0 to {} (decimal, or hexadecimal \
+             with 0x)",
+            u64::MAX
+        )
+    })
 }
 
 /// A version of a stream: any whole number (0 is the empty state, before the first event).
@@ -347,7 +352,14 @@ mod tests {
     #[test]
     fn seeds_name_their_range() {
         assert_eq!(parse_seed("0x10"), Ok(16));
-        let message = parse_seed("1e30").expect_err("not a seed");
-        assert!(message.contains("18446744073709551615"), "{message}");
+        for text in ["1e30", "-1", "nan", "18446744073709551616"] {
+            let message = parse_seed(text).expect_err(text);
+            assert!(
+                message.starts_with(
+                    "it is not a seed; expected a whole number from 0 to 18446744073709551615"
+                ),
+                "{message}"
+            );
+        }
     }
 }

@@ -314,8 +314,10 @@ fn memory_estimate(args: &Args, settings_count: usize) -> Vec<(&'static str, u64
         let keys = args.keys.unwrap_or(DEFAULT_KEYS);
         parts.push((
             "--keys (the key space and the states)",
-            keys.saturating_mul(UNIFORM_BYTES_PER_KEY)
-                .saturating_add(keys.min(changes).saturating_mul(UNIFORM_BYTES_PER_STATE_KEY)),
+            keys.saturating_mul(UNIFORM_BYTES_PER_KEY).saturating_add(
+                keys.min(changes)
+                    .saturating_mul(UNIFORM_BYTES_PER_STATE_KEY),
+            ),
         ));
     }
     if mcts {
