@@ -47,13 +47,53 @@ pub enum CliError {
         #[source]
         source: helios::kv::KvError,
     },
-    /// Every event was appended, but building checkpoints afterwards failed.
+    /// `helios append` read a key-value line whose key is not UTF-8: `helios get` takes its
+    /// key as a command-line string, so it could never name it.
     #[error(
-        "the events were appended to stream `{stream}`, but building checkpoints failed: {source}"
+        "stdin line {line} has a key that is not UTF-8, which `helios get` could not name \
+         (nothing from this line on was appended)"
     )]
-    Checkpoints {
-        /// The stream appended to.
-        stream: String,
+    KeyNotUtf8 {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+    },
+    /// `helios append` read a line longer than the largest event the log takes; it stopped
+    /// reading it there.
+    #[error(
+        "stdin line {line} is longer than {max_bytes} bytes, the largest event the log takes \
+         (nothing from this line on was appended)"
+    )]
+    LineTooLong {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// `helios append` could not read a line of stdin.
+    #[error("could not read stdin line {line}: {source}")]
+    ReadLine {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The engine refused or failed to append a line of stdin (too large for a segment, a
+    /// conflict, an I/O error).
+    #[error("appending stdin line {line} failed: {source}")]
+    AppendLine {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// The engine's error.
+        #[source]
+        source: helios::Error,
+    },
+    /// Every line was appended, but the sync after the last one failed.
+    #[error(
+        "every line was appended, but syncing the store afterwards failed: {source} (versions \
+         printed without --durability critical may be lost)"
+    )]
+    SyncAfterAppend {
         /// The engine's error.
         #[source]
         source: helios::Error,
