@@ -15,7 +15,10 @@ use crate::text::{Align, pairs, table};
 pub const LONG_ABOUT: &str = "Show a store's segments (file, size, sealed or active), streams \
     (name, id, head), last LSN, and what recovery did when this command opened the store \
     (a torn tail removed, events re-indexed, stale index entries dropped). Opening runs \
-    recovery like any open, so the store must not be open elsewhere.";
+    recovery like any open, so the store must not be open elsewhere.\n\n\
+    Exit status: 0 when the report was printed, 2 on errors (a path that is not a store, or \
+    not a directory this user may read; a store locked by another process; damage that \
+    recovery refuses).";
 
 /// Arguments of `helios inspect`.
 #[derive(Debug, clap::Args)]

@@ -55,7 +55,11 @@ pub const LONG_ABOUT: &str = "Run mixed durable traffic on a few streams (`workl
     word. Speculative events that are never promoted have payloads `set k<i> spec-<TAG>-<i>`: \
     none may ever be read back. Use a different --seed for each run on the same store, so \
     that payloads stay distinct.\n\n\
-    With --seconds, the run ends with a sync (and its `sync` line) and a clean close.";
+    With --seconds (at most 86400), the run ends with a sync (and its `sync` line) and a clean \
+    close.\n\n\
+    Exit status: 0 after a run with --seconds; without it the run ends only when the process \
+    is killed (the status is the signal's); 2 on errors, including an acknowledgement other \
+    than the one asked for (a version out of order, a branch that survived its prune).";
 
 /// Arguments of `helios workload`.
 #[derive(Debug, clap::Args)]

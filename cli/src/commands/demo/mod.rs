@@ -103,7 +103,13 @@ pub const LONG_ABOUT: &str = "Run a Monte Carlo tree search over Connect Four wh
     latencies depend on the file system that directory is on. With --dir the store is kept, \
     and a later run adds its own games. A progress bar is drawn on stderr when it is a \
     terminal. With --json the summary is one JSON object on stdout; its fields are described \
-    in README.md (\"The demo\").";
+    in README.md (\"The demo\").\n\n\
+    --simulations is at most 5000000 (the search keeps about 130 bytes per simulation in \
+    memory); with --seconds alone the search stops at that many too. --seconds and \
+    --peer-seconds are at most 86400, --reads at most 1000000.\n\n\
+    Exit status: 0 when the run finished and every check held, 2 on errors, including a \
+    check that failed (a position read back other than the one written, a game reopened with \
+    other moves than those promoted) and a --dir that is not a store and not empty.";
 
 /// Arguments of `helios demo`.
 #[derive(Debug, clap::Args)]
