@@ -24,6 +24,42 @@ pub enum CliError {
     /// Arguments that do not go together (each alone was accepted by its parser).
     #[error("{0}")]
     Usage(String),
+    /// I/O on a file the CLI itself writes (tune's output files).
+    #[error("could not {op} {}: {source}", .path.display())]
+    Path {
+        /// What was being done, as a verb phrase ("write the output file").
+        op: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A directory the CLI itself creates (tune's --out or scratch directory) could not be.
+    #[error("could not create the {what} directory {}: {source}", .path.display())]
+    CreateDir {
+        /// Which directory ("--out").
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A directory the CLI itself creates (tune's --out or scratch directory) is a file.
+    #[error(
+        "{what} {} cannot be created: {} is not a directory",
+        .path.display(),
+        .file.display()
+    )]
+    NotADirectory {
+        /// Which directory ("--out").
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The path itself, or the part of it that exists, which is not a directory.
+        file: std::path::PathBuf,
+    },
     /// The demo read back something other than what it wrote, or an append was acknowledged
     /// with an unexpected version.
     #[error("demo check failed on stream `{}` at {version}: {reason}", short_name(.stream))]

@@ -405,7 +405,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         max_bytes_per_event: args.max_bytes_per_event,
     };
     let scratch = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&scratch).map_err(CliError::io("create the scratch directory"))?;
+    // Before the sweep, so that a wrong --out is not found after minutes of measuring (it is
+    // created only once there is something to write in it).
+    check_dir_path(&args.out, "--out")?;
+    create_dir(&scratch, "--scratch-dir")?;
 
     let workload = load_workload(args, &scratch)?;
     for (stream, reason) in &workload.skipped {
@@ -425,7 +428,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let document = sweep.document(args, &workload, &measured, &scratch, budget);
 
     // Files.
-    std::fs::create_dir_all(&args.out).map_err(CliError::io("create the --out directory"))?;
+    create_dir(&args.out, "--out")?;
     let csv = report::csv(&sweep.rows).map_err(|e| TuneError::Csv(e.to_string()))?;
     write_file(&args.out.join(CSV_FILE), &csv)?;
     let json_text = json::pretty(&document)?;
@@ -585,5 +588,33 @@ fn load_workload(args: &Args, scratch: &Path) -> Result<Workload, CliError> {
 
 /// Writes `bytes` to `path`, replacing it.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    std::fs::write(path, bytes).map_err(CliError::io("write an output file of the sweep"))
+    std::fs::write(path, bytes).map_err(|source| CliError::Path {
+        op: "write the output file",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Checks that the directory `path` given as option `what` exists or can be made: the nearest
+/// part of it that exists must be a directory.
+fn check_dir_path(path: &Path, what: &'static str) -> Result<(), CliError> {
+    match path.ancestors().find(|p| std::fs::metadata(p).is_ok()) {
+        Some(existing) if !existing.is_dir() => Err(CliError::NotADirectory {
+            what,
+            path: path.to_path_buf(),
+            file: existing.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the directory `path` given as option `what` (and its parents), naming the path
+/// when a file is in the way or it cannot be created.
+fn create_dir(path: &Path, what: &'static str) -> Result<(), CliError> {
+    check_dir_path(path, what)?;
+    std::fs::create_dir_all(path).map_err(|source| CliError::CreateDir {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }

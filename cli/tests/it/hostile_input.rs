@@ -333,3 +333,34 @@ fn append_exits_0_with_a_warning_when_building_checkpoints_fails() {
         "17\n"
     );
 }
+
+/// `tune`'s own directories are checked before the sweep runs, and a file in their way is
+/// named.
+#[test]
+fn tune_names_an_output_path_that_is_a_file_before_sweeping() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, b"mine").expect("write");
+    let file_text = file.to_str().expect("UTF-8");
+    let below = file.join("out");
+    for (option, path) in [
+        ("--out", file.clone()),
+        ("--out", below.clone()),
+        ("--scratch-dir", below.clone()),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(&["tune", option, path.to_str().expect("UTF-8")], b"");
+        assert_error(
+            &out,
+            &format!(
+                "{option} {} cannot be created: {file_text} is not a directory",
+                path.display()
+            ),
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the sweep ran before the path was checked"
+        );
+    }
+    assert_eq!(std::fs::read(&file).expect("read"), b"mine");
+}
