@@ -44,9 +44,10 @@ pub const LONG_ABOUT: &str = "Append one event per line of stdin to STREAM, one 
     state of STREAM can be read at its head: if an earlier event of STREAM is not a key-value \
     event (appended with `--raw`, or by a program), a warning names it, since the state cannot \
     be read from that version on.\n\n\
-    Exit status: 0 when every line was appended, including when building checkpoints failed \
-    afterwards (a warning on stderr says why: checkpoints are derived data, rebuilt from the \
-    log, and reads stay exact); 2 on errors: the versions printed before the error were \
+    Exit status: 0 when every line was appended and synced, including when building \
+    checkpoints or closing the store failed afterwards (a warning on stderr says why: \
+    checkpoints and the index are derived data, rebuilt from the log, and reads stay exact); \
+    2 on errors: the versions printed before the error were \
     appended, and the line the message names and those after it were not (if the final sync \
     fails, versions printed without `--durability critical` may be lost, and the message says \
     so).";
