@@ -4,7 +4,7 @@
 
 use std::io;
 
-use helios::Version;
+use helios::{Version, short_name};
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +21,48 @@ pub enum CliError {
         #[source]
         source: io::Error,
     },
+    /// Arguments that do not go together (each alone was accepted by its parser).
+    #[error("{0}")]
+    Usage(String),
+    /// I/O on a file the CLI itself writes (tune's output files).
+    #[error("could not {op} {}: {source}", .path.display())]
+    Path {
+        /// What was being done, as a verb phrase ("write the output file").
+        op: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A directory the CLI itself creates (tune's --out or scratch directory) could not be.
+    #[error("could not create the {what} directory {}: {source}", .path.display())]
+    CreateDir {
+        /// Which directory ("--out").
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A directory the CLI itself creates (tune's --out or scratch directory) is a file.
+    #[error(
+        "{what} {} cannot be created: {} is not a directory",
+        .path.display(),
+        .file.display()
+    )]
+    NotADirectory {
+        /// Which directory ("--out").
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The path itself, or the part of it that exists, which is not a directory.
+        file: std::path::PathBuf,
+    },
     /// The demo read back something other than what it wrote, or an append was acknowledged
     /// with an unexpected version.
-    #[error("demo check failed on stream `{stream}` at {version}: {reason}")]
+    #[error("demo check failed on stream `{}` at {version}: {reason}", short_name(.stream))]
     DemoCheck {
         /// The stream.
         stream: String,
@@ -44,13 +83,53 @@ pub enum CliError {
         #[source]
         source: helios::kv::KvError,
     },
-    /// Every event was appended, but building checkpoints afterwards failed.
+    /// `helios append` read a key-value line whose key is not UTF-8: `helios get` takes its
+    /// key as a command-line string, so it could never name it.
     #[error(
-        "the events were appended to stream `{stream}`, but building checkpoints failed: {source}"
+        "stdin line {line} has a key that is not UTF-8, which `helios get` could not name \
+         (nothing from this line on was appended)"
     )]
-    Checkpoints {
-        /// The stream appended to.
-        stream: String,
+    KeyNotUtf8 {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+    },
+    /// `helios append` read a line longer than the largest event the log takes; it stopped
+    /// reading it there.
+    #[error(
+        "stdin line {line} is longer than {max_bytes} bytes, the largest event the log takes \
+         (nothing from this line on was appended)"
+    )]
+    LineTooLong {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// `helios append` could not read a line of stdin.
+    #[error("could not read stdin line {line}: {source}")]
+    ReadLine {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The engine refused or failed to append a line of stdin (too large for a segment, a
+    /// conflict, an I/O error).
+    #[error("appending stdin line {line} failed: {source}")]
+    AppendLine {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+        /// The engine's error.
+        #[source]
+        source: helios::Error,
+    },
+    /// Every line was appended, but the sync after the last one failed.
+    #[error(
+        "every line was appended, but syncing the store afterwards failed: {source} (versions \
+         printed without --durability critical may be lost)"
+    )]
+    SyncAfterAppend {
         /// The engine's error.
         #[source]
         source: helios::Error,
@@ -72,7 +151,7 @@ pub enum CliError {
     #[error("the demo's naive peer failed: {0}")]
     Peer(#[source] helios::Error),
     /// The workload found the engine acknowledging something other than what it asked for.
-    #[error("workload check failed on stream `{stream}`: {reason}")]
+    #[error("workload check failed on stream `{}`: {reason}", short_name(.stream))]
     WorkloadCheck {
         /// The stream.
         stream: String,

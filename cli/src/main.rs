@@ -13,13 +13,18 @@
 //! and check goes through the `helios` crate, and this crate never opens a log or metadata file
 //! itself.
 //!
-//! Exit codes: 0 on success, 1 when `helios verify` finds problems or when the key asked of
-//! `helios get` is absent at that version, 2 for every error (including wrong arguments, which
-//! clap reports). Errors are printed to stderr as one sentence, `helios: <what happened>`.
+//! Exit codes: 0 on success, 1 when `helios verify` finds problems, when the key asked of
+//! `helios get` is absent at that version, or when no setting of `helios tune` meets its
+//! budget, 2 for every error (including wrong arguments and numbers out of range, which clap
+//! reports before anything runs: see `limits`). `helios append` exits 0 once every line is
+//! appended and synced, even when building checkpoints afterwards fails (a warning says so).
+//! Each command's `--help` states its own. Errors are printed to stderr as one sentence,
+//! `helios: <what happened>`, with long stream names and keys cut to a readable length.
 
 mod commands;
 mod error;
 mod json;
+mod limits;
 mod store;
 mod text;
 
@@ -35,8 +40,14 @@ const EXIT_ERROR: u8 = 2;
 
 /// Helios: an embeddable event-sourced storage engine.
 ///
-/// Each command works on a store directory (created on first append). A store has one writer at
-/// a time: while a process has it open, every other command on it fails with a "locked" error.
+/// Each command works on a store directory (created on first append, in an empty or missing
+/// directory only). A store has one writer at a time: while a process has it open, every other
+/// command on it fails with a "locked" error.
+///
+/// Exit status: 0 on success; 1 when `verify` finds problems, `get` finds the key absent, or
+/// no setting of `tune` meets its budget; 2 on every error, including arguments out of range
+/// (every number has a stated range, refused before anything runs). Each command's `--help`
+/// says more.
 #[derive(Debug, Parser)]
 #[command(name = "helios", version, propagate_version = true)]
 struct Cli {

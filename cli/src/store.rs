@@ -5,13 +5,16 @@ use std::path::Path;
 use helios::Engine;
 
 use crate::error::CliError;
+use crate::limits;
 
 /// Options for commands that open a store.
 #[derive(Clone, Debug, clap::Args)]
 pub struct OpenArgs {
     /// Size in bytes of each log segment created by this run, preallocated with zeros (existing
-    /// segments keep their size). Small values are useful in tests and tuning. [default: 64 MiB]
-    #[arg(long, value_name = "BYTES", help_heading = "Store options")]
+    /// segments keep their size), from 4096 to 1 GiB. Small values are useful in tests and
+    /// tuning. [default: 64 MiB]
+    #[arg(long, value_name = "BYTES", help_heading = "Store options",
+          allow_negative_numbers = true, value_parser = limits::SEGMENT_SIZE_BYTES.parser())]
     pub segment_size_bytes: Option<u64>,
 }
 

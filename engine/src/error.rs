@@ -6,8 +6,11 @@ use helios_checkpoint::CheckpointError;
 use helios_log::{LogError, Version};
 use helios_replay::{AggregateError, ReplayError};
 
+use crate::names::short_name;
+
 /// Everything the engine's operations can fail with. Messages name the stream, file or key
-/// involved.
+/// involved; a long stream name is cut to a readable length in the message
+/// ([`crate::short_name`]), and stays whole in the variant's field.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The log failed: I/O, corruption (with file and byte offset), a torn tail in refuse mode,
@@ -85,7 +88,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// Optimistic concurrency: the stream's head is not what the caller expected.
-    #[error("conflict on stream `{stream}`: expected head {expected}, but the head is {actual}")]
+    #[error(
+        "conflict on stream `{}`: expected head {expected}, but the head is {actual}",
+        short_name(.stream)
+    )]
     Conflict {
         /// The stream.
         stream: String,
@@ -95,13 +101,13 @@ pub enum Error {
         actual: Version,
     },
     /// No stream of that name exists.
-    #[error("unknown stream `{stream}`")]
+    #[error("unknown stream `{}`", short_name(.stream))]
     UnknownStream {
         /// The name asked for.
         stream: String,
     },
     /// A stream name that cannot be used.
-    #[error("invalid stream name {stream:?}: {reason}")]
+    #[error("invalid stream name `{}`: {reason}", short_name(.stream))]
     InvalidStreamName {
         /// The name.
         stream: String,
@@ -125,6 +131,41 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// The store's path, or a directory on the way to it, is not a directory.
+    #[error("{path} is {kind}, not a directory")]
+    NotADirectory {
+        /// The path that is not a directory: the store's, or the first on the way to it.
+        path: PathBuf,
+        /// What it is instead, as a noun phrase ("a file", "a socket", ...).
+        kind: &'static str,
+    },
+    /// Resolving the store's path follows symbolic links in a loop.
+    #[error("{path} cannot be reached: the symbolic links on its way form a loop")]
+    SymlinkLoop {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The operating system refused access to the store's directory.
+    #[error("permission denied: cannot {op} {path}")]
+    PermissionDenied {
+        /// What was refused, as a verb phrase ("list directory").
+        op: &'static str,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Creating a store in a directory that already holds other files (a new store is created
+    /// only in an empty or missing directory).
+    #[error(
+        "{path} is not empty and is not a Helios store (it has no log/ directory; it holds \
+         `{}`, for one): a new store is created only in an empty or missing directory",
+        short_name(.found)
+    )]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+        /// One of the entries that is not a store's own.
+        found: String,
+    },
     /// The index and the log disagree.
     #[error("index and log disagree for stream #{stream} {version}: {reason}")]
     IndexMismatch {
@@ -136,7 +177,10 @@ pub enum Error {
         reason: String,
     },
     /// A view or state asked for a version the stream has not reached.
-    #[error("stream `{stream}` has no version {version}: its head is {head}")]
+    #[error(
+        "stream `{}` has no version {version}: its head is {head}",
+        short_name(.stream)
+    )]
     VersionPastHead {
         /// The stream.
         stream: String,
@@ -147,7 +191,11 @@ pub enum Error {
     },
     /// The stream's state machine rejected an event, or panicked on it, while the state at a
     /// version was rebuilt. The engine itself is unharmed.
-    #[error("stream `{stream}`, event {version}: {}", replay_detail(.source))]
+    #[error(
+        "stream `{}`, event {version}: {}",
+        short_name(.stream),
+        replay_detail(.source)
+    )]
     Replay {
         /// The stream.
         stream: String,
@@ -158,7 +206,7 @@ pub enum Error {
         source: ReplayError,
     },
     /// A typed aggregate could not be loaded from a stream's state.
-    #[error("stream `{stream}` at {version}: {source}")]
+    #[error("stream `{}` at {version}: {source}", short_name(.stream))]
     Aggregate {
         /// The stream.
         stream: String,
@@ -189,8 +237,9 @@ pub enum Error {
     },
     /// A promotion from a branch that does not descend from the stream's head.
     #[error(
-        "conflict promoting {branch} of stream `{stream}`: the branch is based on {base}, but \
-         the head is {head} and the branch does not descend from it"
+        "conflict promoting {branch} of stream `{}`: the branch is based on {base}, but the \
+         head is {head} and the branch does not descend from it",
+        short_name(.stream)
     )]
     PromotionConflict {
         /// The branch.

@@ -50,11 +50,13 @@ mod cache;
 mod catalog;
 mod checkpoints;
 mod class;
+mod dir_check;
 mod engine;
 mod error;
 mod inspect;
 mod meta;
 mod metrics;
+mod names;
 mod open;
 mod options;
 mod read;
@@ -88,6 +90,7 @@ pub use helios_replay::{
 };
 pub use inspect::Inspect;
 pub use metrics::{Metric, MetricSummary, MetricsSnapshot, SAMPLE_EVERY};
+pub use names::{NAME_SHOWN_CHARS_MAX, ShortName, short_name};
 pub use open::OpenReport;
 pub use options::{
     BranchOptions, CheckpointOptions, DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_HEADS_MAX,

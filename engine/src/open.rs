@@ -57,9 +57,7 @@ impl Engine {
         let dir = dir.to_path_buf();
         options.validate()?;
         let storage = plugins.storage.clone();
-        if !options.create_if_missing && storage.list_files(&dir.join(LOG_DIR)).is_err() {
-            return Err(Error::NotAStore { path: dir });
-        }
+        crate::dir_check::check(&dir, options.create_if_missing, &*storage)?;
         std::fs::create_dir_all(&dir).map_err(|e| LogError::Io {
             op: "create directory",
             path: dir.clone(),

@@ -5,10 +5,11 @@ use std::io::{ErrorKind, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use helios::{Version, ViewReport};
+use helios::{Version, ViewReport, short_name};
 
 use crate::error::CliError;
 use crate::json;
+use crate::limits;
 use crate::store::OpenArgs;
 
 /// Exit code when the key is absent at that version (2 stays reserved for errors).
@@ -40,7 +41,8 @@ pub struct Args {
     pub key: String,
     /// The version of the stream's state to read (0 is the empty state). [default: the
     /// stream's head]
-    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    #[arg(long, value_name = "VERSION", allow_negative_numbers = true,
+          value_parser = limits::VERSION.parser())]
     pub at: Option<u64>,
     /// After the value, print the checkpoint layers the state was read from and how many
     /// events were replayed on top of them.
@@ -51,13 +53,6 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub open: OpenArgs,
-}
-
-/// Parses `--at`: clap prints the message after "invalid value 'X' for '--at <VERSION>': ".
-fn parse_version(text: &str) -> Result<u64, String> {
-    text.parse().map_err(|_| {
-        "a version is a whole number from 0 (the empty state) up to the stream's head".to_owned()
-    })
 }
 
 /// Runs `helios get`.
@@ -107,8 +102,8 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             let _ = writeln!(
                 std::io::stderr().lock(),
                 "absent: key `{}` is not set in stream `{}` at version {}",
-                args.key,
-                args.stream,
+                short_name(&args.key),
+                short_name(&args.stream),
                 version.get()
             );
         }

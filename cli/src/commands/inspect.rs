@@ -15,7 +15,10 @@ use crate::text::{Align, pairs, table};
 pub const LONG_ABOUT: &str = "Show a store's segments (file, size, sealed or active), streams \
     (name, id, head), last LSN, and what recovery did when this command opened the store \
     (a torn tail removed, events re-indexed, stale index entries dropped). Opening runs \
-    recovery like any open, so the store must not be open elsewhere.";
+    recovery like any open, so the store must not be open elsewhere.\n\n\
+    Exit status: 0 when the report was printed, 2 on errors (a path that is not a store, or \
+    not a directory this user may read; a store locked by another process; damage that \
+    recovery refuses).";
 
 /// Arguments of `helios inspect`.
 #[derive(Debug, clap::Args)]
@@ -63,10 +66,6 @@ fn segment_name(segments: &[SegmentInfo], id: helios::SegmentId) -> String {
 
 fn state(segment: &SegmentInfo) -> &'static str {
     if segment.sealed { "sealed" } else { "active" }
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
 }
 
 fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
@@ -147,16 +146,13 @@ fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
                 segment_name(segments, log.end.segment)
             ),
         ),
-        (
-            "index ahead of log",
-            yes_no(log.start_was_past_end).to_owned(),
-        ),
         ("events re-indexed", report.reindexed.to_string()),
         (
-            "index entries dropped",
-            report.index_entries_dropped.to_string(),
+            "migrated",
+            report
+                .migrated_from
+                .map_or_else(|| "no".to_owned(), |v| format!("from store format {v}")),
         ),
-        ("streams dropped", report.streams_dropped.to_string()),
     ];
     out.push_str("\nrecovery on this open:\n");
     out.push_str(&pairs(2, &rows));
@@ -204,10 +200,9 @@ struct RecoveryJson {
     /// `null` when the log ended cleanly.
     torn_tail: Option<TornTailJson>,
     log_end: LogEndJson,
-    index_ahead_of_log: bool,
     events_reindexed: u64,
-    index_entries_dropped: u64,
-    streams_dropped: u64,
+    /// The store format this open migrated the store from; `null` if it did not.
+    migrated_from_format: Option<u32>,
 }
 
 #[derive(serde::Serialize)]
@@ -264,10 +259,8 @@ fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
                 file: segment_name(segments, log.end.segment),
                 offset: log.end.offset,
             },
-            index_ahead_of_log: log.start_was_past_end,
             events_reindexed: report.reindexed,
-            index_entries_dropped: report.index_entries_dropped,
-            streams_dropped: report.streams_dropped,
+            migrated_from_format: report.migrated_from,
         },
     }
 }

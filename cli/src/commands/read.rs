@@ -8,6 +8,7 @@ use helios::Version;
 
 use crate::error::CliError;
 use crate::json;
+use crate::limits;
 use crate::store::OpenArgs;
 
 /// The long help of `helios read`.
@@ -17,7 +18,13 @@ pub const LONG_ABOUT: &str = "Print the events of STREAM as `VERSION<TAB>PAYLOAD
     With `--json`, one JSON object per line (JSON lines): `version`, `lsn`, `durability` \
     (`critical` or `normal`, the class it was appended with), `timestamp_us` (microseconds \
     since the Unix epoch when it was appended) and `payload` (UTF-8, invalid bytes replaced by \
-    U+FFFD).";
+    U+FFFD).\n\n\
+    --from past the stream's head is an error naming the head, as `helios get --at` past the \
+    head is (the stream has no such version); --from 0 is --from 1. --to past the head reads \
+    up to the head; --to below --from is an error.\n\n\
+    Exit status: 0 when every event asked for was printed (none, for an empty stream read \
+    without --from), 2 on errors (a store or stream that does not exist, --from past the \
+    head, --to below --from, a damaged event).";
 
 /// Arguments of `helios read`.
 #[derive(Debug, clap::Args)]
@@ -26,11 +33,13 @@ pub struct Args {
     pub dir: PathBuf,
     /// The stream to read.
     pub stream: String,
-    /// First version to print. [default: 1]
-    #[arg(long, value_name = "V")]
+    /// First version to print; past the stream's head it is an error. [default: 1]
+    #[arg(long, value_name = "V", allow_negative_numbers = true,
+          value_parser = limits::VERSION.parser())]
     pub from: Option<u64>,
     /// Last version to print, inclusive. [default: the stream's head]
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", allow_negative_numbers = true,
+          value_parser = limits::VERSION.parser())]
     pub to: Option<u64>,
     /// Print one JSON object per event and line instead of `VERSION<TAB>PAYLOAD`.
     #[arg(long)]
@@ -52,7 +61,29 @@ struct EventJson<'a> {
 /// Runs `helios read`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open_existing(&args.dir)?;
-    let from = Version(args.from.unwrap_or(1));
+    let head = engine
+        .head(&args.stream)
+        .ok_or_else(|| helios::Error::UnknownStream {
+            stream: args.stream.clone(),
+        })?;
+    // The same rule as `helios get --at`: a version the stream has not reached is an error
+    // naming the head, not an empty answer that looks like "no events yet".
+    if let Some(from) = args.from.filter(|&from| from > head.get()) {
+        return Err(helios::Error::VersionPastHead {
+            stream: args.stream.clone(),
+            version: Version(from),
+            head,
+        }
+        .into());
+    }
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && to < from
+    {
+        return Err(CliError::Usage(format!(
+            "--to {to} is before --from {from}: the range of versions to read is empty"
+        )));
+    }
+    let from = Version(args.from.unwrap_or(1).max(1));
     let to = Version(args.to.unwrap_or(u64::MAX));
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -29,7 +29,10 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     - `totals`: `streams`, `events`, `log_bytes` (through the last record), \
     `log_segments` (segment files holding records), `segment_files` and \
     `segment_file_bytes` (every segment file, as allocated), `checkpoint_files`, \
-    `checkpoint_bytes`, and `levels` as above, over all streams.";
+    `checkpoint_bytes`, and `levels` as above, over all streams.\n\n\
+    Exit status: 0 when the report was printed, 2 on errors (a path that is not a store, or \
+    not a directory this user may read; a store locked by another process; damage that \
+    recovery refuses).";
 
 /// Arguments of `helios stats`.
 #[derive(Debug, clap::Args)]

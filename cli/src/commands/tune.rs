@@ -35,6 +35,8 @@ use self::sweep::sweep;
 use self::workload::Workload;
 use crate::error::CliError;
 use crate::json;
+use crate::limits::{self, Count, Positive};
+use crate::text::bytes;
 
 /// Exit code when a budget was given and no setting meets it (2 stays reserved for errors).
 const EXIT_NO_SETTING: u8 = 1;
@@ -77,7 +79,12 @@ pub const LONG_ABOUT: &str = "Sweep checkpoint settings over a workload and repo
     store, which may run crash recovery, and nothing is appended to it).\n\n\
     Writes tune.csv, tune.json and tune.svg (p99 against storage, front highlighted) under \
     --out and prints a table (or, with --json, the JSON). See docs/TUNING.md.\n\n\
-    Exit status: 0, or 1 when a budget was given and no setting meets it, 2 on errors.";
+    Every number is checked before anything runs, and so is the memory the workload and the \
+    samples take together: at most 2 GiB (the limit and what each option costs are in the \
+    message when a sweep would pass it). With --from, reading stops with an error once the \
+    events read take more than that; --events N reads only the first N.\n\n\
+    Exit status: 0, or 1 when a budget was given and no setting meets it, 2 on errors \
+    (including a value out of range, and a sweep too large for the memory limit).";
 
 /// Which generated workload to sweep over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -102,46 +109,56 @@ pub struct Args {
         help_heading = "Workload"
     )]
     pub from: Option<PathBuf>,
-    /// Uniform: events to generate; --from: read at most the first N events of the log.
-    /// [default: 20000 for uniform, every event for --from]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    /// Uniform: events to generate; --from: read at most the first N events of the log. From 1
+    /// to 2000000. [default: 20000 for uniform, every event for --from]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = EVENTS.parser(), help_heading = "Workload")]
     pub events: Option<u64>,
-    /// Uniform: size of the key space. [default: 2000]
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    /// Uniform: size of the key space, from 1 to 20000000. [default: 2000]
+    #[arg(long, value_name = "K", allow_negative_numbers = true,
+          value_parser = KEYS.parser(), help_heading = "Workload")]
     pub keys: Option<u64>,
-    /// Uniform: most keys an event changes (each changes 1 to N). [default: 4]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    /// Uniform: most keys an event changes (each changes 1 to N), from 1 to 100. [default: 4]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = KEYS_PER_EVENT.parser(), help_heading = "Workload")]
     pub keys_per_event: Option<u64>,
-    /// MCTS: simulations to run; about one move in --promote-every becomes durable. [default:
-    /// 10000]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Workload")]
+    /// MCTS: simulations to run; about one move in --promote-every becomes durable. From 1 to
+    /// 5000000. [default: 10000]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = limits::SIMULATIONS.parser(), help_heading = "Workload")]
     pub simulations: Option<u64>,
     /// MCTS: simulations per move played. [default: 8]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workload")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = limits::PROMOTE_EVERY.parser_u32(), help_heading = "Workload")]
     pub promote_every: Option<u32>,
-    /// Seed of the generated workload and of the samples.
-    #[arg(long, default_value_t = helios_workloads::DEFAULT_SEED, help_heading = "Workload")]
+    /// Seed of the generated workload and of the samples (decimal, or hexadecimal with `0x`).
+    #[arg(long, default_value_t = helios_workloads::DEFAULT_SEED, allow_negative_numbers = true,
+          value_parser = limits::parse_seed, help_heading = "Workload")]
     pub seed: u64,
 
     /// Fanouts to try (comma-separated, each at least 2).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [4u64, 8, 10, 16, 32],
-          value_parser = clap::value_parser!(u64).range(2..), help_heading = "Grid")]
+          allow_negative_numbers = true, value_parser = FANOUT.parser(), help_heading = "Grid")]
     pub fanouts: Vec<u64>,
-    /// Level counts to try (comma-separated, each at least 1).
+    /// Level counts to try (comma-separated, each from 1 to 16).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [1u32, 2, 3, 4],
-          value_parser = clap::value_parser!(u32).range(1..=16), help_heading = "Grid")]
+          allow_negative_numbers = true, value_parser = LEVELS.parser_u32(), help_heading = "Grid")]
     pub levels: Vec<u32>,
-    /// Checkpoint files kept mapped at once (`Options::checkpoint_maps_max`) to try.
+    /// Checkpoint files kept mapped at once (`Options::checkpoint_maps_max`) to try, each from
+    /// 1 to 65536.
     #[arg(long, value_name = "LIST", value_delimiter = ',',
-          default_values_t = [helios::DEFAULT_CHECKPOINT_MAPS_MAX], help_heading = "Grid")]
+          default_values_t = [helios::DEFAULT_CHECKPOINT_MAPS_MAX], allow_negative_numbers = true,
+          value_parser = MAPS_MAX.parser_usize(), help_heading = "Grid")]
     pub maps_max: Vec<usize>,
 
-    /// Views timed per setting, at random versions (each also run once untimed before).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES,
-          value_parser = clap::value_parser!(u64).range(1..), help_heading = "Measurement")]
+    /// Views timed per setting, at random versions (each also run once untimed before). From 1
+    /// to 1000000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES, allow_negative_numbers = true,
+          value_parser = SAMPLES.parser(), help_heading = "Measurement")]
     pub samples: u64,
-    /// Point reads (`View::get` of a random key of the stream) per timed view.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, help_heading = "Measurement")]
+    /// Point reads (`View::get` of a random key of the stream) per timed view, from 0 to 1000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, allow_negative_numbers = true,
+          value_parser = READS.parser(), help_heading = "Measurement")]
     pub reads: u64,
     /// What the view latency is measured with: `wall` (what a caller waits) or `thread-cpu`
     /// (what the view costs the thread, without the waits other processes cause on a busy
@@ -153,12 +170,15 @@ pub struct Args {
     pub scratch_dir: Option<PathBuf>,
 
     /// Latency budget: recommend the setting with the least checkpoint storage whose view p99
-    /// is at most this many microseconds.
-    #[arg(long, value_name = "US", value_parser = parse_budget, help_heading = "Budget")]
+    /// is at most this many microseconds (above 0, at most 60000000).
+    #[arg(long, value_name = "US", allow_negative_numbers = true,
+          value_parser = MAX_P99_US.parser(), help_heading = "Budget")]
     pub max_p99_us: Option<f64>,
     /// Space budget: recommend the fastest setting (view p99) with at most this many bytes per
-    /// event, log and checkpoints together. With both budgets: the fastest within both.
-    #[arg(long, value_name = "BYTES", value_parser = parse_budget, help_heading = "Budget")]
+    /// event, log and checkpoints together (above 0, at most 1 TiB). With both budgets: the
+    /// fastest within both.
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true,
+          value_parser = MAX_BYTES_PER_EVENT.parser(), help_heading = "Budget")]
     pub max_bytes_per_event: Option<f64>,
 
     /// Directory for tune.csv, tune.json and tune.svg (created if needed).
@@ -169,12 +189,178 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Parses a budget: a positive, finite number.
-fn parse_budget(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err("a budget is a positive number".to_owned()),
+/// The most memory a sweep may plan to hold for its workload and samples: 2 GiB. Checked
+/// against [`memory_estimate`] before anything is generated.
+pub const MEMORY_BYTES_MAX: u64 = 2 << 30;
+
+/// What the uniform workload holds per event, beyond its changes (measured: the event's
+/// buffer and its copy in the append batches).
+const UNIFORM_BYTES_PER_EVENT: u64 = 200;
+/// What the uniform workload holds per key an event changes (measured: the `set`/`del` line
+/// in the event and its batch copy, the key's history entry, the key in the stream's key list).
+const UNIFORM_BYTES_PER_CHANGE: u64 = 200;
+/// What the uniform workload allocates per key of the key space before its first event (a
+/// history list and a slot in the live-key index).
+const UNIFORM_BYTES_PER_KEY: u64 = 32;
+/// What a key the events write costs in the states and lists the sweep builds from them (the
+/// stream's key list, the builder's head state, a full checkpoint being written), measured:
+/// 200,000 events changing 900,000 keys of a 2,000,000-key space peaked at 581 MB resident,
+/// against 734 MB estimated.
+const UNIFORM_BYTES_PER_STATE_KEY: u64 = 500;
+/// What a sample holds beyond its point reads (stream, version, the list of keys), plus the
+/// digest of its answer kept for every setting measured.
+const SAMPLE_BYTES: u64 = 56;
+/// What one point read of a sample holds (the index of its key).
+const SAMPLE_READ_BYTES: u64 = 8;
+/// What the MCTS search holds per simulation (measured on `helios demo`, which records more).
+const MCTS_BYTES_PER_SIMULATION: u64 = 130;
+
+/// `--events`: the uniform workload keeps every event in memory, and `--from` every event read.
+const EVENTS: Count = Count {
+    min: 1,
+    max: 2_000_000,
+    what: "a number of events",
+    bound: "the workload keeps every event in memory: about 200 bytes per event plus 200 per \
+            key it changes, over 1 GiB at the limit",
+};
+/// `--keys`: the key space of the uniform workload.
+const KEYS: Count = Count {
+    min: 1,
+    max: 20_000_000,
+    what: "a number of keys",
+    bound: "the workload allocates about 32 bytes per key of the key space before its first \
+            event, 640 MB at the limit, and its states hold up to that many keys",
+};
+/// `--keys-per-event`: the keys one event of the uniform workload changes, at most.
+const KEYS_PER_EVENT: Count = Count {
+    min: 1,
+    max: 100,
+    what: "a number of keys per event",
+    bound: "the generator checks each key of an event against the event's other keys, so time \
+            grows with the square of this number, and each change costs about 200 bytes",
+};
+/// `--samples`: the views timed per setting.
+const SAMPLES: Count = Count {
+    min: 1,
+    max: 1_000_000,
+    what: "a number of samples",
+    bound: "each sample is a view run twice per setting, and the digest of its answer is kept \
+            per setting",
+};
+/// `--reads`: point reads per timed view.
+const READS: Count = Count {
+    min: 0,
+    max: 1000,
+    what: "a number of point reads per view",
+    bound: "each read of each sample is held in memory and run twice per setting",
+};
+/// `--fanouts`: any fanout from 2 works; the level policy refuses one whose top level
+/// overflows.
+const FANOUT: Count = Count {
+    min: 2,
+    max: u64::MAX,
+    what: "a fanout",
+    bound: "",
+};
+/// `--levels`.
+const LEVELS: Count = Count {
+    min: 1,
+    max: 16,
+    what: "a number of levels",
+    bound: "a view reads at most one layer per level, and 16 levels of fanout 2 already \
+            reach a checkpoint every 65536 events",
+};
+/// `--maps-max`.
+const MAPS_MAX: Count = Count {
+    min: 1,
+    max: 65_536,
+    what: "a number of mapped checkpoint files",
+    bound: "a process may hold about 65530 memory maps (Linux's vm.max_map_count), and each \
+            mapped checkpoint keeps its point index in memory",
+};
+/// `--max-p99-us`.
+const MAX_P99_US: Positive = Positive {
+    max: 60_000_000.0,
+    unit: "microseconds",
+    bound: "60 s, the longest view latency the sweep records exactly",
+};
+/// `--max-bytes-per-event`.
+const MAX_BYTES_PER_EVENT: Positive = Positive {
+    // 2^40.
+    max: 1_099_511_627_776.0,
+    unit: "bytes",
+    bound: "1 TiB, far above what an event of at most 64 MiB and its checkpoints take",
+};
+
+/// What the sweep plans to hold in memory for its workload and samples, as `(what, bytes)`
+/// parts, before anything is generated. The parts are upper estimates measured on this code;
+/// `--from` is bounded while the store is read instead (see `workload::from_store`).
+fn memory_estimate(args: &Args, settings_count: usize) -> Vec<(&'static str, u64)> {
+    let uniform = args.from.is_none() && args.workload == WorkloadArg::Uniform;
+    let mcts = args.from.is_none() && args.workload == WorkloadArg::Mcts;
+    let mut parts = Vec::new();
+    if uniform {
+        let events = args.events.unwrap_or(DEFAULT_EVENTS);
+        let per_event = args.keys_per_event.unwrap_or(DEFAULT_KEYS_PER_EVENT);
+        // Each event changes 1 to `per_event` keys, (per_event + 1) / 2 on average.
+        let changes = events.saturating_mul(per_event.saturating_add(1)) / 2;
+        parts.push((
+            "--events and --keys-per-event (the events)",
+            events
+                .saturating_mul(UNIFORM_BYTES_PER_EVENT)
+                .saturating_add(changes.saturating_mul(UNIFORM_BYTES_PER_CHANGE)),
+        ));
+        // The states hold at most every key of the space, and at most one key per change.
+        let keys = args.keys.unwrap_or(DEFAULT_KEYS);
+        parts.push((
+            "--keys (the key space and the states)",
+            keys.saturating_mul(UNIFORM_BYTES_PER_KEY).saturating_add(
+                keys.min(changes)
+                    .saturating_mul(UNIFORM_BYTES_PER_STATE_KEY),
+            ),
+        ));
     }
+    if mcts {
+        parts.push((
+            "--simulations",
+            args.simulations
+                .unwrap_or(DEFAULT_SIMULATIONS)
+                .saturating_mul(MCTS_BYTES_PER_SIMULATION),
+        ));
+    }
+    let per_sample = SAMPLE_BYTES
+        .saturating_add(args.reads.saturating_mul(SAMPLE_READ_BYTES))
+        .saturating_add(8 * (settings_count as u64 + 1));
+    parts.push((
+        "--samples and --reads",
+        args.samples.saturating_mul(per_sample),
+    ));
+    parts
+}
+
+/// Refuses a sweep whose [`memory_estimate`] passes [`MEMORY_BYTES_MAX`], naming the options
+/// that take the most.
+fn check_memory(args: &Args, settings_count: usize) -> Result<(), CliError> {
+    let parts = memory_estimate(args, settings_count);
+    let total = parts
+        .iter()
+        .fold(0u64, |sum, (_, bytes)| sum.saturating_add(*bytes));
+    if total <= MEMORY_BYTES_MAX {
+        return Ok(());
+    }
+    let (largest, largest_bytes) = parts
+        .iter()
+        .max_by_key(|(_, bytes)| *bytes)
+        .copied()
+        .unwrap_or(("the workload", total));
+    Err(TuneError::Usage(format!(
+        "this sweep would hold about {} in memory, more than its limit of {}; the largest part, \
+         about {}, comes from {largest}",
+        bytes(total),
+        bytes(MEMORY_BYTES_MAX),
+        bytes(largest_bytes)
+    ))
+    .into())
 }
 
 /// What can go wrong in a sweep beyond the engine's and the CLI's own errors.
@@ -213,19 +399,24 @@ impl From<TuneError> for CliError {
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let settings = grid(args)?;
     check_workload_flags(args)?;
+    check_memory(args, settings.len())?;
     let budget = Budget {
         max_p99_us: args.max_p99_us,
         max_bytes_per_event: args.max_bytes_per_event,
     };
     let scratch = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&scratch).map_err(CliError::io("create the scratch directory"))?;
+    // Before the sweep, so that a wrong --out is not found after minutes of measuring (it is
+    // created only once there is something to write in it).
+    check_dir_path(&args.out, "--out")?;
+    create_dir(&scratch, "--scratch-dir")?;
 
     let workload = load_workload(args, &scratch)?;
     for (stream, reason) in &workload.skipped {
         // Nothing sensible is left to do if stderr itself cannot be written.
         let _ = writeln!(
             std::io::stderr().lock(),
-            "helios: skipping stream `{stream}`: {reason}"
+            "helios: skipping stream `{}`: {reason}",
+            helios::short_name(stream)
         );
     }
     if workload.events_count() == 0 {
@@ -237,7 +428,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let document = sweep.document(args, &workload, &measured, &scratch, budget);
 
     // Files.
-    std::fs::create_dir_all(&args.out).map_err(CliError::io("create the --out directory"))?;
+    create_dir(&args.out, "--out")?;
     let csv = report::csv(&sweep.rows).map_err(|e| TuneError::Csv(e.to_string()))?;
     write_file(&args.out.join(CSV_FILE), &csv)?;
     let json_text = json::pretty(&document)?;
@@ -397,5 +588,33 @@ fn load_workload(args: &Args, scratch: &Path) -> Result<Workload, CliError> {
 
 /// Writes `bytes` to `path`, replacing it.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    std::fs::write(path, bytes).map_err(CliError::io("write an output file of the sweep"))
+    std::fs::write(path, bytes).map_err(|source| CliError::Path {
+        op: "write the output file",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Checks that the directory `path` given as option `what` exists or can be made: the nearest
+/// part of it that exists must be a directory.
+fn check_dir_path(path: &Path, what: &'static str) -> Result<(), CliError> {
+    match path.ancestors().find(|p| std::fs::metadata(p).is_ok()) {
+        Some(existing) if !existing.is_dir() => Err(CliError::NotADirectory {
+            what,
+            path: path.to_path_buf(),
+            file: existing.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the directory `path` given as option `what` (and its parents), naming the path
+/// when a file is in the way or it cannot be created.
+fn create_dir(path: &Path, what: &'static str) -> Result<(), CliError> {
+    check_dir_path(path, what)?;
+    std::fs::create_dir_all(path).map_err(|source| CliError::CreateDir {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }

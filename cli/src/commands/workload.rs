@@ -19,12 +19,21 @@ use helios::{Durability, Engine, Version};
 use helios_workloads::Rng;
 
 use crate::error::CliError;
+use crate::limits::{self, Count};
 use crate::store::OpenArgs;
 
 /// Streams the workload writes by default.
 const DEFAULT_STREAM_COUNT: u32 = 3;
 /// Most events in one append or one promotion.
 const EVENTS_PER_WRITE_MAX: u64 = 3;
+/// `--streams`: the workload keeps each stream's name and head in memory and picks one per
+/// write, so the bound is about what a crash test needs, not about memory.
+const STREAMS: Count = Count {
+    min: 1,
+    max: 1000,
+    what: "a number of streams",
+    bound: "a crash test needs a few streams; more only spread the writes thinner",
+};
 
 /// The long help of `helios workload`.
 pub const LONG_ABOUT: &str = "Run mixed durable traffic on a few streams (`workload-0`, \
@@ -46,22 +55,30 @@ pub const LONG_ABOUT: &str = "Run mixed durable traffic on a few streams (`workl
     word. Speculative events that are never promoted have payloads `set k<i> spec-<TAG>-<i>`: \
     none may ever be read back. Use a different --seed for each run on the same store, so \
     that payloads stay distinct.\n\n\
-    With --seconds, the run ends with a sync (and its `sync` line) and a clean close.";
+    With --seconds (at most 86400), the run ends with a sync (and its `sync` line) and a clean \
+    close.\n\n\
+    Exit status: 0 after a run with --seconds; without it the run ends only when the process \
+    is killed (the status is the signal's); 2 on errors, including an acknowledgement other \
+    than the one asked for (a version out of order, a branch that survived its prune).";
 
 /// Arguments of `helios workload`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The store directory (created if missing).
     pub dir: PathBuf,
-    /// Stop after this many seconds (with a final sync) instead of running until killed.
-    #[arg(long, value_name = "S")]
-    pub seconds: Option<f64>,
-    /// Streams to write, round-robin at random.
+    /// Stop after this many seconds (with a final sync) instead of running until killed: from 0
+    /// to 86400 (one day).
+    #[arg(long, value_name = "S", allow_negative_numbers = true,
+          value_parser = limits::RUN_SECONDS.parser())]
+    pub seconds: Option<Duration>,
+    /// Streams to write, round-robin at random (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_STREAM_COUNT,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+          allow_negative_numbers = true, value_parser = STREAMS.parser_u32())]
     pub streams: u32,
-    /// Seed of the run's choices; it is part of every payload.
-    #[arg(long, value_name = "SEED", default_value_t = 1)]
+    /// Seed of the run's choices; it is part of every payload (decimal, or hexadecimal with
+    /// `0x`).
+    #[arg(long, value_name = "SEED", default_value_t = 1, allow_negative_numbers = true,
+          value_parser = limits::parse_seed)]
     pub seed: u64,
     #[command(flatten)]
     pub open: OpenArgs,
@@ -215,9 +232,7 @@ impl Workload<'_> {
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open(&args.dir)?;
     // Counted from the open: recovering or creating the store is not part of the run.
-    let deadline = args
-        .seconds
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = args.seconds.map(|seconds| Instant::now() + seconds);
     let mut streams = Vec::new();
     for i in 0..args.streams {
         let name = format!("workload-{i}");

@@ -200,8 +200,9 @@ fn get_errors_name_the_stream_the_version_and_the_head() {
     );
     assert_eq!(ok(&get(&dir, "r", "a", &["--at", "1"])), "1\n");
     assert_error(&get(&dir, "r", "a", &[]), "stream `r`, event v2");
-    // Key-value events appended after it are appended, with a warning once a checkpoint is
-    // due (v10) and cannot be built past the raw event.
+    // Key-value events appended after it are appended, with a warning that names the raw
+    // event (here from the builder, which stops on it at the checkpoint due at v10;
+    // `hostile_input` checks the warning before any checkpoint is due).
     let events: String = (3..=10).map(|i| format!("set a {i}\n")).collect();
     let out = run_in(&dir, &["append", "r"], events.as_bytes());
     let versions: String = (3..=10).map(|i| format!("{i}\n")).collect();

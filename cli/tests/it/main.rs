@@ -7,11 +7,17 @@
 //! One binary on purpose, a module per area: each integration test file is its own binary, and
 //! linking dominates build time on two cores. `support` has the helpers they share: the
 //! binary, running it and capturing its output, the error contract, and stores on disk.
+//!
+//! `hostile_args` runs every numeric option of every command with hostile numbers under a
+//! memory limit; `hostile_input` gives bad paths and bad stdin and checks each message and
+//! exit status.
 
 mod append_kill;
 mod append_read;
 mod demo;
 mod get;
+mod hostile_args;
+mod hostile_input;
 mod support;
 mod tune;
 mod verify_stats;

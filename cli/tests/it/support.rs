@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -177,4 +178,126 @@ pub(crate) fn json_f64(value: &serde_json::Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{path:?} is not a number in:\n{value:#}"));
     assert!(x.is_finite(), "{path:?} = {x}");
     x
+}
+
+/// Most virtual memory a hostile-input run of `helios` may map (`ulimit -v`, in KiB): enough
+/// for every command on small inputs (the engine's maps and threads included), far below an
+/// allocation bomb, so that one fails the test instead of the machine.
+pub(crate) const HOSTILE_MEMORY_KIB: u64 = 2 << 20;
+
+/// Runs `helios args...` under `ulimit -v memory_kib` (through `sh`), with `stdin` as its
+/// input, and kills it if it runs past `timeout_s` seconds (a failure naming the arguments).
+pub(crate) fn run_limited(args: &[&str], stdin: &[u8], memory_kib: u64, timeout_s: u64) -> Output {
+    let script = format!("ulimit -v {memory_kib} && exec \"$0\" \"$@\"");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_helios"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Err(e) = input.write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
+    drop(input);
+    // Pipes are drained on threads so that a chatty child never blocks on a full pipe.
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut bytes);
+        bytes
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut bytes);
+        bytes
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("helios {args:?} ran past {timeout_s} s and was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().expect("stdout thread"),
+        stderr: err_thread.join().expect("stderr thread"),
+    }
+}
+
+/// Asserts that `output` is neither a panic nor an abort nor a kill: a status a script can
+/// read (0, 1 or 2), and no panic message.
+pub(crate) fn assert_no_crash(output: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(0..=2)),
+        "{what}: exit status {:?} (signal {:?}); stderr: {err}",
+        output.status.code(),
+        output.status.signal()
+    );
+    for crash in ["panicked", "memory allocation of", "RUST_BACKTRACE"] {
+        assert!(!err.contains(crash), "{what}: stderr shows a crash: {err}");
+    }
+}
+
+/// How to run `helios` so that file permissions apply to it: no prefix when this process is
+/// already subject to them; `setpriv` dropping every capability (CAP_DAC_OVERRIDE among
+/// them) when it runs as root; `None` (with the reason) when neither works here.
+pub(crate) fn permission_checked_prefix() -> Result<Vec<&'static str>, String> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let locked = tmp.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    let mode = |m| std::fs::Permissions::from_mode(m);
+    std::fs::set_permissions(&locked, mode(0o000)).expect("chmod");
+    let denied_here = std::fs::read_dir(&locked).is_err();
+    let prefix = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"];
+    let denied_with_setpriv = !denied_here
+        && Command::new(prefix[0])
+            .args(&prefix[1..])
+            .arg("ls")
+            .arg(&locked)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.code() == Some(2));
+    std::fs::set_permissions(&locked, mode(0o755)).expect("chmod");
+    if denied_here {
+        Ok(Vec::new())
+    } else if denied_with_setpriv {
+        Ok(prefix.to_vec())
+    } else {
+        Err("this process bypasses file permissions (root) and `setpriv` cannot drop that".into())
+    }
+}
+
+/// Runs `helios args...` behind `prefix` (see [`permission_checked_prefix`]).
+pub(crate) fn run_prefixed(prefix: &[&str], args: &[&str], stdin: &[u8]) -> Output {
+    let helios = env!("CARGO_BIN_EXE_helios");
+    let mut full: Vec<&str> = prefix.to_vec();
+    full.push(helios);
+    full.extend_from_slice(args);
+    let mut child = Command::new(full[0])
+        .args(&full[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Err(e) = input.write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
+    drop(input);
+    child.wait_with_output().expect("wait")
 }

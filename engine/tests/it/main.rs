@@ -10,9 +10,12 @@
 //! - `repair`: log damage diagnosed alike by open and verify, and repaired to the intact prefix.
 //! - `formats`: the golden store of every store format, the `FORMAT` file, migration.
 //! - `streams`: forks that share history, and deletions.
+//! - `directories`: the store's path on the real file system: files, links, permissions,
+//!   directories of other files, and messages that cut long names.
 //! - `support`: what several of them share.
 
 mod branches;
+mod directories;
 mod engine;
 mod formats;
 mod hostile;

@@ -52,12 +52,23 @@ use self::summary::{
 use self::text::to_text;
 use crate::error::CliError;
 use crate::json;
+use crate::limits::{self, Count};
 use crate::store::{OpenArgs, log_size};
 
 /// Random reads of each kind (durable version, branch node) per pass.
 const DEFAULT_READS: u64 = 10_000;
-/// Time budget of the naive durable peer.
-const DEFAULT_PEER_SECONDS: f64 = 5.0;
+/// Time budget of the naive durable peer, in seconds.
+const DEFAULT_PEER_SECONDS: &str = "5";
+/// `--reads`: the read phase holds its targets in memory (about 32 bytes per read of each
+/// kind) and checks each read against a replay from the first event, twice.
+const READS: Count = Count {
+    min: 1,
+    max: 1_000_000,
+    what: "a number of reads",
+    bound: "each read is done twice and replayed from the first event twice, so a million \
+            reads of each kind take minutes",
+};
+
 /// Commits kept for the naive durable peer: more than it can make durable in its budget on
 /// any disk that syncs in more than 50 us.
 const PEER_COMMITS_MAX: usize = 100_000;
@@ -92,7 +103,13 @@ pub const LONG_ABOUT: &str = "Run a Monte Carlo tree search over Connect Four wh
     latencies depend on the file system that directory is on. With --dir the store is kept, \
     and a later run adds its own games. A progress bar is drawn on stderr when it is a \
     terminal. With --json the summary is one JSON object on stdout; its fields are described \
-    in README.md (\"The demo\").";
+    in README.md (\"The demo\").\n\n\
+    --simulations is at most 5000000 (the search keeps about 130 bytes per simulation in \
+    memory); with --seconds alone the search stops at that many too. --seconds and \
+    --peer-seconds are at most 86400, --reads at most 1000000.\n\n\
+    Exit status: 0 when the run finished and every check held, 2 on errors, including a \
+    check that failed (a position read back other than the one written, a game reopened with \
+    other moves than those promoted) and a --dir that is not a store and not empty.";
 
 /// Arguments of `helios demo`.
 #[derive(Debug, clap::Args)]
@@ -100,26 +117,32 @@ pub struct Args {
     /// Store directory to use and keep. [default: a fresh temporary directory, removed at exit]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Simulations to run. [default: 10000, or no limit with --seconds]
-    #[arg(long, value_name = "N")]
+    /// Simulations to run, from 1 to 5000000. [default: 10000, or 5000000 with --seconds]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = limits::SIMULATIONS.parser())]
     pub simulations: Option<u64>,
-    /// Stop the search after this many seconds (the first of the two limits wins).
-    #[arg(long, value_name = "S")]
-    pub seconds: Option<f64>,
+    /// Stop the search after this many seconds (the first of the two limits wins), from 0 to
+    /// 86400.
+    #[arg(long, value_name = "S", allow_negative_numbers = true,
+          value_parser = limits::RUN_SECONDS.parser())]
+    pub seconds: Option<Duration>,
     /// Seed of the search and of the random reads (decimal, or hexadecimal with `0x`).
     #[arg(long, value_name = "SEED", default_value_t = helios_workloads::DEFAULT_SEED,
-          value_parser = helios_workloads::parse_seed)]
+          allow_negative_numbers = true, value_parser = limits::parse_seed)]
     pub seed: u64,
     /// Simulations per move: the best move is promoted (a critical commit) after this many.
     #[arg(long, value_name = "N", default_value_t = helios_workloads::mcts::DEFAULT_PROMOTE_EVERY,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          allow_negative_numbers = true, value_parser = limits::PROMOTE_EVERY.parser_u32())]
     pub promote_every: u32,
-    /// Random reads of each kind (durable version, branch node) per pass; two passes.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS)]
+    /// Random reads of each kind (durable version, branch node) per pass; two passes. From 1
+    /// to 1000000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS,
+          allow_negative_numbers = true, value_parser = READS.parser())]
     pub reads: u64,
-    /// Most seconds the naive "every commit durable" peer may take.
-    #[arg(long, value_name = "S", default_value_t = DEFAULT_PEER_SECONDS)]
-    pub peer_seconds: f64,
+    /// Most seconds the naive "every commit durable" peer may take, from 0 to 86400.
+    #[arg(long, value_name = "S", default_value = DEFAULT_PEER_SECONDS,
+          allow_negative_numbers = true, value_parser = limits::RUN_SECONDS.parser())]
+    pub peer_seconds: Duration,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -199,7 +222,9 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     // 1. The search.
     let simulations = match (args.simulations, args.seconds) {
         (Some(n), _) => n,
-        (None, Some(_)) => u64::MAX,
+        // A time limit alone: the search stops at the time or at the most simulations the
+        // demo takes, whichever comes first, so that its memory stays bounded.
+        (None, Some(_)) => limits::SIMULATIONS.max,
         (None, None) => DEFAULT_SIMULATIONS,
     };
     let config = MctsConfig {
@@ -269,7 +294,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         peer_dir.path(),
         &args.open,
         &recorder,
-        Duration::from_secs_f64(args.peer_seconds.max(0.0)),
+        args.peer_seconds,
         storage.log_bytes,
     )?;
     drop(peer_dir);

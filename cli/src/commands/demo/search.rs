@@ -107,12 +107,12 @@ pub(super) fn search(
     engine: &Engine,
     config: MctsConfig,
     simulations: u64,
-    seconds: Option<f64>,
+    seconds: Option<Duration>,
     promote_every: u32,
 ) -> Result<(MctsReport, Recorder, Duration), CliError> {
     const BAR_STEPS: u64 = 1000;
     let bar = progress(BAR_STEPS, "search");
-    let deadline = seconds.map(|s| Duration::from_secs_f64(s.max(0.0)));
+    let deadline = seconds;
     let mut mcts = Mcts::new(engine, config).map_err(CliError::Search)?;
     let mut recorder = Recorder::default();
     let started = Instant::now();

@@ -28,6 +28,10 @@ use crate::error::CliError;
 /// random-access read bench's batch.
 pub const APPEND_BATCH: usize = 1000;
 
+/// What an event read with `--from` holds in memory beside its payload: its buffer and its
+/// place in a batch, with the allocator's overhead.
+const HELD_BYTES_PER_EVENT: u64 = 64;
+
 /// The name of the uniform workload's one stream.
 pub const UNIFORM_STREAM: &str = "tune-uniform";
 
@@ -315,12 +319,25 @@ pub fn from_store(dir: &Path, events_max: Option<u64>) -> Result<Workload, CliEr
     let mut index: BTreeMap<u64, usize> = BTreeMap::new();
     let mut batches: Vec<Batch> = Vec::new();
     let mut read = 0u64;
+    // What the events read so far hold in memory: bounded as they are read, since a store's
+    // size is not known before.
+    let mut held_bytes = 0u64;
     for event in engine.events_from(Lsn(1))? {
         if events_max.is_some_and(|max| read >= max) {
             break;
         }
         let event = event?;
         read += 1;
+        held_bytes = held_bytes.saturating_add(event.payload.len() as u64 + HELD_BYTES_PER_EVENT);
+        if held_bytes > super::MEMORY_BYTES_MAX {
+            return Err(TuneError::Usage(format!(
+                "the first {read} events of {} take more than the sweep's memory limit of {}: \
+                 sweep over fewer with --events N",
+                dir.display(),
+                crate::text::bytes(super::MEMORY_BYTES_MAX)
+            ))
+            .into());
+        }
         let next = names.len();
         let stream = *index.entry(event.stream.0).or_insert(next);
         if stream == next {
