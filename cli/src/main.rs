@@ -41,8 +41,10 @@ const EXIT_ERROR: u8 = 2;
 /// Helios: an embeddable event-sourced storage engine.
 ///
 /// Each command works on a store directory (created on first append, in an empty or missing
-/// directory only). A store has one writer at a time: while a process has it open, every other
-/// command on it fails with a "locked" error.
+/// directory only). A store has one writer at a time (`append`, `workload`, `demo`, `repair`):
+/// a second one fails with a "locked" error. The reading commands (`read`, `get`, `inspect`,
+/// `stats`, `verify`) change nothing in the store, not even a lock file: they work while a
+/// writer holds it, on a read-only file system, and on a damaged store that a writer refuses.
 ///
 /// Exit status: 0 on success; 1 when `verify` finds problems, `get` finds the key absent, or
 /// no setting of `tune` meets its budget; 2 on every error, including arguments out of range
@@ -73,6 +75,10 @@ enum Command {
     /// Check every record's checksum and the index against the log, without changing the store.
     #[command(long_about = commands::verify::LONG_ABOUT)]
     Verify(commands::verify::Args),
+    /// Keep the intact prefix of a damaged store's log, set the rest aside (never deleted), and
+    /// print what was lost.
+    #[command(long_about = commands::repair::LONG_ABOUT)]
+    Repair(commands::repair::Args),
     /// Show per stream its events and checkpoint files per level, and the store's totals.
     #[command(long_about = commands::stats::LONG_ABOUT)]
     Stats(commands::stats::Args),
@@ -97,6 +103,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Get(args) => commands::get::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
+        Command::Repair(args) => commands::repair::run(&args),
         Command::Stats(args) => commands::stats::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Workload(args) => commands::workload::run(&args),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use helios::Engine;
+use helios::{Engine, Inspect, ReadOnly};
 
 use crate::error::CliError;
 use crate::limits;
@@ -33,22 +33,12 @@ impl OpenArgs {
         Ok(Engine::open(dir, self.options())?)
     }
 
-    /// Opens the store in `dir`, which must already exist: commands that only look at a store
-    /// must not create one where a user mistyped a path.
-    pub fn open_existing(&self, dir: &Path) -> Result<Engine, CliError> {
-        let mut options = self.options();
-        options.create_if_missing = false;
-        Ok(Engine::open(dir, options)?)
-    }
-
-    /// Opens the existing store in `dir` without the engine's background threads, for
-    /// commands that report what is on disk: no checkpoint is built and no flush runs while
-    /// they look (recovery at open still runs, as for any open).
-    pub fn open_existing_still(&self, dir: &Path) -> Result<Engine, CliError> {
-        let mut options = self.options();
-        options.create_if_missing = false;
-        options.background_threads = false;
-        Ok(Engine::open(dir, options)?)
+    /// Opens the store in `dir` read-only, for the commands that only look at it: nothing is
+    /// created, written or removed (not even a lock file), so a store that a writer holds, a
+    /// store on a read-only file system and a damaged store the writer refuses can all be
+    /// read, and a writer can open the store meanwhile.
+    pub fn open_read_only(&self, dir: &Path) -> Result<ReadOnly, CliError> {
+        Ok(ReadOnly::open(dir, self.options())?)
     }
 }
 
@@ -68,9 +58,9 @@ pub struct LogSize {
 }
 
 /// Measures the log of `engine` now.
-pub fn log_size(engine: &Engine) -> Result<LogSize, CliError> {
-    let segments = engine.inspect().segments()?;
-    let end = engine.inspect().log_end();
+pub fn log_size(inspect: Inspect<'_>) -> Result<LogSize, CliError> {
+    let segments = inspect.segments()?;
+    let end = inspect.log_end();
     let mut size = LogSize {
         used_bytes: 0,
         used_segments: 0,

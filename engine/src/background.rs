@@ -151,7 +151,7 @@ impl Inner {
             }
             recovery_point
         };
-        let mut batch = self.meta.batch();
+        let mut batch = self.meta("indexing")?.batch();
         for (record, locations) in &mut moved {
             let mut first = Version(record.head.0 + 1);
             for run in locations.chunks(RUN_LEN_MAX) {

@@ -5,7 +5,7 @@
 //! directory on the way to it that is a file, symbolic links that form a loop, permission
 //! denied, a missing directory when creating is not allowed, and the rule that a new store is
 //! created only in an empty or missing directory: a directory that holds anything but a store's
-//! own entries (`log/`, `meta/`, `checkpoints/`, `LOCK`) and has no `log/` is refused rather
+//! own entries (`log/`, `meta/`, `checkpoints/`, `LOCK`, `FORMAT`) and has no `log/` is refused rather
 //! than filled with store files beside the ones already there. A directory with only some of a
 //! store's entries is a store whose creation was cut short, and opening it finishes the job.
 //!
@@ -69,9 +69,17 @@ pub(crate) fn check(dir: &Path, create_if_missing: bool, storage: &dyn Storage) 
                 // A store (or the start of one): recovery checks the rest.
                 return Ok(());
             }
-            let own = [META_DIR, CHECKPOINT_DIR, LOCK_FILE]
-                .iter()
-                .any(|own| name == *own);
+            // The store's own entries, as its creation makes them in turn: the format first,
+            // then the lock, the metadata, the checkpoints and the log.
+            let own = [
+                META_DIR,
+                CHECKPOINT_DIR,
+                LOCK_FILE,
+                crate::store_format::FORMAT_FILE,
+                crate::store_format::FORMAT_TMP,
+            ]
+            .iter()
+            .any(|own| name == *own);
             if !own && foreign.is_none() {
                 foreign = Some(name.to_string_lossy().into_owned());
             }

@@ -40,7 +40,8 @@ pub(crate) struct Inner {
     pub(crate) options: Options,
     pub(crate) plugins: Plugins,
     pub(crate) log: Log,
-    pub(crate) meta: Meta,
+    /// The fjall metadata; `None` in a read-only engine, which does not open fjall.
+    pub(crate) meta: Option<Meta>,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) store: Store,
     pub(crate) branches: crate::branches::BranchTable,
@@ -63,7 +64,10 @@ pub(crate) struct Inner {
     /// Set by normal appends: the flusher must sync the log in its next round.
     pub(crate) normal_pending: AtomicBool,
     pub(crate) open_report: OpenReport,
-    pub(crate) _lock: helios_log::storage::LockGuard,
+    /// Whether this is a reader's engine ([`crate::ReadOnly`]): every write is refused.
+    pub(crate) read_only: bool,
+    /// The store's lock, held by a writer.
+    pub(crate) _lock: Option<helios_log::storage::LockGuard>,
 }
 
 /// An open Helios store. Share it across threads behind an `Arc` (all methods take `&self`).
@@ -81,6 +85,23 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// The fjall metadata, which a read-only engine does not have.
+    pub(crate) fn meta(&self, operation: &'static str) -> Result<&Meta> {
+        self.meta
+            .as_ref()
+            .ok_or(crate::Error::ReadOnly { operation })
+    }
+
+    /// Refuses `operation` in a read-only engine.
+    pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(crate::Error::ReadOnly { operation });
+        }
+        Ok(())
     }
 }
 
@@ -116,11 +137,14 @@ impl Engine {
             // The background threads never panic on their own (they record errors instead).
             let _ = thread.join();
         }
+        let Some(meta) = &self.inner.meta else {
+            return Ok(()); // A reader has nothing to flush.
+        };
         if self.inner.log.is_poisoned() {
             return Ok(());
         }
         self.inner.flush_round(true)?;
-        self.inner.meta.persist()
+        meta.persist()
     }
 }
 

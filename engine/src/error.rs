@@ -79,6 +79,12 @@ pub enum Error {
         /// The name.
         stream: String,
     },
+    /// A write (or anything that needs the writer's metadata) on a store opened read-only.
+    #[error("{operation} needs a writer: this handle opened the store read-only")]
+    ReadOnly {
+        /// What was asked.
+        operation: &'static str,
+    },
     /// Another writer holds the store.
     #[error(
         "{path} is locked: another process (or another Engine in this process) has this store open"

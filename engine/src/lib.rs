@@ -21,6 +21,7 @@
 //! | speculate | [`Engine::branches`] → [`Branches`]: `fork`, `fork_branch`, `append`, `view`, `promote`, `discard`, `prune`, `pin`, `info`, `of_stream`, `stats` |
 //! | checkpoints | [`Engine::checkpoints`] → [`Checkpoints`]: `sync` (build what is due now), `stats`, `of_stream` |
 //! | look inside | [`Engine::inspect`] → [`Inspect`]: `dir`, `open_report`, `segments`, `log_end`, `durable_lsn`, `last_lsn`, `background_error`, `metrics`, `reset_metrics` |
+//! | read without writing | [`ReadOnly`]: the same reads, no lock, no fjall, nothing changed (a live writer's store, a read-only file system, a damaged store) |
 //! | check a store offline | [`verify`]; [`repair`] keeps the intact prefix of a damaged log |
 //!
 //! Cargo features: `sim` re-exports the simulated storage (`SimStorage`, `CrashFault`) for
@@ -60,6 +61,7 @@ mod names;
 mod open;
 mod options;
 mod read;
+mod read_only;
 mod reader;
 mod repair;
 mod store_format;
@@ -98,6 +100,7 @@ pub use options::{
     DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options, WriteBehindOptions,
 };
 pub use read::{Event, GlobalIter, ReadIter, StreamInfo, Streams};
+pub use read_only::ReadOnly;
 pub use reader::Reader;
 pub use repair::{LostVersions, RepairReport, repair};
 pub use store_format::STORE_FORMAT_VERSION;

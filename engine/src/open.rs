@@ -32,6 +32,9 @@ pub struct OpenReport {
     /// The store format this open migrated the store from, if it did (see
     /// [`STORE_FORMAT_VERSION`](crate::STORE_FORMAT_VERSION)).
     pub migrated_from: Option<u32>,
+    /// The store's format as opened: the current one after a writer's open (which migrates an
+    /// older store), the one found on disk after a reader's.
+    pub store_format: u32,
 }
 
 impl Engine {
@@ -54,53 +57,94 @@ impl Engine {
 
     /// [`Engine::open`] with the plug-ins of an [`EngineBuilder`].
     pub(crate) fn open_with(dir: &Path, options: Options, plugins: Plugins) -> Result<Engine> {
+        Engine::open_as(dir, options, plugins, Access::Write)
+    }
+
+    /// Opens the store for writing, or (for [`crate::ReadOnly`]) to read it without changing
+    /// anything: no lock, no fjall, no recovery that writes, no migration, no background
+    /// thread; the catalog and the index are rebuilt in memory from a scan of the log.
+    pub(crate) fn open_as(
+        dir: &Path,
+        mut options: Options,
+        plugins: Plugins,
+        access: Access,
+    ) -> Result<Engine> {
         let dir = dir.to_path_buf();
+        let writing = access == Access::Write;
+        if !writing {
+            options.create_if_missing = false;
+            options.background_threads = false;
+        }
         options.validate()?;
         let storage = plugins.storage.clone();
         crate::dir_check::check(&dir, options.create_if_missing, &*storage)?;
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::Io {
-            op: "create directory",
-            path: dir.clone(),
-            source: e,
-        })?;
-        storage.create_dir_all(&dir).map_err(|e| LogError::Io {
-            op: "create directory",
-            path: dir.clone(),
-            source: e,
-        })?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock_guard = storage.lock_exclusive(&lock_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked {
-                    path: lock_path.clone(),
+        let lock_guard = if writing {
+            std::fs::create_dir_all(&dir).map_err(|e| LogError::Io {
+                op: "create directory",
+                path: dir.clone(),
+                source: e,
+            })?;
+            storage.create_dir_all(&dir).map_err(|e| LogError::Io {
+                op: "create directory",
+                path: dir.clone(),
+                source: e,
+            })?;
+            let lock_path = dir.join(LOCK_FILE);
+            Some(storage.lock_exclusive(&lock_path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    Error::Locked {
+                        path: lock_path.clone(),
+                    }
+                } else {
+                    Error::Log(LogError::Io {
+                        op: "lock",
+                        path: lock_path.clone(),
+                        source: e,
+                    })
                 }
-            } else {
-                Error::Log(LogError::Io {
-                    op: "lock",
-                    path: lock_path.clone(),
-                    source: e,
-                })
-            }
-        })?;
+            })?)
+        } else {
+            None
+        };
         // The format first: nothing else is read before this build knows it can read it.
-        let migrate_from = match store_format::read(storage.as_ref(), &dir)? {
+        let found = store_format::read(storage.as_ref(), &dir)?;
+        let store_format_found = match found {
+            store_format::Found::Missing if !writing => 1,
+            _ => crate::STORE_FORMAT_VERSION,
+        };
+        let migrate_from = match found {
             store_format::Found::Current => None,
-            store_format::Found::Missing if has_segments(storage.as_ref(), &dir) => Some(1),
+            // A reader reads a format-1 store as it is; a writer migrates it.
+            store_format::Found::Missing if has_segments(storage.as_ref(), &dir) => {
+                writing.then_some(1)
+            }
+            store_format::Found::Missing if !writing => {
+                return Err(Error::NotAStore { path: dir });
+            }
             store_format::Found::Missing => {
                 // A new store: its format is written before its first segment.
                 store_format::write(storage.as_ref(), &dir)?;
                 None
             }
         };
-        let meta_path = dir.join(META_DIR);
-        let (meta, _rebuilt_from) = Meta::open(&meta_path)?;
-        let start = meta.recovery_point()?;
+        let meta = if writing {
+            Some(Meta::open(&dir.join(META_DIR))?.0)
+        } else {
+            None
+        };
+        let start = match &meta {
+            Some(meta) => meta.recovery_point()?,
+            None => None,
+        };
 
         let mut catalog = Catalog {
             log_dir: dir.join(LOG_DIR),
             ..Catalog::default()
         };
-        let mut records = meta.streams()?;
+        let mut records = match &meta {
+            Some(meta) => meta.streams()?,
+            None => Vec::new(),
+        };
         records.sort_by_key(|r| r.id);
         for (i, r) in records.iter().enumerate() {
             if r.id.0 != i as u64 + 1 {
@@ -126,7 +170,12 @@ impl Engine {
 
         let mut apply_error: Option<Error> = None;
         let mut reindexed = 0u64;
-        let (log, log_report) = Log::open(
+        let open_log = if writing {
+            Log::open
+        } else {
+            Log::open_read_only
+        };
+        let (log, log_report) = open_log(
             storage,
             &dir.join(LOG_DIR),
             options.log.clone(),
@@ -151,7 +200,10 @@ impl Engine {
 
         // Every segment the metadata knows of must still be there: a missing one is lost
         // history, whatever the rest of the log says.
-        let known_segments = meta.known_segments()?;
+        let known_segments = match &meta {
+            Some(meta) => meta.known_segments()?,
+            None => Vec::new(),
+        };
         {
             let present: std::collections::HashSet<u64> =
                 log.segments()?.iter().map(|s| s.id.0).collect();
@@ -176,6 +228,7 @@ impl Engine {
             reindexed,
             checkpoints: CheckpointOpenReport::default(),
             migrated_from: migrate_from,
+            store_format: store_format_found,
         };
 
         let at_open: Vec<StreamAtOpen<'_>> = catalog
@@ -188,13 +241,21 @@ impl Engine {
                 machine: plugins.machine_for(&st.name).name(),
             })
             .collect();
-        let (store, checkpoints_report) = Store::open(
-            dir.join(CHECKPOINT_DIR),
-            options.checkpoints.policy,
-            options.checkpoints.maps_max,
-            &meta,
-            &at_open,
-        )?;
+        let (store, checkpoints_report) = match &meta {
+            Some(meta) => Store::open(
+                dir.join(CHECKPOINT_DIR),
+                options.checkpoints.policy,
+                options.checkpoints.maps_max,
+                meta,
+                &at_open,
+            )?,
+            None => Store::open_read_only(
+                dir.join(CHECKPOINT_DIR),
+                options.checkpoints.policy,
+                options.checkpoints.maps_max,
+                &at_open,
+            )?,
+        };
         drop(at_open);
         open_report.checkpoints = checkpoints_report;
         // Every checkpoint up to a stream's newest one is there (or queued for a rebuild);
@@ -239,11 +300,14 @@ impl Engine {
             last_flush_error: Mutex::new(None),
             normal_pending: AtomicBool::new(false),
             open_report,
+            read_only: !writing,
             _lock: lock_guard,
         });
-        // Index what recovery found right away, so the next open starts from here.
-        inner.flush_round(true)?;
-        inner.meta.persist()?;
+        if let Some(meta) = &inner.meta {
+            // Index what recovery found right away, so the next open starts from here.
+            inner.flush_round(true)?;
+            meta.persist()?;
+        }
         if migrate_from.is_some() {
             // Last: until this file exists, the next open migrates again.
             store_format::write(inner.plugins.storage.as_ref(), &inner.dir)?;
@@ -274,6 +338,15 @@ impl Engine {
             open: true,
         })
     }
+}
+
+/// Whether an open may change the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A writer's open: it takes the lock, recovers, migrates, indexes and builds.
+    Write,
+    /// A reader's open ([`crate::ReadOnly`]): it changes nothing.
+    Read,
 }
 
 /// Whether the store's log directory holds a segment: a store written before the `FORMAT` file

@@ -334,6 +334,11 @@ impl EngineBuilder {
         self
     }
 
+    /// The directory, options and plug-ins, for the opens of other modules.
+    pub(crate) fn into_parts(self) -> (PathBuf, Options, Plugins) {
+        (self.dir, self.options, self.plugins)
+    }
+
     /// Opens (or creates) the store; see [`Engine::open`].
     ///
     /// # Errors

@@ -261,7 +261,10 @@ impl Inner {
         drop(cat);
         let mut locations = Vec::with_capacity(usize::try_from(end.0 - from.0 + 1).unwrap_or(0));
         let mut expect = from;
-        for (version, location) in self.meta.index_range_cached(id, from, end, indexed)? {
+        for (version, location) in self
+            .meta("reading the index")?
+            .index_range_cached(id, from, end, indexed)?
+        {
             if version != expect {
                 break;
             }

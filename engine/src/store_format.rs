@@ -37,7 +37,8 @@ use crate::error::{Error, Result};
 
 /// The file's name in the store directory.
 pub(crate) const FORMAT_FILE: &str = "FORMAT";
-const FORMAT_TMP: &str = "FORMAT.tmp";
+/// The temporary name the file is written under before its rename.
+pub(crate) const FORMAT_TMP: &str = "FORMAT.tmp";
 
 /// The store format this build writes, and the newest it reads.
 pub const STORE_FORMAT_VERSION: u32 = 2;
@@ -122,7 +123,7 @@ pub(crate) enum Found {
 /// [`LogError::Corrupt`] for a damaged file, I/O errors.
 pub(crate) fn read(storage: &dyn Storage, dir: &Path) -> Result<Found> {
     let path = dir.join(FORMAT_FILE);
-    let file = match storage.open(&path) {
+    let file = match storage.open_read_only(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
         Err(e) => return Err(LogError::io("open", &path, e).into()),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, Storage, StreamId, Version};
+use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, StreamId, Version};
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -48,6 +48,9 @@ pub struct VerifyReport {
     pub unindexed_events: u64,
     /// Every problem found; empty when the store is sound.
     pub findings: Vec<Finding>,
+    /// Whether a writer held the store: the metadata was then not checked, and the log only up
+    /// to where the writer had written.
+    pub writer_holds_the_store: bool,
 }
 
 impl VerifyReport {
@@ -60,12 +63,17 @@ impl VerifyReport {
 
 /// Verifies the store in `dir` without changing it: every segment header and record checksum,
 /// LSN continuity and batch framing of the log; then every index entry in fjall against the
-/// record it points at, and every indexed-range event against the index. Needs the store's
-/// lock (fails with [`Error::Locked`] while a writer has it open).
+/// record it points at, and every indexed-range event against the index.
+///
+/// Nothing in the store is created or written: no lock file is taken, and the fjall metadata
+/// is checked on a copy in a temporary directory (fjall writes to a database it opens). While a
+/// writer holds the store, the metadata is not checked (its files change under the copy): the
+/// report says so, and the log is checked up to where the writer had written.
 ///
 /// # Errors
-/// [`Error::Locked`], I/O errors, a directory that is not a store.
+/// I/O errors, a path that is not a store (named as what it is).
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    crate::dir_check::check(dir, false, &FsStorage)?;
     let log_dir = dir.join("log");
     if !log_dir.is_dir() {
         return Err(Error::NotAStore {
@@ -73,26 +81,16 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         });
     }
     let storage = FsStorage;
-    let lock_path = dir.join("LOCK");
-    let _lock = storage.lock_exclusive(&lock_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::Locked {
-                path: lock_path.clone(),
-            }
-        } else {
-            Error::Log(LogError::Io {
-                op: "lock",
-                path: lock_path.clone(),
-                source: e,
-            })
-        }
-    })?;
+    let writer = crate::read_only::writer_holds(dir);
 
     // The metadata first: its recovery point says which records were acknowledged as durable,
     // which decides whether a short log is a torn tail or lost data, as it does for an open.
     let meta_dir = dir.join("meta");
-    let meta = if meta_dir.is_dir() {
-        let meta = Meta::open_as_is(&meta_dir)?;
+    let copy = tempfile::tempdir()
+        .map_err(|e| LogError::io("create a temporary directory", std::env::temp_dir(), e))?;
+    let meta = if meta_dir.is_dir() && !writer {
+        copy_dir(&meta_dir, copy.path())?;
+        let meta = Meta::open_as_is(copy.path())?;
         let current = meta
             .format_version()?
             .is_none_or(|v| v >= crate::meta::META_FORMAT_VERSION);
@@ -144,6 +142,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
 
     let Some(meta) = meta else {
         report.unindexed_events = report.events;
+        report.writer_holds_the_store = writer;
         return Ok(report);
     };
     let lost = recovery_point > log_end;
@@ -276,4 +275,24 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         .findings
         .sort_by(|a, b| (&a.path, a.offset).cmp(&(&b.path, b.offset)));
     Ok(report)
+}
+
+/// Copies the directory tree `from` into `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).map_err(|e| LogError::io("list", from, e))? {
+        let entry = entry.map_err(|e| LogError::io("list", from, e))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry
+            .file_type()
+            .map_err(|e| LogError::io("stat", &source, e))?
+            .is_dir()
+        {
+            std::fs::create_dir_all(&target)
+                .map_err(|e| LogError::io("create directory", &target, e))?;
+            copy_dir(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target).map_err(|e| LogError::io("copy", &source, e))?;
+        }
+    }
+    Ok(())
 }

@@ -124,6 +124,7 @@ impl Engine {
         mut cat: MutexGuard<'_, Catalog>,
         record: NewRecord<'_>,
     ) -> Result<Lsn> {
+        self.inner.check_writable("changing the stream catalog")?;
         let mut locations = std::mem::take(&mut cat.scratch);
         locations.clear();
         let appended = self
@@ -210,6 +211,7 @@ impl Engine {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
+        self.inner.check_writable("an append")?;
         let mut cat = lock(&self.inner.catalog);
         let (id, head, creating) = match cat.by_name.get(stream) {
             Some(&id) => (id, cat.get(id).map_or(Version::ZERO, |s| s.head), false),
@@ -306,6 +308,7 @@ impl Engine {
     /// # Errors
     /// Log and metadata errors.
     pub fn sync(&self) -> Result<Lsn> {
+        self.inner.check_writable("a sync")?;
         let start = self.inner.metrics.start();
         self.inner.flush_round(true)?;
         self.inner.metrics.finish(crate::Metric::Sync, start);

@@ -27,8 +27,9 @@ pub const LONG_ABOUT: &str = "Print the value of KEY in the state of STREAM at a
     Exit status: 0 when the key has a value, 1 when it is absent at that version (never set, \
     or deleted; a message says so on stderr, or `\"value\": null` with `--json`), 2 on errors \
     (a store or stream that does not exist, a version past the stream's head, an event that \
-    is not a key-value event). The store is opened like any open (recovering from a crash if \
-    needed), so it must not be open elsewhere.";
+    is not a key-value event). The store is opened read-only: nothing in it is created, \
+    written or removed, so it may be open in a writer meanwhile, sit on a read-only file \
+    system, or be damaged in a way a writer refuses (a damaged checkpoint is read around).";
 
 /// Arguments of `helios get`.
 #[derive(Debug, clap::Args)]
@@ -57,7 +58,7 @@ pub struct Args {
 
 /// Runs `helios get`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let engine = args.open.open_existing(&args.dir)?;
+    let engine = args.open.open_read_only(&args.dir)?;
     let version = match args.at {
         Some(version) => Version(version),
         None => engine
@@ -93,7 +94,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         Err(source) if source.kind() == ErrorKind::BrokenPipe => {}
         other => other.map_err(CliError::io("write to stdout"))?,
     }
-    engine.close()?;
+    drop(engine);
 
     if absent {
         if !args.json {

@@ -1,10 +1,10 @@
-//! `helios inspect`: segments, streams, last LSN and what recovery did, as text or JSON.
+//! `helios inspect`: segments, streams, last LSN and what reading the log found, as text or JSON.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use helios::{Engine, SegmentInfo};
+use helios::{ReadOnly, SegmentInfo};
 
 use crate::error::CliError;
 use crate::json;
@@ -13,12 +13,11 @@ use crate::text::{Align, pairs, table};
 
 /// The long help of `helios inspect`.
 pub const LONG_ABOUT: &str = "Show a store's segments (file, size, sealed or active), streams \
-    (name, id, head), last LSN, and what recovery did when this command opened the store \
-    (a torn tail removed, events re-indexed, stale index entries dropped). Opening runs \
-    recovery like any open, so the store must not be open elsewhere.\n\n\
+    (name, id, head), last LSN, and what reading the log found (a torn tail, which the next \
+    writer's open removes; the format). The store is opened read-only: nothing in it is \
+    created, written or removed, so it may be open in a writer meanwhile.\n\n\
     Exit status: 0 when the report was printed, 2 on errors (a path that is not a store, or \
-    not a directory this user may read; a store locked by another process; damage that \
-    recovery refuses).";
+    not a directory this user may read; damage before the log's tail).";
 
 /// Arguments of `helios inspect`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +33,7 @@ pub struct Args {
 
 /// Runs `helios inspect`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let engine = args.open.open_existing(&args.dir)?;
+    let engine = args.open.open_read_only(&args.dir)?;
     let segments = engine.inspect().segments()?;
     let rendered = if args.json {
         json::pretty(&to_json(&engine, &segments))?
@@ -45,7 +44,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         .lock()
         .write_all(rendered.as_bytes())
         .map_err(CliError::io("write to stdout"))?;
-    engine.close()?;
+    drop(engine);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -68,7 +67,7 @@ fn state(segment: &SegmentInfo) -> &'static str {
     if segment.sealed { "sealed" } else { "active" }
 }
 
-fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
+fn to_text(engine: &ReadOnly, segments: &[SegmentInfo]) -> String {
     let mut out = String::new();
     out.push_str(&format!("store     {}\n", engine.inspect().dir().display()));
     out.push_str(&format!(
@@ -126,16 +125,22 @@ fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
     let torn_tail = match &log.truncated {
         None => "none".to_owned(),
         Some(t) => format!(
-            "removed {} bytes from byte {} of {}",
+            "{} bytes from byte {} of {}, not read (the next writer's open removes them)",
             t.len_bytes,
             t.offset,
             file_name(&t.path)
         ),
     };
+    let writer = if engine.writer_holds_the_store() {
+        "open (another process holds the store)"
+    } else {
+        "none"
+    };
     let rows = [
+        ("writer", writer.to_owned()),
+        ("store format", report.store_format.to_string()),
         ("segment files found", log.segments.to_string()),
-        ("segments scanned", log.segments_scanned.to_string()),
-        ("records scanned", log.records_scanned.to_string()),
+        ("records read", log.records_scanned.to_string()),
         ("torn tail", torn_tail),
         (
             "log end",
@@ -146,15 +151,8 @@ fn to_text(engine: &Engine, segments: &[SegmentInfo]) -> String {
                 segment_name(segments, log.end.segment)
             ),
         ),
-        ("events re-indexed", report.reindexed.to_string()),
-        (
-            "migrated",
-            report
-                .migrated_from
-                .map_or_else(|| "no".to_owned(), |v| format!("from store format {v}")),
-        ),
     ];
-    out.push_str("\nrecovery on this open:\n");
+    out.push_str("\nthe log, as read:\n");
     out.push_str(&pairs(2, &rows));
     out
 }
@@ -172,8 +170,8 @@ struct InspectJson {
     last_lsn: u64,
     segments: Vec<SegmentJson>,
     streams: Vec<StreamJson>,
-    /// What recovery did when this command opened the store.
-    recovery: RecoveryJson,
+    /// What reading the log found.
+    log: LogJson,
 }
 
 #[derive(serde::Serialize)]
@@ -193,16 +191,16 @@ struct StreamJson {
 }
 
 #[derive(serde::Serialize)]
-struct RecoveryJson {
+struct LogJson {
+    /// Whether another process holds the store for writing.
+    writer_holds_the_store: bool,
+    store_format: u32,
     segment_files_found: u64,
-    segments_scanned: u64,
-    records_scanned: u64,
-    /// `null` when the log ended cleanly.
+    records_read: u64,
+    /// `null` when the log ended cleanly; otherwise bytes not read, which the next writer's
+    /// open removes.
     torn_tail: Option<TornTailJson>,
     log_end: LogEndJson,
-    events_reindexed: u64,
-    /// The store format this open migrated the store from; `null` if it did not.
-    migrated_from_format: Option<u32>,
 }
 
 #[derive(serde::Serialize)]
@@ -220,7 +218,7 @@ struct LogEndJson {
     offset: u64,
 }
 
-fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
+fn to_json(engine: &ReadOnly, segments: &[SegmentInfo]) -> InspectJson {
     let report = engine.inspect().open_report();
     let log = &report.log;
     InspectJson {
@@ -244,10 +242,11 @@ fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
                 head: s.head.get(),
             })
             .collect(),
-        recovery: RecoveryJson {
+        log: LogJson {
+            writer_holds_the_store: engine.writer_holds_the_store(),
+            store_format: report.store_format,
             segment_files_found: log.segments as u64,
-            segments_scanned: log.segments_scanned as u64,
-            records_scanned: log.records_scanned,
+            records_read: log.records_scanned,
             torn_tail: log.truncated.as_ref().map(|t| TornTailJson {
                 file: file_name(&t.path),
                 path: path_string(&t.path),
@@ -259,8 +258,6 @@ fn to_json(engine: &Engine, segments: &[SegmentInfo]) -> InspectJson {
                 file: segment_name(segments, log.end.segment),
                 offset: log.end.offset,
             },
-            events_reindexed: report.reindexed,
-            migrated_from_format: report.migrated_from,
         },
     }
 }

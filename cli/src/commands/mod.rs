@@ -5,6 +5,7 @@ pub mod demo;
 pub mod get;
 pub mod inspect;
 pub mod read;
+pub mod repair;
 pub mod stats;
 pub mod tune;
 pub mod verify;

@@ -14,7 +14,8 @@ use crate::store::OpenArgs;
 /// The long help of `helios read`.
 pub const LONG_ABOUT: &str = "Print the events of STREAM as `VERSION<TAB>PAYLOAD` lines, oldest \
     first. Payloads are printed as UTF-8, with invalid bytes replaced by U+FFFD. The store is \
-    opened like any open (recovering from a crash if needed), so it must not be open elsewhere.\n\n\
+    opened read-only: nothing in it is created, written or removed, so it may be open in a \
+    writer meanwhile.\n\n\
     With `--json`, one JSON object per line (JSON lines): `version`, `lsn`, `durability` \
     (`critical` or `normal`, the class it was appended with), `timestamp_us` (microseconds \
     since the Unix epoch when it was appended) and `payload` (UTF-8, invalid bytes replaced by \
@@ -60,7 +61,7 @@ struct EventJson<'a> {
 
 /// Runs `helios read`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let engine = args.open.open_existing(&args.dir)?;
+    let engine = args.open.open_read_only(&args.dir)?;
     let head = engine
         .head(&args.stream)
         .ok_or_else(|| helios::Error::UnknownStream {
@@ -112,6 +113,6 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         Err(CliError::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {}
         other => other?,
     }
-    engine.close()?;
+    drop(engine);
     Ok(ExitCode::SUCCESS)
 }

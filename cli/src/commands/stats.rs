@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use helios::Engine;
+use helios::ReadOnly;
 
 use crate::error::CliError;
 use crate::json;
@@ -31,8 +31,8 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     `segment_file_bytes` (every segment file, as allocated), `checkpoint_files`, \
     `checkpoint_bytes`, and `levels` as above, over all streams.\n\n\
     Exit status: 0 when the report was printed, 2 on errors (a path that is not a store, or \
-    not a directory this user may read; a store locked by another process; damage that \
-    recovery refuses).";
+    not a directory this user may read; damage before the log's tail). The store is opened \
+    read-only: nothing in it is created, written or removed.";
 
 /// Arguments of `helios stats`.
 #[derive(Debug, clap::Args)]
@@ -103,9 +103,9 @@ struct StatsJson {
 
 /// Runs `helios stats`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let engine = args.open.open_existing_still(&args.dir)?;
+    let engine = args.open.open_read_only(&args.dir)?;
     let stats = collect(&engine)?;
-    engine.close()?;
+    drop(engine);
     let out = if args.json {
         json::pretty(&stats)?
     } else {
@@ -118,9 +118,9 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn collect(engine: &Engine) -> Result<StatsJson, CliError> {
+fn collect(engine: &ReadOnly) -> Result<StatsJson, CliError> {
     let catalog = engine.checkpoints().stats();
-    let log: LogSize = log_size(engine)?;
+    let log: LogSize = log_size(engine.inspect())?;
     let mut streams = Vec::new();
     let mut level_count = u32::try_from(catalog.by_level.len()).unwrap_or(u32::MAX);
     for info in engine.streams() {

@@ -13,7 +13,9 @@ const EXIT_FINDINGS: u8 = 1;
 /// The long help of `helios verify`.
 pub const LONG_ABOUT: &str = "Check every segment header and record checksum, LSN continuity and \
     batch framing of the log, then every index entry against the record it points at. The \
-    store is not changed (no recovery runs), and it must not be open elsewhere.\n\n\
+    store is not changed (no recovery runs, no lock file is taken, and the metadata is \
+    checked on a copy); while a writer holds the store, the metadata is not checked and the \
+    report says so.\n\n\
     Exit status: 0 when the store is sound, 1 when problems were found (each printed with its \
     file and byte offset), 2 on errors (for example a directory that is not a store).\n\n\
     With `--json`, one object: `dir`, `sound` (true or false), the counts `records`, `events`, \
@@ -44,6 +46,8 @@ struct VerifyJson {
     index_entries: u64,
     /// Events past the recovery point, not yet indexed (the next open indexes them).
     unindexed_events: u64,
+    /// Whether a writer held the store (its index was then not checked).
+    writer_holds_the_store: bool,
     findings: Vec<FindingJson>,
 }
 
@@ -74,6 +78,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             events: report.events,
             index_entries: report.index_entries,
             unindexed_events: report.unindexed_events,
+            writer_holds_the_store: report.writer_holds_the_store,
             findings: report
                 .findings
                 .iter()
@@ -96,10 +101,16 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
 
 fn to_text(args: &Args, report: &helios::VerifyReport) -> String {
     let mut out = String::new();
-    let checked = format!(
+    let mut checked = format!(
         "{} records ({} events) checksummed, {} index entries checked, {} events not yet indexed",
         report.records, report.events, report.index_entries, report.unindexed_events
     );
+    if report.writer_holds_the_store {
+        checked.push_str(
+            " (a writer holds the store: its index was not checked, and the log only up to \
+             where the writer had written)",
+        );
+    }
     if report.is_sound() {
         out.push_str(&format!("{}: sound: {checked}\n", args.dir.display()));
     } else {

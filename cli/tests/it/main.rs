@@ -18,6 +18,7 @@ mod demo;
 mod get;
 mod hostile_args;
 mod hostile_input;
+mod read_only;
 mod support;
 mod tune;
 mod verify_stats;

@@ -211,7 +211,7 @@ impl Inner {
             .into_par_iter()
             .map(|job| self.run_job(job, &policy))
             .collect();
-        let mut batch = self.meta.batch();
+        let mut batch = self.meta("building checkpoints")?.batch();
         let mut first_error = None;
         for done in done {
             for (version, record) in &done.written {

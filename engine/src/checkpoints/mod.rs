@@ -92,6 +92,7 @@ impl Checkpoints<'_> {
     /// # Errors
     /// Log, metadata and checkpoint I/O errors; a state machine that rejects an event.
     pub fn sync(&self) -> Result<CheckpointStats> {
+        self.engine.inner.check_writable("building checkpoints")?;
         self.engine.sync()?;
         let inner = &self.engine.inner;
         let mut builder = lock(&inner.builder);

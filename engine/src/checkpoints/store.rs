@@ -90,6 +90,8 @@ pub struct CheckpointOpenReport {
     /// Files deleted: past their stream's head, of unknown streams, not at a checkpoint
     /// version of the current policy, built by another state machine, or unfinished writes.
     pub deleted: u64,
+    /// Files a read-only open left alone for the same reasons (it deletes nothing).
+    pub ignored: u64,
 }
 
 /// See the module documentation.
@@ -111,6 +113,9 @@ pub(crate) struct Store {
     /// Whether any checkpoint after a heavy event was ever listed: views look for one only
     /// then, so stores without heavy events pay nothing for them.
     heavy_known: AtomicBool,
+    /// A reader's store: it deletes nothing and rebuilds nothing; a damaged checkpoint is only
+    /// forgotten, and views read around it.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -242,6 +247,66 @@ impl Store {
             rebuilt: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
             heavy_known: AtomicBool::new(heavy_known),
+            read_only: false,
+        };
+        Ok((store, report))
+    }
+
+    /// Opens the store in `dir` to read it, changing nothing: the files listed there of known
+    /// streams, at or below their heads and on the policy's grid, make the catalog (their
+    /// headers are checked when first read, as adopted files are); every other file is left
+    /// alone. No fjall catalog is read: a reader does not open fjall.
+    pub(crate) fn open_read_only(
+        dir: PathBuf,
+        policy: LevelPolicy,
+        maps_max: usize,
+        streams: &[StreamAtOpen<'_>],
+    ) -> Result<(Store, CheckpointOpenReport)> {
+        let mut report = CheckpointOpenReport::default();
+        let heads: HashMap<StreamId, Version> = streams.iter().map(|s| (s.id, s.head)).collect();
+        let mut catalog: HashMap<StreamId, BTreeMap<u64, CheckpointRecord>> = HashMap::new();
+        // A store without checkpoints yet has no directory: nothing to read.
+        if let Ok(listing) = std::fs::read_dir(&dir) {
+            for entry in listing {
+                let entry = entry.map_err(io_error("list", &dir))?;
+                let name = entry.file_name();
+                let Some((id, version, level)) = name.to_str().and_then(parse_name) else {
+                    continue;
+                };
+                let on_policy = match policy.level_at(version) {
+                    Some(expected) => level == expected,
+                    None => level == HEAVY_LEVEL,
+                };
+                if !(on_policy && heads.get(&id).is_some_and(|head| version <= head.0)) {
+                    report.ignored += 1;
+                    continue;
+                }
+                let len = entry.metadata().map_or(0, |m| m.len());
+                let record = CheckpointRecord {
+                    level,
+                    base: policy.base_of(version, level),
+                    file_len_bytes: len,
+                    archive_crc: 0,
+                };
+                catalog.entry(id).or_default().insert(version, record);
+                report.adopted += 1;
+            }
+        }
+        let heavy_known = catalog
+            .values()
+            .any(|versions| versions.values().any(|r| r.level == HEAVY_LEVEL));
+        let store = Store {
+            dir,
+            policy,
+            catalog: RwLock::new(catalog),
+            maps: Mutex::new(StampCache::new(maps_max)),
+            lost: Mutex::new(HashSet::new()),
+            rebuild: Mutex::new(BTreeSet::new()),
+            written: AtomicU64::new(0),
+            rebuilt: AtomicU64::new(0),
+            damaged: AtomicU64::new(0),
+            heavy_known: AtomicBool::new(heavy_known),
+            read_only: true,
         };
         Ok((store, report))
     }
@@ -420,7 +485,10 @@ impl Store {
             .get_mut(&stream)
             .and_then(|m| m.remove(&version))
             .is_some();
-        if removed {
+        if removed && self.read_only {
+            // A reader only reads around it: the writer rebuilds it.
+            self.damaged.fetch_add(1, Ordering::Relaxed);
+        } else if removed {
             self.damaged.fetch_add(1, Ordering::Relaxed);
             // Best effort: a file that cannot be removed is overwritten by the rebuild.
             let _ = std::fs::remove_file(path);

@@ -379,3 +379,17 @@ fn a_small_store_is_small_on_disk() {
     assert!(last <= 1 << 20, "{last} bytes with a spare");
     engine.close().expect("close");
 }
+
+/// A store whose creation was cut short after its `FORMAT` file (found by the CLI's kill test):
+/// the next open finishes creating it, rather than taking it for a directory of other files.
+#[test]
+fn a_creation_cut_short_after_the_format_file_is_finished_by_the_next_open() {
+    let fresh = tempfile::tempdir().expect("tempdir");
+    drop(Engine::open(fresh.path(), helios::Options::default()).expect("create"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fresh.path().join("FORMAT"), dir.path().join("FORMAT")).expect("copy");
+    let engine = Engine::open(dir.path(), helios::Options::default()).expect("finish the store");
+    engine
+        .append("s", &[set("a", "1")], Durability::Critical, None)
+        .expect("append");
+}

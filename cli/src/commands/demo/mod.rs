@@ -216,7 +216,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open(&dir)?;
     let run_number = next_run(&engine);
     let stream_prefix = format!("{STREAM_PREFIX}{run_number}");
-    let log_before = log_size(&engine)?;
+    let log_before = log_size(engine.inspect())?;
     let durable_before: u64 = engine.streams().map(|s| s.head.0).sum();
 
     // 1. The search.
@@ -254,7 +254,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         Percentiles::from_metric(search_metrics.get(Metric::ReplayedEvents), "events");
 
     // Sizes, before closing.
-    let log_after = log_size(&engine)?;
+    let log_after = log_size(engine.inspect())?;
     let durable_after: u64 = engine.streams().map(|s| s.head.0).sum();
     let mut levels: Vec<LevelJson> = Vec::new();
     for stream in &recorder.streams {

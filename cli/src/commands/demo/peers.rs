@@ -29,7 +29,7 @@ pub(super) fn durable_peer(
         CliError::Engine(e) => CliError::Peer(e),
         e => e,
     })?);
-    let before = log_size(peer.engine())?;
+    let before = log_size(peer.engine().inspect())?;
     const BAR_STEPS: u64 = 1000;
     let bar = progress(BAR_STEPS, "naive peer");
     let mut naive = histogram()?;
@@ -68,7 +68,7 @@ pub(super) fn durable_peer(
         }
     }
     bar.finish_and_clear();
-    let after = log_size(peer.engine())?;
+    let after = log_size(peer.engine().inspect())?;
     peer.close().map_err(CliError::Peer)?;
     let commits = done as u64;
     let helios_per_commit = helios_log_bytes as f64 / recorder.commit_count.max(1) as f64;

@@ -1,0 +1,179 @@
+//! The reading commands (`read`, `get`, `inspect`, `stats`, `verify`) change nothing in a store:
+//! a checkpoint they cannot read (damaged, or unreadable to them) is read around and left in
+//! place, a store on a read-only file system is read, and `repair` is the way back from damage
+//! that a writer refuses.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{
+    assert_error, ok, permission_checked_prefix, run, run_in, run_prefixed, snapshot,
+};
+
+/// A store of one stream with checkpoints (25 events: checkpoints at 10 and 20).
+fn make_store(dir: &Path) -> String {
+    let input: String = (0..25).map(|i| format!("set k{} v{i}\n", i % 4)).collect();
+    ok(&run_in(dir, &["append", "s"], input.as_bytes()));
+    input
+}
+
+/// Every reading command, with what its output must contain.
+fn read_everything(dir: &Path) {
+    assert_eq!(
+        ok(&run_in(dir, &["get", "s", "k0", "--at", "21"], b"")),
+        "v20\n"
+    );
+    assert!(ok(&run_in(dir, &["read", "s"], b"")).ends_with("25\tset k0 v24\n"));
+    assert!(ok(&run_in(dir, &["inspect"], b"")).contains("store format"));
+    assert!(ok(&run_in(dir, &["stats"], b"")).contains("25"));
+}
+
+fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_damaged_checkpoint_is_read_around_and_left_in_place() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    make_store(&dir);
+    let victim = checkpoint_files(&dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("00000000000000000020"))
+        .expect("the checkpoint at version 20");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&victim, &bytes).expect("damage");
+    let before = snapshot(&dir);
+    read_everything(&dir);
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "a reading command changed the store"
+    );
+    // The writer's next open reads around it too, and its builder rebuilds it.
+    ok(&run_in(&dir, &["append", "s"], b"set k9 x\n"));
+    assert_ne!(
+        std::fs::read(&victim).expect("read"),
+        bytes,
+        "rebuilt by the writer"
+    );
+}
+
+#[test]
+fn a_checkpoint_this_user_cannot_read_is_left_in_place() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let prefix = match permission_checked_prefix() {
+        Ok(prefix) => prefix,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    make_store(&dir);
+    let victim = checkpoint_files(&dir).pop().expect("a checkpoint");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let before = snapshot(&dir);
+    let store = dir.to_str().expect("UTF-8");
+    let out = run_prefixed(&prefix, &["get", store, "s", "k0", "--at", "21"], b"");
+    assert_eq!(ok(&out), "v20\n");
+    let out = run_prefixed(&prefix, &["read", store, "s"], b"");
+    assert!(ok(&out).ends_with("25\tset k0 v24\n"));
+    assert!(
+        victim.exists(),
+        "a reader deleted a checkpoint it could not read"
+    );
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(snapshot(&dir), before);
+}
+
+/// Runs `cmd` and says whether it succeeded; `None` when it could not run at all.
+fn sh(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_store_on_a_read_only_file_system_is_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let image = tmp.path().join("fs.img");
+    let mount = tmp.path().join("mnt");
+    std::fs::create_dir(&mount).expect("mkdir");
+    let made = sh(Command::new("truncate").args(["-s", "16M"]).arg(&image))
+        && sh(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
+        && sh(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&mount));
+    if !made {
+        eprintln!("skipped: cannot mount a loop file system here (needs root and mkfs.ext4)");
+        return;
+    }
+    // Unmounted however the test ends.
+    struct Mounted<'a>(&'a Path);
+    impl Drop for Mounted<'_> {
+        fn drop(&mut self) {
+            let _ = sh(Command::new("umount").arg(self.0));
+        }
+    }
+    let _mounted = Mounted(&mount);
+    let dir = mount.join("store");
+    make_store(&dir);
+    assert!(
+        sh(Command::new("mount").args(["-o", "remount,ro"]).arg(&mount)),
+        "the file system could not be made read-only"
+    );
+    read_everything(&dir);
+    let verified = ok(&run_in(&dir, &["verify"], b""));
+    assert!(verified.contains("sound"), "{verified}");
+    // A writer cannot open it, and says why.
+    assert_error(
+        &run_in(&dir, &["append", "s"], b"set a 1\n"),
+        "Read-only file system",
+    );
+}
+
+#[test]
+fn repair_is_the_way_back_from_lost_records() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    make_store(&dir);
+    let segment = dir.join("log").join("00000000000000000001.log");
+    let bytes = std::fs::read(&segment).expect("read");
+    // Cut the segment inside its last records: acknowledged (critical) records are lost.
+    let written = bytes.iter().rposition(|b| *b != 0).expect("records");
+    std::fs::write(&segment, &bytes[..written - 100]).expect("cut");
+
+    let refused = run_in(&dir, &["append", "s"], b"set a 1\n");
+    assert_error(&refused, "helios repair");
+    // Readers still read the intact part, and say nothing is changed.
+    let read = ok(&run_in(&dir, &["read", "s"], b""));
+    assert!(read.starts_with("1\tset k0 v0\n"), "{read}");
+    let verify = run_in(&dir, &["verify"], b"");
+    assert_eq!(verify.status.code(), Some(1), "verify finds the loss");
+
+    let repaired = ok(&run_in(&dir, &["repair"], b""));
+    assert!(repaired.contains("lost: lsns"), "{repaired}");
+    assert!(repaired.contains("stream s: versions"), "{repaired}");
+    assert!(
+        repaired.contains("set aside, not deleted, in"),
+        "{repaired}"
+    );
+    let kept = ok(&run_in(&dir, &["read", "s"], b""));
+    assert_eq!(kept, read, "the repair keeps what a reader could read");
+    ok(&run_in(&dir, &["append", "s"], b"set a 1\n"));
+    assert!(ok(&run_in(&dir, &["verify"], b"")).contains("sound"));
+    let again = ok(&run_in(&dir, &["repair"], b""));
+    assert!(again.contains("nothing to repair"), "{again}");
+    let _ = run(&["--version"], b"");
+}

@@ -1,0 +1,189 @@
+//! [`ReadOnly`]: a handle that reads a store and changes nothing in it.
+//!
+//! It takes no lock and opens no fjall database: it finds every stream and event by scanning
+//! the log (so its open costs a read of the log), and reads the checkpoint files it finds,
+//! checking each when first used and reading around a damaged or unreadable one instead of
+//! deleting it. A torn tail is left where it is and not read; a store of an older format is
+//! read as it is, not migrated. So it reads a store on a read-only file system, a backup, or a
+//! damaged store the writer refuses, and never stops a writer from opening the store.
+//!
+//! Invariant: nothing it does creates, writes, renames or removes a file of the store.
+
+use std::collections::BTreeMap;
+use std::ops::RangeBounds;
+use std::path::Path;
+
+use helios_log::{Lsn, Version};
+use helios_replay::{Aggregate, View};
+
+use crate::error::Result;
+use crate::open::Access;
+use crate::options::EngineBuilder;
+use crate::read::{GlobalIter, ReadIter, StreamInfo, Streams};
+use crate::reader::Reader;
+use crate::{Checkpoints, Engine, Inspect, Options};
+
+/// A read-only handle on a store (see the module documentation). Its reads are those of
+/// [`Engine`], through the same [`Reader`] trait.
+///
+/// ```
+/// # let dir = tempfile::tempdir().expect("temporary directory");
+/// use helios::{Durability, Engine, Options, ReadOnly, Version};
+/// let engine = Engine::open(dir.path(), Options::default())?;
+/// engine.append("s", &["set a 1"], Durability::Critical, None)?;
+/// drop(engine);
+/// let reader = ReadOnly::open(dir.path(), Options::default())?;
+/// assert_eq!(reader.view("s", Version(1))?.get(b"a"), Some(&b"1"[..]));
+/// # Ok::<(), helios::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ReadOnly {
+    engine: Engine,
+}
+
+impl ReadOnly {
+    /// Opens the store in `dir` read-only, with the default plug-ins (use
+    /// [`EngineBuilder::open_read_only`] to register state machines). `options` set the
+    /// checkpoint policy and caches; whatever concerns writing is ignored.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotAStore`] (nothing is created), [`crate::Error::NewerStoreFormat`],
+    /// corruption before the log's tail naming the file and offset, I/O errors.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<ReadOnly> {
+        Engine::builder(dir).options(options).open_read_only()
+    }
+
+    /// Whether a writer holds the store now (a process has it open for writing). Looks at the
+    /// store's lock without taking it, and without creating the lock file.
+    #[must_use]
+    pub fn writer_holds_the_store(&self) -> bool {
+        writer_holds(self.engine.inspect().dir())
+    }
+
+    /// The store's files, the open report and latency histograms.
+    #[must_use]
+    pub fn inspect(&self) -> Inspect<'_> {
+        self.engine.inspect()
+    }
+
+    /// The checkpoint files found and read; building them needs a writer
+    /// ([`Checkpoints::sync`] returns [`crate::Error::ReadOnly`]).
+    #[must_use]
+    pub fn checkpoints(&self) -> Checkpoints<'_> {
+        self.engine.checkpoints()
+    }
+
+    /// See [`Engine::head`].
+    #[must_use]
+    pub fn head(&self, stream: &str) -> Option<Version> {
+        self.engine.head(stream)
+    }
+
+    /// See [`Engine::stream`].
+    #[must_use]
+    pub fn stream(&self, stream: &str) -> Option<StreamInfo> {
+        self.engine.stream(stream)
+    }
+
+    /// See [`Engine::streams`].
+    #[must_use]
+    pub fn streams(&self) -> Streams<'_> {
+        self.engine.streams()
+    }
+
+    /// See [`Engine::read`].
+    ///
+    /// # Errors
+    /// As [`Engine::read`].
+    pub fn read(&self, stream: &str, versions: impl RangeBounds<Version>) -> Result<ReadIter<'_>> {
+        self.engine.read(stream, versions)
+    }
+
+    /// See [`Engine::events_from`].
+    ///
+    /// # Errors
+    /// As [`Engine::events_from`].
+    pub fn events_from(&self, from: Lsn) -> Result<GlobalIter<'_>> {
+        self.engine.events_from(from)
+    }
+
+    /// See [`Engine::view`].
+    ///
+    /// # Errors
+    /// As [`Engine::view`].
+    pub fn view(&self, stream: &str, version: Version) -> Result<View> {
+        self.engine.view(stream, version)
+    }
+
+    /// See [`Engine::state_at`].
+    ///
+    /// # Errors
+    /// As [`Engine::view`].
+    pub fn state_at(&self, stream: &str, version: Version) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.engine.state_at(stream, version)
+    }
+
+    /// See [`Engine::aggregate_at`].
+    ///
+    /// # Errors
+    /// As [`Engine::aggregate_at`].
+    pub fn aggregate_at<A: Aggregate>(&self, stream: &str, version: Version) -> Result<A> {
+        self.engine.aggregate_at(stream, version)
+    }
+}
+
+impl Reader for ReadOnly {
+    fn head(&self, stream: &str) -> Option<Version> {
+        ReadOnly::head(self, stream)
+    }
+
+    fn stream(&self, stream: &str) -> Option<StreamInfo> {
+        ReadOnly::stream(self, stream)
+    }
+
+    fn streams(&self) -> Streams<'_> {
+        ReadOnly::streams(self)
+    }
+
+    fn read(&self, stream: &str, versions: impl RangeBounds<Version>) -> Result<ReadIter<'_>> {
+        ReadOnly::read(self, stream, versions)
+    }
+
+    fn events_from(&self, from: Lsn) -> Result<GlobalIter<'_>> {
+        ReadOnly::events_from(self, from)
+    }
+
+    fn view(&self, stream: &str, version: Version) -> Result<View> {
+        ReadOnly::view(self, stream, version)
+    }
+}
+
+impl EngineBuilder {
+    /// Opens the store read-only, with this builder's options and plug-ins (its storage and
+    /// state machines); see [`ReadOnly`].
+    ///
+    /// # Errors
+    /// As [`ReadOnly::open`].
+    pub fn open_read_only(self) -> Result<ReadOnly> {
+        let (dir, options, plugins) = self.into_parts();
+        Ok(ReadOnly {
+            engine: Engine::open_as(&dir, options, plugins, Access::Read)?,
+        })
+    }
+}
+
+/// Whether a process holds the lock of the store in `dir`: looks through a read-only handle of
+/// the lock file, without creating it.
+pub(crate) fn writer_holds(dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join(crate::engine::LOCK_FILE)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
