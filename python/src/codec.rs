@@ -1,0 +1,106 @@
+//! How the saver stores a value's bytes: as is, as a zstd frame, or as a zstd frame made with
+//! the channel's previous value as a raw prefix (a delta: a value that grew by appending
+//! compresses to about the size of what was appended).
+//!
+//! zstd (the `zstd` crate, bindings to the reference library) was chosen over a hand-written
+//! binary diff: a raw-content prefix gives copy/insert deltas for any edit, not only appends,
+//! and the same library compresses full values.
+
+use std::io;
+
+/// Values shorter than this are stored as they are: a zstd frame would not pay for its header.
+pub(crate) const SMALL_VALUE_BYTES: usize = 64;
+
+/// A value encoded for a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Encoded {
+    /// The bytes as they are.
+    Raw,
+    /// A zstd frame of the whole value.
+    Zstd(Vec<u8>),
+    /// A zstd frame compressed with the base value as its prefix.
+    Delta(Vec<u8>),
+}
+
+/// Compresses `data` alone; `Raw` when that does not save bytes.
+///
+/// # Errors
+/// zstd's (out of memory, in practice).
+pub(crate) fn encode_full(data: &[u8], level: i32) -> io::Result<Encoded> {
+    if data.len() < SMALL_VALUE_BYTES {
+        return Ok(Encoded::Raw);
+    }
+    let frame = zstd::bulk::compress(data, level)?;
+    Ok(if frame.len() < data.len() {
+        Encoded::Zstd(frame)
+    } else {
+        Encoded::Raw
+    })
+}
+
+/// Encodes `data` against `base`: the delta when it is clearly smaller than compressing `data`
+/// alone would be, else as [`encode_full`] does.
+///
+/// # Errors
+/// zstd's.
+pub(crate) fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result<Encoded> {
+    if data.len() < SMALL_VALUE_BYTES {
+        return Ok(Encoded::Raw);
+    }
+    let mut compressor = zstd::bulk::Compressor::new(level)?;
+    let delta = compressor.compress_with_prefix(data, base)?;
+    // A delta much smaller than the value is a delta worth its chain; otherwise compare it
+    // with the value compressed alone, which starts a new chain.
+    if delta.len() * 4 <= data.len() {
+        return Ok(Encoded::Delta(delta));
+    }
+    let full = encode_full(data, level)?;
+    let full_len = match &full {
+        Encoded::Zstd(frame) => frame.len(),
+        _ => data.len(),
+    };
+    Ok(if delta.len() * 2 < full_len {
+        Encoded::Delta(delta)
+    } else {
+        full
+    })
+}
+
+/// Decompresses a whole-value frame of `raw_len` bytes.
+///
+/// # Errors
+/// When the frame is damaged or does not decompress to exactly `raw_len` bytes.
+pub(crate) fn decode_zstd(frame: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+    let out = zstd::bulk::decompress(frame, raw_len)?;
+    check_len(out, raw_len)
+}
+
+/// Decompresses a delta frame against its base value.
+///
+/// # Errors
+/// As [`decode_zstd`].
+pub(crate) fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    dctx.ref_prefix(base).map_err(zstd_error)?;
+    let mut out = Vec::with_capacity(raw_len);
+    dctx.decompress(&mut out, frame).map_err(zstd_error)?;
+    check_len(out, raw_len)
+}
+
+fn check_len(out: Vec<u8>, raw_len: usize) -> io::Result<Vec<u8>> {
+    if out.len() == raw_len {
+        Ok(out)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a stored value decompressed to {} bytes, its record says {raw_len}",
+                out.len()
+            ),
+        ))
+    }
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
