@@ -65,8 +65,9 @@ class HeliosSaver(BaseCheckpointSaver[str]):
         serde: LangGraph's serializer (default: ``JsonPlusSerializer``).
         writes_durability: ``"critical"`` (default) or ``"normal"`` for ``put_writes``.
         cache_bytes: Memory for decoded channel values (default 64 MiB).
-        delta_depth_max: Longest chain of deltas before a value is stored whole (default 32):
-            reading any value decodes at most this many frames.
+        deltas_per_full: How many values of a channel are stored as deltas against one whole
+            value before the next one is stored whole (default 32). Deltas are not chained:
+            reading any value decodes at most two zstd frames.
         zstd_level: zstd compression level (default 3).
         **options: Options of :class:`helios_store.Store` (``sync_window_ms``,
             ``segment_size_bytes``, ``checkpoint_fanout``, ...), when ``path`` is given.
@@ -83,7 +84,7 @@ class HeliosSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         writes_durability: str = "critical",
         cache_bytes: int = 64 << 20,
-        delta_depth_max: int = 32,
+        deltas_per_full: int = 32,
         zstd_level: int = 3,
         **options: Any,
     ) -> None:
@@ -106,7 +107,7 @@ class HeliosSaver(BaseCheckpointSaver[str]):
         self._core = SaverCore(
             store,
             cache_bytes=cache_bytes,
-            delta_depth_max=delta_depth_max,
+            deltas_per_full=deltas_per_full,
             zstd_level=zstd_level,
         )
 

@@ -12,7 +12,7 @@
 //! | `c` ns `0` cid | u64 version of the put, then the run id's bytes |
 //! | `l` ns | the greatest live checkpoint id of the namespace |
 //! | `b` ns `0` channel `0` version | [`BlobPtr`] of the channel value at that version |
-//! | `p` ns `0` channel | [`BlobPtr`] and u32 delta depth of the channel's newest non-empty value |
+//! | `p` ns `0` channel | [`BlobPtr`] of the channel's newest whole value, u32 deltas made against it since |
 //! | `w` ns `0` cid `0` task `0` idx | [`BlobPtr`] of one pending write (idx big-endian, sign flipped) |
 //! | `r` run `0` ns `0` cid | empty: the checkpoints of a run |
 //!
@@ -21,8 +21,9 @@
 //! which is big-endian with its sign bit flipped so that keys sort by `idx`.
 //!
 //! Invariants:
-//! - A [`BlobPtr`] points at an earlier event of the same stream (or this one): a delta's base
-//!   is always older than the delta, so decoding a chain ends.
+//! - A [`BlobPtr`] points at an earlier event of the same stream (or this one). A delta's base
+//!   is older than the delta and is a whole value, so decoding any value decodes at most two
+//!   frames.
 //! - The machine is deterministic and reads nothing but the event and the state (the version
 //!   comes from the `#` counter), so a view rebuilt at any version is exact, and a stream forked
 //!   from another (sharing its first versions) indexes the same records the same way.
@@ -87,8 +88,9 @@ pub(crate) enum Stored<'a> {
         raw_len: u32,
         frame: &'a [u8],
     },
-    /// A zstd frame compressed with the value at `base` as its raw prefix (a delta against it);
-    /// `depth` counts the deltas down to a full value (1: `base` is full).
+    /// A zstd frame compressed with the value at `base`, a whole value (`Raw` or `Zstd`), as its
+    /// raw prefix: a delta against it. `depth` is this delta's rank among the channel's deltas
+    /// against that base (1 for the first), which bounds how far the deltas drift from it.
     Delta {
         ty: &'a [u8],
         raw_len: u32,
@@ -99,11 +101,12 @@ pub(crate) enum Stored<'a> {
 }
 
 impl Stored<'_> {
-    /// How many deltas lie between this value and a full one.
-    pub(crate) fn depth(&self) -> u32 {
+    /// The whole value the channel's next delta is made against, and the deltas made against
+    /// it so far, if this value is stored at `ptr`: its base for a delta, itself otherwise.
+    pub(crate) fn next_base(&self, ptr: BlobPtr) -> (BlobPtr, u32) {
         match self {
-            Stored::Delta { depth, .. } => *depth,
-            _ => 0,
+            Stored::Delta { base, depth, .. } => (*base, *depth),
+            _ => (ptr, 0),
         }
     }
 }
@@ -551,7 +554,7 @@ pub(crate) fn decode_checkpoint_entry(value: &[u8]) -> Option<(u64, &[u8])> {
     Some((version, &value[8..]))
 }
 
-/// The value of a `p` key: the pointer, then the delta depth.
+/// The value of a `p` key: the channel's newest whole value, then the deltas made against it.
 pub(crate) fn decode_last_blob(value: &[u8]) -> Option<(BlobPtr, u32)> {
     let ptr = BlobPtr::decode(value)?;
     let depth = u32::from_le_bytes(value.get(BLOB_PTR_LEN..BLOB_PTR_LEN + 4)?.try_into().ok()?);
@@ -606,8 +609,9 @@ fn apply_put(p: &Put<'_>, version: u64, state: &mut StateHandle<'_>) {
         };
         state.put(&key_blob(p.ns, channel, channel_version), &ptr.encode());
         if *value != Stored::Empty {
-            let mut last = ptr.encode().to_vec();
-            last.extend_from_slice(&value.depth().to_le_bytes());
+            let (base, deltas) = value.next_base(ptr);
+            let mut last = base.encode().to_vec();
+            last.extend_from_slice(&deltas.to_le_bytes());
             state.put(&key_last_blob(p.ns, channel), &last);
         }
     }

@@ -4,11 +4,12 @@
 //!
 //! Layout: one stream per thread (see [`crate::record`] for its records and index). A put is
 //! one record: the checkpoint, its metadata, its channel versions, and the channel values that
-//! changed, each stored as a delta against the channel's previous value when that is small
-//! ([`crate::codec`]). A delta chain is at most `delta_depth_max` long, so reading any value
-//! decodes at most that many frames; recently used values are kept decoded in an LRU bounded
-//! by bytes, so the values of the newest checkpoint (what a running graph reads and what the
-//! next put deltas against) are usually found there.
+//! changed, each stored as a delta against the channel's newest whole value when that is
+//! small ([`crate::codec`]): after `deltas_per_full` deltas (or when a delta stops being small)
+//! the value is stored whole again. Deltas are not chained, so reading any value decodes at
+//! most two frames (its base, usually cached, and itself). Recently used values are kept
+//! decoded in an LRU bounded by bytes: the whole values (few, and the base of every delta) and
+//! the values of the newest checkpoints are usually found there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,8 +30,9 @@ use crate::store::{Shared, Store, durability};
 
 /// Default bytes of decoded values the saver keeps in memory.
 pub(crate) const DEFAULT_CACHE_BYTES: usize = 64 << 20;
-/// Default longest chain of deltas before a value is stored whole again.
-pub(crate) const DEFAULT_DELTA_DEPTH_MAX: u32 = 32;
+/// Default number of deltas against one whole value of a channel before the next value is
+/// stored whole again.
+pub(crate) const DEFAULT_DELTAS_PER_FULL: u32 = 32;
 /// Default zstd level: zstd's own default, fast for both compression and decompression.
 pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
@@ -186,7 +188,7 @@ pub struct SaverCore {
     shared: Arc<Shared>,
     cache: Mutex<ValueCache>,
     zstd_level: i32,
-    delta_depth_max: u32,
+    deltas_per_full: u32,
 }
 
 impl std::fmt::Debug for SaverCore {
@@ -432,11 +434,12 @@ fn text(bytes: &[u8]) -> String {
 #[pymethods]
 impl SaverCore {
     /// A saver core over `store`'s engine. `cache_bytes` bounds the decoded values kept in
-    /// memory; `delta_depth_max` the chain of deltas before a value is stored whole again;
+    /// memory; `deltas_per_full` how many values of a channel are stored as deltas against one
+    /// whole value before the next is stored whole;
     /// `zstd_level` the compression level.
     #[new]
-    #[pyo3(signature = (store, *, cache_bytes = DEFAULT_CACHE_BYTES, delta_depth_max = DEFAULT_DELTA_DEPTH_MAX, zstd_level = DEFAULT_ZSTD_LEVEL))]
-    fn new(store: &Store, cache_bytes: usize, delta_depth_max: u32, zstd_level: i32) -> SaverCore {
+    #[pyo3(signature = (store, *, cache_bytes = DEFAULT_CACHE_BYTES, deltas_per_full = DEFAULT_DELTAS_PER_FULL, zstd_level = DEFAULT_ZSTD_LEVEL))]
+    fn new(store: &Store, cache_bytes: usize, deltas_per_full: u32, zstd_level: i32) -> SaverCore {
         SaverCore {
             shared: store.shared.clone(),
             cache: Mutex::new(ValueCache {
@@ -445,7 +448,7 @@ impl SaverCore {
                 budget_bytes: cache_bytes,
             }),
             zstd_level,
-            delta_depth_max,
+            deltas_per_full,
         }
     }
 
@@ -507,7 +510,7 @@ impl SaverCore {
         let (parent_id, run_id) = (parent_id.map(str::to_owned), run_id.map(str::to_owned));
         py.detach(|| -> CoreResult<()> {
             let thread = SaverCore::thread(&engine, &thread_id)?;
-            // Encode each new value, against the channel's newest value where that pays.
+            // Encode each new value, against the channel's newest whole value where that pays.
             let mut encoded: Vec<(Encoded, Option<(BlobPtr, u32)>)> =
                 Vec::with_capacity(blobs.len());
             if let Some(thread) = &thread {
@@ -521,7 +524,7 @@ impl SaverCore {
                         .view
                         .get(&record::key_last_blob(ns.as_bytes(), channel.as_bytes()))
                         .and_then(record::decode_last_blob)
-                        .filter(|(_, depth)| *depth < self.delta_depth_max);
+                        .filter(|(_, deltas)| *deltas < self.deltas_per_full);
                     let choice = match last {
                         Some((ptr, depth)) => {
                             let base = self.load(&engine, &mut records, ptr)?;

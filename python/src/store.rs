@@ -76,6 +76,15 @@ impl Shared {
     }
 }
 
+/// The Python package's default for the log's `sync_poll_window_us`: 0, not the engine's
+/// default. With polling on, a group-commit waiter's `park_timeout` in `Log::wait_near` can
+/// consume the wake-up a finishing leader sends to hand it the leadership; the waiter then
+/// parks for good in `Log::sync_to` with no leader left (seen as a hang of 8 graph threads in
+/// `bench/bench_saver.py`, stacks in `log/src/log/group_commit.rs:93`). Without polling,
+/// `wait_near` does not park and the hand-over cannot be lost. Restore the engine's default
+/// once the log is fixed.
+const DEFAULT_SYNC_POLL_WINDOW_US: u64 = 0;
+
 /// Parses a durability class name.
 pub(crate) fn durability(name: &str) -> PyResult<Durability> {
     match name {
@@ -389,6 +398,7 @@ fn options(
     background_threads: bool,
     metrics: bool,
     segment_size_bytes: Option<u64>,
+    sync_poll_window_us: u64,
     sync_window_ms: Option<u64>,
     sync_window_bytes: Option<u64>,
     checkpoint_fanout: Option<u64>,
@@ -405,6 +415,7 @@ fn options(
     if let Some(v) = segment_size_bytes {
         o.log.segment_size_bytes = v;
     }
+    o.log.sync_poll_window_us = sync_poll_window_us;
     if let Some(v) = sync_window_ms {
         o.write_behind.sync_window_ms = v;
     }
@@ -471,6 +482,7 @@ impl Store {
         background_threads = true,
         metrics = true,
         segment_size_bytes = None,
+        sync_poll_window_us = DEFAULT_SYNC_POLL_WINDOW_US,
         sync_window_ms = None,
         sync_window_bytes = None,
         checkpoint_fanout = None,
@@ -489,6 +501,7 @@ impl Store {
         background_threads: bool,
         metrics: bool,
         segment_size_bytes: Option<u64>,
+        sync_poll_window_us: u64,
         sync_window_ms: Option<u64>,
         sync_window_bytes: Option<u64>,
         checkpoint_fanout: Option<u64>,
@@ -501,6 +514,7 @@ impl Store {
             background_threads,
             metrics,
             segment_size_bytes,
+            sync_poll_window_us,
             sync_window_ms,
             sync_window_bytes,
             checkpoint_fanout,
