@@ -6,7 +6,32 @@
 //! binary diff: a raw-content prefix gives copy/insert deltas for any edit, not only appends,
 //! and the same library compresses full values.
 
+use std::cell::RefCell;
 use std::io;
+
+thread_local! {
+    /// One compression context per thread, reused: making one per value costs its allocation
+    /// and table initialisation every time (a measurable share of a put).
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's compressor at `level`.
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> io::Result<T>,
+) -> io::Result<T> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, compressor)) => f(compressor),
+            None => Err(io::Error::other("no zstd compressor")),
+        }
+    })
+}
 
 /// Values shorter than this are stored as they are: a zstd frame would not pay for its header.
 pub(crate) const SMALL_VALUE_BYTES: usize = 64;
@@ -30,7 +55,7 @@ pub(crate) fn encode_full(data: &[u8], level: i32) -> io::Result<Encoded> {
     if data.len() < SMALL_VALUE_BYTES {
         return Ok(Encoded::Raw);
     }
-    let frame = zstd::bulk::compress(data, level)?;
+    let frame = with_compressor(level, |c| c.compress(data))?;
     Ok(if frame.len() < data.len() {
         Encoded::Zstd(frame)
     } else {
@@ -47,8 +72,7 @@ pub(crate) fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result
     if data.len() < SMALL_VALUE_BYTES {
         return Ok(Encoded::Raw);
     }
-    let mut compressor = zstd::bulk::Compressor::new(level)?;
-    let delta = compressor.compress_with_prefix(data, base)?;
+    let delta = with_compressor(level, |c| c.compress_with_prefix(data, base))?;
     // A delta much smaller than the value is a delta worth its chain; otherwise compare it
     // with the value compressed alone, which starts a new chain.
     if delta.len() * 4 <= data.len() {
