@@ -11,14 +11,20 @@
 //! | `#` | u64: events applied so far, which is the version of the event being applied |
 //! | `c` ns `0` cid | u64 version of the put, then the run id's bytes |
 //! | `l` ns | the greatest live checkpoint id of the namespace |
-//! | `b` ns `0` channel `0` version | [`BlobPtr`] of the channel value at that version |
+//! | `b` ns `0` channel `0` h(version) | [`BlobPtr`] of the channel value at that version |
 //! | `p` ns `0` channel | [`BlobPtr`] of the channel's newest whole value, u32 deltas made against it since |
-//! | `w` ns `0` cid `0` task `0` idx | [`BlobPtr`] of one pending write (idx big-endian, sign flipped) |
+//! | `w` ns `0` cid | u64 versions of the checkpoint's write records, in log order |
 //! | `r` run `0` ns `0` cid | empty: the checkpoints of a run |
 //!
+//! `h(version)` is the 64-bit FNV-1a hash of the channel version, big-endian: LangGraph's
+//! versions are 50-odd characters, and every key is repeated in the engine's checkpoints of
+//! this state. A reader checks the version stored beside the value, so a collision would be an
+//! error, never a wrong value. Pending writes are listed per checkpoint, one entry per write
+//! record, not one per write: readers apply LangGraph's rule (the first regular write of a
+//! task and index wins, a special write replaces) over the records in log order.
+//!
 //! `0` is a zero byte: namespaces, checkpoint ids, channels, task ids and run ids never
-//! contain one (the saver refuses them). All integers are little-endian except `idx` in keys,
-//! which is big-endian with its sign bit flipped so that keys sort by `idx`.
+//! contain one (the saver refuses them). Integers are little-endian, except the hash in keys.
 //!
 //! Invariants:
 //! - A [`BlobPtr`] points at an earlier event of the same stream (or this one). A delta's base
@@ -506,9 +512,19 @@ pub(crate) fn key_latest(ns: &[u8]) -> Vec<u8> {
 /// `l`: the latest checkpoint of every namespace.
 pub(crate) const PREFIX_LATEST: &[u8] = b"l";
 
-/// `b ns 0 channel 0 version`.
+/// 64-bit FNV-1a: a fixed, documented hash (its output is stored in keys, so it must never
+/// change with a library version or a seed).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// `b ns 0 channel 0 h(version)`.
 pub(crate) fn key_blob(ns: &[u8], channel: &[u8], version: &[u8]) -> Vec<u8> {
-    key(b'b', &[ns, channel, version])
+    key(b'b', &[ns, channel, &fnv1a64(version).to_be_bytes()])
 }
 
 /// `p ns 0 channel`.
@@ -516,19 +532,16 @@ pub(crate) fn key_last_blob(ns: &[u8], channel: &[u8]) -> Vec<u8> {
     key(b'p', &[ns, channel])
 }
 
-/// `idx` as a key part: big-endian with the sign bit flipped, so keys sort by `idx`.
-fn idx_key(idx: i64) -> [u8; 8] {
-    (u64::from_ne_bytes(idx.to_ne_bytes()) ^ (1 << 63)).to_be_bytes()
+/// `w ns 0 cid`: the versions of a checkpoint's write records.
+pub(crate) fn key_writes(ns: &[u8], cid: &[u8]) -> Vec<u8> {
+    key(b'w', &[ns, cid])
 }
 
-/// `w ns 0 cid 0 task 0 idx`.
-pub(crate) fn key_write(ns: &[u8], cid: &[u8], task_id: &[u8], idx: i64) -> Vec<u8> {
-    key(b'w', &[ns, cid, task_id, &idx_key(idx)])
-}
-
-/// `w ns 0 cid 0`: every pending write of a checkpoint.
-pub(crate) fn prefix_writes(ns: &[u8], cid: &[u8]) -> Vec<u8> {
-    key(b'w', &[ns, cid, b""])
+/// The record versions listed in a `w` value.
+pub(crate) fn decode_versions(value: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    value
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
 }
 
 /// `r run 0 ns 0 cid`.
@@ -618,19 +631,10 @@ fn apply_put(p: &Put<'_>, version: u64, state: &mut StateHandle<'_>) {
 }
 
 fn apply_writes(w: &Writes<'_>, version: u64, state: &mut StateHandle<'_>) {
-    for (index, write) in w.writes.iter().enumerate() {
-        let key = key_write(w.ns, w.checkpoint_id, w.task_id, write.idx);
-        // A regular write (idx >= 0) is written once per task and index: a retried task does
-        // not duplicate it. Special writes (errors, interrupts: idx < 0) replace.
-        if write.idx >= 0 && state.contains_key(&key) {
-            continue;
-        }
-        let ptr = BlobPtr {
-            version,
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-        };
-        state.put(&key, &ptr.encode());
-    }
+    let key = key_writes(w.ns, w.checkpoint_id);
+    let mut list = state.get(&key).map(<[u8]>::to_vec).unwrap_or_default();
+    list.extend_from_slice(&version.to_le_bytes());
+    state.put(&key, &list);
 }
 
 fn apply_delete(d: &Delete<'_>, state: &mut StateHandle<'_>) {
@@ -647,13 +651,7 @@ fn apply_delete(d: &Delete<'_>, state: &mut StateHandle<'_>) {
         if !run_id.is_empty() {
             state.delete(&key_run(&run_id, ns, cid));
         }
-        let writes: Vec<Vec<u8>> = state
-            .prefix(&prefix_writes(ns, cid))
-            .map(|(k, _)| k.to_vec())
-            .collect();
-        for k in writes {
-            state.delete(&k);
-        }
+        state.delete(&key_writes(ns, cid));
         let latest = key_latest(ns);
         if state.get(&latest) == Some(*cid) {
             let prefix = prefix_checkpoints(ns);

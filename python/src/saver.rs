@@ -172,6 +172,9 @@ struct Loaded {
     writes: Vec<LoadedWrite>,
 }
 
+/// A pending write found in the records: where its value is, task path, task id, idx, channel.
+type WriteRef = (BlobPtr, Vec<u8>, Vec<u8>, i64, Vec<u8>);
+
 /// A pending write as `get` returns it.
 struct LoadedWrite {
     task_path: Vec<u8>,
@@ -327,6 +330,55 @@ impl SaverCore {
         Ok(value)
     }
 
+    /// The pending writes of a checkpoint that count, as LangGraph's `put_writes` defines them
+    /// over the write records in log order: the first regular write (`idx >= 0`) of a task and
+    /// index wins, a special write (`idx < 0`: error, interrupt, ...) replaces the earlier one.
+    /// Each is `(where its value is, task_path, task_id, idx, channel)`.
+    fn live_writes(
+        &self,
+        engine: &Engine,
+        records: &mut Records<'_>,
+        ns: &[u8],
+        cid: &[u8],
+    ) -> CoreResult<Vec<WriteRef>> {
+        let thread = records.thread;
+        let versions: Vec<u64> = thread
+            .view
+            .get(&record::key_writes(ns, cid))
+            .map(|v| record::decode_versions(v).collect())
+            .unwrap_or_default();
+        let mut live: HashMap<(Vec<u8>, i64), WriteRef> = HashMap::new();
+        for version in versions {
+            let Record::Writes(w) = records.record(engine, version)? else {
+                return Err(corrupt(
+                    thread,
+                    format!("version {version} is not a write record"),
+                ));
+            };
+            for (index, write) in w.writes.iter().enumerate() {
+                let slot = (w.task_id.to_vec(), write.idx);
+                if write.idx >= 0 && live.contains_key(&slot) {
+                    continue;
+                }
+                let ptr = BlobPtr {
+                    version,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                };
+                live.insert(
+                    slot,
+                    (
+                        ptr,
+                        w.task_path.to_vec(),
+                        w.task_id.to_vec(),
+                        write.idx,
+                        write.channel.to_vec(),
+                    ),
+                );
+            }
+        }
+        Ok(live.into_values().collect())
+    }
+
     /// Reads one checkpoint and everything `get_tuple` needs with it.
     fn load_checkpoint(
         &self,
@@ -363,7 +415,7 @@ impl SaverCore {
                     .get(&record::key_blob(ns, channel, channel_version))
                     .and_then(BlobPtr::decode)
                 {
-                    ptrs.push((channel.to_vec(), ptr));
+                    ptrs.push((channel.to_vec(), channel_version.to_vec(), ptr));
                 }
             }
             (
@@ -380,36 +432,32 @@ impl SaverCore {
                 ptrs,
             )
         };
-        for (channel, ptr) in blob_ptrs {
+        for (channel, channel_version, ptr) in blob_ptrs {
+            // Blob keys hold a hash of the version: check the version stored with the value.
+            let stored_version_matches = match records.record(engine, ptr.version)? {
+                Record::Put(p) => p.blobs.get(ptr.index as usize).is_some_and(|(c, v, _)| {
+                    *c == channel.as_slice() && *v == channel_version.as_slice()
+                }),
+                _ => false,
+            };
+            if !stored_version_matches {
+                return Err(corrupt(
+                    thread,
+                    format!(
+                        "the index of channel {:?} version {:?} points at another value",
+                        text(&channel),
+                        text(&channel_version)
+                    ),
+                ));
+            }
             let value = self.load(engine, &mut records, ptr)?;
             if value.ty.is_some() {
                 loaded.values.push((channel, value));
             }
         }
-        let write_ptrs: Vec<BlobPtr> = thread
-            .view
-            .prefix(&record::prefix_writes(ns, &cid))
-            .filter_map(|(_, v)| BlobPtr::decode(v))
-            .collect();
-        for ptr in write_ptrs {
-            let (task_path, task_id, idx, channel) = {
-                let Record::Writes(w) = records.record(engine, ptr.version)? else {
-                    return Err(corrupt(
-                        thread,
-                        format!("version {} is not a write", ptr.version),
-                    ));
-                };
-                let write = w
-                    .writes
-                    .get(ptr.index as usize)
-                    .ok_or_else(|| corrupt(thread, "a write index past its record"))?;
-                (
-                    w.task_path.to_vec(),
-                    w.task_id.to_vec(),
-                    write.idx,
-                    write.channel.to_vec(),
-                )
-            };
+        for (ptr, task_path, task_id, idx, channel) in
+            self.live_writes(engine, &mut records, ns, &cid)?
+        {
             let value = self.load(engine, &mut records, ptr)?;
             loaded.writes.push(LoadedWrite {
                 task_path,
@@ -656,21 +704,22 @@ impl SaverCore {
         );
         py.detach(|| -> CoreResult<()> {
             let thread = SaverCore::thread(&engine, &thread_id)?;
-            // Writes the index already has would be skipped by the state machine; leaving them
-            // out of the record saves their bytes in the log.
+            // Regular writes already stored for this task and index would be ignored by readers;
+            // leaving them out of the record saves their bytes in the log.
+            let present: std::collections::HashSet<i64> = match &thread {
+                None => Default::default(),
+                Some(t) => {
+                    let mut records = Records::new(t);
+                    self.live_writes(&engine, &mut records, ns.as_bytes(), cid.as_bytes())?
+                        .into_iter()
+                        .filter(|w| w.2 == task_id.as_bytes() && w.3 >= 0)
+                        .map(|w| w.3)
+                        .collect()
+                }
+            };
             let kept: Vec<&(i64, String, String, Vec<u8>)> = writes
                 .iter()
-                .filter(|(idx, _, _, _)| {
-                    *idx < 0
-                        || thread.as_ref().is_none_or(|t| {
-                            !t.view.contains_key(&record::key_write(
-                                ns.as_bytes(),
-                                cid.as_bytes(),
-                                task_id.as_bytes(),
-                                *idx,
-                            ))
-                        })
-                })
+                .filter(|(idx, _, _, _)| *idx < 0 || !present.contains(idx))
                 .collect();
             if kept.is_empty() {
                 return Ok(());
