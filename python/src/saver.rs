@@ -75,22 +75,37 @@ impl Value {
     }
 }
 
-/// Decoded values by `(stream id, record version, index)`, evicted least recently used first
-/// beyond a byte budget. Keyed by stream id, not name: a thread deleted and written again, or
-/// a copy, is a different stream with its own versions.
+/// Decoded values by `(stream id, record version, index)`, in two LRUs bounded by bytes: whole
+/// values (the bases every delta decodes against: few, and worth keeping) and the rest (values
+/// decoded from deltas, and the newest values puts leave behind), so that a scan of old
+/// checkpoints never evicts the bases. Keyed by stream id, not name: a thread deleted and
+/// written again, or a copy, is a different stream with its own versions.
 #[derive(Debug)]
 struct ValueCache {
-    lru: LruCache<(u64, u64, u32), Arc<Value>>,
+    bases: Lru,
+    others: Lru,
+}
+
+type CacheKey = (u64, u64, u32);
+
+/// One LRU of decoded values, evicted beyond a byte budget.
+#[derive(Debug)]
+struct Lru {
+    lru: LruCache<CacheKey, Arc<Value>>,
     bytes: usize,
     budget_bytes: usize,
 }
 
-impl ValueCache {
-    fn get(&mut self, key: (u64, u64, u32)) -> Option<Arc<Value>> {
-        self.lru.get(&key).cloned()
+impl Lru {
+    fn new(budget_bytes: usize) -> Lru {
+        Lru {
+            lru: LruCache::unbounded(),
+            bytes: 0,
+            budget_bytes,
+        }
     }
 
-    fn insert(&mut self, key: (u64, u64, u32), value: Arc<Value>) {
+    fn insert(&mut self, key: CacheKey, value: Arc<Value>) {
         let size = value.size_bytes();
         if size > self.budget_bytes {
             return;
@@ -105,6 +120,40 @@ impl ValueCache {
                 None => break,
             }
         }
+    }
+}
+
+impl ValueCache {
+    /// Three quarters of the budget for whole values, the rest for the others.
+    fn new(budget_bytes: usize) -> ValueCache {
+        let bases = budget_bytes / 4 * 3;
+        ValueCache {
+            bases: Lru::new(bases),
+            others: Lru::new(budget_bytes - bases),
+        }
+    }
+
+    fn get(&mut self, key: CacheKey) -> Option<Arc<Value>> {
+        if let Some(v) = self.bases.lru.get(&key) {
+            return Some(v.clone());
+        }
+        self.others.lru.get(&key).cloned()
+    }
+
+    /// Caches `value`; `whole`: stored whole (a base), not as a delta.
+    fn insert(&mut self, key: CacheKey, value: Arc<Value>, whole: bool) {
+        if whole {
+            self.bases.insert(key, value);
+        } else {
+            self.others.insert(key, value);
+        }
+    }
+
+    fn stats(&self) -> (usize, usize) {
+        (
+            self.bases.bytes + self.others.bytes,
+            self.bases.lru.len() + self.others.lru.len(),
+        )
     }
 }
 
@@ -313,6 +362,7 @@ impl SaverCore {
                 }
             }
         };
+        let whole = base.is_none();
         let data = match base {
             None => data,
             Some((base, raw_len)) => {
@@ -326,7 +376,7 @@ impl SaverCore {
             }
         };
         let value = Arc::new(Value { ty, data });
-        self.cache().insert(key, value.clone());
+        self.cache().insert(key, value.clone(), whole);
         Ok(value)
     }
 
@@ -490,11 +540,7 @@ impl SaverCore {
     fn new(store: &Store, cache_bytes: usize, deltas_per_full: u32, zstd_level: i32) -> SaverCore {
         SaverCore {
             shared: store.shared.clone(),
-            cache: Mutex::new(ValueCache {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-                budget_bytes: cache_bytes,
-            }),
+            cache: Mutex::new(ValueCache::new(cache_bytes)),
             zstd_level,
             deltas_per_full,
         }
@@ -654,13 +700,15 @@ impl SaverCore {
             let appended = engine.append(&stream_name(&thread_id), &[payload], class, None)?;
             // The new values are what the next put deltas against and the next get reads.
             let mut cache = self.cache();
-            for (index, (_, _, ty, data)) in blobs.into_iter().enumerate() {
+            for (index, ((_, _, ty, data), (enc, _))) in blobs.into_iter().zip(&encoded).enumerate()
+            {
+                let whole = !matches!(enc, Encoded::Delta(_));
                 let value = Arc::new(Value {
                     ty: ty.map(String::into_bytes),
                     data,
                 });
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
-                cache.insert((appended.stream.0, appended.last.0, index), value);
+                cache.insert((appended.stream.0, appended.last.0, index), value, whole);
             }
             Ok(())
         })
@@ -1015,8 +1063,7 @@ impl SaverCore {
 
     /// Bytes of decoded values held in memory, and how many.
     fn cache_stats(&self) -> (usize, usize) {
-        let cache = self.cache();
-        (cache.bytes, cache.lru.len())
+        self.cache().stats()
     }
 
     /// How many records the thread's index has applied (its head), read from the index itself:
