@@ -45,6 +45,50 @@ pub(crate) enum Encoded {
     Zstd(Vec<u8>),
     /// A zstd frame compressed with the base value as its prefix.
     Delta(Vec<u8>),
+    /// The value is the base with its first `keep_from` bytes replaced by the value's first
+    /// `keep_from` bytes, and `tail` (the value's bytes past the base's length) appended: what
+    /// a list that grew by appending looks like once serialized (its header changes, its
+    /// items stay where they were). Found with one `memcmp`, decoded with two copies.
+    Splice {
+        keep_from: usize,
+        /// Where the appended bytes start in the value: the base's length.
+        tail_from: usize,
+        tail: Tail,
+    },
+}
+
+/// The appended bytes of a [`Encoded::Splice`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// As they are.
+    Raw,
+    /// A zstd frame of them.
+    Zstd(Vec<u8>),
+}
+
+/// A splice replaces at most this many leading bytes of its base (a serialized container's
+/// header); a value that differs from its base further in is encoded another way.
+pub(crate) const SPLICE_HEAD_MAX: usize = 64;
+
+/// Bases shorter than this are not worth splicing against.
+const SPLICE_BASE_MIN: usize = 256;
+
+/// Where `data` stops differing from `base` if `data` is `base` with at most
+/// [`SPLICE_HEAD_MAX`] leading bytes changed and bytes appended: the length of the changed
+/// head.
+fn splice_point(data: &[u8], base: &[u8]) -> Option<usize> {
+    if base.len() < SPLICE_BASE_MIN || data.len() < base.len() {
+        return None;
+    }
+    let from = SPLICE_HEAD_MAX;
+    if base[from..] != data[from..base.len()] {
+        return None;
+    }
+    let mut keep_from = from;
+    while keep_from > 0 && base[keep_from - 1] == data[keep_from - 1] {
+        keep_from -= 1;
+    }
+    Some(keep_from)
 }
 
 /// Compresses `data` alone; `Raw` when that does not save bytes.
@@ -71,6 +115,17 @@ pub(crate) fn encode_full(data: &[u8], level: i32) -> io::Result<Encoded> {
 pub(crate) fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result<Encoded> {
     if data.len() < SMALL_VALUE_BYTES {
         return Ok(Encoded::Raw);
+    }
+    if let Some(keep_from) = splice_point(data, base) {
+        let tail = match encode_full(&data[base.len()..], level)? {
+            Encoded::Zstd(frame) => Tail::Zstd(frame),
+            _ => Tail::Raw,
+        };
+        return Ok(Encoded::Splice {
+            keep_from,
+            tail_from: base.len(),
+            tail,
+        });
     }
     let delta = with_compressor(level, |c| c.compress_with_prefix(data, base))?;
     // A delta much smaller than the value is a delta worth its chain; otherwise compare it
@@ -108,6 +163,34 @@ pub(crate) fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Res
     dctx.ref_prefix(base).map_err(zstd_error)?;
     let mut out = Vec::with_capacity(raw_len);
     dctx.decompress(&mut out, frame).map_err(zstd_error)?;
+    check_len(out, raw_len)
+}
+
+/// Rebuilds a spliced value: `head`, then `base` past `head.len()`, then `tail` (already
+/// decompressed).
+///
+/// # Errors
+/// When `head` is longer than `base` or the result is not `raw_len` bytes.
+pub(crate) fn decode_splice(
+    head: &[u8],
+    base: &[u8],
+    tail: &[u8],
+    raw_len: usize,
+) -> io::Result<Vec<u8>> {
+    let kept = base.get(head.len()..).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a splice replaces {} bytes of a {}-byte base",
+                head.len(),
+                base.len()
+            ),
+        )
+    })?;
+    let mut out = Vec::with_capacity(raw_len);
+    out.extend_from_slice(head);
+    out.extend_from_slice(kept);
+    out.extend_from_slice(tail);
     check_len(out, raw_len)
 }
 

@@ -53,6 +53,7 @@ const ENC_EMPTY: u8 = 0;
 const ENC_RAW: u8 = 1;
 const ENC_ZSTD: u8 = 2;
 const ENC_DELTA: u8 = 3;
+const ENC_SPLICE: u8 = 4;
 
 /// Where a stored value lives: the version of the record holding it and its index there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,14 +105,33 @@ pub(crate) enum Stored<'a> {
         depth: u32,
         frame: &'a [u8],
     },
+    /// The whole value at `base` with its first `head.len()` bytes replaced by `head` and
+    /// `tail` appended (a zstd frame when `tail_encoding` is [`TAIL_ZSTD`]); `depth` as for
+    /// `Delta`.
+    Splice {
+        ty: &'a [u8],
+        raw_len: u32,
+        base: BlobPtr,
+        depth: u32,
+        head: &'a [u8],
+        tail_encoding: u8,
+        tail: &'a [u8],
+    },
 }
+
+/// Whether a splice's tail is a zstd frame.
+pub(crate) const TAIL_RAW: u8 = 0;
+/// See [`TAIL_RAW`].
+pub(crate) const TAIL_ZSTD: u8 = 1;
 
 impl Stored<'_> {
     /// The whole value the channel's next delta is made against, and the deltas made against
     /// it so far, if this value is stored at `ptr`: its base for a delta, itself otherwise.
     pub(crate) fn next_base(&self, ptr: BlobPtr) -> (BlobPtr, u32) {
         match self {
-            Stored::Delta { base, depth, .. } => (*base, *depth),
+            Stored::Delta { base, depth, .. } | Stored::Splice { base, depth, .. } => {
+                (*base, *depth)
+            }
             _ => (ptr, 0),
         }
     }
@@ -258,6 +278,25 @@ impl Encoder {
                 self.u32(*depth);
                 self.bytes(frame)?;
             }
+            Stored::Splice {
+                ty,
+                raw_len,
+                base,
+                depth,
+                head,
+                tail_encoding,
+                tail,
+            } => {
+                self.u8(ENC_SPLICE);
+                self.bytes(ty)?;
+                self.u32(*raw_len);
+                self.u64(base.version);
+                self.u32(base.index);
+                self.u32(*depth);
+                self.bytes(head)?;
+                self.u8(*tail_encoding);
+                self.bytes(tail)?;
+            }
         }
         Ok(())
     }
@@ -394,6 +433,21 @@ impl<'a> Decoder<'a> {
                 },
                 depth: self.u32()?,
                 frame: self.bytes()?,
+            },
+            ENC_SPLICE => Stored::Splice {
+                ty: self.bytes()?,
+                raw_len: self.u32()?,
+                base: BlobPtr {
+                    version: self.u64()?,
+                    index: self.u32()?,
+                },
+                depth: self.u32()?,
+                head: self.bytes()?,
+                tail_encoding: match self.u8()? {
+                    t @ (TAIL_RAW | TAIL_ZSTD) => t,
+                    _ => return Err(DecodeError("an unknown splice tail encoding")),
+                },
+                tail: self.bytes()?,
             },
             _ => return Err(DecodeError("an unknown value encoding")),
         })

@@ -157,6 +157,23 @@ impl ValueCache {
     }
 }
 
+/// A stored value part-way decoded: whole, or waiting for its base.
+enum Pending {
+    Done(Vec<u8>),
+    Delta {
+        base: BlobPtr,
+        raw_len: usize,
+        frame: Vec<u8>,
+    },
+    Splice {
+        base: BlobPtr,
+        raw_len: usize,
+        head: Vec<u8>,
+        tail_zstd: bool,
+        tail: Vec<u8>,
+    },
+}
+
 /// A thread's stream as of one read: its name, id, head and the view of its index there.
 struct Thread {
     name: String,
@@ -311,7 +328,7 @@ impl SaverCore {
         let thread = records.thread;
         let index = ptr.index as usize;
         // Decode what the record stores, borrowing from it, then resolve a delta's base.
-        let (ty, data, base) = {
+        let (ty, pending) = {
             let record = records.record(engine, ptr.version)?;
             let stored = match &record {
                 Record::Put(p) => p.blobs.get(index).map(|b| &b.2),
@@ -330,13 +347,26 @@ impl SaverCore {
                     format!("value {index} at version {}: {e}", ptr.version),
                 )
             };
+            let check_base = |base: &BlobPtr| {
+                if base.version >= ptr.version {
+                    return Err(corrupt(
+                        thread,
+                        format!(
+                            "a delta at version {} based on version {}",
+                            ptr.version, base.version
+                        ),
+                    ));
+                }
+                Ok(*base)
+            };
             match stored {
-                Stored::Empty => (None, Vec::new(), None),
-                Stored::Raw { ty, data } => (Some(ty.to_vec()), data.to_vec(), None),
+                Stored::Empty => (None, Pending::Done(Vec::new())),
+                Stored::Raw { ty, data } => (Some(ty.to_vec()), Pending::Done(data.to_vec())),
                 Stored::Zstd { ty, raw_len, frame } => (
                     Some(ty.to_vec()),
-                    codec::decode_zstd(frame, *raw_len as usize).map_err(decode_error)?,
-                    None,
+                    Pending::Done(
+                        codec::decode_zstd(frame, *raw_len as usize).map_err(decode_error)?,
+                    ),
                 ),
                 Stored::Delta {
                     ty,
@@ -344,35 +374,72 @@ impl SaverCore {
                     base,
                     frame,
                     ..
-                } => {
-                    if base.version >= ptr.version {
-                        return Err(corrupt(
-                            thread,
-                            format!(
-                                "a delta at version {} based on version {}",
-                                ptr.version, base.version
-                            ),
-                        ));
-                    }
-                    (
-                        Some(ty.to_vec()),
-                        frame.to_vec(),
-                        Some((*base, *raw_len as usize)),
-                    )
-                }
+                } => (
+                    Some(ty.to_vec()),
+                    Pending::Delta {
+                        base: check_base(base)?,
+                        raw_len: *raw_len as usize,
+                        frame: frame.to_vec(),
+                    },
+                ),
+                Stored::Splice {
+                    ty,
+                    raw_len,
+                    base,
+                    head,
+                    tail_encoding,
+                    tail,
+                    ..
+                } => (
+                    Some(ty.to_vec()),
+                    Pending::Splice {
+                        base: check_base(base)?,
+                        raw_len: *raw_len as usize,
+                        head: head.to_vec(),
+                        tail_zstd: *tail_encoding == record::TAIL_ZSTD,
+                        tail: tail.to_vec(),
+                    },
+                ),
             }
         };
-        let whole = base.is_none();
-        let data = match base {
-            None => data,
-            Some((base, raw_len)) => {
+        let whole = matches!(pending, Pending::Done(_));
+        let decode_error = |e: std::io::Error| {
+            corrupt(
+                thread,
+                format!("value {index} at version {}: {e}", ptr.version),
+            )
+        };
+        let data = match pending {
+            Pending::Done(data) => data,
+            Pending::Delta {
+                base,
+                raw_len,
+                frame,
+            } => {
                 let base_value = self.load(engine, records, base)?;
-                codec::decode_delta(&data, &base_value.data, raw_len).map_err(|e| {
-                    corrupt(
-                        thread,
-                        format!("value {index} at version {}: {e}", ptr.version),
-                    )
-                })?
+                codec::decode_delta(&frame, &base_value.data, raw_len).map_err(decode_error)?
+            }
+            Pending::Splice {
+                base,
+                raw_len,
+                head,
+                tail_zstd,
+                tail,
+            } => {
+                let base_value = self.load(engine, records, base)?;
+                let tail = if tail_zstd {
+                    let tail_len = raw_len.checked_sub(base_value.data.len()).ok_or_else(|| {
+                        corrupt(
+                            thread,
+                            format!("a splice at version {} shorter than its base", ptr.version),
+                        )
+                    })?;
+                    codec::decode_zstd(&tail, tail_len).map_err(decode_error)?
+                } else {
+                    tail
+                };
+                codec::decode_splice(&head, &base_value.data, &tail, raw_len)
+                    .map_err(decode_error)?
             }
         };
         let value = Arc::new(Value { ty, data });
@@ -624,7 +691,8 @@ impl SaverCore {
                             let base = self.load(&engine, &mut records, ptr)?;
                             let e = codec::encode_against(data, &base.data, self.zstd_level)
                                 .map_err(|e| CoreError::Corrupt(format!("zstd failed: {e}")))?;
-                            let base = matches!(e, Encoded::Delta(_)).then_some((ptr, depth));
+                            let base = matches!(e, Encoded::Delta(_) | Encoded::Splice { .. })
+                                .then_some((ptr, depth));
                             (e, base)
                         }
                         None => (
@@ -667,10 +735,35 @@ impl SaverCore {
                             frame,
                         },
                         // A delta always comes with its base (see above).
-                        (Some(ty), Encoded::Delta(_), None) => Stored::Raw {
-                            ty: ty.as_bytes(),
-                            data,
-                        },
+                        (
+                            Some(ty),
+                            Encoded::Splice {
+                                keep_from,
+                                tail_from,
+                                tail,
+                            },
+                            Some((base, depth)),
+                        ) => {
+                            let (tail_encoding, tail) = match tail {
+                                codec::Tail::Raw => (record::TAIL_RAW, &data[*tail_from..]),
+                                codec::Tail::Zstd(frame) => (record::TAIL_ZSTD, frame.as_slice()),
+                            };
+                            Stored::Splice {
+                                ty: ty.as_bytes(),
+                                raw_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                                base: *base,
+                                depth: depth + 1,
+                                head: &data[..*keep_from],
+                                tail_encoding,
+                                tail,
+                            }
+                        }
+                        (Some(ty), Encoded::Delta(_) | Encoded::Splice { .. }, None) => {
+                            Stored::Raw {
+                                ty: ty.as_bytes(),
+                                data,
+                            }
+                        }
                     };
                     (channel.as_bytes(), version.as_bytes(), stored)
                 })
@@ -702,7 +795,7 @@ impl SaverCore {
             let mut cache = self.cache();
             for (index, ((_, _, ty, data), (enc, _))) in blobs.into_iter().zip(&encoded).enumerate()
             {
-                let whole = !matches!(enc, Encoded::Delta(_));
+                let whole = !matches!(enc, Encoded::Delta(_) | Encoded::Splice { .. });
                 let value = Arc::new(Value {
                     ty: ty.map(String::into_bytes),
                     data,
