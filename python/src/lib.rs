@@ -1,9 +1,9 @@
 //! The native core of the `helios_store` Python package (`helios_store._native`).
 //!
-//! It is responsible for two things: the Helios engine's API as Python classes ([`store`]:
-//! `Store`, `View`, `Event`, and the exception classes of [`errors`]), and the storage side of
-//! the LangGraph checkpoint saver ([`saver`]: `SaverCore`, with the record format and state
-//! machine of [`record`] and the value codec of [`codec`]). It is not responsible for anything
+//! It is responsible for two things: the Helios engine's API as Python classes (`store.rs`:
+//! `Store`, `View`, `Event`, and the exception classes of `errors.rs`), and the storage side of
+//! the LangGraph checkpoint saver (`saver.rs`: `SaverCore`, with the record format and state
+//! machine of `record.rs` and the value codec of `codec.rs`). It is not responsible for anything
 //! LangGraph-specific that needs Python objects: the saver class itself
 //! (`helios_store.langgraph.HeliosSaver`, a Python subclass of `BaseCheckpointSaver`, since PyO3
 //! cannot subclass a Python class) serializes values with LangGraph's serializer and hands this
