@@ -54,6 +54,8 @@ def test_kill_mid_run_loses_no_acknowledged_checkpoint(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Not the source tree: `-c` puts the working directory first on sys.path.
+            cwd=tmp_path,
         )
         acked: list[list] = []
         deadline = time.monotonic() + 60
