@@ -39,6 +39,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
+from helios_store._native import SaverCore
 from helios_store.langgraph import HeliosSaver
 
 WORDS = (
@@ -158,8 +159,18 @@ def run_one(
             lim.append(time.perf_counter() - t)
             assert len(got) == 10
         out["list_10_p50_ms"] = pct(lim, 0.5) * 1e3
+        if isinstance(saver, HeliosSaver):
+            stream = SaverCore.stream_name("bench")
+            out["record_bytes"] = sum(len(e.payload) for e in saver.store.read(stream))
         close()
         out["bytes_on_disk"] = allocated_bytes(paths)
+        out["bytes_by_part"] = {
+            os.path.basename(p) if not os.path.isdir(p) else sub: allocated_bytes(
+                [os.path.join(p, sub)] if os.path.isdir(p) else [p]
+            )
+            for p in paths
+            for sub in (sorted(os.listdir(p)) if os.path.isdir(p) else [""])
+        }
 
         # Several graphs at once, each on its own thread id, one saver.
         saver, close, _ = make(os.path.join(work_dir, "threads"))
@@ -265,6 +276,13 @@ def main() -> int:
         hv, sv = h[key], s[key]
         adv = (sv / hv if better == "lower" else hv / sv) if hv and sv else float("nan")
         print(f"{label:34} {hv:14,.1f} {sv:14,.1f} {adv:9.1f}x")
+    parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in h["bytes_by_part"].items() if v)
+    print(
+        f"helios on disk: {parts}; records in the log {h['record_bytes'] / 1e6:.1f} MB "
+        f"(segments are preallocated: the active one and a spare)"
+    )
+    parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in s["bytes_by_part"].items() if v)
+    print(f"sqlite on disk: {parts}")
     print(f"run time: helios {h['run_s']:.1f} s, sqlite {s['run_s']:.1f} s")
     return 0
 
