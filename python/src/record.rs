@@ -11,15 +11,15 @@
 //! | `#` | u64: events applied so far, which is the version of the event being applied |
 //! | `c` ns `0` cid | u64 version of the put, then the run id's bytes |
 //! | `l` ns | the greatest live checkpoint id of the namespace |
-//! | `b` ns `0` channel `0` h(version) | [`BlobPtr`] of the channel value at that version |
+//! | `b` h(ns `0` channel `0` version) | [`BlobPtr`] of the channel value at that version |
 //! | `p` ns `0` channel | [`BlobPtr`] of the channel's newest whole value, u32 deltas made against it since |
 //! | `w` ns `0` cid | u64 versions of the checkpoint's write records, in log order |
 //! | `r` run `0` ns `0` cid | empty: the checkpoints of a run |
 //!
-//! `h(version)` is the 64-bit FNV-1a hash of the channel version, big-endian: LangGraph's
-//! versions are 50-odd characters, and every key is repeated in the engine's checkpoints of
-//! this state. A reader checks the version stored beside the value, so a collision would be an
-//! error, never a wrong value. Pending writes are listed per checkpoint, one entry per write
+//! `h(..)` is XXH3-64 (a specified hash: its output is stored), big-endian: LangGraph's versions are 50-odd characters,
+//! a put adds one blob key per changed channel, and every key is repeated in the engine's
+//! checkpoints of this state. A reader checks the namespace, channel and version stored beside
+//! the value, so a collision would be an error, never a wrong value. Pending writes are listed per checkpoint, one entry per write
 //! record, not one per write: readers apply LangGraph's rule (the first regular write of a
 //! task and index wins, a special write replaces) over the records in log order.
 //!
@@ -144,10 +144,10 @@ pub(crate) struct Put<'a> {
     pub(crate) checkpoint_id: &'a [u8],
     pub(crate) parent_id: Option<&'a [u8]>,
     pub(crate) run_id: Option<&'a [u8]>,
-    pub(crate) checkpoint_ty: &'a [u8],
-    pub(crate) checkpoint: &'a [u8],
-    pub(crate) metadata_ty: &'a [u8],
-    pub(crate) metadata: &'a [u8],
+    /// The serialized checkpoint without its channel values (`Raw` or `Zstd`).
+    pub(crate) checkpoint: Stored<'a>,
+    /// The serialized metadata (`Raw` or `Zstd`).
+    pub(crate) metadata: Stored<'a>,
     /// The checkpoint's channel versions: which value of each channel it holds.
     pub(crate) versions: Vec<(&'a [u8], &'a [u8])>,
     /// The values that are new in this checkpoint: `(channel, version, value)`.
@@ -312,10 +312,8 @@ pub(crate) fn encode(record: &Record<'_>) -> Result<Vec<u8>, TooLong> {
             e.bytes(p.checkpoint_id)?;
             e.opt_bytes(p.parent_id)?;
             e.opt_bytes(p.run_id)?;
-            e.bytes(p.checkpoint_ty)?;
-            e.bytes(p.checkpoint)?;
-            e.bytes(p.metadata_ty)?;
-            e.bytes(p.metadata)?;
+            e.stored(&p.checkpoint)?;
+            e.stored(&p.metadata)?;
             e.len(p.versions.len())?;
             for (channel, version) in &p.versions {
                 e.bytes(channel)?;
@@ -466,10 +464,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             let checkpoint_id = d.bytes()?;
             let parent_id = d.opt_bytes()?;
             let run_id = d.opt_bytes()?;
-            let checkpoint_ty = d.bytes()?;
-            let checkpoint = d.bytes()?;
-            let metadata_ty = d.bytes()?;
-            let metadata = d.bytes()?;
+            let checkpoint = d.stored()?;
+            let metadata = d.stored()?;
             let n = d.count(8)?;
             let mut versions = Vec::with_capacity(n);
             for _ in 0..n {
@@ -485,9 +481,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                 checkpoint_id,
                 parent_id,
                 run_id,
-                checkpoint_ty,
                 checkpoint,
-                metadata_ty,
                 metadata,
                 versions,
                 blobs,
@@ -566,19 +560,10 @@ pub(crate) fn key_latest(ns: &[u8]) -> Vec<u8> {
 /// `l`: the latest checkpoint of every namespace.
 pub(crate) const PREFIX_LATEST: &[u8] = b"l";
 
-/// 64-bit FNV-1a: a fixed, documented hash (its output is stored in keys, so it must never
-/// change with a library version or a seed).
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
-}
-
-/// `b ns 0 channel 0 h(version)`.
+/// `b h(ns 0 channel 0 version)`.
 pub(crate) fn key_blob(ns: &[u8], channel: &[u8], version: &[u8]) -> Vec<u8> {
-    key(b'b', &[ns, channel, &fnv1a64(version).to_be_bytes()])
+    let hash = xxhash_rust::xxh3::xxh3_64(&key(0, &[ns, channel, version])[1..]);
+    key(b'b', &[&hash.to_be_bytes()])
 }
 
 /// `p ns 0 channel`.

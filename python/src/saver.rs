@@ -228,10 +228,10 @@ fn corrupt(thread: &Thread, what: impl std::fmt::Display) -> CoreError {
 struct Loaded {
     checkpoint_id: Vec<u8>,
     parent_id: Option<Vec<u8>>,
-    checkpoint_ty: Vec<u8>,
-    checkpoint: Vec<u8>,
-    metadata_ty: Vec<u8>,
-    metadata: Vec<u8>,
+    /// The checkpoint without channel values: serializer type and bytes.
+    checkpoint: (Vec<u8>, Vec<u8>),
+    /// The metadata: serializer type and bytes.
+    metadata: (Vec<u8>, Vec<u8>),
     /// `(channel, value)` for each channel the checkpoint has a non-empty value for.
     values: Vec<(Vec<u8>, Arc<Value>)>,
     /// The pending writes, sorted as LangGraph applies them.
@@ -539,10 +539,8 @@ impl SaverCore {
                 Loaded {
                     checkpoint_id: cid.clone(),
                     parent_id: put.parent_id.map(<[u8]>::to_vec),
-                    checkpoint_ty: put.checkpoint_ty.to_vec(),
-                    checkpoint: put.checkpoint.to_vec(),
-                    metadata_ty: put.metadata_ty.to_vec(),
-                    metadata: put.metadata.to_vec(),
+                    checkpoint: whole(thread, &put.checkpoint)?,
+                    metadata: whole(thread, &put.metadata)?,
                     values: Vec::new(),
                     writes: Vec::new(),
                 },
@@ -589,6 +587,22 @@ impl SaverCore {
             (&a.task_path, &a.task_id, a.idx).cmp(&(&b.task_path, &b.task_id, b.idx))
         });
         Ok(Some(loaded))
+    }
+}
+
+/// The type and bytes of a value stored whole (`Raw` or `Zstd`): a checkpoint or metadata.
+fn whole(thread: &Thread, stored: &Stored<'_>) -> CoreResult<(Vec<u8>, Vec<u8>)> {
+    match stored {
+        Stored::Raw { ty, data } => Ok((ty.to_vec(), data.to_vec())),
+        Stored::Zstd { ty, raw_len, frame } => Ok((
+            ty.to_vec(),
+            codec::decode_zstd(frame, *raw_len as usize)
+                .map_err(|e| corrupt(thread, format!("a checkpoint or its metadata: {e}")))?,
+        )),
+        _ => Err(corrupt(
+            thread,
+            "a checkpoint or its metadata stored as a delta",
+        )),
     }
 }
 
@@ -773,15 +787,18 @@ impl SaverCore {
                     "a channel value of 4 GiB or more cannot be stored".into(),
                 ));
             }
+            let zstd_failed = |e: std::io::Error| CoreError::Corrupt(format!("zstd failed: {e}"));
+            let checkpoint_enc =
+                codec::encode_full(&checkpoint.1, self.zstd_level).map_err(zstd_failed)?;
+            let metadata_enc =
+                codec::encode_full(&metadata.1, self.zstd_level).map_err(zstd_failed)?;
             let put = Put {
                 ns: ns.as_bytes(),
                 checkpoint_id: cid.as_bytes(),
                 parent_id: parent_id.as_deref().map(str::as_bytes),
                 run_id: run_id.as_deref().map(str::as_bytes),
-                checkpoint_ty: checkpoint.0.as_bytes(),
-                checkpoint: &checkpoint.1,
-                metadata_ty: metadata.0.as_bytes(),
-                metadata: &metadata.1,
+                checkpoint: as_stored(checkpoint.0.as_bytes(), &checkpoint.1, &checkpoint_enc),
+                metadata: as_stored(metadata.0.as_bytes(), &metadata.1, &metadata_enc),
                 versions: versions
                     .iter()
                     .map(|(c, v)| (c.as_bytes(), v.as_bytes()))
@@ -945,8 +962,8 @@ impl SaverCore {
         let tuple = (
             text(&l.checkpoint_id),
             l.parent_id.as_deref().map(text),
-            (text(&l.checkpoint_ty), PyBytes::new(py, &l.checkpoint)),
-            (text(&l.metadata_ty), PyBytes::new(py, &l.metadata)),
+            (text(&l.checkpoint.0), PyBytes::new(py, &l.checkpoint.1)),
+            (text(&l.metadata.0), PyBytes::new(py, &l.metadata.1)),
             values,
             writes,
         )
@@ -979,7 +996,7 @@ impl SaverCore {
                 };
                 let mut records = Records::new(&thread);
                 match records.record(&engine, version)? {
-                    Record::Put(p) => Ok(Some((p.metadata_ty.to_vec(), p.metadata.to_vec()))),
+                    Record::Put(p) => Ok(Some(whole(&thread, &p.metadata)?)),
                     _ => Err(corrupt(
                         &thread,
                         format!("version {version} is not a checkpoint"),
@@ -1174,6 +1191,18 @@ impl SaverCore {
                 .map_or(0, u64::from_le_bytes))
         })
         .map_err(|e| e.into_py(py))
+    }
+}
+
+/// `data` (of serializer type `ty`) as a record stores it, given how it was encoded whole.
+fn as_stored<'a>(ty: &'a [u8], data: &'a [u8], encoded: &'a Encoded) -> Stored<'a> {
+    match encoded {
+        Encoded::Zstd(frame) => Stored::Zstd {
+            ty,
+            raw_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            frame,
+        },
+        _ => Stored::Raw { ty, data },
     }
 }
 
