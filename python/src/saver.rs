@@ -1171,6 +1171,45 @@ impl SaverCore {
         .map_err(|e| e.into_py(py))
     }
 
+    /// How the thread's channel values are stored, counted over all its put records:
+    /// `{"empty": n, "raw": n, "zstd": n, "delta": n, "splice": n}`.
+    fn value_encodings(
+        &self,
+        py: Python<'_>,
+        thread_id: &str,
+    ) -> PyResult<HashMap<&'static str, u64>> {
+        let engine = self.shared.engine()?;
+        let stream = stream_name(thread_id);
+        py.detach(|| -> CoreResult<HashMap<&'static str, u64>> {
+            let mut counts: HashMap<&'static str, u64> =
+                ["empty", "raw", "zstd", "delta", "splice"]
+                    .into_iter()
+                    .map(|k| (k, 0))
+                    .collect();
+            if engine.head(&stream).is_none() {
+                return Ok(counts);
+            }
+            for event in engine.read(&stream, ..)? {
+                let event = event?;
+                let Ok(Record::Put(p)) = record::decode(&event.payload) else {
+                    continue;
+                };
+                for (_, _, stored) in &p.blobs {
+                    let kind = match stored {
+                        Stored::Empty => "empty",
+                        Stored::Raw { .. } => "raw",
+                        Stored::Zstd { .. } => "zstd",
+                        Stored::Delta { .. } => "delta",
+                        Stored::Splice { .. } => "splice",
+                    };
+                    *counts.entry(kind).or_default() += 1;
+                }
+            }
+            Ok(counts)
+        })
+        .map_err(|e| e.into_py(py))
+    }
+
     /// Bytes of decoded values held in memory, and how many.
     fn cache_stats(&self) -> (usize, usize) {
         self.cache().stats()
