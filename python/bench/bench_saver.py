@@ -162,6 +162,7 @@ def run_one(
         if isinstance(saver, HeliosSaver):
             stream = SaverCore.stream_name("bench")
             out["record_bytes"] = sum(len(e.payload) for e in saver.store.read(stream))
+            out["value_encodings"] = saver._core.value_encodings("bench")
         close()
         out["bytes_on_disk"] = allocated_bytes(paths)
         out["bytes_by_part"] = {
@@ -281,6 +282,8 @@ def main() -> int:
         f"helios on disk: {parts}; records in the log {h['record_bytes'] / 1e6:.1f} MB "
         f"(segments are preallocated: the active one and a spare)"
     )
+    enc = ", ".join(f"{k} {v}" for k, v in h["value_encodings"].items() if v)
+    print(f"helios channel values stored as: {enc}")
     parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in s["bytes_by_part"].items() if v)
     print(f"sqlite on disk: {parts}")
     print(f"run time: helios {h['run_s']:.1f} s, sqlite {s['run_s']:.1f} s")
