@@ -16,7 +16,8 @@ Measured, per saver:
 - put throughput with ``--threads`` graph threads at once (8 by default), each on its own
   thread id, ``--threaded-steps`` steps each.
 
-Run: ``python bench/bench_saver.py [--steps N] [--threads T] [--json]``.
+Run: ``python bench/bench_saver.py [--steps N] [--threads T] [--rounds R] [--json]``. On a
+shared machine, ``--rounds 3`` alternates the savers and reports each metric's median.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import random
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -210,6 +212,16 @@ def run_one(
     return out
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each numeric metric's median over the runs; other fields from the first run."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in runs)
+    out["rounds"] = len(runs)
+    return out
+
+
 def make_helios(segment_size_bytes: int) -> Callable[[str], Any]:
     def make(path: str) -> tuple[BaseCheckpointSaver, Callable[[], None], list[str]]:
         saver = HeliosSaver(path, segment_size_bytes=segment_size_bytes)
@@ -238,19 +250,25 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--threaded-steps", type=int, default=200)
     ap.add_argument("--segment-size-bytes", type=int, default=4 << 20)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run both savers this many times, alternating, and report each metric's median",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    results = [
-        run_one(
-            "helios",
-            make_helios(args.segment_size_bytes),
-            args.steps,
-            args.reads,
-            args.threads,
-            args.threaded_steps,
-        ),
-        run_one("sqlite", make_sqlite, args.steps, args.reads, args.threads, args.threaded_steps),
-    ]
+    runs: dict[str, list[dict[str, Any]]] = {"helios": [], "sqlite": []}
+    makers = {"helios": make_helios(args.segment_size_bytes), "sqlite": make_sqlite}
+    for r in range(args.rounds):
+        order = ["helios", "sqlite"] if r % 2 == 0 else ["sqlite", "helios"]
+        for name in order:
+            runs[name].append(
+                run_one(
+                    name, makers[name], args.steps, args.reads, args.threads, args.threaded_steps
+                )
+            )
+    results = [median_run(runs["helios"]), median_run(runs["sqlite"])]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -269,8 +287,9 @@ def main() -> int:
         (f"{args.threads} threads: put p99 (us)", "threaded_put_p99_us", "lower"),
     ]
     print(
-        f"{args.steps} steps, ~200 B appended per step; {h['checkpoints']} checkpoints; "
-        f"segments {args.segment_size_bytes >> 20} MiB; SqliteSaver WAL + synchronous=FULL"
+        f"{args.steps} steps, ~200 B appended per step; {h['checkpoints']:.0f} checkpoints; "
+        f"segments {args.segment_size_bytes / 2**20:g} MiB; SqliteSaver WAL + synchronous=FULL; "
+        f"median of {args.rounds} alternating round(s)"
     )
     print(f"{'':34} {'HELIOS':>14} {'SQLITE':>14} {'advantage':>10}")
     for label, key, better in rows:
