@@ -382,6 +382,14 @@ impl View {
 ///
 /// Open one with `Store(path, **options)`; use it as a context manager, or call `close()`.
 /// One process may hold a store for writing at a time (`LockedError` otherwise).
+///
+/// Options (keyword arguments; `None` keeps the engine's default): `create_if_missing`
+/// (True), `background_threads` (True), `metrics` (True), `segment_size_bytes` (64 MiB; each
+/// log segment is preallocated, and a store holds the active one and a spare, so small stores
+/// want small segments; one append must fit in a segment), `sync_window_ms` (10) and
+/// `sync_window_bytes` (1 MiB) for normal appends, `checkpoint_fanout` (10) and
+/// `checkpoint_levels` (3), `branch_memory_bytes` (256 MiB), `branch_memory_policy`
+/// (`"evict"` or `"refuse"`), `sync_poll_window_us` (0 in this package: see the README).
 #[pyclass(frozen, module = "helios_store")]
 #[derive(Debug)]
 pub struct Store {
