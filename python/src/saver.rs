@@ -23,8 +23,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use crate::codec::{self, Encoded};
 use crate::errors::{self, CorruptRecordError};
 use crate::record::{
-    self, BlobPtr, Delete, KEY_COUNT, PREFIX_LATEST, Put, Record, SAVER_STREAM_PREFIX, Stored,
-    Write, Writes,
+    self, BlobPtr, Delete, PREFIX_LATEST, Put, Record, SAVER_STREAM_PREFIX, Stored, Write, Writes,
 };
 use crate::store::{Shared, Store, durability};
 
@@ -1213,23 +1212,6 @@ impl SaverCore {
     /// Bytes of decoded values held in memory, and how many.
     fn cache_stats(&self) -> (usize, usize) {
         self.cache().stats()
-    }
-
-    /// How many records the thread's index has applied (its head), read from the index itself:
-    /// equal to `head` unless the index is damaged.
-    fn records_applied(&self, py: Python<'_>, thread_id: &str) -> PyResult<u64> {
-        let engine = self.shared.engine()?;
-        py.detach(|| -> CoreResult<u64> {
-            let Some(thread) = SaverCore::thread(&engine, thread_id)? else {
-                return Ok(0);
-            };
-            Ok(thread
-                .view
-                .get(KEY_COUNT)
-                .and_then(|v| v.try_into().ok())
-                .map_or(0, u64::from_le_bytes))
-        })
-        .map_err(|e| e.into_py(py))
     }
 }
 

@@ -67,3 +67,8 @@ def test_conformance_all_capabilities() -> None:
         )
     prune_failures = [f for f in failures if f.startswith("prune/")]
     assert [f.split(":")[0] for f in prune_failures] == ["prune/test_prune_delete_all"]
+
+
+if __name__ == "__main__":
+    # `python tests/test_conformance.py` prints the suite's report (CI shows it).
+    run_suite()
