@@ -379,11 +379,13 @@ class HeliosSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        """Async :meth:`list`."""
-        tuples = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for tup in tuples:
+        """Async :meth:`list`: each tuple is read on a worker thread as it is needed, so a long
+        history is never held in memory at once."""
+        iterator = self.list(config, filter=filter, before=before, limit=limit)
+        while True:
+            tup = await asyncio.to_thread(next, iterator, None)
+            if tup is None:
+                return
             yield tup
 
     async def aput(
