@@ -82,8 +82,9 @@ pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError};
 #[cfg(feature = "sim")]
 pub use helios_log::{CrashFault, SimStorage};
 pub use helios_log::{
-    FsStorage, Location, LogError, LogOptions, Lsn, Position, RecoveryMode, RecoveryReport,
-    SegmentId, SegmentInfo, Storage, StreamId, TruncatedTail, Version,
+    DEFAULT_SYNC_POLL_WINDOW_US, FsStorage, Location, LogError, LogOptions, Lsn, Position,
+    RecoveryMode, RecoveryReport, SegmentId, SegmentInfo, Storage, StreamId, TruncatedTail,
+    Version,
 };
 pub use helios_replay::{
     AGGREGATE_KEY, Aggregate, AggregateError, AggregateMachine, Archivable, KvMachine, LayerInfo,
