@@ -223,8 +223,10 @@ fn derive(engine: &Engine, stream: &str) {
         // Nothing sensible is left to do if stderr itself cannot be written.
         let _ = writeln!(io::stderr().lock(), "helios: warning: {message}");
     };
+    let mut damaged_before = 0;
     let stalled = match engine.checkpoints().sync() {
         Ok(stats) => {
+            damaged_before = stats.damaged;
             // A failure of the builder's background thread (before this sync took over) is
             // reported there, not by the sync.
             if let Some(error) = engine.inspect().background_error() {
@@ -264,6 +266,16 @@ fn derive(engine: &Engine, stream: &str) {
         warn(format!(
             "the state of stream `{}` cannot be read from {version} on: {reason}",
             short_name(stream)
+        ));
+    }
+    // The view may have found a damaged checkpoint (then deleted and queued): rebuild it now,
+    // so that the store is whole when the command exits rather than at the next writer's read.
+    if engine.checkpoints().stats().damaged > damaged_before
+        && let Err(error) = engine.checkpoints().sync()
+    {
+        warn(format!(
+            "rebuilding a damaged checkpoint failed: {error} (checkpoints are derived from the \
+             log and rebuilt later; reads stay exact)"
         ));
     }
 }
