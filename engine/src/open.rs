@@ -1,7 +1,8 @@
 //! Opening a store: its format (and the migration of an older one), the lock, fjall, the
 //! log's recovery with the catalog applied to every record past the recovery point, the check
-//! that every segment fjall knows of exists, dropping what fjall says past the log's end, the
-//! checkpoint store's reconciliation, and the background threads.
+//! that every segment fjall knows of exists (a log that lost what fjall recorded as durable is
+//! refused as damaged, unchanged, for `helios repair`), the checkpoint store's reconciliation,
+//! and the background threads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,11 +46,13 @@ impl Engine {
     }
 
     /// Opens (or creates) the store in `dir`, recovering from a crash if needed: a torn tail of
-    /// the log is removed (or refused, per [`LogOptions::recovery_mode`](helios_log::LogOptions::recovery_mode)), records past fjall's
-    /// recovery point are re-indexed, and index entries past the log's end are dropped.
+    /// the log is removed (or refused, per
+    /// [`LogOptions::recovery_mode`](helios_log::LogOptions::recovery_mode)) and records past
+    /// fjall's recovery point are re-indexed. A log that lost records fjall recorded as
+    /// durable is refused with [`Error::Damaged`] and left as it is (see [`crate::repair`]).
     ///
     /// # Errors
-    /// [`Error::Locked`] if another writer has the store open, corruption errors naming the file
+    /// [`Error::Locked`] if another writer has the store open, [`Error::Damaged`] naming the file
     /// and offset, I/O and metadata errors, invalid options.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
         Engine::builder(dir).options(options).open()

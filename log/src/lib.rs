@@ -13,8 +13,10 @@ mod error;
 pub mod format;
 mod log;
 mod scan;
-pub mod storage;
 mod types;
+
+/// The storage trait all file I/O goes through, from `helios-storage`.
+pub use helios_storage as storage;
 
 pub use error::{LogError, Result};
 pub use format::{RecordHeader, RecordRef};

@@ -11,7 +11,7 @@
 //!
 //! It is not a benchmark of the machine: every setting runs on the same machine in the same
 //! minutes, so what carries over is the comparison between settings, not the absolute numbers.
-//! It never writes to `--from DIR`'s store beyond what opening a store does (recovery).
+//! It reads `--from DIR` through a read-only handle: nothing in that store changes.
 
 mod measure;
 mod plot;

@@ -1,5 +1,5 @@
 //! Integration tests of state at any version: views over checkpoints, the builder, rebuilding
-//! damaged checkpoints, state-machine errors, and the committed golden store.
+//! damaged checkpoints and state-machine errors.
 
 use crate::support::{apply_kv, assert_view_matches, at, del, model_states, set};
 use std::collections::BTreeMap;

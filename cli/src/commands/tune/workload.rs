@@ -303,16 +303,10 @@ pub fn mcts(
     ))
 }
 
-/// The streams of the store in `dir`, in log order, at most `events_max` events: opened
-/// without creating anything, without background threads, and closed before returning.
+/// The streams of the store in `dir`, in log order, at most `events_max` events: read through a
+/// read-only handle, which changes nothing in the store (and works while a writer holds it).
 pub fn from_store(dir: &Path, events_max: Option<u64>) -> Result<Workload, CliError> {
-    let engine = Engine::builder(dir)
-        .options(helios::Options {
-            create_if_missing: false,
-            background_threads: false,
-            ..helios::Options::default()
-        })
-        .open()?;
+    let engine = helios::ReadOnly::open(dir, helios::Options::default())?;
     let infos: Vec<_> = engine.streams().collect();
     let mut names: Vec<String> = Vec::new();
     // Stream id -> index into `names`, in order of first event.
@@ -356,7 +350,7 @@ pub fn from_store(dir: &Path, events_max: Option<u64>) -> Result<Workload, CliEr
             }),
         }
     }
-    engine.close()?;
+    drop(engine);
     let streams_total = infos.iter().filter(|i| i.head > Version::ZERO).count();
     let mut workload = Workload::from_batches("from", String::new(), Machine::Kv, names, batches);
     let limit = events_max.map_or_else(String::new, |max| format!(", at most the first {max}"));

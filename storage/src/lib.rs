@@ -1,9 +1,14 @@
-//! All file I/O of the log goes through [`Storage`] and [`StorageFile`], so that the same code
-//! runs on the real file system ([`FsStorage`]) and on a simulated one (`SimStorage`, behind the
-//! `sim` cargo feature) that can tear writes, lose unsynced bytes, run out of space and fail
-//! `fsync`.
+//! The file I/O of a Helios store: every file the engine writes or reads (log segments, index
+//! tables, checkpoint packs, the manifest) goes through [`Storage`] and [`StorageFile`], so that
+//! the same code runs on the real file system ([`FsStorage`]) and on a simulated one
+//! (`SimStorage`, behind the `sim` cargo feature) that can tear writes, lose unsynced bytes, run
+//! out of space and fail `fsync`, and so that the crash simulator enumerates every I/O step of
+//! every file kind.
 //!
-//! Paths are plain [`Path`]s; the simulated storage treats them as keys.
+//! This crate knows nothing of what the files hold. Paths are plain [`Path`]s; the simulated
+//! storage treats them as keys.
+//!
+//! Cargo features: `sim` adds `SimStorage` (always on in this crate's own tests).
 
 use std::any::Any;
 use std::fmt::Debug;
