@@ -210,7 +210,8 @@ pub(super) fn create_segment(
 
 impl Log {
     /// Seals the active segment and starts the next one, big enough for `needed_bytes` (header
-    /// included). Holds the writer lock.
+    /// included); an active segment that holds no record is replaced instead. Holds the writer
+    /// lock.
     pub(super) fn roll(&self, w: &mut Writer, needed_bytes: u64) -> Result<()> {
         self.write_out(w)?;
         if let Err(e) = w.active.file.sync_data() {
@@ -233,6 +234,24 @@ impl Log {
             .options
             .next_segment_size_bytes(w.active.capacity_bytes, needed_bytes);
         let (path, file) = create_segment(self.storage.as_ref(), &self.dir, next, size, spare)?;
+        if next == w.active.id {
+            // The active segment holds no record (a new store's first segment, or one a crash
+            // left empty after a roll), so the next one has its name: the rename above
+            // replaced it, and there is nothing to seal. Sealing it would list two segments
+            // under one name, the sealed one mapping a file that is gone.
+            let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+            let map = map_appending(self.storage.as_ref(), &path);
+            w.active = ActiveSegment {
+                id: next,
+                path: path.into(),
+                file,
+                map,
+                capacity_bytes,
+                format_version: format::FORMAT_VERSION,
+            };
+            w.flushed_end = segment_header::LEN as u64;
+            return Ok(());
+        }
         let old_path = w.active.path.clone();
         // The active segment's map, already advised random access, serves on as the sealed
         // one's; a storage that does not map the active segment maps the sealed one now.

@@ -452,6 +452,55 @@ fn segments_start_small_and_double_up_to_their_size() {
     assert_eq!(seen, 400);
 }
 
+/// Regression: a first batch larger than a new store's first segment rolled from the empty
+/// first segment to a "next" one of the same name (the next LSN was still 1), so two segments
+/// were listed under one name and reads of the batch went to the replaced file.
+#[test]
+fn a_first_batch_larger_than_the_first_segment_replaces_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fs: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+    let sim: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    for (storage, dir) in [
+        (fs, tmp.path().join("log")),
+        (sim, PathBuf::from("/store/log")),
+    ] {
+        let options = LogOptions {
+            first_segment_size_bytes: 8 << 10,
+            ..LogOptions::default()
+        };
+        let (log, _) =
+            Log::open(storage.clone(), &dir, options.clone(), None, &mut |_, _| {}).expect("open");
+        let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 150]).collect();
+        let records: Vec<NewRecord<'_>> = payloads
+            .iter()
+            .zip(1..)
+            .map(|(payload, version)| NewRecord {
+                stream: StreamId(1),
+                version: Version(version),
+                kind: RecordKind::Event,
+                payload,
+            })
+            .collect();
+        let mut locations = Vec::new();
+        log.append(&records, RecordClass::Normal, &mut locations)
+            .expect("append a batch bigger than the first segment");
+        log.sync_all().expect("sync");
+        let segments = log.segments().expect("segments");
+        assert_eq!(segments.len(), 1, "{segments:?}");
+        assert!(segments[0].file_len_bytes >= locations[99].end());
+        for (location, payload) in locations.iter().zip(&payloads) {
+            let read = log
+                .read_with(*location, |r| r.payload.to_vec())
+                .expect("read");
+            assert_eq!(&read, payload);
+        }
+        drop(log);
+        let mut seen = 0u64;
+        Log::open(storage, &dir, options, None, &mut |_, _| seen += 1).expect("reopen");
+        assert_eq!(seen, 100);
+    }
+}
+
 #[test]
 fn an_event_at_the_payload_limit_gets_a_segment_of_its_own_size() {
     let sim: Arc<dyn Storage> = Arc::new(SimStorage::new());
