@@ -163,17 +163,9 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
     for name in leftovers {
         move_aside(&Path::new(LOG_DIR).join(name))?;
     }
-    if let Some((id, keep, capacity)) = prefix.cut {
-        let name = helios_log::segment_name(id);
-        move_aside(&Path::new(LOG_DIR).join(&name))?;
-        write_kept_part(
-            &aside.join(LOG_DIR).join(&name),
-            &log_dir.join(&name),
-            keep,
-            capacity,
-        )?;
-    }
-    for &(id, keep, capacity) in &prefix.trimmed {
+    // The segment the damage is in, and sealed segments grown past their size: the original
+    // goes aside, its kept part back under its name.
+    for &(id, keep, capacity) in prefix.cut.iter().chain(&prefix.trimmed) {
         let name = helios_log::segment_name(id);
         move_aside(&Path::new(LOG_DIR).join(&name))?;
         write_kept_part(

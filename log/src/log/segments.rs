@@ -239,16 +239,7 @@ impl Log {
             // left empty after a roll), so the next one has its name: the rename above
             // replaced it, and there is nothing to seal. Sealing it would list two segments
             // under one name, the sealed one mapping a file that is gone.
-            let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
-            let map = map_appending(self.storage.as_ref(), &path);
-            w.active = ActiveSegment {
-                id: next,
-                path: path.into(),
-                file,
-                map,
-                capacity_bytes,
-                format_version: format::FORMAT_VERSION,
-            };
+            w.active = self.new_active(next, path, file)?;
             w.flushed_end = segment_header::LEN as u64;
             return Ok(());
         }
@@ -262,25 +253,32 @@ impl Log {
                 .map_readonly(&old_path)
                 .map_err(|e| LogError::io("map", &*old_path, e))?,
         };
-        let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
-        let map = map_appending(self.storage.as_ref(), &path);
-        let old = std::mem::replace(
-            &mut w.active,
-            ActiveSegment {
-                id: next,
-                path: path.into(),
-                file,
-                map,
-                capacity_bytes,
-                format_version: format::FORMAT_VERSION,
-            },
-        );
+        let old = std::mem::replace(&mut w.active, self.new_active(next, path, file)?);
         self.sealed
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(old.id, Sealed::shared(old.path.to_path_buf(), bytes));
         w.flushed_end = segment_header::LEN as u64;
         Ok(())
+    }
+
+    /// The active segment for a file `create_segment` just made.
+    fn new_active(
+        &self,
+        id: SegmentId,
+        path: PathBuf,
+        file: Arc<dyn StorageFile>,
+    ) -> Result<ActiveSegment> {
+        let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let map = map_appending(self.storage.as_ref(), &path);
+        Ok(ActiveSegment {
+            id,
+            path: path.into(),
+            file,
+            map,
+            capacity_bytes,
+            format_version: format::FORMAT_VERSION,
+        })
     }
 
     /// Makes the active segment one of the current format version, so that records only this
