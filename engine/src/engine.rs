@@ -144,7 +144,11 @@ impl Engine {
             return Ok(());
         }
         self.inner.flush_round(true)?;
-        meta.persist()
+        meta.persist()?;
+        // A closed store keeps no spare segment (the next open would remove it anyway). Best
+        // effort: a spare left behind costs only space until that open.
+        let _ = self.inner.log.discard_spare();
+        Ok(())
     }
 }
 

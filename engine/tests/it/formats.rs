@@ -378,6 +378,13 @@ fn a_small_store_is_small_on_disk() {
     }
     assert!(last <= 1 << 20, "{last} bytes with a spare");
     engine.close().expect("close");
+    // A closed store keeps no spare: the next open would remove it anyway.
+    assert!(!spare.exists(), "the spare outlived the close");
+    let closed = allocated_bytes(dir.path());
+    assert!(
+        closed < last,
+        "{closed} bytes after close, {last} with the spare"
+    );
 }
 
 /// A store whose creation was cut short after its `FORMAT` file (found by the CLI's kill test):

@@ -402,6 +402,24 @@ impl Log {
         }
     }
 
+    /// Removes the spare segment's file, if one is ready (waiting for one being prepared).
+    /// Meant for a clean close: the next open removes a spare anyway and prepares its own
+    /// when the log needs one, so a closed store need not keep a segment's worth of zeros.
+    ///
+    /// # Errors
+    /// I/O errors removing the file (harmless: the next open removes it).
+    pub fn discard_spare(&self) -> Result<()> {
+        match self.take_spare() {
+            Some((path, file)) => {
+                drop(file);
+                self.storage
+                    .remove_file(&path)
+                    .map_err(|e| LogError::io("remove spare", path, e))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// The segments, oldest first.
     ///
     /// # Errors
