@@ -14,7 +14,9 @@ Measured, per saver:
 - list latency: ``list(config)`` of the whole thread, and ``list(config, limit=10)``;
 - bytes on disk: allocated blocks (``st_blocks * 512``) of every file the saver wrote;
 - put throughput with ``--threads`` graph threads at once (8 by default), each on its own
-  thread id, ``--threaded-steps`` steps each.
+  thread id, ``--threaded-steps`` steps each; and, as the ceiling of that figure, the same
+  threads on LangGraph's ``InMemorySaver``, which does no I/O (in one CPython process the
+  graphs' own Python code, under the GIL, bounds every saver's throughput).
 
 Run: ``python bench/bench_saver.py [--steps N] [--threads T] [--rounds R] [--json]``. On a
 shared machine, ``--rounds 3`` alternates the savers and reports each metric's median.
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
@@ -175,40 +178,51 @@ def run_one(
             for sub in (sorted(os.listdir(p)) if os.path.isdir(p) else [""])
         }
 
-        # Several graphs at once, each on its own thread id, one saver.
-        saver, close, _ = make(os.path.join(work_dir, "threads"))
-        samples = {"put": []}
-        timed(saver, samples)
-        graph = build_graph(threaded_steps, saver)
-        errors: list[BaseException] = []
-
-        def one(i: int) -> None:
-            try:
-                cfg = {
-                    "configurable": {"thread_id": f"t{i}"},
-                    "recursion_limit": threaded_steps + 10,
-                }
-                graph.invoke({"messages": [], "step": 0}, cfg)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-
-        workers = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
-        t = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        wall = time.perf_counter() - t
-        close()
-        if errors:
-            raise errors[0]
-        out["threads"] = threads
-        out["threaded_puts"] = len(samples["put"])
-        out["threaded_puts_per_s"] = len(samples["put"]) / wall
-        out["threaded_put_p50_us"] = pct(samples["put"], 0.5) * 1e6
-        out["threaded_put_p99_us"] = pct(samples["put"], 0.99) * 1e6
+        out.update(run_threads(make, os.path.join(work_dir, "threads"), threads, threaded_steps))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    return out
+
+
+def run_threads(
+    make: Callable[[str], tuple[BaseCheckpointSaver, Callable[[], None], list[str]]],
+    path: str,
+    threads: int,
+    threaded_steps: int,
+) -> dict[str, Any]:
+    """Several graphs at once, each on its own thread id, one saver: put throughput."""
+    out: dict[str, Any] = {}
+    saver, close, _ = make(path)
+    samples: dict[str, list[float]] = {"put": []}
+    timed(saver, samples)
+    graph = build_graph(threaded_steps, saver)
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            cfg = {
+                "configurable": {"thread_id": f"t{i}"},
+                "recursion_limit": threaded_steps + 10,
+            }
+            graph.invoke({"messages": [], "step": 0}, cfg)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
+    t = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - t
+    close()
+    if errors:
+        raise errors[0]
+    out["threads"] = threads
+    out["threaded_puts"] = len(samples["put"])
+    out["threaded_puts_per_s"] = len(samples["put"]) / wall
+    out["threaded_put_p50_us"] = pct(samples["put"], 0.5) * 1e6
+    out["threaded_put_p99_us"] = pct(samples["put"], 0.99) * 1e6
     return out
 
 
@@ -228,6 +242,11 @@ def make_helios(segment_size_bytes: int) -> Callable[[str], Any]:
         return saver, saver.close, [path]
 
     return make
+
+
+def make_memory(path: str) -> tuple[BaseCheckpointSaver, Callable[[], None], list[str]]:
+    del path  # Nothing on disk.
+    return InMemorySaver(), lambda: None, []
 
 
 def make_sqlite(path: str) -> tuple[BaseCheckpointSaver, Callable[[], None], list[str]]:
@@ -259,6 +278,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     runs: dict[str, list[dict[str, Any]]] = {"helios": [], "sqlite": []}
+    ceiling: list[dict[str, Any]] = []
     makers = {"helios": make_helios(args.segment_size_bytes), "sqlite": make_sqlite}
     for r in range(args.rounds):
         order = ["helios", "sqlite"] if r % 2 == 0 else ["sqlite", "helios"]
@@ -268,9 +288,12 @@ def main() -> int:
                     name, makers[name], args.steps, args.reads, args.threads, args.threaded_steps
                 )
             )
+        # The ceiling: the same threads on a saver that does no I/O at all.
+        ceiling.append(run_threads(make_memory, "", args.threads, args.threaded_steps))
     results = [median_run(runs["helios"]), median_run(runs["sqlite"])]
+    memory = median_run(ceiling)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps([*results, {"saver": "memory", **memory}], indent=2))
         return 0
     h, s = results
     rows = [
@@ -306,6 +329,12 @@ def main() -> int:
     parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in s["bytes_by_part"].items() if v)
     print(f"sqlite on disk: {parts}")
     print(f"run time: helios {h['run_s']:.1f} s, sqlite {s['run_s']:.1f} s")
+    m = memory["threaded_puts_per_s"]
+    print(
+        f"ceiling: InMemorySaver (no I/O) with {args.threads} threads: {m:,.1f} puts/s, "
+        f"{m / s['threaded_puts_per_s']:.1f}x SqliteSaver's; "
+        f"HeliosSaver reaches {h['threaded_puts_per_s'] / m:.0%} of it"
+    )
     return 0
 
 
