@@ -10,7 +10,7 @@ Measured, per saver:
 
 - put latency (p50, p99) during the single-thread run, timed around ``saver.put``;
 - get_tuple latency (p50, p99): the newest checkpoint, then ``--reads`` random checkpoints of
-  the thread (time travel);
+  the thread (time travel); and, as its floor, LangGraph's decode of the same values alone;
 - list latency: ``list(config)`` of the whole thread, and ``list(config, limit=10)``;
 - bytes on disk: allocated blocks (``st_blocks * 512``) of every file the saver wrote;
 - put throughput with ``--threads`` graph threads at once (8 by default), each on its own
@@ -143,6 +143,8 @@ def run_one(
         assert tup is not None and len(tup.checkpoint["channel_values"]["messages"]) == steps
         rng = random.Random(7)
         lat = []
+        # The floor under every saver's get_tuple: LangGraph's decode of the same values.
+        decode = []
         for _ in range(reads):
             cid = rng.choice(ids)
             cfg = {"configurable": {**thread_config["configurable"], "checkpoint_id": cid}}
@@ -150,6 +152,13 @@ def run_one(
             tup = saver.get_tuple(cfg)
             lat.append(time.perf_counter() - t)
             assert tup is not None and tup.checkpoint["id"] == cid
+            typed = [saver.serde.dumps_typed(v) for v in tup.checkpoint["channel_values"].values()]
+            t = time.perf_counter()
+            for value in typed:
+                saver.serde.loads_typed(value)
+            decode.append(time.perf_counter() - t)
+        out["decode_p50_us"] = pct(decode, 0.50) * 1e6
+        out["decode_p99_us"] = pct(decode, 0.99) * 1e6
         out["get_latest_p50_us"] = pct(latest, 0.5) * 1e6
         out["get_p50_us"] = pct(lat, 0.50) * 1e6
         out["get_p99_us"] = pct(lat, 0.99) * 1e6
@@ -329,6 +338,12 @@ def main() -> int:
     parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in s["bytes_by_part"].items() if v)
     print(f"sqlite on disk: {parts}")
     print(f"run time: helios {h['run_s']:.1f} s, sqlite {s['run_s']:.1f} s")
+    d99 = (h["decode_p99_us"] + s["decode_p99_us"]) / 2
+    print(
+        f"floor: decoding the values alone (LangGraph's serde), p50 "
+        f"{(h['decode_p50_us'] + s['decode_p50_us']) / 2:,.1f} us, p99 {d99:,.1f} us: a saver "
+        f"that read nothing would be {s['get_p99_us'] / d99:.1f}x SqliteSaver's get_tuple p99"
+    )
     m = memory["threaded_puts_per_s"]
     print(
         f"ceiling: InMemorySaver (no I/O) with {args.threads} threads: {m:,.1f} puts/s, "
