@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use helios_log::{Lsn, Position, SegmentInfo};
+use helios_log::{Lsn, Position, SegmentInfo, StreamId, Version};
 
 use crate::Engine;
 use crate::engine::lock;
@@ -80,6 +80,61 @@ impl<'e> Inspect<'e> {
         self.engine.inner.log.appended_lsn()
     }
 
+    /// The log's bytes that no live stream can read any more: the events of deleted streams,
+    /// except those a live fork still shares. The log is append-only, so they stay on disk
+    /// until a compaction reclaims them (none does yet). Reads the index of every dead event,
+    /// so it costs time in proportion to them.
+    ///
+    /// # Errors
+    /// Index errors.
+    pub fn dead_bytes(&self) -> Result<DeadBytes> {
+        let inner = &self.engine.inner;
+        // (head, fork, deleted) of every stream, ids in order: a fork's id is above its
+        // source's, as ids are assigned in log order and a fork follows its source.
+        let streams: Vec<_> = lock(&inner.catalog)
+            .streams
+            .iter()
+            .map(|st| (st.head, st.fork, st.deleted.is_some()))
+            .collect();
+        // The highest version of each stream that a live stream can still read: its head if
+        // it is live, and what the live forks below it share.
+        let mut reachable: Vec<Version> = streams
+            .iter()
+            .map(|&(head, _, deleted)| if deleted { Version::ZERO } else { head })
+            .collect();
+        for (index, &(_, fork, _)) in streams.iter().enumerate().rev() {
+            if let Some(fork) = fork
+                && let Some(source) = usize::try_from(fork.source.0)
+                    .ok()
+                    .and_then(|id| id.checked_sub(1))
+                && source < index
+            {
+                let shared = reachable[index].min(fork.at);
+                reachable[source] = reachable[source].max(shared);
+            }
+        }
+        let mut dead = DeadBytes::default();
+        for (index, &(head, fork, deleted)) in streams.iter().enumerate() {
+            dead.deleted_streams += u64::from(deleted);
+            let own_first = fork.map_or(1, |f| f.at.0 + 1);
+            let mut next = Version(own_first.max(reachable[index].0 + 1));
+            let id = StreamId(index as u64 + 1);
+            while next <= head {
+                let (_, locations) = inner.locations_of(id, next, head)?;
+                if locations.is_empty() {
+                    break;
+                }
+                dead.events += locations.len() as u64;
+                dead.bytes += locations
+                    .iter()
+                    .map(|l| u64::from(l.frame_len_bytes))
+                    .sum::<u64>();
+                next = Version(next.0 + locations.len() as u64);
+            }
+        }
+        Ok(dead)
+    }
+
     /// The first error a background thread (the flusher, the segment preallocator or the
     /// checkpoint builder) met, if any. A failed sync also poisons the log, so appends report
     /// it too; a failed checkpoint build only makes views replay more.
@@ -87,4 +142,15 @@ impl<'e> Inspect<'e> {
     pub fn background_error(&self) -> Option<String> {
         lock(&self.engine.inner.last_flush_error).clone()
     }
+}
+
+/// The log's bytes no live stream can read, from [`Inspect::dead_bytes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeadBytes {
+    /// Streams deleted.
+    pub deleted_streams: u64,
+    /// Events no live stream reads (of deleted streams, not shared with a live fork).
+    pub events: u64,
+    /// Their records' bytes in the log (frames: headers and payloads).
+    pub bytes: u64,
 }

@@ -91,7 +91,7 @@ pub use helios_replay::{
     LayerReport, Rejected, ReplayError, StateHandle, StateMachine, View, ViewIter, ViewReport,
     encode_event, kv, rkyv,
 };
-pub use inspect::Inspect;
+pub use inspect::{DeadBytes, Inspect};
 pub use metrics::{Metric, MetricSummary, MetricsSnapshot, SAMPLE_EVERY};
 pub use names::{NAME_SHOWN_CHARS_MAX, ShortName, short_name};
 pub use open::OpenReport;

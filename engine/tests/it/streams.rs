@@ -189,6 +189,58 @@ fn deleting_a_stream_frees_its_name_and_keeps_its_forks() {
     check(&open(dir.path()));
 }
 
+/// What a deleted stream's events cost once no live stream reads them, and how a fork keeps
+/// the history it shares alive.
+#[test]
+fn dead_bytes_are_the_events_no_live_stream_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path());
+    let a = events("a", 25);
+    let b = events("b", 5);
+    let c = events("c", 7);
+    engine
+        .append("a", &a, Durability::Critical, None)
+        .expect("a");
+    engine.fork_stream("a", Version(12), "b").expect("fork");
+    engine
+        .append("b", &b, Durability::Critical, None)
+        .expect("b");
+    engine
+        .append("c", &c, Durability::Critical, None)
+        .expect("c");
+    let frames = |payloads: &[Vec<u8>]| -> u64 {
+        payloads
+            .iter()
+            .map(|p| (helios_log::format::record::HEADER_LEN + p.len()) as u64)
+            .sum()
+    };
+    let dead = |engine: &Engine| engine.inspect().dead_bytes().expect("dead bytes");
+    assert_eq!(dead(&engine), helios::DeadBytes::default());
+
+    // `b` still reads a's versions 1..=12: only 13..=25 are dead.
+    engine.delete_stream("a").expect("delete a");
+    let expected = helios::DeadBytes {
+        deleted_streams: 1,
+        events: 13,
+        bytes: frames(&a[12..]),
+    };
+    assert_eq!(dead(&engine), expected);
+
+    // Without `b`, all of `a` and `b`'s own events are dead; `c` is not.
+    engine.delete_stream("b").expect("delete b");
+    let expected = helios::DeadBytes {
+        deleted_streams: 2,
+        events: 30,
+        bytes: frames(&a) + frames(&b),
+    };
+    assert_eq!(dead(&engine), expected);
+    drop(engine);
+    // The same from the metadata after a reopen, and from a read-only scan of the log.
+    assert_eq!(dead(&open(dir.path())), expected);
+    let reader = helios::ReadOnly::open(dir.path(), options()).expect("read-only");
+    assert_eq!(reader.inspect().dead_bytes().expect("dead bytes"), expected);
+}
+
 #[test]
 fn forks_and_deletions_refuse_what_cannot_be() {
     let dir = tempfile::tempdir().expect("tempdir");
