@@ -277,7 +277,7 @@ def main() -> int:
     ap.add_argument("--reads", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--threaded-steps", type=int, default=200)
-    ap.add_argument("--segment-size-bytes", type=int, default=4 << 20)
+    ap.add_argument("--segment-size-bytes", type=int, default=64 << 20)  # the saver's default
     ap.add_argument(
         "--rounds",
         type=int,
@@ -331,7 +331,7 @@ def main() -> int:
     parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in h["bytes_by_part"].items() if v)
     print(
         f"helios on disk: {parts}; records in the log {h['record_bytes'] / 1e6:.1f} MB "
-        f"(segments are preallocated: the active one and a spare)"
+        f"(after close; the active segment is preallocated)"
     )
     enc = ", ".join(f"{k} {v}" for k, v in h["value_encodings"].items() if v)
     print(f"helios channel values stored as: {enc}")
