@@ -65,6 +65,7 @@ mod read_only;
 mod reader;
 mod repair;
 mod store_format;
+mod subscribe;
 mod verify;
 mod write;
 
@@ -105,6 +106,7 @@ pub use read_only::ReadOnly;
 pub use reader::Reader;
 pub use repair::{LostVersions, RepairReport, repair};
 pub use store_format::STORE_FORMAT_VERSION;
+pub use subscribe::{PENDING_BYTES_MAX, PENDING_EVENTS_MAX, Subscription};
 pub use verify::{Finding, VerifyReport, verify};
 pub use write::Appended;
 

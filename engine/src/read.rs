@@ -110,6 +110,15 @@ impl Engine {
         })
     }
 
+    /// The name of stream `id` (deleted streams included), if the store has such a stream:
+    /// what turns the ids of [`Engine::events_from`] and [`Engine::subscribe`] into names.
+    #[must_use]
+    pub fn stream_name(&self, id: StreamId) -> Option<String> {
+        lock(&self.inner.catalog)
+            .get(id)
+            .map(|s| s.name.to_string())
+    }
+
     /// Every live (not deleted) stream, by id, read from the catalog a page at a time (so a
     /// store of a million streams is never copied at once). A stream created while the
     /// iterator runs is included if its id is past the page being read.

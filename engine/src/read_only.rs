@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::path::Path;
 
-use helios_log::{Lsn, Version};
+use helios_log::{Lsn, StreamId, Version};
 use helios_replay::{Aggregate, View};
 
 use crate::error::Result;
@@ -139,6 +139,10 @@ impl Reader for ReadOnly {
 
     fn stream(&self, stream: &str) -> Option<StreamInfo> {
         ReadOnly::stream(self, stream)
+    }
+
+    fn stream_name(&self, id: StreamId) -> Option<String> {
+        self.engine.stream_name(id)
     }
 
     fn streams(&self) -> Streams<'_> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 
-use helios_log::{Lsn, Version};
+use helios_log::{Lsn, StreamId, Version};
 use helios_replay::{Aggregate, View};
 
 use crate::Engine;
@@ -20,6 +20,9 @@ pub trait Reader {
 
     /// `stream`'s id and head, if it exists.
     fn stream(&self, stream: &str) -> Option<StreamInfo>;
+
+    /// The name of stream `id`, deleted streams included.
+    fn stream_name(&self, id: StreamId) -> Option<String>;
 
     /// Every stream, by id, a page at a time.
     fn streams(&self) -> Streams<'_>;
@@ -74,6 +77,10 @@ impl Reader for Engine {
 
     fn stream(&self, stream: &str) -> Option<StreamInfo> {
         Engine::stream(self, stream)
+    }
+
+    fn stream_name(&self, id: StreamId) -> Option<String> {
+        Engine::stream_name(self, id)
     }
 
     fn streams(&self) -> Streams<'_> {

@@ -23,4 +23,5 @@ mod repair;
 mod simulator;
 mod state;
 mod streams;
+mod subscribe;
 mod support;

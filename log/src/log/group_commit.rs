@@ -176,6 +176,14 @@ impl Log {
     /// returning their threads (to be unparked once the lock is released).
     pub(super) fn mark_synced(&self, st: &mut SyncState, target: Lsn) -> Vec<Thread> {
         self.synced.fetch_max(target.0, Ordering::AcqRel);
+        // Pairs with the fence in `wait_synced_past`: either that waiter sees the new LSN, or
+        // this sees the waiter and wakes it.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let watch = &self.durable_watch;
+        if watch.waiters.load(Ordering::Relaxed) > 0 {
+            let _guard = lock(&watch.lock);
+            watch.cv.notify_all();
+        }
         let mut covered = Vec::new();
         st.waiting.retain(|(lsn, thread)| {
             let done = *lsn <= target;
@@ -185,6 +193,36 @@ impl Log {
             !done
         });
         covered
+    }
+
+    /// Waits until the durable LSN is past `lsn`, or `timeout` passes, or the log is poisoned;
+    /// returns the durable LSN then. For followers of the log (subscriptions): a sync wakes
+    /// them, and no write ever waits for them.
+    pub fn wait_synced_past(&self, lsn: Lsn, timeout: Duration) -> Lsn {
+        if self.synced_lsn() > lsn {
+            return self.synced_lsn();
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let watch = &self.durable_watch;
+        watch.waiters.fetch_add(1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let mut guard = lock(&watch.lock);
+        while self.synced_lsn() <= lsn && !self.is_poisoned() {
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                break;
+            }
+            guard = watch
+                .cv
+                .wait_timeout(guard, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        drop(guard);
+        watch.waiters.fetch_sub(1, Ordering::Relaxed);
+        self.synced_lsn()
     }
 
     /// Syncs everything appended so far; returns the durable LSN.

@@ -30,6 +30,22 @@ impl Log {
             LogError::Poisoned { .. } => Ok(()),
             other => Err(other),
         })?;
+        Ok(self.iter_to(from, None, None))
+    }
+
+    /// Iterates durable records with LSN `>= from`, up to the durable LSN as it is now, without
+    /// writing anything out (durable records are already in the file): what a follower of the
+    /// log reads. `resume` is the location of the record just before `from`, if the caller
+    /// knows it: the iterator then starts right after it instead of reading its segment from
+    /// the start.
+    #[must_use]
+    pub fn iter_durable(&self, from: Lsn, resume: Option<Location>) -> LogIter<'_> {
+        self.iter_to(from, resume, Some(self.synced_lsn()))
+    }
+
+    /// Records from `from` (or right after `resume`) up to `until` (the last appended record if
+    /// `None`).
+    fn iter_to(&self, from: Lsn, resume: Option<Location>, until: Option<Lsn>) -> LogIter<'_> {
         let (active, end) = {
             let w = lock(&self.writer);
             (w.active.id, (w.flushed_end, Lsn(w.next_lsn.0 - 1)))
@@ -42,17 +58,22 @@ impl Log {
             .copied()
             .collect();
         ids.push(active);
-        let first = ids.partition_point(|id| id.0 <= from.0).saturating_sub(1);
-        Ok(LogIter {
+        let resume = resume.filter(|r| r.lsn.0 + 1 == from.0 && ids.contains(&r.segment));
+        let first = match resume {
+            Some(r) => ids.partition_point(|id| *id < r.segment),
+            None => ids.partition_point(|id| id.0 <= from.0).saturating_sub(1),
+        };
+        LogIter {
             log: self,
             segments: ids[first..].to_vec(),
             from,
-            end_lsn: end.1,
+            end_lsn: until.map_or(end.1, |u| u.min(end.1)),
             active,
             active_end: end.0,
             current: None,
+            start_offset: resume.map(|r| (r.segment, r.end())),
             failed: false,
-        })
+        }
     }
 }
 
@@ -68,6 +89,8 @@ pub struct LogIter<'a> {
     /// the writer lock: the active segment is read only below it.
     active_end: u64,
     current: Option<Loaded>,
+    /// Where to start reading a segment, instead of its first record (a resumed iterator).
+    start_offset: Option<(SegmentId, u64)>,
     failed: bool,
 }
 
@@ -87,11 +110,15 @@ struct Loaded {
 impl LogIter<'_> {
     fn load(&mut self, id: SegmentId) -> Result<()> {
         let (path, bytes, end) = self.segment_bytes(id)?;
+        let offset = match self.start_offset.take() {
+            Some((segment, offset)) if segment == id => offset,
+            _ => segment_header::LEN as u64,
+        };
         self.current = Some(Loaded {
             path,
             bytes,
             end,
-            offset: segment_header::LEN as u64,
+            offset,
             id,
         });
         Ok(())

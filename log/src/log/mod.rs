@@ -25,8 +25,8 @@
 //! - After any failed write or sync the log is poisoned and refuses all further writes.
 //!
 //! Lock order, for every file of this module: `writer` before `sync` before `sealed`. The sync
-//! leader never holds `sync` while it takes `writer`. `spare` and `poison_cause` are leaves:
-//! nothing else is locked while one of them is held.
+//! leader never holds `sync` while it takes `writer`. `spare`, `poison_cause` and the durable
+//! watch's lock are leaves: nothing else is locked while one of them is held.
 
 mod append;
 mod group_commit;
@@ -209,6 +209,8 @@ pub struct Log {
     synced: AtomicU64,
     /// Wakes a gathering leader when another waiter arrives.
     arrival_cv: Condvar,
+    /// Wakes threads following the durable end ([`Log::wait_synced_past`]).
+    durable_watch: DurableWatch,
     sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
     spare: Mutex<Spare>,
     spare_cv: Condvar,
@@ -216,6 +218,15 @@ pub struct Log {
     poison_cause: Mutex<Option<String>>,
     appended_lsn: AtomicU64,
     unsynced_bytes: AtomicU64,
+}
+
+/// What threads following the log's durable end wait on: notified whenever the synced LSN
+/// moves while one of them waits, and never otherwise, so a log nobody follows pays nothing.
+#[derive(Debug, Default)]
+struct DurableWatch {
+    waiters: std::sync::atomic::AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -248,7 +259,11 @@ impl Log {
         }
     }
 
-    fn check_poison(&self) -> Result<()> {
+    /// The error of the failure that poisoned the log, if one did.
+    ///
+    /// # Errors
+    /// [`LogError::Poisoned`] naming the first failure.
+    pub fn check_poison(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
             let cause = lock(&self.poison_cause).clone().unwrap_or_default();
             return Err(LogError::Poisoned { cause });

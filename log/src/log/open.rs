@@ -464,6 +464,7 @@ impl Log {
             sync: Mutex::new(SyncState::default()),
             synced: AtomicU64::new(last_lsn.0),
             arrival_cv: Condvar::new(),
+            durable_watch: super::DurableWatch::default(),
             sealed: RwLock::new(sealed),
             spare: Mutex::new(Spare::Empty),
             spare_cv: Condvar::new(),
