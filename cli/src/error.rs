@@ -93,17 +93,19 @@ pub enum CliError {
         /// The line's number, counting from 1 (empty lines included).
         line: u64,
     },
-    /// `helios append` read a line longer than the largest event the log takes; it stopped
-    /// reading it there.
+    /// `helios append` or `import` read a line longer than its limit; it stopped reading it
+    /// there.
     #[error(
-        "stdin line {line} is longer than {max_bytes} bytes, the largest event the log takes \
-         (nothing from this line on was appended)"
+        "stdin line {line} is longer than {max_bytes} bytes, {what} (nothing from this line on \
+         was appended)"
     )]
     LineTooLong {
         /// The line's number, counting from 1 (empty lines included).
         line: u64,
         /// The limit.
         max_bytes: usize,
+        /// What the limit is, as a noun phrase ("the largest event the log takes").
+        what: &'static str,
     },
     /// `helios append` could not read a line of stdin.
     #[error("could not read stdin line {line}: {source}")]

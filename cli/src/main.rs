@@ -22,9 +22,11 @@
 //! `helios: <what happened>`, with long stream names and keys cut to a readable length.
 
 mod commands;
+mod derive;
 mod error;
 mod json;
 mod limits;
+mod lines;
 mod store;
 mod text;
 
