@@ -11,7 +11,7 @@
 //!
 //! It is not responsible for anything about the bytes on disk: every read, write, recovery step
 //! and check goes through the `helios` crate, and this crate never opens a log or metadata file
-//! itself.
+//! itself. It only lists a store's files and their sizes, for `stats` (`disk`).
 //!
 //! Exit codes: 0 on success, 1 when `helios verify` finds problems, when the key asked of `helios
 //! get` is absent at that version, or when no setting of `helios tune` meets its budget, 2 for
@@ -23,6 +23,7 @@
 
 mod commands;
 mod derive;
+mod disk;
 mod error;
 mod json;
 mod limits;
