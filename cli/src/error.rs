@@ -93,17 +93,59 @@ pub enum CliError {
         /// The line's number, counting from 1 (empty lines included).
         line: u64,
     },
-    /// `helios append` read a line longer than the largest event the log takes; it stopped
-    /// reading it there.
+    /// `helios append` or `import` read a line longer than its limit; it stopped reading it
+    /// there.
     #[error(
-        "stdin line {line} is longer than {max_bytes} bytes, the largest event the log takes \
-         (nothing from this line on was appended)"
+        "stdin line {line} is longer than {max_bytes} bytes, {what} (nothing from this line on \
+         was appended)"
     )]
     LineTooLong {
         /// The line's number, counting from 1 (empty lines included).
         line: u64,
         /// The limit.
         max_bytes: usize,
+        /// What the limit is, as a noun phrase ("the largest event the log takes").
+        what: &'static str,
+    },
+    /// `helios import` read a line without a tab, so without a stream name.
+    #[error(
+        "stdin line {line} has no tab: `helios import` reads `STREAM<TAB>EVENT` lines (nothing \
+         from this line on was appended)"
+    )]
+    NoTab {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+    },
+    /// `helios import` read a line that starts with a tab: its stream name is empty.
+    #[error(
+        "stdin line {line} has an empty stream name (it starts with a tab) (nothing from this \
+         line on was appended)"
+    )]
+    EmptyStreamName {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+    },
+    /// `helios import` read a line whose stream name is not UTF-8 (stream names are strings).
+    #[error(
+        "stdin line {line} has a stream name that is not UTF-8 (nothing from this line on was \
+         appended)"
+    )]
+    StreamNotUtf8 {
+        /// The line's number, counting from 1 (empty lines included).
+        line: u64,
+    },
+    /// `helios import` stopped on an error, and syncing the lines imported before it failed
+    /// too.
+    #[error(
+        "{error}; syncing the lines before it failed too: {sync} (lines imported without \
+         --durability critical may be lost)"
+    )]
+    ImportStopped {
+        /// What stopped the import.
+        error: Box<CliError>,
+        /// The engine's error from the sync.
+        #[source]
+        sync: helios::Error,
     },
     /// `helios append` could not read a line of stdin.
     #[error("could not read stdin line {line}: {source}")]
@@ -115,7 +157,8 @@ pub enum CliError {
         source: io::Error,
     },
     /// The engine refused or failed to append a line of stdin (too large for a segment, a
-    /// conflict, an I/O error).
+    /// conflict, an invalid stream name, an I/O error); for `import`, the first line of the
+    /// batch it failed to append.
     #[error("appending stdin line {line} failed: {source}")]
     AppendLine {
         /// The line's number, counting from 1 (empty lines included).
@@ -130,6 +173,16 @@ pub enum CliError {
          printed without --durability critical may be lost)"
     )]
     SyncAfterAppend {
+        /// The engine's error.
+        #[source]
+        source: helios::Error,
+    },
+    /// Every line was imported, but the sync after the last one failed.
+    #[error(
+        "every line was imported, but syncing the store afterwards failed: {source} (lines \
+         imported without --durability critical may be lost)"
+    )]
+    SyncAfterImport {
         /// The engine's error.
         #[source]
         source: helios::Error,

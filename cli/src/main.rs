@@ -1,30 +1,33 @@
 //! The `helios` command-line tool.
 //!
-//! This binary is responsible for turning the `helios` engine's public API into commands a
-//! person or a script can run against a store directory: appending events from stdin, reading
-//! a stream back, reading one key of a stream's state at any version, inspecting segments,
-//! streams and what recovery did, per-stream and total sizes (`stats`), verifying a store
-//! offline, the demo (an MCTS search on speculative branches, measured against naive designs
-//! in the same run) and a crash-test workload that prints every write it had acknowledged. It
-//! owns argument parsing, output formats (aligned text, and `--json` through serde_json) and
-//! exit codes.
+//! This binary is responsible for turning the `helios` engine's public API into commands a person
+//! or a script can run against a store directory: appending events from stdin (to one stream, or
+//! `STREAM<TAB>EVENT` lines to many with `import`), reading a stream back, reading one key of a
+//! stream's state at any version, inspecting segments, streams and what recovery did, per-stream
+//! and total sizes (`stats`), verifying a store offline, the demo (an MCTS search on speculative
+//! branches, measured against naive designs in the same run) and a crash-test workload that prints
+//! every write it had acknowledged. It owns argument parsing, output formats (aligned text, and
+//! `--json` through serde_json) and exit codes.
 //!
 //! It is not responsible for anything about the bytes on disk: every read, write, recovery step
 //! and check goes through the `helios` crate, and this crate never opens a log or metadata file
-//! itself.
+//! itself. It only lists a store's files and their sizes, for `stats` (`disk`).
 //!
-//! Exit codes: 0 on success, 1 when `helios verify` finds problems, when the key asked of
-//! `helios get` is absent at that version, or when no setting of `helios tune` meets its
-//! budget, 2 for every error (including wrong arguments and numbers out of range, which clap
-//! reports before anything runs: see `limits`). `helios append` exits 0 once every line is
-//! appended and synced, even when building checkpoints afterwards fails (a warning says so).
-//! Each command's `--help` states its own. Errors are printed to stderr as one sentence,
-//! `helios: <what happened>`, with long stream names and keys cut to a readable length.
+//! Exit codes: 0 on success, 1 when `helios verify` finds problems, when the key asked of `helios
+//! get` is absent at that version, or when no setting of `helios tune` meets its budget, 2 for
+//! every error (including wrong arguments and numbers out of range, which clap reports before
+//! anything runs: see `limits`). `helios append` and `helios import` exit 0 once every line is
+//! appended and synced, even when building checkpoints afterwards fails (a warning says so). Each
+//! command's `--help` states its own. Errors are printed to stderr as one sentence, `helios: <what
+//! happened>`, with long stream names and keys cut to a readable length.
 
 mod commands;
+mod derive;
+mod disk;
 mod error;
 mod json;
 mod limits;
+mod lines;
 mod store;
 mod text;
 
@@ -41,10 +44,10 @@ const EXIT_ERROR: u8 = 2;
 /// Helios: an embeddable event-sourced storage engine.
 ///
 /// Each command works on a store directory (created on first append, in an empty or missing
-/// directory only). A store has one writer at a time (`append`, `workload`, `demo`, `repair`):
-/// a second one fails with a "locked" error. The reading commands (`read`, `get`, `inspect`,
-/// `stats`, `verify`) change nothing in the store, not even a lock file: they work while a
-/// writer holds it, on a read-only file system, and on a damaged store that a writer refuses.
+/// directory only). A store has one writer at a time (`append`, `import`, `workload`, `demo`,
+/// `repair`): a second one fails with a "locked" error. The reading commands (`read`, `get`,
+/// `inspect`, `stats`, `verify`) change nothing in the store, not even a lock file: they work while
+/// a writer holds it, on a read-only file system, and on a damaged store that a writer refuses.
 ///
 /// Exit status: 0 on success; 1 when `verify` finds problems, `get` finds the key absent, or
 /// no setting of `tune` meets its budget; 2 on every error, including arguments out of range
@@ -63,6 +66,10 @@ enum Command {
     /// `--raw`), printing each acknowledged version.
     #[command(long_about = commands::append::LONG_ABOUT)]
     Append(commands::append::Args),
+    /// Append `STREAM<TAB>EVENT` lines of stdin to the streams they name, consecutive lines of
+    /// one stream as one atomic batch, and print how many.
+    #[command(long_about = commands::import::LONG_ABOUT)]
+    Import(commands::import::Args),
     /// Print a stream's events as `VERSION<TAB>PAYLOAD` lines.
     #[command(long_about = commands::read::LONG_ABOUT)]
     Read(commands::read::Args),
@@ -99,6 +106,7 @@ enum Command {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Append(args) => commands::append::run(&args),
+        Command::Import(args) => commands::import::run(&args),
         Command::Read(args) => commands::read::run(&args),
         Command::Get(args) => commands::get::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),

@@ -28,6 +28,12 @@ impl OpenArgs {
         options
     }
 
+    /// The size of the first segment a store created with these options gets, and the
+    /// smallest segment this run can create.
+    pub fn first_segment_size_bytes(&self) -> u64 {
+        self.options().log.first_size_bytes()
+    }
+
     /// Opens (or creates) the store in `dir`, running crash recovery.
     pub fn open(&self, dir: &Path) -> Result<Engine, CliError> {
         Ok(Engine::open(dir, self.options())?)

@@ -7,15 +7,17 @@
 //! normal durability may be lost); checkpoints are then built, and a failure there is only a
 //! warning, because they are derived from the log and every event is already appended.
 
-use std::io::{self, BufRead, Write as _};
+use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use helios::{Engine, Version, short_name};
+use helios::{Version, short_name};
 
 use super::DurabilityArg;
+use crate::derive::{derive, warn};
 use crate::error::CliError;
 use crate::limits;
+use crate::lines::{LineRead, check_key_value, read_line};
 use crate::store::OpenArgs;
 
 /// Longest line `append` reads, without its newline: the largest payload the log takes.
@@ -74,68 +76,6 @@ pub struct Args {
     pub open: OpenArgs,
 }
 
-/// What reading one line of stdin found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LineRead {
-    /// The end of the input: no byte was left.
-    End,
-    /// A line, in the buffer without its newline (the last line may have none).
-    Line,
-    /// A line longer than the limit: the buffer holds its first bytes, and the rest of the
-    /// input was not read.
-    TooLong,
-}
-
-/// Reads one line of `input` into `line`, without its newline, holding at most `max_bytes` of
-/// it in memory: a longer line is [`LineRead::TooLong`] as soon as it passes `max_bytes`.
-fn read_line(
-    input: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    max_bytes: usize,
-) -> io::Result<LineRead> {
-    line.clear();
-    let mut started = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(available) => available,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(if started {
-                LineRead::Line
-            } else {
-                LineRead::End
-            });
-        }
-        started = true;
-        let newline = available.iter().position(|&b| b == b'\n');
-        let chunk = &available[..newline.unwrap_or(available.len())];
-        if line.len() + chunk.len() > max_bytes {
-            return Ok(LineRead::TooLong);
-        }
-        line.extend_from_slice(chunk);
-        let consumed = chunk.len() + usize::from(newline.is_some());
-        input.consume(consumed);
-        if newline.is_some() {
-            return Ok(LineRead::Line);
-        }
-    }
-}
-
-/// Checks that `payload` is a key-value event whose key is UTF-8.
-fn check_key_value(payload: &[u8], line: u64) -> Result<(), CliError> {
-    let event =
-        helios::kv::parse(payload).map_err(|source| CliError::NotKeyValue { line, source })?;
-    let key = match event {
-        helios::kv::KvEvent::Set { key, .. } | helios::kv::KvEvent::Del { key } => key,
-    };
-    if std::str::from_utf8(key).is_err() {
-        return Err(CliError::KeyNotUtf8 { line });
-    }
-    Ok(())
-}
-
 /// Runs `helios append`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open(&args.dir)?;
@@ -163,6 +103,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             return Err(CliError::LineTooLong {
                 line: line_number,
                 max_bytes: LINE_BYTES_MAX,
+                what: "the largest event the log takes",
             });
         }
         let payload = line.as_slice();
@@ -197,138 +138,22 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         // Raw payloads need not be key-value events, so only key-value appends build
         // checkpoints here (the stream's state machine would reject a raw line).
         if !args.raw {
-            derive(&engine, &args.stream);
+            let appended = format!(
+                "every event was appended to stream `{}`",
+                short_name(&args.stream)
+            );
+            derive(&engine, &appended, &[args.stream.as_str()]);
         }
         // Every event is in the log and synced: what closing writes (the index in `meta/`) is
         // derived from the log and rebuilt by the next open, so a failure here is a warning.
         if let Err(error) = engine.close() {
-            let _ = writeln!(
-                io::stderr().lock(),
-                "helios: warning: every event was appended and synced, but closing the store \
-                 failed: {error} (the index is rebuilt from the log at the next open)"
-            );
+            warn(&format!(
+                "every event was appended and synced, but closing the store failed: {error} \
+                 (the index is rebuilt from the log at the next open)"
+            ));
         }
         return Ok(ExitCode::SUCCESS);
     }
     engine.close()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The work after the appends that only derived data depends on: builds the checkpoints due,
-/// and checks that the state of `stream` reads at its head. Failures are warnings on stderr:
-/// every event is appended and synced by now, and exiting with the error status would tell a
-/// script that retries on failure to append the lines twice.
-fn derive(engine: &Engine, stream: &str) {
-    let warn = |message: String| {
-        // Nothing sensible is left to do if stderr itself cannot be written.
-        let _ = writeln!(io::stderr().lock(), "helios: warning: {message}");
-    };
-    let mut damaged_before = 0;
-    let stalled = match engine.checkpoints().sync() {
-        Ok(stats) => {
-            damaged_before = stats.damaged;
-            // A failure of the builder's background thread (before this sync took over) is
-            // reported there, not by the sync.
-            if let Some(error) = engine.inspect().background_error() {
-                warn(format!(
-                    "every event was appended to stream `{}`, but the engine's background work \
-                     (the checkpoint builder) failed: {error} (checkpoints are derived from the \
-                     log and rebuilt later; reads stay exact)",
-                    short_name(stream)
-                ));
-            }
-            stats.stalled.into_iter().find(|s| s.stream == stream)
-        }
-        Err(error) => {
-            warn(format!(
-                "every event was appended to stream `{}`, but building checkpoints failed: \
-                 {error} (checkpoints are derived from the log and rebuilt later; reads stay \
-                 exact)",
-                short_name(stream)
-            ));
-            None
-        }
-    };
-    // An earlier event of the stream (appended with `--raw`, or by a program) that the state
-    // machine does not accept: say so now rather than let the first `helios get` be the
-    // surprise. The builder names it when it stopped on it; otherwise a view at the head finds
-    // it, replaying at most the events since the last checkpoint.
-    let unreadable = match stalled {
-        Some(stalled) => Some((stalled.version, stalled.reason)),
-        None => match engine.head(stream).map(|head| engine.view(stream, head)) {
-            Some(Err(helios::Error::Replay {
-                version, source, ..
-            })) => Some((version, source.to_string())),
-            _ => None,
-        },
-    };
-    if let Some((version, reason)) = unreadable {
-        warn(format!(
-            "the state of stream `{}` cannot be read from {version} on: {reason}",
-            short_name(stream)
-        ));
-    }
-    // The view may have found a damaged checkpoint (then deleted and queued): rebuild it now,
-    // so that the store is whole when the command exits rather than at the next writer's read.
-    if engine.checkpoints().stats().damaged > damaged_before
-        && let Err(error) = engine.checkpoints().sync()
-    {
-        warn(format!(
-            "rebuilding a damaged checkpoint failed: {error} (checkpoints are derived from the \
-             log and rebuilt later; reads stay exact)"
-        ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_read_up_to_the_limit_and_no_further() {
-        let mut input = io::BufReader::with_capacity(4, &b"ab\n\nabcd\nabcde\nlast"[..]);
-        let mut line = Vec::new();
-        let mut next = |input: &mut io::BufReader<&[u8]>| {
-            let read = read_line(input, &mut line, 4).expect("read");
-            (read, String::from_utf8(line.clone()).expect("UTF-8"))
-        };
-        assert_eq!(next(&mut input), (LineRead::Line, "ab".to_owned()));
-        assert_eq!(next(&mut input), (LineRead::Line, String::new()));
-        assert_eq!(next(&mut input), (LineRead::Line, "abcd".to_owned()));
-        let (read, _) = next(&mut input);
-        assert_eq!(read, LineRead::TooLong);
-        // The reader stopped inside the long line: what it holds is at most the limit plus
-        // one buffer.
-        let mut rest = Vec::new();
-        io::Read::read_to_end(&mut input, &mut rest).expect("rest");
-        assert!(rest.ends_with(b"e\nlast"), "{rest:?}");
-    }
-
-    #[test]
-    fn the_last_line_needs_no_newline_and_the_end_is_the_end() {
-        let mut input = &b"set a 1"[..];
-        let mut line = Vec::new();
-        assert_eq!(
-            read_line(&mut input, &mut line, 100).expect("read"),
-            LineRead::Line
-        );
-        assert_eq!(line, b"set a 1");
-        assert_eq!(
-            read_line(&mut input, &mut line, 100).expect("read"),
-            LineRead::End
-        );
-    }
-
-    #[test]
-    fn keys_must_be_utf8_and_values_need_not_be() {
-        assert!(check_key_value(b"set k \xff", 1).is_ok());
-        assert!(matches!(
-            check_key_value(b"set \xff v", 7),
-            Err(CliError::KeyNotUtf8 { line: 7 })
-        ));
-        assert!(matches!(
-            check_key_value(b"del \xfe", 2),
-            Err(CliError::KeyNotUtf8 { line: 2 })
-        ));
-    }
 }

@@ -3,6 +3,7 @@
 pub mod append;
 pub mod demo;
 pub mod get;
+pub mod import;
 pub mod inspect;
 pub mod read;
 pub mod repair;

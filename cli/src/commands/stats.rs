@@ -4,22 +4,38 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use helios::ReadOnly;
+use helios::{Lsn, ReadOnly};
 
+use crate::disk::{self, DiskUsage, FileKind, Usage};
 use crate::error::CliError;
 use crate::json;
 use crate::store::{LogSize, OpenArgs, log_size};
-use crate::text::{Align, bytes, pairs, table, thousands};
+use crate::text::{Align, bytes, pairs, table, thousands, times};
 
 /// The long help of `helios stats`.
 pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk: per stream, \
     its events (the head version) and its checkpoint files per level (files and bytes); in \
     total, the log's bytes through its last record and the segment files as allocated \
-    (segments are preallocated with zeros), and every checkpoint's files and bytes.\n\n\
+    (segments are preallocated with zeros), and every checkpoint's files and bytes; and every \
+    file of the store by kind, with the derived ratio.\n\n\
+    Files by kind: the store directory is walked and each file classified by where it lies: \
+    `log/*.log` segments, `log/*.spare` the spare (the next segment, zero-filled ahead), \
+    anything under `meta/` or `index/` metadata, under `checkpoints/` or `packs/` checkpoints, \
+    under `repair-*/` set aside (what `helios repair` moved there), anything else other \
+    (`FORMAT`, `LOCK`, temporary files). Per kind: the number of files, their apparent bytes \
+    (lengths) and their allocated bytes (`st_blocks * 512`: what the file system holds for \
+    them, less than the length for a sparse file, a block at least for a small one). \
+    Directories are not counted, and symbolic links are not followed (a link counts at its own \
+    size).\n\n\
+    The derived ratio is the allocated bytes of every file outside the log's segments (the \
+    spare, metadata, checkpoints and other; not what was set aside) divided by the log's bytes \
+    through its last record (what the events cost, headers included): what the store keeps \
+    beside its log, per byte of log.\n\n\
     The store is opened without the engine's background threads, so nothing is built while \
     the command looks: the numbers are what is on disk (after recovery, which any open runs). \
     Checkpoints due but not built yet (the builder runs in the background of the process that \
-    appends) are not counted.\n\n\
+    appends) are not counted. The files are walked just after the store is read: a writer at \
+    work meanwhile can make the two disagree by what it wrote in between.\n\n\
     With `--json`, one object:\n\
     - `dir`, and `levels`: the number of checkpoint levels (level 1 is the finest; the top \
     level holds full states, the others deltas, except each stream's first checkpoint, a \
@@ -29,10 +45,16 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     - `totals`: `streams`, `events`, `log_bytes` (through the last record), \
     `log_segments` (segment files holding records), `segment_files` and \
     `segment_file_bytes` (every segment file, as allocated), `checkpoint_files`, \
-    `checkpoint_bytes`, and `levels` as above, over all streams.\n\n\
+    `checkpoint_bytes`, and `levels` as above, over all streams;\n\
+    - `disk`: one `{files, apparent_bytes, allocated_bytes}` object per kind (`segments`, \
+    `spare`, `metadata`, `checkpoints`, `set_aside`, `other`), one for every file (`total`) and \
+    one for the files the ratio counts (`derived`), then `log_bytes` (as in `totals`) and \
+    `derived_ratio` (`derived.allocated_bytes / log_bytes`, to 4 decimals; null when the log \
+    holds no record).\n\n\
     Exit status: 0 when the report was printed, 2 on errors (a path that is not a store, or \
-    not a directory this user may read; damage before the log's tail). The store is opened \
-    read-only: nothing in it is created, written or removed.";
+    not a directory this user may read, or a directory in it this user may not list; damage \
+    before the log's tail). The store is opened read-only, and its files are only listed: \
+    nothing in it is created, written or removed.";
 
 /// Arguments of `helios stats`.
 #[derive(Debug, clap::Args)]
@@ -91,6 +113,71 @@ struct TotalsJson {
     levels: Vec<LevelJson>,
 }
 
+/// Every file of the store, by kind, and the derived ratio.
+#[derive(Clone, Debug, serde::Serialize)]
+struct DiskJson {
+    /// `log/*.log`.
+    segments: Usage,
+    /// `log/*.spare`.
+    spare: Usage,
+    /// Under `meta/` or `index/`.
+    metadata: Usage,
+    /// Under `checkpoints/` or `packs/`.
+    checkpoints: Usage,
+    /// Under `repair-*/`.
+    set_aside: Usage,
+    /// Everything else.
+    other: Usage,
+    /// Every file.
+    total: Usage,
+    /// Every file outside the log's segments but what was set aside: what the ratio counts.
+    derived: Usage,
+    /// The log's bytes through its last record (as `totals.log_bytes`).
+    log_bytes: u64,
+    /// `derived.allocated_bytes / log_bytes`, to 4 decimals; `None` (null) for a log without
+    /// a record (its bytes are only a segment header, and the ratio would say nothing).
+    derived_ratio: Option<f64>,
+}
+
+impl DiskJson {
+    /// The figures of `usage`, for a log of `log_bytes` through its last record that holds a
+    /// record or not (`has_records`).
+    fn new(usage: &DiskUsage, log_bytes: u64, has_records: bool) -> DiskJson {
+        let derived = usage.derived();
+        DiskJson {
+            segments: usage.of(FileKind::Segments),
+            spare: usage.of(FileKind::Spare),
+            metadata: usage.of(FileKind::Metadata),
+            checkpoints: usage.of(FileKind::Checkpoints),
+            set_aside: usage.of(FileKind::SetAside),
+            other: usage.of(FileKind::Other),
+            total: usage.total(),
+            derived,
+            log_bytes,
+            derived_ratio: has_records
+                .then(|| derived_ratio(derived.allocated_bytes, log_bytes))
+                .flatten(),
+        }
+    }
+
+    /// Each kind with its name, in report order.
+    fn kinds(&self) -> [(FileKind, Usage); FileKind::ALL.len()] {
+        [
+            (FileKind::Segments, self.segments),
+            (FileKind::Spare, self.spare),
+            (FileKind::Metadata, self.metadata),
+            (FileKind::Checkpoints, self.checkpoints),
+            (FileKind::SetAside, self.set_aside),
+            (FileKind::Other, self.other),
+        ]
+    }
+}
+
+/// Allocated bytes beside the log per byte of log, to 4 decimals; `None` for an empty log.
+fn derived_ratio(derived_allocated_bytes: u64, log_bytes: u64) -> Option<f64> {
+    (log_bytes > 0).then(|| json::round(derived_allocated_bytes as f64 / log_bytes as f64, 4))
+}
+
 /// `helios stats --json`.
 #[derive(Clone, Debug, serde::Serialize)]
 struct StatsJson {
@@ -99,12 +186,16 @@ struct StatsJson {
     levels: u32,
     streams: Vec<StreamJson>,
     totals: TotalsJson,
+    disk: DiskJson,
 }
 
 /// Runs `helios stats`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open_read_only(&args.dir)?;
-    let stats = collect(&engine)?;
+    // Walked while the store is open, so that the files and what the open read are as close
+    // in time as they can be.
+    let usage = disk::walk(&args.dir)?;
+    let stats = collect(&engine, &usage)?;
     drop(engine);
     let out = if args.json {
         json::pretty(&stats)?
@@ -118,7 +209,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn collect(engine: &ReadOnly) -> Result<StatsJson, CliError> {
+fn collect(engine: &ReadOnly, usage: &DiskUsage) -> Result<StatsJson, CliError> {
     let catalog = engine.checkpoints().stats();
     let log: LogSize = log_size(engine.inspect())?;
     let mut streams = Vec::new();
@@ -174,12 +265,18 @@ fn collect(engine: &ReadOnly) -> Result<StatsJson, CliError> {
         dir: engine.inspect().dir().to_string_lossy().into_owned(),
         levels: level_count,
         streams: rows,
+        disk: DiskJson::new(
+            usage,
+            totals.log_bytes,
+            engine.inspect().last_lsn() != Lsn::ZERO,
+        ),
         totals,
     })
 }
 
 fn to_text(stats: &StatsJson) -> String {
     let t = &stats.totals;
+    let d = &stats.disk;
     let plural = |n: u64, one: &str, many: &str| {
         format!("{} {}", thousands(n), if n == 1 { one } else { many })
     };
@@ -216,8 +313,29 @@ fn to_text(stats: &StatsJson) -> String {
                 per_level.join(", ")
             ),
         ),
+        (
+            "files",
+            format!(
+                "{}, {} allocated ({} apparent)",
+                plural(d.total.files, "file", "files"),
+                bytes(d.total.allocated_bytes),
+                bytes(d.total.apparent_bytes)
+            ),
+        ),
+        (
+            "derived",
+            format!(
+                "{} the log ({} allocated outside the segments, set aside not counted, for {} \
+                 of log)",
+                d.derived_ratio.map_or_else(|| "-".to_owned(), times),
+                bytes(d.derived.allocated_bytes),
+                bytes(d.log_bytes)
+            ),
+        ),
     ];
     let mut out = pairs(0, &rows);
+    out.push('\n');
+    out.push_str(&disk_table(&stats.disk));
     if stats.streams.is_empty() {
         return out;
     }
@@ -254,4 +372,29 @@ fn to_text(stats: &StatsJson) -> String {
     out.push('\n');
     out.push_str(&table(0, &header, &lines));
     out
+}
+
+/// The files by kind, as a table with a total row.
+fn disk_table(disk: &DiskJson) -> String {
+    let header = [
+        ("KIND", Align::Left),
+        ("FILES", Align::Right),
+        ("APPARENT_BYTES", Align::Right),
+        ("ALLOCATED_BYTES", Align::Right),
+    ];
+    let row = |name: &str, usage: Usage| {
+        vec![
+            name.to_owned(),
+            usage.files.to_string(),
+            usage.apparent_bytes.to_string(),
+            usage.allocated_bytes.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = disk
+        .kinds()
+        .into_iter()
+        .map(|(kind, usage)| row(kind.name(), usage))
+        .collect();
+    rows.push(row("(total)", disk.total));
+    table(0, &header, &rows)
 }

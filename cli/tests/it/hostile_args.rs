@@ -117,6 +117,15 @@ fn rows() -> Vec<Row> {
                 ("4294967296", Refused),
             )
         },
+        Row {
+            stdin: b"s\tset a 2\n",
+            ..row(
+                &["import", FRESH, "{}"],
+                "--segment-size-bytes",
+                Refused,
+                ("4294967296", Refused),
+            )
+        },
         row(
             &["read", STORE, "s", "{}"],
             "--from",

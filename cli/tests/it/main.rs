@@ -18,6 +18,7 @@ mod demo;
 mod get;
 mod hostile_args;
 mod hostile_input;
+mod import;
 mod read_only;
 mod support;
 mod tune;

@@ -1,13 +1,16 @@
 //! `helios verify` on a store with a flipped byte in a sealed segment, `read --json` and
-//! `verify --json`, and `helios stats` against the library.
+//! `verify --json`, and `helios stats` against the library and against its own walk of the
+//! store's files.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 
 use helios::Engine;
 
 use crate::support::{
     FIRST_SEGMENT, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SMALL_SEGMENT_SIZE_BYTES, assert_error,
-    json_u64, ok, parse_json, run_in, snapshot, stderr, stdout,
+    json_f64, json_u64, ok, parse_json, run_in, snapshot, stderr, stdout,
 };
 
 #[test]
@@ -182,6 +185,256 @@ fn stats_reports_events_and_checkpoints_per_stream_and_level() {
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().next_back() == Some("a") && l.contains(" 123 ")),
+        "{text}"
+    );
+}
+
+/// Files, apparent bytes and allocated bytes of one kind, as the test's own walk counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Usage {
+    files: u64,
+    apparent_bytes: u64,
+    allocated_bytes: u64,
+}
+
+/// The kinds `helios stats --json` reports under `disk`, in its order.
+const KINDS: [&str; 6] = [
+    "segments",
+    "spare",
+    "metadata",
+    "checkpoints",
+    "set_aside",
+    "other",
+];
+
+/// The model of the classification the brief states: `log/*.log` segments, `log/*.spare` the
+/// spare, under `meta/` or `index/` metadata, under `checkpoints/` or `packs/` checkpoints,
+/// under `repair-*/` set aside, the rest other.
+fn kind_of(relative: &Path) -> &'static str {
+    let parts: Vec<String> = relative
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let top = parts[0].as_str();
+    let nested = parts.len() > 1;
+    let name = parts.last().expect("a path").as_str();
+    if top == "log" && parts.len() == 2 && name.ends_with(".log") {
+        "segments"
+    } else if top == "log" && parts.len() == 2 && name.ends_with(".spare") {
+        "spare"
+    } else if nested && (top == "meta" || top == "index") {
+        "metadata"
+    } else if nested && (top == "checkpoints" || top == "packs") {
+        "checkpoints"
+    } else if nested && top.starts_with("repair-") {
+        "set_aside"
+    } else {
+        "other"
+    }
+}
+
+/// Every file under `dir` (links not followed, directories not counted) by kind, with the
+/// path of each file under `dir` and its usage.
+fn walk_by_kind(dir: &Path) -> BTreeMap<&'static str, Vec<(PathBuf, Usage)>> {
+    fn walk(root: &Path, relative: &Path, out: &mut BTreeMap<&'static str, Vec<(PathBuf, Usage)>>) {
+        for entry in std::fs::read_dir(root.join(relative)).expect("read_dir") {
+            let child = relative.join(entry.expect("entry").file_name());
+            let metadata = std::fs::symlink_metadata(root.join(&child)).expect("lstat");
+            if metadata.is_dir() {
+                walk(root, &child, out);
+            } else {
+                let usage = Usage {
+                    files: 1,
+                    apparent_bytes: metadata.len(),
+                    allocated_bytes: metadata.blocks() * 512,
+                };
+                out.entry(kind_of(&child)).or_default().push((child, usage));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, Path::new(""), &mut out);
+    out
+}
+
+fn sum<'a>(usages: impl IntoIterator<Item = &'a Usage>) -> Usage {
+    usages.into_iter().fold(Usage::default(), |a, u| Usage {
+        files: a.files + u.files,
+        apparent_bytes: a.apparent_bytes + u.apparent_bytes,
+        allocated_bytes: a.allocated_bytes + u.allocated_bytes,
+    })
+}
+
+fn usage_json(value: &serde_json::Value, kind: &str) -> Usage {
+    Usage {
+        files: json_u64(value, &["disk", kind, "files"]),
+        apparent_bytes: json_u64(value, &["disk", kind, "apparent_bytes"]),
+        allocated_bytes: json_u64(value, &["disk", kind, "allocated_bytes"]),
+    }
+}
+
+/// `helios stats` counts every file of the store by kind from a walk of its directory: the
+/// figures are those of `lstat` on each file, allocated bytes (`st_blocks * 512`) are at least
+/// the length rounded up to 512 bytes for the files written in full and less than it for a
+/// sparse one, what `repair` set aside is counted but kept out of the derived ratio, and the
+/// ratio is the derived files' allocated bytes over the log's bytes through its last record.
+#[test]
+fn stats_counts_the_files_of_the_store_by_kind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // Several small segments (and a spare), checkpoints in 7 streams, fjall's metadata.
+    let input: String = (0..3000)
+        .map(|i| format!("s{}\tset k{} {i:08}\n", i / 50 % 7, i % 5))
+        .collect();
+    let size = SMALL_SEGMENT_SIZE_BYTES.to_string();
+    ok(&run_in(
+        &dir,
+        &["import", "--segment-size-bytes", &size],
+        input.as_bytes(),
+    ));
+    // What a repair sets aside, with a sparse file (1 MiB long, nothing allocated), and a file
+    // the store does not know.
+    let set_aside = dir.join("repair-20261206T000000Z");
+    std::fs::create_dir_all(set_aside.join("log")).expect("mkdir");
+    std::fs::File::create(set_aside.join("log").join(FIRST_SEGMENT))
+        .and_then(|f| f.set_len(1 << 20))
+        .expect("a sparse file");
+    std::fs::write(set_aside.join("REPORT"), b"set aside by a test\n").expect("write");
+    std::fs::write(dir.join("notes.txt"), b"not the store's\n").expect("write");
+
+    let model = walk_by_kind(&dir);
+    let stats = parse_json(&ok(&run_in(&dir, &["stats", "--json"], b"")));
+    let text = ok(&run_in(&dir, &["stats"], b""));
+    assert_eq!(walk_by_kind(&dir), model, "stats changed the store's files");
+
+    let of = |kind: &str| sum(model.get(kind).into_iter().flatten().map(|(_, u)| u));
+    for kind in KINDS {
+        assert_eq!(
+            usage_json(&stats, kind),
+            of(kind),
+            "{kind}: {:#}",
+            stats["disk"]
+        );
+    }
+    let total = sum(model.values().flatten().map(|(_, u)| u));
+    assert_eq!(usage_json(&stats, "total"), total, "{:#}", stats["disk"]);
+    let derived = sum(model
+        .iter()
+        .filter(|(kind, _)| !matches!(**kind, "segments" | "set_aside"))
+        .flat_map(|(_, files)| files.iter().map(|(_, u)| u)));
+    assert_eq!(
+        usage_json(&stats, "derived"),
+        derived,
+        "{:#}",
+        stats["disk"]
+    );
+
+    // The store as built: several segments, checkpoints, metadata; what the test added.
+    assert!(of("segments").files >= 2, "{:#}", stats["disk"]);
+    assert!(of("checkpoints").files >= 7, "{:#}", stats["disk"]);
+    assert!(of("metadata").files >= 1, "{:#}", stats["disk"]);
+    assert_eq!(of("set_aside").files, 2);
+    assert!(
+        model["other"]
+            .iter()
+            .any(|(p, _)| p == Path::new("notes.txt"))
+            && model["other"].iter().any(|(p, _)| p == Path::new("FORMAT")),
+        "{model:?}"
+    );
+    // Segments, the spare, checkpoints and `FORMAT` are written in full (segments are
+    // preallocated with zeros): a file system allocates at least their lengths, in 512-byte
+    // units. The sparse file set aside is allocated less than its length.
+    for kind in ["segments", "spare", "checkpoints"] {
+        for (path, usage) in model.get(kind).into_iter().flatten() {
+            assert!(
+                usage.allocated_bytes >= usage.apparent_bytes.div_ceil(512) * 512,
+                "{}: {usage:?}",
+                path.display()
+            );
+        }
+    }
+    let sparse = usage_json(&stats, "set_aside");
+    assert!(
+        sparse.allocated_bytes < sparse.apparent_bytes,
+        "{sparse:?}: apparent bytes counted as allocated"
+    );
+
+    // The ratio: derived allocated bytes over the log's bytes through its last record.
+    let log_bytes = json_u64(&stats, &["totals", "log_bytes"]);
+    assert_eq!(json_u64(&stats, &["disk", "log_bytes"]), log_bytes);
+    assert!(
+        log_bytes > 3000 * RECORD_HEADER_LEN,
+        "{:#}",
+        stats["totals"]
+    );
+    let ratio = json_f64(&stats, &["disk", "derived_ratio"]);
+    let expected = derived.allocated_bytes as f64 / log_bytes as f64;
+    assert!(
+        (ratio - expected).abs() <= 0.5e-4 + f64::EPSILON,
+        "derived_ratio {ratio}, expected {expected} ({derived:?} / {log_bytes})"
+    );
+
+    // The text: the total and the ratio, and a table row per kind with the same figures.
+    let files_line = text
+        .lines()
+        .find(|l| l.starts_with("files "))
+        .unwrap_or_else(|| panic!("no files line in:\n{text}"));
+    assert!(
+        files_line.contains(&format!(" {} files, ", total.files)),
+        "{files_line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("derived ") && l.contains("x the log")),
+        "{text}"
+    );
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("KIND "))
+        .collect();
+    for kind in KINDS {
+        let usage = of(kind);
+        let row: Vec<&str> = table
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(kind))
+            .unwrap_or_else(|| panic!("no row {kind} in:\n{text}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            row,
+            [
+                kind,
+                &usage.files.to_string(),
+                &usage.apparent_bytes.to_string(),
+                &usage.allocated_bytes.to_string()
+            ],
+            "{text}"
+        );
+    }
+}
+
+/// An empty store has no ratio: `derived_ratio` is null, and the text says `-`.
+#[test]
+fn stats_of_an_empty_store_has_no_ratio() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    ok(&run_in(&dir, &["import"], b""));
+    let stats = parse_json(&ok(&run_in(&dir, &["stats", "--json"], b"")));
+    // The log is its first segment's header: no record, so no ratio.
+    assert_eq!(
+        json_u64(&stats, &["disk", "log_bytes"]),
+        SEGMENT_HEADER_LEN,
+        "{stats:#}"
+    );
+    assert!(stats["disk"]["derived_ratio"].is_null(), "{stats:#}");
+    assert!(
+        json_u64(&stats, &["disk", "total", "files"]) >= 1,
+        "{stats:#}"
+    );
+    let text = ok(&run_in(&dir, &["stats"], b""));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("derived ") && l.contains(" - the log")),
         "{text}"
     );
 }

@@ -6,7 +6,7 @@
 //! - [`uniform`]: one generated stream, `helios_workloads::kv::KvWorkload` (the workload of
 //!   the random-access read bench): N events over K keys, each changing 1 to 4 keys, one
 //!   `set`/`del` line per key, applied by `KvBatchMachine`.
-//! - [`mcts`]: the durable events of a Monte Carlo tree search over Connect Four
+//! - [`mcts()`]: the durable events of a Monte Carlo tree search over Connect Four
 //!   (`helios_workloads::mcts`): one stream per game, one `set cell/R/C P` event per move played,
 //!   recorded from the search's promotions and replayed in the same batches.
 //! - [`from_store`]: the streams of an existing store, read in log order; streams with an event
