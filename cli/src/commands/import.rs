@@ -81,7 +81,7 @@ pub const LONG_ABOUT: &str = "Append the events of stdin to the streams each lin
     Then, as `helios append` does, a key-value import builds every checkpoint due up to each \
     stream's head, and warns about a stream that had events before the import and whose state \
     cannot be read at its head (an earlier event appended with `--raw`).\n\n\
-    On stdout, one line: `imported 1,000,000 events into 20,000 streams in 3.2 s` (the \
+    On stdout, one line: `imported N events into M streams in S s` (M: the \
     streams the lines named; the wall-clock time from opening the store to closing it, \
     checkpoints built). With `--json`, one object instead: `events`, `streams`, `batches` \
     (the appends made), `seconds`.\n\n\
@@ -215,7 +215,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `imported 1,000,000 events into 20,000 streams in 3.2 s`.
+/// `imported N events into M streams in S s`, numbers with thousands separators.
 fn to_text(summary: &SummaryJson) -> String {
     let plural = |n: u64, one: &str, many: &str| {
         format!("{} {}", thousands(n), if n == 1 { one } else { many })

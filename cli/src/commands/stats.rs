@@ -45,7 +45,10 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     - `totals`: `streams`, `events`, `log_bytes` (through the last record), \
     `log_segments` (segment files holding records), `segment_files` and \
     `segment_file_bytes` (every segment file, as allocated), `checkpoint_files`, \
-    `checkpoint_bytes`, and `levels` as above, over all streams;\n\
+    `checkpoint_bytes`, `levels` as above, over all streams, and `dead`: \
+    `{deleted_streams, events, bytes}`, the log's bytes that no live stream reads any more \
+    (the events of deleted streams, except what a live fork shares; the log is append-only, \
+    so they stay on disk until a compaction reclaims them, and none does yet);\n\
     - `disk`: one `{files, apparent_bytes, allocated_bytes}` object per kind (`segments`, \
     `spare`, `metadata`, `checkpoints`, `set_aside`, `other`), one for every file (`total`) and \
     one for the files the ratio counts (`derived`), then `log_bytes` (as in `totals`) and \
@@ -111,6 +114,19 @@ struct TotalsJson {
     checkpoint_bytes: u64,
     /// Per level, finest first, over all streams.
     levels: Vec<LevelJson>,
+    /// What no live stream reads any more: the events of deleted streams.
+    dead: DeadJson,
+}
+
+/// The log's dead bytes, from [`helios::Inspect::dead_bytes`].
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+struct DeadJson {
+    /// Streams deleted.
+    deleted_streams: u64,
+    /// Events no live stream reads (of deleted streams, not shared with a live fork).
+    events: u64,
+    /// Their bytes in the log, headers included.
+    bytes: u64,
 }
 
 /// Every file of the store, by kind, and the derived ratio.
@@ -250,7 +266,13 @@ fn collect(engine: &ReadOnly, usage: &DiskUsage) -> Result<StatsJson, CliError> 
             levels,
         });
     }
+    let dead = engine.inspect().dead_bytes()?;
     let totals = TotalsJson {
+        dead: DeadJson {
+            deleted_streams: dead.deleted_streams,
+            events: dead.events,
+            bytes: dead.bytes,
+        },
         streams: rows.len() as u64,
         events: rows.iter().map(|s| s.events).sum(),
         log_bytes: log.used_bytes,
@@ -311,6 +333,16 @@ fn to_text(stats: &StatsJson) -> String {
                 plural(t.checkpoint_files, "file", "files"),
                 bytes(t.checkpoint_bytes),
                 per_level.join(", ")
+            ),
+        ),
+        (
+            "dead",
+            format!(
+                "{} in {} of {} (no live stream reads them; the log is append-only, so they \
+                 stay until a compaction reclaims them)",
+                bytes(t.dead.bytes),
+                plural(t.dead.events, "event", "events"),
+                plural(t.dead.deleted_streams, "deleted stream", "deleted streams"),
             ),
         ),
         (

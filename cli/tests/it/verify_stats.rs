@@ -439,6 +439,58 @@ fn stats_of_an_empty_store_has_no_ratio() {
     );
 }
 
+/// A deleted stream's events are dead bytes: counted in `stats`, text and JSON, with what a
+/// live fork still shares left out.
+#[test]
+fn stats_counts_the_dead_bytes_of_deleted_streams() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let payloads: Vec<String> = (0..6)
+        .map(|i| format!("set k{i} {}", "v".repeat(i * 10)))
+        .collect();
+    {
+        let engine = Engine::open(&dir, helios::Options::default()).expect("open");
+        engine
+            .append("gone", &payloads, helios::Durability::Critical, None)
+            .expect("append");
+        engine
+            .fork_stream("gone", helios::Version(2), "fork")
+            .expect("fork");
+        engine
+            .append("kept", &["set a 1"], helios::Durability::Critical, None)
+            .expect("append");
+        engine.delete_stream("gone").expect("delete");
+        engine.close().expect("close");
+    }
+    let stats = parse_json(&ok(&run_in(&dir, &["stats", "--json"], b"")));
+    // The fork still reads versions 1 and 2: versions 3 to 6 are dead.
+    let dead_bytes: u64 = payloads[2..]
+        .iter()
+        .map(|p| RECORD_HEADER_LEN + p.len() as u64)
+        .sum();
+    assert_eq!(
+        json_u64(&stats, &["totals", "dead", "deleted_streams"]),
+        1,
+        "{stats:#}"
+    );
+    assert_eq!(
+        json_u64(&stats, &["totals", "dead", "events"]),
+        4,
+        "{stats:#}"
+    );
+    assert_eq!(
+        json_u64(&stats, &["totals", "dead", "bytes"]),
+        dead_bytes,
+        "{stats:#}"
+    );
+    let text = ok(&run_in(&dir, &["stats"], b""));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("dead ") && l.contains("in 4 events of 1 deleted stream")),
+        "{text}"
+    );
+}
+
 /// `read --json` is one object per event and line; `verify --json` says sound or lists the
 /// findings, with the same exit status as the text.
 #[test]
