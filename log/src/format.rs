@@ -10,7 +10,7 @@
 //! - `body_len == RECORD_HEADER_LEN - FRAME_PREFIX_LEN + payload_len` for every valid frame.
 //! - The CRC covers the whole body (record header fields and payload), never the prefix.
 
-use crate::types::{Lsn, RecordClass, RecordKind, SegmentId, StreamId, Version};
+use crate::types::{Lsn, Position, RecordClass, RecordKind, SegmentId, StreamId, Version};
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"HELIOSLG";
@@ -51,6 +51,80 @@ pub mod segment_header {
         + 4; // reserved
     const _: () = assert!(RESERVED_B + 4 == LEN);
     const _: () = assert!(LEN == 32);
+}
+
+/// Layout of the log's published end, the file [`PUBLISHED_END_FILE_NAME`] in the log's
+/// directory: the writer rewrites it in place after each sync, never syncs it, and never
+/// writes a position whose records are not durable, so that readers in other processes know
+/// how far they may read. A reader that finds it missing, short or with a bad checksum treats
+/// the log as having published nothing new.
+pub mod published_end {
+    /// `magic: [u8; 4]`, [`super::PUBLISHED_END_MAGIC`].
+    pub const MAGIC: usize = 0;
+    /// `version: u32`, [`super::PUBLISHED_END_VERSION`].
+    pub const VERSION: usize = 4;
+    /// `lsn: u64`: every record up to it is durable.
+    pub const LSN: usize = 8;
+    /// `segment: u64`: the segment (its first LSN) holding the end.
+    pub const SEGMENT: usize = 16;
+    /// `offset: u64`: the byte offset in that segment just past record `lsn`.
+    pub const OFFSET: usize = 24;
+    /// `crc32: u32` of bytes `0..CRC`.
+    pub const CRC: usize = 32;
+    /// `reserved: u32`, zero.
+    pub const RESERVED: usize = 36;
+    /// Length of the file.
+    pub const LEN: usize = 4 // magic
+        + 4 // version
+        + 8 // lsn
+        + 8 // segment
+        + 8 // offset
+        + 4 // crc32
+        + 4; // reserved
+    const _: () = assert!(RESERVED + 4 == LEN);
+    const _: () = assert!(LEN == 40);
+}
+
+/// The published end's file name, in the log's directory.
+pub const PUBLISHED_END_FILE_NAME: &str = "published-end";
+/// Magic bytes of the published end.
+pub const PUBLISHED_END_MAGIC: [u8; 4] = *b"HPUB";
+/// Version of the published end's layout.
+pub const PUBLISHED_END_VERSION: u32 = 1;
+
+/// Encodes a published end.
+#[must_use]
+pub fn encode_published_end(end: Position) -> [u8; published_end::LEN] {
+    use published_end as p;
+    let mut out = [0u8; p::LEN];
+    out[p::MAGIC..p::MAGIC + 4].copy_from_slice(&PUBLISHED_END_MAGIC);
+    out[p::VERSION..p::VERSION + 4].copy_from_slice(&PUBLISHED_END_VERSION.to_le_bytes());
+    out[p::LSN..p::LSN + 8].copy_from_slice(&end.lsn.0.to_le_bytes());
+    out[p::SEGMENT..p::SEGMENT + 8].copy_from_slice(&end.segment.0.to_le_bytes());
+    out[p::OFFSET..p::OFFSET + 8].copy_from_slice(&end.offset.to_le_bytes());
+    let crc = crc32fast::hash(&out[..p::CRC]);
+    out[p::CRC..p::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a published end; `None` for bytes that are not a whole, valid one (a file being
+/// rewritten, or not written by this layout).
+#[must_use]
+pub fn decode_published_end(bytes: &[u8]) -> Option<Position> {
+    use published_end as p;
+    if bytes.len() != p::LEN
+        || bytes[p::MAGIC..p::MAGIC + 4] != PUBLISHED_END_MAGIC
+        || u32_at(bytes, p::VERSION) != PUBLISHED_END_VERSION
+        || u32_at(bytes, p::CRC) != crc32fast::hash(&bytes[..p::CRC])
+        || u32_at(bytes, p::RESERVED) != 0
+    {
+        return None;
+    }
+    Some(Position {
+        lsn: Lsn(u64_at(bytes, p::LSN)),
+        segment: SegmentId(u64_at(bytes, p::SEGMENT)),
+        offset: u64_at(bytes, p::OFFSET),
+    })
 }
 
 /// Record frame layout. A frame is a prefix (`body_len`, `crc32`) followed by the body: the

@@ -10,6 +10,7 @@
 //! the fuzz targets (always on in this crate's own tests).
 
 mod error;
+mod follow;
 pub mod format;
 mod log;
 mod scan;
@@ -19,6 +20,7 @@ mod types;
 pub use helios_storage as storage;
 
 pub use error::{LogError, Result};
+pub use follow::{Follower, read_published_end};
 pub use format::{RecordHeader, RecordRef};
 pub use log::{
     DEFAULT_FIRST_SEGMENT_SIZE_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US,

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use super::{Log, lock};
 use crate::error::{LogError, Result};
-use crate::types::Lsn;
+use crate::format;
+use crate::types::{Lsn, Position};
 
 /// Longest time a group-commit leader waits for more waiters before it syncs.
 pub const GATHER_MAX: Duration = Duration::from_micros(200);
@@ -125,8 +126,8 @@ impl Log {
             st.leader_active = false;
             st.sync_started = None;
             let wake: Vec<Thread> = match result {
-                Ok(target) => {
-                    let covered = self.mark_synced(&mut st, target);
+                Ok(end) => {
+                    let covered = self.mark_synced(&mut st, end.lsn);
                     st.last_group = covered.len();
                     st.last_sync = took;
                     // One uncovered waiter becomes the next leader, unless a newcomer is first.
@@ -140,7 +141,9 @@ impl Log {
             for thread in wake {
                 thread.unpark();
             }
-            result?;
+            // After the waiters are on their way: readers elsewhere learn of it a few
+            // microseconds later, and no acknowledgement waits for them.
+            self.publish(result?);
             st = lock(&self.sync);
         }
     }
@@ -235,9 +238,10 @@ impl Log {
         Ok(target)
     }
 
-    /// One leader's sync: write out under the writer lock, fdatasync outside it.
-    fn sync_now(&self) -> Result<Lsn> {
-        let (file, path, target) = {
+    /// One leader's sync: write out under the writer lock, fdatasync outside it. Returns the
+    /// position just past the last record synced.
+    fn sync_now(&self) -> Result<Position> {
+        let (file, path, end) = {
             let mut w = lock(&self.writer);
             self.check_poison()?;
             self.write_out(&mut w)?;
@@ -245,13 +249,45 @@ impl Log {
             (
                 w.active.file.clone(),
                 w.active.path.clone(),
-                Lsn(w.next_lsn.0 - 1),
+                Position {
+                    lsn: Lsn(w.next_lsn.0 - 1),
+                    segment: w.active.id,
+                    offset: w.flushed_end,
+                },
             )
         };
         if let Err(e) = file.sync_data() {
             let error = LogError::io("fdatasync", &*path, e);
             return Err(self.poison(error.to_string()));
         }
-        Ok(target)
+        Ok(end)
+    }
+
+    /// Publishes `end` (durable) to readers in other processes: rewrites the published end's
+    /// file in place if `end` is past what it says. Not synced: after a crash the file says
+    /// less, never more, than what survived. A failure only leaves readers behind (the log's
+    /// durability does not depend on it), so it is not an error of the sync.
+    fn publish(&self, end: Position) {
+        let mut published = lock(&self.published);
+        if end.lsn <= published.lsn {
+            return;
+        }
+        let path = self.dir.join(format::PUBLISHED_END_FILE_NAME);
+        if published.file.is_none() {
+            let opened = match self.storage.open(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.storage.create(&path),
+                other => other,
+            };
+            published.file = opened.ok();
+        }
+        let Some(file) = &published.file else {
+            return;
+        };
+        if file
+            .write_all_at(&format::encode_published_end(end), 0)
+            .is_ok()
+        {
+            published.lsn = end.lsn;
+        }
     }
 }

@@ -23,10 +23,12 @@
 //! - `synced_lsn <= flushed records <= appended records`; only the active segment holds unsynced
 //!   bytes.
 //! - After any failed write or sync the log is poisoned and refuses all further writes.
+//! - The published end (`format::published_end`) never names a record that is not durable:
+//!   it is written after the sync that covers it, and only ever moves forward.
 //!
 //! Lock order, for every file of this module: `writer` before `sync` before `sealed`. The sync
-//! leader never holds `sync` while it takes `writer`. `spare`, `poison_cause` and the durable
-//! watch's lock are leaves: nothing else is locked while one of them is held.
+//! leader never holds `sync` while it takes `writer`. `spare`, `poison_cause`, `published` and
+//! the durable watch's lock are leaves: nothing else is locked while one of them is held.
 
 mod append;
 mod group_commit;
@@ -211,6 +213,8 @@ pub struct Log {
     arrival_cv: Condvar,
     /// Wakes threads following the durable end ([`Log::wait_synced_past`]).
     durable_watch: DurableWatch,
+    /// The published end's file and what it says (a leaf lock).
+    published: Mutex<Published>,
     sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
     spare: Mutex<Spare>,
     spare_cv: Condvar,
@@ -227,6 +231,13 @@ struct DurableWatch {
     waiters: std::sync::atomic::AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
+}
+
+/// The end published to readers in other processes (see `format::published_end`).
+#[derive(Debug, Default)]
+struct Published {
+    file: Option<Arc<dyn StorageFile>>,
+    lsn: Lsn,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -465,6 +465,7 @@ impl Log {
             synced: AtomicU64::new(last_lsn.0),
             arrival_cv: Condvar::new(),
             durable_watch: super::DurableWatch::default(),
+            published: Mutex::new(super::Published::default()),
             sealed: RwLock::new(sealed),
             spare: Mutex::new(Spare::Empty),
             spare_cv: Condvar::new(),
