@@ -74,3 +74,29 @@ pub fn load_average() -> String {
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned())
 }
+
+/// The commit of the workspace this bench was built from, as `git describe` would name it for
+/// a report: the short hash, with ` (with uncommitted changes)` when tracked files differ from
+/// it, or `unknown` without git. Read at run time from the source tree the bench was compiled
+/// in.
+#[must_use]
+pub fn source_commit() -> String {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&workspace)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(hash) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(changes) if !changes.is_empty() => format!("{hash} (with uncommitted changes)"),
+            _ => hash,
+        },
+        None => "unknown".to_owned(),
+    }
+}

@@ -9,6 +9,9 @@
 //!   workload without an engine;
 //! - [`kv`]: the key-value event stream of the random-access read bench and of `helios tune`,
 //!   with every key's history as the reference answer;
+//! - [`many_streams`]: many short key-value streams appended to in a seeded random
+//!   interleaving (classic event sourcing), with every stream's state at any version as the
+//!   reference answer;
 //! - [`payloads`]: the event payloads of the append benches;
 //! - [`latency`]: the latency histograms the workloads' own reports are written in, and
 //!   [`mounts`], which file system a run's files are on.
@@ -25,6 +28,7 @@
 
 pub mod kv;
 pub mod latency;
+pub mod many_streams;
 pub mod mcts;
 pub mod mounts;
 pub mod payloads;

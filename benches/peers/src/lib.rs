@@ -12,7 +12,9 @@
 //! - [`snapshot`]: a full state archived with rkyv every N events;
 //! - [`replay`]: state by replay from the first event;
 //! - `sqlite` (with the `sqlite` feature): SQLite in WAL mode, as an event table and as the whole
-//!   MCTS workload.
+//!   MCTS workload;
+//! - `sqlite_event_store` (with the `sqlite` feature): SQLite as an event store for many
+//!   key-value streams, with a snapshot every 10 events of a stream (the `many_streams` bench).
 //!
 //! It is not responsible for generating the workloads (`helios-workloads`) or for timing and
 //! reporting (`helios-benches`, `helios demo`): nothing here reads a clock. SQLite is behind the
@@ -25,3 +27,5 @@ pub mod replay;
 pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+pub mod sqlite_event_store;
