@@ -73,6 +73,10 @@ enum Command {
     /// Print a stream's events as `VERSION<TAB>PAYLOAD` lines.
     #[command(long_about = commands::read::LONG_ABOUT)]
     Read(commands::read::Args),
+    /// Print every event of the store as `STREAM<TAB>VERSION<TAB>PAYLOAD` lines, then each new
+    /// one as soon as it is durable.
+    #[command(long_about = commands::tail::LONG_ABOUT)]
+    Tail(commands::tail::Args),
     /// Print the value of a key in a stream's state at any version (default: the head).
     #[command(long_about = commands::get::LONG_ABOUT)]
     Get(commands::get::Args),
@@ -108,6 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Append(args) => commands::append::run(&args),
         Command::Import(args) => commands::import::run(&args),
         Command::Read(args) => commands::read::run(&args),
+        Command::Tail(args) => commands::tail::run(&args),
         Command::Get(args) => commands::get::run(&args),
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Verify(args) => commands::verify::run(&args),

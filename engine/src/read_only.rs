@@ -79,6 +79,12 @@ impl ReadOnly {
         self.engine.head(stream)
     }
 
+    /// See [`Engine::stream_name`].
+    #[must_use]
+    pub fn stream_name(&self, id: StreamId) -> Option<String> {
+        self.engine.stream_name(id)
+    }
+
     /// See [`Engine::stream`].
     #[must_use]
     pub fn stream(&self, stream: &str) -> Option<StreamInfo> {
@@ -142,7 +148,7 @@ impl Reader for ReadOnly {
     }
 
     fn stream_name(&self, id: StreamId) -> Option<String> {
-        self.engine.stream_name(id)
+        ReadOnly::stream_name(self, id)
     }
 
     fn streams(&self) -> Streams<'_> {

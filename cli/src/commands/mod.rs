@@ -2,12 +2,14 @@
 
 pub mod append;
 pub mod demo;
+pub(crate) mod follow;
 pub mod get;
 pub mod import;
 pub mod inspect;
 pub mod read;
 pub mod repair;
 pub mod stats;
+pub mod tail;
 pub mod tune;
 pub mod verify;
 pub mod workload;

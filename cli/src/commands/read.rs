@@ -1,11 +1,12 @@
 //! `helios read`: a stream's events as `VERSION<TAB>PAYLOAD` lines.
 
-use std::io::{BufWriter, ErrorKind, Write as _};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use helios::Version;
 
+use crate::commands::follow::{self, Followed, Mode, Scope, Sink};
 use crate::error::CliError;
 use crate::json;
 use crate::limits;
@@ -23,9 +24,17 @@ pub const LONG_ABOUT: &str = "Print the events of STREAM as `VERSION<TAB>PAYLOAD
     --from past the stream's head is an error naming the head, as `helios get --at` past the \
     head is (the stream has no such version); --from 0 is --from 1. --to past the head reads \
     up to the head; --to below --from is an error.\n\n\
+    With `--follow`, the stream's events are printed (from --from on), then each new one as \
+    soon as the writer has made it durable, until interrupted; lines are flushed as they are \
+    printed. Only durable events are printed: a writer in another process publishes how far \
+    its log is durable after each sync, and nothing past that is read, so nothing printed can \
+    be taken back by a crash. A store or stream that does not exist yet is waited for (said \
+    once on stderr), --from past the head waits for that version, and a stream deleted while \
+    followed is said on stderr and its name waited for again. --to does not go with \
+    --follow.\n\n\
     Exit status: 0 when every event asked for was printed (none, for an empty stream read \
-    without --from), 2 on errors (a store or stream that does not exist, --from past the \
-    head, --to below --from, a damaged event).";
+    without --from; with --follow, when the output is closed), 2 on errors (a store or stream \
+    that does not exist, --from past the head, --to below --from, a damaged event).";
 
 /// Arguments of `helios read`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +54,9 @@ pub struct Args {
     /// Print one JSON object per event and line instead of `VERSION<TAB>PAYLOAD`.
     #[arg(long)]
     pub json: bool,
+    /// Then print each new event as soon as it is durable, until interrupted.
+    #[arg(long, conflicts_with = "to")]
+    pub follow: bool,
     #[command(flatten)]
     pub open: OpenArgs,
 }
@@ -59,8 +71,56 @@ struct EventJson<'a> {
     payload: &'a str,
 }
 
+/// Lines of `helios read`.
+struct ReadSink<W: Write> {
+    out: W,
+    json: bool,
+}
+
+impl<W: Write> Sink for ReadSink<W> {
+    fn emit(&mut self, e: &Followed<'_>) -> std::io::Result<()> {
+        write_event(&mut self.out, e.event, self.json)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn write_event(out: &mut impl Write, event: &helios::Event, json: bool) -> std::io::Result<()> {
+    let payload = String::from_utf8_lossy(&event.payload);
+    if json {
+        let line = json::line(&EventJson {
+            version: event.version.get(),
+            lsn: event.lsn.get(),
+            durability: event.durability.to_string(),
+            timestamp_us: event.timestamp_us,
+            payload: &payload,
+        })
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        out.write_all(line.as_bytes())
+    } else {
+        writeln!(out, "{}\t{payload}", event.version.get())
+    }
+}
+
 /// Runs `helios read`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
+    if args.follow {
+        let mut sink = ReadSink {
+            out: BufWriter::new(std::io::stdout().lock()),
+            json: args.json,
+        };
+        let from = Version(args.from.unwrap_or(1));
+        follow::follow(
+            &args.dir,
+            &args.open,
+            Scope::Stream(&args.stream, from),
+            Mode::Follow,
+            &mut sink,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = args.open.open_read_only(&args.dir)?;
     let head = engine
         .head(&args.stream)
@@ -91,20 +151,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let written = (|| -> Result<(), CliError> {
         for event in engine.read(&args.stream, from..=to)? {
             let event = event?;
-            let payload = String::from_utf8_lossy(&event.payload);
-            if args.json {
-                let line = json::line(&EventJson {
-                    version: event.version.get(),
-                    lsn: event.lsn.get(),
-                    durability: event.durability.to_string(),
-                    timestamp_us: event.timestamp_us,
-                    payload: &payload,
-                })?;
-                out.write_all(line.as_bytes())
-            } else {
-                writeln!(out, "{}\t{payload}", event.version.get())
-            }
-            .map_err(CliError::io("write to stdout"))?;
+            write_event(&mut out, &event, args.json).map_err(CliError::io("write to stdout"))?;
         }
         out.flush().map_err(CliError::io("write to stdout"))
     })();

@@ -15,6 +15,7 @@
 mod append_kill;
 mod append_read;
 mod demo;
+mod follow;
 mod get;
 mod hostile_args;
 mod hostile_input;

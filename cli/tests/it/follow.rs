@@ -1,0 +1,202 @@
+//! `helios read --follow` and `helios tail` in processes of their own beside a writer's: they
+//! wait for a store that does not exist yet, print each durable event once and in order, copy
+//! a store through `helios import`, and survive the writer's SIGKILL and reopen without
+//! printing a record the reopen removed.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{KILL_SEGMENT_SIZE_BYTES, helios, ok, run_in, sigkill};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A follower process whose stdout lines arrive on a channel.
+struct Following {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Following {
+    fn spawn(args: &[&str]) -> Following {
+        let mut child = helios()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the follower");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Following { child, lines }
+    }
+
+    /// The next `n` lines, each within the wait.
+    fn take(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                self.lines
+                    .recv_timeout(WAIT)
+                    .unwrap_or_else(|e| panic!("line {i} of {n} did not come: {e}"))
+            })
+            .collect()
+    }
+
+    /// Lines printed until `quiet` passes without one.
+    fn drain(&self, quiet: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(quiet) {
+            out.push(line);
+        }
+        out
+    }
+
+    /// Kills the follower (it was still running: it neither crashed nor stopped), returning
+    /// its stderr.
+    fn stop(mut self, what: &str) -> String {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_none(),
+            "{what}: the follower exited on its own"
+        );
+        let mut stderr = self.child.stderr.take().expect("stderr");
+        sigkill(&mut self.child, what);
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    }
+}
+
+fn path(dir: &Path) -> &str {
+    dir.to_str().expect("a UTF-8 temporary path")
+}
+
+#[test]
+fn read_follow_waits_for_the_store_then_prints_each_durable_event_of_another_process() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let follower = Following::spawn(&["read", path(&dir), "orders", "--follow"]);
+    ok(&run_in(
+        &dir,
+        &["append", "orders", "--durability", "critical"],
+        b"set a 1\nset b 2\nset c 3\n",
+    ));
+    assert_eq!(follower.take(3), ["1\tset a 1", "2\tset b 2", "3\tset c 3"]);
+    // Another stream's events are not printed; normal appends are, once synced (at the
+    // appending process's close).
+    ok(&run_in(&dir, &["append", "other"], b"set x 1\n"));
+    ok(&run_in(&dir, &["append", "orders"], b"set d 4\nset e 5\n"));
+    assert_eq!(follower.take(2), ["4\tset d 4", "5\tset e 5"]);
+    assert_eq!(
+        follower.drain(Duration::from_millis(300)),
+        Vec::<String>::new()
+    );
+    let stderr = follower.stop("read --follow");
+    assert!(stderr.contains("waiting for it"), "{stderr}");
+
+    // A second follower from a version on prints the rest, then waits for the next.
+    let from = Following::spawn(&["read", path(&dir), "orders", "--follow", "--from", "4"]);
+    assert_eq!(from.take(2), ["4\tset d 4", "5\tset e 5"]);
+    ok(&run_in(&dir, &["append", "orders"], b"set f 6\n"));
+    assert_eq!(from.take(1), ["6\tset f 6"]);
+    from.stop("read --follow --from 4");
+}
+
+#[test]
+fn tail_prints_the_store_in_log_order_and_copies_it_through_import() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let mut lines = String::new();
+    for i in 0..300 {
+        lines.push_str(&format!("s{}\tset k{} v{i}\n", i % 7, i % 5));
+    }
+    ok(&run_in(&dir, &["import"], lines.as_bytes()));
+    let tail = ok(&run_in(&dir, &["tail", "--no-follow"], b""));
+    let expected: Vec<String> = (0..300)
+        .map(|i| format!("s{}\t{}\tset k{} v{i}", i % 7, i / 7 + 1, i % 5))
+        .collect();
+    assert_eq!(tail.lines().collect::<Vec<_>>(), expected);
+
+    let copy = tmp.path().join("copy");
+    let no_version = ok(&run_in(&dir, &["tail", "--no-follow", "--no-version"], b""));
+    assert_eq!(no_version, lines);
+    ok(&run_in(&copy, &["import"], no_version.as_bytes()));
+    for s in 0..7 {
+        let stream = format!("s{s}");
+        assert_eq!(
+            ok(&run_in(&copy, &["read", &stream], b"")),
+            ok(&run_in(&dir, &["read", &stream], b"")),
+            "{stream}"
+        );
+    }
+}
+
+/// The writer is SIGKILLed in the middle of its appends and reopened (its torn tail cut) while
+/// `helios tail` follows: the follower keeps running and printed only records the reopened
+/// store holds, each once, in order.
+#[test]
+fn a_follower_survives_the_writer_killed_and_reopened() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let size = KILL_SEGMENT_SIZE_BYTES.to_string();
+    let follower = Following::spawn(&["tail", path(&dir)]);
+    for round in 0..3 {
+        let mut writer = helios()
+            .args([
+                "workload",
+                path(&dir),
+                "--seed",
+                &round.to_string(),
+                "--segment-size-bytes",
+                &size,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn helios workload");
+        thread::sleep(Duration::from_millis(400));
+        sigkill(&mut writer, &format!("workload round {round}"));
+    }
+    // Reopened by a writer: recovery cuts the torn tail, and the marker is appended after it.
+    ok(&run_in(
+        &dir,
+        &[
+            "append",
+            "marker",
+            "--durability",
+            "critical",
+            "--segment-size-bytes",
+            &size,
+        ],
+        b"set end 1\n",
+    ));
+    let deadline = Instant::now() + WAIT;
+    let mut printed = Vec::new();
+    while !printed.iter().any(|l: &String| l.starts_with("marker\t")) {
+        assert!(Instant::now() < deadline, "the marker was not printed");
+        printed.extend(follower.drain(Duration::from_millis(200)));
+    }
+    let stderr = follower.stop("tail");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let store = ok(&run_in(&dir, &["tail", "--no-follow"], b""));
+    let held: Vec<&str> = store.lines().collect();
+    assert!(
+        printed.len() > 10,
+        "the workload's events were followed: {printed:?}"
+    );
+    assert_eq!(
+        printed, held,
+        "the follower printed exactly what the reopened store holds, in order"
+    );
+}
