@@ -21,6 +21,7 @@
 //! `benches/checkpoint_reads/`, `benches/mixed_workload/` and `benches/many_streams/`.
 
 pub mod args;
+pub mod cli_bin;
 pub mod disk;
 pub mod machine;
 pub mod report;

@@ -133,7 +133,9 @@ impl Config {
             critical: options.critical.unwrap_or(quick(1_000, 300)),
             get_runs: options.get_runs.unwrap_or(quick(20, 10)),
             reopens: options.reopens.unwrap_or(quick(5, 3)).max(1),
-            helios_bin: options.helios_bin.unwrap_or_else(opens::default_helios_bin),
+            helios_bin: options
+                .helios_bin
+                .unwrap_or_else(helios_benches::cli_bin::default_helios_bin),
             skip_sqlite: options.skip_sqlite,
             keep: options.keep,
             reopen_only: options.reopen_only,

@@ -1,7 +1,7 @@
 //! Open time: `Engine::open` in this process, and a whole `helios get DIR STREAM k0` process
 //! (spawned, waited for, its answer checked against the workload's reference state).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -57,17 +57,6 @@ pub struct GetRuns {
     pub present: u64,
     /// Runs that found the key absent (exit status 1), checked against the reference.
     pub absent: u64,
-}
-
-/// The `helios` binary the runs spawn: `--helios-bin`, or `target/release/helios` of this
-/// workspace (or of `$CARGO_TARGET_DIR`).
-pub fn default_helios_bin() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-            PathBuf::from,
-        )
-        .join("release/helios")
 }
 
 /// Runs `helios get DIR STREAM k0` once untimed (to warm the binary's pages), then `count`
