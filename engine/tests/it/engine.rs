@@ -584,10 +584,17 @@ fn lost_acknowledged_records_are_refused_until_a_repair_keeps_the_rest() {
     // that described the lost records is set aside, not deleted.
     assert_eq!(std::fs::read(&active).expect("read"), damaged);
     assert!(aside.join("meta").is_dir(), "the old metadata is kept");
+    // The log's published end goes aside with the other leftovers of the log: it may name
+    // records past the kept prefix, so readers in other processes wait for the next sync.
     assert_eq!(
         repaired.moved,
-        [PathBuf::from("meta"), PathBuf::from("checkpoints")]
+        [
+            PathBuf::from("meta"),
+            PathBuf::from("checkpoints"),
+            PathBuf::from("log/published-end")
+        ]
     );
+    assert!(!dir.path().join("log/published-end").exists());
 
     let engine = Engine::open(dir.path(), Options::default()).expect("open after the repair");
     assert_eq!(engine.head("s"), Some(Version(2)));
