@@ -102,7 +102,7 @@ pub use options::{
     DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options, WriteBehindOptions,
 };
 pub use read::{Event, GlobalIter, ReadIter, StreamInfo, Streams};
-pub use read_only::ReadOnly;
+pub use read_only::{ReadOnly, Refreshed};
 pub use reader::Reader;
 pub use repair::{LostVersions, RepairReport, repair};
 pub use store_format::STORE_FORMAT_VERSION;

@@ -13,9 +13,12 @@ use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::path::Path;
 
-use helios_log::{Lsn, StreamId, Version};
+use std::sync::Mutex;
+
+use helios_log::{Follower, LogError, Lsn, RecordKind, StreamId, Version};
 use helios_replay::{Aggregate, View};
 
+use crate::engine::{LOG_DIR, lock};
 use crate::error::Result;
 use crate::open::Access;
 use crate::options::EngineBuilder;
@@ -39,6 +42,20 @@ use crate::{Checkpoints, Engine, Inspect, Options};
 #[derive(Debug)]
 pub struct ReadOnly {
     engine: Engine,
+    /// Where [`ReadOnly::refresh`] goes on reading the log; `None` once a refresh failed
+    /// halfway (the handle's view of the store is then incomplete: reopen it).
+    follower: Mutex<Option<Follower>>,
+}
+
+/// What [`ReadOnly::refresh`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refreshed {
+    /// The last LSN the handle had read before.
+    pub from: Lsn,
+    /// The last LSN it has read now (the writer's published durable end, when it moved).
+    pub to: Lsn,
+    /// Events among the records read.
+    pub events: u64,
 }
 
 impl ReadOnly {
@@ -51,6 +68,57 @@ impl ReadOnly {
     /// corruption before the log's tail naming the file and offset, I/O errors.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<ReadOnly> {
         Engine::builder(dir).options(options).open_read_only()
+    }
+
+    /// Catches up with a writer in another process: reads the records it has made durable
+    /// since this handle last read (its open, or the last refresh) and makes them visible to
+    /// every read of this handle: new streams, events, heads, forks and deletions. Reads only
+    /// up to the end the writer published after its last sync (`log/published-end`), so it
+    /// never sees a record a crash could take back. Checkpoints the writer built since the open
+    /// are not picked up: views of new versions replay from the ones the handle knows (exact,
+    /// and reported in the view's report). Reads the store's files directly, whatever storage
+    /// the handle was opened with.
+    ///
+    /// # Errors
+    /// Damage below the published end, I/O errors. After an error the handle refuses further
+    /// refreshes (what it read is incomplete): open a new one.
+    pub fn refresh(&self) -> Result<Refreshed> {
+        let inner = &self.engine.inner;
+        let mut guard = lock(&self.follower);
+        let Some(follower) = guard.as_mut() else {
+            return Err(crate::Error::Log(LogError::Poisoned {
+                cause: "an earlier refresh of this read-only handle failed; open a new one".into(),
+            }));
+        };
+        let from = follower.position().lsn;
+        let mut events = 0;
+        let mut failure = None;
+        // Under the catalog lock until the log can read what the catalog now points at.
+        let mut catalog = lock(&inner.catalog);
+        let polled = follower.poll(&mut |record, location| {
+            if failure.is_none() {
+                match catalog.apply(&record, location) {
+                    Ok(()) => events += u64::from(record.header.kind == RecordKind::Event),
+                    Err(e) => failure = Some(e),
+                }
+            }
+        });
+        let to = follower.position();
+        let advanced = match polled {
+            Ok(_) if to.lsn > from => inner.log.advance_read_only(to).map_err(crate::Error::from),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        drop(catalog);
+        if let Some(e) = failure.map(Err).unwrap_or(advanced).err() {
+            *guard = None;
+            return Err(e.damage_in(inner.dir.as_path()));
+        }
+        Ok(Refreshed {
+            from,
+            to: to.lsn,
+            events,
+        })
     }
 
     /// Whether a writer holds the store now (a process has it open for writing). Looks at the
@@ -176,8 +244,11 @@ impl EngineBuilder {
     /// As [`ReadOnly::open`].
     pub fn open_read_only(self) -> Result<ReadOnly> {
         let (dir, options, plugins) = self.into_parts();
+        let engine = Engine::open_as(&dir, options, plugins, Access::Read)?;
+        let follower = Follower::new(&dir.join(LOG_DIR), engine.inner.log.end());
         Ok(ReadOnly {
-            engine: Engine::open_as(&dir, options, plugins, Access::Read)?,
+            engine,
+            follower: Mutex::new(Some(follower)),
         })
     }
 }

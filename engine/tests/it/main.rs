@@ -19,6 +19,7 @@ mod directories;
 mod engine;
 mod formats;
 mod hostile;
+mod readers;
 mod repair;
 mod simulator;
 mod state;

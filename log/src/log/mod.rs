@@ -10,6 +10,8 @@
 //! - `read.rs`: reads by location ([`Log::read_with`], [`Log::read_many_with`]) from the sealed
 //!   segments' shared maps and from the active segment.
 //! - `iter.rs`: iteration by LSN ([`LogIter`]).
+//! - `advance.rs`: [`Log::advance_read_only`], a read-only log following another process's
+//!   published end.
 //! - `verify.rs`: [`Log::verify`], the offline check.
 //! - `prefix.rs`: [`Log::intact_prefix`], what a repair of a damaged log keeps.
 //! - `tests.rs`: the unit tests.
@@ -30,6 +32,7 @@
 //! leader never holds `sync` while it takes `writer`. `spare`, `poison_cause`, `published` and
 //! the durable watch's lock are leaves: nothing else is locked while one of them is held.
 
+mod advance;
 mod append;
 mod group_commit;
 mod iter;
@@ -211,6 +214,9 @@ pub struct Log {
     synced: AtomicU64,
     /// Wakes a gathering leader when another waiter arrives.
     arrival_cv: Condvar,
+    /// Opened to read only: it never writes, and may follow another process's published end
+    /// ([`Log::advance_read_only`]).
+    read_only: bool,
     /// Wakes threads following the durable end ([`Log::wait_synced_past`]).
     durable_watch: DurableWatch,
     /// The published end's file and what it says (a leaf lock).

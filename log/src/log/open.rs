@@ -464,6 +464,7 @@ impl Log {
             sync: Mutex::new(SyncState::default()),
             synced: AtomicU64::new(last_lsn.0),
             arrival_cv: Condvar::new(),
+            read_only: !writing,
             durable_watch: super::DurableWatch::default(),
             published: Mutex::new(super::Published::default()),
             sealed: RwLock::new(sealed),

@@ -1,0 +1,173 @@
+//! A read-only handle beside a writer (`ReadOnly::refresh`): it sees what the writer made
+//! durable and published, no more, through segment rolls, new streams, forks and deletions;
+//! its views match a model at random versions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use helios::{Durability, Engine, Options, ReadOnly, Version};
+use helios_testkit::Rng;
+
+use crate::support::{del, model_states, set};
+
+fn options() -> Options {
+    let mut options = Options::default();
+    options.log.segment_size_bytes = 16 * 1024; // Rolls every few dozen events.
+    options.background_threads = false; // Syncs happen when the test says.
+    options
+}
+
+fn writer(dir: &Path) -> Engine {
+    Engine::open(dir, options()).expect("open the writer")
+}
+
+fn reader(dir: &Path) -> ReadOnly {
+    ReadOnly::open(dir, options()).expect("open read-only")
+}
+
+/// The reader's state of `stream` at `version` against the model's.
+fn check_view(reader: &ReadOnly, stream: &str, version: u64, events: &[Vec<u8>]) {
+    let states = model_states(events);
+    let view = reader.view(stream, Version(version)).expect("view");
+    let got: BTreeMap<Vec<u8>, Vec<u8>> =
+        view.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    assert_eq!(
+        &got,
+        &states[usize::try_from(version).expect("small")],
+        "{stream} at {version}"
+    );
+}
+
+#[test]
+fn a_refreshed_reader_sees_what_the_writer_made_durable_and_nothing_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    let first: Vec<Vec<u8>> = (0..20)
+        .map(|i| set(&format!("k{}", i % 6), &i.to_string()))
+        .collect();
+    writer
+        .append("a", &first, Durability::Critical, None)
+        .expect("append");
+    let reader = reader(dir.path());
+    assert_eq!(reader.head("a"), Some(Version(20)));
+
+    // Normal appends, written out but not synced: not published, not seen.
+    let more: Vec<Vec<u8>> = (20..140)
+        .map(|i| set(&format!("k{}", i % 6), &format!("{i}-{}", "v".repeat(200))))
+        .collect();
+    writer
+        .append("a", &more, Durability::Normal, None)
+        .expect("append");
+    let _ = writer
+        .events_from(helios::Lsn(1))
+        .expect("write out")
+        .count();
+    let refreshed = reader.refresh().expect("refresh");
+    assert_eq!(
+        refreshed.from, refreshed.to,
+        "nothing durable was published"
+    );
+    assert_eq!(reader.head("a"), Some(Version(20)));
+
+    // Synced: published, seen, across the segment rolls 120 large events cause.
+    writer.sync().expect("sync");
+    let refreshed = reader.refresh().expect("refresh");
+    assert_eq!(refreshed.events, 120);
+    assert_eq!(reader.head("a"), Some(Version(140)));
+    assert!(
+        writer.inspect().segments().expect("segments").len() > 1,
+        "the log rolled"
+    );
+    let all: Vec<Vec<u8>> = first.iter().chain(&more).cloned().collect();
+    for version in [0, 1, 19, 20, 21, 45, 99, 140] {
+        check_view(&reader, "a", version, &all);
+    }
+
+    // A new stream, a fork and a deletion.
+    writer
+        .append("b", &[set("x", "1"), del("x")], Durability::Critical, None)
+        .expect("append");
+    writer.fork_stream("a", Version(30), "c").expect("fork");
+    writer
+        .append("c", &[set("k0", "fork")], Durability::Critical, None)
+        .expect("append");
+    writer.delete_stream("b").expect("delete");
+    reader.refresh().expect("refresh");
+    assert_eq!(reader.head("b"), None, "deleted");
+    assert_eq!(reader.head("c"), Some(Version(31)));
+    let forked: Vec<Vec<u8>> = all[..30]
+        .iter()
+        .cloned()
+        .chain([set("k0", "fork")])
+        .collect();
+    check_view(&reader, "c", 31, &forked);
+    check_view(&reader, "c", 12, &forked);
+    let payloads: Vec<Vec<u8>> = reader
+        .read("c", Version(29)..)
+        .expect("read")
+        .map(|e| e.expect("event").payload)
+        .collect();
+    assert_eq!(payloads, forked[28..]);
+}
+
+/// Random appends to random streams with both classes, syncs and refreshes in between: after
+/// each refresh the reader has exactly the writer's durable heads, and its views and reads at
+/// random versions match the model.
+#[test]
+fn a_reader_follows_random_appends_and_matches_the_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    writer
+        .append("s0", &[set("k", "0")], Durability::Critical, None)
+        .expect("append");
+    let reader = reader(dir.path());
+    let mut rng = Rng::new(17);
+    let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    model.insert("s0".into(), vec![set("k", "0")]);
+    let mut durable = model.clone();
+    for round in 0..40 {
+        for _ in 0..1 + rng.next_u64() % 8 {
+            let stream = format!("s{}", rng.next_u64() % 4);
+            let events: Vec<Vec<u8>> = (0..1 + rng.next_u64() % 5)
+                .map(|_| {
+                    let key = format!("k{}", rng.next_u64() % 5);
+                    if rng.next_u64().is_multiple_of(6) {
+                        del(&key)
+                    } else {
+                        set(
+                            &key,
+                            &format!("{round}-{}", "x".repeat((rng.next_u64() % 300) as usize)),
+                        )
+                    }
+                })
+                .collect();
+            let class = if rng.next_u64().is_multiple_of(2) {
+                Durability::Critical
+            } else {
+                Durability::Normal
+            };
+            writer
+                .append(&stream, &events, class, None)
+                .expect("append");
+            model.entry(stream).or_default().extend(events);
+            if class == Durability::Critical {
+                // A critical sync makes everything before it durable too.
+                durable = model.clone();
+            }
+        }
+        if rng.next_u64().is_multiple_of(3) {
+            writer.sync().expect("sync");
+            durable = model.clone();
+        }
+        reader.refresh().expect("refresh");
+        for (stream, events) in &durable {
+            assert_eq!(
+                reader.head(stream),
+                Some(Version(events.len() as u64)),
+                "{stream} after round {round}"
+            );
+            let version = rng.next_u64() % (events.len() as u64 + 1);
+            check_view(&reader, stream, version, events);
+        }
+    }
+}
