@@ -74,10 +74,11 @@ impl ReadOnly {
     /// since this handle last read (its open, or the last refresh) and makes them visible to
     /// every read of this handle: new streams, events, heads, forks and deletions. Reads only
     /// up to the end the writer published after its last sync (`log/published-end`), so it
-    /// never sees a record a crash could take back. Checkpoints the writer built since the open
-    /// are not picked up: views of new versions replay from the ones the handle knows (exact,
-    /// and reported in the view's report). Reads the store's files directly, whatever storage
-    /// the handle was opened with.
+    /// never sees a record a crash could take back. The checkpoints the writer has built for
+    /// the new versions are adopted too (found by name), so views of them replay as few events
+    /// as the writer's; those it has not built yet are looked for at the next refresh, and
+    /// views meanwhile replay from older ones (exact, and reported in the view's report).
+    /// Reads the store's files directly, whatever storage the handle was opened with.
     ///
     /// # Errors
     /// Damage below the published end, I/O errors. After an error the handle refuses further
@@ -93,16 +94,25 @@ impl ReadOnly {
         let from = follower.position().lsn;
         let mut events = 0;
         let mut failure = None;
+        let mut touched = std::collections::HashSet::new();
         // Under the catalog lock until the log can read what the catalog now points at.
         let mut catalog = lock(&inner.catalog);
         let polled = follower.poll(&mut |record, location| {
             if failure.is_none() {
                 match catalog.apply(&record, location) {
-                    Ok(()) => events += u64::from(record.header.kind == RecordKind::Event),
+                    Ok(()) if record.header.kind == RecordKind::Event => {
+                        events += 1;
+                        touched.insert(record.header.stream);
+                    }
+                    Ok(()) => {}
                     Err(e) => failure = Some(e),
                 }
             }
         });
+        let heads: Vec<(StreamId, Version)> = touched
+            .iter()
+            .filter_map(|&id| catalog.get(id).map(|st| (id, st.head)))
+            .collect();
         let to = follower.position();
         let advanced = match polled {
             Ok(_) if to.lsn > from => inner.log.advance_read_only(to).map_err(crate::Error::from),
@@ -113,6 +123,10 @@ impl ReadOnly {
         if let Some(e) = failure.map(Err).unwrap_or(advanced).err() {
             *guard = None;
             return Err(e.damage_in(inner.dir.as_path()));
+        }
+        drop(guard);
+        for (id, head) in heads {
+            inner.store.discover(id, head.0);
         }
         Ok(Refreshed {
             from,

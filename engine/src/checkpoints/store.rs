@@ -116,6 +116,9 @@ pub(crate) struct Store {
     /// A reader's store: it deletes nothing and rebuilds nothing; a damaged checkpoint is only
     /// forgotten, and views read around it.
     read_only: bool,
+    /// A reader's store: per stream, the next checkpoint version to look for among the files
+    /// the writer writes after the reader opened ([`Store::discover`]).
+    discover_from: Mutex<HashMap<StreamId, u64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -248,6 +251,7 @@ impl Store {
             damaged: AtomicU64::new(0),
             heavy_known: AtomicBool::new(heavy_known),
             read_only: false,
+            discover_from: Mutex::new(HashMap::new()),
         };
         Ok((store, report))
     }
@@ -307,6 +311,7 @@ impl Store {
             damaged: AtomicU64::new(0),
             heavy_known: AtomicBool::new(heavy_known),
             read_only: true,
+            discover_from: Mutex::new(HashMap::new()),
         };
         Ok((store, report))
     }
@@ -389,6 +394,43 @@ impl Store {
             .entry(stream)
             .or_default()
             .insert(version, record);
+    }
+
+    /// A reader's store: adopts the checkpoint files of `stream` that the writer (another
+    /// process) wrote since, at the policy's versions up to `head`, found by name, in version
+    /// order (the writer's builder writes a stream's checkpoints in that order), stopping at
+    /// the first not there yet, which the next call looks for again. So a view of a version
+    /// the writer appended after the reader opened starts from them instead of replaying from
+    /// an older one. Checkpoints after heavy events (at any version) are not looked for.
+    pub(crate) fn discover(&self, stream: StreamId, head: u64) {
+        let fanout = self.policy.fanout();
+        let mut discover_from = crate::engine::lock(&self.discover_from);
+        let next = discover_from.entry(stream).or_insert_with(|| {
+            let latest = self.latest(stream).unwrap_or(0);
+            latest - latest % fanout + fanout
+        });
+        while *next <= head {
+            let version = *next;
+            if !self.contains(stream, version) {
+                let Some(level) = self.policy.level_at(version) else {
+                    break;
+                };
+                let Ok(meta) = std::fs::metadata(self.path(stream, version, level)) else {
+                    break;
+                };
+                self.add(
+                    stream,
+                    version,
+                    CheckpointRecord {
+                        level,
+                        base: self.policy.base_of(version, level),
+                        file_len_bytes: meta.len(),
+                        archive_crc: 0,
+                    },
+                );
+            }
+            *next = version + fanout;
+        }
     }
 
     /// Counts a checkpoint written: as rebuilt if it had been found missing or damaged.

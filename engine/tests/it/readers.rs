@@ -171,3 +171,35 @@ fn a_reader_follows_random_appends_and_matches_the_model() {
         }
     }
 }
+
+/// The checkpoints the writer builds after the reader opened are adopted by a refresh: views
+/// of the new versions replay at most `fanout - 1` events, as the writer's do.
+#[test]
+fn a_refresh_adopts_the_checkpoints_the_writer_built_since() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    let events: Vec<Vec<u8>> = (0..600)
+        .map(|i| set(&format!("k{}", i % 40), &i.to_string()))
+        .collect();
+    writer
+        .append("a", &events[..5], Durability::Critical, None)
+        .expect("append");
+    let reader = reader(dir.path());
+    for chunk in events[5..].chunks(50) {
+        writer
+            .append("a", chunk, Durability::Critical, None)
+            .expect("append");
+    }
+    writer.checkpoints().sync().expect("build checkpoints");
+    reader.refresh().expect("refresh");
+    let fanout = options().checkpoints.policy.fanout();
+    for version in [599, 600, 455, 101] {
+        check_view(&reader, "a", version, &events);
+        let view = reader.view("a", Version(version)).expect("view");
+        assert!(
+            view.report().events_replayed < fanout,
+            "{} events replayed at {version}",
+            view.report().events_replayed
+        );
+    }
+}
