@@ -1,0 +1,339 @@
+//! Readers in other processes beside one writer: what they cost the writer, and how fast they
+//! read.
+//!
+//! The writer (this process) appends critical events to one stream at a steady rate, in rounds
+//! that alternate between no reader and `--readers` reader processes, so drift on a shared
+//! machine hits both alike. Each reader is this program again (`--reader-of DIR`): a
+//! `ReadOnly` handle that refreshes itself every `--refresh-ms` (following the writer's
+//! published durable end, adopting its new checkpoints) and views random versions of the
+//! stream at a steady `--view-rate`, each view with 10 point reads of random keys, checked
+//! against nothing but timed (the engine's tests check answers; `tests/it/readers.rs`).
+//!
+//! Run: `cargo bench -p helios-benches --bench readers` (`-- --help` lists the options).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use helios::{Durability, Options, ReadOnly, Version};
+use helios_benches::report::{met, ratio, row, us};
+use helios_benches::{Machine, args, scratch_dir};
+use helios_workloads::Rng;
+use helios_workloads::latency::Latencies;
+
+/// Target: the writer's critical p50 with the readers, as a multiple of alone.
+const TARGET_P50_RATIO: f64 = 1.1;
+/// Target: the writer's critical p99 with the readers, as a multiple of alone.
+const TARGET_P99_RATIO: f64 = 1.5;
+/// Target: the readers' warm view + 10 point reads, p99.
+const TARGET_VIEW_P99_US: f64 = 20.0;
+/// Point reads per view.
+const POINT_READS: usize = 10;
+/// The stream the writer appends to and the readers view.
+const STREAM: &str = "s";
+
+/// Options, from the command line.
+#[derive(Clone, Debug, clap::Args)]
+struct Config {
+    /// Reader processes.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    readers: u32,
+    /// Views per second of each reader.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    view_rate: u64,
+    /// Critical appends per second of the writer.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    write_rate: u64,
+    /// Seconds of writing per round.
+    #[arg(long, value_name = "S", default_value_t = 5)]
+    seconds: u64,
+    /// Rounds with readers (and as many without), alternating.
+    #[arg(long, value_name = "R", default_value_t = 2)]
+    rounds: u64,
+    /// Events in the stream before the rounds.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    events: u64,
+    /// Keys the events set.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    keys: u64,
+    /// How often a reader refreshes itself, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5)]
+    refresh_ms: u64,
+    /// Run as one reader of the store in DIR (what the bench spawns).
+    #[arg(long, value_name = "DIR", hide = true)]
+    reader_of: Option<PathBuf>,
+    /// A reader's seed.
+    #[arg(long, value_name = "N", default_value_t = 1, hide = true)]
+    seed: u64,
+}
+
+fn main() {
+    let config: Config = args::parse(
+        "readers",
+        "Reader processes beside a writer: their cost to it, and their view latency",
+    );
+    if let Some(dir) = &config.reader_of {
+        run_reader(&config, dir);
+        return;
+    }
+    println!("{}", Machine::describe());
+    println!("{config:?}");
+    let dir = scratch_dir("readers-");
+    let writer = helios::Engine::open(dir.path(), Options::default()).expect("open");
+    let mut rng = Rng::new(7);
+    let mut appended = 0;
+    while appended < config.events {
+        let batch: Vec<Vec<u8>> = (0..100.min(config.events - appended))
+            .map(|_| event(&mut rng, config.keys))
+            .collect();
+        appended += batch.len() as u64;
+        writer
+            .append(STREAM, &batch, Durability::Normal, None)
+            .expect("load");
+    }
+    writer.sync().expect("sync");
+    writer.checkpoints().sync().expect("checkpoints");
+
+    let mut alone = Latencies::new();
+    let mut with = Latencies::new();
+    let mut readers: Vec<ReaderReport> = Vec::new();
+    for round in 0..config.rounds {
+        for with_readers in [round % 2 == 1, round % 2 == 0] {
+            if !with_readers {
+                write_round(&config, &writer, &mut rng, &mut alone);
+                continue;
+            }
+            let mut children: Vec<Child> = (0..config.readers)
+                .map(|i| spawn_reader(&config, dir.path(), round * 100 + u64::from(i)))
+                .collect();
+            write_round(&config, &writer, &mut rng, &mut with);
+            for child in &mut children {
+                readers.push(ReaderReport::read(child));
+            }
+        }
+    }
+    print_report(&config, &alone, &with, &readers);
+}
+
+/// A key-value event on one of `keys` keys.
+fn event(rng: &mut Rng, keys: u64) -> Vec<u8> {
+    format!("set key{} {:016x}", rng.next_u64() % keys, rng.next_u64()).into_bytes()
+}
+
+/// The writer's part of a round: critical appends at the write rate.
+fn write_round(config: &Config, writer: &helios::Engine, rng: &mut Rng, latencies: &mut Latencies) {
+    let period = Duration::from_secs_f64(1.0 / config.write_rate.max(1) as f64);
+    let count = config.write_rate * config.seconds;
+    let started = Instant::now();
+    for i in 0..count {
+        let due = started + period.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let payload = event(rng, config.keys);
+        latencies.time(|| {
+            writer
+                .append(STREAM, &[payload.as_slice()], Durability::Critical, None)
+                .expect("append")
+        });
+    }
+}
+
+/// Spawns one reader process and waits until it has opened the store.
+fn spawn_reader(config: &Config, dir: &std::path::Path, seed: u64) -> Child {
+    let exe = std::env::current_exe().expect("this program's path");
+    let mut child = Command::new(exe)
+        .args([
+            "--reader-of",
+            dir.to_str().expect("UTF-8"),
+            "--seed",
+            &seed.to_string(),
+            "--seconds",
+            &config.seconds.to_string(),
+            "--view-rate",
+            &config.view_rate.to_string(),
+            "--refresh-ms",
+            &config.refresh_ms.to_string(),
+            "--keys",
+            &config.keys.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn a reader");
+    let stdout = child.stdout.as_mut().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the reader's first line");
+    assert_eq!(line.trim(), "ready", "the reader did not open the store");
+    child
+}
+
+/// One reader: refreshes every `refresh_ms` and views random versions at `view_rate` for
+/// `seconds`, then prints its numbers on one line.
+fn run_reader(config: &Config, dir: &std::path::Path) {
+    let reader = ReadOnly::open(dir, Options::default()).expect("open read-only");
+    println!("ready");
+    std::io::stdout().flush().expect("flush");
+    let mut rng = Rng::new(config.seed);
+    let mut views = Latencies::new();
+    let mut refreshes = Latencies::new();
+    let mut replayed_max = 0;
+    let refresh_every = Duration::from_millis(config.refresh_ms);
+    let period = Duration::from_secs_f64(1.0 / config.view_rate.max(1) as f64);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(config.seconds);
+    let mut next_refresh = started;
+    let mut first_head = None;
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        if Instant::now() >= next_refresh {
+            refreshes.time(|| reader.refresh().expect("refresh"));
+            next_refresh += refresh_every;
+        }
+        let head = reader.head(STREAM).expect("the stream").0;
+        first_head.get_or_insert(head);
+        let version = Version(1 + rng.next_u64() % head);
+        let keys: Vec<Vec<u8>> = (0..POINT_READS)
+            .map(|_| format!("key{}", rng.next_u64() % config.keys).into_bytes())
+            .collect();
+        let t = Instant::now();
+        let view = reader.view(STREAM, version).expect("view");
+        for key in &keys {
+            std::hint::black_box(view.get(key));
+        }
+        views.record(t.elapsed());
+        replayed_max = replayed_max.max(view.report().events_replayed);
+        i += 1;
+        if let Some(wait) =
+            (started + period.mul_f64(i as f64)).checked_duration_since(Instant::now())
+        {
+            std::thread::sleep(wait);
+        }
+    }
+    let (v, r) = (views.summary(), refreshes.summary());
+    println!(
+        "{} {} {} {} {} {} {} {}",
+        v.count,
+        v.median_us,
+        v.p99_us,
+        replayed_max,
+        r.median_us,
+        r.p99_us,
+        first_head.unwrap_or(0),
+        reader.head(STREAM).map_or(0, |h| h.0)
+    );
+}
+
+/// What one reader printed.
+struct ReaderReport {
+    views: u64,
+    view_p50_us: f64,
+    view_p99_us: f64,
+    replayed_max: u64,
+    refresh_p50_us: f64,
+    refresh_p99_us: f64,
+    /// The stream's head when it started and when it ended: it followed the writer.
+    heads: (u64, u64),
+}
+
+impl ReaderReport {
+    fn read(child: &mut Child) -> ReaderReport {
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the reader's report");
+        let status = child.wait().expect("wait for a reader");
+        assert!(status.success(), "a reader failed: {status}");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 8, "a reader's report: {line:?}");
+        let int = |i: usize| -> u64 { fields[i].parse().expect("a count") };
+        let float = |i: usize| -> f64 { fields[i].parse().expect("a number") };
+        ReaderReport {
+            views: int(0),
+            view_p50_us: float(1),
+            view_p99_us: float(2),
+            replayed_max: int(3),
+            refresh_p50_us: float(4),
+            refresh_p99_us: float(5),
+            heads: (int(6), int(7)),
+        }
+    }
+}
+
+fn print_report(config: &Config, alone: &Latencies, with: &Latencies, readers: &[ReaderReport]) {
+    let (alone, with) = (alone.summary(), with.summary());
+    let p50 = with.median_us / alone.median_us;
+    let p99 = with.p99_us / alone.p99_us;
+    let median = |mut xs: Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let max = |xs: Vec<f64>| xs.into_iter().fold(f64::NAN, f64::max);
+    let view_p50 = median(readers.iter().map(|r| r.view_p50_us).collect());
+    let view_p99 = max(readers.iter().map(|r| r.view_p99_us).collect());
+    let view_p99_median = median(readers.iter().map(|r| r.view_p99_us).collect());
+    let refresh_p50 = median(readers.iter().map(|r| r.refresh_p50_us).collect());
+    let refresh_p99 = max(readers.iter().map(|r| r.refresh_p99_us).collect());
+    let views: u64 = readers.iter().map(|r| r.views).sum();
+    let replayed = readers.iter().map(|r| r.replayed_max).max().unwrap_or(0);
+    let followed = readers.iter().all(|r| r.heads.1 > r.heads.0);
+    println!();
+    println!("{}", row(&["measure", "p50", "p99", "target", "verdict"]));
+    println!("{}", row(&["---", "---:", "---:", "---", "---"]));
+    println!(
+        "{}",
+        row(&[
+            "writer's critical append, alone".to_owned(),
+            us(alone.median_us),
+            us(alone.p99_us),
+            String::new(),
+            String::new(),
+        ])
+    );
+    println!(
+        "{}",
+        row(&[
+            format!("writer's critical append, {} readers", config.readers),
+            format!(
+                "{} ({})",
+                us(with.median_us),
+                ratio(with.median_us, alone.median_us)
+            ),
+            format!("{} ({})", us(with.p99_us), ratio(with.p99_us, alone.p99_us)),
+            format!("p50 <= {TARGET_P50_RATIO}x, p99 <= {TARGET_P99_RATIO}x alone"),
+            met(p50 <= TARGET_P50_RATIO && p99 <= TARGET_P99_RATIO).to_owned(),
+        ])
+    );
+    println!(
+        "{}",
+        row(&[
+            format!(
+                "readers' view + {POINT_READS} point reads (per reader run: median p50; median and max p99)"
+            ),
+            us(view_p50),
+            format!("{} (max {})", us(view_p99_median), us(view_p99)),
+            format!("p99 < {TARGET_VIEW_P99_US} us"),
+            met(view_p99 < TARGET_VIEW_P99_US).to_owned(),
+        ])
+    );
+    println!(
+        "{}",
+        row(&[
+            format!("readers' refresh, every {} ms", config.refresh_ms),
+            us(refresh_p50),
+            us(refresh_p99),
+            String::new(),
+            String::new(),
+        ])
+    );
+    println!();
+    println!(
+        "{views} views by {} reader runs; at most {replayed} events replayed per view; every \
+         reader followed the writer's head: {followed}",
+        readers.len()
+    );
+}
