@@ -7,7 +7,9 @@
 //! `ReadOnly` handle that refreshes itself every `--refresh-ms` (following the writer's
 //! published durable end, adopting its new checkpoints) and views random versions of the
 //! stream at a steady `--view-rate`, each view with 10 point reads of random keys, checked
-//! against nothing but timed (the engine's tests check answers; `tests/it/readers.rs`).
+//! against nothing but timed (the engine's tests check answers; `tests/it/readers.rs`). A
+//! reader views every version once before it says it is ready, so the measured views of the
+//! versions it opened with are warm; the versions the writer appends meanwhile are not.
 //!
 //! Run: `cargo bench -p helios-benches --bench readers` (`-- --help` lists the options).
 
@@ -57,6 +59,10 @@ struct Config {
     /// Keys the events set.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     keys: u64,
+    /// Readers view only the versions the stream had when they opened (all checkpointed, so
+    /// the view path alone), instead of any version up to the head they refreshed to.
+    #[arg(long)]
+    opened_versions_only: bool,
     /// How often a reader refreshes itself, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5)]
     refresh_ms: u64,
@@ -158,6 +164,11 @@ fn spawn_reader(config: &Config, dir: &std::path::Path, seed: u64) -> Child {
             "--keys",
             &config.keys.to_string(),
         ])
+        .args(
+            config
+                .opened_versions_only
+                .then_some("--opened-versions-only"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -176,14 +187,32 @@ fn spawn_reader(config: &Config, dir: &std::path::Path, seed: u64) -> Child {
 /// `seconds`, then prints its numbers on one line.
 fn run_reader(config: &Config, dir: &std::path::Path) {
     let reader = ReadOnly::open(dir, Options::default()).expect("open read-only");
+    // Warm: every version viewed once, so each checkpoint is mapped and validated (once per
+    // process) before the measured views.
+    let opened = reader.head(STREAM).expect("the stream").0;
+    for version in 1..=opened {
+        std::hint::black_box(
+            reader
+                .view(STREAM, Version(version))
+                .expect("view")
+                .get(b"key0"),
+        );
+    }
+    // The floor: the same 10 point reads on the state in a plain map, woken the same way.
+    let floor_state = reader
+        .state_at(STREAM, Version(opened))
+        .expect("the state at open");
     println!("ready");
     std::io::stdout().flush().expect("flush");
     let mut rng = Rng::new(config.seed);
     let mut views = Latencies::new();
+    let mut floor = Latencies::new();
     let mut refreshes = Latencies::new();
     let mut replayed_max = 0;
     let refresh_every = Duration::from_millis(config.refresh_ms);
-    let period = Duration::from_secs_f64(1.0 / config.view_rate.max(1) as f64);
+    // Views and floor samples alternate, each at the view rate, so both are taken right
+    // after the process wakes (a paced reader's caches are colder than a busy loop's).
+    let period = Duration::from_secs_f64(1.0 / (2 * config.view_rate.max(1)) as f64);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(config.seconds);
     let mut next_refresh = started;
@@ -195,18 +224,31 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
             next_refresh += refresh_every;
         }
         let head = reader.head(STREAM).expect("the stream").0;
-        first_head.get_or_insert(head);
-        let version = Version(1 + rng.next_u64() % head);
+        let opened = *first_head.get_or_insert(head);
+        let upto = if config.opened_versions_only {
+            opened
+        } else {
+            head
+        };
+        let version = Version(1 + rng.next_u64() % upto);
         let keys: Vec<Vec<u8>> = (0..POINT_READS)
             .map(|_| format!("key{}", rng.next_u64() % config.keys).into_bytes())
             .collect();
-        let t = Instant::now();
-        let view = reader.view(STREAM, version).expect("view");
-        for key in &keys {
-            std::hint::black_box(view.get(key));
+        if i.is_multiple_of(2) {
+            let t = Instant::now();
+            let view = reader.view(STREAM, version).expect("view");
+            for key in &keys {
+                std::hint::black_box(view.get(key));
+            }
+            views.record(t.elapsed());
+            replayed_max = replayed_max.max(view.report().events_replayed);
+        } else {
+            let t = Instant::now();
+            for key in &keys {
+                std::hint::black_box(floor_state.get(key));
+            }
+            floor.record(t.elapsed());
         }
-        views.record(t.elapsed());
-        replayed_max = replayed_max.max(view.report().events_replayed);
         i += 1;
         if let Some(wait) =
             (started + period.mul_f64(i as f64)).checked_duration_since(Instant::now())
@@ -214,9 +256,9 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
             std::thread::sleep(wait);
         }
     }
-    let (v, r) = (views.summary(), refreshes.summary());
+    let (v, r, f) = (views.summary(), refreshes.summary(), floor.summary());
     println!(
-        "{} {} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {} {} {}",
         v.count,
         v.median_us,
         v.p99_us,
@@ -224,7 +266,9 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
         r.median_us,
         r.p99_us,
         first_head.unwrap_or(0),
-        reader.head(STREAM).map_or(0, |h| h.0)
+        reader.head(STREAM).map_or(0, |h| h.0),
+        f.median_us,
+        f.p99_us
     );
 }
 
@@ -238,6 +282,8 @@ struct ReaderReport {
     refresh_p99_us: f64,
     /// The stream's head when it started and when it ended: it followed the writer.
     heads: (u64, u64),
+    floor_p50_us: f64,
+    floor_p99_us: f64,
 }
 
 impl ReaderReport {
@@ -249,7 +295,7 @@ impl ReaderReport {
         let status = child.wait().expect("wait for a reader");
         assert!(status.success(), "a reader failed: {status}");
         let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(fields.len(), 8, "a reader's report: {line:?}");
+        assert_eq!(fields.len(), 10, "a reader's report: {line:?}");
         let int = |i: usize| -> u64 { fields[i].parse().expect("a count") };
         let float = |i: usize| -> f64 { fields[i].parse().expect("a number") };
         ReaderReport {
@@ -260,6 +306,8 @@ impl ReaderReport {
             refresh_p50_us: float(4),
             refresh_p99_us: float(5),
             heads: (int(6), int(7)),
+            floor_p50_us: float(8),
+            floor_p99_us: float(9),
         }
     }
 }
@@ -318,6 +366,19 @@ fn print_report(config: &Config, alone: &Latencies, with: &Latencies, readers: &
             format!("{} (max {})", us(view_p99_median), us(view_p99)),
             format!("p99 < {TARGET_VIEW_P99_US} us"),
             met(view_p99 < TARGET_VIEW_P99_US).to_owned(),
+        ])
+    );
+    let floor_p50 = median(readers.iter().map(|r| r.floor_p50_us).collect());
+    let floor_p99_median = median(readers.iter().map(|r| r.floor_p99_us).collect());
+    let floor_p99 = max(readers.iter().map(|r| r.floor_p99_us).collect());
+    println!(
+        "{}",
+        row(&[
+            format!("floor: the same {POINT_READS} reads on a map in memory, woken the same way"),
+            us(floor_p50),
+            format!("{} (max {})", us(floor_p99_median), us(floor_p99)),
+            String::new(),
+            String::new(),
         ])
     );
     println!(
