@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{KILL_SEGMENT_SIZE_BYTES, helios, ok, run_in, sigkill};
+use crate::support::{KILL_SEGMENT_SIZE_BYTES, helios, ok, run_in, sigkill, stderr};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -199,4 +199,45 @@ fn a_follower_survives_the_writer_killed_and_reopened() {
         printed, held,
         "the follower printed exactly what the reopened store holds, in order"
     );
+}
+
+/// A follower of a store it cannot read stops with a clear error (exit 2), instead of waiting
+/// or panicking: a store of a newer format, and a store whose log is damaged.
+#[test]
+fn a_follower_of_a_newer_or_damaged_store_stops_with_an_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    ok(&run_in(&dir, &["append", "s"], b"set a 1\nset b 2\n"));
+
+    // A newer format: version 99 in the FORMAT file, its checksum made to match.
+    let newer = tmp.path().join("newer");
+    crate::support::copy_dir(&dir, &newer);
+    let mut format = std::fs::read(newer.join("FORMAT")).expect("FORMAT");
+    format[8..12].copy_from_slice(&99u32.to_le_bytes());
+    let crc = crc32fast::hash(&format[..16]);
+    format[16..20].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(newer.join("FORMAT"), &format).expect("write FORMAT");
+    for args in [&["read", "s", "--follow"][..], &["tail"][..]] {
+        let out = run_in(&newer, args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("99"), "{args:?}: {}", stderr(&out));
+    }
+
+    // A flipped byte inside the first record of the log.
+    let damaged = tmp.path().join("damaged");
+    crate::support::copy_dir(&dir, &damaged);
+    let segment = damaged.join("log").join(crate::support::FIRST_SEGMENT);
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let at = usize::try_from(crate::support::SEGMENT_HEADER_LEN + 60).expect("small");
+    bytes[at] ^= 0xff;
+    std::fs::write(&segment, &bytes).expect("write");
+    for args in [&["read", "s", "--follow"][..], &["tail"][..]] {
+        let out = run_in(&damaged, args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("00000000000000000001.log"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 }
