@@ -171,6 +171,13 @@ impl Engine {
             })?;
         }
 
+        // Beside a live writer, a reader reads only what the writer published as durable: the
+        // records past it may be taken back by a crash.
+        let cap = if writing || !crate::read_only::writer_holds(&dir) {
+            None
+        } else {
+            helios_log::read_published_end(&dir.join(LOG_DIR)).map_err(Error::from)?
+        };
         let mut apply_error: Option<Error> = None;
         let mut reindexed = 0u64;
         let open_log = if writing {
@@ -184,6 +191,9 @@ impl Engine {
             options.log.clone(),
             start,
             &mut |record, location| {
+                if cap.is_some_and(|cap| record.header.lsn > cap.lsn) {
+                    return;
+                }
                 if apply_error.is_none() {
                     match catalog.apply(&record, location) {
                         Ok(()) => reindexed += u64::from(record.header.kind == RecordKind::Event),
@@ -195,6 +205,10 @@ impl Engine {
         .map_err(|e| Error::from(e).damage_in(&dir))?;
         if let Some(e) = apply_error {
             return Err(e.damage_in(&dir));
+        }
+        if let Some(cap) = cap {
+            log.cap_read_only(cap)
+                .map_err(|e| Error::from(e).damage_in(&dir))?;
         }
         if migrate_from.is_some() {
             // Records of the kinds format 2 added must never land in a format-1 segment.

@@ -21,7 +21,7 @@ fn writer(dir: &Path) -> Engine {
     Engine::open(dir, options()).expect("open the writer")
 }
 
-fn reader(dir: &Path) -> ReadOnly {
+fn reader_of(dir: &Path) -> ReadOnly {
     ReadOnly::open(dir, options()).expect("open read-only")
 }
 
@@ -48,7 +48,7 @@ fn a_refreshed_reader_sees_what_the_writer_made_durable_and_nothing_more() {
     writer
         .append("a", &first, Durability::Critical, None)
         .expect("append");
-    let reader = reader(dir.path());
+    let reader = reader_of(dir.path());
     assert_eq!(reader.head("a"), Some(Version(20)));
 
     // Normal appends, written out but not synced: not published, not seen.
@@ -120,7 +120,7 @@ fn a_reader_follows_random_appends_and_matches_the_model() {
     writer
         .append("s0", &[set("k", "0")], Durability::Critical, None)
         .expect("append");
-    let reader = reader(dir.path());
+    let reader = reader_of(dir.path());
     let mut rng = Rng::new(17);
     let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     model.insert("s0".into(), vec![set("k", "0")]);
@@ -184,7 +184,7 @@ fn a_refresh_adopts_the_checkpoints_the_writer_built_since() {
     writer
         .append("a", &events[..5], Durability::Critical, None)
         .expect("append");
-    let reader = reader(dir.path());
+    let reader = reader_of(dir.path());
     for chunk in events[5..].chunks(50) {
         writer
             .append("a", chunk, Durability::Critical, None)
@@ -202,4 +202,46 @@ fn a_refresh_adopts_the_checkpoints_the_writer_built_since() {
             view.report().events_replayed
         );
     }
+}
+
+/// Opened beside a live writer, a reader reads only up to the end the writer published: the
+/// records written but not synced yet are left out until a refresh after their sync. With no
+/// writer, it reads everything the log holds.
+#[test]
+fn a_reader_opened_beside_a_writer_reads_only_its_published_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    let events: Vec<Vec<u8>> = (0..15).map(|i| set("k", &i.to_string())).collect();
+    writer
+        .append("a", &events[..10], Durability::Critical, None)
+        .expect("append");
+    writer
+        .append("a", &events[10..], Durability::Normal, None)
+        .expect("append");
+    let _ = writer
+        .events_from(helios::Lsn(1))
+        .expect("write out")
+        .count();
+    let reader = reader_of(dir.path());
+    assert_eq!(
+        reader.head("a"),
+        Some(Version(10)),
+        "unsynced records left out"
+    );
+    let read: Vec<Version> = reader
+        .events_from(helios::Lsn(1))
+        .expect("events")
+        .map(|e| e.expect("event").version)
+        .collect();
+    assert_eq!(
+        read.len(),
+        10,
+        "the log ends at the published end: {read:?}"
+    );
+    writer.sync().expect("sync");
+    reader.refresh().expect("refresh");
+    assert_eq!(reader.head("a"), Some(Version(15)));
+    check_view(&reader, "a", 15, &events);
+    drop(writer);
+    assert_eq!(reader_of(dir.path()).head("a"), Some(Version(15)));
 }

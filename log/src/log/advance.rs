@@ -94,3 +94,60 @@ impl Log {
         Ok(())
     }
 }
+
+impl Log {
+    /// Moves a read-only log's end back to `end`, a position the writer published below the
+    /// end the open scanned: the records past it were written but may not be durable, so a
+    /// reader beside a live writer does not read them (a later [`Log::advance_read_only`]
+    /// brings them in once they are published). Segments past `end`'s are forgotten. Does
+    /// nothing if `end` is not below the log's end.
+    ///
+    /// # Errors
+    /// [`LogError::Poisoned`] for a log opened to write; `end` in a segment the log does not
+    /// have; I/O errors opening it.
+    pub fn cap_read_only(&self, end: Position) -> Result<()> {
+        if !self.read_only {
+            return Err(LogError::Poisoned {
+                cause: "only a read-only log follows another process's end".into(),
+            });
+        }
+        let mut w = lock(&self.writer);
+        if end.lsn.0 + 1 >= w.next_lsn.0 {
+            return Ok(());
+        }
+        let mut sealed = self
+            .sealed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if end.segment != w.active.id {
+            let Some(segment) = sealed.remove(&end.segment) else {
+                return Err(LogError::corrupt(
+                    self.dir.join(segment_name(end.segment)),
+                    end.offset,
+                    "the writer published an end in this segment, which the log does not have",
+                ));
+            };
+            sealed.retain(|id, _| *id < end.segment);
+            let path = segment.path.clone();
+            let file = self
+                .storage
+                .open_read_only(&path)
+                .map_err(|e| LogError::io("open", &path, e))?;
+            let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+            let header = check_header(&path, &segment.bytes, end.segment)?;
+            w.active = ActiveSegment {
+                id: end.segment,
+                path: Arc::from(path.as_path()),
+                file,
+                map: map_appending(self.storage.as_ref(), &path),
+                capacity_bytes,
+                format_version: header.format_version,
+            };
+        }
+        w.flushed_end = end.offset;
+        w.next_lsn = Lsn(end.lsn.0 + 1);
+        self.appended_lsn.store(end.lsn.0, Ordering::Release);
+        self.synced.store(end.lsn.0, Ordering::Release);
+        Ok(())
+    }
+}

@@ -267,7 +267,7 @@ impl Log {
     /// file in place if `end` is past what it says. Not synced: after a crash the file says
     /// less, never more, than what survived. A failure only leaves readers behind (the log's
     /// durability does not depend on it), so it is not an error of the sync.
-    fn publish(&self, end: Position) {
+    pub(super) fn publish(&self, end: Position) {
         let mut published = lock(&self.published);
         if end.lsn <= published.lsn {
             return;

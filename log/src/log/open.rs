@@ -432,8 +432,13 @@ impl Log {
         .map_err(|e| LogError::io("open", &active_path, e))?;
         if writing && let Some(tail) = &report.truncated {
             zero_range(file.as_ref(), &tail.path, tail.offset, tail.len_bytes)?;
+        }
+        if writing {
+            // The records found are durable from now on (a process that was killed after
+            // writing them, before its sync, left them in the page cache): sync them before
+            // publishing them to readers, and so that every later sync covers only new ones.
             file.sync_data()
-                .map_err(|e| LogError::io("fdatasync", &tail.path, e))?;
+                .map_err(|e| LogError::io("fdatasync", &active_path, e))?;
         }
         let capacity_bytes = file
             .len()
@@ -476,6 +481,9 @@ impl Log {
             appended_lsn: AtomicU64::new(last_lsn.0),
             unsynced_bytes: AtomicU64::new(0),
         };
+        if writing {
+            log.publish(report.end);
+        }
         Ok((log, report))
     }
 }
