@@ -1,16 +1,10 @@
-//! Bytes on disk: a store directory walked and its files classified ([`walk`]), the log's
-//! bytes through its last record ([`log_used_bytes`]), a peer's files ([`usage_of`]), and
+//! Bytes on disk beside what `helios::disk_usage` measures of a store (its files by kind): the
+//! log's bytes through its last record ([`log_used_bytes`]), a peer's files ([`usage_of`]), and
 //! reading files into the page cache for warm measurements ([`read_into_page_cache`]).
-//!
-//! The classes name both the current layout and the one the storage work moves to, so that the
-//! same bench reads either: log segments (`log/*.log`), the log's spare (`log/*.spare`),
-//! metadata (`meta/`, fjall today, or `index/`), checkpoints (`checkpoints/` today, or
-//! `packs/`), and everything else (`FORMAT`, `LOCK`, temporary files). Nothing here parses a
-//! file name beyond its directory and suffix.
 
 use std::io::{self, Read as _};
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use helios::Inspect;
 
@@ -41,72 +35,6 @@ impl DiskError {
     }
 }
 
-/// What a file of a store is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum FileClass {
-    /// A log segment (`log/*.log`): the events themselves, preallocated with zeros.
-    LogSegments,
-    /// The zero-filled spare waiting to become the next segment (`log/*.spare`).
-    Spare,
-    /// Metadata derived from the log: `meta/` (fjall) or `index/`.
-    Metadata,
-    /// Checkpoints derived from the log: `checkpoints/` or `packs/`.
-    Checkpoints,
-    /// Anything else (`FORMAT`, `LOCK`, temporary files, a repair's set-aside files).
-    Other,
-}
-
-impl FileClass {
-    /// Every class, in report order.
-    pub const ALL: [FileClass; 5] = [
-        FileClass::LogSegments,
-        FileClass::Spare,
-        FileClass::Metadata,
-        FileClass::Checkpoints,
-        FileClass::Other,
-    ];
-
-    /// The class's row name in a report.
-    pub fn label(self) -> &'static str {
-        match self {
-            FileClass::LogSegments => "log segments (`log/*.log`)",
-            FileClass::Spare => "spare segment (`log/*.spare`)",
-            FileClass::Metadata => "metadata (`meta/`, `index/`)",
-            FileClass::Checkpoints => "checkpoints (`checkpoints/`, `packs/`)",
-            FileClass::Other => "other (`FORMAT`, `LOCK`, ...)",
-        }
-    }
-
-    /// The class of the file at `relative` (a path inside the store directory).
-    fn of(relative: &Path) -> FileClass {
-        let top = match relative.components().next() {
-            Some(Component::Normal(top)) => top.to_string_lossy(),
-            _ => return FileClass::Other,
-        };
-        let name = relative
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        match &*top {
-            "log" if name.ends_with(".log") => FileClass::LogSegments,
-            "log" if name.ends_with(".spare") => FileClass::Spare,
-            "meta" | "index" => FileClass::Metadata,
-            "checkpoints" | "packs" => FileClass::Checkpoints,
-            _ => FileClass::Other,
-        }
-    }
-
-    fn slot(self) -> usize {
-        match self {
-            FileClass::LogSegments => 0,
-            FileClass::Spare => 1,
-            FileClass::Metadata => 2,
-            FileClass::Checkpoints => 3,
-            FileClass::Other => 4,
-        }
-    }
-}
-
 /// Files and bytes of a set of files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
@@ -118,73 +46,22 @@ pub struct Usage {
     pub allocated_bytes: u64,
 }
 
+impl From<helios::FileUsage> for Usage {
+    fn from(u: helios::FileUsage) -> Usage {
+        Usage {
+            files: u.files,
+            apparent_bytes: u.apparent_bytes,
+            allocated_bytes: u.allocated_bytes,
+        }
+    }
+}
+
 impl Usage {
     fn add(&mut self, metadata: &std::fs::Metadata) {
         self.files += 1;
         self.apparent_bytes += metadata.len();
         self.allocated_bytes += metadata.blocks() * ST_BLOCK_BYTES;
     }
-
-    fn plus(self, other: Usage) -> Usage {
-        Usage {
-            files: self.files + other.files,
-            apparent_bytes: self.apparent_bytes + other.apparent_bytes,
-            allocated_bytes: self.allocated_bytes + other.allocated_bytes,
-        }
-    }
-}
-
-/// A store directory's files by class.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StoreUsage {
-    /// Per class, in the order of [`FileClass::ALL`].
-    pub by_class: [Usage; 5],
-    /// Directories under the store (the store's own not counted).
-    pub directories: u64,
-}
-
-impl StoreUsage {
-    /// The files of `class`.
-    pub fn of(&self, class: FileClass) -> Usage {
-        self.by_class[class.slot()]
-    }
-
-    /// Every file.
-    pub fn total(&self) -> Usage {
-        self.by_class
-            .iter()
-            .fold(Usage::default(), |a, &b| a.plus(b))
-    }
-
-    /// Allocated bytes of every file that is not a log segment: what the derived ratio
-    /// divides by the log's bytes.
-    pub fn allocated_outside_segments(&self) -> u64 {
-        self.total().allocated_bytes - self.of(FileClass::LogSegments).allocated_bytes
-    }
-}
-
-/// Walks `dir` (not following links) and classifies every regular file.
-///
-/// # Errors
-/// I/O errors, naming the path.
-pub fn walk(dir: &Path) -> Result<StoreUsage, DiskError> {
-    let mut usage = StoreUsage::default();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).map_err(DiskError::at("list", &current))? {
-            let path = entry.map_err(DiskError::at("list", &current))?.path();
-            let metadata =
-                std::fs::symlink_metadata(&path).map_err(DiskError::at("stat", &path))?;
-            if metadata.is_dir() {
-                usage.directories += 1;
-                pending.push(path);
-            } else if metadata.is_file() {
-                let relative = path.strip_prefix(dir).unwrap_or(&path);
-                usage.by_class[FileClass::of(relative).slot()].add(&metadata);
-            }
-        }
-    }
-    Ok(usage)
 }
 
 /// The files among `paths` that exist, counted together.
@@ -267,64 +144,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_are_classified_by_directory_and_suffix() {
-        let class = |p: &str| FileClass::of(Path::new(p));
-        assert_eq!(
-            class("log/00000000000000000001.log"),
-            FileClass::LogSegments
-        );
-        assert_eq!(class("log/next-segment.spare"), FileClass::Spare);
-        assert_eq!(class("log/00000000000000000001.log.tmp"), FileClass::Other);
-        assert_eq!(class("meta/0.jnl"), FileClass::Metadata);
-        assert_eq!(class("index/tables/7.sst"), FileClass::Metadata);
-        assert_eq!(class("checkpoints/a-1-l1.ckpt"), FileClass::Checkpoints);
-        assert_eq!(class("packs/1.pack"), FileClass::Checkpoints);
-        assert_eq!(class("FORMAT"), FileClass::Other);
-        assert_eq!(class("LOCK"), FileClass::Other);
-    }
-
-    #[test]
-    fn a_walk_counts_every_file_once_by_class() {
+    fn peers_files_are_counted_and_read_into_the_page_cache() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = dir.path();
-        for sub in ["log", "meta/tables", "checkpoints"] {
-            std::fs::create_dir_all(root.join(sub)).expect("mkdir");
-        }
-        let files = [
-            ("log/00000000000000000001.log", 10_000),
-            ("log/next-segment.spare", 5_000),
-            ("meta/0.jnl", 300),
-            ("meta/tables/1", 20),
-            ("checkpoints/1.ckpt", 100),
-            ("checkpoints/2.ckpt", 100),
-            ("FORMAT", 24),
-        ];
-        for (name, len) in files {
+        std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+        for (name, len) in [("a.db", 10_000), ("sub/b", 300), ("FORMAT", 24)] {
             std::fs::write(root.join(name), vec![7u8; len]).expect("write");
         }
-        let usage = walk(root).expect("walk");
-        assert_eq!(usage.directories, 4);
-        assert_eq!(usage.total().files, 7);
-        assert_eq!(usage.total().apparent_bytes, 15_544);
-        let metadata = usage.of(FileClass::Metadata);
-        assert_eq!((metadata.files, metadata.apparent_bytes), (2, 320));
-        assert_eq!(usage.of(FileClass::Checkpoints).files, 2);
-        assert_eq!(usage.of(FileClass::Other).apparent_bytes, 24);
+        let some = usage_of(&[root.join("a.db"), root.join("FORMAT"), root.join("missing")])
+            .expect("usage");
+        assert_eq!((some.files, some.apparent_bytes), (2, 10_024));
         // Every file holds at least one allocated block, and blocks are whole.
-        for class in FileClass::ALL {
-            let u = usage.of(class);
-            assert!(u.allocated_bytes >= u.apparent_bytes, "{class:?}");
-            assert_eq!(u.allocated_bytes % ST_BLOCK_BYTES, 0);
-        }
-        assert_eq!(
-            usage.allocated_outside_segments(),
-            usage.total().allocated_bytes - usage.of(FileClass::LogSegments).allocated_bytes
-        );
-        let some = usage_of(&[root.join("FORMAT"), root.join("missing")]).expect("usage");
-        assert_eq!((some.files, some.apparent_bytes), (1, 24));
+        assert!(some.allocated_bytes >= some.apparent_bytes);
+        assert_eq!(some.allocated_bytes % ST_BLOCK_BYTES, 0);
         assert_eq!(
             read_into_page_cache(&[root.to_path_buf()]).expect("read"),
-            15_544
+            10_324
         );
     }
 }

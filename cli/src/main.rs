@@ -23,7 +23,6 @@
 
 mod commands;
 mod derive;
-mod disk;
 mod error;
 mod json;
 mod limits;

@@ -52,6 +52,7 @@ mod catalog;
 mod checkpoints;
 mod class;
 mod dir_check;
+mod disk_usage;
 mod engine;
 mod error;
 mod inspect;
@@ -77,6 +78,7 @@ pub use checkpoints::{
     CheckpointInfo, CheckpointOpenReport, CheckpointStats, Checkpoints, LevelStats, StalledStream,
 };
 pub use class::{Classifier, DefaultClassifier, Durability};
+pub use disk_usage::{DiskUsage, DiskUsageError, FileKind, FileUsage, disk_usage};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError};

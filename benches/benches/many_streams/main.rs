@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use helios::{CheckpointStats, Engine};
-use helios_benches::disk::{self, StoreUsage, Usage};
+use helios_benches::disk::{self, Usage};
 use helios_benches::{Machine, args, load_average, open_engine, scratch_dir, source_commit};
 use helios_peers::sqlite_event_store::SqliteEventStore;
 use helios_workloads::many_streams::ManyStreams;
@@ -173,7 +173,7 @@ pub(crate) struct Measured {
     /// The checkpoints as the sync left them (or as the reopened engine found them).
     pub(crate) checkpoints: CheckpointStats,
     /// The closed store's files.
-    pub(crate) disk: StoreUsage,
+    pub(crate) disk: helios::DiskUsage,
     /// The log's bytes through its last record.
     pub(crate) log_used_bytes: u64,
     /// SQLite's files (database, WAL, shared memory), as the load left them.
@@ -263,7 +263,7 @@ fn measure(config: &Config, dir: &Path) -> Result<Measured> {
         loaded = Some(load);
         checkpoints = Some(stats);
     }
-    let disk = disk::walk(&helios_dir)?;
+    let disk = helios::disk_usage(&helios_dir)?;
     let sqlite_disk = sqlite
         .as_ref()
         .map(|s| disk::usage_of(&s.files()))

@@ -2,8 +2,9 @@
 //! object with `--json`), from what the run measured, with the targets and their verdicts.
 //! Nothing here measures anything.
 
+use helios::FileKind;
 use helios_benches::args;
-use helios_benches::disk::{FileClass, Usage};
+use helios_benches::disk::Usage;
 use helios_benches::report::{mb, one_decimal, ratio, row, us, verdict_cell};
 use helios_benches::runs::Runs;
 use helios_workloads::latency::{Latencies, Summary};
@@ -152,10 +153,10 @@ impl Report<'_> {
                 format!("{:.1}", mb(u.allocated_bytes as f64)),
             ])
         };
-        for class in FileClass::ALL {
-            println!("{}", usage_row(class.label(), m.disk.of(class)));
+        for kind in FileKind::ALL {
+            println!("{}", usage_row(kind_label(kind), m.disk.of(kind).into()));
         }
-        println!("{}", usage_row("**helios total**", m.disk.total()));
+        println!("{}", usage_row("**helios total**", m.disk.total().into()));
         if let Some(sqlite) = m.sqlite_disk {
             println!(
                 "{}",
@@ -182,7 +183,7 @@ impl Report<'_> {
              segments) / log: {}. Checkpoints: {} files, {:.1} MB ({}{}).",
             mb(m.log_used_bytes as f64),
             ratio(
-                m.disk.allocated_outside_segments() as f64,
+                m.disk.derived().allocated_bytes as f64,
                 m.log_used_bytes as f64
             ),
             m.checkpoints.files,
@@ -287,7 +288,7 @@ impl Report<'_> {
             measured: format!("{get:.1} ms (p99 {:.1} ms)", m.gets.runs.quantile_ms(0.99)),
             met: Some(get <= TARGET_GET_MS),
         });
-        let derived = m.disk.allocated_outside_segments() as f64
+        let derived = m.disk.derived().allocated_bytes as f64
             / (m.log_used_bytes as f64).max(f64::MIN_POSITIVE);
         verdicts.push(Verdict {
             target: format!("derived bytes / log <= {TARGET_DERIVED_RATIO}x"),
@@ -358,14 +359,14 @@ impl Report<'_> {
                 "sqlite_snapshots": l.sqlite_snapshots,
             })),
             "disk": {
-                "by_class": FileClass::ALL.iter().map(|&c| json!({
-                    "class": format!("{c:?}"),
-                    "usage": usage(m.disk.of(c)),
+                "by_kind": FileKind::ALL.iter().map(|&k| json!({
+                    "kind": k.name(),
+                    "usage": usage(m.disk.of(k).into()),
                 })).collect::<Vec<_>>(),
-                "total": usage(m.disk.total()),
-                "directories": m.disk.directories,
+                "total": usage(m.disk.total().into()),
+                "directories": m.disk.directories(),
                 "log_used_bytes": m.log_used_bytes,
-                "allocated_outside_segments_bytes": m.disk.allocated_outside_segments(),
+                "derived_allocated_bytes": m.disk.derived().allocated_bytes,
                 "sqlite": m.sqlite_disk.map(usage),
                 "checkpoint_files": m.checkpoints.files,
                 "checkpoint_bytes": m.checkpoints.bytes,
@@ -433,4 +434,16 @@ fn loads_json(loads: &Loads) -> Value {
         "sqlite": loads.sqlite.as_ref().map(|s| summary_json(&s.summary())),
         "checked": loads.checked,
     })
+}
+
+/// A kind of store file's row name in the bytes table.
+fn kind_label(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Segments => "log segments (`log/*.log`)",
+        FileKind::Spare => "spare segment (`log/*.spare`)",
+        FileKind::Metadata => "metadata (`meta/`, `index/`)",
+        FileKind::Checkpoints => "checkpoints (`checkpoints/`, `packs/`)",
+        FileKind::SetAside => "set aside by a repair (`repair-*/`)",
+        FileKind::Other => "other (`FORMAT`, `LOCK`, ...)",
+    }
 }

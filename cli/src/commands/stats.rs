@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use helios::{Lsn, ReadOnly};
 
-use crate::disk::{self, DiskUsage, FileKind, Usage};
 use crate::error::CliError;
 use crate::json;
 use crate::store::{LogSize, OpenArgs, log_size};
 use crate::text::{Align, bytes, pairs, table, thousands, times};
+use helios::{DiskUsage, FileKind, FileUsage};
 
 /// The long help of `helios stats`.
 pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk: per stream, \
@@ -129,6 +129,24 @@ struct DeadJson {
     bytes: u64,
 }
 
+/// Files and bytes of one kind of file (or of several), from [`helios::disk_usage`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+struct Usage {
+    files: u64,
+    apparent_bytes: u64,
+    allocated_bytes: u64,
+}
+
+impl From<FileUsage> for Usage {
+    fn from(u: FileUsage) -> Usage {
+        Usage {
+            files: u.files,
+            apparent_bytes: u.apparent_bytes,
+            allocated_bytes: u.allocated_bytes,
+        }
+    }
+}
+
 /// Every file of the store, by kind, and the derived ratio.
 #[derive(Clone, Debug, serde::Serialize)]
 struct DiskJson {
@@ -159,15 +177,15 @@ impl DiskJson {
     /// The figures of `usage`, for a log of `log_bytes` through its last record that holds a
     /// record or not (`has_records`).
     fn new(usage: &DiskUsage, log_bytes: u64, has_records: bool) -> DiskJson {
-        let derived = usage.derived();
+        let derived: Usage = usage.derived().into();
         DiskJson {
-            segments: usage.of(FileKind::Segments),
-            spare: usage.of(FileKind::Spare),
-            metadata: usage.of(FileKind::Metadata),
-            checkpoints: usage.of(FileKind::Checkpoints),
-            set_aside: usage.of(FileKind::SetAside),
-            other: usage.of(FileKind::Other),
-            total: usage.total(),
+            segments: usage.of(FileKind::Segments).into(),
+            spare: usage.of(FileKind::Spare).into(),
+            metadata: usage.of(FileKind::Metadata).into(),
+            checkpoints: usage.of(FileKind::Checkpoints).into(),
+            set_aside: usage.of(FileKind::SetAside).into(),
+            other: usage.of(FileKind::Other).into(),
+            total: usage.total().into(),
             derived,
             log_bytes,
             derived_ratio: has_records
@@ -210,7 +228,11 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let engine = args.open.open_read_only(&args.dir)?;
     // Walked while the store is open, so that the files and what the open read are as close
     // in time as they can be.
-    let usage = disk::walk(&args.dir)?;
+    let usage = helios::disk_usage(&args.dir).map_err(|e| CliError::Path {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })?;
     let stats = collect(&engine, &usage)?;
     drop(engine);
     let out = if args.json {

@@ -1,14 +1,16 @@
 //! What a store's files take on disk, by kind: files, apparent bytes (their lengths) and
 //! allocated bytes (`st_blocks * 512`: what the file system holds for them, less than the length
-//! for a sparse file, more for a file shorter than a block), from a walk of the store directory.
+//! for a sparse file, more for a file shorter than a block), from a walk of the store directory
+//! ([`disk_usage`]; behind `helios stats` and the benches' byte counts).
 //!
-//! Files are classified by where they lie, never by asking the engine about its layout, so that
-//! the figures stay right while the layout changes (the metadata in `meta/` or `index/`, the
-//! checkpoints in `checkpoints/*.ckpt` or `packs/*.pack`): see [`classify`].
+//! Files are classified by where they lie in the directory, not by what an open engine knows,
+//! so that a store is measured as it is on disk, open or not, damaged or not, and in the layout
+//! it is in (the metadata in `meta/` or `index/`, the checkpoints in `checkpoints/*.ckpt` or
+//! `packs/*.pack`): see [`classify`].
 //!
 //! Invariants:
 //! - The walk reads directory listings and file metadata (`lstat`) only: it opens no file and
-//!   changes nothing, so `stats` stays a reading command.
+//!   changes nothing.
 //! - It follows no symbolic link: a link is counted as a file of its own (small) size where it
 //!   lies, and nothing outside the store is counted. Directories themselves are not counted.
 //! - A file or directory that vanishes between its listing and its `lstat` (a writer at work:
@@ -19,7 +21,19 @@ use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Component, Path};
 
-use crate::error::CliError;
+/// A directory that could not be listed or a file whose metadata could not be read, while
+/// measuring a store.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {op} {}: {source}", path.display())]
+pub struct DiskUsageError {
+    /// What was being done: `list the directory`, `read the metadata of`.
+    pub op: &'static str,
+    /// The directory or file.
+    pub path: std::path::PathBuf,
+    /// The file system's error.
+    #[source]
+    pub source: io::Error,
+}
 
 /// Bytes per unit of `st_blocks`: POSIX counts allocated space in 512-byte units, whatever
 /// the file system's block size.
@@ -84,7 +98,7 @@ impl FileKind {
 /// `index/` metadata, under `checkpoints/` or `packs/` checkpoints, under a `repair-*/`
 /// directory set aside, and anything else (a file at the top, another file in `log/`) other.
 #[must_use]
-pub fn classify(relative: &Path) -> FileKind {
+fn classify(relative: &Path) -> FileKind {
     let parts: Vec<&str> = relative
         .components()
         .filter_map(|c| match c {
@@ -103,8 +117,8 @@ pub fn classify(relative: &Path) -> FileKind {
 }
 
 /// Files and bytes of one kind (or of several).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Usage {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileUsage {
     /// Files.
     pub files: u64,
     /// Their lengths, summed.
@@ -113,8 +127,8 @@ pub struct Usage {
     pub allocated_bytes: u64,
 }
 
-impl Usage {
-    fn add(&mut self, other: Usage) {
+impl FileUsage {
+    fn add(&mut self, other: FileUsage) {
         self.files += other.files;
         self.apparent_bytes += other.apparent_bytes;
         self.allocated_bytes += other.allocated_bytes;
@@ -124,30 +138,37 @@ impl Usage {
 /// A store's files by kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DiskUsage {
-    by_kind: [Usage; FileKind::ALL.len()],
+    by_kind: [FileUsage; FileKind::ALL.len()],
+    directories: u64,
 }
 
 impl DiskUsage {
     /// The files of `kind`.
     #[must_use]
-    pub fn of(&self, kind: FileKind) -> Usage {
+    pub fn of(&self, kind: FileKind) -> FileUsage {
         self.by_kind[kind.index()]
     }
 
     /// Every file.
     #[must_use]
-    pub fn total(&self) -> Usage {
+    pub fn total(&self) -> FileUsage {
         self.sum(|_| true)
     }
 
     /// Every file the store keeps beside its log ([`FileKind::is_derived`]).
     #[must_use]
-    pub fn derived(&self) -> Usage {
+    pub fn derived(&self) -> FileUsage {
         self.sum(FileKind::is_derived)
     }
 
-    fn sum(&self, which: impl Fn(FileKind) -> bool) -> Usage {
-        let mut usage = Usage::default();
+    /// Directories under the store's (not counted among the files).
+    #[must_use]
+    pub fn directories(&self) -> u64 {
+        self.directories
+    }
+
+    fn sum(&self, which: impl Fn(FileKind) -> bool) -> FileUsage {
+        let mut usage = FileUsage::default();
         for kind in FileKind::ALL.into_iter().filter(|&k| which(k)) {
             usage.add(self.of(kind));
         }
@@ -155,7 +176,7 @@ impl DiskUsage {
     }
 
     fn count(&mut self, kind: FileKind, metadata: &std::fs::Metadata) {
-        self.by_kind[kind.index()].add(Usage {
+        self.by_kind[kind.index()].add(FileUsage {
             files: 1,
             apparent_bytes: metadata.len(),
             allocated_bytes: metadata.blocks().saturating_mul(STAT_BLOCK_BYTES),
@@ -166,9 +187,9 @@ impl DiskUsage {
 /// Walks the store directory `dir` and sums its files by kind.
 ///
 /// # Errors
-/// [`CliError::Path`] naming a directory that cannot be listed or a file whose metadata cannot
+/// [`DiskUsageError`] naming a directory that cannot be listed or a file whose metadata cannot
 /// be read, for any reason but its having vanished meanwhile.
-pub fn walk(dir: &Path) -> Result<DiskUsage, CliError> {
+pub fn disk_usage(dir: &Path) -> Result<DiskUsage, DiskUsageError> {
     let mut usage = DiskUsage::default();
     // Directories still to list, as paths under `dir`: a loop, not recursion, so that a deep
     // tree cannot exhaust the stack.
@@ -198,6 +219,7 @@ pub fn walk(dir: &Path) -> Result<DiskUsage, CliError> {
                 }
             };
             if metadata.is_dir() {
+                usage.directories += 1;
                 pending.push(child);
             } else {
                 usage.count(classify(&child), &metadata);
@@ -207,8 +229,8 @@ pub fn walk(dir: &Path) -> Result<DiskUsage, CliError> {
     Ok(usage)
 }
 
-fn path_error(op: &'static str, path: &Path, source: io::Error) -> CliError {
-    CliError::Path {
+fn path_error(op: &'static str, path: &Path, source: io::Error) -> DiskUsageError {
+    DiskUsageError {
         op,
         path: path.to_owned(),
         source,
@@ -267,7 +289,7 @@ mod tests {
         let mut usage = DiskUsage::default();
         for (i, kind) in FileKind::ALL.into_iter().enumerate() {
             let n = 1u64 << i;
-            usage.by_kind[kind.index()] = Usage {
+            usage.by_kind[kind.index()] = FileUsage {
                 files: n,
                 apparent_bytes: 10 * n,
                 allocated_bytes: 100 * n,
@@ -290,7 +312,7 @@ mod tests {
         let outside = tempfile::tempdir().expect("tempdir");
         std::fs::write(outside.path().join("big"), vec![7u8; 100_000]).expect("write");
         std::os::unix::fs::symlink(outside.path(), dir.join("packs")).expect("symlink");
-        let usage = walk(dir).expect("walk");
+        let usage = disk_usage(dir).expect("walk");
         assert_eq!(usage.total().files, 4, "{usage:?}");
         let segments = usage.of(FileKind::Segments);
         assert_eq!((segments.files, segments.apparent_bytes), (1, 5000));
@@ -300,6 +322,7 @@ mod tests {
         let other = usage.of(FileKind::Other);
         assert_eq!(other.files, 2, "{usage:?}");
         assert!(other.apparent_bytes < 24 + 4096, "{usage:?}");
-        assert_eq!(usage.of(FileKind::Checkpoints), Usage::default());
+        assert_eq!(usage.of(FileKind::Checkpoints), FileUsage::default());
+        assert_eq!(usage.directories(), 4, "log, index, deep, er");
     }
 }
