@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 
-use helios_log::{Location, LogIter, Lsn, RecordKind, RecordRef, StreamId, Version};
+use helios_log::{
+    Location, LogIter, Lsn, OwnedRecord, RecordHeader, RecordKind, RecordRef, StreamId, Version,
+};
 
 use crate::catalog::{Catalog, Fork};
 use crate::class::Durability;
@@ -36,15 +38,28 @@ pub struct Event {
 }
 
 impl Event {
-    pub(crate) fn from_record(record: RecordRef<'_>) -> Event {
+    /// The event a log record holds (its kind aside), its payload copied: for readers of the
+    /// log itself, such as a `helios_log::Follower` in another process.
+    #[must_use]
+    pub fn from_record(record: RecordRef<'_>) -> Event {
+        Event::from_parts(record.header, record.payload.to_vec())
+    }
+
+    fn from_parts(header: RecordHeader, payload: Vec<u8>) -> Event {
         Event {
-            stream: record.header.stream,
-            version: record.header.version,
-            lsn: record.header.lsn,
-            timestamp_us: record.header.timestamp_us,
-            durability: record.header.class.into(),
-            payload: record.payload.to_vec(),
+            stream: header.stream,
+            version: header.version,
+            lsn: header.lsn,
+            timestamp_us: header.timestamp_us,
+            durability: header.class.into(),
+            payload,
         }
+    }
+}
+
+impl From<OwnedRecord> for Event {
+    fn from(record: OwnedRecord) -> Event {
+        Event::from_parts(record.header, record.payload)
     }
 }
 
@@ -365,14 +380,7 @@ impl Iterator for GlobalIter<'_> {
         loop {
             match self.inner.next()? {
                 Ok(record) if record.header.kind == RecordKind::Event => {
-                    return Some(Ok(Event {
-                        stream: record.header.stream,
-                        version: record.header.version,
-                        lsn: record.header.lsn,
-                        timestamp_us: record.header.timestamp_us,
-                        durability: record.header.class.into(),
-                        payload: record.payload,
-                    }));
+                    return Some(Ok(record.into()));
                 }
                 Ok(_) => {}
                 Err(e) => return Some(Err(e.into())),

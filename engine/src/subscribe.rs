@@ -140,14 +140,7 @@ impl Subscription<'_> {
                     *resume = Some(record.location);
                     if record.header.kind == RecordKind::Event {
                         bytes += record.payload.len();
-                        self.pending.push_back(Event {
-                            stream: record.header.stream,
-                            version: record.header.version,
-                            lsn: record.header.lsn,
-                            timestamp_us: record.header.timestamp_us,
-                            durability: record.header.class.into(),
-                            payload: record.payload,
-                        });
+                        self.pending.push_back(record.into());
                         if self.pending.len() >= PENDING_EVENTS_MAX || bytes >= PENDING_BYTES_MAX {
                             break;
                         }

@@ -138,17 +138,7 @@ fn follow_inner(
     loop {
         records.clear();
         follower
-            .poll(&mut |r, _| {
-                let event = Event {
-                    stream: r.header.stream,
-                    version: r.header.version,
-                    lsn: r.header.lsn,
-                    timestamp_us: r.header.timestamp_us,
-                    durability: r.header.class.into(),
-                    payload: r.payload.to_vec(),
-                };
-                records.push((r.header.kind, event));
-            })
+            .poll(&mut |r, _| records.push((r.header.kind, Event::from_record(r))))
             .map_err(helios::Error::from)?;
         if records.is_empty() {
             std::thread::sleep(IDLE_POLL);

@@ -5,13 +5,11 @@
 //! key that is not UTF-8 (each named by line number), `read --from` past the head, the warning
 //! after `--raw` events, and `append` when building checkpoints fails after the appends.
 
-use std::io::Write as _;
 use std::os::unix::fs::{PermissionsExt as _, symlink};
-use std::process::Stdio;
 
 use crate::support::{
-    assert_error, helios, ok, permission_checked_prefix, run, run_in, run_prefixed, snapshot,
-    stderr, stdout,
+    assert_error, ok, permission_checked_prefix, run, run_in, run_prefixed, snapshot, stderr,
+    stdout,
 };
 
 #[test]
@@ -186,33 +184,11 @@ fn an_over_long_line_is_refused_without_reading_the_rest_of_it() {
     const LINE_BYTES: usize = 160 * MIB;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
-    let mut child = helios()
-        .args(["append", dir.to_str().expect("UTF-8"), "s", "--raw"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        let mut written = 0;
-        let first = b"first line\n";
-        if input.write_all(first).is_err() {
-            return written;
-        }
-        written += first.len();
-        let chunk = vec![b'x'; MIB];
-        while written < LINE_BYTES {
-            if input.write_all(&chunk).is_err() {
-                return written;
-            }
-            written += chunk.len();
-        }
-        let _ = input.write_all(b"\n");
-        written
-    });
-    let out = child.wait_with_output().expect("wait");
-    let written = writer.join().expect("writer");
+    let (out, written) = crate::support::run_with_a_long_line(
+        &["append", dir.to_str().expect("UTF-8"), "s", "--raw"],
+        b"first line\n",
+        LINE_BYTES,
+    );
     assert!(
         written < 80 * MIB,
         "helios read {written} bytes of a {LINE_BYTES}-byte line before refusing it"

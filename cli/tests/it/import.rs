@@ -4,15 +4,13 @@
 //! checkpoints built before it exits, and raw events as `helios tail` will print them.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 
 use helios_log::{FsStorage, LogOptions, RecordKind};
 use helios_testkit::Rng;
 
-use crate::support::{assert_error, helios, json_u64, ok, parse_json, run_in, snapshot, stdout};
+use crate::support::{assert_error, json_u64, ok, parse_json, run_in, snapshot, stdout};
 
 /// A frame's header in the log: 56 bytes before each payload.
 const RECORD_HEADER_LEN: u64 = crate::support::RECORD_HEADER_LEN;
@@ -318,33 +316,11 @@ fn an_over_long_line_is_refused_without_reading_the_rest_of_it() {
     const LINE_BYTES: usize = 160 * MIB;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
-    let mut child = helios()
-        .args(["import", dir.to_str().expect("UTF-8"), "--raw"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        let mut written = 0;
-        let first = b"a\tfirst line\ns\t";
-        if input.write_all(first).is_err() {
-            return written;
-        }
-        written += first.len();
-        let chunk = vec![b'x'; MIB];
-        while written < LINE_BYTES {
-            if input.write_all(&chunk).is_err() {
-                return written;
-            }
-            written += chunk.len();
-        }
-        let _ = input.write_all(b"\n");
-        written
-    });
-    let out = child.wait_with_output().expect("wait");
-    let written = writer.join().expect("writer");
+    let (out, written) = crate::support::run_with_a_long_line(
+        &["import", dir.to_str().expect("UTF-8"), "--raw"],
+        b"a\tfirst line\ns\t",
+        LINE_BYTES,
+    );
     assert!(
         written < 100 * MIB,
         "helios read {written} bytes of a {LINE_BYTES}-byte line before refusing it"

@@ -49,6 +49,44 @@ pub(crate) fn run(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().expect("wait for helios")
 }
 
+/// Runs `helios args...` with `first` on stdin, then a line of `line_bytes` bytes written a
+/// MiB at a time for as long as the command reads; returns its output and how many bytes it
+/// took before it stopped reading (a command that refuses an over-long line early stops well
+/// before its end).
+pub(crate) fn run_with_a_long_line(
+    args: &[&str],
+    first: &'static [u8],
+    line_bytes: usize,
+) -> (Output, usize) {
+    const MIB: usize = 1 << 20;
+    let mut child = helios()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let mut written = 0;
+        if input.write_all(first).is_err() {
+            return written;
+        }
+        written += first.len();
+        let chunk = vec![b'x'; MIB];
+        while written < line_bytes {
+            if input.write_all(&chunk).is_err() {
+                return written;
+            }
+            written += chunk.len();
+        }
+        let _ = input.write_all(b"\n");
+        written
+    });
+    let out = child.wait_with_output().expect("wait");
+    (out, writer.join().expect("writer"))
+}
+
 /// Runs `helios COMMAND DIR args...` (`args[0]` is the command) with `stdin` as its input.
 pub(crate) fn run_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let dir = dir.to_str().expect("a UTF-8 temporary path");
