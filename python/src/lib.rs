@@ -1,7 +1,8 @@
 //! The native core of the `helios_store` Python package (`helios_store._native`).
 //!
 //! It is responsible for two things: the Helios engine's API as Python classes (`store.rs`:
-//! `Store`, `View`, `Event`, and the exception classes of `errors.rs`), and the storage side of
+//! `Store`, `View`, `Event`; `reader.rs`: `Reader`, a read-only handle for other processes;
+//! and the exception classes of `errors.rs`), and the storage side of
 //! the LangGraph checkpoint saver (`saver.rs`: `SaverCore`, with the record format and state
 //! machine of `record.rs` and the value codec of `codec.rs`). It is not responsible for anything
 //! LangGraph-specific that needs Python objects: the saver class itself
@@ -14,6 +15,7 @@
 
 mod codec;
 mod errors;
+mod reader;
 mod record;
 mod saver;
 mod store;
@@ -24,6 +26,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::Store>()?;
+    module.add_class::<reader::Reader>()?;
     module.add_class::<store::View>()?;
     module.add_class::<store::Event>()?;
     module.add_class::<store::StreamInfo>()?;

@@ -205,7 +205,7 @@ impl Event {
     }
 }
 
-fn event_to_py(py: Python<'_>, e: helios::Event) -> Event {
+pub(crate) fn event_to_py(py: Python<'_>, e: helios::Event) -> Event {
     Event {
         stream_id: e.stream.0,
         version: e.version.0,
@@ -221,11 +221,11 @@ fn event_to_py(py: Python<'_>, e: helios::Event) -> Event {
 #[derive(Debug)]
 pub struct StreamInfo {
     /// Its name.
-    name: String,
+    pub(crate) name: String,
     /// Its numeric id.
-    id: u64,
+    pub(crate) id: u64,
     /// Its head version (0 when it has no event).
-    head: u64,
+    pub(crate) head: u64,
 }
 
 #[pymethods]
@@ -242,8 +242,8 @@ impl StreamInfo {
 /// from memory-mapped checkpoints and a short replay. Immutable and cheap to keep.
 #[pyclass(frozen, module = "helios_store")]
 pub struct View {
-    view: helios::View,
-    version: u64,
+    pub(crate) view: helios::View,
+    pub(crate) version: u64,
 }
 
 impl std::fmt::Debug for View {

@@ -1,0 +1,224 @@
+//! `Reader`: a read-only handle on a store, for processes other than the writer's (search
+//! workers, projections, operators). It takes no lock and writes nothing, reads only what the
+//! writer made durable, and catches up with it on `refresh()`; see `helios::ReadOnly`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use helios::{Options, ReadOnly, Version};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::errors::{self, StoreClosedError};
+use crate::record::{SAVER_STREAM_PREFIX, SaverMachine};
+use crate::store::{Event, StreamInfo, View, bytes_arg, event_to_py};
+
+/// A read-only handle on the store in `path`, beside its writer (in another process) or
+/// without one: `Reader(path)`. It takes no lock and writes nothing, so it never stops a writer
+/// from opening the store; beside a live writer it reads only what the writer has made durable,
+/// and `refresh()` catches up with it (new events, streams, forks, deletions and checkpoints).
+/// Use it as a context manager, or call `close()`.
+#[pyclass(frozen, module = "helios_store")]
+#[derive(Debug)]
+pub struct Reader {
+    handle: RwLock<Option<Arc<ReadOnly>>>,
+    path: PathBuf,
+}
+
+impl Reader {
+    fn handle(&self) -> PyResult<Arc<ReadOnly>> {
+        self.handle
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                StoreClosedError::new_err(format!(
+                    "the reader of {} is closed",
+                    self.path.display()
+                ))
+            })
+    }
+
+    /// Runs `f` on the handle with the GIL released; engine errors become Python exceptions.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&ReadOnly) -> helios::Result<T> + Send,
+    ) -> PyResult<T> {
+        let handle = self.handle()?;
+        py.detach(move || f(&handle))
+            .map_err(|e| errors::to_py(py, e))
+    }
+}
+
+/// `version`, or the stream's head when `None`.
+fn version_or_head(reader: &ReadOnly, stream: &str, version: Option<u64>) -> helios::Result<u64> {
+    match version {
+        Some(v) => Ok(v),
+        None => reader
+            .head(stream)
+            .map(|h| h.0)
+            .ok_or_else(|| helios::Error::UnknownStream {
+                stream: stream.to_owned(),
+            }),
+    }
+}
+
+#[pymethods]
+impl Reader {
+    /// Opens the store in `path` read-only (it must exist: `NotAStoreError` otherwise).
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Reader> {
+        let dir = path.clone();
+        let handle = py
+            .detach(move || {
+                helios::Engine::builder(&dir)
+                    .options(Options::default())
+                    .stream_machine(SAVER_STREAM_PREFIX, SaverMachine)
+                    .open_read_only()
+            })
+            .map_err(|e| errors::to_py(py, e))?;
+        Ok(Reader {
+            handle: RwLock::new(Some(Arc::new(handle))),
+            path,
+        })
+    }
+
+    /// The store's directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.handle
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// Releases the handle's maps and files. Idempotent.
+    fn close(&self) {
+        self.handle
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Reader({:?}{})",
+            self.path,
+            if self.closed() { ", closed" } else { "" }
+        )
+    }
+
+    /// Catches up with the writer: reads what it has made durable since this handle's open or
+    /// last refresh. Returns `(from_lsn, to_lsn, events)`.
+    fn refresh(&self, py: Python<'_>) -> PyResult<(u64, u64, u64)> {
+        let r = self.run(py, ReadOnly::refresh)?;
+        Ok((r.from.0, r.to.0, r.events))
+    }
+
+    /// Whether a writer holds the store now.
+    fn writer_holds_the_store(&self) -> PyResult<bool> {
+        Ok(self.handle()?.writer_holds_the_store())
+    }
+
+    /// The head version of `stream`, or `None` if it does not exist.
+    fn head(&self, stream: &str) -> PyResult<Option<u64>> {
+        Ok(self.handle()?.head(stream).map(|v| v.0))
+    }
+
+    /// Every stream, by id.
+    fn streams(&self, py: Python<'_>) -> PyResult<Vec<StreamInfo>> {
+        self.run(py, |r| {
+            Ok(r.streams()
+                .map(|s| StreamInfo {
+                    name: s.name,
+                    id: s.id.0,
+                    head: s.head.0,
+                })
+                .collect::<Vec<_>>())
+        })
+    }
+
+    /// The events of `stream` with versions `start..=end` (`end` defaults to the head).
+    #[pyo3(signature = (stream, start = 1, end = None))]
+    fn read(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> PyResult<Vec<Event>> {
+        let stream = stream.to_owned();
+        let events = self.run(py, move |r| {
+            let end = version_or_head(r, &stream, end)?;
+            r.read(&stream, Version(start)..=Version(end))?
+                .collect::<helios::Result<Vec<_>>>()
+        })?;
+        Ok(events.into_iter().map(|e| event_to_py(py, e)).collect())
+    }
+
+    /// The state of `stream` at `version` (default: its head).
+    #[pyo3(signature = (stream, version = None))]
+    fn view(&self, py: Python<'_>, stream: &str, version: Option<u64>) -> PyResult<View> {
+        let stream = stream.to_owned();
+        self.run(py, move |r| {
+            let version = version_or_head(r, &stream, version)?;
+            Ok(View {
+                view: r.view(&stream, Version(version))?,
+                version,
+            })
+        })
+    }
+
+    /// The value of `key` in `stream`'s state at `version` (default: its head), or `None`.
+    #[pyo3(signature = (stream, key, version = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        stream: &str,
+        key: &Bound<'py, PyAny>,
+        version: Option<u64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = bytes_arg(key, "key")?.to_vec();
+        let stream = stream.to_owned();
+        let value = self.run(py, move |r| {
+            let version = version_or_head(r, &stream, version)?;
+            Ok(r.view(&stream, Version(version))?
+                .get(&key)
+                .map(<[u8]>::to_vec))
+        })?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// The whole state of `stream` at `version` (default: its head), as a dict.
+    #[pyo3(signature = (stream, version = None))]
+    fn state<'py>(
+        &self,
+        py: Python<'py>,
+        stream: &str,
+        version: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let view = self.view(py, stream, version)?;
+        let dict = PyDict::new(py);
+        for (k, v) in view.view.iter() {
+            dict.set_item(PyBytes::new(py, k), PyBytes::new(py, v))?;
+        }
+        Ok(dict)
+    }
+}
