@@ -49,7 +49,7 @@ pub struct VerifyReport {
     /// Every problem found; empty when the store is sound.
     pub findings: Vec<Finding>,
     /// Whether a writer held the store: the metadata was then not checked, and the log only up
-    /// to where the writer had written.
+    /// to the end the writer published as durable.
     pub writer_holds_the_store: bool,
 }
 
@@ -68,7 +68,8 @@ impl VerifyReport {
 /// Nothing in the store is created or written: no lock file is taken, and the fjall metadata
 /// is checked on a copy in a temporary directory (fjall writes to a database it opens). While a
 /// writer holds the store, the metadata is not checked (its files change under the copy): the
-/// report says so, and the log is checked up to where the writer had written.
+/// report says so, and the log is checked up to the end the writer published (the records it
+/// has made durable; past them, bytes are being written).
 ///
 /// # Errors
 /// I/O errors, a path that is not a store (named as what it is).
@@ -107,10 +108,18 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut events: HashMap<(u64, u64), Location> = HashMap::new();
     let mut log_end = Lsn::ZERO;
+    // Beside a live writer, the log is checked up to the end it published: past it, bytes are
+    // being written (and would look like a torn tail).
+    let until = if writer {
+        helios_log::read_published_end(&log_dir)?
+    } else {
+        None
+    };
     let problems = Log::verify(
         &storage,
         &log_dir,
         recovery_point,
+        until,
         &mut |record, location| {
             report.records += 1;
             log_end = log_end.max(record.header.lsn);

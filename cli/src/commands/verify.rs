@@ -14,8 +14,9 @@ const EXIT_FINDINGS: u8 = 1;
 pub const LONG_ABOUT: &str = "Check every segment header and record checksum, LSN continuity and \
     batch framing of the log, then every index entry against the record it points at. The \
     store is not changed (no recovery runs, no lock file is taken, and the metadata is \
-    checked on a copy); while a writer holds the store, the metadata is not checked and the \
-    report says so.\n\n\
+    checked on a copy); while a writer holds the store, the metadata is not checked, the log is \
+    checked up to the end the writer published as durable (past it, bytes are being written), \
+    and the report says so.\n\n\
     Exit status: 0 when the store is sound, 1 when problems were found (each printed with its \
     file and byte offset), 2 on errors (for example a directory that is not a store).\n\n\
     With `--json`, one object: `dir`, `sound` (true or false), the counts `records`, `events`, \
@@ -108,7 +109,7 @@ fn to_text(args: &Args, report: &helios::VerifyReport) -> String {
     if report.writer_holds_the_store {
         checked.push_str(
             " (a writer holds the store: its index was not checked, and the log only up to \
-             where the writer had written)",
+             the end the writer published as durable)",
         );
     }
     if report.is_sound() {

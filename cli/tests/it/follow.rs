@@ -241,3 +241,40 @@ fn a_follower_of_a_newer_or_damaged_store_stops_with_an_error() {
         );
     }
 }
+
+/// `verify` beside a writer at work checks the log up to the end the writer published: the
+/// bytes it is writing past that end are not a torn tail, and the store is sound every time.
+#[test]
+fn verify_beside_a_live_writer_finds_the_store_sound() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let mut writer = helios()
+        .args(["workload", path(&dir), "--segment-size-bytes", "65536"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn helios workload");
+    let deadline = Instant::now() + WAIT;
+    while !dir.join("log").is_dir() {
+        assert!(Instant::now() < deadline, "the writer created no store");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let mut checked = 0;
+    for _ in 0..25 {
+        let out = run_in(&dir, &["verify"], b"");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        if text.contains("not a Helios store") || text.contains("has no segment") {
+            continue; // Still being created.
+        }
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("sound") && text.contains("a writer holds the store"),
+            "{text}"
+        );
+        checked += 1;
+        thread::sleep(Duration::from_millis(40));
+    }
+    sigkill(&mut writer, "workload beside verify");
+    assert!(checked >= 20, "only {checked} verifications ran");
+}

@@ -16,7 +16,7 @@ use crate::error::{LogError, Result};
 use crate::format::{self, RecordRef, segment_header};
 use crate::scan::{self, Stop};
 use crate::storage::Storage;
-use crate::types::{Location, Lsn};
+use crate::types::{Location, Lsn, Position};
 
 /// A problem found by [`Log::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,13 +44,23 @@ impl Log {
     /// `durable_through` is the last LSN the caller knows was durable (its recovery point): a
     /// tail that ends before it is reported as lost acknowledged records, not as a torn tail,
     /// because an open refuses such a log rather than removing the tail.
+    ///
+    /// `until`, for a log a writer is appending to, is the end it published
+    /// (`format::published_end`): only the records up to it are checked, since the bytes past
+    /// it are being written.
     pub fn verify(
         storage: &dyn Storage,
         dir: &Path,
         durable_through: Lsn,
+        until: Option<Position>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<Vec<Problem>> {
-        let ids = list_segments(storage, dir, false)?;
+        let mut ids = list_segments(storage, dir, false)?;
+        if let Some(until) = until
+            && ids.contains(&until.segment)
+        {
+            ids.retain(|id| *id <= until.segment);
+        }
         let mut problems = Vec::new();
         let mut expected: Option<Lsn> = None;
         // Whether the previous segment ended in damage (a cut, a bad record): then the LSNs
@@ -59,7 +69,13 @@ impl Log {
         for (index, &id) in ids.iter().enumerate() {
             let path = dir.join(segment_name(id));
             let bytes = read_all(storage, &path)?;
-            let slice: &[u8] = &bytes;
+            let slice: &[u8] = match until {
+                Some(until) if until.segment == id => {
+                    &bytes[..usize::try_from(until.offset)
+                        .map_or(bytes.len(), |end| end.min(bytes.len()))]
+                }
+                _ => &bytes,
+            };
             let header = match check_header(&path, slice, id) {
                 Ok(header) => header,
                 Err(LogError::Corrupt { offset, reason, .. }) => {
