@@ -18,13 +18,21 @@ use std::time::Duration;
 
 use helios::{Event, Lsn, Position, ReadOnly, SegmentId, StreamId, Version};
 use helios_log::{Follower, RecordKind};
+use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::os::fd::AsFd as _;
 
 use crate::error::CliError;
 use crate::store::OpenArgs;
 
-/// How long a follower sleeps when the writer published nothing new: bounds the lag between
-/// an acknowledgement and the printed line, at a few thousand cheap reads a second.
+/// How long a follower waits when the writer published nothing new, if the system cannot
+/// wake it when the published end changes (no inotify): bounds the lag between an
+/// acknowledgement and the printed line, at a thousand cheap reads a second.
 const IDLE_POLL: Duration = Duration::from_millis(1);
+
+/// How long a follower woken by inotify waits at most before it looks again anyway (a missed
+/// event, or a published end written before the watch existed, costs at most this).
+const WAKE_TIMEOUT_MS: u16 = 100;
 
 /// How long to wait between looks for a store that does not exist yet.
 const STORE_POLL: Duration = Duration::from_millis(100);
@@ -135,19 +143,70 @@ fn follow_inner(
     }
     let mut follower = Follower::new(&log_dir, start);
     let mut records: Vec<(RecordKind, Event)> = Vec::new();
+    // Watched before the first look, so that a publish between a look and the wait wakes it.
+    let wake = Wake::new(&log_dir);
     loop {
         records.clear();
         follower
             .poll(&mut |r, _| records.push((r.header.kind, Event::from_record(r))))
             .map_err(helios::Error::from)?;
         if records.is_empty() {
-            std::thread::sleep(IDLE_POLL);
+            match &wake {
+                Some(wake) => wake.wait(WAKE_TIMEOUT_MS),
+                None => std::thread::sleep(IDLE_POLL),
+            }
             continue;
         }
         for (kind, record) in &records {
             state.apply(dir, open, *kind, record, sink)?;
         }
         sink.flush().map_err(CliError::io("write to stdout"))?;
+    }
+}
+
+/// Wakes a follower when the writer rewrites the published end: an inotify watch on the file
+/// (and on the log's directory, for the file's creation or replacement).
+struct Wake {
+    inotify: Inotify,
+    file: std::path::PathBuf,
+}
+
+impl Wake {
+    /// `None` where inotify is not available: the follower then polls.
+    fn new(log_dir: &Path) -> Option<Wake> {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        inotify
+            .add_watch(
+                log_dir,
+                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+            )
+            .ok()?;
+        let wake = Wake {
+            inotify,
+            file: log_dir.join(helios_log::format::PUBLISHED_END_FILE_NAME),
+        };
+        wake.watch_file();
+        Some(wake)
+    }
+
+    /// Watches the published end's file, if it exists (again: a new file is a new watch; the
+    /// same file keeps its watch).
+    fn watch_file(&self) {
+        let _ = self.inotify.add_watch(&self.file, AddWatchFlags::IN_MODIFY);
+    }
+
+    /// Returns when the published end changed (or may have), or after `timeout_ms`.
+    fn wait(&self, timeout_ms: u16) {
+        self.watch_file();
+        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, timeout_ms).is_ok_and(|ready| ready > 0) {
+            // Drain what is queued: the caller looks at the file itself.
+            while self
+                .inotify
+                .read_events()
+                .is_ok_and(|events| !events.is_empty())
+            {}
+        }
     }
 }
 
