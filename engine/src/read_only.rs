@@ -14,6 +14,7 @@ use std::ops::RangeBounds;
 use std::path::Path;
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use helios_log::{Follower, LogError, Lsn, RecordKind, StreamId, Version};
 use helios_replay::{Aggregate, View};
@@ -45,6 +46,9 @@ pub struct ReadOnly {
     /// Where [`ReadOnly::refresh`] goes on reading the log; `None` once a refresh failed
     /// halfway (the handle's view of the store is then incomplete: reopen it).
     follower: Mutex<Option<Follower>>,
+    /// How often reads refresh the handle by themselves ([`ReadOnly::refresh_every`]), and
+    /// when the last such refresh began; `None`: only explicit refreshes.
+    auto_refresh: Mutex<Option<(Duration, Instant)>>,
 }
 
 /// What [`ReadOnly::refresh`] found.
@@ -135,6 +139,29 @@ impl ReadOnly {
         })
     }
 
+    /// Makes every read of this handle (`head`, `stream`, `streams`, `read`, `events_from`,
+    /// `view`, `state_at`, `aggregate_at`) refresh it first when the last such refresh is at
+    /// least `interval` old, so that a reader beside a live writer follows it by itself;
+    /// `None` (the default) leaves refreshing to [`ReadOnly::refresh`]. A read that refreshes
+    /// pays for reading what the writer published since (microseconds when it is a few
+    /// records). A failed refresh is the error of the fallible reads; the others (`head`,
+    /// `stream`, `streams`) then answer from what the handle has.
+    pub fn refresh_every(&self, interval: Option<Duration>) {
+        *lock(&self.auto_refresh) = interval.map(|every| (every, Instant::now()));
+    }
+
+    /// The refresh [`ReadOnly::refresh_every`] asks for, when it is due.
+    fn catch_up(&self) -> Result<()> {
+        {
+            let mut auto = lock(&self.auto_refresh);
+            match auto.as_mut() {
+                Some((every, last)) if last.elapsed() >= *every => *last = Instant::now(),
+                _ => return Ok(()),
+            }
+        }
+        self.refresh().map(|_| ())
+    }
+
     /// Whether a writer holds the store now (a process has it open for writing). Looks at the
     /// store's lock without taking it, and without creating the lock file.
     #[must_use]
@@ -158,6 +185,7 @@ impl ReadOnly {
     /// See [`Engine::head`].
     #[must_use]
     pub fn head(&self, stream: &str) -> Option<Version> {
+        let _ = self.catch_up();
         self.engine.head(stream)
     }
 
@@ -170,12 +198,14 @@ impl ReadOnly {
     /// See [`Engine::stream`].
     #[must_use]
     pub fn stream(&self, stream: &str) -> Option<StreamInfo> {
+        let _ = self.catch_up();
         self.engine.stream(stream)
     }
 
     /// See [`Engine::streams`].
     #[must_use]
     pub fn streams(&self) -> Streams<'_> {
+        let _ = self.catch_up();
         self.engine.streams()
     }
 
@@ -184,6 +214,7 @@ impl ReadOnly {
     /// # Errors
     /// As [`Engine::read`].
     pub fn read(&self, stream: &str, versions: impl RangeBounds<Version>) -> Result<ReadIter<'_>> {
+        self.catch_up()?;
         self.engine.read(stream, versions)
     }
 
@@ -192,6 +223,7 @@ impl ReadOnly {
     /// # Errors
     /// As [`Engine::events_from`].
     pub fn events_from(&self, from: Lsn) -> Result<GlobalIter<'_>> {
+        self.catch_up()?;
         self.engine.events_from(from)
     }
 
@@ -200,6 +232,7 @@ impl ReadOnly {
     /// # Errors
     /// As [`Engine::view`].
     pub fn view(&self, stream: &str, version: Version) -> Result<View> {
+        self.catch_up()?;
         self.engine.view(stream, version)
     }
 
@@ -208,6 +241,7 @@ impl ReadOnly {
     /// # Errors
     /// As [`Engine::view`].
     pub fn state_at(&self, stream: &str, version: Version) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.catch_up()?;
         self.engine.state_at(stream, version)
     }
 
@@ -216,6 +250,7 @@ impl ReadOnly {
     /// # Errors
     /// As [`Engine::aggregate_at`].
     pub fn aggregate_at<A: Aggregate>(&self, stream: &str, version: Version) -> Result<A> {
+        self.catch_up()?;
         self.engine.aggregate_at(stream, version)
     }
 }
@@ -263,6 +298,7 @@ impl EngineBuilder {
         Ok(ReadOnly {
             engine,
             follower: Mutex::new(Some(follower)),
+            auto_refresh: Mutex::new(None),
         })
     }
 }

@@ -16,8 +16,9 @@ use crate::store::{Event, StreamInfo, View, bytes_arg, event_to_py};
 /// A read-only handle on the store in `path`, beside its writer (in another process) or
 /// without one: `Reader(path)`. It takes no lock and writes nothing, so it never stops a writer
 /// from opening the store; beside a live writer it reads only what the writer has made durable,
-/// and `refresh()` catches up with it (new events, streams, forks, deletions and checkpoints).
-/// Use it as a context manager, or call `close()`.
+/// and `refresh()` catches up with it (new events, streams, forks, deletions and checkpoints);
+/// with `refresh_ms`, every read refreshes it first when the last refresh is that old. Use it
+/// as a context manager, or call `close()`.
 #[pyclass(frozen, module = "helios_store")]
 #[derive(Debug)]
 pub struct Reader {
@@ -66,9 +67,11 @@ fn version_or_head(reader: &ReadOnly, stream: &str, version: Option<u64>) -> hel
 
 #[pymethods]
 impl Reader {
-    /// Opens the store in `path` read-only (it must exist: `NotAStoreError` otherwise).
+    /// Opens the store in `path` read-only (it must exist: `NotAStoreError` otherwise); with
+    /// `refresh_ms`, reads catch up with the writer by themselves at most that often.
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Reader> {
+    #[pyo3(signature = (path, *, refresh_ms = None))]
+    fn new(py: Python<'_>, path: PathBuf, refresh_ms: Option<u64>) -> PyResult<Reader> {
         let dir = path.clone();
         let handle = py
             .detach(move || {
@@ -78,6 +81,7 @@ impl Reader {
                     .open_read_only()
             })
             .map_err(|e| errors::to_py(py, e))?;
+        handle.refresh_every(refresh_ms.map(std::time::Duration::from_millis));
         Ok(Reader {
             handle: RwLock::new(Some(Arc::new(handle))),
             path,

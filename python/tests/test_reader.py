@@ -92,3 +92,13 @@ def test_a_reader_follows_a_writer_in_another_process_and_survives_its_kill(
     assert reader.head("s") == 200
     assert len(reader.read("s")) == 200
     reader.close()
+
+
+def test_a_reader_with_refresh_ms_follows_by_itself(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    with Store(path, background_threads=False) as writer:
+        writer.append("a", [kv_set(b"k", b"1")])
+        with Reader(path, refresh_ms=0) as auto, Reader(path) as manual:
+            writer.append("a", [kv_set(b"k", b"2")])
+            assert auto.get("a", b"k") == b"2"
+            assert manual.get("a", b"k") == b"1"

@@ -245,3 +245,39 @@ fn a_reader_opened_beside_a_writer_reads_only_its_published_end() {
     drop(writer);
     assert_eq!(reader_of(dir.path()).head("a"), Some(Version(15)));
 }
+
+/// With `refresh_every`, reads follow the writer by themselves; without it, a handle shows
+/// what it read until it is refreshed.
+#[test]
+fn a_reader_refreshes_by_itself_when_asked_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    writer
+        .append("a", &[set("k", "1")], Durability::Critical, None)
+        .expect("append");
+    let manual = reader_of(dir.path());
+    let auto = reader_of(dir.path());
+    auto.refresh_every(Some(std::time::Duration::ZERO));
+    writer
+        .append("a", &[set("k", "2")], Durability::Critical, None)
+        .expect("append");
+    writer
+        .append("b", &[set("x", "1")], Durability::Critical, None)
+        .expect("append");
+    assert_eq!(manual.head("a"), Some(Version(1)));
+    assert_eq!(manual.head("b"), None);
+    assert_eq!(auto.head("a"), Some(Version(2)));
+    assert_eq!(auto.stream("b").map(|s| s.head), Some(Version(1)));
+    writer
+        .append("a", &[set("k", "3")], Durability::Critical, None)
+        .expect("append");
+    let view = auto
+        .view("a", Version(3))
+        .expect("a version the writer just made durable");
+    assert_eq!(view.get(b"k"), Some(&b"3"[..]));
+    auto.refresh_every(None);
+    writer
+        .append("a", &[set("k", "4")], Durability::Critical, None)
+        .expect("append");
+    assert_eq!(auto.head("a"), Some(Version(3)), "no longer by itself");
+}
