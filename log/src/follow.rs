@@ -37,12 +37,23 @@ pub fn read_published_end(log_dir: &Path) -> Result<Option<Position>> {
         Err(e) => return Err(LogError::io("open", path, e)),
     };
     let mut buf = [0u8; format::published_end::LEN];
-    match file.read_exact_at(&mut buf, 0) {
-        Ok(()) => Ok(format::decode_published_end(&buf)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(LogError::io("read", path, e)),
+    // A read that meets the writer's rewrite halfway fails its checksum: read again.
+    for _ in 0..PUBLISHED_END_READS {
+        match file.read_exact_at(&mut buf, 0) {
+            Ok(()) => {
+                if let Some(end) = format::decode_published_end(&buf) {
+                    return Ok(Some(end));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(LogError::io("read", path, e)),
+        }
     }
+    Ok(None)
 }
+
+/// Reads of the published end before one that meets a rewrite each time counts as none.
+const PUBLISHED_END_READS: usize = 3;
 
 /// Follows a log in another process's hands (see the module documentation).
 #[derive(Debug)]
