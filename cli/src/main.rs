@@ -44,9 +44,10 @@ const EXIT_ERROR: u8 = 2;
 ///
 /// Each command works on a store directory (created on first append, in an empty or missing
 /// directory only). A store has one writer at a time (`append`, `import`, `workload`, `demo`,
-/// `repair`): a second one fails with a "locked" error. The reading commands (`read`, `get`,
-/// `inspect`, `stats`, `verify`) change nothing in the store, not even a lock file: they work while
-/// a writer holds it, on a read-only file system, and on a damaged store that a writer refuses.
+/// `repair`): a second one fails with a "locked" error. The reading commands (`read`, `tail`,
+/// `get`, `inspect`, `stats`, `verify`) change nothing in the store, not even a lock file: they
+/// work while a writer holds it (reading what it has made durable; `read --follow` and `tail`
+/// follow it), on a read-only file system, and on a damaged store that a writer refuses.
 ///
 /// Exit status: 0 on success; 1 when `verify` finds problems, `get` finds the key absent, or
 /// no setting of `tune` meets its budget; 2 on every error, including arguments out of range
