@@ -16,6 +16,7 @@
 mod codec;
 mod errors;
 mod reader;
+mod reads;
 mod record;
 mod saver;
 mod store;

@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use helios::{Options, ReadOnly, Version};
+use helios::{Options, ReadOnly};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::errors::{self, StoreClosedError};
+use crate::reads;
 use crate::record::{SAVER_STREAM_PREFIX, SaverMachine};
 use crate::store::{Event, StreamInfo, View, bytes_arg, event_to_py};
 
@@ -49,19 +50,6 @@ impl Reader {
         let handle = self.handle()?;
         py.detach(move || f(&handle))
             .map_err(|e| errors::to_py(py, e))
-    }
-}
-
-/// `version`, or the stream's head when `None`.
-fn version_or_head(reader: &ReadOnly, stream: &str, version: Option<u64>) -> helios::Result<u64> {
-    match version {
-        Some(v) => Ok(v),
-        None => reader
-            .head(stream)
-            .map(|h| h.0)
-            .ok_or_else(|| helios::Error::UnknownStream {
-                stream: stream.to_owned(),
-            }),
     }
 }
 
@@ -148,15 +136,7 @@ impl Reader {
 
     /// Every stream, by id.
     fn streams(&self, py: Python<'_>) -> PyResult<Vec<StreamInfo>> {
-        self.run(py, |r| {
-            Ok(r.streams()
-                .map(|s| StreamInfo {
-                    name: s.name,
-                    id: s.id.0,
-                    head: s.head.0,
-                })
-                .collect::<Vec<_>>())
-        })
+        self.run(py, |r| Ok(reads::streams(r)))
     }
 
     /// The events of `stream` with versions `start..=end` (`end` defaults to the head).
@@ -168,26 +148,14 @@ impl Reader {
         start: u64,
         end: Option<u64>,
     ) -> PyResult<Vec<Event>> {
-        let stream = stream.to_owned();
-        let events = self.run(py, move |r| {
-            let end = version_or_head(r, &stream, end)?;
-            r.read(&stream, Version(start)..=Version(end))?
-                .collect::<helios::Result<Vec<_>>>()
-        })?;
+        let events = self.run(py, |r| reads::events(r, stream, start, end))?;
         Ok(events.into_iter().map(|e| event_to_py(py, e)).collect())
     }
 
     /// The state of `stream` at `version` (default: its head).
     #[pyo3(signature = (stream, version = None))]
     fn view(&self, py: Python<'_>, stream: &str, version: Option<u64>) -> PyResult<View> {
-        let stream = stream.to_owned();
-        self.run(py, move |r| {
-            let version = version_or_head(r, &stream, version)?;
-            Ok(View {
-                view: r.view(&stream, Version(version))?,
-                version,
-            })
-        })
+        self.run(py, |r| reads::view(r, stream, version))
     }
 
     /// The value of `key` in `stream`'s state at `version` (default: its head), or `None`.
@@ -199,14 +167,9 @@ impl Reader {
         key: &Bound<'py, PyAny>,
         version: Option<u64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        // Copied: the GIL is released while it is read, and a bytearray could change meanwhile.
         let key = bytes_arg(key, "key")?.to_vec();
-        let stream = stream.to_owned();
-        let value = self.run(py, move |r| {
-            let version = version_or_head(r, &stream, version)?;
-            Ok(r.view(&stream, Version(version))?
-                .get(&key)
-                .map(<[u8]>::to_vec))
-        })?;
+        let value = self.run(py, |r| reads::value(r, stream, &key, version))?;
         Ok(value.map(|v| PyBytes::new(py, &v)))
     }
 
@@ -218,11 +181,6 @@ impl Reader {
         stream: &str,
         version: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let view = self.view(py, stream, version)?;
-        let dict = PyDict::new(py);
-        for (k, v) in view.view.iter() {
-            dict.set_item(PyBytes::new(py, k), PyBytes::new(py, v))?;
-        }
-        Ok(dict)
+        self.view(py, stream, version)?.to_dict(py)
     }
 }

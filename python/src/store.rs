@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySequence, PyTuple};
 
 use crate::errors::{self, StoreClosedError};
+use crate::reads;
 use crate::record::{SAVER_STREAM_PREFIX, SaverMachine};
 
 /// The engine of an open store, shared by the `Store` and every saver core made from it.
@@ -351,7 +352,7 @@ impl View {
     }
 
     /// The whole state as a dict.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    pub(crate) fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (k, v) in self.view.iter() {
             dict.set_item(PyBytes::new(py, k), PyBytes::new(py, v))?;
@@ -458,19 +459,6 @@ impl Store {
         f: impl FnOnce(&Engine) -> helios::Result<T> + Send,
     ) -> PyResult<T> {
         self.shared.run(py, f)
-    }
-}
-
-/// `version`, or the stream's head when `None`.
-fn version_or_head(engine: &Engine, stream: &str, version: Option<u64>) -> helios::Result<u64> {
-    match version {
-        Some(v) => Ok(v),
-        None => engine
-            .head(stream)
-            .map(|h| h.0)
-            .ok_or_else(|| helios::Error::UnknownStream {
-                stream: stream.to_owned(),
-            }),
     }
 }
 
@@ -616,16 +604,7 @@ impl Store {
 
     /// Every stream, by id.
     fn streams(&self, py: Python<'_>) -> PyResult<Vec<StreamInfo>> {
-        let infos = self.run(py, |e| {
-            Ok(e.streams()
-                .map(|s| StreamInfo {
-                    name: s.name,
-                    id: s.id.0,
-                    head: s.head.0,
-                })
-                .collect::<Vec<_>>())
-        })?;
-        Ok(infos)
+        self.run(py, |e| Ok(reads::streams(e)))
     }
 
     /// The events of `stream` with versions `start..=end` (`end` defaults to the head).
@@ -637,12 +616,7 @@ impl Store {
         start: u64,
         end: Option<u64>,
     ) -> PyResult<Vec<Event>> {
-        let stream = stream.to_owned();
-        let events = self.run(py, move |e| {
-            let end = version_or_head(e, &stream, end)?;
-            e.read(&stream, Version(start)..=Version(end))?
-                .collect::<helios::Result<Vec<_>>>()
-        })?;
+        let events = self.run(py, |e| reads::events(e, stream, start, end))?;
         Ok(events.into_iter().map(|e| event_to_py(py, e)).collect())
     }
 
@@ -660,14 +634,7 @@ impl Store {
     /// The state of `stream` at `version` (default: its head).
     #[pyo3(signature = (stream, version = None))]
     fn view(&self, py: Python<'_>, stream: &str, version: Option<u64>) -> PyResult<View> {
-        let stream = stream.to_owned();
-        self.run(py, move |e| {
-            let version = version_or_head(e, &stream, version)?;
-            Ok(View {
-                view: e.view(&stream, Version(version))?,
-                version,
-            })
-        })
+        self.run(py, |e| reads::view(e, stream, version))
     }
 
     /// The value of `key` in `stream`'s state at `version` (default: its head), or `None`.
@@ -679,14 +646,9 @@ impl Store {
         key: &Bound<'py, PyAny>,
         version: Option<u64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        // Copied: the GIL is released while it is read, and a bytearray could change meanwhile.
         let key = bytes_arg(key, "key")?.to_vec();
-        let stream = stream.to_owned();
-        let value = self.run(py, move |e| {
-            let version = version_or_head(e, &stream, version)?;
-            Ok(e.view(&stream, Version(version))?
-                .get(&key)
-                .map(<[u8]>::to_vec))
-        })?;
+        let value = self.run(py, |e| reads::value(e, stream, &key, version))?;
         Ok(value.map(|v| PyBytes::new(py, &v)))
     }
 
