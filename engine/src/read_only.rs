@@ -14,6 +14,7 @@ use std::ops::RangeBounds;
 use std::path::Path;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use helios_log::{Follower, LogError, Lsn, RecordKind, StreamId, Version};
@@ -49,6 +50,8 @@ pub struct ReadOnly {
     /// How often reads refresh the handle by themselves ([`ReadOnly::refresh_every`]), and
     /// when the last such refresh began; `None`: only explicit refreshes.
     auto_refresh: Mutex<Option<(Duration, Instant)>>,
+    /// Whether `auto_refresh` is set: reads look at this, not the mutex, when it is not.
+    auto_refresh_on: AtomicBool,
 }
 
 /// What [`ReadOnly::refresh`] found.
@@ -147,11 +150,17 @@ impl ReadOnly {
     /// records). A failed refresh is the error of the fallible reads; the others (`head`,
     /// `stream`, `streams`) then answer from what the handle has.
     pub fn refresh_every(&self, interval: Option<Duration>) {
-        *lock(&self.auto_refresh) = interval.map(|every| (every, Instant::now()));
+        let mut auto = lock(&self.auto_refresh);
+        *auto = interval.map(|every| (every, Instant::now()));
+        self.auto_refresh_on
+            .store(auto.is_some(), Ordering::Release);
     }
 
     /// The refresh [`ReadOnly::refresh_every`] asks for, when it is due.
     fn catch_up(&self) -> Result<()> {
+        if !self.auto_refresh_on.load(Ordering::Acquire) {
+            return Ok(());
+        }
         {
             let mut auto = lock(&self.auto_refresh);
             match auto.as_mut() {
@@ -299,6 +308,7 @@ impl EngineBuilder {
             engine,
             follower: Mutex::new(Some(follower)),
             auto_refresh: Mutex::new(None),
+            auto_refresh_on: AtomicBool::new(false),
         })
     }
 }
