@@ -22,6 +22,7 @@ use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
+use helios_storage::ReadOnlyBytes;
 use memmap2::{Advice, Mmap};
 use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
@@ -42,6 +43,15 @@ const MEMORY_PATH: &str = "<memory>";
 enum Backing {
     Map(Mmap),
     Heap(AlignedVec<ARCHIVE_ALIGN>),
+    /// A range of a pack's bytes, shared by every checkpoint read from the pack.
+    Pack(Box<PackRange>),
+}
+
+/// A checkpoint's bytes inside a pack (boxed: a lookup's hot fields stay in one cache line).
+struct PackRange {
+    bytes: ReadOnlyBytes,
+    start: usize,
+    end: usize,
 }
 
 impl Backing {
@@ -49,6 +59,7 @@ impl Backing {
         match self {
             Backing::Map(map) => map,
             Backing::Heap(vec) => vec,
+            Backing::Pack(range) => &range.bytes[range.start..range.end],
         }
     }
 }
@@ -206,6 +217,53 @@ impl Checkpoint {
         Checkpoint::validate(path.to_path_buf(), Backing::Map(map))
     }
 
+    /// Validates the checkpoint at `offset..offset + len` of a pack's bytes (mapped or copied
+    /// by the store's [`helios_storage::Storage`]) and reads it there, without copying: the
+    /// pack's bytes stay alive as long as the checkpoint. `name` names it in errors (the pack's
+    /// path and the offset, say).
+    ///
+    /// Validation reads this checkpoint's bytes once, and no other part of the pack.
+    ///
+    /// # Errors
+    /// A range outside `bytes` or not aligned for the archive, and any damage to the
+    /// checkpoint (see [`CheckpointError`]).
+    pub fn open_in(
+        bytes: &ReadOnlyBytes,
+        offset: u64,
+        len: u64,
+        name: PathBuf,
+    ) -> Result<Checkpoint> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = offset
+            .checked_add(len)
+            .and_then(|end| usize::try_from(end).ok())
+            .filter(|&end| end <= bytes.len());
+        let Some(end) = end else {
+            return Err(CheckpointError::Truncated {
+                path: name,
+                len_bytes: (bytes.len() as u64).saturating_sub(offset),
+                expected_bytes: len,
+            });
+        };
+        if !start.is_multiple_of(ARCHIVE_ALIGN)
+            || !(bytes.as_ptr() as usize).is_multiple_of(ARCHIVE_ALIGN)
+        {
+            return Err(CheckpointError::InvalidHeader {
+                path: name,
+                offset: 0,
+                reason: format!("starts at offset {offset}, not a multiple of {ARCHIVE_ALIGN}"),
+            });
+        }
+        Checkpoint::validate(
+            name,
+            Backing::Pack(Box::new(PackRange {
+                bytes: bytes.clone(),
+                start,
+                end,
+            })),
+        )
+    }
+
     /// Decodes and validates a checkpoint from bytes in memory (for tests, fuzzing and tools).
     /// The bytes are copied into an aligned buffer first. Errors name the path `<memory>`.
     ///
@@ -251,8 +309,19 @@ impl Checkpoint {
     /// I/O errors from the advice calls or from opening the file.
     #[cfg(any(test, feature = "bench-hooks"))]
     pub fn evict_pages(&self) -> Result<()> {
-        let Backing::Map(map) = &self.backing else {
-            return Ok(());
+        let map = match &self.backing {
+            Backing::Map(map) => map,
+            Backing::Heap(_) => return Ok(()),
+            Backing::Pack(range) => {
+                return range
+                    .bytes
+                    .evict_pages()
+                    .map_err(|source| CheckpointError::Io {
+                        op: "evict pages",
+                        path: self.path.clone(),
+                        source,
+                    });
+            }
         };
         let io = |op: &'static str| {
             move |source| CheckpointError::Io {
@@ -469,7 +538,7 @@ impl Checkpoint {
     pub(crate) fn map_for_tests(&self) -> Option<&Mmap> {
         match &self.backing {
             Backing::Map(map) => Some(map),
-            Backing::Heap(_) => None,
+            Backing::Heap(_) | Backing::Pack(_) => None,
         }
     }
 

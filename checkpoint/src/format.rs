@@ -335,6 +335,29 @@ impl Header {
     /// Decodes and checks the header of a whole file, `file`, including that the file is exactly
     /// as long as the header says. `path` only names the file in errors.
     pub(crate) fn decode(path: &Path, file: &[u8]) -> Result<Header, CheckpointError> {
+        let header = Header::decode_prefix(path, file)?;
+        let file_len = file.len() as u64;
+        // Cannot overflow: archive_len is at most ARCHIVE_LEN_MAX.
+        let expected_bytes = header::LEN as u64 + header.archive_len;
+        if file_len < expected_bytes {
+            return Err(CheckpointError::Truncated {
+                path: path.to_path_buf(),
+                len_bytes: file_len,
+                expected_bytes,
+            });
+        }
+        if file_len > expected_bytes {
+            return Err(CheckpointError::TrailingBytes {
+                path: path.to_path_buf(),
+                len_bytes: file_len,
+                expected_bytes,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Decodes and checks the header at the start of `file`, whatever follows it.
+    fn decode_prefix(path: &Path, file: &[u8]) -> Result<Header, CheckpointError> {
         use header as h;
         let file_len = file.len() as u64;
         if file.len() < h::LEN {
@@ -405,22 +428,6 @@ impl Header {
                 format!("archive length {archive_len} exceeds the limit of {ARCHIVE_LEN_MAX}"),
             ));
         }
-        // Cannot overflow: archive_len is at most ARCHIVE_LEN_MAX.
-        let expected_bytes = h::LEN as u64 + archive_len;
-        if file_len < expected_bytes {
-            return Err(CheckpointError::Truncated {
-                path: path.to_path_buf(),
-                len_bytes: file_len,
-                expected_bytes,
-            });
-        }
-        if file_len > expected_bytes {
-            return Err(CheckpointError::TrailingBytes {
-                path: path.to_path_buf(),
-                len_bytes: file_len,
-                expected_bytes,
-            });
-        }
         Ok(Header {
             meta,
             entry_count: u64_at(file, h::ENTRY_COUNT),
@@ -428,6 +435,17 @@ impl Header {
             archive_crc: u32_at(file, h::ARCHIVE_CRC),
         })
     }
+}
+
+/// Decodes and checks the checkpoint header at the start of `bytes` (a checkpoint in a pack, or
+/// its first [`header::LEN`] bytes), without reading its archive: what it is and its whole
+/// length, header and archive. `path` names the file in errors.
+///
+/// # Errors
+/// A short, foreign, newer or damaged header (see [`CheckpointError`]).
+pub fn peek_header(path: &Path, bytes: &[u8]) -> Result<(CheckpointMeta, u64), CheckpointError> {
+    let header = Header::decode_prefix(path, bytes)?;
+    Ok((header.meta, header::LEN as u64 + header.archive_len))
 }
 
 /// For tests and fuzzing: after damaging an encoded checkpoint on purpose, rewrites its archive

@@ -18,6 +18,7 @@ mod error;
 mod file;
 pub mod format;
 mod map;
+pub mod pack;
 mod points;
 mod policy;
 mod run;

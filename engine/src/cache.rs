@@ -77,12 +77,6 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
         evicted
     }
 
-    /// The cached values, in no particular order.
-    #[cfg(feature = "bench-hooks")]
-    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.entries.values().map(|slot| &slot.value)
-    }
-
     /// The number of entries.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -5,8 +5,8 @@
 //!
 //! Files are classified by where they lie in the directory, not by what an open engine knows,
 //! so that a store is measured as it is on disk, open or not, damaged or not, and in the layout
-//! it is in (the metadata in `meta/` or `index/`, the checkpoints in `checkpoints/*.ckpt` or
-//! `packs/*.pack`): see [`classify`].
+//! it is in (the metadata in `meta/` or `index/`; the checkpoints under `checkpoints/`, in packs,
+//! or one file each in stores of format 2, or under `packs/`): see [`classify`].
 //!
 //! Invariants:
 //! - The walk reads directory listings and file metadata (`lstat`) only: it opens no file and

@@ -11,8 +11,11 @@
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
 //! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
-//! | `checkpoints` | stream id `u64 BE` + version `u64 BE` | level `u8`, base version `u64`, file length `u64`, archive CRC `u32` (0: unknown) |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
+//!
+//! Checkpoints themselves are not listed here: the packs are their catalog (see
+//! `checkpoints/store.rs`). Stores of format 2 also had a `checkpoints` entry per checkpoint
+//! (key: stream id and version, 16 bytes); the migration to store format 3 removes them.
 
 use std::sync::{Arc, Mutex};
 
@@ -228,32 +231,6 @@ const GROUP_LEN: u64 = 256;
 /// Groups the index cache holds: 1,024 groups of 256 locations of 32 bytes, at most 8 MiB,
 /// covering 262,144 versions.
 const GROUPS_CACHED: usize = 1024;
-
-/// A checkpoint file as the catalog records it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckpointRecord {
-    /// Its level (1 is the finest).
-    pub level: u32,
-    /// The version its delta is against (0 for a full state).
-    pub base: u64,
-    /// The file's length.
-    pub file_len_bytes: u64,
-    /// The CRC32 of the file's archive when the engine wrote it, or 0 if unknown (a file
-    /// adopted from the directory): a file whose CRC differs is not the one written here.
-    pub archive_crc: u32,
-}
-
-/// Encoded length of a [`CheckpointRecord`].
-const CHECKPOINT_RECORD_LEN: usize = 1 + 8 + 8 + 4;
-
-/// Everything the `checkpoints` keyspace holds.
-#[derive(Debug, Default)]
-pub struct CheckpointCatalog {
-    /// `(stream, version, record)` for every checkpoint, in key order.
-    pub entries: Vec<(StreamId, u64, CheckpointRecord)>,
-    /// The state machine each stream's checkpoints were built with.
-    pub machines: Vec<(StreamId, String)>,
-}
 
 impl std::fmt::Debug for Meta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -548,12 +525,12 @@ impl Meta {
         Ok(out)
     }
 
-    /// The whole `checkpoints` keyspace.
+    /// The state machine each stream's checkpoints were built with.
     ///
     /// # Errors
     /// fjall errors, undecodable entries.
-    pub fn checkpoint_catalog(&self) -> Result<CheckpointCatalog> {
-        let mut out = CheckpointCatalog::default();
+    pub fn checkpoint_machines(&self) -> Result<Vec<(StreamId, String)>> {
+        let mut out = Vec::new();
         for guard in self.checkpoints.iter() {
             let (key, value) = guard
                 .into_inner()
@@ -562,35 +539,32 @@ impl Meta {
                 keyspace: "checkpoints",
                 reason: format!("entry {key:?}: {what}"),
             };
-            let stream = StreamId(u64_be(&key, 0).ok_or_else(|| bad("short key"))?);
             match key.len() {
-                8 => out.machines.push((
-                    stream,
+                8 => out.push((
+                    StreamId(u64_be(&key, 0).ok_or_else(|| bad("short key"))?),
                     std::str::from_utf8(&value)
                         .map_err(|_| bad("machine name is not UTF-8"))?
                         .to_owned(),
                 )),
-                16 => {
-                    let version = u64_be(&key, 8).ok_or_else(|| bad("short key"))?;
-                    if value.len() != CHECKPOINT_RECORD_LEN {
-                        return Err(bad("value is not 21 bytes"));
-                    }
-                    let record = CheckpointRecord {
-                        level: u32::from(value[0]),
-                        base: u64_le(&value, 1).ok_or_else(|| bad("short value"))?,
-                        file_len_bytes: u64_le(&value, 9).ok_or_else(|| bad("short value"))?,
-                        archive_crc: value
-                            .get(17..21)
-                            .and_then(|b| b.try_into().ok())
-                            .map(u32::from_le_bytes)
-                            .ok_or_else(|| bad("short value"))?,
-                    };
-                    out.entries.push((stream, version, record));
-                }
-                _ => return Err(bad("key is neither 8 nor 16 bytes")),
+                _ => return Err(bad("key is not 8 bytes")),
             }
         }
         Ok(out)
+    }
+
+    /// Removes the per-checkpoint entries of store format 2 (see the module documentation).
+    ///
+    /// # Errors
+    /// fjall errors.
+    pub fn remove_checkpoint_entries(&self) -> Result<()> {
+        let mut batch = self.batch();
+        for guard in self.checkpoints.iter() {
+            let key = guard.key().map_err(Error::meta("reading checkpoints"))?;
+            if key.len() == 16 {
+                batch.batch.remove(&self.checkpoints, key.to_vec());
+            }
+        }
+        batch.commit()
     }
 
     /// Makes everything written so far durable.
@@ -634,28 +608,6 @@ impl MetaBatch<'_> {
         debug_assert_eq!(value.len(), STREAM_RECORD_FIXED_LEN + record.name.len());
         self.batch
             .insert(&self.meta.streams, stream_key(record.id).to_vec(), value);
-    }
-
-    /// Records a checkpoint file.
-    pub fn put_checkpoint(&mut self, stream: StreamId, version: u64, record: &CheckpointRecord) {
-        let mut value = Vec::with_capacity(CHECKPOINT_RECORD_LEN);
-        value.push(u8::try_from(record.level).unwrap_or(u8::MAX));
-        value.extend_from_slice(&record.base.to_le_bytes());
-        value.extend_from_slice(&record.file_len_bytes.to_le_bytes());
-        value.extend_from_slice(&record.archive_crc.to_le_bytes());
-        self.batch.insert(
-            &self.meta.checkpoints,
-            index_key(stream, Version(version)).to_vec(),
-            value,
-        );
-    }
-
-    /// Forgets a checkpoint file.
-    pub fn remove_checkpoint(&mut self, stream: StreamId, version: u64) {
-        self.batch.remove(
-            &self.meta.checkpoints,
-            index_key(stream, Version(version)).to_vec(),
-        );
     }
 
     /// Records the state machine `stream`'s checkpoints are built with.

@@ -113,10 +113,14 @@ impl Engine {
         let found = store_format::read(storage.as_ref(), &dir)?;
         let store_format_found = match found {
             store_format::Found::Missing if !writing => 1,
+            store_format::Found::Older(version) if !writing => version,
             _ => crate::STORE_FORMAT_VERSION,
         };
         let migrate_from = match found {
             store_format::Found::Current => None,
+            // A reader reads an older store as it is (without its checkpoints, which are in
+            // files of the old layout); a writer migrates it.
+            store_format::Found::Older(version) => writing.then_some(version),
             // A reader reads a format-1 store as it is; a writer migrates it.
             store_format::Found::Missing if has_segments(storage.as_ref(), &dir) => {
                 writing.then_some(1)
@@ -210,9 +214,17 @@ impl Engine {
             log.cap_read_only(cap)
                 .map_err(|e| Error::from(e).damage_in(&dir))?;
         }
-        if migrate_from.is_some() {
+        if migrate_from == Some(1) {
             // Records of the kinds format 2 added must never land in a format-1 segment.
             log.upgrade_active_segment()?;
+        }
+        if let (Some(_), Some(meta)) = (migrate_from, &meta) {
+            // Format 3: checkpoints move into packs.
+            crate::checkpoints::migrate_checkpoint_files(
+                &dir.join(CHECKPOINT_DIR),
+                &plugins.storage,
+            )?;
+            meta.remove_checkpoint_entries()?;
         }
 
         // Every segment the metadata knows of must still be there: a missing one is lost
@@ -255,12 +267,14 @@ impl Engine {
             .map(|(i, st)| StreamAtOpen {
                 id: StreamId(i as u64 + 1),
                 head: st.head,
+                shared: st.fork.map_or(0, |f| f.at.0),
                 machine: plugins.machine_for(&st.name).name(),
             })
             .collect();
         let (store, checkpoints_report) = match &meta {
             Some(meta) => Store::open(
                 dir.join(CHECKPOINT_DIR),
+                plugins.storage.clone(),
                 options.checkpoints.policy,
                 options.checkpoints.maps_max,
                 meta,
@@ -268,6 +282,7 @@ impl Engine {
             )?,
             None => Store::open_read_only(
                 dir.join(CHECKPOINT_DIR),
+                plugins.storage.clone(),
                 options.checkpoints.policy,
                 options.checkpoints.maps_max,
                 &at_open,

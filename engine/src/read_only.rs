@@ -132,8 +132,11 @@ impl ReadOnly {
             return Err(e.damage_in(inner.dir.as_path()));
         }
         drop(guard);
-        for (id, head) in heads {
-            inner.store.discover(id, head.0);
+        if !heads.is_empty() {
+            let catalog = lock(&inner.catalog);
+            inner
+                .store
+                .catch_up(&|id| catalog.get(id).map(|st| st.head.0))?;
         }
         Ok(Refreshed {
             from,

@@ -19,6 +19,16 @@
 //! - 2: the `FORMAT` file; log segments of format 2 (which adds the record kinds that delete
 //!   and fork streams); fjall metadata of format 2 (stream records name their parent and their
 //!   deletion).
+//! - 3: checkpoints in packs (`checkpoints/<seq>.pack`, see `helios_checkpoint::pack`) instead
+//!   of one file per checkpoint, and no per-checkpoint entries in fjall (the packs are the
+//!   catalog). Log segments and the rest of the metadata are as in version 2.
+//!
+//! Migration from version 2 (and the checkpoint part of a migration from version 1) happens
+//! when a writer opens the store: the checkpoint files are copied into packs, which are synced;
+//! fjall's per-checkpoint entries and the files are removed; this file is written last. A crash
+//! before it is written migrates again from scratch: packs left by the interrupted migration
+//! are removed first, and checkpoints whose files were already removed are rebuilt from the
+//! log (they are derived data).
 //!
 //! Migration from version 1 happens when a writer opens the store (see `open.rs`): the active
 //! segment is sealed (or, when it holds no record, given a format-2 header) so that no
@@ -41,7 +51,7 @@ pub(crate) const FORMAT_FILE: &str = "FORMAT";
 pub(crate) const FORMAT_TMP: &str = "FORMAT.tmp";
 
 /// The store format this build writes, and the newest it reads.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+pub const STORE_FORMAT_VERSION: u32 = 3;
 
 const MAGIC: [u8; 8] = *b"HELIOSFM";
 
@@ -111,6 +121,8 @@ fn decode(bytes: &[u8]) -> std::result::Result<u32, String> {
 pub(crate) enum Found {
     /// A `FORMAT` file of this build's version.
     Current,
+    /// A `FORMAT` file of an older version (2 and up), which a writer migrates.
+    Older(u32),
     /// No `FORMAT` file: a new store (no segment yet) or a version-1 store (segments, written
     /// before the file existed).
     Missing,
@@ -143,6 +155,7 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path) -> Result<Found> {
             found,
             supported: STORE_FORMAT_VERSION,
         }),
+        Ok(found) if found >= 2 => Ok(Found::Older(found)),
         Ok(found) => Err(LogError::corrupt(
             &path,
             layout::VERSION as u64,

@@ -861,14 +861,16 @@ fn checkpoint_stats<'py>(
     stats: &helios::CheckpointStats,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("files", stats.files)?;
+    d.set_item("count", stats.count)?;
     d.set_item("bytes", stats.bytes)?;
+    d.set_item("packs", stats.packs)?;
+    d.set_item("pack_bytes", stats.pack_bytes)?;
     d.set_item("written", stats.written)?;
     d.set_item("rebuilt", stats.rebuilt)?;
     d.set_item("damaged", stats.damaged)?;
     let levels = PyList::empty(py);
     for level in &stats.by_level {
-        levels.append((level.files, level.bytes))?;
+        levels.append((level.count, level.bytes))?;
     }
     d.set_item("by_level", levels)?;
     Ok(d)

@@ -142,6 +142,18 @@ impl Storage for FsStorage {
         Ok(Some(ReadOnlyBytes::from_source(MappedFile { map, file })))
     }
 
+    fn map_growing(&self, path: &Path, len: u64) -> io::Result<Option<ReadOnlyBytes>> {
+        let file = File::open(path)?;
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map longer than memory"))?;
+        if len == 0 {
+            return Ok(Some(ReadOnlyBytes::new(Vec::<u8>::new())));
+        }
+        let map = map::map_growing(&file, len)?;
+        map.advise(memmap2::Advice::Random)?;
+        Ok(Some(ReadOnlyBytes::from_source(MappedFile { map, file })))
+    }
+
     fn lock_exclusive(&self, path: &Path) -> io::Result<LockGuard> {
         let file = OpenOptions::new()
             .read(true)
@@ -198,6 +210,16 @@ mod map {
     }
 
     /// Drops this process's page-table entries for `map` (`MADV_DONTNEED`).
+    pub(super) fn map_growing(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
+        // SAFETY: the map may extend past the file's end. The contract of
+        // `Storage::map_growing` makes callers read only bytes the file already holds, and
+        // files mapped this way (checkpoint packs) are only appended to and never shortened
+        // below what a map may read: so every byte read is in the file, and never changes
+        // once written (appends write only past the bytes that were read). Pages past the end
+        // are never touched, so they raise no SIGBUS.
+        unsafe { memmap2::MmapOptions::new().len(len).map(file) }
+    }
+
     pub(super) fn evict(map: &memmap2::Mmap) -> io::Result<()> {
         // SAFETY: MADV_DONTNEED is unsafe in memmap2's API because on a private mapping it
         // discards modified pages. This is a shared, read-only map of a segment: nothing was

@@ -198,6 +198,22 @@ pub trait Storage: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// Maps `len` bytes of a file that only grows by appends below `len` (a checkpoint pack),
+    /// read-only, so that bytes appended later are seen through the same map. The caller
+    /// **must** read only bytes the file already holds (past its end, a page faults with
+    /// SIGBUS) and must never shorten the file below what any map of it may read.
+    ///
+    /// `None` when the storage cannot share a file's bytes as they change (the default, and
+    /// the simulated storage, whose maps are copies): the caller then reads through
+    /// [`Storage::map_readonly`] copies, taken again after each write.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn map_growing(&self, path: &Path, len: u64) -> io::Result<Option<ReadOnlyBytes>> {
+        let _ = (path, len);
+        Ok(None)
+    }
+
     /// Takes an exclusive, non-blocking lock on `path` (creating the file if needed), held until
     /// the guard is dropped. It **must** fail with `WouldBlock` when another holder has it,
     /// whether in this process or another.

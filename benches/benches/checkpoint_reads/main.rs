@@ -261,7 +261,7 @@ fn build_foreground(
         "foreground build: load {:.2} s, sync_checkpoints {:.2} s ({} files)",
         load_time.as_secs_f64(),
         sync.as_secs_f64(),
-        stats.files
+        stats.count
     );
     Ok((load_time, sync, written_before, stats))
 }
@@ -348,7 +348,7 @@ fn run() -> Result<()> {
         "background build: load {:.2} s, then sync_checkpoints {:.2} s ({} files)",
         background_load.as_secs_f64(),
         background_sync.as_secs_f64(),
-        stats.files
+        stats.count
     );
     let (foreground_load, foreground_sync, foreground_written_before_sync, foreground_stats) =
         match foreground {

@@ -220,7 +220,7 @@ pub(crate) fn measure(
         .checkpoints()
         .of_stream(STREAM)?
         .iter()
-        .map(|c| c.file_len_bytes)
+        .map(|c| c.len_bytes)
         .sum::<u64>()
         .max(MemoryFloor::SMALL_BYTES);
     let mut wide_floor =

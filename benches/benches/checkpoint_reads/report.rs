@@ -316,7 +316,7 @@ impl Report<'_> {
             segments.len() as u64,
             log,
         );
-        line("helios checkpoints, all levels", stats.files, stats.bytes);
+        line("helios checkpoints, all levels", stats.count, stats.bytes);
         for (index, level) in stats.by_level.iter().enumerate() {
             let number = index + 1;
             let kind = if number == stats.by_level.len() {
@@ -331,15 +331,15 @@ impl Report<'_> {
                 .map_or(0, |p| p.interval(u32::try_from(number).unwrap_or(u32::MAX)));
             line(
                 &format!("helios level {number} ({kind}, every {interval} events)"),
-                level.files,
+                level.count,
                 level.bytes,
             );
         }
         let heavy = stats.after_heavy_events;
-        if heavy.files > 0 {
+        if heavy.count > 0 {
             line(
                 "helios level 0 (full states after heavy events, such as the import)",
-                heavy.files,
+                heavy.count,
                 heavy.bytes,
             );
         }
@@ -349,9 +349,7 @@ impl Report<'_> {
         let (steady_files, steady_bytes) = checkpoints
             .iter()
             .filter(|c| c.version.0 >= top)
-            .fold((0, 0), |(files, bytes), c| {
-                (files + 1, bytes + c.file_len_bytes)
-            });
+            .fold((0, 0), |(files, bytes), c| (files + 1, bytes + c.len_bytes));
         line(
             &format!("helios checkpoints at versions >= {top} (from the first full state on)"),
             steady_files,
@@ -406,10 +404,10 @@ impl Report<'_> {
             );
         }
         let fg = &build.foreground_stats;
-        if fg.files != stats.files || fg.bytes != stats.bytes {
+        if fg.count != stats.count || fg.bytes != stats.bytes {
             println!(
                 "Note: the foreground build made {} files / {} bytes, the background one {} / {}.",
-                fg.files, fg.bytes, stats.files, stats.bytes
+                fg.count, fg.bytes, stats.count, stats.bytes
             );
         }
     }

@@ -226,8 +226,8 @@ fn load_stores(
     let checkpoints = engine.checkpoints().sync()?;
     let checkpoint_sync_seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "checkpoints built: {} files, {} bytes, in {checkpoint_sync_seconds:.2} s",
-        checkpoints.files, checkpoints.bytes
+        "checkpoints built: {} in {} packs, {} bytes, in {checkpoint_sync_seconds:.2} s",
+        checkpoints.count, checkpoints.packs, checkpoints.bytes
     );
     let started = Instant::now();
     engine.close()?;

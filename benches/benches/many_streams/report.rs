@@ -171,27 +171,27 @@ impl Report<'_> {
             .enumerate()
             .map(|(i, l)| {
                 format!(
-                    "level {}: {} files, {:.1} MB",
+                    "level {}: {} checkpoints, {:.1} MB",
                     i + 1,
-                    l.files,
+                    l.count,
                     mb(l.bytes as f64)
                 )
             })
             .collect();
         println!(
             "Log through its last record: {:.1} MB; derived bytes (allocated outside the log's \
-             segments) / log: {}. Checkpoints: {} files, {:.1} MB ({}{}).",
+             segments) / log: {}. Checkpoints: {}, {:.1} MB ({}{}).",
             mb(m.log_used_bytes as f64),
             ratio(
                 m.disk.derived().allocated_bytes as f64,
                 m.log_used_bytes as f64
             ),
-            m.checkpoints.files,
+            m.checkpoints.count,
             mb(m.checkpoints.bytes as f64),
             levels.join("; "),
-            match m.checkpoints.after_heavy_events.files {
+            match m.checkpoints.after_heavy_events.count {
                 0 => String::new(),
-                files => format!("; after heavy events: {files} files"),
+                count => format!("; after heavy events: {count}"),
             }
         );
     }
@@ -368,10 +368,11 @@ impl Report<'_> {
                 "log_used_bytes": m.log_used_bytes,
                 "derived_allocated_bytes": m.disk.derived().allocated_bytes,
                 "sqlite": m.sqlite_disk.map(usage),
-                "checkpoint_files": m.checkpoints.files,
+                "checkpoints": m.checkpoints.count,
+                "checkpoint_packs": m.checkpoints.packs,
                 "checkpoint_bytes": m.checkpoints.bytes,
                 "checkpoint_levels": m.checkpoints.by_level.iter()
-                    .map(|l| json!({"files": l.files, "bytes": l.bytes}))
+                    .map(|l| json!({"checkpoints": l.count, "bytes": l.bytes}))
                     .collect::<Vec<_>>(),
             },
             "opens": m.opens,

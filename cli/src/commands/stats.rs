@@ -14,9 +14,9 @@ use helios::{DiskUsage, FileKind, FileUsage};
 
 /// The long help of `helios stats`.
 pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk: per stream, \
-    its events (the head version) and its checkpoint files per level (files and bytes); in \
+    its events (the head version) and its checkpoints per level (count and bytes); in \
     total, the log's bytes through its last record and the segment files as allocated \
-    (segments are preallocated with zeros), and every checkpoint's files and bytes; and every \
+    (segments are preallocated with zeros), and every checkpoint and its bytes; and every \
     file of the store by kind, with the derived ratio.\n\n\
     Files by kind: the store directory is walked and each file classified by where it lies: \
     `log/*.log` segments, `log/*.spare` the spare (the next segment, zero-filled ahead), \
@@ -40,11 +40,11 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     - `dir`, and `levels`: the number of checkpoint levels (level 1 is the finest; the top \
     level holds full states, the others deltas, except each stream's first checkpoint, a \
     full state at level 1);\n\
-    - `streams`: one object per stream, by id: `id`, `name`, `events`, `checkpoint_files`, \
-    `checkpoint_bytes`, and `levels`: one `{level, files, bytes}` per level, finest first;\n\
+    - `streams`: one object per stream, by id: `id`, `name`, `events`, `checkpoints`, \
+    `checkpoint_bytes`, and `levels`: one `{level, checkpoints, bytes}` per level, finest first;\n\
     - `totals`: `streams`, `events`, `log_bytes` (through the last record), \
     `log_segments` (segment files holding records), `segment_files` and \
-    `segment_file_bytes` (every segment file, as allocated), `checkpoint_files`, \
+    `segment_file_bytes` (every segment file, as allocated), `checkpoints`, \
     `checkpoint_bytes`, `levels` as above, over all streams, and `dead`: \
     `{deleted_streams, events, bytes}`, the log's bytes that no live stream reads any more \
     (the events of deleted streams, except what a live fork shares; the log is append-only, \
@@ -71,13 +71,13 @@ pub struct Args {
     pub open: OpenArgs,
 }
 
-/// Checkpoint files and bytes of one level.
+/// Checkpoints and bytes of one level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 struct LevelJson {
     /// The level (1 is the finest).
     level: u32,
-    /// Checkpoint files of this level.
-    files: u64,
+    /// Checkpoints of this level.
+    checkpoints: u64,
     /// Their total length.
     bytes: u64,
 }
@@ -89,8 +89,8 @@ struct StreamJson {
     name: String,
     /// Its events: the head version.
     events: u64,
-    /// Its checkpoint files, all levels.
-    checkpoint_files: u64,
+    /// Its checkpoints, all levels.
+    checkpoints: u64,
     /// Their total length.
     checkpoint_bytes: u64,
     /// Per level, finest first.
@@ -110,7 +110,7 @@ struct TotalsJson {
     segment_files: u64,
     /// Their total length.
     segment_file_bytes: u64,
-    checkpoint_files: u64,
+    checkpoints: u64,
     checkpoint_bytes: u64,
     /// Per level, finest first, over all streams.
     levels: Vec<LevelJson>,
@@ -275,16 +275,16 @@ fn collect(engine: &ReadOnly, usage: &DiskUsage) -> Result<StatsJson, CliError> 
             // Levels count from 1, and `level_count` covers every level seen.
             let index = usize::try_from(checkpoint.level.saturating_sub(1)).unwrap_or(0);
             for l in [&mut levels[index], &mut total_levels[index]] {
-                l.files += 1;
-                l.bytes += checkpoint.file_len_bytes;
+                l.checkpoints += 1;
+                l.bytes += checkpoint.len_bytes;
             }
         }
         rows.push(StreamJson {
             id: info.id.get(),
             name: info.name,
             events: info.head.get(),
-            checkpoint_files: checkpoints.len() as u64,
-            checkpoint_bytes: checkpoints.iter().map(|c| c.file_len_bytes).sum(),
+            checkpoints: checkpoints.len() as u64,
+            checkpoint_bytes: checkpoints.iter().map(|c| c.len_bytes).sum(),
             levels,
         });
     }
@@ -301,7 +301,7 @@ fn collect(engine: &ReadOnly, usage: &DiskUsage) -> Result<StatsJson, CliError> 
         log_segments: log.used_segments,
         segment_files: log.files,
         segment_file_bytes: log.file_bytes,
-        checkpoint_files: total_levels.iter().map(|l| l.files).sum(),
+        checkpoints: total_levels.iter().map(|l| l.checkpoints).sum(),
         checkpoint_bytes: total_levels.iter().map(|l| l.bytes).sum(),
         levels: total_levels,
     };
@@ -352,7 +352,7 @@ fn to_text(stats: &StatsJson) -> String {
             "checkpoints",
             format!(
                 "{}, {} ({})",
-                plural(t.checkpoint_files, "file", "files"),
+                plural(t.checkpoints, "checkpoint", "checkpoints"),
                 bytes(t.checkpoint_bytes),
                 per_level.join(", ")
             ),
@@ -409,7 +409,7 @@ fn to_text(stats: &StatsJson) -> String {
         .map(|s| {
             let mut row = vec![s.id.to_string(), s.events.to_string()];
             for l in &s.levels {
-                row.push(l.files.to_string());
+                row.push(l.checkpoints.to_string());
                 row.push(l.bytes.to_string());
             }
             row.push(s.name.clone());
@@ -418,7 +418,7 @@ fn to_text(stats: &StatsJson) -> String {
         .collect();
     let mut total = vec![String::new(), t.events.to_string()];
     for l in &t.levels {
-        total.push(l.files.to_string());
+        total.push(l.checkpoints.to_string());
         total.push(l.bytes.to_string());
     }
     total.push("(total)".to_owned());

@@ -83,8 +83,8 @@ fn demo_json_is_complete_and_ordered_and_runs_again_on_the_same_store() {
     assert_eq!(json_u64(storage, &["durable_events"]), critical_events);
     assert!(json_u64(storage, &["log_bytes"]) > 0);
     let levels = storage["checkpoint_levels"].as_array().expect("levels");
-    let level_files: u64 = levels.iter().map(|l| json_u64(l, &["files"])).sum();
-    assert_eq!(level_files, json_u64(storage, &["checkpoint_files"]));
+    let level_files: u64 = levels.iter().map(|l| json_u64(l, &["checkpoints"])).sum();
+    assert_eq!(level_files, json_u64(storage, &["checkpoints"]));
 
     // Reads: both kinds measured, each compared with a replay from the start.
     let reads = &demo["reads"];

@@ -399,7 +399,7 @@ fn checkpoints_are_built_before_it_exits() {
             .unwrap_or_else(|| panic!("no stream {name} in {stats:#}"));
         assert_eq!(json_u64(stream, &["events"]), 25);
         assert!(
-            json_u64(stream, &["checkpoint_files"]) >= 2,
+            json_u64(stream, &["checkpoints"]) >= 2,
             "{name}: the checkpoints due at 10 and 20 were not built: {stats:#}"
         );
     }

@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use helios_checkpoint::pack;
+
 use crate::support::{
     assert_error, ok, permission_checked_prefix, run, run_in, run_prefixed, snapshot,
 };
@@ -28,13 +30,17 @@ fn read_everything(dir: &Path) {
     assert!(ok(&run_in(dir, &["stats"], b"")).contains("25"));
 }
 
-fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
-        .expect("checkpoints")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files
+/// The store's pack and the checkpoints in it, as the pack's headers say.
+fn pack_entries(dir: &Path) -> (std::path::PathBuf, Vec<pack::PackEntry>) {
+    let path = dir.join("checkpoints").join(pack::pack_file_name(1));
+    let bytes = std::fs::read(&path).expect("the store's pack");
+    let scan = pack::scan(
+        &path,
+        &bytes,
+        pack::pack_header::LEN as u64,
+        bytes.len() as u64,
+    );
+    (path, scan.entries)
 }
 
 #[test]
@@ -42,14 +48,16 @@ fn a_damaged_checkpoint_is_read_around_and_left_in_place() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     make_store(&dir);
-    let victim = checkpoint_files(&dir)
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("00000000000000000020"))
+    let (pack_path, entries) = pack_entries(&dir);
+    let victim = entries
+        .iter()
+        .find(|e| e.meta.version == 20)
         .expect("the checkpoint at version 20");
-    let mut bytes = std::fs::read(&victim).expect("read");
-    let last = bytes.len() - 1;
+    // The last byte of its archive.
+    let mut bytes = std::fs::read(&pack_path).expect("read");
+    let last = usize::try_from(victim.offset + victim.len - 1).expect("small");
     bytes[last] ^= 0xFF;
-    std::fs::write(&victim, &bytes).expect("damage");
+    std::fs::write(&pack_path, &bytes).expect("damage");
     let before = snapshot(&dir);
     read_everything(&dir);
     assert_eq!(
@@ -57,12 +65,20 @@ fn a_damaged_checkpoint_is_read_around_and_left_in_place() {
         before,
         "a reading command changed the store"
     );
-    // The writer's next open reads around it too, and its builder rebuilds it.
+    // The writer's next open reads around it too, and its builder rebuilds it: appended as a
+    // new checkpoint, the damaged one left as it is.
     ok(&run_in(&dir, &["append", "s"], b"set k9 x\n"));
-    assert_ne!(
-        std::fs::read(&victim).expect("read"),
-        bytes,
-        "rebuilt by the writer"
+    let (_, entries) = pack_entries(&dir);
+    let at_20: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.meta.version == 20)
+        .map(|e| e.offset)
+        .collect();
+    assert_eq!(at_20.len(), 2, "rebuilt by the writer: {entries:?}");
+    assert_eq!(
+        std::fs::read(&pack_path).expect("read")[last],
+        bytes[last],
+        "the damaged bytes are left in place"
     );
 }
 
@@ -79,20 +95,25 @@ fn a_checkpoint_this_user_cannot_read_is_left_in_place() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     make_store(&dir);
-    let victim = checkpoint_files(&dir).pop().expect("a checkpoint");
-    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o000)).expect("chmod");
-    let before = snapshot(&dir);
-    let store = dir.to_str().expect("UTF-8");
-    let out = run_prefixed(&prefix, &["get", store, "s", "k0", "--at", "21"], b"");
-    assert_eq!(ok(&out), "v20\n");
-    let out = run_prefixed(&prefix, &["read", store, "s"], b"");
-    assert!(ok(&out).ends_with("25\tset k0 v24\n"));
-    assert!(
-        victim.exists(),
-        "a reader deleted a checkpoint it could not read"
-    );
-    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    assert_eq!(snapshot(&dir), before);
+    for name in [
+        pack::pack_file_name(1).as_str(),
+        pack::PUBLISHED_END_FILE_NAME,
+    ] {
+        let victim = dir.join("checkpoints").join(name);
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        let before = snapshot(&dir);
+        let store = dir.to_str().expect("UTF-8");
+        let out = run_prefixed(&prefix, &["get", store, "s", "k0", "--at", "21"], b"");
+        assert_eq!(ok(&out), "v20\n", "{name} unreadable");
+        let out = run_prefixed(&prefix, &["read", store, "s"], b"");
+        assert!(ok(&out).ends_with("25\tset k0 v24\n"));
+        assert!(
+            victim.exists(),
+            "a reader deleted {name}, which it could not read"
+        );
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(snapshot(&dir), before);
+    }
 }
 
 /// Runs `cmd` and says whether it succeeded; `None` when it could not run at all.

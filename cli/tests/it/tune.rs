@@ -21,7 +21,7 @@ const TUNE_CSV_COLUMNS: [&str; 19] = [
     "view_mean_us",
     "replayed_mean",
     "replayed_max",
-    "checkpoint_files",
+    "checkpoints",
     "checkpoint_bytes",
     "log_bytes",
     "bytes_per_event",

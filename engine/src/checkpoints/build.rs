@@ -31,9 +31,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use helios_checkpoint::{
-    CheckpointMeta, FileSync, HEAVY_LEVEL, LevelPolicy, MemRun, write_checkpoint_with,
-};
+use helios_checkpoint::{CheckpointMeta, HEAVY_LEVEL, LevelPolicy, MemRun, encode_checkpoint};
 use helios_log::{StreamId, Version};
 use helios_replay::{Base, LayerInfo, Overlay, StateMachine, replay};
 use rayon::prelude::*;
@@ -41,7 +39,6 @@ use rayon::prelude::*;
 use crate::catalog::Ancestry;
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
-use crate::meta::CheckpointRecord;
 
 /// A stream's state at the last event the builder applied.
 pub(crate) struct Head {
@@ -136,7 +133,6 @@ struct Done {
     target: u64,
     rebuild: bool,
     head: Option<Head>,
-    written: Vec<(u64, CheckpointRecord)>,
     outcome: Result<()>,
 }
 
@@ -211,12 +207,10 @@ impl Inner {
             .into_par_iter()
             .map(|job| self.run_job(job, &policy))
             .collect();
-        let mut batch = self.meta("building checkpoints")?.batch();
+        // Readers in other processes see this round's checkpoints from here.
+        let published = self.store.publish();
         let mut first_error = None;
         for done in done {
-            for (version, record) in &done.written {
-                batch.put_checkpoint(done.id, *version, record);
-            }
             match done.outcome {
                 Ok(()) => {
                     if done.rebuild {
@@ -257,7 +251,7 @@ impl Inner {
                 builder.heads.insert(done.id, head);
             }
         }
-        batch.commit()?;
+        published?;
         evict_heads(builder, self.options.checkpoints.heads_max);
         *lock(&self.stalled) = builder.stalled();
         match first_error {
@@ -267,31 +261,27 @@ impl Inner {
     }
 
     fn run_job(&self, mut job: Job, policy: &LevelPolicy) -> Done {
-        let mut written = Vec::new();
         let mut head = job.head.take();
         let head_ref = match &mut head {
             Some(h) if h.version <= job.target => h,
             slot => slot.insert(self.load_head(&job.ancestry, job.target, policy)),
         };
-        let outcome = self
-            .build_forward(&job, head_ref, &mut written)
-            .map_err(|e| match e {
-                Error::Replay {
-                    version, source, ..
-                } => Error::Replay {
-                    stream: job.name.to_string(),
-                    version,
-                    source,
-                },
-                e => e,
-            });
+        let outcome = self.build_forward(&job, head_ref).map_err(|e| match e {
+            Error::Replay {
+                version, source, ..
+            } => Error::Replay {
+                stream: job.name.to_string(),
+                version,
+                source,
+            },
+            e => e,
+        });
         Done {
             id: job.id,
             name: job.name,
             target: job.target,
             rebuild: job.rebuild,
             head,
-            written,
             outcome,
         }
     }
@@ -323,12 +313,7 @@ impl Inner {
 
     /// Applies events `head.version + 1..=target` to `head`, writing every checkpoint on the
     /// way that the catalog does not have yet (a fork's, only past its fork point).
-    fn build_forward(
-        &self,
-        job: &Job,
-        head: &mut Head,
-        written: &mut Vec<(u64, CheckpointRecord)>,
-    ) -> Result<()> {
+    fn build_forward(&self, job: &Job, head: &mut Head) -> Result<()> {
         let (id, machine, target) = (job.id, &*job.machine, job.target);
         let shared = job.ancestry.shared_until();
         let policy = *self.store.policy();
@@ -346,13 +331,13 @@ impl Inner {
                     && policy.level_at(at).is_none()
                     && at > shared
                 {
-                    self.write_missing(id, head, HEAVY_LEVEL, &policy, written)?;
+                    self.write_missing(id, head, HEAVY_LEVEL, &policy)?;
                 }
             }
             if let Some(level) = policy.level_at(to)
                 && to > shared
             {
-                self.write_missing(id, head, level, &policy, written)?;
+                self.write_missing(id, head, level, &policy)?;
             }
             if let Some(level) = policy.level_at(to) {
                 // `to` is a multiple of fanout^level: the sets of the levels below restart,
@@ -380,52 +365,40 @@ impl Inner {
         head: &Head,
         level: u32,
         policy: &LevelPolicy,
-        written: &mut Vec<(u64, CheckpointRecord)>,
     ) -> Result<()> {
         let at = head.version;
         if self.store.contains(id, at) {
             return Ok(());
         }
         let start = self.metrics.start();
-        let record = self.write_checkpoint(id, head, level, policy)?;
+        let bytes = encode(id, head, level, policy)?;
+        self.store.write(id, at, level, &bytes)?;
         self.metrics.finish(crate::Metric::CheckpointBuild, start);
-        self.store.add(id, at, record);
         self.store.count_written(id, at);
-        written.push((at, record));
         Ok(())
     }
+}
 
-    fn write_checkpoint(
-        &self,
-        id: StreamId,
-        head: &Head,
-        level: u32,
-        policy: &LevelPolicy,
-    ) -> Result<CheckpointRecord> {
-        let version = head.version;
-        let path = self.store.path(id, version, level);
-        let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
-        let base = policy.base_of(version, level);
-        let written = if base == 0 {
-            let meta = CheckpointMeta::full(id.0, version, level_byte);
-            let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
-            write_checkpoint_with(&path, meta, entries, FileSync::Unsynced)?
-        } else {
-            let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
-            let state = head.state.entries();
-            let changed = &head.dirty[level as usize - 1];
-            let entries = changed
-                .iter()
-                .map(|k| (k, state.get(k).and_then(Option::as_ref)));
-            write_checkpoint_with(&path, meta, entries, FileSync::Unsynced)?
-        };
-        Ok(CheckpointRecord {
-            level,
-            base,
-            file_len_bytes: written.file_len_bytes,
-            archive_crc: written.archive_crc,
-        })
-    }
+/// Encodes the checkpoint of `level` at the head's version: its full state, or a delta of the
+/// keys changed since the version its level's deltas are against.
+fn encode(id: StreamId, head: &Head, level: u32, policy: &LevelPolicy) -> Result<Vec<u8>> {
+    let version = head.version;
+    let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
+    let base = policy.base_of(version, level);
+    let bytes = if base == 0 {
+        let meta = CheckpointMeta::full(id.0, version, level_byte);
+        let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
+        encode_checkpoint(meta, entries)?
+    } else {
+        let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
+        let state = head.state.entries();
+        let changed = &head.dirty[level as usize - 1];
+        let entries = changed
+            .iter()
+            .map(|k| (k, state.get(k).and_then(Option::as_ref)));
+        encode_checkpoint(meta, entries)?
+    };
+    Ok(bytes)
 }
 
 /// Replays `events` into `head`; on a refused event, keeps the events before it applied and

@@ -1,6 +1,7 @@
-//! The checkpoint subsystem: the store of checkpoint files and its catalog (`store.rs`), the
-//! background builder that writes them (`build.rs`), and the read path that stacks them under a
-//! short replay (`view.rs`). [`Checkpoints`] is its public face, from
+//! The checkpoint subsystem: the packs checkpoints are appended to (`packs.rs`), the store
+//! that catalogs them and hands out validated checkpoints (`store.rs`), the background builder
+//! that writes them (`build.rs`), and the read path that stacks them under a short replay
+//! (`view.rs`). [`Checkpoints`] is its public face, from
 //! [`Engine::checkpoints`](crate::Engine::checkpoints).
 
 use std::path::PathBuf;
@@ -13,15 +14,17 @@ use crate::error::Result;
 
 mod ancestry;
 mod build;
+mod packs;
 mod store;
 mod view;
 
 pub(crate) use build::Builder;
 pub use build::StalledStream;
+pub(crate) use packs::migrate_checkpoint_files;
 pub use store::CheckpointOpenReport;
 pub(crate) use store::{CHECKPOINT_DIR, Store, StreamAtOpen};
 
-/// One checkpoint file of a stream.
+/// One checkpoint of a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointInfo {
     /// The version whose state it holds (as a full state or a delta).
@@ -31,40 +34,47 @@ pub struct CheckpointInfo {
     pub level: u32,
     /// For a delta, the version of the layer it is a delta against; for a full state, 0.
     pub base: Version,
-    /// The file's length.
-    pub file_len_bytes: u64,
-    /// The file.
-    pub path: PathBuf,
+    /// Its length in bytes (header and archive).
+    pub len_bytes: u64,
+    /// The pack file it is in.
+    pub pack: PathBuf,
+    /// Its offset in the pack.
+    pub offset: u64,
 }
 
-/// Checkpoint files and work done, for the whole store.
+/// Checkpoints, packs and work done, for the whole store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointStats {
-    /// Checkpoint files in the catalog.
-    pub files: u64,
+    /// Checkpoints in the catalog.
+    pub count: u64,
     /// Their total length.
     pub bytes: u64,
-    /// Files and bytes per level, index 0 for level 1.
+    /// Checkpoints and bytes per level, index 0 for level 1.
     pub by_level: Vec<LevelStats>,
-    /// Files and bytes of the full states written after heavy events (level 0, see
-    /// [`crate::CheckpointOptions::heavy_event_keys`]), counted in `files` and `bytes` too.
+    /// Checkpoints and bytes of the full states written after heavy events (level 0, see
+    /// [`crate::CheckpointOptions::heavy_event_keys`]), counted in `count` and `bytes` too.
     pub after_heavy_events: LevelStats,
+    /// Pack files.
+    pub packs: u64,
+    /// Their total length: the checkpoints' bytes, plus pack headers, alignment and the bytes
+    /// of checkpoints no longer in the catalog (superseded, damaged, or of deleted streams).
+    pub pack_bytes: u64,
     /// Checkpoints written since open (built forward from the head state).
     pub written: u64,
     /// Checkpoints rebuilt since open because they were missing or damaged.
     pub rebuilt: u64,
-    /// Damaged checkpoint files found since open (each is then rebuilt).
+    /// Damaged checkpoints found since open (each is then rebuilt).
     pub damaged: u64,
     /// Streams whose checkpoints stopped at an event their state machine refused. Views
     /// of those streams at or past that event fail with [`Error::Replay`](crate::Error::Replay).
     pub stalled: Vec<StalledStream>,
 }
 
-/// Files and bytes of one checkpoint level.
+/// Checkpoints and bytes of one level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LevelStats {
-    /// Checkpoint files of this level.
-    pub files: u64,
+    /// Checkpoints of this level.
+    pub count: u64,
     /// Their total length.
     pub bytes: u64,
 }
@@ -101,7 +111,7 @@ impl Checkpoints<'_> {
         Ok(self.stats())
     }
 
-    /// The checkpoint files in the catalog and the work done since open.
+    /// The checkpoints in the catalog, the packs, and the work done since open.
     #[must_use]
     pub fn stats(&self) -> CheckpointStats {
         let inner = &self.engine.inner;
@@ -110,7 +120,7 @@ impl Checkpoints<'_> {
         stats
     }
 
-    /// The checkpoint files of `stream`, by version.
+    /// The checkpoints of `stream`, by version.
     ///
     /// # Errors
     /// [`crate::Error::UnknownStream`].
@@ -122,7 +132,7 @@ impl Checkpoints<'_> {
 }
 
 impl Engine {
-    /// Asks the kernel to drop the cached pages of every mapped checkpoint and every log
+    /// Asks the kernel to drop the cached pages of every checkpoint pack and every log
     /// segment (`madvise(MADV_DONTNEED)` on the maps, then `posix_fadvise(DONTNEED)` on the
     /// files), so that the next reads come from the disk. For cold-read benchmarks; the maps
     /// stay valid. Only with the `bench-hooks` cargo feature.

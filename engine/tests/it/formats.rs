@@ -87,10 +87,11 @@ fn golden_store_of_format_1_still_reads() {
         "format 1 had no FORMAT file"
     );
     let engine = open_golden(dir.path());
-    assert_eq!(
-        engine.inspect().open_report().checkpoints.adopted,
-        committed
-    );
+    // Its checkpoint files were copied into one pack, and removed.
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!((report.found, report.packs), (committed, 1), "{report:?}");
+    assert_eq!(report.deleted_files, committed, "{report:?}");
+    assert!(checkpoint_files(dir.path()).is_empty());
     // Opening migrated it: a FORMAT file, and the active segment (it holds records) sealed
     // unchanged, with a segment of the current format after it for whatever comes next.
     assert_eq!(engine.inspect().open_report().migrated_from, Some(1));
@@ -116,7 +117,7 @@ fn golden_store_of_format_1_still_reads() {
     let stats = engine.checkpoints().stats();
     assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
     // Records only format 2 has now land in the format-2 segment, and the store reopens as
-    // a format-2 store.
+    // a store of the current format.
     engine
         .fork_stream("golden", Version(50), "fork")
         .expect("fork");
@@ -172,8 +173,8 @@ fn golden_store_of_format_1_mixes_old_and_new_checkpoints() {
 
 /// The committed golden store of store format 2: the format-1 fixture's stream, a fork of it
 /// that goes on by itself, and a stream deleted and then created again under its name; no
-/// fjall metadata. Regenerate (only while the store format is 2) with
-/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_2`.
+/// fjall metadata. Written by the last build of format 2, which this build cannot regenerate:
+/// it is frozen (its history is `write_golden`'s).
 fn golden_fixture_v2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v2")
 }
@@ -185,56 +186,59 @@ fn fork_events() -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn golden_store_of_format_2_reads_forks_and_deletions() {
-    let fixture = golden_fixture_v2();
+/// The committed golden store of store format 3 (checkpoints in packs), with the same history
+/// as the one of format 2. Regenerate (only while the store format is 3) with
+/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_3`.
+fn golden_fixture_v3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v3")
+}
+
+/// Writes the history of the golden stores of formats 2 and 3 into `dir`.
+fn write_golden(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let engine = open_golden_with(dir, true);
+    for chunk in golden_events().chunks(9) {
+        engine
+            .append("golden", chunk, Durability::Critical, None)
+            .expect("append");
+    }
+    engine
+        .fork_stream("golden", Version(50), "golden-fork")
+        .expect("fork");
+    engine
+        .append("golden-fork", &fork_events(), Durability::Critical, None)
+        .expect("append to the fork");
+    engine
+        .append(
+            "gone",
+            &[set("a", "1"), set("b", "2")],
+            Durability::Critical,
+            None,
+        )
+        .expect("append");
+    engine.delete_stream("gone").expect("delete");
+    engine
+        .append("gone", &[set("c", "3")], Durability::Critical, None)
+        .expect("a new stream under the name");
+    engine.checkpoints().sync().expect("sync");
+    engine.close().expect("close");
+    std::fs::remove_dir_all(dir.join("meta")).expect("drop the derived metadata");
+    std::fs::remove_file(dir.join("LOCK")).expect("drop the lock file");
+}
+
+/// Every version of the golden stores of formats 2 and 3 reads the model's state, the fork's
+/// from its checkpoints.
+fn check_golden(engine: &Engine) {
     let events = golden_events();
     let fork: Vec<Vec<u8>> = events[..50].iter().cloned().chain(fork_events()).collect();
-    if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
-        assert_eq!(STORE_FORMAT_VERSION, 2, "this fixture is of format 2");
-        let _ = std::fs::remove_dir_all(&fixture);
-        let engine = open_golden_with(&fixture, true);
-        for chunk in events.chunks(9) {
-            engine
-                .append("golden", chunk, Durability::Critical, None)
-                .expect("append");
-        }
-        engine
-            .fork_stream("golden", Version(50), "golden-fork")
-            .expect("fork");
-        engine
-            .append("golden-fork", &fork_events(), Durability::Critical, None)
-            .expect("append to the fork");
-        engine
-            .append(
-                "gone",
-                &[set("a", "1"), set("b", "2")],
-                Durability::Critical,
-                None,
-            )
-            .expect("append");
-        engine.delete_stream("gone").expect("delete");
-        engine
-            .append("gone", &[set("c", "3")], Durability::Critical, None)
-            .expect("a new stream under the name");
-        engine.checkpoints().sync().expect("sync");
-        engine.close().expect("close");
-        std::fs::remove_dir_all(fixture.join("meta")).expect("drop the derived metadata");
-        std::fs::remove_file(fixture.join("LOCK")).expect("drop the lock file");
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture, dir.path());
-    let engine = open_golden_with(dir.path(), false);
-    assert_eq!(engine.inspect().open_report().migrated_from, None);
-    assert!(segment_versions(dir.path()).iter().all(|(_, v)| *v == 2));
     let keys: Vec<Vec<u8>> = (0..23).map(|k| format!("key-{k}").into_bytes()).collect();
     let states = model_states(&events);
     for v in 0..=events.len() as u64 {
-        assert_view_matches(&engine, "golden", v, at(&states, v), &keys);
+        assert_view_matches(engine, "golden", v, at(&states, v), &keys);
     }
     let fork_states = model_states(&fork);
     for v in 0..=fork.len() as u64 {
-        let replayed = assert_view_matches(&engine, "golden-fork", v, at(&fork_states, v), &keys);
+        let replayed = assert_view_matches(engine, "golden-fork", v, at(&fork_states, v), &keys);
         assert!(replayed <= 3, "fork version {v} replayed {replayed}");
     }
     let fork_info = engine.stream("golden-fork").expect("the fork");
@@ -251,6 +255,68 @@ fn golden_store_of_format_2_reads_forks_and_deletions() {
     assert_eq!(names, ["golden", "golden-fork", "gone"]);
     let stats = engine.checkpoints().stats();
     assert_eq!((stats.damaged, stats.rebuilt), (0, 0), "{stats:?}");
+}
+
+/// The golden store of format 2 (one file per checkpoint) migrates: its checkpoint files go
+/// into a pack, and nothing is rebuilt.
+#[test]
+fn golden_store_of_format_2_migrates_its_checkpoints_into_packs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&golden_fixture_v2(), dir.path());
+    let committed = checkpoint_files(dir.path()).len() as u64;
+    assert!(committed > 30, "the fixture has its checkpoint files");
+    let engine = open_golden_with(dir.path(), false);
+    assert_eq!(engine.inspect().open_report().migrated_from, Some(2));
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!((report.found, report.packs), (committed, 1), "{report:?}");
+    assert_eq!(report.deleted_files, committed, "{report:?}");
+    assert!(checkpoint_files(dir.path()).is_empty());
+    assert!(segment_versions(dir.path()).iter().all(|(_, v)| *v == 2));
+    check_golden(&engine);
+    engine.close().expect("close");
+    let engine = open_golden_with(dir.path(), false);
+    assert_eq!(engine.inspect().open_report().migrated_from, None);
+    assert_eq!(engine.inspect().open_report().checkpoints.found, committed);
+    check_golden(&engine);
+}
+
+/// A reader leaves a store of format 2 as it is: it reads its events, without its checkpoint
+/// files, and changes nothing.
+#[test]
+fn a_reader_reads_a_store_of_format_2_as_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&golden_fixture_v2(), dir.path());
+    let before = checkpoint_files(dir.path());
+    let reader = helios::ReadOnly::open(dir.path(), helios::Options::default()).expect("read");
+    assert_eq!(reader.inspect().open_report().store_format, 2);
+    let events = golden_events();
+    let states = model_states(&events);
+    let head = reader
+        .state_at("golden", Version(events.len() as u64))
+        .expect("state");
+    assert_eq!(&head, at(&states, events.len() as u64));
+    drop(reader);
+    assert_eq!(checkpoint_files(dir.path()), before, "nothing moved");
+}
+
+#[test]
+fn golden_store_of_format_3_reads_forks_and_deletions() {
+    let fixture = golden_fixture_v3();
+    if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
+        assert_eq!(STORE_FORMAT_VERSION, 3, "this fixture is of format 3");
+        write_golden(&fixture);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture, dir.path());
+    let engine = open_golden_with(dir.path(), false);
+    assert_eq!(engine.inspect().open_report().migrated_from, None);
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(
+        (report.packs, report.gaps, report.damage.len()),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    check_golden(&engine);
 }
 
 fn open_golden_with(dir: &Path, create: bool) -> Engine {

@@ -11,7 +11,7 @@
 //! from the format modules (`helios_log::format`, `helios_checkpoint::format`), the one place
 //! that defines them (`docs/FORMAT.md` draws them).
 
-use crate::support::{fold, set};
+use crate::support::{Placed, fold, placed, set};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -131,17 +131,10 @@ fn written_end(path: &Path) -> usize {
     }
 }
 
-/// The checkpoint file of `stream` at `version`, as the engine lists it.
-fn checkpoint_path(dir: &Path, stream: &str, version: u64) -> PathBuf {
+/// Where the checkpoint of `stream` at `version` is, as the engine lists it.
+fn checkpoint_path(dir: &Path, stream: &str, version: u64) -> Placed {
     let engine = reopen(dir).expect("open");
-    engine
-        .checkpoints()
-        .of_stream(stream)
-        .expect("stream")
-        .into_iter()
-        .find(|c| c.version == Version(version))
-        .unwrap_or_else(|| panic!("{stream} has a checkpoint at {version}"))
-        .path
+    placed(&engine, stream, version)
 }
 
 /// CRC-32 (IEEE), as the formats use, so that a test can write a well-sealed header with a
@@ -505,15 +498,17 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
 fn deleted_metadata_is_rebuilt_from_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("a", 40), ("b", 150), ("c", 7)], "a");
-    let checkpoint_files = std::fs::read_dir(dir.path().join("checkpoints"))
-        .expect("checkpoints")
-        .count() as u64;
+    let checkpoints = reopen(dir.path())
+        .expect("open")
+        .checkpoints()
+        .stats()
+        .count;
     std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
     let engine = reopen(dir.path()).expect("open rebuilds the metadata");
     let report = engine.inspect().open_report();
     assert_eq!(report.reindexed, 40 + 150 + 7, "{report:?}");
-    // The checkpoint catalog is gone with the metadata: the files are adopted, not rebuilt.
-    assert_eq!(report.checkpoints.adopted, checkpoint_files, "{report:?}");
+    // The packs are the checkpoints' catalog: they are found again, not rebuilt.
+    assert_eq!(report.checkpoints.found, checkpoints, "{report:?}");
     assert_exact(&engine, &streams);
     assert_eq!(engine.checkpoints().stats().damaged, 0);
     drop(engine);
@@ -532,32 +527,46 @@ fn leftover_temporary_files_are_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
     let full = checkpoint_path(dir.path(), "s", 16);
-    // A checkpoint write and a segment creation cut short by a crash.
-    let ckpt_tmp = full.with_extension("ckpt.tmp");
-    std::fs::write(&ckpt_tmp, &std::fs::read(&full).expect("read")[..100]).expect("write");
+    // A pack creation and a segment creation cut short by a crash.
+    let pack_tmp = full.pack.with_extension("pack.tmp");
+    std::fs::write(&pack_tmp, &full.read()[..100]).expect("write");
     let log_tmp = dir.path().join("log").join("00000000000000009999.log.tmp");
     std::fs::write(&log_tmp, [0u8; 64]).expect("write");
     let engine = reopen(dir.path()).expect("open");
-    assert!(!ckpt_tmp.exists() && !log_tmp.exists());
-    assert!(engine.inspect().open_report().checkpoints.deleted >= 1);
+    assert!(!pack_tmp.exists() && !log_tmp.exists());
+    assert!(engine.inspect().open_report().checkpoints.deleted_files >= 1);
     assert_exact(&engine, &streams);
     assert_eq!(engine.checkpoints().stats().damaged, 0);
 }
 
+/// How checkpoint damage is found: when a checkpoint is first read (its archive fails its
+/// CRC), or when the open scans the packs' checkpoint headers (a header that fails stops the
+/// scan: the checkpoints from there on are not listed, and come back as gaps to rebuild).
+#[derive(Clone, Copy, Debug)]
+enum Found {
+    OnRead(u64),
+    AtOpen,
+}
+
 /// Opens a store whose checkpoints were damaged while it was closed and checks the repair:
-/// views are exact at once (coarser layers and longer replays stand in for damaged ones), every
-/// damaged file is counted and rebuilt by `sync_checkpoints`, and a fresh open finds the rebuilt
-/// files sound.
+/// views are exact at once (coarser layers and longer replays stand in for damaged ones), the
+/// damage is found as `found` says and rebuilt by `sync_checkpoints`, and a fresh open finds
+/// the rebuilt checkpoints sound.
 ///
-/// A file is validated when a view first maps it, and a view stops at the first missing layer,
-/// so a damaged delta under a damaged full state is found only once the full state is rebuilt:
-/// hence the rounds.
+/// A checkpoint is validated when a view first reads it, and a view stops at the first
+/// missing layer, so a damaged delta under a damaged full state is found only once the full
+/// state is rebuilt: hence the rounds.
 fn assert_checkpoint_damage_repaired(
     dir: &Path,
     streams: &BTreeMap<String, Vec<Vec<u8>>>,
-    damaged_files: u64,
+    found_as: Found,
 ) {
     let engine = reopen(dir).expect("derived damage never stops an open");
+    let report = engine.inspect().open_report().checkpoints.clone();
+    if let Found::AtOpen = found_as {
+        // Reported as damage, or (a header that reads as another level's) dropped.
+        assert_eq!(report.damage.len() as u64 + report.dropped, 1, "{report:?}");
+    }
     assert_exact(&engine, streams);
     let mut found = engine.checkpoints().stats().damaged;
     let mut rebuilt = 0;
@@ -570,19 +579,29 @@ fn assert_checkpoint_damage_repaired(
         }
         found = now;
     }
-    assert_eq!(found, damaged_files, "damaged checkpoints found");
+    let expected = match found_as {
+        Found::OnRead(n) => n,
+        Found::AtOpen => 0,
+    };
+    assert_eq!(found, expected, "damaged checkpoints found on read");
+    let lost = expected.max(report.gaps);
     assert!(
-        rebuilt >= damaged_files,
-        "every damaged checkpoint is rebuilt ({rebuilt} rebuilt)"
+        rebuilt >= lost,
+        "every damaged checkpoint is rebuilt ({rebuilt} rebuilt, {lost} lost)"
     );
+    // Every checkpoint the policy asks for is there again.
+    let due: u64 = streams.values().map(|evs| evs.len() as u64 / FANOUT).sum();
+    assert_eq!(engine.checkpoints().stats().count, due);
     drop(engine);
     let engine = reopen(dir).expect("reopen");
     assert_exact(&engine, streams);
     assert_eq!(
         engine.checkpoints().stats().damaged,
         0,
-        "rebuilt files are sound"
+        "rebuilt checkpoints are sound"
     );
+    assert_eq!(engine.inspect().open_report().checkpoints.gaps, 0);
+    assert_eq!(engine.checkpoints().stats().count, due);
 }
 
 #[test]
@@ -590,13 +609,13 @@ fn a_checkpoint_of_a_future_format_version_is_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
     let full = checkpoint_path(dir.path(), "s", 32);
-    let mut header = std::fs::read(&full).expect("read")[..ckpt::LEN].to_vec();
+    let mut header = full.read()[..ckpt::LEN].to_vec();
     header[ckpt::FORMAT_VERSION..ckpt::FORMAT_VERSION + 4].copy_from_slice(&2u32.to_le_bytes());
     let crc = crc32(&header[..ckpt::HEADER_CRC]);
     header[ckpt::HEADER_CRC..ckpt::HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-    patch(&full, 0, &header);
-    assert_checkpoint_damage_repaired(dir.path(), &streams, 1);
-    let rebuilt = std::fs::read(&full).expect("the checkpoint is back");
+    full.patch(0, &header);
+    assert_checkpoint_damage_repaired(dir.path(), &streams, Found::AtOpen);
+    let rebuilt = checkpoint_path(dir.path(), "s", 32).read();
     assert_eq!(
         &rebuilt[ckpt::FORMAT_VERSION..ckpt::FORMAT_VERSION + 4],
         &1u32.to_le_bytes(),
@@ -616,139 +635,154 @@ fn absurd_checkpoint_header_fields_are_rebuilt() {
         let dir = tempfile::tempdir().expect("tempdir");
         let streams = make_store(dir.path(), &[("s", 40)], "a");
         let delta = checkpoint_path(dir.path(), "s", 36);
-        let mut header = std::fs::read(&delta).expect("read")[..ckpt::LEN].to_vec();
+        let mut header = delta.read()[..ckpt::LEN].to_vec();
         header[field..field + width].copy_from_slice(&u64::MAX.to_le_bytes()[..width]);
         let crc = crc32(&header[..ckpt::HEADER_CRC]);
         header[ckpt::HEADER_CRC..ckpt::HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-        patch(&delta, 0, &header);
-        assert_checkpoint_damage_repaired(dir.path(), &streams, 1);
+        delta.patch(0, &header);
+        // An entry count the header alone cannot refute is found when the archive is read.
+        let found = if field == ckpt::ENTRY_COUNT {
+            Found::OnRead(1)
+        } else {
+            Found::AtOpen
+        };
+        assert_checkpoint_damage_repaired(dir.path(), &streams, found);
     }
 }
 
 #[test]
-fn a_truncated_checkpoint_is_rebuilt() {
+fn a_checkpoint_damaged_in_its_archive_is_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
-    let full = checkpoint_path(dir.path(), "s", 16);
-    let bytes = std::fs::read(&full).expect("read");
-    std::fs::write(&full, &bytes[..bytes.len() / 2]).expect("truncate");
+    checkpoint_path(dir.path(), "s", 16).damage_archive();
+    checkpoint_path(dir.path(), "s", 20).damage_archive();
+    assert_checkpoint_damage_repaired(dir.path(), &streams, Found::OnRead(2));
+}
+
+#[test]
+fn a_zeroed_checkpoint_is_damage_before_the_published_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    // As if the pack lost a checkpoint's pages: the packs end early, before what the writer
+    // published, and nothing is appended over what readers may have read.
     let delta = checkpoint_path(dir.path(), "s", 20);
-    std::fs::write(&delta, b"").expect("empty");
-    assert_checkpoint_damage_repaired(dir.path(), &streams, 2);
+    delta.patch(0, &vec![0u8; usize::try_from(delta.len).expect("small")]);
+    assert_checkpoint_damage_repaired(dir.path(), &streams, Found::AtOpen);
+    let after = reopen(dir.path())
+        .expect("open")
+        .checkpoints()
+        .stats()
+        .packs;
+    assert_eq!(after, 2, "a new pack took the rebuilt checkpoints");
 }
 
 #[test]
-fn checkpoints_swapped_between_streams_are_rebuilt() {
+fn a_torn_pack_tail_is_cut_and_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let streams = make_store(dir.path(), &[("a", 40), ("b", 40)], "a");
-    // Stream a's files renamed to stream b's names at the same version and level: b's are
-    // replaced, a's are gone. Both a full state (16) and a delta (20).
-    let pairs: Vec<(PathBuf, PathBuf)> = [16, 20]
-        .into_iter()
-        .map(|v| {
-            (
-                checkpoint_path(dir.path(), "a", v),
-                checkpoint_path(dir.path(), "b", v),
-            )
-        })
-        .collect();
-    for (from, to) in pairs {
-        std::fs::rename(&from, &to).expect("rename");
-    }
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    // The last checkpoint in the pack half written, past the published end: a crash while
+    // writing it.
     let engine = reopen(dir.path()).expect("open");
-    assert_eq!(
-        engine.inspect().open_report().checkpoints.missing,
-        2,
-        "a's files are gone"
-    );
+    let last = (1..=40 / FANOUT)
+        .map(|i| placed(&engine, "s", i * FANOUT))
+        .max_by_key(|p| p.offset)
+        .expect("checkpoints");
     drop(engine);
-    assert_checkpoint_damage_repaired(dir.path(), &streams, 2);
-}
-
-#[test]
-fn a_checkpoint_copied_from_another_store_is_not_trusted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let other = tempfile::tempdir().expect("tempdir");
-    // Same stream name, same stream id, same number of events, same lengths: different values.
-    let streams = make_store(dir.path(), &[("s", 40)], "ours");
-    make_store(other.path(), &[("s", 40)], "them");
-    let pairs: Vec<(PathBuf, PathBuf)> = [16, 20]
-        .into_iter()
-        .map(|v| {
-            (
-                checkpoint_path(dir.path(), "s", v),
-                checkpoint_path(other.path(), "s", v),
-            )
-        })
-        .collect();
-    for (ours, theirs) in pairs {
-        assert_eq!(ours.file_name(), theirs.file_name());
-        assert_ne!(
-            std::fs::read(&ours).expect("read"),
-            std::fs::read(&theirs).expect("read"),
-            "the two stores' checkpoints differ"
-        );
-        std::fs::copy(&theirs, &ours).expect("copy");
-    }
-    // Checkpoints are derived data; one from another store describes other events, and a view
-    // built on it would be wrong without any error. It must be detected and rebuilt (or the
-    // open refused), never used.
-    let engine = reopen(dir.path()).expect("derived damage never stops an open");
+    let published = dir.path().join("checkpoints").join("published-end");
+    let mut end = std::fs::read(&published).expect("published end");
+    end[16..24].copy_from_slice(&last.offset.to_le_bytes());
+    let crc = crc32(&end[..24]);
+    end[24..28].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&published, &end).expect("publish less");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last.pack)
+        .expect("open the pack");
+    file.set_len(last.offset + last.len / 2)
+        .expect("cut the pack");
+    drop(file);
+    let engine = reopen(dir.path()).expect("open");
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(
+        report.damage,
+        Vec::<String>::new(),
+        "a torn tail is not damage"
+    );
+    assert!(
+        report.cut_bytes >= last.len / 2 && report.cut_bytes < last.len / 2 + 16,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.gaps, 0,
+        "the newest checkpoint is built forward again"
+    );
     assert_exact(&engine, &streams);
-    assert_eq!(engine.checkpoints().stats().damaged, 2);
+    engine.checkpoints().sync().expect("rebuild");
+    drop(engine);
+    let engine = reopen(dir.path()).expect("reopen");
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!((report.gaps, report.cut_bytes), (0, 0), "{report:?}");
+    assert_eq!(
+        engine.checkpoints().stats().packs,
+        1,
+        "appended in place of the tail"
+    );
+    assert_eq!(engine.checkpoints().stats().count, 40 / FANOUT);
+    assert_exact(&engine, &streams);
 }
 
 #[test]
-fn garbage_in_the_checkpoint_directory_is_ignored_deleted_or_rebuilt() {
+fn garbage_in_the_checkpoint_directory_is_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
     let ckpt_dir = dir.path().join("checkpoints");
-    let replaced = checkpoint_path(dir.path(), "s", 24);
-    let id = checkpoint_path(dir.path(), "s", 16)
-        .file_name()
-        .expect("name")
-        .to_string_lossy()[..16]
-        .to_owned();
     // Not ours (names the engine does not parse): left alone.
     let foreign = [
         ckpt_dir.join("notes.txt"),
-        ckpt_dir.join("garbage.ckpt"),
-        ckpt_dir.join(format!("{id}-1-l1.ckpt-backup")),
+        ckpt_dir.join("7.pack"),
+        ckpt_dir.join("0000000001.pack-backup"),
     ];
     for path in &foreign {
         std::fs::write(path, b"someone else's file").expect("write");
     }
     std::fs::create_dir(ckpt_dir.join("subdir")).expect("mkdir");
-    // Ours by name, but impossible: an unknown stream, past the head, off the policy's
-    // versions, a level the version does not have. Deleted.
-    let impossible = [
-        ckpt_dir.join(format!("{:016x}-{:020}-l1.ckpt", 99, 4)),
-        ckpt_dir.join(format!("{id}-{:020}-l1.ckpt", 44)),
-        ckpt_dir.join(format!("{id}-{:020}-l1.ckpt", 5)),
-        ckpt_dir.join(format!("{id}-{:020}-l2.ckpt", 8)),
-    ];
-    for path in &impossible {
-        std::fs::write(path, b"garbage").expect("write");
-    }
-    // Ours by name, at a version the policy checkpoints, but garbage inside: the file replaces
-    // the real one, is adopted, found damaged on first use, and rebuilt.
-    std::fs::write(&replaced, vec![0xa5; 300]).expect("write");
-
     let engine = reopen(dir.path()).expect("open");
     let report = engine.inspect().open_report().checkpoints.clone();
-    assert_eq!(report.deleted, impossible.len() as u64, "{report:?}");
-    for path in &impossible {
-        assert!(!path.exists(), "{} was deleted", path.display());
-    }
-    for path in &foreign {
-        assert!(path.exists(), "{} is not ours: left alone", path.display());
-    }
+    assert_eq!(
+        (report.damage.len(), report.deleted_files),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_exact(&engine, &streams);
     drop(engine);
-    assert_checkpoint_damage_repaired(dir.path(), &streams, 1);
-    assert!(replaced.exists(), "rebuilt");
     for path in &foreign {
         assert!(path.exists(), "{} is not ours: left alone", path.display());
     }
+}
+
+#[test]
+fn a_pack_with_a_damaged_header_is_reported_and_its_checkpoints_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    let pack = checkpoint_path(dir.path(), "s", 16).pack;
+    let mut bytes = std::fs::read(&pack).expect("read");
+    bytes[20] ^= 1;
+    std::fs::write(&pack, &bytes).expect("write");
+    let engine = reopen(dir.path()).expect("derived damage never stops an open");
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert!(
+        report.damage[0].contains(&pack.display().to_string()),
+        "{report:?}"
+    );
+    assert_exact(&engine, &streams);
+    engine.checkpoints().sync().expect("rebuild");
+    let stats = engine.checkpoints().stats();
+    assert_eq!(stats.count, 40 / FANOUT, "{stats:?}");
+    drop(engine);
+    assert_eq!(std::fs::read(&pack).expect("read"), bytes, "left as found");
+    let engine = reopen(dir.path()).expect("reopen");
+    assert_exact(&engine, &streams);
 }
 
 #[test]
@@ -767,10 +801,9 @@ fn a_checkpoint_directory_that_is_a_file_is_an_error_naming_it() {
 fn one_sync_checkpoints_repairs_every_damaged_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
-    // A full state and the delta above it, both emptied.
+    // A full state and the delta above it, both damaged.
     for version in [16, 20] {
-        let path = checkpoint_path(dir.path(), "s", version);
-        std::fs::write(&path, b"").expect("empty");
+        checkpoint_path(dir.path(), "s", version).damage_archive();
     }
     let engine = reopen(dir.path()).expect("open");
     assert_exact(&engine, &streams);

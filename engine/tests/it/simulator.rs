@@ -388,7 +388,7 @@ fn scenario(seed: u64, fault: Fault) -> Result<(), String> {
     sim.fail_sync_after(None);
     sim.set_capacity_bytes(None);
     // Damage one checkpoint file now and then: it must be found and rebuilt.
-    let damaged = damage_a_checkpoint(dir.path(), seed);
+    let damaged = damage_a_checkpoint(dir.path(), &sim, seed);
     let engine = match open(dir.path(), &sim) {
         Ok(engine) => engine,
         // A flipped bit in unsynced bytes followed by intact records is damage, not a torn
@@ -411,29 +411,43 @@ fn scenario(seed: u64, fault: Fault) -> Result<(), String> {
     check(&engine, &model, damaged)
 }
 
-/// Flips a byte in the middle of one checkpoint file, for one seed in three. Returns whether
-/// it did.
-fn damage_a_checkpoint(dir: &Path, seed: u64) -> bool {
+/// Flips a byte in the middle of one checkpoint's archive in the packs (on the simulated
+/// storage), for one seed in three. Returns whether it did.
+fn damage_a_checkpoint(dir: &Path, sim: &SimStorage, seed: u64) -> bool {
+    use helios::Storage as _;
+    use helios_checkpoint::pack;
     if !seed.is_multiple_of(3) {
         return false;
     }
-    let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else {
+    let ckpt_dir = dir.join("checkpoints");
+    let Ok(mut names) = sim.list_files(&ckpt_dir) else {
         return false;
     };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
-        .collect();
-    files.sort();
-    let Some(file) = files.get((seed / 3) as usize % files.len().max(1)) else {
+    names.retain(|n| pack::parse_pack_name(n).is_some());
+    names.sort();
+    let mut found = Vec::new();
+    for name in &names {
+        let path = ckpt_dir.join(name);
+        let Ok(bytes) = sim.map_readonly(&path) else {
+            continue;
+        };
+        let scan = pack::scan(
+            &path,
+            &bytes,
+            pack::pack_header::LEN as u64,
+            bytes.len() as u64,
+        );
+        found.extend(scan.entries.into_iter().map(|e| (path.clone(), e)));
+    }
+    let Some((path, entry)) = found.get((seed / 3) as usize % found.len().max(1)) else {
         return false;
     };
-    let Ok(mut bytes) = std::fs::read(file) else {
+    let at = entry.offset + entry.len / 2 + 32;
+    let Ok(file) = sim.open(path) else {
         return false;
     };
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x5A;
-    std::fs::write(file, bytes).is_ok()
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, at).is_ok() && file.write_all_at(&[byte[0] ^ 0x5A], at).is_ok()
 }
 
 fn check(engine: &Engine, model: &Model, damaged: bool) -> Result<(), String> {
@@ -516,8 +530,11 @@ fn check(engine: &Engine, model: &Model, damaged: bool) -> Result<(), String> {
         let view = engine.view(name, head).map_err(|e| e.to_string())?;
         if view.report().events_replayed > 3 {
             return Err(format!(
-                "{name}: {} events replayed after the checkpoints caught up",
-                view.report().events_replayed
+                "{name}: {} events replayed after the checkpoints caught up ({}; open: {:?}; stats: {:?})",
+                view.report().events_replayed,
+                view.report(),
+                engine.inspect().open_report().checkpoints,
+                engine.checkpoints().stats()
             ));
         }
     }

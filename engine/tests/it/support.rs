@@ -80,3 +80,61 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Where a checkpoint is in its pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub pack: std::path::PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Placed {
+    /// Its bytes, read from the pack.
+    pub fn read(&self) -> Vec<u8> {
+        let bytes = std::fs::read(&self.pack).expect("read the pack");
+        let start = usize::try_from(self.offset).expect("small");
+        let end = start + usize::try_from(self.len).expect("small");
+        bytes[start..end].to_vec()
+    }
+
+    /// Overwrites `value.len()` bytes at `at` (from the checkpoint's start) in the pack.
+    pub fn patch(&self, at: u64, value: &[u8]) {
+        use std::os::unix::fs::FileExt as _;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.pack)
+            .expect("open the pack");
+        file.write_all_at(value, self.offset + at).expect("patch");
+    }
+
+    /// Flips a byte in the middle of its archive: its header still scans, and it is found
+    /// damaged when first read (the archive's CRC).
+    pub fn damage_archive(&self) {
+        let at = self.len / 2 + 32;
+        let mut byte = [0u8; 1];
+        {
+            use std::os::unix::fs::FileExt as _;
+            let file = std::fs::File::open(&self.pack).expect("open");
+            file.read_exact_at(&mut byte, self.offset + at)
+                .expect("read");
+        }
+        self.patch(at, &[byte[0] ^ 0x40]);
+    }
+}
+
+/// Where the engine's checkpoint of `stream` at `version` is.
+pub fn placed(engine: &helios::Engine, stream: &str, version: u64) -> Placed {
+    let info = engine
+        .checkpoints()
+        .of_stream(stream)
+        .expect("stream")
+        .into_iter()
+        .find(|c| c.version == helios::Version(version))
+        .unwrap_or_else(|| panic!("{stream} has a checkpoint at {version}"));
+    Placed {
+        pack: info.pack,
+        offset: info.offset,
+        len: info.len_bytes,
+    }
+}

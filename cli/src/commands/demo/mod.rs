@@ -264,18 +264,18 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
                 let level = u32::try_from(levels.len() + 1).unwrap_or(u32::MAX);
                 levels.push(LevelJson {
                     level,
-                    files: 0,
+                    checkpoints: 0,
                     bytes: 0,
                 });
             }
-            levels[index].files += 1;
-            levels[index].bytes += checkpoint.file_len_bytes;
+            levels[index].checkpoints += 1;
+            levels[index].bytes += checkpoint.len_bytes;
         }
     }
     let storage = StorageJson {
         log_bytes: log_after.used_bytes.saturating_sub(log_before.used_bytes),
         durable_events: durable_after.saturating_sub(durable_before),
-        checkpoint_files: levels.iter().map(|l| l.files).sum(),
+        checkpoints: levels.iter().map(|l| l.checkpoints).sum(),
         checkpoint_bytes: levels.iter().map(|l| l.bytes).sum(),
         checkpoint_levels: levels,
         checkpoint_sync_seconds: json::round(checkpoint_sync.as_secs_f64(), 4),

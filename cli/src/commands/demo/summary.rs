@@ -125,8 +125,8 @@ pub(super) struct StorageJson {
     pub(super) log_bytes: u64,
     /// Events the run added to the log.
     pub(super) durable_events: u64,
-    /// Checkpoint files of the run's streams, and their bytes, in all and per level.
-    pub(super) checkpoint_files: u64,
+    /// Checkpoints of the run's streams, and their bytes, in all and per level.
+    pub(super) checkpoints: u64,
     pub(super) checkpoint_bytes: u64,
     pub(super) checkpoint_levels: Vec<LevelJson>,
     /// Time `sync_checkpoints` took after the search (the builder had built most already).
@@ -136,7 +136,7 @@ pub(super) struct StorageJson {
 #[derive(Debug, serde::Serialize)]
 pub(super) struct LevelJson {
     pub(super) level: u32,
-    pub(super) files: u64,
+    pub(super) checkpoints: u64,
     pub(super) bytes: u64,
 }
 

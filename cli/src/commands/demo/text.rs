@@ -92,9 +92,9 @@ pub(super) fn to_text(s: &DemoSummary) -> String {
             (
                 "checkpoints",
                 format!(
-                    "{} in {} files ({}); sync_checkpoints after the search: {:.1} ms",
+                    "{} in {} checkpoints ({}); sync_checkpoints after the search: {:.1} ms",
                     bytes(st.checkpoint_bytes),
-                    thousands(st.checkpoint_files),
+                    thousands(st.checkpoints),
                     levels.join(", "),
                     st.checkpoint_sync_seconds * 1000.0
                 ),

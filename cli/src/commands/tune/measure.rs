@@ -88,7 +88,7 @@ pub struct Setting {
     pub fanout: u64,
     /// Checkpoint levels; the top one holds full states.
     pub levels: u32,
-    /// `Options::checkpoint_maps_max`: checkpoint files kept mapped at once.
+    /// `Options::checkpoint_maps_max`: checkpoints kept open (validated, indexed) at once.
     pub maps_max: usize,
 }
 
@@ -182,8 +182,8 @@ pub struct Measured {
     /// Samples that replayed more than `fanout - 1` events, which the engine promises not to
     /// do once its checkpoints are built.
     pub replay_bound_exceeded: u64,
-    /// Checkpoint files.
-    pub checkpoint_files: u64,
+    /// Checkpoints.
+    pub checkpoints: u64,
     /// Their bytes.
     pub checkpoint_bytes: u64,
     /// Files and bytes per level, index 0 for level 1.
@@ -312,7 +312,7 @@ pub fn measure(
         replayed_mean: replayed_total as f64 / count,
         replayed_max,
         replay_bound_exceeded,
-        checkpoint_files: stats.files,
+        checkpoints: stats.count,
         checkpoint_bytes: stats.bytes,
         by_level: stats.by_level,
         log_bytes,

@@ -18,7 +18,7 @@ pub struct Row {
     pub fanout: u64,
     /// Checkpoint levels.
     pub levels: u32,
-    /// Checkpoint files kept mapped at once (`Options::checkpoint_maps_max`).
+    /// Checkpoints kept open (validated, indexed) at once (`Options::checkpoint_maps_max`).
     pub maps_max: usize,
     /// Events in the workload.
     pub events: u64,
@@ -36,8 +36,8 @@ pub struct Row {
     pub replayed_mean: f64,
     /// Events replayed per view, most.
     pub replayed_max: u64,
-    /// Checkpoint files.
-    pub checkpoint_files: u64,
+    /// Checkpoints.
+    pub checkpoints: u64,
     /// Their bytes.
     pub checkpoint_bytes: u64,
     /// Bytes of the log through its last record (the same for every setting).
@@ -67,7 +67,7 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "view_mean_us",
     "replayed_mean",
     "replayed_max",
-    "checkpoint_files",
+    "checkpoints",
     "checkpoint_bytes",
     "log_bytes",
     "bytes_per_event",
@@ -82,8 +82,8 @@ pub const CSV_COLUMNS: [&str; 19] = [
 pub struct LevelJson {
     /// The level, 1 the finest.
     pub level: u32,
-    /// Its files.
-    pub files: u64,
+    /// Its checkpoints.
+    pub checkpoints: u64,
     /// Their bytes.
     pub bytes: u64,
 }
@@ -130,7 +130,7 @@ impl SettingJson {
                 view_mean_us: us(measured.view_mean_ns),
                 replayed_mean: round(measured.replayed_mean, 2),
                 replayed_max: measured.replayed_max,
-                checkpoint_files: measured.checkpoint_files,
+                checkpoints: measured.checkpoints,
                 checkpoint_bytes: measured.checkpoint_bytes,
                 log_bytes: measured.log_bytes,
                 bytes_per_event: per_event(measured.log_bytes + measured.checkpoint_bytes),
@@ -145,7 +145,7 @@ impl SettingJson {
                 .zip(1u32..)
                 .map(|(stats, level)| LevelJson {
                     level,
-                    files: stats.files,
+                    checkpoints: stats.count,
                     bytes: stats.bytes,
                 })
                 .collect(),
@@ -295,7 +295,7 @@ fn setting_name(row: &Row) -> String {
     let plural = if row.levels == 1 { "" } else { "s" };
     let mut name = format!("fanout {} with {} level{plural}", row.fanout, row.levels);
     if row.maps_max != helios::DEFAULT_CHECKPOINT_MAPS_MAX {
-        name.push_str(&format!(" and {} mapped files", row.maps_max));
+        name.push_str(&format!(" and {} open checkpoints", row.maps_max));
     }
     name
 }
@@ -355,7 +355,7 @@ pub fn text_table(rows: &[Row], defaults: &[bool], with_maps: bool) -> String {
         ("p99.9 us", Align::Right),
         ("replayed", Align::Right),
         ("max", Align::Right),
-        ("ckpt files", Align::Right),
+        ("checkpoints", Align::Right),
         ("ckpt bytes", Align::Right),
         ("bytes/event", Align::Right),
         ("build ms", Align::Right),
@@ -385,7 +385,7 @@ pub fn text_table(rows: &[Row], defaults: &[bool], with_maps: bool) -> String {
                 format!("{:.1}", row.view_p999_us),
                 format!("{:.1}", row.replayed_mean),
                 row.replayed_max.to_string(),
-                row.checkpoint_files.to_string(),
+                row.checkpoints.to_string(),
                 human_bytes(row.checkpoint_bytes),
                 format!("{:.1}", row.bytes_per_event),
                 format!("{:.0}", row.build_ms),
@@ -414,7 +414,7 @@ mod tests {
             view_mean_us: p99_us / 2.0,
             replayed_mean: 1.0,
             replayed_max: 1,
-            checkpoint_files: 1,
+            checkpoints: 1,
             checkpoint_bytes,
             log_bytes: 0,
             bytes_per_event,

@@ -230,11 +230,11 @@ fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<Str
     let mut overflowing: Vec<String> = Vec::new();
     for m in measured {
         let setting = m.setting;
-        if m.checkpoint_files > setting.maps_max as u64 {
+        if m.checkpoints > setting.maps_max as u64 {
             overflowing.push(format!(
-                "{} ({} files)",
+                "{} ({} checkpoints)",
                 setting.label(with_maps),
-                m.checkpoint_files
+                m.checkpoints
             ));
         }
         let top = setting
