@@ -109,7 +109,7 @@ pub use reader::Reader;
 pub use repair::{LostVersions, RepairReport, repair};
 pub use store_format::STORE_FORMAT_VERSION;
 pub use subscribe::{PENDING_BYTES_MAX, PENDING_EVENTS_MAX, Subscription};
-pub use verify::{Finding, VerifyReport, verify};
+pub use verify::{Finding, VerifyReport, verify, verify_with_policy};
 pub use write::Appended;
 
 /// The README's example, compiled and run as a doc test.

@@ -1,10 +1,12 @@
-//! Offline verification of a whole store: every log record's checksum and framing, and the
-//! fjall index against the log.
+//! Offline verification of a whole store: every log record's checksum and framing, the fjall
+//! index against the log, and the checkpoint packs (`checkpoints/verify.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, StreamId, Version};
+
+use helios_checkpoint::LevelPolicy;
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -46,6 +48,10 @@ pub struct VerifyReport {
     pub index_entries: u64,
     /// Events past the recovery point, not yet in the index (the next open indexes them).
     pub unindexed_events: u64,
+    /// Checkpoint packs read.
+    pub packs: u64,
+    /// Checkpoints in them, each checked whole.
+    pub checkpoints: u64,
     /// Every problem found; empty when the store is sound.
     pub findings: Vec<Finding>,
     /// Whether a writer held the store: the metadata was then not checked, and the log only up
@@ -62,8 +68,10 @@ impl VerifyReport {
 }
 
 /// Verifies the store in `dir` without changing it: every segment header and record checksum,
-/// LSN continuity and batch framing of the log; then every index entry in fjall against the
-/// record it points at, and every indexed-range event against the index.
+/// LSN continuity and batch framing of the log; every checkpoint pack (its header, its
+/// checkpoints' headers against what was written and published, and every checkpoint whole);
+/// then every index entry in fjall against the record it points at, and every indexed-range
+/// event against the index.
 ///
 /// Nothing in the store is created or written: no lock file is taken, and the fjall metadata
 /// is checked on a copy in a temporary directory (fjall writes to a database it opens). While a
@@ -74,6 +82,19 @@ impl VerifyReport {
 /// # Errors
 /// I/O errors, a path that is not a store (named as what it is).
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    verify_store(dir, None)
+}
+
+/// [`verify`], and also every checkpoint's level and base against what `policy` puts at its
+/// version (the policy the store's writers use: `helios verify` passes the default one).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with_policy(dir: &Path, policy: &LevelPolicy) -> Result<VerifyReport> {
+    verify_store(dir, Some(policy))
+}
+
+fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport> {
     crate::dir_check::check(dir, false, &FsStorage)?;
     let log_dir = dir.join("log");
     if !log_dir.is_dir() {
@@ -148,6 +169,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             offset: Some(p.offset),
             reason: p.reason,
         }));
+
+    let counted = crate::checkpoints::verify_packs(dir, policy, &mut report.findings);
+    report.packs = counted.packs;
+    report.checkpoints = counted.checkpoints;
 
     let Some(meta) = meta else {
         report.unindexed_events = report.events;

@@ -12,7 +12,10 @@ const EXIT_FINDINGS: u8 = 1;
 
 /// The long help of `helios verify`.
 pub const LONG_ABOUT: &str = "Check every segment header and record checksum, LSN continuity and \
-    batch framing of the log, then every index entry against the record it points at. The \
+    batch framing of the log; every checkpoint pack (its header, its checkpoints' headers \
+    against what was written and published, every checkpoint's checksums and structure, and \
+    its level and base against the default level policy); then every index entry against the \
+    record it points at. The \
     store is not changed (no recovery runs, no lock file is taken, and the metadata is \
     checked on a copy); while a writer holds the store, the metadata is not checked, the log is \
     checked up to the end the writer published as durable (past it, bytes are being written), \
@@ -20,7 +23,7 @@ pub const LONG_ABOUT: &str = "Check every segment header and record checksum, LS
     Exit status: 0 when the store is sound, 1 when problems were found (each printed with its \
     file and byte offset), 2 on errors (for example a directory that is not a store).\n\n\
     With `--json`, one object: `dir`, `sound` (true or false), the counts `records`, `events`, \
-    `index_entries` and `unindexed_events`, and `findings`, each with `path`, `offset` (null \
+    `index_entries`, `unindexed_events`, `packs` and `checkpoints`, and `findings`, each with `path`, `offset` (null \
     when the problem has none) and `reason`. The exit status is the same.";
 
 /// Arguments of `helios verify`.
@@ -47,6 +50,10 @@ struct VerifyJson {
     index_entries: u64,
     /// Events past the recovery point, not yet indexed (the next open indexes them).
     unindexed_events: u64,
+    /// Checkpoint packs read.
+    packs: u64,
+    /// Checkpoints in them, each checked whole and against the default level policy.
+    checkpoints: u64,
     /// Whether a writer held the store (its index was then not checked).
     writer_holds_the_store: bool,
     findings: Vec<FindingJson>,
@@ -65,7 +72,8 @@ struct FindingJson {
 
 /// Runs `helios verify`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let report = helios::verify(&args.dir)?;
+    // Stores the CLI writes use the default level policy.
+    let report = helios::verify_with_policy(&args.dir, &helios::LevelPolicy::default())?;
     let code = if report.is_sound() {
         ExitCode::SUCCESS
     } else {
@@ -79,6 +87,8 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             events: report.events,
             index_entries: report.index_entries,
             unindexed_events: report.unindexed_events,
+            packs: report.packs,
+            checkpoints: report.checkpoints,
             writer_holds_the_store: report.writer_holds_the_store,
             findings: report
                 .findings
@@ -103,8 +113,14 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
 fn to_text(args: &Args, report: &helios::VerifyReport) -> String {
     let mut out = String::new();
     let mut checked = format!(
-        "{} records ({} events) checksummed, {} index entries checked, {} events not yet indexed",
-        report.records, report.events, report.index_entries, report.unindexed_events
+        "{} records ({} events) checksummed, {} index entries checked, {} events not yet \
+         indexed, {} checkpoints in {} packs checked",
+        report.records,
+        report.events,
+        report.index_entries,
+        report.unindexed_events,
+        report.checkpoints,
+        report.packs
     );
     if report.writer_holds_the_store {
         checked.push_str(

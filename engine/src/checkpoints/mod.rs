@@ -16,6 +16,7 @@ mod ancestry;
 mod build;
 mod packs;
 mod store;
+mod verify;
 mod view;
 
 pub(crate) use build::Builder;
@@ -23,6 +24,7 @@ pub use build::StalledStream;
 pub(crate) use packs::migrate_checkpoint_files;
 pub use store::CheckpointOpenReport;
 pub(crate) use store::{CHECKPOINT_DIR, Store, StreamAtOpen};
+pub(crate) use verify::verify_packs;
 
 /// One checkpoint of a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]

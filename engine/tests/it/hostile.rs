@@ -820,3 +820,46 @@ fn one_sync_checkpoints_repairs_every_damaged_checkpoint() {
         );
     }
 }
+
+#[test]
+fn verify_checks_every_checkpoint_in_the_packs_and_names_the_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("a", 40), ("b", 17)], "a");
+    let policy = LevelPolicy::new(FANOUT, LEVELS).expect("policy");
+    let sound = helios::verify_with_policy(dir.path(), &policy).expect("verify");
+    assert!(sound.is_sound(), "{:?}", sound.findings);
+    assert_eq!(
+        (sound.packs, sound.checkpoints),
+        (1, 40 / FANOUT + 17 / FANOUT)
+    );
+    // Against another policy, every checkpoint off its grid is named.
+    let other = LevelPolicy::new(FANOUT * 2, LEVELS).expect("policy");
+    let off = helios::verify_with_policy(dir.path(), &other).expect("verify");
+    assert!(!off.is_sound());
+    // A damaged archive is named with its pack and offset; the store is not changed.
+    let victim = checkpoint_path(dir.path(), "a", 20);
+    victim.damage_archive();
+    let before = std::fs::read(&victim.pack).expect("read");
+    let report = helios::verify_with_policy(dir.path(), &policy).expect("verify");
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(
+        (&finding.path, finding.offset),
+        (&victim.pack, Some(victim.offset))
+    );
+    assert!(finding.reason.contains("checksum"), "{finding}");
+    assert_eq!(std::fs::read(&victim.pack).expect("read"), before);
+    // A damaged pack header is named too.
+    let mut bytes = before;
+    bytes[17] ^= 1;
+    std::fs::write(&victim.pack, &bytes).expect("write");
+    let report = helios::verify(dir.path()).expect("verify");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.path == victim.pack && f.offset == Some(0)),
+        "{:?}",
+        report.findings
+    );
+}

@@ -1,0 +1,182 @@
+//! Offline verification of the checkpoint packs, for [`crate::verify`]: every pack's header,
+//! the scan of its checkpoint headers (which is the catalog) against the bytes written and the
+//! published end, every checkpoint whole (CRCs, bytecheck, block structure), and, given a level
+//! policy, each checkpoint's level and base against what the policy puts at its version.
+
+use std::path::Path;
+
+use helios_checkpoint::pack::{self, PackEnd, PackHeader, pack_header};
+use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, LevelPolicy};
+use helios_log::FsStorage;
+use helios_log::storage::Storage as _;
+
+use super::CHECKPOINT_DIR;
+use crate::verify::Finding;
+
+/// What [`verify_packs`] counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counted {
+    pub packs: u64,
+    pub checkpoints: u64,
+}
+
+/// Checks the packs of the store in `dir`, appending what is wrong to `findings`. With a live
+/// writer, the active pack is checked up to its published end only (past it, bytes are being
+/// written).
+pub(crate) fn verify_packs(
+    dir: &Path,
+    policy: Option<&LevelPolicy>,
+    findings: &mut Vec<Finding>,
+) -> Counted {
+    let ckpt_dir = dir.join(CHECKPOINT_DIR);
+    let mut counted = Counted::default();
+    let Ok(names) = FsStorage.list_files(&ckpt_dir) else {
+        return counted;
+    };
+    let mut seqs: Vec<u64> = names
+        .iter()
+        .filter_map(|n| pack::parse_pack_name(n))
+        .collect();
+    seqs.sort_unstable();
+    let published = read_published(&ckpt_dir, findings);
+    for seq in seqs {
+        let path = ckpt_dir.join(pack::pack_file_name(seq));
+        let mut finding = |offset: Option<u64>, reason: String| {
+            findings.push(Finding {
+                path: path.clone(),
+                offset,
+                reason,
+            });
+        };
+        let bytes = match FsStorage.map_readonly(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                finding(None, format!("cannot be read: {e}"));
+                continue;
+            }
+        };
+        counted.packs += 1;
+        match PackHeader::decode(&path, &bytes) {
+            Ok(header) if header.seq == seq => {}
+            Ok(header) => {
+                finding(Some(0), format!("its header says pack {}", header.seq));
+                continue;
+            }
+            Err(e) => {
+                finding(Some(0), e.to_string());
+                continue;
+            }
+        }
+        let len = bytes.len() as u64;
+        // The active pack is checked up to its published end: past it, a writer may be at
+        // work, or a crash left a torn tail that the next open cuts (derived data, no loss).
+        let until = match published {
+            Some(end) if end.seq == seq => end.end,
+            _ => len,
+        };
+        if until > len {
+            finding(
+                Some(len),
+                format!("the pack is {len} bytes long, but {until} were published"),
+            );
+        }
+        let scan = pack::scan(&path, &bytes, pack_header::LEN as u64, until);
+        if let Some((offset, reason)) = &scan.stopped {
+            finding(
+                Some(*offset),
+                format!("{reason}; the checkpoints after it are not read (an open rebuilds them)"),
+            );
+        } else if scan.end < until.min(len) && published.is_some_and(|p| p.seq == seq) {
+            finding(
+                Some(scan.end),
+                format!("the checkpoints end here, before the published end {until}"),
+            );
+        }
+        for entry in &scan.entries {
+            counted.checkpoints += 1;
+            let mut name = path.clone().into_os_string();
+            name.push(format!("@{}", entry.offset));
+            match Checkpoint::open_in(&bytes, entry.offset, entry.len, name.into()) {
+                Ok(_) => {}
+                Err(e) => finding(Some(entry.offset), e.to_string()),
+            }
+            if let Some(policy) = policy
+                && let Some(reason) = against_policy(policy, &entry.meta)
+            {
+                finding(Some(entry.offset), reason);
+            }
+        }
+    }
+    counted
+}
+
+/// Why a checkpoint's header is not what `policy` puts at its version, if it is not.
+fn against_policy(
+    policy: &LevelPolicy,
+    meta: &helios_checkpoint::CheckpointMeta,
+) -> Option<String> {
+    let level = u32::from(meta.level);
+    let on_grid = match policy.level_at(meta.version) {
+        Some(expected) => level == expected,
+        None => level == HEAVY_LEVEL,
+    };
+    if !on_grid {
+        return Some(format!(
+            "a checkpoint of level {level} at version {}, where the level policy ({} levels of \
+             fanout {}) puts {}",
+            meta.version,
+            policy.levels(),
+            policy.fanout(),
+            policy
+                .level_at(meta.version)
+                .map_or_else(|| "none on its grid".to_owned(), |l| format!("level {l}"))
+        ));
+    }
+    let base = policy.base_of(meta.version, level);
+    let kind = if base == 0 {
+        CheckpointKind::Full
+    } else {
+        CheckpointKind::Delta
+    };
+    // First-window deltas against the empty state, written before the anchor existed, read
+    // correctly (see the store's `check_meta`).
+    let legacy = level != HEAVY_LEVEL
+        && policy.natural_base(meta.version, level) == 0
+        && meta.kind == CheckpointKind::Delta
+        && meta.base_version == 0;
+    let as_expected = meta.kind == kind && meta.base_version == base;
+    (!(as_expected || legacy)).then(|| {
+        format!(
+            "a {:?} against version {} at version {}, where the level policy puts a {kind:?} \
+             against version {base}",
+            meta.kind, meta.base_version, meta.version
+        )
+    })
+}
+
+/// The packs' published end, if there is one (an unreadable one is a finding).
+fn read_published(ckpt_dir: &Path, findings: &mut Vec<Finding>) -> Option<PackEnd> {
+    let path = ckpt_dir.join(pack::PUBLISHED_END_FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let end = PackEnd::decode(&bytes);
+            if end.is_none() {
+                findings.push(Finding {
+                    path,
+                    offset: Some(0),
+                    reason: "not a published end (wrong length, magic or checksum)".into(),
+                });
+            }
+            end
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            findings.push(Finding {
+                path,
+                offset: None,
+                reason: format!("cannot be read: {e}"),
+            });
+            None
+        }
+    }
+}
