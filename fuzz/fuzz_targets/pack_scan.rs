@@ -148,7 +148,11 @@ fn encode(meta: CheckpointMeta, entries: &Entries) -> Vec<u8> {
 
 /// Lays out `parts` after a pack header as the writer does; returns the bytes and where each
 /// checkpoint went.
-fn lay_out(seq: u64, capacity: u64, parts: Vec<(CheckpointMeta, Entries)>) -> (Vec<u8>, Vec<Written>) {
+fn lay_out(
+    seq: u64,
+    capacity: u64,
+    parts: Vec<(CheckpointMeta, Entries)>,
+) -> (Vec<u8>, Vec<Written>) {
     let mut bytes = PackHeader { seq, capacity }.encode().to_vec();
     let mut written = Vec::new();
     for (meta, entries) in parts {
@@ -194,11 +198,21 @@ fn check_scan(bytes: &[u8], from: u64, until: u64, scan: &PackScan) {
             "an entry is not where the writer puts a checkpoint of {} bytes after {prev}",
             entry.len
         );
-        let end = entry.offset.checked_add(entry.len).expect("an entry's end overflows");
-        assert!(end <= limit, "an entry ends at {end}, past the limit {limit}");
+        let end = entry
+            .offset
+            .checked_add(entry.len)
+            .expect("an entry's end overflows");
+        assert!(
+            end <= limit,
+            "an entry ends at {end}, past the limit {limit}"
+        );
         let header = &bytes[to_usize(entry.offset)..to_usize(end)];
         let peeked = format::peek_header(path(), header).expect("a scanned header decodes again");
-        assert_eq!(peeked, (entry.meta, entry.len), "an entry is not what its header says");
+        assert_eq!(
+            peeked,
+            (entry.meta, entry.len),
+            "an entry is not what its header says"
+        );
         prev = end;
     }
     assert_eq!(scan.end, prev, "the scan's end is not its last entry's end");
@@ -216,7 +230,11 @@ fn read_back(checkpoint: &Checkpoint) -> Entries {
     let all: Vec<_> = checkpoint
         .range(Bound::Unbounded, Bound::Unbounded)
         .collect();
-    assert_eq!(all.len(), checkpoint.len(), "len disagrees with the entries");
+    assert_eq!(
+        all.len(),
+        checkpoint.len(),
+        "len disagrees with the entries"
+    );
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "keys out of order");
     if let Some(&(key, value)) = all.last() {
         assert_eq!(
@@ -240,10 +258,16 @@ fn open_all(bytes: &[u8], mapped: &ReadOnlyBytes, scan: &PackScan, written: &[Wr
         match (opened, original) {
             (Ok(checkpoint), Some(w)) => {
                 assert_eq!(checkpoint.meta(), &w.meta);
-                assert!(read_back(&checkpoint) == w.entries, "a written checkpoint reads back other entries");
+                assert!(
+                    read_back(&checkpoint) == w.entries,
+                    "a written checkpoint reads back other entries"
+                );
             }
             (Err(e), Some(w)) => {
-                panic!("the checkpoint written at {} does not open at {}: {e}", w.offset, entry.offset)
+                panic!(
+                    "the checkpoint written at {} does not open at {}: {e}",
+                    w.offset, entry.offset
+                )
             }
             (Ok(checkpoint), None) => {
                 read_back(&checkpoint);
@@ -265,15 +289,25 @@ fn raw(data: &[u8]) {
         )
     };
     if let Ok(header) = PackHeader::decode(path(), bytes) {
-        assert_eq!(&header.encode()[..], &bytes[..pack_header::LEN], "a header decodes from canonical bytes only");
+        assert_eq!(
+            &header.encode()[..],
+            &bytes[..pack_header::LEN],
+            "a header decodes from canonical bytes only"
+        );
     }
-    if let Some(end) = bytes.get(..pack::published_end::LEN).and_then(PackEnd::decode) {
+    if let Some(end) = bytes
+        .get(..pack::published_end::LEN)
+        .and_then(PackEnd::decode)
+    {
         // The reserved bytes 28..32 are not checked.
         assert_eq!(end.encode()[..28], bytes[..28]);
     }
     // Pack names: ten digits, so a pack number of eleven makes a name no open lists.
     let name = pack_file_name(until);
-    assert_eq!(parse_pack_name(&name), (until < 10_000_000_000).then_some(until));
+    assert_eq!(
+        parse_pack_name(&name),
+        (until < 10_000_000_000).then_some(until)
+    );
     let scan = scan_pack(bytes, from, until);
     check_scan(bytes, from, until, &scan);
     open_all(bytes, &aligned(bytes), &scan, &[]);
@@ -327,7 +361,9 @@ impl Damaged {
     /// end does not read it.
     fn touch(&mut self, start: usize, end: u64) {
         if end > pack_header::LEN as u64 {
-            self.touched = self.touched.min((start as u64).max(pack_header::LEN as u64));
+            self.touched = self
+                .touched
+                .min((start as u64).max(pack_header::LEN as u64));
         }
     }
 }
@@ -597,7 +633,10 @@ fn structured(data: &[u8]) -> ArbResult<()> {
             .iter()
             .map(|w| format!("{}..{} ({:?})", w.offset, w.end(), w.meta))
             .collect();
-        format!("pack {seq}, capacity {capacity}, {} bytes: {layout:?}", clean.len())
+        format!(
+            "pack {seq}, capacity {capacity}, {} bytes: {layout:?}",
+            clean.len()
+        )
     });
     clean.resize(clean.len() + trailing_zeros, 0);
 
@@ -607,7 +646,10 @@ fn structured(data: &[u8]) -> ArbResult<()> {
         PackHeader { seq, capacity }
     );
     let shape = |scan: &PackScan| -> Vec<(u64, u64, CheckpointMeta)> {
-        scan.entries.iter().map(|e| (e.offset, e.len, e.meta)).collect()
+        scan.entries
+            .iter()
+            .map(|e| (e.offset, e.len, e.meta))
+            .collect()
     };
     let want = |from: u64, until: u64| -> Vec<(u64, u64, CheckpointMeta)> {
         written
@@ -628,13 +670,22 @@ fn structured(data: &[u8]) -> ArbResult<()> {
     for until in untils {
         let scan = scan_pack(&clean, pack_header::LEN as u64, until);
         check_scan(&clean, pack_header::LEN as u64, until, &scan);
-        assert_eq!(shape(&scan), want(0, until), "a clean pack scanned up to {until}");
+        assert_eq!(
+            shape(&scan),
+            want(0, until),
+            "a clean pack scanned up to {until}"
+        );
     }
     for w in &written {
         let rest = scan_pack(&clean, w.end(), clean.len() as u64);
         check_scan(&clean, w.end(), clean.len() as u64, &rest);
         assert_eq!(rest.stopped, None);
-        assert_eq!(shape(&rest), want(w.end(), u64::MAX), "a clean pack scanned from {}", w.end());
+        assert_eq!(
+            shape(&rest),
+            want(w.end(), u64::MAX),
+            "a clean pack scanned from {}",
+            w.end()
+        );
     }
     let mapped = aligned(&clean);
     open_all(&clean, &mapped, &whole, &written);
@@ -673,7 +724,9 @@ fn structured(data: &[u8]) -> ArbResult<()> {
     // Any range, not only those a scan returns.
     let offset: u64 = u.arbitrary()?;
     let len: u64 = u.arbitrary()?;
-    if let Ok(checkpoint) = Checkpoint::open_in(&mapped, offset, len, PathBuf::from("fuzz.pack@any")) {
+    if let Ok(checkpoint) =
+        Checkpoint::open_in(&mapped, offset, len, PathBuf::from("fuzz.pack@any"))
+    {
         read_back(&checkpoint);
     }
     Ok(())
