@@ -252,6 +252,13 @@ impl Inner {
             if let Err(e) = self.checkpoint_round(&mut builder) {
                 self.record_background_error(&e);
             }
+            // Dead checkpoint bytes (a rebuild, damage, deleted streams at open): reclaim the
+            // packs that are mostly dead, between rounds, so appends never wait for it.
+            if self.store.take_dead_news()
+                && let Err(e) = self.store.compact()
+            {
+                self.record_background_error(&e);
+            }
         }
     }
 }

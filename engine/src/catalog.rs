@@ -121,6 +121,37 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// The highest version of each stream (index `id - 1`) that a live stream can still read:
+    /// its head if it is live, and for a deleted one what the live forks of it share (zero if
+    /// none). Events and checkpoints above it are dead.
+    pub(crate) fn reachable(&self) -> Vec<Version> {
+        let mut reachable: Vec<Version> = self
+            .streams
+            .iter()
+            .map(|st| {
+                if st.deleted.is_some() {
+                    Version::ZERO
+                } else {
+                    st.head
+                }
+            })
+            .collect();
+        // A fork's id is above its source's (ids are assigned in log order and a fork follows
+        // its source), so one pass from the newest covers chains of forks.
+        for (index, st) in self.streams.iter().enumerate().rev() {
+            if let Some(fork) = st.fork
+                && let Some(source) = usize::try_from(fork.source.0)
+                    .ok()
+                    .and_then(|id| id.checked_sub(1))
+                && source < index
+            {
+                let shared = reachable[index].min(fork.at);
+                reachable[source] = reachable[source].max(shared);
+            }
+        }
+        reachable
+    }
+
     pub(crate) fn get(&self, id: StreamId) -> Option<&StreamState> {
         usize::try_from(id.0)
             .ok()?

@@ -89,30 +89,15 @@ impl<'e> Inspect<'e> {
     /// Index errors.
     pub fn dead_bytes(&self) -> Result<DeadBytes> {
         let inner = &self.engine.inner;
-        // (head, fork, deleted) of every stream, ids in order: a fork's id is above its
-        // source's, as ids are assigned in log order and a fork follows its source.
-        let streams: Vec<_> = lock(&inner.catalog)
-            .streams
-            .iter()
-            .map(|st| (st.head, st.fork, st.deleted.is_some()))
-            .collect();
-        // The highest version of each stream that a live stream can still read: its head if
-        // it is live, and what the live forks below it share.
-        let mut reachable: Vec<Version> = streams
-            .iter()
-            .map(|&(head, _, deleted)| if deleted { Version::ZERO } else { head })
-            .collect();
-        for (index, &(_, fork, _)) in streams.iter().enumerate().rev() {
-            if let Some(fork) = fork
-                && let Some(source) = usize::try_from(fork.source.0)
-                    .ok()
-                    .and_then(|id| id.checked_sub(1))
-                && source < index
-            {
-                let shared = reachable[index].min(fork.at);
-                reachable[source] = reachable[source].max(shared);
-            }
-        }
+        let (streams, reachable) = {
+            let catalog = lock(&inner.catalog);
+            let streams: Vec<_> = catalog
+                .streams
+                .iter()
+                .map(|st| (st.head, st.fork, st.deleted.is_some()))
+                .collect();
+            (streams, catalog.reachable())
+        };
         let mut dead = DeadBytes::default();
         for (index, &(head, fork, deleted)) in streams.iter().enumerate() {
             dead.deleted_streams += u64::from(deleted);

@@ -75,7 +75,8 @@ pub use branches::{
 };
 pub use catalog::{Fork, STREAM_NAME_LEN_MAX};
 pub use checkpoints::{
-    CheckpointInfo, CheckpointOpenReport, CheckpointStats, Checkpoints, LevelStats, StalledStream,
+    COMPACT_MIN_DEAD_BYTES, CheckpointInfo, CheckpointOpenReport, CheckpointStats, Checkpoints,
+    CompactReport, LevelStats, StalledStream,
 };
 pub use class::{Classifier, DefaultClassifier, Durability};
 pub use disk_usage::{DiskUsage, DiskUsageError, FileKind, FileUsage, disk_usage};

@@ -260,14 +260,18 @@ impl Engine {
             store_format: store_format_found,
         };
 
+        // Checkpoints past what live streams can read (those of deleted streams that no live
+        // fork shares) are dropped: their bytes are dead, for compaction to reclaim.
+        let reachable = catalog.reachable();
         let at_open: Vec<StreamAtOpen<'_>> = catalog
             .streams
             .iter()
             .enumerate()
             .map(|(i, st)| StreamAtOpen {
                 id: StreamId(i as u64 + 1),
-                head: st.head,
+                head: reachable[i],
                 shared: st.fork.map_or(0, |f| f.at.0),
+                live: st.deleted.is_none(),
                 machine: plugins.machine_for(&st.name).name(),
             })
             .collect();

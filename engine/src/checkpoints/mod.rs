@@ -24,6 +24,7 @@ pub use build::StalledStream;
 pub(crate) use packs::migrate_checkpoint_files;
 pub use store::CheckpointOpenReport;
 pub(crate) use store::{CHECKPOINT_DIR, Store, StreamAtOpen};
+pub use store::{COMPACT_MIN_DEAD_BYTES, CompactReport};
 pub(crate) use verify::verify_packs;
 
 /// One checkpoint of a stream.
@@ -111,6 +112,20 @@ impl Checkpoints<'_> {
         while inner.checkpoint_round(&mut builder)? {}
         drop(builder);
         Ok(self.stats())
+    }
+
+    /// Reclaims the packs whose bytes are mostly dead (see [`CompactReport`]): their live
+    /// checkpoints are copied to the active pack and their files removed. The builder does
+    /// this by itself after its rounds; this does it now, on the caller's thread.
+    ///
+    /// # Errors
+    /// Checkpoint I/O errors (the packs are then as before, or hold both copies of what was
+    /// being moved: the next open keeps the newest).
+    pub fn compact(&self) -> Result<CompactReport> {
+        self.engine.inner.check_writable("compacting checkpoints")?;
+        let inner = &self.engine.inner;
+        let _builder = lock(&inner.builder);
+        inner.store.compact()
     }
 
     /// The checkpoints in the catalog, the packs, and the work done since open.

@@ -570,6 +570,38 @@ impl Packs {
         Ok(())
     }
 
+    /// The active pack, if one is open for appends (or will be, at the next append).
+    pub(crate) fn active(&self) -> Option<u64> {
+        let w = lock(self.writer.as_ref()?);
+        w.appender
+            .as_ref()
+            .map(|a| a.seq)
+            .or(w.resume.map(|(seq, _)| seq))
+    }
+
+    /// Closes the active pack: the next append starts a new one (a compaction, to copy the
+    /// active pack's live checkpoints out of it).
+    pub(crate) fn roll(&self) {
+        if let Some(writer) = &self.writer {
+            let mut w = lock(writer);
+            w.appender = None;
+            w.resume = None;
+        }
+    }
+
+    /// Removes pack `seq`'s file. Its map stays valid for the checkpoints still read through
+    /// it (an unlinked file keeps its pages), and so do readers' maps in other processes.
+    pub(crate) fn remove(&self, seq: u64) -> Result<()> {
+        let path = self.path(seq);
+        self.storage
+            .remove_file(&path)
+            .map_err(io_error("remove", &path))?;
+        self.write_maps().remove(&seq);
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(io_error("fsync directory", &self.dir))
+    }
+
     /// Makes the active pack's bytes durable (a migration, before it says it is done).
     pub(crate) fn sync(&self) -> Result<()> {
         if let Some(writer) = &self.writer

@@ -57,6 +57,8 @@ pub(crate) struct StreamAtOpen<'a> {
     pub head: Version,
     /// For a fork, its fork point: its checkpoints up to there are its source's.
     pub shared: u64,
+    /// Not deleted: a reader keeps its checkpoints past `head` until its head gets there.
+    pub live: bool,
     pub machine: &'a str,
 }
 
@@ -85,6 +87,23 @@ pub struct CheckpointOpenReport {
     pub deleted_files: u64,
 }
 
+/// A pack is compacted when at least this many of its bytes, and at least half of them, are
+/// dead: small stores do not rewrite their one pack for a few dead checkpoints.
+pub const COMPACT_MIN_DEAD_BYTES: u64 = 64 << 10;
+
+/// What [`Store::compact`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Packs removed.
+    pub packs: u64,
+    /// Live checkpoints copied out of them, and their bytes.
+    pub moved: u64,
+    /// Bytes of the copied checkpoints.
+    pub moved_bytes: u64,
+    /// Bytes freed on disk: the removed packs' lengths less what was copied.
+    pub reclaimed_bytes: u64,
+}
+
 /// See the module documentation.
 pub(crate) struct Store {
     policy: LevelPolicy,
@@ -104,6 +123,9 @@ pub(crate) struct Store {
     /// Whether any checkpoint after a heavy event was ever listed: views look for one only
     /// then, so stores without heavy events pay nothing for them.
     heavy_known: AtomicBool,
+    /// Whether checkpoints became dead since the last [`Store::take_dead_news`]: only then
+    /// can a compaction find anything to do.
+    dead_news: AtomicBool,
     /// A reader's store: it writes nothing and rebuilds nothing; a damaged checkpoint is only
     /// forgotten, and views read around it.
     read_only: bool,
@@ -162,6 +184,7 @@ impl Store {
             rebuilt: AtomicU64::new(0),
             damaged: AtomicU64::new(0),
             heavy_known: AtomicBool::new(false),
+            dead_news: AtomicBool::new(false),
             read_only,
             followed: Mutex::new(Followed::default()),
         }
@@ -255,6 +278,9 @@ impl Store {
             &mut report,
             Some(&mut pending),
         );
+        // A deleted stream gets no more checkpoints: none of its waits for a head.
+        let live: HashSet<StreamId> = streams.iter().filter(|s| s.live).map(|s| s.id).collect();
+        pending.retain(|(_, entry)| live.contains(&StreamId(entry.meta.stream_id)));
         *lock(&store.followed) = Followed {
             at: published,
             waiting: pending,
@@ -305,6 +331,14 @@ impl Store {
                 }
             }
         }
+        if report.dropped > 0 {
+            self.dead_news.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether checkpoints became dead since the last call (see `dead_news`).
+    pub(crate) fn take_dead_news(&self) -> bool {
+        self.dead_news.swap(false, Ordering::Relaxed)
     }
 
     /// A reader's store: adds the checkpoints the writer (another process) published since the
@@ -413,10 +447,15 @@ impl Store {
             offset,
             len: bytes.len() as u64,
         };
-        self.write_catalog()
+        if self
+            .write_catalog()
             .entry(stream)
             .or_default()
-            .insert(version, place);
+            .insert(version, place)
+            .is_some()
+        {
+            self.dead_news.store(true, Ordering::Relaxed);
+        }
         Ok(place.len)
     }
 
@@ -516,6 +555,7 @@ impl Store {
             .is_some();
         if removed {
             self.damaged.fetch_add(1, Ordering::Relaxed);
+            self.dead_news.store(true, Ordering::Relaxed);
             if !self.read_only {
                 lock(&self.rebuild).insert((stream, version));
                 lock(&self.lost).insert((stream, version));
@@ -600,6 +640,81 @@ impl Store {
             }
         }
         stats
+    }
+
+    /// Reclaims the packs that are mostly dead bytes (checkpoints superseded by a rebuild,
+    /// found damaged, or of deleted streams no live fork reads): at least half of the pack and
+    /// at least [`COMPACT_MIN_DEAD_BYTES`]. Their live checkpoints are copied to the active
+    /// pack (a new one when the active pack is itself compacted), which is synced and
+    /// published, and then their files are removed. Views go on meanwhile: a checkpoint read
+    /// from an old pack stays valid (its map outlives the file), and the catalog moves to the
+    /// copy at once. A crash midway leaves both copies, and the next open keeps the newest.
+    pub(crate) fn compact(&self) -> Result<CompactReport> {
+        let mut live: HashMap<u64, u64> = HashMap::new();
+        for versions in self.read_catalog().values() {
+            for place in versions.values() {
+                *live.entry(place.pack).or_default() += place.len;
+            }
+        }
+        let active = self.packs.active();
+        let victims: Vec<(u64, u64)> = self
+            .packs
+            .files()
+            .into_iter()
+            .filter(|&(seq, len)| {
+                let dead = len.saturating_sub(live.get(&seq).copied().unwrap_or(0));
+                dead >= COMPACT_MIN_DEAD_BYTES && dead * 2 >= len
+            })
+            .collect();
+        let mut report = CompactReport::default();
+        if victims.is_empty() {
+            return Ok(report);
+        }
+        if victims.iter().any(|&(seq, _)| Some(seq) == active) {
+            self.packs.roll();
+        }
+        for &(seq, len) in &victims {
+            let moving: Vec<(StreamId, u64, Placed)> = self
+                .read_catalog()
+                .iter()
+                .flat_map(|(&id, versions)| {
+                    versions
+                        .iter()
+                        .filter(|(_, p)| p.pack == seq)
+                        .map(move |(&v, &p)| (id, v, p))
+                })
+                .collect();
+            for (id, version, old) in moving {
+                let Some(bytes) = self.packs.bytes(seq, old.offset + old.len) else {
+                    continue; // Unreadable: it goes with the pack, and is rebuilt if missed.
+                };
+                let range = usize::try_from(old.offset).unwrap_or(usize::MAX)
+                    ..usize::try_from(old.offset + old.len).unwrap_or(usize::MAX);
+                let Some(checkpoint) = bytes.get(range) else {
+                    continue;
+                };
+                let (pack, offset) = self.packs.append(checkpoint)?;
+                let mut catalog = self.write_catalog();
+                // Unless a rebuild replaced it meanwhile.
+                if let Some(place) = catalog.get_mut(&id).and_then(|m| m.get_mut(&version))
+                    && *place == old
+                {
+                    place.pack = pack;
+                    place.offset = offset;
+                }
+                report.moved += 1;
+                report.moved_bytes += old.len;
+            }
+            report.packs += 1;
+            report.reclaimed_bytes += len;
+        }
+        self.packs.sync()?;
+        self.packs.publish()?;
+        for &(seq, _) in &victims {
+            self.packs.remove(seq)?;
+        }
+        report.reclaimed_bytes = report.reclaimed_bytes.saturating_sub(report.moved_bytes);
+        Ok(report)
     }
 
     /// Evicts the pages of every pack (see [`helios_log::storage::ReadOnlyBytes::evict_pages`]).

@@ -653,3 +653,111 @@ fn a_damaged_checkpoint_on_the_forward_path_is_rebuilt_once_and_counted_as_rebui
         assert!(replayed <= 9, "version {v} replayed {replayed}");
     }
 }
+
+/// A stream's whole state.
+type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[test]
+fn checkpoints_of_deleted_streams_are_reclaimed_by_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 2);
+    let mut kept = BTreeMap::new();
+    let mut deleted = Vec::new();
+    for s in 0..60 {
+        let name = format!("s{s}");
+        let events = append_sets(&engine, &name, 200, 20);
+        if s % 6 == 0 {
+            kept.insert(name, events);
+        } else {
+            deleted.push(name);
+        }
+    }
+    let before = engine.checkpoints().sync().expect("sync");
+    assert_eq!((before.count, before.packs), (60 * 20, 1), "{before:?}");
+    // A fork of a deleted stream keeps the checkpoints it shares (up to its fork point).
+    engine
+        .fork_stream(&deleted[0], Version(100), "fork")
+        .expect("fork");
+    let fork_events: Vec<Vec<u8>> = {
+        let source: Vec<Vec<u8>> = engine
+            .read(&deleted[0], ..=Version(100))
+            .expect("read")
+            .map(|e| e.expect("event").payload)
+            .collect();
+        let more = append_sets(&engine, "fork", 15, 20);
+        source.into_iter().chain(more).collect()
+    };
+    kept.insert("fork".to_owned(), fork_events);
+    for name in &deleted {
+        engine.delete_stream(name).expect("delete");
+    }
+    engine.checkpoints().sync().expect("sync");
+    drop(engine);
+    // A reader that opened before the compaction reads on across it.
+    let reader = helios::ReadOnly::open(
+        dir.path(),
+        helios::Options {
+            checkpoints: helios::CheckpointOptions {
+                policy: LevelPolicy::new(10, 2).expect("policy"),
+                ..helios::CheckpointOptions::default()
+            },
+            ..helios::Options::default()
+        },
+    )
+    .expect("a reader");
+
+    let engine = open(dir.path(), 10, 2);
+    let report = engine.inspect().open_report().checkpoints.clone();
+    // The deleted streams' checkpoints are dropped, except the fork's shared ten of s1.
+    assert_eq!(report.dropped, 49 * 20 + 10, "{report:?}");
+    let compacted = engine.checkpoints().compact().expect("compact");
+    assert_eq!(compacted.packs, 1, "{compacted:?}");
+    assert_eq!(compacted.moved, 10 * 20 + 10 + 1, "{compacted:?}");
+    let after = engine.checkpoints().stats();
+    assert_eq!(
+        (after.count, after.packs),
+        (10 * 20 + 10 + 1, 1),
+        "{after:?}"
+    );
+    assert!(
+        after.pack_bytes * 4 < before.pack_bytes,
+        "{} bytes of packs after, {} before",
+        after.pack_bytes,
+        before.pack_bytes
+    );
+    assert_eq!(
+        engine.checkpoints().compact().expect("again"),
+        helios::CompactReport::default(),
+        "nothing left to reclaim"
+    );
+    let keys: Vec<Vec<u8>> = (0..20).map(|k| format!("key-{k}").into_bytes()).collect();
+    let check = |read: &dyn Fn(&str, u64) -> State| {
+        for (name, events) in &kept {
+            let states = model_states(events);
+            for v in (0..=events.len() as u64).step_by(7) {
+                assert_eq!(&read(name, v), at(&states, v), "{name} at {v}");
+            }
+        }
+    };
+    check(&|name, v| engine.state_at(name, Version(v)).expect("state"));
+    for (name, events) in &kept {
+        let states = model_states(events);
+        let v = events.len() as u64;
+        let replayed = assert_view_matches(&engine, name, v, at(&states, v), &keys);
+        assert!(replayed <= 9, "{name} replayed {replayed}");
+    }
+    check(&|name, v| {
+        reader
+            .state_at(name, Version(v))
+            .expect("the reader's state")
+    });
+    drop(engine);
+    let engine = open(dir.path(), 10, 2);
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(
+        (report.found, report.dropped, report.packs),
+        (10 * 20 + 10 + 1, 0, 1),
+        "{report:?}"
+    );
+    check(&|name, v| engine.state_at(name, Version(v)).expect("state"));
+}
