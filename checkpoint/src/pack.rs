@@ -201,7 +201,8 @@ pub fn record_offset(end: u64, len: u64) -> u64 {
     } else {
         RECORD_ALIGN
     };
-    end.div_ceil(align) * align
+    // Saturating: an offset this close to `u64::MAX` lies past every file.
+    end.div_ceil(align).saturating_mul(align)
 }
 
 /// The capacity of a new pack that must hold a first checkpoint of `len` bytes: the default,
@@ -248,22 +249,23 @@ pub fn scan(path: &Path, bytes: &[u8], from: u64, until: u64) -> PackScan {
     };
     let mut at = record_offset(from, 0);
     while at < until {
-        let header_end = at + format::header::LEN as u64;
-        if header_end > until {
-            if bytes[to_usize(at)..to_usize(until)].iter().any(|&b| b != 0) {
-                out.stopped = Some((at, "a checkpoint header cut short".to_owned()));
+        let magic_end = (at + 8).min(until);
+        if bytes[to_usize(at)..to_usize(magic_end)]
+            .iter()
+            .all(|&b| b == 0)
+        {
+            // A checkpoint starts with its magic, never with zeros: this is the padding before
+            // a page-aligned checkpoint, or the end of what was written.
+            if at.is_multiple_of(PAGE_LEN as u64) {
+                break;
             }
-            break;
-        }
-        let header = &bytes[to_usize(at)..to_usize(header_end)];
-        if header.iter().all(|&b| b == 0) {
-            // Padding before a page-aligned checkpoint, or the end of what was written.
-            let page = record_offset(at + 1, PAGE_ALIGN_FROM);
-            let next_header_zero = page + (format::header::LEN as u64) > until
-                || bytes[to_usize(page)..to_usize(page + format::header::LEN as u64)]
+            let page = record_offset(at, PAGE_ALIGN_FROM);
+            let next_magic = page.saturating_add(8);
+            if next_magic > until
+                || bytes[to_usize(page)..to_usize(next_magic)]
                     .iter()
-                    .all(|&b| b == 0);
-            if page >= until || next_header_zero {
+                    .all(|&b| b == 0)
+            {
                 break;
             }
             if bytes[to_usize(at)..to_usize(page)].iter().any(|&b| b != 0) {
@@ -273,6 +275,12 @@ pub fn scan(path: &Path, bytes: &[u8], from: u64, until: u64) -> PackScan {
             at = page;
             continue;
         }
+        let header_end = at + format::header::LEN as u64;
+        if header_end > until {
+            out.stopped = Some((at, "a checkpoint header cut short".to_owned()));
+            break;
+        }
+        let header = &bytes[to_usize(at)..to_usize(header_end)];
         match format::peek_header(path, header) {
             Ok((meta, len)) => {
                 let Some(end) = at.checked_add(len).filter(|&end| end <= until) else {
@@ -501,6 +509,48 @@ mod tests {
         let clean = scan(path, &padded, pack_header::LEN as u64, padded.len() as u64);
         assert_eq!((clean.entries.len(), clean.stopped), (2, None));
         assert_eq!(clean.end, bytes.len() as u64);
+    }
+
+    #[test]
+    fn scan_finds_a_page_aligned_checkpoint_after_short_padding() {
+        // Gaps of every multiple of 16 up to 64 bytes and more before a page-aligned
+        // checkpoint: a gap shorter than a checkpoint header once read as a header.
+        let big = checkpoint(20, 400, 60);
+        assert!(big.len() as u64 >= PAGE_ALIGN_FROM);
+        let mut gaps = std::collections::BTreeSet::new();
+        for keys in 150..350 {
+            for value_len in 1..12 {
+                let first = checkpoint(10, keys, value_len);
+                let (bytes, offsets) = pack_of(&[first.clone(), big.clone()]);
+                let gap = offsets[1] - offsets[0] - first.len() as u64;
+                if gap > 112 {
+                    continue;
+                }
+                gaps.insert(gap - gap % 16);
+                let found = scan(
+                    Path::new("p"),
+                    &bytes,
+                    pack_header::LEN as u64,
+                    bytes.len() as u64,
+                );
+                assert_eq!(found.stopped, None, "a gap of {gap} bytes");
+                let got: Vec<u64> = found.entries.iter().map(|e| e.offset).collect();
+                assert_eq!(got, offsets, "a gap of {gap} bytes");
+            }
+        }
+        assert!(
+            [0, 16, 32, 48, 64].iter().all(|g| gaps.contains(g)),
+            "gaps covered: {gaps:?}"
+        );
+    }
+
+    #[test]
+    fn scan_from_near_the_end_of_the_offsets_finds_nothing() {
+        let (bytes, _) = pack_of(&[checkpoint(10, 3, 10)]);
+        for from in [u64::MAX, u64::MAX - 15, u64::MAX - 16] {
+            let found = scan(Path::new("p"), &bytes, from, u64::MAX);
+            assert!(found.entries.is_empty() && found.stopped.is_none());
+        }
     }
 
     #[test]
