@@ -228,9 +228,14 @@ type GroupCache = StampCache<(StreamId, u64), Arc<[Location]>>;
 /// Versions per group of the index cache.
 const GROUP_LEN: u64 = 256;
 
-/// Groups the index cache holds: 1,024 groups of 256 locations of 32 bytes, at most 8 MiB,
-/// covering 262,144 versions.
-const GROUPS_CACHED: usize = 1024;
+/// Bytes of locations the index cache holds (each group weighs its locations, 32 bytes each,
+/// and 64 bytes more): 32 MiB, a million versions of long streams, or the groups of about
+/// 20,000 streams of 50 events. Bounding bytes rather than groups keeps a cache sized for long
+/// streams from holding only a thousand short ones.
+const INDEX_CACHE_BYTES: u64 = 32 << 20;
+
+/// Most groups the index cache holds, whatever they weigh (a bound on its hash table).
+const GROUPS_CACHED_MAX: usize = 1 << 20;
 
 impl std::fmt::Debug for Meta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,7 +302,7 @@ impl Meta {
             meta: keyspace("meta")?,
             checkpoints: keyspace("checkpoints")?,
             db,
-            groups: Mutex::new(StampCache::new(GROUPS_CACHED)),
+            groups: Mutex::new(StampCache::new(GROUPS_CACHED_MAX, INDEX_CACHE_BYTES)),
         })
     }
 
@@ -416,8 +421,12 @@ impl Meta {
                     (read.len() as u64 == end - first + 1).then(|| {
                         let locations: Arc<[Location]> =
                             read.into_iter().map(|(_, location)| location).collect();
-                        let evicted = crate::engine::lock(&self.groups)
-                            .put((stream, group), locations.clone());
+                        let weight = 64 + size_of_val(&*locations) as u64;
+                        let evicted = crate::engine::lock(&self.groups).put(
+                            (stream, group),
+                            locations.clone(),
+                            weight,
+                        );
                         drop(evicted);
                         locations
                     })

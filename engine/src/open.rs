@@ -14,7 +14,7 @@ use helios_log::{Log, LogError, RecordKind, RecoveryReport, StreamId};
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::{Catalog, NewStream};
 use crate::checkpoints::Builder;
-use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StreamAtOpen};
+use crate::checkpoints::{CHECKPOINT_DIR, CacheBounds, CheckpointOpenReport, Store, StreamAtOpen};
 use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -280,7 +280,10 @@ impl Engine {
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
                 options.checkpoints.policy,
-                options.checkpoints.maps_max,
+                CacheBounds {
+                    count: options.checkpoints.maps_max,
+                    bytes: options.checkpoints.cache_bytes_max,
+                },
                 meta,
                 &at_open,
             )?,
@@ -288,7 +291,10 @@ impl Engine {
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
                 options.checkpoints.policy,
-                options.checkpoints.maps_max,
+                CacheBounds {
+                    count: options.checkpoints.maps_max,
+                    bytes: options.checkpoints.cache_bytes_max,
+                },
                 &at_open,
             )?,
         };

@@ -25,8 +25,12 @@ pub const DEFAULT_SYNC_WINDOW_BYTES: u64 = 1 << 20;
 /// Default budget for speculative branches: 256 MiB.
 pub const DEFAULT_BRANCH_MEMORY_BYTES: u64 = 256 << 20;
 
-/// Default number of checkpoint files kept memory-mapped at once.
-pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 16_384;
+/// Default number of checkpoints kept open (validated, with their lookup indexes) at once.
+pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 65_536;
+
+/// Default bound on the memory of the checkpoints kept open: 128 MiB of lookup indexes (about
+/// 14 bytes per entry, and 512 bytes per checkpoint).
+pub const DEFAULT_CHECKPOINT_CACHE_BYTES: u64 = 128 << 20;
 
 /// Default number of streams whose head state the checkpoint builder keeps in memory.
 pub const DEFAULT_CHECKPOINT_HEADS_MAX: usize = 1024;
@@ -91,10 +95,13 @@ pub struct CheckpointOptions {
     /// Which versions get checkpoints: every `fanout^1, ..., fanout^levels` events. Default:
     /// fanout 10, 3 levels (every 10, 100 and 1000 events).
     pub policy: LevelPolicy,
-    /// Most checkpoint files kept memory-mapped (and validated) at once; the least recently
-    /// used are unmapped beyond it. At least the policy's number of levels. Default:
-    /// [`DEFAULT_CHECKPOINT_MAPS_MAX`].
+    /// Most checkpoints kept open (validated once, with their lookup indexes in memory) at
+    /// once; the least recently used are closed beyond it (read again, they are validated
+    /// again). At least the policy's number of levels. Default: [`DEFAULT_CHECKPOINT_MAPS_MAX`].
     pub maps_max: usize,
+    /// Most memory the open checkpoints' lookup indexes take, in bytes; the least recently
+    /// used are closed beyond it. Default: [`DEFAULT_CHECKPOINT_CACHE_BYTES`].
+    pub cache_bytes_max: u64,
     /// Most streams whose head state (the full state at the last event built) the builder
     /// keeps in memory; the least recently built are dropped beyond it and reloaded from their
     /// last full checkpoint when they get events again. At least 1. Default:
@@ -148,6 +155,7 @@ impl Default for CheckpointOptions {
         CheckpointOptions {
             policy: LevelPolicy::default(),
             maps_max: DEFAULT_CHECKPOINT_MAPS_MAX,
+            cache_bytes_max: DEFAULT_CHECKPOINT_CACHE_BYTES,
             heads_max: DEFAULT_CHECKPOINT_HEADS_MAX,
             heavy_event_keys: DEFAULT_HEAVY_EVENT_KEYS,
         }

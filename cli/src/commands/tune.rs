@@ -144,7 +144,7 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [1u32, 2, 3, 4],
           allow_negative_numbers = true, value_parser = LEVELS.parser_u32(), help_heading = "Grid")]
     pub levels: Vec<u32>,
-    /// Checkpoint files kept mapped at once (`Options::checkpoint_maps_max`) to try, each from
+    /// Checkpoints kept open at once (`Options::checkpoint_maps_max`) to try, each from
     /// 1 to 65536.
     #[arg(long, value_name = "LIST", value_delimiter = ',',
           default_values_t = [helios::DEFAULT_CHECKPOINT_MAPS_MAX], allow_negative_numbers = true,

@@ -51,6 +51,17 @@ pub(crate) struct Placed {
     pub len: u64,
 }
 
+/// How many open checkpoints the store keeps, and how much memory they may take.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CacheBounds {
+    pub count: usize,
+    pub bytes: u64,
+}
+
+/// What an open checkpoint weighs in the cache besides its indexes: the `Checkpoint` itself,
+/// its `Arc`, and the cache's slot, rounded up.
+const CHECKPOINT_WEIGHT: u64 = 512;
+
 /// What a stream needs from the store at open.
 pub(crate) struct StreamAtOpen<'a> {
     pub id: StreamId,
@@ -172,12 +183,12 @@ fn placed(policy: &LevelPolicy, seq: u64, entry: &PackEntry) -> Placed {
 }
 
 impl Store {
-    fn new(policy: LevelPolicy, packs: Packs, maps_max: usize, read_only: bool) -> Store {
+    fn new(policy: LevelPolicy, packs: Packs, cache: CacheBounds, read_only: bool) -> Store {
         Store {
             policy,
             packs,
             catalog: RwLock::new(HashMap::new()),
-            maps: Mutex::new(StampCache::new(maps_max)),
+            maps: Mutex::new(StampCache::new(cache.count, cache.bytes)),
             lost: Mutex::new(HashSet::new()),
             rebuild: Mutex::new(BTreeSet::new()),
             written: AtomicU64::new(0),
@@ -196,7 +207,7 @@ impl Store {
         dir: PathBuf,
         storage: Arc<dyn Storage>,
         policy: LevelPolicy,
-        maps_max: usize,
+        cache: CacheBounds,
         meta: &Meta,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
@@ -210,7 +221,7 @@ impl Store {
             .filter(|(id, name)| by_id.get(id).is_some_and(|s| s.machine != name))
             .map(|(id, _)| *id)
             .collect();
-        let store = Store::new(policy, packs, maps_max, false);
+        let store = Store::new(policy, packs, cache, false);
         let mut report = CheckpointOpenReport {
             packs: notes.packs,
             cut_bytes: notes.cut_bytes,
@@ -260,11 +271,11 @@ impl Store {
         dir: PathBuf,
         storage: Arc<dyn Storage>,
         policy: LevelPolicy,
-        maps_max: usize,
+        cache: CacheBounds,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
         let (packs, contents, notes, published) = Packs::open_reader(dir, storage)?;
-        let store = Store::new(policy, packs, maps_max, true);
+        let store = Store::new(policy, packs, cache, true);
         let mut report = CheckpointOpenReport {
             packs: notes.packs,
             damage: notes.damage,
@@ -493,7 +504,8 @@ impl Store {
         match opened.and_then(|c| self.check_meta(c, stream, version, place)) {
             Ok(checkpoint) => {
                 let checkpoint = Arc::new(checkpoint);
-                let evicted = lock(&self.maps).put((stream, version), checkpoint.clone());
+                let weight = CHECKPOINT_WEIGHT + checkpoint.index_memory_bytes() as u64;
+                let evicted = lock(&self.maps).put((stream, version), checkpoint.clone(), weight);
                 // Dropped here, after the lock: a full cache evicts many at once.
                 drop(evicted);
                 Some(checkpoint)

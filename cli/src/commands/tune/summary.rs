@@ -267,10 +267,10 @@ fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<Str
         notes.insert(
             0,
             format!(
-                "some settings have more checkpoint files than the engine keeps mapped \
-                 (--maps-max, Options::checkpoint_maps_max): views that need an unmapped file \
-                 map and validate it again, so their latency depends on how much of the \
-                 history is read, not only on the setting: {}",
+                "some settings have more checkpoints than the engine keeps open \
+                 (--maps-max, Options::checkpoint_maps_max): views that need a closed one \
+                 validate it again, so their latency depends on how much of the history is \
+                 read, not only on the setting: {}",
                 overflowing.join(", ")
             ),
         );
