@@ -2,24 +2,47 @@
 //!
 //! At start (once per process) a small engine workload runs in a scratch directory and its files
 //! are read back as base images: a cleanly closed store (three streams over several segments,
-//! checkpoints at two levels) and a store copied while still open (an unindexed tail of
-//! written but unsynced appends, a stale recovery point). The input picks an image and
-//! describes damage (libFuzzer does not find magic bytes or CRCs by chance, so damage is
-//! structure-aware): flipped bits, overwritten bytes, truncations, appended junk, swapped,
-//! copied, renamed and removed files, garbage files, and record or checkpoint header fields
-//! set to absurd values, optionally with the CRC recomputed so the damage gets past the
-//! checksum. The files are written to a fresh directory, with or without the image's pristine
-//! fjall `meta/`, and the store is opened with `create_if_missing(false)`.
+//! checkpoints at two levels in one pack, `checkpoints/0000000001.pack`, and its published end)
+//! and a store copied while still open (an unindexed tail of written but unsynced appends, a
+//! stale recovery point). The input picks an image and describes damage (libFuzzer does not
+//! find magic bytes or CRCs by chance, so damage is structure-aware):
+//! - to any file: flipped bits, overwritten bytes, truncations, appended junk or zeros, swapped,
+//!   copied, renamed and removed files, garbage files under names the engine parses (segments,
+//!   packs, a published end, checkpoint files of older store formats) or not;
+//! - to the log: record and segment-header fields set to absurd values, and forged payloads,
+//!   optionally with the CRC recomputed so the damage gets past the checksum;
+//! - to the packs, found with `pack::scan`: bytes of a checkpoint (header or archive) flipped or
+//!   set, and checkpoint header fields set to absurd values or another checkpoint's, with the
+//!   checkpoint's CRCs recomputed or not (over its bytes, or up to the pack's end); pack header
+//!   fields (magic, version, number, capacity, reserved bytes) with or without the header CRC
+//!   recomputed; a torn tail (the pack cut in or around a checkpoint, the published end left or
+//!   moved before the cut, as a crash leaves it); a checkpoint zeroed (whole, its header, or to
+//!   the pack's end); a newer copy of a checkpoint appended; one copied over another;
+//! - to `checkpoints/published-end`: removed, cut or grown, or rewritten valid with another pack
+//!   and end (before, at or past what is written, or absurd);
+//! - garbage packs: junk, a copy of a pack, a header and zeros, or a copy renumbered for its
+//!   name (a valid pack holding older copies of checkpoints).
+//!
+//! The files are written to a fresh directory, with or without the image's pristine fjall
+//! `meta/`. A `ReadOnly` handle opens the damaged store first, as it is; then the writer opens
+//! it with `create_if_missing(false)` (truncate or refuse mode, the image's segment size or
+//! another), reads, views, builds checkpoints (`checkpoints().sync()`), appends, closes and
+//! reopens; the reader then catches up with what the writer did (`ReadOnly::refresh`).
 //!
 //! What must hold:
-//! - opening, reading every stream, views at several versions, `sync_checkpoints`, an append,
-//!   a reopen and `helios::verify` never panic (errors are fine) and never allocate without
-//!   bound (libFuzzer's `-rss_limit_mb` / `-malloc_limit_mb` catch that);
+//! - the reader's open, reads, views and refresh, and the writer's open, reads, views at several
+//!   versions, `checkpoints().sync()`, an append, close, a reopen and `helios::verify` never
+//!   panic (errors are fine) and never allocate without bound (libFuzzer's `-rss_limit_mb` /
+//!   `-malloc_limit_mb` catch that);
 //! - without forged CRCs, whatever is read is the truth: every stream's events are a prefix of
 //!   what was appended, and a view that succeeds equals a `BTreeMap` fold of those events;
-//! - with the log untouched (only checkpoints and garbage files damaged), the store opens, every
-//!   event is there, and every view succeeds and is exact, before and after the damaged
-//!   checkpoints are rebuilt: checkpoints are derived data;
+//! - with the log untouched (only checkpoints, packs, the published end and garbage files
+//!   damaged), the reader and the writer open, every event is there, and, unless a
+//!   checkpoint's CRCs were forged, every view succeeds and is exact: the writer's before and
+//!   after `checkpoints().sync()` rebuilds the damaged checkpoints, and after a reopen; the
+//!   reader's before the writer opens and after it caught up. Checkpoints are derived data;
+//!   after `checkpoints().sync()` every checkpoint the policy places at or below a stream's
+//!   head is listed again;
 //! - a store that opened reopens after a clean close, with the same heads.
 #![no_main]
 
@@ -31,7 +54,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use arbitrary::{Result as ArbResult, Unstructured};
-use helios::{Durability, Engine, Error, LevelPolicy, RecoveryMode, Version};
+use helios::{Durability, Engine, Error, LevelPolicy, ReadOnly, Reader, RecoveryMode, Version};
+use helios_checkpoint::pack::{
+    self, PackEnd, PackEntry, PackHeader, pack_file_name, pack_header, parse_pack_name,
+    record_offset,
+};
 use helios_log::format::{record, segment_header};
 use libfuzzer_sys::fuzz_target;
 
@@ -49,6 +76,9 @@ const FILE_LEN_MAX: usize = 1 << 20;
 /// Files by path relative to the store directory, with their bytes.
 type Files = Vec<(String, Vec<u8>)>;
 
+/// Per stream, its events' payloads.
+type Events = BTreeMap<String, Vec<Vec<u8>>>;
+
 /// A store's files, by path relative to the store directory.
 #[derive(Clone)]
 struct Image {
@@ -57,7 +87,9 @@ struct Image {
     /// The pristine `meta/` (fjall) files, written back when the input asks for them.
     meta: Files,
     /// Per stream, the events a pristine open reads.
-    events: BTreeMap<String, Vec<Vec<u8>>>,
+    events: Events,
+    /// Per stream, the events a `ReadOnly` handle on a pristine copy reads.
+    reader_events: Events,
 }
 
 fn policy() -> LevelPolicy {
@@ -103,12 +135,11 @@ fn snapshot(dir: &Path) -> (Files, Files) {
         .partition(|(rel, _)| !rel.starts_with("meta/"))
 }
 
-fn all_events(engine: &Engine) -> BTreeMap<String, Vec<Vec<u8>>> {
-    engine
+fn all_events(store: &impl Reader) -> Events {
+    store
         .streams()
-        .into_iter()
         .map(|s| {
-            let events = engine
+            let events = store
                 .read(&s.name, ..)
                 .expect("read")
                 .map(|e| e.expect("event").payload)
@@ -156,6 +187,7 @@ fn images() -> &'static [Image] {
                 files,
                 meta,
                 events,
+                reader_events: Events::new(),
             });
         }
         // A store copied while open: checkpoints and the index cover an older head, and the
@@ -178,7 +210,8 @@ fn images() -> &'static [Image] {
             images.push(Image {
                 files,
                 meta,
-                events: BTreeMap::new(),
+                events: Events::new(),
+                reader_events: Events::new(),
             });
         }
         // What a pristine copy of each image opens to is the reference for the damaged ones.
@@ -186,6 +219,9 @@ fn images() -> &'static [Image] {
             let dir = common::scratch_dir();
             write_files(dir.path(), &image.files);
             write_files(dir.path(), &image.meta);
+            let reader = ReadOnly::open(dir.path(), options()).expect("a reader opens an image");
+            image.reader_events = all_events(&reader);
+            drop(reader);
             let mut options = options();
             options.create_if_missing = false;
             let engine = Engine::open(dir.path(), options).expect("a pristine image opens");
@@ -194,6 +230,8 @@ fn images() -> &'static [Image] {
                 assert_eq!(events, image.events, "a clean close loses nothing");
             }
             image.events = events;
+            engine.checkpoints().sync().expect("checkpoints");
+            check_checkpoints_complete(&engine);
         }
         images
     })
@@ -209,8 +247,13 @@ fn write_files(dir: &Path, files: &Files) {
     }
 }
 
+/// The directory of checkpoint packs, and the published end in it.
+const PACK_DIR: &str = "checkpoints/";
+const PUBLISHED_END: &str = "checkpoints/published-end";
+
 /// Names a garbage or renamed file may get: stray files, leftovers of interrupted writes, and
-/// names the engine parses (segments and checkpoints that do not belong).
+/// names the engine parses (segments and packs that do not belong, a published end, checkpoint
+/// files of store formats 1 and 2).
 const NAMES: &[&str] = &[
     "log/junk",
     "log/00000000000000000001.log.tmp",
@@ -222,25 +265,40 @@ const NAMES: &[&str] = &[
     "log/99999999999999999999.log",
     "log/18446744073709551615.log",
     "checkpoints/notes.txt",
+    "checkpoints/0000000000.pack",
+    "checkpoints/0000000001.pack",
+    "checkpoints/0000000002.pack",
+    "checkpoints/0000000003.pack",
+    "checkpoints/9999999999.pack",
+    "checkpoints/00000000002.pack",
+    "checkpoints/2.pack",
+    "checkpoints/0000000001.pack.tmp",
+    "checkpoints/0000000002.pack.tmp",
+    "checkpoints/published-end",
+    "checkpoints/published-end.tmp",
     "checkpoints/0000000000000001-00000000000000000004-l1.ckpt",
-    "checkpoints/0000000000000001-00000000000000000016-l2.ckpt",
-    "checkpoints/0000000000000002-00000000000000000008-l1.ckpt",
-    "checkpoints/0000000000000003-00000000000000000016-l2.ckpt",
-    "checkpoints/0000000000000009-00000000000000000004-l1.ckpt",
-    "checkpoints/0000000000000001-00000000000000000005-l1.ckpt",
-    "checkpoints/0000000000000001-99999999999999999999-l2.ckpt",
-    "checkpoints/0000000000000001-00000000000000000004-l1.ckpt.tmp",
-    "checkpoints/ffffffffffffffff-00000000000000000004-l1.ckpt",
+    "checkpoints/0000000000000002-00000000000000000016-l2.ckpt",
 ];
 
-/// Values that lengths, LSNs, versions and ids are set to.
+/// Names of packs that a garbage pack may get.
+const PACK_NAMES: &[u64] = &[0, 1, 2, 3, 7, 9_999_999_999];
+
+/// Values that lengths, LSNs, versions and ids are set to: absurd ones, and small ones that
+/// name another stream, version or level of the image.
 const ABSURD: &[u64] = &[
     0,
     1,
     2,
+    3,
+    4,
+    8,
+    12,
+    16,
+    20,
     47,
     48,
     49,
+    64,
     4096,
     (48 + (64 << 20)) as u64,
     (48 + (64 << 20) + 1) as u64,
@@ -248,16 +306,18 @@ const ABSURD: &[u64] = &[
     i32::MAX as u64,
     u64::MAX,
     u64::MAX / 2,
+    u64::MAX - 15,
 ];
 
 /// What damage an input did, which decides what the oracle can expect.
 #[derive(Default)]
 struct Damage {
-    /// Any change under `log/`.
+    /// Any change under `log/` (or to `FORMAT`).
     log: bool,
     /// A CRC recomputed over changed log bytes: the log can say anything.
     log_forged: bool,
-    /// A checkpoint header CRC recomputed: a checkpoint may claim to be another.
+    /// A checkpoint's CRCs recomputed over changed bytes: a checkpoint in a pack may claim to
+    /// be another, or hold other entries.
     checkpoint_forged: bool,
 }
 
@@ -275,6 +335,25 @@ fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
         }
     }
     offsets
+}
+
+/// The checkpoints in a pack's bytes, as a writer's open finds them.
+fn pack_entries(bytes: &[u8]) -> Vec<PackEntry> {
+    if bytes.len() < pack_header::LEN {
+        return Vec::new();
+    }
+    pack::scan(
+        Path::new("pack"),
+        bytes,
+        pack_header::LEN as u64,
+        bytes.len() as u64,
+    )
+    .entries
+}
+
+fn is_pack(name: &str) -> bool {
+    name.strip_prefix(PACK_DIR)
+        .is_some_and(|n| parse_pack_name(n).is_some())
 }
 
 fn put_le(bytes: &mut [u8], at: usize, width: usize, value: u64) {
@@ -304,11 +383,58 @@ fn reseal_segment_header(bytes: &mut [u8]) {
     }
 }
 
-fn reseal_checkpoint_header(bytes: &mut [u8]) {
-    use helios_checkpoint::format::header as h;
-    if bytes.len() >= h::LEN {
-        let crc = crc32fast::hash(&bytes[..h::HEADER_CRC]);
-        put_le(bytes, h::HEADER_CRC, 4, u64::from(crc));
+fn reseal_pack_header(bytes: &mut [u8]) {
+    if bytes.len() >= pack_header::LEN {
+        let crc = crc32fast::hash(&bytes[..pack_header::HEADER_CRC]);
+        put_le(bytes, pack_header::HEADER_CRC, 4, u64::from(crc));
+    }
+}
+
+/// How a damaged checkpoint's CRCs are recomputed.
+#[derive(Clone, Copy, Debug)]
+enum Reseal {
+    /// Not: the damage is caught by a checksum.
+    No,
+    /// Its header CRC only: the header gets past the scan, the archive CRC fails.
+    Header,
+    /// Both, over its own bytes: the damage reaches validation.
+    Both,
+    /// Both, over the rest of the pack: a longer archive length covers what follows.
+    ToPackEnd,
+}
+
+impl Reseal {
+    fn pick(u: &mut Unstructured<'_>) -> ArbResult<Reseal> {
+        Ok(*u.choose(&[Reseal::No, Reseal::Header, Reseal::Both, Reseal::ToPackEnd])?)
+    }
+
+    /// Reseals the checkpoint `entry` of the pack `bytes`; whether its bytes may now be
+    /// accepted as something they are not.
+    fn apply(self, bytes: &mut [u8], entry: &PackEntry) -> bool {
+        use helios_checkpoint::format::header as h;
+        let start = usize::try_from(entry.offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = usize::try_from(entry.offset + entry.len).unwrap_or(usize::MAX);
+        match self {
+            Reseal::No => false,
+            Reseal::Header => {
+                if let Some(head) = bytes.get_mut(start..start + h::LEN) {
+                    let crc = crc32fast::hash(&head[..h::HEADER_CRC]);
+                    put_le(head, h::HEADER_CRC, 4, u64::from(crc));
+                }
+                true
+            }
+            Reseal::Both => {
+                let end = end.min(bytes.len());
+                helios_checkpoint::format::reseal_crcs(&mut bytes[start..end]);
+                true
+            }
+            Reseal::ToPackEnd => {
+                helios_checkpoint::format::reseal_crcs(&mut bytes[start..]);
+                true
+            }
+        }
     }
 }
 
@@ -317,6 +443,19 @@ fn pick_file(u: &mut Unstructured<'_>, files: &Files) -> ArbResult<Option<usize>
         return Ok(None);
     }
     Ok(Some(u.choose_index(files.len())?))
+}
+
+/// One of the files whose name `wanted` accepts, if any.
+fn pick_named(
+    u: &mut Unstructured<'_>,
+    files: &Files,
+    wanted: impl Fn(&str) -> bool,
+) -> ArbResult<Option<usize>> {
+    let found: Vec<usize> = (0..files.len()).filter(|&i| wanted(&files[i].0)).collect();
+    if found.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(found[u.choose_index(found.len())?]))
 }
 
 fn offset_in(u: &mut Unstructured<'_>, len: usize) -> ArbResult<usize> {
@@ -331,15 +470,50 @@ fn offset_in(u: &mut Unstructured<'_>, len: usize) -> ArbResult<usize> {
     }
 }
 
+fn value(u: &mut Unstructured<'_>) -> ArbResult<u64> {
+    if u.ratio(3, 4)? {
+        Ok(*u.choose(ABSURD)?)
+    } else {
+        u.arbitrary()
+    }
+}
+
+/// Writes (or replaces) the file `name`.
+fn put_file(files: &mut Files, name: &str, bytes: Vec<u8>) {
+    files.retain(|(rel, _)| rel != name);
+    files.push((name.to_owned(), bytes));
+}
+
+/// The store's FORMAT file is read before the log: damage to it may refuse the store, as
+/// damage to the log may.
+fn touches_log(name: &str) -> bool {
+    name.starts_with("log/") || name == "FORMAT"
+}
+
 /// Applies one damage operation described by the input.
 fn damage_once(u: &mut Unstructured<'_>, files: &mut Files, damage: &mut Damage) -> ArbResult<()> {
-    let op = u.int_in_range(0u8..=11)?;
+    match u.int_in_range(0u8..=16)? {
+        op @ 0..=9 => damage_file(u, op, files, damage),
+        10 => damage_record_field(u, files, damage),
+        11 => forge_payload(u, files, damage),
+        12 => damage_checkpoint(u, files, damage),
+        13 => damage_checkpoint_header(u, files, damage),
+        14 => damage_pack(u, files),
+        15 => damage_published_end(u, files),
+        _ => add_garbage_pack(u, files),
+    }
+}
+
+/// Damage to any file, blind to its format.
+fn damage_file(
+    u: &mut Unstructured<'_>,
+    op: u8,
+    files: &mut Files,
+    damage: &mut Damage,
+) -> ArbResult<()> {
     let Some(i) = pick_file(u, files)? else {
         return Ok(());
     };
-    // The store's FORMAT file is read before the log: damage to it may refuse the store, as
-    // damage to the log may.
-    let touches_log = |name: &str| name.starts_with("log/") || name == "FORMAT";
     match op {
         // Flip one bit.
         0 => {
@@ -417,7 +591,7 @@ fn damage_once(u: &mut Unstructured<'_>, files: &mut Files, damage: &mut Damage)
             return Ok(());
         }
         // Rename (or add a copy under) a name from the list.
-        8 | 9 => {
+        _ => {
             let name = (*u.choose(NAMES)?).to_owned();
             damage.log |= touches_log(&name) || touches_log(&files[i].0);
             let bytes = if op == 8 {
@@ -439,111 +613,7 @@ fn damage_once(u: &mut Unstructured<'_>, files: &mut Files, damage: &mut Damage)
                     bytes.len()
                 )
             });
-            files.retain(|(rel, _)| *rel != name);
-            files.push((name, bytes));
-            return Ok(());
-        }
-        // An absurd value in a record header field or a segment header field.
-        10 => {
-            let reseal = u.arbitrary()?;
-            let value = if u.ratio(3, 4)? {
-                *u.choose(ABSURD)?
-            } else {
-                u.arbitrary()?
-            };
-            let (name, bytes) = &mut files[i];
-            if name.ends_with(".log") {
-                let frames = frame_offsets(bytes);
-                if frames.is_empty() || u.ratio(1, 5)? {
-                    let (at, width) = *u.choose(&[
-                        (segment_header::FORMAT_VERSION, 4),
-                        (segment_header::CAPACITY_BYTES, 4),
-                        (segment_header::FIRST_LSN, 8),
-                        (segment_header::MAGIC, 8),
-                    ])?;
-                    put_le(bytes, at, width, value);
-                    common::trace(|| {
-                        format!(
-                            "segment header of {name}: byte {at} = {value} (resealed: {reseal})"
-                        )
-                    });
-                    if reseal {
-                        reseal_segment_header(bytes);
-                    }
-                } else {
-                    let at = frames[u.choose_index(frames.len())?];
-                    let (field, width) = *u.choose(&[
-                        (record::BODY_LEN, 4),
-                        (record::LSN, 8),
-                        (record::STREAM, 8),
-                        (record::VERSION, 8),
-                        (record::PAYLOAD_LEN, 4),
-                        (record::BATCH_LEFT, 4),
-                        (record::KIND, 1),
-                        (record::CLASS, 1),
-                    ])?;
-                    put_le(bytes, at + field, width, value);
-                    common::trace(|| {
-                        format!(
-                            "record at {at} of {name}: field {field} = {value} (resealed: {reseal})"
-                        )
-                    });
-                    if reseal {
-                        reseal_frame(bytes, at);
-                    }
-                }
-                damage.log = true;
-                damage.log_forged |= reseal;
-            } else {
-                use helios_checkpoint::format::header as h;
-                let (at, width) = *u.choose(&[
-                    (h::FORMAT_VERSION, 4),
-                    (h::KIND, 1),
-                    (h::LEVEL, 1),
-                    (h::STREAM_ID, 8),
-                    (h::VERSION, 8),
-                    (h::BASE_VERSION, 8),
-                    (h::ENTRY_COUNT, 8),
-                    (h::ARCHIVE_LEN, 8),
-                ])?;
-                put_le(bytes, at, width, value);
-                common::trace(|| {
-                    format!("checkpoint header of {name}: byte {at} = {value} (resealed: {reseal})")
-                });
-                if reseal {
-                    reseal_checkpoint_header(bytes);
-                }
-                damage.checkpoint_forged |= reseal;
-                damage.log |= touches_log(name);
-            }
-            return Ok(());
-        }
-        // A record's payload replaced (same length) and resealed: a forged but valid log.
-        _ => {
-            if files[i].0.ends_with(".log") {
-                let frames = frame_offsets(&files[i].1);
-                if !frames.is_empty() {
-                    let at = frames[u.choose_index(frames.len())?];
-                    let start = at + record::HEADER_LEN;
-                    let bytes = &mut files[i].1;
-                    let payload_len = u32::from_le_bytes(
-                        bytes[at + record::PAYLOAD_LEN..at + record::PAYLOAD_LEN + 4]
-                            .try_into()
-                            .expect("4 bytes"),
-                    ) as usize;
-                    for k in 0..payload_len {
-                        if let Some(slot) = bytes.get_mut(start + k) {
-                            *slot = u.arbitrary()?;
-                        }
-                    }
-                    reseal_frame(bytes, at);
-                    common::trace(|| {
-                        format!("forged payload of the record at {at} of {}", files[i].0)
-                    });
-                    damage.log = true;
-                    damage.log_forged = true;
-                }
-            }
+            put_file(files, &name, bytes);
             return Ok(());
         }
     }
@@ -551,12 +621,418 @@ fn damage_once(u: &mut Unstructured<'_>, files: &mut Files, damage: &mut Damage)
     Ok(())
 }
 
-/// Reads every stream and checks what was read against the image's events.
-fn check_reads(engine: &Engine, image: &Image, damage: &Damage) -> BTreeMap<String, Vec<Vec<u8>>> {
+/// An absurd value in a record header field or a segment header field, with or without the
+/// CRC recomputed.
+fn damage_record_field(
+    u: &mut Unstructured<'_>,
+    files: &mut Files,
+    damage: &mut Damage,
+) -> ArbResult<()> {
+    let Some(i) = pick_named(u, files, |name| name.ends_with(".log"))? else {
+        return Ok(());
+    };
+    let reseal = u.arbitrary()?;
+    let value = value(u)?;
+    let (name, bytes) = &mut files[i];
+    let frames = frame_offsets(bytes);
+    if frames.is_empty() || u.ratio(1, 5)? {
+        let (at, width) = *u.choose(&[
+            (segment_header::FORMAT_VERSION, 4),
+            (segment_header::CAPACITY_BYTES, 4),
+            (segment_header::FIRST_LSN, 8),
+            (segment_header::MAGIC, 8),
+        ])?;
+        put_le(bytes, at, width, value);
+        common::trace(|| {
+            format!("segment header of {name}: byte {at} = {value} (resealed: {reseal})")
+        });
+        if reseal {
+            reseal_segment_header(bytes);
+        }
+    } else {
+        let at = frames[u.choose_index(frames.len())?];
+        let (field, width) = *u.choose(&[
+            (record::BODY_LEN, 4),
+            (record::LSN, 8),
+            (record::STREAM, 8),
+            (record::VERSION, 8),
+            (record::PAYLOAD_LEN, 4),
+            (record::BATCH_LEFT, 4),
+            (record::KIND, 1),
+            (record::CLASS, 1),
+        ])?;
+        put_le(bytes, at + field, width, value);
+        common::trace(|| {
+            format!("record at {at} of {name}: field {field} = {value} (resealed: {reseal})")
+        });
+        if reseal {
+            reseal_frame(bytes, at);
+        }
+    }
+    damage.log = true;
+    damage.log_forged |= reseal;
+    Ok(())
+}
+
+/// A record's payload replaced (same length) and resealed: a forged but valid log.
+fn forge_payload(
+    u: &mut Unstructured<'_>,
+    files: &mut Files,
+    damage: &mut Damage,
+) -> ArbResult<()> {
+    let Some(i) = pick_named(u, files, |name| name.ends_with(".log"))? else {
+        return Ok(());
+    };
+    let frames = frame_offsets(&files[i].1);
+    if frames.is_empty() {
+        return Ok(());
+    }
+    let at = frames[u.choose_index(frames.len())?];
+    let start = at + record::HEADER_LEN;
+    let bytes = &mut files[i].1;
+    let payload_len = u32::from_le_bytes(
+        bytes[at + record::PAYLOAD_LEN..at + record::PAYLOAD_LEN + 4]
+            .try_into()
+            .expect("4 bytes"),
+    ) as usize;
+    for k in 0..payload_len {
+        if let Some(slot) = bytes.get_mut(start + k) {
+            *slot = u.arbitrary()?;
+        }
+    }
+    reseal_frame(bytes, at);
+    common::trace(|| format!("forged payload of the record at {at} of {}", files[i].0));
+    damage.log = true;
+    damage.log_forged = true;
+    Ok(())
+}
+
+/// A pack and one of the checkpoints in it, if any.
+fn pick_checkpoint(
+    u: &mut Unstructured<'_>,
+    files: &Files,
+) -> ArbResult<Option<(usize, PackEntry)>> {
+    let Some(i) = pick_named(u, files, is_pack)? else {
+        return Ok(None);
+    };
+    let entries = pack_entries(&files[i].1);
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((i, entries[u.choose_index(entries.len())?])))
+}
+
+fn describe(entry: &PackEntry) -> String {
+    let m = entry.meta;
+    format!(
+        "checkpoint of stream {} at {} (level {}) at {}..{}",
+        m.stream_id,
+        m.version,
+        m.level,
+        entry.offset,
+        entry.offset + entry.len
+    )
+}
+
+/// Bytes of a checkpoint in a pack flipped or set, in its header or its archive, with its CRCs
+/// recomputed or not.
+fn damage_checkpoint(
+    u: &mut Unstructured<'_>,
+    files: &mut Files,
+    damage: &mut Damage,
+) -> ArbResult<()> {
+    use helios_checkpoint::format::header as h;
+    let Some((i, entry)) = pick_checkpoint(u, files)? else {
+        return Ok(());
+    };
+    let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
+    let len = usize::try_from(entry.len).unwrap_or(usize::MAX);
+    let at = start
+        + if u.arbitrary()? {
+            u.int_in_range(0..=h::LEN - 1)?
+        } else {
+            u.int_in_range(h::LEN..=len - 1)?
+        };
+    let (name, bytes) = &mut files[i];
+    let set: u8 = u.arbitrary()?;
+    let flip = u.arbitrary()?;
+    if flip {
+        bytes[at] ^= set.max(1);
+    } else {
+        bytes[at] = set;
+    }
+    let reseal = Reseal::pick(u)?;
+    common::trace(|| {
+        format!(
+            "{} of {name}: byte {at} {} {set:#04x}, resealed: {reseal:?}",
+            describe(&entry),
+            if flip { "^=" } else { "=" }
+        )
+    });
+    damage.checkpoint_forged |= reseal.apply(bytes, &entry);
+    Ok(())
+}
+
+/// An absurd (or another checkpoint's) value in a checkpoint header field, with its CRCs
+/// recomputed or not.
+fn damage_checkpoint_header(
+    u: &mut Unstructured<'_>,
+    files: &mut Files,
+    damage: &mut Damage,
+) -> ArbResult<()> {
+    use helios_checkpoint::format::header as h;
+    let Some((i, entry)) = pick_checkpoint(u, files)? else {
+        return Ok(());
+    };
+    let (field, width) = *u.choose(&[
+        (h::MAGIC, 8),
+        (h::FORMAT_VERSION, 4),
+        (h::KIND, 1),
+        (h::LEVEL, 1),
+        (h::RESERVED, 1),
+        (h::STREAM_ID, 8),
+        (h::VERSION, 8),
+        (h::BASE_VERSION, 8),
+        (h::ENTRY_COUNT, 8),
+        (h::ARCHIVE_LEN, 8),
+        (h::ARCHIVE_CRC, 4),
+    ])?;
+    let value = value(u)?;
+    let reseal = Reseal::pick(u)?;
+    let (name, bytes) = &mut files[i];
+    let at = usize::try_from(entry.offset).unwrap_or(usize::MAX) + field;
+    put_le(bytes, at, width, value);
+    common::trace(|| {
+        format!(
+            "{} of {name}: header byte {field} = {value}, resealed: {reseal:?}",
+            describe(&entry)
+        )
+    });
+    damage.checkpoint_forged |= reseal.apply(bytes, &entry);
+    Ok(())
+}
+
+/// Damage to a pack's structure: its header, a torn tail (optionally with the published end
+/// before it, as a crash leaves it), a checkpoint zeroed, a newer copy of a checkpoint
+/// appended, a checkpoint copied over another.
+fn damage_pack(u: &mut Unstructured<'_>, files: &mut Files) -> ArbResult<()> {
+    let Some(i) = pick_named(u, files, is_pack)? else {
+        return Ok(());
+    };
+    let entries = pack_entries(&files[i].1);
+    let entry = if entries.is_empty() {
+        None
+    } else {
+        Some(entries[u.choose_index(entries.len())?])
+    };
+    let seq = files[i]
+        .0
+        .strip_prefix(PACK_DIR)
+        .and_then(parse_pack_name)
+        .unwrap_or(0);
+    let op = u.int_in_range(0..=4)?;
+    let (name, bytes) = &mut files[i];
+    let name = name.clone();
+    let span = |e: &PackEntry| {
+        let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
+        (start, start + usize::try_from(e.len).unwrap_or(usize::MAX))
+    };
+    match (op, entry) {
+        // A header field; its CRC recomputed or not.
+        (0, _) => {
+            let (field, width) = *u.choose(&[
+                (pack_header::MAGIC, 8),
+                (pack_header::FORMAT_VERSION, 4),
+                (pack_header::RESERVED_A, 4),
+                (pack_header::SEQ, 8),
+                (pack_header::CAPACITY, 8),
+                (pack_header::RESERVED_B, 8),
+            ])?;
+            let value = if field == pack_header::CAPACITY && u.arbitrary()? {
+                // Aligned, as a decoder accepts: below, at or past the pack's length.
+                let len = bytes.len() as u64;
+                *u.choose(&[64, 4096, len & !15, (len + 15) & !15, len + 4096, 1 << 40])?
+            } else {
+                value(u)?
+            };
+            let reseal = u.arbitrary()?;
+            put_le(bytes, field, width, value);
+            if reseal {
+                reseal_pack_header(bytes);
+            }
+            common::trace(|| {
+                format!("pack header of {name}: byte {field} = {value} (resealed: {reseal})")
+            });
+        }
+        // A torn tail: cut inside a checkpoint, at its start or end; the published end left
+        // as it is or moved before the cut (what a crash leaves: the writer had not published
+        // the checkpoints being written).
+        (1, Some(e)) => {
+            let (start, end) = span(&e);
+            let to = match u.int_in_range(0..=2)? {
+                0 => u.int_in_range(start..=end)?,
+                1 => start,
+                _ => end,
+            };
+            bytes.truncate(to);
+            let republish = u.arbitrary()?;
+            common::trace(|| {
+                format!(
+                    "{name} cut at {to}, in or around the {}; published end moved before it: {republish}",
+                    describe(&e)
+                )
+            });
+            if republish {
+                let before = entries
+                    .iter()
+                    .map(|e| e.offset + e.len)
+                    .filter(|&end| end <= to as u64)
+                    .last()
+                    .unwrap_or(pack_header::LEN as u64);
+                let end = PackEnd { seq, end: before };
+                put_file(files, PUBLISHED_END, end.encode().to_vec());
+            }
+        }
+        // Zeros over a checkpoint, its header, or from it to the end (the file's length kept).
+        (2, Some(e)) => {
+            let (start, end) = span(&e);
+            let end = match u.int_in_range(0..=2)? {
+                0 => end,
+                1 => start + helios_checkpoint::format::header::LEN,
+                _ => bytes.len(),
+            };
+            bytes[start..end].fill(0);
+            common::trace(|| {
+                format!(
+                    "{name}: zeros over {start}..{end}, from the {}",
+                    describe(&e)
+                )
+            });
+        }
+        // A copy of a checkpoint appended where the writer would put it: a newer copy.
+        (3, Some(e)) => {
+            let (start, end) = span(&e);
+            let copy = bytes[start..end].to_vec();
+            let at = record_offset(bytes.len() as u64, e.len);
+            bytes.resize(usize::try_from(at).unwrap_or(usize::MAX), 0);
+            bytes.extend_from_slice(&copy);
+            common::trace(|| format!("{name}: a copy of the {} appended at {at}", describe(&e)));
+        }
+        // A checkpoint copied over another's place.
+        (_, Some(e)) => {
+            let other = entries[u.choose_index(entries.len())?];
+            let (start, end) = span(&e);
+            let copy = bytes[start..end].to_vec();
+            let (to, _) = span(&other);
+            let n = copy.len().min(bytes.len() - to);
+            bytes[to..to + n].copy_from_slice(&copy[..n]);
+            common::trace(|| {
+                format!(
+                    "{name}: the {} copied over the {}",
+                    describe(&e),
+                    describe(&other)
+                )
+            });
+        }
+        (_, None) => {}
+    }
+    Ok(())
+}
+
+/// The published end removed, cut, or rewritten valid (its CRC right) with another pack or
+/// end: before, at or past what is written, or absurd.
+fn damage_published_end(u: &mut Unstructured<'_>, files: &mut Files) -> ArbResult<()> {
+    let ends: Vec<u64> = files
+        .iter()
+        .filter(|(name, _)| is_pack(name))
+        .flat_map(|(_, bytes)| {
+            let entries = pack_entries(bytes);
+            let len = bytes.len() as u64;
+            entries
+                .into_iter()
+                .flat_map(|e| [e.offset, e.offset + e.len])
+                .chain([len, len + 16])
+        })
+        .collect();
+    match u.int_in_range(0..=3)? {
+        0 => {
+            common::trace(|| "published end removed".to_owned());
+            files.retain(|(name, _)| name != PUBLISHED_END);
+        }
+        1 => {
+            let n = u.int_in_range(0..=pack::published_end::LEN + 8)?;
+            let mut bytes = PackEnd { seq: 1, end: 64 }.encode().to_vec();
+            bytes.resize(n, 0);
+            common::trace(|| format!("published end {n} bytes long"));
+            put_file(files, PUBLISHED_END, bytes);
+        }
+        _ => {
+            let seq = if u.ratio(3, 4)? {
+                *u.choose(PACK_NAMES)?
+            } else {
+                value(u)?
+            };
+            let end = if !ends.is_empty() && u.ratio(3, 4)? {
+                *u.choose(&ends)?
+            } else {
+                value(u)?
+            };
+            let published = PackEnd { seq, end };
+            common::trace(|| format!("published end {published:?}"));
+            put_file(files, PUBLISHED_END, published.encode().to_vec());
+        }
+    }
+    Ok(())
+}
+
+/// A garbage pack: junk, a copy of a pack (its header naming the other), a header alone, or a
+/// copy whose header is rewritten for its new name (a valid pack holding older copies of some
+/// checkpoints).
+fn add_garbage_pack(u: &mut Unstructured<'_>, files: &mut Files) -> ArbResult<()> {
+    let seq = *u.choose(PACK_NAMES)?;
+    let name = format!("{PACK_DIR}{}", pack_file_name(seq));
+    let source = pick_named(u, files, is_pack)?.map(|i| files[i].1.clone());
+    let (what, bytes) = match (u.int_in_range(0..=3)?, source) {
+        (0, _) | (_, None) => {
+            let n = u.int_in_range(0..=512usize)?;
+            let junk = (0..n).map(|_| u.arbitrary()).collect::<ArbResult<_>>()?;
+            ("junk", junk)
+        }
+        (1, Some(source)) => ("a copy of another pack", source),
+        (2, Some(_)) => {
+            let capacity = *u.choose(&[64, 4096, pack::DEFAULT_PACK_CAPACITY])?;
+            let mut bytes = PackHeader { seq, capacity }.encode().to_vec();
+            bytes.resize(bytes.len() + u.int_in_range(0..=8192usize)?, 0);
+            ("a header and zeros", bytes)
+        }
+        (_, Some(mut source)) => {
+            if source.len() >= pack_header::LEN {
+                put_le(&mut source, pack_header::SEQ, 8, seq);
+                reseal_pack_header(&mut source);
+            }
+            let keep = u.int_in_range(0..=source.len())?;
+            source.truncate(keep);
+            ("a copy of another pack, renumbered", source)
+        }
+    };
+    common::trace(|| format!("add {name}: {what} ({} bytes)", bytes.len()));
+    put_file(files, &name, bytes);
+    Ok(())
+}
+
+/// Reads every stream of `store` (the writer or a reader) and checks what was read: without a
+/// forged log CRC, a prefix of what `truth` says each stream holds; with the log untouched,
+/// exactly what `exact` says (`truth` if `None`).
+fn check_reads(
+    store: &impl Reader,
+    truth: &Events,
+    exact: Option<&Events>,
+    damage: &Damage,
+) -> Events {
     let mut read = BTreeMap::new();
-    for info in engine.streams() {
+    for info in store.streams() {
         let mut events = Vec::new();
-        if let Ok(iter) = engine.read(&info.name, ..) {
+        if let Ok(iter) = store.read(&info.name, ..) {
             for event in iter {
                 match event {
                     Ok(event) => events.push(event.payload),
@@ -565,7 +1041,7 @@ fn check_reads(engine: &Engine, image: &Image, damage: &Damage) -> BTreeMap<Stri
             }
         }
         if !damage.log_forged {
-            let truth = image.events.get(&info.name);
+            let truth = truth.get(&info.name);
             let truth = truth.unwrap_or_else(|| {
                 panic!(
                     "stream {:?} is not in the image and no CRC was forged",
@@ -577,17 +1053,13 @@ fn check_reads(engine: &Engine, image: &Image, damage: &Damage) -> BTreeMap<Stri
                 "stream {}: events read are not a prefix of the events appended",
                 info.name
             );
-            if !damage.log {
-                assert_eq!(&events, truth, "stream {}: the log is untouched", info.name);
-            }
         }
         read.insert(info.name, events);
     }
     if !damage.log {
-        assert_eq!(
-            read.len(),
-            image.events.len(),
-            "the log is untouched: every stream is there"
+        assert!(
+            read == *exact.unwrap_or(truth),
+            "the log is untouched, yet the events read differ from a pristine open's"
         );
     }
     read
@@ -596,19 +1068,14 @@ fn check_reads(engine: &Engine, image: &Image, damage: &Damage) -> BTreeMap<Stri
 /// Views of every stream read at 0, 1, half the head, the head, a version `extra` picks and one
 /// past the head (which must be refused); checks those that succeed against the fold of the
 /// events read, and, with the log untouched and no checkpoint forged, that they all succeed.
-fn check_views(
-    engine: &Engine,
-    read: &BTreeMap<String, Vec<Vec<u8>>>,
-    damage: &Damage,
-    extra: u64,
-) {
+fn check_views(store: &impl Reader, read: &Events, damage: &Damage, extra: u64) {
     for (name, events) in read {
-        let head = engine.head(name).map_or(0, |v| v.0);
+        let head = store.head(name).map_or(0, |v| v.0);
         let mut versions = vec![0, 1, head / 2, head, extra % (head + 1), head + 1];
         versions.sort_unstable();
         versions.dedup();
         for v in versions {
-            let view = engine.state_at(name, Version(v));
+            let view = store.state_at(name, Version(v));
             if v > head {
                 assert!(
                     matches!(view, Err(Error::VersionPastHead { .. })),
@@ -636,6 +1103,38 @@ fn check_views(
             }
         }
     }
+}
+
+/// After `checkpoints().sync()`: every checkpoint the policy places at or below a stream's head
+/// is listed (damaged and lost ones were rebuilt).
+fn check_checkpoints_complete(engine: &Engine) {
+    for info in engine.streams() {
+        let listed: Vec<u64> = engine
+            .checkpoints()
+            .of_stream(&info.name)
+            .expect("a listed stream")
+            .iter()
+            .map(|c| c.version.0)
+            .collect();
+        let missing: Vec<u64> = (1..=info.head.0 / FANOUT)
+            .map(|k| k * FANOUT)
+            .filter(|v| !listed.contains(v))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "stream {} (head {}): after checkpoints().sync(), no checkpoint at {missing:?}",
+            info.name,
+            info.head.0
+        );
+    }
+}
+
+fn options_for(segment_bytes: u64, mode: RecoveryMode) -> helios::Options {
+    let mut options = options();
+    options.log.segment_size_bytes = segment_bytes;
+    options.log.recovery_mode = mode;
+    options.create_if_missing = false;
+    options
 }
 
 fn run(data: &[u8]) -> ArbResult<()> {
@@ -678,14 +1177,27 @@ fn run(data: &[u8]) -> ArbResult<()> {
     if with_meta {
         write_files(dir.path(), &image.meta);
     }
-    let open = || {
-        let mut options = options();
-        options.log.segment_size_bytes = segment_bytes;
-        options.log.recovery_mode = mode;
-        options.create_if_missing = false;
-        Engine::open(dir.path(), options)
+    let options = || options_for(segment_bytes, mode);
+
+    // A reader first, on the damaged files as they are.
+    let reader = match ReadOnly::open(dir.path(), options()) {
+        Ok(reader) => {
+            common::trace(|| format!("reader opened: {:?}", reader.inspect().open_report()));
+            let read = check_reads(&reader, &image.events, Some(&image.reader_events), &damage);
+            check_views(&reader, &read, &damage, view_extra / 5);
+            Some(reader)
+        }
+        Err(e) => {
+            common::trace(|| format!("reader's open failed: {e}"));
+            assert!(
+                damage.log,
+                "the log is untouched, yet a reader's open failed: {e}"
+            );
+            None
+        }
     };
-    let engine = match open() {
+
+    let engine = match Engine::open(dir.path(), options()) {
         Ok(engine) => engine,
         Err(e) => {
             common::trace(|| format!("open failed: {e}"));
@@ -696,36 +1208,54 @@ fn run(data: &[u8]) -> ArbResult<()> {
         }
     };
     common::trace(|| format!("opened: {:?}", engine.inspect().open_report()));
-    let read = check_reads(&engine, image, &damage);
+    let read = check_reads(&engine, &image.events, None, &damage);
     check_views(&engine, &read, &damage, view_extra);
     let _ = engine.checkpoints().of_stream("alpha");
     let rebuilt = engine.checkpoints().sync();
-    if !damage.log
-        && !damage.checkpoint_forged
-        && let Err(e) = &rebuilt
-    {
-        panic!("only checkpoints are damaged, yet rebuilding them failed: {e}");
+    let trusted = !damage.log && !damage.checkpoint_forged;
+    if trusted {
+        if let Err(e) = &rebuilt {
+            panic!("only checkpoints are damaged, yet rebuilding them failed: {e}");
+        }
+        check_checkpoints_complete(&engine);
     }
     check_views(&engine, &read, &damage, view_extra / 3);
     common::trace(|| format!("checkpoints: {:?}", engine.checkpoints().stats()));
     let appended = engine
         .append("alpha", &["set after 1"], Durability::Critical, None)
         .is_ok();
-    let heads: Vec<(String, Version)> = engine
-        .streams()
-        .into_iter()
-        .map(|s| (s.name, s.head))
-        .collect();
+    // What every stream holds now, when the log was untouched.
+    let mut after = read;
+    if appended && let Some(alpha) = after.get_mut("alpha") {
+        alpha.push(b"set after 1".to_vec());
+    }
+    let heads: Vec<(String, Version)> = engine.streams().map(|s| (s.name, s.head)).collect();
+
+    // The reader catches up with what the writer appended and built.
+    if let Some(reader) = &reader
+        && !damage.log
+    {
+        let refreshed = reader.refresh();
+        common::trace(|| format!("reader refreshed: {refreshed:?}"));
+        if let Err(e) = refreshed {
+            panic!("the log is untouched, yet a reader's refresh failed: {e}");
+        }
+        let read = check_reads(reader, &after, None, &damage);
+        check_views(reader, &read, &damage, view_extra / 7);
+    }
+    drop(reader);
+
     let closed = engine.close();
     let _ = helios::verify(dir.path());
     if reopen && appended && closed.is_ok() {
-        let engine = open().unwrap_or_else(|e| panic!("a store that opened must reopen: {e}"));
-        let again: Vec<(String, Version)> = engine
-            .streams()
-            .into_iter()
-            .map(|s| (s.name, s.head))
-            .collect();
+        let engine = Engine::open(dir.path(), options())
+            .unwrap_or_else(|e| panic!("a store that opened must reopen: {e}"));
+        let again: Vec<(String, Version)> = engine.streams().map(|s| (s.name, s.head)).collect();
         assert_eq!(again, heads, "heads after a clean close and reopen");
+        if !damage.log {
+            let read = check_reads(&engine, &after, None, &damage);
+            check_views(&engine, &read, &damage, view_extra / 11);
+        }
     }
     Ok(())
 }
