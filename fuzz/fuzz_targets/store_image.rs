@@ -1161,6 +1161,13 @@ fn run(data: &[u8]) -> ArbResult<()> {
         )
     });
     let mut files = image.files.clone();
+    common::trace(|| {
+        let names: Vec<String> = files
+            .iter()
+            .map(|(name, bytes)| format!("{name} ({} bytes)", bytes.len()))
+            .collect();
+        format!("files: {names:?}")
+    });
     let mut damage = Damage::default();
     let ops = u.int_in_range(0..=DAMAGE_OPS_MAX)?;
     for _ in 0..ops {
