@@ -90,9 +90,15 @@ fn get_reads_a_key_at_every_version() {
 fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
-    // Event i sets key k(i % 5) to i: after version v >= 5, every key holds one of the last
-    // five versions.
-    let events: String = (1..=125).map(|i| format!("set k{} {i}\n", i % 5)).collect();
+    // Events 1 to 10 set keys k0 to k9; after them, event i sets key k(i % 5) to i. So the
+    // anchor (version 10) holds ten keys, and every delta after it the five changed since its
+    // base (a delta holding every key would be written as a full state instead).
+    let events: String = (1..=125)
+        .map(|i| match i {
+            1..=10 => format!("set k{} {i}\n", i - 1),
+            _ => format!("set k{} {i}\n", i % 5),
+        })
+        .collect();
     let versions: String = (1..=125).map(|i| format!("{i}\n")).collect();
     // `append` builds the checkpoints due before it exits, so the layers below are there.
     assert_eq!(
@@ -103,7 +109,7 @@ fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
     // Below the first checkpoint: everything is replayed.
     assert_eq!(
         ok(&get(&dir, "s", "k3", &["--at", "8", "--explain"])),
-        "8\nreplayed 8 events (5 keys changed) on top of the empty state (no checkpoint)\n"
+        "4\nreplayed 8 events (8 keys changed) on top of the empty state (no checkpoint)\n"
     );
     // Version 23: the level-1 delta at 20 (the five keys changed since 10) over the anchor,
     // the full state at 10, then events 21, 22 and 23.
@@ -111,14 +117,14 @@ fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
         ok(&get(&dir, "s", "k3", &["--at", "23", "--explain"])),
         "23\nreplayed 3 events (3 keys changed) on top of 2 layers, newest first:\n  \
          level 1 checkpoint at version 20: 5 entries\n  \
-         level 1 checkpoint at version 10: 5 entries\n"
+         level 1 checkpoint at version 10: 10 entries\n"
     );
     // Version 100 is a level-2 checkpoint (a delta against the anchor): nothing to replay.
     assert_eq!(
         ok(&get(&dir, "s", "k0", &["--at", "100", "--explain"])),
         "100\nreplayed 0 events (0 keys changed) on top of 2 layers, newest first:\n  \
          level 2 checkpoint at version 100: 5 entries\n  \
-         level 1 checkpoint at version 10: 5 entries\n"
+         level 1 checkpoint at version 10: 10 entries\n"
     );
     // Version 123: the level-1 delta at 120 over the level-2 delta at 100 over the anchor.
     let text = ok(&get(&dir, "s", "k1", &["--at", "123", "--explain"]));
@@ -127,10 +133,10 @@ fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
         "121\nreplayed 3 events (3 keys changed) on top of 3 layers, newest first:\n  \
          level 1 checkpoint at version 120: 5 entries\n  \
          level 2 checkpoint at version 100: 5 entries\n  \
-         level 1 checkpoint at version 10: 5 entries\n"
+         level 1 checkpoint at version 10: 10 entries\n"
     );
     // An absent key still explains, on stdout, with the message on stderr.
-    let out = get(&dir, "s", "k9", &["--at", "123", "--explain"]);
+    let out = get(&dir, "s", "kz", &["--at", "123", "--explain"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).starts_with("replayed 3 events"),
@@ -138,7 +144,7 @@ fn get_explain_names_the_checkpoint_layers_and_the_events_replayed() {
         stdout(&out)
     );
     assert!(
-        stderr(&out).starts_with("absent: key `k9`"),
+        stderr(&out).starts_with("absent: key `kz`"),
         "{}",
         stderr(&out)
     );

@@ -371,8 +371,8 @@ impl Inner {
             return Ok(());
         }
         let start = self.metrics.start();
-        let bytes = encode(id, head, level, policy)?;
-        self.store.write(id, at, level, &bytes)?;
+        let (bytes, base) = encode(id, head, level, policy)?;
+        self.store.write(id, at, level, base, &bytes)?;
         self.metrics.finish(crate::Metric::CheckpointBuild, start);
         self.store.count_written(id, at);
         Ok(())
@@ -380,25 +380,36 @@ impl Inner {
 }
 
 /// Encodes the checkpoint of `level` at the head's version: its full state, or a delta of the
-/// keys changed since the version its level's deltas are against.
-fn encode(id: StreamId, head: &Head, level: u32, policy: &LevelPolicy) -> Result<Vec<u8>> {
+/// keys changed since the version its level's deltas are against. Returns the bytes and the
+/// base they are a delta against (0 for a full state).
+fn encode(id: StreamId, head: &Head, level: u32, policy: &LevelPolicy) -> Result<(Vec<u8>, u64)> {
     let version = head.version;
     let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
-    let base = policy.base_of(version, level);
-    let bytes = if base == 0 {
-        let meta = CheckpointMeta::full(id.0, version, level_byte);
-        let entries = head.state.entries().iter().map(|(k, v)| (k, v.as_ref()));
-        encode_checkpoint(meta, entries)?
-    } else {
-        let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
-        let state = head.state.entries();
-        let changed = &head.dirty[level as usize - 1];
-        let entries = changed
-            .iter()
-            .map(|k| (k, state.get(k).and_then(Option::as_ref)));
-        encode_checkpoint(meta, entries)?
+    let state = head.state.entries();
+    // Level 0 (after a heavy event) and the top level have no dirty set: full states.
+    let changed = level
+        .checked_sub(1)
+        .and_then(|l| head.dirty.get(l as usize));
+    // A delta that would hold every key of the state is written as the full state instead:
+    // no larger, and a view of its version then reads this one layer, not those under it.
+    let base = match changed {
+        Some(changed) if state.len() > changed.len() => policy.base_of(version, level),
+        _ => 0,
     };
-    Ok(bytes)
+    let bytes = match changed {
+        Some(changed) if base != 0 => {
+            let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
+            let entries = changed
+                .iter()
+                .map(|k| (k, state.get(k).and_then(Option::as_ref)));
+            encode_checkpoint(meta, entries)?
+        }
+        _ => {
+            let meta = CheckpointMeta::full(id.0, version, level_byte);
+            encode_checkpoint(meta, state.iter().map(|(k, v)| (k, v.as_ref())))?
+        }
+    };
+    Ok((bytes, base))
 }
 
 /// Replays `events` into `head`; on a refused event, keeps the events before it applied and

@@ -171,11 +171,10 @@ fn on_policy(policy: &LevelPolicy, version: u64, level: u32) -> bool {
     }
 }
 
-fn placed(policy: &LevelPolicy, seq: u64, entry: &PackEntry) -> Placed {
-    let level = u32::from(entry.meta.level);
+fn placed(seq: u64, entry: &PackEntry) -> Placed {
     Placed {
-        level,
-        base: policy.base_of(entry.meta.version, level),
+        level: u32::from(entry.meta.level),
+        base: entry.meta.base_version,
         pack: seq,
         offset: entry.offset,
         len: entry.len,
@@ -329,7 +328,7 @@ impl Store {
                 if level == HEAVY_LEVEL {
                     self.heavy_known.store(true, Ordering::Relaxed);
                 }
-                let place = placed(&self.policy, pack.seq, &entry);
+                let place = placed(pack.seq, &entry);
                 if catalog
                     .entry(id)
                     .or_default()
@@ -445,6 +444,7 @@ impl Store {
         stream: StreamId,
         version: u64,
         level: u32,
+        base: u64,
         bytes: &[u8],
     ) -> Result<u64> {
         let (pack, offset) = self.packs.append(bytes)?;
@@ -453,7 +453,7 @@ impl Store {
         }
         let place = Placed {
             level,
-            base: self.policy.base_of(version, level),
+            base,
             pack,
             offset,
             len: bytes.len() as u64,
@@ -540,10 +540,14 @@ impl Store {
             && natural == 0
             && meta.kind == CheckpointKind::Delta
             && meta.base_version == 0;
+        // A delta that would have held every key is written as the full state.
+        let full_for_delta = meta.kind == CheckpointKind::Full && meta.base_version == 0;
         if meta.stream_id == stream.0
             && meta.version == version
             && u32::from(meta.level) == place.level
-            && ((meta.kind == kind && meta.base_version == expected_base) || legacy)
+            && ((meta.kind == kind && meta.base_version == expected_base)
+                || legacy
+                || full_for_delta)
         {
             Ok(checkpoint)
         } else {

@@ -145,7 +145,9 @@ fn against_policy(
         && meta.kind == CheckpointKind::Delta
         && meta.base_version == 0;
     let as_expected = meta.kind == kind && meta.base_version == base;
-    (!(as_expected || legacy)).then(|| {
+    // A delta that would have held every key is written as the full state.
+    let full_for_delta = meta.kind == CheckpointKind::Full && meta.base_version == 0;
+    (!(as_expected || legacy || full_for_delta)).then(|| {
         format!(
             "a {:?} against version {} at version {}, where the level policy puts a {kind:?} \
              against version {base}",

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use helios_checkpoint::{HEAVY_LEVEL, SortedRun};
+use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, SortedRun};
 use helios_log::Version;
 use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
@@ -53,11 +53,32 @@ impl Engine {
         }
         let store = &inner.store;
         let (layers, _) = store.policy().layers(version.0);
-        // Coarsest first: each finer layer is a delta against the ones above it, so the
-        // stack stops at the first layer that is missing (not built yet, or damaged).
         let mut used: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::with_capacity(layers.len());
+        // Finest first, down to the first full state: a delta that would have held every key
+        // was written as the full state (`build.rs`), and then nothing under it is read.
+        let mut chain: Vec<(LayerInfo, Arc<Checkpoint>)> = Vec::with_capacity(layers.len());
+        for layer in &layers {
+            let Some(checkpoint) = inner.checkpoint_at(&ancestry, layer.base) else {
+                chain.clear();
+                break;
+            };
+            let full = checkpoint.meta().kind == CheckpointKind::Full;
+            chain.push((LayerInfo::new(layer.level, layer.base), checkpoint));
+            if full {
+                break;
+            }
+        }
+        let complete = !chain.is_empty();
+        used.extend(
+            chain
+                .into_iter()
+                .rev()
+                .map(|(info, c)| (info, c as Arc<dyn SortedRun>)),
+        );
+        // Otherwise coarsest first: each finer layer is a delta against the ones above it, so
+        // the stack stops at the first layer that is missing (not built yet, or damaged).
         let mut broken = false;
-        for layer in layers.iter().rev() {
+        for layer in layers.iter().rev().filter(|_| !complete) {
             if broken {
                 // Not usable above a missing layer, but checked now: damage in it is then
                 // found and queued with the layer above, not one rebuild later.

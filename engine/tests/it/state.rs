@@ -191,7 +191,9 @@ fn checkpoints_survive_reopen_and_are_used() {
         .iter()
         .map(|l| (l.info.level, l.info.version))
         .collect();
-    assert_eq!(layers, vec![(1, 2340), (2, 2300), (3, 2000)]);
+    // The level-2 checkpoint at 2300 covers 300 events of 50 keys: as a delta it would hold
+    // every key, so it is the full state, and the view stops there.
+    assert_eq!(layers, vec![(1, 2340), (2, 2300)]);
     assert_eq!(view.report().events_replayed, 5);
     let keys: Vec<Vec<u8>> = (0..50).map(|k| format!("key-{k}").into_bytes()).collect();
     assert_view_matches(&engine, "s", 2345, &states[2345], &keys);
@@ -760,4 +762,53 @@ fn checkpoints_of_deleted_streams_are_reclaimed_by_compaction() {
         "{report:?}"
     );
     check(&|name, v| engine.state_at(name, Version(v)).expect("state"));
+}
+
+#[test]
+fn a_delta_that_would_hold_every_key_is_written_as_the_full_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 3);
+    // Eight keys, each set every 8 events: by version 20 every key changed since the anchor.
+    let small = append_sets(&engine, "small", 50, 8);
+    // A hundred keys: the deltas below version 100 hold at most the 40 changed since 10.
+    let large = append_sets(&engine, "large", 50, 100);
+    engine.checkpoints().sync().expect("sync");
+    let bases = |stream: &str| -> Vec<(u64, u64)> {
+        engine
+            .checkpoints()
+            .of_stream(stream)
+            .expect("checkpoints")
+            .iter()
+            .map(|c| (c.version.0, c.base.0))
+            .collect()
+    };
+    assert_eq!(
+        bases("small"),
+        [(10, 0), (20, 0), (30, 0), (40, 0), (50, 0)]
+    );
+    assert_eq!(
+        bases("large"),
+        [(10, 0), (20, 10), (30, 10), (40, 10), (50, 10)]
+    );
+    for (stream, events, layers) in [("small", &small, 1), ("large", &large, 2)] {
+        let states = model_states(events);
+        let keys: Vec<Vec<u8>> = (0..100).map(|k| format!("key-{k}").into_bytes()).collect();
+        for v in 0..=50 {
+            let replayed = assert_view_matches(&engine, stream, v, at(&states, v), &keys);
+            assert!(replayed <= 9, "{stream} at {v} replayed {replayed}");
+            let view = engine.view(stream, Version(v)).expect("view");
+            if v >= 20 {
+                assert_eq!(view.report().layers.len(), layers, "{stream} at {v}");
+            }
+        }
+    }
+    let report = helios::verify_with_policy(dir.path(), &LevelPolicy::new(10, 3).expect("policy"))
+        .expect("verify");
+    assert!(report.is_sound(), "{:?}", report.findings);
+    // Reopened, the full states are read as such.
+    drop(engine);
+    let engine = open(dir.path(), 10, 3);
+    let view = engine.view("small", Version(45)).expect("view");
+    assert_eq!(view.report().layers.len(), 1, "{}", view.report());
+    assert_eq!(view.report().events_replayed, 5);
 }
