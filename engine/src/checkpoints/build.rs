@@ -203,6 +203,14 @@ impl Inner {
         if jobs.is_empty() {
             return Ok(false);
         }
+        // Which machine builds each stream's checkpoints, recorded before any is written: a
+        // later open with another machine for the stream drops them instead of reading them.
+        let machines: Vec<(StreamId, Arc<dyn StateMachine>)> =
+            jobs.iter().map(|j| (j.id, j.machine.clone())).collect();
+        self.store.record_machines(
+            self.meta("building checkpoints")?,
+            machines.iter().map(|(id, m)| (*id, m.name())),
+        )?;
         let done: Vec<Done> = jobs
             .into_par_iter()
             .map(|job| self.run_job(job, &policy))

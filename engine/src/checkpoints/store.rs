@@ -134,6 +134,8 @@ pub(crate) struct Store {
     /// Whether any checkpoint after a heavy event was ever listed: views look for one only
     /// then, so stores without heavy events pay nothing for them.
     heavy_known: AtomicBool,
+    /// The state machine recorded for each stream's checkpoints (a writer's store).
+    machines: Mutex<HashMap<StreamId, String>>,
     /// Whether checkpoints became dead since the last [`Store::take_dead_news`]: only then
     /// can a compaction find anything to do.
     dead_news: AtomicBool,
@@ -195,6 +197,7 @@ impl Store {
             damaged: AtomicU64::new(0),
             heavy_known: AtomicBool::new(false),
             dead_news: AtomicBool::new(false),
+            machines: Mutex::new(HashMap::new()),
             read_only,
             followed: Mutex::new(Followed::default()),
         }
@@ -253,11 +256,8 @@ impl Store {
                 expected = version + fanout;
             }
         }
-        let mut batch = meta.batch();
-        for stream in streams {
-            batch.put_checkpoint_machine(stream.id, stream.machine);
-        }
-        batch.commit()?;
+        *lock(&store.machines) = recorded.into_iter().collect();
+        store.record_machines(meta, streams.iter().map(|s| (s.id, s.machine)))?;
         lock(&store.lost).extend(rebuild.iter().copied());
         *lock(&store.rebuild) = rebuild;
         Ok((store, report))
@@ -344,6 +344,30 @@ impl Store {
         if report.dropped > 0 {
             self.dead_news.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Records in `meta` the machine of each stream whose recorded one differs or is missing
+    /// (checkpoints are built with it from now on). Only what changed is written: not a fjall
+    /// write per stream per open or per round.
+    pub(crate) fn record_machines<'a>(
+        &self,
+        meta: &Meta,
+        streams: impl IntoIterator<Item = (StreamId, &'a str)>,
+    ) -> Result<()> {
+        let mut recorded = lock(&self.machines);
+        let mut batch = meta.batch();
+        let mut changed = false;
+        for (id, machine) in streams {
+            if recorded.get(&id).map(String::as_str) != Some(machine) {
+                batch.put_checkpoint_machine(id, machine);
+                recorded.insert(id, machine.to_owned());
+                changed = true;
+            }
+        }
+        if changed {
+            batch.commit()?;
+        }
+        Ok(())
     }
 
     /// Whether checkpoints became dead since the last call (see `dead_news`).

@@ -87,6 +87,11 @@ impl Engine {
             }
             match inner.checkpoint_at(&ancestry, layer.base) {
                 Some(checkpoint) => {
+                    // A full state (where a delta was due) holds no tombstones: nothing under
+                    // it may show through.
+                    if checkpoint.meta().kind == CheckpointKind::Full {
+                        used.clear();
+                    }
                     used.push((LayerInfo::new(layer.level, layer.base), checkpoint));
                 }
                 None => broken = true,
