@@ -88,7 +88,7 @@ pub(crate) fn scan_segment<'a>(
             break;
         }
         if let Some((previous, _)) = pending.last()
-            && record.header.batch_left + 1 != previous.header.batch_left
+            && record.header.batch_left.checked_add(1) != Some(previous.header.batch_left)
         {
             outcome.stop = Stop::Bad {
                 offset,
@@ -250,6 +250,37 @@ mod tests {
         assert_eq!(outcome.stop, Stop::End);
         assert_eq!(outcome.committed_lsn, Lsn(6));
         assert_eq!(outcome.pending_records, 0);
+    }
+
+    /// Found by the `store_image` fuzz target: a forged `batch_left` of `u32::MAX` after the
+    /// first record of a batch overflowed the framing check.
+    #[test]
+    fn a_batch_left_of_u32_max_is_broken_framing_not_an_overflow() {
+        let mut records = Vec::new();
+        let mut out = vec![0u8; format::segment_header::LEN];
+        for (lsn, batch_left) in [(1, 1), (2, u32::MAX)] {
+            let header = RecordHeader {
+                lsn: Lsn(lsn),
+                stream: StreamId(1),
+                version: Version(lsn),
+                timestamp_us: 0,
+                batch_left,
+                kind: RecordKind::Event,
+                class: RecordClass::Normal,
+            };
+            records.push(out.len());
+            encode_record(&mut out, &header, b"payload");
+        }
+        out.resize(out.len() + 4096, 0);
+        let (outcome, seen) = scan(&out);
+        assert!(seen.is_empty(), "{seen:?}");
+        match outcome.stop {
+            Stop::Bad { offset, reason } => {
+                assert_eq!(offset, records[1] as u64);
+                assert!(reason.contains("batch framing broken"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
