@@ -20,7 +20,8 @@
 //!     12    4 reserved       zero
 //!     16    8 seq            u64: the pack's number, also in its name (<seq, 10 digits>.pack)
 //!     24    8 capacity       u64: checkpoints are appended only below this offset
-//!     32   28 reserved       zero
+//!     32    8 store_id       u64: the store that wrote it (its `STORE-ID` file), 0 if unknown
+//!     40   20 reserved       zero
 //!     60    4 header_crc     u32: CRC32 of bytes 0..60
 //! ```
 //!
@@ -78,8 +79,10 @@ pub mod pack_header {
     pub const SEQ: usize = 16;
     /// `capacity: u64`.
     pub const CAPACITY: usize = 24;
-    /// `reserved: [u8; 28]`, zero.
-    pub const RESERVED_B: usize = 32;
+    /// `store_id: u64`.
+    pub const STORE_ID: usize = 32;
+    /// `reserved: [u8; 20]`, zero.
+    pub const RESERVED_B: usize = 40;
     /// `header_crc: u32` of bytes `0..HEADER_CRC`.
     pub const HEADER_CRC: usize = 60;
     /// The header's length; the first checkpoint starts here.
@@ -111,6 +114,8 @@ pub struct PackHeader {
     pub seq: u64,
     /// Checkpoints lie below this offset.
     pub capacity: u64,
+    /// The store that wrote the pack (0: unknown).
+    pub store_id: u64,
 }
 
 impl PackHeader {
@@ -124,6 +129,7 @@ impl PackHeader {
             .copy_from_slice(&PACK_FORMAT_VERSION.to_le_bytes());
         out[h::SEQ..h::SEQ + 8].copy_from_slice(&self.seq.to_le_bytes());
         out[h::CAPACITY..h::CAPACITY + 8].copy_from_slice(&self.capacity.to_le_bytes());
+        out[h::STORE_ID..h::STORE_ID + 8].copy_from_slice(&self.store_id.to_le_bytes());
         let crc = crc32fast::hash(&out[..h::HEADER_CRC]);
         out[h::HEADER_CRC..h::HEADER_CRC + 4].copy_from_slice(&crc.to_le_bytes());
         out
@@ -177,6 +183,7 @@ impl PackHeader {
         let header = PackHeader {
             seq: u64_at(bytes, h::SEQ),
             capacity: u64_at(bytes, h::CAPACITY),
+            store_id: u64_at(bytes, h::STORE_ID),
         };
         if header.capacity < h::LEN as u64 || !header.capacity.is_multiple_of(RECORD_ALIGN) {
             return Err(CheckpointError::InvalidHeader {
@@ -414,6 +421,7 @@ mod tests {
         let mut bytes = PackHeader {
             seq: 3,
             capacity: 1 << 20,
+            store_id: 11,
         }
         .encode()
         .to_vec();
@@ -441,6 +449,7 @@ mod tests {
         let header = PackHeader {
             seq: 9,
             capacity: 64 << 20,
+            store_id: 0xfeed,
         };
         let bytes = header.encode();
         let path = Path::new("p");

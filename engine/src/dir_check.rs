@@ -77,6 +77,8 @@ pub(crate) fn check(dir: &Path, create_if_missing: bool, storage: &dyn Storage) 
                 LOCK_FILE,
                 crate::store_format::FORMAT_FILE,
                 crate::store_format::FORMAT_TMP,
+                crate::store_id::STORE_ID_FILE,
+                crate::store_id::STORE_ID_TMP,
             ]
             .iter()
             .any(|own| name == *own);

@@ -66,6 +66,7 @@ mod read_only;
 mod reader;
 mod repair;
 mod store_format;
+mod store_id;
 mod subscribe;
 mod verify;
 mod write;

@@ -218,11 +218,22 @@ impl Engine {
             // Records of the kinds format 2 added must never land in a format-1 segment.
             log.upgrade_active_segment()?;
         }
-        if let (Some(_), Some(meta)) = (migrate_from, &meta) {
+        // The store's identity, stamped in its checkpoint packs (a writer makes one if the
+        // store has none).
+        let store_id = if writing {
+            Some(crate::store_id::read_or_create(
+                plugins.storage.as_ref(),
+                &dir,
+            )?)
+        } else {
+            crate::store_id::read(plugins.storage.as_ref(), &dir)
+        };
+        if let (Some(_), Some(meta), Some(store_id)) = (migrate_from, &meta, store_id) {
             // Format 3: checkpoints move into packs.
             crate::checkpoints::migrate_checkpoint_files(
                 &dir.join(CHECKPOINT_DIR),
                 &plugins.storage,
+                store_id,
             )?;
             meta.remove_checkpoint_entries()?;
         }
@@ -279,6 +290,7 @@ impl Engine {
             Some(meta) => Store::open(
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
+                store_id.unwrap_or(0),
                 options.checkpoints.policy,
                 CacheBounds {
                     count: options.checkpoints.maps_max,
@@ -290,6 +302,7 @@ impl Engine {
             None => Store::open_read_only(
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
+                store_id,
                 options.checkpoints.policy,
                 CacheBounds {
                     count: options.checkpoints.maps_max,

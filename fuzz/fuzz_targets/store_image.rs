@@ -1001,7 +1001,7 @@ fn add_garbage_pack(u: &mut Unstructured<'_>, files: &mut Files) -> ArbResult<()
         (1, Some(source)) => ("a copy of another pack", source),
         (2, Some(_)) => {
             let capacity = *u.choose(&[64, 4096, pack::DEFAULT_PACK_CAPACITY])?;
-            let mut bytes = PackHeader { seq, capacity }.encode().to_vec();
+            let mut bytes = PackHeader { seq, capacity, store_id: 0 }.encode().to_vec();
             bytes.resize(bytes.len() + u.int_in_range(0..=8192usize)?, 0);
             ("a header and zeros", bytes)
         }

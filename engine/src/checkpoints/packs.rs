@@ -93,6 +93,9 @@ struct WriterState {
 pub(crate) struct Packs {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
+    /// The store's id (`STORE-ID`), stamped in every pack it creates; a pack stamped with
+    /// another is not read. `None` for a reader of a store without one (nothing is checked).
+    store_id: Option<u64>,
     default_capacity: u64,
     maps: RwLock<BTreeMap<u64, PackMap>>,
     /// `None` for a reader.
@@ -178,6 +181,15 @@ impl Packs {
         if header.seq != seq {
             return Err(format!("its header says pack {}", header.seq));
         }
+        if let Some(ours) = self.store_id
+            && header.store_id != ours
+        {
+            return Err(format!(
+                "written by another store (store id {:#018x}; this store's is {ours:#018x}): \
+                 its checkpoints are not this store's",
+                header.store_id
+            ));
+        }
         let map = |e: std::io::Error| format!("map: {e}");
         let (bytes, copy) = match self
             .storage
@@ -245,6 +257,7 @@ impl Packs {
     pub(crate) fn open_writer(
         dir: PathBuf,
         storage: Arc<dyn Storage>,
+        store_id: u64,
         legacy: Legacy,
     ) -> Result<(Packs, Vec<PackContents>, PacksAtOpen)> {
         storage
@@ -273,6 +286,7 @@ impl Packs {
         let mut packs = Packs {
             dir,
             storage,
+            store_id: Some(store_id),
             default_capacity: DEFAULT_PACK_CAPACITY,
             maps: RwLock::new(BTreeMap::new()),
             writer: None,
@@ -359,10 +373,12 @@ impl Packs {
     pub(crate) fn open_reader(
         dir: PathBuf,
         storage: Arc<dyn Storage>,
+        store_id: Option<u64>,
     ) -> Result<(Packs, Vec<PackContents>, PacksAtOpen, Option<PackEnd>)> {
         let packs = Packs {
             dir,
             storage,
+            store_id,
             default_capacity: DEFAULT_PACK_CAPACITY,
             maps: RwLock::new(BTreeMap::new()),
             writer: None,
@@ -450,7 +466,12 @@ impl Packs {
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let header = PackHeader { seq, capacity }.encode();
+        let header = PackHeader {
+            seq,
+            capacity,
+            store_id: self.store_id.unwrap_or(0),
+        }
+        .encode();
         let file = self
             .storage
             .create(&tmp)
@@ -670,7 +691,11 @@ fn zero_tail(storage: &dyn Storage, path: &Path, from: u64, len: u64) -> Result<
 /// `<stream>-<version>-l<level>.ckpt`) into packs, oldest name first, and syncs them; the
 /// files themselves are removed by the next writer's open of the packs. Packs left by an
 /// interrupted migration are removed first, so a migration that crashed starts over.
-pub(crate) fn migrate_checkpoint_files(dir: &Path, storage: &Arc<dyn Storage>) -> Result<u64> {
+pub(crate) fn migrate_checkpoint_files(
+    dir: &Path,
+    storage: &Arc<dyn Storage>,
+    store_id: u64,
+) -> Result<u64> {
     let names = list(storage.as_ref(), dir)?;
     for name in &names {
         if parse_pack_name(name).is_some() || name == PUBLISHED_END_FILE_NAME {
@@ -685,7 +710,8 @@ pub(crate) fn migrate_checkpoint_files(dir: &Path, storage: &Arc<dyn Storage>) -
         return Ok(0);
     }
     files.sort();
-    let (packs, _, _) = Packs::open_writer(dir.to_path_buf(), storage.clone(), Legacy::Keep)?;
+    let (packs, _, _) =
+        Packs::open_writer(dir.to_path_buf(), storage.clone(), store_id, Legacy::Keep)?;
     let mut copied = 0;
     for name in files {
         let path = dir.join(name);

@@ -208,12 +208,13 @@ impl Store {
     pub(crate) fn open(
         dir: PathBuf,
         storage: Arc<dyn Storage>,
+        store_id: u64,
         policy: LevelPolicy,
         cache: CacheBounds,
         meta: &Meta,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
-        let (packs, contents, notes) = Packs::open_writer(dir, storage, Legacy::Remove)?;
+        let (packs, contents, notes) = Packs::open_writer(dir, storage, store_id, Legacy::Remove)?;
         let recorded = meta.checkpoint_machines()?;
         let by_id: HashMap<StreamId, &StreamAtOpen<'_>> =
             streams.iter().map(|s| (s.id, s)).collect();
@@ -269,11 +270,12 @@ impl Store {
     pub(crate) fn open_read_only(
         dir: PathBuf,
         storage: Arc<dyn Storage>,
+        store_id: Option<u64>,
         policy: LevelPolicy,
         cache: CacheBounds,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
-        let (packs, contents, notes, published) = Packs::open_reader(dir, storage)?;
+        let (packs, contents, notes, published) = Packs::open_reader(dir, storage, store_id)?;
         let store = Store::new(policy, packs, cache, true);
         let mut report = CheckpointOpenReport {
             packs: notes.packs,

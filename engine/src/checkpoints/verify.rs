@@ -39,6 +39,7 @@ pub(crate) fn verify_packs(
         .collect();
     seqs.sort_unstable();
     let published = read_published(&ckpt_dir, findings);
+    let store_id = crate::store_id::read(&FsStorage, dir);
     for seq in seqs {
         let path = ckpt_dir.join(pack::pack_file_name(seq));
         let mut finding = |offset: Option<u64>, reason: String| {
@@ -57,11 +58,23 @@ pub(crate) fn verify_packs(
         };
         counted.packs += 1;
         match PackHeader::decode(&path, &bytes) {
-            Ok(header) if header.seq == seq => {}
-            Ok(header) => {
+            Ok(header) if header.seq != seq => {
                 finding(Some(0), format!("its header says pack {}", header.seq));
                 continue;
             }
+            Ok(header) if store_id.is_some_and(|id| id != header.store_id) => {
+                finding(
+                    Some(0),
+                    format!(
+                        "written by another store (store id {:#018x}; this store's is \
+                         {:#018x}): an open reads none of its checkpoints",
+                        header.store_id,
+                        store_id.unwrap_or(0)
+                    ),
+                );
+                continue;
+            }
+            Ok(_) => {}
             Err(e) => {
                 finding(Some(0), e.to_string());
                 continue;

@@ -863,3 +863,52 @@ fn verify_checks_every_checkpoint_in_the_packs_and_names_the_damage() {
         report.findings
     );
 }
+
+#[test]
+fn a_pack_copied_from_another_store_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = tempfile::tempdir().expect("tempdir");
+    // Same stream name, same stream id, same number of events, same lengths: different values.
+    let streams = make_store(dir.path(), &[("s", 40)], "ours");
+    make_store(other.path(), &[("s", 40)], "them");
+    let ours = checkpoint_path(dir.path(), "s", 16).pack;
+    let theirs = checkpoint_path(other.path(), "s", 16).pack;
+    assert_eq!(ours.file_name(), theirs.file_name());
+    std::fs::copy(&theirs, &ours).expect("copy");
+    // Checkpoints are derived data; one from another store describes other events, and a view
+    // built on it would be wrong without any error. It must be detected and rebuilt, never used.
+    let report = helios::verify(dir.path()).expect("verify");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.path == ours && f.reason.contains("another store")),
+        "{:?}",
+        report.findings
+    );
+    let engine = reopen(dir.path()).expect("derived damage never stops an open");
+    let checkpoints = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(
+        (checkpoints.found, checkpoints.damage.len()),
+        (0, 1),
+        "{checkpoints:?}"
+    );
+    assert!(
+        checkpoints.damage[0].contains("another store"),
+        "{checkpoints:?}"
+    );
+    assert_exact(&engine, &streams);
+    engine.checkpoints().sync().expect("rebuild");
+    assert_eq!(engine.checkpoints().stats().count, 40 / FANOUT);
+    drop(engine);
+    let engine = reopen(dir.path()).expect("reopen");
+    assert_exact(&engine, &streams);
+    // A reader reads around it too.
+    let reader = helios::ReadOnly::open(dir.path(), options()).expect("a reader");
+    for (v, upto) in (0..=40u64).zip(0..) {
+        assert_eq!(
+            reader.state_at("s", Version(v)).expect("state"),
+            fold(&streams["s"][..upto])
+        );
+    }
+}
