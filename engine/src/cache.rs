@@ -81,11 +81,16 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
             self.weight -= old.weight;
             evicted.push(old.value);
         }
-        while !self.entries.is_empty()
-            && (self.entries.len() >= self.capacity
-                || self.weight.saturating_add(weight) > self.weight_max)
-        {
+        if self.entries.len() >= self.capacity {
             evicted.extend(self.evict((self.capacity / EVICT_DIVISOR).max(1)));
+        }
+        if self.weight.saturating_add(weight) > self.weight_max {
+            // Down to `1/EVICT_DIVISOR` of the bound below what the new entry needs, oldest
+            // first: as few entries as that takes, not a fixed count (one heavy entry must not
+            // push out thousands of light ones).
+            let slack = self.weight_max / EVICT_DIVISOR as u64;
+            let target = self.weight_max.saturating_sub(weight).saturating_sub(slack);
+            evicted.extend(self.evict_down_to(target));
         }
         self.weight += weight;
         self.entries.insert(
@@ -110,6 +115,28 @@ impl<K: Hash + Eq + Copy, V: Clone> StampCache<K, V> {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Evicts the entries with the oldest stamps until the total weight is at most `target`,
+    /// and returns their values.
+    fn evict_down_to(&mut self, target: u64) -> Vec<V> {
+        let mut by_age: Vec<(u64, K, u64)> = self
+            .entries
+            .iter()
+            .map(|(key, slot)| (slot.stamp, *key, slot.weight))
+            .collect();
+        by_age.sort_unstable_by_key(|&(stamp, _, _)| stamp);
+        let mut evicted = Vec::new();
+        for (_, key, weight) in by_age {
+            if self.weight <= target {
+                break;
+            }
+            if let Some(slot) = self.entries.remove(&key) {
+                self.weight -= weight;
+                evicted.push(slot.value);
+            }
+        }
+        evicted
     }
 
     /// Evicts the `count` entries with the oldest stamps and returns their values.
@@ -201,10 +228,17 @@ mod tests {
             assert!(cache.put(key, key, 10).is_empty());
         }
         assert_eq!(cache.weight(), 100);
-        // One more of 10: the oldest go (in a batch of 1000 / 16 = 62, here all).
+        // One more of 10: the oldest go, down to 100 - 10 - 100 / 16 = 84 before it: two.
         let evicted = cache.put(10, 10, 10);
-        assert!(!evicted.is_empty());
-        assert!(cache.weight() <= 100 && cache.get(&10) == Some(10));
+        assert_eq!(sorted(evicted), vec![0, 1]);
+        assert_eq!(cache.weight(), 90);
+        assert_eq!(cache.get(&10), Some(10));
+        // A heavy entry pushes out only as many light ones as it needs.
+        let mut cache: StampCache<u64, u64> = StampCache::new(1000, 1000);
+        for key in 0..1000 {
+            assert!(cache.put(key, key, 1).is_empty());
+        }
+        assert_eq!(cache.put(5000, 5000, 100).len(), 100 + 1000 / 16);
         // Many light entries fit where a few heavy ones did.
         let mut cache: StampCache<u64, u64> = StampCache::new(1000, 100);
         for key in 0..100 {
