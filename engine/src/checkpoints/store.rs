@@ -102,7 +102,7 @@ pub struct CheckpointOpenReport {
 /// dead: small stores do not rewrite their one pack for a few dead checkpoints.
 pub const COMPACT_MIN_DEAD_BYTES: u64 = 64 << 10;
 
-/// What [`Store::compact`] did.
+/// What a compaction did ([`crate::Checkpoints::compact`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
     /// Packs removed.
