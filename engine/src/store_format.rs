@@ -175,12 +175,33 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path) -> Result<Found> {
 /// # Errors
 /// I/O errors naming the file.
 pub(crate) fn write(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    let tmp = dir.join(FORMAT_TMP);
-    let path = dir.join(FORMAT_FILE);
+    write_whole(
+        storage,
+        dir,
+        FORMAT_TMP,
+        FORMAT_FILE,
+        &encode(STORE_FORMAT_VERSION),
+    )
+}
+
+/// Writes `bytes` as the file `name` in `dir`, whole or not at all: to `tmp`, synced, renamed
+/// into place, the directory synced (the store's small root files, never rewritten in place).
+///
+/// # Errors
+/// I/O errors naming the file.
+pub(crate) fn write_whole(
+    storage: &dyn Storage,
+    dir: &Path,
+    tmp: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(tmp);
+    let path = dir.join(name);
     let file = storage
         .create(&tmp)
         .map_err(|e| LogError::io("create", &tmp, e))?;
-    file.write_all_at(&encode(STORE_FORMAT_VERSION), 0)
+    file.write_all_at(bytes, 0)
         .map_err(|e| LogError::io("write", &tmp, e))?;
     file.sync_data()
         .map_err(|e| LogError::io("fdatasync", &tmp, e))?;

@@ -21,7 +21,7 @@
 use std::hash::BuildHasher as _;
 use std::path::Path;
 
-use helios_log::{LogError, Storage};
+use helios_log::Storage;
 
 use crate::error::Result;
 
@@ -78,22 +78,7 @@ pub(crate) fn read_or_create(storage: &dyn Storage, dir: &Path) -> Result<u64> {
     let id = foldhash::fast::RandomState::default()
         .hash_one((nanos, std::process::id(), dir))
         .max(1);
-    let tmp = dir.join(STORE_ID_TMP);
-    let path = dir.join(STORE_ID_FILE);
-    let file = storage
-        .create(&tmp)
-        .map_err(|e| LogError::io("create", &tmp, e))?;
-    file.write_all_at(&encode(id), 0)
-        .map_err(|e| LogError::io("write", &tmp, e))?;
-    file.sync_data()
-        .map_err(|e| LogError::io("fdatasync", &tmp, e))?;
-    drop(file);
-    storage
-        .rename(&tmp, &path)
-        .map_err(|e| LogError::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| LogError::io("fsync directory", dir, e))?;
+    crate::store_format::write_whole(storage, dir, STORE_ID_TMP, STORE_ID_FILE, &encode(id))?;
     Ok(id)
 }
 
