@@ -114,6 +114,33 @@ impl Engine {
             },
         )?;
         self.inner.branches.discard_stream(id);
+        // Its checkpoints past what live forks share are dead from now on (and so may be its
+        // deleted sources' that only it still read): dropped, for compaction to reclaim.
+        let unreachable: Vec<(StreamId, Version)> = {
+            let cat = lock(&self.inner.catalog);
+            let reachable = cat.reachable();
+            let mut chain = Vec::new();
+            let mut next = Some(id);
+            while let Some(current) = next {
+                let at = usize::try_from(current.0 - 1).ok();
+                if let Some(&version) = at.and_then(|i| reachable.get(i)) {
+                    chain.push((current, version));
+                }
+                next = cat
+                    .get(current)
+                    .and_then(|st| st.fork)
+                    .map(|f| f.source)
+                    .filter(|source| source.0 < current.0);
+            }
+            chain
+        };
+        let mut dropped = 0;
+        for (stream, reachable) in unreachable {
+            dropped += self.inner.store.drop_above(stream, reachable.0);
+        }
+        if dropped > 0 {
+            self.inner.wake_builder();
+        }
         Ok(())
     }
 

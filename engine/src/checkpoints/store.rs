@@ -496,6 +496,19 @@ impl Store {
         Ok(place.len)
     }
 
+    /// Forgets the checkpoints of `stream` past `version` (a deleted stream's, past what its
+    /// live forks read): their bytes are dead, for compaction to reclaim. Returns how many.
+    pub(crate) fn drop_above(&self, stream: StreamId, version: u64) -> u64 {
+        let dropped = match self.write_catalog().get_mut(&stream) {
+            Some(versions) => versions.split_off(&(version + 1)).len() as u64,
+            None => 0,
+        };
+        if dropped > 0 {
+            self.dead_news.store(true, Ordering::Relaxed);
+        }
+        dropped
+    }
+
     /// Publishes what was written, for readers in other processes.
     pub(crate) fn publish(&self) -> Result<()> {
         self.packs.publish()

@@ -914,3 +914,55 @@ fn a_key_deleted_under_a_full_state_stays_deleted_while_finer_layers_are_missing
         assert_view_matches(&engine, "s", v, at(&states, v), &keys);
     }
 }
+
+#[test]
+fn deleting_streams_frees_their_checkpoints_for_compaction_without_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 2);
+    for s in 0..30 {
+        append_sets(&engine, &format!("s{s}"), 200, 20);
+    }
+    engine
+        .fork_stream("s0", Version(100), "fork")
+        .expect("fork");
+    let fork_more = append_sets(&engine, "fork", 15, 20);
+    let before = engine.checkpoints().sync().expect("sync");
+    for s in 0..29 {
+        engine.delete_stream(&format!("s{s}")).expect("delete");
+    }
+    // s0's first ten checkpoints still serve its fork; the rest of the deleted streams' are
+    // dead at once.
+    let after_delete = engine.checkpoints().stats();
+    assert_eq!(
+        after_delete.count,
+        before.count - 29 * 20 + 10,
+        "{after_delete:?}"
+    );
+    let compacted = engine.checkpoints().compact().expect("compact");
+    assert_eq!(compacted.packs, 1, "{compacted:?}");
+    let after = engine.checkpoints().stats();
+    assert!(
+        after.pack_bytes * 5 < before.pack_bytes,
+        "{} bytes of packs after, {} before",
+        after.pack_bytes,
+        before.pack_bytes
+    );
+    let source: Vec<Vec<u8>> = (0..100)
+        .map(|i| set(&format!("key-{}", i % 20), &format!("value-{i}")))
+        .collect();
+    let fork_events: Vec<Vec<u8>> = source.into_iter().chain(fork_more).collect();
+    let states = model_states(&fork_events);
+    let keys: Vec<Vec<u8>> = (0..20).map(|k| format!("key-{k}").into_bytes()).collect();
+    for v in 0..=fork_events.len() as u64 {
+        let replayed = assert_view_matches(&engine, "fork", v, at(&states, v), &keys);
+        assert!(replayed <= 9, "fork at {v} replayed {replayed}");
+    }
+    drop(engine);
+    let engine = open(dir.path(), 10, 2);
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(
+        (report.found, report.dropped),
+        (after.count, 0),
+        "{report:?}"
+    );
+}
