@@ -2,7 +2,8 @@
 //! its `--json` output, offline verification of a damaged store, and two SIGKILL loops: one
 //! proving that every version `helios append --durability critical` printed survives the
 //! crash, one that `helios workload` (critical, normal and promoted writes, syncs) loses
-//! nothing it acknowledged as durable and never shows a speculative event.
+//! nothing it acknowledged as durable and never shows a speculative event; and a `ReadOnly`
+//! reader in the test process beside `helios workload` across its SIGKILLs and restarts.
 //!
 //! One binary on purpose, a module per area: each integration test file is its own binary, and
 //! linking dominates build time on two cores. `support` has the helpers they share: the
@@ -21,6 +22,7 @@ mod hostile_args;
 mod hostile_input;
 mod import;
 mod read_only;
+mod reader_kill;
 mod support;
 mod tune;
 mod verify_stats;
