@@ -28,13 +28,12 @@ use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
 
 use crate::error::{CheckpointError, Result};
-use crate::format::{
-    self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, PAD_LEN_MAX, header,
-};
+use crate::format::{self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, header};
 use crate::map;
 use crate::points::PointIndex;
 use crate::run::{Lookup, RunEntry, SortedRun};
 use crate::search::{LINE_LEN, SearchTree};
+use crate::structure::Index;
 
 /// The name errors use for a checkpoint decoded from memory.
 const MEMORY_PATH: &str = "<memory>";
@@ -68,26 +67,26 @@ impl Backing {
 /// the first 8 bytes of its key (after the file's common prefix), so that a lookup searches
 /// integers laid out for the cache (`crate::search`) and then decodes at most this many
 /// entries of the map. Costs 16 bytes of memory per restart (2 bytes per entry).
-const RESTART_INTERVAL: u32 = 8;
+pub(crate) const RESTART_INTERVAL: u32 = 8;
 
 /// The byte range of one block in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BlockSpan {
-    start: usize,
-    end: usize,
+pub(crate) struct BlockSpan {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// The most bytes of the prefix shared by all keys that a checkpoint keeps and strips before
 /// computing search keys (kept inline, so a lookup does not chase a pointer for it). A longer
 /// shared prefix is cut: search keys then tie more often, which costs whole-key comparisons.
-const PREFIX_MAX: usize = 16;
+pub(crate) const PREFIX_MAX: usize = 16;
 
 /// A restart point: the file offset of its entry and the end of its block, where a scan from
 /// it must stop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Restart {
-    offset: u32,
-    end: u32,
+pub(crate) struct Restart {
+    pub(crate) offset: u32,
+    pub(crate) end: u32,
 }
 
 /// The restarts of one leaf line of the search tree, in one cache line: a lookup starts
@@ -101,7 +100,7 @@ struct RestartLine([Restart; LINE_LEN]);
 /// (`a < b` implies `search_key(a) <= search_key(b)`), so comparing search keys decides the
 /// order of two keys unless they are equal; only then are the whole keys compared.
 #[inline]
-fn search_key(tail: &[u8]) -> u64 {
+pub(crate) fn search_key(tail: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let n = tail.len().min(8);
     bytes[..n].copy_from_slice(&tail[..n]);
@@ -552,180 +551,6 @@ impl Checkpoint {
         map.advise(Advice::Random)?;
         self.backing = Backing::Map(map);
         Ok(())
-    }
-}
-
-/// The in-memory index validation builds: block ranges and restart points.
-struct Index {
-    blocks: Vec<BlockSpan>,
-    prefix: [u8; PREFIX_MAX],
-    prefix_len: usize,
-    restart_keys: Vec<u64>,
-    restarts: Vec<Restart>,
-    points: PointIndex,
-}
-
-impl Index {
-    /// Checks the block structure of a validated archive and copies out what lookups need.
-    /// `file` is the whole file and `body` the archive's root inside it.
-    fn build(path: &Path, file: &[u8], body: &ArchivedBody, entry_count: u64) -> Result<Index> {
-        let corrupt = |offset: usize, reason: String| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            offset: offset as u64,
-            reason,
-        };
-        let data = body.data.as_slice();
-        // rkyv validation checked that `data` lies inside the archive; find where.
-        let data_start = data
-            .as_ptr()
-            .addr()
-            .checked_sub(file.as_ptr().addr())
-            .filter(|&start| start >= header::LEN && start + data.len() <= file.len())
-            .ok_or_else(|| corrupt(header::LEN, "block data lies outside the archive".into()))?;
-        if body.blocks.len() != body.fences.len() {
-            return Err(corrupt(
-                header::LEN,
-                format!(
-                    "{} blocks but {} fences",
-                    body.blocks.len(),
-                    body.fences.len()
-                ),
-            ));
-        }
-        let check_gap = |from: usize, to: usize| -> Result<()> {
-            if to - from > PAD_LEN_MAX {
-                return Err(corrupt(
-                    data_start + from,
-                    format!(
-                        "gap of {} bytes between blocks exceeds {PAD_LEN_MAX}",
-                        to - from
-                    ),
-                ));
-            }
-            if let Some(i) = data[from..to].iter().position(|&b| b != 0) {
-                return Err(corrupt(
-                    data_start + from + i,
-                    "non-zero padding between blocks".into(),
-                ));
-            }
-            Ok(())
-        };
-        let mut index = Index {
-            blocks: Vec::with_capacity(body.blocks.len()),
-            prefix: [0; PREFIX_MAX],
-            prefix_len: 0,
-            restart_keys: Vec::new(),
-            restarts: Vec::new(),
-            points: PointIndex::with_capacity(0),
-        };
-        // Every key and its entry's file offset, for the point index (sized once the entries
-        // are counted: the header's count is not trusted with an allocation before then).
-        let mut keys: Vec<(&[u8], u32)> = Vec::new();
-        // The keys of the restarts; their search keys need the common prefix, known at the end.
-        let mut restart_keys_full: Vec<&[u8]> = Vec::new();
-        let mut previous_end = 0usize;
-        let mut previous_key: Option<&[u8]> = None;
-        let mut total: u64 = 0;
-        for (i, (block, fence)) in body.blocks.iter().zip(body.fences.iter()).enumerate() {
-            let offset = usize::try_from(block.offset.to_native()).unwrap_or(usize::MAX);
-            let len = block.len.to_native() as usize;
-            let count = block.entry_count.to_native();
-            let end = offset.checked_add(len).filter(|&end| end <= data.len());
-            let (Some(end), true) = (end, offset >= previous_end) else {
-                return Err(corrupt(
-                    data_start + previous_end,
-                    format!(
-                        "block {i} at data offset {offset} (+{len} bytes) overlaps the block \
-                         before or runs past the data ({} bytes)",
-                        data.len()
-                    ),
-                ));
-            };
-            if count == 0 || len == 0 {
-                return Err(corrupt(data_start + offset, format!("block {i} is empty")));
-            }
-            check_gap(previous_end, offset)?;
-            let block_bytes = &data[..end];
-            let mut at = offset;
-            for n in 0..count {
-                if at >= end {
-                    return Err(corrupt(
-                        data_start + at,
-                        format!("block {i} ends after {n} of its {count} entries"),
-                    ));
-                }
-                let (key, _, next) = format::get_entry(block_bytes, at)
-                    .map_err(|(bad, reason)| corrupt(data_start + bad, reason.into()))?;
-                if let Some(previous) = previous_key
-                    && previous >= key
-                {
-                    return Err(corrupt(
-                        data_start + at,
-                        "keys are not in strictly increasing order".into(),
-                    ));
-                }
-                if n == 0 && key != fence.as_slice() {
-                    return Err(corrupt(
-                        data_start + at,
-                        format!("block {i}'s first key differs from its fence"),
-                    ));
-                }
-                // Cannot truncate: the file is at most header::LEN + ARCHIVE_LEN_MAX bytes.
-                let entry_offset = u32::try_from(data_start + at).unwrap_or(u32::MAX);
-                if n % RESTART_INTERVAL == 0 {
-                    index.restarts.push(Restart {
-                        offset: entry_offset,
-                        end: u32::try_from(data_start + end).unwrap_or(u32::MAX),
-                    });
-                    restart_keys_full.push(key);
-                }
-                previous_key = Some(key);
-                keys.push((key, entry_offset));
-                at = next;
-            }
-            if at != end {
-                return Err(corrupt(
-                    data_start + at,
-                    format!("block {i} has bytes after its {count} entries"),
-                ));
-            }
-            total += u64::from(count);
-            index.blocks.push(BlockSpan {
-                start: data_start + offset,
-                end: data_start + end,
-            });
-            previous_end = end;
-        }
-        check_gap(previous_end, data.len())?;
-        // Keys strictly increase (checked above), so the prefix shared by the first and the
-        // last key is shared by every key.
-        if let (Some(first), Some(last)) = (restart_keys_full.first(), previous_key) {
-            let shared = first
-                .iter()
-                .zip(last)
-                .take(PREFIX_MAX)
-                .take_while(|(a, b)| a == b)
-                .count();
-            index.prefix[..shared].copy_from_slice(&first[..shared]);
-            index.prefix_len = shared;
-        }
-        let shared = index.prefix_len;
-        index.restart_keys = restart_keys_full
-            .iter()
-            .map(|key| search_key(&key[shared..]))
-            .collect();
-        index.points = PointIndex::with_capacity(keys.len());
-        for &(key, offset) in &keys {
-            index.points.insert(key, offset);
-        }
-        if total != entry_count {
-            return Err(CheckpointError::InvalidHeader {
-                path: path.to_path_buf(),
-                offset: header::ENTRY_COUNT as u64,
-                reason: format!("header says {entry_count} entries, the blocks hold {total}"),
-            });
-        }
-        Ok(index)
     }
 }
 

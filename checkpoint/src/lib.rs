@@ -23,6 +23,7 @@ mod points;
 mod policy;
 mod run;
 mod search;
+mod structure;
 #[cfg(test)]
 mod tests;
 mod write;
