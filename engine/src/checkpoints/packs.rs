@@ -27,7 +27,7 @@ use helios_log::storage::{ReadOnlyBytes, Storage, StorageFile};
 use crate::engine::lock;
 use crate::error::{Error, Result};
 
-pub(crate) fn io_error<'a>(
+fn io_error<'a>(
     op: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -151,7 +151,8 @@ fn read_published(storage: &dyn Storage, dir: &Path) -> Result<Option<PackEnd>> 
 }
 
 impl Packs {
-    fn path(&self, seq: u64) -> PathBuf {
+    /// The file of pack `seq`.
+    pub(crate) fn path(&self, seq: u64) -> PathBuf {
         self.dir.join(pack_file_name(seq))
     }
 
@@ -160,11 +161,6 @@ impl Packs {
         let mut name = self.path(seq).into_os_string();
         name.push(format!("@{offset}"));
         PathBuf::from(name)
-    }
-
-    /// The file of pack `seq`.
-    pub(crate) fn pack_path(&self, seq: u64) -> PathBuf {
-        self.path(seq)
     }
 
     /// Maps pack `seq` and reads its header.

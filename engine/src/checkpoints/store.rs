@@ -658,7 +658,7 @@ impl Store {
                         level: r.level,
                         base: Version(r.base),
                         len_bytes: r.len,
-                        pack: self.packs.pack_path(r.pack),
+                        pack: self.packs.path(r.pack),
                         offset: r.offset,
                     })
                     .collect()
