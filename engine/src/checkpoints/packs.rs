@@ -27,10 +27,7 @@ use helios_log::storage::{ReadOnlyBytes, Storage, StorageFile};
 use crate::engine::lock;
 use crate::error::{Error, Result};
 
-fn io_error<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> Error + 'a {
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| {
         Error::Checkpoint(CheckpointError::Io {
             op,
