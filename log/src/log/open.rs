@@ -30,6 +30,8 @@ use crate::scan::{self, Stop};
 use crate::storage::Storage;
 use crate::types::{Location, Lsn, Position, SegmentId};
 
+/// Bytes past the end of the records that an open after a clean shutdown checks are zeros.
+const CLEAN_END_WINDOW: usize = 64 << 10;
 /// Whether an open may change the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
@@ -312,12 +314,25 @@ impl Log {
                 )),
                 // A clean end must be followed by zeros only, or a later append would land in
                 // front of stale bytes. After a clean shutdown (the scan started at the
-                // recovery point and found nothing) the end is trusted without reading the
-                // rest of the segment.
+                // recovery point and found nothing) only the bytes just past the end are read,
+                // not the rest of the segment: enough to find a tail that was written and then
+                // damaged (its first frame no longer decodes), which an append would otherwise
+                // land in front of.
                 Stop::End
-                    if index == last_index
-                        && !(begin.is_some() && index == first_index && outcome.records == 0)
-                        && scan::nonzero_end(slice, outcome.stop_offset) > outcome.stop_offset =>
+                    if index == last_index && {
+                        let clean_shutdown =
+                            begin.is_some() && index == first_index && outcome.records == 0;
+                        let window = if clean_shutdown {
+                            let end = usize::try_from(outcome.stop_offset)
+                                .unwrap_or(usize::MAX)
+                                .saturating_add(CLEAN_END_WINDOW)
+                                .min(slice.len());
+                            &slice[..end]
+                        } else {
+                            slice
+                        };
+                        scan::nonzero_end(window, outcome.stop_offset) > outcome.stop_offset
+                    } =>
                 {
                     Some((
                         outcome.stop_offset,
