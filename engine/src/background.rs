@@ -3,11 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use helios_log::{Location, StreamId, Version};
+use helios_log::{StreamId, Version};
 
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
-use crate::meta::{RUN_LEN_MAX, StreamRecord};
+use crate::meta::StreamRecord;
 
 /// How often the preallocator checks whether the active segment needs a spare.
 const PREALLOCATOR_POLL_MS: u64 = 5;
@@ -97,8 +97,9 @@ impl Inner {
         }
     }
 
-    /// Syncs the log (if asked) and moves every durable index entry from memory into fjall, with the
-    /// recovery point, in one atomic batch.
+    /// Syncs the log (if asked) and records in fjall, in one atomic batch, every stream whose
+    /// durable head, creation or deletion changed, with the recovery point. Then indexes the
+    /// sealed segments the recovery point covers (see [`Inner::index_sealed_segments`]).
     ///
     /// The background flusher passes `sync_log = false` when only critical appends happened
     /// since its last round: their own group commit syncs them, and a flusher joining the group
@@ -111,8 +112,8 @@ impl Inner {
             self.log.synced_lsn()
         };
         // Under the catalog lock only copy what is durable; the fjall batch is built after, so
-        // appends wait for a memcpy, not for fjall.
-        let mut moved: Vec<(StreamRecord, Vec<Location>)> = Vec::new();
+        // appends wait for a copy of a few fields, not for fjall.
+        let mut moved: Vec<StreamRecord> = Vec::new();
         let recovery_point = {
             let mut cat = lock(&self.catalog);
             let mut recovery_point = None;
@@ -125,24 +126,27 @@ impl Inner {
             let dirty = std::mem::take(&mut cat.dirty);
             for id in dirty {
                 let Some(st) = cat.get_mut(id) else { continue };
-                let durable = st.recent.iter().take_while(|l| l.lsn <= synced).count();
+                let durable = st.recent.partition_point(|l| l.lsn <= synced);
+                let durable_head = Version(st.indexed_head.0 + durable as u64);
                 // A deletion is recorded once its record is durable, like everything else.
                 let durable_deletion = st.deleted.filter(|lsn| *lsn <= synced);
                 let deletion_due = durable_deletion.is_some() && !st.deletion_persisted;
-                if durable > 0 || (!st.persisted && st.created <= synced) || deletion_due {
-                    let record = StreamRecord {
+                if durable_head > st.persisted_head
+                    || (!st.persisted && st.created <= synced)
+                    || deletion_due
+                {
+                    moved.push(StreamRecord {
                         id,
                         name: st.name.to_string(),
-                        head: st.indexed_head,
+                        head: durable_head.max(st.persisted_head),
                         created: st.created,
                         fork: st.fork,
                         deleted: durable_deletion,
-                    };
-                    moved.push((record, st.recent.iter().take(durable).copied().collect()));
+                    });
                 }
                 st.dirty = false;
                 let deletion_pending = st.deleted.is_some() && durable_deletion.is_none();
-                if st.recent.len() > durable
+                if st.head > durable_head
                     || !(st.persisted || st.created <= synced)
                     || deletion_pending
                 {
@@ -151,14 +155,8 @@ impl Inner {
             }
             recovery_point
         };
-        let mut batch = self.meta("indexing")?.batch();
-        for (record, locations) in &mut moved {
-            let mut first = Version(record.head.0 + 1);
-            for run in locations.chunks(RUN_LEN_MAX) {
-                batch.put_run(record.id, first, run);
-                first = Version(first.0 + run.len() as u64);
-            }
-            record.head = Version(first.0 - 1);
+        let mut batch = self.meta("recording heads")?.batch();
+        for record in &moved {
             batch.put_stream(record);
         }
         batch.set_recovery_point(&recovery_point);
@@ -173,11 +171,11 @@ impl Inner {
             }
         }
         if let Err(e) = batch.commit() {
-            // Nothing was indexed: put back what this round took, so that a later round (or
-            // the next open) indexes it before any recovery point claims it.
+            // Nothing was recorded: put back what this round took, so that a later round (or
+            // the next open) records it before any recovery point claims it.
             let mut cat = lock(&self.catalog);
             cat.batch_ends.push_front(recovery_point);
-            for (record, _) in &moved {
+            for record in &moved {
                 cat.mark_dirty(record.id);
             }
             return Err(e);
@@ -188,19 +186,42 @@ impl Inner {
         }
         let mut cat = lock(&self.catalog);
         let mut advanced = Vec::with_capacity(moved.len());
-        for (record, locations) in moved {
+        for record in moved {
             if let Some(st) = cat.get_mut(record.id) {
-                st.recent.drain(..locations.len());
-                st.indexed_head = record.head;
-                st.persisted = true;
-                st.deletion_persisted |= record.deleted.is_some();
-                if !locations.is_empty() {
+                if record.head > st.persisted_head {
                     advanced.push(record.id);
                 }
+                st.persisted_head = record.head;
+                st.persisted = true;
+                st.deletion_persisted |= record.deleted.is_some();
             }
         }
         drop(cat);
         self.queue_for_checkpoints(advanced);
+        self.index_sealed_segments(recovery_point.lsn)
+    }
+
+    /// Has the log index every sealed segment whose records are all at or below `through`
+    /// (recorded in fjall: an open then starts reading the log after them), and drops their
+    /// locations from memory. Costs nothing when no segment was sealed since the last call;
+    /// after a roll, one read of the sealed segment and one index file written.
+    pub(crate) fn index_sealed_segments(&self, through: helios_log::Lsn) -> Result<()> {
+        let before = self.log.indexed_through();
+        let indexed = self.log.index_sealed(through, true)?;
+        if let Some(first) = indexed.damaged.first() {
+            self.record_background_error(&Error::Log(helios_log::LogError::corrupt(
+                self.log
+                    .dir()
+                    .join(helios_log::segment_index::index_name(first.segment)),
+                0,
+                format!("{first}; rebuilt from its segment"),
+            )));
+        }
+        if let Some(through) = indexed.through
+            && before != Some(through)
+        {
+            lock(&self.catalog).drain_indexed(through.segment);
+        }
         Ok(())
     }
 

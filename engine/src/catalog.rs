@@ -1,5 +1,6 @@
 //! The in-memory stream catalog: every stream's name, head and the locations of its versions
-//! not yet in the index, as the log's records made them (creations, forks, deletions, events).
+//! that no segment index holds yet, as the log's records made them (creations, forks,
+//! deletions, events).
 //!
 //! Invariants:
 //! - Stream ids are dense, assigned in LSN order; stream `id` is at index `id - 1`, deleted or
@@ -7,6 +8,8 @@
 //! - `by_name` maps the name of every live stream, and of no deleted one, to its id.
 //! - A fork shares versions `1..=at` with its source: its `head` and `indexed_head` start at
 //!   `at`, and only versions past `at` are its own records (see [`Catalog::owner`]).
+//! - `recent` holds the locations of versions `indexed_head + 1..=head`, in order: the log's
+//!   segment indexes hold those up to `indexed_head`.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -24,7 +27,10 @@ pub(crate) struct StreamState {
     pub(crate) name: Arc<str>,
     pub(crate) created: Lsn,
     pub(crate) head: Version,
+    /// The last version the log's segment indexes locate (see the module invariants).
     pub(crate) indexed_head: Version,
+    /// The head fjall records: every version up to it is durable.
+    pub(crate) persisted_head: Version,
     /// The branch node the head is, when a promotion made it (`None` after a plain append).
     pub(crate) lineage: Option<crate::branches::Lineage>,
     pub(crate) recent: VecDeque<Location>,
@@ -170,6 +176,58 @@ impl Catalog {
         StreamId(self.streams.len() as u64 + 1)
     }
 
+    /// Drops from every stream's `recent` the locations in segments up to `through`, which the
+    /// log's segment indexes now hold. Returns how many it dropped.
+    pub(crate) fn drain_indexed(&mut self, through: helios_log::SegmentId) -> u64 {
+        let mut drained = 0;
+        for st in &mut self.streams {
+            while st.recent.front().is_some_and(|l| l.segment <= through) {
+                st.recent.pop_front();
+                st.indexed_head = Version(st.indexed_head.0 + 1);
+                drained += 1;
+            }
+        }
+        drained
+    }
+
+    /// Puts in front of each stream's `recent` the locations of its events from `from` up to
+    /// `through`, read from `log`: what an open, which read the log only after fjall's
+    /// recovery point (`through`), needs of the segments before it that no index holds.
+    pub(crate) fn locate_unindexed(
+        &mut self,
+        log: &helios_log::Log,
+        from: Lsn,
+        through: Lsn,
+    ) -> Result<()> {
+        if from > through {
+            return Ok(());
+        }
+        let mut early: HashMap<StreamId, (Version, Vec<Location>)> = HashMap::new();
+        for record in log.iter_from(from)? {
+            let record = record?;
+            if record.header.lsn > through {
+                break;
+            }
+            if record.header.kind == RecordKind::Event {
+                early
+                    .entry(record.header.stream)
+                    .or_insert_with(|| (record.header.version, Vec::new()))
+                    .1
+                    .push(record.location);
+            }
+        }
+        for (id, (first, locations)) in early {
+            let Some(st) = self.get_mut(id) else {
+                continue;
+            };
+            for location in locations.into_iter().rev() {
+                st.recent.push_front(location);
+            }
+            st.indexed_head = Version(first.0 - 1);
+        }
+        Ok(())
+    }
+
     pub(crate) fn mark_dirty(&mut self, id: StreamId) {
         if let Some(st) = self.get_mut(id)
             && !st.dirty
@@ -197,7 +255,10 @@ impl Catalog {
             name,
             created: new.created,
             head: new.head,
+            // Until an open finds the stream's events in segments without an index (see
+            // `Catalog::locate_unindexed`).
             indexed_head: new.head,
+            persisted_head: new.head,
             lineage: None,
             recent: VecDeque::new(),
             persisted: new.persisted,
@@ -320,7 +381,7 @@ impl Catalog {
                     ));
                 };
                 if header.version <= st.head {
-                    return Ok(()); // Already indexed.
+                    return Ok(()); // Already known from fjall.
                 }
                 if header.version.0 != st.head.0 + 1 {
                     let reason = format!(

@@ -46,7 +46,8 @@ pub enum FileKind {
     Segments,
     /// `log/*.spare`: the zero-filled file waiting to become the next segment.
     Spare,
-    /// Anything under `meta/` (fjall) or `index/`: the metadata, derived from the log.
+    /// Anything under `meta/` (fjall) or `index/`, and the segment indexes (`log/*.idx`): the
+    /// metadata, derived from the log.
     Metadata,
     /// Anything under `checkpoints/` or `packs/`: the checkpoints, derived from the log.
     Checkpoints,
@@ -109,6 +110,7 @@ fn classify(relative: &Path) -> FileKind {
     match parts.as_slice() {
         ["log", name] if name.ends_with(".log") => FileKind::Segments,
         ["log", name] if name.ends_with(".spare") => FileKind::Spare,
+        ["log", name] if name.ends_with(".idx") => FileKind::Metadata,
         ["meta" | "index", _, ..] => FileKind::Metadata,
         ["checkpoints" | "packs", _, ..] => FileKind::Checkpoints,
         [top, _, ..] if top.starts_with("repair-") => FileKind::SetAside,
@@ -246,6 +248,7 @@ mod tests {
         for (path, kind) in [
             ("log/00000000000000000001.log", FileKind::Segments),
             ("log/next-segment.spare", FileKind::Spare),
+            ("log/00000000000000000001.idx", FileKind::Metadata),
             ("log/00000000000000000001.log.tmp", FileKind::Other),
             ("log/nested/00000000000000000001.log", FileKind::Other),
             ("meta/0.jnl", FileKind::Metadata),

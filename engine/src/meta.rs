@@ -7,22 +7,21 @@
 //! | keyspace  | key                                   | value                                          |
 //! |-----------|---------------------------------------|------------------------------------------------|
 //! | `streams` | `b's'` + stream id `u64 BE`           | head `u64`, creation LSN `u64`, fork source id `u64` (0: not a fork), fork version `u64`, deletion LSN `u64` (0: live), name bytes |
-//! | `index`   | stream id `u64 BE` + first version `u64 BE` | a run: count `u32`, then `count` [`Location`]s (lsn, segment, offset `u64`, frame length `u32`) for versions `first..first + count` |
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
 //! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 //!
 //! Checkpoints themselves are not listed here: the packs are their catalog (see
-//! `checkpoints/store.rs`). Stores of format 2 also had a `checkpoints` entry per checkpoint
-//! (key: stream id and version, 16 bytes); the migration to store format 3 removes them.
-
-use std::sync::{Arc, Mutex};
+//! `checkpoints/store.rs`), and neither are the locations of events: the log's segment indexes
+//! hold those of sealed segments, and an open rebuilds the rest by reading the segments after
+//! them. Stores of format 2 also had a `checkpoints` entry per checkpoint (key: stream id and
+//! version, 16 bytes), which the migration to store format 3 removes; stores of format 3 an
+//! `index` keyspace of location runs, which the migration to store format 4 deletes.
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
 
-use crate::cache::StampCache;
 use crate::error::{Error, Result};
 
 /// Format version of the metadata layouts above. Version 2 (store format 2) added the fork and
@@ -51,14 +50,6 @@ pub const LOCATION_LEN: usize = 8 // lsn
     + 8 // offset
     + 4; // frame_len_bytes
 const _: () = assert!(LOCATION_LEN == 28);
-
-/// Most locations in one index run. A flush writes one run per stream (split at this size), so
-/// a stream appended to N times between two flushes costs one fjall entry, not N.
-pub const RUN_LEN_MAX: usize = 256;
-
-/// Encoded length of an index key.
-pub const INDEX_KEY_LEN: usize = 8 // stream id
-    + 8; // version
 
 fn u64_le(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
@@ -107,79 +98,11 @@ pub fn decode_location(keyspace: &'static str, bytes: &[u8]) -> Result<Location>
     })
 }
 
-/// The index key of `(stream, version)`.
-#[must_use]
-pub fn index_key(stream: StreamId, version: Version) -> [u8; INDEX_KEY_LEN] {
-    let mut out = [0u8; INDEX_KEY_LEN];
-    out[..8].copy_from_slice(&stream.0.to_be_bytes());
-    out[8..].copy_from_slice(&version.0.to_be_bytes());
-    out
-}
-
-/// Decodes an index key.
-#[must_use]
-pub fn decode_index_key(key: &[u8]) -> Option<(StreamId, Version)> {
-    if key.len() != INDEX_KEY_LEN {
-        return None;
-    }
-    Some((StreamId(u64_be(key, 0)?), Version(u64_be(key, 8)?)))
-}
-
 fn stream_key(id: StreamId) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = b's';
     key[1..].copy_from_slice(&id.0.to_be_bytes());
     key
-}
-
-/// Encodes a run of locations: count `u32`, then each location.
-#[must_use]
-pub fn encode_run(locations: &[Location]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + locations.len() * LOCATION_LEN);
-    let count = u32::try_from(locations.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&count.to_le_bytes());
-    for location in locations {
-        out.extend_from_slice(&encode_location(location));
-    }
-    out
-}
-
-fn bad_run(key: &[u8], what: &str) -> Error {
-    Error::CorruptMeta {
-        keyspace: "index",
-        reason: format!("index run {key:02x?}: {what}"),
-    }
-}
-
-/// Decodes a run of locations.
-///
-/// # Errors
-/// [`Error::CorruptMeta`] when the value is not a run.
-pub fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Location>> {
-    run_body(key, value)?
-        .chunks_exact(LOCATION_LEN)
-        .map(|chunk| decode_location("index", chunk))
-        .collect()
-}
-
-/// The locations of a run, checked against its count, still encoded.
-fn run_body<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8]> {
-    let count = value
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or_else(|| bad_run(key, "missing count"))? as usize;
-    let body = &value[4..];
-    if count == 0 || count > RUN_LEN_MAX || body.len() != count * LOCATION_LEN {
-        return Err(bad_run(
-            key,
-            &format!(
-                "count {count} does not match {} bytes of locations",
-                body.len()
-            ),
-        ));
-    }
-    Ok(body)
 }
 
 /// A stream's persisted record.
@@ -211,31 +134,9 @@ pub struct Meta {
     /// The database.
     pub db: Database,
     streams: Keyspace,
-    index: Keyspace,
     meta: Keyspace,
     checkpoints: Keyspace,
-    /// Index groups recently read: the locations of versions `g * GROUP_LEN + 1 ..` of a
-    /// stream, keyed by `(stream, g)`: the whole group, or for the group the index is still
-    /// filling, the prefix that was indexed when it was read (replaced by a longer one when a
-    /// read needs more). Locations of indexed versions never change while the engine is open,
-    /// and no batch removes runs (a repair rebuilds the metadata from the log, in a new store).
-    groups: Mutex<GroupCache>,
 }
-
-/// The index cache: `(stream, group)` to the group's locations.
-type GroupCache = StampCache<(StreamId, u64), Arc<[Location]>>;
-
-/// Versions per group of the index cache.
-const GROUP_LEN: u64 = 256;
-
-/// Bytes of locations the index cache holds (each group weighs its locations, 32 bytes each,
-/// and 64 bytes more): 32 MiB, a million versions of long streams, or the groups of about
-/// 20,000 streams of 50 events. Bounding bytes rather than groups keeps a cache sized for long
-/// streams from holding only a thousand short ones.
-const INDEX_CACHE_BYTES: u64 = 32 << 20;
-
-/// Most groups the index cache holds, whatever they weigh (a bound on its hash table).
-const GROUPS_CACHED_MAX: usize = 1 << 20;
 
 impl std::fmt::Debug for Meta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -298,11 +199,9 @@ impl Meta {
         };
         Ok(Meta {
             streams: keyspace("streams")?,
-            index: keyspace("index")?,
             meta: keyspace("meta")?,
             checkpoints: keyspace("checkpoints")?,
             db,
-            groups: Mutex::new(StampCache::new(GROUPS_CACHED_MAX, INDEX_CACHE_BYTES)),
         })
     }
 
@@ -386,137 +285,6 @@ impl Meta {
         }
     }
 
-    /// As [`Meta::index_range`], for versions of which every one up to `indexed` is in the
-    /// index (`to <= indexed`), through the cache of index groups: a view reads a few
-    /// versions at random, and reading them from fjall costs a search of its memtable and
-    /// tables each time.
-    ///
-    /// # Errors
-    /// As [`Meta::index_range`].
-    pub fn index_range_cached(
-        &self,
-        stream: StreamId,
-        from: Version,
-        to: Version,
-        indexed: Version,
-    ) -> Result<Vec<(Version, Location)>> {
-        let mut out =
-            Vec::with_capacity(usize::try_from(to.0.saturating_sub(from.0) + 1).unwrap_or(0));
-        let mut next = from.0.max(1);
-        while next <= to.0 {
-            let group = (next - 1) / GROUP_LEN;
-            let first = group * GROUP_LEN + 1;
-            let last = first + GROUP_LEN - 1;
-            let upto = to.0.min(last);
-            let cached = crate::engine::lock(&self.groups).get(&(stream, group));
-            let locations = match cached {
-                Some(locations) if first + locations.len() as u64 > upto => Some(locations),
-                _ if upto <= indexed.0 => {
-                    // The whole group, or what the index has of the newest one: views near
-                    // the head read it too, and reading fjall for each of them costs a search.
-                    let end = last.min(indexed.0);
-                    let read = self.index_range(stream, Version(first), Version(end))?;
-                    // Every version, or the index is missing entries: then leave it uncached
-                    // and let the caller find the gap.
-                    (read.len() as u64 == end - first + 1).then(|| {
-                        let locations: Arc<[Location]> =
-                            read.into_iter().map(|(_, location)| location).collect();
-                        let weight = 64 + size_of_val(&*locations) as u64;
-                        let evicted = crate::engine::lock(&self.groups).put(
-                            (stream, group),
-                            locations.clone(),
-                            weight,
-                        );
-                        drop(evicted);
-                        locations
-                    })
-                }
-                _ => None,
-            };
-            match locations {
-                Some(locations) => {
-                    for version in next..=upto {
-                        let at = usize::try_from(version - first).unwrap_or(usize::MAX);
-                        out.push((Version(version), locations[at]));
-                    }
-                }
-                None => out.extend(self.index_range(stream, Version(next), Version(upto))?),
-            }
-            next = upto + 1;
-        }
-        Ok(out)
-    }
-
-    /// Index entries of `stream` for versions `from..=to`, in order: the runs that cover them,
-    /// expanded.
-    ///
-    /// # Errors
-    /// fjall errors, undecodable runs.
-    pub fn index_range(
-        &self,
-        stream: StreamId,
-        from: Version,
-        to: Version,
-    ) -> Result<Vec<(Version, Location)>> {
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        // Decodes the wanted part of one run (a run holds up to 256 locations; a view wants a
-        // few), and says whether the run reaches `to`.
-        let take = |key: &[u8], value: &[u8], out: &mut Vec<(Version, Location)>| {
-            let (_, first) = decode_index_key(key).ok_or_else(|| bad_run(key, "key length"))?;
-            let body = run_body(key, value)?;
-            let count = (body.len() / LOCATION_LEN) as u64;
-            let start = from.0.max(first.0);
-            let end = to.0.min(first.0 + count - 1);
-            for version in start..=end {
-                let at = usize::try_from(version - first.0).unwrap_or(usize::MAX) * LOCATION_LEN;
-                let location = decode_location("index", &body[at..at + LOCATION_LEN])?;
-                out.push((Version(version), location));
-            }
-            Ok::<bool, Error>(first.0 + count > to.0)
-        };
-        // The run holding `from` starts at or before it: the last key at or below it.
-        if let Some(guard) = self
-            .index
-            .range(index_key(stream, Version::ZERO)..=index_key(stream, from))
-            .next_back()
-        {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(Error::meta("reading the index"))?;
-            if take(&key, &value, &mut out)? {
-                return Ok(out);
-            }
-        }
-        for guard in self
-            .index
-            .range(index_key(stream, Version(from.0 + 1))..=index_key(stream, to))
-        {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(Error::meta("reading the index"))?;
-            take(&key, &value, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    /// Every index run, in key order, for verification and repair: (stream, first version,
-    /// locations).
-    pub fn index_runs(
-        &self,
-    ) -> impl Iterator<Item = Result<(StreamId, Version, Vec<Location>)>> + '_ {
-        self.index.iter().map(|guard| {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(Error::meta("reading the index"))?;
-            let (stream, first) =
-                decode_index_key(&key).ok_or_else(|| bad_run(&key, "key length"))?;
-            Ok((stream, first, decode_run(&key, &value)?))
-        })
-    }
-
     /// The log segments the metadata knows exist, oldest first.
     ///
     /// # Errors
@@ -576,6 +344,24 @@ impl Meta {
         batch.commit()
     }
 
+    /// Deletes the `index` keyspace of store format 3 (location runs, which the log's segment
+    /// indexes replace), if it is there.
+    ///
+    /// # Errors
+    /// fjall errors.
+    pub fn drop_index_keyspace(&self) -> Result<()> {
+        if !self.db.keyspace_exists("index") {
+            return Ok(());
+        }
+        let index = self
+            .db
+            .keyspace("index", KeyspaceCreateOptions::default)
+            .map_err(Error::meta("opening the old index"))?;
+        self.db
+            .delete_keyspace(index)
+            .map_err(Error::meta("deleting the old index"))
+    }
+
     /// Makes everything written so far durable.
     ///
     /// # Errors
@@ -594,16 +380,6 @@ pub struct MetaBatch<'a> {
 }
 
 impl MetaBatch<'_> {
-    /// Records the run of locations of `stream`'s versions `first..first + locations.len()`.
-    pub fn put_run(&mut self, stream: StreamId, first: Version, locations: &[Location]) {
-        debug_assert!(!locations.is_empty() && locations.len() <= RUN_LEN_MAX);
-        self.batch.insert(
-            &self.meta.index,
-            index_key(stream, first).to_vec(),
-            encode_run(locations),
-        );
-    }
-
     /// Records a stream: its name, head, creation LSN, fork and deletion.
     pub fn put_stream(&mut self, record: &StreamRecord) {
         let mut value = Vec::with_capacity(STREAM_RECORD_FIXED_LEN + record.name.len());
@@ -673,20 +449,5 @@ mod tests {
             Some(location)
         );
         assert!(decode_location("index", &[1, 2, 3]).is_err());
-        let run = [
-            location,
-            Location {
-                lsn: Lsn(10),
-                ..location
-            },
-        ];
-        let key = index_key(StreamId(1), Version(1));
-        assert_eq!(decode_run(&key, &encode_run(&run)).ok(), Some(run.to_vec()));
-        assert!(decode_run(&key, &encode_run(&run)[..30]).is_err());
-        assert!(decode_run(&key, &0u32.to_le_bytes()).is_err());
-        let key = index_key(StreamId(5), Version(6));
-        assert_eq!(decode_index_key(&key), Some((StreamId(5), Version(6))));
-        assert!(index_key(StreamId(1), Version(300)) < index_key(StreamId(2), Version(1)));
-        assert!(index_key(StreamId(1), Version(255)) < index_key(StreamId(1), Version(256)));
     }
 }

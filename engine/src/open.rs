@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
-use helios_log::{Log, LogError, RecordKind, RecoveryReport, StreamId};
+use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId};
 
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::{Catalog, NewStream};
@@ -190,7 +190,7 @@ impl Engine {
             Log::open_read_only
         };
         let (log, log_report) = open_log(
-            storage,
+            storage.clone(),
             &dir.join(LOG_DIR),
             options.log.clone(),
             start,
@@ -210,6 +210,23 @@ impl Engine {
         if let Some(e) = apply_error {
             return Err(e.damage_in(&dir));
         }
+        if let Some(recovery) = start {
+            // The log was read after fjall's recovery point; the events before it that no
+            // segment index holds (the segments after the last indexed one) are read now, for
+            // their locations.
+            let indexed = if migrate_from.is_some() {
+                None
+            } else {
+                helios_log::indexed_prefix(storage.as_ref(), &dir.join(LOG_DIR))?
+            };
+            catalog
+                .locate_unindexed(
+                    &log,
+                    indexed.map_or(Lsn(1), |l| Lsn(l.lsn.0 + 1)),
+                    recovery.lsn,
+                )
+                .map_err(|e| e.damage_in(&dir))?;
+        }
         if let Some(cap) = cap {
             log.cap_read_only(cap)
                 .map_err(|e| Error::from(e).damage_in(&dir))?;
@@ -228,14 +245,27 @@ impl Engine {
         } else {
             crate::store_id::read(plugins.storage.as_ref(), &dir)
         };
-        if let (Some(_), Some(meta), Some(store_id)) = (migrate_from, &meta, store_id) {
-            // Format 3: checkpoints move into packs.
-            crate::checkpoints::migrate_checkpoint_files(
-                &dir.join(CHECKPOINT_DIR),
-                &plugins.storage,
-                store_id,
-            )?;
-            meta.remove_checkpoint_entries()?;
+        if let (Some(from), Some(meta), Some(store_id)) = (migrate_from, &meta, store_id) {
+            if from < 3 {
+                // Format 3: checkpoints move into packs.
+                crate::checkpoints::migrate_checkpoint_files(
+                    &dir.join(CHECKPOINT_DIR),
+                    &plugins.storage,
+                    store_id,
+                )?;
+                meta.remove_checkpoint_entries()?;
+            }
+            // Format 4: the log's segment indexes replace fjall's (the flush below writes
+            // them).
+            meta.drop_index_keyspace()?;
+        }
+        if !writing {
+            // A reader uses the segment indexes the writer wrote (it builds none), and keeps
+            // in memory only the locations they do not hold.
+            let indexed = log.index_sealed(Lsn(u64::MAX), false)?;
+            if let Some(through) = indexed.through {
+                catalog.drain_indexed(through.segment);
+            }
         }
 
         // Every segment the metadata knows of must still be there: a missing one is lost
@@ -361,6 +391,9 @@ impl Engine {
         if let Some(meta) = &inner.meta {
             // Index what recovery found right away, so the next open starts from here.
             inner.flush_round(true)?;
+            // The segment indexes there are, and any the recovery point now covers.
+            let through = meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn);
+            inner.index_sealed_segments(through)?;
             meta.persist()?;
         }
         if migrate_from.is_some() {

@@ -280,15 +280,11 @@ impl Inner {
                 st.recent.iter().skip(skip).take(take).copied().collect(),
             ));
         }
-        let indexed = st.indexed_head;
-        let end = to.min(indexed);
+        let end = to.min(st.indexed_head);
         drop(cat);
         let mut locations = Vec::with_capacity(usize::try_from(end.0 - from.0 + 1).unwrap_or(0));
         let mut expect = from;
-        for (version, location) in self
-            .meta("reading the index")?
-            .index_range_cached(id, from, end, indexed)?
-        {
+        for (version, location) in self.log.locate(id, from, end) {
             if version != expect {
                 break;
             }
@@ -299,7 +295,7 @@ impl Inner {
             return Err(Error::IndexMismatch {
                 stream: id.0,
                 version: expect,
-                reason: "the index has no entry".into(),
+                reason: "no segment index locates it".into(),
             });
         }
         Ok((id, locations))

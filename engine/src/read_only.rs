@@ -132,6 +132,16 @@ impl ReadOnly {
             return Err(e.damage_in(inner.dir.as_path()));
         }
         drop(guard);
+        if to.lsn > from {
+            // Segments the writer sealed and indexed since: their locations leave memory.
+            let before = inner.log.indexed_through();
+            let indexed = inner.log.index_sealed(to.lsn, false)?;
+            if let Some(through) = indexed.through
+                && before != Some(through)
+            {
+                lock(&inner.catalog).drain_indexed(through.segment);
+            }
+        }
         if !heads.is_empty() {
             let catalog = lock(&inner.catalog);
             inner

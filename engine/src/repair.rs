@@ -206,14 +206,11 @@ fn last_segment(prefix: &IntactPrefix) -> Option<helios_log::SegmentId> {
         .or(prefix.whole.last().copied())
 }
 
-/// Per stream: its name, if the metadata has it, and the versions the index has, with their
-/// LSNs, in order.
-type IndexByStream = BTreeMap<StreamId, (Option<String>, Vec<(Version, Lsn)>)>;
-
-/// What the metadata recorded as durable: its recovery point, and its index.
+/// What the metadata recorded as durable: its recovery point, and each stream's name, durable
+/// head and, for a fork, the version it shares up to.
 struct Durable {
     recovery_point: Lsn,
-    index: IndexByStream,
+    streams: BTreeMap<StreamId, (String, Version, Version)>,
 }
 
 /// Reads the metadata, if it can be: a repair works without it, from the log alone.
@@ -223,20 +220,18 @@ fn what_was_durable(meta_dir: &Path) -> Option<Durable> {
     }
     let meta = Meta::open_as_is(meta_dir).ok()?;
     let recovery_point = meta.recovery_point().ok()?.map_or(Lsn::ZERO, |l| l.lsn);
-    let mut index = IndexByStream::new();
-    for record in meta.streams().ok()? {
-        index.entry(record.id).or_default().0 = Some(record.name);
-    }
-    for run in meta.index_runs() {
-        let (stream, first, locations) = run.ok()?;
-        let versions = &mut index.entry(stream).or_default().1;
-        for (i, location) in locations.iter().enumerate() {
-            versions.push((Version(first.0 + i as u64), location.lsn));
-        }
-    }
+    let streams = meta
+        .streams()
+        .ok()?
+        .into_iter()
+        .map(|r| {
+            let shared = r.fork.map_or(Version::ZERO, |f| f.at);
+            (r.id, (r.name, r.head, shared))
+        })
+        .collect();
     Some(Durable {
         recovery_point,
-        index,
+        streams,
     })
 }
 
@@ -250,11 +245,17 @@ fn lost_versions(prefix: &IntactPrefix, durable: Option<&Durable>) -> Vec<LostVe
         entry.1 = entry.1.max(version);
     };
     if let Some(durable) = durable {
-        for (&stream, (_, versions)) in &durable.index {
-            for &(version, lsn) in versions {
-                if lsn > prefix.end {
-                    note(stream, version);
-                }
+        // Versions the metadata recorded as durable past what the prefix keeps of the stream.
+        for (&stream, &(_, head, shared)) in &durable.streams {
+            let kept = prefix
+                .heads
+                .get(&stream)
+                .copied()
+                .unwrap_or(shared)
+                .max(shared);
+            if head > kept {
+                note(stream, Version(kept.0 + 1));
+                note(stream, head);
             }
         }
     }
@@ -269,7 +270,7 @@ fn lost_versions(prefix: &IntactPrefix, durable: Option<&Durable>) -> Vec<LostVe
             .iter()
             .find(|(id, _)| *id == stream)
             .map(|(_, name)| name.clone())
-            .or_else(|| durable.and_then(|d| d.index.get(&stream)?.0.clone()))
+            .or_else(|| durable.and_then(|d| Some(d.streams.get(&stream)?.0.clone())))
             .unwrap_or_else(|| format!("#{}", stream.0))
     };
     lost.into_iter()

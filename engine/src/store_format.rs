@@ -22,6 +22,13 @@
 //! - 3: checkpoints in packs (`checkpoints/<seq>.pack`, see `helios_checkpoint::pack`) instead
 //!   of one file per checkpoint, and no per-checkpoint entries in fjall (the packs are the
 //!   catalog). Log segments and the rest of the metadata are as in version 2.
+//! - 4: an index file beside each sealed log segment (`log/<segment>.idx`, see
+//!   `helios_log::segment_index`) instead of fjall's `index` keyspace, which is deleted.
+//!   Stream records in fjall keep their layout; their head is the stream's durable head.
+//!
+//! Migration from version 3 happens when a writer opens the store: fjall's `index` keyspace
+//! is deleted, the open reads the whole log once (as it would without metadata), and the
+//! segment indexes are written before `FORMAT`.
 //!
 //! Migration from version 2 (and the checkpoint part of a migration from version 1) happens
 //! when a writer opens the store: the checkpoint files are copied into packs, which are synced;
@@ -51,7 +58,7 @@ pub(crate) const FORMAT_FILE: &str = "FORMAT";
 pub(crate) const FORMAT_TMP: &str = "FORMAT.tmp";
 
 /// The store format this build writes, and the newest it reads.
-pub const STORE_FORMAT_VERSION: u32 = 3;
+pub const STORE_FORMAT_VERSION: u32 = 4;
 
 const MAGIC: [u8; 8] = *b"HELIOSFM";
 
@@ -175,43 +182,13 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path) -> Result<Found> {
 /// # Errors
 /// I/O errors naming the file.
 pub(crate) fn write(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    write_whole(
+    helios_log::write_whole(
         storage,
         dir,
         FORMAT_TMP,
         FORMAT_FILE,
         &encode(STORE_FORMAT_VERSION),
-    )
-}
-
-/// Writes `bytes` as the file `name` in `dir`, whole or not at all: to `tmp`, synced, renamed
-/// into place, the directory synced (the store's small root files, never rewritten in place).
-///
-/// # Errors
-/// I/O errors naming the file.
-pub(crate) fn write_whole(
-    storage: &dyn Storage,
-    dir: &Path,
-    tmp: &str,
-    name: &str,
-    bytes: &[u8],
-) -> Result<()> {
-    let tmp = dir.join(tmp);
-    let path = dir.join(name);
-    let file = storage
-        .create(&tmp)
-        .map_err(|e| LogError::io("create", &tmp, e))?;
-    file.write_all_at(bytes, 0)
-        .map_err(|e| LogError::io("write", &tmp, e))?;
-    file.sync_data()
-        .map_err(|e| LogError::io("fdatasync", &tmp, e))?;
-    drop(file);
-    storage
-        .rename(&tmp, &path)
-        .map_err(|e| LogError::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| LogError::io("fsync directory", dir, e))?;
+    )?;
     Ok(())
 }
 

@@ -78,7 +78,7 @@ pub(crate) fn read_or_create(storage: &dyn Storage, dir: &Path) -> Result<u64> {
     let id = foldhash::fast::RandomState::default()
         .hash_one((nanos, std::process::id(), dir))
         .max(1);
-    crate::store_format::write_whole(storage, dir, STORE_ID_TMP, STORE_ID_FILE, &encode(id))?;
+    helios_log::write_whole(storage, dir, STORE_ID_TMP, STORE_ID_FILE, &encode(id))?;
     Ok(id)
 }
 

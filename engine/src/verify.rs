@@ -1,10 +1,10 @@
 //! Offline verification of a whole store: every log record's checksum and framing, the fjall
 //! index against the log, and the checkpoint packs (`checkpoints/verify.rs`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use helios_log::{FsStorage, Location, Log, LogError, Lsn, RecordKind, StreamId, Version};
+use helios_log::storage::Storage as _;
+use helios_log::{FsStorage, Log, LogError, Lsn, RecordKind, SegmentIndex};
 
 use helios_checkpoint::LevelPolicy;
 
@@ -127,7 +127,6 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
     };
 
     let mut report = VerifyReport::default();
-    let mut events: HashMap<(u64, u64), Location> = HashMap::new();
     let mut log_end = Lsn::ZERO;
     // Beside a live writer, the log is checked up to the end it published: past it, bytes are
     // being written (and would look like a torn tail).
@@ -141,27 +140,14 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
         &log_dir,
         recovery_point,
         until,
-        &mut |record, location| {
+        &mut |record, _| {
             report.records += 1;
             log_end = log_end.max(record.header.lsn);
             if record.header.kind == RecordKind::Event {
                 report.events += 1;
-                events.insert((record.header.stream.0, record.header.version.0), location);
             }
         },
     )?;
-    let segment_path =
-        |location: &Location| log_dir.join(format!("{:020}.log", location.segment.0));
-    let unreadable: Vec<(PathBuf, std::ops::Range<u64>)> = problems
-        .iter()
-        .map(|p| (p.path.clone(), p.unreadable.clone()))
-        .collect();
-    let in_damage = |location: &Location| {
-        let path = segment_path(location);
-        unreadable
-            .iter()
-            .any(|(p, range)| *p == path && range.contains(&location.offset))
-    };
     report
         .findings
         .extend(problems.into_iter().map(|p| Finding {
@@ -212,103 +198,70 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
                 .into(),
         });
     }
-    let mut past_end = 0u64;
-    let mut missing: std::collections::BTreeMap<PathBuf, Vec<(StreamId, Version, Location)>> =
-        std::collections::BTreeMap::new();
-    let mut indexed = 0u64;
-    let entries = meta.index_runs().flat_map(|run| match run {
-        Ok((stream, first, locations)) => locations
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| Ok((stream, Version(first.0 + i as u64), l)))
-            .collect::<Vec<_>>(),
-        Err(e) => vec![Err(e)],
-    });
-    for entry in entries {
-        let (stream, version, location) = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                report.findings.push(Finding {
-                    path: meta_dir.clone(),
-                    offset: None,
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        indexed += 1;
-        match events.remove(&(stream.0, version.0)) {
-            Some(actual) if actual == location => {}
-            Some(actual) => report.findings.push(Finding {
-                path: segment_path(&actual),
-                offset: Some(actual.offset),
-                reason: format!(
-                    "index entry of {stream} {version} points at {} in segment {} byte {}, but the record is here ({})",
-                    location.lsn, location.segment.0, location.offset, actual.lsn
-                ),
-            }),
-            // Its record lies in bytes already reported as damaged.
-            None if in_damage(&location) => {}
-            // Lost with the end of the log, which is reported once above.
-            None if lost && location.lsn > log_end => past_end += 1,
-            None => missing
-                .entry(segment_path(&location))
-                .or_default()
-                .push((stream, version, location)),
-        }
-    }
-    report.index_entries = indexed;
-    // Entries that point at records not in the log, one finding per segment: a lost range
-    // makes hundreds of them, and the damage that lost them is reported on its own.
-    for (path, entries) in missing {
-        let (stream, version, first) = entries[0];
-        let reason = if let [_] = entries[..] {
-            format!(
-                "index entry of {stream} {version} points at {}, which is not in the log",
-                first.lsn
-            )
-        } else {
-            let last = entries[entries.len() - 1].2;
-            format!(
-                "{} index entries point at records that are not in the log (lsns {} to {})",
-                entries.len(),
-                first.lsn.0,
-                last.lsn.0
-            )
-        };
-        report.findings.push(Finding {
-            path,
-            offset: Some(first.offset),
-            reason,
-        });
-    }
-    if past_end > 0 {
-        report.findings.push(Finding {
-            path: meta_dir.clone(),
-            offset: None,
-            reason: format!(
-                "{past_end} index entries point past the end of the log, at records that are lost"
-            ),
-        });
-    }
-    for ((stream, version), location) in events {
-        if location.lsn <= recovery_point {
-            report.findings.push(Finding {
-                path: segment_path(&location),
-                offset: Some(location.offset),
-                reason: format!(
-                    "event of stream #{stream} v{version} ({}) is below the recovery point ({recovery_point}) but not indexed",
-                    location.lsn
-                ),
-            });
-        } else {
-            report.unindexed_events += 1;
-        }
-    }
+    report.index_entries = verify_segment_indexes(&log_dir, &mut report.findings);
+    report.unindexed_events = report.events.saturating_sub(report.index_entries);
     report
         .findings
         .sort_by(|a, b| (&a.path, a.offset).cmp(&(&b.path, b.offset)));
     Ok(report)
+}
+
+/// Checks every segment index in `log_dir` against its segment: whole (checksums, tables) and
+/// equal to the index built again from the segment's records. Returns the events the sound
+/// ones locate. An index of a damaged segment is not compared (the damage is reported on its
+/// own).
+fn verify_segment_indexes(log_dir: &Path, findings: &mut Vec<Finding>) -> u64 {
+    use helios_log::segment_index::{INDEX_SUFFIX, index_name};
+    let mut located = 0u64;
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return 0;
+    };
+    let mut ids: Vec<u64> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(INDEX_SUFFIX)?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    for id in ids.into_iter().map(helios_log::SegmentId) {
+        let path = log_dir.join(index_name(id));
+        let mut finding = |reason: String| {
+            findings.push(Finding {
+                path: path.clone(),
+                offset: None,
+                reason,
+            });
+        };
+        let index = match FsStorage
+            .map_readonly(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| SegmentIndex::from_bytes(id, bytes).map_err(|e| e.to_string()))
+        {
+            Ok(index) => index,
+            Err(reason) => {
+                finding(format!(
+                    "{reason} (derived data: a writer's open rebuilds it)"
+                ));
+                continue;
+            }
+        };
+        let segment = log_dir.join(helios_log::segment_name(id));
+        let Ok(bytes) = FsStorage.map_readonly(&segment) else {
+            finding("its segment is missing".into());
+            continue;
+        };
+        match SegmentIndex::build(id, &bytes) {
+            Ok(built) if built == index.bytes() => located += index.events() as u64,
+            Ok(_) => finding(
+                "it does not match its segment's records (derived data: remove it, and a \
+                 writer's open rebuilds it)"
+                    .into(),
+            ),
+            // The segment's damage is reported by the log's own check.
+            Err(_) => {}
+        }
+    }
+    located
 }
 
 /// Copies the directory tree `from` into `to`.

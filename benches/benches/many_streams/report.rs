@@ -442,7 +442,7 @@ fn kind_label(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Segments => "log segments (`log/*.log`)",
         FileKind::Spare => "spare segment (`log/*.spare`)",
-        FileKind::Metadata => "metadata (`meta/`, `index/`)",
+        FileKind::Metadata => "metadata (`meta/`, `log/*.idx`)",
         FileKind::Checkpoints => "checkpoints (`checkpoints/`, `packs/`)",
         FileKind::SetAside => "set aside by a repair (`repair-*/`)",
         FileKind::Other => "other (`FORMAT`, `LOCK`, ...)",

@@ -189,13 +189,30 @@ fn fork_events() -> Vec<Vec<u8>> {
 }
 
 /// The committed golden store of store format 3 (checkpoints in packs), with the same history
-/// as the one of format 2. Regenerate (only while the store format is 3) with
-/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_3`.
+/// as the one of format 2.
 fn golden_fixture_v3() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v3")
 }
 
-/// Writes the history of the golden stores of formats 2 and 3 into `dir`.
+/// The committed golden store of store format 4 (segment indexes beside the sealed segments),
+/// with the same history. Regenerate (only while the store format is 4) with
+/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_4`.
+fn golden_fixture_v4() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v4")
+}
+
+/// The segment index files in a store.
+fn index_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Writes the history of the golden stores of formats 2, 3 and 4 into `dir`.
 fn write_golden(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let engine = open_golden_with(dir, true);
@@ -228,7 +245,7 @@ fn write_golden(dir: &Path) {
     std::fs::remove_file(dir.join("LOCK")).expect("drop the lock file");
 }
 
-/// Every version of the golden stores of formats 2 and 3 reads the model's state, the fork's
+/// Every version of the golden stores of formats 2 to 4 reads the model's state, the fork's
 /// from its checkpoints.
 fn check_golden(engine: &Engine) {
     let events = golden_events();
@@ -301,15 +318,39 @@ fn a_reader_reads_a_store_of_format_2_as_it_is() {
     assert_eq!(checkpoint_files(dir.path()), before, "nothing moved");
 }
 
+/// The golden store of format 3 migrates: the segment indexes are written, and every version
+/// still reads.
 #[test]
-fn golden_store_of_format_3_reads_forks_and_deletions() {
-    let fixture = golden_fixture_v3();
+fn golden_store_of_format_3_migrates_to_segment_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&golden_fixture_v3(), dir.path());
+    assert!(index_files(dir.path()).is_empty());
+    let engine = open_golden_with(dir.path(), false);
+    assert_eq!(engine.inspect().open_report().migrated_from, Some(3));
+    let sealed = engine.inspect().segments().expect("segments").len() - 1;
+    assert_eq!(
+        index_files(dir.path()).len(),
+        sealed,
+        "one index per sealed segment"
+    );
+    check_golden(&engine);
+    drop(engine);
+    let engine = open_golden_with(dir.path(), false);
+    assert_eq!(engine.inspect().open_report().migrated_from, None);
+    check_golden(&engine);
+}
+
+#[test]
+fn golden_store_of_format_4_reads_forks_and_deletions() {
+    let fixture = golden_fixture_v4();
     if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
-        assert_eq!(STORE_FORMAT_VERSION, 3, "this fixture is of format 3");
+        assert_eq!(STORE_FORMAT_VERSION, 4, "this fixture is of format 4");
         write_golden(&fixture);
     }
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixture, dir.path());
+    let indexes = index_files(dir.path());
+    assert!(indexes.len() >= 2, "{indexes:?}");
     let engine = open_golden_with(dir.path(), false);
     assert_eq!(engine.inspect().open_report().migrated_from, None);
     let report = engine.inspect().open_report().checkpoints.clone();
@@ -319,11 +360,24 @@ fn golden_store_of_format_3_reads_forks_and_deletions() {
         "{report:?}"
     );
     check_golden(&engine);
+    // A reader reads it through the same indexes.
+    drop(engine);
+    let reader = helios::ReadOnly::open(dir.path(), helios::Options::default()).expect("read");
+    let events = golden_events();
+    let states = model_states(&events);
+    for v in [1, 17, 50, events.len() as u64] {
+        assert_eq!(
+            &reader.state_at("golden", Version(v)).expect("state"),
+            at(&states, v)
+        );
+    }
 }
 
 fn open_golden_with(dir: &Path, create: bool) -> Engine {
     let mut options = helios::Options::default();
-    options.log.segment_size_bytes = 16 * 1024;
+    // The smallest segments, so that the golden history spans several (the fixtures of formats
+    // 2 and 3 were written with 16 KiB ones, and hold one).
+    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
     options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
     options.background_threads = false;
     options.create_if_missing = create;

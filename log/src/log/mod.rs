@@ -12,6 +12,7 @@
 //! - `iter.rs`: iteration by LSN ([`LogIter`]).
 //! - `advance.rs`: [`Log::advance_read_only`], a read-only log following another process's
 //!   published end.
+//! - `indexes.rs`: the sealed segments' indexes ([`Log::index_sealed`], [`Log::locate`]).
 //! - `verify.rs`: [`Log::verify`], the offline check.
 //! - `prefix.rs`: [`Log::intact_prefix`], what a repair of a damaged log keeps.
 //! - `tests.rs`: the unit tests.
@@ -29,12 +30,13 @@
 //!   it is written after the sync that covers it, and only ever moves forward.
 //!
 //! Lock order, for every file of this module: `writer` before `sync` before `sealed`. The sync
-//! leader never holds `sync` while it takes `writer`. `spare`, `poison_cause`, `published` and
-//! the durable watch's lock are leaves: nothing else is locked while one of them is held.
+//! leader never holds `sync` while it takes `writer`. `spare`, `indexes`, `poison_cause`, `published`
+//! and the durable watch's lock are leaves: nothing else is locked while one of them is held.
 
 mod advance;
 mod append;
 mod group_commit;
+mod indexes;
 mod iter;
 mod open;
 mod prefix;
@@ -57,6 +59,7 @@ use crate::types::{Lsn, SegmentId};
 
 pub use append::NewRecord;
 pub use group_commit::GATHER_MAX;
+pub use indexes::{Indexed, indexed_prefix, write_whole};
 pub use iter::LogIter;
 pub use open::{RecoveryReport, TruncatedTail};
 pub use prefix::IntactPrefix;
@@ -222,6 +225,8 @@ pub struct Log {
     /// The published end's file and what it says (a leaf lock).
     published: Mutex<Published>,
     sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
+    /// The sealed segments' indexes loaded or built so far (a leaf lock).
+    indexes: Mutex<BTreeMap<SegmentId, Arc<crate::segment_index::SegmentIndex>>>,
     spare: Mutex<Spare>,
     spare_cv: Condvar,
     poisoned: AtomicBool,

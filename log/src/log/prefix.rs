@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::format::{self, RecordHeader, segment_header};
 use crate::scan::{self, Stop};
 use crate::storage::Storage;
-use crate::types::{Lsn, RecordKind, SegmentId, StreamId};
+use crate::types::{Lsn, RecordKind, SegmentId, StreamId, Version};
 
 /// Where the intact prefix of a log ends, and what lies after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct IntactPrefix {
     /// The name in every stream creation or fork record that decodes, kept or not: the names
     /// of the streams that lost events.
     pub names: Vec<(StreamId, String)>,
+    /// The last version of each stream whose events the prefix holds: what a repair keeps of
+    /// it.
+    pub heads: std::collections::BTreeMap<StreamId, Version>,
 }
 
 impl Log {
@@ -62,7 +65,9 @@ impl Log {
             damage: None,
             lost: Vec::new(),
             names: Vec::new(),
+            heads: std::collections::BTreeMap::new(),
         };
+        let mut heads = std::collections::BTreeMap::new();
         let mut names = |header: &RecordHeader, payload: &[u8]| {
             let name = match header.kind {
                 RecordKind::CreateStream => payload,
@@ -120,7 +125,12 @@ impl Log {
                 id,
                 segment_header::LEN as u64,
                 expected,
-                &mut |r, _| names(&r.header, r.payload),
+                &mut |r, _| {
+                    if r.header.kind == RecordKind::Event {
+                        heads.insert(r.header.stream, r.header.version);
+                    }
+                    names(&r.header, r.payload);
+                },
             );
             let last = iter.peek().is_none();
             let stray = scan::nonzero_end(slice, outcome.stop_offset) > outcome.stop_offset;
@@ -188,6 +198,7 @@ impl Log {
                 );
             }
         }
+        prefix.heads = heads;
         Ok(prefix)
     }
 }

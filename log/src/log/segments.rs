@@ -54,7 +54,7 @@ pub fn segment_name(id: SegmentId) -> String {
     format!("{:020}{SEGMENT_SUFFIX}", id.0)
 }
 
-fn parse_segment_name(name: &str) -> Option<SegmentId> {
+pub(super) fn parse_segment_name(name: &str) -> Option<SegmentId> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -82,7 +82,11 @@ pub(super) fn list_segments(
     for name in names {
         if let Some(id) = parse_segment_name(&name) {
             ids.push(id);
-        } else if clean && (name.ends_with(TMP_SUFFIX) || name == SPARE_NAME) {
+        } else if clean
+            && (name.ends_with(TMP_SUFFIX)
+                || name == SPARE_NAME
+                || super::indexes::is_index_leftover(&name))
+        {
             let path = dir.join(&name);
             storage
                 .remove_file(&path)

@@ -1,0 +1,411 @@
+//! The sealed segments' indexes ([`SegmentIndex`]): finding, building and writing them, and
+//! looking up events through them.
+//!
+//! Invariants:
+//! - An index file appears under its name only whole (written to `*.idx.tmp`, synced, renamed,
+//!   the directory synced), and only for a sealed segment, so it never changes once there.
+//! - Only indexes that passed [`SegmentIndex::from_bytes`] are used. A missing or damaged one
+//!   is rebuilt from its segment: written by a writer, kept in memory by a read-only log
+//!   (which writes nothing).
+//! - A segment is indexed only once the caller says its records are all durable and accounted
+//!   for (`through`), so that an index never claims a record a recovery could remove.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::segments::{parse_segment_name, segment_name};
+use super::{Log, lock};
+use crate::error::{LogError, Result};
+use crate::segment_index::{INDEX_SUFFIX, IndexError, SegmentIndex, index_name};
+use crate::storage::{ReadOnlyBytes, Storage};
+use crate::types::{Location, Lsn, SegmentId, StreamId, Version};
+
+const TMP_SUFFIX: &str = ".idx.tmp";
+
+/// What [`Log::index_sealed`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Indexed {
+    /// The last record of the newest segment such that it and every segment before it are
+    /// indexed: every event up to it can be found through [`Log::locate`].
+    pub through: Option<Location>,
+    /// Index files written (or, in a read-only log, built in memory).
+    pub built: usize,
+    /// Index files found damaged and rebuilt, with what was wrong.
+    pub damaged: Vec<IndexError>,
+}
+
+/// Writes `bytes` as the file `name` in `dir`, whole or not at all: to `tmp`, synced, renamed
+/// into place, the directory synced. For files that are written once and never changed.
+///
+/// # Errors
+/// I/O errors naming the file.
+pub fn write_whole(
+    storage: &dyn Storage,
+    dir: &Path,
+    tmp: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(tmp);
+    let path = dir.join(name);
+    let file = storage
+        .create(&tmp)
+        .map_err(|e| LogError::io("create", &tmp, e))?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| LogError::io("write", &tmp, e))?;
+    file.sync_data()
+        .map_err(|e| LogError::io("fdatasync", &tmp, e))?;
+    drop(file);
+    storage
+        .rename(&tmp, &path)
+        .map_err(|e| LogError::io("rename", &tmp, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| LogError::io("fsync directory", dir, e))?;
+    Ok(())
+}
+
+/// The last record of the newest segment of the log in `dir` such that it and every segment
+/// before it have an index file whose header is intact (their tables are checked when the log
+/// loads them): where a caller whose own state covers those segments may start reading the log.
+/// Reads 64 bytes per index file.
+///
+/// # Errors
+/// I/O errors listing the directory.
+pub fn indexed_prefix(storage: &dyn Storage, dir: &Path) -> Result<Option<Location>> {
+    let names = match storage.list_files(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogError::io("list", dir, e)),
+    };
+    let mut segments: Vec<SegmentId> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+    segments.sort_unstable();
+    let indexed: std::collections::HashSet<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(INDEX_SUFFIX))
+        .collect();
+    let mut through = None;
+    // The active (last) segment is never indexed.
+    for &id in segments.iter().take(segments.len().saturating_sub(1)) {
+        if !indexed.contains(format!("{:020}", id.0).as_str()) {
+            break;
+        }
+        let path = dir.join(index_name(id));
+        let Ok(file) = storage.open_read_only(&path) else {
+            break;
+        };
+        let mut head = [0u8; 64];
+        if file.read_exact_at(&mut head, 0).is_err() {
+            break;
+        }
+        match SegmentIndex::header_last(id, &head) {
+            Some(last) => through = Some(last),
+            None => break,
+        }
+    }
+    Ok(through)
+}
+
+impl Log {
+    /// Indexes every sealed segment whose records are all at or below `through` (durable, and
+    /// accounted for by the caller) and not indexed yet, oldest first: loads its index file if
+    /// it is valid, else (when `build`) builds it from the segment and, in a writer, writes it.
+    /// Cheap when there is nothing new: the background flusher calls it every round.
+    ///
+    /// # Errors
+    /// I/O errors writing an index, a sealed segment whose records do not index (damage the
+    /// log's open would have refused).
+    pub fn index_sealed(&self, through: Lsn, build: bool) -> Result<Indexed> {
+        // Taken first: the writer lock comes before `sealed` (see the lock order).
+        let active = self.active_id();
+        let sealed: Vec<(SegmentId, ReadOnlyBytes)> = {
+            let sealed = self
+                .sealed
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let indexes = lock(&self.indexes);
+            let ids: Vec<SegmentId> = sealed.keys().copied().collect();
+            ids.iter()
+                .enumerate()
+                .filter(|(_, id)| !indexes.contains_key(id))
+                .filter(|(k, _)| {
+                    // A sealed segment's last record is the one before the next segment's
+                    // first; the next segment is the next sealed one or the active one.
+                    let next = ids.get(k + 1).copied().unwrap_or(active);
+                    Lsn(next.0 - 1) <= through
+                })
+                .map(|(_, id)| (*id, sealed[id].bytes.clone()))
+                .collect()
+        };
+        let mut report = Indexed::default();
+        for (id, bytes) in sealed {
+            let path = self.dir.join(index_name(id));
+            let found = match self.storage.map_readonly(&path) {
+                Ok(file) => Some(SegmentIndex::from_bytes(id, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(LogError::io("map", &path, e)),
+            };
+            let index = match found {
+                Some(Ok(index)) => index,
+                Some(Err(damage)) if !build => {
+                    report.damaged.push(damage);
+                    continue;
+                }
+                None if !build => continue,
+                found => {
+                    if let Some(Err(damage)) = found {
+                        report.damaged.push(damage);
+                    }
+                    let built = SegmentIndex::build(id, &bytes).map_err(|e| {
+                        LogError::corrupt(self.dir.join(segment_name(id)), 0, e.to_string())
+                    })?;
+                    if !self.read_only {
+                        write_whole(
+                            self.storage.as_ref(),
+                            &self.dir,
+                            &format!("{:020}{TMP_SUFFIX}", id.0),
+                            &index_name(id),
+                            &built,
+                        )?;
+                    }
+                    report.built += 1;
+                    SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)).map_err(|e| {
+                        LogError::corrupt(self.dir.join(segment_name(id)), 0, e.to_string())
+                    })?
+                }
+            };
+            lock(&self.indexes).insert(id, Arc::new(index));
+        }
+        report.through = self.indexed_through();
+        Ok(report)
+    }
+
+    /// The last record of the newest indexed segment such that every segment before it is
+    /// indexed too (see [`Indexed::through`]).
+    #[must_use]
+    pub fn indexed_through(&self) -> Option<Location> {
+        let sealed: Vec<SegmentId> = self
+            .sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        let indexes = lock(&self.indexes);
+        let mut through = None;
+        for id in sealed {
+            match indexes.get(&id) {
+                Some(index) => through = Some(index.last()),
+                None => break,
+            }
+        }
+        through
+    }
+
+    /// The locations of `stream`'s versions `from..=to` in the indexed segments, in version
+    /// order: the caller asks only for versions it knows lie there (at or below the last
+    /// version in [`Log::indexed_through`]'s segments), and gets fewer if some are missing.
+    #[must_use]
+    pub fn locate(&self, stream: StreamId, from: Version, to: Version) -> Vec<(Version, Location)> {
+        let indexes: Vec<Arc<SegmentIndex>> = lock(&self.indexes).values().cloned().collect();
+        let mut out = Vec::new();
+        // Newest first: the versions asked for are usually recent ones.
+        for index in indexes.iter().rev() {
+            let Some((first, last)) = index.versions_of(stream) else {
+                continue;
+            };
+            if first > to {
+                continue;
+            }
+            if last < from {
+                break;
+            }
+            index.locate(stream, from, to, &mut out);
+            if first <= from {
+                break;
+            }
+        }
+        out.sort_unstable_by_key(|(version, _)| *version);
+        out
+    }
+
+    /// The loaded segment indexes, oldest first (for verification and inspection).
+    #[must_use]
+    pub fn segment_indexes(&self) -> Vec<Arc<SegmentIndex>> {
+        lock(&self.indexes).values().cloned().collect()
+    }
+
+    fn active_id(&self) -> SegmentId {
+        lock(&self.writer).active.id
+    }
+}
+
+/// Removes leftovers of interrupted index writes (`*.idx.tmp`) in a writer's open.
+pub(super) fn is_index_leftover(name: &str) -> bool {
+    name.ends_with(TMP_SUFFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::log::{LogOptions, NewRecord};
+    use crate::storage::SimStorage;
+    use crate::types::{RecordClass, RecordKind};
+
+    /// Appends 600 events of 7 interleaved streams to a log of small segments; returns the log
+    /// and where each `(stream, version)` went.
+    fn log_of_many_segments(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+    ) -> (Log, HashMap<(u64, u64), Location>) {
+        let options = LogOptions {
+            segment_size_bytes: 4096,
+            first_segment_size_bytes: 4096,
+            ..LogOptions::default()
+        };
+        let (log, _) =
+            Log::open(storage.clone(), dir, options, None, &mut |_, _| {}).expect("open");
+        let mut heads = [0u64; 7];
+        let mut locations = HashMap::new();
+        let mut out = Vec::new();
+        for i in 0..600u64 {
+            let stream = (i * 5 + i / 7) % 7;
+            heads[stream as usize] += 1;
+            let payload = format!("event {i} of stream {stream}");
+            out.clear();
+            log.append(
+                &[NewRecord {
+                    stream: StreamId(stream + 1),
+                    version: Version(heads[stream as usize]),
+                    kind: RecordKind::Event,
+                    payload: payload.as_bytes(),
+                }],
+                RecordClass::Normal,
+                &mut out,
+            )
+            .expect("append");
+            locations.insert((stream + 1, heads[stream as usize]), out[0]);
+        }
+        log.sync_all().expect("sync");
+        (log, locations)
+    }
+
+    fn check_locations(log: &Log, locations: &HashMap<(u64, u64), Location>, through: Location) {
+        for (&(stream, version), &location) in locations {
+            let found = log.locate(StreamId(stream), Version(version), Version(version));
+            if location.lsn <= through.lsn {
+                assert_eq!(found, [(Version(version), location)], "{stream} {version}");
+            } else {
+                assert!(found.is_empty(), "the active segment is not indexed");
+            }
+        }
+    }
+
+    #[test]
+    fn sealed_segments_are_indexed_once_and_found_again() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let dir = Path::new("/log");
+        let (log, locations) = log_of_many_segments(&storage, dir);
+        let segments = log.segments().expect("segments").len();
+        assert!(segments >= 5, "{segments} segments");
+        // Nothing is indexed past what the caller accounts for.
+        assert_eq!(log.index_sealed(Lsn(1), true).expect("index").built, 0);
+        let indexed = log.index_sealed(log.synced_lsn(), true).expect("index");
+        assert_eq!(
+            indexed.built,
+            segments - 1,
+            "every sealed segment, not the active one"
+        );
+        let through = indexed.through.expect("through");
+        check_locations(&log, &locations, through);
+        // A range across segments comes back whole and in order.
+        let run = log.locate(StreamId(3), Version(1), Version(80));
+        assert!(run.len() > 20);
+        assert!(run.windows(2).all(|w| w[1].0.0 == w[0].0.0 + 1));
+        assert_eq!(
+            log.index_sealed(log.synced_lsn(), true)
+                .expect("again")
+                .built,
+            0
+        );
+        drop(log);
+
+        // A second open finds them (one is damaged, one is gone) as a writer and as a reader.
+        let mut names = storage.list_files(dir).expect("list");
+        names.sort();
+        let index_files: Vec<&String> = names.iter().filter(|n| n.ends_with(".idx")).collect();
+        assert_eq!(index_files.len(), segments - 1);
+        let damaged = dir.join(index_files[1]);
+        let file = storage.open(&damaged).expect("open");
+        file.write_all_at(&[0xff], 100).expect("damage");
+        storage
+            .remove_file(&dir.join(index_files[2]))
+            .expect("remove");
+        assert_eq!(
+            indexed_prefix(storage.as_ref(), dir)
+                .expect("prefix")
+                .map(|l| l.segment),
+            {
+                let first_two: Vec<SegmentId> = log_segments(&names).into_iter().take(2).collect();
+                first_two.last().copied()
+            }
+        );
+        let (reader, _) = Log::open_read_only(
+            storage.clone(),
+            dir,
+            LogOptions::default(),
+            None,
+            &mut |_, _| {},
+        )
+        .expect("read-only open");
+        let found = reader.index_sealed(Lsn(u64::MAX), false).expect("load");
+        assert_eq!((found.built, found.damaged.len()), (0, 1), "{found:?}");
+        assert_eq!(
+            found.through.map(|l| l.segment),
+            log_segments(&names).first().copied()
+        );
+        let built = reader.index_sealed(Lsn(u64::MAX), true).expect("build");
+        assert_eq!(built.built, 2, "built in memory: {built:?}");
+        check_locations(&reader, &locations, built.through.expect("through"));
+        let mut now = storage.list_files(dir).expect("list");
+        now.sort();
+        assert_eq!(
+            now,
+            names_without(&names, index_files[2]),
+            "a reader writes nothing"
+        );
+        drop(reader);
+
+        let (writer, _) = Log::open(
+            storage.clone(),
+            dir,
+            LogOptions::default(),
+            None,
+            &mut |_, _| {},
+        )
+        .expect("open");
+        let rebuilt = writer.index_sealed(Lsn(u64::MAX), true).expect("rebuild");
+        assert_eq!((rebuilt.built, rebuilt.damaged.len()), (2, 1));
+        check_locations(&writer, &locations, rebuilt.through.expect("through"));
+        let mut after = storage.list_files(dir).expect("list");
+        after.sort();
+        assert_eq!(
+            after, names,
+            "the lost index is back, the damaged one replaced"
+        );
+    }
+
+    fn log_segments(names: &[String]) -> Vec<SegmentId> {
+        let mut ids: Vec<SegmentId> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn names_without(names: &[String], gone: &str) -> Vec<String> {
+        names.iter().filter(|n| *n != gone).cloned().collect()
+    }
+}
