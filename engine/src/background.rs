@@ -217,10 +217,23 @@ impl Inner {
                 format!("{first}; rebuilt from its segment"),
             )));
         }
-        if let Some(through) = indexed.through
-            && before != Some(through)
-        {
-            lock(&self.catalog).drain_indexed(through.segment);
+        let Some(through) = indexed.through else {
+            return Ok(());
+        };
+        if before == Some(through) && *lock(&self.snapshot_through) == Some(through) {
+            return Ok(());
+        }
+        // The snapshot is taken right after the drain, under the same lock: each stream's
+        // indexed head is then its head at `through`.
+        let snapshot = {
+            let mut cat = lock(&self.catalog);
+            cat.drain_indexed(through.segment);
+            crate::catalog_snapshot::encode(&cat, self.store_id, through)
+        };
+        let mut written = lock(&self.snapshot_through);
+        if *written != Some(through) {
+            crate::catalog_snapshot::write(self.plugins.storage.as_ref(), &self.dir, &snapshot)?;
+            *written = Some(through);
         }
         Ok(())
     }

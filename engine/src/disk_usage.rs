@@ -46,8 +46,8 @@ pub enum FileKind {
     Segments,
     /// `log/*.spare`: the zero-filled file waiting to become the next segment.
     Spare,
-    /// Anything under `meta/` (fjall) or `index/`, and the segment indexes (`log/*.idx`): the
-    /// metadata, derived from the log.
+    /// Anything under `meta/` (fjall) or `index/`, the segment indexes (`log/*.idx`) and the
+    /// catalog snapshot (`CATALOG`): the metadata, derived from the log.
     Metadata,
     /// Anything under `checkpoints/` or `packs/`: the checkpoints, derived from the log.
     Checkpoints,
@@ -111,6 +111,7 @@ fn classify(relative: &Path) -> FileKind {
         ["log", name] if name.ends_with(".log") => FileKind::Segments,
         ["log", name] if name.ends_with(".spare") => FileKind::Spare,
         ["log", name] if name.ends_with(".idx") => FileKind::Metadata,
+        ["CATALOG" | "CATALOG.tmp"] => FileKind::Metadata,
         ["meta" | "index", _, ..] => FileKind::Metadata,
         ["checkpoints" | "packs", _, ..] => FileKind::Checkpoints,
         [top, _, ..] if top.starts_with("repair-") => FileKind::SetAside,
@@ -265,6 +266,7 @@ mod tests {
                 FileKind::SetAside,
             ),
             ("FORMAT", FileKind::Other),
+            ("CATALOG", FileKind::Metadata),
             ("LOCK", FileKind::Other),
             ("meta", FileKind::Other),
             ("repair-notes.txt", FileKind::Other),

@@ -42,6 +42,10 @@ pub(crate) struct Inner {
     pub(crate) log: Log,
     /// The fjall metadata; `None` in a read-only engine, which does not open fjall.
     pub(crate) meta: Option<Meta>,
+    /// The store's identity (`STORE-ID`); 0 in a reader of a store without one.
+    pub(crate) store_id: u64,
+    /// The record the catalog snapshot (`CATALOG`) covers the log up to, as last written.
+    pub(crate) snapshot_through: Mutex<Option<helios_log::Location>>,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) store: Store,
     pub(crate) branches: crate::branches::BranchTable,

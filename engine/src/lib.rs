@@ -49,6 +49,7 @@ mod background;
 mod branches;
 mod cache;
 mod catalog;
+mod catalog_snapshot;
 mod checkpoints;
 mod class;
 mod dir_check;

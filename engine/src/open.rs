@@ -13,6 +13,7 @@ use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId};
 
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::{Catalog, NewStream};
+use crate::catalog_snapshot;
 use crate::checkpoints::Builder;
 use crate::checkpoints::{CHECKPOINT_DIR, CacheBounds, CheckpointOpenReport, Store, StreamAtOpen};
 use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
@@ -36,6 +37,10 @@ pub struct OpenReport {
     /// The store's format as opened: the current one after a writer's open (which migrates an
     /// older store), the one found on disk after a reader's.
     pub store_format: u32,
+    /// For a reader that started from the catalog snapshot (`CATALOG`), the last record it
+    /// covered: the log was read only after it. `None` for a writer, and for a reader that
+    /// read the whole log (no snapshot, or one it could not use).
+    pub catalog_snapshot: Option<Lsn>,
 }
 
 impl Engine {
@@ -139,15 +144,35 @@ impl Engine {
         } else {
             None
         };
-        let start = match &meta {
-            Some(meta) => meta.recovery_point()?,
-            None => None,
+        // Beside a live writer, a reader reads only what the writer published as durable: the
+        // records past it may be taken back by a crash.
+        let cap = if writing || !crate::read_only::writer_holds(&dir) {
+            None
+        } else {
+            helios_log::read_published_end(&dir.join(LOG_DIR)).map_err(Error::from)?
+        };
+        // A reader starts from the catalog snapshot, if the store has one it can use, and
+        // reads the log only after it.
+        let snapshot = if writing || migrate_from.is_some() {
+            None
+        } else {
+            crate::store_id::read(storage.as_ref(), &dir)
+                .and_then(|id| catalog_snapshot::read(storage.as_ref(), &dir, id))
+                .filter(|s| cap.is_none_or(|cap| s.through.lsn <= cap.lsn))
+        };
+        let start = match (&meta, &snapshot) {
+            (Some(meta), _) => meta.recovery_point()?,
+            (None, Some(snapshot)) => Some(snapshot.through),
+            (None, None) => None,
         };
 
         let mut catalog = Catalog {
             log_dir: dir.join(LOG_DIR),
             ..Catalog::default()
         };
+        if let Some(snapshot) = &snapshot {
+            catalog_snapshot::load(&mut catalog, snapshot)?;
+        }
         let mut records = match &meta {
             Some(meta) => meta.streams()?,
             None => Vec::new(),
@@ -175,13 +200,6 @@ impl Engine {
             })?;
         }
 
-        // Beside a live writer, a reader reads only what the writer published as durable: the
-        // records past it may be taken back by a crash.
-        let cap = if writing || !crate::read_only::writer_holds(&dir) {
-            None
-        } else {
-            helios_log::read_published_end(&dir.join(LOG_DIR)).map_err(Error::from)?
-        };
         let mut apply_error: Option<Error> = None;
         let mut reindexed = 0u64;
         let open_log = if writing {
@@ -209,6 +227,27 @@ impl Engine {
         .map_err(|e| Error::from(e).damage_in(&dir))?;
         if let Some(e) = apply_error {
             return Err(e.damage_in(&dir));
+        }
+        if snapshot.is_some() && log_report.start_was_past_end {
+            // The log ends before the snapshot does (a damaged or cut store): what the
+            // snapshot says past the end is not in the log. Read the whole log instead.
+            catalog = Catalog {
+                log_dir: dir.join(LOG_DIR),
+                ..Catalog::default()
+            };
+            for record in log.iter_from(Lsn(1))? {
+                let record = record.map_err(|e| Error::from(e).damage_in(&dir))?;
+                if cap.is_some_and(|cap| record.header.lsn > cap.lsn) {
+                    break;
+                }
+                let bytes = helios_log::RecordRef {
+                    header: record.header,
+                    payload: &record.payload,
+                };
+                catalog
+                    .apply(&bytes, record.location)
+                    .map_err(|e| e.damage_in(&dir))?;
+            }
         }
         if let Some(recovery) = start {
             // The log was read after fjall's recovery point; the events before it that no
@@ -260,8 +299,13 @@ impl Engine {
             meta.drop_index_keyspace()?;
         }
         if !writing {
-            // A reader uses the segment indexes the writer wrote (it builds none), and keeps
-            // in memory only the locations they do not hold.
+            // A reader uses the segment indexes the writer wrote, and keeps in memory only the
+            // locations they do not hold. It needs those up to the snapshot's end (building
+            // any that is missing or damaged in memory), and builds no other.
+            if let Some(snapshot) = snapshot.as_ref().filter(|_| !log_report.start_was_past_end) {
+                log.index_sealed(snapshot.through.lsn, true)
+                    .map_err(|e| Error::from(e).damage_in(&dir))?;
+            }
             let indexed = log.index_sealed(Lsn(u64::MAX), false)?;
             if let Some(through) = indexed.through {
                 catalog.drain_indexed(through.segment);
@@ -293,12 +337,17 @@ impl Engine {
                 });
             }
         }
+        let catalog_snapshot = snapshot
+            .as_ref()
+            .filter(|_| !log_report.start_was_past_end)
+            .map(|s| s.through.lsn);
         let mut open_report = OpenReport {
             log: log_report,
             reindexed,
             checkpoints: CheckpointOpenReport::default(),
             migrated_from: migrate_from,
             store_format: store_format_found,
+            catalog_snapshot,
         };
 
         // Checkpoints past what live streams can read (those of deleted streams that no live
@@ -359,12 +408,19 @@ impl Engine {
         }
         let wake = !queue.is_empty() || store.has_rebuilds();
         let record_metrics = options.metrics;
+        let snapshot_through = match &snapshot {
+            Some(snapshot) => Some(snapshot.through),
+            None if writing => catalog_snapshot::covered(storage.as_ref(), &dir),
+            None => None,
+        };
         let inner = Arc::new(Inner {
             dir,
             options,
             plugins,
             log,
             meta,
+            store_id: store_id.unwrap_or(0),
+            snapshot_through: Mutex::new(snapshot_through),
             catalog: Mutex::new(catalog),
             store,
             branches: crate::branches::BranchTable::new(),

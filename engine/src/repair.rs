@@ -152,6 +152,9 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
     };
     move_aside(Path::new(META_DIR))?;
     move_aside(Path::new(crate::checkpoints::CHECKPOINT_DIR))?;
+    // The catalog snapshot may describe records past the damage; the segment indexes (moved
+    // with the other files of the log directory below) may index segments that change.
+    move_aside(Path::new(crate::catalog_snapshot::CATALOG_FILE))?;
     for id in &prefix.after {
         move_aside(&Path::new(LOG_DIR).join(helios_log::segment_name(*id)))?;
     }

@@ -281,3 +281,89 @@ fn a_reader_refreshes_by_itself_when_asked_to() {
         .expect("append");
     assert_eq!(auto.head("a"), Some(Version(3)), "no longer by itself");
 }
+
+/// A reader opened at any point of a writer's history starts from the catalog snapshot the
+/// writer keeps (once a segment is sealed and indexed), reads only the log after it, and reads
+/// what a reader of the whole log reads: heads, forks, deletions and states at random versions.
+/// A damaged snapshot is read around.
+#[test]
+fn a_reader_starts_from_the_catalog_snapshot_and_reads_what_the_log_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    let mut rng = Rng::new(23);
+    let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut used_snapshot = 0;
+    for round in 0..30u64 {
+        for _ in 0..20 {
+            let stream = format!("s{}", rng.next_u64() % 6);
+            let events: Vec<Vec<u8>> = (0..1 + rng.next_u64() % 4)
+                .map(|k| set(&format!("k{}", rng.next_u64() % 7), &format!("{round}-{k}")))
+                .collect();
+            writer
+                .append(&stream, &events, Durability::Normal, None)
+                .expect("append");
+            model.entry(stream).or_default().extend(events);
+        }
+        if round % 7 == 3 {
+            // A deletion, and a fork of another stream, land between snapshots.
+            let gone = format!("s{}", rng.next_u64() % 6);
+            if model.remove(&gone).is_some() {
+                writer.delete_stream(&gone).expect("delete");
+            }
+            if let Some((source, events)) = model.iter().next().map(|(s, e)| (s.clone(), e.clone()))
+            {
+                let name = format!("fork{round}");
+                let at = events.len() as u64 / 2;
+                writer
+                    .fork_stream(&source, Version(at), &name)
+                    .expect("fork");
+                model.insert(name, events[..at as usize].to_vec());
+            }
+        }
+        writer.sync().expect("sync");
+        let reader = reader_of(dir.path());
+        let report = reader.inspect().open_report().clone();
+        if let Some(covered) = report.catalog_snapshot {
+            used_snapshot += 1;
+            assert!(
+                report.log.records_scanned < writer.inspect().last_lsn().0 - covered.0 + 1 + 1,
+                "read only after the snapshot: {report:?}"
+            );
+        }
+        let mut names: Vec<String> = reader.streams().map(|s| s.name).collect();
+        names.sort();
+        let mut want: Vec<String> = model.keys().cloned().collect();
+        want.sort();
+        assert_eq!(names, want, "round {round}");
+        for (stream, events) in &model {
+            assert_eq!(
+                reader.head(stream),
+                Some(Version(events.len() as u64)),
+                "{stream}"
+            );
+            let version = rng.next_u64() % (events.len() as u64 + 1);
+            check_view(&reader, stream, version, events);
+        }
+    }
+    assert!(
+        used_snapshot >= 20,
+        "the snapshot was used {used_snapshot} times of 30"
+    );
+
+    // A damaged snapshot is not used: the reader reads the whole log, and the same states.
+    let path = dir.path().join("CATALOG");
+    let mut bytes = std::fs::read(&path).expect("the writer keeps a snapshot");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).expect("damage it");
+    let reader = reader_of(dir.path());
+    assert_eq!(reader.inspect().open_report().catalog_snapshot, None);
+    for (stream, events) in &model {
+        assert_eq!(
+            reader.head(stream),
+            Some(Version(events.len() as u64)),
+            "{stream}"
+        );
+        check_view(&reader, stream, events.len() as u64, events);
+    }
+}
