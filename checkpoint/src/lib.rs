@@ -19,6 +19,7 @@ mod file;
 pub mod format;
 mod map;
 pub mod pack;
+pub mod pack_index;
 mod points;
 mod policy;
 mod run;

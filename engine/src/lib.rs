@@ -103,8 +103,9 @@ pub use names::{NAME_SHOWN_CHARS_MAX, ShortName, short_name};
 pub use open::OpenReport;
 pub use options::{
     BranchOptions, CheckpointOptions, DEFAULT_BRANCH_MEMORY_BYTES, DEFAULT_CHECKPOINT_CACHE_BYTES,
-    DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX, DEFAULT_HEAVY_EVENT_KEYS,
-    DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder, Options, WriteBehindOptions,
+    DEFAULT_CHECKPOINT_HEADS_MAX, DEFAULT_CHECKPOINT_MAPS_MAX, DEFAULT_CHECKPOINT_PACK_BYTES,
+    DEFAULT_HEAVY_EVENT_KEYS, DEFAULT_SYNC_WINDOW_BYTES, DEFAULT_SYNC_WINDOW_MS, EngineBuilder,
+    MIN_CHECKPOINT_PACK_BYTES, Options, WriteBehindOptions,
 };
 pub use read::{Event, GlobalIter, ReadIter, StreamInfo, Streams};
 pub use read_only::{ReadOnly, Refreshed};

@@ -15,7 +15,7 @@ use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::{Catalog, NewStream};
 use crate::catalog_snapshot;
 use crate::checkpoints::Builder;
-use crate::checkpoints::{CHECKPOINT_DIR, CacheBounds, CheckpointOpenReport, Store, StreamAtOpen};
+use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StoreSizes, StreamAtOpen};
 use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -371,9 +371,10 @@ impl Engine {
                 plugins.storage.clone(),
                 store_id.unwrap_or(0),
                 options.checkpoints.policy,
-                CacheBounds {
+                StoreSizes {
                     count: options.checkpoints.maps_max,
                     bytes: options.checkpoints.cache_bytes_max,
+                    pack_bytes: options.checkpoints.pack_bytes,
                 },
                 meta,
                 &at_open,
@@ -383,9 +384,10 @@ impl Engine {
                 plugins.storage.clone(),
                 store_id,
                 options.checkpoints.policy,
-                CacheBounds {
+                StoreSizes {
                     count: options.checkpoints.maps_max,
                     bytes: options.checkpoints.cache_bytes_max,
+                    pack_bytes: options.checkpoints.pack_bytes,
                 },
                 &at_open,
             )?,

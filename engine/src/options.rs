@@ -33,6 +33,12 @@ pub const DEFAULT_CHECKPOINT_MAPS_MAX: usize = 65_536;
 /// policy keeps about 190 MiB open for 100,000 events: its hundred full states alone take 140.
 pub const DEFAULT_CHECKPOINT_CACHE_BYTES: u64 = 256 << 20;
 
+/// Default size of a checkpoint pack: 64 MiB (one file per this many bytes of checkpoints).
+pub const DEFAULT_CHECKPOINT_PACK_BYTES: u64 = helios_checkpoint::pack::DEFAULT_PACK_CAPACITY;
+
+/// Smallest pack size accepted: 64 KiB.
+pub const MIN_CHECKPOINT_PACK_BYTES: u64 = 64 << 10;
+
 /// Default number of streams whose head state the checkpoint builder keeps in memory.
 pub const DEFAULT_CHECKPOINT_HEADS_MAX: usize = 1024;
 
@@ -113,6 +119,12 @@ pub struct CheckpointOptions {
     /// checkpoint), and views of the versions after it start there, so no view replays a heavy
     /// event. `usize::MAX` turns it off. Default: [`DEFAULT_HEAVY_EVENT_KEYS`].
     pub heavy_event_keys: usize,
+    /// The size of a checkpoint pack: checkpoints are appended to one until the next does not
+    /// fit, then a new one is started (a checkpoint larger than this gets a pack of its own
+    /// size). Fewer, larger packs mean fewer files; smaller ones let compaction reclaim dead
+    /// bytes sooner. At least [`MIN_CHECKPOINT_PACK_BYTES`]. Default:
+    /// [`DEFAULT_CHECKPOINT_PACK_BYTES`].
+    pub pack_bytes: u64,
 }
 
 /// The memory of speculative branches.
@@ -159,6 +171,7 @@ impl Default for CheckpointOptions {
             cache_bytes_max: DEFAULT_CHECKPOINT_CACHE_BYTES,
             heads_max: DEFAULT_CHECKPOINT_HEADS_MAX,
             heavy_event_keys: DEFAULT_HEAVY_EVENT_KEYS,
+            pack_bytes: DEFAULT_CHECKPOINT_PACK_BYTES,
         }
     }
 }
@@ -212,6 +225,15 @@ impl Options {
         }
         if self.checkpoints.heads_max == 0 {
             return invalid("checkpoints.heads_max", "must be at least 1".into());
+        }
+        if self.checkpoints.pack_bytes < MIN_CHECKPOINT_PACK_BYTES {
+            return invalid(
+                "checkpoints.pack_bytes",
+                format!(
+                    "{} is below the minimum of {MIN_CHECKPOINT_PACK_BYTES}",
+                    self.checkpoints.pack_bytes
+                ),
+            );
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ pub(crate) use build::Builder;
 pub use build::StalledStream;
 pub(crate) use packs::migrate_checkpoint_files;
 pub use store::CheckpointOpenReport;
-pub(crate) use store::{CHECKPOINT_DIR, CacheBounds, Store, StreamAtOpen};
+pub(crate) use store::{CHECKPOINT_DIR, Store, StoreSizes, StreamAtOpen};
 pub use store::{COMPACT_MIN_DEAD_BYTES, CompactReport};
 pub(crate) use verify::verify_packs;
 

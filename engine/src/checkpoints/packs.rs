@@ -12,20 +12,30 @@
 //!   which reads only up to the published end, never reads bytes that change or vanish.
 //! - Packs are mapped once each, `capacity` bytes long ([`Storage::map_growing`]), and only
 //!   bytes of checkpoints already written are read through a map.
+//! - A pack that takes no more checkpoints (the next one did not fit, or a compaction rolled
+//!   past it) is synced, then indexed (`<seq>.pidx`, [`helios_checkpoint::pack_index`]): an
+//!   open reads a full pack's index instead of scanning it, and scans it when the index is
+//!   missing or damaged.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use helios_checkpoint::CheckpointError;
 use helios_checkpoint::pack::{
     self, DEFAULT_PACK_CAPACITY, PUBLISHED_END_FILE_NAME, PackEnd, PackEntry, PackHeader,
     capacity_for, pack_file_name, pack_header, parse_pack_name, record_offset,
 };
-use helios_checkpoint::{CheckpointError, format};
+use helios_checkpoint::pack_index::pack_index_name;
 use helios_log::storage::{ReadOnlyBytes, Storage, StorageFile};
 
 use crate::engine::lock;
 use crate::error::{Error, Result};
+
+mod indexes;
+mod migrate;
+
+pub(crate) use migrate::migrate_checkpoint_files;
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| {
@@ -47,6 +57,8 @@ pub(crate) struct PackContents {
 #[derive(Debug, Default)]
 pub(crate) struct PacksAtOpen {
     pub packs: u64,
+    /// Full packs read from their index.
+    pub indexed_packs: u64,
     /// Bytes of a torn tail cut from the last pack.
     pub cut_bytes: u64,
     /// Damage met: the pack, the offset, the reason.
@@ -252,6 +264,7 @@ impl Packs {
         storage: Arc<dyn Storage>,
         store_id: u64,
         legacy: Legacy,
+        pack_bytes: u64,
     ) -> Result<(Packs, Vec<PackContents>, PacksAtOpen)> {
         storage
             .create_dir_all(&dir)
@@ -280,7 +293,7 @@ impl Packs {
             dir,
             storage,
             store_id: Some(store_id),
-            default_capacity: DEFAULT_PACK_CAPACITY,
+            default_capacity: pack_bytes,
             maps: RwLock::new(BTreeMap::new()),
             writer: None,
         };
@@ -290,8 +303,18 @@ impl Packs {
         for (i, &seq) in seqs.iter().enumerate() {
             let last = i + 1 == seqs.len();
             let path = packs.path(seq);
-            if let Err(reason) = packs.map(seq) {
-                notes.damage.push(format!("{}: {reason}", path.display()));
+            match packs.map(seq) {
+                Ok(map) => drop(packs.write_maps().insert(seq, map)),
+                Err(reason) => {
+                    notes.damage.push(format!("{}: {reason}", path.display()));
+                    continue;
+                }
+            }
+            let published_here = published.filter(|p| p.seq == seq).map(|p| p.end);
+            if !last && let Some(entries) = packs.indexed(seq, published_here) {
+                notes.packs += 1;
+                notes.indexed_packs += 1;
+                contents.push(PackContents { seq, entries });
                 continue;
             }
             let len = packs.file_len(seq).unwrap_or(0);
@@ -304,7 +327,6 @@ impl Packs {
             };
             notes.packs += 1;
             let mut end = scan.end;
-            let published_here = published.filter(|p| p.seq == seq).map(|p| p.end);
             if scan.stopped.is_none()
                 && let Some(published_end) = published_here.filter(|&e| scan.end < e)
             {
@@ -336,6 +358,11 @@ impl Packs {
                     end = u64::MAX; // Nothing more goes in this pack.
                 }
             }
+            if !last && scan.stopped.is_none() && end == scan.end {
+                // A full pack without an index (written before indexes, or its index was lost):
+                // index it now, so that the next open reads the index. Best effort.
+                drop(packs.write_index(seq, scan.end, &scan.entries));
+            }
             contents.push(PackContents {
                 seq,
                 entries: scan.entries,
@@ -345,7 +372,12 @@ impl Packs {
             }
         }
         let resume = match active {
-            Some((seq, end)) if end != u64::MAX && packs.read_maps().contains_key(&seq) => {
+            // A pack with an index is full: its index would miss what was appended to it.
+            Some((seq, end))
+                if end != u64::MAX
+                    && packs.read_maps().contains_key(&seq)
+                    && !names.contains(&pack_index_name(seq)) =>
+            {
                 Some((seq, end))
             }
             _ => None,
@@ -425,6 +457,18 @@ impl Packs {
                 _ => pack_header::LEN as u64,
             };
             let until = if seq == to.seq { to.end } else { u64::MAX };
+            if seq < to.seq
+                && start == pack_header::LEN as u64
+                && let Some(entries) = self.indexed(seq, None)
+                // The pack's own header is checked (whose it is) and the pack mapped, as a scan
+                // would.
+                && self.bytes(seq, pack_header::LEN as u64).is_some()
+            {
+                notes.packs += 1;
+                notes.indexed_packs += 1;
+                contents.push(PackContents { seq, entries });
+                continue;
+            }
             let path = self.path(seq);
             match self.scan(seq, start, until) {
                 Ok(scan) => {
@@ -514,6 +558,9 @@ impl Packs {
             });
         }
         if !w.appender.as_ref().is_some_and(fits) {
+            if let Some(full) = w.appender.take() {
+                self.seal(&full);
+            }
             let seq = w.next_seq;
             let (file, capacity) = self.create(seq, capacity_for(self.default_capacity, len))?;
             w.next_seq = seq + 1;
@@ -598,7 +645,9 @@ impl Packs {
     pub(crate) fn roll(&self) {
         if let Some(writer) = &self.writer {
             let mut w = lock(writer);
-            w.appender = None;
+            if let Some(full) = w.appender.take() {
+                self.seal(&full);
+            }
             w.resume = None;
         }
     }
@@ -606,6 +655,12 @@ impl Packs {
     /// Removes pack `seq`'s file. Its map stays valid for the checkpoints still read through
     /// it (an unlinked file keeps its pages), and so do readers' maps in other processes.
     pub(crate) fn remove(&self, seq: u64) -> Result<()> {
+        let index = self.dir.join(pack_index_name(seq));
+        match self.storage.remove_file(&index) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("remove", &index)(e)),
+        }
         let path = self.path(seq);
         self.storage
             .remove_file(&path)
@@ -628,7 +683,8 @@ impl Packs {
         Ok(())
     }
 
-    /// The number of packs mapped and their files' total length.
+    /// The packs mapped (every pack of this store read or written since open), with their
+    /// files' lengths.
     pub(crate) fn files(&self) -> Vec<(u64, u64)> {
         let seqs: Vec<u64> = self.read_maps().keys().copied().collect();
         seqs.into_iter()
@@ -678,53 +734,4 @@ fn zero_tail(storage: &dyn Storage, path: &Path, from: u64, len: u64) -> Result<
         at += n as u64;
     }
     file.sync_data().map_err(io_error("fdatasync", path))
-}
-
-/// Copies the checkpoint files of a store of format 1 or 2 (one file per checkpoint, named
-/// `<stream>-<version>-l<level>.ckpt`) into packs, oldest name first, and syncs them; the
-/// files themselves are removed by the next writer's open of the packs. Packs left by an
-/// interrupted migration are removed first, so a migration that crashed starts over.
-pub(crate) fn migrate_checkpoint_files(
-    dir: &Path,
-    storage: &Arc<dyn Storage>,
-    store_id: u64,
-) -> Result<u64> {
-    let names = list(storage.as_ref(), dir)?;
-    for name in &names {
-        if parse_pack_name(name).is_some() || name == PUBLISHED_END_FILE_NAME {
-            let path = dir.join(name);
-            storage
-                .remove_file(&path)
-                .map_err(io_error("remove", &path))?;
-        }
-    }
-    let mut files: Vec<&String> = names.iter().filter(|n| n.ends_with(".ckpt")).collect();
-    if files.is_empty() {
-        return Ok(0);
-    }
-    files.sort();
-    let (packs, _, _) =
-        Packs::open_writer(dir.to_path_buf(), storage.clone(), store_id, Legacy::Keep)?;
-    let mut copied = 0;
-    for name in files {
-        let path = dir.join(name);
-        let file = storage
-            .open_read_only(&path)
-            .map_err(io_error("open", &path))?;
-        let len = file.len().map_err(io_error("stat", &path))?;
-        let Ok(len) = usize::try_from(len) else {
-            continue;
-        };
-        let mut bytes = vec![0u8; len];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(io_error("read", &path))?;
-        // Only whole checkpoints: a damaged one is rebuilt from the log instead.
-        if format::peek_header(&path, &bytes).is_ok_and(|(_, whole)| whole == len as u64) {
-            packs.append(&bytes)?;
-            copied += 1;
-        }
-    }
-    packs.sync()?;
-    packs.publish()?;
-    Ok(copied)
 }

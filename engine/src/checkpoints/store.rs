@@ -51,11 +51,14 @@ pub(crate) struct Placed {
     pub len: u64,
 }
 
-/// How many open checkpoints the store keeps, and how much memory they may take.
+/// How many open checkpoints the store keeps, how much memory they may take, and how large a
+/// new pack is.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct CacheBounds {
+pub(crate) struct StoreSizes {
     pub count: usize,
     pub bytes: u64,
+    /// The size of a new pack (a writer's).
+    pub pack_bytes: u64,
 }
 
 /// What an open checkpoint weighs in the cache besides its indexes: the `Checkpoint` itself,
@@ -78,6 +81,9 @@ pub(crate) struct StreamAtOpen<'a> {
 pub struct CheckpointOpenReport {
     /// Pack files read.
     pub packs: u64,
+    /// Of those, full packs whose checkpoints were read from their index (`<seq>.pidx`)
+    /// instead of a scan of the pack.
+    pub indexed_packs: u64,
     /// Checkpoints found in the packs and kept.
     pub found: u64,
     /// Checkpoints found in the packs and not kept: past their stream's head, of unknown
@@ -184,7 +190,7 @@ fn placed(seq: u64, entry: &PackEntry) -> Placed {
 }
 
 impl Store {
-    fn new(policy: LevelPolicy, packs: Packs, cache: CacheBounds, read_only: bool) -> Store {
+    fn new(policy: LevelPolicy, packs: Packs, cache: StoreSizes, read_only: bool) -> Store {
         Store {
             policy,
             packs,
@@ -210,11 +216,12 @@ impl Store {
         storage: Arc<dyn Storage>,
         store_id: u64,
         policy: LevelPolicy,
-        cache: CacheBounds,
+        cache: StoreSizes,
         meta: &Meta,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
-        let (packs, contents, notes) = Packs::open_writer(dir, storage, store_id, Legacy::Remove)?;
+        let (packs, contents, notes) =
+            Packs::open_writer(dir, storage, store_id, Legacy::Remove, cache.pack_bytes)?;
         let recorded = meta.checkpoint_machines()?;
         let by_id: HashMap<StreamId, &StreamAtOpen<'_>> =
             streams.iter().map(|s| (s.id, s)).collect();
@@ -227,6 +234,7 @@ impl Store {
         let store = Store::new(policy, packs, cache, false);
         let mut report = CheckpointOpenReport {
             packs: notes.packs,
+            indexed_packs: notes.indexed_packs,
             cut_bytes: notes.cut_bytes,
             damage: notes.damage,
             deleted_files: notes.deleted_files,
@@ -272,13 +280,14 @@ impl Store {
         storage: Arc<dyn Storage>,
         store_id: Option<u64>,
         policy: LevelPolicy,
-        cache: CacheBounds,
+        cache: StoreSizes,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
         let (packs, contents, notes, published) = Packs::open_reader(dir, storage, store_id)?;
         let store = Store::new(policy, packs, cache, true);
         let mut report = CheckpointOpenReport {
             packs: notes.packs,
+            indexed_packs: notes.indexed_packs,
             damage: notes.damage,
             ..CheckpointOpenReport::default()
         };

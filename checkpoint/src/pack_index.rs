@@ -1,0 +1,205 @@
+//! The index of a full pack (`<seq>.pidx` beside `<seq>.pack`): what a scan of the pack
+//! ([`crate::pack::scan`]) finds, in a small file read in one go, so that opening a store reads
+//! a few megabytes of indexes instead of faulting in a page of every checkpoint's header across
+//! the packs. It is a function of the pack's bytes up to the end it names: written once the
+//! pack is full and synced, never changed; a missing or damaged one is read around (the pack is
+//! scanned instead).
+//!
+//! ```text
+//! header  64 B  magic "HLXPKIDX", version u32, entries u32, pack seq u64, store id u64,
+//!               end u64 (just past the last checkpoint indexed), body CRC u32,
+//!               20 reserved bytes, header CRC u32 at 60
+//! entries 48 B each, sorted by (stream, version, offset): stream u64, version u64,
+//!               base version u64, offset u64, length u64, kind u8, level u8, 6 zero bytes
+//! ```
+//!
+//! Entries are sorted by stream so that one stream's checkpoints can be found by binary
+//! search; a checkpoint copied twice into one pack keeps both entries, the later copy last.
+
+use crate::format::{CheckpointKind, CheckpointMeta};
+use crate::pack::PackEntry;
+
+/// The extension of pack index files.
+pub const PACK_INDEX_EXTENSION: &str = "pidx";
+
+const MAGIC: &[u8; 8] = b"HLXPKIDX";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 64;
+const ENTRY_LEN: usize = 48;
+
+/// The file name of pack `seq`'s index.
+#[must_use]
+pub fn pack_index_name(seq: u64) -> String {
+    format!("{seq:010}.{PACK_INDEX_EXTENSION}")
+}
+
+/// The pack number of a name made by [`pack_index_name`].
+#[must_use]
+pub fn parse_pack_index_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".pidx")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// What a valid pack index says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackIndex {
+    /// The pack it indexes.
+    pub seq: u64,
+    /// The store that wrote it.
+    pub store_id: u64,
+    /// Just past the last checkpoint it indexes: the pack's scan end when it was written.
+    pub end: u64,
+    /// The checkpoints, sorted by (stream, version, offset).
+    pub entries: Vec<PackEntry>,
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Encodes the index of pack `seq` of store `store_id`, whose scan found `entries` (in pack
+/// order) up to `end`.
+#[must_use]
+pub fn encode(seq: u64, store_id: u64, end: u64, entries: &[PackEntry]) -> Vec<u8> {
+    let mut sorted: Vec<&PackEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| (e.meta.stream_id, e.meta.version, e.offset));
+    let mut out = vec![0u8; HEADER_LEN + sorted.len() * ENTRY_LEN];
+    for (k, entry) in sorted.iter().enumerate() {
+        let e = &mut out[HEADER_LEN + k * ENTRY_LEN..HEADER_LEN + (k + 1) * ENTRY_LEN];
+        let m = &entry.meta;
+        for (i, field) in [
+            m.stream_id,
+            m.version,
+            m.base_version,
+            entry.offset,
+            entry.len,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            e[i * 8..i * 8 + 8].copy_from_slice(&field.to_le_bytes());
+        }
+        e[40] = m.kind.to_byte();
+        e[41] = m.level;
+    }
+    out[0..8].copy_from_slice(MAGIC);
+    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    let count = u32::try_from(sorted.len()).unwrap_or(u32::MAX);
+    out[12..16].copy_from_slice(&count.to_le_bytes());
+    out[16..24].copy_from_slice(&seq.to_le_bytes());
+    out[24..32].copy_from_slice(&store_id.to_le_bytes());
+    out[32..40].copy_from_slice(&end.to_le_bytes());
+    let body_crc = crc32fast::hash(&out[HEADER_LEN..]);
+    out[40..44].copy_from_slice(&body_crc.to_le_bytes());
+    let crc = crc32fast::hash(&out[..60]);
+    out[60..64].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes `bytes` as the index of pack `seq`; `None` unless it is whole and valid: checksums,
+/// counts, every entry a known kind and level, within `end`, in order.
+#[must_use]
+pub fn decode(bytes: &[u8], seq: u64) -> Option<PackIndex> {
+    let head = bytes.get(..HEADER_LEN)?;
+    let intact = &head[0..8] == MAGIC
+        && crc32fast::hash(&head[..60]) == u32_at(head, 60)
+        && u32_at(head, 8) == VERSION
+        && u64_at(head, 16) == seq
+        && head[44..60].iter().all(|&b| b == 0);
+    let count = u32_at(head, 12) as usize;
+    if !intact
+        || bytes.len() != HEADER_LEN + count.checked_mul(ENTRY_LEN)?
+        || crc32fast::hash(&bytes[HEADER_LEN..]) != u32_at(head, 40)
+    {
+        return None;
+    }
+    let end = u64_at(head, 32);
+    let mut entries = Vec::with_capacity(count);
+    for k in 0..count {
+        let e = &bytes[HEADER_LEN + k * ENTRY_LEN..HEADER_LEN + (k + 1) * ENTRY_LEN];
+        let kind = CheckpointKind::from_byte(e[40])?;
+        if e[42..48].iter().any(|&b| b != 0) {
+            return None;
+        }
+        let entry = PackEntry {
+            meta: CheckpointMeta {
+                kind,
+                level: e[41],
+                stream_id: u64_at(e, 0),
+                version: u64_at(e, 8),
+                base_version: u64_at(e, 16),
+            },
+            offset: u64_at(e, 24),
+            len: u64_at(e, 32),
+        };
+        let key = |e: &PackEntry| (e.meta.stream_id, e.meta.version, e.offset);
+        if entry.offset.checked_add(entry.len).is_none_or(|x| x > end)
+            || entries
+                .last()
+                .is_some_and(|p: &PackEntry| key(p) >= key(&entry))
+        {
+            return None;
+        }
+        entries.push(entry);
+    }
+    Some(PackIndex {
+        seq,
+        store_id: u64_at(head, 24),
+        end,
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(stream: u64, version: u64, offset: u64) -> PackEntry {
+        PackEntry {
+            meta: CheckpointMeta::delta(stream, version, 1, version - version % 100),
+            offset,
+            len: 200,
+        }
+    }
+
+    #[test]
+    fn round_trips_sorted_and_rejects_damage() {
+        let entries = [
+            entry(2, 10, 64),
+            entry(1, 20, 272),
+            entry(1, 10, 480),
+            entry(1, 10, 688),
+        ];
+        let bytes = encode(7, 99, 888, &entries);
+        let index = decode(&bytes, 7).expect("valid");
+        assert_eq!((index.seq, index.store_id, index.end), (7, 99, 888));
+        let order: Vec<(u64, u64, u64)> = index
+            .entries
+            .iter()
+            .map(|e| (e.meta.stream_id, e.meta.version, e.offset))
+            .collect();
+        assert_eq!(
+            order,
+            [(1, 10, 480), (1, 10, 688), (1, 20, 272), (2, 10, 64)]
+        );
+        assert!(decode(&bytes, 8).is_none(), "another pack's");
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x08;
+            assert!(decode(&bad, 7).is_none(), "a flip at byte {at}");
+        }
+        assert!(decode(&bytes[..bytes.len() - 1], 7).is_none());
+        assert!(
+            decode(&encode(7, 99, 887, &entries), 7).is_none(),
+            "an entry past the end"
+        );
+        assert_eq!(parse_pack_index_name(&pack_index_name(42)), Some(42));
+    }
+}

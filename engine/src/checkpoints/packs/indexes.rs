@@ -1,0 +1,50 @@
+//! Pack indexes (`<seq>.pidx`, layout in [`helios_checkpoint::pack_index`]): written for a
+//! pack that takes no more checkpoints, read at open instead of a scan of the pack.
+
+use helios_checkpoint::pack::{PackEntry, pack_header};
+use helios_checkpoint::pack_index::{self, pack_index_name};
+
+use super::{Appender, Packs};
+
+impl Packs {
+    /// Indexes `full`, a pack that takes no more checkpoints: syncs it, scans it, writes the
+    /// scan as its index. Best effort: a pack without an index is scanned at open instead, so
+    /// a failure here (a full disk) costs only that.
+    pub(super) fn seal(&self, full: &Appender) {
+        let indexed = (|| -> std::result::Result<(), String> {
+            full.file.sync_data().map_err(|e| e.to_string())?;
+            let scan = self.scan(full.seq, pack_header::LEN as u64, full.end)?;
+            if scan.stopped.is_some() || scan.end != full.end {
+                return Err("its checkpoints do not scan whole".into());
+            }
+            self.write_index(full.seq, full.end, &scan.entries)
+        })();
+        drop(indexed);
+    }
+
+    /// Writes the index of pack `seq`, whose checkpoints up to `end` are `entries`.
+    pub(super) fn write_index(
+        &self,
+        seq: u64,
+        end: u64,
+        entries: &[PackEntry],
+    ) -> std::result::Result<(), String> {
+        let bytes = pack_index::encode(seq, self.store_id.unwrap_or(0), end, entries);
+        let name = pack_index_name(seq);
+        let tmp = format!("{name}.tmp");
+        helios_log::write_whole(self.storage.as_ref(), &self.dir, &tmp, &name, &bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The checkpoints of full pack `seq`, from its index, if it has a valid one of this store
+    /// that reaches the published end when that is in this pack.
+    pub(super) fn indexed(&self, seq: u64, published_end: Option<u64>) -> Option<Vec<PackEntry>> {
+        let bytes = self
+            .storage
+            .map_readonly(&self.dir.join(pack_index_name(seq)))
+            .ok()?;
+        let index = pack_index::decode(&bytes, seq)?;
+        let ours = self.store_id.is_none_or(|id| id == index.store_id);
+        (ours && published_end.is_none_or(|e| e <= index.end)).then_some(index.entries)
+    }
+}

@@ -1,0 +1,122 @@
+//! Pack indexes: a full pack gets `<seq>.pidx`, which opens read instead of scanning the pack;
+//! a damaged or missing index is read around, with the same catalog and the same states.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use helios::{Durability, Engine, LevelPolicy, Options, ReadOnly, Version};
+
+use crate::support::{at, model_states, set};
+
+fn options() -> Options {
+    let mut options = Options::default();
+    options.checkpoints.policy = LevelPolicy::new(4, 2).expect("policy");
+    options.checkpoints.pack_bytes = helios::MIN_CHECKPOINT_PACK_BYTES;
+    options.background_threads = false;
+    options
+}
+
+fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
+        .expect("checkpoints dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    found.sort();
+    found
+}
+
+/// A stream's state.
+type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Every stream's state at a few versions, from `read`, against the model.
+fn check(model: &BTreeMap<String, Vec<Vec<u8>>>, read: &dyn Fn(&str, u64) -> State) {
+    for (name, events) in model {
+        let states = model_states(events);
+        for v in (0..=events.len() as u64).step_by(5) {
+            assert_eq!(&read(name, v), at(&states, v), "{name} at {v}");
+        }
+    }
+}
+
+#[test]
+fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path(), options()).expect("open");
+    let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for round in 0..40 {
+        for s in 0..8 {
+            let name = format!("s{s}");
+            // Values of a few hundred bytes, so that checkpoints fill 64 KiB packs quickly.
+            let events: Vec<Vec<u8>> = (0..6)
+                .map(|k| set(&format!("k{}", (round * 6 + k) % 40), &"v".repeat(200 + k)))
+                .collect();
+            engine
+                .append(&name, &events, Durability::Normal, None)
+                .expect("append");
+            model.entry(name).or_default().extend(events);
+        }
+    }
+    let built = engine.checkpoints().sync().expect("sync");
+    assert!(built.packs >= 4, "{built:?}");
+    drop(engine);
+    let packs = files(dir.path(), "pack");
+    let indexes = files(dir.path(), "pidx");
+    assert_eq!(
+        indexes.len(),
+        packs.len() - 1,
+        "every pack but the active one: {indexes:?}"
+    );
+
+    // The writer reads `indexed` packs from their indexes (and indexes the others), then a
+    // reader reads them all from their indexes.
+    let reopen = |what: &str, indexed: u64| {
+        let engine = Engine::open(dir.path(), options()).expect("reopen");
+        let report = engine.inspect().open_report().checkpoints.clone();
+        assert_eq!(
+            (
+                report.found,
+                report.dropped,
+                report.gaps,
+                report.damage.len()
+            ),
+            (built.count, 0, 0, 0),
+            "{what}: {report:?}"
+        );
+        assert_eq!(
+            (report.packs, report.indexed_packs),
+            (packs.len() as u64, indexed),
+            "{what}: {report:?}"
+        );
+        check(&model, &|name, v| {
+            engine.state_at(name, Version(v)).expect("state")
+        });
+        drop(engine);
+        let reader = ReadOnly::open(dir.path(), options()).expect("a reader");
+        let report = reader.inspect().open_report().checkpoints.clone();
+        assert_eq!(
+            report.indexed_packs,
+            packs.len() as u64 - 1,
+            "{what}: {report:?}"
+        );
+        assert_eq!(reader.checkpoints().stats().count, built.count, "{what}");
+        check(&model, &|name, v| {
+            reader.state_at(name, Version(v)).expect("state")
+        });
+    };
+    reopen("with every index", indexes.len() as u64);
+
+    // A damaged index and a missing one: those packs are scanned instead, and indexed again.
+    let mut bytes = std::fs::read(&indexes[0]).expect("read");
+    bytes[100] ^= 0x40;
+    std::fs::write(&indexes[0], &bytes).expect("damage");
+    std::fs::remove_file(&indexes[1]).expect("remove");
+    reopen(
+        "with a damaged and a missing index",
+        indexes.len() as u64 - 2,
+    );
+
+    // An index of another pack's number, copied over, is not that pack's.
+    std::fs::copy(&indexes[2], &indexes[0]).expect("copy");
+    reopen("with a copied index", indexes.len() as u64 - 1);
+}
