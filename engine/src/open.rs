@@ -398,7 +398,9 @@ impl Engine {
         // streams with a checkpoint due past it are queued for the builder.
         let mut built = HashMap::new();
         let mut queue = Vec::new();
-        for (i, st) in catalog.streams.iter().enumerate() {
+        // A reader builds nothing.
+        let builds = if writing { catalog.streams.len() } else { 0 };
+        for (i, st) in catalog.streams.iter().enumerate().take(builds) {
             let id = StreamId(i as u64 + 1);
             // A fork's checkpoints up to its fork point are its source's.
             let shared = st.fork.map_or(0, |f| f.at.0);

@@ -172,6 +172,15 @@ impl std::fmt::Debug for Store {
 
 /// Whether the policy checkpoints `version` at `level` (or it is a full state after a heavy
 /// event).
+/// Stream `id` of `streams`, which hold every stream in id order (ids are dense from 1).
+fn stream_at<'a, 'b>(
+    streams: &'a [StreamAtOpen<'b>],
+    id: StreamId,
+) -> Option<&'a StreamAtOpen<'b>> {
+    let at = usize::try_from(id.0).ok()?.checked_sub(1)?;
+    streams.get(at).filter(|s| s.id == id)
+}
+
 fn on_policy(policy: &LevelPolicy, version: u64, level: u32) -> bool {
     match policy.level_at(version) {
         Some(expected) => level == expected,
@@ -223,12 +232,11 @@ impl Store {
         let (packs, contents, notes) =
             Packs::open_writer(dir, storage, store_id, Legacy::Remove, cache.pack_bytes)?;
         let recorded = meta.checkpoint_machines()?;
-        let by_id: HashMap<StreamId, &StreamAtOpen<'_>> =
-            streams.iter().map(|s| (s.id, s)).collect();
+        let by_id = |id: StreamId| stream_at(streams, id);
         // Streams whose checkpoints were built by another machine than the configured one.
         let retired: HashSet<StreamId> = recorded
             .iter()
-            .filter(|(id, name)| by_id.get(id).is_some_and(|s| s.machine != name))
+            .filter(|(id, name)| by_id(*id).is_some_and(|s| s.machine != name))
             .map(|(id, _)| *id)
             .collect();
         let store = Store::new(policy, packs, cache, false);
@@ -242,7 +250,7 @@ impl Store {
         };
         let head_of = |id: StreamId| {
             (!retired.contains(&id))
-                .then(|| by_id.get(&id).map(|s| s.head.0))
+                .then(|| by_id(id).map(|s| s.head.0))
                 .flatten()
         };
         store.take_in(contents, &head_of, &mut report, None);
@@ -252,7 +260,7 @@ impl Store {
         let fanout = policy.fanout();
         let mut rebuild = BTreeSet::new();
         for (&id, versions) in store.read_catalog().iter() {
-            let shared = by_id.get(&id).map_or(0, |s| s.shared);
+            let shared = by_id(id).map_or(0, |s| s.shared);
             let mut expected = (shared / fanout + 1) * fanout;
             let on_grid = versions.iter().filter(|(_, r)| r.level != HEAVY_LEVEL);
             for (&version, _) in on_grid {
@@ -291,11 +299,10 @@ impl Store {
             damage: notes.damage,
             ..CheckpointOpenReport::default()
         };
-        let heads: HashMap<StreamId, u64> = streams.iter().map(|s| (s.id, s.head.0)).collect();
         let mut pending = Vec::new();
         store.take_in(
             contents,
-            &|id| heads.get(&id).copied(),
+            &|id| stream_at(streams, id).map(|s| s.head.0),
             &mut report,
             Some(&mut pending),
         );
@@ -318,7 +325,11 @@ impl Store {
         report: &mut CheckpointOpenReport,
         mut pending: Option<&mut Vec<(u64, PackEntry)>>,
     ) {
-        let mut catalog = self.write_catalog();
+        // Grouped by stream first, each group then sorted by version (a stable sort keeps a
+        // newer copy after an older one): a stream new to the catalog gets its map built in one
+        // go, not by an insert per checkpoint into a map among hundreds of thousands.
+        // Stream ids are dense from 1: a vector by id, not a hash map.
+        let mut groups: Vec<Vec<(u64, Placed)>> = Vec::new();
         for pack in contents {
             for entry in pack.entries {
                 let (id, version) = (StreamId(entry.meta.stream_id), entry.meta.version);
@@ -339,13 +350,37 @@ impl Store {
                 if level == HEAVY_LEVEL {
                     self.heavy_known.store(true, Ordering::Relaxed);
                 }
-                let place = placed(pack.seq, &entry);
-                if catalog
-                    .entry(id)
-                    .or_default()
-                    .insert(version, place)
-                    .is_some()
-                {
+                let Some(at) = usize::try_from(id.0).ok().and_then(|i| i.checked_sub(1)) else {
+                    report.dropped += 1;
+                    continue;
+                };
+                if at >= groups.len() {
+                    groups.resize_with(at + 1, Vec::new);
+                }
+                groups[at].push((version, placed(pack.seq, &entry)));
+            }
+        }
+        let mut catalog = self.write_catalog();
+        catalog.reserve(groups.iter().filter(|g| !g.is_empty()).count());
+        for (at, mut group) in groups.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let id = StreamId(at as u64 + 1);
+            group.sort_by_key(|(version, _)| *version);
+            let listed = catalog.entry(id).or_default();
+            if listed.is_empty() {
+                let before = group.len() as u64;
+                // Of copies of one version, the newest (last) stays.
+                group.reverse();
+                group.dedup_by_key(|(version, _)| *version);
+                report.dropped += before - group.len() as u64;
+                report.found += group.len() as u64;
+                *listed = group.into_iter().collect();
+                continue;
+            }
+            for (version, place) in group {
+                if listed.insert(version, place).is_some() {
                     report.dropped += 1; // An older copy, superseded.
                 } else {
                     report.found += 1;
