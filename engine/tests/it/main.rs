@@ -9,7 +9,8 @@
 //! - `hostile`: damaged and foreign files of every kind.
 //! - `repair`: log damage diagnosed alike by open and verify, and repaired to the intact prefix.
 //! - `formats`: the golden store of every store format, the `FORMAT` file, migration.
-//! - `packs`: pack indexes, and opens that read around damaged or missing ones.
+//! - `indexes`: segment and pack indexes, and opens and `verify` that read around damaged or
+//!   missing ones.
 //! - `streams`: forks that share history, and deletions.
 //! - `directories`: the store's path on the real file system: files, links, permissions,
 //!   directories of other files, and messages that cut long names.
@@ -20,7 +21,7 @@ mod directories;
 mod engine;
 mod formats;
 mod hostile;
-mod packs;
+mod indexes;
 mod readers;
 mod repair;
 mod simulator;

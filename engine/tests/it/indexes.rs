@@ -1,5 +1,7 @@
-//! Pack indexes: a full pack gets `<seq>.pidx`, which opens read instead of scanning the pack;
-//! a damaged or missing index is read around, with the same catalog and the same states.
+//! Segment and pack indexes: a sealed segment gets `<segment>.idx` and a full pack
+//! `<seq>.pidx`, which opens read instead of scanning; a damaged or missing index is read
+//! around (and written again by a writer), with the same events, catalog and states, and
+//! `verify` names a damaged one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,4 +121,73 @@ fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
     // An index of another pack's number, copied over, is not that pack's.
     std::fs::copy(&indexes[2], &indexes[0]).expect("copy");
     reopen("with a copied index", indexes.len() as u64 - 1);
+}
+
+#[test]
+fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = options();
+    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    let engine = Engine::open(dir.path(), options.clone()).expect("open");
+    let events: Vec<Vec<u8>> = (0..300)
+        .map(|i| set(&format!("k{}", i % 9), &format!("{i}")))
+        .collect();
+    for chunk in events.chunks(3) {
+        engine
+            .append("s", chunk, Durability::Normal, None)
+            .expect("append");
+    }
+    engine.sync().expect("sync");
+    drop(engine);
+    let mut indexes: Vec<PathBuf> = std::fs::read_dir(dir.path().join("log"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    indexes.sort();
+    assert!(indexes.len() >= 3, "{indexes:?}");
+    let report = helios::verify(dir.path()).expect("verify");
+    assert!(report.is_sound(), "{report:?}");
+    assert!(
+        report.index_entries > 0 && report.index_entries < 300,
+        "{report:?}"
+    );
+
+    // A flipped byte in the middle of one index's tables.
+    let victim = &indexes[1];
+    let mut bytes = std::fs::read(victim).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(victim, &bytes).expect("damage");
+    let report = helios::verify(dir.path()).expect("verify");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].path, *victim, "{report:?}");
+
+    // A reader reads around it (builds that index in memory) and writes nothing.
+    let reader = ReadOnly::open(dir.path(), options.clone()).expect("a reader");
+    let states = model_states(&events);
+    for v in [1, 100, 150, 299, 300] {
+        assert_eq!(
+            &reader.state_at("s", Version(v)).expect("state"),
+            at(&states, v)
+        );
+    }
+    drop(reader);
+    assert_eq!(
+        std::fs::read(victim).expect("read"),
+        bytes,
+        "the reader wrote nothing"
+    );
+
+    // A writer's open writes it again; every event reads back.
+    let engine = Engine::open(dir.path(), options).expect("reopen");
+    let read: Vec<Vec<u8>> = engine
+        .read("s", ..)
+        .expect("read")
+        .map(|e| e.expect("event").payload)
+        .collect();
+    assert_eq!(read, events);
+    drop(engine);
+    let report = helios::verify(dir.path()).expect("verify");
+    assert!(report.is_sound(), "{report:?}");
 }
