@@ -193,15 +193,17 @@ impl Catalog {
     /// Puts in front of each stream's `recent` the locations of its events from `from` up to
     /// `through`, read from `log`: what an open, which read the log only after fjall's
     /// recovery point (`through`), needs of the segments before it that no index holds.
+    /// Returns how many events it located.
     pub(crate) fn locate_unindexed(
         &mut self,
         log: &helios_log::Log,
         from: Lsn,
         through: Lsn,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         if from > through {
-            return Ok(());
+            return Ok(0);
         }
+        let mut located = 0;
         let mut early: HashMap<StreamId, (Version, Vec<Location>)> = HashMap::new();
         for record in log.iter_from(from)? {
             let record = record?;
@@ -209,6 +211,7 @@ impl Catalog {
                 break;
             }
             if record.header.kind == RecordKind::Event {
+                located += 1;
                 early
                     .entry(record.header.stream)
                     .or_insert_with(|| (record.header.version, Vec::new()))
@@ -225,7 +228,7 @@ impl Catalog {
             }
             st.indexed_head = Version(first.0 - 1);
         }
-        Ok(())
+        Ok(located)
     }
 
     pub(crate) fn mark_dirty(&mut self, id: StreamId) {

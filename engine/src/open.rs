@@ -27,8 +27,12 @@ use crate::store_format;
 pub struct OpenReport {
     /// The log's own recovery.
     pub log: RecoveryReport,
-    /// Index entries (re)built from the log past the recovery point.
+    /// Events read from the log past the recovery point.
     pub reindexed: u64,
+    /// Events before the recovery point whose locations a writer's open read from the log:
+    /// those of the segments after the last one with an index (the active one, after a clean
+    /// close). The indexes locate every other event.
+    pub located: u64,
     /// What reconciling the checkpoint files with their catalog did.
     pub checkpoints: CheckpointOpenReport,
     /// The store format this open migrated the store from, if it did (see
@@ -249,7 +253,8 @@ impl Engine {
                     .map_err(|e| e.damage_in(&dir))?;
             }
         }
-        if let Some(recovery) = start {
+        let mut located = 0;
+        if let Some(recovery) = start.filter(|_| writing) {
             // The log was read after fjall's recovery point; the events before it that no
             // segment index holds (the segments after the last indexed one) are read now, for
             // their locations.
@@ -258,7 +263,7 @@ impl Engine {
             } else {
                 helios_log::indexed_prefix(storage.as_ref(), &dir.join(LOG_DIR))?
             };
-            catalog
+            located = catalog
                 .locate_unindexed(
                     &log,
                     indexed.map_or(Lsn(1), |l| Lsn(l.lsn.0 + 1)),
@@ -344,6 +349,7 @@ impl Engine {
         let mut open_report = OpenReport {
             log: log_report,
             reindexed,
+            located,
             checkpoints: CheckpointOpenReport::default(),
             migrated_from: migrate_from,
             store_format: store_format_found,

@@ -191,3 +191,55 @@ fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
     let report = helios::verify(dir.path()).expect("verify");
     assert!(report.is_sound(), "{report:?}");
 }
+
+/// A writer's open reads none of the indexed segments: after a clean close it locates only the
+/// events of the segments without an index (here the active one), however long the history.
+#[test]
+fn a_writer_open_reads_only_the_segments_without_an_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = options();
+    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    let mut appended = 0u64;
+    for round in 0..3 {
+        let engine = Engine::open(dir.path(), options.clone()).expect("open");
+        let report = engine.inspect().open_report().clone();
+        let segments = engine.inspect().segments().expect("segments");
+        // Events in the active segment: those past the last sealed one's end.
+        let sealed_events = engine
+            .read("s", ..)
+            .map(|events| {
+                events
+                    .filter(|e| {
+                        e.as_ref()
+                            .is_ok_and(|e| e.lsn.0 < segments.last().expect("active").id.0)
+                    })
+                    .count() as u64
+            })
+            .unwrap_or(0);
+        assert!(
+            report.located <= appended - sealed_events,
+            "round {round}: located {} of {appended} events, {sealed_events} in sealed segments",
+            report.located
+        );
+        assert_eq!(
+            report.reindexed, 0,
+            "a clean close left nothing past the recovery point"
+        );
+        for i in 0..400 {
+            engine
+                .append(
+                    "s",
+                    &[set(&format!("k{}", i % 7), &format!("{round}-{i}"))],
+                    Durability::Normal,
+                    None,
+                )
+                .expect("append");
+        }
+        appended += 400;
+        engine.close().expect("close");
+    }
+    let engine = Engine::open(dir.path(), options).expect("open");
+    let segments = engine.inspect().segments().expect("segments").len();
+    assert!(segments > 10, "{segments} segments");
+    assert!(engine.inspect().open_report().located < appended / 4);
+}
