@@ -205,8 +205,8 @@ const KINDS: [&str; 6] = [
 ];
 
 /// The model of the classification the brief states: `log/*.log` segments, `log/*.spare` the
-/// spare, under `meta/` or `index/` metadata, under `checkpoints/` or `packs/` checkpoints,
-/// under `repair-*/` set aside, the rest other.
+/// spare, under `meta/` or `index/`, the segment indexes `log/*.idx` and `CATALOG` metadata,
+/// under `checkpoints/` or `packs/` checkpoints, under `repair-*/` set aside, the rest other.
 fn kind_of(relative: &Path) -> &'static str {
     let parts: Vec<String> = relative
         .iter()
@@ -219,7 +219,10 @@ fn kind_of(relative: &Path) -> &'static str {
         "segments"
     } else if top == "log" && parts.len() == 2 && name.ends_with(".spare") {
         "spare"
-    } else if nested && (top == "meta" || top == "index") {
+    } else if (nested && (top == "meta" || top == "index"))
+        || (top == "log" && parts.len() == 2 && name.ends_with(".idx"))
+        || (!nested && (name == "CATALOG" || name == "CATALOG.tmp"))
+    {
         "metadata"
     } else if nested && (top == "checkpoints" || top == "packs") {
         "checkpoints"
