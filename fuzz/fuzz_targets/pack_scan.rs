@@ -148,7 +148,13 @@ fn lay_out(
     capacity: u64,
     parts: Vec<(CheckpointMeta, Entries)>,
 ) -> (Vec<u8>, Vec<Written>) {
-    let mut bytes = PackHeader { seq, capacity, store_id: 0 }.encode().to_vec();
+    let mut bytes = PackHeader {
+        seq,
+        capacity,
+        store_id: 0,
+    }
+    .encode()
+    .to_vec();
     let mut written = Vec::new();
     for (meta, entries) in parts {
         let encoded = encode(meta, &entries);
@@ -606,7 +612,14 @@ fn structured(data: &[u8]) -> ArbResult<()> {
     } else {
         DEFAULT_PACK_CAPACITY
     };
-    clean[..pack_header::LEN].copy_from_slice(&PackHeader { seq, capacity, store_id: 0 }.encode());
+    clean[..pack_header::LEN].copy_from_slice(
+        &PackHeader {
+            seq,
+            capacity,
+            store_id: 0,
+        }
+        .encode(),
+    );
     let written_end = written.last().map_or(pack_header::LEN as u64, Written::end);
     trace(|| {
         let layout: Vec<String> = written
@@ -623,7 +636,11 @@ fn structured(data: &[u8]) -> ArbResult<()> {
     // The clean pack.
     assert_eq!(
         PackHeader::decode(path(), &clean).expect("a clean pack header decodes"),
-        PackHeader { seq, capacity, store_id: 0 }
+        PackHeader {
+            seq,
+            capacity,
+            store_id: 0
+        }
     );
     let shape = |scan: &PackScan| -> Vec<(u64, u64, CheckpointMeta)> {
         scan.entries
