@@ -205,18 +205,19 @@ impl Catalog {
         }
         let mut located = 0;
         let mut early: HashMap<StreamId, (Version, Vec<Location>)> = HashMap::new();
-        for record in log.iter_from(from)? {
-            let record = record?;
-            if record.header.lsn > through {
+        let mut records = log.iter_from(from)?;
+        while let Some(record) = records.next_header() {
+            let (header, location) = record?;
+            if header.lsn > through {
                 break;
             }
-            if record.header.kind == RecordKind::Event {
+            if header.kind == RecordKind::Event {
                 located += 1;
                 early
-                    .entry(record.header.stream)
-                    .or_insert_with(|| (record.header.version, Vec::new()))
+                    .entry(header.stream)
+                    .or_insert_with(|| (header.version, Vec::new()))
                     .1
-                    .push(record.location);
+                    .push(location);
             }
         }
         for (id, (first, locations)) in early {

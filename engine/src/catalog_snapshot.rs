@@ -177,18 +177,22 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<S
     decode(&bytes, store_id)
 }
 
-/// The record a store's snapshot covers the log up to, from its header alone, if it has a
-/// valid-looking one.
-pub(crate) fn covered(storage: &dyn Storage, dir: &Path) -> Option<Location> {
-    let file = storage.open_read_only(&dir.join(CATALOG_FILE)).ok()?;
-    let mut head = [0u8; HEADER_LEN];
-    file.read_exact_at(&mut head, 0).ok()?;
-    let intact = &head[0..8] == MAGIC && crc32fast::hash(&head[..60]) == u32_at(&head, 60)?;
-    intact.then(|| Location {
-        lsn: Lsn(u64_at(&head, 24).unwrap_or(0)),
-        segment: SegmentId(u64_at(&head, 32).unwrap_or(0)),
-        offset: u64_at(&head, 40).unwrap_or(0),
-        frame_len_bytes: u32_at(&head, 48).unwrap_or(0),
+/// The record the store's snapshot covers the log up to, if it has a whole one of store
+/// `store_id` (both checksums are checked, the streams not decoded): a writer replaces any
+/// other at its next chance.
+pub(crate) fn covered(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<Location> {
+    let bytes = storage.map_readonly(&dir.join(CATALOG_FILE)).ok()?;
+    let head = bytes.get(..HEADER_LEN)?;
+    let whole = &head[0..8] == MAGIC
+        && crc32fast::hash(&head[..60]) == u32_at(head, 60)?
+        && u32_at(head, 8)? == VERSION
+        && u64_at(head, 16)? == store_id
+        && crc32fast::hash(&bytes[HEADER_LEN..]) == u32_at(head, 52)?;
+    whole.then(|| Location {
+        lsn: Lsn(u64_at(head, 24).unwrap_or(0)),
+        segment: SegmentId(u64_at(head, 32).unwrap_or(0)),
+        offset: u64_at(head, 40).unwrap_or(0),
+        frame_len_bytes: u32_at(head, 48).unwrap_or(0),
     })
 }
 

@@ -420,7 +420,9 @@ impl Engine {
         let record_metrics = options.metrics;
         let snapshot_through = match &snapshot {
             Some(snapshot) => Some(snapshot.through),
-            None if writing => catalog_snapshot::covered(storage.as_ref(), &dir),
+            None if writing => {
+                catalog_snapshot::covered(storage.as_ref(), &dir, store_id.unwrap_or(0))
+            }
             None => None,
         };
         let inner = Arc::new(Inner {

@@ -119,6 +119,12 @@ impl SegmentIndex {
             }
         }
         let last = last.ok_or_else(|| bad("the segment holds no record".into()))?;
+        if last.lsn < Lsn(id.0) {
+            return Err(bad(format!(
+                "its last record {} is below the segment",
+                last.lsn
+            )));
+        }
         // Stable: each stream's versions stay in log order.
         events.sort_by_key(|(stream, _, _)| *stream);
         let streams = events.chunk_by(|a, b| a.0 == b.0).count();
@@ -134,10 +140,10 @@ impl SegmentIndex {
         for (row, run) in events.chunk_by(|a, b| a.0 == b.0).enumerate() {
             let (stream, first, _) = run[0];
             for (k, (_, version, _)) in run.iter().enumerate() {
-                if version.0 != first.0 + k as u64 {
+                if first.0.checked_add(k as u64) != Some(version.0) {
                     return Err(bad(format!(
                         "{stream} has {version} where {} should follow",
-                        Version(first.0 + k as u64)
+                        Version(first.0.wrapping_add(k as u64))
                     )));
                 }
             }
@@ -149,10 +155,9 @@ impl SegmentIndex {
             for (_, _, location) in run {
                 let e = &mut entries[at * ENTRY_ROW..(at + 1) * ENTRY_ROW];
                 e[0..8].copy_from_slice(&location.offset.to_le_bytes());
-                let delta = count(
-                    usize::try_from(location.lsn.0 - id.0).unwrap_or(usize::MAX),
-                    "records",
-                )?;
+                let below = || bad(format!("{} is below the segment", location.lsn));
+                let delta = location.lsn.0.checked_sub(id.0).ok_or_else(below)?;
+                let delta = count(usize::try_from(delta).unwrap_or(usize::MAX), "records")?;
                 e[8..12].copy_from_slice(&delta.to_le_bytes());
                 e[12..16].copy_from_slice(&location.frame_len_bytes.to_le_bytes());
                 at += 1;
@@ -245,8 +250,12 @@ impl SegmentIndex {
         let mut next_entry = 0usize;
         let mut previous: Option<StreamId> = None;
         for row in 0..streams {
-            let (stream, _, start, count) = index.row(row);
-            if previous.is_some_and(|p| p >= stream) || start != next_entry || count == 0 {
+            let (stream, first, start, count) = index.row(row);
+            if previous.is_some_and(|p| p >= stream)
+                || start != next_entry
+                || count == 0
+                || first.0.checked_add(count as u64 - 1).is_none()
+            {
                 return Err(bad(format!("stream row {row} is out of order")));
             }
             previous = Some(stream);
@@ -322,7 +331,7 @@ impl SegmentIndex {
         let e = self.entry_bytes(at);
         Location {
             offset: u64_at(e, 0),
-            lsn: Lsn(self.segment.0 + u64::from(u32_at(e, 8))),
+            lsn: Lsn(self.segment.0.wrapping_add(u64::from(u32_at(e, 8)))),
             frame_len_bytes: u32_at(e, 12),
             segment: self.segment,
         }
@@ -333,7 +342,7 @@ impl SegmentIndex {
     pub fn versions_of(&self, stream: StreamId) -> Option<(Version, Version)> {
         let row = self.find(stream)?;
         let (_, first, _, count) = self.row(row);
-        Some((first, Version(first.0 + count as u64 - 1)))
+        Some((first, Version(first.0 + (count as u64 - 1))))
     }
 
     fn find(&self, stream: StreamId) -> Option<usize> {
@@ -363,7 +372,7 @@ impl SegmentIndex {
             return;
         };
         let (_, first, start, count) = self.row(row);
-        let last = first.0 + count as u64 - 1;
+        let last = first.0 + (count as u64 - 1);
         for version in from.0.max(first.0)..=to.0.min(last) {
             let k = usize::try_from(version - first.0).unwrap_or(usize::MAX);
             out.push((Version(version), self.entry(start + k)));
@@ -374,7 +383,7 @@ impl SegmentIndex {
     pub fn streams(&self) -> impl Iterator<Item = (StreamId, Version, Version)> + '_ {
         (0..self.streams).map(|row| {
             let (stream, first, _, count) = self.row(row);
-            (stream, first, Version(first.0 + count as u64 - 1))
+            (stream, first, Version(first.0 + (count as u64 - 1)))
         })
     }
 }
@@ -467,6 +476,57 @@ mod tests {
         long.push(0);
         assert!(SegmentIndex::from_bytes(SegmentId(10), ReadOnlyBytes::new(long)).is_err());
         assert!(SegmentIndex::from_bytes(SegmentId(9), ReadOnlyBytes::new(built)).is_err());
+    }
+
+    /// A segment starting at LSN `first` holding events of stream 1 at `versions`.
+    fn segment_of(first: u64, lsns: &[u64], versions: &[u64]) -> Vec<u8> {
+        let mut bytes = encode_segment_header(Lsn(first), 4096).to_vec();
+        for (&lsn, &version) in lsns.iter().zip(versions) {
+            let header = RecordHeader {
+                lsn: Lsn(lsn),
+                stream: StreamId(1),
+                version: Version(version),
+                timestamp_us: 0,
+                batch_left: 0,
+                kind: RecordKind::Event,
+                class: RecordClass::Normal,
+            };
+            encode_record(&mut bytes, &header, b"x");
+        }
+        bytes.resize(4096, 0);
+        bytes
+    }
+
+    /// Found by fuzzing: arithmetic at the edges of LSNs and versions is checked, not wrapped.
+    #[test]
+    fn extreme_lsns_and_versions_are_errors_or_exact_never_overflows() {
+        // Records below the segment (a segment copied under another's name).
+        let below = segment_of(1, &[1, 2], &[1, 2]);
+        assert!(SegmentIndex::build(SegmentId(58), &below).is_err());
+        // A stream whose last version is the largest there is.
+        let top = segment_of(10, &[10, 11], &[u64::MAX - 1, u64::MAX]);
+        let built = SegmentIndex::build(SegmentId(10), &top).expect("build");
+        let index = SegmentIndex::from_bytes(SegmentId(10), ReadOnlyBytes::new(built.clone()))
+            .expect("valid");
+        assert_eq!(
+            index.versions_of(StreamId(1)),
+            Some((Version(u64::MAX - 1), Version(u64::MAX)))
+        );
+        let mut found = Vec::new();
+        index.locate(StreamId(1), Version(0), Version(u64::MAX), &mut found);
+        assert_eq!(found.len(), 2);
+        // Versions that wrap around are not consecutive.
+        let wraps = segment_of(10, &[10, 11], &[u64::MAX, 0]);
+        assert!(SegmentIndex::build(SegmentId(10), &wraps).is_err());
+        // A row whose versions would pass the largest one, CRCs recomputed, is refused.
+        let mut forged = built;
+        let first = header::LEN + 8;
+        forged[first..first + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let body_crc = crc32fast::hash(&forged[header::LEN..]);
+        forged[header::BODY_CRC..header::BODY_CRC + 4].copy_from_slice(&body_crc.to_le_bytes());
+        let crc = crc32fast::hash(&forged[..header::CRC]);
+        forged[header::CRC..header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(SegmentIndex::from_bytes(SegmentId(10), ReadOnlyBytes::new(forged)).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use super::segments::{map_appending, segment_name};
 use super::{Log, OwnedRecord, lock};
 use crate::error::{LogError, Result};
-use crate::format::{self, segment_header};
+use crate::format::{self, RecordHeader, RecordRef, segment_header};
 use crate::storage::ReadOnlyBytes;
 use crate::types::{Location, Lsn, SegmentId};
 
@@ -177,10 +177,15 @@ impl LogIter<'_> {
     }
 }
 
-impl Iterator for LogIter<'_> {
-    type Item = Result<OwnedRecord>;
+impl LogIter<'_> {
+    /// The next record's header and location, without copying its payload (what an open that
+    /// only locates events needs).
+    pub fn next_header(&mut self) -> Option<Result<(RecordHeader, Location)>> {
+        self.next_with(|record, location| (record.header, location))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next record, passed to `f` as it lies in the segment's bytes.
+    fn next_with<T>(&mut self, f: impl FnOnce(RecordRef<'_>, Location) -> T) -> Option<Result<T>> {
         loop {
             if self.failed {
                 return None;
@@ -235,13 +240,21 @@ impl Iterator for LogIter<'_> {
                     if r.header.lsn < self.from {
                         continue;
                     }
-                    return Some(Ok(OwnedRecord {
-                        header: r.header,
-                        payload: r.payload.to_vec(),
-                        location,
-                    }));
+                    return Some(Ok(f(r, location)));
                 }
             }
         }
+    }
+}
+
+impl Iterator for LogIter<'_> {
+    type Item = Result<OwnedRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|r, location| OwnedRecord {
+            header: r.header,
+            payload: r.payload.to_vec(),
+            location,
+        })
     }
 }
