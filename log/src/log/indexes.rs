@@ -11,7 +11,6 @@
 //!   for (`through`), so that an index never claims a record a recovery could remove.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::segments::{parse_segment_name, segment_name};
 use super::{Log, lock};
@@ -123,7 +122,7 @@ impl Log {
                 .sealed
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let indexes = lock(&self.indexes);
+            let indexes = self.read_indexes();
             let ids: Vec<SegmentId> = sealed.keys().copied().collect();
             ids.iter()
                 .enumerate()
@@ -174,7 +173,10 @@ impl Log {
                     })?
                 }
             };
-            lock(&self.indexes).insert(id, Arc::new(index));
+            self.indexes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, index);
         }
         report.through = self.indexed_through();
         Ok(report)
@@ -184,14 +186,8 @@ impl Log {
     /// indexed too (see [`Indexed::through`]).
     #[must_use]
     pub fn indexed_through(&self) -> Option<Location> {
-        let sealed: Vec<SegmentId> = self
-            .sealed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
-        let indexes = lock(&self.indexes);
+        let sealed = self.sealed_ids();
+        let indexes = self.read_indexes();
         let mut through = None;
         for id in sealed {
             match indexes.get(&id) {
@@ -207,10 +203,11 @@ impl Log {
     /// version in [`Log::indexed_through`]'s segments), and gets fewer if some are missing.
     #[must_use]
     pub fn locate(&self, stream: StreamId, from: Version, to: Version) -> Vec<(Version, Location)> {
-        let indexes: Vec<Arc<SegmentIndex>> = lock(&self.indexes).values().cloned().collect();
+        let indexes = self.read_indexes();
         let mut out = Vec::new();
+        let mut segments = 0;
         // Newest first: the versions asked for are usually recent ones.
-        for index in indexes.iter().rev() {
+        for index in indexes.values().rev() {
             let Some((first, last)) = index.versions_of(stream) else {
                 continue;
             };
@@ -221,18 +218,29 @@ impl Log {
                 break;
             }
             index.locate(stream, from, to, &mut out);
+            segments += 1;
             if first <= from {
                 break;
             }
         }
-        out.sort_unstable_by_key(|(version, _)| *version);
+        if segments > 1 {
+            out.sort_unstable_by_key(|(version, _)| *version);
+        }
         out
     }
 
     /// The loaded segment indexes, oldest first (for verification and inspection).
     #[must_use]
-    pub fn segment_indexes(&self) -> Vec<Arc<SegmentIndex>> {
-        lock(&self.indexes).values().cloned().collect()
+    pub fn segment_indexes(&self) -> Vec<SegmentIndex> {
+        self.read_indexes().values().cloned().collect()
+    }
+
+    fn read_indexes(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, std::collections::BTreeMap<SegmentId, SegmentIndex>> {
+        self.indexes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn active_id(&self) -> SegmentId {

@@ -50,13 +50,7 @@ impl Log {
             let w = lock(&self.writer);
             (w.active.id, (w.flushed_end, Lsn(w.next_lsn.0 - 1)))
         };
-        let mut ids: Vec<SegmentId> = self
-            .sealed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
+        let mut ids = self.sealed_ids();
         ids.push(active);
         let resume = resume.filter(|r| r.lsn.0 + 1 == from.0 && ids.contains(&r.segment));
         let first = match resume {

@@ -225,8 +225,9 @@ pub struct Log {
     /// The published end's file and what it says (a leaf lock).
     published: Mutex<Published>,
     sealed: RwLock<BTreeMap<SegmentId, Arc<Sealed>>>,
-    /// The sealed segments' indexes loaded or built so far (a leaf lock).
-    indexes: Mutex<BTreeMap<SegmentId, Arc<crate::segment_index::SegmentIndex>>>,
+    /// The sealed segments' indexes loaded or built so far (a leaf lock; every view that
+    /// replays events of a sealed segment reads it).
+    indexes: RwLock<BTreeMap<SegmentId, crate::segment_index::SegmentIndex>>,
     spare: Mutex<Spare>,
     spare_cv: Condvar,
     poisoned: AtomicBool,
@@ -262,6 +263,16 @@ impl Log {
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The sealed segments' ids, oldest first.
+    fn sealed_ids(&self) -> Vec<SegmentId> {
+        self.sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// The options the log was opened with.

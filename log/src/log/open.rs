@@ -488,7 +488,7 @@ impl Log {
             durable_watch: super::DurableWatch::default(),
             published: Mutex::new(super::Published::default()),
             sealed: RwLock::new(sealed),
-            indexes: Mutex::new(BTreeMap::new()),
+            indexes: RwLock::new(BTreeMap::new()),
             spare: Mutex::new(Spare::Empty),
             spare_cv: Condvar::new(),
             // A read-only log refuses every write as a poisoned one does, saying why.
