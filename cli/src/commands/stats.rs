@@ -20,7 +20,8 @@ pub const LONG_ABOUT: &str = "Show what a store holds and what it takes on disk:
     file of the store by kind, with the derived ratio.\n\n\
     Files by kind: the store directory is walked and each file classified by where it lies: \
     `log/*.log` segments, `log/*.spare` the spare (the next segment, zero-filled ahead), \
-    anything under `meta/` or `index/` metadata, under `checkpoints/` or `packs/` checkpoints, \
+    anything under `meta/` or `index/`, the segment indexes `log/*.idx` and `CATALOG` \
+    metadata, under `checkpoints/` or `packs/` checkpoints, \
     under `repair-*/` set aside (what `helios repair` moved there), anything else other \
     (`FORMAT`, `LOCK`, temporary files). Per kind: the number of files, their apparent bytes \
     (lengths) and their allocated bytes (`st_blocks * 512`: what the file system holds for \
@@ -154,7 +155,7 @@ struct DiskJson {
     segments: Usage,
     /// `log/*.spare`.
     spare: Usage,
-    /// Under `meta/` or `index/`.
+    /// Under `meta/` or `index/`, `log/*.idx` and `CATALOG`.
     metadata: Usage,
     /// Under `checkpoints/` or `packs/`.
     checkpoints: Usage,
