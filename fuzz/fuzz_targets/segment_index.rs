@@ -50,6 +50,10 @@ use helios_log::{
 };
 use libfuzzer_sys::fuzz_target;
 
+#[path = "reseal.rs"]
+mod reseal;
+use reseal::put_le;
+
 /// Most streams and records in one segment, and damage operations: bounded so that an
 /// execution stays well under a millisecond.
 const STREAMS_MAX: usize = 5;
@@ -92,27 +96,13 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn put_le(bytes: &mut [u8], at: usize, width: usize, value: u64) {
-    if let Some(slot) = bytes.get_mut(at..at.saturating_add(width)) {
-        slot.copy_from_slice(&value.to_le_bytes()[..width]);
-    }
-}
-
 fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Recomputes an index file's CRCs: the body's (if `body`), then the header's.
 fn reseal_index(bytes: &mut [u8], body: bool) {
-    if bytes.len() < layout::LEN {
-        return;
-    }
-    if body {
-        let crc = crc32fast::hash(&bytes[layout::LEN..]);
-        put_le(bytes, layout::BODY_CRC, 4, u64::from(crc));
-    }
-    let crc = crc32fast::hash(&bytes[..layout::CRC]);
-    put_le(bytes, layout::CRC, 4, u64::from(crc));
+    reseal::reseal(bytes, layout::LEN, layout::BODY_CRC, layout::CRC, body);
 }
 
 /// What an accepted index must be, and what was checked of it: its streams, and every entry's

@@ -69,6 +69,9 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "reseal.rs"]
+mod reseal;
+use reseal::put_le;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -377,15 +380,7 @@ fn catalog_usable(bytes: &[u8], store: Option<u64>) -> bool {
 }
 
 fn reseal_catalog(bytes: &mut [u8], body: bool) {
-    if bytes.len() < catalog::LEN {
-        return;
-    }
-    if body {
-        let crc = crc32fast::hash(&bytes[catalog::LEN..]);
-        put_le(bytes, catalog::BODY_CRC, 4, u64::from(crc));
-    }
-    let crc = crc32fast::hash(&bytes[..catalog::CRC]);
-    put_le(bytes, catalog::CRC, 4, u64::from(crc));
+    reseal::reseal(bytes, catalog::LEN, catalog::BODY_CRC, catalog::CRC, body);
 }
 
 /// The segment index header (64 bytes; `docs/FORMAT.md`): field offsets and widths, and the
@@ -413,15 +408,7 @@ mod index {
 }
 
 fn reseal_index(bytes: &mut [u8], body: bool) {
-    if bytes.len() < index::LEN {
-        return;
-    }
-    if body {
-        let crc = crc32fast::hash(&bytes[index::LEN..]);
-        put_le(bytes, index::BODY_CRC, 4, u64::from(crc));
-    }
-    let crc = crc32fast::hash(&bytes[..index::CRC]);
-    put_le(bytes, index::CRC, 4, u64::from(crc));
+    reseal::reseal(bytes, index::LEN, index::BODY_CRC, index::CRC, body);
 }
 
 /// Names a garbage or renamed file may get: stray files, leftovers of interrupted writes, and
@@ -583,13 +570,6 @@ fn pack_entries(bytes: &[u8]) -> Vec<PackEntry> {
 fn is_pack(name: &str) -> bool {
     name.strip_prefix(PACK_DIR)
         .is_some_and(|n| parse_pack_name(n).is_some())
-}
-
-fn put_le(bytes: &mut [u8], at: usize, width: usize, value: u64) {
-    let le = value.to_le_bytes();
-    if let Some(slot) = bytes.get_mut(at..at + width) {
-        slot.copy_from_slice(&le[..width]);
-    }
 }
 
 /// Recomputes the CRC of the frame at `at` over its body, as the header's `body_len` says
