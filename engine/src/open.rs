@@ -256,12 +256,16 @@ impl Engine {
         let mut located = 0;
         if let Some(recovery) = start.filter(|_| writing) {
             // The log was read after fjall's recovery point; the events before it that no
-            // segment index holds (the segments after the last indexed one) are read now, for
-            // their locations.
+            // segment index holds (the segments after the last one loaded) are read now, for
+            // their locations. The indexes are loaded first, all of them: they are whole and
+            // synced even where fjall's recovery point (not synced) fell behind them in a
+            // crash, and only what is loaded counts.
             let indexed = if migrate_from.is_some() {
                 None
             } else {
-                helios_log::indexed_prefix(storage.as_ref(), &dir.join(LOG_DIR))?
+                log.index_sealed(Lsn(u64::MAX), false)
+                    .map_err(|e| Error::from(e).damage_in(&dir))?
+                    .through
             };
             located = catalog
                 .locate_unindexed(

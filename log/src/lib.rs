@@ -28,7 +28,7 @@ pub use log::{
     DEFAULT_FIRST_SEGMENT_SIZE_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US,
     DEFAULT_WRITE_BUFFER_BYTES, GATHER_MAX, Indexed, IntactPrefix, Log, LogIter, LogOptions,
     MIN_SEGMENT_SIZE_BYTES, NewRecord, OwnedRecord, Problem, RecoveryMode, RecoveryReport,
-    SegmentInfo, TruncatedTail, indexed_prefix, segment_name, write_whole,
+    SegmentInfo, TruncatedTail, segment_name, write_whole,
 };
 pub use segment_index::SegmentIndex;
 #[cfg(any(test, feature = "sim"))]

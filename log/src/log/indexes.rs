@@ -12,10 +12,10 @@
 
 use std::path::Path;
 
-use super::segments::{parse_segment_name, segment_name};
+use super::segments::segment_name;
 use super::{Log, lock};
 use crate::error::{LogError, Result};
-use crate::segment_index::{INDEX_SUFFIX, IndexError, SegmentIndex, index_name};
+use crate::segment_index::{IndexError, SegmentIndex, index_name};
 use crate::storage::{ReadOnlyBytes, Storage};
 use crate::types::{Location, Lsn, SegmentId, StreamId, Version};
 
@@ -62,47 +62,6 @@ pub fn write_whole(
         .sync_dir(dir)
         .map_err(|e| LogError::io("fsync directory", dir, e))?;
     Ok(())
-}
-
-/// The last record of the newest segment of the log in `dir` such that it and every segment
-/// before it have an index file whose header is intact (their tables are checked when the log
-/// loads them): where a caller whose own state covers those segments may start reading the log.
-/// Reads 64 bytes per index file.
-///
-/// # Errors
-/// I/O errors listing the directory.
-pub fn indexed_prefix(storage: &dyn Storage, dir: &Path) -> Result<Option<Location>> {
-    let names = match storage.list_files(dir) {
-        Ok(names) => names,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LogError::io("list", dir, e)),
-    };
-    let mut segments: Vec<SegmentId> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
-    segments.sort_unstable();
-    let indexed: std::collections::HashSet<&str> = names
-        .iter()
-        .filter_map(|n| n.strip_suffix(INDEX_SUFFIX))
-        .collect();
-    let mut through = None;
-    // The active (last) segment is never indexed.
-    for &id in segments.iter().take(segments.len().saturating_sub(1)) {
-        if !indexed.contains(format!("{:020}", id.0).as_str()) {
-            break;
-        }
-        let path = dir.join(index_name(id));
-        let Ok(file) = storage.open_read_only(&path) else {
-            break;
-        };
-        let mut head = [0u8; 64];
-        if file.read_exact_at(&mut head, 0).is_err() {
-            break;
-        }
-        match SegmentIndex::header_last(id, &head) {
-            Some(last) => through = Some(last),
-            None => break,
-        }
-    }
-    Ok(through)
 }
 
 impl Log {
@@ -259,6 +218,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::log::segments::parse_segment_name;
     use crate::log::{LogOptions, NewRecord};
     use crate::storage::SimStorage;
     use crate::types::{RecordClass, RecordKind};
@@ -353,15 +313,6 @@ mod tests {
         storage
             .remove_file(&dir.join(index_files[2]))
             .expect("remove");
-        assert_eq!(
-            indexed_prefix(storage.as_ref(), dir)
-                .expect("prefix")
-                .map(|l| l.segment),
-            {
-                let first_two: Vec<SegmentId> = log_segments(&names).into_iter().take(2).collect();
-                first_two.last().copied()
-            }
-        );
         let (reader, _) = Log::open_read_only(
             storage.clone(),
             dir,

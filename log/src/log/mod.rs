@@ -59,7 +59,7 @@ use crate::types::{Lsn, SegmentId};
 
 pub use append::NewRecord;
 pub use group_commit::GATHER_MAX;
-pub use indexes::{Indexed, indexed_prefix, write_whole};
+pub use indexes::{Indexed, write_whole};
 pub use iter::LogIter;
 pub use open::{RecoveryReport, TruncatedTail};
 pub use prefix::IntactPrefix;
