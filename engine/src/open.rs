@@ -274,6 +274,10 @@ impl Engine {
                     recovery.lsn,
                 )
                 .map_err(|e| e.damage_in(&dir))?;
+            if let Some(indexed) = indexed {
+                // Events read past the recovery point that the loaded indexes hold.
+                catalog.drain_indexed(indexed.segment);
+            }
         }
         if let Some(cap) = cap {
             log.cap_read_only(cap)
