@@ -9,10 +9,12 @@ use helios::{Options, ReadOnly};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+use crate::arguments::bytes_arg;
 use crate::errors::{self, StoreClosedError};
 use crate::reads;
 use crate::record::{SAVER_STREAM_PREFIX, SaverMachine};
-use crate::store::{Event, StreamInfo, View, bytes_arg, event_to_py};
+use crate::results::{Event, StreamInfo, event_to_py};
+use crate::view::View;
 
 /// A read-only handle on the store in `path`, beside its writer (in another process) or
 /// without one: `Reader(path)`. It takes no lock and writes nothing, so it never stops a writer

@@ -4,7 +4,8 @@
 
 use helios::{Reader, Version};
 
-use crate::store::{StreamInfo, View};
+use crate::results::StreamInfo;
+use crate::view::View;
 
 /// `version`, or the stream's head when `None`.
 pub(crate) fn version_or_head(

@@ -5,373 +5,30 @@
 //! A `Store` holds the engine behind a lock that `close` empties: a call on a closed store
 //! raises `StoreClosedError`. Calls in flight when `close` runs finish first (each holds its
 //! own reference to the engine); the engine shuts down when the last of them returns.
+//!
+//! This file holds the class and its methods. Beside it: the engine handle it shares with saver
+//! cores (`engine_handle.rs`), the options it opens with (`store_options.rs`), the parsing of
+//! its arguments (`arguments.rs`), and the classes its methods return (`results.rs`:
+//! `Appended`, `Event`, `StreamInfo`; `view.rs`: `View`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
-use helios::{BranchId, BranchMemoryPolicy, Durability, Engine, LevelPolicy, Options, Version};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use helios::{BranchId, Engine, Version};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySequence, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::errors::{self, StoreClosedError};
+use crate::arguments::{self, byte_items, bytes_arg};
+use crate::engine_handle::Shared;
+use crate::errors;
 use crate::reads;
 use crate::record::{SAVER_STREAM_PREFIX, SaverMachine};
-
-/// The engine of an open store, shared by the `Store` and every saver core made from it.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// `None` once closed.
-    engine: RwLock<Option<Arc<Engine>>>,
-    /// The store's directory, for messages.
-    pub(crate) path: PathBuf,
-}
-
-impl Shared {
-    /// The engine, or `StoreClosedError`.
-    pub(crate) fn engine(&self) -> PyResult<Arc<Engine>> {
-        self.engine
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| {
-                StoreClosedError::new_err(format!("the store at {} is closed", self.path.display()))
-            })
-    }
-
-    /// Runs `f` on the engine with the GIL released; engine errors become Python exceptions.
-    pub(crate) fn run<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&Engine) -> helios::Result<T> + Send,
-    ) -> PyResult<T> {
-        let engine = self.engine()?;
-        py.detach(move || f(&engine))
-            .map_err(|e| errors::to_py(py, e))
-    }
-
-    /// Empties the handle and shuts the engine down if no call holds it any more.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let engine = self
-            .engine
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(engine) = engine else {
-            return Ok(());
-        };
-        py.detach(move || match Arc::try_unwrap(engine) {
-            Ok(engine) => engine.close(),
-            // A call in flight (or a saver's) still holds the engine: it shuts down when the
-            // last holder drops it, syncing what was buffered.
-            Err(_shared) => Ok(()),
-        })
-        .map_err(|e| errors::to_py(py, e))
-    }
-
-    fn is_closed(&self) -> bool {
-        self.engine
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-    }
-}
+use crate::results::{Appended, Event, StreamInfo, event_to_py};
+use crate::store_options::options;
+use crate::view::View;
 
 /// The log's default `sync_poll_window_us`, for the Python signature.
 const DEFAULT_SYNC_POLL_WINDOW_US: u64 = helios::DEFAULT_SYNC_POLL_WINDOW_US;
-
-/// Parses a durability class name.
-pub(crate) fn durability(name: &str) -> PyResult<Durability> {
-    match name {
-        "critical" => Ok(Durability::Critical),
-        "normal" => Ok(Durability::Normal),
-        "speculative" => Ok(Durability::Speculative),
-        other => Err(PyValueError::new_err(format!(
-            "durability must be 'critical', 'normal' or 'speculative', not {other:?}"
-        ))),
-    }
-}
-
-fn durability_name(durability: Durability) -> &'static str {
-    match durability {
-        Durability::Critical => "critical",
-        Durability::Normal => "normal",
-        Durability::Speculative => "speculative",
-    }
-}
-
-/// Copies a sequence of `bytes` into owned buffers, naming the first item that is not bytes.
-pub(crate) fn byte_items(events: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Vec<u8>>> {
-    if events.is_instance_of::<PyBytes>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be a sequence of bytes objects, not a single bytes object"
-        )));
-    }
-    let sequence = events.cast::<PySequence>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what} must be a sequence of bytes objects, not {}",
-            type_name(events)
-        ))
-    })?;
-    let len = sequence.len()?;
-    let mut out = Vec::with_capacity(len);
-    for i in 0..len {
-        let item = sequence.get_item(i)?;
-        let bytes = item.cast::<PyBytes>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "{what}[{i}] must be bytes, not {}",
-                type_name(&item)
-            ))
-        })?;
-        out.push(bytes.as_bytes().to_vec());
-    }
-    Ok(out)
-}
-
-/// A `bytes` argument, with a clear error for anything else (a `str` especially).
-pub(crate) fn bytes_arg<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a [u8]> {
-    value.cast::<PyBytes>().map(|b| b.as_bytes()).map_err(|_| {
-        PyTypeError::new_err(format!("{what} must be bytes, not {}", type_name(value)))
-    })
-}
-
-fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value
-        .get_type()
-        .name()
-        .map_or_else(|_| "an unknown type".to_owned(), |n| n.to_string())
-}
-
-/// What an append or a promotion did.
-#[pyclass(frozen, module = "helios_store", get_all)]
-#[derive(Clone, Copy, Debug)]
-pub struct Appended {
-    /// Version of the first event appended.
-    first: u64,
-    /// Version of the last event appended: the stream's new head.
-    last: u64,
-    /// Log sequence number of the last record written.
-    lsn: u64,
-}
-
-#[pymethods]
-impl Appended {
-    fn __repr__(&self) -> String {
-        format!(
-            "Appended(first={}, last={}, lsn={})",
-            self.first, self.last, self.lsn
-        )
-    }
-}
-
-impl From<helios::Appended> for Appended {
-    fn from(a: helios::Appended) -> Appended {
-        Appended {
-            first: a.first.0,
-            last: a.last.0,
-            lsn: a.lsn.0,
-        }
-    }
-}
-
-/// An event read back: its stream id, version, log position, time, class and payload.
-#[pyclass(frozen, module = "helios_store", get_all)]
-#[derive(Debug)]
-pub struct Event {
-    /// The stream's numeric id.
-    stream_id: u64,
-    /// Its version in the stream (1-based).
-    version: u64,
-    /// Its position in the global log.
-    lsn: u64,
-    /// Microseconds since the Unix epoch when it was appended.
-    timestamp_us: u64,
-    /// `"critical"` or `"normal"`.
-    durability: &'static str,
-    /// Its bytes.
-    payload: Py<PyBytes>,
-}
-
-#[pymethods]
-impl Event {
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "Event(stream_id={}, version={}, lsn={}, durability={:?}, payload={} bytes)",
-            self.stream_id,
-            self.version,
-            self.lsn,
-            self.durability,
-            self.payload.bind(py).as_bytes().len()
-        )
-    }
-}
-
-pub(crate) fn event_to_py(py: Python<'_>, e: helios::Event) -> Event {
-    Event {
-        stream_id: e.stream.0,
-        version: e.version.0,
-        lsn: e.lsn.0,
-        timestamp_us: e.timestamp_us,
-        durability: durability_name(e.durability),
-        payload: PyBytes::new(py, &e.payload).unbind(),
-    }
-}
-
-/// A stream's name, id and head.
-#[pyclass(frozen, module = "helios_store", get_all)]
-#[derive(Debug)]
-pub struct StreamInfo {
-    /// Its name.
-    pub(crate) name: String,
-    /// Its numeric id.
-    pub(crate) id: u64,
-    /// Its head version (0 when it has no event).
-    pub(crate) head: u64,
-}
-
-#[pymethods]
-impl StreamInfo {
-    fn __repr__(&self) -> String {
-        format!(
-            "StreamInfo(name={:?}, id={}, head={})",
-            self.name, self.id, self.head
-        )
-    }
-}
-
-/// The state of a stream (or branch) at one version: an ordered map of bytes to bytes, read
-/// from memory-mapped checkpoints and a short replay. Immutable and cheap to keep.
-#[pyclass(frozen, module = "helios_store")]
-pub struct View {
-    pub(crate) view: helios::View,
-    pub(crate) version: u64,
-}
-
-impl std::fmt::Debug for View {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("View")
-            .field("version", &self.version)
-            .finish_non_exhaustive()
-    }
-}
-
-fn pairs<'py>(
-    py: Python<'py>,
-    entries: impl Iterator<Item = (&'py [u8], &'py [u8])>,
-) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    for (k, v) in entries {
-        list.append(PyTuple::new(
-            py,
-            [PyBytes::new(py, k), PyBytes::new(py, v)],
-        )?)?;
-    }
-    Ok(list)
-}
-
-#[pymethods]
-impl View {
-    /// The version this view shows.
-    #[getter]
-    fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// Events replayed on top of the checkpoint layers to build this view.
-    #[getter]
-    fn events_replayed(&self) -> u64 {
-        self.view.report().events_replayed
-    }
-
-    /// The checkpoint layers read, newest first, as `(level, version)` pairs.
-    #[getter]
-    fn layers(&self) -> Vec<(u32, u64)> {
-        self.view
-            .report()
-            .layers
-            .iter()
-            .map(|l| (l.info.level, l.info.version))
-            .collect()
-    }
-
-    /// The value of `key`, or `None`.
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let key = bytes_arg(key, "key")?;
-        Ok(self.view.get(key).map(|v| PyBytes::new(py, v)))
-    }
-
-    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.view.contains_key(bytes_arg(key, "key")?))
-    }
-
-    fn __getitem__<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let k = bytes_arg(key, "key")?;
-        match self.view.get(k) {
-            Some(v) => Ok(PyBytes::new(py, v)),
-            None => Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind())),
-        }
-    }
-
-    /// Every `(key, value)` pair, in key order.
-    fn items<'py>(&'py self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        pairs(py, self.view.iter())
-    }
-
-    /// The pairs whose keys start with `prefix`, in key order.
-    fn prefix<'py>(
-        &'py self,
-        py: Python<'py>,
-        prefix: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let prefix = bytes_arg(prefix, "prefix")?.to_vec();
-        pairs(py, self.view.prefix(&prefix))
-    }
-
-    /// The pairs with `start <= key < end` (either bound may be `None`), in key order.
-    #[pyo3(signature = (start=None, end=None))]
-    fn range<'py>(
-        &'py self,
-        py: Python<'py>,
-        start: Option<&Bound<'py, PyAny>>,
-        end: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        use std::ops::Bound as B;
-        let start = start.map(|s| bytes_arg(s, "start")).transpose()?;
-        let end = end.map(|e| bytes_arg(e, "end")).transpose()?;
-        let start = start.map_or(B::Unbounded, B::Included);
-        let end = end.map_or(B::Unbounded, B::Excluded);
-        pairs(py, self.view.range(start, end))
-    }
-
-    /// The whole state as a dict.
-    pub(crate) fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        for (k, v) in self.view.iter() {
-            dict.set_item(PyBytes::new(py, k), PyBytes::new(py, v))?;
-        }
-        Ok(dict)
-    }
-
-    fn __len__(&self) -> usize {
-        self.view.iter().count()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "View(version={}, events_replayed={})",
-            self.version,
-            self.view.report().events_replayed
-        )
-    }
-}
 
 /// An open Helios store: streams of events, state at any version, speculative branches.
 ///
@@ -390,66 +47,6 @@ impl View {
 #[derive(Debug)]
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
-}
-
-/// Builds the engine's options from the keyword arguments `Store` takes.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one parameter per documented option, as Python passes them"
-)]
-fn options(
-    create_if_missing: bool,
-    background_threads: bool,
-    metrics: bool,
-    segment_size_bytes: Option<u64>,
-    sync_poll_window_us: u64,
-    sync_window_ms: Option<u64>,
-    sync_window_bytes: Option<u64>,
-    checkpoint_fanout: Option<u64>,
-    checkpoint_levels: Option<u32>,
-    branch_memory_bytes: Option<u64>,
-    branch_memory_policy: Option<&str>,
-) -> PyResult<Options> {
-    let mut o = Options {
-        create_if_missing,
-        background_threads,
-        metrics,
-        ..Options::default()
-    };
-    if let Some(v) = segment_size_bytes {
-        o.log.segment_size_bytes = v;
-    }
-    o.log.sync_poll_window_us = sync_poll_window_us;
-    if let Some(v) = sync_window_ms {
-        o.write_behind.sync_window_ms = v;
-    }
-    if let Some(v) = sync_window_bytes {
-        o.write_behind.sync_window_bytes = v;
-    }
-    if checkpoint_fanout.is_some() || checkpoint_levels.is_some() {
-        let fanout = checkpoint_fanout.unwrap_or(o.checkpoints.policy.fanout());
-        let levels = checkpoint_levels.unwrap_or(o.checkpoints.policy.levels());
-        o.checkpoints.policy = LevelPolicy::new(fanout, levels).map_err(|e| {
-            errors::InvalidOptionsError::new_err(format!(
-                "invalid option checkpoint_fanout/checkpoint_levels: {e}"
-            ))
-        })?;
-    }
-    if let Some(v) = branch_memory_bytes {
-        o.branches.memory_bytes = v;
-    }
-    if let Some(policy) = branch_memory_policy {
-        o.branches.memory_policy = match policy {
-            "evict" => BranchMemoryPolicy::EvictLeastRecentlyUsed,
-            "refuse" => BranchMemoryPolicy::Refuse,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "branch_memory_policy must be 'evict' or 'refuse', not {other:?}"
-                )));
-            }
-        };
-    }
-    Ok(o)
 }
 
 impl Store {
@@ -523,10 +120,7 @@ impl Store {
             })
             .map_err(|e| errors::to_py(py, e))?;
         Ok(Store {
-            shared: Arc::new(Shared {
-                engine: RwLock::new(Some(Arc::new(engine))),
-                path,
-            }),
+            shared: Arc::new(Shared::new(engine, path)),
         })
     }
 
@@ -583,7 +177,7 @@ impl Store {
         durability: &str,
         expected: Option<u64>,
     ) -> PyResult<Appended> {
-        let class = self::durability(durability)?;
+        let class = arguments::durability(durability)?;
         let events = byte_items(events, "events")?;
         let stream = stream.to_owned();
         self.run(py, move |e| {
@@ -740,7 +334,7 @@ impl Store {
         upto: Option<u64>,
         durability: &str,
     ) -> PyResult<Appended> {
-        let class = self::durability(durability)?;
+        let class = arguments::durability(durability)?;
         self.run(py, move |e| {
             let branches = e.branches();
             let upto = match upto {

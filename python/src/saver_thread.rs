@@ -1,0 +1,93 @@
+//! A thread's stream as one saver call sees it: `Thread` (its name, id and the view of its
+//! index at the head) and `Records` (the records the call reads, each read from the log once
+//! and decoded on demand), with the stream name of a thread.
+
+use std::collections::HashMap;
+
+use helios::{Engine, StreamId, Version, View};
+
+use crate::record::{self, Record, SAVER_STREAM_PREFIX};
+use crate::saver::SaverCore;
+use crate::saver_error::{CoreError, CoreResult};
+
+/// A thread's stream as of one read: its name, id, head and the view of its index there.
+pub(crate) struct Thread {
+    /// Its stream's name.
+    pub(crate) name: String,
+    /// Its stream's id (the cache's key: a recreated thread is another stream).
+    pub(crate) id: StreamId,
+    /// The saver's index of the thread at its head.
+    pub(crate) view: View,
+}
+
+/// The records of one thread read during one call, each read from the log once.
+pub(crate) struct Records<'t> {
+    /// The thread read.
+    pub(crate) thread: &'t Thread,
+    payloads: HashMap<u64, Vec<u8>>,
+}
+
+impl<'t> Records<'t> {
+    /// A set of records of `thread`, none read yet: each is read on first use.
+    pub(crate) fn new(thread: &'t Thread) -> Records<'t> {
+        Records {
+            thread,
+            payloads: HashMap::new(),
+        }
+    }
+
+    /// The payload of the record at `version`, read from the log on first use.
+    fn payload(&mut self, engine: &Engine, version: u64) -> CoreResult<&[u8]> {
+        if !self.payloads.contains_key(&version) {
+            let mut events = engine.read(&self.thread.name, Version(version)..=Version(version))?;
+            let event = match events.next() {
+                Some(event) => event?,
+                None => {
+                    return Err(CoreError::Corrupt(format!(
+                        "the index of stream `{}` points at version {version}, which it does not have",
+                        self.thread.name
+                    )));
+                }
+            };
+            self.payloads.insert(version, event.payload);
+        }
+        Ok(self.payloads.get(&version).map_or(&[][..], Vec::as_slice))
+    }
+
+    /// The record at `version`, decoded.
+    pub(crate) fn record(&mut self, engine: &Engine, version: u64) -> CoreResult<Record<'_>> {
+        let name = self.thread.name.clone();
+        let payload = self.payload(engine, version)?;
+        record::decode(payload)
+            .map_err(|e| CoreError::Corrupt(format!("stream `{name}`, version {version}: {e}")))
+    }
+}
+
+/// A `CoreError::Corrupt` naming the thread's stream.
+pub(crate) fn corrupt(thread: &Thread, what: impl std::fmt::Display) -> CoreError {
+    CoreError::Corrupt(format!("stream `{}`: {what}", thread.name))
+}
+
+/// The stream of a thread.
+pub(crate) fn stream_name(thread_id: &str) -> String {
+    format!("{SAVER_STREAM_PREFIX}{thread_id}")
+}
+
+impl SaverCore {
+    /// The thread's stream at its head, or `None` if it has no event.
+    pub(crate) fn thread(engine: &Engine, thread_id: &str) -> CoreResult<Option<Thread>> {
+        let name = stream_name(thread_id);
+        let Some(info) = engine.stream(&name) else {
+            return Ok(None);
+        };
+        if info.head == Version::ZERO {
+            return Ok(None);
+        }
+        let view = engine.view(&name, info.head)?;
+        Ok(Some(Thread {
+            name,
+            id: info.id,
+            view,
+        }))
+    }
+}
