@@ -18,6 +18,22 @@ fn options() -> Options {
     options
 }
 
+/// [`options`] with the smallest segments, so that a few hundred events seal many of them.
+fn small_segments() -> Options {
+    let mut options = options();
+    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    options
+}
+
+/// Every event of `stream`, in order.
+fn payloads(engine: &Engine, stream: &str) -> Vec<Vec<u8>> {
+    engine
+        .read(stream, ..)
+        .expect("read")
+        .map(|e| e.expect("event").payload)
+        .collect()
+}
+
 fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
         .expect("checkpoints dir")
@@ -126,8 +142,7 @@ fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
 #[test]
 fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = options();
-    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    let options = small_segments();
     let engine = Engine::open(dir.path(), options.clone()).expect("open");
     let events: Vec<Vec<u8>> = (0..300)
         .map(|i| set(&format!("k{}", i % 9), &format!("{i}")))
@@ -181,12 +196,7 @@ fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
 
     // A writer's open writes it again; every event reads back.
     let engine = Engine::open(dir.path(), options).expect("reopen");
-    let read: Vec<Vec<u8>> = engine
-        .read("s", ..)
-        .expect("read")
-        .map(|e| e.expect("event").payload)
-        .collect();
-    assert_eq!(read, events);
+    assert_eq!(payloads(&engine, "s"), events);
     drop(engine);
     let report = helios::verify(dir.path()).expect("verify");
     assert!(report.is_sound(), "{report:?}");
@@ -197,8 +207,7 @@ fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
 #[test]
 fn a_writer_open_reads_only_the_segments_without_an_index() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = options();
-    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    let options = small_segments();
     let mut appended = 0u64;
     for round in 0..3 {
         let engine = Engine::open(dir.path(), options.clone()).expect("open");
@@ -251,8 +260,7 @@ fn a_writer_open_reads_only_the_segments_without_an_index() {
 #[test]
 fn indexes_past_fjalls_recovery_point_are_used_and_every_event_found() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = options();
-    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    let options = small_segments();
     let mut events = Vec::new();
     let mut append = |engine: &Engine, count: usize| {
         for i in 0..count {
@@ -280,12 +288,7 @@ fn indexes_past_fjalls_recovery_point_are_used_and_every_event_found() {
         "the open read the log past the early recovery point: {:?}",
         engine.inspect().open_report()
     );
-    let read: Vec<Vec<u8>> = engine
-        .read("s", ..)
-        .expect("read")
-        .map(|e| e.expect("event").payload)
-        .collect();
-    assert_eq!(read, events);
+    assert_eq!(payloads(&engine, "s"), events);
     let states = model_states(&events);
     for v in [1, 150, 201, 555, 800] {
         assert_eq!(
