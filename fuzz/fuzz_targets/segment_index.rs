@@ -52,7 +52,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "reseal.rs"]
 mod reseal;
-use reseal::put_le;
+use reseal::{put_le, reseal_frame};
 
 /// Most streams and records in one segment, and damage operations: bounded so that an
 /// execution stays well under a millisecond.
@@ -666,19 +666,6 @@ fn damage_index(
         }
     };
     Ok(op)
-}
-
-/// Recomputes the CRC of the frame at `at` over its body, as the header's `body_len` says
-/// (clamped to the bytes).
-fn reseal_frame(bytes: &mut [u8], at: usize) {
-    let Some(prefix) = bytes.get(at..at + record::PREFIX_LEN) else {
-        return;
-    };
-    let body_len = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as usize;
-    let start = at + record::PREFIX_LEN;
-    let end = start.saturating_add(body_len).min(bytes.len());
-    let crc = crc32fast::hash(&bytes[start..end]);
-    put_le(bytes, at + record::CRC, 4, u64::from(crc));
 }
 
 /// Damage to the segment: one operation. Records are picked among the clean segment's.

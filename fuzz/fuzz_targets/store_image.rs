@@ -71,7 +71,7 @@
 mod common;
 #[path = "reseal.rs"]
 mod reseal;
-use reseal::put_le;
+use reseal::{put_le, reseal_frame};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -570,19 +570,6 @@ fn pack_entries(bytes: &[u8]) -> Vec<PackEntry> {
 fn is_pack(name: &str) -> bool {
     name.strip_prefix(PACK_DIR)
         .is_some_and(|n| parse_pack_name(n).is_some())
-}
-
-/// Recomputes the CRC of the frame at `at` over its body, as the header's `body_len` says
-/// (clamped to the file).
-fn reseal_frame(bytes: &mut [u8], at: usize) {
-    let Some(prefix) = bytes.get(at..at + record::PREFIX_LEN) else {
-        return;
-    };
-    let body_len = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as usize;
-    let start = at + record::PREFIX_LEN;
-    let end = start.saturating_add(body_len).min(bytes.len());
-    let crc = crc32fast::hash(&bytes[start..end]);
-    put_le(bytes, at + record::CRC, 4, u64::from(crc));
 }
 
 fn reseal_segment_header(bytes: &mut [u8]) {
