@@ -153,7 +153,16 @@ impl Engine {
         let cap = if writing || !crate::read_only::writer_holds(&dir) {
             None
         } else {
-            helios_log::read_published_end(&dir.join(LOG_DIR)).map_err(Error::from)?
+            // Nothing published yet: the writer has made nothing durable for readers.
+            Some(
+                helios_log::read_published_end(&dir.join(LOG_DIR))
+                    .map_err(Error::from)?
+                    .unwrap_or(helios_log::Position {
+                        lsn: Lsn::ZERO,
+                        segment: helios_log::SegmentId(1),
+                        offset: helios_log::format::segment_header::LEN as u64,
+                    }),
+            )
         };
         // A reader starts from the catalog snapshot, if the store has one it can use, and
         // reads the log only after it.
@@ -206,28 +215,34 @@ impl Engine {
 
         let mut apply_error: Option<Error> = None;
         let mut reindexed = 0u64;
-        let open_log = if writing {
-            Log::open
-        } else {
-            Log::open_read_only
+        let mut visit = |record: helios_log::RecordRef<'_>, location| {
+            if cap.is_some_and(|cap| record.header.lsn > cap.lsn) {
+                return;
+            }
+            if apply_error.is_none() {
+                match catalog.apply(&record, location) {
+                    Ok(()) => reindexed += u64::from(record.header.kind == RecordKind::Event),
+                    Err(e) => apply_error = Some(e),
+                }
+            }
         };
-        let (log, log_report) = open_log(
-            storage.clone(),
-            &dir.join(LOG_DIR),
-            options.log.clone(),
-            start,
-            &mut |record, location| {
-                if cap.is_some_and(|cap| record.header.lsn > cap.lsn) {
-                    return;
-                }
-                if apply_error.is_none() {
-                    match catalog.apply(&record, location) {
-                        Ok(()) => reindexed += u64::from(record.header.kind == RecordKind::Event),
-                        Err(e) => apply_error = Some(e),
-                    }
-                }
-            },
-        )
+        let (log_dir, log_options) = (dir.join(LOG_DIR), options.log.clone());
+        let (log, log_report) = match (writing, cap) {
+            (true, _) => Log::open(storage.clone(), &log_dir, log_options, start, &mut visit),
+            // Beside a live writer, nothing past its published end is read: its bytes there
+            // are in flux (appends, a torn tail its recovery is zeroing).
+            (false, Some(cap)) => Log::open_read_only_until(
+                storage.clone(),
+                &log_dir,
+                log_options,
+                start,
+                cap,
+                &mut visit,
+            ),
+            (false, None) => {
+                Log::open_read_only(storage.clone(), &log_dir, log_options, start, &mut visit)
+            }
+        }
         .map_err(|e| Error::from(e).damage_in(&dir))?;
         if let Some(e) = apply_error {
             return Err(e.damage_in(&dir));

@@ -315,7 +315,15 @@ impl EngineBuilder {
     /// As [`ReadOnly::open`].
     pub fn open_read_only(self) -> Result<ReadOnly> {
         let (dir, options, plugins) = self.into_parts();
-        let engine = Engine::open_as(&dir, options, plugins, Access::Read)?;
+        let engine = match Engine::open_as(&dir, options.clone(), plugins.clone(), Access::Read) {
+            // A writer that took the store during the open (its recovery zeroing a torn tail,
+            // its appends) can make the active segment's end look damaged: read again, up to
+            // the end it published, past which a reader never reads.
+            Err(crate::Error::Damaged { .. }) if writer_holds(&dir) => {
+                Engine::open_as(&dir, options, plugins, Access::Read)?
+            }
+            other => other?,
+        };
         let follower = Follower::new(&dir.join(LOG_DIR), engine.inner.log.end());
         Ok(ReadOnly {
             engine,

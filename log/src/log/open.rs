@@ -90,7 +90,7 @@ impl Log {
         start: Option<Location>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
-        Log::open_as(storage, dir, options, start, visit, Access::Write)
+        Log::open_as(storage, dir, options, start, None, visit, Access::Write)
     }
 
     /// Opens the log in `dir` to read it, changing nothing: no directory, segment or spare is
@@ -109,7 +109,32 @@ impl Log {
         start: Option<Location>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
-        Log::open_as(storage, dir, options, start, visit, Access::Read)
+        Log::open_as(storage, dir, options, start, None, visit, Access::Read)
+    }
+
+    /// As [`Log::open_read_only`], reading nothing past `until`: the end a live writer
+    /// published. Past it the writer's bytes are in flux (appends being written, a torn tail
+    /// its recovery is zeroing), so a reader that looked there could take them for damage.
+    ///
+    /// # Errors
+    /// As [`Log::open_read_only`].
+    pub fn open_read_only_until(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: LogOptions,
+        start: Option<Location>,
+        until: Position,
+        visit: &mut dyn FnMut(RecordRef<'_>, Location),
+    ) -> Result<(Log, RecoveryReport)> {
+        Log::open_as(
+            storage,
+            dir,
+            options,
+            start,
+            Some(until),
+            visit,
+            Access::Read,
+        )
     }
 
     fn open_as(
@@ -117,6 +142,7 @@ impl Log {
         dir: &Path,
         options: LogOptions,
         start: Option<Location>,
+        until: Option<Position>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
         access: Access,
     ) -> Result<(Log, RecoveryReport)> {
@@ -131,6 +157,10 @@ impl Log {
                 .map_err(|e| LogError::io("create directory", dir, e))?;
         }
         let mut ids = list_segments(storage.as_ref(), dir, writing)?;
+        if let Some(until) = until {
+            // Segments past the published end's are the writer's, not yet published.
+            ids.retain(|id| *id <= until.segment);
+        }
         if ids.is_empty() && !writing {
             return Err(LogError::io(
                 "find a segment in",
@@ -276,7 +306,13 @@ impl Log {
                 sealed.insert(id, Sealed::shared(path, bytes));
                 continue;
             }
-            let slice: &[u8] = &bytes;
+            // The segment of the published end is read only up to it.
+            let limit = until.filter(|u| u.segment == id).map_or(bytes.len(), |u| {
+                usize::try_from(u.offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len())
+            });
+            let slice: &[u8] = &bytes[..limit];
             let header = check_header(&path, slice, id)?;
             if index == last_index {
                 active_format_version = header.format_version;
