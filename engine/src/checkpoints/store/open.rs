@@ -1,0 +1,244 @@
+//! Opening the checkpoint store: the catalog built from the packs' checkpoint headers, kept
+//! or dropped against the streams' heads, the level policy and the state machines, and the
+//! gaps below a stream's newest checkpoint queued for a rebuild.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use helios_checkpoint::HEAVY_LEVEL;
+use helios_checkpoint::LevelPolicy;
+use helios_checkpoint::pack::PackEntry;
+use helios_log::storage::Storage;
+use helios_log::{StreamId, Version};
+
+use super::super::packs::{Legacy, PackContents, Packs};
+use super::{Followed, Placed, Store, StoreSizes, on_policy, placed};
+use crate::engine::lock;
+use crate::error::Result;
+use crate::meta::Meta;
+
+/// What a stream needs from the store at open.
+pub(crate) struct StreamAtOpen<'a> {
+    pub id: StreamId,
+    pub head: Version,
+    /// For a fork, its fork point: its checkpoints up to there are its source's.
+    pub shared: u64,
+    /// Not deleted: a reader keeps its checkpoints past `head` until its head gets there.
+    pub live: bool,
+    pub machine: &'a str,
+}
+
+/// What reading the packs did at open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointOpenReport {
+    /// Pack files read.
+    pub packs: u64,
+    /// Of those, full packs whose checkpoints were read from their index (`<seq>.pidx`)
+    /// instead of a scan of the pack.
+    pub indexed_packs: u64,
+    /// Checkpoints found in the packs and kept.
+    pub found: u64,
+    /// Checkpoints found in the packs and not kept: past their stream's head, of unknown
+    /// streams, not at a checkpoint version of the current policy, built by another state
+    /// machine, or superseded by a newer copy. Their bytes are dead.
+    pub dropped: u64,
+    /// Checkpoints below a stream's newest one that no pack holds, for example after damage
+    /// to a pack (queued for a rebuild).
+    pub gaps: u64,
+    /// Bytes of a torn tail (checkpoints being written when a writer stopped) overwritten
+    /// with zeros in the last pack.
+    pub cut_bytes: u64,
+    /// Damage met in the packs: which pack, at which offset, and what. Checkpoints past it are
+    /// rebuilt from the log (a writer) or read around (a reader).
+    pub damage: Vec<String>,
+    /// Files removed: unfinished pack creations, and checkpoint files that a migration from
+    /// store format 1 or 2 copied into packs.
+    pub deleted_files: u64,
+}
+
+/// Stream `id` of `streams`, which hold every stream in id order (ids are dense from 1).
+fn stream_at<'a, 'b>(
+    streams: &'a [StreamAtOpen<'b>],
+    id: StreamId,
+) -> Option<&'a StreamAtOpen<'b>> {
+    let at = usize::try_from(id.0).ok()?.checked_sub(1)?;
+    streams.get(at).filter(|s| s.id == id)
+}
+
+impl Store {
+    /// Opens the packs in `dir` (created if missing) for writing and builds the catalog from
+    /// them, given the streams' heads and the state machines recorded in `meta`.
+    pub(crate) fn open(
+        dir: PathBuf,
+        storage: Arc<dyn Storage>,
+        store_id: u64,
+        policy: LevelPolicy,
+        cache: StoreSizes,
+        meta: &Meta,
+        streams: &[StreamAtOpen<'_>],
+    ) -> Result<(Store, CheckpointOpenReport)> {
+        let (packs, contents, notes) =
+            Packs::open_writer(dir, storage, store_id, Legacy::Remove, cache.pack_bytes)?;
+        let recorded = meta.checkpoint_machines()?;
+        let by_id = |id: StreamId| stream_at(streams, id);
+        // Streams whose checkpoints were built by another machine than the configured one.
+        let retired: HashSet<StreamId> = recorded
+            .iter()
+            .filter(|(id, name)| by_id(*id).is_some_and(|s| s.machine != name))
+            .map(|(id, _)| *id)
+            .collect();
+        let store = Store::new(policy, packs, cache, false);
+        let mut report = CheckpointOpenReport {
+            packs: notes.packs,
+            indexed_packs: notes.indexed_packs,
+            cut_bytes: notes.cut_bytes,
+            damage: notes.damage,
+            deleted_files: notes.deleted_files,
+            ..CheckpointOpenReport::default()
+        };
+        let head_of = |id: StreamId| {
+            (!retired.contains(&id))
+                .then(|| by_id(id).map(|s| s.head.0))
+                .flatten()
+        };
+        store.take_in(contents, &head_of, &mut report, None);
+        // Gaps: the builder only ever builds forward from a stream's newest checkpoint, so a
+        // checkpoint missing below it would never come back, and views around it would replay
+        // more than `fanout - 1` events.
+        let fanout = policy.fanout();
+        let mut rebuild = BTreeSet::new();
+        for (&id, versions) in store.read_catalog().iter() {
+            let shared = by_id(id).map_or(0, |s| s.shared);
+            let mut expected = (shared / fanout + 1) * fanout;
+            let on_grid = versions.iter().filter(|(_, r)| r.level != HEAVY_LEVEL);
+            for (&version, _) in on_grid {
+                while expected < version {
+                    if rebuild.insert((id, expected)) {
+                        report.gaps += 1;
+                    }
+                    expected += fanout;
+                }
+                expected = version + fanout;
+            }
+        }
+        *lock(&store.machines) = recorded.into_iter().collect();
+        store.record_machines(meta, streams.iter().map(|s| (s.id, s.machine)))?;
+        lock(&store.lost).extend(rebuild.iter().copied());
+        *lock(&store.rebuild) = rebuild;
+        Ok((store, report))
+    }
+
+    /// Opens the packs in `dir` to read them, changing nothing: the checkpoints published by
+    /// the writer, of known streams, at or below their heads and on the policy's grid, make the
+    /// catalog (each is checked when first read). No fjall is read: a reader does not open it.
+    pub(crate) fn open_read_only(
+        dir: PathBuf,
+        storage: Arc<dyn Storage>,
+        store_id: Option<u64>,
+        policy: LevelPolicy,
+        cache: StoreSizes,
+        streams: &[StreamAtOpen<'_>],
+    ) -> Result<(Store, CheckpointOpenReport)> {
+        let (packs, contents, notes, published) = Packs::open_reader(dir, storage, store_id)?;
+        let store = Store::new(policy, packs, cache, true);
+        let mut report = CheckpointOpenReport {
+            packs: notes.packs,
+            indexed_packs: notes.indexed_packs,
+            damage: notes.damage,
+            ..CheckpointOpenReport::default()
+        };
+        let mut pending = Vec::new();
+        store.take_in(
+            contents,
+            &|id| stream_at(streams, id).map(|s| s.head.0),
+            &mut report,
+            Some(&mut pending),
+        );
+        // A deleted stream gets no more checkpoints: none of its waits for a head.
+        let live: HashSet<StreamId> = streams.iter().filter(|s| s.live).map(|s| s.id).collect();
+        pending.retain(|(_, entry)| live.contains(&StreamId(entry.meta.stream_id)));
+        *lock(&store.followed) = Followed {
+            at: published,
+            waiting: pending,
+        };
+        Ok((store, report))
+    }
+
+    /// Adds the checkpoints in `contents` that `head_of` keeps (see the module documentation);
+    /// with `pending`, those past their stream's head are set aside there instead of dropped.
+    pub(super) fn take_in(
+        &self,
+        contents: Vec<PackContents>,
+        head_of: &dyn Fn(StreamId) -> Option<u64>,
+        report: &mut CheckpointOpenReport,
+        mut pending: Option<&mut Vec<(u64, PackEntry)>>,
+    ) {
+        // Grouped by stream first, each group then sorted by version (a stable sort keeps a
+        // newer copy after an older one): a stream new to the catalog gets its map built in one
+        // go, not by an insert per checkpoint into a map among hundreds of thousands.
+        // Stream ids are dense from 1: a vector by id, not a hash map.
+        let mut groups: Vec<Vec<(u64, Placed)>> = Vec::new();
+        for pack in contents {
+            for entry in pack.entries {
+                let (id, version) = (StreamId(entry.meta.stream_id), entry.meta.version);
+                let level = u32::from(entry.meta.level);
+                let head = head_of(id);
+                if let (Some(pending), Some(head)) = (pending.as_deref_mut(), head)
+                    && version > head
+                    && on_policy(&self.policy, version, level)
+                {
+                    pending.push((pack.seq, entry));
+                    continue;
+                }
+                if !(on_policy(&self.policy, version, level) && head.is_some_and(|h| version <= h))
+                {
+                    report.dropped += 1;
+                    continue;
+                }
+                if level == HEAVY_LEVEL {
+                    self.heavy_known.store(true, Ordering::Relaxed);
+                }
+                let Some(at) = usize::try_from(id.0).ok().and_then(|i| i.checked_sub(1)) else {
+                    report.dropped += 1;
+                    continue;
+                };
+                if at >= groups.len() {
+                    groups.resize_with(at + 1, Vec::new);
+                }
+                groups[at].push((version, placed(pack.seq, &entry)));
+            }
+        }
+        let mut catalog = self.write_catalog();
+        catalog.reserve(groups.iter().filter(|g| !g.is_empty()).count());
+        for (at, mut group) in groups.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let id = StreamId(at as u64 + 1);
+            group.sort_by_key(|(version, _)| *version);
+            let listed = catalog.entry(id).or_default();
+            if listed.is_empty() {
+                let before = group.len() as u64;
+                // Of copies of one version, the newest (last) stays.
+                group.reverse();
+                group.dedup_by_key(|(version, _)| *version);
+                report.dropped += before - group.len() as u64;
+                report.found += group.len() as u64;
+                *listed = group.into_iter().collect();
+                continue;
+            }
+            for (version, place) in group {
+                if listed.insert(version, place).is_some() {
+                    report.dropped += 1; // An older copy, superseded.
+                } else {
+                    report.found += 1;
+                }
+            }
+        }
+        if report.dropped > 0 {
+            self.dead_news.store(true, Ordering::Relaxed);
+        }
+    }
+}
