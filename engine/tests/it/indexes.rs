@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use helios::{Durability, Engine, LevelPolicy, Options, ReadOnly, Version};
 
-use crate::support::{at, model_states, set};
+use crate::support::{at, model_states, payloads, set};
 
 fn options() -> Options {
     let mut options = Options::default();
@@ -23,15 +23,6 @@ fn small_segments() -> Options {
     let mut options = options();
     options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
     options
-}
-
-/// Every event of `stream`, in order.
-fn payloads(engine: &Engine, stream: &str) -> Vec<Vec<u8>> {
-    engine
-        .read(stream, ..)
-        .expect("read")
-        .map(|e| e.expect("event").payload)
-        .collect()
 }
 
 fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {

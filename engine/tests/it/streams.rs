@@ -8,7 +8,7 @@ use helios::{
     CrashFault, Durability, Engine, Error, Fork, LevelPolicy, Options, SimStorage, Version,
 };
 
-use crate::support::{assert_view_matches, at, model_states, set};
+use crate::support::{assert_view_matches, at, model_states, payloads, set};
 
 const FANOUT: u64 = 10;
 
@@ -33,14 +33,6 @@ fn events(tag: &str, count: usize) -> Vec<Vec<u8>> {
 
 fn keys() -> Vec<Vec<u8>> {
     (0..7).map(|k| format!("k{k}").into_bytes()).collect()
-}
-
-fn payloads(engine: &Engine, stream: &str) -> Vec<Vec<u8>> {
-    engine
-        .read(stream, ..)
-        .expect("read")
-        .map(|e| e.expect("event").payload)
-        .collect()
 }
 
 #[test]

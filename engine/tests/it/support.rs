@@ -138,3 +138,12 @@ pub fn placed(engine: &helios::Engine, stream: &str, version: u64) -> Placed {
         len: info.len_bytes,
     }
 }
+
+/// Every event of `stream`, in order.
+pub fn payloads(engine: &helios::Engine, stream: &str) -> Vec<Vec<u8>> {
+    engine
+        .read(stream, ..)
+        .expect("read")
+        .map(|e| e.expect("event").payload)
+        .collect()
+}
