@@ -269,23 +269,6 @@ impl SegmentIndex {
         Ok(index)
     }
 
-    /// The last record's location from a header alone (64 bytes), if the header is intact and
-    /// names segment `id`; the tables are not checked.
-    #[must_use]
-    pub fn header_last(id: SegmentId, head: &[u8]) -> Option<Location> {
-        let head = head.get(..header::LEN)?;
-        let intact = &head[header::MAGIC..header::MAGIC + 8] == MAGIC
-            && crc32fast::hash(&head[..header::CRC]) == u32_at(head, header::CRC)
-            && u32_at(head, header::VERSION) == VERSION
-            && u64_at(head, header::SEGMENT) == id.0;
-        intact.then(|| Location {
-            lsn: Lsn(u64_at(head, header::LAST_LSN)),
-            segment: id,
-            offset: u64_at(head, header::LAST_OFFSET),
-            frame_len_bytes: u32_at(head, header::LAST_FRAME_LEN),
-        })
-    }
-
     /// The segment it indexes.
     #[must_use]
     pub fn segment(&self) -> SegmentId {
@@ -456,11 +439,6 @@ mod tests {
             Frame::End => panic!("no record at the location"),
         }
         assert_eq!(index.versions_of(StreamId(2)), None);
-        assert_eq!(
-            SegmentIndex::header_last(SegmentId(10), &built),
-            Some(index.last())
-        );
-        assert_eq!(SegmentIndex::header_last(SegmentId(11), &built), None);
         // Any flipped byte, a cut, or an extra byte is noticed.
         for at in 0..built.len() {
             let mut bad = built.clone();

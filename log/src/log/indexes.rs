@@ -188,12 +188,6 @@ impl Log {
         out
     }
 
-    /// The loaded segment indexes, oldest first (for verification and inspection).
-    #[must_use]
-    pub fn segment_indexes(&self) -> Vec<SegmentIndex> {
-        self.read_indexes().values().cloned().collect()
-    }
-
     fn read_indexes(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, std::collections::BTreeMap<SegmentId, SegmentIndex>> {
