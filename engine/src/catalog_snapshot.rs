@@ -106,22 +106,8 @@ pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec
 
 /// Decodes a snapshot of store `store_id`; `None` when the bytes are not a whole, valid one.
 pub(crate) fn decode(bytes: &[u8], store_id: u64) -> Option<Snapshot> {
-    let head = bytes.get(..HEADER_LEN)?;
-    let intact = &head[0..8] == MAGIC
-        && crc32fast::hash(&head[..60]) == u32_at(head, 60)?
-        && u32_at(head, 8)? == VERSION
-        && u64_at(head, 16)? == store_id
-        && head[56..60] == [0; 4];
-    let body = &bytes[HEADER_LEN..];
-    if !intact || crc32fast::hash(body) != u32_at(head, 52)? {
-        return None;
-    }
-    let through = Location {
-        lsn: Lsn(u64_at(head, 24)?),
-        segment: SegmentId(u64_at(head, 32)?),
-        offset: u64_at(head, 40)?,
-        frame_len_bytes: u32_at(head, 48)?,
-    };
+    let through = checked(bytes, store_id)?;
+    let (head, body) = bytes.split_at(HEADER_LEN);
     let count = u32_at(head, 12)? as usize;
     let mut streams = Vec::with_capacity(count.min(body.len() / FIXED_LEN));
     let mut at = 0usize;
@@ -181,18 +167,27 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<S
 /// `store_id` (both checksums are checked, the streams not decoded): a writer replaces any
 /// other at its next chance.
 pub(crate) fn covered(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<Location> {
-    let bytes = storage.map_readonly(&dir.join(CATALOG_FILE)).ok()?;
+    checked(
+        &storage.map_readonly(&dir.join(CATALOG_FILE)).ok()?,
+        store_id,
+    )
+}
+
+/// The record a snapshot covers, if `bytes` are a whole one of store `store_id`: its header
+/// and both checksums checked, its streams not decoded.
+fn checked(bytes: &[u8], store_id: u64) -> Option<Location> {
     let head = bytes.get(..HEADER_LEN)?;
     let whole = &head[0..8] == MAGIC
         && crc32fast::hash(&head[..60]) == u32_at(head, 60)?
         && u32_at(head, 8)? == VERSION
         && u64_at(head, 16)? == store_id
+        && head[56..60] == [0; 4]
         && crc32fast::hash(&bytes[HEADER_LEN..]) == u32_at(head, 52)?;
-    whole.then(|| Location {
-        lsn: Lsn(u64_at(head, 24).unwrap_or(0)),
-        segment: SegmentId(u64_at(head, 32).unwrap_or(0)),
-        offset: u64_at(head, 40).unwrap_or(0),
-        frame_len_bytes: u32_at(head, 48).unwrap_or(0),
+    whole.then_some(Location {
+        lsn: Lsn(u64_at(head, 24)?),
+        segment: SegmentId(u64_at(head, 32)?),
+        offset: u64_at(head, 40)?,
+        frame_len_bytes: u32_at(head, 48)?,
     })
 }
 
