@@ -74,6 +74,18 @@ impl Log {
     /// I/O errors writing an index, a sealed segment whose records do not index (damage the
     /// log's open would have refused).
     pub fn index_sealed(&self, through: Lsn, build: bool) -> Result<Indexed> {
+        let sealed_ids = self.sealed_ids();
+        let all_indexed = {
+            let indexes = self.read_indexes();
+            sealed_ids.iter().all(|id| indexes.contains_key(id))
+        };
+        if all_indexed {
+            // The flusher's every round: no writer lock taken, nothing listed.
+            return Ok(Indexed {
+                through: self.indexed_through(),
+                ..Indexed::default()
+            });
+        }
         // Taken first: the writer lock comes before `sealed` (see the lock order).
         let active = self.active_id();
         let sealed: Vec<(SegmentId, ReadOnlyBytes)> = {
