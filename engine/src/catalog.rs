@@ -213,11 +213,19 @@ impl Catalog {
             }
             if header.kind == RecordKind::Event {
                 located += 1;
-                early
+                let (first, locations) = early
                     .entry(header.stream)
-                    .or_insert_with(|| (header.version, Vec::new()))
-                    .1
-                    .push(location);
+                    .or_insert_with(|| (header.version, Vec::new()));
+                // A stream's versions follow each other from 1 on: anything else is a record
+                // the log holds that no append wrote (damage with a valid checksum).
+                if header.version.0 == 0 || header.version.0 != first.0 + locations.len() as u64 {
+                    let reason = format!(
+                        "{} of {} does not follow the versions before it",
+                        header.version, header.stream
+                    );
+                    return Err(corrupt_record(&self.log_dir, &location, reason));
+                }
+                locations.push(location);
             }
         }
         for (id, (first, locations)) in early {
