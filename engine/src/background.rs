@@ -7,7 +7,6 @@ use helios_log::{StreamId, Version};
 
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
-use crate::meta::StreamRecord;
 
 /// How often the preallocator checks whether the active segment needs a spare.
 const PREALLOCATOR_POLL_MS: u64 = 5;
@@ -97,9 +96,13 @@ impl Inner {
         }
     }
 
-    /// Syncs the log (if asked) and records in fjall, in one atomic batch, every stream whose
-    /// durable head, creation or deletion changed, with the recovery point. Then indexes the
-    /// sealed segments the recovery point covers (see [`Inner::index_sealed_segments`]).
+    /// Syncs the log (if asked), moves each stream's durable head up to what is now synced
+    /// (queueing the streams for the checkpoint builder), records in fjall any segment that
+    /// became durable, and indexes the sealed segments the last durable batch covers (see
+    /// [`Inner::index_sealed_segments`]).
+    ///
+    /// Nothing per stream goes to fjall: an open finds each stream's head in the catalog
+    /// snapshot and the log after it, and what was durable in the log's published end.
     ///
     /// The background flusher passes `sync_log = false` when only critical appends happened
     /// since its last round: their own group commit syncs them, and a flusher joining the group
@@ -111,16 +114,14 @@ impl Inner {
         } else {
             self.log.synced_lsn()
         };
-        // Under the catalog lock only copy what is durable; the fjall batch is built after, so
-        // appends wait for a copy of a few fields, not for fjall.
-        let mut moved: Vec<StreamRecord> = Vec::new();
-        let recovery_point = {
+        let mut advanced: Vec<StreamId> = Vec::new();
+        let durable_end = {
             let mut cat = lock(&self.catalog);
-            let mut recovery_point = None;
+            let mut durable_end = None;
             while cat.batch_ends.front().is_some_and(|l| l.lsn <= synced) {
-                recovery_point = cat.batch_ends.pop_front();
+                durable_end = cat.batch_ends.pop_front();
             }
-            let Some(recovery_point) = recovery_point else {
+            let Some(durable_end) = durable_end else {
                 return Ok(());
             };
             let dirty = std::mem::take(&mut cat.dirty);
@@ -128,81 +129,37 @@ impl Inner {
                 let Some(st) = cat.get_mut(id) else { continue };
                 let durable = st.recent.partition_point(|l| l.lsn <= synced);
                 let durable_head = Version(st.indexed_head.0 + durable as u64);
-                // A deletion is recorded once its record is durable, like everything else.
-                let durable_deletion = st.deleted.filter(|lsn| *lsn <= synced);
-                let deletion_due = durable_deletion.is_some() && !st.deletion_persisted;
-                if durable_head > st.persisted_head
-                    || (!st.persisted && st.created <= synced)
-                    || deletion_due
-                {
-                    moved.push(StreamRecord {
-                        id,
-                        name: st.name.to_string(),
-                        head: durable_head.max(st.persisted_head),
-                        created: st.created,
-                        fork: st.fork,
-                        deleted: durable_deletion,
-                    });
+                if durable_head > st.durable_head {
+                    st.durable_head = durable_head;
+                    advanced.push(id);
                 }
                 st.dirty = false;
-                let deletion_pending = st.deleted.is_some() && durable_deletion.is_none();
-                if st.head > durable_head
-                    || !(st.persisted || st.created <= synced)
-                    || deletion_pending
-                {
+                if st.head > durable_head {
                     cat.mark_dirty(id);
                 }
             }
-            recovery_point
+            durable_end
         };
-        let mut batch = self.meta("recording heads")?.batch();
-        for record in &moved {
-            batch.put_stream(record);
-        }
-        batch.set_recovery_point(&recovery_point);
-        // Segments up to the recovery point's are durable: record any new ones, so that a
-        // later open notices if one disappears.
+        // Segments up to the durable end's are durable: record any new ones, so that a later
+        // open notices if one disappears.
         let known = *lock(&self.known_segment);
-        if recovery_point.segment.0 > known {
+        if durable_end.segment.0 > known {
+            let mut batch = self.meta("recording segments")?.batch();
             for segment in self.log.segments()? {
-                if segment.id.0 > known && segment.id <= recovery_point.segment {
+                if segment.id.0 > known && segment.id <= durable_end.segment {
                     batch.put_segment(segment.id.0);
                 }
             }
-        }
-        if let Err(e) = batch.commit() {
-            // Nothing was recorded: put back what this round took, so that a later round (or
-            // the next open) records it before any recovery point claims it.
-            let mut cat = lock(&self.catalog);
-            cat.batch_ends.push_front(recovery_point);
-            for record in &moved {
-                cat.mark_dirty(record.id);
-            }
-            return Err(e);
-        }
-        {
+            batch.commit()?;
             let mut known = lock(&self.known_segment);
-            *known = (*known).max(recovery_point.segment.0);
+            *known = (*known).max(durable_end.segment.0);
         }
-        let mut cat = lock(&self.catalog);
-        let mut advanced = Vec::with_capacity(moved.len());
-        for record in moved {
-            if let Some(st) = cat.get_mut(record.id) {
-                if record.head > st.persisted_head {
-                    advanced.push(record.id);
-                }
-                st.persisted_head = record.head;
-                st.persisted = true;
-                st.deletion_persisted |= record.deleted.is_some();
-            }
-        }
-        drop(cat);
         self.queue_for_checkpoints(advanced);
-        self.index_sealed_segments(recovery_point.lsn)
+        self.index_sealed_segments(durable_end.lsn)
     }
 
     /// Has the log index every sealed segment whose records are all at or below `through`
-    /// (recorded in fjall: an open then starts reading the log after them), and drops their
+    /// (durable: an open then starts reading the log after them), and drops their
     /// locations from memory. Costs nothing when no segment was sealed since the last call;
     /// after a roll, one read of the sealed segment and one index file written.
     pub(crate) fn index_sealed_segments(&self, through: helios_log::Lsn) -> Result<()> {

@@ -29,19 +29,18 @@ pub(crate) struct StreamState {
     pub(crate) head: Version,
     /// The last version the log's segment indexes locate (see the module invariants).
     pub(crate) indexed_head: Version,
-    /// The head fjall records: every version up to it is durable.
-    pub(crate) persisted_head: Version,
+    /// Every version up to it is durable (synced): the checkpoint builder's target, since a
+    /// checkpoint must never hold an event a crash could take back.
+    pub(crate) durable_head: Version,
     /// The branch node the head is, when a promotion made it (`None` after a plain append).
     pub(crate) lineage: Option<crate::branches::Lineage>,
     pub(crate) recent: VecDeque<Location>,
-    pub(crate) persisted: bool,
+    /// Listed in `Catalog::dirty`: its durable head may lag its head.
     pub(crate) dirty: bool,
     /// For a fork, its source and the last version it shares with it.
     pub(crate) fork: Option<Fork>,
     /// The LSN of its deletion record, once deleted.
     pub(crate) deleted: Option<Lsn>,
-    /// Whether fjall records the deletion.
-    pub(crate) deletion_persisted: bool,
 }
 
 /// Where a forked stream's history comes from: versions `1..=at` are `source`'s.
@@ -109,8 +108,6 @@ pub(crate) struct NewStream<'a> {
     pub(crate) head: Version,
     pub(crate) fork: Option<Fork>,
     pub(crate) deleted: Option<Lsn>,
-    /// Whether fjall already records it.
-    pub(crate) persisted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -121,7 +118,7 @@ pub(crate) struct Catalog {
     pub(crate) dirty: Vec<StreamId>,
     /// The log's directory, for naming files in errors.
     pub(crate) log_dir: PathBuf,
-    /// Location of the last record of each batch not yet covered by the recovery point.
+    /// Location of the last record of each batch the flusher has not yet seen durable.
     pub(crate) batch_ends: VecDeque<Location>,
     pub(crate) scratch: Vec<Location>,
 }
@@ -190,56 +187,6 @@ impl Catalog {
         drained
     }
 
-    /// Puts in front of each stream's `recent` the locations of its events from `from` up to
-    /// `through`, read from `log`: what an open, which read the log only after fjall's
-    /// recovery point (`through`), needs of the segments before it that no index holds.
-    /// Returns how many events it located.
-    pub(crate) fn locate_unindexed(
-        &mut self,
-        log: &helios_log::Log,
-        from: Lsn,
-        through: Lsn,
-    ) -> Result<u64> {
-        if from > through {
-            return Ok(0);
-        }
-        let mut located = 0;
-        let mut early: HashMap<StreamId, (Version, Vec<Location>)> = HashMap::new();
-        let mut records = log.iter_from(from)?;
-        while let Some(record) = records.next_header() {
-            let (header, location) = record?;
-            if header.lsn > through {
-                break;
-            }
-            if header.kind == RecordKind::Event {
-                located += 1;
-                let (first, locations) = early
-                    .entry(header.stream)
-                    .or_insert_with(|| (header.version, Vec::new()));
-                // A stream's versions follow each other from 1 on: anything else is a record
-                // the log holds that no append wrote (damage with a valid checksum).
-                if header.version.0 == 0 || header.version.0 != first.0 + locations.len() as u64 {
-                    let reason = format!(
-                        "{} of {} does not follow the versions before it",
-                        header.version, header.stream
-                    );
-                    return Err(corrupt_record(&self.log_dir, &location, reason));
-                }
-                locations.push(location);
-            }
-        }
-        for (id, (first, locations)) in early {
-            let Some(st) = self.get_mut(id) else {
-                continue;
-            };
-            for location in locations.into_iter().rev() {
-                st.recent.push_front(location);
-            }
-            st.indexed_head = Version(first.0 - 1);
-        }
-        Ok(located)
-    }
-
     pub(crate) fn mark_dirty(&mut self, id: StreamId) {
         if let Some(st) = self.get_mut(id)
             && !st.dirty
@@ -267,17 +214,15 @@ impl Catalog {
             name,
             created: new.created,
             head: new.head,
-            // Until an open finds the stream's events in segments without an index (see
-            // `Catalog::locate_unindexed`).
+            // A new stream has no events yet, and a snapshot's streams are exact at the end of
+            // a segment the indexes hold.
             indexed_head: new.head,
-            persisted_head: new.head,
+            durable_head: new.head,
             lineage: None,
             recent: VecDeque::new(),
-            persisted: new.persisted,
             dirty: false,
             fork: new.fork,
             deleted: new.deleted,
-            deletion_persisted: new.persisted && new.deleted.is_some(),
         });
         Ok(())
     }
@@ -314,7 +259,7 @@ impl Catalog {
         match header.kind {
             RecordKind::CreateStream | RecordKind::ForkStream => {
                 if self.get(header.stream).is_some() {
-                    return Ok(()); // Already known from fjall.
+                    return Ok(()); // Already known (a catalog snapshot).
                 }
                 if header.stream != self.next_id() {
                     return Err(corrupt_record(
@@ -362,7 +307,6 @@ impl Catalog {
                     head: fork.map_or(Version::ZERO, |f| f.at),
                     fork,
                     deleted: None,
-                    persisted: false,
                 })?;
                 self.mark_dirty(header.stream);
             }
@@ -375,7 +319,7 @@ impl Catalog {
                     ));
                 };
                 if st.deleted.is_some() {
-                    return Ok(()); // Already known from fjall.
+                    return Ok(()); // Already known (a catalog snapshot).
                 }
                 st.deleted = Some(header.lsn);
                 let name = st.name.clone();
@@ -393,7 +337,7 @@ impl Catalog {
                     ));
                 };
                 if header.version <= st.head {
-                    return Ok(()); // Already known from fjall.
+                    return Ok(()); // Already known (a catalog snapshot).
                 }
                 if header.version.0 != st.head.0 + 1 {
                     let reason = format!(

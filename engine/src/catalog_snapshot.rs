@@ -151,7 +151,6 @@ pub(crate) fn load(catalog: &mut Catalog, snapshot: &Snapshot) -> Result<()> {
             head: stream.head,
             fork: stream.fork,
             deleted: stream.deleted,
-            persisted: false,
         })?;
     }
     Ok(())
@@ -231,7 +230,6 @@ mod tests {
                     head: Version(head),
                     fork,
                     deleted: deleted.map(Lsn),
-                    persisted: true,
                 })
                 .expect("add");
         }

@@ -1,18 +1,21 @@
-//! The engine: streams over the log, the write-behind flusher, the fjall index, recovery.
+//! The engine: streams over the log, the write-behind flusher, the catalog, recovery.
 //!
 //! Invariants:
-//! - The log is written first; fjall only ever describes records that are durable in the log
-//!   (the flusher indexes a record only after the log is synced past it), so after any crash
-//!   fjall is a prefix of the log, and the recovery point names the last record it covers.
-//! - For every stream, versions `1..=indexed_head` are in fjall's `index`, and versions
-//!   `indexed_head + 1..=head` are in the stream's in-memory `recent` queue, in order.
-//!   The flusher moves entries from `recent` to fjall, removing them from memory only after the
-//!   fjall batch has committed, so a reader always finds every version in one of the two.
+//! - The log is written first; everything else describes records that are durable in the log:
+//!   a segment is indexed (`log/<segment>.idx`) and the catalog snapshot (`CATALOG`) rewritten
+//!   only once the log is synced past the segment's last record, and a checkpoint is built
+//!   only up to a stream's durable head. After any crash they describe a prefix of the log.
+//! - For every stream, versions `1..=indexed_head` are in the log's segment indexes, and
+//!   versions `indexed_head + 1..=head` are in the stream's in-memory `recent` queue, in order.
+//!   The flusher drops entries from `recent` only once the segment index holding them is
+//!   loaded, so a reader always finds every version in one of the two.
 //! - Version order equals LSN order within a stream: versions are assigned and the log append
 //!   happens under the same catalog lock.
+//! - fjall holds only what changes rarely (the segments known to exist, each stream's
+//!   checkpoint machine): see `meta.rs`.
 //!
 //! Lock order: `catalog`, then the log's internal locks. The flusher never holds `catalog`
-//! while it syncs or writes fjall.
+//! while it syncs, indexes or writes fjall.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

@@ -1,26 +1,32 @@
 //! The metadata kept in fjall: one place for every key and value layout, and the few
 //! operations on them. Everything here is derived from the log and can be rebuilt from it.
+//! The writer changes it rarely (a new segment, a stream's first checkpoint, a migration):
+//! nothing here moves with each append, so fjall's journal stays small and its replay at open
+//! costs the same at any history (see `open.rs` for where each stream's head comes from).
 //!
 //! Keyspaces and layouts (integers big-endian in keys so that they sort, little-endian in
 //! values):
 //!
 //! | keyspace  | key                                   | value                                          |
 //! |-----------|---------------------------------------|------------------------------------------------|
-//! | `streams` | `b's'` + stream id `u64 BE`           | head `u64`, creation LSN `u64`, fork source id `u64` (0: not a fork), fork version `u64`, deletion LSN `u64` (0: live), name bytes |
 //! | `meta`    | `format_version`                      | `u32`                                          |
-//! | `meta`    | `recovery_point`                      | [`Location`] of the last indexed record        |
 //! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
 //! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
 //!
 //! Checkpoints themselves are not listed here: the packs are their catalog (see
 //! `checkpoints/store.rs`), and neither are the locations of events: the log's segment indexes
 //! hold those of sealed segments, and an open rebuilds the rest by reading the segments after
-//! them. Stores of format 2 also had a `checkpoints` entry per checkpoint (key: stream id and
-//! version, 16 bytes), which the migration to store format 3 removes; stores of format 3 an
-//! `index` keyspace of location runs, which the migration to store format 4 deletes.
+//! them. Older stores held more, which the migrations delete:
+//! - format 2: a `checkpoints` entry per checkpoint (key: stream id and version, 16 bytes),
+//!   removed by the migration to store format 3;
+//! - format 3: an `index` keyspace of location runs, deleted by the migration to format 4;
+//! - format 4 and older: a `streams` keyspace (per stream its head, creation, fork, deletion and
+//!   name, rewritten at every flush) and a `recovery_point` key in `meta`, deleted by the
+//!   migration to format 5, which reads the recovery point first as a bound on what was
+//!   durable.
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
-use helios_log::{Location, Lsn, SegmentId, StreamId, Version};
+use helios_log::{Location, Lsn, SegmentId, StreamId};
 
 use crate::error::{Error, Result};
 
@@ -59,6 +65,7 @@ fn u64_be(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
+#[cfg(test)]
 /// Encodes a location.
 #[must_use]
 pub fn encode_location(location: &Location) -> [u8; LOCATION_LEN] {
@@ -98,42 +105,10 @@ pub fn decode_location(keyspace: &'static str, bytes: &[u8]) -> Result<Location>
     })
 }
 
-fn stream_key(id: StreamId) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = b's';
-    key[1..].copy_from_slice(&id.0.to_be_bytes());
-    key
-}
-
-/// A stream's persisted record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamRecord {
-    /// Its id.
-    pub id: StreamId,
-    /// Its name.
-    pub name: String,
-    /// Its head as of the last metadata flush.
-    pub head: Version,
-    /// LSN of its creation (or fork) record.
-    pub created: Lsn,
-    /// For a fork, where its shared history comes from.
-    pub fork: Option<crate::catalog::Fork>,
-    /// LSN of its deletion record, if it is deleted.
-    pub deleted: Option<Lsn>,
-}
-
-/// Encoded length of a stream record's fixed fields, before the name.
-const STREAM_RECORD_FIXED_LEN: usize = 8 // head
-    + 8 // created
-    + 8 // fork source id, 0 for none
-    + 8 // fork version
-    + 8; // deletion LSN, 0 for live
-
 /// The fjall database and its keyspaces.
 pub struct Meta {
     /// The database.
     pub db: Database,
-    streams: Keyspace,
     meta: Keyspace,
     checkpoints: Keyspace,
 }
@@ -198,7 +173,6 @@ impl Meta {
             .map_err(Error::meta("opening a keyspace"))
         };
         Ok(Meta {
-            streams: keyspace("streams")?,
             meta: keyspace("meta")?,
             checkpoints: keyspace("checkpoints")?,
             db,
@@ -230,7 +204,8 @@ impl Meta {
             .map_err(Error::meta("writing the format version"))
     }
 
-    /// The recovery point: location of the last record whose effects are in the metadata.
+    /// The recovery point of a store of format 4 or older: the location of the last record
+    /// whose effects its stream records held. Every record up to it was durable.
     ///
     /// # Errors
     /// fjall errors, undecodable values.
@@ -240,40 +215,6 @@ impl Meta {
             .map_err(Error::meta("reading the recovery point"))?
             .map(|v| decode_location("meta", &v))
             .transpose()
-    }
-
-    /// Every stream record.
-    ///
-    /// # Errors
-    /// fjall errors, undecodable values.
-    pub fn streams(&self) -> Result<Vec<StreamRecord>> {
-        let mut out = Vec::new();
-        for guard in self.streams.prefix(b"s") {
-            let (key, value) = guard.into_inner().map_err(Error::meta("reading streams"))?;
-            let bad = |what: &str| Error::CorruptMeta {
-                keyspace: "streams",
-                reason: format!("stream entry {key:?}: {what}"),
-            };
-            let id = u64_be(&key, 1).ok_or_else(|| bad("short key"))?;
-            let field = |i: usize| u64_le(&value, 8 * i).ok_or_else(|| bad("short value"));
-            let (head, created) = (field(0)?, field(1)?);
-            let (source, fork_at, deleted) = (field(2)?, field(3)?, field(4)?);
-            let name = std::str::from_utf8(&value[STREAM_RECORD_FIXED_LEN..])
-                .map_err(|_| bad("name is not UTF-8"))?
-                .to_owned();
-            out.push(StreamRecord {
-                id: StreamId(id),
-                name,
-                head: Version(head),
-                created: Lsn(created),
-                fork: (source != 0).then_some(crate::catalog::Fork {
-                    source: StreamId(source),
-                    at: Version(fork_at),
-                }),
-                deleted: (deleted != 0).then_some(Lsn(deleted)),
-            });
-        }
-        Ok(out)
     }
 
     /// Starts a batch.
@@ -362,6 +303,27 @@ impl Meta {
             .map_err(Error::meta("deleting the old index"))
     }
 
+    /// Deletes what stores of format 4 and older kept per stream: the `streams` keyspace and
+    /// the recovery point (the catalog snapshot and the log replace them).
+    ///
+    /// # Errors
+    /// fjall errors.
+    pub fn drop_stream_records(&self) -> Result<()> {
+        self.meta
+            .remove(RECOVERY_KEY)
+            .map_err(Error::meta("removing the recovery point"))?;
+        if !self.db.keyspace_exists("streams") {
+            return Ok(());
+        }
+        let streams = self
+            .db
+            .keyspace("streams", KeyspaceCreateOptions::default)
+            .map_err(Error::meta("opening the old stream records"))?;
+        self.db
+            .delete_keyspace(streams)
+            .map_err(Error::meta("deleting the old stream records"))
+    }
+
     /// Makes everything written so far durable.
     ///
     /// # Errors
@@ -380,21 +342,6 @@ pub struct MetaBatch<'a> {
 }
 
 impl MetaBatch<'_> {
-    /// Records a stream: its name, head, creation LSN, fork and deletion.
-    pub fn put_stream(&mut self, record: &StreamRecord) {
-        let mut value = Vec::with_capacity(STREAM_RECORD_FIXED_LEN + record.name.len());
-        value.extend_from_slice(&record.head.0.to_le_bytes());
-        value.extend_from_slice(&record.created.0.to_le_bytes());
-        let (source, at) = record.fork.map_or((0, 0), |f| (f.source.0, f.at.0));
-        value.extend_from_slice(&source.to_le_bytes());
-        value.extend_from_slice(&at.to_le_bytes());
-        value.extend_from_slice(&record.deleted.map_or(0, |l| l.0).to_le_bytes());
-        value.extend_from_slice(record.name.as_bytes());
-        debug_assert_eq!(value.len(), STREAM_RECORD_FIXED_LEN + record.name.len());
-        self.batch
-            .insert(&self.meta.streams, stream_key(record.id).to_vec(), value);
-    }
-
     /// Records the state machine `stream`'s checkpoints are built with.
     pub fn put_checkpoint_machine(&mut self, stream: StreamId, machine: &str) {
         self.batch.insert(
@@ -409,15 +356,6 @@ impl MetaBatch<'_> {
         let mut key = SEGMENT_PREFIX.to_vec();
         key.extend_from_slice(&id.to_be_bytes());
         self.batch.insert(&self.meta.meta, key, Vec::new());
-    }
-
-    /// Sets the recovery point.
-    pub fn set_recovery_point(&mut self, location: &Location) {
-        self.batch.insert(
-            &self.meta.meta,
-            RECOVERY_KEY,
-            encode_location(location).to_vec(),
-        );
     }
 
     /// Commits the batch atomically (buffered: the metadata is derived from the log, so it

@@ -1,8 +1,16 @@
 //! Opening a store: its format (and the migration of an older one), the lock, fjall, the
-//! log's recovery with the catalog applied to every record past the recovery point, the check
-//! that every segment fjall knows of exists (a log that lost what fjall recorded as durable is
-//! refused as damaged, unchanged, for `helios repair`), the checkpoint store's reconciliation,
-//! and the background threads.
+//! catalog, the checkpoint store's reconciliation, and the background threads.
+//!
+//! Writers and readers find the streams the same way: the catalog snapshot (`CATALOG`, exact
+//! at the end of the newest indexed segment) and the log's records after it, applied as the
+//! log's recovery reads them; the segment indexes locate the events before it. Without a
+//! usable snapshot they read the whole log. So an open reads at most the segments no index
+//! covers yet, whatever the store's history.
+//!
+//! A writer's open also refuses, as damaged and unchanged (for `helios repair`), a log that
+//! lost what was durable: one that ends before the snapshot's record or before the end the
+//! log last published after a sync (`log/published-end`), or that lacks a segment fjall
+//! recorded.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId};
 
 use crate::background::{BuilderSignal, FlusherSignal};
-use crate::catalog::{Catalog, NewStream};
+use crate::catalog::Catalog;
 use crate::catalog_snapshot;
 use crate::checkpoints::Builder;
 use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StoreSizes, StreamAtOpen};
@@ -27,12 +35,9 @@ use crate::store_format;
 pub struct OpenReport {
     /// The log's own recovery.
     pub log: RecoveryReport,
-    /// Events read from the log past the recovery point.
+    /// Events read from the log: those after the catalog snapshot's record (every event
+    /// without a usable snapshot). The segment indexes locate the others.
     pub reindexed: u64,
-    /// Events before the recovery point whose locations a writer's open read from the log:
-    /// those of the segments after the last one with an index (the active one, after a clean
-    /// close). The indexes locate every other event.
-    pub located: u64,
     /// What reconciling the checkpoint files with their catalog did.
     pub checkpoints: CheckpointOpenReport,
     /// The store format this open migrated the store from, if it did (see
@@ -41,9 +46,9 @@ pub struct OpenReport {
     /// The store's format as opened: the current one after a writer's open (which migrates an
     /// older store), the one found on disk after a reader's.
     pub store_format: u32,
-    /// For a reader that started from the catalog snapshot (`CATALOG`), the last record it
-    /// covered: the log was read only after it. `None` for a writer, and for a reader that
-    /// read the whole log (no snapshot, or one it could not use).
+    /// When the open started from the catalog snapshot (`CATALOG`), the last record it
+    /// covered: the log was read only after it. `None` when it read the whole log (no
+    /// snapshot, one it could not use, or a migration).
     pub catalog_snapshot: Option<Lsn>,
 }
 
@@ -56,9 +61,10 @@ impl Engine {
 
     /// Opens (or creates) the store in `dir`, recovering from a crash if needed: a torn tail of
     /// the log is removed (or refused, per
-    /// [`LogOptions::recovery_mode`](helios_log::LogOptions::recovery_mode)) and records past
-    /// fjall's recovery point are re-indexed. A log that lost records fjall recorded as
-    /// durable is refused with [`Error::Damaged`] and left as it is (see [`crate::repair`]).
+    /// [`LogOptions::recovery_mode`](helios_log::LogOptions::recovery_mode)) and the records
+    /// past the catalog snapshot are read into the catalog. A log that lost records known to
+    /// be durable (see the module documentation) is refused with [`Error::Damaged`] and left
+    /// as it is (see [`crate::repair`]).
     ///
     /// # Errors
     /// [`Error::Locked`] if another writer has the store open, [`Error::Damaged`] naming the file
@@ -74,7 +80,7 @@ impl Engine {
 
     /// Opens the store for writing, or (for [`crate::ReadOnly`]) to read it without changing
     /// anything: no lock, no fjall, no recovery that writes, no migration, no background
-    /// thread; the catalog and the index are rebuilt in memory from a scan of the log.
+    /// thread; the catalog is loaded from the snapshot and the log after it, as a writer's.
     pub(crate) fn open_as(
         dir: &Path,
         mut options: Options,
@@ -164,19 +170,36 @@ impl Engine {
                     }),
             )
         };
-        // A reader starts from the catalog snapshot, if the store has one it can use, and
-        // reads the log only after it.
-        let snapshot = if writing || migrate_from.is_some() {
+        // The store's identity, stamped in its catalog snapshot and checkpoint packs (a writer
+        // makes one below if the store has none: then it has neither).
+        let store_id = crate::store_id::read(storage.as_ref(), &dir);
+        // Both start from the catalog snapshot, if the store has one they can use, and read
+        // the log only after it. A migration reads the whole log.
+        let snapshot = if migrate_from.is_some() {
             None
         } else {
-            crate::store_id::read(storage.as_ref(), &dir)
+            store_id
                 .and_then(|id| catalog_snapshot::read(storage.as_ref(), &dir, id))
                 .filter(|s| cap.is_none_or(|cap| s.through.lsn <= cap.lsn))
         };
-        let start = match (&meta, &snapshot) {
-            (Some(meta), _) => meta.recovery_point()?,
-            (None, Some(snapshot)) => Some(snapshot.through),
-            (None, None) => None,
+        let start = snapshot.as_ref().map(|s| s.through);
+        // What a writer knows was durable, which the log must reach: the end it published
+        // after its last sync, and the recovery point an older store's metadata recorded.
+        let durable = match &meta {
+            Some(meta) => {
+                let published = helios_log::published_end_in(storage.as_ref(), &dir.join(LOG_DIR))
+                    .map_err(Error::from)?;
+                let recorded = match migrate_from {
+                    Some(_) => meta.recovery_point()?.map(|l| helios_log::Position {
+                        lsn: l.lsn,
+                        segment: l.segment,
+                        offset: l.end(),
+                    }),
+                    None => None,
+                };
+                published.into_iter().chain(recorded).max_by_key(|p| p.lsn)
+            }
+            None => None,
         };
 
         let mut catalog = Catalog {
@@ -185,32 +208,6 @@ impl Engine {
         };
         if let Some(snapshot) = &snapshot {
             catalog_snapshot::load(&mut catalog, snapshot)?;
-        }
-        let mut records = match &meta {
-            Some(meta) => meta.streams()?,
-            None => Vec::new(),
-        };
-        records.sort_by_key(|r| r.id);
-        for (i, r) in records.iter().enumerate() {
-            if r.id.0 != i as u64 + 1 {
-                return Err(Error::CorruptMeta {
-                    keyspace: "streams",
-                    reason: format!(
-                        "stream ids are not dense: found {} at position {}",
-                        r.id,
-                        i + 1
-                    ),
-                });
-            }
-            catalog.add_stream(NewStream {
-                id: r.id,
-                name: &r.name,
-                created: r.created,
-                head: r.head,
-                fork: r.fork,
-                deleted: r.deleted,
-                persisted: true,
-            })?;
         }
 
         let mut apply_error: Option<Error> = None;
@@ -228,7 +225,14 @@ impl Engine {
         };
         let (log_dir, log_options) = (dir.join(LOG_DIR), options.log.clone());
         let (log, log_report) = match (writing, cap) {
-            (true, _) => Log::open(storage.clone(), &log_dir, log_options, start, &mut visit),
+            (true, _) => Log::open_durable(
+                storage.clone(),
+                &log_dir,
+                log_options,
+                start,
+                durable,
+                &mut visit,
+            ),
             // Beside a live writer, nothing past its published end is read: its bytes there
             // are in flux (appends, a torn tail its recovery is zeroing).
             (false, Some(cap)) => Log::open_read_only_until(
@@ -268,32 +272,6 @@ impl Engine {
                     .map_err(|e| e.damage_in(&dir))?;
             }
         }
-        let mut located = 0;
-        if let Some(recovery) = start.filter(|_| writing) {
-            // The log was read after fjall's recovery point; the events before it that no
-            // segment index holds (the segments after the last one loaded) are read now, for
-            // their locations. The indexes are loaded first, all of them: they are whole and
-            // synced even where fjall's recovery point (not synced) fell behind them in a
-            // crash, and only what is loaded counts.
-            let indexed = if migrate_from.is_some() {
-                None
-            } else {
-                log.index_sealed(Lsn(u64::MAX), false)
-                    .map_err(|e| Error::from(e).damage_in(&dir))?
-                    .through
-            };
-            located = catalog
-                .locate_unindexed(
-                    &log,
-                    indexed.map_or(Lsn(1), |l| Lsn(l.lsn.0 + 1)),
-                    recovery.lsn,
-                )
-                .map_err(|e| e.damage_in(&dir))?;
-            if let Some(indexed) = indexed {
-                // Events read past the recovery point that the loaded indexes hold.
-                catalog.drain_indexed(indexed.segment);
-            }
-        }
         if let Some(cap) = cap {
             log.cap_read_only(cap)
                 .map_err(|e| Error::from(e).damage_in(&dir))?;
@@ -302,15 +280,12 @@ impl Engine {
             // Records of the kinds format 2 added must never land in a format-1 segment.
             log.upgrade_active_segment()?;
         }
-        // The store's identity, stamped in its checkpoint packs (a writer makes one if the
-        // store has none).
-        let store_id = if writing {
-            Some(crate::store_id::read_or_create(
+        let store_id = match store_id {
+            None if writing => Some(crate::store_id::read_or_create(
                 plugins.storage.as_ref(),
                 &dir,
-            )?)
-        } else {
-            crate::store_id::read(plugins.storage.as_ref(), &dir)
+            )?),
+            found => found,
         };
         if let (Some(from), Some(meta), Some(store_id)) = (migrate_from, &meta, store_id) {
             if from < 3 {
@@ -325,19 +300,24 @@ impl Engine {
             // Format 4: the log's segment indexes replace fjall's (the flush below writes
             // them).
             meta.drop_index_keyspace()?;
+            // Format 5: the catalog snapshot and the log replace fjall's stream records (the
+            // open read the recovery point first, as a bound on what was durable).
+            meta.drop_stream_records()?;
         }
-        if !writing {
-            // A reader uses the segment indexes the writer wrote, and keeps in memory only the
-            // locations they do not hold. It needs those up to the snapshot's end (building
-            // any that is missing or damaged in memory), and builds no other.
-            if let Some(snapshot) = snapshot.as_ref().filter(|_| !log_report.start_was_past_end) {
-                log.index_sealed(snapshot.through.lsn, true)
-                    .map_err(|e| Error::from(e).damage_in(&dir))?;
-            }
-            let indexed = log.index_sealed(Lsn(u64::MAX), false)?;
-            if let Some(through) = indexed.through {
-                catalog.drain_indexed(through.segment);
-            }
+        // The catalog keeps in memory only the locations the segment indexes do not hold. A
+        // snapshot's streams need the indexes up to its end: any missing or damaged one is
+        // built (a writer writes it, a reader keeps it in memory). Past that, whatever valid
+        // index there is is loaded, and no other is built here (a writer's flush below builds
+        // the rest once they are durable).
+        if let Some(snapshot) = snapshot.as_ref().filter(|_| !log_report.start_was_past_end) {
+            log.index_sealed(snapshot.through.lsn, true)
+                .map_err(|e| Error::from(e).damage_in(&dir))?;
+        }
+        let indexed = log
+            .index_sealed(Lsn(u64::MAX), false)
+            .map_err(|e| Error::from(e).damage_in(&dir))?;
+        if let Some(through) = indexed.through {
+            catalog.drain_indexed(through.segment);
         }
 
         // Every segment the metadata knows of must still be there: a missing one is lost
@@ -372,7 +352,6 @@ impl Engine {
         let mut open_report = OpenReport {
             log: log_report,
             reindexed,
-            located,
             checkpoints: CheckpointOpenReport::default(),
             migrated_from: migrate_from,
             store_format: store_format_found,
@@ -480,11 +459,10 @@ impl Engine {
             _lock: lock_guard,
         });
         if let Some(meta) = &inner.meta {
-            // Index what recovery found right away, so the next open starts from here.
+            // Everything recovery found is durable (the log's open synced it): index the
+            // sealed segments now, write the catalog snapshot, and queue checkpoints.
             inner.flush_round(true)?;
-            // The segment indexes there are, and any the recovery point now covers.
-            let through = meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn);
-            inner.index_sealed_segments(through)?;
+            inner.index_sealed_segments(inner.log.synced_lsn())?;
             meta.persist()?;
         }
         if migrate_from.is_some() {

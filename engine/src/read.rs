@@ -1,10 +1,10 @@
 //! Reading events back: one stream by version ([`ReadIter`]), the whole log by LSN
 //! ([`GlobalIter`]), the stream catalog ([`Streams`]), and how a version is located (the
-//! stream's recent appends in memory, or the fjall index).
+//! stream's recent appends in memory, or the log's segment indexes).
 //!
 //! Invariant: every version `1..=head` of a stream is found either in its in-memory `recent`
-//! queue (past the indexed head) or in the index (up to it); see `background.rs` for the flusher
-//! that moves entries between the two.
+//! queue (past the indexed head) or in a segment index (up to it); see `background.rs` for the
+//! flusher that drops entries from the first once the second holds them.
 
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};

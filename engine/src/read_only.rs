@@ -1,7 +1,9 @@
 //! [`ReadOnly`]: a handle that reads a store and changes nothing in it.
 //!
-//! It takes no lock and opens no fjall database: it finds every stream and event by scanning
-//! the log (so its open costs a read of the log), and reads the checkpoint files it finds,
+//! It takes no lock and opens no fjall database: it finds every stream in the catalog snapshot
+//! and the log after it, and every event through the segment indexes (a missing or damaged one
+//! is built in memory; without a usable snapshot it reads the whole log), and reads the
+//! checkpoint packs it finds,
 //! checking each when first used and reading around a damaged or unreadable one instead of
 //! deleting it. A torn tail is left where it is and not read; a store of an older format is
 //! read as it is, not migrated. So it reads a store on a read-only file system, a backup, or a

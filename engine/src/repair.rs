@@ -5,7 +5,8 @@
 //! Steps, each safe to crash in (a crash leaves either the old layout, or the set-aside folder
 //! and a log that an open or a second repair handles):
 //! 1. Take the store's lock, find the intact prefix (`Log::intact_prefix`), and read what the
-//!    metadata says was durable (its recovery point and index), when it can be read.
+//!    store says was durable (the log's published end, the catalog snapshot's streams, an
+//!    older store's recovery point), as far as it can be read.
 //! 2. Move aside, into `repair-<UTC time>/` in the store: `meta/`, `checkpoints/`, every segment
 //!    past the damage, the segment the damage is in, and leftovers of segment creation.
 //! 3. Write the kept part of the damaged segment back under its name (temporary name, sync,
@@ -48,7 +49,9 @@ pub struct RepairReport {
     /// The LSNs lost, `(first, last)`, as far as the metadata and the records that still
     /// decode past the damage tell; `None` when nothing that was there is lost.
     pub lost_lsns: Option<(Lsn, Lsn)>,
-    /// The events lost, per stream.
+    /// The events lost, per stream, as far as the catalog snapshot (exact at the end of the
+    /// last sealed segment) and the records that still decode past the damage tell: a record
+    /// lost after the snapshot that no longer decodes counts in `lost_lsns` only.
     pub lost_versions: Vec<LostVersions>,
     /// The folder inside the store that the set-aside files were moved to.
     pub set_aside: Option<PathBuf>,
@@ -82,15 +85,15 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
         }
     })?;
     let prefix = Log::intact_prefix(&storage, &log_dir)?;
-    let durable = what_was_durable(&dir.join(META_DIR));
-    let recovery_point = durable.as_ref().map_or(Lsn::ZERO, |d| d.recovery_point);
+    let durable = what_was_durable(dir);
+    let recovery_point = durable.recovery_point;
 
     let mut report = RepairReport {
         repaired: false,
         damage: prefix.damage.clone(),
         kept_through: prefix.end,
         lost_lsns: None,
-        lost_versions: lost_versions(&prefix, durable.as_ref()),
+        lost_versions: lost_versions(&prefix, &durable),
         set_aside: None,
         moved: Vec::new(),
         events_kept: 0,
@@ -116,7 +119,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
             .damage
             .as_ref()
             .is_some_and(|(_, _, reason)| !reason.contains("after its end"));
-    let meta_is_sound = durable.is_some() || !dir.join(META_DIR).exists();
+    let meta_is_sound = meta_opens(&dir.join(META_DIR));
     let sound =
         prefix.damage.is_none() && prefix.trimmed.is_empty() && recovery_point <= prefix.end;
     if report.damage.is_none() && recovery_point > prefix.end {
@@ -124,8 +127,8 @@ pub fn repair(dir: &Path) -> Result<RepairReport> {
             log_dir.clone(),
             0,
             format!(
-                "acknowledged records are lost: the metadata recorded records up to \
-                 {recovery_point} as durable, but the log ends at {}",
+                "acknowledged records are lost: records up to {recovery_point} were durable, \
+                 but the log ends at {}",
                 prefix.end
             ),
         ));
@@ -209,57 +212,75 @@ fn last_segment(prefix: &IntactPrefix) -> Option<helios_log::SegmentId> {
         .or(prefix.whole.last().copied())
 }
 
-/// What the metadata recorded as durable: its recovery point, and each stream's name, durable
-/// head and, for a fork, the version it shares up to.
+/// What the store recorded as durable: the last LSN (the log's published end, the catalog
+/// snapshot's record, and an older store's recovery point in fjall), and each stream's name,
+/// head and, for a fork, the version it shares up to, as of the catalog snapshot.
 struct Durable {
     recovery_point: Lsn,
     streams: BTreeMap<StreamId, (String, Version, Version)>,
 }
 
-/// Reads the metadata, if it can be: a repair works without it, from the log alone.
-fn what_was_durable(meta_dir: &Path) -> Option<Durable> {
+/// Reads what the store recorded as durable, from whatever of it can be read: a repair works
+/// without any of it, from the log alone.
+fn what_was_durable(dir: &Path) -> Durable {
+    let storage = FsStorage;
+    let published = helios_log::published_end_in(&storage, &dir.join(LOG_DIR))
+        .ok()
+        .flatten()
+        .map_or(Lsn::ZERO, |p| p.lsn);
+    let snapshot = crate::store_id::read(&storage, dir)
+        .and_then(|id| crate::catalog_snapshot::read(&storage, dir, id));
+    let recorded = meta_recovery_point(&dir.join(META_DIR)).unwrap_or(Lsn::ZERO);
+    let mut durable = Durable {
+        recovery_point: published.max(recorded),
+        streams: BTreeMap::new(),
+    };
+    if let Some(snapshot) = snapshot {
+        durable.recovery_point = durable.recovery_point.max(snapshot.through.lsn);
+        for (k, stream) in snapshot.streams.into_iter().enumerate() {
+            let shared = stream.fork.map_or(Version::ZERO, |f| f.at);
+            durable
+                .streams
+                .insert(StreamId(k as u64 + 1), (stream.name, stream.head, shared));
+        }
+    }
+    durable
+}
+
+/// The recovery point fjall recorded in a store of format 4 or older.
+fn meta_recovery_point(meta_dir: &Path) -> Option<Lsn> {
     if !meta_dir.is_dir() {
         return None;
     }
     let meta = Meta::open_as_is(meta_dir).ok()?;
-    let recovery_point = meta.recovery_point().ok()?.map_or(Lsn::ZERO, |l| l.lsn);
-    let streams = meta
-        .streams()
-        .ok()?
-        .into_iter()
-        .map(|r| {
-            let shared = r.fork.map_or(Version::ZERO, |f| f.at);
-            (r.id, (r.name, r.head, shared))
-        })
-        .collect();
-    Some(Durable {
-        recovery_point,
-        streams,
-    })
+    Some(meta.recovery_point().ok()??.lsn)
+}
+
+/// Whether the metadata opens (or there is none, as after a repair's move).
+fn meta_opens(meta_dir: &Path) -> bool {
+    !meta_dir.exists() || Meta::open_as_is(meta_dir).is_ok()
 }
 
 /// The events past the prefix, per stream: from the index (what was acknowledged) and from the
 /// records that still decode after the damage.
-fn lost_versions(prefix: &IntactPrefix, durable: Option<&Durable>) -> Vec<LostVersions> {
+fn lost_versions(prefix: &IntactPrefix, durable: &Durable) -> Vec<LostVersions> {
     let mut lost: BTreeMap<StreamId, (Version, Version)> = BTreeMap::new();
     let mut note = |stream: StreamId, version: Version| {
         let entry = lost.entry(stream).or_insert((version, version));
         entry.0 = entry.0.min(version);
         entry.1 = entry.1.max(version);
     };
-    if let Some(durable) = durable {
-        // Versions the metadata recorded as durable past what the prefix keeps of the stream.
-        for (&stream, &(_, head, shared)) in &durable.streams {
-            let kept = prefix
-                .heads
-                .get(&stream)
-                .copied()
-                .unwrap_or(shared)
-                .max(shared);
-            if head > kept {
-                note(stream, Version(kept.0 + 1));
-                note(stream, head);
-            }
+    // Versions recorded as durable past what the prefix keeps of the stream.
+    for (&stream, &(_, head, shared)) in &durable.streams {
+        let kept = prefix
+            .heads
+            .get(&stream)
+            .copied()
+            .unwrap_or(shared)
+            .max(shared);
+        if head > kept {
+            note(stream, Version(kept.0 + 1));
+            note(stream, head);
         }
     }
     for header in &prefix.lost {
@@ -273,7 +294,7 @@ fn lost_versions(prefix: &IntactPrefix, durable: Option<&Durable>) -> Vec<LostVe
             .iter()
             .find(|(id, _)| *id == stream)
             .map(|(_, name)| name.clone())
-            .or_else(|| durable.and_then(|d| Some(d.streams.get(&stream)?.0.clone())))
+            .or_else(|| Some(durable.streams.get(&stream)?.0.clone()))
             .unwrap_or_else(|| format!("#{}", stream.0))
     };
     lost.into_iter()

@@ -25,6 +25,13 @@
 //! - 4: an index file beside each sealed log segment (`log/<segment>.idx`, see
 //!   `helios_log::segment_index`) instead of fjall's `index` keyspace, which is deleted.
 //!   Stream records in fjall keep their layout; their head is the stream's durable head.
+//! - 5: no stream records and no recovery point in fjall: an open finds the streams in the
+//!   catalog snapshot (`CATALOG`) and the log after it, and what was durable in the log's
+//!   published end. Every file keeps the layout of version 4.
+//!
+//! Migration from version 4 happens when a writer opens the store: the open reads fjall's
+//! recovery point (a bound on what was durable, as the published end is), reads the whole log
+//! once, deletes the `streams` keyspace and the recovery point, and writes this file last.
 //!
 //! Migration from version 3 happens when a writer opens the store: fjall's `index` keyspace
 //! is deleted, the open reads the whole log once (as it would without metadata), and the
@@ -58,7 +65,7 @@ pub(crate) const FORMAT_FILE: &str = "FORMAT";
 pub(crate) const FORMAT_TMP: &str = "FORMAT.tmp";
 
 /// The store format this build writes, and the newest it reads.
-pub const STORE_FORMAT_VERSION: u32 = 4;
+pub const STORE_FORMAT_VERSION: u32 = 5;
 
 const MAGIC: [u8; 8] = *b"HELIOSFM";
 

@@ -1,5 +1,6 @@
-//! Offline verification of a whole store: every log record's checksum and framing, the fjall
-//! index against the log, and the checkpoint packs (`checkpoints/verify.rs`).
+//! Offline verification of a whole store: every log record's checksum and framing, that the
+//! log reaches what was durable, the segment indexes against their segments, the segments
+//! fjall knows of, and the checkpoint packs (`checkpoints/verify.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -70,8 +71,8 @@ impl VerifyReport {
 /// Verifies the store in `dir` without changing it: every segment header and record checksum,
 /// LSN continuity and batch framing of the log; every checkpoint pack (its header, its
 /// checkpoints' headers against what was written and published, and every checkpoint whole);
-/// then every index entry in fjall against the record it points at, and every indexed-range
-/// event against the index.
+/// that the log reaches the end it published and its catalog snapshot's record; every segment
+/// index against the index built again from its segment; and every segment fjall recorded.
 ///
 /// Nothing in the store is created or written: no lock file is taken, and the fjall metadata
 /// is checked on a copy in a temporary directory (fjall writes to a database it opens). While a
@@ -105,8 +106,9 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
     let storage = FsStorage;
     let writer = crate::read_only::writer_holds(dir);
 
-    // The metadata first: its recovery point says which records were acknowledged as durable,
-    // which decides whether a short log is a torn tail or lost data, as it does for an open.
+    // What was durable first: it decides whether a short log is a torn tail or lost data, as
+    // it does for an open. The log's published end and the catalog snapshot's record say it
+    // (and an older store's recovery point in fjall).
     let meta_dir = dir.join("meta");
     let copy = tempfile::tempdir()
         .map_err(|e| LogError::io("create a temporary directory", std::env::temp_dir(), e))?;
@@ -121,9 +123,18 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
     } else {
         None
     };
-    let recovery_point = match &meta {
-        Some(meta) => meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn),
-        None => Lsn::ZERO,
+    let recovery_point = if writer {
+        Lsn::ZERO
+    } else {
+        let published = helios_log::read_published_end(&log_dir)?.map_or(Lsn::ZERO, |p| p.lsn);
+        let snapshot = crate::store_id::read(&storage, dir)
+            .and_then(|id| crate::catalog_snapshot::covered(&storage, dir, id))
+            .map_or(Lsn::ZERO, |l| l.lsn);
+        let recorded = match &meta {
+            Some(meta) => meta.recovery_point()?.map_or(Lsn::ZERO, |l| l.lsn),
+            None => Lsn::ZERO,
+        };
+        published.max(snapshot).max(recorded)
     };
 
     let mut report = VerifyReport::default();
@@ -160,11 +171,6 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
     report.packs = counted.packs;
     report.checkpoints = counted.checkpoints;
 
-    let Some(meta) = meta else {
-        report.unindexed_events = report.events;
-        report.writer_holds_the_store = writer;
-        return Ok(report);
-    };
     let lost = recovery_point > log_end;
     if lost
         && !report
@@ -172,17 +178,22 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
             .iter()
             .any(|f| f.reason.contains("acknowledged records are lost"))
     {
-        // The log ends cleanly, but before records the metadata recorded as durable.
+        // The log ends cleanly, but before records that were durable.
         report.findings.push(Finding {
             path: log_dir.clone(),
             offset: None,
             reason: format!(
-                "acknowledged records are lost: the metadata recorded records up to \
-                 {recovery_point} as durable, but the log ends at {log_end} (a segment was cut \
-                 short, emptied or removed); `helios repair` keeps the intact prefix"
+                "acknowledged records are lost: records up to {recovery_point} were durable, \
+                 but the log ends at {log_end} (a segment was cut short, emptied or removed); \
+                 `helios repair` keeps the intact prefix"
             ),
         });
     }
+    let Some(meta) = meta else {
+        report.unindexed_events = report.events;
+        report.writer_holds_the_store = writer;
+        return Ok(report);
+    };
     // Every segment the metadata recorded must be there, as an open checks.
     let present: std::collections::HashSet<u64> = crate::open::segment_ids(&log_dir);
     for missing in meta

@@ -293,7 +293,6 @@ impl Engine {
                 head: Version::ZERO,
                 fork: None,
                 deleted: None,
-                persisted: false,
             })?;
         }
         let last = Version(head.0 + events.len() as u64);

@@ -52,8 +52,7 @@
 //!   what was appended, and a view that succeeds equals a `BTreeMap` fold of those events. A
 //!   segment index that passes its checks but lies (forged CRCs, or another store's) does not
 //!   change that: every record found through it is checked; a catalog snapshot that passes its
-//!   checks but lies (forged CRCs) does, for the reader that loads it (the writer reads only its
-//!   header, to decide when to replace it);
+//!   checks but lies (forged CRCs) does, for the reader and the writer (both start from it);
 //! - with the log untouched (only segment indexes, `CATALOG`, checkpoints, packs, the published
 //!   end and garbage files damaged) and no index or snapshot that passes its checks lying (an
 //!   older snapshot of this store does not lie: it is exact as of the record it names), the
@@ -483,8 +482,9 @@ struct Damage {
     /// segment's (its CRCs recomputed over changed bytes, or another store's): reads through it
     /// may fail (each record found is checked), never lie. Decided from the files by `assess`.
     index_lies: bool,
-    /// `CATALOG` passes a reader's checks (this store's id) but is none this store wrote: the
-    /// streams of the reader that loads it may be anything. Decided by `assess`.
+    /// `CATALOG` passes its checks (this store's id) but is none this store wrote: the streams
+    /// of the reader and the writer that load it may be anything (both start from it). Decided
+    /// by `assess`.
     catalog_lies: bool,
 }
 
@@ -492,23 +492,22 @@ struct Damage {
 #[derive(Clone, Copy, Debug)]
 struct Expect {
     /// Every event read is its stream's, a prefix of what was appended: no CRC over log bytes
-    /// was forged and, for the reader, `CATALOG` does not lie.
+    /// was forged and `CATALOG` does not lie.
     truthful: bool,
     /// Views that succeed are the fold of the events read: truthful, and no checkpoint forged.
     folds: bool,
     /// It opens and every event is there (and, when it folds, every view succeeds): the log is
-    /// untouched, no segment index lies and, for the reader, `CATALOG` does not lie.
+    /// untouched, no segment index lies and `CATALOG` does not lie.
     whole: bool,
 }
 
 impl Damage {
-    fn expect(&self, reader: bool) -> Expect {
-        let catalog = reader && self.catalog_lies;
-        let truthful = !self.log_forged && !catalog;
+    fn expect(&self) -> Expect {
+        let truthful = !self.log_forged && !self.catalog_lies;
         Expect {
             truthful,
             folds: truthful && !self.checkpoint_forged,
-            whole: !self.log && !self.index_lies && !catalog,
+            whole: !self.log && !self.index_lies && !self.catalog_lies,
         }
     }
 
@@ -1698,7 +1697,7 @@ fn run(data: &[u8]) -> ArbResult<()> {
         write_files(dir.path(), &image.meta);
     }
     let options = || options_for(segment_bytes, mode);
-    let (by_reader, by_writer) = (damage.expect(true), damage.expect(false));
+    let (by_reader, by_writer) = (damage.expect(), damage.expect());
 
     // A reader first, on the damaged files as they are.
     let reader = match ReadOnly::open(dir.path(), options()) {

@@ -52,6 +52,28 @@ pub fn read_published_end(log_dir: &Path) -> Result<Option<Position>> {
     Ok(None)
 }
 
+/// The end the log's writer last published in `log_dir`, read through `storage` by the
+/// writer's own open: the records up to it were durable, so a log that ends before it lost
+/// them. `None` when there is none or it does not decode (a torn rewrite, or never written):
+/// the open then knows nothing more than the log tells.
+///
+/// # Errors
+/// I/O errors other than a missing file.
+pub fn published_end_in(storage: &dyn crate::Storage, log_dir: &Path) -> Result<Option<Position>> {
+    let path = log_dir.join(format::PUBLISHED_END_FILE_NAME);
+    let file = match storage.open_read_only(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogError::io("open", path, e)),
+    };
+    let mut buf = [0u8; format::published_end::LEN];
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => Ok(format::decode_published_end(&buf)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(LogError::io("read", path, e)),
+    }
+}
+
 /// Reads of the published end before one that meets a rewrite each time counts as none.
 const PUBLISHED_END_READS: usize = 3;
 

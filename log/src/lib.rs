@@ -22,7 +22,7 @@ mod types;
 pub use helios_storage as storage;
 
 pub use error::{LogError, Result};
-pub use follow::{Follower, read_published_end};
+pub use follow::{Follower, published_end_in, read_published_end};
 pub use format::{RecordHeader, RecordRef};
 pub use log::{
     DEFAULT_FIRST_SEGMENT_SIZE_BYTES, DEFAULT_SEGMENT_SIZE_BYTES, DEFAULT_SYNC_POLL_WINDOW_US,

@@ -15,7 +15,10 @@ pub const LONG_ABOUT: &str = "Repair a store that an open refuses because acknow
     never deleted, into a folder `repair-<UTC time>/` inside the store: the metadata, the \
     checkpoints, the segments after the damage and the damaged segment itself (its intact part \
     is written back). Then the metadata and the checkpoints are rebuilt from the kept log, and \
-    what was lost is printed: the range of LSNs, and per stream the versions. A sound store, \
+    what was lost is printed: the range of LSNs (through the durable end the log publishes \
+    after each sync), and per stream the versions, where the catalog snapshot (exact to the \
+    end of the last sealed segment) or records that still decode past the damage say which \
+    streams the lost records were of. A sound store, \
     or one whose only damage is a torn tail that the next open removes, is left as it is.\n\n\
     The store must not be open in another process (the repair takes its lock).\n\n\
     Exit status: 0 when the store is sound or was repaired, 2 on errors.\n\n\

@@ -157,7 +157,7 @@ impl Inner {
                 // A fork's checkpoints up to its fork point are its source's.
                 let shared = st.fork.map_or(0, |f| f.at.0);
                 let built = builder.built.get(&id).copied().unwrap_or(0).max(shared);
-                let target = st.persisted_head.0;
+                let target = st.durable_head.0;
                 // A deleted stream gets no new checkpoints (its old ones serve its forks).
                 if builder.stalled.contains_key(&id) || target <= built || st.deleted.is_some() {
                     continue;
@@ -184,7 +184,7 @@ impl Inner {
                 }
                 // One job per stream per round: two jobs of one stream could write the same
                 // checkpoint at once.
-                if version > st.persisted_head.0 || jobs.iter().any(|j: &Job| j.id == id) {
+                if version > st.durable_head.0 || jobs.iter().any(|j: &Job| j.id == id) {
                     deferred.push((id, version));
                     continue;
                 }

@@ -195,10 +195,16 @@ fn golden_fixture_v3() -> PathBuf {
 }
 
 /// The committed golden store of store format 4 (segment indexes beside the sealed segments),
-/// with the same history. Regenerate (only while the store format is 4) with
-/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_4`.
+/// with the same history.
 fn golden_fixture_v4() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v4")
+}
+
+/// The committed golden store of store format 5 (no stream records in fjall), with the same
+/// history. Regenerate (only while the store format is 5) with
+/// `HELIOS_REGENERATE_FIXTURES=1 cargo nextest run -p helios --test it formats::golden_store_of_format_5`.
+fn golden_fixture_v5() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-store-v5")
 }
 
 /// The segment index files in a store.
@@ -212,7 +218,7 @@ fn index_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Writes the history of the golden stores of formats 2, 3 and 4 into `dir`.
+/// Writes the history of the golden stores of formats 2 to 5 into `dir`.
 fn write_golden(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let engine = open_golden_with(dir, true);
@@ -245,7 +251,7 @@ fn write_golden(dir: &Path) {
     std::fs::remove_file(dir.join("LOCK")).expect("drop the lock file");
 }
 
-/// Every version of the golden stores of formats 2 to 4 reads the model's state, the fork's
+/// Every version of the golden stores of formats 2 to 5 reads the model's state, the fork's
 /// from its checkpoints.
 fn check_golden(engine: &Engine) {
     let events = golden_events();
@@ -340,11 +346,34 @@ fn golden_store_of_format_3_migrates_to_segment_indexes() {
     check_golden(&engine);
 }
 
+/// The golden store of format 4 migrates: the open reads the whole log once (fjall's stream
+/// records are not used), and every version still reads, before and after a reopen that
+/// starts from the catalog snapshot.
 #[test]
-fn golden_store_of_format_4_reads_forks_and_deletions() {
-    let fixture = golden_fixture_v4();
+fn golden_store_of_format_4_migrates_to_catalog_snapshot_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&golden_fixture_v4(), dir.path());
+    let engine = open_golden_with(dir.path(), false);
+    let report = engine.inspect().open_report().clone();
+    assert_eq!(report.migrated_from, Some(4));
+    assert_eq!(
+        report.catalog_snapshot, None,
+        "a migration reads the whole log"
+    );
+    check_golden(&engine);
+    drop(engine);
+    let engine = open_golden_with(dir.path(), false);
+    let report = engine.inspect().open_report().clone();
+    assert_eq!(report.migrated_from, None);
+    assert!(report.catalog_snapshot.is_some(), "{report:?}");
+    check_golden(&engine);
+}
+
+#[test]
+fn golden_store_of_format_5_reads_forks_and_deletions() {
+    let fixture = golden_fixture_v5();
     if std::env::var_os("HELIOS_REGENERATE_FIXTURES").is_some() {
-        assert_eq!(STORE_FORMAT_VERSION, 4, "this fixture is of format 4");
+        assert_eq!(STORE_FORMAT_VERSION, 5, "this fixture is of format 5");
         write_golden(&fixture);
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -352,10 +381,18 @@ fn golden_store_of_format_4_reads_forks_and_deletions() {
     let indexes = index_files(dir.path());
     assert!(indexes.len() >= 2, "{indexes:?}");
     let engine = open_golden_with(dir.path(), false);
-    assert_eq!(engine.inspect().open_report().migrated_from, None);
-    let report = engine.inspect().open_report().checkpoints.clone();
+    let report = engine.inspect().open_report().clone();
+    assert_eq!(report.migrated_from, None);
+    assert!(
+        report.catalog_snapshot.is_some(),
+        "the writer starts from the snapshot"
+    );
     assert_eq!(
-        (report.packs, report.gaps, report.damage.len()),
+        (
+            report.checkpoints.packs,
+            report.checkpoints.gaps,
+            report.checkpoints.damage.len()
+        ),
         (1, 0, 0),
         "{report:?}"
     );

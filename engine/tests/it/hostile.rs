@@ -250,11 +250,14 @@ fn a_segment_cut_inside_an_indexed_record_is_an_error_not_a_torn_tail() {
     let offsets = frames(&active);
     let last = *offsets.last().expect("records");
     let bytes = std::fs::read(&active).expect("read");
-    // The last record is indexed (the store was closed cleanly): cutting it loses
-    // acknowledged data, which open must refuse rather than truncate.
+    // The last record was durable (the store was closed cleanly, and published its end):
+    // cutting it loses acknowledged data, which open must refuse rather than truncate, naming
+    // the cut.
     std::fs::write(&active, &bytes[..last + 20]).expect("truncate");
     let error = reopen(dir.path()).expect_err("acknowledged records are cut");
-    assert_corrupt_at(&error, &active, last as u64);
+    let text = assert_corrupt_at(&error, &active, (last + 20) as u64);
+    assert!(text.contains("cut short"), "{text}");
+    assert!(text.contains("acknowledged records are lost"), "{text}");
 }
 
 #[test]
@@ -301,8 +304,9 @@ fn a_sealed_segment_cut_short_is_reported_at_open_or_read_and_by_verify() {
     let text = assert_corrupt_at(&error, sealed, end);
     assert!(text.contains("cut short"), "{text}");
     assert_verify_finds(dir.path(), sealed, end);
-    // Without the metadata, open scans the whole log and refuses the same way.
-    std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+    // Without the metadata and the catalog snapshot, open scans the whole log and refuses the
+    // same way.
+    crate::support::forget_derived(dir.path(), false);
     let error = reopen(dir.path()).expect_err("a sealed segment is cut");
     let text = assert_corrupt_at(&error, sealed, end);
     assert!(text.contains("cut short"), "{text}");
@@ -397,9 +401,10 @@ fn absurd_lengths_in_a_record_header_are_errors_not_allocations() {
         let error = open_or_read_error(dir.path(), "s").expect(&case);
         assert_corrupt_at(&error, &active, at as u64);
         assert_verify_finds(dir.path(), &active, at as u64);
-        // Without the metadata (a full scan) the record is still damage, not a torn tail: valid
+        // Without the metadata, the snapshot and the published end (a full scan that knows
+        // nothing of what was durable) the record is still damage, not a torn tail: valid
         // records follow it.
-        std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+        crate::support::forget_derived(dir.path(), true);
         let error = reopen(dir.path()).expect_err(&case);
         let text = assert_corrupt_at(&error, &active, at as u64);
         assert!(text.contains("not a torn tail"), "{case}: {text}");
@@ -436,9 +441,9 @@ fn a_log_that_starts_after_lsn_1_is_an_error_naming_the_missing_segment() {
     make_store(dir.path(), &[("s", 150)], "a");
     let first = segments(dir.path()).remove(0);
     std::fs::remove_file(&first).expect("rm");
-    // Without the metadata, open scans the log from its first segment: one that starts past
-    // LSN 1 has lost its beginning (the log is never trimmed).
-    std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+    // Without the metadata and the snapshot, open scans the log from its first segment: one
+    // that starts past LSN 1 has lost its beginning (the log is never trimmed).
+    crate::support::forget_derived(dir.path(), false);
     let error = reopen(dir.path()).expect_err("the log's beginning is missing");
     let text = message(&error);
     assert!(text.contains(&first.display().to_string()), "{text}");
@@ -503,7 +508,7 @@ fn deleted_metadata_is_rebuilt_from_the_log() {
         .checkpoints()
         .stats()
         .count;
-    std::fs::remove_dir_all(dir.path().join("meta")).expect("rm meta");
+    crate::support::forget_derived(dir.path(), false);
     let engine = reopen(dir.path()).expect("open rebuilds the metadata");
     let report = engine.inspect().open_report();
     assert_eq!(report.reindexed, 40 + 150 + 7, "{report:?}");
@@ -514,11 +519,12 @@ fn deleted_metadata_is_rebuilt_from_the_log() {
     drop(engine);
     assert!(helios::verify(dir.path()).expect("verify").is_sound());
     let engine = reopen(dir.path()).expect("reopen");
-    assert_eq!(
-        engine.inspect().open_report().reindexed,
-        0,
-        "the rebuilt index was kept"
+    let report = engine.inspect().open_report();
+    assert!(
+        report.catalog_snapshot.is_some() && report.log.segments_scanned <= 2,
+        "the rebuilt snapshot and indexes were kept: {report:?}"
     );
+    assert!(report.reindexed < 40 + 150 + 7, "{report:?}");
     assert_exact(&engine, &streams);
 }
 

@@ -193,8 +193,9 @@ fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
     assert!(report.is_sound(), "{report:?}");
 }
 
-/// A writer's open reads none of the indexed segments: after a clean close it locates only the
-/// events of the segments without an index (here the active one), however long the history.
+/// A writer's open reads none of the indexed segments: after a clean close it starts from the
+/// catalog snapshot and reads only the events of the segments without an index (here the
+/// active one), however long the history.
 #[test]
 fn a_writer_open_reads_only_the_segments_without_an_index() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -217,13 +218,14 @@ fn a_writer_open_reads_only_the_segments_without_an_index() {
             })
             .unwrap_or(0);
         assert!(
-            report.located <= appended - sealed_events,
-            "round {round}: located {} of {appended} events, {sealed_events} in sealed segments",
-            report.located
+            report.reindexed <= appended - sealed_events,
+            "round {round}: read {} of {appended} events, {sealed_events} in sealed segments",
+            report.reindexed
         );
         assert_eq!(
-            report.reindexed, 0,
-            "a clean close left nothing past the recovery point"
+            report.catalog_snapshot.is_some(),
+            segments.len() > 1,
+            "round {round}: a snapshot once a segment is sealed"
         );
         for i in 0..400 {
             engine
@@ -241,15 +243,17 @@ fn a_writer_open_reads_only_the_segments_without_an_index() {
     let engine = Engine::open(dir.path(), options).expect("open");
     let segments = engine.inspect().segments().expect("segments").len();
     assert!(segments > 10, "{segments} segments");
-    assert!(engine.inspect().open_report().located < appended / 4);
+    let report = engine.inspect().open_report();
+    assert!(report.catalog_snapshot.is_some());
+    assert!(report.reindexed < appended / 4, "{}", report.reindexed);
 }
 
-/// fjall's batches are not synced, the segment indexes are: after a crash fjall's recovery point
-/// can lie behind segments that already have an index. An open then uses those indexes and
-/// still finds every event (here: the metadata of an earlier close put back under later
-/// indexes).
+/// The segment indexes are written before the catalog snapshot that covers them: after a crash
+/// between the two, the snapshot lies behind segments that already have an index. An open then
+/// starts from the older snapshot, uses those indexes and still finds every event (here: the
+/// snapshot of an earlier close put back under later indexes).
 #[test]
-fn indexes_past_fjalls_recovery_point_are_used_and_every_event_found() {
+fn indexes_past_the_catalog_snapshot_are_used_and_every_event_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = small_segments();
     let mut events = Vec::new();
@@ -265,19 +269,18 @@ fn indexes_past_fjalls_recovery_point_are_used_and_every_event_found() {
     let engine = Engine::open(dir.path(), options.clone()).expect("open");
     append(&engine, 200);
     engine.close().expect("close");
-    let early_meta = tempfile::tempdir().expect("tempdir");
-    crate::support::copy_dir(&dir.path().join("meta"), early_meta.path());
+    let early = std::fs::read(dir.path().join("CATALOG")).expect("a snapshot after 200 events");
     let engine = Engine::open(dir.path(), options.clone()).expect("reopen");
     append(&engine, 600);
     engine.close().expect("close");
-    std::fs::remove_dir_all(dir.path().join("meta")).expect("remove");
-    crate::support::copy_dir(early_meta.path(), &dir.path().join("meta"));
+    std::fs::write(dir.path().join("CATALOG"), &early).expect("put back");
 
-    let engine = Engine::open(dir.path(), options).expect("open with the early metadata");
+    let engine = Engine::open(dir.path(), options).expect("open with the early snapshot");
+    let report = engine.inspect().open_report().clone();
+    assert!(report.catalog_snapshot.is_some(), "{report:?}");
     assert!(
-        engine.inspect().open_report().reindexed >= 600,
-        "the open read the log past the early recovery point: {:?}",
-        engine.inspect().open_report()
+        report.reindexed >= 600,
+        "the open read the log past the early snapshot: {report:?}"
     );
     assert_eq!(payloads(&engine, "s"), events);
     let states = model_states(&events);

@@ -147,3 +147,15 @@ pub fn payloads(engine: &helios::Engine, stream: &str) -> Vec<Vec<u8>> {
         .map(|e| e.expect("event").payload)
         .collect()
 }
+
+/// Removes what lets an open skip reading the log (the fjall metadata and the catalog
+/// snapshot), so that the next open reads every segment; with `durable`, also what says which
+/// records were durable (the log's published end), so that it must tell a torn tail from
+/// damage by the log alone.
+pub fn forget_derived(dir: &Path, durable: bool) {
+    let _ = std::fs::remove_dir_all(dir.join("meta"));
+    let _ = std::fs::remove_file(dir.join("CATALOG"));
+    if durable {
+        let _ = std::fs::remove_file(dir.join("log").join("published-end"));
+    }
+}

@@ -72,6 +72,26 @@ pub struct RecoveryReport {
     pub start_was_past_end: bool,
 }
 
+/// Where an open starts reading, what it must reach, and where it stops.
+struct Bounds {
+    /// The last record the caller has processed: scanning starts after it.
+    start: Option<Location>,
+    /// A position known to be durable: a log that ends before it lost records.
+    durable: Option<Position>,
+    /// The end a live writer published: nothing past it is read.
+    until: Option<Position>,
+}
+
+impl Bounds {
+    fn start(start: Option<Location>) -> Bounds {
+        Bounds {
+            start,
+            durable: None,
+            until: None,
+        }
+    }
+}
+
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering from a crash if needed.
     ///
@@ -90,7 +110,36 @@ impl Log {
         start: Option<Location>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
-        Log::open_as(storage, dir, options, start, None, visit, Access::Write)
+        Log::open_as(
+            storage,
+            dir,
+            options,
+            Bounds::start(start),
+            visit,
+            Access::Write,
+        )
+    }
+
+    /// As [`Log::open`], and the log must reach `durable` (if given): a position the caller
+    /// knows was durable (the end the log last published, for example). A log that ends before
+    /// it, or lacks its segment, lost acknowledged records, and the open refuses it, changing
+    /// nothing, as it refuses a log that ends before `start`.
+    ///
+    /// # Errors
+    /// As [`Log::open`].
+    pub fn open_durable(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: LogOptions,
+        start: Option<Location>,
+        durable: Option<Position>,
+        visit: &mut dyn FnMut(RecordRef<'_>, Location),
+    ) -> Result<(Log, RecoveryReport)> {
+        let bounds = Bounds {
+            durable,
+            ..Bounds::start(start)
+        };
+        Log::open_as(storage, dir, options, bounds, visit, Access::Write)
     }
 
     /// Opens the log in `dir` to read it, changing nothing: no directory, segment or spare is
@@ -109,7 +158,14 @@ impl Log {
         start: Option<Location>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
-        Log::open_as(storage, dir, options, start, None, visit, Access::Read)
+        Log::open_as(
+            storage,
+            dir,
+            options,
+            Bounds::start(start),
+            visit,
+            Access::Read,
+        )
     }
 
     /// As [`Log::open_read_only`], reading nothing past `until`: the end a live writer
@@ -126,26 +182,26 @@ impl Log {
         until: Position,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
-        Log::open_as(
-            storage,
-            dir,
-            options,
-            start,
-            Some(until),
-            visit,
-            Access::Read,
-        )
+        let bounds = Bounds {
+            until: Some(until),
+            ..Bounds::start(start)
+        };
+        Log::open_as(storage, dir, options, bounds, visit, Access::Read)
     }
 
     fn open_as(
         storage: Arc<dyn Storage>,
         dir: &Path,
         options: LogOptions,
-        start: Option<Location>,
-        until: Option<Position>,
+        bounds: Bounds,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
         access: Access,
     ) -> Result<(Log, RecoveryReport)> {
+        let Bounds {
+            start,
+            durable,
+            until,
+        } = bounds;
         assert!(
             options.segment_size_bytes >= MIN_SEGMENT_SIZE_BYTES,
             "segment size is validated by the caller"
@@ -174,8 +230,19 @@ impl Log {
                     dir.join(segment_name(start.segment)),
                     0,
                     format!(
-                        "the metadata's recovery point ({}) names a segment that is missing; the log directory is empty",
+                        "the recovery point ({}) names a segment that is missing; the log directory is empty",
                         start.lsn
+                    ),
+                ));
+            }
+            if let Some(durable) = durable.filter(|d| d.lsn > Lsn::ZERO) {
+                return Err(LogError::corrupt(
+                    dir.join(segment_name(durable.segment)),
+                    0,
+                    format!(
+                        "this segment is missing: records up to {} in it were durable, and \
+                         the log directory is empty",
+                        durable.lsn
                     ),
                 ));
             }
@@ -205,6 +272,24 @@ impl Log {
         // Where to start scanning: just after the start record, if it is really there.
         let mut begin: Option<(usize, u64, Lsn)> = None;
         let mut recovery_point = Lsn::ZERO;
+        // The log must reach both the start record and what the caller knows was durable.
+        let durable = durable.filter(|d| d.lsn > Lsn::ZERO);
+        if let Some(durable) = durable
+            && ids.binary_search(&durable.segment).is_err()
+        {
+            return Err(LogError::corrupt(
+                dir.join(segment_name(durable.segment)),
+                0,
+                format!(
+                    "this segment is missing: records up to {} in it were durable, and the \
+                     events it held are gone",
+                    durable.lsn
+                ),
+            ));
+        }
+        let must_reach = start
+            .map_or(Lsn::ZERO, |s| s.lsn)
+            .max(durable.map_or(Lsn::ZERO, |d| d.lsn));
         if let Some(start) = start {
             recovery_point = start.lsn;
             let index = ids.binary_search(&start.segment).map_err(|_| {
@@ -212,7 +297,7 @@ impl Log {
                     dir.join(segment_name(start.segment)),
                     start.offset,
                     format!(
-                        "the metadata's recovery point ({}) is in this segment, which is missing",
+                        "the recovery point ({}) is in this segment, which is missing",
                         start.lsn
                     ),
                 )
@@ -239,7 +324,7 @@ impl Log {
                         &path,
                         start.offset,
                         format!(
-                            "the metadata's recovery point says {} is here, but {} is",
+                            "the recovery point says {} is here, but {} is",
                             start.lsn, r.header.lsn
                         ),
                     ));
@@ -249,8 +334,8 @@ impl Log {
                         &path,
                         start.offset,
                         format!(
-                            "acknowledged records are lost: the last record the metadata \
-                             recorded as durable ({}) is damaged: {e}",
+                            "acknowledged records are lost: the last record recorded \
+                             as durable ({}) is damaged: {e}",
                             start.lsn
                         ),
                     ));
@@ -399,7 +484,7 @@ impl Log {
                         format!("in a sealed segment: {reason}"),
                     ));
                 }
-                if outcome.committed_lsn < recovery_point {
+                if outcome.committed_lsn < must_reach {
                     if let Some(capacity) = cut_short {
                         return Err(LogError::corrupt(
                             &path,
@@ -407,7 +492,7 @@ impl Log {
                             format!(
                                 "acknowledged records are lost: the segment was cut short at \
                                  this byte (it was created {capacity} bytes long); the log ends \
-                                 at {}, but records up to {recovery_point} were durable",
+                                 at {}, but records up to {must_reach} were durable",
                                 outcome.committed_lsn
                             ),
                         ));
@@ -417,7 +502,7 @@ impl Log {
                         bad_offset,
                         format!(
                             "acknowledged records are lost: {reason} at this byte, but records \
-                             up to {recovery_point} were durable"
+                             up to {must_reach} were durable"
                         ),
                     ));
                 }
@@ -460,16 +545,16 @@ impl Log {
         }
         let active_id = ids[last_index];
         let active_path = dir.join(segment_name(active_id));
-        if report.start_was_past_end && writing {
-            // Records the caller's metadata recorded as durable are gone: refuse, and change
-            // nothing, so that a repair still finds every byte as it was.
+        if (report.start_was_past_end || last_lsn < must_reach) && writing {
+            // Records the caller knew to be durable are gone: refuse, and change nothing, so
+            // that a repair still finds every byte as it was.
             return Err(LogError::corrupt(
                 &active_path,
                 active_end,
                 format!(
-                    "acknowledged records are lost: the metadata recorded records up to \
-                     {recovery_point} as durable, but the log ends at {last_lsn}, at this byte \
-                     (a segment was cut short, emptied or removed)"
+                    "acknowledged records are lost: records up to {must_reach} were durable, \
+                     but the log ends at {last_lsn}, at this byte (a segment was cut short, \
+                     emptied or removed)"
                 ),
             ));
         }
