@@ -148,12 +148,12 @@ pub mod header {
     pub const KIND: usize = FORMAT_VERSION + 4;
     /// `level: u8`, at least 1.
     pub const LEVEL: usize = KIND + 1;
-    /// `reserved: [u8; 2]`, zero.
-    pub const RESERVED: usize = LEVEL + 1;
-    /// Length of the reserved field.
-    pub const RESERVED_LEN: usize = 2;
+    /// `machine: u16`: which state machine built it, a number the store assigns to each
+    /// machine name (0: not recorded; this field was reserved, and zero, before store format
+    /// 5). See [`super::CheckpointMeta::machine`].
+    pub const MACHINE: usize = LEVEL + 1;
     /// `stream_id: u64`.
-    pub const STREAM_ID: usize = RESERVED + RESERVED_LEN;
+    pub const STREAM_ID: usize = MACHINE + 2;
     /// `version: u64`.
     pub const VERSION: usize = STREAM_ID + 8;
     /// `base_version: u64`, 0 for a full checkpoint.
@@ -171,7 +171,7 @@ pub mod header {
         + 4 // format_version
         + 1 // kind
         + 1 // level
-        + RESERVED_LEN // reserved
+        + 2 // machine
         + 8 // stream_id
         + 8 // version
         + 8 // base_version
@@ -231,6 +231,11 @@ pub struct CheckpointMeta {
     pub kind: CheckpointKind,
     /// The checkpoint level, at least 1 (see [`crate::LevelPolicy`]).
     pub level: u8,
+    /// The state machine that built it, as a number the store assigns to each machine name
+    /// (0: not recorded, as in every checkpoint written before store format 5). A store that
+    /// knows the number reads the checkpoint only for a stream of that machine, so that the
+    /// state of another machine is never taken for the stream's.
+    pub machine: u16,
     /// The stream the state belongs to.
     pub stream_id: u64,
     /// The stream version whose state (or delta) this is.
@@ -247,6 +252,7 @@ impl CheckpointMeta {
         CheckpointMeta {
             kind: CheckpointKind::Full,
             level,
+            machine: 0,
             stream_id,
             version,
             base_version: 0,
@@ -259,10 +265,17 @@ impl CheckpointMeta {
         CheckpointMeta {
             kind: CheckpointKind::Delta,
             level,
+            machine: 0,
             stream_id,
             version,
             base_version,
         }
+    }
+
+    /// The same, built by machine number `machine` (see [`CheckpointMeta::machine`]).
+    #[must_use]
+    pub fn with_machine(self, machine: u16) -> CheckpointMeta {
+        CheckpointMeta { machine, ..self }
     }
 
     /// Why these fields cannot describe a checkpoint, if they cannot. The header field the
@@ -320,6 +333,7 @@ impl Header {
             .copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         out[h::KIND] = self.meta.kind.to_byte();
         out[h::LEVEL] = self.meta.level;
+        out[h::MACHINE..h::MACHINE + 2].copy_from_slice(&self.meta.machine.to_le_bytes());
         out[h::STREAM_ID..h::STREAM_ID + 8].copy_from_slice(&self.meta.stream_id.to_le_bytes());
         out[h::VERSION..h::VERSION + 8].copy_from_slice(&self.meta.version.to_le_bytes());
         out[h::BASE_VERSION..h::BASE_VERSION + 8]
@@ -396,12 +410,6 @@ impl Header {
             offset: offset as u64,
             reason,
         };
-        if let Some(at) = (h::RESERVED..h::RESERVED + h::RESERVED_LEN).find(|&at| file[at] != 0) {
-            return Err(invalid(
-                at,
-                format!("reserved byte is {:#04x}, not zero", file[at]),
-            ));
-        }
         let kind = CheckpointKind::from_byte(file[h::KIND]).ok_or_else(|| {
             invalid(
                 h::KIND,
@@ -414,6 +422,7 @@ impl Header {
         let meta = CheckpointMeta {
             kind,
             level: file[h::LEVEL],
+            machine: u16::from_le_bytes([file[h::MACHINE], file[h::MACHINE + 1]]),
             stream_id: u64_at(file, h::STREAM_ID),
             version: u64_at(file, h::VERSION),
             base_version: u64_at(file, h::BASE_VERSION),

@@ -10,7 +10,8 @@
 //!               end u64 (just past the last checkpoint indexed), body CRC u32,
 //!               20 reserved bytes, header CRC u32 at 60
 //! entries 48 B each, sorted by (stream, version, offset): stream u64, version u64,
-//!               base version u64, offset u64, length u64, kind u8, level u8, 6 zero bytes
+//!               base version u64, offset u64, length u64, kind u8, level u8, machine u16
+//!               (the checkpoint header's), 4 zero bytes
 //! ```
 //!
 //! Entries are sorted by stream so that one stream's checkpoints can be found by binary
@@ -88,6 +89,7 @@ pub fn encode(seq: u64, store_id: u64, end: u64, entries: &[PackEntry]) -> Vec<u
         }
         e[40] = m.kind.to_byte();
         e[41] = m.level;
+        e[42..44].copy_from_slice(&m.machine.to_le_bytes());
     }
     out[0..8].copy_from_slice(MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -125,13 +127,14 @@ pub fn decode(bytes: &[u8], seq: u64) -> Option<PackIndex> {
     for k in 0..count {
         let e = &bytes[HEADER_LEN + k * ENTRY_LEN..HEADER_LEN + (k + 1) * ENTRY_LEN];
         let kind = CheckpointKind::from_byte(e[40])?;
-        if e[42..48].iter().any(|&b| b != 0) {
+        if e[44..48].iter().any(|&b| b != 0) {
             return None;
         }
         let entry = PackEntry {
             meta: CheckpointMeta {
                 kind,
                 level: e[41],
+                machine: u16::from_le_bytes([e[42], e[43]]),
                 stream_id: u64_at(e, 0),
                 version: u64_at(e, 8),
                 base_version: u64_at(e, 16),

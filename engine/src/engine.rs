@@ -11,8 +11,9 @@
 //!   loaded, so a reader always finds every version in one of the two.
 //! - Version order equals LSN order within a stream: versions are assigned and the log append
 //!   happens under the same catalog lock.
-//! - fjall holds only what changes rarely (the segments known to exist, each stream's
-//!   checkpoint machine): see `meta.rs`.
+//! - fjall holds only what changes rarely (the segments known to exist, the checkpoint
+//!   machines of a store migrated from format 4): see `meta.rs`. Each checkpoint names the
+//!   machine that built it (`checkpoints/machines.rs`).
 //!
 //! Lock order: `catalog`, then the log's internal locks. The flusher never holds `catalog`
 //! while it syncs, indexes or writes fjall.

@@ -1,6 +1,6 @@
 //! The metadata kept in fjall: one place for every key and value layout, and the few
 //! operations on them. Everything here is derived from the log and can be rebuilt from it.
-//! The writer changes it rarely (a new segment, a stream's first checkpoint, a migration):
+//! The writer changes it rarely (a new segment, a migration):
 //! nothing here moves with each append, so fjall's journal stays small and its replay at open
 //! costs the same at any history (see `open.rs` for where each stream's head comes from).
 //!
@@ -11,7 +11,7 @@
 //! |-----------|---------------------------------------|------------------------------------------------|
 //! | `meta`    | `format_version`                      | `u32`                                          |
 //! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
-//! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with |
+//! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with (stores of format 4 and older; read only for their checkpoints, which carry no machine number) |
 //!
 //! Checkpoints themselves are not listed here: the packs are their catalog (see
 //! `checkpoints/store.rs`), and neither are the locations of events: the log's segment indexes
@@ -243,7 +243,9 @@ impl Meta {
         Ok(out)
     }
 
-    /// The state machine each stream's checkpoints were built with.
+    /// The state machine each stream's checkpoints were built with, as stores of format 4 and
+    /// older recorded it (their checkpoints carry no machine number; see
+    /// `checkpoints/machines.rs` for the machine table that replaced these records).
     ///
     /// # Errors
     /// fjall errors, undecodable entries.
@@ -342,15 +344,6 @@ pub struct MetaBatch<'a> {
 }
 
 impl MetaBatch<'_> {
-    /// Records the state machine `stream`'s checkpoints are built with.
-    pub fn put_checkpoint_machine(&mut self, stream: StreamId, machine: &str) {
-        self.batch.insert(
-            &self.meta.checkpoints,
-            stream.0.to_be_bytes().to_vec(),
-            machine.as_bytes().to_vec(),
-        );
-    }
-
     /// Records that the log segment `id` exists.
     pub fn put_segment(&mut self, id: u64) {
         let mut key = SEGMENT_PREFIX.to_vec();

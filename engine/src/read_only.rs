@@ -146,9 +146,10 @@ impl ReadOnly {
         }
         if !heads.is_empty() {
             let catalog = lock(&inner.catalog);
-            inner
-                .store
-                .catch_up(&|id| catalog.get(id).map(|st| st.head.0))?;
+            inner.store.catch_up(&|id| {
+                let st = catalog.get(id)?;
+                Some((st.head.0, inner.plugins.machine_for(&st.name).name()))
+            })?;
         }
         Ok(Refreshed {
             from,

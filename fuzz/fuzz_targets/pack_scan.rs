@@ -447,7 +447,7 @@ fn damage_once(u: &mut Unstructured<'_>, d: &mut Damaged, written: &[Written]) -
                     (ckpt::FORMAT_VERSION, 4),
                     (ckpt::KIND, 1),
                     (ckpt::LEVEL, 1),
-                    (ckpt::RESERVED, 1),
+                    (ckpt::MACHINE, 2),
                     (ckpt::STREAM_ID, 8),
                     (ckpt::VERSION, 8),
                     (ckpt::BASE_VERSION, 8),

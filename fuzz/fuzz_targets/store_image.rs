@@ -995,7 +995,7 @@ fn damage_checkpoint_header(
         (h::FORMAT_VERSION, 4),
         (h::KIND, 1),
         (h::LEVEL, 1),
-        (h::RESERVED, 1),
+        (h::MACHINE, 2),
         (h::STREAM_ID, 8),
         (h::VERSION, 8),
         (h::BASE_VERSION, 8),

@@ -119,6 +119,8 @@ struct Job {
     id: StreamId,
     name: Arc<str>,
     machine: Arc<dyn StateMachine>,
+    /// The machine's number in the store's machine table, stamped in each checkpoint.
+    machine_number: u16,
     /// Whose checkpoints hold the states the stream shares with its sources, if it is a fork.
     ancestry: Ancestry,
     target: u64,
@@ -171,6 +173,7 @@ impl Inner {
                     id,
                     name: st.name.clone(),
                     machine: self.plugins.machine_for(&st.name).clone(),
+                    machine_number: 0,
                     ancestry: self.ancestry(&cat, id),
                     target,
                     head: builder.heads.remove(&id),
@@ -192,6 +195,7 @@ impl Inner {
                     id,
                     name: st.name.clone(),
                     machine: self.plugins.machine_for(&st.name).clone(),
+                    machine_number: 0,
                     ancestry: self.ancestry(&cat, id),
                     target: version,
                     head: None,
@@ -203,14 +207,11 @@ impl Inner {
         if jobs.is_empty() {
             return Ok(false);
         }
-        // Which machine builds each stream's checkpoints, recorded before any is written: a
-        // later open with another machine for the stream drops them instead of reading them.
-        let machines: Vec<(StreamId, Arc<dyn StateMachine>)> =
-            jobs.iter().map(|j| (j.id, j.machine.clone())).collect();
-        self.store.record_machines(
-            self.meta("building checkpoints")?,
-            machines.iter().map(|(id, m)| (*id, m.name())),
-        )?;
+        // Which machine builds each checkpoint, numbered in the store's machine table before
+        // any is written: an open with another machine for the stream does not read them.
+        for job in &mut jobs {
+            job.machine_number = self.store.machine_number(job.machine.name())?;
+        }
         let done: Vec<Done> = jobs
             .into_par_iter()
             .map(|job| self.run_job(job, &policy))
@@ -339,13 +340,13 @@ impl Inner {
                     && policy.level_at(at).is_none()
                     && at > shared
                 {
-                    self.write_missing(id, head, HEAVY_LEVEL, &policy)?;
+                    self.write_missing(job, head, HEAVY_LEVEL, &policy)?;
                 }
             }
             if let Some(level) = policy.level_at(to)
                 && to > shared
             {
-                self.write_missing(id, head, level, &policy)?;
+                self.write_missing(job, head, level, &policy)?;
             }
             if let Some(level) = policy.level_at(to) {
                 // `to` is a multiple of fanout^level: the sets of the levels below restart,
@@ -369,18 +370,19 @@ impl Inner {
     /// records it.
     fn write_missing(
         &self,
-        id: StreamId,
+        job: &Job,
         head: &Head,
         level: u32,
         policy: &LevelPolicy,
     ) -> Result<()> {
-        let at = head.version;
+        let (id, at) = (job.id, head.version);
         if self.store.contains(id, at) {
             return Ok(());
         }
         let start = self.metrics.start();
-        let (bytes, base) = encode(id, head, level, policy)?;
-        self.store.write(id, at, level, base, &bytes)?;
+        let (bytes, base) = encode(id, job.machine_number, head, level, policy)?;
+        self.store
+            .write(id, at, level, base, job.machine_number, &bytes)?;
         self.metrics.finish(crate::Metric::CheckpointBuild, start);
         self.store.count_written(id, at);
         Ok(())
@@ -390,7 +392,13 @@ impl Inner {
 /// Encodes the checkpoint of `level` at the head's version: its full state, or a delta of the
 /// keys changed since the version its level's deltas are against. Returns the bytes and the
 /// base they are a delta against (0 for a full state).
-fn encode(id: StreamId, head: &Head, level: u32, policy: &LevelPolicy) -> Result<(Vec<u8>, u64)> {
+fn encode(
+    id: StreamId,
+    machine: u16,
+    head: &Head,
+    level: u32,
+    policy: &LevelPolicy,
+) -> Result<(Vec<u8>, u64)> {
     let version = head.version;
     let level_byte = u8::try_from(level).unwrap_or(u8::MAX);
     let state = head.state.entries();
@@ -406,14 +414,14 @@ fn encode(id: StreamId, head: &Head, level: u32, policy: &LevelPolicy) -> Result
     };
     let bytes = match changed {
         Some(changed) if base != 0 => {
-            let meta = CheckpointMeta::delta(id.0, version, level_byte, base);
+            let meta = CheckpointMeta::delta(id.0, version, level_byte, base).with_machine(machine);
             let entries = changed
                 .iter()
                 .map(|k| (k, state.get(k).and_then(Option::as_ref)));
             encode_checkpoint(meta, entries)?
         }
         _ => {
-            let meta = CheckpointMeta::full(id.0, version, level_byte);
+            let meta = CheckpointMeta::full(id.0, version, level_byte).with_machine(machine);
             encode_checkpoint(meta, state.iter().map(|(k, v)| (k, v.as_ref())))?
         }
     };

@@ -14,6 +14,7 @@ use crate::error::Result;
 
 mod ancestry;
 mod build;
+mod machines;
 mod packs;
 mod store;
 mod verify;

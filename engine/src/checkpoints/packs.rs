@@ -160,6 +160,16 @@ fn read_published(storage: &dyn Storage, dir: &Path) -> Result<Option<PackEnd>> 
 }
 
 impl Packs {
+    /// The checkpoint directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The storage the packs are read and written through.
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
     /// The file of pack `seq`.
     pub(crate) fn path(&self, seq: u64) -> PathBuf {
         self.dir.join(pack_file_name(seq))

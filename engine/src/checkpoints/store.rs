@@ -30,12 +30,13 @@ use super::{CheckpointInfo, CheckpointStats, LevelStats};
 use crate::cache::StampCache;
 use crate::engine::lock;
 use crate::error::Result;
-use crate::meta::Meta;
 
 mod open;
 
+use super::machines::MachineTable;
 pub use open::CheckpointOpenReport;
-pub(crate) use open::StreamAtOpen;
+use open::Keep;
+pub(crate) use open::{StreamAtOpen, StreamOf};
 
 /// The checkpoint directory inside a store.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
@@ -53,6 +54,8 @@ pub(crate) struct Placed {
     pub offset: u64,
     /// Its length.
     pub len: u64,
+    /// The number of the machine that built it (see `machines.rs`).
+    pub machine: u16,
 }
 
 /// How many open checkpoints the store keeps, how much memory they may take, and how large a
@@ -105,8 +108,8 @@ pub(crate) struct Store {
     /// Whether any checkpoint after a heavy event was ever listed: views look for one only
     /// then, so stores without heavy events pay nothing for them.
     heavy_known: AtomicBool,
-    /// The state machine recorded for each stream's checkpoints (a writer's store).
-    machines: Mutex<HashMap<StreamId, String>>,
+    /// The numbers of the machines that built checkpoints (`checkpoints/MACHINES`).
+    machines: Mutex<MachineTable>,
     /// Whether checkpoints became dead since the last [`Store::take_dead_news`]: only then
     /// can a compaction find anything to do.
     dead_news: AtomicBool,
@@ -151,6 +154,7 @@ fn placed(seq: u64, entry: &PackEntry) -> Placed {
         pack: seq,
         offset: entry.offset,
         len: entry.len,
+        machine: entry.meta.machine,
     }
 }
 
@@ -168,34 +172,19 @@ impl Store {
             damaged: AtomicU64::new(0),
             heavy_known: AtomicBool::new(false),
             dead_news: AtomicBool::new(false),
-            machines: Mutex::new(HashMap::new()),
+            machines: Mutex::new(MachineTable::default()),
             read_only,
             followed: Mutex::new(Followed::default()),
         }
     }
 
-    /// Records in `meta` the machine of each stream whose recorded one differs or is missing
-    /// (checkpoints are built with it from now on). Only what changed is written: not a fjall
-    /// write per stream per open or per round.
-    pub(crate) fn record_machines<'a>(
-        &self,
-        meta: &Meta,
-        streams: impl IntoIterator<Item = (StreamId, &'a str)>,
-    ) -> Result<()> {
-        let mut recorded = lock(&self.machines);
-        let mut batch = meta.batch();
-        let mut changed = false;
-        for (id, machine) in streams {
-            if recorded.get(&id).map(String::as_str) != Some(machine) {
-                batch.put_checkpoint_machine(id, machine);
-                recorded.insert(id, machine.to_owned());
-                changed = true;
-            }
-        }
-        if changed {
-            batch.commit()?;
-        }
-        Ok(())
+    /// The number of machine `name` in the store's machine table, given it (and written to
+    /// the table) before the first checkpoint it builds is written.
+    ///
+    /// # Errors
+    /// Writing the table.
+    pub(crate) fn machine_number(&self, name: &str) -> Result<u16> {
+        lock(&self.machines).number_or_add(self.packs.storage(), self.packs.dir(), name)
     }
 
     /// Whether checkpoints became dead since the last call (see `dead_news`).
@@ -204,12 +193,23 @@ impl Store {
     }
 
     /// A reader's store: adds the checkpoints the writer (another process) published since the
-    /// last call, up to each stream's head as `head_of` says now; later ones wait for their
+    /// last call, up to each stream's head as `stream_of` says now; later ones wait for their
     /// head. So a view of a version the writer appended after the reader opened starts from
     /// them instead of replaying from an older one.
-    pub(crate) fn catch_up(&self, head_of: &dyn Fn(StreamId) -> Option<u64>) -> Result<()> {
+    pub(crate) fn catch_up(&self, stream_of: StreamOf<'_>) -> Result<()> {
         let mut followed = lock(&self.followed);
         let (contents, now) = self.packs.catch_up(followed.at)?;
+        // A machine the writer numbered since the table was read: read it again.
+        let unnamed = {
+            let table = lock(&self.machines);
+            contents
+                .iter()
+                .flat_map(|pack| &pack.entries)
+                .any(|e| e.meta.machine != 0 && table.name(e.meta.machine).is_none())
+        };
+        if unnamed {
+            *lock(&self.machines) = MachineTable::load(self.packs.storage(), self.packs.dir()).0;
+        }
         followed.at = now;
         let waiting = std::mem::take(&mut followed.waiting);
         let mut again: Vec<PackContents> = waiting
@@ -221,7 +221,11 @@ impl Store {
             .collect();
         again.extend(contents);
         let mut report = CheckpointOpenReport::default();
-        self.take_in(again, head_of, &mut report, Some(&mut followed.waiting));
+        let keep = Keep {
+            stream: stream_of,
+            legacy: &|_| true,
+        };
+        self.take_in(again, &keep, &mut report, Some(&mut followed.waiting));
         Ok(())
     }
 
@@ -297,6 +301,7 @@ impl Store {
         version: u64,
         level: u32,
         base: u64,
+        machine: u16,
         bytes: &[u8],
     ) -> Result<u64> {
         let (pack, offset) = self.packs.append(bytes)?;
@@ -309,6 +314,7 @@ impl Store {
             pack,
             offset,
             len: bytes.len() as u64,
+            machine,
         };
         if self
             .write_catalog()
@@ -409,6 +415,7 @@ impl Store {
         let full_for_delta = meta.kind == CheckpointKind::Full && meta.base_version == 0;
         if meta.stream_id == stream.0
             && meta.version == version
+            && meta.machine == place.machine
             && u32::from(meta.level) == place.level
             && ((meta.kind == kind && meta.base_version == expected_base)
                 || legacy

@@ -830,12 +830,14 @@ fn checkpoints_built_by_another_state_machine_are_dropped_and_rebuilt() {
     };
     let engine = open_with(false);
     append_sets(&engine, "m-1", 30, 4);
-    assert_eq!(engine.checkpoints().sync().expect("sync").count, 3);
+    // A stream that keeps the default machine throughout keeps its checkpoints throughout.
+    append_sets(&engine, "plain", 30, 4);
+    assert_eq!(engine.checkpoints().sync().expect("sync").count, 6);
     drop(engine);
     // The stream's events now mean something else: its key-value checkpoints are not its state.
     let engine = open_with(true);
     let report = engine.inspect().open_report().checkpoints.clone();
-    assert_eq!((report.found, report.dropped), (0, 3), "{report:?}");
+    assert_eq!((report.found, report.dropped), (3, 3), "{report:?}");
     let count = |engine: &Engine, v: u64| {
         engine
             .view("m-1", Version(v))
@@ -851,15 +853,28 @@ fn checkpoints_built_by_another_state_machine_are_dropped_and_rebuilt() {
     drop(engine);
     let engine = open_with(true);
     let report = engine.inspect().open_report().checkpoints.clone();
-    assert_eq!((report.found, report.dropped), (3, 3), "{report:?}");
+    assert_eq!((report.found, report.dropped), (6, 3), "{report:?}");
     assert_eq!(count(&engine, 30), Some(30));
-    assert_eq!(
+    let replayed = |engine: &Engine, stream: &str| {
         engine
-            .view("m-1", Version(30))
+            .view(stream, Version(30))
             .expect("view")
             .report()
-            .events_replayed,
-        0
+            .events_replayed
+    };
+    assert_eq!(replayed(&engine, "m-1"), 0);
+    drop(engine);
+    // And back: each checkpoint says which machine built it, so the key-value ones are
+    // m-1's state again, and the other machine's are not read.
+    let engine = open_with(false);
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!((report.found, report.dropped), (6, 3), "{report:?}");
+    assert_eq!(replayed(&engine, "plain"), 0);
+    assert_eq!(replayed(&engine, "m-1"), 0);
+    assert_eq!(
+        count(&engine, 30),
+        None,
+        "the key-value state has no `count` key"
     );
 }
 
@@ -965,4 +980,41 @@ fn deleting_streams_frees_their_checkpoints_for_compaction_without_a_reopen() {
         (after.count, 0),
         "{report:?}"
     );
+}
+
+/// Regression: a stream whose machine changed had its checkpoints dropped at that open, but
+/// they stayed in the packs; closed before they were rebuilt, the next open read them again as
+/// the stream's state (fjall now recorded the new machine). Each checkpoint now carries the
+/// number of the machine that built it.
+#[test]
+fn another_machines_checkpoints_stay_unread_when_closed_before_the_rebuild() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open_with = |fragile: bool| {
+        let mut builder = Engine::builder(dir.path()).options({
+            let mut options = helios::Options::default();
+            options.log.segment_size_bytes = SMALL_SEGMENT;
+            options.background_threads = false;
+            options
+        });
+        if fragile {
+            builder = builder.stream_machine("m-", Fragile);
+        }
+        builder.open().expect("open")
+    };
+    let engine = open_with(false);
+    append_sets(&engine, "m-1", 30, 4);
+    engine.checkpoints().sync().expect("sync");
+    drop(engine);
+    for open in ["after the change", "again, nothing rebuilt"] {
+        let engine = open_with(true);
+        let report = engine.inspect().open_report().checkpoints.clone();
+        assert_eq!((report.found, report.dropped), (0, 3), "{open}: {report:?}");
+        let view = engine.view("m-1", Version(25)).expect("view");
+        assert_eq!(
+            view.get(b"count").map(<[u8]>::len),
+            Some(25),
+            "{open}: {}",
+            view.report()
+        );
+    }
 }

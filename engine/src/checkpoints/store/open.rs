@@ -14,7 +14,7 @@ use helios_log::storage::Storage;
 use helios_log::{StreamId, Version};
 
 use super::super::packs::{Legacy, PackContents, Packs};
-use super::{Followed, Placed, Store, StoreSizes, on_policy, placed};
+use super::{Followed, MachineTable, Placed, Store, StoreSizes, on_policy, placed};
 use crate::engine::lock;
 use crate::error::Result;
 use crate::meta::Meta;
@@ -58,6 +58,18 @@ pub struct CheckpointOpenReport {
     pub deleted_files: u64,
 }
 
+/// A stream's head and the name of its configured state machine, if the stream is known.
+pub(crate) type StreamOf<'a> = &'a dyn Fn(StreamId) -> Option<(u64, &'a str)>;
+
+/// Which checkpoints [`Store::take_in`] keeps: those of a known stream (at or below its head)
+/// built by its configured machine.
+pub(crate) struct Keep<'a> {
+    pub(crate) stream: StreamOf<'a>,
+    /// Whether a checkpoint numbered 0 (written before the machine table existed) is the
+    /// stream's: fjall's record of the stream's machine then, if any, is its configured one.
+    pub(crate) legacy: &'a dyn Fn(StreamId) -> bool,
+}
+
 /// Stream `id` of `streams`, which hold every stream in id order (ids are dense from 1).
 fn stream_at<'a, 'b>(
     streams: &'a [StreamAtOpen<'b>],
@@ -81,9 +93,9 @@ impl Store {
     ) -> Result<(Store, CheckpointOpenReport)> {
         let (packs, contents, notes) =
             Packs::open_writer(dir, storage, store_id, Legacy::Remove, cache.pack_bytes)?;
+        // Checkpoints written before the machine table: fjall recorded each stream's machine.
         let recorded = meta.checkpoint_machines()?;
         let by_id = |id: StreamId| stream_at(streams, id);
-        // Streams whose checkpoints were built by another machine than the configured one.
         let retired: HashSet<StreamId> = recorded
             .iter()
             .filter(|(id, name)| by_id(*id).is_some_and(|s| s.machine != name))
@@ -98,12 +110,12 @@ impl Store {
             deleted_files: notes.deleted_files,
             ..CheckpointOpenReport::default()
         };
-        let head_of = |id: StreamId| {
-            (!retired.contains(&id))
-                .then(|| by_id(id).map(|s| s.head.0))
-                .flatten()
+        store.load_machines(&contents, &mut report);
+        let keep = Keep {
+            stream: &|id| by_id(id).map(|s| (s.head.0, s.machine)),
+            legacy: &|id| !retired.contains(&id),
         };
-        store.take_in(contents, &head_of, &mut report, None);
+        store.take_in(contents, &keep, &mut report, None);
         // Gaps: the builder only ever builds forward from a stream's newest checkpoint, so a
         // checkpoint missing below it would never come back, and views around it would replay
         // more than `fanout - 1` events.
@@ -123,8 +135,6 @@ impl Store {
                 expected = version + fanout;
             }
         }
-        *lock(&store.machines) = recorded.into_iter().collect();
-        store.record_machines(meta, streams.iter().map(|s| (s.id, s.machine)))?;
         lock(&store.lost).extend(rebuild.iter().copied());
         *lock(&store.rebuild) = rebuild;
         Ok((store, report))
@@ -149,13 +159,14 @@ impl Store {
             damage: notes.damage,
             ..CheckpointOpenReport::default()
         };
+        store.load_machines(&contents, &mut report);
         let mut pending = Vec::new();
-        store.take_in(
-            contents,
-            &|id| stream_at(streams, id).map(|s| s.head.0),
-            &mut report,
-            Some(&mut pending),
-        );
+        // A reader has no fjall: a checkpoint written before the machine table is read.
+        let keep = Keep {
+            stream: &|id| stream_at(streams, id).map(|s| (s.head.0, s.machine)),
+            legacy: &|_| true,
+        };
+        store.take_in(contents, &keep, &mut report, Some(&mut pending));
         // A deleted stream gets no more checkpoints: none of its waits for a head.
         let live: HashSet<StreamId> = streams.iter().filter(|s| s.live).map(|s| s.id).collect();
         pending.retain(|(_, entry)| live.contains(&StreamId(entry.meta.stream_id)));
@@ -166,15 +177,36 @@ impl Store {
         Ok((store, report))
     }
 
-    /// Adds the checkpoints in `contents` that `head_of` keeps (see the module documentation);
+    /// Reads the machine table (a damaged one is reported, and names nothing), and notes the
+    /// numbers the packs hold so that none is given again.
+    fn load_machines(&self, contents: &[PackContents], report: &mut CheckpointOpenReport) {
+        let (mut table, damage) = MachineTable::load(self.packs.storage(), self.packs.dir());
+        report.damage.extend(damage);
+        for entry in contents.iter().flat_map(|pack| &pack.entries) {
+            table.saw(entry.meta.machine);
+        }
+        *lock(&self.machines) = table;
+    }
+
+    /// Adds the checkpoints in `contents` that `keep` keeps (see the module documentation);
     /// with `pending`, those past their stream's head are set aside there instead of dropped.
     pub(super) fn take_in(
         &self,
         contents: Vec<PackContents>,
-        head_of: &dyn Fn(StreamId) -> Option<u64>,
+        keep: &Keep<'_>,
         report: &mut CheckpointOpenReport,
         mut pending: Option<&mut Vec<(u64, PackEntry)>>,
     ) {
+        let machines = lock(&self.machines);
+        // The stream's head, if the checkpoint is the stream's state: built by its machine.
+        let head_of = |id: StreamId, machine: u16| {
+            let (head, configured) = (keep.stream)(id)?;
+            let ours = match machine {
+                0 => (keep.legacy)(id),
+                n => machines.name(n) == Some(configured),
+            };
+            ours.then_some(head)
+        };
         // Grouped by stream first, each group then sorted by version (a stable sort keeps a
         // newer copy after an older one): a stream new to the catalog gets its map built in one
         // go, not by an insert per checkpoint into a map among hundreds of thousands.
@@ -184,7 +216,7 @@ impl Store {
             for entry in pack.entries {
                 let (id, version) = (StreamId(entry.meta.stream_id), entry.meta.version);
                 let level = u32::from(entry.meta.level);
-                let head = head_of(id);
+                let head = head_of(id, entry.meta.machine);
                 if let (Some(pending), Some(head)) = (pending.as_deref_mut(), head)
                     && version > head
                     && on_policy(&self.policy, version, level)
@@ -210,6 +242,7 @@ impl Store {
                 groups[at].push((version, placed(pack.seq, &entry)));
             }
         }
+        drop(machines);
         let mut catalog = self.write_catalog();
         catalog.reserve(groups.iter().filter(|g| !g.is_empty()).count());
         for (at, mut group) in groups.into_iter().enumerate() {
