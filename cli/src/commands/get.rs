@@ -94,7 +94,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         Err(source) if source.kind() == ErrorKind::BrokenPipe => {}
         other => other.map_err(CliError::io("write to stdout"))?,
     }
-    drop(engine);
+    // A read-only handle holds no lock, no thread and nothing unwritten: the process exits
+    // next, and freeing its catalogs one allocation at a time (7% of a `get` at 100,000
+    // streams) is better left to the kernel's unmapping of the whole process.
+    std::mem::forget(engine);
 
     if absent {
         if !args.json {
