@@ -253,7 +253,10 @@ impl Catalog {
         }
     }
 
-    /// Applies one recovered or appended record.
+    /// Applies one record read from the log: by an open (whose log has synced what it read,
+    /// so the caller sets each stream's durable head to its head afterwards) or by a reader's
+    /// refresh (which reads only what is durable). Appends go through `write.rs`, which also
+    /// tracks what is not durable yet (`dirty`, `batch_ends`).
     pub(crate) fn apply(&mut self, record: &RecordRef<'_>, location: Location) -> Result<()> {
         let header = record.header;
         match header.kind {
@@ -308,7 +311,6 @@ impl Catalog {
                     fork,
                     deleted: None,
                 })?;
-                self.mark_dirty(header.stream);
             }
             RecordKind::DeleteStream => {
                 let Some(st) = self.get_mut(header.stream) else {
@@ -326,7 +328,6 @@ impl Catalog {
                 if self.by_name.get(&name) == Some(&header.stream) {
                     self.by_name.remove(&name);
                 }
-                self.mark_dirty(header.stream);
             }
             RecordKind::Event => {
                 let Some(st) = self.get_mut(header.stream) else {
@@ -348,11 +349,7 @@ impl Catalog {
                 }
                 st.head = header.version;
                 st.recent.push_back(location);
-                self.mark_dirty(header.stream);
             }
-        }
-        if header.batch_left == 0 {
-            self.batch_ends.push_back(location);
         }
         Ok(())
     }

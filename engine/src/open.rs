@@ -272,6 +272,11 @@ impl Engine {
                     .map_err(|e| e.damage_in(&dir))?;
             }
         }
+        // Everything read is durable: a writer's log synced it at open, and a reader reads no
+        // further than the writer published.
+        for st in &mut catalog.streams {
+            st.durable_head = st.head;
+        }
         if let Some(cap) = cap {
             log.cap_read_only(cap)
                 .map_err(|e| Error::from(e).damage_in(&dir))?;
