@@ -97,12 +97,11 @@ impl Inner {
     }
 
     /// Syncs the log (if asked), moves each stream's durable head up to what is now synced
-    /// (queueing the streams for the checkpoint builder), records in fjall any segment that
-    /// became durable, and indexes the sealed segments the last durable batch covers (see
-    /// [`Inner::index_sealed_segments`]).
+    /// (queueing the streams for the checkpoint builder), and indexes the sealed segments the
+    /// last durable batch covers (see [`Inner::index_sealed_segments`]).
     ///
-    /// Nothing per stream goes to fjall: an open finds each stream's head in the catalog
-    /// snapshot and the log after it, and what was durable in the log's published end.
+    /// Nothing else is recorded: an open finds each stream's head in the catalog snapshot and
+    /// the log after it, and what was durable in the log's published end.
     ///
     /// The background flusher passes `sync_log = false` when only critical appends happened
     /// since its last round: their own group commit syncs them, and a flusher joining the group
@@ -140,20 +139,6 @@ impl Inner {
             }
             durable_end
         };
-        // Segments up to the durable end's are durable: record any new ones, so that a later
-        // open notices if one disappears.
-        let known = *lock(&self.known_segment);
-        if durable_end.segment.0 > known {
-            let mut batch = self.meta("recording segments")?.batch();
-            for segment in self.log.segments()? {
-                if segment.id.0 > known && segment.id <= durable_end.segment {
-                    batch.put_segment(segment.id.0);
-                }
-            }
-            batch.commit()?;
-            let mut known = lock(&self.known_segment);
-            *known = (*known).max(durable_end.segment.0);
-        }
         self.queue_for_checkpoints(advanced);
         self.index_sealed_segments(durable_end.lsn)
     }

@@ -44,7 +44,8 @@ pub(crate) struct Inner {
     pub(crate) options: Options,
     pub(crate) plugins: Plugins,
     pub(crate) log: Log,
-    /// The fjall metadata; `None` in a read-only engine, which does not open fjall.
+    /// The fjall metadata of a store that had some (an older store's: see `meta.rs`); `None`
+    /// in every store written by this format, and in a read-only engine.
     pub(crate) meta: Option<Meta>,
     /// The store's identity (`STORE-ID`); 0 in a reader of a store without one.
     pub(crate) store_id: u64,
@@ -57,7 +58,6 @@ pub(crate) struct Inner {
     /// The checkpoint builder's memory; held for a whole round.
     pub(crate) builder: Mutex<Builder>,
     /// The newest log segment recorded in the metadata as existing.
-    pub(crate) known_segment: Mutex<u64>,
     /// The streams the builder stopped on, as of its last round (readable during a round).
     pub(crate) stalled: Mutex<Vec<crate::StalledStream>>,
     pub(crate) builder_signal: Mutex<BuilderSignal>,
@@ -97,13 +97,6 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Inner {
-    /// The fjall metadata, which a read-only engine does not have.
-    pub(crate) fn meta(&self, operation: &'static str) -> Result<&Meta> {
-        self.meta
-            .as_ref()
-            .ok_or(crate::Error::ReadOnly { operation })
-    }
-
     /// Refuses `operation` in a read-only engine.
     pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
         if self.read_only {
@@ -145,14 +138,16 @@ impl Engine {
             // The background threads never panic on their own (they record errors instead).
             let _ = thread.join();
         }
-        let Some(meta) = &self.inner.meta else {
+        if self.inner.read_only {
             return Ok(()); // A reader has nothing to flush.
-        };
+        }
         if self.inner.log.is_poisoned() {
             return Ok(());
         }
         self.inner.flush_round(true)?;
-        meta.persist()?;
+        if let Some(meta) = &self.inner.meta {
+            meta.persist()?;
+        }
         // A closed store keeps no spare segment (the next open would remove it anyway). Best
         // effort: a spare left behind costs only space until that open.
         let _ = self.inner.log.discard_spare();

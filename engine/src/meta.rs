@@ -1,8 +1,10 @@
-//! The metadata kept in fjall: one place for every key and value layout, and the few
-//! operations on them. Everything here is derived from the log and can be rebuilt from it.
-//! The writer changes it rarely (a new segment, a migration):
-//! nothing here moves with each append, so fjall's journal stays small and its replay at open
-//! costs the same at any history (see `open.rs` for where each stream's head comes from).
+//! The metadata older stores kept in fjall (`meta/`): one place for every key and value
+//! layout, and the few operations still needed on them. A store of the current format has no
+//! `meta/`: a writer opens fjall only when the directory is there, to read what an older store
+//! recorded (its recovery point, a bound on what was durable, when it migrates; and the machine
+//! of each stream's checkpoints, for the checkpoints it wrote before they carried their
+//! machine's number), and to delete what migrations replace. Nothing here is written any more
+//! but deletions.
 //!
 //! Keyspaces and layouts (integers big-endian in keys so that they sort, little-endian in
 //! values):
@@ -10,20 +12,15 @@
 //! | keyspace  | key                                   | value                                          |
 //! |-----------|---------------------------------------|------------------------------------------------|
 //! | `meta`    | `format_version`                      | `u32`                                          |
-//! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist            |
-//! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with (stores of format 4 and older; read only for their checkpoints, which carry no machine number) |
+//! | `meta`    | `segment/` + segment id `u64 BE`      | empty: a log segment known to exist (no longer read: the log's published end, its first segment's LSN and the continuity of LSNs name a missing segment) |
+//! | `meta`    | `recovery_point` (format 4 and older) | the location of the last record whose effects the stream records held |
+//! | `checkpoints` | stream id `u64 BE`                | name of the state machine the stream's checkpoints were built with (read for checkpoints numbered 0) |
+//! | `streams` (format 4 and older) | `b's'` + stream id `u64 BE` | the stream's durable head, creation, fork, deletion and name |
 //!
-//! Checkpoints themselves are not listed here: the packs are their catalog (see
-//! `checkpoints/store.rs`), and neither are the locations of events: the log's segment indexes
-//! hold those of sealed segments, and an open rebuilds the rest by reading the segments after
-//! them. Older stores held more, which the migrations delete:
-//! - format 2: a `checkpoints` entry per checkpoint (key: stream id and version, 16 bytes),
-//!   removed by the migration to store format 3;
-//! - format 3: an `index` keyspace of location runs, deleted by the migration to format 4;
-//! - format 4 and older: a `streams` keyspace (per stream its head, creation, fork, deletion and
-//!   name, rewritten at every flush) and a `recovery_point` key in `meta`, deleted by the
-//!   migration to format 5, which reads the recovery point first as a bound on what was
-//!   durable.
+//! Older still: format 2 had a `checkpoints` entry per checkpoint (key: stream id and version,
+//! 16 bytes), removed by the migration to format 3; format 3 an `index` keyspace of location
+//! runs, deleted by the migration to format 4; the migration to format 5 deletes `streams` and
+//! `recovery_point` after reading the latter.
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
 use helios_log::{Location, Lsn, SegmentId, StreamId};
@@ -37,7 +34,6 @@ pub const META_FORMAT_VERSION: u32 = 2;
 
 const FORMAT_KEY: &[u8] = b"format_version";
 const RECOVERY_KEY: &[u8] = b"recovery_point";
-const SEGMENT_PREFIX: &[u8] = b"segment/";
 
 /// The largest a keyspace's memtable grows before fjall writes it out as a table. fjall's
 /// default (64 MiB) let a store of 1 M events keep its whole index in memtables and an 83 MB
@@ -221,26 +217,9 @@ impl Meta {
     #[must_use]
     pub fn batch(&self) -> MetaBatch<'_> {
         MetaBatch {
-            meta: self,
+            _meta: self,
             batch: self.db.batch(),
         }
-    }
-
-    /// The log segments the metadata knows exist, oldest first.
-    ///
-    /// # Errors
-    /// fjall errors, undecodable keys.
-    pub fn known_segments(&self) -> Result<Vec<u64>> {
-        let mut out = Vec::new();
-        for guard in self.meta.prefix(SEGMENT_PREFIX) {
-            let key = guard.key().map_err(Error::meta("reading known segments"))?;
-            let id = u64_be(&key, SEGMENT_PREFIX.len()).ok_or_else(|| Error::CorruptMeta {
-                keyspace: "meta",
-                reason: format!("segment key {key:?} is too short"),
-            })?;
-            out.push(id);
-        }
-        Ok(out)
     }
 
     /// The state machine each stream's checkpoints were built with, as stores of format 4 and
@@ -339,18 +318,11 @@ impl Meta {
 
 /// An atomic batch of metadata changes.
 pub struct MetaBatch<'a> {
-    meta: &'a Meta,
+    _meta: &'a Meta,
     batch: OwnedWriteBatch,
 }
 
 impl MetaBatch<'_> {
-    /// Records that the log segment `id` exists.
-    pub fn put_segment(&mut self, id: u64) {
-        let mut key = SEGMENT_PREFIX.to_vec();
-        key.extend_from_slice(&id.to_be_bytes());
-        self.batch.insert(&self.meta.meta, key, Vec::new());
-    }
-
     /// Commits the batch atomically (buffered: the metadata is derived from the log, so it
     /// need not be synced for correctness; only for a fast next open).
     ///

@@ -149,7 +149,9 @@ impl Engine {
                 None
             }
         };
-        let meta = if writing {
+        // fjall holds nothing a store of this format writes: it is opened only to read what an
+        // older store kept there (its recovery point, and the machines of its checkpoints).
+        let meta = if writing && dir.join(META_DIR).is_dir() {
             Some(Meta::open(&dir.join(META_DIR))?.0)
         } else {
             None
@@ -185,21 +187,20 @@ impl Engine {
         let start = snapshot.as_ref().map(|s| s.through);
         // What a writer knows was durable, which the log must reach: the end it published
         // after its last sync, and the recovery point an older store's metadata recorded.
-        let durable = match &meta {
-            Some(meta) => {
-                let published = helios_log::published_end_in(storage.as_ref(), &dir.join(LOG_DIR))
-                    .map_err(Error::from)?;
-                let recorded = match migrate_from {
-                    Some(_) => meta.recovery_point()?.map(|l| helios_log::Position {
-                        lsn: l.lsn,
-                        segment: l.segment,
-                        offset: l.end(),
-                    }),
-                    None => None,
-                };
-                published.into_iter().chain(recorded).max_by_key(|p| p.lsn)
-            }
-            None => None,
+        let durable = if writing {
+            let published = helios_log::published_end_in(storage.as_ref(), &dir.join(LOG_DIR))
+                .map_err(Error::from)?;
+            let recorded = match (&meta, migrate_from) {
+                (Some(meta), Some(_)) => meta.recovery_point()?.map(|l| helios_log::Position {
+                    lsn: l.lsn,
+                    segment: l.segment,
+                    offset: l.end(),
+                }),
+                _ => None,
+            };
+            published.into_iter().chain(recorded).max_by_key(|p| p.lsn)
+        } else {
+            None
         };
 
         let mut catalog = Catalog {
@@ -292,7 +293,7 @@ impl Engine {
             )?),
             found => found,
         };
-        if let (Some(from), Some(meta), Some(store_id)) = (migrate_from, &meta, store_id) {
+        if let (Some(from), Some(store_id)) = (migrate_from, store_id) {
             if from < 3 {
                 // Format 3: checkpoints move into packs.
                 crate::checkpoints::migrate_checkpoint_files(
@@ -300,14 +301,18 @@ impl Engine {
                     &plugins.storage,
                     store_id,
                 )?;
-                meta.remove_checkpoint_entries()?;
             }
-            // Format 4: the log's segment indexes replace fjall's (the flush below writes
-            // them).
-            meta.drop_index_keyspace()?;
-            // Format 5: the catalog snapshot and the log replace fjall's stream records (the
-            // open read the recovery point first, as a bound on what was durable).
-            meta.drop_stream_records()?;
+            if let Some(meta) = &meta {
+                if from < 3 {
+                    meta.remove_checkpoint_entries()?;
+                }
+                // Format 4: the log's segment indexes replace fjall's (the flush below writes
+                // them).
+                meta.drop_index_keyspace()?;
+                // Format 5: the catalog snapshot and the log replace fjall's stream records
+                // (the open read the recovery point first, as a bound on what was durable).
+                meta.drop_stream_records()?;
+            }
         }
         // The catalog keeps in memory only the locations the segment indexes do not hold. A
         // snapshot's streams need the indexes up to its end: any missing or damaged one is
@@ -325,31 +330,6 @@ impl Engine {
             catalog.drain_indexed(through.segment);
         }
 
-        // Every segment the metadata knows of must still be there: a missing one is lost
-        // history, whatever the rest of the log says.
-        let known_segments = match &meta {
-            Some(meta) => meta.known_segments()?,
-            None => Vec::new(),
-        };
-        {
-            let present: std::collections::HashSet<u64> =
-                log.segments()?.iter().map(|s| s.id.0).collect();
-            if let Some(&missing) = known_segments.iter().find(|id| !present.contains(id)) {
-                return Err(Error::Damaged {
-                    dir: dir.clone(),
-                    source: LogError::Corrupt {
-                        path: dir
-                            .join(LOG_DIR)
-                            .join(helios_log::segment_name(helios_log::SegmentId(missing))),
-                        offset: 0,
-                        reason:
-                            "this segment is missing: the metadata recorded it, and the events \
-                             it held are gone"
-                                .into(),
-                    },
-                });
-            }
-        }
         let catalog_snapshot = snapshot
             .as_ref()
             .filter(|_| !log_report.start_was_past_end)
@@ -378,8 +358,8 @@ impl Engine {
                 machine: plugins.machine_for(&st.name).name(),
             })
             .collect();
-        let (store, checkpoints_report) = match &meta {
-            Some(meta) => Store::open(
+        let (store, checkpoints_report) = match writing {
+            true => Store::open(
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
                 store_id.unwrap_or(0),
@@ -389,10 +369,10 @@ impl Engine {
                     bytes: options.checkpoints.cache_bytes_max,
                     pack_bytes: options.checkpoints.pack_bytes,
                 },
-                meta,
+                meta.as_ref(),
                 &at_open,
             )?,
-            None => Store::open_read_only(
+            false => Store::open_read_only(
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
                 store_id,
@@ -446,7 +426,6 @@ impl Engine {
             metrics: crate::metrics::Metrics::new(record_metrics),
             builder: Mutex::new(Builder::new(built)),
             stalled: Mutex::new(Vec::new()),
-            known_segment: Mutex::new(known_segments.last().copied().unwrap_or(0)),
             builder_signal: Mutex::new(BuilderSignal {
                 queue,
                 wake,
@@ -463,12 +442,14 @@ impl Engine {
             read_only: !writing,
             _lock: lock_guard,
         });
-        if let Some(meta) = &inner.meta {
+        if writing {
             // Everything recovery found is durable (the log's open synced it): index the
-            // sealed segments now, write the catalog snapshot, and queue checkpoints.
+            // sealed segments now, and write the catalog snapshot.
             inner.flush_round(true)?;
             inner.index_sealed_segments(inner.log.synced_lsn())?;
-            meta.persist()?;
+            if let Some(meta) = &inner.meta {
+                meta.persist()?;
+            }
         }
         if migrate_from.is_some() {
             // Last: until this file exists, the next open migrates again.

@@ -123,10 +123,15 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
     } else {
         None
     };
+    let published = if writer {
+        None
+    } else {
+        helios_log::read_published_end(&log_dir)?
+    };
     let recovery_point = if writer {
         Lsn::ZERO
     } else {
-        let published = helios_log::read_published_end(&log_dir)?.map_or(Lsn::ZERO, |p| p.lsn);
+        let published = published.map_or(Lsn::ZERO, |p| p.lsn);
         let snapshot = crate::store_id::read(&storage, dir)
             .and_then(|id| crate::catalog_snapshot::covered(&storage, dir, id))
             .map_or(Lsn::ZERO, |l| l.lsn);
@@ -189,25 +194,27 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
             ),
         });
     }
-    let Some(meta) = meta else {
+    // The segment the published end names must be there, as an open checks (a missing one
+    // in the middle breaks the LSNs, and a missing first one the log's start: the log's own
+    // check names those).
+    if let Some(end) = published.filter(|p| p.lsn > Lsn::ZERO)
+        && !crate::open::segment_ids(&log_dir).contains(&end.segment.0)
+    {
+        report.findings.push(Finding {
+            path: log_dir.join(helios_log::segment_name(end.segment)),
+            offset: None,
+            reason: format!(
+                "this segment is missing: records up to {} in it were durable, and the events \
+                 it held are gone",
+                end.lsn
+            ),
+        });
+    }
+    if writer {
+        // Beside a live writer, the segment indexes are left to it.
         report.unindexed_events = report.events;
         report.writer_holds_the_store = writer;
         return Ok(report);
-    };
-    // Every segment the metadata recorded must be there, as an open checks.
-    let present: std::collections::HashSet<u64> = crate::open::segment_ids(&log_dir);
-    for missing in meta
-        .known_segments()?
-        .into_iter()
-        .filter(|id| !present.contains(id))
-    {
-        report.findings.push(Finding {
-            path: log_dir.join(helios_log::segment_name(helios_log::SegmentId(missing))),
-            offset: None,
-            reason: "this segment is missing: the metadata recorded it, and the events it held \
-                     are gone"
-                .into(),
-        });
     }
     report.index_entries = verify_segment_indexes(&log_dir, &mut report.findings);
     report.unindexed_events = report.events.saturating_sub(report.index_entries);
@@ -234,14 +241,27 @@ fn verify_segment_indexes(log_dir: &Path, findings: &mut Vec<Finding>) -> u64 {
         })
         .collect();
     ids.sort_unstable();
+    let mut segments: Vec<u64> = crate::open::segment_ids(log_dir).into_iter().collect();
+    segments.sort_unstable();
+    // The log never starts after LSN 1, and no segment is skipped: the index of a segment
+    // says where it ends, and so which segment must come next.
+    if let Some(&first) = segments.first().filter(|&&first| first != 1) {
+        findings.push(Finding {
+            path: log_dir.join(helios_log::segment_name(helios_log::SegmentId(1))),
+            offset: None,
+            reason: format!(
+                "this segment is missing: the log starts at lsn {first}, so lsns 1 to {} are \
+                 gone",
+                first - 1
+            ),
+        });
+    }
     for id in ids.into_iter().map(helios_log::SegmentId) {
         let path = log_dir.join(index_name(id));
-        let mut finding = |reason: String| {
-            findings.push(Finding {
-                path: path.clone(),
-                offset: None,
-                reason,
-            });
+        let finding = |reason: String| Finding {
+            path: path.clone(),
+            offset: None,
+            reason,
         };
         let index = match FsStorage
             .map_readonly(&path)
@@ -250,24 +270,39 @@ fn verify_segment_indexes(log_dir: &Path, findings: &mut Vec<Finding>) -> u64 {
         {
             Ok(index) => index,
             Err(reason) => {
-                finding(format!(
+                findings.push(finding(format!(
                     "{reason} (derived data: a writer's open rebuilds it)"
-                ));
+                )));
                 continue;
             }
         };
         let segment = log_dir.join(helios_log::segment_name(id));
         let Ok(bytes) = FsStorage.map_readonly(&segment) else {
-            finding("its segment is missing".into());
+            findings.push(finding("its segment is missing".into()));
             continue;
         };
+        let after = index.last().lsn.0.saturating_add(1);
+        if let Some(&next) = segments.iter().find(|&&s| s > id.0)
+            && next != after
+        {
+            findings.push(Finding {
+                path: log_dir.join(helios_log::segment_name(helios_log::SegmentId(after))),
+                offset: None,
+                reason: format!(
+                    "this segment is missing: {} ends at lsn {} and the next segment present \
+                     starts at lsn {next}",
+                    helios_log::segment_name(id),
+                    after - 1
+                ),
+            });
+        }
         match SegmentIndex::build(id, &bytes) {
             Ok(built) if built == index.bytes() => located += index.events() as u64,
-            Ok(_) => finding(
+            Ok(_) => findings.push(finding(
                 "it does not match its segment's records (derived data: remove it, and a \
                  writer's open rebuilds it)"
                     .into(),
-            ),
+            )),
             // The segment's damage is reported by the log's own check.
             Err(_) => {}
         }

@@ -583,16 +583,17 @@ fn lost_acknowledged_records_are_refused_until_a_repair_keeps_the_rest() {
     assert_eq!(repaired.lost_versions, []);
     let aside = repaired.set_aside.expect("a set-aside folder");
     assert!(aside.starts_with(dir.path()));
-    // The segment ends cleanly where the records were zeroed: it is kept as it is; the metadata
-    // that described the lost records is set aside, not deleted.
+    // The segment ends cleanly where the records were zeroed: it is kept as it is; the
+    // published end that said the lost records were durable is set aside, not deleted, with
+    // the other leftovers of the log and the checkpoints (the store has no fjall metadata).
     assert_eq!(std::fs::read(&active).expect("read"), damaged);
-    assert!(aside.join("meta").is_dir(), "the old metadata is kept");
-    // The log's published end goes aside with the other leftovers of the log: it may name
-    // records past the kept prefix.
+    assert!(
+        aside.join("log/published-end").is_file(),
+        "the old published end is kept"
+    );
     assert_eq!(
         repaired.moved,
         [
-            PathBuf::from("meta"),
             PathBuf::from("checkpoints"),
             PathBuf::from("log/published-end")
         ]

@@ -88,7 +88,7 @@ impl Log {
         }
         // Taken first: the writer lock comes before `sealed` (see the lock order).
         let active = self.active_id();
-        let sealed: Vec<(SegmentId, ReadOnlyBytes)> = {
+        let sealed: Vec<(SegmentId, SegmentId, ReadOnlyBytes)> = {
             let sealed = self
                 .sealed
                 .read()
@@ -98,17 +98,17 @@ impl Log {
             ids.iter()
                 .enumerate()
                 .filter(|(_, id)| !indexes.contains_key(id))
-                .filter(|(k, _)| {
+                .map(|(k, id)| {
                     // A sealed segment's last record is the one before the next segment's
                     // first; the next segment is the next sealed one or the active one.
-                    let next = ids.get(k + 1).copied().unwrap_or(active);
-                    Lsn(next.0 - 1) <= through
+                    (*id, ids.get(k + 1).copied().unwrap_or(active))
                 })
-                .map(|(_, id)| (*id, sealed[id].bytes.clone()))
+                .filter(|(_, next)| Lsn(next.0 - 1) <= through)
+                .map(|(id, next)| (id, next, sealed[&id].bytes.clone()))
                 .collect()
         };
         let mut report = Indexed::default();
-        for (id, bytes) in sealed {
+        for (id, next, bytes) in sealed {
             let path = self.dir.join(index_name(id));
             let found = match self.storage.map_readonly(&path) {
                 Ok(file) => Some(SegmentIndex::from_bytes(id, file)),
@@ -144,6 +144,23 @@ impl Log {
                     })?
                 }
             };
+            // The segment whose first LSN follows this one's last must be the next one: an
+            // open that starts after them reads neither, so a segment removed between them is
+            // found here or not at all.
+            let last = index.last().lsn;
+            if last.0.checked_add(1) != Some(next.0) {
+                let missing = SegmentId(last.0.saturating_add(1));
+                return Err(LogError::corrupt(
+                    self.dir.join(segment_name(missing)),
+                    0,
+                    format!(
+                        "this segment is missing: {} ends at {last} and the next segment \
+                         present starts at lsn {}, so the records between are gone",
+                        segment_name(id),
+                        next.0
+                    ),
+                ));
+            }
             self.indexes
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)

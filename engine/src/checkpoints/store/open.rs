@@ -81,20 +81,24 @@ fn stream_at<'a, 'b>(
 
 impl Store {
     /// Opens the packs in `dir` (created if missing) for writing and builds the catalog from
-    /// them, given the streams' heads and the state machines recorded in `meta`.
+    /// them, given the streams' heads and state machines (and, for the checkpoints of an older
+    /// store, the machines its `meta` recorded).
     pub(crate) fn open(
         dir: PathBuf,
         storage: Arc<dyn Storage>,
         store_id: u64,
         policy: LevelPolicy,
         cache: StoreSizes,
-        meta: &Meta,
+        meta: Option<&Meta>,
         streams: &[StreamAtOpen<'_>],
     ) -> Result<(Store, CheckpointOpenReport)> {
         let (packs, contents, notes) =
             Packs::open_writer(dir, storage, store_id, Legacy::Remove, cache.pack_bytes)?;
         // Checkpoints written before the machine table: fjall recorded each stream's machine.
-        let recorded = meta.checkpoint_machines()?;
+        let recorded = match meta {
+            Some(meta) => meta.checkpoint_machines()?,
+            None => Vec::new(),
+        };
         let by_id = |id: StreamId| stream_at(streams, id);
         let retired: HashSet<StreamId> = recorded
             .iter()
