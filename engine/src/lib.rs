@@ -3,13 +3,13 @@
 //! This crate is the public API. It owns streams (names, ids, versions, optimistic
 //! concurrency), the durability classes over the log (group commit for
 //! [`Durability::Critical`], a write-behind flusher for [`Durability::Normal`], in-memory
-//! branches for [`Durability::Speculative`]), the metadata in fjall (stream catalog, the
-//! `(stream, version)` index, the recovery point, the checkpoint catalog), recovery at open, and
-//! state at any version: a background builder that writes checkpoint files and
-//! [`Engine::view`], which stacks them under a short replay. It does not own the bytes of the
-//! log (the `helios-log` crate) or of checkpoint files (`helios-checkpoint`), nor how events
-//! become state (`helios-replay`, whose state-machine types it re-exports). By design nothing in
-//! fjall or `checkpoints/` is a source of truth: every byte of it can be rebuilt from the log.
+//! branches for [`Durability::Speculative`]), the stream catalog (in memory, and its snapshot
+//! `CATALOG` for the next open), recovery at open, and state at any version: a background
+//! builder that appends checkpoints to packs and [`Engine::view`], which stacks them under a
+//! short replay. It does not own the bytes of the log (the `helios-log` crate, whose segment
+//! indexes locate events) or of checkpoints (`helios-checkpoint`), nor how events become state
+//! (`helios-replay`, whose state-machine types it re-exports). By design nothing but the log is
+//! a source of truth: every other byte of a store can be rebuilt from it.
 //!
 //! # The API in one screen
 //!

@@ -1,5 +1,6 @@
-//! Opening a store: its format (and the migration of an older one), the lock, fjall, the
-//! catalog, the checkpoint store's reconciliation, and the background threads.
+//! Opening a store: its format (and the migration of an older one, whose fjall metadata is
+//! read), the lock, the catalog, the checkpoint store's reconciliation, and the background
+//! threads.
 //!
 //! Writers and readers find the streams the same way: the catalog snapshot (`CATALOG`, exact
 //! at the end of the newest indexed segment) and the log's records after it, applied as the
@@ -9,8 +10,8 @@
 //!
 //! A writer's open also refuses, as damaged and unchanged (for `helios repair`), a log that
 //! lost what was durable: one that ends before the snapshot's record or before the end the
-//! log last published after a sync (`log/published-end`), or that lacks a segment fjall
-//! recorded.
+//! log last published after a sync (`log/published-end`), or that lacks a segment (the
+//! first, the published end's, or one between two whose indexes say they do not meet).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -243,7 +243,8 @@ impl Options {
 /// state, how commit kinds map to classes.
 #[derive(Clone)]
 pub(crate) struct Plugins {
-    /// Where the log's files live (the fjall metadata always lives on the real file system).
+    /// Where the store's files live (an older store's fjall metadata, read at open, always lives
+    /// on the real file system).
     pub(crate) storage: Arc<dyn Storage>,
     /// The state machine of every stream that no entry of `stream_machines` matches.
     pub(crate) state_machine: Arc<dyn StateMachine>,
@@ -326,9 +327,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Where the log's files live: the real file system, or a simulated one for fault
-    /// injection (`SimStorage`, with the `sim` feature). The fjall metadata always lives on
-    /// the real file system, in the store directory. Default: [`FsStorage`].
+    /// Where the store's files live: the real file system, or a simulated one for fault
+    /// injection (`SimStorage`, with the `sim` feature). Only the fjall metadata of a store
+    /// migrated from format 4 or older, which an open reads, is always on the real file
+    /// system. Default: [`FsStorage`].
     #[must_use]
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.plugins.storage = storage;

@@ -1,6 +1,6 @@
 //! Offline verification of a whole store: every log record's checksum and framing, that the
-//! log reaches what was durable, the segment indexes against their segments, the segments
-//! fjall knows of, and the checkpoint packs (`checkpoints/verify.rs`).
+//! log reaches what was durable, the segment indexes against their segments, that no segment
+//! is missing, and the checkpoint packs (`checkpoints/verify.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -72,10 +72,11 @@ impl VerifyReport {
 /// LSN continuity and batch framing of the log; every checkpoint pack (its header, its
 /// checkpoints' headers against what was written and published, and every checkpoint whole);
 /// that the log reaches the end it published and its catalog snapshot's record; every segment
-/// index against the index built again from its segment; and every segment fjall recorded.
+/// index against the index built again from its segment, and that no segment is missing.
 ///
-/// Nothing in the store is created or written: no lock file is taken, and the fjall metadata
-/// is checked on a copy in a temporary directory (fjall writes to a database it opens). While a
+/// Nothing in the store is created or written: no lock file is taken, and an older store's
+/// fjall metadata is read on a copy in a temporary directory (fjall writes to a database it
+/// opens). While a
 /// writer holds the store, the metadata is not checked (its files change under the copy): the
 /// report says so, and the log is checked up to the end the writer published (the records it
 /// has made durable; past them, bytes are being written).

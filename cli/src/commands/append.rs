@@ -144,8 +144,9 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             );
             derive(&engine, &appended, &[args.stream.as_str()]);
         }
-        // Every event is in the log and synced: what closing writes (the index in `meta/`) is
-        // derived from the log and rebuilt by the next open, so a failure here is a warning.
+        // Every event is in the log and synced: what closing writes (segment indexes, the
+        // catalog snapshot) is derived from the log and rebuilt by the next open, so a failure
+        // here is a warning.
         if let Err(error) = engine.close() {
             warn(&format!(
                 "every event was appended and synced, but closing the store failed: {error} \

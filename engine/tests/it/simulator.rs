@@ -144,8 +144,8 @@ impl Model {
     }
 }
 
-/// A tempdir on tmpfs when there is one: fjall's fsyncs are then free, which makes the
-/// thousands of scenarios affordable. The log itself lives in the simulated storage.
+/// A tempdir on tmpfs when there is one, for the few files outside the simulated storage (the
+/// lock file): the store itself lives in the simulated storage.
 fn scratch_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir()
