@@ -143,6 +143,9 @@ pub(crate) fn decode(bytes: &[u8], store_id: u64) -> Option<Snapshot> {
 /// # Errors
 /// Two live streams of one name (a snapshot that passed its checksums but lies).
 pub(crate) fn load(catalog: &mut Catalog, snapshot: &Snapshot) -> Result<()> {
+    // Sized once: growing a map of 100,000 names by doubling rehashes it about 17 times.
+    catalog.streams.reserve(snapshot.streams.len());
+    catalog.by_name.reserve(snapshot.streams.len());
     for (k, stream) in snapshot.streams.iter().enumerate() {
         catalog.add_stream(NewStream {
             id: StreamId(k as u64 + 1),

@@ -1,7 +1,8 @@
 //! Offline verification of the checkpoint packs, for [`crate::verify`]: every pack's header,
 //! the scan of its checkpoint headers (which is the catalog) against the bytes written and the
-//! published end, every checkpoint whole (CRCs, bytecheck, block structure), and, given a level
-//! policy, each checkpoint's level and base against what the policy puts at its version.
+//! published end, every checkpoint whole (CRCs, bytecheck, block structure), the machine
+//! table and each checkpoint's machine number in it, and, given a level policy, each
+//! checkpoint's level and base against what the policy puts at its version.
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use helios_log::FsStorage;
 use helios_log::storage::Storage as _;
 
 use super::CHECKPOINT_DIR;
+use super::machines::{MACHINES_FILE, MachineTable};
 use crate::verify::Finding;
 
 /// What [`verify_packs`] counted.
@@ -39,6 +41,18 @@ pub(crate) fn verify_packs(
         .collect();
     seqs.sort_unstable();
     let published = read_published(&ckpt_dir, findings);
+    // A damaged table is one finding (no open reads the checkpoints it numbered); with a whole
+    // one, a number it lacks is a checkpoint no table ever named. A number whose name was
+    // lost to earlier damage (an empty name) is a dead copy, like a superseded one.
+    let (machines, damage) = MachineTable::load(&FsStorage, &ckpt_dir);
+    let table_whole = damage.is_none();
+    if let Some(damage) = damage {
+        findings.push(Finding {
+            path: ckpt_dir.join(MACHINES_FILE),
+            offset: None,
+            reason: damage,
+        });
+    }
     let store_id = crate::store_id::read(&FsStorage, dir);
     for seq in seqs {
         let path = ckpt_dir.join(pack::pack_file_name(seq));
@@ -112,6 +126,16 @@ pub(crate) fn verify_packs(
             match Checkpoint::open_in(&bytes, entry.offset, entry.len, name.into()) {
                 Ok(_) => {}
                 Err(e) => finding(Some(entry.offset), e.to_string()),
+            }
+            let number = entry.meta.machine;
+            if table_whole && number != 0 && machines.name(number).is_none() {
+                finding(
+                    Some(entry.offset),
+                    format!(
+                        "built by machine number {number}, which the machine table does not \
+                         name: no open reads it (a writer rebuilds it)"
+                    ),
+                );
             }
             if let Some(policy) = policy
                 && let Some(reason) = against_policy(policy, &entry.meta)
