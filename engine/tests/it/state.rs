@@ -813,21 +813,24 @@ fn a_delta_that_would_hold_every_key_is_written_as_the_full_state() {
     assert_eq!(view.report().events_replayed, 5);
 }
 
+/// An engine whose `m-` streams have the `Fragile` machine, or the default one.
+fn open_machines(dir: &std::path::Path, fragile: bool) -> Engine {
+    let mut builder = Engine::builder(dir).options({
+        let mut options = helios::Options::default();
+        options.log.segment_size_bytes = SMALL_SEGMENT;
+        options.background_threads = false;
+        options
+    });
+    if fragile {
+        builder = builder.stream_machine("m-", Fragile);
+    }
+    builder.open().expect("open")
+}
+
 #[test]
 fn checkpoints_built_by_another_state_machine_are_dropped_and_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open_with = |fragile: bool| {
-        let mut builder = Engine::builder(dir.path()).options({
-            let mut options = helios::Options::default();
-            options.log.segment_size_bytes = SMALL_SEGMENT;
-            options.background_threads = false;
-            options
-        });
-        if fragile {
-            builder = builder.stream_machine("m-", Fragile);
-        }
-        builder.open().expect("open")
-    };
+    let open_with = |fragile: bool| open_machines(dir.path(), fragile);
     let engine = open_with(false);
     append_sets(&engine, "m-1", 30, 4);
     // A stream that keeps the default machine throughout keeps its checkpoints throughout.
@@ -989,18 +992,7 @@ fn deleting_streams_frees_their_checkpoints_for_compaction_without_a_reopen() {
 #[test]
 fn another_machines_checkpoints_stay_unread_when_closed_before_the_rebuild() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open_with = |fragile: bool| {
-        let mut builder = Engine::builder(dir.path()).options({
-            let mut options = helios::Options::default();
-            options.log.segment_size_bytes = SMALL_SEGMENT;
-            options.background_threads = false;
-            options
-        });
-        if fragile {
-            builder = builder.stream_machine("m-", Fragile);
-        }
-        builder.open().expect("open")
-    };
+    let open_with = |fragile: bool| open_machines(dir.path(), fragile);
     let engine = open_with(false);
     append_sets(&engine, "m-1", 30, 4);
     engine.checkpoints().sync().expect("sync");

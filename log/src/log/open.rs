@@ -110,14 +110,7 @@ impl Log {
         start: Option<Location>,
         visit: &mut dyn FnMut(RecordRef<'_>, Location),
     ) -> Result<(Log, RecoveryReport)> {
-        Log::open_as(
-            storage,
-            dir,
-            options,
-            Bounds::start(start),
-            visit,
-            Access::Write,
-        )
+        Log::open_durable(storage, dir, options, start, None, visit)
     }
 
     /// As [`Log::open`], and the log must reach `durable` (if given): a position the caller
