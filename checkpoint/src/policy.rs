@@ -23,12 +23,24 @@
 /// The level of a full state written off the grid of levels (see the module documentation).
 pub const HEAVY_LEVEL: u32 = 0;
 
+/// The most events a read replays on top of its checkpoints under any policy (once the builder
+/// has caught up): `fanout - 1`, so [`LevelPolicy::new`] refuses a fanout above
+/// `REPLAY_MAX + 1`.
+pub const REPLAY_MAX: u64 = 24;
+
 /// Why a policy cannot be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// Fanout below 2.
     #[error("checkpoint fanout must be at least 2, got {0}")]
     FanoutTooSmall(u64),
+    /// Fanout above [`REPLAY_MAX`] + 1: reads would replay more than [`REPLAY_MAX`] events.
+    #[error(
+        "checkpoint fanout must be at most {max}, got {0}: a read replays up to fanout - 1 \
+         events after its checkpoints, and never more than {REPLAY_MAX}",
+        max = REPLAY_MAX + 1
+    )]
+    FanoutTooLarge(u64),
     /// No levels.
     #[error("at least one checkpoint level is needed")]
     NoLevels,
@@ -72,10 +84,14 @@ impl LevelPolicy {
     /// A policy with `fanout` and `levels`.
     ///
     /// # Errors
-    /// A fanout below 2, zero levels, or `fanout ^ levels` beyond `u64`.
+    /// A fanout below 2 or above [`REPLAY_MAX`] + 1, zero levels, or `fanout ^ levels` beyond
+    /// `u64`.
     pub fn new(fanout: u64, levels: u32) -> Result<LevelPolicy, PolicyError> {
         if fanout < 2 {
             return Err(PolicyError::FanoutTooSmall(fanout));
+        }
+        if fanout > REPLAY_MAX + 1 {
+            return Err(PolicyError::FanoutTooLarge(fanout));
         }
         if levels == 0 {
             return Err(PolicyError::NoLevels);
@@ -278,9 +294,19 @@ mod tests {
         assert_eq!(LevelPolicy::new(1, 3), Err(PolicyError::FanoutTooSmall(1)));
         assert_eq!(LevelPolicy::new(10, 0), Err(PolicyError::NoLevels));
         assert!(matches!(
-            LevelPolicy::new(1 << 32, 3),
+            LevelPolicy::new(25, 14),
             Err(PolicyError::Overflow { .. })
         ));
+        // The replay bound: a fanout of 25 replays at most 24 events, one of 26 is refused.
+        assert!(LevelPolicy::new(25, 3).is_ok());
+        assert_eq!(
+            LevelPolicy::new(26, 3),
+            Err(PolicyError::FanoutTooLarge(26))
+        );
+        assert_eq!(
+            LevelPolicy::new(1 << 32, 3),
+            Err(PolicyError::FanoutTooLarge(1 << 32))
+        );
     }
 
     #[test]

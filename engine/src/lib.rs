@@ -84,7 +84,7 @@ pub use class::{Classifier, DefaultClassifier, Durability};
 pub use disk_usage::{DiskUsage, DiskUsageError, FileKind, FileUsage, disk_usage};
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError};
+pub use helios_checkpoint::{HEAVY_LEVEL, LevelPolicy, PolicyError, REPLAY_MAX};
 #[cfg(feature = "sim")]
 pub use helios_log::{CrashFault, SimStorage};
 pub use helios_log::{

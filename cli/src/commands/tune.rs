@@ -137,7 +137,7 @@ pub struct Args {
     pub seed: u64,
 
     /// Fanouts to try (comma-separated, each at least 2).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [4u64, 8, 10, 16, 32],
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [4u64, 8, 10, 16, 25],
           allow_negative_numbers = true, value_parser = FANOUT.parser(), help_heading = "Grid")]
     pub fanouts: Vec<u64>,
     /// Level counts to try (comma-separated, each from 1 to 16).
@@ -254,13 +254,12 @@ const READS: Count = Count {
     what: "a number of point reads per view",
     bound: "each read of each sample is held in memory and run twice per setting",
 };
-/// `--fanouts`: any fanout from 2 works; the level policy refuses one whose top level
-/// overflows.
+/// `--fanouts`: the level policy's bounds (it also refuses a fanout whose top level overflows).
 const FANOUT: Count = Count {
     min: 2,
-    max: u64::MAX,
+    max: helios::REPLAY_MAX + 1,
     what: "a fanout",
-    bound: "",
+    bound: "a view replays up to fanout - 1 events after its checkpoints, and never more than 24",
 };
 /// `--levels`.
 const LEVELS: Count = Count {

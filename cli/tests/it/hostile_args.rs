@@ -232,7 +232,7 @@ fn rows() -> Vec<Row> {
             Runs(0, ""),
             ("0xffffffffffffffff", Runs(0, "")),
         ),
-        row(TUNE, "--fanouts", Runs(0, ""), ("4294967296", Runs(0, ""))),
+        row(TUNE, "--fanouts", Refused, ("4294967296", Refused)),
         row(TUNE, "--levels", Refused, ("4294967296", Refused)),
         row(TUNE, "--maps-max", Refused, ("4294967296", Refused)),
         row(TUNE, "--samples", Refused, ("4294967296", Refused)),

@@ -371,7 +371,9 @@ impl StateMachine for Fragile {
 #[test]
 fn views_near_the_head_follow_the_index_as_it_grows() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = open(dir.path(), 1000, 1); // Checkpoints only every 1000: views replay.
+    // No builder runs (no background threads, no `checkpoints().sync()`): views replay from
+    // the start, through the locations the index holds and those still in memory.
+    let engine = open(dir.path(), 25, 1);
     let events: Vec<Vec<u8>> = (0..400u32)
         .map(|i| set(&format!("key-{}", i % 13), &format!("value-{i}")))
         .collect();
