@@ -104,7 +104,7 @@ create_exception!(
     helios_store,
     MetadataError,
     HeliosError,
-    "The metadata store failed or disagrees with the log (fjall errors, corrupt or unsupported metadata, index mismatches)."
+    "The metadata of a store migrated from an older format (fjall) failed or disagrees with the log (fjall errors, corrupt or unsupported metadata)."
 );
 create_exception!(
     helios_store,
