@@ -3,7 +3,9 @@
 //!
 //! With fanout `f` and `L` levels, version `v > 0` has a level-`i` checkpoint (1-based) when
 //! `v % f^i == 0`, using the highest such `i <= L`. Level `L` holds full states; lower levels
-//! hold deltas against the checkpoint of the level above, at `v - v % f^(i+1)`.
+//! hold deltas against the checkpoint of the level above, at `v - v % f^(i+1)`. (With a first
+//! interval `g` apart from the fanout, [`LevelPolicy::with_first`], read `g * f^(i-1)` for
+//! `f^i` throughout: the anchor is at `g`, and a read replays at most `g - 1` events.)
 //!
 //! The first top-level window (versions below `f^L`) has no checkpoint above it: its "level
 //! above" would be the empty state, and a delta against the empty state is a full copy of the
@@ -41,6 +43,13 @@ pub enum PolicyError {
         max = REPLAY_MAX + 1
     )]
     FanoutTooLarge(u64),
+    /// A first interval (see [`LevelPolicy::with_first`]) outside 2 to [`REPLAY_MAX`] + 1.
+    #[error(
+        "the first checkpoint interval must be from 2 to {max}, got {0}: a read replays up to \
+         interval - 1 events after its checkpoints, and never more than {REPLAY_MAX}",
+        max = REPLAY_MAX + 1
+    )]
+    FirstInterval(u64),
     /// No levels.
     #[error("at least one checkpoint level is needed")]
     NoLevels,
@@ -54,9 +63,11 @@ pub enum PolicyError {
     },
 }
 
-/// The checkpoint level policy: fanout and number of levels.
+/// The checkpoint level policy: the interval of the finest level, the fanout above it, and the
+/// number of levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LevelPolicy {
+    first: u64,
     fanout: u64,
     levels: u32,
 }
@@ -74,6 +85,7 @@ impl Default for LevelPolicy {
     /// Fanout 10, 3 levels: checkpoints every 10, 100 and 1000 events.
     fn default() -> Self {
         LevelPolicy {
+            first: 10,
             fanout: 10,
             levels: 3,
         }
@@ -96,13 +108,51 @@ impl LevelPolicy {
         if levels == 0 {
             return Err(PolicyError::NoLevels);
         }
-        if fanout.checked_pow(levels).is_none() {
-            return Err(PolicyError::Overflow { fanout, levels });
-        }
-        Ok(LevelPolicy { fanout, levels })
+        LevelPolicy::with_first(fanout, fanout, levels)
     }
 
-    /// The fanout.
+    /// A policy whose finest level checkpoints every `first` events and each level above every
+    /// `fanout` checkpoints of the one below: level `i` every `first * fanout^(i - 1)` events.
+    /// [`LevelPolicy::new`] is `first == fanout`. A small fanout above a first interval of 10
+    /// keeps the replay bound of 9 while each delta repeats fewer changes of the level above
+    /// (more layers per read, fewer bytes: docs/PERFORMANCE.md measures one).
+    ///
+    /// # Errors
+    /// A first interval outside 2 to [`REPLAY_MAX`] + 1, a fanout below 2, zero levels, or a
+    /// top interval beyond `u64`.
+    pub fn with_first(first: u64, fanout: u64, levels: u32) -> Result<LevelPolicy, PolicyError> {
+        if !(2..=REPLAY_MAX + 1).contains(&first) {
+            return Err(PolicyError::FirstInterval(first));
+        }
+        if fanout < 2 {
+            return Err(PolicyError::FanoutTooSmall(fanout));
+        }
+        if levels == 0 {
+            return Err(PolicyError::NoLevels);
+        }
+        if fanout
+            .checked_pow(levels)
+            .and_then(|top| top.checked_mul(first))
+            .is_none()
+        {
+            return Err(PolicyError::Overflow { fanout, levels });
+        }
+        Ok(LevelPolicy {
+            first,
+            fanout,
+            levels,
+        })
+    }
+
+    /// Events between two checkpoints of the finest level: at most [`REPLAY_MAX`] + 1, and one
+    /// more than the most events a read replays on top of its checkpoints.
+    #[must_use]
+    pub fn first_interval(&self) -> u64 {
+        self.first
+    }
+
+    /// The fanout of the levels above the finest (for [`LevelPolicy::new`], also the finest
+    /// level's interval).
     #[must_use]
     pub fn fanout(&self) -> u64 {
         self.fanout
@@ -114,11 +164,15 @@ impl LevelPolicy {
         self.levels
     }
 
-    /// Events between two checkpoints of `level`: `fanout ^ level`.
+    /// Events between two checkpoints of `level`: `first * fanout ^ (level - 1)` (`fanout ^
+    /// level` for [`LevelPolicy::new`]); 1 for level 0.
     #[must_use]
     pub fn interval(&self, level: u32) -> u64 {
-        // Cannot overflow: level <= levels and fanout ^ levels was checked in `new`.
-        self.fanout.pow(level.min(self.levels))
+        // Cannot overflow: level <= levels and first * fanout ^ levels was checked.
+        match level.min(self.levels) {
+            0 => 1,
+            level => self.first * self.fanout.pow(level - 1),
+        }
     }
 
     /// The level of the checkpoint taken at `version`, if any.
@@ -137,7 +191,7 @@ impl LevelPolicy {
     /// checkpoint is full anyway.
     #[must_use]
     pub fn anchor(&self) -> Option<u64> {
-        (self.levels >= 2).then_some(self.fanout)
+        (self.levels >= 2).then_some(self.first)
     }
 
     /// Whether the checkpoint at `version` (of `level`) holds a full state: the top level, the
@@ -156,7 +210,7 @@ impl LevelPolicy {
             return 0;
         }
         match self.natural_base(version, level) {
-            0 => self.fanout, // The anchor: `levels >= 2` here.
+            0 => self.first, // The anchor: `levels >= 2` here.
             base => base,
         }
     }
@@ -290,6 +344,53 @@ mod tests {
     }
 
     #[test]
+    fn a_first_interval_apart_from_the_fanout() {
+        let p = LevelPolicy::with_first(10, 3, 4).expect("policy");
+        assert_eq!(
+            (1..=4).map(|l| p.interval(l)).collect::<Vec<_>>(),
+            [10, 30, 90, 270]
+        );
+        assert_eq!(p.anchor(), Some(10));
+        assert_eq!(p.level_at(60), Some(2));
+        assert_eq!(p.level_at(90), Some(3));
+        assert_eq!(p.level_at(95), None);
+        // At 217: the level-2 checkpoint at 210 is a delta against the level-3 one at 180,
+        // itself a delta against the anchor (the first window has no top-level checkpoint).
+        let (layers, replayed) = p.layers(217);
+        assert_eq!(replayed, 7);
+        assert_eq!(
+            layers,
+            [
+                Layer {
+                    level: 2,
+                    base: 210
+                },
+                Layer {
+                    level: 3,
+                    base: 180
+                },
+                Layer { level: 1, base: 10 },
+            ]
+        );
+        assert_eq!(p.base_of(210, 2), 180);
+        assert_eq!(p.base_of(180, 3), 10);
+        assert_eq!(p.base_of(270, 4), 0, "the top level is full");
+        assert_eq!(LevelPolicy::with_first(10, 10, 3), LevelPolicy::new(10, 3));
+        assert_eq!(
+            LevelPolicy::with_first(26, 3, 4),
+            Err(PolicyError::FirstInterval(26))
+        );
+        assert_eq!(
+            LevelPolicy::with_first(1, 3, 4),
+            Err(PolicyError::FirstInterval(1))
+        );
+        assert!(
+            LevelPolicy::with_first(10, 1000, 3).is_ok(),
+            "the fanout above is free"
+        );
+    }
+
+    #[test]
     fn invalid_policies_are_rejected() {
         assert_eq!(LevelPolicy::new(1, 3), Err(PolicyError::FanoutTooSmall(1)));
         assert_eq!(LevelPolicy::new(10, 0), Err(PolicyError::NoLevels));
@@ -311,15 +412,22 @@ mod tests {
 
     #[test]
     fn layers_are_bounded_and_each_is_a_checkpoint() {
-        fn prop(fanout: u8, levels: u8, version: u32) -> TestResult {
-            let Ok(p) = LevelPolicy::new(u64::from(fanout % 30), u32::from(levels % 5)) else {
+        fn prop(first: u8, fanout: u8, levels: u8, version: u32) -> TestResult {
+            // Half the policies have their first interval apart from the fanout.
+            let (fanout, levels) = (u64::from(fanout % 30), u32::from(levels % 5));
+            let first = if first.is_multiple_of(2) {
+                fanout
+            } else {
+                u64::from(first % 30)
+            };
+            let Ok(p) = LevelPolicy::with_first(first, fanout, levels) else {
                 return TestResult::discard();
             };
             let v = u64::from(version);
             let (layers, replayed) = p.layers(v);
             // Every layer is a checkpoint of its level, each is a delta against the next one
             // and the last holds a full state: the stack is exactly the chain of bases.
-            let ok = replayed < p.fanout()
+            let ok = replayed < p.first_interval()
                 && layers.len() <= p.levels() as usize
                 && layers
                     .iter()
@@ -335,6 +443,6 @@ mod tests {
         }
         QuickCheck::new()
             .tests(2000)
-            .quickcheck(prop as fn(u8, u8, u32) -> TestResult);
+            .quickcheck(prop as fn(u8, u8, u8, u32) -> TestResult);
     }
 }

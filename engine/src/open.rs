@@ -400,7 +400,7 @@ impl Engine {
             let shared = st.fork.map_or(0, |f| f.at.0);
             let latest = store.latest(id).unwrap_or(0).max(shared);
             built.insert(id, latest);
-            if latest + options.checkpoints.policy.fanout() <= st.head.0 {
+            if latest + options.checkpoints.policy.first_interval() <= st.head.0 {
                 queue.push(id);
             }
         }

@@ -90,6 +90,8 @@ struct Config {
     cold_samples: u64,
     replay_samples: u64,
     snapshot_samples: u64,
+    /// The finest level's interval (`LevelPolicy::with_first`); the fanout when not given.
+    first: u64,
     fanout: u64,
     levels: u32,
     snapshot_every: u64,
@@ -137,6 +139,10 @@ struct Options {
     /// Checkpoint fanout.
     #[arg(long, value_name = "F", default_value_t = 10)]
     fanout: u64,
+    /// Events between two checkpoints of the finest level, if not the fanout: level i then
+    /// checkpoints every first * fanout^(i-1) events. [default: the fanout]
+    #[arg(long, value_name = "N")]
+    first: Option<u64>,
     /// Checkpoint levels.
     #[arg(long, value_name = "L", default_value_t = 3)]
     levels: u32,
@@ -184,6 +190,7 @@ impl Config {
             cold_samples: options.cold_samples.unwrap_or(quick(1_000, 50)),
             replay_samples: options.replay_samples.unwrap_or(quick(50, 20)),
             snapshot_samples: options.snapshot_samples.unwrap_or(quick(1_000, 100)),
+            first: options.first.unwrap_or(options.fanout),
             fanout: options.fanout,
             levels: options.levels,
             snapshot_every: options.snapshot_every,
@@ -205,12 +212,16 @@ impl Config {
     }
 
     fn policy(&self) -> Result<LevelPolicy> {
-        Ok(LevelPolicy::new(self.fanout, self.levels)?)
+        Ok(LevelPolicy::with_first(
+            self.first,
+            self.fanout,
+            self.levels,
+        )?)
     }
 
     /// The longest replay a view may do once the checkpoints are built.
     fn replay_max(&self) -> u64 {
-        self.fanout - 1
+        self.first - 1
     }
 }
 
@@ -290,7 +301,7 @@ fn run() -> Result<()> {
     println!("machine: {machine}");
     println!(
         "workload: {}{} events over {} keys, 1-{} keys per event, {}-byte values, seed {:#x}; \
-         checkpoints: fanout {}, {} levels{}{}; snapshot peer every {} events",
+         checkpoints: every {} events, fanout {}, {} levels{}{}; snapshot peer every {} events",
         match config.initial_keys {
             0 => String::new(),
             keys => format!("one event setting {keys} keys, then "),
@@ -300,6 +311,7 @@ fn run() -> Result<()> {
         config.keys_per_event_max,
         VALUE_LEN,
         config.seed,
+        config.first,
         config.fanout,
         config.levels,
         config

@@ -170,12 +170,12 @@ pub(crate) fn measure(
 
     // Warm-up: map checkpoints, fault their pages in, read the snapshot files once.
     snapshots.warm_page_cache()?;
-    // A view at every multiple of the fanout maps every checkpoint once, as a long-running
+    // A view at every multiple of the first interval maps every checkpoint once, as a long-running
     // reader has (the map cache holds all of them unless --maps-max is below the file count):
     // the warm samples then measure reads, not first maps. The cold samples include first maps.
     let started = Instant::now();
     let mut first_views = 0u64;
-    let mut version = config.fanout;
+    let mut version = config.first;
     while version <= workload.events_count() {
         let view = engine.view(STREAM, Version(version))?;
         for layer in &view.report().layers {
@@ -184,7 +184,7 @@ pub(crate) fn measure(
                 .insert((layer.info.level, layer.info.version), layer.entries_count);
         }
         first_views += 1;
-        version += config.fanout;
+        version += config.first;
     }
     let elapsed = started.elapsed();
     eprintln!(

@@ -247,7 +247,7 @@ impl Report<'_> {
         println!(
             "Checked: {} Helios views ({} point reads, {:.0}% found), every one against the \
          workload's history; {} peer point reads against Helios at the same version. Events \
-         replayed per view: mean {:.2}, max {} (bound: fanout - 1 = {}); layers per view: mean \
+         replayed per view: mean {:.2}, max {} (bound: first interval - 1 = {}); layers per view: mean \
          {:.2}.",
             checks.views,
             checks.reads,

@@ -110,7 +110,7 @@ impl Builder {
 
 /// The first version after `after` at which the policy takes a checkpoint.
 fn next_checkpoint(policy: &LevelPolicy, after: u64) -> u64 {
-    let f = policy.fanout();
+    let f = policy.first_interval();
     (after / f + 1) * f
 }
 

@@ -159,10 +159,11 @@ fn against_policy(
     };
     if !on_grid {
         return Some(format!(
-            "a checkpoint of level {level} at version {}, where the level policy ({} levels of \
-             fanout {}) puts {}",
+            "a checkpoint of level {level} at version {}, where the level policy ({} levels, \
+             the finest every {} events, fanout {}) puts {}",
             meta.version,
             policy.levels(),
+            policy.first_interval(),
             policy.fanout(),
             policy
                 .level_at(meta.version)

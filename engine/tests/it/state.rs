@@ -14,11 +14,15 @@ use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 const SMALL_SEGMENT: u64 = 64 * 1024;
 
 fn open(dir: &Path, fanout: u64, levels: u32) -> Engine {
+    open_policy(dir, LevelPolicy::new(fanout, levels).expect("policy"))
+}
+
+fn open_policy(dir: &Path, policy: LevelPolicy) -> Engine {
     Engine::builder(dir)
         .options({
             let mut options = helios::Options::default();
             options.log.segment_size_bytes = SMALL_SEGMENT;
-            options.checkpoints.policy = LevelPolicy::new(fanout, levels).expect("policy");
+            options.checkpoints.policy = policy;
             options.background_threads = false;
             options
         })
@@ -34,6 +38,8 @@ enum Op {
 
 #[derive(Clone, Debug)]
 struct Case {
+    /// The finest level's interval: the fanout, or (half the cases) another.
+    first: u64,
     fanout: u64,
     levels: u32,
     ops: Vec<Op>,
@@ -56,8 +62,14 @@ impl Arbitrary for Case {
                 }
             })
             .collect();
+        let fanout = u64::from(u8::arbitrary(g) % 9) + 2;
         Case {
-            fanout: u64::from(u8::arbitrary(g) % 9) + 2,
+            first: if bool::arbitrary(g) {
+                fanout
+            } else {
+                u64::from(u8::arbitrary(g) % 9) + 2
+            },
+            fanout,
             levels: u32::from(u8::arbitrary(g) % 4) + 1,
             ops,
             batches: (0..8).map(|_| u8::arbitrary(g) % 40 + 1).collect(),
@@ -68,10 +80,10 @@ impl Arbitrary for Case {
 }
 
 fn run_case(case: Case) -> TestResult {
-    let Ok(policy) = LevelPolicy::new(case.fanout, case.levels) else {
+    let Ok(policy) = LevelPolicy::with_first(case.first, case.fanout, case.levels) else {
         return TestResult::discard();
     };
-    if case.fanout.pow(case.levels) > 10_000 {
+    if policy.interval(case.levels) > 10_000 {
         return TestResult::discard();
     }
     let events: Vec<Vec<u8>> = case
@@ -85,7 +97,7 @@ fn run_case(case: Case) -> TestResult {
     let keys: Vec<Vec<u8>> = (0..12).map(|k| format!("key-{k}").into_bytes()).collect();
     let states = model_states(&events);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut engine = open(dir.path(), policy.fanout(), policy.levels());
+    let mut engine = open_policy(dir.path(), policy);
     let reopen_at = usize::from(case.reopen_at) % events.len();
     let mut appended = 0;
     let mut batch = case.batches.iter().cycle();
@@ -103,7 +115,7 @@ fn run_case(case: Case) -> TestResult {
             // Checkpoints built so far must survive a reopen.
             engine.checkpoints().sync().expect("sync checkpoints");
             drop(engine);
-            engine = open(dir.path(), policy.fanout(), policy.levels());
+            engine = open_policy(dir.path(), policy);
         }
         appended += n;
     }
@@ -118,10 +130,9 @@ fn run_case(case: Case) -> TestResult {
     for i in 0..case.probes.len() {
         let v = probe(i);
         let replayed = assert_view_matches(&engine, "s", v, at(&states, v), &keys);
-        if replayed > policy.fanout() - 1 {
+        if replayed > policy.first_interval() - 1 {
             return TestResult::error(format!(
-                "version {v} replayed {replayed} events with fanout {}",
-                policy.fanout()
+                "version {v} replayed {replayed} events with {policy:?}"
             ));
         }
     }

@@ -123,7 +123,7 @@ impl Store {
         // Gaps: the builder only ever builds forward from a stream's newest checkpoint, so a
         // checkpoint missing below it would never come back, and views around it would replay
         // more than `fanout - 1` events.
-        let fanout = policy.fanout();
+        let fanout = policy.first_interval();
         let mut rebuild = BTreeSet::new();
         for (&id, versions) in store.read_catalog().iter() {
             let shared = by_id(id).map_or(0, |s| s.shared);
