@@ -64,6 +64,27 @@ pub fn write_whole(
     Ok(())
 }
 
+/// Whether `index`'s last record is the last record of `segment` (the sealed segment's
+/// bytes): a record with that LSN and frame length at that offset, and nothing but zeros (or
+/// the file's end) after it.
+fn names_last_record(index: &SegmentIndex, segment: &[u8]) -> bool {
+    let last = index.last();
+    let Ok(at) = usize::try_from(last.offset) else {
+        return false;
+    };
+    match segment.get(at..).map(crate::format::decode_frame) {
+        Some(Ok(crate::format::Frame::Record(record, len))) => {
+            record.header.lsn == last.lsn
+                && len as u64 == u64::from(last.frame_len_bytes)
+                && matches!(
+                    segment.get(at + len..).map(crate::format::decode_frame),
+                    None | Some(Ok(crate::format::Frame::End))
+                )
+        }
+        _ => false,
+    }
+}
+
 impl Log {
     /// Indexes every sealed segment whose records are all at or below `through` (durable, and
     /// accounted for by the caller) and not indexed yet, oldest first: loads its index file if
@@ -115,6 +136,22 @@ impl Log {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(LogError::io("map", &path, e)),
             };
+            // An index that passes its checksums must also name the segment's real last
+            // record: the open starts reading after it, and the catalog snapshot is taken
+            // there. One that does not (a forged checksum) is damaged like any other.
+            let found = found.map(|loaded| {
+                loaded.and_then(|index| match names_last_record(&index, &bytes) {
+                    true => Ok(index),
+                    false => Err(IndexError {
+                        segment: id,
+                        reason: format!(
+                            "its last record ({} at byte {}) is not the segment's",
+                            index.last().lsn,
+                            index.last().offset
+                        ),
+                    }),
+                })
+            });
             let index = match found {
                 Some(Ok(index)) => index,
                 Some(Err(damage)) if !build => {
