@@ -406,13 +406,10 @@ impl Engine {
         }
         let wake = !queue.is_empty() || store.has_rebuilds();
         let record_metrics = options.metrics;
-        let snapshot_through = match &snapshot {
-            Some(snapshot) => Some(snapshot.through),
-            None if writing => {
-                catalog_snapshot::covered(storage.as_ref(), &dir, store_id.unwrap_or(0))
-            }
-            None => None,
-        };
+        // The snapshot the catalog came from. A writer that read the whole log instead (a
+        // migration, a snapshot it could not use) writes its own at the first chance: the one
+        // on disk may say otherwise than the log it read, and the next open would believe it.
+        let snapshot_through = snapshot.as_ref().map(|s| s.through);
         let inner = Arc::new(Inner {
             dir,
             options,
