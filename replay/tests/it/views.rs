@@ -64,7 +64,7 @@ fn view_equals_model(
     let (layers, replayed) = policy.layers(version);
     let report = view.report();
     assert_eq!(report.events_replayed, replayed);
-    assert!(report.events_replayed < policy.fanout());
+    assert!(report.events_replayed < policy.first_interval());
     let reported: Vec<LayerInfo> = report.layers.iter().map(|layer| layer.info).collect();
     let expected: Vec<LayerInfo> = layers.into_iter().map(LayerInfo::from).collect();
     assert_eq!(reported, expected);
