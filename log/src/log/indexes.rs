@@ -418,6 +418,68 @@ mod tests {
         );
     }
 
+    /// An index whose checksums hold but which ends before its segment's last record (built
+    /// from a copy of the segment cut there) is not trusted: a writer rebuilds it, and every
+    /// event is found. And a segment removed between two others is named.
+    #[test]
+    fn an_index_that_ends_early_is_rebuilt_and_a_removed_segment_named() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let dir = Path::new("/log");
+        let (log, locations) = log_of_many_segments(&storage, dir);
+        let all = log.index_sealed(log.synced_lsn(), true).expect("index");
+        let through = all.through.expect("through");
+        let victim = log.sealed_ids()[1];
+        let last = log.read_indexes()[&victim].last();
+        drop(log);
+        let path = dir.join(segment_name(victim));
+        let mut cut = storage.map_readonly(&path).expect("map").to_vec();
+        let at = usize::try_from(last.offset).expect("offset");
+        cut[at..].fill(0);
+        let early = SegmentIndex::build(victim, &cut).expect("an index of the cut copy");
+        let file = storage
+            .create(&dir.join(index_name(victim)))
+            .expect("create");
+        file.write_all_at(&early, 0).expect("write");
+        drop(file);
+        let (writer, _) = Log::open(
+            storage.clone(),
+            dir,
+            LogOptions::default(),
+            None,
+            &mut |_, _| {},
+        )
+        .expect("open");
+        let found = writer.index_sealed(Lsn(u64::MAX), true).expect("load");
+        assert_eq!((found.built, found.damaged.len()), (1, 1), "{found:?}");
+        check_locations(&writer, &locations, through);
+        drop(writer);
+
+        // The segment after the victim, removed: the victim's index ends before the next one.
+        let next = {
+            let mut ids = log_segments(&storage.list_files(dir).expect("list"));
+            ids.retain(|id| *id > victim);
+            ids[0]
+        };
+        storage
+            .remove_file(&dir.join(segment_name(next)))
+            .expect("remove");
+        let (writer, _) = Log::open(
+            storage.clone(),
+            dir,
+            LogOptions::default(),
+            Some(through),
+            &mut |_, _| {},
+        )
+        .expect("an open from past the hole does not read it");
+        let error = writer
+            .index_sealed(Lsn(u64::MAX), false)
+            .expect_err("the hole is found where the indexes load");
+        let text = error.to_string();
+        assert!(text.contains(&segment_name(next)), "{text}");
+        assert!(text.contains("this segment is missing"), "{text}");
+    }
+
     fn log_segments(names: &[String]) -> Vec<SegmentId> {
         let mut ids: Vec<SegmentId> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         ids.sort_unstable();
