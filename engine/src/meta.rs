@@ -22,7 +22,7 @@
 //! runs, deleted by the migration to format 4; the migration to format 5 deletes `streams` and
 //! `recovery_point` after reading the latter.
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use helios_log::{Location, Lsn, SegmentId, StreamId};
 
 use crate::error::{Error, Result};
@@ -213,15 +213,6 @@ impl Meta {
             .transpose()
     }
 
-    /// Starts a batch.
-    #[must_use]
-    pub fn batch(&self) -> MetaBatch<'_> {
-        MetaBatch {
-            _meta: self,
-            batch: self.db.batch(),
-        }
-    }
-
     /// The state machine each stream's checkpoints were built with, as stores of format 4 and
     /// older recorded it (their checkpoints carry no machine number; see
     /// `checkpoints/machines.rs` for the machine table that replaced these records).
@@ -256,14 +247,16 @@ impl Meta {
     /// # Errors
     /// fjall errors.
     pub fn remove_checkpoint_entries(&self) -> Result<()> {
-        let mut batch = self.batch();
+        let mut batch = self.db.batch();
         for guard in self.checkpoints.iter() {
             let key = guard.key().map_err(Error::meta("reading checkpoints"))?;
             if key.len() == 16 {
-                batch.batch.remove(&self.checkpoints, key.to_vec());
+                batch.remove(&self.checkpoints, key.to_vec());
             }
         }
-        batch.commit()
+        batch
+            .commit()
+            .map_err(Error::meta("removing checkpoint entries"))
     }
 
     /// Deletes the `index` keyspace of store format 3 (location runs, which the log's segment
@@ -313,25 +306,6 @@ impl Meta {
         self.db
             .persist(fjall::PersistMode::SyncAll)
             .map_err(Error::meta("persisting"))
-    }
-}
-
-/// An atomic batch of metadata changes.
-pub struct MetaBatch<'a> {
-    _meta: &'a Meta,
-    batch: OwnedWriteBatch,
-}
-
-impl MetaBatch<'_> {
-    /// Commits the batch atomically (buffered: the metadata is derived from the log, so it
-    /// need not be synced for correctness; only for a fast next open).
-    ///
-    /// # Errors
-    /// fjall errors.
-    pub fn commit(self) -> Result<()> {
-        self.batch
-            .commit()
-            .map_err(Error::meta("committing a batch"))
     }
 }
 
