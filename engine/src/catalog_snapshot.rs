@@ -166,8 +166,8 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<S
 }
 
 /// The record the store's snapshot covers the log up to, if it has a whole one of store
-/// `store_id` (both checksums are checked, the streams not decoded): a writer replaces any
-/// other at its next chance.
+/// `store_id` (both checksums are checked, the streams not decoded): what `verify` takes as
+/// durable.
 pub(crate) fn covered(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<Location> {
     checked(
         &storage.map_readonly(&dir.join(CATALOG_FILE)).ok()?,
