@@ -1,9 +1,10 @@
-//! The index of a full pack (`<seq>.pidx` beside `<seq>.pack`): what a scan of the pack
+//! The index of a pack up to an end (`<seq>.pidx` beside `<seq>.pack`): what a scan of the pack
 //! ([`crate::pack::scan`]) finds, in a small file read in one go, so that opening a store reads
 //! a few megabytes of indexes instead of faulting in a page of every checkpoint's header across
 //! the packs. It is a function of the pack's bytes up to the end it names: written once the
-//! pack is full and synced, never changed; a missing or damaged one is read around (the pack is
-//! scanned instead).
+//! pack is full and synced, and for the active pack at a clean close (a later writer may append
+//! past its end, and replaces it); a missing or damaged one is read around (the pack is scanned
+//! instead).
 //!
 //! ```text
 //! header  64 B  magic "HLXPKIDX", version u32, entries u32, pack seq u64, store id u64,

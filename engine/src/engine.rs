@@ -148,6 +148,8 @@ impl Engine {
         if let Some(meta) = &self.inner.meta {
             meta.persist()?;
         }
+        // The builder has stopped: the next open reads the active pack's index, not the pack.
+        self.inner.store.index_active_pack();
         // A closed store keeps no spare segment (the next open would remove it anyway). Best
         // effort: a spare left behind costs only space until that open.
         let _ = self.inner.log.discard_spare();

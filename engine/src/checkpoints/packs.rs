@@ -13,9 +13,10 @@
 //! - Packs are mapped once each, `capacity` bytes long ([`Storage::map_growing`]), and only
 //!   bytes of checkpoints already written are read through a map.
 //! - A pack that takes no more checkpoints (the next one did not fit, or a compaction rolled
-//!   past it) is synced, then indexed (`<seq>.pidx`, [`helios_checkpoint::pack_index`]): an
-//!   open reads a full pack's index instead of scanning it, and scans it when the index is
-//!   missing or damaged.
+//!   past it) is synced, then indexed (`<seq>.pidx`, [`helios_checkpoint::pack_index`]); so is
+//!   the active pack at a clean close, up to its end. An index covers its pack up to the end
+//!   it names: an open reads it instead of scanning that far, scans only past it (what a later
+//!   writer appended), and scans the whole pack when the index is missing or damaged.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -321,14 +322,15 @@ impl Packs {
                 }
             }
             let published_here = published.filter(|p| p.seq == seq).map(|p| p.end);
-            if !last && let Some(entries) = packs.indexed(seq, published_here) {
-                notes.packs += 1;
-                notes.indexed_packs += 1;
-                contents.push(PackContents { seq, entries });
-                continue;
-            }
             let len = packs.file_len(seq).unwrap_or(0);
-            let scan = match packs.scan(seq, pack_header::LEN as u64, len) {
+            // What an index covers is read from it; only what lies past its end is scanned
+            // (nothing, for a full pack: a page of zeros).
+            let (mut entries, from) = match packs.indexed(seq, len) {
+                Some((entries, end)) => (entries, end),
+                None => (Vec::new(), pack_header::LEN as u64),
+            };
+            let indexed = from > pack_header::LEN as u64;
+            let scan = match packs.scan(seq, from, len) {
                 Ok(scan) => scan,
                 Err(reason) => {
                     notes.damage.push(format!("{}: {reason}", path.display()));
@@ -336,6 +338,7 @@ impl Packs {
                 }
             };
             notes.packs += 1;
+            notes.indexed_packs += u64::from(indexed);
             let mut end = scan.end;
             if scan.stopped.is_none()
                 && let Some(published_end) = published_here.filter(|&e| scan.end < e)
@@ -368,26 +371,23 @@ impl Packs {
                     end = u64::MAX; // Nothing more goes in this pack.
                 }
             }
-            if !last && scan.stopped.is_none() && end == scan.end {
-                // A full pack without an index (written before indexes, or its index was lost):
-                // index it now, so that the next open reads the index. Best effort.
-                drop(packs.write_index(seq, scan.end, &scan.entries));
+            let covered = indexed && scan.entries.is_empty();
+            entries.extend(scan.entries);
+            if !last && scan.stopped.is_none() && end == scan.end && !covered {
+                // A full pack that its index does not cover (written before indexes, its index
+                // lost, or written on after a close indexed it): index it now, so that the
+                // next open reads the index. Best effort.
+                drop(packs.write_index(seq, scan.end, &entries));
             }
-            contents.push(PackContents {
-                seq,
-                entries: scan.entries,
-            });
+            contents.push(PackContents { seq, entries });
             if last && published_known {
                 active = Some((seq, end));
             }
         }
+        // Appends go on in the last pack, indexed or not: an index covers a pack only up to
+        // the end it names.
         let resume = match active {
-            // A pack with an index is full: its index would miss what was appended to it.
-            Some((seq, end))
-                if end != u64::MAX
-                    && packs.read_maps().contains_key(&seq)
-                    && !names.contains(&pack_index_name(seq)) =>
-            {
+            Some((seq, end)) if end != u64::MAX && packs.read_maps().contains_key(&seq) => {
                 Some((seq, end))
             }
             _ => None,
@@ -467,22 +467,22 @@ impl Packs {
                 _ => pack_header::LEN as u64,
             };
             let until = if seq == to.seq { to.end } else { u64::MAX };
-            if seq < to.seq
-                && start == pack_header::LEN as u64
-                && let Some(entries) = self.indexed(seq, None)
-                // The pack's own header is checked (whose it is) and the pack mapped, as a scan
-                // would.
-                && self.bytes(seq, pack_header::LEN as u64).is_some()
-            {
-                notes.packs += 1;
-                notes.indexed_packs += 1;
-                contents.push(PackContents { seq, entries });
-                continue;
-            }
+            // What an index within `until` covers is read from it, and the rest scanned.
+            let indexed = match start == pack_header::LEN as u64 {
+                // The pack's own header is checked (whose it is) and the pack mapped, as a
+                // scan would.
+                true => self
+                    .indexed(seq, until)
+                    .filter(|_| self.bytes(seq, pack_header::LEN as u64).is_some()),
+                false => None,
+            };
+            let read_index = indexed.is_some();
+            let (mut entries, start) = indexed.unwrap_or((Vec::new(), start));
             let path = self.path(seq);
             match self.scan(seq, start, until) {
                 Ok(scan) => {
                     notes.packs += 1;
+                    notes.indexed_packs += u64::from(read_index);
                     if let Some((offset, reason)) = scan.stopped {
                         notes
                             .damage
@@ -495,10 +495,8 @@ impl Packs {
                             to.end
                         ));
                     }
-                    contents.push(PackContents {
-                        seq,
-                        entries: scan.entries,
-                    });
+                    entries.extend(scan.entries);
+                    contents.push(PackContents { seq, entries });
                 }
                 Err(reason) => notes.damage.push(format!("{}: {reason}", path.display())),
             }
@@ -648,6 +646,34 @@ impl Packs {
             .as_ref()
             .map(|a| a.seq)
             .or(w.resume.map(|(seq, _)| seq))
+    }
+
+    /// Indexes the active pack up to its end unless its index already reaches it: a clean
+    /// close, so that the next open reads the index instead of scanning the pack. Best effort,
+    /// like the index of a full pack.
+    pub(crate) fn index_active(&self) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        let w = lock(writer);
+        if let Some(active) = &w.appender {
+            self.seal(active);
+        } else if let Some((seq, end)) = w.resume
+            && end > pack_header::LEN as u64
+            && self
+                .indexed(seq, end)
+                .is_none_or(|(_, indexed)| indexed < end)
+            && let Ok(file) = self.storage.open(&self.path(seq))
+        {
+            // Nothing appended since open, which scanned the pack past its index (a writer
+            // stopped without its close, or a store closed by an older build).
+            self.seal(&Appender {
+                seq,
+                file,
+                end,
+                capacity: 0,
+            });
+        }
     }
 
     /// Closes the active pack: the next append starts a new one (a compaction, to copy the

@@ -346,6 +346,12 @@ impl Store {
         self.packs.publish()
     }
 
+    /// Indexes the active pack up to its end (a clean close; best effort): the next open
+    /// reads that index instead of scanning the pack.
+    pub(crate) fn index_active_pack(&self) {
+        self.packs.index_active();
+    }
+
     /// Counts a checkpoint written: as rebuilt if it had been found missing or damaged.
     pub(crate) fn count_written(&self, stream: StreamId, version: u64) {
         let counter = if lock(&self.lost).remove(&(stream, version)) {

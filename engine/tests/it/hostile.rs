@@ -596,7 +596,39 @@ enum Found {
 /// A checkpoint is validated when a view first reads it, and a view stops at the first
 /// missing layer, so a damaged delta under a damaged full state is found only once the full
 /// state is rebuilt: hence the rounds.
+///
+/// It checks a copy without the packs' indexes first (as a writer that stopped before its
+/// close indexed the active pack leaves it: the open scans the headers), then the store as the
+/// clean close left it, whose indexes cover the packs: the open reads no checkpoint header
+/// there, so damage found at open in the copy is found when first read instead.
+///
+/// Returns the copy, repaired.
 fn assert_checkpoint_damage_repaired(
+    dir: &Path,
+    streams: &BTreeMap<String, Vec<Vec<u8>>>,
+    found_as: Found,
+) -> tempfile::TempDir {
+    let scanned = tempfile::tempdir().expect("tempdir");
+    crate::support::copy_dir(dir, scanned.path());
+    let mut removed = 0;
+    for entry in std::fs::read_dir(scanned.path().join("checkpoints")).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "pidx") {
+            std::fs::remove_file(&path).expect("remove a pack index");
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "a clean close indexes the active pack");
+    assert_damage_repaired_in(scanned.path(), streams, found_as);
+    let on_read = match found_as {
+        Found::AtOpen => Found::OnRead(1),
+        found => found,
+    };
+    assert_damage_repaired_in(dir, streams, on_read);
+    scanned
+}
+
+fn assert_damage_repaired_in(
     dir: &Path,
     streams: &BTreeMap<String, Vec<Vec<u8>>>,
     found_as: Found,
@@ -707,13 +739,19 @@ fn a_zeroed_checkpoint_is_damage_before_the_published_end() {
     // published, and nothing is appended over what readers may have read.
     let delta = checkpoint_path(dir.path(), "s", 20);
     delta.patch(0, &vec![0u8; usize::try_from(delta.len).expect("small")]);
-    assert_checkpoint_damage_repaired(dir.path(), &streams, Found::AtOpen);
-    let after = reopen(dir.path())
-        .expect("open")
-        .checkpoints()
-        .stats()
-        .packs;
-    assert_eq!(after, 2, "a new pack took the rebuilt checkpoints");
+    let scanned = assert_checkpoint_damage_repaired(dir.path(), &streams, Found::AtOpen);
+    let packs = |dir: &Path| reopen(dir).expect("open").checkpoints().stats().packs;
+    assert_eq!(
+        packs(scanned.path()),
+        2,
+        "an open that scanned the pack found the zeros: a new pack took the rebuilt checkpoints"
+    );
+    assert_eq!(
+        packs(dir.path()),
+        1,
+        "an open that read the pack's index did not read the zeros: the rebuilt checkpoint \
+         went after the others, in the same pack"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Pack indexes (`<seq>.pidx`, layout in [`helios_checkpoint::pack_index`]): written for a
-//! pack that takes no more checkpoints, read at open instead of a scan of the pack.
+//! pack that takes no more checkpoints and, at a clean close, for the active pack up to its
+//! end, and read at open instead of a scan of the pack up to the end the index names (what a
+//! later writer appended after it is scanned).
 
 use helios_checkpoint::pack::{PackEntry, pack_header};
 use helios_checkpoint::pack_index::{self, pack_index_name};
@@ -7,9 +9,10 @@ use helios_checkpoint::pack_index::{self, pack_index_name};
 use super::{Appender, Packs};
 
 impl Packs {
-    /// Indexes `full`, a pack that takes no more checkpoints: syncs it, scans it, writes the
-    /// scan as its index. Best effort: a pack without an index is scanned at open instead, so
-    /// a failure here (a full disk) costs only that.
+    /// Indexes the pack `full` up to its end (one that takes no more checkpoints, or the
+    /// active one at a clean close): syncs it, scans it, writes the scan as its index. Best
+    /// effort: what no index covers is scanned at open instead, so a failure here (a full
+    /// disk) costs only that.
     pub(super) fn seal(&self, full: &Appender) {
         let indexed = (|| -> std::result::Result<(), String> {
             full.file.sync_data().map_err(|e| e.to_string())?;
@@ -36,15 +39,16 @@ impl Packs {
             .map_err(|e| e.to_string())
     }
 
-    /// The checkpoints of full pack `seq`, from its index, if it has a valid one of this store
-    /// that reaches the published end when that is in this pack.
-    pub(super) fn indexed(&self, seq: u64, published_end: Option<u64>) -> Option<Vec<PackEntry>> {
+    /// The checkpoints of pack `seq` up to the end its index names, from that index, if it has
+    /// a valid one of this store ending at or below `until`: the entries and that end. The
+    /// pack may hold more after it (appended after a clean close indexed the active pack).
+    pub(super) fn indexed(&self, seq: u64, until: u64) -> Option<(Vec<PackEntry>, u64)> {
         let bytes = self
             .storage
             .map_readonly(&self.dir.join(pack_index_name(seq)))
             .ok()?;
         let index = pack_index::decode(&bytes, seq)?;
         let ours = self.store_id.is_none_or(|id| id == index.store_id);
-        (ours && published_end.is_none_or(|e| e <= index.end)).then_some(index.entries)
+        (ours && index.end <= until).then_some((index.entries, index.end))
     }
 }
