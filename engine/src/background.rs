@@ -162,21 +162,42 @@ impl Inner {
         let Some(through) = indexed.through else {
             return Ok(());
         };
-        if before == Some(through) && *lock(&self.snapshot_through) == Some(through) {
+        if before == Some(through)
+            && lock(&self.snapshot_through).is_some_and(|w| w.lsn >= through.lsn)
+        {
             return Ok(());
         }
         // The snapshot is taken right after the drain, under the same lock: each stream's
         // indexed head is then its head at `through`.
         let snapshot = {
             let mut cat = lock(&self.catalog);
-            cat.drain_indexed(through.segment);
+            cat.drain_indexed(through);
             crate::catalog_snapshot::encode(&cat, self.store_id, through)
         };
         let mut written = lock(&self.snapshot_through);
-        if *written != Some(through) {
+        // Never back: a snapshot a clean close took inside the segment then active (see
+        // `index_active_segment`) is past every sealed segment until that one is indexed.
+        if written.is_none_or(|w| w.lsn < through.lsn) {
             crate::catalog_snapshot::write(self.plugins.storage.as_ref(), &self.dir, &snapshot)?;
             *written = Some(through);
         }
+        Ok(())
+    }
+
+    /// A clean close's last step: indexes the active segment up to its last record and takes
+    /// the catalog snapshot there, so that the next open reads no record of the log (it reads
+    /// the records past the snapshot, as after a crash, only when this is missing).
+    pub(crate) fn index_active_segment(&self) -> Result<()> {
+        let Some(through) = self.log.write_tail_index()? else {
+            return Ok(());
+        };
+        let snapshot = {
+            let mut cat = lock(&self.catalog);
+            cat.drain_indexed(through);
+            crate::catalog_snapshot::encode(&cat, self.store_id, through)
+        };
+        crate::catalog_snapshot::write(self.plugins.storage.as_ref(), &self.dir, &snapshot)?;
+        *lock(&self.snapshot_through) = Some(through);
         Ok(())
     }
 

@@ -173,12 +173,12 @@ impl Catalog {
         StreamId(self.streams.len() as u64 + 1)
     }
 
-    /// Drops from every stream's `recent` the locations in segments up to `through`, which the
+    /// Drops from every stream's `recent` the locations up to the record `through`, which the
     /// log's segment indexes now hold. Returns how many it dropped.
-    pub(crate) fn drain_indexed(&mut self, through: helios_log::SegmentId) -> u64 {
+    pub(crate) fn drain_indexed(&mut self, through: Location) -> u64 {
         let mut drained = 0;
         for st in &mut self.streams {
-            while st.recent.front().is_some_and(|l| l.segment <= through) {
+            while st.recent.front().is_some_and(|l| l.lsn <= through.lsn) {
                 st.recent.pop_front();
                 st.indexed_head = Version(st.indexed_head.0 + 1);
                 drained += 1;

@@ -148,8 +148,10 @@ impl Engine {
         if let Some(meta) = &self.inner.meta {
             meta.persist()?;
         }
-        // The builder has stopped: the next open reads the active pack's index, not the pack.
+        // The builder has stopped: the next open reads the active pack's index, not the pack,
+        // and the active segment's index and a catalog snapshot at its end, not its records.
         self.inner.store.index_active_pack();
+        self.inner.index_active_segment()?;
         // A closed store keeps no spare segment (the next open would remove it anyway). Best
         // effort: a spare left behind costs only space until that open.
         let _ = self.inner.log.discard_spare();

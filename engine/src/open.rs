@@ -323,12 +323,18 @@ impl Engine {
         if let Some(snapshot) = snapshot.as_ref().filter(|_| !log_report.start_was_past_end) {
             log.index_sealed(snapshot.through.lsn, true)
                 .map_err(|e| Error::from(e).damage_in(&dir))?;
+            // A snapshot a clean close took inside the then active segment: that segment's
+            // index up to it (the close wrote it; built in memory if it is not usable).
+            if log.indexed_through() != Some(snapshot.through) {
+                log.load_tail_index(snapshot.through)
+                    .map_err(|e| Error::from(e).damage_in(&dir))?;
+            }
         }
         let indexed = log
             .index_sealed(Lsn(u64::MAX), false)
             .map_err(|e| Error::from(e).damage_in(&dir))?;
         if let Some(through) = indexed.through {
-            catalog.drain_indexed(through.segment);
+            catalog.drain_indexed(through);
         }
 
         let catalog_snapshot = snapshot

@@ -141,7 +141,7 @@ impl ReadOnly {
             if let Some(through) = indexed.through
                 && before != Some(through)
             {
-                lock(&inner.catalog).drain_indexed(through.segment);
+                lock(&inner.catalog).drain_indexed(through);
             }
         }
         if !heads.is_empty() {

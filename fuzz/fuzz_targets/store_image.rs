@@ -2,8 +2,9 @@
 //!
 //! At start (once per process) a small engine workload runs in a scratch directory and its files
 //! are read back as base images: a cleanly closed store (three streams over several segments,
-//! the sealed ones indexed (`log/<segment>.idx`), its catalog snapshot `CATALOG`, checkpoints at
-//! two levels in one pack, `checkpoints/0000000001.pack`, and its published end) and a store
+//! each indexed (`log/<segment>.idx`; the close indexed the active one), its catalog snapshot
+//! `CATALOG` at the last record, checkpoints at two levels in one pack,
+//! `checkpoints/0000000001.pack`, indexed by the close, and its published end) and a store
 //! copied while still open (an unindexed tail of written but unsynced appends, a stale recovery
 //! point). The first image also keeps the older `CATALOG` its store wrote mid-way (a reader that
 //! opens the file just before the writer replaces it reads that one). The input picks an image
@@ -254,8 +255,9 @@ fn images() -> &'static [Image] {
         }
         // What a pristine copy of each image opens to is the reference for the damaged ones.
         for image in &mut images {
-            // Its snapshots, and the index each sealed segment has: every one is there, built
-            // from its segment.
+            // Its snapshots, and the index each segment has: every sealed one's is there, built
+            // from its segment, and so is the active one's after a clean close (up to its last
+            // record, which is the segment's).
             let catalog = file(&image.files, CATALOG).expect("an image has a CATALOG");
             image.catalogs.push(catalog.to_vec());
             let segments: Vec<(u64, &Vec<u8>)> = image
@@ -263,9 +265,13 @@ fn images() -> &'static [Image] {
                 .iter()
                 .filter_map(|(name, bytes)| Some((segment_of(name, ".log")?, bytes)))
                 .collect();
-            for &(id, bytes) in &segments[..segments.len() - 1] {
-                let built = SegmentIndex::build(SegmentId(id), bytes).expect("a sealed segment");
+            for (k, &(id, bytes)) in segments.iter().enumerate() {
                 let name = format!("log/{id:020}.idx");
+                let active = k + 1 == segments.len();
+                if active && file(&image.files, &name).is_none() {
+                    continue; // Copied while open: no close indexed it.
+                }
+                let built = SegmentIndex::build(SegmentId(id), bytes).expect("a whole segment");
                 assert_eq!(
                     file(&image.files, &name),
                     Some(&built[..]),
@@ -478,8 +484,8 @@ struct Damage {
     /// A checkpoint's CRCs recomputed over changed bytes: a checkpoint in a pack may claim to
     /// be another, or hold other entries.
     checkpoint_forged: bool,
-    /// A segment index passes its checks under a sealed segment's name but is not that
-    /// segment's (its CRCs recomputed over changed bytes, or another store's): reads through it
+    /// A segment index passes its checks under its segment's name (a sealed one, or the active
+    /// one a clean close indexed) but is not that segment's (its CRCs recomputed over changed bytes, or another store's): reads through it
     /// may fail (each record found is checked), never lie. Decided from the files by `assess`.
     index_lies: bool,
     /// `CATALOG` passes its checks (this store's id) but is none this store wrote: the streams
@@ -512,8 +518,9 @@ impl Damage {
     }
 
     /// Decides from the damaged files whether a segment index or `CATALOG` that passes its
-    /// checks lies (see `index_lies`, `catalog_lies`). An index of the active segment or of
-    /// none is not used, and a snapshot of another store is not read: neither lies.
+    /// checks lies (see `index_lies`, `catalog_lies`). An index of a segment the image has no
+    /// index of (the active segment of a copy taken while open) or of none is not used, and a
+    /// snapshot of another store is not read: neither lies.
     fn assess(&mut self, image: &Image, files: &Files) {
         for (name, bytes) in files {
             if let Some(id) = segment_of(name, ".idx")

@@ -2,7 +2,9 @@
 //! stream id. A function of the segment's bytes alone: built by one scan of the sealed segment,
 //! written once next to it (`<segment>.idx`), never changed, and rebuilt the same from the
 //! segment whenever it is missing or damaged. So readers in other processes can map it while
-//! the writer appends, and nothing else has to store the locations of sealed records.
+//! the writer appends, and nothing else has to store the locations of sealed records. A clean
+//! close writes one for the active segment too, up to its last record: once the segment grows,
+//! that index covers a prefix of it ([`Coverage::Prefix`]).
 //!
 //! Layout (little-endian; byte diagrams in `docs/FORMAT.md`):
 //!
@@ -59,6 +61,18 @@ pub struct IndexError {
     pub segment: SegmentId,
     /// What is wrong.
     pub reason: String,
+}
+
+/// How much of its segment an index covers ([`SegmentIndex::coverage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every record: its last record is the segment's.
+    Whole,
+    /// The records up to a last record that more follow: the index a clean close wrote for
+    /// the segment then active, which a writer appended to since.
+    Prefix,
+    /// It names no record of the segment as its last: damaged (or forged).
+    Wrong,
 }
 
 /// A validated segment index (see the module documentation), over a map of its file or over
@@ -267,6 +281,29 @@ impl SegmentIndex {
         // Entries are not checked one by one: a read checks the record it finds at a location
         // (its checksum, LSN and length), so a wrong entry can only make a read fail loudly.
         Ok(index)
+    }
+
+    /// How much of `segment` (the bytes of the segment it indexes) it covers, judged by the
+    /// record it names as its last: a record with that LSN and frame length at that offset,
+    /// followed by nothing but zeros (or the file's end), or by more records.
+    #[must_use]
+    pub fn coverage(&self, segment: &[u8]) -> Coverage {
+        let last = self.last;
+        let Ok(at) = usize::try_from(last.offset) else {
+            return Coverage::Wrong;
+        };
+        match segment.get(at..).map(format::decode_frame) {
+            Some(Ok(Frame::Record(record, len)))
+                if record.header.lsn == last.lsn
+                    && len as u64 == u64::from(last.frame_len_bytes) =>
+            {
+                match segment.get(at + len..).map(format::decode_frame) {
+                    None | Some(Ok(Frame::End)) => Coverage::Whole,
+                    Some(_) => Coverage::Prefix,
+                }
+            }
+            _ => Coverage::Wrong,
+        }
     }
 
     /// The segment it indexes.

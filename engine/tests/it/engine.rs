@@ -572,20 +572,37 @@ fn lost_acknowledged_records_are_refused_until_a_repair_keeps_the_rest() {
         report.findings
     );
 
-    // The repair keeps the intact prefix, sets the rest aside and says what was lost.
+    // Without the catalog snapshot the clean close took (as a writer that stopped before its
+    // close leaves the store), nothing left says which streams the zeroed records were of
+    // (they no longer decode): no stream is named rather than a wrong one. The LSN range is
+    // exact either way (the published end says what was durable).
+    let uncatalogued = tempfile::tempdir().expect("tempdir");
+    crate::support::copy_dir(dir.path(), uncatalogued.path());
+    std::fs::remove_file(uncatalogued.path().join("CATALOG")).expect("remove CATALOG");
+    let repaired = helios::repair(uncatalogued.path()).expect("repair");
+    assert_eq!(repaired.lost_lsns, Some((Lsn(6), Lsn(7))));
+    assert_eq!(repaired.lost_versions, []);
+
+    // The repair keeps the intact prefix, sets the rest aside and says what was lost: the
+    // close's snapshot names the stream and versions.
     let repaired = helios::repair(dir.path()).expect("repair");
     assert!(repaired.repaired);
     assert_eq!(repaired.kept_through, Lsn(5));
     assert_eq!(repaired.lost_lsns, Some((Lsn(6), Lsn(7))));
-    // The LSN range is exact (the published end says what was durable); nothing left says
-    // which streams the zeroed records were of (no catalog snapshot covers them yet, and they
-    // no longer decode), so no stream is named rather than a wrong one.
-    assert_eq!(repaired.lost_versions, []);
+    assert_eq!(
+        repaired.lost_versions,
+        [helios::LostVersions {
+            stream: "s".into(),
+            first: Version(3),
+            last: Version(4)
+        }]
+    );
     let aside = repaired.set_aside.expect("a set-aside folder");
     assert!(aside.starts_with(dir.path()));
     // The segment ends cleanly where the records were zeroed: it is kept as it is; the
     // published end that said the lost records were durable is set aside, not deleted, with
-    // the other leftovers of the log and the checkpoints (the store has no fjall metadata).
+    // the other leftovers of the log and the checkpoints (the store has no fjall metadata),
+    // the catalog snapshot and the segment's index, which the close took past what is kept.
     assert_eq!(std::fs::read(&active).expect("read"), damaged);
     assert!(
         aside.join("log/published-end").is_file(),
@@ -595,7 +612,9 @@ fn lost_acknowledged_records_are_refused_until_a_repair_keeps_the_rest() {
         repaired.moved,
         [
             PathBuf::from("checkpoints"),
-            PathBuf::from("log/published-end")
+            PathBuf::from("CATALOG"),
+            PathBuf::from("log/published-end"),
+            PathBuf::from("log/00000000000000000001.idx")
         ]
     );
     // The repair's open published the kept prefix's end anew: 5 records.

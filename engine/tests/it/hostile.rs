@@ -254,9 +254,22 @@ fn a_segment_cut_inside_an_indexed_record_is_an_error_not_a_torn_tail() {
     // cutting it loses acknowledged data, which open must refuse rather than truncate, naming
     // the cut.
     std::fs::write(&active, &bytes[..last + 20]).expect("truncate");
-    let error = reopen(dir.path()).expect_err("acknowledged records are cut");
-    let text = assert_corrupt_at(&error, &active, (last + 20) as u64);
+    // Without the catalog snapshot the close took at that record, the open reads the log and
+    // finds the cut.
+    let scanned = tempfile::tempdir().expect("tempdir");
+    crate::support::copy_dir(dir.path(), scanned.path());
+    std::fs::remove_file(scanned.path().join("CATALOG")).expect("remove CATALOG");
+    let error = reopen(scanned.path()).expect_err("acknowledged records are cut");
+    let scanned_active = scanned
+        .path()
+        .join(active.strip_prefix(dir.path()).expect("in dir"));
+    let text = assert_corrupt_at(&error, &scanned_active, (last + 20) as u64);
     assert!(text.contains("cut short"), "{text}");
+    assert!(text.contains("acknowledged records are lost"), "{text}");
+    // With it, the open starts at that record, which no longer decodes.
+    let error = reopen(dir.path()).expect_err("acknowledged records are cut");
+    let text = assert_corrupt_at(&error, &active, last as u64);
+    assert!(text.contains("only 20 remain"), "{text}");
     assert!(text.contains("acknowledged records are lost"), "{text}");
 }
 
@@ -806,6 +819,44 @@ fn a_torn_pack_tail_is_cut_and_rebuilt() {
         "appended in place of the tail"
     );
     assert_eq!(engine.checkpoints().stats().count, 40 / FANOUT);
+    assert_exact(&engine, &streams);
+}
+
+/// A pack cut inside its last checkpoint, below the end its index (the close's) names: the
+/// index is not used and the pack is scanned, by a reader as by a writer, so nothing is read
+/// through the map past the file's end (found by `store_image`: a bus error).
+#[test]
+fn a_pack_cut_below_its_index_is_scanned_not_read_past_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40)], "a");
+    let engine = reopen(dir.path()).expect("open");
+    let last = (1..=40 / FANOUT)
+        .map(|i| placed(&engine, "s", i * FANOUT))
+        .max_by_key(|p| p.offset)
+        .expect("checkpoints");
+    drop(engine);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last.pack)
+        .expect("open the pack");
+    file.set_len(last.offset + last.len / 2)
+        .expect("cut the pack");
+    drop(file);
+    let reader = helios::ReadOnly::open(dir.path(), options()).expect("a reader");
+    assert_eq!(
+        reader.inspect().open_report().checkpoints.indexed_packs,
+        0,
+        "the index reaches past the pack's end"
+    );
+    for (name, events) in &streams {
+        for v in 0..=events.len() {
+            let state = reader.state_at(name, Version(v as u64)).expect("a view");
+            assert_eq!(state, fold(&events[..v]), "{name} at {v}");
+        }
+    }
+    drop(reader);
+    let engine = reopen(dir.path()).expect("a writer");
+    assert_eq!(engine.inspect().open_report().checkpoints.indexed_packs, 0);
     assert_exact(&engine, &streams);
 }
 

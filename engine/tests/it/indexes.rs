@@ -236,8 +236,10 @@ fn a_damaged_segment_index_is_named_by_verify_and_rebuilt_by_a_writer() {
     assert!(indexes.len() >= 3, "{indexes:?}");
     let report = helios::verify(dir.path()).expect("verify");
     assert!(report.is_sound(), "{report:?}");
-    assert!(
-        report.index_entries > 0 && report.index_entries < 300,
+    // The close indexed the active segment too, up to its last record.
+    assert_eq!(
+        (report.index_entries, report.unindexed_events),
+        (300, 0),
         "{report:?}"
     );
 
@@ -371,5 +373,109 @@ fn indexes_past_the_catalog_snapshot_are_used_and_every_event_found() {
             &engine.state_at("s", Version(v)).expect("state"),
             at(&states, v)
         );
+    }
+}
+
+/// Appends `events` to stream `s` in critical batches of 3, recording them in `model`.
+fn append_critical(engine: &Engine, model: &mut Vec<Vec<u8>>, events: std::ops::Range<usize>) {
+    let batch: Vec<Vec<u8>> = events
+        .map(|i| set(&format!("k{}", i % 9), &format!("value-{i}")))
+        .collect();
+    for chunk in batch.chunks(3) {
+        engine
+            .append("s", chunk, Durability::Critical, None)
+            .expect("append");
+    }
+    model.extend(batch);
+}
+
+fn segment_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("log"))
+        .expect("log dir")
+        .filter(|e| {
+            e.as_ref()
+                .expect("entry")
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count()
+}
+
+#[test]
+fn a_clean_close_indexes_the_active_segment_and_the_next_open_reads_no_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = small_segments();
+    let mut model = Vec::new();
+    let engine = Engine::open(dir.path(), options.clone()).expect("open");
+    append_critical(&engine, &mut model, 0..150);
+    engine.close().expect("close");
+    let states = |model: &[Vec<u8>]| BTreeMap::from([("s".to_owned(), model.to_vec())]);
+
+    // Neither a writer nor a reader reads a record: the close's snapshot is at the last one,
+    // and the active segment's index locates its events.
+    let engine = Engine::open(dir.path(), options.clone()).expect("reopen");
+    let report = engine.inspect().open_report().clone();
+    assert_eq!(
+        (report.reindexed, report.log.records_scanned),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.catalog_snapshot,
+        Some(helios::Lsn(151)),
+        "{report:?}"
+    );
+    check(&states(&model), &|name, v| {
+        engine.state_at(name, Version(v)).expect("state")
+    });
+    let reader = ReadOnly::open(dir.path(), options.clone()).expect("a reader");
+    let report = reader.inspect().open_report().clone();
+    assert_eq!(
+        (report.reindexed, report.log.records_scanned),
+        (0, 0),
+        "{report:?}"
+    );
+    check(&states(&model), &|name, v| {
+        reader.state_at(name, Version(v)).expect("state")
+    });
+    drop(reader);
+
+    // Appends past that index roll its segment; a copy taken before any index of the sealed
+    // segment is written is what a crash leaves: a prefix index of a sealed segment, and a
+    // snapshot inside it.
+    let segments = segment_count(dir.path());
+    append_critical(&engine, &mut model, 150..400);
+    assert!(
+        segment_count(dir.path()) > segments,
+        "the indexed segment was sealed"
+    );
+    let crashed = tempfile::tempdir().expect("tempdir");
+    crate::support::copy_dir(dir.path(), crashed.path());
+    engine.close().expect("close");
+
+    for (what, store) in [("crashed", crashed.path()), ("closed", dir.path())] {
+        let report = helios::verify(store).expect("verify");
+        assert!(report.is_sound(), "{what}: {report:?}");
+        let reader = ReadOnly::open(store, options.clone()).expect("a reader");
+        check(&states(&model), &|name, v| {
+            reader.state_at(name, Version(v)).expect("state")
+        });
+        drop(reader);
+        let engine = Engine::open(store, options.clone()).expect("a writer");
+        let report = engine.inspect().open_report().clone();
+        if what == "crashed" {
+            // The events after the snapshot were read, those before located by the index.
+            assert_eq!(report.reindexed, 250, "{what}: {report:?}");
+        } else {
+            assert_eq!(report.reindexed, 0, "{what}: {report:?}");
+        }
+        check(&states(&model), &|name, v| {
+            engine.state_at(name, Version(v)).expect("state")
+        });
+        drop(engine);
+        let report = helios::verify(store).expect("verify");
+        assert!(report.is_sound(), "{what}, after a writer: {report:?}");
+        assert_eq!(report.unindexed_events, 0, "{what}: {report:?}");
     }
 }

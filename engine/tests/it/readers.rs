@@ -120,45 +120,91 @@ fn a_reader_follows_random_appends_and_matches_the_model() {
     writer
         .append("s0", &[set("k", "0")], Durability::Critical, None)
         .expect("append");
-    let reader = reader_of(dir.path());
-    let mut rng = Rng::new(17);
     let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     model.insert("s0".into(), vec![set("k", "0")]);
+    follow_random_appends(&writer, dir.path(), model, &mut Rng::new(17));
+}
+
+/// As above, on a store a clean close left with an index of its active segment and a catalog
+/// snapshot inside that segment: the reader starts from both, and follows the writer as it
+/// seals that segment and indexes it whole.
+#[test]
+fn a_reader_follows_appends_past_the_index_a_close_left_on_the_active_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng::new(29);
+    let writer = writer(dir.path());
+    let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut durable = model.clone();
+    for round in 0..4 {
+        random_round(&writer, &mut model, &mut durable, round, &mut rng);
+    }
+    writer.close().expect("close");
+    let writer = self::writer(dir.path());
+    assert_eq!(
+        writer.inspect().open_report().reindexed,
+        0,
+        "the close indexed the active segment"
+    );
+    follow_random_appends(&writer, dir.path(), model, &mut rng);
+}
+
+/// One round of random appends to four streams, critical or normal, sometimes synced:
+/// `durable` follows what a reader may see.
+fn random_round(
+    writer: &Engine,
+    model: &mut BTreeMap<String, Vec<Vec<u8>>>,
+    durable: &mut BTreeMap<String, Vec<Vec<u8>>>,
+    round: usize,
+    rng: &mut Rng,
+) {
+    for _ in 0..1 + rng.next_u64() % 8 {
+        let stream = format!("s{}", rng.next_u64() % 4);
+        let events: Vec<Vec<u8>> = (0..1 + rng.next_u64() % 5)
+            .map(|_| {
+                let key = format!("k{}", rng.next_u64() % 5);
+                if rng.next_u64().is_multiple_of(6) {
+                    del(&key)
+                } else {
+                    set(
+                        &key,
+                        &format!("{round}-{}", "x".repeat((rng.next_u64() % 300) as usize)),
+                    )
+                }
+            })
+            .collect();
+        let class = if rng.next_u64().is_multiple_of(2) {
+            Durability::Critical
+        } else {
+            Durability::Normal
+        };
+        writer
+            .append(&stream, &events, class, None)
+            .expect("append");
+        model.entry(stream).or_default().extend(events);
+        if class == Durability::Critical {
+            // A critical sync makes everything before it durable too.
+            *durable = model.clone();
+        }
+    }
+    if rng.next_u64().is_multiple_of(3) {
+        writer.sync().expect("sync");
+        *durable = model.clone();
+    }
+}
+
+/// Opens a reader of `dir` (whose writer is `writer` and whose durable streams are `model`),
+/// then 40 rounds of random appends, each followed by a refresh and a check of every stream's
+/// head and a view at a random version.
+fn follow_random_appends(
+    writer: &Engine,
+    dir: &Path,
+    mut model: BTreeMap<String, Vec<Vec<u8>>>,
+    rng: &mut Rng,
+) {
+    let reader = reader_of(dir);
     let mut durable = model.clone();
     for round in 0..40 {
-        for _ in 0..1 + rng.next_u64() % 8 {
-            let stream = format!("s{}", rng.next_u64() % 4);
-            let events: Vec<Vec<u8>> = (0..1 + rng.next_u64() % 5)
-                .map(|_| {
-                    let key = format!("k{}", rng.next_u64() % 5);
-                    if rng.next_u64().is_multiple_of(6) {
-                        del(&key)
-                    } else {
-                        set(
-                            &key,
-                            &format!("{round}-{}", "x".repeat((rng.next_u64() % 300) as usize)),
-                        )
-                    }
-                })
-                .collect();
-            let class = if rng.next_u64().is_multiple_of(2) {
-                Durability::Critical
-            } else {
-                Durability::Normal
-            };
-            writer
-                .append(&stream, &events, class, None)
-                .expect("append");
-            model.entry(stream).or_default().extend(events);
-            if class == Durability::Critical {
-                // A critical sync makes everything before it durable too.
-                durable = model.clone();
-            }
-        }
-        if rng.next_u64().is_multiple_of(3) {
-            writer.sync().expect("sync");
-            durable = model.clone();
-        }
+        random_round(writer, &mut model, &mut durable, round, rng);
         reader.refresh().expect("refresh");
         for (stream, events) in &durable {
             assert_eq!(

@@ -3,7 +3,13 @@
 //!
 //! Invariants:
 //! - An index file appears under its name only whole (written to `*.idx.tmp`, synced, renamed,
-//!   the directory synced), and only for a sealed segment, so it never changes once there.
+//!   the directory synced). A sealed segment's never changes once there; the active segment
+//!   gets one only at a clean close, up to its last record ([`Log::write_tail_index`]), and
+//!   that one is replaced when the segment is sealed and indexed whole, or at the next close.
+//! - A prefix index is used only as the index of the segment the catalog snapshot ends in, up
+//!   to the snapshot's record ([`Log::load_tail_index`]), until that segment's whole index is
+//!   loaded; as a sealed segment's index it is outgrown, and rebuilt without being called
+//!   damage.
 //! - Only indexes that passed [`SegmentIndex::from_bytes`] are used. A missing or damaged one
 //!   is rebuilt from its segment: written by a writer, kept in memory by a read-only log
 //!   (which writes nothing).
@@ -15,7 +21,7 @@ use std::path::Path;
 use super::segments::segment_name;
 use super::{Log, lock};
 use crate::error::{LogError, Result};
-use crate::segment_index::{IndexError, SegmentIndex, index_name};
+use crate::segment_index::{Coverage, IndexError, SegmentIndex, index_name};
 use crate::storage::{ReadOnlyBytes, Storage};
 use crate::types::{Location, Lsn, SegmentId, StreamId, Version};
 
@@ -62,27 +68,6 @@ pub fn write_whole(
         .sync_dir(dir)
         .map_err(|e| LogError::io("fsync directory", dir, e))?;
     Ok(())
-}
-
-/// Whether `index`'s last record is the last record of `segment` (the sealed segment's
-/// bytes): a record with that LSN and frame length at that offset, and nothing but zeros (or
-/// the file's end) after it.
-fn names_last_record(index: &SegmentIndex, segment: &[u8]) -> bool {
-    let last = index.last();
-    let Ok(at) = usize::try_from(last.offset) else {
-        return false;
-    };
-    match segment.get(at..).map(crate::format::decode_frame) {
-        Some(Ok(crate::format::Frame::Record(record, len))) => {
-            record.header.lsn == last.lsn
-                && len as u64 == u64::from(last.frame_len_bytes)
-                && matches!(
-                    segment.get(at + len..).map(crate::format::decode_frame),
-                    None | Some(Ok(crate::format::Frame::End))
-                )
-        }
-        _ => false,
-    }
 }
 
 impl Log {
@@ -138,11 +123,14 @@ impl Log {
             };
             // An index that passes its checksums must also name the segment's real last
             // record: the open starts reading after it, and the catalog snapshot is taken
-            // there. One that does not (a forged checksum) is damaged like any other.
-            let found = found.map(|loaded| {
-                loaded.and_then(|index| match names_last_record(&index, &bytes) {
-                    true => Ok(index),
-                    false => Err(IndexError {
+            // there. One that does not (a forged checksum) is damaged like any other; one of a
+            // prefix (a clean close indexed the segment while it was active) is outgrown, and
+            // built again without a word.
+            let found = match found.map(|loaded| {
+                loaded.and_then(|index| match index.coverage(&bytes) {
+                    Coverage::Whole => Ok(Some(index)),
+                    Coverage::Prefix => Ok(None),
+                    Coverage::Wrong => Err(IndexError {
                         segment: id,
                         reason: format!(
                             "its last record ({} at byte {}) is not the segment's",
@@ -151,7 +139,12 @@ impl Log {
                         ),
                     }),
                 })
-            });
+            }) {
+                Some(Ok(None)) => None,
+                Some(Ok(Some(index))) => Some(Ok(index)),
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
             let index = match found {
                 Some(Ok(index)) => index,
                 Some(Err(damage)) if !build => {
@@ -202,6 +195,11 @@ impl Log {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(id, index);
+            // The whole index replaces the tail's prefix of the same segment.
+            let mut tail = self.write_tail();
+            if tail.as_ref().is_some_and(|t| t.segment() == id) {
+                *tail = None;
+            }
         }
         report.through = self.indexed_through();
         Ok(report)
@@ -229,10 +227,11 @@ impl Log {
     #[must_use]
     pub fn locate(&self, stream: StreamId, from: Version, to: Version) -> Vec<(Version, Location)> {
         let indexes = self.read_indexes();
+        let tail = self.read_tail();
         let mut out = Vec::new();
         let mut segments = 0;
         // Newest first: the versions asked for are usually recent ones.
-        for index in indexes.values().rev() {
+        for index in tail.iter().chain(indexes.values().rev()) {
             let Some((first, last)) = index.versions_of(stream) else {
                 continue;
             };
@@ -252,6 +251,133 @@ impl Log {
             out.sort_unstable_by_key(|(version, _)| *version);
         }
         out
+    }
+
+    /// Makes the index of the segment that `through` (the catalog snapshot's last record)
+    /// lies in cover it, when no whole index of that segment is loaded: the segment's index
+    /// file if it is valid and ends exactly at `through` (a clean close wrote it while the
+    /// segment was active), or else an index of the segment up to `through` built in memory.
+    /// Every event up to `through` can then be found through [`Log::locate`]. Returns whether
+    /// the file was used.
+    ///
+    /// # Errors
+    /// A segment that is not there, or whose records up to `through` do not index.
+    pub fn load_tail_index(&self, through: Location) -> Result<bool> {
+        if self.read_indexes().contains_key(&through.segment) {
+            return Ok(false);
+        }
+        let id = through.segment;
+        let segment_path = self.dir.join(segment_name(id));
+        let sealed = self
+            .sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .map(|s| s.bytes.clone());
+        let bytes = match sealed {
+            Some(bytes) => bytes,
+            None => self
+                .storage
+                .map_readonly(&segment_path)
+                .map_err(|e| LogError::io("map", &segment_path, e))?,
+        };
+        let path = self.dir.join(index_name(id));
+        let from_file = self
+            .storage
+            .map_readonly(&path)
+            .ok()
+            .and_then(|file| SegmentIndex::from_bytes(id, file).ok())
+            .filter(|index| index.last() == through && index.coverage(&bytes) != Coverage::Wrong);
+        let used_file = from_file.is_some();
+        let index = match from_file {
+            Some(index) => index,
+            None => {
+                let prefix = usize::try_from(through.end())
+                    .ok()
+                    .and_then(|end| bytes.get(..end))
+                    .ok_or_else(|| {
+                        LogError::corrupt(
+                            &segment_path,
+                            through.offset,
+                            "shorter than the catalog snapshot says",
+                        )
+                    })?;
+                let built = SegmentIndex::build(id, prefix)
+                    .and_then(|built| SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)))
+                    .map_err(|e| LogError::corrupt(&segment_path, 0, e.to_string()))?;
+                if built.last() != through {
+                    return Err(LogError::corrupt(
+                        &segment_path,
+                        through.offset,
+                        format!(
+                            "its records up to byte {} end at {}, not at the catalog snapshot's {}",
+                            through.end(),
+                            built.last().lsn,
+                            through.lsn
+                        ),
+                    ));
+                }
+                built
+            }
+        };
+        *self.write_tail() = Some(index);
+        Ok(used_file)
+    }
+
+    /// Writes the index of the active segment up to its last record (a clean close: every
+    /// record is synced and nothing is being appended), so that the next open finds the
+    /// segment's events through it instead of reading them. Returns that last record, or
+    /// `None` if the active segment holds none.
+    ///
+    /// # Errors
+    /// I/O errors writing the index; records of the active segment that do not index.
+    pub fn write_tail_index(&self) -> Result<Option<Location>> {
+        let w = lock(&self.writer);
+        let id = w.active.id;
+        let bytes = match &w.active.map {
+            Some(map) => map.clone(),
+            None => self
+                .storage
+                .map_readonly(&w.active.path)
+                .map_err(|e| LogError::io("map", &*w.active.path, e))?,
+        };
+        // Only records written and synced: the next open takes the index as read.
+        let written = usize::try_from(w.flushed_end).unwrap_or(usize::MAX);
+        let Some(records) = bytes.get(..written) else {
+            return Ok(None);
+        };
+        if !w.buffer.is_empty()
+            || written <= crate::format::segment_header::LEN
+            || self.synced_lsn() < Lsn(w.next_lsn.0 - 1)
+        {
+            return Ok(None);
+        }
+        let built = SegmentIndex::build(id, records)
+            .map_err(|e| LogError::corrupt(&*w.active.path, 0, e.to_string()))?;
+        write_whole(
+            self.storage.as_ref(),
+            &self.dir,
+            &format!("{:020}{TMP_SUFFIX}", id.0),
+            &index_name(id),
+            &built,
+        )?;
+        let index = SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built))
+            .map_err(|e| LogError::corrupt(&*w.active.path, 0, e.to_string()))?;
+        let last = index.last();
+        *self.write_tail() = Some(index);
+        Ok(Some(last))
+    }
+
+    fn read_tail(&self) -> std::sync::RwLockReadGuard<'_, Option<SegmentIndex>> {
+        self.tail
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_tail(&self) -> std::sync::RwLockWriteGuard<'_, Option<SegmentIndex>> {
+        self.tail
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read_indexes(
@@ -419,7 +545,8 @@ mod tests {
     }
 
     /// An index whose checksums hold but which ends before its segment's last record (built
-    /// from a copy of the segment cut there) is not trusted: a writer rebuilds it, and every
+    /// from a copy of the segment cut there, as a clean close indexes the segment then active)
+    /// is outgrown, not trusted: a writer rebuilds it without calling it damage, and every
     /// event is found. And a segment removed between two others is named.
     #[test]
     fn an_index_that_ends_early_is_rebuilt_and_a_removed_segment_named() {
@@ -451,7 +578,7 @@ mod tests {
         )
         .expect("open");
         let found = writer.index_sealed(Lsn(u64::MAX), true).expect("load");
-        assert_eq!((found.built, found.damaged.len()), (1, 1), "{found:?}");
+        assert_eq!((found.built, found.damaged.len()), (1, 0), "{found:?}");
         check_locations(&writer, &locations, through);
         drop(writer);
 

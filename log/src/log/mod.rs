@@ -228,6 +228,10 @@ pub struct Log {
     /// The sealed segments' indexes loaded or built so far (a leaf lock; every view that
     /// replays events of a sealed segment reads it).
     indexes: RwLock<BTreeMap<SegmentId, crate::segment_index::SegmentIndex>>,
+    /// The index of a prefix of the segment the catalog snapshot ends in, when no whole index
+    /// of that segment is loaded yet (see [`Log::load_tail_index`]); a leaf lock, taken after
+    /// `indexes`.
+    tail: RwLock<Option<crate::segment_index::SegmentIndex>>,
     spare: Mutex<Spare>,
     spare_cv: Condvar,
     poisoned: AtomicBool,

@@ -280,7 +280,10 @@ impl Log {
                 ),
             ));
         }
+        // A reader that finds the log shorter than its start reads what there is instead
+        // (`start_was_past_end`): a damaged store stays readable.
         let must_reach = start
+            .filter(|_| writing)
             .map_or(Lsn::ZERO, |s| s.lsn)
             .max(durable.map_or(Lsn::ZERO, |d| d.lsn));
         if let Some(start) = start {
@@ -603,6 +606,7 @@ impl Log {
             published: Mutex::new(super::Published::default()),
             sealed: RwLock::new(sealed),
             indexes: RwLock::new(BTreeMap::new()),
+            tail: RwLock::new(None),
             spare: Mutex::new(Spare::Empty),
             spare_cv: Condvar::new(),
             // A read-only log refuses every write as a poisoned one does, saying why.

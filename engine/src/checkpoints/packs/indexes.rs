@@ -40,8 +40,10 @@ impl Packs {
     }
 
     /// The checkpoints of pack `seq` up to the end its index names, from that index, if it has
-    /// a valid one of this store ending at or below `until`: the entries and that end. The
-    /// pack may hold more after it (appended after a clean close indexed the active pack).
+    /// a valid one of this store ending at or below `until` and the pack's file: the entries
+    /// and that end. The pack may hold more after it (appended after a clean close indexed the
+    /// active pack). A pack cut below its index's end is scanned instead: a checkpoint the
+    /// index places past the file's end would be read through the map past the file.
     pub(super) fn indexed(&self, seq: u64, until: u64) -> Option<(Vec<PackEntry>, u64)> {
         let bytes = self
             .storage
@@ -49,6 +51,7 @@ impl Packs {
             .ok()?;
         let index = pack_index::decode(&bytes, seq)?;
         let ours = self.store_id.is_none_or(|id| id == index.store_id);
-        (ours && index.end <= until).then_some((index.entries, index.end))
+        let within = index.end <= until && index.end <= self.file_len(seq).ok()?;
+        (ours && within).then_some((index.entries, index.end))
     }
 }
