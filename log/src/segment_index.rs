@@ -17,7 +17,8 @@
 //! ```
 //!
 //! The header holds the CRC of the rest of the file; [`SegmentIndex::from_bytes`] checks it and
-//! the tables' consistency, so a lookup never reads out of bounds on a damaged file.
+//! the tables' consistency (or [`SegmentIndex::from_bytes_lazy`] leaves that to the first
+//! lookup), so a lookup never reads out of bounds on a damaged file.
 
 use crate::format::{self, Frame};
 use crate::storage::ReadOnlyBytes;
@@ -84,6 +85,10 @@ pub struct SegmentIndex {
     streams: usize,
     entries: usize,
     last: Location,
+    /// The tables' check (their CRC, the rows in order and within the entries), made once:
+    /// by [`SegmentIndex::from_bytes`], or by the first lookup of one opened with
+    /// [`SegmentIndex::from_bytes_lazy`].
+    tables: std::sync::OnceLock<Result<(), IndexError>>,
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -200,6 +205,22 @@ impl SegmentIndex {
     /// # Errors
     /// [`IndexError`] saying what does not hold.
     pub fn from_bytes(id: SegmentId, bytes: ReadOnlyBytes) -> Result<SegmentIndex, IndexError> {
+        let index = SegmentIndex::from_bytes_lazy(id, bytes)?;
+        index.check()?;
+        Ok(index)
+    }
+
+    /// Checks the header of `bytes` as the index of segment `id` (magic, CRC, version, segment,
+    /// the file's size), and leaves its tables to the first lookup ([`SegmentIndex::check`]):
+    /// an open that maps many indexes reads only the pages of those it uses. A lookup in an
+    /// index whose tables fail their check finds nothing.
+    ///
+    /// # Errors
+    /// [`IndexError`] saying what does not hold in the header.
+    pub fn from_bytes_lazy(
+        id: SegmentId,
+        bytes: ReadOnlyBytes,
+    ) -> Result<SegmentIndex, IndexError> {
         let bad = |reason: String| IndexError {
             segment: id,
             reason,
@@ -238,9 +259,6 @@ impl SegmentIndex {
                 b.len()
             )));
         }
-        if crc32fast::hash(&b[header::LEN..]) != u32_at(b, header::BODY_CRC) {
-            return Err(bad("checksum mismatch in its tables".into()));
-        }
         let last = Location {
             lsn: Lsn(u64_at(b, header::LAST_LSN)),
             segment: id,
@@ -253,13 +271,35 @@ impl SegmentIndex {
                 last.lsn
             )));
         }
-        let index = SegmentIndex {
+        Ok(SegmentIndex {
             bytes,
             segment: id,
             streams,
             entries,
             last,
+            tables: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Checks the tables (once; later calls return the first answer): their CRC, and every
+    /// stream row in order and within the entries.
+    ///
+    /// # Errors
+    /// [`IndexError`] saying what does not hold.
+    pub fn check(&self) -> Result<(), IndexError> {
+        self.tables.get_or_init(|| self.check_tables()).clone()
+    }
+
+    fn check_tables(&self) -> Result<(), IndexError> {
+        let bad = |reason: String| IndexError {
+            segment: self.segment,
+            reason,
         };
+        let b: &[u8] = &self.bytes;
+        if crc32fast::hash(&b[header::LEN..]) != u32_at(b, header::BODY_CRC) {
+            return Err(bad("checksum mismatch in its tables".into()));
+        }
+        let (index, streams, entries) = (self, self.streams, self.entries);
         // Rows in stream order, each run inside the entries and after the one before.
         let mut next_entry = 0usize;
         let mut previous: Option<StreamId> = None;
@@ -280,7 +320,7 @@ impl SegmentIndex {
         }
         // Entries are not checked one by one: a read checks the record it finds at a location
         // (its checksum, LSN and length), so a wrong entry can only make a read fail loudly.
-        Ok(index)
+        Ok(())
     }
 
     /// How much of `segment` (the bytes of the segment it indexes) it covers, judged by the
@@ -357,9 +397,11 @@ impl SegmentIndex {
         }
     }
 
-    /// The versions of `stream` this segment holds, `first..=last`, if any.
+    /// The versions of `stream` this segment holds, `first..=last`, if any (none if the tables
+    /// fail their check).
     #[must_use]
     pub fn versions_of(&self, stream: StreamId) -> Option<(Version, Version)> {
+        self.check().ok()?;
         let row = self.find(stream)?;
         let (_, first, _, count) = self.row(row);
         Some((first, Version(first.0 + (count as u64 - 1))))
@@ -380,7 +422,7 @@ impl SegmentIndex {
     }
 
     /// Appends to `out` the locations of `stream`'s versions `from..=to` that this segment
-    /// holds, in order, with their versions.
+    /// holds, in order, with their versions (none if the tables fail their check).
     pub fn locate(
         &self,
         stream: StreamId,
@@ -388,6 +430,9 @@ impl SegmentIndex {
         to: Version,
         out: &mut Vec<(Version, Location)>,
     ) {
+        if self.check().is_err() {
+            return;
+        }
         let Some(row) = self.find(stream) else {
             return;
         };
@@ -399,9 +444,15 @@ impl SegmentIndex {
         }
     }
 
-    /// Every stream it holds, with its versions: `(stream, first, last)`, by stream id.
+    /// Every stream it holds, with its versions: `(stream, first, last)`, by stream id (none if
+    /// the tables fail their check).
     pub fn streams(&self) -> impl Iterator<Item = (StreamId, Version, Version)> + '_ {
-        (0..self.streams).map(|row| {
+        let rows = if self.check().is_ok() {
+            self.streams
+        } else {
+            0
+        };
+        (0..rows).map(|row| {
             let (stream, first, _, count) = self.row(row);
             (stream, first, Version(first.0 + (count as u64 - 1)))
         })

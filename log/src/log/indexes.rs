@@ -117,6 +117,9 @@ impl Log {
         for (id, next, bytes) in sealed {
             let path = self.dir.join(index_name(id));
             let found = match self.storage.map_readonly(&path) {
+                // A reader checks an index's tables at its first lookup (`locate`), so that an
+                // open reads only the headers: `helios get` uses one or two indexes of many.
+                Ok(file) if self.read_only => Some(SegmentIndex::from_bytes_lazy(id, file)),
                 Ok(file) => Some(SegmentIndex::from_bytes(id, file)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(LogError::io("map", &path, e)),
@@ -224,14 +227,40 @@ impl Log {
     /// The locations of `stream`'s versions `from..=to` in the indexed segments, in version
     /// order: the caller asks only for versions it knows lie there (at or below the last
     /// version in [`Log::indexed_through`]'s segments), and gets fewer if some are missing.
+    /// In a read-only log, an index whose tables fail their check at its first lookup is
+    /// built again from its segment, in memory, and the lookup made again.
     #[must_use]
     pub fn locate(&self, stream: StreamId, from: Version, to: Version) -> Vec<(Version, Location)> {
+        loop {
+            match self.locate_once(stream, from, to) {
+                Ok(found) => return found,
+                Err(damaged) => {
+                    if self.rebuild_in_memory(damaged).is_err() {
+                        // Not rebuilt (the segment's records do not index): the caller gets
+                        // none of its versions, and says which one is missing.
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+    }
+
+    /// One lookup (see [`Log::locate`]), or the segment whose index failed its check.
+    fn locate_once(
+        &self,
+        stream: StreamId,
+        from: Version,
+        to: Version,
+    ) -> std::result::Result<Vec<(Version, Location)>, SegmentId> {
         let indexes = self.read_indexes();
         let tail = self.read_tail();
         let mut out = Vec::new();
         let mut segments = 0;
         // Newest first: the versions asked for are usually recent ones.
         for index in tail.iter().chain(indexes.values().rev()) {
+            if index.check().is_err() {
+                return Err(index.segment());
+            }
             let Some((first, last)) = index.versions_of(stream) else {
                 continue;
             };
@@ -250,7 +279,29 @@ impl Log {
         if segments > 1 {
             out.sort_unstable_by_key(|(version, _)| *version);
         }
-        out
+        Ok(out)
+    }
+
+    /// Builds the index of sealed segment `id` from its bytes, in memory, in place of the one
+    /// loaded (whose tables failed their check).
+    fn rebuild_in_memory(&self, id: SegmentId) -> std::result::Result<(), IndexError> {
+        let bytes = self
+            .sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .map(|s| s.bytes.clone())
+            .ok_or_else(|| IndexError {
+                segment: id,
+                reason: "its segment is not mapped".into(),
+            })?;
+        let built = SegmentIndex::build(id, &bytes)
+            .and_then(|built| SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)))?;
+        self.indexes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, built);
+        Ok(())
     }
 
     /// Makes the index of the segment that `through` (the catalog snapshot's last record)
@@ -507,14 +558,18 @@ mod tests {
             &mut |_, _| {},
         )
         .expect("read-only open");
+        // A reader checks an index's tables at its first lookup, not at load: the damaged one
+        // (its tables hit) loads, the missing one stops `through`.
         let found = reader.index_sealed(Lsn(u64::MAX), false).expect("load");
-        assert_eq!((found.built, found.damaged.len()), (0, 1), "{found:?}");
+        assert_eq!((found.built, found.damaged.len()), (0, 0), "{found:?}");
         assert_eq!(
             found.through.map(|l| l.segment),
-            log_segments(&names).first().copied()
+            log_segments(&names).get(1).copied()
         );
         let built = reader.index_sealed(Lsn(u64::MAX), true).expect("build");
-        assert_eq!(built.built, 2, "built in memory: {built:?}");
+        assert_eq!(built.built, 1, "built in memory: {built:?}");
+        // The lookups find every event: the damaged index fails its check at its first lookup
+        // and is built again, in memory.
         check_locations(&reader, &locations, built.through.expect("through"));
         let mut now = storage.list_files(dir).expect("list");
         now.sort();
