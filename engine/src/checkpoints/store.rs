@@ -31,6 +31,7 @@ use crate::cache::StampCache;
 use crate::engine::lock;
 use crate::error::Result;
 
+mod deferred;
 mod open;
 
 use super::machines::MachineTable;
@@ -119,6 +120,12 @@ pub(crate) struct Store {
     /// A reader's store: how far it has read the writer's packs, and checkpoints read there
     /// past their stream's head as the reader knows it (kept until the head passes them).
     followed: Mutex<Followed>,
+    /// A reader's store: the checkpoints its open read, taken into the catalog a stream at a
+    /// time (see `store/deferred.rs`).
+    deferred: Mutex<Option<deferred::Deferred>>,
+    /// Whether `deferred` may hold anything: the lookups of a writer's store (and of a reader's
+    /// once everything is taken in) skip its lock.
+    deferred_left: AtomicBool,
 }
 
 /// A reader's progress through the writer's packs (see [`Store::catch_up`]).
@@ -175,6 +182,8 @@ impl Store {
             machines: Mutex::new(MachineTable::default()),
             read_only,
             followed: Mutex::new(Followed::default()),
+            deferred: Mutex::new(None),
+            deferred_left: AtomicBool::new(false),
         }
     }
 
@@ -197,6 +206,8 @@ impl Store {
     /// head. So a view of a version the writer appended after the reader opened starts from
     /// them instead of replaying from an older one.
     pub(crate) fn catch_up(&self, stream_of: StreamOf<'_>) -> Result<()> {
+        // What the open deferred goes in first: a copy published since is newer.
+        self.take_in_all();
         let mut followed = lock(&self.followed);
         let (contents, now) = self.packs.catch_up(followed.at)?;
         // A machine the writer numbered since the table was read: read it again.
@@ -251,6 +262,7 @@ impl Store {
 
     /// Whether the catalog lists a checkpoint of `stream` at `version`.
     pub(crate) fn contains(&self, stream: StreamId, version: u64) -> bool {
+        self.take_in_stream(stream);
         self.read_catalog()
             .get(&stream)
             .is_some_and(|m| m.contains_key(&version))
@@ -260,6 +272,7 @@ impl Store {
     /// level, or the anchor): a state every level's deltas after it can be built from, which a
     /// level-0 state is not (the builder's dirty sets restart only on the grid).
     pub(crate) fn latest_full_at_or_below(&self, stream: StreamId, at: u64) -> Option<u64> {
+        self.take_in_stream(stream);
         self.read_catalog()
             .get(&stream)?
             .range(..=at)
@@ -270,6 +283,7 @@ impl Store {
 
     /// The newest checkpoint version of `stream`, if any.
     pub(crate) fn latest(&self, stream: StreamId) -> Option<u64> {
+        self.take_in_stream(stream);
         self.read_catalog()
             .get(&stream)?
             .last_key_value()
@@ -282,6 +296,7 @@ impl Store {
         stream: StreamId,
         versions: std::ops::RangeInclusive<u64>,
     ) -> Option<u64> {
+        self.take_in_stream(stream);
         if !self.heavy_known.load(Ordering::Relaxed) {
             return None;
         }
@@ -331,6 +346,7 @@ impl Store {
     /// Forgets the checkpoints of `stream` past `version` (a deleted stream's, past what its
     /// live forks read): their bytes are dead, for compaction to reclaim. Returns how many.
     pub(crate) fn drop_above(&self, stream: StreamId, version: u64) -> u64 {
+        self.take_in_stream(stream);
         let dropped = match self.write_catalog().get_mut(&stream) {
             Some(versions) => versions.split_off(&(version + 1)).len() as u64,
             None => 0,
@@ -368,6 +384,7 @@ impl Store {
         if let Some(map) = lock(&self.maps).get(&(stream, version)) {
             return Some(map);
         }
+        self.take_in_stream(stream);
         let place = *self.read_catalog().get(&stream)?.get(&version)?;
         let name = self.packs.describe(place.pack, place.offset);
         let opened = match self.packs.bytes(place.pack, place.offset + place.len) {
@@ -461,6 +478,7 @@ impl Store {
     /// checkpoints stacked on the rebuilt one were never read while it was damaged, so damage
     /// in them would otherwise only be found by a later view. Damaged ones are queued.
     pub(crate) fn probe(&self, stream: StreamId, versions: std::ops::Range<u64>) {
+        self.take_in_stream(stream);
         let listed: Vec<u64> = self
             .read_catalog()
             .get(&stream)
@@ -488,6 +506,7 @@ impl Store {
 
     /// The checkpoints of `stream`, by version.
     pub(crate) fn list(&self, stream: StreamId) -> Vec<CheckpointInfo> {
+        self.take_in_stream(stream);
         self.read_catalog()
             .get(&stream)
             .map(|m| {
@@ -507,6 +526,7 @@ impl Store {
 
     /// Counts of checkpoints, packs and work.
     pub(crate) fn stats(&self) -> CheckpointStats {
+        self.take_in_all();
         let packs = self.packs.files();
         let mut stats = CheckpointStats {
             by_level: vec![LevelStats::default(); self.policy.levels() as usize],
@@ -544,6 +564,7 @@ impl Store {
     /// from an old pack stays valid (its map outlives the file), and the catalog moves to the
     /// copy at once. A crash midway leaves both copies, and the next open keeps the newest.
     pub(crate) fn compact(&self) -> Result<CompactReport> {
+        self.take_in_all();
         let mut live: HashMap<u64, u64> = HashMap::new();
         for versions in self.read_catalog().values() {
             for place in versions.values() {

@@ -14,6 +14,7 @@ use helios_log::storage::Storage;
 use helios_log::{StreamId, Version};
 
 use super::super::packs::{Legacy, PackContents, Packs};
+use super::deferred::Deferred;
 use super::{Followed, MachineTable, Placed, Store, StoreSizes, on_policy, placed};
 use crate::engine::lock;
 use crate::error::Result;
@@ -38,7 +39,8 @@ pub struct CheckpointOpenReport {
     /// Of those, full packs whose checkpoints were read from their index (`<seq>.pidx`)
     /// instead of a scan of the pack.
     pub indexed_packs: u64,
-    /// Checkpoints found in the packs and kept.
+    /// Checkpoints found in the packs and kept. A reader decides which it keeps at each
+    /// stream's first use: for it, every checkpoint found in the packs.
     pub found: u64,
     /// Checkpoints found in the packs and not kept: past their stream's head, of unknown
     /// streams, not at a checkpoint version of the current policy, built by another state
@@ -164,19 +166,15 @@ impl Store {
             ..CheckpointOpenReport::default()
         };
         store.load_machines(&contents, &mut report);
-        let mut pending = Vec::new();
-        // A reader has no fjall: a checkpoint written before the machine table is read.
-        let keep = Keep {
-            stream: &|id| stream_at(streams, id).map(|s| (s.head.0, s.machine)),
-            legacy: &|_| true,
-        };
-        store.take_in(contents, &keep, &mut report, Some(&mut pending));
-        // A deleted stream gets no more checkpoints: none of its waits for a head.
-        let live: HashSet<StreamId> = streams.iter().filter(|s| s.live).map(|s| s.id).collect();
-        pending.retain(|(_, entry)| live.contains(&StreamId(entry.meta.stream_id)));
+        // Which checkpoints each stream keeps is decided at the stream's first use: a reader
+        // that reads one stream never builds the catalog of the others.
+        let deferred = Deferred::new(contents, streams);
+        report.found = deferred.count();
+        *lock(&store.deferred) = Some(deferred);
+        store.deferred_left.store(true, Ordering::Release);
         *lock(&store.followed) = Followed {
             at: published,
-            waiting: pending,
+            waiting: Vec::new(),
         };
         Ok((store, report))
     }

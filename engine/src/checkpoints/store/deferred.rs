@@ -1,0 +1,170 @@
+//! A reader's checkpoints, taken into the catalog one stream at a time: at its first use, not at
+//! open. A reader that looks at one stream (`helios get`) then never builds the catalog of every
+//! checkpoint of every stream, which was most of its open at 100,000 streams.
+//!
+//! Invariant: a stream's entry in the catalog is read or changed only after its deferred
+//! checkpoints were taken in ([`Store::take_in_stream`]), so the catalog holds, for every stream
+//! it is asked about, what an open that took everything in would hold.
+//!
+//! Lock order: `deferred` before `followed`, `machines` and the catalog.
+
+use helios_log::StreamId;
+
+use super::super::packs::PackContents;
+use super::open::{Keep, StreamAtOpen};
+use super::{CheckpointOpenReport, Store};
+use crate::engine::lock;
+
+/// What a reader's open read from the packs and has not taken into the catalog yet.
+pub(super) struct Deferred {
+    /// Each pack's checkpoints, sorted by (stream, version, offset).
+    packs: Vec<PackContents>,
+    /// Per stream (index `id - 1`), as the open found it: its head, whether it is live, and
+    /// its configured machine (an index into `machines`); `None` once taken in.
+    streams: Vec<Option<Stream>>,
+    machines: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+struct Stream {
+    head: u64,
+    live: bool,
+    machine: usize,
+}
+
+impl Deferred {
+    /// Keeps `packs` for `streams` (every stream at open, in id order).
+    pub(super) fn new(mut packs: Vec<PackContents>, streams: &[StreamAtOpen<'_>]) -> Deferred {
+        for pack in &mut packs {
+            // A pack index is sorted already; a scanned pack is in pack order.
+            if !pack
+                .entries
+                .is_sorted_by_key(|e| (e.meta.stream_id, e.meta.version, e.offset))
+            {
+                pack.entries
+                    .sort_unstable_by_key(|e| (e.meta.stream_id, e.meta.version, e.offset));
+            }
+        }
+        let mut machines: Vec<String> = Vec::new();
+        let streams = streams
+            .iter()
+            .map(|s| {
+                let machine = match machines.iter().position(|m| m == s.machine) {
+                    Some(k) => k,
+                    None => {
+                        machines.push(s.machine.to_owned());
+                        machines.len() - 1
+                    }
+                };
+                Some(Stream {
+                    head: s.head.0,
+                    live: s.live,
+                    machine,
+                })
+            })
+            .collect();
+        Deferred {
+            packs,
+            streams,
+            machines,
+        }
+    }
+
+    /// The checkpoints in the packs.
+    pub(super) fn count(&self) -> u64 {
+        self.packs.iter().map(|p| p.entries.len() as u64).sum()
+    }
+}
+
+impl Store {
+    /// Takes `stream`'s deferred checkpoints into the catalog, if it has any not taken yet.
+    pub(super) fn take_in_stream(&self, stream: StreamId) {
+        if !self.has_deferred() {
+            return;
+        }
+        let mut deferred = lock(&self.deferred);
+        let Some(d) = deferred.as_mut() else {
+            return;
+        };
+        let Some(slot) = usize::try_from(stream.0)
+            .ok()
+            .and_then(|id| id.checked_sub(1))
+            .and_then(|at| d.streams.get_mut(at))
+        else {
+            return;
+        };
+        let Some(s) = slot.take() else {
+            return;
+        };
+        let contents: Vec<PackContents> = d
+            .packs
+            .iter()
+            .filter_map(|pack| {
+                let from = pack
+                    .entries
+                    .partition_point(|e| e.meta.stream_id < stream.0);
+                let to = pack
+                    .entries
+                    .partition_point(|e| e.meta.stream_id <= stream.0);
+                (from < to).then(|| PackContents {
+                    seq: pack.seq,
+                    entries: pack.entries[from..to].to_vec(),
+                })
+            })
+            .collect();
+        if contents.is_empty() {
+            return;
+        }
+        let machine = d.machines[s.machine].as_str();
+        let keep = Keep {
+            stream: &|id| (id == stream).then_some((s.head, machine)),
+            // A reader has no fjall: a checkpoint written before the machine table is read.
+            legacy: &|_| true,
+        };
+        let mut pending = Vec::new();
+        self.take_in(
+            contents,
+            &keep,
+            &mut CheckpointOpenReport::default(),
+            Some(&mut pending),
+        );
+        // A deleted stream gets no more checkpoints: none of its waits for a head.
+        if s.live {
+            lock(&self.followed).waiting.extend(pending);
+        }
+    }
+
+    /// Takes every deferred checkpoint into the catalog (before anything that reads the whole
+    /// catalog, or adds checkpoints a refresh found).
+    pub(super) fn take_in_all(&self) {
+        if !self.has_deferred() {
+            return;
+        }
+        let ids: Vec<StreamId> = {
+            let deferred = lock(&self.deferred);
+            let Some(d) = deferred.as_ref() else {
+                return;
+            };
+            let mut ids: Vec<u64> = d
+                .packs
+                .iter()
+                .flat_map(|p| p.entries.iter().map(|e| e.meta.stream_id))
+                .collect();
+            ids.dedup();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter().map(StreamId).collect()
+        };
+        for id in ids {
+            self.take_in_stream(id);
+        }
+        *lock(&self.deferred) = None;
+        self.deferred_left
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    fn has_deferred(&self) -> bool {
+        self.deferred_left
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+}
