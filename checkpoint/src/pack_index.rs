@@ -110,23 +110,86 @@ pub fn encode(seq: u64, store_id: u64, end: u64, entries: &[PackEntry]) -> Vec<u
 /// counts, every entry a known kind and level, within `end`, in order.
 #[must_use]
 pub fn decode(bytes: &[u8], seq: u64) -> Option<PackIndex> {
-    let head = bytes.get(..HEADER_LEN)?;
-    let intact = &head[0..8] == MAGIC
-        && crc32fast::hash(&head[..60]) == u32_at(head, 60)
-        && u32_at(head, 8) == VERSION
-        && u64_at(head, 16) == seq
-        && head[44..60].iter().all(|&b| b == 0);
-    let count = u32_at(head, 12) as usize;
-    if !intact
-        || bytes.len() != HEADER_LEN + count.checked_mul(ENTRY_LEN)?
-        || crc32fast::hash(&bytes[HEADER_LEN..]) != u32_at(head, 40)
-    {
-        return None;
+    let view = PackIndexView::open(bytes, seq)?;
+    Some(PackIndex {
+        seq,
+        store_id: view.store_id(),
+        end: view.end(),
+        entries: view.decode_all()?,
+    })
+}
+
+/// A pack index read in place: [`PackIndexView::open`] checks its header and checksums, and
+/// its entries are decoded when asked for, so that a reader that looks up one stream decodes
+/// that stream's entries only. An entry that does not decode (an unknown kind, reserved bytes
+/// set, past the index's end) reads as absent; entries are found by binary search, so an
+/// index whose checksums were forged over unsorted entries can hide some, never invent one a
+/// checkpoint's own header would not refute.
+#[derive(Clone, Debug)]
+pub struct PackIndexView<B> {
+    bytes: B,
+    count: usize,
+}
+
+impl<B: std::ops::Deref<Target = [u8]>> PackIndexView<B> {
+    /// Checks `bytes` as the index of pack `seq`: magic, header CRC, version, pack number,
+    /// reserved bytes, length and the entries' CRC; `None` if any fails.
+    pub fn open(bytes: B, seq: u64) -> Option<PackIndexView<B>> {
+        let b: &[u8] = &bytes;
+        let head = b.get(..HEADER_LEN)?;
+        let intact = &head[0..8] == MAGIC
+            && crc32fast::hash(&head[..60]) == u32_at(head, 60)
+            && u32_at(head, 8) == VERSION
+            && u64_at(head, 16) == seq
+            && head[44..60].iter().all(|&b| b == 0);
+        let count = u32_at(head, 12) as usize;
+        if !intact
+            || b.len() != HEADER_LEN + count.checked_mul(ENTRY_LEN)?
+            || crc32fast::hash(&b[HEADER_LEN..]) != u32_at(head, 40)
+        {
+            return None;
+        }
+        Some(PackIndexView { bytes, count })
     }
-    let end = u64_at(head, 32);
-    let mut entries = Vec::with_capacity(count);
-    for k in 0..count {
-        let e = &bytes[HEADER_LEN + k * ENTRY_LEN..HEADER_LEN + (k + 1) * ENTRY_LEN];
+
+    /// Entries in the index.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it indexes no checkpoint.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The store that wrote it.
+    #[must_use]
+    pub fn store_id(&self) -> u64 {
+        u64_at(&self.bytes, 24)
+    }
+
+    /// Just past the last checkpoint it indexes.
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        u64_at(&self.bytes, 32)
+    }
+
+    fn raw(&self, k: usize) -> &[u8] {
+        &self.bytes[HEADER_LEN + k * ENTRY_LEN..HEADER_LEN + (k + 1) * ENTRY_LEN]
+    }
+
+    /// The stream of entry `k` (below [`PackIndexView::len`]).
+    #[must_use]
+    pub fn stream_at(&self, k: usize) -> u64 {
+        u64_at(self.raw(k), 0)
+    }
+
+    /// Entry `k` (below [`PackIndexView::len`]), or `None` if it does not decode.
+    #[must_use]
+    pub fn entry(&self, k: usize) -> Option<PackEntry> {
+        let e = self.raw(k);
         let kind = CheckpointKind::from_byte(e[40])?;
         if e[44..48].iter().any(|&b| b != 0) {
             return None;
@@ -143,22 +206,43 @@ pub fn decode(bytes: &[u8], seq: u64) -> Option<PackIndex> {
             offset: u64_at(e, 24),
             len: u64_at(e, 32),
         };
-        let key = |e: &PackEntry| (e.meta.stream_id, e.meta.version, e.offset);
-        if entry.offset.checked_add(entry.len).is_none_or(|x| x > end)
-            || entries
-                .last()
-                .is_some_and(|p: &PackEntry| key(p) >= key(&entry))
-        {
-            return None;
-        }
-        entries.push(entry);
+        entry
+            .offset
+            .checked_add(entry.len)
+            .is_some_and(|x| x <= self.end())
+            .then_some(entry)
     }
-    Some(PackIndex {
-        seq,
-        store_id: u64_at(head, 24),
-        end,
-        entries,
-    })
+
+    /// Every entry, decoded; `None` unless each decodes and they are in order.
+    #[must_use]
+    pub fn decode_all(&self) -> Option<Vec<PackEntry>> {
+        let mut entries: Vec<PackEntry> = Vec::with_capacity(self.count);
+        let key = |e: &PackEntry| (e.meta.stream_id, e.meta.version, e.offset);
+        for k in 0..self.count {
+            let entry = self.entry(k)?;
+            if entries.last().is_some_and(|p| key(p) >= key(&entry)) {
+                return None;
+            }
+            entries.push(entry);
+        }
+        Some(entries)
+    }
+
+    /// The entries of `stream`, by version (binary search on the sorted entries).
+    pub fn entries_of(&self, stream: u64) -> impl Iterator<Item = PackEntry> + '_ {
+        let (mut low, mut high) = (0usize, self.count);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.stream_at(mid) < stream {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low..self.count)
+            .take_while(move |&k| self.stream_at(k) == stream)
+            .filter_map(|k| self.entry(k))
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +289,41 @@ mod tests {
             "an entry past the end"
         );
         assert_eq!(parse_pack_index_name(&pack_index_name(42)), Some(42));
+    }
+
+    #[test]
+    fn a_view_finds_one_streams_entries_by_binary_search() {
+        let entries: Vec<PackEntry> = (1..=50u64)
+            .flat_map(|stream| {
+                (1..=stream % 4).map(move |k| entry(stream, k * 10, stream * 1000 + k))
+            })
+            .collect();
+        let bytes = encode(3, 5, 60_000, &entries);
+        let view = PackIndexView::open(&bytes[..], 3).expect("valid");
+        assert_eq!(
+            (view.len(), view.store_id(), view.end()),
+            (entries.len(), 5, 60_000)
+        );
+        for stream in 0..=51u64 {
+            let found: Vec<(u64, u64)> = view
+                .entries_of(stream)
+                .map(|e| (e.meta.stream_id, e.meta.version))
+                .collect();
+            let expected: Vec<(u64, u64)> = (1..=stream % 4)
+                .filter(|_| (1..=50).contains(&stream))
+                .map(|k| (stream, k * 10))
+                .collect();
+            assert_eq!(found, expected, "stream {stream}");
+        }
+        let mut bad = bytes.clone();
+        bad[100] ^= 1;
+        assert!(
+            PackIndexView::open(&bad[..], 3).is_none(),
+            "the entries' CRC"
+        );
+        assert!(
+            PackIndexView::open(&bytes[..], 4).is_none(),
+            "another pack's"
+        );
     }
 }

@@ -27,7 +27,7 @@ use helios_checkpoint::pack::{
     self, DEFAULT_PACK_CAPACITY, PUBLISHED_END_FILE_NAME, PackEnd, PackEntry, PackHeader,
     capacity_for, pack_file_name, pack_header, parse_pack_name, record_offset,
 };
-use helios_checkpoint::pack_index::pack_index_name;
+use helios_checkpoint::pack_index::{PackIndexView, pack_index_name};
 use helios_log::storage::{ReadOnlyBytes, Storage, StorageFile};
 
 use crate::engine::lock;
@@ -51,6 +51,9 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 /// The checkpoints read from one pack.
 pub(crate) struct PackContents {
     pub seq: u64,
+    /// The pack's index, read in place, when its entries are left to decode on demand (a
+    /// reader's open): it holds the checkpoints up to its end, and `entries` those after it.
+    pub index: Option<PackIndexView<ReadOnlyBytes>>,
     pub entries: Vec<PackEntry>,
 }
 
@@ -379,7 +382,11 @@ impl Packs {
                 // next open reads the index. Best effort.
                 drop(packs.write_index(seq, scan.end, &entries));
             }
-            contents.push(PackContents { seq, entries });
+            contents.push(PackContents {
+                seq,
+                index: None,
+                entries,
+            });
             if last && published_known {
                 active = Some((seq, end));
             }
@@ -425,7 +432,7 @@ impl Packs {
             None
         });
         let contents = match published {
-            Some(end) => packs.read_up_to(None, end, &mut notes)?,
+            Some(end) => packs.read_up_to(None, end, Decode::Deferred, &mut notes)?,
             None => Vec::new(),
         };
         Ok((packs, contents, notes, published))
@@ -444,7 +451,7 @@ impl Packs {
             return Ok((Vec::new(), from));
         }
         let mut notes = PacksAtOpen::default();
-        let contents = self.read_up_to(from, now, &mut notes)?;
+        let contents = self.read_up_to(from, now, Decode::Now, &mut notes)?;
         Ok((contents, Some(now)))
     }
 
@@ -454,6 +461,7 @@ impl Packs {
         &self,
         from: Option<PackEnd>,
         to: PackEnd,
+        decode: Decode,
         notes: &mut PacksAtOpen,
     ) -> Result<Vec<PackContents>> {
         let names = list(self.storage.as_ref(), &self.dir)?;
@@ -468,16 +476,25 @@ impl Packs {
             };
             let until = if seq == to.seq { to.end } else { u64::MAX };
             // What an index within `until` covers is read from it, and the rest scanned.
-            let indexed = match start == pack_header::LEN as u64 {
+            let view = match start == pack_header::LEN as u64 {
                 // The pack's own header is checked (whose it is) and the pack mapped, as a
                 // scan would.
                 true => self
-                    .indexed(seq, until)
+                    .index_view(seq, until)
                     .filter(|_| self.bytes(seq, pack_header::LEN as u64).is_some()),
                 false => None,
             };
-            let read_index = indexed.is_some();
-            let (mut entries, start) = indexed.unwrap_or((Vec::new(), start));
+            let (index, mut entries, start, read_index) = match (view, decode) {
+                (Some(view), Decode::Deferred) => {
+                    let end = view.end();
+                    (Some(view), Vec::new(), end, true)
+                }
+                (Some(view), Decode::Now) => match view.decode_all() {
+                    Some(entries) => (None, entries, view.end(), true),
+                    None => (None, Vec::new(), start, false),
+                },
+                (None, _) => (None, Vec::new(), start, false),
+            };
             let path = self.path(seq);
             match self.scan(seq, start, until) {
                 Ok(scan) => {
@@ -496,7 +513,11 @@ impl Packs {
                         ));
                     }
                     entries.extend(scan.entries);
-                    contents.push(PackContents { seq, entries });
+                    contents.push(PackContents {
+                        seq,
+                        index,
+                        entries,
+                    });
                 }
                 Err(reason) => notes.damage.push(format!("{}: {reason}", path.display())),
             }
@@ -745,6 +766,14 @@ impl Packs {
         }
         Ok(())
     }
+}
+
+/// Whether [`Packs::read_up_to`] decodes a pack index's entries or leaves them to decode on
+/// demand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decode {
+    Now,
+    Deferred,
 }
 
 /// Whether a writer's open removes checkpoint files of store formats 1 and 2.

@@ -227,6 +227,7 @@ impl Store {
             .into_iter()
             .map(|(seq, entry)| PackContents {
                 seq,
+                index: None,
                 entries: vec![entry],
             })
             .collect();

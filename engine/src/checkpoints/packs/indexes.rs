@@ -4,7 +4,8 @@
 //! later writer appended after it is scanned).
 
 use helios_checkpoint::pack::{PackEntry, pack_header};
-use helios_checkpoint::pack_index::{self, pack_index_name};
+use helios_checkpoint::pack_index::{self, PackIndexView, pack_index_name};
+use helios_log::storage::ReadOnlyBytes;
 
 use super::{Appender, Packs};
 
@@ -42,16 +43,24 @@ impl Packs {
     /// The checkpoints of pack `seq` up to the end its index names, from that index, if it has
     /// a valid one of this store ending at or below `until` and the pack's file: the entries
     /// and that end. The pack may hold more after it (appended after a clean close indexed the
-    /// active pack). A pack cut below its index's end is scanned instead: a checkpoint the
-    /// index places past the file's end would be read through the map past the file.
+    /// active pack).
     pub(super) fn indexed(&self, seq: u64, until: u64) -> Option<(Vec<PackEntry>, u64)> {
+        let view = self.index_view(seq, until)?;
+        Some((view.decode_all()?, view.end()))
+    }
+
+    /// Pack `seq`'s index, read in place (its header and checksums checked, its entries
+    /// decoded when asked for), on the terms of [`Packs::indexed`]. A pack cut below its
+    /// index's end is scanned instead: a checkpoint the index places past the file's end would
+    /// be read through the map past the file.
+    pub(super) fn index_view(&self, seq: u64, until: u64) -> Option<PackIndexView<ReadOnlyBytes>> {
         let bytes = self
             .storage
             .map_readonly(&self.dir.join(pack_index_name(seq)))
             .ok()?;
-        let index = pack_index::decode(&bytes, seq)?;
-        let ours = self.store_id.is_none_or(|id| id == index.store_id);
-        let within = index.end <= until && index.end <= self.file_len(seq).ok()?;
-        (ours && within).then_some((index.entries, index.end))
+        let view = PackIndexView::open(bytes, seq)?;
+        let ours = self.store_id.is_none_or(|id| id == view.store_id());
+        let within = view.end() <= until && view.end() <= self.file_len(seq).ok()?;
+        (ours && within).then_some(view)
     }
 }

@@ -17,7 +17,8 @@ use crate::engine::lock;
 
 /// What a reader's open read from the packs and has not taken into the catalog yet.
 pub(super) struct Deferred {
-    /// Each pack's checkpoints, sorted by (stream, version, offset).
+    /// Each pack's checkpoints: its index, read in place, and those read by a scan (past the
+    /// index's end, or the whole pack), sorted by (stream, version, offset).
     packs: Vec<PackContents>,
     /// Per stream (index `id - 1`), as the open found it: its head, whether it is live, and
     /// its configured machine (an index into `machines`); `None` once taken in.
@@ -36,7 +37,7 @@ impl Deferred {
     /// Keeps `packs` for `streams` (every stream at open, in id order).
     pub(super) fn new(mut packs: Vec<PackContents>, streams: &[StreamAtOpen<'_>]) -> Deferred {
         for pack in &mut packs {
-            // A pack index is sorted already; a scanned pack is in pack order.
+            // A scan reads a pack in pack order.
             if !pack
                 .entries
                 .is_sorted_by_key(|e| (e.meta.stream_id, e.meta.version, e.offset))
@@ -72,7 +73,10 @@ impl Deferred {
 
     /// The checkpoints in the packs.
     pub(super) fn count(&self) -> u64 {
-        self.packs.iter().map(|p| p.entries.len() as u64).sum()
+        self.packs
+            .iter()
+            .map(|p| (p.index.as_ref().map_or(0, |i| i.len()) + p.entries.len()) as u64)
+            .sum()
     }
 }
 
@@ -100,15 +104,24 @@ impl Store {
             .packs
             .iter()
             .filter_map(|pack| {
+                // The index's entries come before the scanned ones: lower offsets, so that of
+                // two copies of a checkpoint the later one wins.
+                let mut entries: Vec<_> = pack
+                    .index
+                    .iter()
+                    .flat_map(|index| index.entries_of(stream.0))
+                    .collect();
                 let from = pack
                     .entries
                     .partition_point(|e| e.meta.stream_id < stream.0);
                 let to = pack
                     .entries
                     .partition_point(|e| e.meta.stream_id <= stream.0);
-                (from < to).then(|| PackContents {
+                entries.extend_from_slice(&pack.entries[from..to]);
+                (!entries.is_empty()).then_some(PackContents {
                     seq: pack.seq,
-                    entries: pack.entries[from..to].to_vec(),
+                    index: None,
+                    entries,
                 })
             })
             .collect();
@@ -148,7 +161,13 @@ impl Store {
             let mut ids: Vec<u64> = d
                 .packs
                 .iter()
-                .flat_map(|p| p.entries.iter().map(|e| e.meta.stream_id))
+                .flat_map(|p| {
+                    let indexed = p
+                        .index
+                        .iter()
+                        .flat_map(|i| (0..i.len()).map(|k| i.stream_at(k)));
+                    indexed.chain(p.entries.iter().map(|e| e.meta.stream_id))
+                })
                 .collect();
             ids.dedup();
             ids.sort_unstable();

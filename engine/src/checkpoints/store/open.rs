@@ -215,6 +215,7 @@ impl Store {
         // Stream ids are dense from 1: a vector by id, not a hash map.
         let mut groups: Vec<Vec<(u64, Placed)>> = Vec::new();
         for pack in contents {
+            debug_assert!(pack.index.is_none(), "an index's entries are decoded first");
             for entry in pack.entries {
                 let (id, version) = (StreamId(entry.meta.stream_id), entry.meta.version);
                 let level = u32::from(entry.meta.level);
