@@ -25,6 +25,7 @@
 
 use std::path::Path;
 
+use helios_log::storage::ReadOnlyBytes;
 use helios_log::{Location, Lsn, SegmentId, Storage, StreamId, Version};
 
 use crate::catalog::{Catalog, Fork, NewStream};
@@ -38,21 +39,60 @@ const VERSION: u32 = 1;
 const HEADER_LEN: usize = 64;
 const FIXED_LEN: usize = 5 * 8 + 4;
 
-/// One stream of a snapshot.
+/// One stream of a snapshot, read in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SnapshotStream {
-    pub(crate) name: String,
+pub(crate) struct SnapshotStream<'a> {
+    pub(crate) name: &'a str,
     pub(crate) created: Lsn,
     pub(crate) fork: Option<Fork>,
     pub(crate) deleted: Option<Lsn>,
     pub(crate) head: Version,
 }
 
-/// A loaded snapshot: the streams, ids `1..=streams.len()`, as of `through`.
+/// A checked snapshot, as of `through`: its streams, ids `1..`, are read from the file's map
+/// ([`Snapshot::streams`]), not copied.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) through: Location,
-    pub(crate) streams: Vec<SnapshotStream>,
+    bytes: ReadOnlyBytes,
+    count: usize,
+}
+
+impl Snapshot {
+    /// The streams, in id order.
+    pub(crate) fn streams(&self) -> impl Iterator<Item = SnapshotStream<'_>> + '_ {
+        let body = &self.bytes[HEADER_LEN..];
+        let mut at = 0usize;
+        (0..self.count).map_while(move |_| {
+            let stream = stream_at(body, at)?;
+            at += FIXED_LEN + stream.name.len();
+            Some(stream)
+        })
+    }
+
+    /// How many streams it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+}
+
+/// The stream whose fields start at `at` in a snapshot's body, if they are all there.
+fn stream_at(body: &[u8], at: usize) -> Option<SnapshotStream<'_>> {
+    let field = |i: usize| u64_at(body, at + 8 * i);
+    let (created, source, fork_at, deleted, head) =
+        (field(0)?, field(1)?, field(2)?, field(3)?, field(4)?);
+    let len = u32_at(body, at + 40)? as usize;
+    let name = body.get(at + FIXED_LEN..at.checked_add(FIXED_LEN + len)?)?;
+    Some(SnapshotStream {
+        name: std::str::from_utf8(name).ok()?,
+        created: Lsn(created),
+        fork: (source != 0).then_some(Fork {
+            source: StreamId(source),
+            at: Version(fork_at),
+        }),
+        deleted: (deleted != 0).then_some(Lsn(deleted)),
+        head: Version(head),
+    })
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -104,38 +144,27 @@ pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec
     out
 }
 
-/// Decodes a snapshot of store `store_id`; `None` when the bytes are not a whole, valid one.
-pub(crate) fn decode(bytes: &[u8], store_id: u64) -> Option<Snapshot> {
-    let through = checked(bytes, store_id)?;
+/// Checks `bytes` as a snapshot of store `store_id`, every stream in it included; `None` when
+/// they are not a whole, valid one.
+pub(crate) fn decode(bytes: ReadOnlyBytes, store_id: u64) -> Option<Snapshot> {
+    let through = checked(&bytes, store_id)?;
     let (head, body) = bytes.split_at(HEADER_LEN);
     let count = u32_at(head, 12)? as usize;
-    let mut streams = Vec::with_capacity(count.min(body.len() / FIXED_LEN));
     let mut at = 0usize;
     for k in 0..count {
-        let field = |i: usize| u64_at(body, at + 8 * i);
-        let (created, source, fork_at, deleted, head) =
-            (field(0)?, field(1)?, field(2)?, field(3)?, field(4)?);
-        let len = u32_at(body, at + 40)? as usize;
-        let name = body.get(at + FIXED_LEN..at + FIXED_LEN + len)?;
+        let stream = stream_at(body, at)?;
         let id = k as u64 + 1;
-        let fork = (source != 0).then_some(Fork {
-            source: StreamId(source),
-            at: Version(fork_at),
-        });
         // A fork's source is an older stream; nothing was created after the snapshot's end.
-        if fork.is_some_and(|f| f.source.0 >= id) || created > through.lsn.0 {
+        if stream.fork.is_some_and(|f| f.source.0 >= id) || stream.created > through.lsn {
             return None;
         }
-        streams.push(SnapshotStream {
-            name: String::from_utf8(name.to_vec()).ok()?,
-            created: Lsn(created),
-            fork,
-            deleted: (deleted != 0).then_some(Lsn(deleted)),
-            head: Version(head),
-        });
-        at += FIXED_LEN + len;
+        at += FIXED_LEN + stream.name.len();
     }
-    (at == body.len()).then_some(Snapshot { through, streams })
+    (at == body.len()).then_some(Snapshot {
+        through,
+        bytes,
+        count,
+    })
 }
 
 /// Fills an empty catalog with the snapshot's streams.
@@ -144,12 +173,12 @@ pub(crate) fn decode(bytes: &[u8], store_id: u64) -> Option<Snapshot> {
 /// Two live streams of one name (a snapshot that passed its checksums but lies).
 pub(crate) fn load(catalog: &mut Catalog, snapshot: &Snapshot) -> Result<()> {
     // Sized once: growing a map of 100,000 names by doubling rehashes it about 17 times.
-    catalog.streams.reserve(snapshot.streams.len());
-    catalog.by_name.reserve(snapshot.streams.len());
-    for (k, stream) in snapshot.streams.iter().enumerate() {
+    catalog.streams.reserve(snapshot.len());
+    catalog.by_name.reserve(snapshot.len());
+    for (k, stream) in snapshot.streams().enumerate() {
         catalog.add_stream(NewStream {
             id: StreamId(k as u64 + 1),
-            name: &stream.name,
+            name: stream.name,
             created: stream.created,
             head: stream.head,
             fork: stream.fork,
@@ -162,7 +191,7 @@ pub(crate) fn load(catalog: &mut Catalog, snapshot: &Snapshot) -> Result<()> {
 /// Reads the store's snapshot, if it has a valid one of this store.
 pub(crate) fn read(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<Snapshot> {
     let bytes = storage.map_readonly(&dir.join(CATALOG_FILE)).ok()?;
-    decode(&bytes, store_id)
+    decode(bytes, store_id)
 }
 
 /// The record the store's snapshot covers the log up to, if it has a whole one of store
@@ -243,23 +272,25 @@ mod tests {
             frame_len_bytes: 77,
         };
         let bytes = encode(&catalog, 99, through);
-        let snapshot = decode(&bytes, 99).expect("valid");
+        let of = |b: &[u8]| ReadOnlyBytes::new(b.to_vec());
+        let snapshot = decode(of(&bytes), 99).expect("valid");
         assert_eq!(snapshot.through, through);
-        let names: Vec<&str> = snapshot.streams.iter().map(|s| s.name.as_str()).collect();
+        let streams: Vec<SnapshotStream<'_>> = snapshot.streams().collect();
+        let names: Vec<&str> = streams.iter().map(|s| s.name).collect();
         assert_eq!(
             names,
             ["a", "b", "fork of a"],
             "created after its record: left out"
         );
-        assert_eq!(snapshot.streams[1].deleted, Some(Lsn(40)));
-        assert_eq!(snapshot.streams[2].fork.map(|f| f.at), Some(Version(5)));
-        assert_eq!(snapshot.streams[2].head, Version(8));
-        assert!(decode(&bytes, 98).is_none(), "another store's");
+        assert_eq!(streams[1].deleted, Some(Lsn(40)));
+        assert_eq!(streams[2].fork.map(|f| f.at), Some(Version(5)));
+        assert_eq!(streams[2].head, Version(8));
+        assert!(decode(of(&bytes), 98).is_none(), "another store's");
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[at] ^= 0x20;
-            assert!(decode(&bad, 99).is_none(), "a flip at byte {at}");
+            assert!(decode(of(&bad), 99).is_none(), "a flip at byte {at}");
         }
-        assert!(decode(&bytes[..bytes.len() - 1], 99).is_none());
+        assert!(decode(of(&bytes[..bytes.len() - 1]), 99).is_none());
     }
 }

@@ -237,11 +237,12 @@ fn what_was_durable(dir: &Path) -> Durable {
     };
     if let Some(snapshot) = snapshot {
         durable.recovery_point = durable.recovery_point.max(snapshot.through.lsn);
-        for (k, stream) in snapshot.streams.into_iter().enumerate() {
+        for (k, stream) in snapshot.streams().enumerate() {
             let shared = stream.fork.map_or(Version::ZERO, |f| f.at);
-            durable
-                .streams
-                .insert(StreamId(k as u64 + 1), (stream.name, stream.head, shared));
+            durable.streams.insert(
+                StreamId(k as u64 + 1),
+                (stream.name.to_owned(), stream.head, shared),
+            );
         }
     }
     durable
