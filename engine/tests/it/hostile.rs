@@ -767,31 +767,40 @@ fn a_zeroed_checkpoint_is_damage_before_the_published_end() {
     );
 }
 
+/// Where the last checkpoint written to the packs of stream `s` of a store `make_store` made
+/// with 40 events lies.
+fn last_checkpoint_of_s(dir: &Path) -> Placed {
+    let engine = reopen(dir).expect("open");
+    (1..=40 / FANOUT)
+        .map(|i| placed(&engine, "s", i * FANOUT))
+        .max_by_key(|p| p.offset)
+        .expect("checkpoints")
+}
+
+/// Cuts the pack holding `checkpoint` in the middle of it.
+fn cut_inside(checkpoint: &Placed) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&checkpoint.pack)
+        .expect("open the pack");
+    file.set_len(checkpoint.offset + checkpoint.len / 2)
+        .expect("cut the pack");
+}
+
 #[test]
 fn a_torn_pack_tail_is_cut_and_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
     // The last checkpoint in the pack half written, past the published end: a crash while
     // writing it.
-    let engine = reopen(dir.path()).expect("open");
-    let last = (1..=40 / FANOUT)
-        .map(|i| placed(&engine, "s", i * FANOUT))
-        .max_by_key(|p| p.offset)
-        .expect("checkpoints");
-    drop(engine);
+    let last = last_checkpoint_of_s(dir.path());
     let published = dir.path().join("checkpoints").join("published-end");
     let mut end = std::fs::read(&published).expect("published end");
     end[16..24].copy_from_slice(&last.offset.to_le_bytes());
     let crc = crc32(&end[..24]);
     end[24..28].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&published, &end).expect("publish less");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&last.pack)
-        .expect("open the pack");
-    file.set_len(last.offset + last.len / 2)
-        .expect("cut the pack");
-    drop(file);
+    cut_inside(&last);
     let engine = reopen(dir.path()).expect("open");
     let report = engine.inspect().open_report().checkpoints.clone();
     assert_eq!(
@@ -829,19 +838,8 @@ fn a_torn_pack_tail_is_cut_and_rebuilt() {
 fn a_pack_cut_below_its_index_is_scanned_not_read_past_its_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = make_store(dir.path(), &[("s", 40)], "a");
-    let engine = reopen(dir.path()).expect("open");
-    let last = (1..=40 / FANOUT)
-        .map(|i| placed(&engine, "s", i * FANOUT))
-        .max_by_key(|p| p.offset)
-        .expect("checkpoints");
-    drop(engine);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&last.pack)
-        .expect("open the pack");
-    file.set_len(last.offset + last.len / 2)
-        .expect("cut the pack");
-    drop(file);
+    let last = last_checkpoint_of_s(dir.path());
+    cut_inside(&last);
     let reader = helios::ReadOnly::open(dir.path(), options()).expect("a reader");
     assert_eq!(
         reader.inspect().open_report().checkpoints.indexed_packs,

@@ -163,13 +163,7 @@ impl Log {
                         LogError::corrupt(self.dir.join(segment_name(id)), 0, e.to_string())
                     })?;
                     if !self.read_only {
-                        write_whole(
-                            self.storage.as_ref(),
-                            &self.dir,
-                            &format!("{:020}{TMP_SUFFIX}", id.0),
-                            &index_name(id),
-                            &built,
-                        )?;
+                        self.write_index_file(id, &built)?;
                     }
                     report.built += 1;
                     SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)).map_err(|e| {
@@ -405,18 +399,23 @@ impl Log {
         }
         let built = SegmentIndex::build(id, records)
             .map_err(|e| LogError::corrupt(&*w.active.path, 0, e.to_string()))?;
-        write_whole(
-            self.storage.as_ref(),
-            &self.dir,
-            &format!("{:020}{TMP_SUFFIX}", id.0),
-            &index_name(id),
-            &built,
-        )?;
+        self.write_index_file(id, &built)?;
         let index = SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built))
             .map_err(|e| LogError::corrupt(&*w.active.path, 0, e.to_string()))?;
         let last = index.last();
         *self.write_tail() = Some(index);
         Ok(Some(last))
+    }
+
+    /// Writes `built` as segment `id`'s index file, whole (see [`write_whole`]).
+    fn write_index_file(&self, id: SegmentId, built: &[u8]) -> Result<()> {
+        write_whole(
+            self.storage.as_ref(),
+            &self.dir,
+            &format!("{:020}{TMP_SUFFIX}", id.0),
+            &index_name(id),
+            built,
+        )
     }
 
     fn read_tail(&self) -> std::sync::RwLockReadGuard<'_, Option<SegmentIndex>> {
