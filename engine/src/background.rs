@@ -186,8 +186,21 @@ impl Inner {
 
     /// A clean close's last step: indexes the active segment up to its last record and takes
     /// the catalog snapshot there, so that the next open reads no record of the log (it reads
-    /// the records past the snapshot, as after a crash, only when this is missing).
+    /// the records past the snapshot, as after a crash, only when this is missing). Skipped
+    /// when the records past the current snapshot are fewer bytes than the snapshot: reading
+    /// them at each open then costs less than writing every stream again now (a command-line
+    /// append of a few events to a store of 100,000 streams).
     pub(crate) fn index_active_segment(&self) -> Result<()> {
+        let tail = self.log.active_bytes_after(*lock(&self.snapshot_through));
+        let snapshot = self
+            .plugins
+            .storage
+            .open_read_only(&self.dir.join(crate::catalog_snapshot::CATALOG_FILE))
+            .and_then(|f| f.len())
+            .unwrap_or(0);
+        if tail == 0 || tail < snapshot {
+            return Ok(());
+        }
         let Some(through) = self.log.write_tail_index()? else {
             return Ok(());
         };

@@ -559,3 +559,46 @@ fn a_creation_cut_short_after_the_format_file_is_finished_by_the_next_open() {
         .append("s", &[set("a", "1")], Durability::Critical, None)
         .expect("append");
 }
+
+/// A writer that reopens a store whose log has rolled prepares no spare segment until its
+/// active segment is a quarter full: a short-lived writer (a command-line append) does not
+/// write a whole segment of zeros that its close would remove.
+#[test]
+fn a_reopened_writer_prepares_no_spare_until_its_segment_is_a_quarter_full() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = helios::Options::default();
+    options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
+    let engine = Engine::open(dir.path(), options.clone()).expect("create");
+    // Events until the log has rolled a few times, stopping right after a roll: the active
+    // segment then holds one event.
+    let segments = || engine.inspect().segments().expect("segments").len();
+    let mut i = 0;
+    while segments() < 4 {
+        let before = segments();
+        while segments() == before {
+            i += 1;
+            engine
+                .append(
+                    "s",
+                    &[set(&format!("k{i}"), &"v".repeat(200))],
+                    Durability::Normal,
+                    None,
+                )
+                .expect("append");
+        }
+    }
+    engine.close().expect("close");
+
+    let engine = Engine::open(dir.path(), options).expect("reopen");
+    engine
+        .append("s", &[set("k", "v")], Durability::Critical, None)
+        .expect("append");
+    // The preallocator is woken by appends; give it time to act if it wanted to.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let spare = dir.path().join("log/next-segment.spare");
+    assert!(
+        !spare.exists(),
+        "a spare for a segment that is nearly empty"
+    );
+    engine.close().expect("close");
+}

@@ -479,3 +479,61 @@ fn a_clean_close_indexes_the_active_segment_and_the_next_open_reads_no_record() 
         assert_eq!(report.unindexed_events, 0, "{what}: {report:?}");
     }
 }
+
+/// A close whose records past the catalog snapshot are fewer bytes than the snapshot leaves
+/// both as they are (the next open reads those records: cheaper than writing every stream
+/// again); past that, it indexes the active segment and takes the snapshot at its end.
+#[test]
+fn a_close_takes_a_new_snapshot_only_when_the_records_after_the_old_one_outweigh_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = options();
+    let catalog = dir.path().join("CATALOG");
+    let engine = Engine::open(dir.path(), options.clone()).expect("open");
+    // Many streams: a snapshot bigger than one small append.
+    for s in 0..200 {
+        engine
+            .append(
+                &format!("stream-{s:04}"),
+                &[set("k", "v")],
+                Durability::Normal,
+                None,
+            )
+            .expect("append");
+    }
+    engine.close().expect("close");
+    let taken = std::fs::read(&catalog).expect("a snapshot");
+    let reopen = || Engine::open(dir.path(), options.clone()).expect("reopen");
+    assert_eq!(reopen().inspect().open_report().reindexed, 0);
+
+    let engine = reopen();
+    engine
+        .append("stream-0007", &[set("k", "w")], Durability::Critical, None)
+        .expect("append");
+    engine.close().expect("close");
+    assert_eq!(
+        std::fs::read(&catalog).expect("a snapshot"),
+        taken,
+        "left as it was"
+    );
+    let engine = reopen();
+    assert_eq!(
+        engine.inspect().open_report().reindexed,
+        1,
+        "the one event is read"
+    );
+    let state = engine.state_at("stream-0007", Version(2)).expect("state");
+    assert_eq!(state.get(&b"k"[..]).map(Vec::as_slice), Some(&b"w"[..]));
+
+    // Enough records to outweigh the snapshot: the close takes a new one.
+    let events: Vec<Vec<u8>> = (0..100).map(|i| set("k", &"x".repeat(100 + i))).collect();
+    engine
+        .append("stream-0007", &events, Durability::Normal, None)
+        .expect("append");
+    engine.close().expect("close");
+    assert_ne!(
+        std::fs::read(&catalog).expect("a snapshot"),
+        taken,
+        "taken again"
+    );
+    assert_eq!(reopen().inspect().open_report().reindexed, 0);
+}

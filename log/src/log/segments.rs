@@ -20,7 +20,7 @@ use super::{ActiveSegment, Log, Sealed, Writer, lock};
 use crate::error::{LogError, Result};
 use crate::format::{self, segment_header};
 use crate::storage::{ReadOnlyBytes, Storage, StorageFile};
-use crate::types::{Lsn, SegmentId};
+use crate::types::{Location, Lsn, SegmentId};
 
 const SEGMENT_SUFFIX: &str = ".log";
 const TMP_SUFFIX: &str = ".log.tmp";
@@ -325,21 +325,28 @@ impl Log {
     }
 
     /// Whether a spare segment should be prepared now: none is ready or being prepared, and
-    /// either the log has rolled before (it is big enough to roll again) or the active segment
-    /// is a quarter full. A small store never pays for a spare; a busy one starts the next
-    /// spare right after each roll, a whole segment ahead.
+    /// the active segment is a quarter full. A small store never pays for a spare, nor does a
+    /// writer that opens a big store and closes soon after (a command-line append: a spare is
+    /// a whole segment of zeros, written and synced, which its close removes); a busy one
+    /// starts the next spare three quarters of a segment ahead of the roll.
     #[must_use]
     pub fn wants_spare(&self) -> bool {
         if !matches!(*lock(&self.spare), Spare::Empty) {
             return false;
         }
-        let has_rolled = !self
-            .sealed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty();
         let w = lock(&self.writer);
-        has_rolled || w.buffered_end() >= w.active.capacity_bytes / 4
+        w.buffered_end() >= w.active.capacity_bytes / 4
+    }
+
+    /// Bytes of records in the active segment after `after` (all of them when `after` lies in
+    /// an older segment, or is `None`): what an open that starts after `after` reads.
+    #[must_use]
+    pub fn active_bytes_after(&self, after: Option<Location>) -> u64 {
+        let w = lock(&self.writer);
+        let start = after
+            .filter(|l| l.segment == w.active.id)
+            .map_or(segment_header::LEN as u64, |l| l.end());
+        w.buffered_end().saturating_sub(start)
     }
 
     /// Prepares a zero-filled, synced spare file for the next segment, so that rolling costs a
