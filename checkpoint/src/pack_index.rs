@@ -158,6 +158,12 @@ impl<B: std::ops::Deref<Target = [u8]>> PackIndexView<B> {
         self.count
     }
 
+    /// The index's size in bytes.
+    #[must_use]
+    pub fn byte_len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
     /// Whether it indexes no checkpoint.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -537,3 +537,44 @@ fn a_close_takes_a_new_snapshot_only_when_the_records_after_the_old_one_outweigh
     );
     assert_eq!(reopen().inspect().open_report().reindexed, 0);
 }
+
+/// A close that appended fewer checkpoint bytes past the active pack's index than the index
+/// weighs leaves the index as it is: the next open scans those few checkpoints.
+#[test]
+fn a_close_reindexes_the_active_pack_only_when_what_follows_the_index_outweighs_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut model: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let engine = Engine::open(dir.path(), options()).expect("open");
+    append_rounds(&engine, &mut model, 6);
+    let built = engine.checkpoints().sync().expect("sync");
+    engine.close().expect("close");
+    let index = files(dir.path(), "pidx");
+    assert_eq!(index.len(), 1);
+    let before = std::fs::read(&index[0]).expect("the index");
+
+    // One more checkpoint: 4 events of stream s0 (the policy checkpoints every 4).
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    let events: Vec<Vec<u8>> = (0..4).map(|k| set("k0", &format!("more-{k}"))).collect();
+    engine
+        .append("s0", &events, Durability::Normal, None)
+        .expect("append");
+    model.entry("s0".into()).or_default().extend(events);
+    let count = engine.checkpoints().sync().expect("sync").count;
+    assert!(count > built.count, "a checkpoint was built");
+    engine.close().expect("close");
+    assert_eq!(
+        std::fs::read(&index[0]).expect("the index"),
+        before,
+        "left as it was"
+    );
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert_eq!(
+        (report.found, report.indexed_packs),
+        (count, 1),
+        "{report:?}"
+    );
+    check(&model, &|name, v| {
+        engine.state_at(name, Version(v)).expect("state")
+    });
+}

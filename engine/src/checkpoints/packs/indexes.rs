@@ -11,17 +11,25 @@ use super::{Appender, Packs};
 
 impl Packs {
     /// Indexes the pack `full` up to its end (one that takes no more checkpoints, or the
-    /// active one at a clean close): syncs it, scans it, writes the scan as its index. Best
+    /// active one at a clean close): syncs it, scans what its index does not cover yet (the
+    /// whole pack without one), writes the index's entries and the scan's as its index. Best
     /// effort: what no index covers is scanned at open instead, so a failure here (a full
     /// disk) costs only that.
     pub(super) fn seal(&self, full: &Appender) {
         let indexed = (|| -> std::result::Result<(), String> {
+            let (mut entries, from) = self
+                .indexed(full.seq, full.end)
+                .unwrap_or((Vec::new(), pack_header::LEN as u64));
+            if from == full.end {
+                return Ok(());
+            }
             full.file.sync_data().map_err(|e| e.to_string())?;
-            let scan = self.scan(full.seq, pack_header::LEN as u64, full.end)?;
+            let scan = self.scan(full.seq, from, full.end)?;
             if scan.stopped.is_some() || scan.end != full.end {
                 return Err("its checkpoints do not scan whole".into());
             }
-            self.write_index(full.seq, full.end, &scan.entries)
+            entries.extend(scan.entries);
+            self.write_index(full.seq, full.end, &entries)
         })();
         drop(indexed);
     }
