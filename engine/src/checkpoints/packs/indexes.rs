@@ -8,6 +8,7 @@ use helios_checkpoint::pack_index::{self, PackIndexView, pack_index_name};
 use helios_log::storage::ReadOnlyBytes;
 
 use super::{Appender, Packs};
+use crate::engine::lock;
 
 impl Packs {
     /// Indexes the pack `full` up to its end (one that takes no more checkpoints, or the
@@ -32,6 +33,44 @@ impl Packs {
             self.write_index(full.seq, full.end, &entries)
         })();
         drop(indexed);
+    }
+
+    /// Indexes the active pack up to its end at a clean close, so that the next open reads
+    /// the index instead of scanning the pack: unless its index reaches that end already, or
+    /// the checkpoints after the index's end are fewer bytes than the index (the next open
+    /// scans them for less than rewriting the index costs now). Best effort, like the index of
+    /// a full pack.
+    pub(crate) fn index_active(&self) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        let w = lock(writer);
+        let (seq, end) = match (&w.appender, w.resume) {
+            (Some(active), _) => (active.seq, active.end),
+            (None, Some((seq, end))) => (seq, end),
+            (None, None) => return,
+        };
+        let covered = self
+            .index_view(seq, end)
+            .map_or((pack_header::LEN as u64, 0), |v| (v.end(), v.byte_len()));
+        if end == covered.0 || end - covered.0 < covered.1 {
+            return;
+        }
+        match &w.appender {
+            Some(active) => self.seal(active),
+            // Nothing appended since open, which scanned the pack past its index (a writer
+            // stopped without its close, or a store closed by an older build).
+            None => {
+                if let Ok(file) = self.storage.open(&self.path(seq)) {
+                    self.seal(&Appender {
+                        seq,
+                        file,
+                        end,
+                        capacity: 0,
+                    });
+                }
+            }
+        }
     }
 
     /// Writes the index of pack `seq`, whose checkpoints up to `end` are `entries`.
