@@ -162,10 +162,12 @@ pub struct Location {
 }
 
 impl Location {
-    /// Byte offset just past the frame.
+    /// Byte offset just past the frame. Saturating: a location read from a damaged (or
+    /// forged) index may hold any offset, and then points past every segment's end, which the
+    /// read that uses it refuses.
     #[must_use]
     pub const fn end(&self) -> u64 {
-        self.offset + self.frame_len_bytes as u64
+        self.offset.saturating_add(self.frame_len_bytes as u64)
     }
 }
 
@@ -179,4 +181,27 @@ pub struct Position {
     pub segment: SegmentId,
     /// Byte offset in that segment's file.
     pub offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `store_image`: an index entry forged with an offset near `u64::MAX` made a
+    /// read's `end()` overflow (a panic in a build with overflow checks).
+    #[test]
+    fn a_locations_end_saturates() {
+        let forged = Location {
+            lsn: Lsn(1),
+            segment: SegmentId(1),
+            offset: u64::MAX - 15,
+            frame_len_bytes: 60,
+        };
+        assert_eq!(forged.end(), u64::MAX);
+        let real = Location {
+            offset: 32,
+            ..forged
+        };
+        assert_eq!(real.end(), 92);
+    }
 }
