@@ -549,14 +549,7 @@ mod tests {
         storage
             .remove_file(&dir.join(index_files[2]))
             .expect("remove");
-        let (reader, _) = Log::open_read_only(
-            storage.clone(),
-            dir,
-            LogOptions::default(),
-            None,
-            &mut |_, _| {},
-        )
-        .expect("read-only open");
+        let (reader, _) = reopen(&storage, dir, Access::Read);
         // A reader checks an index's tables at its first lookup, not at load: the damaged one
         // (its tables hit) loads, the missing one stops `through`.
         let found = reader.index_sealed(Lsn(u64::MAX), false).expect("load");
@@ -579,14 +572,7 @@ mod tests {
         );
         drop(reader);
 
-        let (writer, _) = Log::open(
-            storage.clone(),
-            dir,
-            LogOptions::default(),
-            None,
-            &mut |_, _| {},
-        )
-        .expect("open");
+        let (writer, _) = reopen(&storage, dir, Access::Write);
         let rebuilt = writer.index_sealed(Lsn(u64::MAX), true).expect("rebuild");
         assert_eq!((rebuilt.built, rebuilt.damaged.len()), (2, 1));
         check_locations(&writer, &locations, rebuilt.through.expect("through"));
@@ -623,14 +609,7 @@ mod tests {
             .expect("create");
         file.write_all_at(&early, 0).expect("write");
         drop(file);
-        let (writer, _) = Log::open(
-            storage.clone(),
-            dir,
-            LogOptions::default(),
-            None,
-            &mut |_, _| {},
-        )
-        .expect("open");
+        let (writer, _) = reopen(&storage, dir, Access::Write);
         let found = writer.index_sealed(Lsn(u64::MAX), true).expect("load");
         assert_eq!((found.built, found.damaged.len()), (1, 0), "{found:?}");
         check_locations(&writer, &locations, through);
@@ -659,6 +638,33 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains(&segment_name(next)), "{text}");
         assert!(text.contains("this segment is missing"), "{text}");
+    }
+
+    /// Which open [`reopen`] makes.
+    #[derive(Clone, Copy)]
+    enum Access {
+        Write,
+        Read,
+    }
+
+    /// Opens the log in `dir` again, as a writer or read-only, with the default options.
+    fn reopen(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        access: Access,
+    ) -> (Log, crate::RecoveryReport) {
+        let open = match access {
+            Access::Write => Log::open,
+            Access::Read => Log::open_read_only,
+        };
+        open(
+            storage.clone(),
+            dir,
+            LogOptions::default(),
+            None,
+            &mut |_, _| {},
+        )
+        .expect("reopen")
     }
 
     fn log_segments(names: &[String]) -> Vec<SegmentId> {
