@@ -169,7 +169,6 @@ impl Store {
                     indexed.chain(p.entries.iter().map(|e| e.meta.stream_id))
                 })
                 .collect();
-            ids.dedup();
             ids.sort_unstable();
             ids.dedup();
             ids.into_iter().map(StreamId).collect()
