@@ -2,14 +2,22 @@
 //! that no segment index holds yet, as the log's records made them (creations, forks,
 //! deletions, events).
 //!
+//! The streams of the catalog snapshot an open started from stay in its file, read in place
+//! (`base`), until one changes or is written to: then it gets a [`StreamState`] in memory
+//! (`changed`). Streams created after the snapshot live in `created`. So an open, and a process
+//! that reads a few streams, costs the same whatever the number of streams.
+//!
 //! Invariants:
-//! - Stream ids are dense, assigned in LSN order; stream `id` is at index `id - 1`, deleted or
-//!   not, so that a fork can always reach its source.
-//! - `by_name` maps the name of every live stream, and of no deleted one, to its id.
+//! - Stream ids are dense, assigned in LSN order; stream `id` is the snapshot's when
+//!   `id <= base_len`, else at index `id - base_len - 1` of `created`, deleted or not, so
+//!   that a fork can always reach its source.
+//! - A name resolves to at most one live stream: `by_name` maps the name of every live stream
+//!   of `created`; the snapshot's name table finds those of the base, whose deletion is read
+//!   from `changed` when it happened after the snapshot.
 //! - A fork shares versions `1..=at` with its source: its `head` and `indexed_head` start at
 //!   `at`, and only versions past `at` are its own records (see [`Catalog::owner`]).
 //! - `recent` holds the locations of versions `indexed_head + 1..=head`, in order: the log's
-//!   segment indexes hold those up to `indexed_head`.
+//!   segment indexes hold those up to `indexed_head`. A stream read from the snapshot has none.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -17,10 +25,14 @@ use std::sync::Arc;
 
 use helios_log::{Location, LogError, Lsn, RecordKind, RecordRef, StreamId, Version};
 
+use crate::catalog_snapshot::Snapshot;
 use crate::error::{Error, Result};
 
 /// Longest stream name, in bytes.
 pub const STREAM_NAME_LEN_MAX: usize = 1024;
+
+/// The locations of a stream read from the snapshot: none (the indexes hold them all).
+static NO_LOCATIONS: VecDeque<Location> = VecDeque::new();
 
 #[derive(Debug)]
 pub(crate) struct StreamState {
@@ -110,11 +122,85 @@ pub(crate) struct NewStream<'a> {
     pub(crate) deleted: Option<Lsn>,
 }
 
+/// A stream as the catalog has it, borrowed: from its state in memory, or read in place from
+/// the snapshot (then its heads are the snapshot's, and it has no recent locations).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamRef<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) created: Lsn,
+    pub(crate) head: Version,
+    pub(crate) indexed_head: Version,
+    pub(crate) durable_head: Version,
+    pub(crate) lineage: Option<crate::branches::Lineage>,
+    pub(crate) recent: &'a VecDeque<Location>,
+    pub(crate) fork: Option<Fork>,
+    pub(crate) deleted: Option<Lsn>,
+}
+
+impl<'a> From<&'a StreamState> for StreamRef<'a> {
+    fn from(st: &'a StreamState) -> StreamRef<'a> {
+        StreamRef {
+            name: &st.name,
+            created: st.created,
+            head: st.head,
+            indexed_head: st.indexed_head,
+            durable_head: st.durable_head,
+            lineage: st.lineage,
+            recent: &st.recent,
+            fork: st.fork,
+            deleted: st.deleted,
+        }
+    }
+}
+
+impl<'a> From<crate::catalog_snapshot::SnapshotStream<'a>> for StreamRef<'a> {
+    fn from(s: crate::catalog_snapshot::SnapshotStream<'a>) -> StreamRef<'a> {
+        // A snapshot is exact at a durable record whose segment the indexes cover.
+        StreamRef {
+            name: s.name,
+            created: s.created,
+            head: s.head,
+            indexed_head: s.head,
+            durable_head: s.head,
+            lineage: None,
+            recent: &NO_LOCATIONS,
+            fork: s.fork,
+            deleted: s.deleted,
+        }
+    }
+}
+
+/// The catalog's streams at one moment (see [`Catalog::at_open`]).
+pub(crate) struct CatalogAtOpen {
+    base: Option<Arc<Snapshot>>,
+    in_memory: HashMap<StreamId, (Version, bool, Arc<str>), foldhash::fast::FixedState>,
+}
+
+impl CatalogAtOpen {
+    /// Stream `id`'s head, whether it is live, and its name.
+    pub(crate) fn stream(&self, id: StreamId) -> Option<(Version, bool, &str)> {
+        match self.in_memory.get(&id) {
+            Some((head, live, name)) => Some((*head, *live, name)),
+            None => {
+                let s = self.base.as_ref()?.stream(id)?;
+                Some((s.head, s.deleted.is_none(), s.name))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {
-    pub(crate) by_name: HashMap<Arc<str>, StreamId>,
-    /// Stream `id` is at index `id - 1`: ids are dense, assigned in LSN order.
-    pub(crate) streams: Vec<StreamState>,
+    /// The snapshot the open started from: streams `1..=base_len`, read in place until one
+    /// changes (see the module invariants).
+    base: Option<Arc<Snapshot>>,
+    base_len: u64,
+    /// Streams of the base that changed, or were written to, since the snapshot.
+    changed: HashMap<StreamId, StreamState, foldhash::fast::FixedState>,
+    /// Streams created after the snapshot: stream `base_len + 1 + k` at index `k`.
+    created: Vec<StreamState>,
+    /// The live streams of `created`, by name.
+    by_name: HashMap<Arc<str>, StreamId>,
     pub(crate) dirty: Vec<StreamId>,
     /// The log's directory, for naming files in errors.
     pub(crate) log_dir: PathBuf,
@@ -124,25 +210,79 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// An empty catalog, or one holding `snapshot`'s streams, for the log in `log_dir`.
+    pub(crate) fn new(log_dir: PathBuf, snapshot: Option<Arc<Snapshot>>) -> Catalog {
+        Catalog {
+            base_len: snapshot.as_ref().map_or(0, |s| s.len()),
+            base: snapshot,
+            log_dir,
+            ..Catalog::default()
+        }
+    }
+
+    /// How many streams there are, deleted ones included: the highest id.
+    pub(crate) fn len(&self) -> u64 {
+        self.base_len + self.created.len() as u64
+    }
+
+    /// Every stream, in id order. Reads each stream of the snapshot in place: it costs time in
+    /// proportion to the streams, so only whole-store work (snapshots, checks, a writer's
+    /// open) uses it.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (StreamId, StreamRef<'_>)> + '_ {
+        (1..=self.len()).filter_map(|id| {
+            let id = StreamId(id);
+            self.get(id).map(|st| (id, st))
+        })
+    }
+
+    /// The live stream named `name`.
+    pub(crate) fn lookup(&self, name: &str) -> Option<StreamId> {
+        if let Some(&id) = self.by_name.get(name) {
+            return Some(id);
+        }
+        let base = self.base.as_ref()?;
+        base.named(name)
+            .find(|&id| self.get(id).is_some_and(|st| st.deleted.is_none()))
+    }
+
+    /// Every stream held in memory (changed since the snapshot, or created after it).
+    fn in_memory(&mut self) -> impl Iterator<Item = &mut StreamState> {
+        self.changed.values_mut().chain(self.created.iter_mut())
+    }
+
+    /// After an open read the log: everything it read is durable (a writer's log synced it,
+    /// a reader reads only what a writer published).
+    pub(crate) fn mark_durable(&mut self) {
+        for st in self.in_memory() {
+            st.durable_head = st.head;
+        }
+    }
+
     /// The highest version of each stream (index `id - 1`) that a live stream can still read:
     /// its head if it is live, and for a deleted one what the live forks of it share (zero if
     /// none). Events and checkpoints above it are dead.
     pub(crate) fn reachable(&self) -> Vec<Version> {
-        let mut reachable: Vec<Version> = self
-            .streams
-            .iter()
-            .map(|st| {
-                if st.deleted.is_some() {
-                    Version::ZERO
-                } else {
-                    st.head
-                }
-            })
-            .collect();
+        // By id: a stream whose snapshot record is not sound reads as absent.
+        let mut streams =
+            vec![(Version::ZERO, None::<Fork>); usize::try_from(self.len()).unwrap_or(0)];
+        for (id, st) in self.iter() {
+            let head = if st.deleted.is_some() {
+                Version::ZERO
+            } else {
+                st.head
+            };
+            if let Some(slot) = usize::try_from(id.0 - 1)
+                .ok()
+                .and_then(|i| streams.get_mut(i))
+            {
+                *slot = (head, st.fork);
+            }
+        }
+        let mut reachable: Vec<Version> = streams.iter().map(|&(head, _)| head).collect();
         // A fork's id is above its source's (ids are assigned in log order and a fork follows
         // its source), so one pass from the newest covers chains of forks.
-        for (index, st) in self.streams.iter().enumerate().rev() {
-            if let Some(fork) = st.fork
+        for (index, &(_, fork)) in streams.iter().enumerate().rev() {
+            if let Some(fork) = fork
                 && let Some(source) = usize::try_from(fork.source.0)
                     .ok()
                     .and_then(|id| id.checked_sub(1))
@@ -155,29 +295,76 @@ impl Catalog {
         reachable
     }
 
-    pub(crate) fn get(&self, id: StreamId) -> Option<&StreamState> {
-        usize::try_from(id.0)
-            .ok()?
-            .checked_sub(1)
-            .and_then(|i| self.streams.get(i))
+    pub(crate) fn get(&self, id: StreamId) -> Option<StreamRef<'_>> {
+        let index = id.0.checked_sub(1)?;
+        if index >= self.base_len {
+            let at = usize::try_from(index - self.base_len).ok()?;
+            return self.created.get(at).map(StreamRef::from);
+        }
+        match self.changed.get(&id) {
+            Some(st) => Some(st.into()),
+            None => self.base.as_ref()?.stream(id).map(StreamRef::from),
+        }
     }
 
+    /// The streams as they are now, frozen: what a reader's checkpoint store asks about a
+    /// stream at its first use. Copies only the streams held in memory.
+    pub(crate) fn at_open(&self) -> CatalogAtOpen {
+        let in_memory = self
+            .changed
+            .iter()
+            .map(|(&id, st)| (id, st))
+            .chain(
+                self.created
+                    .iter()
+                    .enumerate()
+                    .map(|(k, st)| (StreamId(self.base_len + 1 + k as u64), st)),
+            )
+            .map(|(id, st)| (id, (st.head, st.deleted.is_none(), st.name.clone())))
+            .collect();
+        CatalogAtOpen {
+            base: self.base.clone(),
+            in_memory,
+        }
+    }
+
+    /// Stream `id` for a change: one of the snapshot's is copied into memory first.
     pub(crate) fn get_mut(&mut self, id: StreamId) -> Option<&mut StreamState> {
-        usize::try_from(id.0)
-            .ok()?
-            .checked_sub(1)
-            .and_then(|i| self.streams.get_mut(i))
+        let index = id.0.checked_sub(1)?;
+        if index >= self.base_len {
+            let at = usize::try_from(index - self.base_len).ok()?;
+            return self.created.get_mut(at);
+        }
+        if !self.changed.contains_key(&id) {
+            let s = self.base.as_ref()?.stream(id)?;
+            self.changed.insert(
+                id,
+                StreamState {
+                    name: Arc::from(s.name),
+                    created: s.created,
+                    head: s.head,
+                    indexed_head: s.head,
+                    durable_head: s.head,
+                    lineage: None,
+                    recent: VecDeque::new(),
+                    dirty: false,
+                    fork: s.fork,
+                    deleted: s.deleted,
+                },
+            );
+        }
+        self.changed.get_mut(&id)
     }
 
     pub(crate) fn next_id(&self) -> StreamId {
-        StreamId(self.streams.len() as u64 + 1)
+        StreamId(self.len() + 1)
     }
 
     /// Drops from every stream's `recent` the locations up to the record `through`, which the
     /// log's segment indexes now hold. Returns how many it dropped.
     pub(crate) fn drain_indexed(&mut self, through: Location) -> u64 {
         let mut drained = 0;
-        for st in &mut self.streams {
+        for st in self.in_memory() {
             while st.recent.front().is_some_and(|l| l.lsn <= through.lsn) {
                 st.recent.pop_front();
                 st.indexed_head = Version(st.indexed_head.0 + 1);
@@ -196,6 +383,7 @@ impl Catalog {
         }
     }
 
+    /// Adds stream `new.id`, the next id, after the snapshot's streams.
     pub(crate) fn add_stream(&mut self, new: NewStream<'_>) -> Result<()> {
         debug_assert_eq!(new.id, self.next_id(), "stream ids are dense");
         let name: Arc<str> = Arc::from(new.name);
@@ -210,12 +398,11 @@ impl Catalog {
                 ),
             });
         }
-        self.streams.push(StreamState {
+        self.created.push(StreamState {
             name,
             created: new.created,
             head: new.head,
-            // A new stream has no events yet, and a snapshot's streams are exact at the end of
-            // a segment the indexes hold.
+            // A new stream has no events yet.
             indexed_head: new.head,
             durable_head: new.head,
             lineage: None,
@@ -239,7 +426,7 @@ impl Catalog {
             let Some(source) = self.get(fork.source) else {
                 break;
             };
-            if !same_machine(&source.name) {
+            if !same_machine(source.name) {
                 // Versions up to `limit` have no usable checkpoint: they replay.
                 sources.push((StreamId(0), limit));
                 break;
@@ -296,7 +483,7 @@ impl Catalog {
                 let name = std::str::from_utf8(name).map_err(|_| {
                     corrupt_record(&self.log_dir, &location, "stream name is not UTF-8".into())
                 })?;
-                if self.by_name.contains_key(name) {
+                if self.lookup(name).is_some() {
                     return Err(corrupt_record(
                         &self.log_dir,
                         &location,
@@ -395,4 +582,124 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
         stream: name.to_owned(),
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use helios_log::storage::ReadOnlyBytes;
+    use helios_log::{RecordClass, RecordHeader, SegmentId};
+
+    use super::*;
+
+    fn record(lsn: u64, stream: u64, version: u64, kind: RecordKind) -> RecordHeader {
+        RecordHeader {
+            lsn: Lsn(lsn),
+            stream: StreamId(stream),
+            version: Version(version),
+            timestamp_us: 0,
+            batch_left: 0,
+            kind,
+            class: RecordClass::Normal,
+        }
+    }
+
+    fn at(lsn: u64) -> Location {
+        Location {
+            lsn: Lsn(lsn),
+            segment: SegmentId(1),
+            offset: 64 * lsn,
+            frame_len_bytes: 64,
+        }
+    }
+
+    /// 1,000 streams with 3 events each in a snapshot at lsn 4,000, then records after it.
+    #[test]
+    fn streams_of_the_snapshot_stay_in_its_file_until_changed() {
+        let mut writer = Catalog::default();
+        let mut lsn = 0;
+        for id in 1..=1000u64 {
+            lsn += 1;
+            let name = format!("s-{id}");
+            let create = record(lsn, id, 0, RecordKind::CreateStream);
+            let payload = name.as_bytes();
+            writer
+                .apply(&RecordRef { header: create, payload }, at(lsn))
+                .expect("create");
+            for version in 1..=3 {
+                lsn += 1;
+                let event = record(lsn, id, version, RecordKind::Event);
+                writer
+                    .apply(&RecordRef { header: event, payload: b"e" }, at(lsn))
+                    .expect("event");
+            }
+        }
+        writer.drain_indexed(at(lsn));
+        let bytes = crate::catalog_snapshot::encode(&writer, 1, at(lsn));
+        let snapshot = crate::catalog_snapshot::decode(ReadOnlyBytes::new(bytes), 1).expect("ok");
+        let mut catalog = Catalog::new(PathBuf::new(), Some(Arc::new(snapshot)));
+        assert_eq!((catalog.len(), catalog.in_memory().count()), (1000, 0));
+        assert_eq!(catalog.lookup("s-500"), Some(StreamId(500)));
+        assert_eq!(catalog.get(StreamId(500)).map(|s| s.head), Some(Version(3)));
+
+        // After the snapshot: an event of s-5, s-7 deleted, a new s-7, a fork of s-9.
+        let next = |lsn: &mut u64| {
+            *lsn += 1;
+            *lsn
+        };
+        let event = record(next(&mut lsn), 5, 4, RecordKind::Event);
+        let delete = record(next(&mut lsn), 7, 3, RecordKind::DeleteStream);
+        let create = record(next(&mut lsn), 1001, 0, RecordKind::CreateStream);
+        let fork = record(next(&mut lsn), 1002, 2, RecordKind::ForkStream);
+        let fork_payload = encode_fork(StreamId(9), "fork of s-9");
+        for (header, payload) in [
+            (event, &b"e"[..]),
+            (delete, &b""[..]),
+            (create, &b"s-7"[..]),
+            (fork, &fork_payload[..]),
+        ] {
+            catalog
+                .apply(&RecordRef { header, payload }, at(header.lsn.0))
+                .expect("apply");
+        }
+        assert_eq!(catalog.get(StreamId(5)).map(|s| s.head), Some(Version(4)));
+        assert_eq!(catalog.get(StreamId(5)).map(|s| s.recent.len()), Some(1));
+        assert!(catalog.get(StreamId(7)).is_some_and(|s| s.deleted.is_some()));
+        assert_eq!(catalog.lookup("s-7"), Some(StreamId(1001)), "the new one");
+        assert_eq!(catalog.lookup("fork of s-9"), Some(StreamId(1002)));
+        assert_eq!(
+            catalog.get(StreamId(1002)).and_then(|s| s.fork),
+            Some(Fork {
+                source: StreamId(9),
+                at: Version(2)
+            })
+        );
+        assert_eq!(catalog.len(), 1002);
+        // Only the streams the records changed, and the new ones, are held in memory.
+        assert_eq!(catalog.in_memory().count(), 4);
+        let reachable = catalog.reachable();
+        assert_eq!(reachable.len(), 1002);
+        assert_eq!((reachable[6], reachable[8]), (Version::ZERO, Version(3)));
+        // A second live stream of a snapshot's name is refused.
+        let again = record(next(&mut lsn), 1003, 0, RecordKind::CreateStream);
+        let refused = catalog.apply(
+            &RecordRef {
+                header: again,
+                payload: b"s-500",
+            },
+            at(lsn),
+        );
+        assert!(refused.is_err(), "{refused:?}");
+        // A snapshot of the catalog over a snapshot reads back the same streams.
+        catalog.drain_indexed(at(lsn));
+        let bytes = crate::catalog_snapshot::encode(&catalog, 1, at(lsn));
+        let again = crate::catalog_snapshot::decode(ReadOnlyBytes::new(bytes), 1).expect("ok");
+        let reread = Catalog::new(PathBuf::new(), Some(Arc::new(again)));
+        let all = |c: &Catalog| -> Vec<(StreamId, String, Version, bool)> {
+            c.iter()
+                .map(|(id, s)| (id, s.name.to_owned(), s.head, s.deleted.is_some()))
+                .collect()
+        };
+        assert_eq!(all(&reread), all(&catalog));
+        assert_eq!(reread.lookup("s-7"), Some(StreamId(1001)));
+    }
 }

@@ -1,22 +1,26 @@
-//! The catalog snapshot: every stream as of the end of the newest indexed log segment, in one
-//! file (`CATALOG` at the store's root) that a reader in another process loads instead of
-//! reading the whole log. With it and the segment indexes, a read-only open reads only the
-//! segments after that one.
+//! The catalog snapshot: every stream as of one durable record of the log, in one file
+//! (`CATALOG` at the store's root) that an open reads in place instead of reading the log up to
+//! that record. With it and the segment indexes, an open reads only the records after it.
 //!
 //! The writer replaces it (a temporary name, synced, renamed over the old one, the directory
-//! synced) each time the segment indexes cover a newer segment, so a reader that opens the file
-//! gets one whole snapshot, old or new. It is derived data: a reader without one (or with a
-//! damaged one, or one of another store) reads the whole log instead.
+//! synced), so a reader that opens the file gets one whole snapshot, old or new. It is derived
+//! data: a reader without one (or with a damaged one, or one of another store) reads the whole
+//! log instead.
+//!
+//! An open checks the file's checksums and nothing per stream: a stream's record is read (and
+//! checked) when the catalog first asks for it, and a name is found by binary search over a
+//! table of name hashes, so opening costs the same at 1,000 streams and at 1,000,000.
 //!
 //! Layout (little-endian; `docs/FORMAT.md` draws it):
 //!
 //! ```text
-//! header  64 B  magic "HLXCATLG", version u32, stream count u32, store id u64, the covered
-//!               segment's last record: lsn u64, segment u64, offset u64, frame length u32,
-//!               body CRC u32, body length u64, header CRC u32 at 60
-//! body          per stream, ids 1, 2, ... in order: created lsn u64, fork source u64 (0: not a
-//!               fork), fork version u64, deletion lsn u64 (0: live), head u64, name length
-//!               u32, name bytes
+//! header  128 B  magic "HLXCATLG", version u32 = 2, stream count u64, store id u64, the
+//!                record covered (lsn, segment, offset u64, frame length u32), names length
+//!                u64, body CRC u32, header CRC u32 at 124
+//! records        per stream, ids 1, 2, ... in order, 48 B: created lsn, fork source (0: not a
+//!                fork), fork version, deletion lsn (0: live), head, name offset (u64 each)
+//! hashes         per stream, 16 B: xxh3 of its name u64, id u64, sorted by (hash, id)
+//! names          per stream: length u16, UTF-8 bytes
 //! ```
 //!
 //! Invariant: the snapshot is exact at the record it names: the streams created at or before
@@ -28,19 +32,22 @@ use std::path::Path;
 use helios_log::storage::ReadOnlyBytes;
 use helios_log::{Location, Lsn, SegmentId, Storage, StreamId, Version};
 
-use crate::catalog::{Catalog, Fork, NewStream};
+use crate::catalog::{Catalog, Fork, STREAM_NAME_LEN_MAX};
 use crate::error::Result;
 
 /// The file's name in the store directory.
 pub(crate) const CATALOG_FILE: &str = "CATALOG";
 const CATALOG_TMP: &str = "CATALOG.tmp";
 const MAGIC: &[u8; 8] = b"HLXCATLG";
-const VERSION: u32 = 1;
-const HEADER_LEN: usize = 64;
-const FIXED_LEN: usize = 5 * 8 + 4;
+const VERSION: u32 = 2;
+const HEADER_LEN: usize = 128;
+/// Bytes 0..124 are covered by the header's CRC, at 124.
+const HEADER_CRC_AT: usize = 124;
+const RECORD_LEN: usize = 48;
+const HASH_LEN: usize = 16;
 
 /// One stream of a snapshot, read in place.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SnapshotStream<'a> {
     pub(crate) name: &'a str,
     pub(crate) created: Lsn,
@@ -49,67 +56,139 @@ pub(crate) struct SnapshotStream<'a> {
     pub(crate) head: Version,
 }
 
-/// A checked snapshot, as of `through`: its streams, ids `1..`, are read from the file's map
-/// ([`Snapshot::streams`]), not copied.
+/// A snapshot whose checksums passed, as of `through`: its streams, ids `1..=len()`, are read
+/// from the file's map when asked for, not copied.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) through: Location,
     bytes: ReadOnlyBytes,
-    count: usize,
+    count: u64,
+    names_at: usize,
 }
 
 impl Snapshot {
-    /// The streams, in id order.
-    pub(crate) fn streams(&self) -> impl Iterator<Item = SnapshotStream<'_>> + '_ {
-        let body = &self.bytes[HEADER_LEN..];
-        let mut at = 0usize;
-        (0..self.count).map_while(move |_| {
-            let stream = stream_at(body, at)?;
-            at += FIXED_LEN + stream.name.len();
-            Some(stream)
-        })
+    /// How many streams it holds.
+    pub(crate) fn len(&self) -> u64 {
+        self.count
     }
 
-    /// How many streams it holds.
-    pub(crate) fn len(&self) -> usize {
-        self.count
+    /// Stream `id`, if the snapshot holds it and its record is sound (a fork's source is an
+    /// older stream, nothing was created after the snapshot's record, the name is in bounds
+    /// and UTF-8). The checksums passed, so a record that is not sound comes from a writer's
+    /// bug: it reads as absent, and `verify` reports it ([`Snapshot::check_records`]).
+    pub(crate) fn stream(&self, id: StreamId) -> Option<SnapshotStream<'_>> {
+        let index = id.0.checked_sub(1).filter(|&i| i < self.count)?;
+        let at = HEADER_LEN + usize::try_from(index).ok()? * RECORD_LEN;
+        let field = |i: usize| u64_at(&self.bytes, at + 8 * i);
+        let (created, source, fork_at, deleted, head, name_at) = (
+            field(0)?,
+            field(1)?,
+            field(2)?,
+            field(3)?,
+            field(4)?,
+            field(5)?,
+        );
+        let name_at = self.names_at.checked_add(usize::try_from(name_at).ok()?)?;
+        let len = usize::from(u16::from_le_bytes(
+            self.bytes.get(name_at..name_at + 2)?.try_into().ok()?,
+        ));
+        let name = self.bytes.get(name_at + 2..name_at + 2 + len)?;
+        let stream = SnapshotStream {
+            name: std::str::from_utf8(name).ok()?,
+            created: Lsn(created),
+            fork: (source != 0).then_some(Fork {
+                source: StreamId(source),
+                at: Version(fork_at),
+            }),
+            deleted: (deleted != 0).then_some(Lsn(deleted)),
+            head: Version(head),
+        };
+        let sound = len <= STREAM_NAME_LEN_MAX
+            && stream.fork.is_none_or(|f| f.source < id)
+            && stream.created <= self.through.lsn;
+        sound.then_some(stream)
+    }
+
+    /// The ids of the streams named `name`, deleted ones included: a binary search of the name
+    /// hashes, then a comparison of each candidate's name.
+    pub(crate) fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = StreamId> + 'a {
+        let hash = name_hash(name);
+        let table = HEADER_LEN + self.records_len();
+        let entry = move |k: u64| -> Option<(u64, u64)> {
+            let at = table + usize::try_from(k).ok()? * HASH_LEN;
+            Some((u64_at(&self.bytes, at)?, u64_at(&self.bytes, at + 8)?))
+        };
+        // The first entry whose hash is not below `hash`.
+        let (mut low, mut high) = (0u64, self.count);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if entry(mid).is_some_and(|(h, _)| h < hash) {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low..self.count)
+            .map_while(move |k| entry(k).filter(|&(h, _)| h == hash))
+            .map(|(_, id)| StreamId(id))
+            .filter(move |&id| self.stream(id).is_some_and(|s| s.name == name))
+    }
+
+    /// Checks every record and the name table: what an open does not, to stay independent of
+    /// the number of streams. `Err` names the first problem.
+    pub(crate) fn check_records(&self) -> std::result::Result<(), String> {
+        let mut previous = (0u64, 0u64);
+        for k in 0..self.count {
+            let id = StreamId(k + 1);
+            let stream = self
+                .stream(id)
+                .ok_or_else(|| format!("the record of {id} is not sound"))?;
+            let at = HEADER_LEN + self.records_len() + usize::try_from(k).unwrap_or(0) * HASH_LEN;
+            let entry = (
+                u64_at(&self.bytes, at).unwrap_or(0),
+                u64_at(&self.bytes, at + 8).unwrap_or(0),
+            );
+            if k > 0 && entry <= previous {
+                return Err(format!("name hash entry {k} is out of order"));
+            }
+            previous = entry;
+            if !self.named(stream.name).any(|found| found == id) {
+                return Err(format!("the name of {id} is not in the name table"));
+            }
+        }
+        Ok(())
+    }
+
+    fn records_len(&self) -> usize {
+        usize::try_from(self.count).unwrap_or(usize::MAX) * RECORD_LEN
     }
 }
 
-/// The stream whose fields start at `at` in a snapshot's body, if they are all there.
-fn stream_at(body: &[u8], at: usize) -> Option<SnapshotStream<'_>> {
-    let field = |i: usize| u64_at(body, at + 8 * i);
-    let (created, source, fork_at, deleted, head) =
-        (field(0)?, field(1)?, field(2)?, field(3)?, field(4)?);
-    let len = u32_at(body, at + 40)? as usize;
-    let name = body.get(at + FIXED_LEN..at.checked_add(FIXED_LEN + len)?)?;
-    Some(SnapshotStream {
-        name: std::str::from_utf8(name).ok()?,
-        created: Lsn(created),
-        fork: (source != 0).then_some(Fork {
-            source: StreamId(source),
-            at: Version(fork_at),
-        }),
-        deleted: (deleted != 0).then_some(Lsn(deleted)),
-        head: Version(head),
-    })
+/// The hash that orders the name table: xxh3, stable across builds and platforms.
+fn name_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
-/// The snapshot of `catalog` as of `through`, the last record of a segment the log's indexes
-/// now cover: right after [`Catalog::drain_indexed`] of that segment, each stream's indexed
-/// head is its head at `through`.
+/// The snapshot of `catalog` as of `through`, a durable record after which no stream has an
+/// unindexed location below it: right after [`Catalog::drain_indexed`] up to `through`, each
+/// stream's indexed head is its head at `through`.
 pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut count = 0u32;
-    for st in &catalog.streams {
+    let mut records = Vec::new();
+    let mut hashes = Vec::new();
+    let mut names = Vec::new();
+    for (id, st) in catalog.iter() {
         if st.created > through.lsn {
             break; // Ids are in log order: every later stream is newer too.
         }
@@ -118,74 +197,65 @@ pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec
             .deleted
             .filter(|lsn| *lsn <= through.lsn)
             .map_or(0, |l| l.0);
-        for field in [st.created.0, source, at, deleted, st.indexed_head.0] {
-            body.extend_from_slice(&field.to_le_bytes());
+        let name_at = names.len() as u64;
+        for field in [
+            st.created.0,
+            source,
+            at,
+            deleted,
+            st.indexed_head.0,
+            name_at,
+        ] {
+            records.extend_from_slice(&field.to_le_bytes());
         }
+        // Names are at most `STREAM_NAME_LEN_MAX` bytes: the length fits.
         let name = st.name.as_bytes();
-        body.extend_from_slice(&u32::try_from(name.len()).unwrap_or(u32::MAX).to_le_bytes());
-        body.extend_from_slice(name);
-        count += 1;
+        names.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_le_bytes());
+        names.extend_from_slice(name);
+        hashes.push((name_hash(st.name), id.0));
     }
+    hashes.sort_unstable();
+    let count = hashes.len() as u64;
     let mut out = vec![0u8; HEADER_LEN];
-    out[0..8].copy_from_slice(MAGIC);
-    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    out[12..16].copy_from_slice(&count.to_le_bytes());
-    out[16..24].copy_from_slice(&store_id.to_le_bytes());
-    out[24..32].copy_from_slice(&through.lsn.0.to_le_bytes());
-    out[32..40].copy_from_slice(&through.segment.0.to_le_bytes());
-    out[40..48].copy_from_slice(&through.offset.to_le_bytes());
-    out[48..52].copy_from_slice(&through.frame_len_bytes.to_le_bytes());
-    out[52..56].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    // Bytes 56..60: the body's length in units of one byte would not fit u32 for huge
-    // catalogs; the length is implied by the file's, and the CRC covers the body.
-    let crc = crc32fast::hash(&out[..60]);
-    out[60..64].copy_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&body);
+    out.reserve(records.len() + hashes.len() * HASH_LEN + names.len());
+    out.extend_from_slice(&records);
+    for (hash, id) in hashes {
+        out.extend_from_slice(&hash.to_le_bytes());
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    out.extend_from_slice(&names);
+    let body_crc = crc32fast::hash(&out[HEADER_LEN..]);
+    let head = &mut out[..HEADER_LEN];
+    head[0..8].copy_from_slice(MAGIC);
+    head[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    head[16..24].copy_from_slice(&count.to_le_bytes());
+    head[24..32].copy_from_slice(&store_id.to_le_bytes());
+    head[32..40].copy_from_slice(&through.lsn.0.to_le_bytes());
+    head[40..48].copy_from_slice(&through.segment.0.to_le_bytes());
+    head[48..56].copy_from_slice(&through.offset.to_le_bytes());
+    head[56..60].copy_from_slice(&through.frame_len_bytes.to_le_bytes());
+    head[64..72].copy_from_slice(&(names.len() as u64).to_le_bytes());
+    head[72..76].copy_from_slice(&body_crc.to_le_bytes());
+    let crc = crc32fast::hash(&head[..HEADER_CRC_AT]);
+    head[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Checks `bytes` as a snapshot of store `store_id`, every stream in it included; `None` when
-/// they are not a whole, valid one.
+/// Checks `bytes` as a snapshot of store `store_id`: its header, its length and both
+/// checksums, not its streams one by one (see [`Snapshot::stream`]). `None` when they are not
+/// a whole, valid one.
 pub(crate) fn decode(bytes: ReadOnlyBytes, store_id: u64) -> Option<Snapshot> {
-    let through = checked(&bytes, store_id)?;
-    let (head, body) = bytes.split_at(HEADER_LEN);
-    let count = u32_at(head, 12)? as usize;
-    let mut at = 0usize;
-    for k in 0..count {
-        let stream = stream_at(body, at)?;
-        let id = k as u64 + 1;
-        // A fork's source is an older stream; nothing was created after the snapshot's end.
-        if stream.fork.is_some_and(|f| f.source.0 >= id) || stream.created > through.lsn {
-            return None;
-        }
-        at += FIXED_LEN + stream.name.len();
-    }
-    (at == body.len()).then_some(Snapshot {
+    let (through, count, names_len) = checked(&bytes, store_id)?;
+    let names_at = usize::try_from(count)
+        .ok()?
+        .checked_mul(RECORD_LEN + HASH_LEN)?
+        .checked_add(HEADER_LEN)?;
+    (names_at.checked_add(names_len)? == bytes.len()).then_some(Snapshot {
         through,
         bytes,
         count,
+        names_at,
     })
-}
-
-/// Fills an empty catalog with the snapshot's streams.
-///
-/// # Errors
-/// Two live streams of one name (a snapshot that passed its checksums but lies).
-pub(crate) fn load(catalog: &mut Catalog, snapshot: &Snapshot) -> Result<()> {
-    // Sized once: growing a map of 100,000 names by doubling rehashes it about 17 times.
-    catalog.streams.reserve(snapshot.len());
-    catalog.by_name.reserve(snapshot.len());
-    for (k, stream) in snapshot.streams().enumerate() {
-        catalog.add_stream(NewStream {
-            id: StreamId(k as u64 + 1),
-            name: stream.name,
-            created: stream.created,
-            head: stream.head,
-            fork: stream.fork,
-            deleted: stream.deleted,
-        })?;
-    }
-    Ok(())
 }
 
 /// Reads the store's snapshot, if it has a valid one of this store.
@@ -198,28 +268,30 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<S
 /// `store_id` (both checksums are checked, the streams not decoded): what `verify` takes as
 /// durable.
 pub(crate) fn covered(storage: &dyn Storage, dir: &Path, store_id: u64) -> Option<Location> {
-    checked(
-        &storage.map_readonly(&dir.join(CATALOG_FILE)).ok()?,
-        store_id,
-    )
+    read(storage, dir, store_id).map(|s| s.through)
 }
 
-/// The record a snapshot covers, if `bytes` are a whole one of store `store_id`: its header
-/// and both checksums checked, its streams not decoded.
-fn checked(bytes: &[u8], store_id: u64) -> Option<Location> {
+/// The record a snapshot covers, its stream count and the length of its names, if `bytes`
+/// are a whole one of store `store_id`: its header and both checksums checked.
+fn checked(bytes: &[u8], store_id: u64) -> Option<(Location, u64, usize)> {
     let head = bytes.get(..HEADER_LEN)?;
+    let zero = |range: std::ops::Range<usize>| head[range].iter().all(|&b| b == 0);
     let whole = &head[0..8] == MAGIC
-        && crc32fast::hash(&head[..60]) == u32_at(head, 60)?
+        && crc32fast::hash(&head[..HEADER_CRC_AT]) == u32_at(head, HEADER_CRC_AT)?
         && u32_at(head, 8)? == VERSION
-        && u64_at(head, 16)? == store_id
-        && head[56..60] == [0; 4]
-        && crc32fast::hash(&bytes[HEADER_LEN..]) == u32_at(head, 52)?;
-    whole.then_some(Location {
-        lsn: Lsn(u64_at(head, 24)?),
-        segment: SegmentId(u64_at(head, 32)?),
-        offset: u64_at(head, 40)?,
-        frame_len_bytes: u32_at(head, 48)?,
-    })
+        && u64_at(head, 24)? == store_id
+        && zero(12..16)
+        && zero(60..64)
+        && zero(76..HEADER_CRC_AT)
+        && crc32fast::hash(&bytes[HEADER_LEN..]) == u32_at(head, 72)?;
+    let through = Location {
+        lsn: Lsn(u64_at(head, 32)?),
+        segment: SegmentId(u64_at(head, 40)?),
+        offset: u64_at(head, 48)?,
+        frame_len_bytes: u32_at(head, 56)?,
+    };
+    let names_len = usize::try_from(u64_at(head, 64)?).ok()?;
+    whole.then_some((through, u64_at(head, 16)?, names_len))
 }
 
 /// Replaces the store's snapshot with `bytes`, whole.
@@ -234,26 +306,14 @@ pub(crate) fn write(storage: &dyn Storage, dir: &Path, bytes: &[u8]) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::NewStream;
 
-    #[test]
-    fn round_trips_exactly_at_its_record_and_rejects_damage() {
+    /// A stream: name, creation lsn, fork, deletion lsn, head.
+    type Spec<'a> = (&'a str, u64, Option<Fork>, Option<u64>, u64);
+
+    fn catalog_of(streams: &[Spec<'_>]) -> Catalog {
         let mut catalog = Catalog::default();
-        let streams = [
-            ("a", 1, None, None, 7),
-            ("b", 2, None, Some(40), 3),
-            (
-                "fork of a",
-                9,
-                Some(Fork {
-                    source: StreamId(1),
-                    at: Version(5),
-                }),
-                None,
-                8,
-            ),
-            ("after", 60, None, None, 2),
-        ];
-        for (i, (name, created, fork, deleted, head)) in streams.into_iter().enumerate() {
+        for (i, &(name, created, fork, deleted, head)) in streams.iter().enumerate() {
             catalog
                 .add_stream(NewStream {
                     id: StreamId(i as u64 + 1),
@@ -265,6 +325,21 @@ mod tests {
                 })
                 .expect("add");
         }
+        catalog
+    }
+
+    #[test]
+    fn round_trips_exactly_at_its_record_and_rejects_damage() {
+        let fork = Fork {
+            source: StreamId(1),
+            at: Version(5),
+        };
+        let catalog = catalog_of(&[
+            ("a", 1, None, None, 7),
+            ("b", 2, None, Some(40), 3),
+            ("fork of a", 9, Some(fork), None, 8),
+            ("after", 60, None, None, 2),
+        ]);
         let through = Location {
             lsn: Lsn(50),
             segment: SegmentId(30),
@@ -275,16 +350,22 @@ mod tests {
         let of = |b: &[u8]| ReadOnlyBytes::new(b.to_vec());
         let snapshot = decode(of(&bytes), 99).expect("valid");
         assert_eq!(snapshot.through, through);
-        let streams: Vec<SnapshotStream<'_>> = snapshot.streams().collect();
-        let names: Vec<&str> = streams.iter().map(|s| s.name).collect();
+        assert_eq!(snapshot.len(), 3, "created after its record: left out");
+        let names: Vec<&str> = (1..=4)
+            .filter_map(|id| snapshot.stream(StreamId(id)))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "fork of a"]);
+        let b = snapshot.stream(StreamId(2)).expect("b");
+        assert_eq!(b.deleted, Some(Lsn(40)));
+        let forked = snapshot.stream(StreamId(3)).expect("the fork");
+        assert_eq!((forked.fork, forked.head), (Some(fork), Version(8)));
         assert_eq!(
-            names,
-            ["a", "b", "fork of a"],
-            "created after its record: left out"
+            snapshot.named("fork of a").collect::<Vec<_>>(),
+            [StreamId(3)]
         );
-        assert_eq!(streams[1].deleted, Some(Lsn(40)));
-        assert_eq!(streams[2].fork.map(|f| f.at), Some(Version(5)));
-        assert_eq!(streams[2].head, Version(8));
+        assert_eq!(snapshot.named("after").count(), 0);
+        assert_eq!(snapshot.check_records(), Ok(()));
         assert!(decode(of(&bytes), 98).is_none(), "another store's");
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
@@ -292,5 +373,53 @@ mod tests {
             assert!(decode(of(&bad), 99).is_none(), "a flip at byte {at}");
         }
         assert!(decode(of(&bytes[..bytes.len() - 1]), 99).is_none());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(of(&longer), 99).is_none(), "a byte past its end");
+    }
+
+    #[test]
+    fn finds_every_name_among_many_and_each_deleted_one_of_a_name() {
+        // Two streams of one name (the first deleted), and enough others that the name table's
+        // binary search has depth.
+        let mut streams: Vec<(String, Option<u64>)> =
+            (0..5000).map(|k| (format!("s-{k}"), None)).collect();
+        streams[10].0 = "twice".into();
+        streams[10].1 = Some(20);
+        streams[4000].0 = "twice".into();
+        let specs: Vec<Spec<'_>> = streams
+            .iter()
+            .enumerate()
+            .map(|(k, (name, deleted))| (name.as_str(), k as u64 + 1, None, *deleted, 1))
+            .collect();
+        let catalog = catalog_of(&specs);
+        let through = Location {
+            lsn: Lsn(1_000_000),
+            segment: SegmentId(1),
+            offset: 64,
+            frame_len_bytes: 40,
+        };
+        let snapshot = decode(ReadOnlyBytes::new(encode(&catalog, 7, through)), 7).expect("valid");
+        for (k, (name, _)) in streams.iter().enumerate() {
+            if name != "twice" {
+                assert_eq!(
+                    snapshot.named(name).collect::<Vec<_>>(),
+                    [StreamId(k as u64 + 1)],
+                    "{name}"
+                );
+            }
+        }
+        let mut twice: Vec<StreamId> = snapshot.named("twice").collect();
+        twice.sort();
+        assert_eq!(twice, [StreamId(11), StreamId(4001)]);
+        assert_eq!(snapshot.named("s-10").count(), 0, "renamed above");
+        assert_eq!(snapshot.check_records(), Ok(()));
+        // The catalog over it resolves the name to the live one.
+        let over = Catalog::new(
+            std::path::PathBuf::new(),
+            Some(std::sync::Arc::new(snapshot)),
+        );
+        assert_eq!(over.lookup("twice"), Some(StreamId(4001)));
+        assert_eq!(over.len(), 5000);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use helios_log::{Lsn, Position, SegmentInfo, StreamId, Version};
+use helios_log::{Lsn, Position, SegmentInfo, Version};
 
 use crate::Engine;
 use crate::engine::lock;
@@ -92,18 +92,18 @@ impl<'e> Inspect<'e> {
         let (streams, reachable) = {
             let catalog = lock(&inner.catalog);
             let streams: Vec<_> = catalog
-                .streams
                 .iter()
-                .map(|st| (st.head, st.fork, st.deleted.is_some()))
+                .map(|(id, st)| (id, st.head, st.fork, st.deleted.is_some()))
                 .collect();
             (streams, catalog.reachable())
         };
         let mut dead = DeadBytes::default();
-        for (index, &(head, fork, deleted)) in streams.iter().enumerate() {
+        for &(id, head, fork, deleted) in &streams {
             dead.deleted_streams += u64::from(deleted);
             let own_first = fork.map_or(1, |f| f.at.0 + 1);
-            let mut next = Version(own_first.max(reachable[index].0 + 1));
-            let id = StreamId(index as u64 + 1);
+            let index = usize::try_from(id.0 - 1).unwrap_or(usize::MAX);
+            let reachable = reachable.get(index).copied().unwrap_or(Version::ZERO);
+            let mut next = Version(own_first.max(reachable.0 + 1));
             while next <= head {
                 let (_, locations) = inner.locations_of(id, next, head)?;
                 if locations.is_empty() {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
-use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId};
+use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport};
 
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::Catalog;
@@ -184,6 +184,7 @@ impl Engine {
             store_id
                 .and_then(|id| catalog_snapshot::read(storage.as_ref(), &dir, id))
                 .filter(|s| cap.is_none_or(|cap| s.through.lsn <= cap.lsn))
+                .map(Arc::new)
         };
         let start = snapshot.as_ref().map(|s| s.through);
         // What a writer knows was durable, which the log must reach: the end it published
@@ -204,13 +205,7 @@ impl Engine {
             None
         };
 
-        let mut catalog = Catalog {
-            log_dir: dir.join(LOG_DIR),
-            ..Catalog::default()
-        };
-        if let Some(snapshot) = &snapshot {
-            catalog_snapshot::load(&mut catalog, snapshot)?;
-        }
+        let mut catalog = Catalog::new(dir.join(LOG_DIR), snapshot.clone());
 
         let mut apply_error: Option<Error> = None;
         let mut reindexed = 0u64;
@@ -256,10 +251,7 @@ impl Engine {
         if snapshot.is_some() && log_report.start_was_past_end {
             // The log ends before the snapshot does (a damaged or cut store): what the
             // snapshot says past the end is not in the log. Read the whole log instead.
-            catalog = Catalog {
-                log_dir: dir.join(LOG_DIR),
-                ..Catalog::default()
-            };
+            catalog = Catalog::new(dir.join(LOG_DIR), None);
             for record in log.iter_from(Lsn(1))? {
                 let record = record.map_err(|e| Error::from(e).damage_in(&dir))?;
                 if cap.is_some_and(|cap| record.header.lsn > cap.lsn) {
@@ -276,9 +268,7 @@ impl Engine {
         }
         // Everything read is durable: a writer's log synced it at open, and a reader reads no
         // further than the writer published.
-        for st in &mut catalog.streams {
-            st.durable_head = st.head;
-        }
+        catalog.mark_durable();
         if let Some(cap) = cap {
             log.cap_read_only(cap)
                 .map_err(|e| Error::from(e).damage_in(&dir))?;
@@ -350,58 +340,59 @@ impl Engine {
             catalog_snapshot,
         };
 
-        // Checkpoints past what live streams can read (those of deleted streams that no live
-        // fork shares) are dropped: their bytes are dead, for compaction to reclaim.
-        let reachable = catalog.reachable();
-        let at_open: Vec<StreamAtOpen<'_>> = catalog
-            .streams
-            .iter()
-            .enumerate()
-            .map(|(i, st)| StreamAtOpen {
-                id: StreamId(i as u64 + 1),
-                head: reachable[i],
-                shared: st.fork.map_or(0, |f| f.at.0),
-                live: st.deleted.is_none(),
-                machine: plugins.machine_for(&st.name).name(),
-            })
-            .collect();
-        let (store, checkpoints_report) = match writing {
-            true => Store::open(
+        let sizes = StoreSizes {
+            count: options.checkpoints.maps_max,
+            bytes: options.checkpoints.cache_bytes_max,
+            pack_bytes: options.checkpoints.pack_bytes,
+        };
+        let (store, checkpoints_report) = if writing {
+            // Checkpoints past what live streams can read (those of deleted streams that no
+            // live fork shares) are dropped: their bytes are dead, for compaction to reclaim.
+            let reachable = catalog.reachable();
+            let at_open: Vec<StreamAtOpen<'_>> = catalog
+                .iter()
+                .map(|(id, st)| StreamAtOpen {
+                    id,
+                    head: reachable[usize::try_from(id.0 - 1).unwrap_or(0)],
+                    shared: st.fork.map_or(0, |f| f.at.0),
+                    machine: plugins.machine_for(st.name).name(),
+                })
+                .collect();
+            Store::open(
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
                 store_id.unwrap_or(0),
                 options.checkpoints.policy,
-                StoreSizes {
-                    count: options.checkpoints.maps_max,
-                    bytes: options.checkpoints.cache_bytes_max,
-                    pack_bytes: options.checkpoints.pack_bytes,
-                },
+                sizes,
                 meta.as_ref(),
                 &at_open,
-            )?,
-            false => Store::open_read_only(
+            )?
+        } else {
+            // A reader takes a stream's checkpoints in at its first use, as the open found the
+            // stream (a deleted one keeps those up to its own head: no live fork reads past
+            // what it shares, and finding that would read every stream).
+            let at_open = catalog.at_open();
+            let machines = plugins.clone();
+            Store::open_read_only(
                 dir.join(CHECKPOINT_DIR),
                 plugins.storage.clone(),
                 store_id,
                 options.checkpoints.policy,
-                StoreSizes {
-                    count: options.checkpoints.maps_max,
-                    bytes: options.checkpoints.cache_bytes_max,
-                    pack_bytes: options.checkpoints.pack_bytes,
-                },
-                &at_open,
-            )?,
+                sizes,
+                Box::new(move |id| {
+                    let (head, live, name) = at_open.stream(id)?;
+                    Some((head.0, live, machines.machine_for(name).name().to_owned()))
+                }),
+            )?
         };
-        drop(at_open);
         open_report.checkpoints = checkpoints_report;
         // Every checkpoint up to a stream's newest one is there (or queued for a rebuild);
         // streams with a checkpoint due past it are queued for the builder.
         let mut built = HashMap::new();
         let mut queue = Vec::new();
         // A reader builds nothing.
-        let builds = if writing { catalog.streams.len() } else { 0 };
-        for (i, st) in catalog.streams.iter().enumerate().take(builds) {
-            let id = StreamId(i as u64 + 1);
+        let builds = if writing { usize::MAX } else { 0 };
+        for (id, st) in catalog.iter().take(builds) {
             // A fork's checkpoints up to its fork point are its source's.
             let shared = st.fork.map_or(0, |f| f.at.0);
             let latest = store.latest(id).unwrap_or(0).max(shared);

@@ -96,19 +96,16 @@ pub(crate) fn version_bounds(
 impl Engine {
     /// The id of `stream`, or [`Error::UnknownStream`].
     pub(crate) fn known_stream(&self, cat: &Catalog, stream: &str) -> Result<StreamId> {
-        cat.by_name
-            .get(stream)
-            .copied()
-            .ok_or_else(|| Error::UnknownStream {
-                stream: stream.to_owned(),
-            })
+        cat.lookup(stream).ok_or_else(|| Error::UnknownStream {
+            stream: stream.to_owned(),
+        })
     }
 
     /// The head version of `stream`, or `None` if no such stream exists.
     #[must_use]
     pub fn head(&self, stream: &str) -> Option<Version> {
         let cat = lock(&self.inner.catalog);
-        let id = *cat.by_name.get(stream)?;
+        let id = cat.lookup(stream)?;
         cat.get(id).map(|s| s.head)
     }
 
@@ -116,7 +113,7 @@ impl Engine {
     #[must_use]
     pub fn stream(&self, stream: &str) -> Option<StreamInfo> {
         let cat = lock(&self.inner.catalog);
-        let id = *cat.by_name.get(stream)?;
+        let id = cat.lookup(stream)?;
         cat.get(id).map(|s| StreamInfo {
             id,
             name: s.name.to_string(),
@@ -154,12 +151,7 @@ impl Engine {
     /// offset) and [`Error::IndexMismatch`].
     pub fn read(&self, stream: &str, versions: impl RangeBounds<Version>) -> Result<ReadIter<'_>> {
         let cat = lock(&self.inner.catalog);
-        let id = *cat
-            .by_name
-            .get(stream)
-            .ok_or_else(|| Error::UnknownStream {
-                stream: stream.to_owned(),
-            })?;
+        let id = self.known_stream(&cat, stream)?;
         let head = cat.get(id).map_or(Version::ZERO, |s| s.head);
         drop(cat);
         let (from, to) = version_bounds(&versions, head);
@@ -404,19 +396,15 @@ impl Iterator for Streams<'_> {
     fn next(&mut self) -> Option<StreamInfo> {
         while self.page.is_empty() {
             let cat = lock(&self.inner.catalog);
-            let first = usize::try_from(self.next - 1).unwrap_or(usize::MAX);
-            let page = cat
-                .streams
-                .iter()
-                .enumerate()
-                .skip(first)
-                .take(STREAMS_PAGE_LEN);
+            let last = cat.len().min(self.next + STREAMS_PAGE_LEN as u64 - 1);
             let mut read = 0;
-            for (i, s) in page {
+            for id in (self.next..=last).map(StreamId) {
                 read += 1;
-                if s.deleted.is_none() {
+                if let Some(s) = cat.get(id)
+                    && s.deleted.is_none()
+                {
                     self.page.push_back(StreamInfo {
-                        id: StreamId(i as u64 + 1),
+                        id,
                         name: s.name.to_string(),
                         head: s.head,
                         fork: s.fork,

@@ -148,7 +148,7 @@ impl ReadOnly {
             let catalog = lock(&inner.catalog);
             inner.store.catch_up(&|id| {
                 let st = catalog.get(id)?;
-                Some((st.head.0, inner.plugins.machine_for(&st.name).name()))
+                Some((st.head.0, inner.plugins.machine_for(st.name).name()))
             })?;
         }
         Ok(Refreshed {

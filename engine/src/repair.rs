@@ -237,12 +237,14 @@ fn what_was_durable(dir: &Path) -> Durable {
     };
     if let Some(snapshot) = snapshot {
         durable.recovery_point = durable.recovery_point.max(snapshot.through.lsn);
-        for (k, stream) in snapshot.streams().enumerate() {
+        for id in (1..=snapshot.len()).map(StreamId) {
+            let Some(stream) = snapshot.stream(id) else {
+                continue;
+            };
             let shared = stream.fork.map_or(Version::ZERO, |f| f.at);
-            durable.streams.insert(
-                StreamId(k as u64 + 1),
-                (stream.name.to_owned(), stream.head, shared),
-            );
+            durable
+                .streams
+                .insert(id, (stream.name.to_owned(), stream.head, shared));
         }
     }
     durable

@@ -151,7 +151,7 @@ impl Subscription<'_> {
                 let inner = &self.engine.inner;
                 let head = {
                     let cat = lock(&inner.catalog);
-                    let found = cat.by_name.get(&**name).copied();
+                    let found = cat.lookup(name);
                     match (*id, found) {
                         (None, None) => return Ok(()),
                         (None, Some(found)) => *id = Some(found),

@@ -144,6 +144,17 @@ fn verify_store(dir: &Path, policy: Option<&LevelPolicy>) -> Result<VerifyReport
     };
 
     let mut report = VerifyReport::default();
+    // An open checks the snapshot's checksums only, and each stream's record at its first use.
+    if let Some(snapshot) = crate::store_id::read(&storage, dir)
+        .and_then(|id| crate::catalog_snapshot::read(&storage, dir, id))
+        && let Err(reason) = snapshot.check_records()
+    {
+        report.findings.push(Finding {
+            path: dir.join(crate::catalog_snapshot::CATALOG_FILE),
+            offset: None,
+            reason,
+        });
+    }
     let mut log_end = Lsn::ZERO;
     // Beside a live writer, the log is checked up to the end it published: past it, bytes are
     // being written (and would look like a torn tail).

@@ -37,7 +37,7 @@ impl Engine {
     pub fn create_stream(&self, name: &str) -> Result<StreamId> {
         validate_name(name)?;
         let cat = lock(&self.inner.catalog);
-        if let Some(&id) = cat.by_name.get(name) {
+        if let Some(id) = cat.lookup(name) {
             return Ok(id);
         }
         let id = cat.next_id();
@@ -74,7 +74,7 @@ impl Engine {
                 head,
             });
         }
-        if cat.by_name.contains_key(target) {
+        if cat.lookup(target).is_some() {
             return Err(Error::StreamExists {
                 stream: target.to_owned(),
             });
@@ -240,8 +240,8 @@ impl Engine {
         }
         self.inner.check_writable("an append")?;
         let mut cat = lock(&self.inner.catalog);
-        let (id, head, creating) = match cat.by_name.get(stream) {
-            Some(&id) => (id, cat.get(id).map_or(Version::ZERO, |s| s.head), false),
+        let (id, head, creating) = match cat.lookup(stream) {
+            Some(id) => (id, cat.get(id).map_or(Version::ZERO, |s| s.head), false),
             None => {
                 validate_name(stream)?;
                 (cat.next_id(), Version::ZERO, true)

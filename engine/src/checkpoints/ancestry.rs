@@ -17,7 +17,7 @@ impl Inner {
         let machine_of = |name: &str| self.plugins.machine_for(name).name().to_owned();
         match cat.get(id) {
             Some(st) if st.fork.is_some() => {
-                let machine = machine_of(&st.name);
+                let machine = machine_of(st.name);
                 cat.ancestry(id, |source| machine_of(source) == machine)
             }
             _ => cat.ancestry(id, |_| false),

@@ -171,8 +171,8 @@ impl Inner {
                 }
                 jobs.push(Job {
                     id,
-                    name: st.name.clone(),
-                    machine: self.plugins.machine_for(&st.name).clone(),
+                    name: Arc::from(st.name),
+                    machine: self.plugins.machine_for(st.name).clone(),
                     machine_number: 0,
                     ancestry: self.ancestry(&cat, id),
                     target,
@@ -193,8 +193,8 @@ impl Inner {
                 }
                 jobs.push(Job {
                     id,
-                    name: st.name.clone(),
-                    machine: self.plugins.machine_for(&st.name).clone(),
+                    name: Arc::from(st.name),
+                    machine: self.plugins.machine_for(st.name).clone(),
                     machine_number: 0,
                     ancestry: self.ancestry(&cat, id),
                     target: version,

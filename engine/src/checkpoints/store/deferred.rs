@@ -8,10 +8,12 @@
 //!
 //! Lock order: `deferred` before `followed`, `machines` and the catalog.
 
+use std::collections::HashSet;
+
 use helios_log::StreamId;
 
 use super::super::packs::PackContents;
-use super::open::{Keep, StreamAtOpen};
+use super::open::Keep;
 use super::{CheckpointOpenReport, Store};
 use crate::engine::lock;
 
@@ -20,22 +22,19 @@ pub(super) struct Deferred {
     /// Each pack's checkpoints: its index, read in place, and those read by a scan (past the
     /// index's end, or the whole pack), sorted by (stream, version, offset).
     packs: Vec<PackContents>,
-    /// Per stream (index `id - 1`), as the open found it: its head, whether it is live, and
-    /// its configured machine (an index into `machines`); `None` once taken in.
-    streams: Vec<Option<Stream>>,
-    machines: Vec<String>,
+    /// Each stream as the open found it, asked at its first use (so the open reads no stream).
+    at_open: StreamsAtOpen,
+    /// The streams taken in.
+    taken: HashSet<StreamId, foldhash::fast::FixedState>,
 }
 
-#[derive(Clone, Copy)]
-struct Stream {
-    head: u64,
-    live: bool,
-    machine: usize,
-}
+/// Stream `id` as a reader's open found it, if it existed: its head, whether it is live, and
+/// the name of its configured state machine.
+pub(crate) type StreamsAtOpen = Box<dyn Fn(StreamId) -> Option<(u64, bool, String)> + Send>;
 
 impl Deferred {
-    /// Keeps `packs` for `streams` (every stream at open, in id order).
-    pub(super) fn new(mut packs: Vec<PackContents>, streams: &[StreamAtOpen<'_>]) -> Deferred {
+    /// Keeps `packs` for the streams `at_open` describes.
+    pub(super) fn new(mut packs: Vec<PackContents>, at_open: StreamsAtOpen) -> Deferred {
         for pack in &mut packs {
             // A scan reads a pack in pack order.
             if !pack
@@ -46,28 +45,10 @@ impl Deferred {
                     .sort_unstable_by_key(|e| (e.meta.stream_id, e.meta.version, e.offset));
             }
         }
-        let mut machines: Vec<String> = Vec::new();
-        let streams = streams
-            .iter()
-            .map(|s| {
-                let machine = match machines.iter().position(|m| m == s.machine) {
-                    Some(k) => k,
-                    None => {
-                        machines.push(s.machine.to_owned());
-                        machines.len() - 1
-                    }
-                };
-                Some(Stream {
-                    head: s.head.0,
-                    live: s.live,
-                    machine,
-                })
-            })
-            .collect();
         Deferred {
             packs,
-            streams,
-            machines,
+            at_open,
+            taken: HashSet::default(),
         }
     }
 
@@ -90,14 +71,10 @@ impl Store {
         let Some(d) = deferred.as_mut() else {
             return;
         };
-        let Some(slot) = usize::try_from(stream.0)
-            .ok()
-            .and_then(|id| id.checked_sub(1))
-            .and_then(|at| d.streams.get_mut(at))
-        else {
+        if !d.taken.insert(stream) {
             return;
-        };
-        let Some(s) = slot.take() else {
+        }
+        let Some((head, live, machine)) = (d.at_open)(stream) else {
             return;
         };
         let contents: Vec<PackContents> = d
@@ -128,9 +105,8 @@ impl Store {
         if contents.is_empty() {
             return;
         }
-        let machine = d.machines[s.machine].as_str();
         let keep = Keep {
-            stream: &|id| (id == stream).then_some((s.head, machine)),
+            stream: &|id| (id == stream).then_some((head, machine.as_str())),
             // A reader has no fjall: a checkpoint written before the machine table is read.
             legacy: &|_| true,
         };
@@ -142,7 +118,7 @@ impl Store {
             Some(&mut pending),
         );
         // A deleted stream gets no more checkpoints: none of its waits for a head.
-        if s.live {
+        if live {
             lock(&self.followed).waiting.extend(pending);
         }
     }

@@ -14,7 +14,7 @@ use helios_log::storage::Storage;
 use helios_log::{StreamId, Version};
 
 use super::super::packs::{Legacy, PackContents, Packs};
-use super::deferred::Deferred;
+use super::deferred::{Deferred, StreamsAtOpen};
 use super::{Followed, MachineTable, Placed, Store, StoreSizes, on_policy, placed};
 use crate::engine::lock;
 use crate::error::Result;
@@ -26,8 +26,6 @@ pub(crate) struct StreamAtOpen<'a> {
     pub head: Version,
     /// For a fork, its fork point: its checkpoints up to there are its source's.
     pub shared: u64,
-    /// Not deleted: a reader keeps its checkpoints past `head` until its head gets there.
-    pub live: bool,
     pub machine: &'a str,
 }
 
@@ -155,7 +153,7 @@ impl Store {
         store_id: Option<u64>,
         policy: LevelPolicy,
         cache: StoreSizes,
-        streams: &[StreamAtOpen<'_>],
+        at_open: StreamsAtOpen,
     ) -> Result<(Store, CheckpointOpenReport)> {
         let (packs, contents, notes, published) = Packs::open_reader(dir, storage, store_id)?;
         let store = Store::new(policy, packs, cache, true);
@@ -168,7 +166,7 @@ impl Store {
         store.load_machines(&contents, &mut report);
         // Which checkpoints each stream keeps is decided at the stream's first use: a reader
         // that reads one stream never builds the catalog of the others.
-        let deferred = Deferred::new(contents, streams);
+        let deferred = Deferred::new(contents, at_open);
         report.found = deferred.count();
         *lock(&store.deferred) = Some(deferred);
         store.deferred_left.store(true, Ordering::Release);
