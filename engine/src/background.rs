@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use helios_log::{StreamId, Version};
 
+use crate::catalog::Catalog;
 use crate::engine::{Inner, lock};
 use crate::error::{Error, Result};
 
@@ -172,7 +173,8 @@ impl Inner {
         let snapshot = {
             let mut cat = lock(&self.catalog);
             cat.drain_indexed(through);
-            crate::catalog_snapshot::encode(&cat, self.store_id, through)
+            let due = self.maybe_due(&cat, false);
+            crate::catalog_snapshot::encode(&cat, self.store_id, through, &due, self.config)
         };
         let mut written = lock(&self.snapshot_through);
         // Never back: a snapshot a clean close took inside the segment then active (see
@@ -180,6 +182,7 @@ impl Inner {
         if written.is_none_or(|w| w.lsn < through.lsn) {
             crate::catalog_snapshot::write(self.plugins.storage.as_ref(), &self.dir, &snapshot)?;
             *written = Some(through);
+            self.snapshot_stale.store(false, Ordering::Release);
         }
         Ok(())
     }
@@ -190,7 +193,10 @@ impl Inner {
     /// when the records past the current snapshot are fewer bytes than the snapshot: reading
     /// them at each open then costs less than writing every stream again now (a command-line
     /// append of a few events to a store of 100,000 streams).
-    pub(crate) fn index_active_segment(&self) -> Result<()> {
+    ///
+    /// With `packs_synced` (the builder has stopped and its checkpoints are durable), the
+    /// snapshot lists only the streams still due.
+    pub(crate) fn index_active_segment(&self, packs_synced: bool) -> Result<()> {
         let tail = self.log.active_bytes_after(*lock(&self.snapshot_through));
         let snapshot = self
             .plugins
@@ -198,20 +204,75 @@ impl Inner {
             .open_read_only(&self.dir.join(crate::catalog_snapshot::CATALOG_FILE))
             .and_then(|f| f.len())
             .unwrap_or(0);
-        if tail == 0 || tail < snapshot {
-            return Ok(());
-        }
-        let Some(through) = self.log.write_tail_index()? else {
-            return Ok(());
+        let stale = self.snapshot_stale.load(Ordering::Acquire);
+        let through = match *lock(&self.snapshot_through) {
+            // Nothing after the snapshot: a stale one is written again at its own record.
+            Some(at) if tail == 0 && stale => at,
+            _ if tail == 0 || (tail < snapshot && !stale) => return Ok(()),
+            _ => match self.log.write_tail_index()? {
+                Some(through) => through,
+                None => return Ok(()),
+            },
         };
         let snapshot = {
             let mut cat = lock(&self.catalog);
             cat.drain_indexed(through);
-            crate::catalog_snapshot::encode(&cat, self.store_id, through)
+            let due = self.maybe_due(&cat, packs_synced);
+            crate::catalog_snapshot::encode(&cat, self.store_id, through, &due, self.config)
         };
         crate::catalog_snapshot::write(self.plugins.storage.as_ref(), &self.dir, &snapshot)?;
         *lock(&self.snapshot_through) = Some(through);
+        self.snapshot_stale.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Removes a stale catalog snapshot (see `Inner::snapshot_stale`): the next open reads the
+    /// whole log unless this writer writes a new one first (it does at its first chance).
+    pub(crate) fn remove_stale_snapshot(&self) -> Result<()> {
+        if !self.snapshot_stale.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let path = self.dir.join(crate::catalog_snapshot::CATALOG_FILE);
+        match self.plugins.storage.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Log(helios_log::LogError::Io {
+                    op: "remove",
+                    path,
+                    source: e,
+                }));
+            }
+        }
+        self.plugins
+            .storage
+            .sync_dir(&self.dir)
+            .map_err(|e| helios_log::LogError::Io {
+                op: "fsync directory",
+                path: self.dir.clone(),
+                source: e,
+            })?;
+        *lock(&self.snapshot_through) = None;
+        Ok(())
+    }
+
+    /// The streams a catalog snapshot lists as maybe having a checkpoint due: those the open
+    /// found due and those `cat` holds in memory (every stream changed since the open, or since
+    /// the snapshot it started from). With `check`, only those still due.
+    fn maybe_due(&self, cat: &Catalog, check: bool) -> std::collections::BTreeSet<StreamId> {
+        let mut due = lock(&self.due).clone();
+        due.extend(cat.in_memory_ids());
+        if check {
+            let interval = self.options.checkpoints.policy.first_interval();
+            due.retain(|&id| {
+                cat.get(id).is_some_and(|st| {
+                    let shared = st.fork.map_or(0, |f| f.at.0);
+                    let latest = self.store.latest(id).unwrap_or(0).max(shared);
+                    st.deleted.is_none() && latest + interval <= st.head.0
+                })
+            });
+        }
+        due
     }
 
     /// Tells the checkpoint builder that these streams' indexed heads moved.

@@ -21,7 +21,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use helios_log::{Location, LogError, Lsn, RecordKind, RecordRef, StreamId, Version};
 
@@ -173,20 +173,93 @@ impl<'a> From<crate::catalog_snapshot::SnapshotStream<'a>> for StreamRef<'a> {
 /// The catalog's streams at one moment (see [`Catalog::at_open`]).
 pub(crate) struct CatalogAtOpen {
     base: Option<Arc<Snapshot>>,
-    in_memory: HashMap<StreamId, (Version, bool, Arc<str>), foldhash::fast::FixedState>,
+    len: u64,
+    in_memory: HashMap<StreamId, Frozen, foldhash::fast::FixedState>,
+    /// Every stream's reachable head, computed when a deleted stream is first asked about.
+    reachable: OnceLock<Vec<Version>>,
+}
+
+/// A stream held in memory, as [`Catalog::at_open`] froze it.
+struct Frozen {
+    head: Version,
+    deleted: bool,
+    name: Arc<str>,
+    fork: Option<Fork>,
+}
+
+/// A stream of a [`CatalogAtOpen`].
+pub(crate) struct StreamAt<'a> {
+    /// Its head if it is live; if deleted, what its live forks still read
+    /// ([`Catalog::reachable`]).
+    pub(crate) head: Version,
+    pub(crate) live: bool,
+    pub(crate) name: &'a str,
+    /// For a fork, its fork point.
+    pub(crate) shared: u64,
 }
 
 impl CatalogAtOpen {
-    /// Stream `id`'s head, whether it is live, and its name.
-    pub(crate) fn stream(&self, id: StreamId) -> Option<(Version, bool, &str)> {
+    /// Stream `id`, if it existed.
+    pub(crate) fn stream(&self, id: StreamId) -> Option<StreamAt<'_>> {
+        let (head, deleted, name, fork) = self.lookup(id)?;
+        let head = match deleted {
+            false => head,
+            true => {
+                let reachable = self.reachable.get_or_init(|| {
+                    reachable_of(self.len, |id| self.lookup(id).map(|(h, d, _, f)| (h, d, f)))
+                });
+                let at = usize::try_from(id.0 - 1).ok()?;
+                reachable.get(at).copied().unwrap_or(Version::ZERO)
+            }
+        };
+        Some(StreamAt {
+            head,
+            live: !deleted,
+            name,
+            shared: fork.map_or(0, |f| f.at.0),
+        })
+    }
+
+    fn lookup(&self, id: StreamId) -> Option<(Version, bool, &str, Option<Fork>)> {
         match self.in_memory.get(&id) {
-            Some((head, live, name)) => Some((*head, *live, name)),
+            Some(f) => Some((f.head, f.deleted, &f.name, f.fork)),
             None => {
                 let s = self.base.as_ref()?.stream(id)?;
-                Some((s.head, s.deleted.is_none(), s.name))
+                Some((s.head, s.deleted.is_some(), s.name, s.fork))
             }
         }
     }
+}
+
+/// The highest version of each of streams `1..=len` (index `id - 1`) that a live stream can
+/// still read, given each stream's head, whether it is deleted, and its fork: its head if it
+/// is live, and for a deleted one what the live forks of it share (zero if none).
+fn reachable_of(
+    len: u64,
+    stream: impl Fn(StreamId) -> Option<(Version, bool, Option<Fork>)>,
+) -> Vec<Version> {
+    let len = usize::try_from(len).unwrap_or(0);
+    let mut streams = vec![(Version::ZERO, None::<Fork>); len];
+    for (at, slot) in streams.iter_mut().enumerate() {
+        if let Some((head, deleted, fork)) = stream(StreamId(at as u64 + 1)) {
+            *slot = (if deleted { Version::ZERO } else { head }, fork);
+        }
+    }
+    let mut reachable: Vec<Version> = streams.iter().map(|&(head, _)| head).collect();
+    // A fork's id is above its source's (ids are assigned in log order and a fork follows
+    // its source), so one pass from the newest covers chains of forks.
+    for (index, &(_, fork)) in streams.iter().enumerate().rev() {
+        if let Some(fork) = fork
+            && let Some(source) = usize::try_from(fork.source.0)
+                .ok()
+                .and_then(|id| id.checked_sub(1))
+            && source < index
+        {
+            let shared = reachable[index].min(fork.at);
+            reachable[source] = reachable[source].max(shared);
+        }
+    }
+    reachable
 }
 
 #[derive(Debug, Default)]
@@ -245,6 +318,13 @@ impl Catalog {
             .find(|&id| self.get(id).is_some_and(|st| st.deleted.is_none()))
     }
 
+    /// The ids of the streams held in memory: every stream changed since the snapshot, or
+    /// created after it.
+    pub(crate) fn in_memory_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
+        let created = (0..self.created.len() as u64).map(|k| StreamId(self.base_len + 1 + k));
+        self.changed.keys().copied().chain(created)
+    }
+
     /// Every stream held in memory (changed since the snapshot, or created after it).
     fn in_memory(&mut self) -> impl Iterator<Item = &mut StreamState> {
         self.changed.values_mut().chain(self.created.iter_mut())
@@ -262,37 +342,10 @@ impl Catalog {
     /// its head if it is live, and for a deleted one what the live forks of it share (zero if
     /// none). Events and checkpoints above it are dead.
     pub(crate) fn reachable(&self) -> Vec<Version> {
-        // By id: a stream whose snapshot record is not sound reads as absent.
-        let mut streams =
-            vec![(Version::ZERO, None::<Fork>); usize::try_from(self.len()).unwrap_or(0)];
-        for (id, st) in self.iter() {
-            let head = if st.deleted.is_some() {
-                Version::ZERO
-            } else {
-                st.head
-            };
-            if let Some(slot) = usize::try_from(id.0 - 1)
-                .ok()
-                .and_then(|i| streams.get_mut(i))
-            {
-                *slot = (head, st.fork);
-            }
-        }
-        let mut reachable: Vec<Version> = streams.iter().map(|&(head, _)| head).collect();
-        // A fork's id is above its source's (ids are assigned in log order and a fork follows
-        // its source), so one pass from the newest covers chains of forks.
-        for (index, &(_, fork)) in streams.iter().enumerate().rev() {
-            if let Some(fork) = fork
-                && let Some(source) = usize::try_from(fork.source.0)
-                    .ok()
-                    .and_then(|id| id.checked_sub(1))
-                && source < index
-            {
-                let shared = reachable[index].min(fork.at);
-                reachable[source] = reachable[source].max(shared);
-            }
-        }
-        reachable
+        reachable_of(self.len(), |id| {
+            self.get(id)
+                .map(|st| (st.head, st.deleted.is_some(), st.fork))
+        })
     }
 
     pub(crate) fn get(&self, id: StreamId) -> Option<StreamRef<'_>> {
@@ -320,11 +373,21 @@ impl Catalog {
                     .enumerate()
                     .map(|(k, st)| (StreamId(self.base_len + 1 + k as u64), st)),
             )
-            .map(|(id, st)| (id, (st.head, st.deleted.is_none(), st.name.clone())))
+            .map(|(id, st)| {
+                let frozen = Frozen {
+                    head: st.head,
+                    deleted: st.deleted.is_some(),
+                    name: st.name.clone(),
+                    fork: st.fork,
+                };
+                (id, frozen)
+            })
             .collect();
         CatalogAtOpen {
             base: self.base.clone(),
+            len: self.len(),
             in_memory,
+            reachable: OnceLock::new(),
         }
     }
 
@@ -623,18 +686,30 @@ mod tests {
             let create = record(lsn, id, 0, RecordKind::CreateStream);
             let payload = name.as_bytes();
             writer
-                .apply(&RecordRef { header: create, payload }, at(lsn))
+                .apply(
+                    &RecordRef {
+                        header: create,
+                        payload,
+                    },
+                    at(lsn),
+                )
                 .expect("create");
             for version in 1..=3 {
                 lsn += 1;
                 let event = record(lsn, id, version, RecordKind::Event);
                 writer
-                    .apply(&RecordRef { header: event, payload: b"e" }, at(lsn))
+                    .apply(
+                        &RecordRef {
+                            header: event,
+                            payload: b"e",
+                        },
+                        at(lsn),
+                    )
                     .expect("event");
             }
         }
         writer.drain_indexed(at(lsn));
-        let bytes = crate::catalog_snapshot::encode(&writer, 1, at(lsn));
+        let bytes = crate::catalog_snapshot::encode(&writer, 1, at(lsn), &Default::default(), 0);
         let snapshot = crate::catalog_snapshot::decode(ReadOnlyBytes::new(bytes), 1).expect("ok");
         let mut catalog = Catalog::new(PathBuf::new(), Some(Arc::new(snapshot)));
         assert_eq!((catalog.len(), catalog.in_memory().count()), (1000, 0));
@@ -663,7 +738,11 @@ mod tests {
         }
         assert_eq!(catalog.get(StreamId(5)).map(|s| s.head), Some(Version(4)));
         assert_eq!(catalog.get(StreamId(5)).map(|s| s.recent.len()), Some(1));
-        assert!(catalog.get(StreamId(7)).is_some_and(|s| s.deleted.is_some()));
+        assert!(
+            catalog
+                .get(StreamId(7))
+                .is_some_and(|s| s.deleted.is_some())
+        );
         assert_eq!(catalog.lookup("s-7"), Some(StreamId(1001)), "the new one");
         assert_eq!(catalog.lookup("fork of s-9"), Some(StreamId(1002)));
         assert_eq!(
@@ -691,7 +770,7 @@ mod tests {
         assert!(refused.is_err(), "{refused:?}");
         // A snapshot of the catalog over a snapshot reads back the same streams.
         catalog.drain_indexed(at(lsn));
-        let bytes = crate::catalog_snapshot::encode(&catalog, 1, at(lsn));
+        let bytes = crate::catalog_snapshot::encode(&catalog, 1, at(lsn), &Default::default(), 0);
         let again = crate::catalog_snapshot::decode(ReadOnlyBytes::new(bytes), 1).expect("ok");
         let reread = Catalog::new(PathBuf::new(), Some(Arc::new(again)));
         let all = |c: &Catalog| -> Vec<(StreamId, String, Version, bool)> {

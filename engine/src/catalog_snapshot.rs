@@ -14,18 +14,26 @@
 //! Layout (little-endian; `docs/FORMAT.md` draws it):
 //!
 //! ```text
-//! header  128 B  magic "HLXCATLG", version u32 = 2, stream count u64, store id u64, the
+//! header  128 B  magic "HLXCATLG", version u32 = 3, stream count u64, store id u64, the
 //!                record covered (lsn, segment, offset u64, frame length u32), names length
-//!                u64, body CRC u32, header CRC u32 at 124
+//!                u64, body CRC u32, due count u64, checkpoint configuration u64, header
+//!                CRC u32 at 124
 //! records        per stream, ids 1, 2, ... in order, 48 B: created lsn, fork source (0: not a
 //!                fork), fork version, deletion lsn (0: live), head, name offset (u64 each)
 //! hashes         per stream, 16 B: xxh3 of its name u64, id u64, sorted by (hash, id)
 //! names          per stream: length u16, UTF-8 bytes
+//! due            stream ids u64, ascending: the streams that may have a checkpoint due
 //! ```
 //!
-//! Invariant: the snapshot is exact at the record it names: the streams created at or before
-//! it (a prefix of the ids, which are assigned in log order), each with the head, fork and
-//! deletion it had right after that record.
+//! Invariants:
+//! - The snapshot is exact at the record it names: the streams created at or before it (a
+//!   prefix of the ids, which are assigned in log order), each with the head, fork and
+//!   deletion it had right after that record.
+//! - Every stream with a checkpoint due that has no record after the snapshot's is in `due`,
+//!   as long as the packs are whole and the checkpoint configuration (level policy, machines)
+//!   is the one the header names: a stream becomes due only by an event then, and the writer
+//!   lists every stream it holds in memory (all it changed) besides those it found due at
+//!   open. So a writer's open checks the checkpoints of those streams only.
 
 use std::path::Path;
 
@@ -39,7 +47,7 @@ use crate::error::Result;
 pub(crate) const CATALOG_FILE: &str = "CATALOG";
 const CATALOG_TMP: &str = "CATALOG.tmp";
 const MAGIC: &[u8; 8] = b"HLXCATLG";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const HEADER_LEN: usize = 128;
 /// Bytes 0..124 are covered by the header's CRC, at 124.
 const HEADER_CRC_AT: usize = 124;
@@ -64,6 +72,10 @@ pub(crate) struct Snapshot {
     bytes: ReadOnlyBytes,
     count: u64,
     names_at: usize,
+    due_at: usize,
+    due_count: u64,
+    /// The checkpoint configuration of the writer that wrote it (see `Plugins::checkpoint_config`).
+    pub(crate) config: u64,
 }
 
 impl Snapshot {
@@ -159,6 +171,14 @@ impl Snapshot {
         Ok(())
     }
 
+    /// The streams that may have a checkpoint due (see the module invariants).
+    pub(crate) fn due(&self) -> impl Iterator<Item = StreamId> + '_ {
+        (0..self.due_count).filter_map(move |k| {
+            let at = self.due_at + usize::try_from(k).ok()? * 8;
+            u64_at(&self.bytes, at).map(StreamId)
+        })
+    }
+
     fn records_len(&self) -> usize {
         usize::try_from(self.count).unwrap_or(usize::MAX) * RECORD_LEN
     }
@@ -184,7 +204,15 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 /// The snapshot of `catalog` as of `through`, a durable record after which no stream has an
 /// unindexed location below it: right after [`Catalog::drain_indexed`] up to `through`, each
 /// stream's indexed head is its head at `through`.
-pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec<u8> {
+///
+/// `due` lists the streams that may have a checkpoint due (see the module invariants).
+pub(crate) fn encode(
+    catalog: &Catalog,
+    store_id: u64,
+    through: Location,
+    due: &std::collections::BTreeSet<StreamId>,
+    config: u64,
+) -> Vec<u8> {
     let mut records = Vec::new();
     let mut hashes = Vec::new();
     let mut names = Vec::new();
@@ -224,6 +252,9 @@ pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec
         out.extend_from_slice(&id.to_le_bytes());
     }
     out.extend_from_slice(&names);
+    for id in due {
+        out.extend_from_slice(&id.0.to_le_bytes());
+    }
     let body_crc = crc32fast::hash(&out[HEADER_LEN..]);
     let head = &mut out[..HEADER_LEN];
     head[0..8].copy_from_slice(MAGIC);
@@ -236,6 +267,8 @@ pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec
     head[56..60].copy_from_slice(&through.frame_len_bytes.to_le_bytes());
     head[64..72].copy_from_slice(&(names.len() as u64).to_le_bytes());
     head[72..76].copy_from_slice(&body_crc.to_le_bytes());
+    head[76..84].copy_from_slice(&(due.len() as u64).to_le_bytes());
+    head[84..92].copy_from_slice(&config.to_le_bytes());
     let crc = crc32fast::hash(&head[..HEADER_CRC_AT]);
     head[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
@@ -245,16 +278,22 @@ pub(crate) fn encode(catalog: &Catalog, store_id: u64, through: Location) -> Vec
 /// checksums, not its streams one by one (see [`Snapshot::stream`]). `None` when they are not
 /// a whole, valid one.
 pub(crate) fn decode(bytes: ReadOnlyBytes, store_id: u64) -> Option<Snapshot> {
-    let (through, count, names_len) = checked(&bytes, store_id)?;
+    let (through, count, names_len, due_count) = checked(&bytes, store_id)?;
+    let config = u64_at(&bytes, 84)?;
     let names_at = usize::try_from(count)
         .ok()?
         .checked_mul(RECORD_LEN + HASH_LEN)?
         .checked_add(HEADER_LEN)?;
-    (names_at.checked_add(names_len)? == bytes.len()).then_some(Snapshot {
+    let due_at = names_at.checked_add(names_len)?;
+    let due_len = usize::try_from(due_count).ok()?.checked_mul(8)?;
+    (due_at.checked_add(due_len)? == bytes.len()).then_some(Snapshot {
         through,
         bytes,
         count,
         names_at,
+        due_at,
+        due_count,
+        config,
     })
 }
 
@@ -271,9 +310,10 @@ pub(crate) fn covered(storage: &dyn Storage, dir: &Path, store_id: u64) -> Optio
     read(storage, dir, store_id).map(|s| s.through)
 }
 
-/// The record a snapshot covers, its stream count and the length of its names, if `bytes`
-/// are a whole one of store `store_id`: its header and both checksums checked.
-fn checked(bytes: &[u8], store_id: u64) -> Option<(Location, u64, usize)> {
+/// The record a snapshot covers, its stream count, the length of its names and its count of
+/// due streams, if `bytes` are a whole one of store `store_id`: its header and both checksums
+/// checked.
+fn checked(bytes: &[u8], store_id: u64) -> Option<(Location, u64, usize, u64)> {
     let head = bytes.get(..HEADER_LEN)?;
     let zero = |range: std::ops::Range<usize>| head[range].iter().all(|&b| b == 0);
     let whole = &head[0..8] == MAGIC
@@ -282,7 +322,7 @@ fn checked(bytes: &[u8], store_id: u64) -> Option<(Location, u64, usize)> {
         && u64_at(head, 24)? == store_id
         && zero(12..16)
         && zero(60..64)
-        && zero(76..HEADER_CRC_AT)
+        && zero(92..HEADER_CRC_AT)
         && crc32fast::hash(&bytes[HEADER_LEN..]) == u32_at(head, 72)?;
     let through = Location {
         lsn: Lsn(u64_at(head, 32)?),
@@ -291,7 +331,7 @@ fn checked(bytes: &[u8], store_id: u64) -> Option<(Location, u64, usize)> {
         frame_len_bytes: u32_at(head, 56)?,
     };
     let names_len = usize::try_from(u64_at(head, 64)?).ok()?;
-    whole.then_some((through, u64_at(head, 16)?, names_len))
+    whole.then_some((through, u64_at(head, 16)?, names_len, u64_at(head, 76)?))
 }
 
 /// Replaces the store's snapshot with `bytes`, whole.
@@ -346,7 +386,8 @@ mod tests {
             offset: 4000,
             frame_len_bytes: 77,
         };
-        let bytes = encode(&catalog, 99, through);
+        let due = [StreamId(3), StreamId(1)].into_iter().collect();
+        let bytes = encode(&catalog, 99, through, &due, 42);
         let of = |b: &[u8]| ReadOnlyBytes::new(b.to_vec());
         let snapshot = decode(of(&bytes), 99).expect("valid");
         assert_eq!(snapshot.through, through);
@@ -366,6 +407,11 @@ mod tests {
         );
         assert_eq!(snapshot.named("after").count(), 0);
         assert_eq!(snapshot.check_records(), Ok(()));
+        assert_eq!(
+            snapshot.due().collect::<Vec<_>>(),
+            [StreamId(1), StreamId(3)]
+        );
+        assert_eq!(snapshot.config, 42);
         assert!(decode(of(&bytes), 98).is_none(), "another store's");
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
@@ -399,7 +445,11 @@ mod tests {
             offset: 64,
             frame_len_bytes: 40,
         };
-        let snapshot = decode(ReadOnlyBytes::new(encode(&catalog, 7, through)), 7).expect("valid");
+        let snapshot = decode(
+            ReadOnlyBytes::new(encode(&catalog, 7, through, &Default::default(), 0)),
+            7,
+        )
+        .expect("valid");
         for (k, (name, _)) in streams.iter().enumerate() {
             if name != "twice" {
                 assert_eq!(

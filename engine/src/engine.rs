@@ -52,6 +52,18 @@ pub(crate) struct Inner {
     /// The record the catalog snapshot (`CATALOG`) covers the log up to, as last written.
     pub(crate) snapshot_through: Mutex<Option<helios_log::Location>>,
     pub(crate) catalog: Mutex<Catalog>,
+    /// The streams the open found with a checkpoint due: with those the catalog holds in
+    /// memory, what each catalog snapshot lists as maybe due (a clean close keeps only those
+    /// still due). A leaf lock.
+    pub(crate) due: Mutex<std::collections::BTreeSet<helios_log::StreamId>>,
+    /// The checkpoint configuration's fingerprint (`Plugins::checkpoint_config`), stamped in
+    /// each catalog snapshot.
+    pub(crate) config: u64,
+    /// The catalog snapshot on disk may list fewer streams as due than are (a writer that
+    /// opened without trusting it: another configuration, damage): the close replaces it
+    /// whatever its size, and a compaction, which removes checkpoints it may count on, removes
+    /// it first.
+    pub(crate) snapshot_stale: AtomicBool,
     pub(crate) store: Store,
     pub(crate) branches: crate::branches::BranchTable,
     pub(crate) metrics: crate::metrics::Metrics,
@@ -131,6 +143,11 @@ impl Engine {
             signal.shutdown = true;
         }
         lock(&self.inner.builder_signal).shutdown = true;
+        // A spare segment being written stops at its next step instead of being finished and
+        // then removed.
+        if !self.inner.read_only {
+            self.inner.log.stop_preparing_spare();
+        }
         self.inner.signal_cv.notify_all();
         self.inner.prealloc_cv.notify_all();
         self.inner.builder_cv.notify_all();
@@ -151,7 +168,10 @@ impl Engine {
         // The builder has stopped: the next open reads the active pack's index, not the pack,
         // and the active segment's index and a catalog snapshot at its end, not its records.
         self.inner.store.index_active_pack();
-        self.inner.index_active_segment()?;
+        // The snapshot lists only the streams still due when every checkpoint the builder
+        // wrote is durable: one lost in a crash would make its stream due again.
+        let packs_synced = self.inner.store.sync_packs().is_ok();
+        self.inner.index_active_segment(packs_synced)?;
         // A closed store keeps no spare segment (the next open would remove it anyway). Best
         // effort: a spare left behind costs only space until that open.
         let _ = self.inner.log.discard_spare();

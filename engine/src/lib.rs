@@ -77,8 +77,8 @@ pub use branches::{
 };
 pub use catalog::{Fork, STREAM_NAME_LEN_MAX};
 pub use checkpoints::{
-    COMPACT_MIN_DEAD_BYTES, CheckpointInfo, CheckpointOpenReport, CheckpointStats, Checkpoints,
-    CompactReport, LevelStats, StalledStream,
+    BuildReport, COMPACT_MIN_DEAD_BYTES, CheckpointInfo, CheckpointOpenReport, CheckpointStats,
+    Checkpoints, CompactReport, LevelStats, StalledStream,
 };
 pub use class::{Classifier, DefaultClassifier, Durability};
 pub use disk_usage::{DiskUsage, DiskUsageError, FileKind, FileUsage, disk_usage};

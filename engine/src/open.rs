@@ -13,18 +13,19 @@
 //! log last published after a sync (`log/published-end`), or that lacks a segment (the
 //! first, the published end's, or one between two whose indexes say they do not meet).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
-use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport};
+use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId};
 
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::Catalog;
 use crate::catalog_snapshot;
 use crate::checkpoints::Builder;
-use crate::checkpoints::{CHECKPOINT_DIR, CheckpointOpenReport, Store, StoreSizes, StreamAtOpen};
+use crate::checkpoints::{
+    CHECKPOINT_DIR, CheckpointOpenReport, Opened, Store, StoreSizes, StreamAtOpen,
+};
 use crate::engine::{Engine, Inner, LOCK_FILE, LOG_DIR, META_DIR};
 use crate::error::{Error, Result};
 use crate::meta::Meta;
@@ -345,7 +346,56 @@ impl Engine {
             bytes: options.checkpoints.cache_bytes_max,
             pack_bytes: options.checkpoints.pack_bytes,
         };
-        let (store, checkpoints_report) = if writing {
+        let config = plugins.checkpoint_config(&options.checkpoints.policy);
+        let streams_at_open = |catalog: &Catalog| -> crate::checkpoints::StreamsAtOpen {
+            let at_open = catalog.at_open();
+            let machines = plugins.clone();
+            Box::new(move |id| {
+                let s = at_open.stream(id)?;
+                Some(Opened {
+                    head: s.head.0,
+                    live: s.live,
+                    machine: machines.machine_for(s.name).name().to_owned(),
+                    shared: s.shared,
+                })
+            })
+        };
+        let (store, mut checkpoints_report) = if writing {
+            Store::open(
+                dir.join(CHECKPOINT_DIR),
+                plugins.storage.clone(),
+                store_id.unwrap_or(0),
+                options.checkpoints.policy,
+                sizes,
+                streams_at_open(&catalog),
+            )?
+        } else {
+            Store::open_read_only(
+                dir.join(CHECKPOINT_DIR),
+                plugins.storage.clone(),
+                store_id,
+                options.checkpoints.policy,
+                sizes,
+                streams_at_open(&catalog),
+            )?
+        };
+        // Each stream's checkpoints are taken in at its first use (a reader's always), when the
+        // writer knows which streams may have a checkpoint due without reading them all: the
+        // snapshot lists them (see `catalog_snapshot.rs`), for undamaged packs and an unchanged
+        // configuration. The streams with checkpoints past a pack's index are taken in now
+        // (few; a crash's). Otherwise (damage, a cut pack tail, another policy or machine, a
+        // store with fjall metadata, whose older checkpoints need the machines fjall recorded)
+        // the writer takes everything in now, and queues every gap: its open report then
+        // counts what it kept and dropped.
+        let due_listed = snapshot.as_ref().filter(|s| {
+            writing
+                && catalog_snapshot.is_some()
+                && meta.is_none()
+                && s.config == config
+                && checkpoints_report.damage.is_empty()
+                && checkpoints_report.cut_bytes == 0
+        });
+        if writing && due_listed.is_none() {
             // Checkpoints past what live streams can read (those of deleted streams that no
             // live fork shares) are dropped: their bytes are dead, for compaction to reclaim.
             let reachable = catalog.reachable();
@@ -358,49 +408,38 @@ impl Engine {
                     machine: plugins.machine_for(st.name).name(),
                 })
                 .collect();
-            Store::open(
-                dir.join(CHECKPOINT_DIR),
-                plugins.storage.clone(),
-                store_id.unwrap_or(0),
-                options.checkpoints.policy,
-                sizes,
-                meta.as_ref(),
-                &at_open,
-            )?
-        } else {
-            // A reader takes a stream's checkpoints in at its first use, as the open found the
-            // stream (a deleted one keeps those up to its own head: no live fork reads past
-            // what it shares, and finding that would read every stream).
-            let at_open = catalog.at_open();
-            let machines = plugins.clone();
-            Store::open_read_only(
-                dir.join(CHECKPOINT_DIR),
-                plugins.storage.clone(),
-                store_id,
-                options.checkpoints.policy,
-                sizes,
-                Box::new(move |id| {
-                    let (head, live, name) = at_open.stream(id)?;
-                    Some((head.0, live, machines.machine_for(name).name().to_owned()))
-                }),
-            )?
-        };
+            store.take_in_everything(meta.as_ref(), &at_open, &mut checkpoints_report)?;
+        } else if writing {
+            store.take_in_scanned(&mut checkpoints_report);
+        }
         open_report.checkpoints = checkpoints_report;
         // Every checkpoint up to a stream's newest one is there (or queued for a rebuild);
-        // streams with a checkpoint due past it are queued for the builder.
-        let mut built = HashMap::new();
-        let mut queue = Vec::new();
-        // A reader builds nothing.
-        let builds = if writing { usize::MAX } else { 0 };
-        for (id, st) in catalog.iter().take(builds) {
-            // A fork's checkpoints up to its fork point are its source's.
-            let shared = st.fork.map_or(0, |f| f.at.0);
-            let latest = store.latest(id).unwrap_or(0).max(shared);
-            built.insert(id, latest);
-            if latest + options.checkpoints.policy.first_interval() <= st.head.0 {
-                queue.push(id);
+        // streams with a checkpoint due past it are queued for the builder: of those the
+        // snapshot lists and those the log changed after it, or of every stream. A reader
+        // builds nothing.
+        let candidates: Vec<StreamId> = match due_listed {
+            Some(snapshot) => {
+                let mut ids: Vec<StreamId> =
+                    snapshot.due().chain(catalog.in_memory_ids()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
             }
-        }
+            None if writing => catalog.iter().map(|(id, _)| id).collect(),
+            None => Vec::new(),
+        };
+        let queue: Vec<StreamId> = candidates
+            .into_iter()
+            .filter(|&id| {
+                catalog.get(id).is_some_and(|st| {
+                    // A fork's checkpoints up to its fork point are its source's.
+                    let shared = st.fork.map_or(0, |f| f.at.0);
+                    let latest = store.latest(id).unwrap_or(0).max(shared);
+                    st.deleted.is_none()
+                        && latest + options.checkpoints.policy.first_interval() <= st.head.0
+                })
+            })
+            .collect();
         let wake = !queue.is_empty() || store.has_rebuilds();
         let record_metrics = options.metrics;
         // The snapshot the catalog came from. A writer that read the whole log instead (a
@@ -419,7 +458,10 @@ impl Engine {
             store,
             branches: crate::branches::BranchTable::new(),
             metrics: crate::metrics::Metrics::new(record_metrics),
-            builder: Mutex::new(Builder::new(built)),
+            due: Mutex::new(queue.iter().copied().collect()),
+            config,
+            snapshot_stale: AtomicBool::new(writing && snapshot.is_some() && due_listed.is_none()),
+            builder: Mutex::new(Builder::new()),
             stalled: Mutex::new(Vec::new()),
             builder_signal: Mutex::new(BuilderSignal {
                 queue,

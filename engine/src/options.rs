@@ -283,6 +283,28 @@ impl std::fmt::Debug for Plugins {
 
 impl Plugins {
     /// The state machine of `stream`: the longest matching prefix's, or the default.
+    /// A hash of what decides which checkpoints a stream keeps: the level policy and which
+    /// machine each stream name gets. Two opens with equal fingerprints keep the same ones.
+    pub(crate) fn checkpoint_config(&self, policy: &helios_checkpoint::LevelPolicy) -> u64 {
+        let mut prefixes: Vec<(&str, &str)> = self
+            .stream_machines
+            .iter()
+            .map(|(prefix, machine)| (prefix.as_str(), machine.name()))
+            .collect();
+        prefixes.sort_unstable();
+        let mut text = format!(
+            "{} {} {} {}",
+            policy.first_interval(),
+            policy.fanout(),
+            policy.levels(),
+            self.state_machine.name()
+        );
+        for (prefix, machine) in prefixes {
+            text.push_str(&format!("\0{prefix}\0{machine}"));
+        }
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    }
+
     pub(crate) fn machine_for(&self, stream: &str) -> &Arc<dyn StateMachine> {
         self.stream_machines
             .iter()

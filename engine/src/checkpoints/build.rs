@@ -24,7 +24,8 @@
 //!   anchor is at or below `Head::version` (a superset is harmless: a delta may repeat a value
 //!   the layer above already has).
 //! - `Builder::built[s]` is a version up to which every checkpoint of stream `s` has been
-//!   written (or queued for a rebuild).
+//!   written (or queued for a rebuild). A stream without an entry has been built up to its
+//!   newest checkpoint in the store (an open's gaps are queued for rebuilds).
 //!
 //! [`Checkpoints::sync`]: crate::Checkpoints::sync
 
@@ -92,12 +93,10 @@ impl std::fmt::Debug for Builder {
 }
 
 impl Builder {
-    /// A builder that knows every checkpoint up to `built[s]` of each stream exists.
-    pub(crate) fn new(built: HashMap<StreamId, u64>) -> Builder {
-        Builder {
-            built,
-            ..Builder::default()
-        }
+    /// A builder that has built nothing yet: it asks the store for each stream's newest
+    /// checkpoint.
+    pub(crate) fn new() -> Builder {
+        Builder::default()
     }
 
     /// Streams stopped on an event their machine refused.
@@ -158,7 +157,12 @@ impl Inner {
                 let Some(st) = cat.get(id) else { continue };
                 // A fork's checkpoints up to its fork point are its source's.
                 let shared = st.fork.map_or(0, |f| f.at.0);
-                let built = builder.built.get(&id).copied().unwrap_or(0).max(shared);
+                // A stream not built this session: its newest checkpoint (an open lists none).
+                let built = match builder.built.get(&id) {
+                    Some(&built) => built,
+                    None => self.store.latest(id).unwrap_or(0),
+                }
+                .max(shared);
                 let target = st.durable_head.0;
                 // A deleted stream gets no new checkpoints (its old ones serve its forks).
                 if builder.stalled.contains_key(&id) || target <= built || st.deleted.is_some() {

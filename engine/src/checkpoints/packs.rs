@@ -279,6 +279,7 @@ impl Packs {
         store_id: u64,
         legacy: Legacy,
         pack_bytes: u64,
+        decode: Decode,
     ) -> Result<(Packs, Vec<PackContents>, PacksAtOpen)> {
         storage
             .create_dir_all(&dir)
@@ -326,11 +327,21 @@ impl Packs {
             }
             let published_here = published.filter(|p| p.seq == seq).map(|p| p.end);
             let len = packs.file_len(seq).unwrap_or(0);
-            // What an index covers is read from it; only what lies past its end is scanned
-            // (nothing, for a full pack: a page of zeros).
-            let (mut entries, from) = match packs.indexed(seq, len) {
-                Some((entries, end)) => (entries, end),
-                None => (Vec::new(), pack_header::LEN as u64),
+            // What an index covers is read from it (now, or in place at each stream's first
+            // use); only what lies past its end is scanned (nothing, for a full pack: a page of
+            // zeros).
+            let (mut index, mut entries, from) = match decode {
+                Decode::Now => match packs.indexed(seq, len) {
+                    Some((entries, end)) => (None, entries, end),
+                    None => (None, Vec::new(), pack_header::LEN as u64),
+                },
+                Decode::Deferred => match packs.index_view(seq, len) {
+                    Some(view) => {
+                        let end = view.end();
+                        (Some(view), Vec::new(), end)
+                    }
+                    None => (None, Vec::new(), pack_header::LEN as u64),
+                },
             };
             let indexed = from > pack_header::LEN as u64;
             let scan = match packs.scan(seq, from, len) {
@@ -380,11 +391,17 @@ impl Packs {
                 // A full pack that its index does not cover (written before indexes, its index
                 // lost, or written on after a close indexed it): index it now, so that the
                 // next open reads the index. Best effort.
-                drop(packs.write_index(seq, scan.end, &entries));
+                let mut all = index
+                    .take()
+                    .and_then(|v| v.decode_all())
+                    .unwrap_or_default();
+                all.append(&mut entries);
+                drop(packs.write_index(seq, scan.end, &all));
+                entries = all;
             }
             contents.push(PackContents {
                 seq,
-                index: None,
+                index,
                 entries,
             });
             if last && published_known {
@@ -700,7 +717,8 @@ impl Packs {
             .map_err(io_error("fsync directory", &self.dir))
     }
 
-    /// Makes the active pack's bytes durable (a migration, before it says it is done).
+    /// Makes the active pack's bytes durable (a migration, before it says it is done; a clean
+    /// close, before its catalog snapshot says which streams are still due).
     pub(crate) fn sync(&self) -> Result<()> {
         if let Some(writer) = &self.writer
             && let Some(a) = &lock(writer).appender
@@ -740,11 +758,12 @@ impl Packs {
     }
 }
 
-/// Whether [`Packs::read_up_to`] decodes a pack index's entries or leaves them to decode on
-/// demand.
+/// Whether an open decodes a pack index's entries or leaves them to decode on demand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decode {
+pub(crate) enum Decode {
+    /// Every entry, at open.
     Now,
+    /// The index kept in [`PackContents::index`], read in place.
     Deferred,
 }
 

@@ -35,6 +35,7 @@ mod deferred;
 mod open;
 
 use super::machines::MachineTable;
+pub(crate) use deferred::{Opened, StreamsAtOpen};
 pub use open::CheckpointOpenReport;
 use open::Keep;
 pub(crate) use open::{StreamAtOpen, StreamOf};
@@ -367,6 +368,29 @@ impl Store {
     /// reads that index instead of scanning the pack.
     pub(crate) fn index_active_pack(&self) {
         self.packs.index_active();
+    }
+
+    /// Checkpoints written since open (built forward).
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Checkpoints rebuilt since open.
+    pub(crate) fn rebuilt(&self) -> u64 {
+        self.rebuilt.load(Ordering::Relaxed)
+    }
+
+    /// Damaged checkpoints found since open.
+    pub(crate) fn damaged(&self) -> u64 {
+        self.damaged.load(Ordering::Relaxed)
+    }
+
+    /// Makes every checkpoint written durable (the active pack's bytes).
+    ///
+    /// # Errors
+    /// I/O errors naming the pack.
+    pub(crate) fn sync_packs(&self) -> Result<()> {
+        self.packs.sync()
     }
 
     /// Counts a checkpoint written: as rebuilt if it had been found missing or damaged.

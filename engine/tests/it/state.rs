@@ -723,8 +723,10 @@ fn checkpoints_of_deleted_streams_are_reclaimed_by_compaction() {
 
     let engine = open(dir.path(), 10, 2);
     let report = engine.inspect().open_report().checkpoints.clone();
-    // The deleted streams' checkpoints are dropped, except the fork's shared ten of s1.
-    assert_eq!(report.dropped, 49 * 20 + 10, "{report:?}");
+    // A cleanly closed store's open takes each stream's checkpoints in at its first use: it
+    // drops none. The compaction takes them all in, and drops the deleted streams' (except the
+    // fork's shared ten of s1): it moves only the others.
+    assert_eq!(report.dropped, 0, "{report:?}");
     let compacted = engine.checkpoints().compact().expect("compact");
     assert_eq!(compacted.packs, 1, "{compacted:?}");
     assert_eq!(compacted.moved, 10 * 20 + 10 + 1, "{compacted:?}");
@@ -867,9 +869,12 @@ fn checkpoints_built_by_another_state_machine_are_dropped_and_rebuilt() {
         .sync()
         .expect("rebuild with the new machine");
     drop(engine);
+    // The same configuration again, after a clean close: each stream's checkpoints are taken
+    // in at its first use, and the other machine's three are not kept then.
     let engine = open_with(true);
     let report = engine.inspect().open_report().checkpoints.clone();
-    assert_eq!((report.found, report.dropped), (6, 3), "{report:?}");
+    assert_eq!((report.found, report.dropped), (9, 0), "{report:?}");
+    assert_eq!(engine.checkpoints().stats().count, 6);
     assert_eq!(count(&engine, 30), Some(30));
     let replayed = |engine: &Engine, stream: &str| {
         engine
@@ -1010,10 +1015,21 @@ fn another_machines_checkpoints_stay_unread_when_closed_before_the_rebuild() {
     append_sets(&engine, "m-1", 30, 4);
     engine.checkpoints().sync().expect("sync");
     drop(engine);
-    for open in ["after the change", "again, nothing rebuilt"] {
+    // The first open with the new machine takes every checkpoint in (the catalog snapshot was
+    // written with the old one) and drops the other machine's. The second, after a clean close,
+    // takes each stream's in at its first use, and drops them then.
+    for (open, at_open) in [
+        ("after the change", (0, 3)),
+        ("again, nothing rebuilt", (3, 0)),
+    ] {
         let engine = open_with(true);
         let report = engine.inspect().open_report().checkpoints.clone();
-        assert_eq!((report.found, report.dropped), (0, 3), "{open}: {report:?}");
+        assert_eq!(
+            (report.found, report.dropped),
+            at_open,
+            "{open}: {report:?}"
+        );
+        assert_eq!(engine.checkpoints().stats().count, 0, "{open}");
         let view = engine.view("m-1", Version(25)).expect("view");
         assert_eq!(
             view.get(b"count").map(<[u8]>::len),
@@ -1022,4 +1038,48 @@ fn another_machines_checkpoints_stay_unread_when_closed_before_the_rebuild() {
             view.report()
         );
     }
+}
+
+/// A writer's open of a cleanly closed store takes no stream's checkpoints in: it learns from
+/// the catalog snapshot which streams may have a checkpoint due, and the builder still builds
+/// exactly those, across opens that build nothing and opens that append nothing.
+#[test]
+fn a_clean_store_opens_without_its_checkpoints_and_builds_what_is_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 3);
+    let quiet = append_sets(&engine, "quiet", 25, 4);
+    let mut busy = append_sets(&engine, "busy", 25, 4);
+    engine.checkpoints().sync().expect("sync");
+    // Due at 30 and 40, not built before the close (no background builder).
+    busy.extend(append_sets(&engine, "busy", 15, 4));
+    drop(engine);
+    let replayed = |engine: &Engine, stream: &str, v: u64| {
+        let view = engine.view(stream, Version(v)).expect("view");
+        view.report().events_replayed
+    };
+    // Closed twice more without building: an open that appends nothing keeps the list.
+    for _ in 0..2 {
+        let engine = open(dir.path(), 10, 3);
+        let report = engine.inspect().open_report().checkpoints.clone();
+        assert!(report.deferred, "{report:?}");
+        assert_eq!((report.found, report.dropped), (4, 0), "{report:?}");
+        assert!(replayed(&engine, "busy", 40) > 9, "not built yet");
+        drop(engine);
+    }
+    let engine = open(dir.path(), 10, 3);
+    let built = engine.checkpoints().sync().expect("sync");
+    assert_eq!(built.count, 6, "{built:?}");
+    assert_eq!(engine.checkpoints().stats().written, 2);
+    assert_eq!(replayed(&engine, "busy", 40), 0);
+    assert_eq!(replayed(&engine, "quiet", 25), 5);
+    let states = model_states(&busy);
+    assert_eq!(
+        &engine.state_at("busy", Version(40)).expect("state"),
+        at(&states, 40)
+    );
+    let states = model_states(&quiet);
+    assert_eq!(
+        &engine.state_at("quiet", Version(25)).expect("state"),
+        at(&states, 25)
+    );
 }

@@ -234,6 +234,9 @@ pub struct Log {
     tail: RwLock<Option<crate::segment_index::SegmentIndex>>,
     spare: Mutex<Spare>,
     spare_cv: Condvar,
+    /// Set when the writer is closing: a spare being prepared stops and is removed (a
+    /// short-lived writer would otherwise wait for a whole segment of zeros it never uses).
+    spare_stop: AtomicBool,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
     appended_lsn: AtomicU64,

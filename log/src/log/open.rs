@@ -31,7 +31,7 @@ use crate::storage::Storage;
 use crate::types::{Location, Lsn, Position, SegmentId};
 
 /// Bytes past the end of the records that an open after a clean shutdown checks are zeros.
-const CLEAN_END_WINDOW: usize = 64 << 10;
+pub(super) const CLEAN_END_WINDOW: usize = 64 << 10;
 /// Whether an open may change the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
@@ -431,14 +431,18 @@ impl Log {
                 )),
                 // A clean end must be followed by zeros only, or a later append would land in
                 // front of stale bytes. After a clean shutdown (the scan started at the
-                // recovery point and found nothing) only the bytes just past the end are read,
-                // not the rest of the segment: enough to find a tail that was written and then
-                // damaged (its first frame no longer decodes), which an append would otherwise
-                // land in front of.
+                // recovery point and found nothing, or it ended exactly where the last writer
+                // published its synced end) only the bytes just past the end are read, not the
+                // rest of the segment: enough to find a tail that was written and then damaged
+                // (its first frame no longer decodes), which an append would otherwise land in
+                // front of. A reader, which appends nothing, reads no further either.
                 Stop::End
                     if index == last_index && {
-                        let clean_shutdown =
-                            begin.is_some() && index == first_index && outcome.records == 0;
+                        let at_published = durable
+                            .is_some_and(|d| d.segment == id && d.offset == outcome.stop_offset);
+                        let clean_shutdown = !writing
+                            || at_published
+                            || (begin.is_some() && index == first_index && outcome.records == 0);
                         let window = if clean_shutdown {
                             let end = usize::try_from(outcome.stop_offset)
                                 .unwrap_or(usize::MAX)
@@ -609,6 +613,7 @@ impl Log {
             tail: RwLock::new(None),
             spare: Mutex::new(Spare::Empty),
             spare_cv: Condvar::new(),
+            spare_stop: AtomicBool::new(false),
             // A read-only log refuses every write as a poisoned one does, saying why.
             poisoned: AtomicBool::new(!writing),
             poison_cause: Mutex::new((!writing).then(|| "the log was opened read-only".into())),

@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::{ActiveSegment, Log, Sealed, Writer, lock};
 use crate::error::{LogError, Result};
@@ -140,6 +141,9 @@ pub(super) fn check_header(
 pub(super) fn map_appending(storage: &dyn Storage, path: &Path) -> Option<ReadOnlyBytes> {
     storage.map_appending(path).ok().flatten()
 }
+
+/// How much of a spare is zeroed between two checks for a close that stops it.
+const SPARE_STEP_BYTES: u64 = 1 << 20;
 
 fn fill_zeros(file: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result<()> {
     static ZEROS: [u8; ZERO_CHUNK_BYTES] = [0u8; ZERO_CHUNK_BYTES];
@@ -331,7 +335,7 @@ impl Log {
     /// starts the next spare three quarters of a segment ahead of the roll.
     #[must_use]
     pub fn wants_spare(&self) -> bool {
-        if !matches!(*lock(&self.spare), Spare::Empty) {
+        if !matches!(*lock(&self.spare), Spare::Empty) || self.spare_stop.load(Ordering::Acquire) {
             return false;
         }
         let w = lock(&self.writer);
@@ -378,16 +382,31 @@ impl Log {
                 .storage
                 .create(&path)
                 .map_err(|e| LogError::io("create", &path, e))?;
-            fill_zeros(file.as_ref(), &path, 0, size)?;
+            let mut at = 0;
+            while at < size {
+                if self.spare_stop.load(Ordering::Acquire) {
+                    return Ok(None);
+                }
+                let to = size.min(at + SPARE_STEP_BYTES);
+                fill_zeros(file.as_ref(), &path, at, to)?;
+                at = to;
+            }
             file.sync_data()
                 .map_err(|e| LogError::io("fdatasync", &path, e))?;
-            Ok(file)
+            Ok(Some(file))
         })();
         let mut spare = lock(&self.spare);
         let outcome = match result {
-            Ok(file) => {
+            Ok(Some(file)) => {
                 *spare = Spare::Ready(path, file);
                 Ok(())
+            }
+            Ok(None) => {
+                // Stopped by a close: the partial file goes.
+                *spare = Spare::Empty;
+                self.storage
+                    .remove_file(&path)
+                    .map_err(|e| LogError::io("remove spare", &path, e))
             }
             Err(e) => {
                 *spare = Spare::Empty;
@@ -396,6 +415,12 @@ impl Log {
         };
         self.spare_cv.notify_all();
         outcome
+    }
+
+    /// Stops a spare being prepared (at its next step), and any later one: the writer is
+    /// closing.
+    pub fn stop_preparing_spare(&self) {
+        self.spare_stop.store(true, Ordering::Release);
     }
 
     /// Takes the spare for a roll, waiting for one being prepared.
@@ -420,6 +445,7 @@ impl Log {
     /// # Errors
     /// I/O errors removing the file (harmless: the next open removes it).
     pub fn discard_spare(&self) -> Result<()> {
+        self.stop_preparing_spare();
         match self.take_spare() {
             Some((path, file)) => {
                 drop(file);

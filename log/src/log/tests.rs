@@ -6,11 +6,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::open::CLEAN_END_WINDOW;
 use super::{Log, LogIter, LogOptions, NewRecord, RecoveryReport, lock, segment_name};
 use crate::error::{LogError, Result};
 use crate::format::{self, RecordHeader, segment_header};
 use crate::storage::{SimStorage, Storage};
-use crate::types::{Location, Lsn, RecordClass, RecordKind, SegmentId, StreamId, Version};
+use crate::types::{
+    Location, Lsn, Position, RecordClass, RecordKind, SegmentId, StreamId, Version,
+};
 
 const SEGMENT: u64 = 8192;
 
@@ -38,15 +41,21 @@ fn record(lsn: u64, payload: &[u8]) -> Vec<u8> {
 
 /// Writes a single segment holding `image` after its header.
 fn store(image: &[u8]) -> (Arc<dyn Storage>, PathBuf) {
+    store_sized(image, SEGMENT)
+}
+
+/// [`store`] with a first segment of `size` bytes.
+fn store_sized(image: &[u8], size: u64) -> (Arc<dyn Storage>, PathBuf) {
     let sim = SimStorage::new();
     let dir = PathBuf::from("/store/log");
     sim.create_dir_all(&dir).expect("mkdir");
     let file = sim
         .create(&dir.join(segment_name(SegmentId(1))))
         .expect("create");
-    let mut bytes = format::encode_segment_header(Lsn(1), SEGMENT).to_vec();
+    let mut bytes = format::encode_segment_header(Lsn(1), size).to_vec();
     bytes.extend_from_slice(image);
-    bytes.resize(usize::try_from(SEGMENT).expect("small"), 0);
+    assert!(bytes.len() as u64 <= size, "the image fits");
+    bytes.resize(usize::try_from(size).expect("small"), 0);
     file.write_all_at(&bytes, 0).expect("write");
     file.sync_data().expect("sync");
     (Arc::new(sim), dir)
@@ -90,6 +99,40 @@ fn stale_bytes_after_a_clean_end_are_zeroed_before_appending() {
     let (_, report, seen) = open(&storage, &dir).expect("reopen");
     assert_eq!(seen, vec![1, 2]);
     assert_eq!(report.truncated, None);
+}
+
+/// An end at the position the last writer published reads only a window past it for stale
+/// bytes, not the rest of the segment: those within the window are still found, those past it
+/// are left for an append to land in front of (each record's checksum and LSN keep them out).
+#[test]
+fn an_end_at_the_published_end_checks_a_window_after_it() {
+    let first = record(1, b"first");
+    let end = (segment_header::LEN + first.len()) as u64;
+    let published = Position {
+        lsn: Lsn(1),
+        segment: SegmentId(1),
+        offset: end,
+    };
+    for (gap, found) in [(64usize, true), (CLEAN_END_WINDOW + 4096, false)] {
+        let mut image = first.clone();
+        image.extend_from_slice(&vec![0u8; gap]);
+        image.extend_from_slice(b"stale bytes from a lost page");
+        let (storage, dir) = store_sized(&image, 256 << 10);
+        let (_, report) = Log::open_durable(
+            storage,
+            &dir,
+            options(),
+            None,
+            Some(published),
+            &mut |_, _| {},
+        )
+        .expect("open");
+        assert_eq!(
+            report.truncated.is_some(),
+            found,
+            "stale bytes {gap} bytes past the end"
+        );
+    }
 }
 
 #[test]
@@ -439,6 +482,14 @@ fn segments_start_small_and_double_up_to_their_size() {
         .open(&dir.join("next-segment.spare"))
         .expect("the spare");
     assert_eq!(spare.len().expect("len"), 64 << 10);
+    // A closing writer stops preparing spares: none is made, and none is wanted.
+    log.discard_spare().expect("discard");
+    log.prepare_spare_segment().expect("no spare");
+    assert!(!log.wants_spare());
+    assert!(
+        sim.open(&dir.join("next-segment.spare")).is_err(),
+        "no spare file"
+    );
     log.sync_all().expect("sync");
     drop(log);
     // Reopened, every record is read back whatever its segment's size.

@@ -8,7 +8,7 @@ use helios_checkpoint::pack::{DEFAULT_PACK_CAPACITY, PUBLISHED_END_FILE_NAME, pa
 use helios_checkpoint::pack_index::parse_pack_index_name;
 use helios_log::storage::Storage;
 
-use super::{Legacy, Packs, io_error, list};
+use super::{Decode, Legacy, Packs, io_error, list};
 use crate::error::Result;
 
 /// Copies the checkpoint files of a store of format 1 or 2 (one file per checkpoint, named
@@ -43,6 +43,7 @@ pub(crate) fn migrate_checkpoint_files(
         store_id,
         Legacy::Keep,
         DEFAULT_PACK_CAPACITY,
+        Decode::Now,
     )?;
     let mut copied = 0;
     for name in files {

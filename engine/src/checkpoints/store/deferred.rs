@@ -1,6 +1,10 @@
-//! A reader's checkpoints, taken into the catalog one stream at a time: at its first use, not at
-//! open. A reader that looks at one stream (`helios get`) then never builds the catalog of every
-//! checkpoint of every stream, which was most of its open at 100,000 streams.
+//! Checkpoints taken into the catalog one stream at a time: at its first use, not at open. A
+//! reader that looks at one stream (`helios get`) then never builds the catalog of every
+//! checkpoint of every stream, which was most of its open at 100,000 streams; nor does a writer
+//! that opens a cleanly closed store (see `open.rs` of the engine for when it may).
+//!
+//! A writer's stream also gets its gaps (checkpoints missing below its newest) queued for a
+//! rebuild when it is taken in, as the eager open queues every stream's.
 //!
 //! Invariant: a stream's entry in the catalog is read or changed only after its deferred
 //! checkpoints were taken in ([`Store::take_in_stream`]), so the catalog holds, for every stream
@@ -13,7 +17,7 @@ use std::collections::HashSet;
 use helios_log::StreamId;
 
 use super::super::packs::PackContents;
-use super::open::Keep;
+use super::open::{Keep, gaps};
 use super::{CheckpointOpenReport, Store};
 use crate::engine::lock;
 
@@ -26,15 +30,31 @@ pub(super) struct Deferred {
     at_open: StreamsAtOpen,
     /// The streams taken in.
     taken: HashSet<StreamId, foldhash::fast::FixedState>,
+    /// A writer's: its streams' gaps are queued for rebuilds, and nothing is set aside for a
+    /// head to come.
+    writer: bool,
 }
 
-/// Stream `id` as a reader's open found it, if it existed: its head, whether it is live, and
-/// the name of its configured state machine.
-pub(crate) type StreamsAtOpen = Box<dyn Fn(StreamId) -> Option<(u64, bool, String)> + Send>;
+/// A stream as an open found it.
+pub(crate) struct Opened {
+    pub(crate) head: u64,
+    pub(crate) live: bool,
+    /// The name of its configured state machine.
+    pub(crate) machine: String,
+    /// For a fork, its fork point: its checkpoints up to there are its source's.
+    pub(crate) shared: u64,
+}
+
+/// Stream `id` as the open found it, if it existed.
+pub(crate) type StreamsAtOpen = Box<dyn Fn(StreamId) -> Option<Opened> + Send>;
 
 impl Deferred {
-    /// Keeps `packs` for the streams `at_open` describes.
-    pub(super) fn new(mut packs: Vec<PackContents>, at_open: StreamsAtOpen) -> Deferred {
+    /// Keeps `packs` for the streams `at_open` describes, for a writer's store or a reader's.
+    pub(super) fn new(
+        mut packs: Vec<PackContents>,
+        at_open: StreamsAtOpen,
+        writer: bool,
+    ) -> Deferred {
         for pack in &mut packs {
             // A scan reads a pack in pack order.
             if !pack
@@ -49,7 +69,38 @@ impl Deferred {
             packs,
             at_open,
             taken: HashSet::default(),
+            writer,
         }
+    }
+
+    /// Every checkpoint of the streams not taken in yet, each index decoded (its entries before
+    /// the pack's scanned ones: lower offsets, so that of two copies the later one wins). An
+    /// index whose entries do not decode is noted in `damage`: its checkpoints are then gaps,
+    /// rebuilt.
+    pub(super) fn into_contents(self, damage: &mut Vec<String>) -> Vec<PackContents> {
+        let taken = &self.taken;
+        self.packs
+            .into_iter()
+            .map(|pack| {
+                let mut entries = match &pack.index {
+                    Some(index) => index.decode_all().unwrap_or_else(|| {
+                        damage.push(format!(
+                            "the index of pack {}: its entries do not decode",
+                            pack.seq
+                        ));
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                };
+                entries.extend(pack.entries);
+                entries.retain(|e| !taken.contains(&StreamId(e.meta.stream_id)));
+                PackContents {
+                    seq: pack.seq,
+                    index: None,
+                    entries,
+                }
+            })
+            .collect()
     }
 
     /// The checkpoints in the packs.
@@ -64,6 +115,31 @@ impl Deferred {
 impl Store {
     /// Takes `stream`'s deferred checkpoints into the catalog, if it has any not taken yet.
     pub(super) fn take_in_stream(&self, stream: StreamId) {
+        self.take_in_stream_counted(stream, &mut CheckpointOpenReport::default());
+    }
+
+    /// Takes in, at a writer's open, every stream with checkpoints that a pack's index does
+    /// not cover (written after a close indexed the pack, or by a writer that stopped without
+    /// one): few, and the ones a crash or damage would have touched, so that the open report
+    /// counts what of them is dropped or missing.
+    pub(crate) fn take_in_scanned(&self, report: &mut CheckpointOpenReport) {
+        let mut ids: Vec<u64> = match lock(&self.deferred).as_ref() {
+            Some(d) => d
+                .packs
+                .iter()
+                .flat_map(|p| p.entries.iter().map(|e| e.meta.stream_id))
+                .collect(),
+            None => return,
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.take_in_stream_counted(StreamId(id), report);
+        }
+    }
+
+    /// [`Store::take_in_stream`], counting what it drops and the gaps it queues in `report`.
+    fn take_in_stream_counted(&self, stream: StreamId, report: &mut CheckpointOpenReport) {
         if !self.has_deferred() {
             return;
         }
@@ -74,7 +150,7 @@ impl Store {
         if !d.taken.insert(stream) {
             return;
         }
-        let Some((head, live, machine)) = (d.at_open)(stream) else {
+        let Some(opened) = (d.at_open)(stream) else {
             return;
         };
         let contents: Vec<PackContents> = d
@@ -106,19 +182,36 @@ impl Store {
             return;
         }
         let keep = Keep {
-            stream: &|id| (id == stream).then_some((head, machine.as_str())),
-            // A reader has no fjall: a checkpoint written before the machine table is read.
+            stream: &|id| (id == stream).then_some((opened.head, opened.machine.as_str())),
+            // No fjall (deferring opens never read one): a checkpoint written before the
+            // machine table is read.
             legacy: &|_| true,
         };
         let mut pending = Vec::new();
+        let mut counted = CheckpointOpenReport::default();
         self.take_in(
             contents,
             &keep,
-            &mut CheckpointOpenReport::default(),
-            Some(&mut pending),
+            &mut counted,
+            (!d.writer).then_some(&mut pending),
         );
-        // A deleted stream gets no more checkpoints: none of its waits for a head.
-        if live {
+        report.dropped += counted.dropped;
+        if d.writer {
+            let gaps: Vec<(StreamId, u64)> = self
+                .read_catalog()
+                .get(&stream)
+                .map(|versions| gaps(versions, opened.shared, self.policy.first_interval()))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|version| (stream, version))
+                .collect();
+            report.gaps += gaps.len() as u64;
+            if !gaps.is_empty() {
+                lock(&self.lost).extend(gaps.iter().copied());
+                lock(&self.rebuild).extend(gaps);
+            }
+        } else if opened.live {
+            // A deleted stream gets no more checkpoints: none of its waits for a head.
             lock(&self.followed).waiting.extend(pending);
         }
     }

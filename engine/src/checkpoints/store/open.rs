@@ -2,7 +2,7 @@
 //! or dropped against the streams' heads, the level policy and the state machines, and the
 //! gaps below a stream's newest checkpoint queued for a rebuild.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +13,7 @@ use helios_checkpoint::pack::PackEntry;
 use helios_log::storage::Storage;
 use helios_log::{StreamId, Version};
 
-use super::super::packs::{Legacy, PackContents, Packs};
+use super::super::packs::{Decode, Legacy, PackContents, Packs};
 use super::deferred::{Deferred, StreamsAtOpen};
 use super::{Followed, MachineTable, Placed, Store, StoreSizes, on_policy, placed};
 use crate::engine::lock;
@@ -37,8 +37,13 @@ pub struct CheckpointOpenReport {
     /// Of those, full packs whose checkpoints were read from their index (`<seq>.pidx`)
     /// instead of a scan of the pack.
     pub indexed_packs: u64,
-    /// Checkpoints found in the packs and kept. A reader decides which it keeps at each
-    /// stream's first use: for it, every checkpoint found in the packs.
+    /// Each stream's checkpoints are taken into the catalog at its first use, not at open: a
+    /// reader's always, a writer's after a clean close with the same policy and machines
+    /// (then `found` counts every checkpoint in the packs, and what is dropped or missing is
+    /// found stream by stream, not counted here).
+    pub deferred: bool,
+    /// Checkpoints found in the packs and kept; with `deferred`, every checkpoint found in
+    /// the packs.
     pub found: u64,
     /// Checkpoints found in the packs and not kept: past their stream's head, of unknown
     /// streams, not at a checkpoint version of the current policy, built by another state
@@ -70,6 +75,23 @@ pub(crate) struct Keep<'a> {
     pub(crate) legacy: &'a dyn Fn(StreamId) -> bool,
 }
 
+/// The versions on the finest level's grid, past `shared` and below the newest of `versions`
+/// (a stream's checkpoints), that have no checkpoint. The builder only ever builds forward from
+/// a stream's newest checkpoint, so these would never come back.
+pub(super) fn gaps(versions: &BTreeMap<u64, Placed>, shared: u64, fanout: u64) -> Vec<u64> {
+    let mut missing = Vec::new();
+    let mut expected = (shared / fanout + 1) * fanout;
+    let on_grid = versions.iter().filter(|(_, r)| r.level != HEAVY_LEVEL);
+    for (&version, _) in on_grid {
+        while expected < version {
+            missing.push(expected);
+            expected += fanout;
+        }
+        expected = version + fanout;
+    }
+    missing
+}
+
 /// Stream `id` of `streams`, which hold every stream in id order (ids are dense from 1).
 fn stream_at<'a, 'b>(
     streams: &'a [StreamAtOpen<'b>],
@@ -80,20 +102,63 @@ fn stream_at<'a, 'b>(
 }
 
 impl Store {
-    /// Opens the packs in `dir` (created if missing) for writing and builds the catalog from
-    /// them, given the streams' heads and state machines (and, for the checkpoints of an older
-    /// store, the machines its `meta` recorded).
+    /// Opens the packs in `dir` (created if missing) for writing, their indexes read in place:
+    /// each stream's checkpoints are taken into the catalog at its first use, as `at_open`
+    /// describes the stream (its gaps then queued for rebuilds), or all at once by
+    /// [`Store::take_in_everything`].
     pub(crate) fn open(
         dir: PathBuf,
         storage: Arc<dyn Storage>,
         store_id: u64,
         policy: LevelPolicy,
         cache: StoreSizes,
+        at_open: StreamsAtOpen,
+    ) -> Result<(Store, CheckpointOpenReport)> {
+        let (packs, contents, notes) = Packs::open_writer(
+            dir,
+            storage,
+            store_id,
+            Legacy::Remove,
+            cache.pack_bytes,
+            Decode::Deferred,
+        )?;
+        let store = Store::new(policy, packs, cache, false);
+        let mut report = CheckpointOpenReport {
+            packs: notes.packs,
+            indexed_packs: notes.indexed_packs,
+            cut_bytes: notes.cut_bytes,
+            damage: notes.damage,
+            deleted_files: notes.deleted_files,
+            ..CheckpointOpenReport::default()
+        };
+        store.load_machines(&contents, &mut report);
+        let deferred = Deferred::new(contents, at_open, true);
+        report.found = deferred.count();
+        report.deferred = true;
+        *lock(&store.deferred) = Some(deferred);
+        store.deferred_left.store(true, Ordering::Release);
+        Ok((store, report))
+    }
+
+    /// Takes every checkpoint not taken in yet into the catalog, given every stream's reachable
+    /// head and state machine (and, for the checkpoints of an older store, the machines its
+    /// `meta` recorded), and queues every gap for a rebuild: what an open does when it cannot
+    /// leave that to each stream's first use. Counts in `report` what it found, dropped and
+    /// queued.
+    ///
+    /// # Errors
+    /// Errors reading `meta`.
+    pub(crate) fn take_in_everything(
+        &self,
         meta: Option<&Meta>,
         streams: &[StreamAtOpen<'_>],
-    ) -> Result<(Store, CheckpointOpenReport)> {
-        let (packs, contents, notes) =
-            Packs::open_writer(dir, storage, store_id, Legacy::Remove, cache.pack_bytes)?;
+        report: &mut CheckpointOpenReport,
+    ) -> Result<()> {
+        let Some(deferred) = lock(&self.deferred).take() else {
+            return Ok(());
+        };
+        self.deferred_left.store(false, Ordering::Release);
+        let contents = deferred.into_contents(&mut report.damage);
         // Checkpoints written before the machine table: fjall recorded each stream's machine.
         let recorded = match meta {
             Some(meta) => meta.checkpoint_machines()?,
@@ -105,43 +170,29 @@ impl Store {
             .filter(|(id, name)| by_id(*id).is_some_and(|s| s.machine != name))
             .map(|(id, _)| *id)
             .collect();
-        let store = Store::new(policy, packs, cache, false);
-        let mut report = CheckpointOpenReport {
-            packs: notes.packs,
-            indexed_packs: notes.indexed_packs,
-            cut_bytes: notes.cut_bytes,
-            damage: notes.damage,
-            deleted_files: notes.deleted_files,
-            ..CheckpointOpenReport::default()
-        };
-        store.load_machines(&contents, &mut report);
         let keep = Keep {
             stream: &|id| by_id(id).map(|s| (s.head.0, s.machine)),
             legacy: &|id| !retired.contains(&id),
         };
-        store.take_in(contents, &keep, &mut report, None);
+        report.found = 0;
+        report.deferred = false;
+        self.take_in(contents, &keep, report, None);
         // Gaps: the builder only ever builds forward from a stream's newest checkpoint, so a
         // checkpoint missing below it would never come back, and views around it would replay
         // more than `fanout - 1` events.
-        let fanout = policy.first_interval();
+        let fanout = self.policy.first_interval();
         let mut rebuild = BTreeSet::new();
-        for (&id, versions) in store.read_catalog().iter() {
+        for (&id, versions) in self.read_catalog().iter() {
             let shared = by_id(id).map_or(0, |s| s.shared);
-            let mut expected = (shared / fanout + 1) * fanout;
-            let on_grid = versions.iter().filter(|(_, r)| r.level != HEAVY_LEVEL);
-            for (&version, _) in on_grid {
-                while expected < version {
-                    if rebuild.insert((id, expected)) {
-                        report.gaps += 1;
-                    }
-                    expected += fanout;
+            for version in gaps(versions, shared, fanout) {
+                if rebuild.insert((id, version)) {
+                    report.gaps += 1;
                 }
-                expected = version + fanout;
             }
         }
-        lock(&store.lost).extend(rebuild.iter().copied());
-        *lock(&store.rebuild) = rebuild;
-        Ok((store, report))
+        lock(&self.lost).extend(rebuild.iter().copied());
+        lock(&self.rebuild).extend(rebuild);
+        Ok(())
     }
 
     /// Opens the packs in `dir` to read them, changing nothing: the checkpoints published by
@@ -166,8 +217,9 @@ impl Store {
         store.load_machines(&contents, &mut report);
         // Which checkpoints each stream keeps is decided at the stream's first use: a reader
         // that reads one stream never builds the catalog of the others.
-        let deferred = Deferred::new(contents, at_open);
+        let deferred = Deferred::new(contents, at_open, false);
         report.found = deferred.count();
+        report.deferred = true;
         *lock(&store.deferred) = Some(deferred);
         store.deferred_left.store(true, Ordering::Release);
         *lock(&store.followed) = Followed {
@@ -179,11 +231,23 @@ impl Store {
 
     /// Reads the machine table (a damaged one is reported, and names nothing), and notes the
     /// numbers the packs hold so that none is given again.
+    ///
+    /// The entries of an index read in place are looked at only when the table is missing or
+    /// damaged: a sound one already numbers every machine a checkpoint names (a number is
+    /// written to the table before any checkpoint carries it).
     fn load_machines(&self, contents: &[PackContents], report: &mut CheckpointOpenReport) {
         let (mut table, damage) = MachineTable::load(self.packs.storage(), self.packs.dir());
+        let unknown = damage.is_some() || table.name(1).is_none();
         report.damage.extend(damage);
         for entry in contents.iter().flat_map(|pack| &pack.entries) {
             table.saw(entry.meta.machine);
+        }
+        if unknown {
+            for index in contents.iter().filter_map(|pack| pack.index.as_ref()) {
+                for entry in (0..index.len()).filter_map(|k| index.entry(k)) {
+                    table.saw(entry.meta.machine);
+                }
+            }
         }
         *lock(&self.machines) = table;
     }
@@ -210,7 +274,14 @@ impl Store {
         // Grouped by stream first, each group then sorted by version (a stable sort keeps a
         // newer copy after an older one): a stream new to the catalog gets its map built in one
         // go, not by an insert per checkpoint into a map among hundreds of thousands.
-        // Stream ids are dense from 1: a vector by id, not a hash map.
+        // Stream ids are dense from 1: a vector by id from the lowest one here, not a hash map
+        // (so one stream taken in costs one group, whatever its id).
+        let lowest = contents
+            .iter()
+            .flat_map(|pack| pack.entries.iter().map(|e| e.meta.stream_id))
+            .min()
+            .unwrap_or(1)
+            .max(1);
         let mut groups: Vec<Vec<(u64, Placed)>> = Vec::new();
         for pack in contents {
             debug_assert!(pack.index.is_none(), "an index's entries are decoded first");
@@ -233,7 +304,10 @@ impl Store {
                 if level == HEAVY_LEVEL {
                     self.heavy_known.store(true, Ordering::Relaxed);
                 }
-                let Some(at) = usize::try_from(id.0).ok().and_then(|i| i.checked_sub(1)) else {
+                let Some(at) =
+                    id.0.checked_sub(lowest)
+                        .and_then(|i| usize::try_from(i).ok())
+                else {
                     report.dropped += 1;
                     continue;
                 };
@@ -250,7 +324,7 @@ impl Store {
             if group.is_empty() {
                 continue;
             }
-            let id = StreamId(at as u64 + 1);
+            let id = StreamId(at as u64 + lowest);
             group.sort_by_key(|(version, _)| *version);
             let listed = catalog.entry(id).or_default();
             if listed.is_empty() {
