@@ -121,8 +121,8 @@ impl Snapshot {
         sound.then_some(stream)
     }
 
-    /// The ids of the streams named `name`, deleted ones included: a binary search of the name
-    /// hashes, then a comparison of each candidate's name.
+    /// The ids of the streams named `name`, deleted ones included: a search of the name hashes,
+    /// then a comparison of each candidate's name.
     pub(crate) fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = StreamId> + 'a {
         let hash = name_hash(name);
         let table = HEADER_LEN + self.records_len();
@@ -130,8 +130,38 @@ impl Snapshot {
             let at = table + usize::try_from(k).ok()? * HASH_LEN;
             Some((u64_at(&self.bytes, at)?, u64_at(&self.bytes, at + 8)?))
         };
-        // The first entry whose hash is not below `hash`.
+        let below = |k: u64| entry(k).is_some_and(|(h, _)| h < hash);
+        // The first entry whose hash is not below `hash`. The hashes are uniform: it lies near
+        // `hash / 2^64` of the way through the table, so a bracket around that guess, widened
+        // by doubling, holds it after a probe or two (a plain binary search misses the cache at
+        // each of its ~17 steps at 100,000 streams). Invariant: every entry before `low` is
+        // below, none from `high` on is.
+        let guess = u64::try_from((u128::from(hash) * u128::from(self.count)) >> 64).unwrap_or(0);
         let (mut low, mut high) = (0u64, self.count);
+        let mut step = 1u64;
+        if guess < self.count && below(guess) {
+            low = guess + 1;
+            while low < high {
+                let probe = guess.saturating_add(step).min(high - 1);
+                if !below(probe) {
+                    high = probe;
+                    break;
+                }
+                low = probe + 1;
+                step = step.saturating_mul(2);
+            }
+        } else {
+            high = guess.min(self.count);
+            while low < high {
+                let probe = guess.saturating_sub(step).max(low);
+                if below(probe) {
+                    low = probe + 1;
+                    break;
+                }
+                high = probe;
+                step = step.saturating_mul(2);
+            }
+        }
         while low < high {
             let mid = low + (high - low) / 2;
             if entry(mid).is_some_and(|(h, _)| h < hash) {

@@ -117,10 +117,10 @@ impl Log {
         for (id, next, bytes) in sealed {
             let path = self.dir.join(index_name(id));
             let found = match self.storage.map_readonly(&path) {
-                // A reader checks an index's tables at its first lookup (`locate`), so that an
-                // open reads only the headers: `helios get` uses one or two indexes of many.
-                Ok(file) if self.read_only => Some(SegmentIndex::from_bytes_lazy(id, file)),
-                Ok(file) => Some(SegmentIndex::from_bytes(id, file)),
+                // An index's tables are checked at its first lookup (`locate`), so that an open
+                // reads only the headers: `helios get` uses one or two indexes of many, and a
+                // writer's open would otherwise read every index of the log's history.
+                Ok(file) => Some(SegmentIndex::from_bytes_lazy(id, file)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(LogError::io("map", &path, e)),
             };
@@ -221,8 +221,8 @@ impl Log {
     /// The locations of `stream`'s versions `from..=to` in the indexed segments, in version
     /// order: the caller asks only for versions it knows lie there (at or below the last
     /// version in [`Log::indexed_through`]'s segments), and gets fewer if some are missing.
-    /// In a read-only log, an index whose tables fail their check at its first lookup is
-    /// built again from its segment, in memory, and the lookup made again.
+    /// An index whose tables fail their check at its first lookup is built again from its
+    /// segment (a writer also writes it again), and the lookup made again.
     #[must_use]
     pub fn locate(&self, stream: StreamId, from: Version, to: Version) -> Vec<(Version, Location)> {
         loop {
@@ -276,8 +276,8 @@ impl Log {
         Ok(out)
     }
 
-    /// Builds the index of sealed segment `id` from its bytes, in memory, in place of the one
-    /// loaded (whose tables failed their check).
+    /// Builds the index of sealed segment `id` from its bytes, in place of the one loaded
+    /// (whose tables failed their check): in memory, and in a writer on disk too.
     fn rebuild_in_memory(&self, id: SegmentId) -> std::result::Result<(), IndexError> {
         let bytes = self
             .sealed
@@ -289,8 +289,12 @@ impl Log {
                 segment: id,
                 reason: "its segment is not mapped".into(),
             })?;
-        let built = SegmentIndex::build(id, &bytes)
-            .and_then(|built| SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)))?;
+        let built = SegmentIndex::build(id, &bytes)?;
+        if !self.read_only {
+            // Best effort: the next open builds it again if this write fails.
+            let _ = self.write_index_file(id, &built);
+        }
+        let built = SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built))?;
         self.indexes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -572,15 +576,23 @@ mod tests {
         );
         drop(reader);
 
+        // A writer too checks at the first lookup: it builds the missing index at load, and
+        // the damaged one at its first lookup, writing both.
         let (writer, _) = reopen(&storage, dir, Access::Write);
         let rebuilt = writer.index_sealed(Lsn(u64::MAX), true).expect("rebuild");
-        assert_eq!((rebuilt.built, rebuilt.damaged.len()), (2, 1));
+        assert_eq!((rebuilt.built, rebuilt.damaged.len()), (1, 0));
         check_locations(&writer, &locations, rebuilt.through.expect("through"));
         let mut after = storage.list_files(dir).expect("list");
         after.sort();
         assert_eq!(
             after, names,
             "the lost index is back, the damaged one replaced"
+        );
+        let bytes = storage.map_readonly(&damaged).expect("map");
+        let id = log_segments(&names)[1];
+        assert!(
+            SegmentIndex::from_bytes(id, bytes).is_ok(),
+            "the damaged index was written again"
         );
     }
 

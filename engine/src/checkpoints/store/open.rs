@@ -131,12 +131,7 @@ impl Store {
             deleted_files: notes.deleted_files,
             ..CheckpointOpenReport::default()
         };
-        store.load_machines(&contents, &mut report);
-        let deferred = Deferred::new(contents, at_open, true);
-        report.found = deferred.count();
-        report.deferred = true;
-        *lock(&store.deferred) = Some(deferred);
-        store.deferred_left.store(true, Ordering::Release);
+        store.defer(contents, at_open, true, &mut report);
         Ok((store, report))
     }
 
@@ -214,19 +209,31 @@ impl Store {
             damage: notes.damage,
             ..CheckpointOpenReport::default()
         };
-        store.load_machines(&contents, &mut report);
         // Which checkpoints each stream keeps is decided at the stream's first use: a reader
         // that reads one stream never builds the catalog of the others.
-        let deferred = Deferred::new(contents, at_open, false);
-        report.found = deferred.count();
-        report.deferred = true;
-        *lock(&store.deferred) = Some(deferred);
-        store.deferred_left.store(true, Ordering::Release);
+        store.defer(contents, at_open, false, &mut report);
         *lock(&store.followed) = Followed {
             at: published,
             waiting: Vec::new(),
         };
         Ok((store, report))
+    }
+
+    /// Keeps `contents` to take into the catalog stream by stream (see `deferred.rs`), for a
+    /// writer's store or a reader's, and counts them found.
+    fn defer(
+        &self,
+        contents: Vec<PackContents>,
+        at_open: StreamsAtOpen,
+        writer: bool,
+        report: &mut CheckpointOpenReport,
+    ) {
+        self.load_machines(&contents, report);
+        let deferred = Deferred::new(contents, at_open, writer);
+        report.found = deferred.count();
+        report.deferred = true;
+        *lock(&self.deferred) = Some(deferred);
+        self.deferred_left.store(true, Ordering::Release);
     }
 
     /// Reads the machine table (a damaged one is reported, and names nothing), and notes the
