@@ -234,18 +234,26 @@ impl<B: std::ops::Deref<Target = [u8]>> PackIndexView<B> {
         Some(entries)
     }
 
-    /// The entries of `stream`, by version (binary search on the sorted entries).
+    /// Where `stream`'s entries likely start: its share of the ids the index spans.
+    fn guess(&self, stream: u64) -> usize {
+        let Some(last) = self.count.checked_sub(1) else {
+            return 0;
+        };
+        let (first, last) = (self.stream_at(0), self.stream_at(last));
+        let span = u128::from(last.saturating_sub(first)) + 1;
+        let at = u128::from(stream.saturating_sub(first)).min(span);
+        usize::try_from(at * self.count as u128 / span).unwrap_or(self.count)
+    }
+
+    /// The entries of `stream`, by version: found by a search that starts at the stream's share
+    /// of the ids the index spans (ids are dense, and every stream has about as many
+    /// checkpoints), see [`crate::partition_point_near`].
     pub fn entries_of(&self, stream: u64) -> impl Iterator<Item = PackEntry> + '_ {
-        let (mut low, mut high) = (0usize, self.count);
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if self.stream_at(mid) < stream {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        (low..self.count)
+        let count = self.count as u64;
+        let guess = self.guess(stream) as u64;
+        let at = |k: u64| usize::try_from(k).unwrap_or(usize::MAX);
+        let low = crate::partition_point_near(count, guess, |k| self.stream_at(at(k)) < stream);
+        (at(low)..self.count)
             .take_while(move |&k| self.stream_at(k) == stream)
             .filter_map(|k| self.entry(k))
     }

@@ -263,14 +263,7 @@ impl Inner {
         let mut due = lock(&self.due).clone();
         due.extend(cat.in_memory_ids());
         if check {
-            let interval = self.options.checkpoints.policy.first_interval();
-            due.retain(|&id| {
-                cat.get(id).is_some_and(|st| {
-                    let shared = st.fork.map_or(0, |f| f.at.0);
-                    let latest = self.store.latest(id).unwrap_or(0).max(shared);
-                    st.deleted.is_none() && latest + interval <= st.head.0
-                })
-            });
+            due.retain(|&id| cat.get(id).is_some_and(|st| self.store.is_due(id, &st)));
         }
         due
     }

@@ -355,7 +355,7 @@ impl Engine {
                 Some(Opened {
                     head: s.head.0,
                     live: s.live,
-                    machine: machines.machine_for(s.name).name().to_owned(),
+                    machine: machines.machine_for(s.name).clone(),
                     shared: s.shared,
                 })
             })
@@ -430,15 +430,7 @@ impl Engine {
         };
         let queue: Vec<StreamId> = candidates
             .into_iter()
-            .filter(|&id| {
-                catalog.get(id).is_some_and(|st| {
-                    // A fork's checkpoints up to its fork point are its source's.
-                    let shared = st.fork.map_or(0, |f| f.at.0);
-                    let latest = store.latest(id).unwrap_or(0).max(shared);
-                    st.deleted.is_none()
-                        && latest + options.checkpoints.policy.first_interval() <= st.head.0
-                })
-            })
+            .filter(|&id| catalog.get(id).is_some_and(|st| store.is_due(id, &st)))
             .collect();
         let wake = !queue.is_empty() || store.has_rebuilds();
         let record_metrics = options.metrics;

@@ -273,7 +273,6 @@ fn measure(config: &Config, dir: &Path) -> Result<Measured> {
     disk::read_into_page_cache(std::slice::from_ref(&helios_dir))?;
     let (opens, engine) = opens::reopen(&helios_dir, config.reopens)?;
     let log_used_bytes = disk::log_used_bytes(engine.inspect())?;
-    let checkpoints = checkpoints.unwrap_or_else(|| engine.checkpoints().stats());
 
     let mut warm = vec![helios_dir.clone()];
     if let Some(store) = &sqlite {
@@ -299,6 +298,9 @@ fn measure(config: &Config, dir: &Path) -> Result<Measured> {
         config.samples,
         &mut rng,
     )?;
+    // After the loads: the statistics read every stream's checkpoints, which the loads of a
+    // freshly opened engine do stream by stream, at each one's first use.
+    let checkpoints = checkpoints.unwrap_or_else(|| engine.checkpoints().stats());
     close(engine)?;
     drop(sqlite);
 

@@ -283,6 +283,15 @@ impl Store {
             .map(|(v, _)| *v)
     }
 
+    /// Whether `stream`, as `st` describes it, has a checkpoint due past its newest one (or
+    /// past its fork point: a fork's checkpoints up to there are its source's). A deleted
+    /// stream gets none.
+    pub(crate) fn is_due(&self, stream: StreamId, st: &crate::catalog::StreamRef<'_>) -> bool {
+        let shared = st.fork.map_or(0, |f| f.at.0);
+        let latest = self.latest(stream).unwrap_or(0).max(shared);
+        st.deleted.is_none() && latest + self.policy.first_interval() <= st.head.0
+    }
+
     /// The newest checkpoint version of `stream`, if any.
     pub(crate) fn latest(&self, stream: StreamId) -> Option<u64> {
         self.take_in_stream(stream);

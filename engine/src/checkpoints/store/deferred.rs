@@ -39,8 +39,8 @@ pub(super) struct Deferred {
 pub(crate) struct Opened {
     pub(crate) head: u64,
     pub(crate) live: bool,
-    /// The name of its configured state machine.
-    pub(crate) machine: String,
+    /// Its configured state machine.
+    pub(crate) machine: std::sync::Arc<dyn helios_replay::StateMachine>,
     /// For a fork, its fork point: its checkpoints up to there are its source's.
     pub(crate) shared: u64,
 }
@@ -182,7 +182,7 @@ impl Store {
             return;
         }
         let keep = Keep {
-            stream: &|id| (id == stream).then_some((opened.head, opened.machine.as_str())),
+            stream: &|id| (id == stream).then_some((opened.head, opened.machine.name())),
             // No fjall (deferring opens never read one): a checkpoint written before the
             // machine table is read.
             legacy: &|_| true,
