@@ -289,6 +289,7 @@ impl Inner {
     /// The streams queued for the builder, without duplicates.
     pub(crate) fn take_checkpoint_queue(&self) -> Vec<StreamId> {
         let mut queue = std::mem::take(&mut lock(&self.builder_signal).queue);
+        queue.extend(self.store.take_found_due());
         queue.sort_unstable();
         queue.dedup();
         queue

@@ -354,19 +354,24 @@ fn store_id(bytes: &[u8]) -> Option<u64> {
     (valid && id != 0).then_some(id)
 }
 
-/// The `CATALOG` header (64 bytes): field offsets and widths.
+/// The `CATALOG` header (128 bytes, version 3): field offsets.
 mod catalog {
     pub const VERSION: usize = 8;
-    pub const STREAMS: usize = 12;
-    pub const STORE_ID: usize = 16;
-    pub const LSN: usize = 24;
-    pub const SEGMENT: usize = 32;
-    pub const OFFSET: usize = 40;
-    pub const FRAME_LEN: usize = 48;
-    pub const BODY_CRC: usize = 52;
-    pub const RESERVED: usize = 56;
-    pub const CRC: usize = 60;
-    pub const LEN: usize = 64;
+    pub const RESERVED: usize = 12;
+    pub const STREAMS: usize = 16;
+    pub const STORE_ID: usize = 24;
+    pub const LSN: usize = 32;
+    pub const SEGMENT: usize = 40;
+    pub const OFFSET: usize = 48;
+    pub const FRAME_LEN: usize = 56;
+    pub const RESERVED_2: usize = 60;
+    pub const NAMES_LEN: usize = 64;
+    pub const BODY_CRC: usize = 72;
+    pub const DUE: usize = 76;
+    pub const CONFIG: usize = 84;
+    pub const RESERVED_3: usize = 92;
+    pub const CRC: usize = 124;
+    pub const LEN: usize = 128;
 }
 
 /// Whether a reader of the store whose id is `store` would load this snapshot: its magic,
@@ -378,9 +383,11 @@ fn catalog_usable(bytes: &[u8], store: Option<u64>) -> bool {
     };
     head[..8] == *b"HLXCATLG"
         && crc32fast::hash(&head[..catalog::CRC]) == le32(head, catalog::CRC)
-        && le32(head, catalog::VERSION) == 1
+        && le32(head, catalog::VERSION) == 3
         && Some(le64(head, catalog::STORE_ID)) == store
-        && head[catalog::RESERVED..catalog::CRC] == [0; 4]
+        && head[catalog::RESERVED..catalog::STREAMS] == [0; 4]
+        && head[catalog::RESERVED_2..catalog::NAMES_LEN] == [0; 4]
+        && head[catalog::RESERVED_3..catalog::CRC].iter().all(|&b| b == 0)
         && crc32fast::hash(&bytes[catalog::LEN..]) == le32(head, catalog::BODY_CRC)
 }
 
@@ -1468,21 +1475,27 @@ fn damage_catalog(
             }
             common::trace(|| format!("CATALOG: {n} bytes appended (zeros: {zeros})"));
         }
-        // A header field set: the record it covers, the stream count, the version (a newer
-        // one), the store id, the reserved bytes; the header CRC recomputed or not.
+        // A header field set: the record it covers, the stream count, the names' length, the
+        // due streams' count, the configuration, the version (a newer one), the store id, the
+        // reserved bytes; the header CRC recomputed or not.
         (4, Some(i)) => {
             let (field, width) = *u.choose(&[
                 (catalog::LSN, 8),
                 (catalog::SEGMENT, 8),
                 (catalog::OFFSET, 8),
                 (catalog::FRAME_LEN, 4),
-                (catalog::STREAMS, 4),
+                (catalog::STREAMS, 8),
+                (catalog::NAMES_LEN, 8),
+                (catalog::DUE, 8),
+                (catalog::CONFIG, 8),
                 (catalog::VERSION, 4),
                 (catalog::STORE_ID, 8),
                 (catalog::RESERVED, 4),
+                (catalog::RESERVED_2, 4),
+                (catalog::RESERVED_3, 8),
             ])?;
             let value = if field == catalog::VERSION && u.arbitrary()? {
-                2
+                4
             } else {
                 value(u)?
             };

@@ -119,12 +119,27 @@ impl Checkpoints<'_> {
     /// # Errors
     /// Log, metadata and checkpoint I/O errors; a state machine that rejects an event.
     pub fn sync(&self) -> Result<CheckpointStats> {
+        self.engine.inner.check_writable("building checkpoints")?;
+        // Every stream with a checkpoint due, listed or not: a writer that takes each stream's
+        // checkpoints in at its first use knows only those the catalog snapshot listed (and
+        // finds those whose checkpoints were lost at their first use).
+        let inner = &self.engine.inner;
+        let due: Vec<helios_log::StreamId> = {
+            let cat = lock(&inner.catalog);
+            cat.iter()
+                .filter(|(id, st)| inner.store.is_due(*id, st))
+                .map(|(id, _)| id)
+                .collect()
+        };
+        inner.queue_for_checkpoints(due);
         self.build()?;
         Ok(self.stats())
     }
 
-    /// [`Checkpoints::sync`] without its statistics, which read the catalog of every
-    /// checkpoint: costs what it builds, not what the store holds (a command-line append to a
+    /// Builds the checkpoints the builder knows are due (every stream a writer changed, or found
+    /// due at open or at its first use) and rebuilds the missing or damaged ones found, on the
+    /// caller's thread: [`Checkpoints::sync`] without its look at every stream and its
+    /// statistics. Costs what it builds, not what the store holds (a command-line append to a
     /// store of many streams).
     ///
     /// # Errors

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use helios_checkpoint::CheckpointError;
 use helios_checkpoint::pack::{
-    self, DEFAULT_PACK_CAPACITY, PUBLISHED_END_FILE_NAME, PackEnd, PackEntry, PackHeader,
-    capacity_for, pack_file_name, pack_header, parse_pack_name, record_offset,
+    self, DEFAULT_PACK_CAPACITY, PackEnd, PackEntry, PackHeader, capacity_for, pack_file_name,
+    pack_header, parse_pack_name, record_offset,
 };
 use helios_checkpoint::pack_index::{PackIndexView, pack_index_name};
 use helios_log::storage::{ReadOnlyBytes, Storage, StorageFile};
@@ -35,6 +35,9 @@ use crate::error::{Error, Result};
 
 mod indexes;
 mod migrate;
+mod published;
+
+use published::read_published;
 
 pub(crate) use migrate::migrate_checkpoint_files;
 
@@ -137,30 +140,6 @@ fn pack_seqs(names: &[String]) -> Vec<u64> {
     let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_pack_name(n)).collect();
     seqs.sort_unstable();
     seqs
-}
-
-/// Reads the published end in `dir`, or `None` if there is none (or it is being rewritten).
-fn read_published(storage: &dyn Storage, dir: &Path) -> Result<Option<PackEnd>> {
-    let path = dir.join(PUBLISHED_END_FILE_NAME);
-    let file = match storage.open_read_only(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("open", &path)(e)),
-    };
-    let mut buf = [0u8; pack::published_end::LEN];
-    // A read that meets the writer's rewrite halfway fails its checksum: read again.
-    for _ in 0..3 {
-        match file.read_exact_at(&mut buf, 0) {
-            Ok(()) => {
-                if let Some(end) = PackEnd::decode(&buf) {
-                    return Ok(Some(end));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(io_error("read", &path)(e)),
-        }
-    }
-    Ok(None)
 }
 
 impl Packs {
@@ -313,6 +292,7 @@ impl Packs {
             writer: None,
         };
         let seqs = pack_seqs(&names);
+        packs.note_missing(published, &seqs, &mut notes);
         let mut contents = Vec::new();
         let mut active = None;
         for (i, &seq) in seqs.iter().enumerate() {
@@ -483,6 +463,7 @@ impl Packs {
     ) -> Result<Vec<PackContents>> {
         let names = list(self.storage.as_ref(), &self.dir)?;
         let mut contents = Vec::new();
+        self.note_missing(Some(to), &pack_seqs(&names), notes);
         for seq in pack_seqs(&names) {
             if seq > to.seq || from.is_some_and(|f| seq < f.seq) {
                 continue;
@@ -637,44 +618,6 @@ impl Packs {
         if maps.get(&seq).is_some_and(|m| m.copy) {
             maps.remove(&seq);
         }
-    }
-
-    /// Publishes how far the packs are written, for readers in other processes.
-    pub(crate) fn publish(&self) -> Result<()> {
-        let Some(writer) = &self.writer else {
-            return Ok(());
-        };
-        let mut w = lock(writer);
-        let Some(a) = &w.appender else {
-            return Ok(()); // Nothing written since open.
-        };
-        let now = PackEnd {
-            seq: a.seq,
-            end: a.end,
-        };
-        if w.published_at == Some(now) {
-            return Ok(());
-        }
-        let path = self.dir.join(PUBLISHED_END_FILE_NAME);
-        let file = match w.published_file.clone() {
-            Some(file) => file,
-            None => {
-                let file = match self.storage.open(&path) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
-                        .storage
-                        .create(&path)
-                        .map_err(io_error("create", &path))?,
-                    Err(e) => return Err(io_error("open", &path)(e)),
-                };
-                w.published_file = Some(file.clone());
-                file
-            }
-        };
-        file.write_all_at(&now.encode(), 0)
-            .map_err(io_error("write", &path))?;
-        w.published_at = Some(now);
-        Ok(())
     }
 
     /// The active pack, if one is open for appends (or will be, at the next append).

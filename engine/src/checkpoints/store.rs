@@ -104,6 +104,9 @@ pub(crate) struct Store {
     /// Checkpoints found missing or damaged and not written again yet (whoever writes them,
     /// the builder or a rebuild, counts them as rebuilt).
     lost: Mutex<HashSet<(StreamId, u64)>>,
+    /// Streams a writer's take-in found with a checkpoint due (their checkpoints lost since the
+    /// catalog snapshot listed what was due), for the builder's next round. A leaf lock.
+    found_due: Mutex<Vec<StreamId>>,
     written: AtomicU64,
     rebuilt: AtomicU64,
     damaged: AtomicU64,
@@ -174,6 +177,7 @@ impl Store {
             catalog: RwLock::new(HashMap::new()),
             maps: Mutex::new(StampCache::new(cache.count, cache.bytes)),
             lost: Mutex::new(HashSet::new()),
+            found_due: Mutex::new(Vec::new()),
             rebuild: Mutex::new(BTreeSet::new()),
             written: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
@@ -281,6 +285,11 @@ impl Store {
             .rev()
             .find(|(version, r)| r.level != HEAVY_LEVEL && self.policy.is_full(**version, r.level))
             .map(|(v, _)| *v)
+    }
+
+    /// The streams taken in with a checkpoint due since the last call (see `found_due`).
+    pub(crate) fn take_found_due(&self) -> Vec<StreamId> {
+        std::mem::take(&mut lock(&self.found_due))
     }
 
     /// Whether `stream`, as `st` describes it, has a checkpoint due past its newest one (or

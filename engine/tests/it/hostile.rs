@@ -1039,3 +1039,38 @@ fn a_pack_copied_from_another_store_is_not_trusted() {
         );
     }
 }
+
+/// A pack lost after a clean close (deleted, or renamed away): the published end names it, so
+/// the writer's open reports it and reads every stream's checkpoints instead of trusting the
+/// catalog snapshot's list of what is due; everything is rebuilt.
+#[test]
+fn a_lost_pack_is_damage_and_its_checkpoints_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = make_store(dir.path(), &[("s", 40), ("t", 25)], "a");
+    let packs = dir.path().join("checkpoints");
+    for entry in std::fs::read_dir(&packs).expect("list") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".pack") || name.ends_with(".pidx") {
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+    let engine = reopen(dir.path()).expect("a lost pack never stops an open");
+    let report = engine.inspect().open_report().checkpoints.clone();
+    assert!(
+        report
+            .damage
+            .iter()
+            .any(|d| d.contains(".pack") && d.contains("missing")),
+        "{report:?}"
+    );
+    assert!(!report.deferred, "{report:?}");
+    assert_exact(&engine, &streams);
+    engine.checkpoints().build().expect("build");
+    assert_eq!(
+        engine.checkpoints().stats().count,
+        40 / FANOUT + 25 / FANOUT
+    );
+    let view = engine.view("s", Version(40)).expect("view");
+    assert!(view.report().events_replayed < FANOUT, "{}", view.report());
+}

@@ -206,6 +206,17 @@ impl Store {
                 .map(|version| (stream, version))
                 .collect();
             report.gaps += gaps.len() as u64;
+            // Due by its head at open: its checkpoints are gone (a pack lost), or the open did
+            // not know it was due. The builder's next round builds it.
+            let latest = self
+                .read_catalog()
+                .get(&stream)
+                .and_then(|versions| versions.last_key_value().map(|(v, _)| *v))
+                .unwrap_or(0)
+                .max(opened.shared);
+            if opened.live && latest + self.policy.first_interval() <= opened.head {
+                lock(&self.found_due).push(stream);
+            }
             if !gaps.is_empty() {
                 lock(&self.lost).extend(gaps.iter().copied());
                 lock(&self.rebuild).extend(gaps);
