@@ -137,6 +137,24 @@ pub(crate) struct StreamRef<'a> {
     pub(crate) deleted: Option<Lsn>,
 }
 
+impl StreamRef<'static> {
+    /// What a snapshot writes for a stream it cannot read (see `catalog_snapshot::encode`):
+    /// unnamed, empty, deleted at `at`.
+    pub(crate) fn unsound(at: Lsn) -> StreamRef<'static> {
+        StreamRef {
+            name: "",
+            created: Lsn::ZERO,
+            head: Version::ZERO,
+            indexed_head: Version::ZERO,
+            durable_head: Version::ZERO,
+            lineage: None,
+            recent: &NO_LOCATIONS,
+            fork: None,
+            deleted: Some(at),
+        }
+    }
+}
+
 impl<'a> From<&'a StreamState> for StreamRef<'a> {
     fn from(st: &'a StreamState) -> StreamRef<'a> {
         StreamRef {

@@ -85,8 +85,8 @@ impl Snapshot {
     }
 
     /// Stream `id`, if the snapshot holds it and its record is sound (a fork's source is an
-    /// older stream, nothing was created after the snapshot's record, the name is in bounds
-    /// and UTF-8). The checksums passed, so a record that is not sound comes from a writer's
+    /// older stream, nothing was created or deleted after the snapshot's record, nothing
+    /// deleted before its creation, the name is in bounds and UTF-8). The checksums passed, so a record that is not sound comes from a writer's
     /// bug: it reads as absent, and `verify` reports it ([`Snapshot::check_records`]).
     pub(crate) fn stream(&self, id: StreamId) -> Option<SnapshotStream<'_>> {
         let index = id.0.checked_sub(1).filter(|&i| i < self.count)?;
@@ -117,7 +117,10 @@ impl Snapshot {
         };
         let sound = len <= STREAM_NAME_LEN_MAX
             && stream.fork.is_none_or(|f| f.source < id)
-            && stream.created <= self.through.lsn;
+            && stream.created <= self.through.lsn
+            && stream
+                .deleted
+                .is_none_or(|d| stream.created < d && d <= self.through.lsn);
         sound.then_some(stream)
     }
 
@@ -212,7 +215,12 @@ pub(crate) fn encode(
     let mut records = Vec::new();
     let mut hashes = Vec::new();
     let mut names = Vec::new();
-    for (id, st) in catalog.iter() {
+    // Every id, so that ids stay dense: a stream whose record in the snapshot this catalog was
+    // read from is not sound (one that lied past its checksums) reads as absent, and is
+    // written as an unnamed stream deleted at the record, which reads as absent too.
+    let unsound = crate::catalog::StreamRef::unsound(through.lsn);
+    for id in (1..=catalog.len()).map(StreamId) {
+        let st = catalog.get(id).unwrap_or(unsound);
         if st.created > through.lsn {
             break; // Ids are in log order: every later stream is newer too.
         }
@@ -418,6 +426,54 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(of(&longer), 99).is_none(), "a byte past its end");
+    }
+
+    /// A record that passes the checksums but lies (a creation or a deletion after the
+    /// snapshot's record) reads as absent, and a snapshot taken over it keeps the ids dense.
+    #[test]
+    fn a_record_that_lies_reads_as_absent_and_keeps_its_id() {
+        let catalog = catalog_of(&[
+            ("a", 1, None, None, 7),
+            ("b", 2, None, None, 3),
+            ("c", 3, None, None, 5),
+        ]);
+        let through = Location {
+            lsn: Lsn(50),
+            segment: SegmentId(1),
+            offset: 4000,
+            frame_len_bytes: 77,
+        };
+        let bytes = encode(&catalog, 9, through, &Default::default(), 0);
+        let reseal = |mut b: Vec<u8>| {
+            let crc = crc32fast::hash(&b[HEADER_LEN..]);
+            b[72..76].copy_from_slice(&crc.to_le_bytes());
+            let crc = crc32fast::hash(&b[..HEADER_CRC_AT]);
+            b[HEADER_CRC_AT..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+            b
+        };
+        for (field, value) in [(0, 60u64), (3, 70)] {
+            // Stream 2 created, or deleted, after the record.
+            let mut forged = bytes.clone();
+            let at = HEADER_LEN + RECORD_LEN + 8 * field;
+            forged[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            let snapshot = decode(ReadOnlyBytes::new(reseal(forged)), 9).expect("checksums pass");
+            assert!(snapshot.stream(StreamId(2)).is_none(), "field {field}");
+            assert!(snapshot.check_records().is_err(), "verify names it");
+            let over = Catalog::new(
+                std::path::PathBuf::new(),
+                Some(std::sync::Arc::new(snapshot)),
+            );
+            assert_eq!(over.lookup("b"), None);
+            let again = encode(&over, 9, through, &Default::default(), 0);
+            let again = decode(ReadOnlyBytes::new(again), 9).expect("valid");
+            assert_eq!(again.len(), 3, "ids stay dense");
+            assert_eq!(again.stream(StreamId(3)).map(|s| s.name), Some("c"));
+            assert!(
+                again
+                    .stream(StreamId(2))
+                    .is_some_and(|s| s.deleted.is_some())
+            );
+        }
     }
 
     #[test]
