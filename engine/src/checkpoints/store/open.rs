@@ -149,6 +149,7 @@ impl Store {
         streams: &[StreamAtOpen<'_>],
         report: &mut CheckpointOpenReport,
     ) -> Result<()> {
+        report.deferred = false;
         let Some(deferred) = lock(&self.deferred).take() else {
             return Ok(());
         };
@@ -170,7 +171,6 @@ impl Store {
             legacy: &|id| !retired.contains(&id),
         };
         report.found = 0;
-        report.deferred = false;
         self.take_in(contents, &keep, report, None);
         // Gaps: the builder only ever builds forward from a stream's newest checkpoint, so a
         // checkpoint missing below it would never come back, and views around it would replay
@@ -229,9 +229,16 @@ impl Store {
         report: &mut CheckpointOpenReport,
     ) {
         self.load_machines(&contents, report);
+        report.deferred = true;
+        if contents
+            .iter()
+            .all(|p| p.index.is_none() && p.entries.is_empty())
+        {
+            // Nothing to take in (a new store): no lookup need look here.
+            return;
+        }
         let deferred = Deferred::new(contents, at_open, writer);
         report.found = deferred.count();
-        report.deferred = true;
         *lock(&self.deferred) = Some(deferred);
         self.deferred_left.store(true, Ordering::Release);
     }
