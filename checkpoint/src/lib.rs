@@ -34,5 +34,4 @@ pub use file::Checkpoint;
 pub use format::{CheckpointKind, CheckpointMeta};
 pub use policy::{HEAVY_LEVEL, Layer, LevelPolicy, PolicyError, REPLAY_MAX};
 pub use run::{Lookup, MemRun, RunEntry, SortedRun};
-pub use search::partition_point_near;
 pub use write::{FileSync, Written, encode_checkpoint, write_checkpoint, write_checkpoint_with};

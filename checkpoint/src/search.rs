@@ -8,51 +8,6 @@
 //! of every line, level after level, up to a level that fits one line. A search reads one line
 //! per level, top down: 5 lines for 12,500 keys, each compared in one go.
 
-/// The first `k` in `0..len` for which `below(k)` is false, given that `below` is true for a
-/// prefix of `0..len` and false after it, and that the answer is likely near `guess` (for
-/// example sorted keys spread evenly, looked up at the key's share of their range). A bracket
-/// around `guess`, widened by doubling, then a binary search inside it: a probe or two when
-/// the guess is good, and at most twice a binary search's when it is not. Each probe of a
-/// plain binary search over a large mapped table misses the cache.
-pub fn partition_point_near(len: u64, guess: u64, below: impl Fn(u64) -> bool) -> u64 {
-    // Invariant: `below` holds before `low`, and not from `high` on.
-    let guess = guess.min(len);
-    let (mut low, mut high) = (0u64, len);
-    let mut step = 1u64;
-    if guess < len && below(guess) {
-        low = guess + 1;
-        while low < high {
-            let probe = guess.saturating_add(step).min(high - 1);
-            if !below(probe) {
-                high = probe;
-                break;
-            }
-            low = probe + 1;
-            step = step.saturating_mul(2);
-        }
-    } else {
-        high = guess;
-        while low < high {
-            let probe = guess.saturating_sub(step).max(low);
-            if below(probe) {
-                low = probe + 1;
-                break;
-            }
-            high = probe;
-            step = step.saturating_mul(2);
-        }
-    }
-    while low < high {
-        let mid = low + (high - low) / 2;
-        if below(mid) {
-            low = mid + 1;
-        } else {
-            high = mid;
-        }
-    }
-    low
-}
-
 /// Keys per line: 8 of 8 bytes, one 64-byte cache line.
 pub(crate) const LINE_LEN: usize = 8;
 
@@ -204,30 +159,6 @@ mod tests {
         QuickCheck::new()
             .tests(300)
             .quickcheck(prop as fn(Vec<u64>, Vec<u64>, bool) -> TestResult);
-    }
-
-    #[test]
-    fn a_search_near_a_guess_agrees_with_a_binary_search() {
-        fn prop(mut keys: Vec<u64>, probes: Vec<u64>, guesses: Vec<u64>) -> TestResult {
-            keys.sort_unstable();
-            let len = keys.len() as u64;
-            let at = |k: u64| keys[usize::try_from(k).expect("small")];
-            for (i, &x) in probes.iter().chain(&keys).enumerate() {
-                let guess = guesses.get(i % guesses.len().max(1)).copied().unwrap_or(0);
-                let want = keys.partition_point(|&k| k < x) as u64;
-                // Any guess, in range or not, gives the same answer.
-                for guess in [guess, guess % (len + 1), want, 0, len, u64::MAX] {
-                    let got = partition_point_near(len, guess, |k| at(k) < x);
-                    if got != want {
-                        return TestResult::error(format!("{x} from {guess}: {got}, want {want}"));
-                    }
-                }
-            }
-            TestResult::passed()
-        }
-        QuickCheck::new()
-            .tests(300)
-            .quickcheck(prop as fn(Vec<u64>, Vec<u64>, Vec<u64>) -> TestResult);
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!   `id <= base_len`, else at index `id - base_len - 1` of `created`, deleted or not, so
 //!   that a fork can always reach its source.
 //! - A name resolves to at most one live stream: `by_name` maps the name of every live stream
-//!   of `created`; the snapshot's name table finds those of the base, whose deletion is read
-//!   from `changed` when it happened after the snapshot.
+//!   held in memory (`created`, `changed`); the snapshot's name table finds the others of the
+//!   base, whose deletion is read from `changed` when it happened after the snapshot.
 //! - A fork shares versions `1..=at` with its source: its `head` and `indexed_head` start at
 //!   `at`, and only versions past `at` are its own records (see [`Catalog::owner`]).
 //! - `recent` holds the locations of versions `indexed_head + 1..=head`, in order: the log's
@@ -290,7 +290,7 @@ pub(crate) struct Catalog {
     changed: HashMap<StreamId, StreamState, foldhash::fast::FixedState>,
     /// Streams created after the snapshot: stream `base_len + 1 + k` at index `k`.
     created: Vec<StreamState>,
-    /// The live streams of `created`, by name.
+    /// The live streams held in memory (of `created`, and of `changed`), by name.
     by_name: HashMap<Arc<str>, StreamId>,
     pub(crate) dirty: Vec<StreamId>,
     /// The log's directory, for naming files in errors.
@@ -418,10 +418,15 @@ impl Catalog {
         }
         if !self.changed.contains_key(&id) {
             let s = self.base.as_ref()?.stream(id)?;
+            let name: Arc<str> = Arc::from(s.name);
+            if s.deleted.is_none() {
+                // Its next lookups (an append's, each) need not search the snapshot.
+                self.by_name.insert(name.clone(), id);
+            }
             self.changed.insert(
                 id,
                 StreamState {
-                    name: Arc::from(s.name),
+                    name,
                     created: s.created,
                     head: s.head,
                     indexed_head: s.head,

@@ -133,12 +133,16 @@ impl Snapshot {
             let at = table + usize::try_from(k).ok()? * HASH_LEN;
             Some((u64_at(&self.bytes, at)?, u64_at(&self.bytes, at + 8)?))
         };
-        // The hashes are uniform: the first not below `hash` lies near `hash / 2^64` of the way
-        // through the table.
-        let guess = u64::try_from((u128::from(hash) * u128::from(self.count)) >> 64).unwrap_or(0);
-        let low = helios_checkpoint::partition_point_near(self.count, guess, |k| {
-            entry(k).is_some_and(|(h, _)| h < hash)
-        });
+        // The first entry whose hash is not below `hash`.
+        let (mut low, mut high) = (0u64, self.count);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if entry(mid).is_some_and(|(h, _)| h < hash) {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
         (low..self.count)
             .map_while(move |k| entry(k).filter(|&(h, _)| h == hash))
             .map(|(_, id)| StreamId(id))

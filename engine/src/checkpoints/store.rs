@@ -297,8 +297,13 @@ impl Store {
     /// stream gets none.
     pub(crate) fn is_due(&self, stream: StreamId, st: &crate::catalog::StreamRef<'_>) -> bool {
         let shared = st.fork.map_or(0, |f| f.at.0);
-        let latest = self.latest(stream).unwrap_or(0).max(shared);
-        st.deleted.is_none() && latest + self.policy.first_interval() <= st.head.0
+        self.due_past(self.latest(stream), shared, st.head.0, st.deleted.is_none())
+    }
+
+    /// The rule of [`Store::is_due`], given the stream's newest checkpoint, fork point, head
+    /// and whether it is live.
+    pub(super) fn due_past(&self, newest: Option<u64>, shared: u64, head: u64, live: bool) -> bool {
+        live && newest.unwrap_or(0).max(shared) + self.policy.first_interval() <= head
     }
 
     /// The newest checkpoint version of `stream`, if any.

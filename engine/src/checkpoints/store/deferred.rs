@@ -197,24 +197,19 @@ impl Store {
         );
         report.dropped += counted.dropped;
         if d.writer {
-            let gaps: Vec<(StreamId, u64)> = self
-                .read_catalog()
-                .get(&stream)
-                .map(|versions| gaps(versions, opened.shared, self.policy.first_interval()))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|version| (stream, version))
-                .collect();
+            let (gaps, newest): (Vec<(StreamId, u64)>, Option<u64>) = {
+                let catalog = self.read_catalog();
+                let versions = catalog.get(&stream);
+                let missing = versions
+                    .map(|v| gaps(v, opened.shared, self.policy.first_interval()))
+                    .unwrap_or_default();
+                let newest = versions.and_then(|v| v.last_key_value().map(|(v, _)| *v));
+                (missing.into_iter().map(|v| (stream, v)).collect(), newest)
+            };
             report.gaps += gaps.len() as u64;
             // Due by its head at open: its checkpoints are gone (a pack lost), or the open did
             // not know it was due. The builder's next round builds it.
-            let latest = self
-                .read_catalog()
-                .get(&stream)
-                .and_then(|versions| versions.last_key_value().map(|(v, _)| *v))
-                .unwrap_or(0)
-                .max(opened.shared);
-            if opened.live && latest + self.policy.first_interval() <= opened.head {
+            if self.due_past(newest, opened.shared, opened.head, opened.live) {
                 lock(&self.found_due).push(stream);
             }
             if !gaps.is_empty() {
