@@ -1,12 +1,13 @@
 //! Offline verification of the checkpoint packs, for [`crate::verify`]: every pack's header,
 //! the scan of its checkpoint headers (which is the catalog) against the bytes written and the
 //! published end, every checkpoint whole (CRCs, bytecheck, block structure), the machine
-//! table and each checkpoint's machine number in it, and, given a level policy, each
+//! table and each checkpoint's machine number in it, each pack's index against its scan, and, given a level policy, each
 //! checkpoint's level and base against what the policy puts at its version.
 
 use std::path::Path;
 
 use helios_checkpoint::pack::{self, PackEnd, PackHeader, pack_header};
+use helios_checkpoint::pack_index::{PackIndexView, pack_index_name};
 use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, LevelPolicy};
 use helios_log::FsStorage;
 use helios_log::storage::Storage as _;
@@ -143,8 +144,70 @@ pub(crate) fn verify_packs(
                 finding(Some(entry.offset), reason);
             }
         }
+        verify_index(&ckpt_dir, seq, (&scan.entries, scan.end), findings);
     }
     counted
+}
+
+/// Checks pack `seq`'s index, if it has one, against `scanned` (the pack's checkpoints, in
+/// pack order, and where the scan ended). One that ends past the scan's end is not checked
+/// against it: an open does not use it (past the published end), or the scan stopped at
+/// damage, reported as such. An open reads an index's entries as hints (each checkpoint is checked at its
+/// first read), so an index whose entries are damaged can hide checkpoints: a reader reads
+/// around them and a writer rebuilds them, and only this check names the index.
+fn verify_index(
+    ckpt_dir: &Path,
+    seq: u64,
+    (scanned, scan_end): (&[helios_checkpoint::pack::PackEntry], u64),
+    findings: &mut Vec<Finding>,
+) {
+    let path = ckpt_dir.join(pack_index_name(seq));
+    let Ok(bytes) = FsStorage.map_readonly(&path) else {
+        return;
+    };
+    let mut finding = |offset: Option<u64>, reason: &str| {
+        findings.push(Finding {
+            path: path.clone(),
+            offset,
+            reason: reason.to_owned(),
+        });
+    };
+    let Some(view) = PackIndexView::open(&bytes[..], seq) else {
+        finding(
+            Some(0),
+            "not an index of this pack (magic, header checksum, version, pack number or              length): an open scans the pack instead",
+        );
+        return;
+    };
+    let Some(mut indexed) = view.decode_all() else {
+        finding(
+            Some(64),
+            "its entries fail their checksum or do not decode: an open reads them as hints, so              the checkpoints they hide are read around (a writer rebuilds them); `helios repair`              rebuilds the checkpoints and their indexes",
+        );
+        return;
+    };
+    if view.end() > scan_end {
+        return;
+    }
+    let key = |e: &helios_checkpoint::pack::PackEntry| (e.meta.stream_id, e.meta.version, e.offset);
+    let mut expected: Vec<_> = scanned
+        .iter()
+        .filter(|e| e.offset + e.len <= view.end())
+        .copied()
+        .collect();
+    expected.sort_unstable_by_key(key);
+    indexed.sort_unstable_by_key(key);
+    if indexed != expected {
+        finding(
+            Some(64),
+            &format!(
+                "its {} entries are not the {} checkpoints a scan of the pack finds up to its                  end {}",
+                indexed.len(),
+                expected.len(),
+                view.end()
+            ),
+        );
+    }
 }
 
 /// Why a checkpoint's header is not what `policy` puts at its version, if it is not.

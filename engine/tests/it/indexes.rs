@@ -79,7 +79,7 @@ fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
 
     // The writer reads `indexed` packs from their indexes (and indexes the others), then a
     // reader reads them all from their indexes.
-    let reopen = |what: &str, indexed: u64| {
+    let reopen = |what: &str, indexed: u64, (found, dropped): (u64, u64), rebuilt: u64| {
         let engine = Engine::open(dir.path(), options()).expect("reopen");
         let report = engine.inspect().open_report().checkpoints.clone();
         assert_eq!(
@@ -89,7 +89,7 @@ fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
                 report.gaps,
                 report.damage.len()
             ),
-            (built.count, 0, 0, 0),
+            (found, dropped, 0, 0),
             "{what}: {report:?}"
         );
         assert_eq!(
@@ -100,6 +100,8 @@ fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
         check(&model, &|name, v| {
             engine.state_at(name, Version(v)).expect("state")
         });
+        let synced = engine.checkpoints().sync().expect("sync");
+        assert_eq!(synced.rebuilt, rebuilt, "{what}: {synced:?}");
         drop(engine);
         let reader = ReadOnly::open(dir.path(), options()).expect("a reader");
         let report = reader.inspect().open_report().checkpoints.clone();
@@ -113,21 +115,43 @@ fn full_packs_are_indexed_and_opens_read_the_indexes_or_around_them() {
             reader.state_at(name, Version(v)).expect("state")
         });
     };
-    reopen("with every index", indexes.len() as u64);
+    let count = built.count;
+    reopen("with every index", indexes.len() as u64, (count, 0), 0);
 
-    // A damaged index and a missing one: those packs are scanned instead, and indexed again.
-    let mut bytes = std::fs::read(&indexes[0]).expect("read");
-    bytes[100] ^= 0x40;
-    std::fs::write(&indexes[0], &bytes).expect("damage");
+    // A missing index: its pack is scanned instead, and indexed again.
     std::fs::remove_file(&indexes[1]).expect("remove");
     reopen(
-        "with a damaged and a missing index",
-        indexes.len() as u64 - 2,
+        "with a missing index",
+        indexes.len() as u64 - 1,
+        (count, 0),
+        0,
     );
+    assert!(indexes[1].exists(), "written again");
 
-    // An index of another pack's number, copied over, is not that pack's.
+    // An index whose entries are damaged (the first one's length made to reach past the
+    // index's end): an open reads its header only, and its entries are hints, so the
+    // checkpoint it hides is found missing where its stream is taken in (a gap, rebuilt by
+    // the writer, into another pack) and read around meanwhile. Only `verify` names the index.
+    let mut bytes = std::fs::read(&indexes[0]).expect("read");
+    bytes[64 + 36] ^= 0x40;
+    std::fs::write(&indexes[0], &bytes).expect("damage");
+    let named = |path: &Path| {
+        let report = helios::verify(dir.path()).expect("verify");
+        report.findings.iter().any(|f| f.path == path)
+    };
+    assert!(named(&indexes[0]), "verify names the damaged index");
+    reopen("with a damaged index", indexes.len() as u64, (count, 0), 1);
+    assert!(named(&indexes[0]), "an index is never rewritten in place");
+
+    // An index of another pack's number, copied over, is not that pack's: the pack is scanned,
+    // and of the hidden checkpoint's two copies the rebuilt one wins.
     std::fs::copy(&indexes[2], &indexes[0]).expect("copy");
-    reopen("with a copied index", indexes.len() as u64 - 1);
+    reopen(
+        "with a copied index",
+        indexes.len() as u64 - 1,
+        (count + 1, 1),
+        0,
+    );
 }
 
 /// Appends `rounds` rounds of events to 8 streams, recording them in `model`.

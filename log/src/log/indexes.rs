@@ -279,6 +279,26 @@ impl Log {
     /// Builds the index of sealed segment `id` from its bytes, in place of the one loaded
     /// (whose tables failed their check): in memory, and in a writer on disk too.
     fn rebuild_in_memory(&self, id: SegmentId) -> std::result::Result<(), IndexError> {
+        let tail_through = self
+            .read_tail()
+            .as_ref()
+            .filter(|tail| tail.segment() == id)
+            .map(SegmentIndex::last);
+        if let Some(through) = tail_through {
+            // The index of the segment the catalog snapshot's record lies in, up to it: built
+            // again from that prefix, in memory (a clean close writes the active segment's).
+            let bytes = self.segment_bytes(id).map_err(|e| IndexError {
+                segment: id,
+                reason: e.to_string(),
+            })?;
+            let built = Self::build_prefix(id, &bytes, through, &self.dir.join(segment_name(id)))
+                .map_err(|e| IndexError {
+                segment: id,
+                reason: e.to_string(),
+            })?;
+            *self.write_tail() = Some(built);
+            return Ok(());
+        }
         let bytes = self
             .sealed
             .read()
@@ -316,61 +336,78 @@ impl Log {
             return Ok(false);
         }
         let id = through.segment;
-        let segment_path = self.dir.join(segment_name(id));
+        let bytes = self.segment_bytes(id)?;
+        let path = self.dir.join(index_name(id));
+        // Its tables are checked at its first lookup, as a sealed segment's are: an open
+        // reads only its header and the record it names.
+        let from_file = self
+            .storage
+            .map_readonly(&path)
+            .ok()
+            .and_then(|file| SegmentIndex::from_bytes_lazy(id, file).ok())
+            .filter(|index| index.last() == through && index.coverage(&bytes) != Coverage::Wrong);
+        let used_file = from_file.is_some();
+        let index = match from_file {
+            Some(index) => index,
+            None => Self::build_prefix(id, &bytes, through, &self.dir.join(segment_name(id)))?,
+        };
+        *self.write_tail() = Some(index);
+        Ok(used_file)
+    }
+
+    /// The bytes of segment `id`: its sealed map, or a new map of the active segment.
+    fn segment_bytes(&self, id: SegmentId) -> Result<ReadOnlyBytes> {
         let sealed = self
             .sealed
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
             .map(|s| s.bytes.clone());
-        let bytes = match sealed {
-            Some(bytes) => bytes,
-            None => self
-                .storage
-                .map_readonly(&segment_path)
-                .map_err(|e| LogError::io("map", &segment_path, e))?,
-        };
-        let path = self.dir.join(index_name(id));
-        let from_file = self
-            .storage
-            .map_readonly(&path)
-            .ok()
-            .and_then(|file| SegmentIndex::from_bytes(id, file).ok())
-            .filter(|index| index.last() == through && index.coverage(&bytes) != Coverage::Wrong);
-        let used_file = from_file.is_some();
-        let index = match from_file {
-            Some(index) => index,
+        match sealed {
+            Some(bytes) => Ok(bytes),
             None => {
-                let prefix = usize::try_from(through.end())
-                    .ok()
-                    .and_then(|end| bytes.get(..end))
-                    .ok_or_else(|| {
-                        LogError::corrupt(
-                            &segment_path,
-                            through.offset,
-                            "shorter than the catalog snapshot says",
-                        )
-                    })?;
-                let built = SegmentIndex::build(id, prefix)
-                    .and_then(|built| SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)))
-                    .map_err(|e| LogError::corrupt(&segment_path, 0, e.to_string()))?;
-                if built.last() != through {
-                    return Err(LogError::corrupt(
-                        &segment_path,
-                        through.offset,
-                        format!(
-                            "its records up to byte {} end at {}, not at the catalog snapshot's {}",
-                            through.end(),
-                            built.last().lsn,
-                            through.lsn
-                        ),
-                    ));
-                }
-                built
+                let path = self.dir.join(segment_name(id));
+                self.storage
+                    .map_readonly(&path)
+                    .map_err(|e| LogError::io("map", &path, e))
             }
-        };
-        *self.write_tail() = Some(index);
-        Ok(used_file)
+        }
+    }
+
+    /// The index of segment `id` (its bytes `bytes`, at `segment_path`) up to `through`,
+    /// built in memory.
+    fn build_prefix(
+        id: SegmentId,
+        bytes: &[u8],
+        through: Location,
+        segment_path: &Path,
+    ) -> Result<SegmentIndex> {
+        let prefix = usize::try_from(through.end())
+            .ok()
+            .and_then(|end| bytes.get(..end))
+            .ok_or_else(|| {
+                LogError::corrupt(
+                    segment_path,
+                    through.offset,
+                    "shorter than the catalog snapshot says",
+                )
+            })?;
+        let built = SegmentIndex::build(id, prefix)
+            .and_then(|built| SegmentIndex::from_bytes(id, ReadOnlyBytes::new(built)))
+            .map_err(|e| LogError::corrupt(segment_path, 0, e.to_string()))?;
+        if built.last() != through {
+            return Err(LogError::corrupt(
+                segment_path,
+                through.offset,
+                format!(
+                    "its records up to byte {} end at {}, not at the catalog snapshot's {}",
+                    through.end(),
+                    built.last().lsn,
+                    through.lsn
+                ),
+            ));
+        }
+        Ok(built)
     }
 
     /// Writes the index of the active segment up to its last record (a clean close: every
@@ -650,6 +687,42 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains(&segment_name(next)), "{text}");
         assert!(text.contains("this segment is missing"), "{text}");
+    }
+
+    /// The active segment's index a clean close wrote is used at the next open without
+    /// reading its tables: a damaged one is found at its first lookup and built again from the
+    /// segment up to the record it ends at, and every event up to there is found.
+    #[test]
+    fn a_damaged_tail_index_is_found_at_its_first_lookup() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let dir = Path::new("/log");
+        let (log, locations) = log_of_many_segments(&storage, dir);
+        log.index_sealed(log.synced_lsn(), true).expect("index");
+        let through = log
+            .write_tail_index()
+            .expect("tail")
+            .expect("an active segment");
+        drop(log);
+        let path = dir.join(index_name(through.segment));
+        let len = storage.map_readonly(&path).expect("map").len();
+        let file = storage.open(&path).expect("open");
+        // A byte of its tables (past the 64-byte header), not its header.
+        file.write_all_at(&[0xff], (len - 5) as u64)
+            .expect("damage");
+        drop(file);
+        for access in [Access::Read, Access::Write] {
+            let (log, _) = reopen(&storage, dir, access);
+            log.index_sealed(Lsn(u64::MAX), true).expect("load");
+            assert!(
+                log.load_tail_index(through).expect("tail"),
+                "the file is used: its header and last record hold"
+            );
+            for (&(stream, version), &location) in &locations {
+                let found = log.locate(StreamId(stream), Version(version), Version(version));
+                assert_eq!(found, [(Version(version), location)], "{stream} {version}");
+            }
+        }
     }
 
     /// Which open [`reopen`] makes.
