@@ -170,11 +170,8 @@ impl Inner {
         }
         // The snapshot is taken right after the drain, under the same lock: each stream's
         // indexed head is then its head at `through`.
-        let snapshot = {
-            let mut cat = lock(&self.catalog);
-            cat.drain_indexed(through);
-            let due = self.maybe_due(&cat, false);
-            crate::catalog_snapshot::encode(&cat, self.store_id, through, &due, self.config)
+        let Some(snapshot) = self.encode_snapshot(through, false)? else {
+            return Ok(());
         };
         let mut written = lock(&self.snapshot_through);
         // Never back: a snapshot a clean close took inside the segment then active (see
@@ -197,6 +194,12 @@ impl Inner {
     /// With `packs_synced` (the builder has stopped and its checkpoints are durable), the
     /// snapshot lists only the streams still due.
     pub(crate) fn index_active_segment(&self, packs_synced: bool) -> Result<()> {
+        if let Some(damage) = lock(&self.catalog).damage() {
+            // Found damaged where it was read: the next open must read the log instead.
+            self.record_background_error(&damage);
+            self.snapshot_stale.store(true, Ordering::Release);
+            return self.remove_stale_snapshot();
+        }
         let tail = self.log.active_bytes_after(*lock(&self.snapshot_through));
         let snapshot = self
             .plugins
@@ -214,16 +217,40 @@ impl Inner {
                 None => return Ok(()),
             },
         };
-        let snapshot = {
-            let mut cat = lock(&self.catalog);
-            cat.drain_indexed(through);
-            let due = self.maybe_due(&cat, packs_synced);
-            crate::catalog_snapshot::encode(&cat, self.store_id, through, &due, self.config)
+        let Some(snapshot) = self.encode_snapshot(through, packs_synced)? else {
+            return Ok(());
         };
         crate::catalog_snapshot::write(self.plugins.storage.as_ref(), &self.dir, &snapshot)?;
         *lock(&self.snapshot_through) = Some(through);
         self.snapshot_stale.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// The catalog snapshot at `through` (each stream's indexed head is its head there: taken
+    /// right after the drain, under the same lock), or `None` when the snapshot the catalog
+    /// reads in place has a damaged block: what it held cannot be read, so no snapshot is
+    /// written from it; the old one is removed instead (the next open reads the log) and the
+    /// damage recorded as a background error.
+    fn encode_snapshot(
+        &self,
+        through: helios_log::Location,
+        packs_synced: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let (snapshot, damage) = {
+            let mut cat = lock(&self.catalog);
+            cat.drain_indexed(through);
+            let due = self.maybe_due(&cat, packs_synced);
+            let bytes =
+                crate::catalog_snapshot::encode(&cat, self.store_id, through, &due, self.config);
+            (bytes, cat.damage())
+        };
+        let Some(damage) = damage else {
+            return Ok(Some(snapshot));
+        };
+        self.record_background_error(&damage);
+        self.snapshot_stale.store(true, Ordering::Release);
+        self.remove_stale_snapshot()?;
+        Ok(None)
     }
 
     /// Removes a stale catalog snapshot (see `Inner::snapshot_stale`): the next open reads the

@@ -326,6 +326,31 @@ impl Catalog {
         })
     }
 
+    /// The error to give while the snapshot read in place has a damaged block (see
+    /// `Snapshot::damage`): what that block held reads as absent, so an answer of "no such
+    /// stream" cannot be trusted, nor can a snapshot be written from this catalog. The writer
+    /// removes `CATALOG` then, and the next open reads the log instead.
+    pub(crate) fn damage(&self) -> Option<Error> {
+        let at = self.base.as_ref()?.damage()?;
+        let store = self.log_dir.parent().unwrap_or(&self.log_dir);
+        Some(Error::Log(LogError::Corrupt {
+            path: store.join(crate::catalog_snapshot::CATALOG_FILE),
+            offset: at,
+            reason: "a block of the catalog snapshot fails its checksum; reopen the store to \
+                     read the log instead"
+                .into(),
+        }))
+    }
+
+    /// [`Catalog::lookup`], or the snapshot's damage when the name was not found and the
+    /// snapshot has a damaged block: what creates a stream on absence must not trust it.
+    pub(crate) fn lookup_checked(&self, name: &str) -> Result<Option<StreamId>> {
+        match self.lookup(name) {
+            Some(id) => Ok(Some(id)),
+            None => self.damage().map_or(Ok(None), Err),
+        }
+    }
+
     /// The live stream named `name`.
     pub(crate) fn lookup(&self, name: &str) -> Option<StreamId> {
         if let Some(&id) = self.by_name.get(name) {

@@ -94,11 +94,13 @@ pub(crate) fn version_bounds(
 }
 
 impl Engine {
-    /// The id of `stream`, or [`Error::UnknownStream`].
+    /// The id of `stream`, or [`Error::UnknownStream`] (the catalog snapshot's damage, when it
+    /// has a damaged block: the stream may be there).
     pub(crate) fn known_stream(&self, cat: &Catalog, stream: &str) -> Result<StreamId> {
-        cat.lookup(stream).ok_or_else(|| Error::UnknownStream {
-            stream: stream.to_owned(),
-        })
+        cat.lookup_checked(stream)?
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_owned(),
+            })
     }
 
     /// The head version of `stream`, or `None` if no such stream exists.

@@ -37,7 +37,7 @@ impl Engine {
     pub fn create_stream(&self, name: &str) -> Result<StreamId> {
         validate_name(name)?;
         let cat = lock(&self.inner.catalog);
-        if let Some(id) = cat.lookup(name) {
+        if let Some(id) = cat.lookup_checked(name)? {
             return Ok(id);
         }
         let id = cat.next_id();
@@ -74,7 +74,7 @@ impl Engine {
                 head,
             });
         }
-        if cat.lookup(target).is_some() {
+        if cat.lookup_checked(target)?.is_some() {
             return Err(Error::StreamExists {
                 stream: target.to_owned(),
             });
@@ -240,7 +240,7 @@ impl Engine {
         }
         self.inner.check_writable("an append")?;
         let mut cat = lock(&self.inner.catalog);
-        let (id, head, creating) = match cat.lookup(stream) {
+        let (id, head, creating) = match cat.lookup_checked(stream)? {
             Some(id) => (id, cat.get(id).map_or(Version::ZERO, |s| s.head), false),
             None => {
                 validate_name(stream)?;

@@ -602,3 +602,88 @@ fn a_close_reindexes_the_active_pack_only_when_what_follows_the_index_outweighs_
         engine.state_at(name, Version(v)).expect("state")
     });
 }
+
+/// `CATALOG` is checked in 512-byte blocks, each where it is first read, not whole at open. A
+/// damaged block makes what it holds unreadable, never absent: reads of its streams are
+/// errors naming `CATALOG` and the block's offset (a reader's and a writer's), an append does
+/// not take the stream for a new one, `verify` names the block, and a writer's close removes
+/// the snapshot instead of writing one from it, so that the next open reads the log: every
+/// stream and event is there.
+#[test]
+fn a_damaged_block_of_the_catalog_snapshot_is_an_error_where_it_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = options();
+    let catalog = dir.path().join("CATALOG");
+    let name = |s: usize| format!("stream-{s:04}");
+    let engine = Engine::open(dir.path(), options.clone()).expect("open");
+    for s in 0..200 {
+        let events = [set("k", &format!("{s}-a")), set("j", &format!("{s}-b"))];
+        engine
+            .append(&name(s), &events, Durability::Normal, None)
+            .expect("append");
+    }
+    engine.close().expect("close");
+    // Stream 100 is id 101: its record lies at 128 + 48 * 100 = 4928, in the block at 4736
+    // (128 + 9 * 512), which holds the records of ids 97 to 107.
+    let mut bytes = std::fs::read(&catalog).expect("a snapshot");
+    bytes[4928 + 32] ^= 0x01; // Its head.
+    std::fs::write(&catalog, &bytes).expect("damage");
+    let named = |e: &helios::Error| {
+        let text = e.to_string();
+        assert!(text.contains("CATALOG") && text.contains("4736"), "{text}");
+    };
+    let found = helios::verify(dir.path()).expect("verify");
+    assert!(
+        found
+            .findings
+            .iter()
+            .any(|f| f.path == catalog && f.reason.contains("4736")),
+        "{:?}",
+        found.findings
+    );
+
+    let reader = ReadOnly::open(dir.path(), options.clone()).expect("a reader");
+    named(
+        &reader
+            .state_at(&name(100), Version(2))
+            .expect_err("damaged"),
+    );
+    assert_eq!(reader.head(&name(0)), Some(Version(2)), "another block");
+    drop(reader);
+
+    let engine = Engine::open(dir.path(), options.clone()).expect("the header holds");
+    assert_eq!(engine.head(&name(199)), Some(Version(2)));
+    named(
+        &engine
+            .state_at(&name(100), Version(2))
+            .expect_err("damaged"),
+    );
+    named(
+        &engine
+            .append(&name(100), &[set("k", "x")], Durability::Critical, None)
+            .expect_err("not a new stream"),
+    );
+    named(
+        &engine
+            .create_stream(&name(101))
+            .expect_err("not a new stream"),
+    );
+    engine
+        .append(&name(3), &[set("k", "y")], Durability::Critical, None)
+        .expect("another block's stream");
+    engine.close().expect("close");
+    assert!(!catalog.exists(), "removed, not written from a damaged one");
+
+    let engine = Engine::open(dir.path(), options).expect("reopen");
+    assert_eq!(engine.inspect().open_report().catalog_snapshot, None);
+    for s in 0..200 {
+        let head = if s == 3 { 3 } else { 2 };
+        assert_eq!(engine.head(&name(s)), Some(Version(head)), "{}", name(s));
+    }
+    let state = engine.state_at(&name(100), Version(2)).expect("state");
+    assert_eq!(state.get(&b"j"[..]).map(Vec::as_slice), Some(&b"100-b"[..]));
+    engine
+        .append(&name(100), &[set("k", "z")], Durability::Critical, None)
+        .expect("append");
+    assert_eq!(engine.head(&name(100)), Some(Version(3)));
+}
