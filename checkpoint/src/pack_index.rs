@@ -13,13 +13,18 @@
 //! entry ([`PackIndexView::decode_all`], [`decode`]) checks the entries' CRC first.
 //!
 //! ```text
-//! header  64 B  magic "HLXPKIDX", version u32, entries u32, pack seq u64, store id u64,
-//!               end u64 (just past the last checkpoint indexed), body CRC u32,
-//!               20 reserved bytes, header CRC u32 at 60
+//! header  64 B  magic "HLXPKIDX", version u32 = 2, entries u32, pack seq u64, store id u64,
+//!               end u64 (just past the last checkpoint indexed), CRC u32 of the entries and
+//!               the bitmap, lowest stream id u64, bitmap length u32, 4 reserved bytes,
+//!               header CRC u32 at 60
 //! entries 48 B each, sorted by (stream, version, offset): stream u64, version u64,
 //!               base version u64, offset u64, length u64, kind u8, level u8, machine u16
 //!               (the checkpoint header's), 4 zero bytes
+//! bitmap  bit (stream - lowest) set for each stream with entries, from the lowest stream id
+//!               to the highest; empty when that span exceeds 256 bits per entry
 //! ```
+//!
+//! Version 1 (no bitmap: bytes 44..60 of the header zero) is still read.
 //!
 //! Entries are sorted by stream so that one stream's checkpoints can be found by binary
 //! search; a checkpoint copied twice into one pack keeps both entries, the later copy last.
@@ -31,9 +36,13 @@ use crate::pack::PackEntry;
 pub const PACK_INDEX_EXTENSION: &str = "pidx";
 
 const MAGIC: &[u8; 8] = b"HLXPKIDX";
-const VERSION: u32 = 1;
+/// Version 2 adds the stream bitmap; version 1 (no bitmap) is still read.
+const VERSION: u32 = 2;
 const HEADER_LEN: usize = 64;
 const ENTRY_LEN: usize = 48;
+/// A bitmap is written only while it takes at most this many bits per entry: sparse stream
+/// ids (a pack of a few streams far apart) would make it larger than the index.
+const BITMAP_BITS_PER_ENTRY_MAX: u64 = 256;
 
 /// The file name of pack `seq`'s index.
 #[must_use]
@@ -98,8 +107,28 @@ pub fn encode(seq: u64, store_id: u64, end: u64, entries: &[PackEntry]) -> Vec<u
         e[41] = m.level;
         e[42..44].copy_from_slice(&m.machine.to_le_bytes());
     }
+    // One bit per stream id from the lowest to the highest: set where the stream has entries.
+    let (first, bits) = match (sorted.first(), sorted.last()) {
+        (Some(low), Some(high)) => {
+            let span = high.meta.stream_id - low.meta.stream_id + 1;
+            let fits = span <= BITMAP_BITS_PER_ENTRY_MAX * sorted.len() as u64;
+            (low.meta.stream_id, if fits { span } else { 0 })
+        }
+        _ => (0, 0),
+    };
+    let bitmap_len = usize::try_from(bits.div_ceil(8)).unwrap_or(0);
+    let bitmap_at = out.len();
+    out.resize(bitmap_at + bitmap_len, 0);
+    if bits > 0 {
+        for entry in &sorted {
+            let bit = entry.meta.stream_id - first;
+            out[bitmap_at + (bit / 8) as usize] |= 1 << (bit % 8);
+        }
+    }
     out[0..8].copy_from_slice(MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    out[44..52].copy_from_slice(&first.to_le_bytes());
+    out[52..56].copy_from_slice(&u32::try_from(bitmap_len).unwrap_or(0).to_le_bytes());
     let count = u32::try_from(sorted.len()).unwrap_or(u32::MAX);
     out[12..16].copy_from_slice(&count.to_le_bytes());
     out[16..24].copy_from_slice(&seq.to_le_bytes());
@@ -135,25 +164,53 @@ pub fn decode(bytes: &[u8], seq: u64) -> Option<PackIndex> {
 pub struct PackIndexView<B> {
     bytes: B,
     count: usize,
+    /// The lowest stream id and the bits of the stream bitmap (0: none, version 1).
+    bitmap_first: u64,
+    bitmap_bits: u64,
 }
 
 impl<B: std::ops::Deref<Target = [u8]>> PackIndexView<B> {
-    /// Checks `bytes` as the index of pack `seq`: magic, header CRC, version, pack number,
-    /// reserved bytes and length; `None` if any fails. The entries' CRC is checked by
+    /// Checks `bytes` as the index of pack `seq` (version 2, or 1 without a bitmap): magic,
+    /// header CRC, version, pack number, reserved bytes and length; `None` if any fails. The entries' CRC is checked by
     /// [`PackIndexView::decode_all`] and [`PackIndexView::entries_intact`], not here.
     pub fn open(bytes: B, seq: u64) -> Option<PackIndexView<B>> {
         let b: &[u8] = &bytes;
         let head = b.get(..HEADER_LEN)?;
+        let version = u32_at(head, 8);
+        let reserved_from = if version == 1 { 44 } else { 56 };
         let intact = &head[0..8] == MAGIC
             && crc32fast::hash(&head[..60]) == u32_at(head, 60)
-            && u32_at(head, 8) == VERSION
+            && (version == 1 || version == VERSION)
             && u64_at(head, 16) == seq
-            && head[44..60].iter().all(|&b| b == 0);
+            && head[reserved_from..60].iter().all(|&b| b == 0);
         let count = u32_at(head, 12) as usize;
-        if !intact || b.len() != HEADER_LEN + count.checked_mul(ENTRY_LEN)? {
+        let bitmap_len = u32_at(head, 52) as usize;
+        let entries_end = HEADER_LEN + count.checked_mul(ENTRY_LEN)?;
+        if !intact || b.len() != entries_end.checked_add(bitmap_len)? {
             return None;
         }
-        Some(PackIndexView { bytes, count })
+        let bitmap_first = u64_at(head, 44);
+        Some(PackIndexView {
+            bytes,
+            count,
+            bitmap_first,
+            bitmap_bits: bitmap_len as u64 * 8,
+        })
+    }
+
+    /// Whether `stream` may have entries: its bit in the stream bitmap, when there is one.
+    fn may_hold(&self, stream: u64) -> bool {
+        if self.bitmap_bits == 0 {
+            return true;
+        }
+        let Some(bit) = stream
+            .checked_sub(self.bitmap_first)
+            .filter(|&bit| bit < self.bitmap_bits)
+        else {
+            return false;
+        };
+        let at = HEADER_LEN + self.count * ENTRY_LEN + (bit / 8) as usize;
+        self.bytes[at] & (1 << (bit % 8)) != 0
     }
 
     /// Whether the entries' CRC holds (a read of every entry's bytes).
@@ -252,7 +309,14 @@ impl<B: std::ops::Deref<Target = [u8]>> PackIndexView<B> {
     /// interpolation search made no measurable difference, each stream's first lookup costing
     /// the cache misses of reaching its entries at all).
     pub fn entries_of(&self, stream: u64) -> impl Iterator<Item = PackEntry> + '_ {
-        let (mut low, mut high) = (0usize, self.count);
+        // A stream the bitmap does not name costs one bit, not a search: a stream's first
+        // lookup goes through every pack's index, and most packs of a store of many streams
+        // hold none of a given stream's checkpoints.
+        let (mut low, mut high) = if self.may_hold(stream) {
+            (0usize, self.count)
+        } else {
+            (self.count, self.count)
+        };
         while low < high {
             let mid = low + (high - low) / 2;
             if self.stream_at(mid) < stream {
@@ -348,6 +412,56 @@ mod tests {
         quickcheck::QuickCheck::new()
             .tests(200)
             .quickcheck(prop as fn(Vec<u16>, u8) -> bool);
+    }
+
+    /// Dense stream ids get a bitmap (one bit per id), sparse ones none; an index of version 1
+    /// (no bitmap) is still read, and finds the same entries.
+    #[test]
+    fn the_stream_bitmap_is_written_where_it_is_small_and_version_1_still_reads() {
+        let dense: Vec<PackEntry> = (1..=100u64).map(|s| entry(s, 10, s * 100)).collect();
+        let bytes = encode(1, 1, 20_000, &dense);
+        assert_eq!(bytes.len(), HEADER_LEN + 100 * ENTRY_LEN + 13, "100 bits");
+        let sparse = [entry(1, 10, 64), entry(1 << 40, 10, 272)];
+        assert_eq!(
+            encode(1, 1, 20_000, &sparse).len(),
+            HEADER_LEN + 2 * ENTRY_LEN,
+            "no bitmap"
+        );
+        let mut v1 = bytes[..HEADER_LEN + 100 * ENTRY_LEN].to_vec();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1[44..60].fill(0);
+        let crc = crc32fast::hash(&v1[HEADER_LEN..]);
+        v1[40..44].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&v1[..60]);
+        v1[60..64].copy_from_slice(&crc.to_le_bytes());
+        let (new, old) = (
+            PackIndexView::open(&bytes[..], 1).expect("version 2"),
+            PackIndexView::open(&v1[..], 1).expect("version 1"),
+        );
+        assert_eq!(decode(&v1, 1).expect("whole").entries, dense);
+        for stream in 0..=102u64 {
+            let found: Vec<PackEntry> = new.entries_of(stream).collect();
+            assert_eq!(
+                found,
+                old.entries_of(stream).collect::<Vec<_>>(),
+                "{stream}"
+            );
+            assert_eq!(
+                found.len(),
+                usize::from((1..=100).contains(&stream)),
+                "{stream}"
+            );
+        }
+        // A bit cleared (its CRC resealed) hides that stream's entries, and only those.
+        let mut cleared = bytes.clone();
+        cleared[HEADER_LEN + 100 * ENTRY_LEN] &= !(1 << 4); // Stream 5.
+        let crc = crc32fast::hash(&cleared[HEADER_LEN..]);
+        cleared[40..44].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&cleared[..60]);
+        cleared[60..64].copy_from_slice(&crc.to_le_bytes());
+        let view = PackIndexView::open(&cleared[..], 1).expect("valid");
+        assert_eq!(view.entries_of(5).count(), 0);
+        assert_eq!(view.entries_of(6).count(), 1);
     }
 
     #[test]
