@@ -36,7 +36,7 @@ pub fn reopen(dir: &Path, count: u64) -> Result<(Opens, Engine)> {
         opens.open.push(started.elapsed());
         index += 1;
         eprintln!(
-            "open {index}/{count}: {:.1} ms",
+            "open {index}/{count}: {:.2} ms",
             opens.open.ms.last().copied().unwrap_or_default()
         );
         if index >= count.max(1) {
