@@ -387,7 +387,9 @@ fn catalog_usable(bytes: &[u8], store: Option<u64>) -> bool {
         && Some(le64(head, catalog::STORE_ID)) == store
         && head[catalog::RESERVED..catalog::STREAMS] == [0; 4]
         && head[catalog::RESERVED_2..catalog::NAMES_LEN] == [0; 4]
-        && head[catalog::RESERVED_3..catalog::CRC].iter().all(|&b| b == 0)
+        && head[catalog::RESERVED_3..catalog::CRC]
+            .iter()
+            .all(|&b| b == 0)
         && crc32fast::hash(&bytes[catalog::LEN..]) == le32(head, catalog::BODY_CRC)
 }
 
@@ -1814,6 +1816,6 @@ fn run(data: &[u8]) -> ArbResult<()> {
     Ok(())
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::init_malloc_limit(), |data: &[u8]| {
     let _ = run(data);
 });
