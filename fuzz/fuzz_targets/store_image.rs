@@ -301,9 +301,13 @@ fn images() -> &'static [Image] {
 }
 
 fn write_files(dir: &Path, files: &Files) {
+    // Each directory is made once (`log/`, `checkpoints/`), not checked again for every file.
+    let mut made = std::collections::BTreeSet::new();
     for (rel, bytes) in files {
         let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent()
+            && made.insert(parent.to_path_buf())
+        {
             std::fs::create_dir_all(parent).expect("mkdir");
         }
         std::fs::write(&path, bytes).expect("write");
