@@ -3,8 +3,8 @@
 //! Recording is an `Instant` pair and one uncontended-in-practice mutex around
 //! `Histogram::record` (tens of nanoseconds); `Options::metrics = false` turns it off. The
 //! histograms keep two significant digits (1% resolution) from 1 ns to one hour, about 40 KiB
-//! each, allocated at a metric's first record: a short process (`helios get`) that records few
-//! metrics does not allocate and zero them all (a tenth of its time at open, measured).
+//! each, so each is made by the first value recorded under it: an open allocates none (ten of
+//! them, zeroed, were most of the cost of opening a small store), and metrics off never do.
 //!
 //! Speculative appends take well under a microsecond, so timing every one would double their
 //! cost (measured: median 0.07 to 0.14 us). Their latency is sampled instead: one append in
@@ -12,8 +12,8 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -177,7 +177,9 @@ thread_local! {
 /// The engine's histograms.
 pub(crate) struct Metrics {
     enabled: bool,
-    histograms: Vec<OnceLock<Mutex<Histogram<u64>>>>,
+    /// One histogram per metric, in [`Metric::ALL`] order; `None` until a value is recorded
+    /// under it (an empty histogram and `None` summarize the same).
+    histograms: Vec<Mutex<Option<Histogram<u64>>>>,
     /// Exact counts of the sampled metrics (the others count in their histograms).
     sampled_counts: Vec<AtomicU64>,
 }
@@ -195,10 +197,9 @@ const MAX_VALUE: u64 = 3_600_000_000_000;
 
 impl Metrics {
     pub(crate) fn new(enabled: bool) -> Metrics {
-        let histograms = Metric::ALL.iter().map(|_| OnceLock::new()).collect();
         Metrics {
             enabled,
-            histograms,
+            histograms: Metric::ALL.iter().map(|_| Mutex::new(None)).collect(),
             sampled_counts: Metric::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -233,13 +234,13 @@ impl Metrics {
     /// Records `value` under `metric`.
     pub(crate) fn record(&self, metric: Metric, value: u64) {
         if self.enabled {
-            let histogram = self.histograms[metric.index()].get_or_init(|| {
-                Mutex::new(
+            let mut histogram = lock(&self.histograms[metric.index()]);
+            histogram
+                .get_or_insert_with(|| {
                     Histogram::new_with_bounds(1, MAX_VALUE, 2)
-                        .expect("constant bounds: 1 <= 1 hour, 2 significant digits"),
-                )
-            });
-            lock(histogram).saturating_record(value.min(MAX_VALUE));
+                        .expect("constant bounds: 1 <= 1 hour, 2 significant digits")
+                })
+                .saturating_record(value.min(MAX_VALUE));
         }
     }
 
@@ -247,32 +248,17 @@ impl Metrics {
         let metrics = Metric::ALL
             .iter()
             .map(|&metric| {
-                let empty;
-                let held;
-                let h: &Histogram<u64> = match self.histograms[metric.index()].get() {
-                    Some(h) => {
-                        held = lock(h);
-                        &held
-                    }
-                    None => {
-                        empty = Histogram::<u64>::new(1).expect("1 significant digit");
-                        &empty
-                    }
-                };
+                let histogram = lock(&self.histograms[metric.index()]);
+                // One never made and an empty one summarize as zeros.
+                let h = histogram.as_ref().filter(|h| !h.is_empty());
                 let sampled = self.sampled_counts[metric.index()].load(Ordering::Relaxed);
-                let count = if sampled > 0 { sampled } else { h.len() };
-                let (mean, stddev) = if h.is_empty() {
-                    (0.0, 0.0)
+                let count = if sampled > 0 {
+                    sampled
                 } else {
-                    (h.mean(), h.stdev())
+                    h.map_or(0, |h| h.len())
                 };
-                let q = |q: f64| {
-                    if h.is_empty() {
-                        0
-                    } else {
-                        h.value_at_quantile(q)
-                    }
-                };
+                let (mean, stddev) = h.map_or((0.0, 0.0), |h| (h.mean(), h.stdev()));
+                let q = |q: f64| h.map_or(0, |h| h.value_at_quantile(q));
                 MetricSummary {
                     metric,
                     count,
@@ -280,7 +266,7 @@ impl Metrics {
                     p95: q(0.95),
                     p99: q(0.99),
                     p999: q(0.999),
-                    max: if h.is_empty() { 0 } else { h.max() },
+                    max: h.map_or(0, |h| h.max()),
                     mean,
                     stddev,
                     jitter: if mean > 0.0 { stddev / mean } else { 0.0 },
@@ -291,8 +277,10 @@ impl Metrics {
     }
 
     pub(crate) fn reset(&self) {
-        for h in self.histograms.iter().filter_map(OnceLock::get) {
-            lock(h).reset();
+        for h in &self.histograms {
+            if let Some(h) = lock(h).as_mut() {
+                h.reset();
+            }
         }
         for count in &self.sampled_counts {
             count.store(0, Ordering::Relaxed);
@@ -339,6 +327,15 @@ mod tests {
         );
     }
 
+    /// How many histograms have been made (allocated).
+    fn made(metrics: &Metrics) -> usize {
+        metrics
+            .histograms
+            .iter()
+            .filter(|h| lock(h).is_some())
+            .count()
+    }
+
     #[test]
     fn disabled_metrics_record_nothing() {
         let metrics = Metrics::new(false);
@@ -346,6 +343,24 @@ mod tests {
         metrics.record(Metric::View, 5);
         assert_eq!(
             metrics.snapshot().get(Metric::View).map(|m| m.count),
+            Some(0)
+        );
+        assert_eq!(made(&metrics), 0, "metrics off allocate no histogram");
+    }
+
+    #[test]
+    fn a_histogram_is_made_by_its_first_value() {
+        let metrics = Metrics::new(true);
+        assert_eq!(made(&metrics), 0, "a new engine allocates no histogram");
+        let snapshot = metrics.snapshot();
+        assert!(snapshot.metrics.iter().all(|m| m.count == 0 && m.max == 0));
+        metrics.record(Metric::Sync, 7);
+        assert_eq!(made(&metrics), 1);
+        let sync = metrics.snapshot().get(Metric::Sync).cloned().expect("sync");
+        assert_eq!((sync.count, sync.max), (1, 7));
+        metrics.reset();
+        assert_eq!(
+            metrics.snapshot().get(Metric::Sync).map(|m| m.count),
             Some(0)
         );
     }

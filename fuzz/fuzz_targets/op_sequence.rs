@@ -768,6 +768,6 @@ fn run(data: &[u8]) -> ArbResult<()> {
     Ok(())
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::init_malloc_limit(), |data: &[u8]| {
     let _ = run(data);
 });

@@ -1,12 +1,19 @@
 //! The real file system.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read as _};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::{LockGuard, PageSource, ReadOnlyBytes, Storage, StorageFile};
+
+/// Files of at most this many bytes are read into memory by [`Storage::map_readonly`] rather
+/// than mapped: one `read` costs less than a map's `mmap`, page faults and `munmap` (which
+/// flushes the TLB of every thread of the process), and their pages are too few to be worth
+/// evicting. Catalog snapshots, segment indexes, machine tables and small segments are this
+/// small; a sealed segment of the default size is not.
+const COPY_BYTES_MAX: u64 = 64 * 1024;
 
 /// [`Storage`] on the real file system, with real `fdatasync`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -122,9 +129,17 @@ impl Storage for FsStorage {
 
     fn map_readonly(&self, path: &Path) -> io::Result<ReadOnlyBytes> {
         let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
+        let len = file.metadata()?.len();
+        if len == 0 {
             // A zero-length mapping is an error on Linux; an empty file has no bytes to share.
             return Ok(ReadOnlyBytes::new(Vec::<u8>::new()));
+        }
+        if len <= COPY_BYTES_MAX {
+            // The contract allows a copy: the caller never changes the file while it holds
+            // the bytes, so a copy reads the same as a map would.
+            let mut bytes = Vec::with_capacity(usize::try_from(len).expect("at most 64 KiB"));
+            file.take(len).read_to_end(&mut bytes)?;
+            return Ok(ReadOnlyBytes::new(bytes));
         }
         let map = map::map_readonly(&file)?;
         Ok(ReadOnlyBytes::from_source(MappedFile { map, file }))
@@ -244,5 +259,26 @@ mod map {
         #[cfg(not(target_os = "linux"))]
         let _ = file;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small files are copied, larger ones mapped: either way the bytes are the file's.
+    #[test]
+    fn map_readonly_reads_small_and_large_files_whole() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let limit = usize::try_from(COPY_BYTES_MAX).expect("small");
+        for len in [0, 1, 4096, limit, limit + 1, 3 * limit] {
+            let path = dir.path().join(format!("file-{len}"));
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| u8::try_from(i % 251).expect("below 251"))
+                .collect();
+            fs::write(&path, &bytes).expect("write");
+            let read = FsStorage.map_readonly(&path).expect("map");
+            assert_eq!(&read[..], &bytes[..], "a file of {len} bytes");
+        }
     }
 }

@@ -216,10 +216,18 @@ impl Inner {
         for job in &mut jobs {
             job.machine_number = self.store.machine_number(job.machine.name())?;
         }
-        let done: Vec<Done> = jobs
-            .into_par_iter()
-            .map(|job| self.run_job(job, &policy))
-            .collect();
+        // A single job (a small store's usual round: one stream crossed a checkpoint) runs on
+        // this thread: handing it to the rayon pool would cost two thread wake-ups and gain
+        // nothing to run beside it.
+        let done: Vec<Done> = if jobs.len() == 1 {
+            jobs.into_iter()
+                .map(|job| self.run_job(job, &policy))
+                .collect()
+        } else {
+            jobs.into_par_iter()
+                .map(|job| self.run_job(job, &policy))
+                .collect()
+        };
         // Readers in other processes see this round's checkpoints from here.
         let published = self.store.publish();
         let mut first_error = None;
