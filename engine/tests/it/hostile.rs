@@ -462,6 +462,29 @@ fn a_log_that_starts_after_lsn_1_is_an_error_naming_the_missing_segment() {
     assert!(text.contains(&first.display().to_string()), "{text}");
 }
 
+/// Every segment gone, and with them `FORMAT` and the published end (what else says the log
+/// held records): the segment indexes left behind say it did. The writer refuses to start an
+/// empty log beside them (found by `store_image`: it opened as a migration from format 1,
+/// appended, and its reopen refused the log as missing acknowledged records).
+#[test]
+fn a_log_whose_segments_are_all_gone_is_refused_while_their_indexes_remain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 150)], "a");
+    for segment in segments(dir.path()) {
+        std::fs::remove_file(&segment).expect("rm");
+    }
+    std::fs::remove_file(dir.path().join("FORMAT")).expect("rm FORMAT");
+    std::fs::remove_file(dir.path().join("log/published-end")).expect("rm published end");
+    std::fs::remove_file(dir.path().join("CATALOG")).expect("rm CATALOG");
+    let index = dir.path().join("log/00000000000000000001.idx");
+    assert!(index.exists(), "the first segment was sealed and indexed");
+    let error = reopen(dir.path()).expect_err("the indexes say records were");
+    let text = message(&error);
+    assert!(text.contains(&index.display().to_string()), "{text}");
+    assert!(text.contains("holds no segment"), "{text}");
+    assert!(segments(dir.path()).is_empty(), "no new log was started");
+}
+
 // ---- Not a store.
 
 #[test]

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::segments::{
-    Spare, check_header, create_segment, list_segments, map_appending, read_all, segment_name,
-    zero_range,
+    SEGMENT_SUFFIX, Spare, check_header, create_segment, list_segments, map_appending,
+    parse_segment_name, read_all, segment_name, zero_range,
 };
 use super::{
     ActiveSegment, Log, LogOptions, MIN_SEGMENT_SIZE_BYTES, RecoveryMode, Sealed, SyncState, Writer,
@@ -237,6 +237,26 @@ impl Log {
                          the log directory is empty",
                         durable.lsn
                     ),
+                ));
+            }
+            // An index of a segment that is not here says records were: a log directory whose
+            // segments were removed is not a new log (found by fuzzing: a writer started an
+            // empty log beside the old indexes, and its reopen refused the log).
+            let mut names = storage
+                .list_files(dir)
+                .map_err(|e| LogError::io("list", dir, e))?;
+            names.sort();
+            if let Some(index) = names.iter().find(|name| {
+                name.strip_suffix(".idx")
+                    .and_then(|stem| parse_segment_name(&format!("{stem}{SEGMENT_SUFFIX}")))
+                    .is_some()
+            }) {
+                return Err(LogError::corrupt(
+                    dir.join(index),
+                    0,
+                    "this is the index of a segment, yet the log directory holds no segment: \
+                     the records it indexes are gone (restore the segments, or `helios repair` \
+                     sets the index aside and starts an empty log)",
                 ));
             }
             create_segment(

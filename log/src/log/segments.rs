@@ -23,7 +23,7 @@ use crate::format::{self, segment_header};
 use crate::storage::{ReadOnlyBytes, Storage, StorageFile};
 use crate::types::{Location, Lsn, SegmentId};
 
-const SEGMENT_SUFFIX: &str = ".log";
+pub(super) const SEGMENT_SUFFIX: &str = ".log";
 const TMP_SUFFIX: &str = ".log.tmp";
 const SPARE_NAME: &str = "next-segment.spare";
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
