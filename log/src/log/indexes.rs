@@ -114,6 +114,7 @@ impl Log {
                 .collect()
         };
         let mut report = Indexed::default();
+        let newest = sealed.last().map(|(id, ..)| *id);
         for (id, next, bytes) in sealed {
             let path = self.dir.join(index_name(id));
             let found = match self.storage.map_readonly(&path) {
@@ -128,19 +129,34 @@ impl Log {
             // record: the open starts reading after it, and the catalog snapshot is taken
             // there. One that does not (a forged checksum) is damaged like any other; one of a
             // prefix (a clean close indexed the segment while it was active) is outgrown, and
-            // built again without a word.
+            // built again without a word. That record is read (a page fault into the segment,
+            // most of an open's cost per segment) only for the newest index, whose record the
+            // snapshot is taken at, and for one the next segment does not follow: LSNs are
+            // unique, so an index whose last LSN is the one before the next segment's first
+            // ends where its segment does, and a wrong location in it fails the reads that use
+            // it (each checks the record it finds).
+            let check_last = |index: &SegmentIndex| {
+                Some(id) == newest || index.last().lsn.0.checked_add(1) != Some(next.0)
+            };
             let found = match found.map(|loaded| {
-                loaded.and_then(|index| match index.coverage(&bytes) {
-                    Coverage::Whole => Ok(Some(index)),
-                    Coverage::Prefix => Ok(None),
-                    Coverage::Wrong => Err(IndexError {
-                        segment: id,
-                        reason: format!(
-                            "its last record ({} at byte {}) is not the segment's",
-                            index.last().lsn,
-                            index.last().offset
-                        ),
-                    }),
+                loaded.and_then(|index| {
+                    let coverage = if check_last(&index) {
+                        index.coverage(&bytes)
+                    } else {
+                        Coverage::Whole
+                    };
+                    match coverage {
+                        Coverage::Whole => Ok(Some(index)),
+                        Coverage::Prefix => Ok(None),
+                        Coverage::Wrong => Err(IndexError {
+                            segment: id,
+                            reason: format!(
+                                "its last record ({} at byte {}) is not the segment's",
+                                index.last().lsn,
+                                index.last().offset
+                            ),
+                        }),
+                    }
                 })
             }) {
                 Some(Ok(None)) => None,
@@ -687,6 +703,43 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains(&segment_name(next)), "{text}");
         assert!(text.contains("this segment is missing"), "{text}");
+    }
+
+    /// An open reads the last record an index names (a page fault into its segment) only for
+    /// the newest index and for one the next segment does not follow: a forged last-record
+    /// offset in an older index whose LSNs line up is taken (its reads check every record they
+    /// find), the same forgery in the newest one is found at open and the index rebuilt.
+    #[test]
+    fn an_open_reads_the_last_record_only_of_the_newest_index_and_of_a_gap() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let dir = Path::new("/log");
+        let (log, locations) = log_of_many_segments(&storage, dir);
+        let through = log
+            .index_sealed(log.synced_lsn(), true)
+            .expect("index")
+            .through
+            .expect("through");
+        let ids = log.sealed_ids();
+        drop(log);
+        let forge = |id: SegmentId| {
+            let path = dir.join(index_name(id));
+            let mut bytes = storage.map_readonly(&path).expect("map").to_vec();
+            let offset = u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes"));
+            bytes[32..40].copy_from_slice(&(offset + 8).to_le_bytes());
+            let crc = crc32fast::hash(&bytes[..60]);
+            bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+            let file = storage.create(&path).expect("create");
+            file.write_all_at(&bytes, 0).expect("write");
+        };
+        forge(ids[1]);
+        forge(*ids.last().expect("sealed segments"));
+        let (writer, _) = reopen(&storage, dir, Access::Write);
+        let found = writer.index_sealed(Lsn(u64::MAX), true).expect("load");
+        assert_eq!(found.damaged.len(), 1, "{found:?}");
+        assert_eq!(found.damaged[0].segment, *ids.last().expect("newest"));
+        assert_eq!(found.built, 1, "the newest rebuilt");
+        check_locations(&writer, &locations, through);
     }
 
     /// The active segment's index a clean close wrote is used at the next open without
