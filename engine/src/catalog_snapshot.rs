@@ -338,10 +338,7 @@ pub(crate) fn encode(
     for id in due {
         out.extend_from_slice(&id.0.to_le_bytes());
     }
-    let blocks: Vec<u8> = out[HEADER_LEN..]
-        .chunks(BLOCK)
-        .flat_map(|block| crc32fast::hash(block).to_le_bytes())
-        .collect();
+    let blocks = block_crcs(&out[HEADER_LEN..]);
     let blocks_crc = crc32fast::hash(&blocks);
     out.extend_from_slice(&blocks);
     let head = &mut out[..HEADER_LEN];
@@ -360,6 +357,13 @@ pub(crate) fn encode(
     let crc = crc32fast::hash(&head[..HEADER_CRC_AT]);
     head[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// The table of block checksums of `body`: the CRC-32 of each `BLOCK` bytes, little-endian.
+fn block_crcs(body: &[u8]) -> Vec<u8> {
+    body.chunks(BLOCK)
+        .flat_map(|block| crc32fast::hash(block).to_le_bytes())
+        .collect()
 }
 
 /// Checks `bytes` as a snapshot of store `store_id`: its header, its length and the block
@@ -552,10 +556,7 @@ mod tests {
             .expect("valid")
             .blocks_at;
         let reseal = |mut b: Vec<u8>| {
-            let blocks: Vec<u8> = b[HEADER_LEN..blocks_at]
-                .chunks(BLOCK)
-                .flat_map(|block| crc32fast::hash(block).to_le_bytes())
-                .collect();
+            let blocks = block_crcs(&b[HEADER_LEN..blocks_at]);
             b[blocks_at..].copy_from_slice(&blocks);
             let crc = crc32fast::hash(&blocks);
             b[72..76].copy_from_slice(&crc.to_le_bytes());
