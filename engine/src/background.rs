@@ -195,10 +195,7 @@ impl Inner {
     /// snapshot lists only the streams still due.
     pub(crate) fn index_active_segment(&self, packs_synced: bool) -> Result<()> {
         if let Some(damage) = lock(&self.catalog).damage() {
-            // Found damaged where it was read: the next open must read the log instead.
-            self.record_background_error(&damage);
-            self.snapshot_stale.store(true, Ordering::Release);
-            return self.remove_stale_snapshot();
+            return self.remove_damaged_snapshot(&damage);
         }
         let tail = self.log.active_bytes_after(*lock(&self.snapshot_through));
         let snapshot = self
@@ -247,10 +244,16 @@ impl Inner {
         let Some(damage) = damage else {
             return Ok(Some(snapshot));
         };
-        self.record_background_error(&damage);
-        self.snapshot_stale.store(true, Ordering::Release);
-        self.remove_stale_snapshot()?;
+        self.remove_damaged_snapshot(&damage)?;
         Ok(None)
+    }
+
+    /// Removes `CATALOG`, found damaged where it was read (`damage`, recorded as a background
+    /// error): no snapshot is written from it, and the next open reads the log instead.
+    fn remove_damaged_snapshot(&self, damage: &Error) -> Result<()> {
+        self.record_background_error(damage);
+        self.snapshot_stale.store(true, Ordering::Release);
+        self.remove_stale_snapshot()
     }
 
     /// Removes a stale catalog snapshot (see `Inner::snapshot_stale`): the next open reads the
