@@ -421,6 +421,18 @@ impl Log {
             let cut_short = header
                 .capacity_bytes
                 .filter(|capacity| *capacity > slice.len() as u64);
+            if index == first_index
+                && let Some((_, _, start_lsn)) = begin
+                && header
+                    .capacity_bytes
+                    .is_some_and(|capacity| capacity > bytes.len() as u64)
+            {
+                // The segment the recovery starts in is shorter than it was created: its
+                // records before the start are checked as a cut segment's before the start
+                // are, or this open would pass over damage that the next one, starting in a
+                // later segment, refuses.
+                check_records_before(&path, slice, id, start_lsn)?;
+            }
             if index > first_index {
                 if id.0 != last_lsn.0 + 1 {
                     return Err(LogError::corrupt(
@@ -645,6 +657,34 @@ impl Log {
         }
         Ok((log, report))
     }
+}
+
+/// Checks the records of a segment cut short before the recovery point: they must run, complete,
+/// from its first up to the one at `start`.
+fn check_records_before(path: &Path, bytes: &[u8], id: SegmentId, start: Lsn) -> Result<()> {
+    let outcome = scan::scan_segment(
+        bytes,
+        id,
+        segment_header::LEN as u64,
+        Lsn(id.0),
+        &mut |_, _| {},
+    );
+    if outcome.committed_lsn >= start {
+        return Ok(());
+    }
+    let why = match outcome.stop {
+        Stop::Bad { reason, .. } => format!(": {reason}"),
+        Stop::End => String::new(),
+    };
+    Err(LogError::corrupt(
+        path,
+        outcome.stop_offset,
+        format!(
+            "the segment is shorter than it was created, and its records end at {} here, \
+             before the recovery point ({start}){why}: acknowledged records are damaged or gone",
+            outcome.committed_lsn
+        ),
+    ))
 }
 
 /// Checks a sealed segment whose file is shorter than it was created: its records must run,

@@ -739,3 +739,82 @@ fn a_follower_reads_the_published_durable_records_across_rolls() {
     let rest: Vec<u64> = (58..=appended).collect();
     assert_eq!(again, rest);
 }
+
+/// The open starts in a sealed segment whose header says it was created longer than it is (a
+/// forged header), and a record before the start is damaged: the open refuses, naming that
+/// record, as an open that starts in a later segment refuses it (`check_cut_segment`). It used
+/// to pass over the records before its start there (open issue 4 of docs/RELIABILITY.md).
+#[test]
+fn damage_before_the_start_of_a_cut_segment_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
+    let dir = tmp.path().join("log");
+    let (log, _) = Log::open(storage.clone(), &dir, options(), None, &mut |_, _| {}).expect("open");
+    let mut locations = Vec::new();
+    for version in 1..=200u64 {
+        let payload = [7u8; 100];
+        let record = NewRecord {
+            stream: StreamId(1),
+            version: Version(version),
+            kind: RecordKind::Event,
+            payload: &payload,
+        };
+        log.append(&[record], RecordClass::Normal, &mut locations)
+            .expect("append");
+    }
+    log.sync_all().expect("sync");
+    drop(log);
+    assert!(
+        locations.last().expect("records").segment.0 > 1,
+        "two segments or more"
+    );
+    let start = locations[10];
+    assert_eq!(
+        start.segment,
+        SegmentId(1),
+        "the start is in the first segment"
+    );
+    let first = dir.join(segment_name(SegmentId(1)));
+    let mut bytes = std::fs::read(&first).expect("read");
+    let forged = u32::try_from(bytes.len() + 4096).expect("a small segment");
+    bytes[segment_header::CAPACITY_BYTES..segment_header::CAPACITY_BYTES + 4]
+        .copy_from_slice(&forged.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..segment_header::CRC]);
+    bytes[segment_header::CRC..segment_header::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    let damaged = usize::try_from(locations[3].offset).expect("small");
+    bytes[damaged + format::record::HEADER_LEN] ^= 0xff;
+    std::fs::write(&first, &bytes).expect("write");
+
+    for read_only in [false, true] {
+        let opened = if read_only {
+            Log::open_read_only(
+                storage.clone(),
+                &dir,
+                options(),
+                Some(start),
+                &mut |_, _| {},
+            )
+        } else {
+            Log::open(
+                storage.clone(),
+                &dir,
+                options(),
+                Some(start),
+                &mut |_, _| {},
+            )
+        };
+        match opened {
+            Err(LogError::Corrupt {
+                path,
+                offset,
+                reason,
+            }) => {
+                assert_eq!((path.as_path(), offset), (first.as_path(), damaged as u64));
+                assert!(reason.contains("shorter than it was created"), "{reason}");
+                assert!(reason.contains("before the recovery point"), "{reason}");
+            }
+            Err(other) => panic!("expected the damaged record named, got {other}"),
+            Ok(_) => panic!("an open that starts past a damaged record of a cut segment"),
+        }
+    }
+}
