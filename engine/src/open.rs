@@ -146,7 +146,11 @@ impl Engine {
                 return Err(Error::NotAStore { path: dir });
             }
             store_format::Found::Missing => {
-                // A new store: its format is written before its first segment.
+                // A new store: its format is written before its first segment. So one without
+                // either that holds what a store writes after both lost them (found by
+                // fuzzing: a writer started an empty log beside the old `CATALOG`, and its
+                // reopen refused the log).
+                refuse_lost_log(storage.as_ref(), &dir)?;
                 store_format::write(storage.as_ref(), &dir)?;
                 None
             }
@@ -201,7 +205,22 @@ impl Engine {
                 }),
                 _ => None,
             };
-            published.into_iter().chain(recorded).max_by_key(|p| p.lsn)
+            // A migration reads the whole log, not from a snapshot; but one found here (an
+            // interrupted migration wrote it, or the store lost its `FORMAT`) still says how
+            // far the log reached: a log that ends before it lost records (found by fuzzing).
+            let snapshot_end = migrate_from
+                .and(store_id)
+                .and_then(|id| catalog_snapshot::read(storage.as_ref(), &dir, id))
+                .map(|s| helios_log::Position {
+                    lsn: s.through.lsn,
+                    segment: s.through.segment,
+                    offset: s.through.end(),
+                });
+            published
+                .into_iter()
+                .chain(recorded)
+                .chain(snapshot_end)
+                .max_by_key(|p| p.lsn)
         } else {
             None
         };
@@ -523,6 +542,30 @@ pub(crate) enum Access {
 
 /// Whether the store's log directory holds a segment: a store written before the `FORMAT` file
 /// existed (format 1), as opposed to a new one.
+/// Refuses a directory without `FORMAT` and segments that holds a catalog snapshot or a store
+/// id: a store that lost its log, not a new one.
+fn refuse_lost_log(storage: &dyn helios_log::Storage, dir: &Path) -> Result<()> {
+    let left = [
+        catalog_snapshot::CATALOG_FILE,
+        crate::store_id::STORE_ID_FILE,
+    ]
+    .into_iter()
+    .find(|name| storage.open_read_only(&dir.join(name)).is_ok());
+    match left {
+        None => Ok(()),
+        Some(name) => Err(Error::from(LogError::corrupt(
+            dir.join(store_format::FORMAT_FILE),
+            0,
+            format!(
+                "this file is missing, and so is every segment of the log, yet `{name}` is \
+                 here: a store that lost its log, not a new one (restore the files; nothing \
+                 was written)"
+            ),
+        ))
+        .damage_in(dir)),
+    }
+}
+
 fn has_segments(storage: &dyn helios_log::Storage, dir: &Path) -> bool {
     storage
         .list_files(&dir.join(LOG_DIR))

@@ -485,6 +485,42 @@ fn a_log_whose_segments_are_all_gone_is_refused_while_their_indexes_remain() {
     assert!(segments(dir.path()).is_empty(), "no new log was started");
 }
 
+/// Every segment gone with their indexes, `FORMAT` and the published end; `CATALOG` left, which
+/// says how far the log reached. The writer refuses to start an empty log, whether nothing in
+/// `log/` looks like a segment (a new store's path) or a file there only looks like one (a
+/// migration's: a format-1 store has segments and no `FORMAT`). Found by `store_image`: the
+/// writer started an empty log, and its reopen refused the log as missing acknowledged records.
+#[test]
+fn a_store_whose_log_is_gone_is_refused_while_its_catalog_remains() {
+    for junk in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_store(dir.path(), &[("s", 150)], "a");
+        for segment in segments(dir.path()) {
+            std::fs::remove_file(&segment).expect("rm");
+            let _ = std::fs::remove_file(segment.with_extension("idx"));
+        }
+        std::fs::remove_file(dir.path().join("FORMAT")).expect("rm FORMAT");
+        std::fs::remove_file(dir.path().join("log/published-end")).expect("rm published end");
+        let fake = dir.path().join("log/99999999999999999999.log");
+        if junk {
+            std::fs::write(&fake, vec![0u8; 4096]).expect("a file named like a segment");
+        }
+        let error = reopen(dir.path()).expect_err("CATALOG says the log held records");
+        let text = message(&error);
+        assert!(matches!(error, Error::Damaged { .. }), "{text}");
+        assert!(text.contains("helios repair"), "{text}");
+        if junk {
+            assert!(text.contains("were durable"), "{text}");
+        } else {
+            assert!(text.contains("lost its log"), "{text}");
+            assert!(text.contains("`CATALOG`"), "{text}");
+        }
+        let expected: Vec<PathBuf> = if junk { vec![fake] } else { Vec::new() };
+        assert_eq!(segments(dir.path()), expected, "no new log was started");
+        assert!(!dir.path().join("FORMAT").exists(), "no FORMAT was written");
+    }
+}
+
 // ---- Not a store.
 
 #[test]
