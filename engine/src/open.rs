@@ -542,24 +542,34 @@ pub(crate) enum Access {
 
 /// Whether the store's log directory holds a segment: a store written before the `FORMAT` file
 /// existed (format 1), as opposed to a new one.
-/// Refuses a directory without `FORMAT` and segments that holds a catalog snapshot or a store
-/// id: a store that lost its log, not a new one.
+/// Refuses a directory without `FORMAT` and segments that holds a segment index, a catalog
+/// snapshot or a store id: a store that lost its log, not a new one.
 fn refuse_lost_log(storage: &dyn helios_log::Storage, dir: &Path) -> Result<()> {
-    let left = [
-        catalog_snapshot::CATALOG_FILE,
-        crate::store_id::STORE_ID_FILE,
-    ]
-    .into_iter()
-    .find(|name| storage.open_read_only(&dir.join(name)).is_ok());
+    let log_dir = dir.join(LOG_DIR);
+    let index = storage
+        .list_files(&log_dir)
+        .ok()
+        .and_then(|names| names.into_iter().filter(|n| n.ends_with(".idx")).min())
+        .map(|name| log_dir.join(name));
+    let left = index.or_else(|| {
+        [
+            catalog_snapshot::CATALOG_FILE,
+            crate::store_id::STORE_ID_FILE,
+        ]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|path| storage.open_read_only(path).is_ok())
+    });
     match left {
         None => Ok(()),
-        Some(name) => Err(Error::from(LogError::corrupt(
+        Some(path) => Err(Error::from(LogError::corrupt(
             dir.join(store_format::FORMAT_FILE),
             0,
             format!(
-                "this file is missing, and so is every segment of the log, yet `{name}` is \
+                "this file is missing and the log directory holds no segment, yet {} is \
                  here: a store that lost its log, not a new one (restore the files; nothing \
-                 was written)"
+                 was written)",
+                path.display()
             ),
         ))
         .damage_in(dir)),
