@@ -46,6 +46,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use helios_log::storage::ReadOnlyBytes;
+use helios_log::storage::search::lower_bound_spread;
 use helios_log::{Location, Lsn, SegmentId, Storage, StreamId, Version};
 
 use crate::catalog::{Catalog, Fork, STREAM_NAME_LEN_MAX};
@@ -200,16 +201,12 @@ impl Snapshot {
             let entry = self.body(at, HASH_LEN)?;
             Some((u64_at(entry, 0)?, u64_at(entry, 8)?))
         };
-        // The first entry whose hash is not below `hash`.
-        let (mut low, mut high) = (0u64, self.count);
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if entry(mid).is_some_and(|(h, _)| h < hash) {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
+        // The first entry whose hash is not below `hash`. Hashes spread evenly, so the search
+        // starts where `hash` falls between the first and the last: a cold lookup checks a
+        // few blocks of the table, not a bisection's ~17 (each checked, 512 bytes, at its
+        // first read).
+        let count = usize::try_from(self.count).unwrap_or(usize::MAX);
+        let low = lower_bound_spread(count, |k| entry(k as u64).map(|(h, _)| h), hash) as u64;
         (low..self.count)
             .map_while(move |k| entry(k).filter(|&(h, _)| h == hash))
             .map(|(_, id)| StreamId(id))

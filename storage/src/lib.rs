@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod fs;
+pub mod search;
 #[cfg(any(test, feature = "sim"))]
 mod sim;
 
