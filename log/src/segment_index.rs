@@ -22,6 +22,7 @@
 
 use crate::format::{self, Frame};
 use crate::storage::ReadOnlyBytes;
+use crate::storage::search::lower_bound_spread;
 use crate::types::{Location, Lsn, RecordKind, SegmentId, StreamId, Version};
 
 /// The file-name suffix of a segment index.
@@ -407,18 +408,13 @@ impl SegmentIndex {
         Some((first, Version(first.0 + (count as u64 - 1))))
     }
 
+    /// The row of `stream`. Stream ids are dense, so the search starts where `stream` falls
+    /// between the first and the last row's: a read of a stream spread over many segments
+    /// searches each one's table, and a bisection's ~17 scattered probes per table were most
+    /// of a cold lookup.
     fn find(&self, stream: StreamId) -> Option<usize> {
-        let (mut low, mut high) = (0usize, self.streams);
-        while low < high {
-            let mid = low + (high - low) / 2;
-            let (id, ..) = self.row(mid);
-            match id.cmp(&stream) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
+        let row = lower_bound_spread(self.streams, |row| Some(self.row(row).0.0), stream.0);
+        (row < self.streams && self.row(row).0 == stream).then_some(row)
     }
 
     /// Appends to `out` the locations of `stream`'s versions `from..=to` that this segment
