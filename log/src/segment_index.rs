@@ -21,8 +21,11 @@
 //! lookup), so a lookup never reads out of bounds on a damaged file.
 
 use crate::format::{self, Frame};
-use crate::storage::ReadOnlyBytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use crate::storage::search::lower_bound_spread;
+use crate::storage::{ReadOnlyBytes, Storage};
 use crate::types::{Location, Lsn, RecordKind, SegmentId, StreamId, Version};
 
 /// The file-name suffix of a segment index.
@@ -81,7 +84,11 @@ pub enum Coverage {
 /// bytes built in memory.
 #[derive(Clone, Debug)]
 pub struct SegmentIndex {
-    bytes: ReadOnlyBytes,
+    /// The file's bytes: given, or mapped from `source` at the first check of the tables.
+    bytes: std::sync::OnceLock<ReadOnlyBytes>,
+    /// Where to map the file from, for an index opened from its header alone
+    /// ([`SegmentIndex::open_lazy`]).
+    source: Option<(Arc<dyn Storage>, PathBuf)>,
     segment: SegmentId,
     streams: usize,
     entries: usize,
@@ -222,13 +229,56 @@ impl SegmentIndex {
         id: SegmentId,
         bytes: ReadOnlyBytes,
     ) -> Result<SegmentIndex, IndexError> {
+        let head = &bytes[..bytes.len().min(header::LEN)];
+        let index = SegmentIndex::from_header(id, head, bytes.len() as u64, None)?;
+        let _ = index.bytes.set(bytes);
+        Ok(index)
+    }
+
+    /// [`SegmentIndex::from_bytes_lazy`] of the index file at `path`, from its header alone
+    /// (one `pread`): its tables are mapped at the first lookup. An open of a long log then
+    /// costs no map and no page fault per index it does not use. `Ok(None)` if there is no
+    /// such file.
+    ///
+    /// # Errors
+    /// I/O errors opening or reading the file; [`IndexError`] (inside) for what does not hold
+    /// in the header.
+    pub fn open_lazy(
+        id: SegmentId,
+        storage: Arc<dyn Storage>,
+        path: &Path,
+    ) -> std::io::Result<Option<Result<SegmentIndex, IndexError>>> {
+        let file = match storage.open_read_only(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.len()?;
+        let mut head = vec![0u8; usize::try_from(len).map_or(header::LEN, |n| n.min(header::LEN))];
+        file.read_exact_at(&mut head, 0)?;
+        Ok(Some(SegmentIndex::from_header(
+            id,
+            &head,
+            len,
+            Some((storage, path.to_path_buf())),
+        )))
+    }
+
+    /// Checks `head`, the first bytes of an index file of `len` bytes, as the header of the
+    /// index of segment `id` (magic, CRC, version, segment, the file's size).
+    fn from_header(
+        id: SegmentId,
+        head: &[u8],
+        len: u64,
+        source: Option<(Arc<dyn Storage>, PathBuf)>,
+    ) -> Result<SegmentIndex, IndexError> {
         let bad = |reason: String| IndexError {
             segment: id,
             reason,
         };
-        let b: &[u8] = &bytes;
+        let b = head;
         if b.len() < header::LEN {
-            return Err(bad(format!("{} bytes is shorter than its header", b.len())));
+            return Err(bad(format!("{len} bytes is shorter than its header")));
         }
         if &b[header::MAGIC..header::MAGIC + 8] != MAGIC {
             return Err(bad("not a segment index (magic)".into()));
@@ -254,10 +304,9 @@ impl SegmentIndex {
         let streams = u32_at(b, header::STREAMS) as usize;
         let entries = u32_at(b, header::ENTRIES) as usize;
         let expected = header::LEN + streams * STREAM_ROW + entries * ENTRY_ROW;
-        if b.len() != expected {
+        if len != expected as u64 {
             return Err(bad(format!(
-                "{} bytes, but its header describes {expected}",
-                b.len()
+                "{len} bytes, but its header describes {expected}"
             )));
         }
         let last = Location {
@@ -273,7 +322,8 @@ impl SegmentIndex {
             )));
         }
         Ok(SegmentIndex {
-            bytes,
+            bytes: std::sync::OnceLock::new(),
+            source,
             segment: id,
             streams,
             entries,
@@ -296,8 +346,12 @@ impl SegmentIndex {
             segment: self.segment,
             reason,
         };
-        let b: &[u8] = &self.bytes;
-        if crc32fast::hash(&b[header::LEN..]) != u32_at(b, header::BODY_CRC) {
+        let b = self
+            .mapped()
+            .map_err(|e| bad(format!("it cannot be read: {e}")))?;
+        if b.len() < header::LEN
+            || crc32fast::hash(&b[header::LEN..]) != u32_at(b, header::BODY_CRC)
+        {
             return Err(bad("checksum mismatch in its tables".into()));
         }
         let (index, streams, entries) = (self, self.streams, self.entries);
@@ -365,16 +419,41 @@ impl SegmentIndex {
         self.entries
     }
 
-    /// The file's bytes.
+    /// The file's bytes (none if it was opened from its header and cannot be mapped).
     #[must_use]
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.mapped().map_or(&[], |b| &b[..])
     }
 
-    /// Row `row` of the stream table: stream, first version, first entry, entry count.
+    /// The file's bytes, mapped now if the index was opened from its header.
+    fn mapped(&self) -> std::io::Result<&ReadOnlyBytes> {
+        if let Some(bytes) = self.bytes.get() {
+            return Ok(bytes);
+        }
+        let Some((storage, path)) = &self.source else {
+            return Err(std::io::Error::other("no bytes"));
+        };
+        let bytes = storage.map_readonly(path)?;
+        if bytes.len() as u64 != self.file_len() {
+            return Err(std::io::Error::other(format!(
+                "{} bytes, {} at open",
+                bytes.len(),
+                self.file_len()
+            )));
+        }
+        // Two first lookups at once may both map it: one map is kept.
+        Ok(self.bytes.get_or_init(|| bytes))
+    }
+
+    fn file_len(&self) -> u64 {
+        (header::LEN + self.streams * STREAM_ROW + self.entries * ENTRY_ROW) as u64
+    }
+
+    /// Row `row` of the stream table: stream, first version, first entry, entry count. Only
+    /// after the tables' check passed (which mapped them).
     fn row(&self, row: usize) -> (StreamId, Version, usize, usize) {
         let at = header::LEN + row * STREAM_ROW;
-        let b: &[u8] = &self.bytes;
+        let b: &[u8] = self.bytes();
         (
             StreamId(u64_at(b, at)),
             Version(u64_at(b, at + 8)),
@@ -385,7 +464,7 @@ impl SegmentIndex {
 
     fn entry_bytes(&self, at: usize) -> &[u8] {
         let start = header::LEN + self.streams * STREAM_ROW + at * ENTRY_ROW;
-        &self.bytes[start..start + ENTRY_ROW]
+        &self.bytes()[start..start + ENTRY_ROW]
     }
 
     fn entry(&self, at: usize) -> Location {

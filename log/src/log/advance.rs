@@ -62,7 +62,7 @@ impl Log {
                 let path = self.dir.join(segment_name(id));
                 let bytes = read_all(self.storage.as_ref(), &path)?;
                 check_header(&path, &bytes, id)?;
-                sealed.insert(id, Sealed::shared(path, bytes));
+                sealed.insert(id, Sealed::shared(path, bytes, self.storage.clone()));
             }
             let path = self.dir.join(segment_name(end.segment));
             let file = self
@@ -134,7 +134,7 @@ impl Log {
                 .open_read_only(&path)
                 .map_err(|e| LogError::io("open", &path, e))?;
             let capacity_bytes = file.len().map_err(|e| LogError::io("stat", &path, e))?;
-            let header = check_header(&path, &segment.bytes, end.segment)?;
+            let header = check_header(&path, segment.bytes()?, end.segment)?;
             w.active = ActiveSegment {
                 id: end.segment,
                 path: Arc::from(path.as_path()),

@@ -17,9 +17,10 @@
 //!   for (`through`), so that an index never claims a record a recovery could remove.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::segments::segment_name;
-use super::{Log, lock};
+use super::{Log, Sealed, lock};
 use crate::error::{LogError, Result};
 use crate::segment_index::{Coverage, IndexError, SegmentIndex, index_name};
 use crate::storage::{ReadOnlyBytes, Storage};
@@ -94,7 +95,7 @@ impl Log {
         }
         // Taken first: the writer lock comes before `sealed` (see the lock order).
         let active = self.active_id();
-        let sealed: Vec<(SegmentId, SegmentId, ReadOnlyBytes)> = {
+        let sealed: Vec<(SegmentId, SegmentId, Arc<Sealed>)> = {
             let sealed = self
                 .sealed
                 .read()
@@ -110,21 +111,18 @@ impl Log {
                     (*id, ids.get(k + 1).copied().unwrap_or(active))
                 })
                 .filter(|(_, next)| Lsn(next.0 - 1) <= through)
-                .map(|(id, next)| (id, next, sealed[&id].bytes.clone()))
+                .map(|(id, next)| (id, next, sealed[&id].clone()))
                 .collect()
         };
         let mut report = Indexed::default();
         let newest = sealed.last().map(|(id, ..)| *id);
-        for (id, next, bytes) in sealed {
+        for (id, next, segment) in sealed {
             let path = self.dir.join(index_name(id));
-            let found = match self.storage.map_readonly(&path) {
-                // An index's tables are checked at its first lookup (`locate`), so that an open
-                // reads only the headers: `helios get` uses one or two indexes of many, and a
-                // writer's open would otherwise read every index of the log's history.
-                Ok(file) => Some(SegmentIndex::from_bytes_lazy(id, file)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(LogError::io("map", &path, e)),
-            };
+            // An index's tables are mapped and checked at its first lookup (`locate`), so that
+            // an open reads only the headers: `helios get` uses one or two indexes of many,
+            // and a writer's open would otherwise read every index of the log's history.
+            let found = SegmentIndex::open_lazy(id, self.storage.clone(), &path)
+                .map_err(|e| LogError::io("read", &path, e))?;
             // An index that passes its checksums must also name the segment's real last
             // record: the open starts reading after it, and the catalog snapshot is taken
             // there. One that does not (a forged checksum) is damaged like any other; one of a
@@ -141,7 +139,9 @@ impl Log {
             let found = match found.map(|loaded| {
                 loaded.and_then(|index| {
                     let coverage = if check_last(&index) {
-                        index.coverage(&bytes)
+                        // A segment that cannot be mapped is read as empty: the index is then
+                        // "wrong", and its build below names the map's error.
+                        index.coverage(segment.bytes().map_or(&[][..], |b| &b[..]))
                     } else {
                         Coverage::Whole
                     };
@@ -175,7 +175,7 @@ impl Log {
                     if let Some(Err(damage)) = found {
                         report.damaged.push(damage);
                     }
-                    let built = SegmentIndex::build(id, &bytes).map_err(|e| {
+                    let built = SegmentIndex::build(id, segment.bytes()?).map_err(|e| {
                         LogError::corrupt(self.dir.join(segment_name(id)), 0, e.to_string())
                     })?;
                     if !self.read_only {
@@ -320,12 +320,16 @@ impl Log {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
-            .map(|s| s.bytes.clone())
+            .cloned()
             .ok_or_else(|| IndexError {
                 segment: id,
                 reason: "its segment is not mapped".into(),
             })?;
-        let built = SegmentIndex::build(id, &bytes)?;
+        let bytes = bytes.bytes().map_err(|e| IndexError {
+            segment: id,
+            reason: e.to_string(),
+        })?;
+        let built = SegmentIndex::build(id, bytes)?;
         if !self.read_only {
             // Best effort: the next open builds it again if this write fails.
             let _ = self.write_index_file(id, &built);
@@ -356,11 +360,10 @@ impl Log {
         let path = self.dir.join(index_name(id));
         // Its tables are checked at its first lookup, as a sealed segment's are: an open
         // reads only its header and the record it names.
-        let from_file = self
-            .storage
-            .map_readonly(&path)
+        let from_file = SegmentIndex::open_lazy(id, self.storage.clone(), &path)
             .ok()
-            .and_then(|file| SegmentIndex::from_bytes_lazy(id, file).ok())
+            .flatten()
+            .and_then(Result::ok)
             .filter(|index| index.last() == through && index.coverage(&bytes) != Coverage::Wrong);
         let used_file = from_file.is_some();
         let index = match from_file {
@@ -378,9 +381,9 @@ impl Log {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
-            .map(|s| s.bytes.clone());
+            .cloned();
         match sealed {
-            Some(bytes) => Ok(bytes),
+            Some(sealed) => sealed.bytes().cloned(),
             None => {
                 let path = self.dir.join(segment_name(id));
                 self.storage

@@ -186,21 +186,61 @@ impl Writer {
     }
 }
 
-/// A sealed segment: immutable, read through its read-only map.
-#[derive(Debug)]
+/// A sealed segment: immutable, read through its read-only map, made at its first read.
 struct Sealed {
     path: PathBuf,
-    bytes: ReadOnlyBytes,
+    /// The map, once made. An open reads only the headers of the segments before its start
+    /// (with `pread`): a map and its first page fault per segment were most of what an open
+    /// of a long log spent per segment, for segments that most opens never read.
+    bytes: std::sync::OnceLock<ReadOnlyBytes>,
+    /// The file's length when it was sealed or opened.
+    len: u64,
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("path", &self.path)
+            .field("mapped", &self.bytes.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sealed {
-    /// A sealed segment whose bytes the views' point reads share. Its map is advised random
+    /// A sealed segment whose bytes are already mapped (see [`Sealed::bytes`]).
+    fn shared(path: PathBuf, bytes: ReadOnlyBytes, storage: Arc<dyn Storage>) -> Arc<Sealed> {
+        bytes.reading_at_random();
+        let sealed = Sealed::lazy(path, storage, bytes.len() as u64);
+        let _ = sealed.bytes.set(bytes);
+        Arc::new(sealed)
+    }
+
+    /// A sealed segment of `len` bytes, mapped at its first read.
+    fn lazy(path: PathBuf, storage: Arc<dyn Storage>, len: u64) -> Sealed {
+        Sealed {
+            path,
+            bytes: std::sync::OnceLock::new(),
+            len,
+            storage,
+        }
+    }
+
+    /// The segment's bytes, which the views' point reads share. The map is advised random
     /// access: with the default advice, a cold fault reads the pages around it too (megabytes
     /// of a segment for a read of a few records). Scans map the segment on their own
     /// ([`LogIter`]).
-    fn shared(path: PathBuf, bytes: ReadOnlyBytes) -> Arc<Sealed> {
+    ///
+    /// # Errors
+    /// The map's I/O error, naming the segment (the next read tries again).
+    fn bytes(&self) -> Result<&ReadOnlyBytes> {
+        if let Some(bytes) = self.bytes.get() {
+            return Ok(bytes);
+        }
+        let bytes = segments::read_all(self.storage.as_ref(), &self.path)?;
         bytes.reading_at_random();
-        Arc::new(Sealed { path, bytes })
+        // Two first reads at once may both map it: one map is kept, the other dropped.
+        Ok(self.bytes.get_or_init(|| bytes))
     }
 }
 

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::segments::{
-    SEGMENT_SUFFIX, Spare, check_header, create_segment, list_segments, map_appending,
-    parse_segment_name, read_all, segment_name, zero_range,
+    SEGMENT_SUFFIX, Spare, check_header, check_header_of, create_segment, list_segments,
+    map_appending, parse_segment_name, read_all, read_head, segment_name, zero_range,
 };
 use super::{
     ActiveSegment, Log, LogOptions, MIN_SEGMENT_SIZE_BYTES, RecoveryMode, Sealed, SyncState, Writer,
@@ -389,24 +389,26 @@ impl Log {
         let mut active_format_version = format::FORMAT_VERSION;
         for (index, &id) in ids.iter().enumerate() {
             let path = dir.join(segment_name(id));
-            let bytes = read_all(storage.as_ref(), &path)?;
             if index < first_index {
-                // Before the start: not scanned, only mapped; its header (one page) is checked
-                // now, so that a foreign or damaged file is named at open, not on some read.
-                let header = check_header(&path, &bytes, id)?;
-                if header
-                    .capacity_bytes
-                    .is_some_and(|capacity| capacity > bytes.len() as u64)
-                {
+                // Before the start: not scanned, mapped at its first read; its header is
+                // checked now (read, not mapped), so that a foreign or damaged file is named at
+                // open, not on some read.
+                let (head, len) = read_head(storage.as_ref(), &path)?;
+                let header = check_header_of(&path, &head, len, id)?;
+                if header.capacity_bytes.is_some_and(|capacity| capacity > len) {
                     // Shorter than it was created: scan it, and make sure its records run up
                     // to the next segment's first, so that a cut that lost records is named
                     // now rather than by some later read.
+                    let bytes = read_all(storage.as_ref(), &path)?;
                     let next = ids.get(index + 1).map_or(Lsn(u64::MAX), |n| Lsn(n.0));
                     check_cut_segment(&path, &bytes, id, next)?;
+                    sealed.insert(id, Sealed::shared(path, bytes, storage.clone()));
+                } else {
+                    sealed.insert(id, Arc::new(Sealed::lazy(path, storage.clone(), len)));
                 }
-                sealed.insert(id, Sealed::shared(path, bytes));
                 continue;
             }
+            let bytes = read_all(storage.as_ref(), &path)?;
             // The segment of the published end is read only up to it.
             let limit = until.filter(|u| u.segment == id).map_or(bytes.len(), |u| {
                 usize::try_from(u.offset)
@@ -567,7 +569,7 @@ impl Log {
             }
             last_lsn = outcome.committed_lsn;
             if index < last_index {
-                sealed.insert(id, Sealed::shared(path, bytes));
+                sealed.insert(id, Sealed::shared(path, bytes, storage.clone()));
             } else {
                 active_end = outcome.committed_end;
             }

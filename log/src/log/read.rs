@@ -40,7 +40,7 @@ impl Sealed {
     fn read_with<T>(&self, location: Location, f: impl FnOnce(RecordRef<'_>) -> T) -> Result<T> {
         let start = usize::try_from(location.offset).unwrap_or(usize::MAX);
         let end = usize::try_from(location.end()).unwrap_or(usize::MAX);
-        let frame = self.bytes.get(start..end).ok_or_else(|| {
+        let frame = self.bytes()?.get(start..end).ok_or_else(|| {
             LogError::corrupt(
                 &self.path,
                 location.offset,
@@ -153,7 +153,9 @@ impl Log {
             };
             let Some(active) = active else {
                 if let Some(sealed) = sealed {
-                    prefetch_dense(&sealed.bytes, batch);
+                    if let Ok(bytes) = sealed.bytes() {
+                        prefetch_dense(bytes, batch);
+                    }
                     for &location in batch {
                         out.push(sealed.read_with(location, &mut f)?);
                     }
@@ -226,9 +228,10 @@ impl Log {
             .values()
             .cloned()
             .collect();
-        for segment in sealed {
-            segment
-                .bytes
+        // Segments not mapped yet have no pages of this process to give back.
+        for segment in sealed.iter().filter_map(|s| Some((s, s.bytes.get()?))) {
+            let (segment, bytes) = segment;
+            bytes
                 .evict_pages()
                 .map_err(|e| LogError::io("evict pages of", &segment.path, e))?;
         }

@@ -70,6 +70,24 @@ pub(super) fn read_all(storage: &dyn Storage, path: &Path) -> Result<ReadOnlyByt
         .map_err(|e| LogError::io("read", path, e))
 }
 
+/// The first bytes of the segment at `path` (its header, or the whole file if it is shorter)
+/// and the file's length: what an open checks of a segment it does not read, with one `pread`
+/// instead of a map and a page fault.
+pub(super) fn read_head(storage: &dyn Storage, path: &Path) -> Result<(Vec<u8>, u64)> {
+    let file = storage
+        .open_read_only(path)
+        .map_err(|e| LogError::io("open", path, e))?;
+    let len = file.len().map_err(|e| LogError::io("stat", path, e))?;
+    let mut head = vec![
+        0u8;
+        usize::try_from(len)
+            .map_or(segment_header::LEN, |len| len.min(segment_header::LEN))
+    ];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| LogError::io("read", path, e))?;
+    Ok((head, len))
+}
+
 /// Lists segment files in order; removes leftovers of interrupted segment creation.
 pub(super) fn list_segments(
     storage: &dyn Storage,
@@ -107,18 +125,28 @@ pub(super) fn check_header(
     bytes: &[u8],
     id: SegmentId,
 ) -> Result<format::SegmentHeader> {
-    let header = format::decode_segment_header(bytes)
+    check_header_of(path, bytes, bytes.len() as u64, id)
+}
+
+/// [`check_header`] of a segment of `file_len` bytes whose first bytes are `head` (its header,
+/// or the whole file if it is shorter), as [`read_head`] reads them.
+pub(super) fn check_header_of(
+    path: &Path,
+    head: &[u8],
+    file_len: u64,
+    id: SegmentId,
+) -> Result<format::SegmentHeader> {
+    let header = format::decode_segment_header(head)
         .map_err(|e| LogError::corrupt(path, 0, e.to_string()))?;
     if let Some(capacity) = header.capacity_bytes
-        && capacity < bytes.len() as u64
+        && capacity < file_len
     {
         return Err(LogError::corrupt(
             path,
             capacity,
             format!(
-                "the segment is {} bytes long, but it was created {capacity} bytes long: bytes \
-                 were added after its end by something other than Helios",
-                bytes.len()
+                "the segment is {file_len} bytes long, but it was created {capacity} bytes \
+                 long: bytes were added after its end by something other than Helios"
             ),
         ));
     }
@@ -265,7 +293,10 @@ impl Log {
         self.sealed
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(old.id, Sealed::shared(old.path.to_path_buf(), bytes));
+            .insert(
+                old.id,
+                Sealed::shared(old.path.to_path_buf(), bytes, self.storage.clone()),
+            );
         w.flushed_end = segment_header::LEN as u64;
         Ok(())
     }
@@ -472,7 +503,7 @@ impl Log {
                 .map(|(id, s)| SegmentInfo {
                     id: *id,
                     path: s.path.clone(),
-                    file_len_bytes: s.bytes.len() as u64,
+                    file_len_bytes: s.len,
                     sealed: true,
                 })
                 .collect()
