@@ -228,10 +228,10 @@ impl Log {
             .values()
             .cloned()
             .collect();
-        // Segments not mapped yet have no pages of this process to give back.
-        for segment in sealed.iter().filter_map(|s| Some((s, s.bytes.get()?))) {
-            let (segment, bytes) = segment;
-            bytes
+        for segment in sealed {
+            // Mapped if it was not yet: the eviction also drops the file's cached pages.
+            segment
+                .bytes()?
                 .evict_pages()
                 .map_err(|e| LogError::io("evict pages of", &segment.path, e))?;
         }
