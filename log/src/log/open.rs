@@ -661,16 +661,21 @@ impl Log {
     }
 }
 
-/// Checks the records of a segment cut short before the recovery point: they must run, complete,
-/// from its first up to the one at `start`.
-fn check_records_before(path: &Path, bytes: &[u8], id: SegmentId, start: Lsn) -> Result<()> {
-    let outcome = scan::scan_segment(
+/// A scan of segment `id` from its first record, for a check (nothing is visited).
+fn scan_from_first(bytes: &[u8], id: SegmentId) -> scan::ScanOutcome {
+    scan::scan_segment(
         bytes,
         id,
         segment_header::LEN as u64,
         Lsn(id.0),
         &mut |_, _| {},
-    );
+    )
+}
+
+/// Checks the records of a segment cut short before the recovery point: they must run, complete,
+/// from its first up to the one at `start`.
+fn check_records_before(path: &Path, bytes: &[u8], id: SegmentId, start: Lsn) -> Result<()> {
+    let outcome = scan_from_first(bytes, id);
     if outcome.committed_lsn >= start {
         return Ok(());
     }
@@ -692,13 +697,7 @@ fn check_records_before(path: &Path, bytes: &[u8], id: SegmentId, start: Lsn) ->
 /// Checks a sealed segment whose file is shorter than it was created: its records must run,
 /// complete, up to `next` (the next segment's first LSN); otherwise the cut lost records.
 fn check_cut_segment(path: &Path, bytes: &[u8], id: SegmentId, next: Lsn) -> Result<()> {
-    let outcome = scan::scan_segment(
-        bytes,
-        id,
-        segment_header::LEN as u64,
-        Lsn(id.0),
-        &mut |_, _| {},
-    );
+    let outcome = scan_from_first(bytes, id);
     if outcome.committed_lsn.0 + 1 == next.0 {
         return Ok(());
     }

@@ -750,18 +750,7 @@ fn damage_before_the_start_of_a_cut_segment_is_refused() {
     let storage: Arc<dyn Storage> = Arc::new(crate::storage::FsStorage);
     let dir = tmp.path().join("log");
     let (log, _) = Log::open(storage.clone(), &dir, options(), None, &mut |_, _| {}).expect("open");
-    let mut locations = Vec::new();
-    for version in 1..=200u64 {
-        let payload = [7u8; 100];
-        let record = NewRecord {
-            stream: StreamId(1),
-            version: Version(version),
-            kind: RecordKind::Event,
-            payload: &payload,
-        };
-        log.append(&[record], RecordClass::Normal, &mut locations)
-            .expect("append");
-    }
+    let locations: Vec<Location> = (0..200).map(|_| append_sized(&log, 100)).collect();
     log.sync_all().expect("sync");
     drop(log);
     assert!(
