@@ -3,7 +3,10 @@
 //!
 //! The writer (this process) appends critical events to one stream at a steady rate, in rounds
 //! that alternate between no reader and `--readers` reader processes, so drift on a shared
-//! machine hits both alike. Each reader is this program again (`--reader-of DIR`): a
+//! machine hits both alike. Every other write is the raw durable-write floor instead
+//! (`helios_peers::floor::RawFloor`: a `pwrite` and an `fdatasync` into a preallocated file on
+//! the same disk): how much the readers slow a durable write that has none of the engine's
+//! work, on this machine, in the same rounds. Each reader is this program again (`--reader-of DIR`): a
 //! `ReadOnly` handle that refreshes itself every `--refresh-ms` (following the writer's
 //! published durable end, adopting its new checkpoints) and views random versions of the
 //! stream at a steady `--view-rate`, each view with 10 point reads of random keys, checked
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use helios::{Durability, Options, ReadOnly, Version};
 use helios_benches::report::{met, ratio, row, us};
 use helios_benches::{Machine, args, scratch_dir};
+use helios_peers::floor::RawFloor;
 use helios_workloads::Rng;
 use helios_workloads::latency::Latencies;
 
@@ -101,19 +105,22 @@ fn main() {
     writer.sync().expect("sync");
     writer.checkpoints().sync().expect("checkpoints");
 
-    let mut alone = Latencies::new();
-    let mut with = Latencies::new();
+    let floor_dir = scratch_dir("readers-floor-");
+    let mut floor =
+        RawFloor::create(&floor_dir.path().join("floor"), 64 << 20).expect("the raw floor's file");
+    let mut alone = Writes::default();
+    let mut with = Writes::default();
     let mut readers: Vec<ReaderReport> = Vec::new();
     for round in 0..config.rounds {
         for with_readers in [round % 2 == 1, round % 2 == 0] {
             if !with_readers {
-                write_round(&config, &writer, &mut rng, &mut alone);
+                write_round(&config, &writer, &mut floor, &mut rng, &mut alone);
                 continue;
             }
             let mut children: Vec<Child> = (0..config.readers)
                 .map(|i| spawn_reader(&config, dir.path(), round * 100 + u64::from(i)))
                 .collect();
-            write_round(&config, &writer, &mut rng, &mut with);
+            write_round(&config, &writer, &mut floor, &mut rng, &mut with);
             for child in &mut children {
                 readers.push(ReaderReport::read(child));
             }
@@ -127,8 +134,24 @@ fn event(rng: &mut Rng, keys: u64) -> Vec<u8> {
     format!("set key{} {:016x}", rng.next_u64() % keys, rng.next_u64()).into_bytes()
 }
 
-/// The writer's part of a round: critical appends at the write rate.
-fn write_round(config: &Config, writer: &helios::Engine, rng: &mut Rng, latencies: &mut Latencies) {
+/// The writer's latencies in one kind of round.
+#[derive(Default)]
+struct Writes {
+    /// Helios's critical appends.
+    critical: Latencies,
+    /// The raw durable-write floor's.
+    floor: Latencies,
+}
+
+/// The writer's part of a round: durable writes at the write rate, critical appends and raw
+/// floor writes of the same payload taking turns.
+fn write_round(
+    config: &Config,
+    writer: &helios::Engine,
+    floor: &mut RawFloor,
+    rng: &mut Rng,
+    writes: &mut Writes,
+) {
     let period = Duration::from_secs_f64(1.0 / config.write_rate.max(1) as f64);
     let count = config.write_rate * config.seconds;
     let started = Instant::now();
@@ -138,7 +161,13 @@ fn write_round(config: &Config, writer: &helios::Engine, rng: &mut Rng, latencie
             std::thread::sleep(wait);
         }
         let payload = event(rng, config.keys);
-        latencies.time(|| {
+        if i % 2 == 1 {
+            writes
+                .floor
+                .time(|| floor.append(&payload).expect("a floor write"));
+            continue;
+        }
+        writes.critical.time(|| {
             writer
                 .append(STREAM, &[payload.as_slice()], Durability::Critical, None)
                 .expect("append")
@@ -312,8 +341,9 @@ impl ReaderReport {
     }
 }
 
-fn print_report(config: &Config, alone: &Latencies, with: &Latencies, readers: &[ReaderReport]) {
-    let (alone, with) = (alone.summary(), with.summary());
+fn print_report(config: &Config, alone: &Writes, with: &Writes, readers: &[ReaderReport]) {
+    let (floor_alone, floor_with) = (alone.floor.summary(), with.floor.summary());
+    let (alone, with) = (alone.critical.summary(), with.critical.summary());
     let p50 = with.median_us / alone.median_us;
     let p99 = with.p99_us / alone.p99_us;
     let median = |mut xs: Vec<f64>| {
@@ -354,6 +384,34 @@ fn print_report(config: &Config, alone: &Latencies, with: &Latencies, readers: &
             format!("{} ({})", us(with.p99_us), ratio(with.p99_us, alone.p99_us)),
             format!("p50 <= {TARGET_P50_RATIO}x, p99 <= {TARGET_P99_RATIO}x alone"),
             met(p50 <= TARGET_P50_RATIO && p99 <= TARGET_P99_RATIO).to_owned(),
+        ])
+    );
+    println!(
+        "{}",
+        row(&[
+            "floor: `pwrite` + `fdatasync`, alone".to_owned(),
+            us(floor_alone.median_us),
+            us(floor_alone.p99_us),
+            String::new(),
+            String::new(),
+        ])
+    );
+    println!(
+        "{}",
+        row(&[
+            format!("floor: `pwrite` + `fdatasync`, {} readers", config.readers),
+            format!(
+                "{} ({})",
+                us(floor_with.median_us),
+                ratio(floor_with.median_us, floor_alone.median_us)
+            ),
+            format!(
+                "{} ({})",
+                us(floor_with.p99_us),
+                ratio(floor_with.p99_us, floor_alone.p99_us)
+            ),
+            String::new(),
+            String::new(),
         ])
     );
     println!(
