@@ -66,6 +66,9 @@ pub struct IndexError {
     pub segment: SegmentId,
     /// What is wrong.
     pub reason: String,
+    /// Where in the segment, when the problem is in its records (a build of its index), not in
+    /// an index file.
+    pub segment_offset: Option<u64>,
 }
 
 /// How much of its segment an index covers ([`SegmentIndex::coverage`]).
@@ -117,6 +120,7 @@ impl SegmentIndex {
         let bad = |reason: String| IndexError {
             segment: id,
             reason,
+            segment_offset: None,
         };
         // (stream, version, location) of every event, in log order.
         let mut events: Vec<(StreamId, Version, Location)> = Vec::new();
@@ -142,7 +146,12 @@ impl SegmentIndex {
                     last = Some(location);
                     offset += len;
                 }
-                Err(e) => return Err(bad(format!("record at offset {offset}: {e}"))),
+                Err(e) => {
+                    return Err(IndexError {
+                        segment_offset: Some(offset as u64),
+                        ..bad(format!("record at offset {offset}: {e}"))
+                    });
+                }
             }
         }
         let last = last.ok_or_else(|| bad("the segment holds no record".into()))?;
@@ -275,6 +284,7 @@ impl SegmentIndex {
         let bad = |reason: String| IndexError {
             segment: id,
             reason,
+            segment_offset: None,
         };
         let b = head;
         if b.len() < header::LEN {
@@ -345,6 +355,7 @@ impl SegmentIndex {
         let bad = |reason: String| IndexError {
             segment: self.segment,
             reason,
+            segment_offset: None,
         };
         let b = self
             .mapped()

@@ -337,6 +337,23 @@ fn a_segment_with_wrong_magic_is_an_error_at_byte_0() {
     assert_verify_finds(dir.path(), &active, 0);
 }
 
+/// A sealed segment without its index, with a damaged record: the open builds the index from
+/// the segment and refuses, naming the record's offset (it used to name byte 0).
+#[test]
+fn a_damaged_record_found_while_indexing_a_segment_is_named_at_its_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_store(dir.path(), &[("s", 150)], "a");
+    let first = segments(dir.path()).remove(0);
+    std::fs::remove_file(first.with_extension("idx")).expect("remove its index");
+    let damaged = frames(&first)[3];
+    let bytes = std::fs::read(&first).expect("read");
+    let at = damaged + record::HEADER_LEN;
+    patch(&first, at, &[!bytes[at]]);
+    let error = reopen(dir.path()).expect_err("a damaged record in a sealed segment");
+    let text = assert_corrupt_at(&error, &first, damaged as u64);
+    assert!(text.contains("checksum"), "{text}");
+}
+
 #[test]
 fn a_sealed_segment_with_wrong_magic_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");

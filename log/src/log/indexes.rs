@@ -155,6 +155,7 @@ impl Log {
                                 index.last().lsn,
                                 index.last().offset
                             ),
+                            segment_offset: None,
                         }),
                     }
                 })
@@ -176,7 +177,8 @@ impl Log {
                         report.damaged.push(damage);
                     }
                     let built = SegmentIndex::build(id, segment.bytes()?).map_err(|e| {
-                        LogError::corrupt(self.dir.join(segment_name(id)), 0, e.to_string())
+                        let at = e.segment_offset.unwrap_or(0);
+                        LogError::corrupt(self.dir.join(segment_name(id)), at, e.to_string())
                     })?;
                     if !self.read_only {
                         self.write_index_file(id, &built)?;
@@ -306,11 +308,13 @@ impl Log {
             let bytes = self.segment_bytes(id).map_err(|e| IndexError {
                 segment: id,
                 reason: e.to_string(),
+                segment_offset: None,
             })?;
             let built = Self::build_prefix(id, &bytes, through, &self.dir.join(segment_name(id)))
                 .map_err(|e| IndexError {
                 segment: id,
                 reason: e.to_string(),
+                segment_offset: None,
             })?;
             *self.write_tail() = Some(built);
             return Ok(());
@@ -324,10 +328,12 @@ impl Log {
             .ok_or_else(|| IndexError {
                 segment: id,
                 reason: "its segment is not mapped".into(),
+                segment_offset: None,
             })?;
         let bytes = bytes.bytes().map_err(|e| IndexError {
             segment: id,
             reason: e.to_string(),
+            segment_offset: None,
         })?;
         let built = SegmentIndex::build(id, bytes)?;
         if !self.read_only {
