@@ -6,7 +6,8 @@
 //! every file kind.
 //!
 //! This crate knows nothing of what the files hold. Paths are plain [`Path`]s; the simulated
-//! storage treats them as keys.
+//! storage treats them as keys. [`search`] is the search of the sorted tables the file kinds
+//! above keep (by dense id or uniform hash), so that they share one.
 //!
 //! Cargo features: `sim` adds `SimStorage` (always on in this crate's own tests).
 
