@@ -146,8 +146,9 @@ impl Engine {
                 return Err(Error::NotAStore { path: dir });
             }
             store_format::Found::Missing => {
-                // A new store: its format is written before its first segment. So one without
-                // either that holds what a store writes after both lost them (found by
+                // A new store: its format is written before anything else. A directory with
+                // neither but with what a store writes later (a segment index, `CATALOG`,
+                // `STORE-ID`) lost its log, and is refused with nothing written (found by
                 // fuzzing: a writer started an empty log beside the old `CATALOG`, and its
                 // reopen refused the log).
                 refuse_lost_log(storage.as_ref(), &dir)?;
@@ -540,8 +541,6 @@ pub(crate) enum Access {
     Read,
 }
 
-/// Whether the store's log directory holds a segment: a store written before the `FORMAT` file
-/// existed (format 1), as opposed to a new one.
 /// Refuses a directory without `FORMAT` and segments that holds a segment index, a catalog
 /// snapshot or a store id: a store that lost its log, not a new one.
 fn refuse_lost_log(storage: &dyn helios_log::Storage, dir: &Path) -> Result<()> {
@@ -576,6 +575,8 @@ fn refuse_lost_log(storage: &dyn helios_log::Storage, dir: &Path) -> Result<()> 
     }
 }
 
+/// Whether the store's log directory holds a segment: a store written before the `FORMAT` file
+/// existed (format 1), as opposed to a new one.
 fn has_segments(storage: &dyn helios_log::Storage, dir: &Path) -> bool {
     storage
         .list_files(&dir.join(LOG_DIR))
