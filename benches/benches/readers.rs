@@ -26,7 +26,7 @@ use helios_benches::report::{met, ratio, row, us};
 use helios_benches::{Machine, args, scratch_dir};
 use helios_peers::floor::RawFloor;
 use helios_workloads::Rng;
-use helios_workloads::latency::Latencies;
+use helios_workloads::latency::{Latencies, Summary};
 
 /// Target: the writer's critical p50 with the readers, as a multiple of alone.
 const TARGET_P50_RATIO: f64 = 1.1;
@@ -362,57 +362,22 @@ fn print_report(config: &Config, alone: &Writes, with: &Writes, readers: &[Reade
     println!();
     println!("{}", row(&["measure", "p50", "p99", "target", "verdict"]));
     println!("{}", row(&["---", "---:", "---:", "---", "---"]));
-    println!(
-        "{}",
-        row(&[
-            "writer's critical append, alone".to_owned(),
-            us(alone.median_us),
-            us(alone.p99_us),
-            String::new(),
-            String::new(),
-        ])
-    );
-    println!(
-        "{}",
-        row(&[
-            format!("writer's critical append, {} readers", config.readers),
-            format!(
-                "{} ({})",
-                us(with.median_us),
-                ratio(with.median_us, alone.median_us)
-            ),
-            format!("{} ({})", us(with.p99_us), ratio(with.p99_us, alone.p99_us)),
+    alone_and_with(
+        "writer's critical append",
+        config.readers,
+        &alone,
+        &with,
+        [
             format!("p50 <= {TARGET_P50_RATIO}x, p99 <= {TARGET_P99_RATIO}x alone"),
             met(p50 <= TARGET_P50_RATIO && p99 <= TARGET_P99_RATIO).to_owned(),
-        ])
+        ],
     );
-    println!(
-        "{}",
-        row(&[
-            "floor: `pwrite` + `fdatasync`, alone".to_owned(),
-            us(floor_alone.median_us),
-            us(floor_alone.p99_us),
-            String::new(),
-            String::new(),
-        ])
-    );
-    println!(
-        "{}",
-        row(&[
-            format!("floor: `pwrite` + `fdatasync`, {} readers", config.readers),
-            format!(
-                "{} ({})",
-                us(floor_with.median_us),
-                ratio(floor_with.median_us, floor_alone.median_us)
-            ),
-            format!(
-                "{} ({})",
-                us(floor_with.p99_us),
-                ratio(floor_with.p99_us, floor_alone.p99_us)
-            ),
-            String::new(),
-            String::new(),
-        ])
+    alone_and_with(
+        "floor: `pwrite` + `fdatasync`",
+        config.readers,
+        &floor_alone,
+        &floor_with,
+        [String::new(), String::new()],
     );
     println!(
         "{}",
@@ -454,5 +419,35 @@ fn print_report(config: &Config, alone: &Writes, with: &Writes, readers: &[Reade
         "{views} views by {} reader runs; at most {replayed} events replayed per view; every \
          reader followed the writer's head: {followed}",
         readers.len()
+    );
+}
+
+/// Two rows of the report: `what` alone, then with the readers, each figure with its ratio to
+/// alone; `target` fills the last two cells of the second.
+fn alone_and_with(what: &str, readers: u32, alone: &Summary, with: &Summary, target: [String; 2]) {
+    let [target, verdict] = target;
+    println!(
+        "{}",
+        row(&[
+            format!("{what}, alone"),
+            us(alone.median_us),
+            us(alone.p99_us),
+            String::new(),
+            String::new(),
+        ])
+    );
+    println!(
+        "{}",
+        row(&[
+            format!("{what}, {readers} readers"),
+            format!(
+                "{} ({})",
+                us(with.median_us),
+                ratio(with.median_us, alone.median_us)
+            ),
+            format!("{} ({})", us(with.p99_us), ratio(with.p99_us, alone.p99_us)),
+            target,
+            verdict,
+        ])
     );
 }
