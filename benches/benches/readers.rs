@@ -247,10 +247,15 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
     let mut next_refresh = started;
     let mut first_head = None;
     let mut i = 0u64;
+    // Per view: its latency, whether a refresh came just before it, and whether the process was
+    // preempted during it (`getrusage`, outside the timed part): what the slowest views share.
+    let mut slow: Vec<(Duration, bool, bool)> = Vec::new();
+    let mut refreshed = false;
     while Instant::now() < deadline {
         if Instant::now() >= next_refresh {
             refreshes.time(|| reader.refresh().expect("refresh"));
             next_refresh += refresh_every;
+            refreshed = true;
         }
         let head = reader.head(STREAM).expect("the stream").0;
         let opened = *first_head.get_or_insert(head);
@@ -264,12 +269,16 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
             .map(|_| format!("key{}", rng.next_u64() % config.keys).into_bytes())
             .collect();
         if i.is_multiple_of(2) {
+            let switches = preemptions();
             let t = Instant::now();
             let view = reader.view(STREAM, version).expect("view");
             for key in &keys {
                 std::hint::black_box(view.get(key));
             }
-            views.record(t.elapsed());
+            let elapsed = t.elapsed();
+            views.record(elapsed);
+            slow.push((elapsed, refreshed, preemptions() > switches));
+            refreshed = false;
             replayed_max = replayed_max.max(view.report().events_replayed);
         } else {
             let t = Instant::now();
@@ -286,8 +295,13 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
         }
     }
     let (v, r, f) = (views.summary(), refreshes.summary(), floor.summary());
+    // The slowest 1% of views, and how many of them were preempted or followed a refresh.
+    slow.sort_unstable_by_key(|(elapsed, ..)| std::cmp::Reverse(*elapsed));
+    slow.truncate(slow.len() / 100);
+    let preempted = slow.iter().filter(|(.., p)| *p).count();
+    let after_refresh = slow.iter().filter(|(_, r, _)| *r).count();
     println!(
-        "{} {} {} {} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {} {} {} {} {} {}",
         v.count,
         v.median_us,
         v.p99_us,
@@ -297,8 +311,17 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
         first_head.unwrap_or(0),
         reader.head(STREAM).map_or(0, |h| h.0),
         f.median_us,
-        f.p99_us
+        f.p99_us,
+        slow.len(),
+        preempted,
+        after_refresh
     );
+}
+
+/// The process's involuntary context switches so far.
+fn preemptions() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map_or(0, |usage| usage.involuntary_context_switches())
 }
 
 /// What one reader printed.
@@ -313,6 +336,9 @@ struct ReaderReport {
     heads: (u64, u64),
     floor_p50_us: f64,
     floor_p99_us: f64,
+    /// The slowest 1% of its views: how many, how many were preempted, how many followed a
+    /// refresh.
+    slowest: (u64, u64, u64),
 }
 
 impl ReaderReport {
@@ -324,7 +350,7 @@ impl ReaderReport {
         let status = child.wait().expect("wait for a reader");
         assert!(status.success(), "a reader failed: {status}");
         let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(fields.len(), 10, "a reader's report: {line:?}");
+        assert_eq!(fields.len(), 13, "a reader's report: {line:?}");
         let int = |i: usize| -> u64 { fields[i].parse().expect("a count") };
         let float = |i: usize| -> f64 { fields[i].parse().expect("a number") };
         ReaderReport {
@@ -337,6 +363,7 @@ impl ReaderReport {
             heads: (int(6), int(7)),
             floor_p50_us: float(8),
             floor_p99_us: float(9),
+            slowest: (int(10), int(11), int(12)),
         }
     }
 }
@@ -415,10 +442,23 @@ fn print_report(config: &Config, alone: &Writes, with: &Writes, readers: &[Reade
         ])
     );
     println!();
+    let (slowest, preempted, after_refresh) = readers.iter().fold((0, 0, 0), |acc, r| {
+        (
+            acc.0 + r.slowest.0,
+            acc.1 + r.slowest.1,
+            acc.2 + r.slowest.2,
+        )
+    });
     println!(
         "{views} views by {} reader runs; at most {replayed} events replayed per view; every \
          reader followed the writer's head: {followed}",
         readers.len()
+    );
+    println!(
+        "The slowest 1% of each run's views, {slowest} in all: {preempted} preempted during the \
+         view (an involuntary context switch), {after_refresh} right after a refresh (one view \
+         in {} follows one).",
+        (config.view_rate * config.refresh_ms / 1000).max(1)
     );
 }
 
