@@ -10,12 +10,17 @@ use crate::log::{LogOptions, NewRecord};
 use crate::storage::SimStorage;
 use crate::types::{RecordClass, RecordKind};
 
-/// Appends 600 events of 7 interleaved streams to a log of small segments; returns the log
-/// and where each `(stream, version)` went.
-fn log_of_many_segments(
-    storage: &Arc<dyn Storage>,
-    dir: &Path,
-) -> (Log, HashMap<(u64, u64), Location>) {
+/// Where each `(stream, version)` of [`log_of_many_segments`] went.
+type Locations = HashMap<(u64, u64), Location>;
+
+/// Where [`log_of_many_segments`] puts its log.
+const DIR: &str = "/log";
+
+/// Appends 600 events of 7 interleaved streams to a log of small segments in [`DIR`] on a
+/// simulated storage; returns the storage, the log and where each `(stream, version)` went.
+fn log_of_many_segments() -> (Arc<dyn Storage>, Log, Locations) {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let dir = Path::new(DIR);
     let options = LogOptions {
         segment_size_bytes: 4096,
         first_segment_size_bytes: 4096,
@@ -44,10 +49,10 @@ fn log_of_many_segments(
         locations.insert((stream + 1, heads[stream as usize]), out[0]);
     }
     log.sync_all().expect("sync");
-    (log, locations)
+    (storage, log, locations)
 }
 
-fn check_locations(log: &Log, locations: &HashMap<(u64, u64), Location>, through: Location) {
+fn check_locations(log: &Log, locations: &Locations, through: Location) {
     for (&(stream, version), &location) in locations {
         let found = log.locate(StreamId(stream), Version(version), Version(version));
         if location.lsn <= through.lsn {
@@ -60,10 +65,8 @@ fn check_locations(log: &Log, locations: &HashMap<(u64, u64), Location>, through
 
 #[test]
 fn sealed_segments_are_indexed_once_and_found_again() {
-    let sim = SimStorage::new();
-    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
-    let dir = Path::new("/log");
-    let (log, locations) = log_of_many_segments(&storage, dir);
+    let (storage, log, locations) = log_of_many_segments();
+    let dir = Path::new(DIR);
     let segments = log.segments().expect("segments").len();
     assert!(segments >= 5, "{segments} segments");
     // Nothing is indexed past what the caller accounts for.
@@ -148,10 +151,8 @@ fn sealed_segments_are_indexed_once_and_found_again() {
 /// event is found. And a segment removed between two others is named.
 #[test]
 fn an_index_that_ends_early_is_rebuilt_and_a_removed_segment_named() {
-    let sim = SimStorage::new();
-    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
-    let dir = Path::new("/log");
-    let (log, locations) = log_of_many_segments(&storage, dir);
+    let (storage, log, locations) = log_of_many_segments();
+    let dir = Path::new(DIR);
     let all = log.index_sealed(log.synced_lsn(), true).expect("index");
     let through = all.through.expect("through");
     let victim = log.sealed_ids()[1];
@@ -204,10 +205,8 @@ fn an_index_that_ends_early_is_rebuilt_and_a_removed_segment_named() {
 /// find), the same forgery in the newest one is found at open and the index rebuilt.
 #[test]
 fn an_open_reads_the_last_record_only_of_the_newest_index_and_of_a_gap() {
-    let sim = SimStorage::new();
-    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
-    let dir = Path::new("/log");
-    let (log, locations) = log_of_many_segments(&storage, dir);
+    let (storage, log, locations) = log_of_many_segments();
+    let dir = Path::new(DIR);
     let through = log
         .index_sealed(log.synced_lsn(), true)
         .expect("index")
@@ -240,10 +239,8 @@ fn an_open_reads_the_last_record_only_of_the_newest_index_and_of_a_gap() {
 /// segment up to the record it ends at, and every event up to there is found.
 #[test]
 fn a_damaged_tail_index_is_found_at_its_first_lookup() {
-    let sim = SimStorage::new();
-    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
-    let dir = Path::new("/log");
-    let (log, locations) = log_of_many_segments(&storage, dir);
+    let (storage, log, locations) = log_of_many_segments();
+    let dir = Path::new(DIR);
     log.index_sealed(log.synced_lsn(), true).expect("index");
     let through = log
         .write_tail_index()
