@@ -262,9 +262,7 @@ impl SegmentIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let len = file.len()?;
-        let mut head = vec![0u8; usize::try_from(len).map_or(header::LEN, |n| n.min(header::LEN))];
-        file.read_exact_at(&mut head, 0)?;
+        let (head, len) = file.read_head(header::LEN)?;
         Ok(Some(SegmentIndex::from_header(
             id,
             &head,

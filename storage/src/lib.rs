@@ -270,4 +270,16 @@ pub trait StorageFile: Send + Sync + Debug {
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
     }
+
+    /// The file's first `max` bytes (all of it if it is shorter) and its length: how a header
+    /// is checked without mapping the file.
+    ///
+    /// # Errors
+    /// The underlying I/O error.
+    fn read_head(&self, max: usize) -> io::Result<(Vec<u8>, u64)> {
+        let len = self.len()?;
+        let mut head = vec![0u8; usize::try_from(len).map_or(max, |len| len.min(max))];
+        self.read_exact_at(&mut head, 0)?;
+        Ok((head, len))
+    }
 }

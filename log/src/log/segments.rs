@@ -74,18 +74,10 @@ pub(super) fn read_all(storage: &dyn Storage, path: &Path) -> Result<ReadOnlyByt
 /// and the file's length: what an open checks of a segment it does not read, with one `pread`
 /// instead of a map and a page fault.
 pub(super) fn read_head(storage: &dyn Storage, path: &Path) -> Result<(Vec<u8>, u64)> {
-    let file = storage
+    storage
         .open_read_only(path)
-        .map_err(|e| LogError::io("open", path, e))?;
-    let len = file.len().map_err(|e| LogError::io("stat", path, e))?;
-    let mut head = vec![
-        0u8;
-        usize::try_from(len)
-            .map_or(segment_header::LEN, |len| len.min(segment_header::LEN))
-    ];
-    file.read_exact_at(&mut head, 0)
-        .map_err(|e| LogError::io("read", path, e))?;
-    Ok((head, len))
+        .and_then(|file| file.read_head(segment_header::LEN))
+        .map_err(|e| LogError::io("read the header of", path, e))
 }
 
 /// Lists segment files in order; removes leftovers of interrupted segment creation.
