@@ -71,6 +71,18 @@ pub struct IndexError {
     pub segment_offset: Option<u64>,
 }
 
+impl IndexError {
+    /// An error in the index of `segment` (not at a place in the segment's records).
+    #[must_use]
+    pub fn new(segment: SegmentId, reason: impl Into<String>) -> IndexError {
+        IndexError {
+            segment,
+            reason: reason.into(),
+            segment_offset: None,
+        }
+    }
+}
+
 /// How much of its segment an index covers ([`SegmentIndex::coverage`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Coverage {
@@ -117,11 +129,7 @@ impl SegmentIndex {
     /// # Errors
     /// A record that does not decode, or versions of a stream that do not follow each other.
     pub fn build(id: SegmentId, segment: &[u8]) -> Result<Vec<u8>, IndexError> {
-        let bad = |reason: String| IndexError {
-            segment: id,
-            reason,
-            segment_offset: None,
-        };
+        let bad = |reason: String| IndexError::new(id, reason);
         // (stream, version, location) of every event, in log order.
         let mut events: Vec<(StreamId, Version, Location)> = Vec::new();
         let mut offset = format::segment_header::LEN;
@@ -279,11 +287,7 @@ impl SegmentIndex {
         len: u64,
         source: Option<(Arc<dyn Storage>, PathBuf)>,
     ) -> Result<SegmentIndex, IndexError> {
-        let bad = |reason: String| IndexError {
-            segment: id,
-            reason,
-            segment_offset: None,
-        };
+        let bad = |reason: String| IndexError::new(id, reason);
         let b = head;
         if b.len() < header::LEN {
             return Err(bad(format!("{len} bytes is shorter than its header")));
@@ -350,11 +354,7 @@ impl SegmentIndex {
     }
 
     fn check_tables(&self) -> Result<(), IndexError> {
-        let bad = |reason: String| IndexError {
-            segment: self.segment,
-            reason,
-            segment_offset: None,
-        };
+        let bad = |reason: String| IndexError::new(self.segment, reason);
         let b = self
             .mapped()
             .map_err(|e| bad(format!("it cannot be read: {e}")))?;

@@ -148,15 +148,14 @@ impl Log {
                     match coverage {
                         Coverage::Whole => Ok(Some(index)),
                         Coverage::Prefix => Ok(None),
-                        Coverage::Wrong => Err(IndexError {
-                            segment: id,
-                            reason: format!(
+                        Coverage::Wrong => Err(IndexError::new(
+                            id,
+                            format!(
                                 "its last record ({} at byte {}) is not the segment's",
                                 index.last().lsn,
                                 index.last().offset
                             ),
-                            segment_offset: None,
-                        }),
+                        )),
                     }
                 })
             }) {
@@ -305,36 +304,24 @@ impl Log {
         if let Some(through) = tail_through {
             // The index of the segment the catalog snapshot's record lies in, up to it: built
             // again from that prefix, in memory (a clean close writes the active segment's).
-            let bytes = self.segment_bytes(id).map_err(|e| IndexError {
-                segment: id,
-                reason: e.to_string(),
-                segment_offset: None,
-            })?;
+            let bytes = self
+                .segment_bytes(id)
+                .map_err(|e| IndexError::new(id, e.to_string()))?;
             let built = Self::build_prefix(id, &bytes, through, &self.dir.join(segment_name(id)))
-                .map_err(|e| IndexError {
-                segment: id,
-                reason: e.to_string(),
-                segment_offset: None,
-            })?;
+                .map_err(|e| IndexError::new(id, e.to_string()))?;
             *self.write_tail() = Some(built);
             return Ok(());
         }
-        let bytes = self
+        let segment = self
             .sealed
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
             .cloned()
-            .ok_or_else(|| IndexError {
-                segment: id,
-                reason: "its segment is not mapped".into(),
-                segment_offset: None,
-            })?;
-        let bytes = bytes.bytes().map_err(|e| IndexError {
-            segment: id,
-            reason: e.to_string(),
-            segment_offset: None,
-        })?;
+            .ok_or_else(|| IndexError::new(id, "its segment is not sealed"))?;
+        let bytes = segment
+            .bytes()
+            .map_err(|e| IndexError::new(id, e.to_string()))?;
         let built = SegmentIndex::build(id, bytes)?;
         if !self.read_only {
             // Best effort: the next open builds it again if this write fails.
