@@ -21,11 +21,11 @@
 //! lookup), so a lookup never reads out of bounds on a damaged file.
 
 use crate::format::{self, Frame};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::storage::search::lower_bound_spread;
-use crate::storage::{ReadOnlyBytes, Storage};
+use crate::storage::{LazyMap, ReadOnlyBytes, Storage};
 use crate::types::{Location, Lsn, RecordKind, SegmentId, StreamId, Version};
 
 /// The file-name suffix of a segment index.
@@ -99,11 +99,9 @@ pub enum Coverage {
 /// bytes built in memory.
 #[derive(Clone, Debug)]
 pub struct SegmentIndex {
-    /// The file's bytes: given, or mapped from `source` at the first check of the tables.
-    bytes: std::sync::OnceLock<ReadOnlyBytes>,
-    /// Where to map the file from, for an index opened from its header alone
-    /// ([`SegmentIndex::open_lazy`]).
-    source: Option<(Arc<dyn Storage>, PathBuf)>,
+    /// The file's bytes: given, or (opened from its header alone, [`SegmentIndex::open_lazy`])
+    /// mapped at the first check of the tables.
+    bytes: LazyMap,
     segment: SegmentId,
     streams: usize,
     entries: usize,
@@ -247,9 +245,8 @@ impl SegmentIndex {
         bytes: ReadOnlyBytes,
     ) -> Result<SegmentIndex, IndexError> {
         let head = &bytes[..bytes.len().min(header::LEN)];
-        let index = SegmentIndex::from_header(id, head, bytes.len() as u64, None)?;
-        let _ = index.bytes.set(bytes);
-        Ok(index)
+        let len = bytes.len() as u64;
+        SegmentIndex::from_header(id, head, len, LazyMap::ready(bytes.clone()))
     }
 
     /// [`SegmentIndex::from_bytes_lazy`] of the index file at `path`, from its header alone
@@ -275,7 +272,7 @@ impl SegmentIndex {
             id,
             &head,
             len,
-            Some((storage, path.to_path_buf())),
+            LazyMap::new(storage, path.to_path_buf()),
         )))
     }
 
@@ -285,7 +282,7 @@ impl SegmentIndex {
         id: SegmentId,
         head: &[u8],
         len: u64,
-        source: Option<(Arc<dyn Storage>, PathBuf)>,
+        bytes: LazyMap,
     ) -> Result<SegmentIndex, IndexError> {
         let bad = |reason: String| IndexError::new(id, reason);
         let b = head;
@@ -334,8 +331,7 @@ impl SegmentIndex {
             )));
         }
         Ok(SegmentIndex {
-            bytes: std::sync::OnceLock::new(),
-            source,
+            bytes,
             segment: id,
             streams,
             entries,
@@ -436,22 +432,17 @@ impl SegmentIndex {
 
     /// The file's bytes, mapped now if the index was opened from its header.
     fn mapped(&self) -> std::io::Result<&ReadOnlyBytes> {
-        if let Some(bytes) = self.bytes.get() {
-            return Ok(bytes);
-        }
-        let Some((storage, path)) = &self.source else {
-            return Err(std::io::Error::other("no bytes"));
-        };
-        let bytes = storage.map_readonly(path)?;
-        if bytes.len() as u64 != self.file_len() {
-            return Err(std::io::Error::other(format!(
-                "{} bytes, {} at open",
-                bytes.len(),
-                self.file_len()
-            )));
-        }
-        // Two first lookups at once may both map it: one map is kept.
-        Ok(self.bytes.get_or_init(|| bytes))
+        self.bytes.get_with(|bytes| {
+            if bytes.len() as u64 == self.file_len() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "{} bytes, {} at open",
+                    bytes.len(),
+                    self.file_len()
+                )))
+            }
+        })
     }
 
     fn file_len(&self) -> u64 {

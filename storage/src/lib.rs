@@ -18,11 +18,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod fs;
+mod lazy;
 pub mod search;
 #[cfg(any(test, feature = "sim"))]
 mod sim;
 
 pub use fs::FsStorage;
+pub use lazy::LazyMap;
 #[cfg(any(test, feature = "sim"))]
 pub use sim::{CrashFault, SimStorage};
 

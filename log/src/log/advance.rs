@@ -62,7 +62,7 @@ impl Log {
                 let path = self.dir.join(segment_name(id));
                 let bytes = read_all(self.storage.as_ref(), &path)?;
                 check_header(&path, &bytes, id)?;
-                sealed.insert(id, Sealed::shared(path, bytes, self.storage.clone()));
+                sealed.insert(id, Sealed::shared(path, bytes));
             }
             let path = self.dir.join(segment_name(end.segment));
             let file = self

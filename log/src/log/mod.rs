@@ -54,7 +54,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use self::group_commit::SyncState;
 use self::segments::Spare;
 use crate::error::{LogError, Result};
-use crate::storage::{ReadOnlyBytes, Storage, StorageFile};
+use crate::storage::{LazyMap, ReadOnlyBytes, Storage, StorageFile};
 use crate::types::{Lsn, SegmentId};
 
 pub use append::NewRecord;
@@ -187,42 +187,35 @@ impl Writer {
 }
 
 /// A sealed segment: immutable, read through its read-only map, made at its first read.
+#[derive(Debug)]
 struct Sealed {
     path: PathBuf,
-    /// The map, once made. An open reads only the headers of the segments before its start
-    /// (with `pread`): a map and its first page fault per segment were most of what an open
-    /// of a long log spent per segment, for segments that most opens never read.
-    bytes: std::sync::OnceLock<ReadOnlyBytes>,
+    /// The map. An open reads only the headers of the segments before its start (with
+    /// `pread`): a map and its first page fault per segment were most of what an open of a
+    /// long log spent per segment, for segments that most opens never read.
+    map: LazyMap,
     /// The file's length when it was sealed or opened.
     len: u64,
-    storage: Arc<dyn Storage>,
-}
-
-impl std::fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealed")
-            .field("path", &self.path)
-            .field("mapped", &self.bytes.get().is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Sealed {
     /// A sealed segment whose bytes are already mapped (see [`Sealed::bytes`]).
-    fn shared(path: PathBuf, bytes: ReadOnlyBytes, storage: Arc<dyn Storage>) -> Arc<Sealed> {
+    fn shared(path: PathBuf, bytes: ReadOnlyBytes) -> Arc<Sealed> {
         bytes.reading_at_random();
-        let sealed = Sealed::lazy(path, storage, bytes.len() as u64);
-        let _ = sealed.bytes.set(bytes);
-        Arc::new(sealed)
+        let len = bytes.len() as u64;
+        Arc::new(Sealed {
+            path,
+            map: LazyMap::ready(bytes),
+            len,
+        })
     }
 
     /// A sealed segment of `len` bytes, mapped at its first read.
     fn lazy(path: PathBuf, storage: Arc<dyn Storage>, len: u64) -> Sealed {
         Sealed {
+            map: LazyMap::new(storage, path.clone()),
             path,
-            bytes: std::sync::OnceLock::new(),
             len,
-            storage,
         }
     }
 
@@ -234,13 +227,12 @@ impl Sealed {
     /// # Errors
     /// The map's I/O error, naming the segment (the next read tries again).
     fn bytes(&self) -> Result<&ReadOnlyBytes> {
-        if let Some(bytes) = self.bytes.get() {
-            return Ok(bytes);
-        }
-        let bytes = segments::read_all(self.storage.as_ref(), &self.path)?;
-        bytes.reading_at_random();
-        // Two first reads at once may both map it: one map is kept, the other dropped.
-        Ok(self.bytes.get_or_init(|| bytes))
+        self.map
+            .get_with(|bytes| {
+                bytes.reading_at_random();
+                Ok(())
+            })
+            .map_err(|e| LogError::io("read", &self.path, e))
     }
 }
 

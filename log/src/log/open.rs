@@ -402,7 +402,7 @@ impl Log {
                     let bytes = read_all(storage.as_ref(), &path)?;
                     let next = ids.get(index + 1).map_or(Lsn(u64::MAX), |n| Lsn(n.0));
                     check_cut_segment(&path, &bytes, id, next)?;
-                    sealed.insert(id, Sealed::shared(path, bytes, storage.clone()));
+                    sealed.insert(id, Sealed::shared(path, bytes));
                 } else {
                     sealed.insert(id, Arc::new(Sealed::lazy(path, storage.clone(), len)));
                 }
@@ -569,7 +569,7 @@ impl Log {
             }
             last_lsn = outcome.committed_lsn;
             if index < last_index {
-                sealed.insert(id, Sealed::shared(path, bytes, storage.clone()));
+                sealed.insert(id, Sealed::shared(path, bytes));
             } else {
                 active_end = outcome.committed_end;
             }

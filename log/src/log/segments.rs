@@ -285,10 +285,7 @@ impl Log {
         self.sealed
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                old.id,
-                Sealed::shared(old.path.to_path_buf(), bytes, self.storage.clone()),
-            );
+            .insert(old.id, Sealed::shared(old.path.to_path_buf(), bytes));
         w.flushed_end = segment_header::LEN as u64;
         Ok(())
     }
