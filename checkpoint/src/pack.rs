@@ -62,7 +62,7 @@ pub const RECORD_ALIGN: u64 = ARCHIVE_ALIGN as u64;
 pub const PAGE_ALIGN_FROM: u64 = 4 * PAGE_LEN as u64;
 
 /// The capacity of a new pack: one file per this many bytes of checkpoints. A stream's first
-/// use searches the index of every pack (each a binary search, unless the pack's stream bitmap
+/// use searches the index of every pack (unless the pack's stream bitmap
 /// rules it out), so fewer, larger packs make first loads cheaper: at 100,000 streams (233 MB
 /// of checkpoints) the latest-state load's p50 was 7.7 us in one pack against 10.0-10.4 us in
 /// four of 64 MiB. Larger packs keep more dead bytes before a compaction rewrites them (half a

@@ -160,11 +160,7 @@ impl Packs {
 
     /// How a pack at `offset` is named in errors and listings.
     pub(crate) fn describe(&self, seq: u64, offset: u64) -> PathBuf {
-        use std::fmt::Write as _;
-        // Every checkpoint's first read names it: one allocation, not four.
-        let mut name = String::with_capacity(64);
-        let _ = write!(name, "{seq:010}.{}@{offset}", pack::PACK_EXTENSION);
-        self.dir.join(name)
+        self.dir.join(format!("{}@{offset}", pack_file_name(seq)))
     }
 
     /// Maps pack `seq` and reads its header.
