@@ -625,3 +625,30 @@ fn damage_before_the_start_of_a_cut_segment_is_refused() {
         }
     }
 }
+
+/// An open that starts in the last segment maps none of the sealed segments before it; a read
+/// maps the one it reads, and only that one.
+#[test]
+fn sealed_segments_are_mapped_at_their_first_read() {
+    let sim: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let dir = PathBuf::from("/store/log");
+    let (log, _) = Log::open(sim.clone(), &dir, options(), None, &mut |_, _| {}).expect("open");
+    let locations: Vec<Location> = (0..200).map(|_| append_sized(&log, 100)).collect();
+    log.sync_all().expect("sync");
+    drop(log);
+    let start = *locations.last().expect("records");
+    let (log, _) = Log::open(sim, &dir, options(), Some(start), &mut |_, _| {}).expect("reopen");
+    let mapped = |log: &Log| -> Vec<SegmentId> {
+        let sealed = log.sealed.read().expect("sealed");
+        assert!(sealed.len() >= 2, "two sealed segments or more");
+        sealed
+            .iter()
+            .filter(|(_, s)| s.map.get().is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    assert_eq!(mapped(&log), [], "the open maps no sealed segment");
+    let first = locations[0];
+    log.read_with(first, |r| r.header.lsn).expect("read");
+    assert_eq!(mapped(&log), [first.segment], "the read maps its segment");
+}
