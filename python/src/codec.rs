@@ -180,32 +180,43 @@ pub(crate) fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Res
     check_len(out, raw_len)
 }
 
-/// Rebuilds a spliced value: `head`, then `base` past `head.len()`, then `tail` (already
-/// decompressed).
+/// Checks that a splice of `head` over a `base_len`-byte base, then a `tail_len`-byte tail,
+/// makes a value of `raw_len` bytes; `write_splice` then cannot fail.
 ///
 /// # Errors
-/// When `head` is longer than `base` or the result is not `raw_len` bytes.
-pub(crate) fn decode_splice(
-    head: &[u8],
-    base: &[u8],
-    tail: &[u8],
+/// When `head` is longer than the base or the parts do not add up to `raw_len` bytes.
+pub(crate) fn check_splice(
+    head_len: usize,
+    base_len: usize,
+    tail_len: usize,
     raw_len: usize,
-) -> io::Result<Vec<u8>> {
-    let kept = base.get(head.len()..).ok_or_else(|| {
-        io::Error::new(
+) -> io::Result<()> {
+    if head_len > base_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a splice replaces {head_len} bytes of a {base_len}-byte base"),
+        ));
+    }
+    if base_len.checked_add(tail_len) != Some(raw_len) {
+        return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "a splice replaces {} bytes of a {}-byte base",
-                head.len(),
-                base.len()
+                "a stored value decompressed to {} bytes, its record says {raw_len}",
+                base_len.saturating_add(tail_len)
             ),
-        )
-    })?;
-    let mut out = Vec::with_capacity(raw_len);
-    out.extend_from_slice(head);
-    out.extend_from_slice(kept);
-    out.extend_from_slice(tail);
-    check_len(out, raw_len)
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a spliced value into `out`: `head`, then `base` past `head.len()`, then `tail`
+/// (already decompressed). The parts must have passed `check_splice` for `out.len()`.
+pub(crate) fn write_splice(out: &mut [u8], head: &[u8], base: &[u8], tail: &[u8]) {
+    let (start, rest) = out.split_at_mut(head.len());
+    start.copy_from_slice(head);
+    let (middle, end) = rest.split_at_mut(base.len() - head.len());
+    middle.copy_from_slice(&base[head.len()..]);
+    end.copy_from_slice(tail);
 }
 
 fn check_len(out: Vec<u8>, raw_len: usize) -> io::Result<Vec<u8>> {

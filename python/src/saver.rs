@@ -23,13 +23,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use helios::{Durability, Version};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::arguments::durability;
 use crate::codec;
 use crate::engine_handle::Shared;
 use crate::record::{self, Put, Record, SAVER_STREAM_PREFIX};
-use crate::saver_cache::ValueCache;
+use crate::saver_cache::{CacheKey, Value, ValueBytes, ValueCache};
+use crate::saver_decode::Found;
 use crate::saver_delete;
 use crate::saver_error::{CoreError, CoreResult};
 use crate::saver_read::{self, Loaded, text};
@@ -89,6 +91,35 @@ impl SaverCore {
     pub(crate) fn cache(&self) -> std::sync::MutexGuard<'_, ValueCache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// A value's bytes as a Python `bytes` object: the one the cache holds (no copy), or a new
+    /// one. A value the cache held as Rust bytes is then held as that object, so that its next
+    /// get copies nothing; a splice is written straight into it, and stays cached as its parts.
+    fn py_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        key: CacheKey,
+        found: Found,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        match found {
+            Found::Ready(value) => match &value.data {
+                ValueBytes::Python(bytes) => Ok(bytes.clone_ref(py).into_pyobject(py)?),
+                ValueBytes::Rust(data) => {
+                    let bytes = PyBytes::new(py, data);
+                    let held = Value {
+                        ty: value.ty.clone(),
+                        data: ValueBytes::Python(PyBackedBytes::from(bytes.clone())),
+                    };
+                    self.cache().replace(key, Arc::new(held));
+                    Ok(bytes)
+                }
+            },
+            Found::Splice(splice) => PyBytes::new_with(py, splice.len(), |out| {
+                splice.write_into(out);
+                Ok(())
+            }),
+        }
+    }
 }
 
 #[pymethods]
@@ -134,7 +165,7 @@ impl SaverCore {
         checkpoint: (String, Bound<'_, PyBytes>),
         metadata: (String, Bound<'_, PyBytes>),
         versions: Vec<(String, String)>,
-        blobs: Vec<(String, String, Option<String>, Bound<'_, PyBytes>)>,
+        blobs: Vec<NewValue>,
         durability: &str,
     ) -> PyResult<()> {
         let class = persistent(durability)?;
@@ -147,10 +178,6 @@ impl SaverCore {
             no_nul(channel, "a channel name")?;
             no_nul(version, "a channel version")?;
         }
-        let blobs: Vec<NewValue> = blobs
-            .into_iter()
-            .map(|(c, v, t, b)| (c, v, t, b.as_bytes().to_vec()))
-            .collect();
         for (channel, version, _, _) in &blobs {
             no_nul(channel, "a channel name")?;
             no_nul(version, "a channel version")?;
@@ -290,9 +317,9 @@ impl SaverCore {
             return Ok(None);
         };
         let values = PyList::empty(py);
-        for (channel, value) in &l.values {
-            let ty = value.ty.as_deref().map(text);
-            values.append((text(channel), ty, PyBytes::new(py, &value.data)))?;
+        for (channel, key, value) in l.values {
+            let ty = value.ty().map(text);
+            values.append((text(&channel), ty, self.py_bytes(py, key, value)?))?;
         }
         let writes = PyList::empty(py);
         for w in &l.writes {

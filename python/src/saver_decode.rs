@@ -1,6 +1,9 @@
-//! Decoding a stored channel value: `SaverCore::load` finds the value a `BlobPtr` points at in
+//! Decoding a stored channel value: `SaverCore::find` finds the value a `BlobPtr` points at in
 //! the cache, or decodes it from its record (whole, zstd, or a delta or splice against its base,
-//! loaded the same way) and caches it.
+//! loaded the same way) and caches it. A splice (the common case: a list channel that grew) is
+//! cached as its parts, a few KiB beside its shared base, and written out only when read:
+//! straight into the Python `bytes` a get returns (`PendingSplice`), or into a `Vec`
+//! (`SaverCore::load`).
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use helios::Engine;
 use crate::codec;
 use crate::record::{self, BlobPtr, Record, Stored};
 use crate::saver::SaverCore;
-use crate::saver_cache::Value;
+use crate::saver_cache::{Cached, SpliceParts, Value, ValueBytes};
 use crate::saver_error::CoreResult;
 use crate::saver_thread::{Records, corrupt};
 
@@ -30,17 +33,107 @@ enum Pending {
     },
 }
 
+/// A value as `SaverCore::find` leaves it: its bytes, or a splice whose bytes are still to be
+/// written.
+pub(crate) enum Found {
+    /// The value's bytes, held by the cache.
+    Ready(Arc<Value>),
+    /// A splice's parts with its base: the cache holds the parts.
+    Splice(PendingSplice),
+}
+
+impl Found {
+    /// The value's serializer type tag (`None`: LangGraph's empty marker).
+    pub(crate) fn ty(&self) -> Option<&[u8]> {
+        match self {
+            Found::Ready(value) => value.ty.as_deref(),
+            Found::Splice(splice) => splice.parts.ty.as_deref(),
+        }
+    }
+}
+
+/// A spliced value's parts and its base, checked to add up (`codec::check_splice`).
+pub(crate) struct PendingSplice {
+    parts: Arc<SpliceParts>,
+    base: Arc<Value>,
+}
+
+impl PendingSplice {
+    /// The serializer's type tag.
+    pub(crate) fn ty(&self) -> Option<Vec<u8>> {
+        self.parts.ty.clone()
+    }
+
+    /// The value's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.parts.raw_len
+    }
+
+    /// Writes the value into `out`, which is `len()` bytes long.
+    pub(crate) fn write_into(&self, out: &mut [u8]) {
+        codec::write_splice(out, &self.parts.head, &self.base.data, &self.parts.tail);
+    }
+}
+
 impl SaverCore {
-    /// The value at `ptr`, from the cache or decoded (with its chain of bases).
+    /// The value at `ptr` as bytes, from the cache or decoded (with its chain of bases). A
+    /// splice is written into a new `Vec`, not cached (the cache holds its parts).
     pub(crate) fn load(
         &self,
         engine: &Engine,
         records: &mut Records<'_>,
         ptr: BlobPtr,
     ) -> CoreResult<Arc<Value>> {
+        match self.find(engine, records, ptr)? {
+            Found::Ready(value) => Ok(value),
+            Found::Splice(splice) => {
+                let mut data = vec![0; splice.len()];
+                splice.write_into(&mut data);
+                Ok(Arc::new(Value {
+                    ty: splice.ty(),
+                    data: ValueBytes::Rust(data),
+                }))
+            }
+        }
+    }
+
+    /// A splice's `parts` with their base, loaded, checked to add up.
+    fn with_base(
+        &self,
+        engine: &Engine,
+        records: &mut Records<'_>,
+        ptr: BlobPtr,
+        parts: Arc<SpliceParts>,
+    ) -> CoreResult<Found> {
+        let base = self.load(engine, records, parts.base)?;
+        codec::check_splice(
+            parts.head.len(),
+            base.data.len(),
+            parts.tail.len(),
+            parts.raw_len,
+        )
+        .map_err(|e| {
+            corrupt(
+                records.thread,
+                format!("value {} at version {}: {e}", ptr.index, ptr.version),
+            )
+        })?;
+        Ok(Found::Splice(PendingSplice { parts, base }))
+    }
+
+    /// The value at `ptr`, from the cache or decoded (a splice left as its parts).
+    pub(crate) fn find(
+        &self,
+        engine: &Engine,
+        records: &mut Records<'_>,
+        ptr: BlobPtr,
+    ) -> CoreResult<Found> {
         let key = (records.thread.id.0, ptr.version, ptr.index);
-        if let Some(value) = self.cache().get(key) {
-            return Ok(value);
+        let cached = self.cache().get(key);
+        match cached {
+            Some(Cached::Value(value)) => return Ok(Found::Ready(value)),
+            Some(Cached::Splice(parts)) => return self.with_base(engine, records, ptr, parts),
+            None => {}
         }
         let thread = records.thread;
         let index = ptr.index as usize;
@@ -143,9 +236,10 @@ impl SaverCore {
                 tail_zstd,
                 tail,
             } => {
-                let base_value = self.load(engine, records, base)?;
+                // The tail's length is the value's past its base: load the base first.
+                let base_len = self.load(engine, records, base)?.data.len();
                 let tail = if tail_zstd {
-                    let tail_len = raw_len.checked_sub(base_value.data.len()).ok_or_else(|| {
+                    let tail_len = raw_len.checked_sub(base_len).ok_or_else(|| {
                         corrupt(
                             thread,
                             format!("a splice at version {} shorter than its base", ptr.version),
@@ -155,12 +249,24 @@ impl SaverCore {
                 } else {
                     tail
                 };
-                codec::decode_splice(&head, &base_value.data, &tail, raw_len)
-                    .map_err(decode_error)?
+                let parts = Arc::new(SpliceParts {
+                    ty,
+                    base,
+                    head,
+                    tail,
+                    raw_len,
+                });
+                let found = self.with_base(engine, records, ptr, parts.clone())?;
+                self.cache().insert(key, Cached::Splice(parts), false);
+                return Ok(found);
             }
         };
-        let value = Arc::new(Value { ty, data });
-        self.cache().insert(key, value.clone(), whole);
-        Ok(value)
+        let value = Arc::new(Value {
+            ty,
+            data: ValueBytes::Rust(data),
+        });
+        self.cache()
+            .insert(key, Cached::Value(value.clone()), whole);
+        Ok(Found::Ready(value))
     }
 }

@@ -12,7 +12,8 @@ use helios::Engine;
 use crate::codec;
 use crate::record::{self, BlobPtr, PREFIX_LATEST, Record, Stored};
 use crate::saver::SaverCore;
-use crate::saver_cache::Value;
+use crate::saver_cache::{CacheKey, Value};
+use crate::saver_decode::Found;
 use crate::saver_error::CoreResult;
 use crate::saver_thread::{Records, Thread, corrupt};
 
@@ -26,8 +27,9 @@ pub(crate) struct Loaded {
     pub(crate) checkpoint: (Vec<u8>, Vec<u8>),
     /// The metadata: serializer type and bytes.
     pub(crate) metadata: (Vec<u8>, Vec<u8>),
-    /// `(channel, value)` for each channel the checkpoint has a non-empty value for.
-    pub(crate) values: Vec<(Vec<u8>, Arc<Value>)>,
+    /// `(channel, where the cache keeps it, value)` for each channel the checkpoint has a
+    /// non-empty value for.
+    pub(crate) values: Vec<(Vec<u8>, CacheKey, Found)>,
     /// The pending writes, sorted as LangGraph applies them.
     pub(crate) writes: Vec<LoadedWrite>,
 }
@@ -168,9 +170,11 @@ impl SaverCore {
                     ),
                 ));
             }
-            let value = self.load(engine, &mut records, ptr)?;
-            if value.ty.is_some() {
-                loaded.values.push((channel, value));
+            let value = self.find(engine, &mut records, ptr)?;
+            if value.ty().is_some() {
+                loaded
+                    .values
+                    .push((channel, (thread.id.0, ptr.version, ptr.index), value));
             }
         }
         for (ptr, task_path, task_id, idx, channel) in

@@ -5,16 +5,18 @@
 use std::sync::Arc;
 
 use helios::{Appended, Engine};
+use pyo3::pybacked::PyBackedBytes;
 
 use crate::codec::{self, Encoded};
 use crate::record::{self, BlobPtr, Record, Stored, Write, Writes};
 use crate::saver::SaverCore;
-use crate::saver_cache::Value;
+use crate::saver_cache::{Cached, Value, ValueBytes};
 use crate::saver_error::{CoreError, CoreResult};
 use crate::saver_thread::{Records, Thread};
 
-/// A new channel value of a put: `(channel, version, type or None for empty, bytes)`.
-pub(crate) type NewValue = (String, String, Option<String>, Vec<u8>);
+/// A new channel value of a put: `(channel, version, type or None for empty, bytes)`. The
+/// bytes are the caller's `bytes` object, not a copy: the cache keeps it for the next get.
+pub(crate) type NewValue = (String, String, Option<String>, PyBackedBytes);
 
 /// How a new value is encoded, and the base `(where, deltas on it so far)` of a delta or splice.
 pub(crate) type Encoding = (Encoded, Option<(BlobPtr, u32)>);
@@ -87,10 +89,14 @@ impl SaverCore {
             let whole = !matches!(enc, Encoded::Delta(_) | Encoded::Splice { .. });
             let value = Arc::new(Value {
                 ty: ty.map(String::into_bytes),
-                data,
+                data: ValueBytes::Python(data),
             });
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            cache.insert((appended.stream.0, appended.last.0, index), value, whole);
+            cache.insert(
+                (appended.stream.0, appended.last.0, index),
+                Cached::Value(value),
+                whole,
+            );
         }
     }
 

@@ -70,3 +70,43 @@ def test_every_version_of_every_value_reads_back(tmp_path: Path) -> None:
         assert all(encodings[k] > 0 for k in ("raw", "zstd", "delta", "splice")), encodings
     with HeliosSaver(store_dir, cache_bytes=0) as reopened:  # Nothing cached: every decode.
         check(reopened)
+    with HeliosSaver(store_dir) as reopened:  # Decoded and cached, then read from the cache.
+        check(reopened)
+        check(reopened)
+
+
+def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
+    tmp_path: Path,
+) -> None:
+    """A list channel that grows by appending is cached as splices (a few KiB each) over a
+    shared base, not as one whole value per version; and a value the cache holds whole is
+    handed out as the same ``bytes`` object every time, not copied."""
+    store_dir = tmp_path / "store"
+    with HeliosSaver(store_dir) as saver:
+        messages: list[str] = []
+        version = None
+        config: dict[str, Any] = {"configurable": {"thread_id": "grow", "checkpoint_ns": ""}}
+        for step in range(200):
+            messages = messages + [f"{step:04d} " + "x" * 500]
+            version = saver.get_next_version(version, None)
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"messages": messages}
+            checkpoint["channel_versions"] = {"messages": version}
+            config = saver.put(config, checkpoint, {"step": step}, {"messages": version})
+        assert saver._core.value_encodings("grow")["splice"] > 150
+    with HeliosSaver(store_dir) as reopened:
+        core = reopened._core
+        ids = [c for _, c in core.list("grow", "", None)]
+        assert len(ids) == 200
+        value_bytes = 0
+        for checkpoint_id in ids:
+            row = core.get("grow", "", checkpoint_id)
+            value_bytes += sum(len(data) for _, _, data in row[4])
+        cached_bytes, cached = core.cache_stats()
+        assert cached >= 200, "every value read is cached, whole or as its parts"
+        assert cached_bytes * 4 < value_bytes, (cached_bytes, value_bytes)
+        first = core.get("grow", "", ids[-1])  # The oldest checkpoint: its value is whole.
+        again = core.get("grow", "", ids[-1])
+        assert first[4][0][2] is again[4][0][2]
+        newest = core.get("grow", "", ids[0])  # A splice: written out for each get, equal.
+        assert newest[4][0][2] == core.get("grow", "", ids[0])[4][0][2]
