@@ -18,7 +18,10 @@
 //! encoding of puts and writes), `saver_delete` (deletions), and `saver_error` (their errors).
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use lru::LruCache;
 
 use helios::{Durability, Version};
 use pyo3::exceptions::PyValueError;
@@ -35,7 +38,7 @@ use crate::saver_decode::Found;
 use crate::saver_delete;
 use crate::saver_error::{CoreError, CoreResult};
 use crate::saver_read::{self, Loaded, text};
-use crate::saver_thread::{Records, stream_name};
+use crate::saver_thread::{Records, Thread, stream_name};
 use crate::saver_write::{NewValue, NewWrite, as_stored, data_too_long, stored_values};
 use crate::store::Store;
 
@@ -46,6 +49,10 @@ pub(crate) const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 pub(crate) const DEFAULT_DELTAS_PER_FULL: u32 = 32;
 /// Default zstd level: zstd's own default, fast for both compression and decompression.
 pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// How many threads' views at their heads are kept. A view holds the few replayed events'
+/// entries and shares its checkpoint layers with the engine; a kept view also keeps the layers
+/// it reads alive (a compacted pack stays mapped until its views are gone), so few are kept.
+const THREAD_VIEWS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
 
 /// The storage core of `HeliosSaver`. Made from an open `Store`; shares its engine (closing
 /// the store closes the saver).
@@ -53,6 +60,8 @@ pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 3;
 pub struct SaverCore {
     shared: Arc<Shared>,
     cache: Mutex<ValueCache>,
+    /// The threads read most recently, each with its view at the head it was read at.
+    thread_views: Mutex<LruCache<String, Arc<Thread>>>,
     /// The zstd level values are compressed at.
     pub(crate) zstd_level: i32,
     /// Deltas against one whole value of a channel before the next value is stored whole.
@@ -90,6 +99,13 @@ impl SaverCore {
     /// The cache of decoded values, locked (a panic while it was held does not poison it).
     pub(crate) fn cache(&self) -> std::sync::MutexGuard<'_, ValueCache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The threads whose views are kept.
+    pub(crate) fn thread_views(&self) -> std::sync::MutexGuard<'_, LruCache<String, Arc<Thread>>> {
+        self.thread_views
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A value's bytes as a Python `bytes` object: the one the cache holds (no copy), or a new
@@ -134,6 +150,7 @@ impl SaverCore {
         SaverCore {
             shared: store.shared.clone(),
             cache: Mutex::new(ValueCache::new(cache_bytes)),
+            thread_views: Mutex::new(LruCache::new(THREAD_VIEWS)),
             zstd_level,
             deltas_per_full,
         }
@@ -192,9 +209,9 @@ impl SaverCore {
         );
         let (parent_id, run_id) = (parent_id.map(str::to_owned), run_id.map(str::to_owned));
         py.detach(|| -> CoreResult<()> {
-            let thread = SaverCore::thread(&engine, &thread_id)?;
+            let thread = self.thread(&engine, &thread_id)?;
             // Encode each new value, against the channel's newest whole value where that pays.
-            let encoded = self.encode_values(&engine, thread.as_ref(), &ns, &blobs)?;
+            let encoded = self.encode_values(&engine, thread.as_deref(), &ns, &blobs)?;
             let stored_blobs = stored_values(&blobs, &encoded);
             if data_too_long(&blobs) {
                 return Err(CoreError::Corrupt(
@@ -264,7 +281,7 @@ impl SaverCore {
             task_path.to_owned(),
         );
         py.detach(|| -> CoreResult<()> {
-            let thread = SaverCore::thread(&engine, &thread_id)?;
+            let thread = self.thread(&engine, &thread_id)?;
             // Regular writes already stored for this task and index would be ignored by readers;
             // leaving them out of the record saves their bytes in the log.
             let present: HashSet<i64> = match &thread {
@@ -307,7 +324,7 @@ impl SaverCore {
         let engine = self.shared.engine()?;
         let loaded = py
             .detach(|| -> CoreResult<Option<Loaded>> {
-                let Some(thread) = SaverCore::thread(&engine, thread_id)? else {
+                let Some(thread) = self.thread(&engine, thread_id)? else {
                     return Ok(None);
                 };
                 self.load_checkpoint(&engine, &thread, checkpoint_ns, checkpoint_id)

@@ -5,7 +5,6 @@
 use helios::{Durability, Engine};
 
 use crate::record::{self, Delete, PREFIX_LATEST, Record};
-use crate::saver::SaverCore;
 use crate::saver_error::{CoreError, CoreResult};
 use crate::saver_thread::Thread;
 
@@ -17,7 +16,7 @@ pub(crate) fn delete_checkpoints(
     checkpoints: &[(String, String)],
     class: Durability,
 ) -> CoreResult<usize> {
-    let Some(thread) = SaverCore::thread(engine, thread_id)? else {
+    let Some(thread) = Thread::at_head(engine, thread_id)? else {
         return Ok(0);
     };
     let existing: Vec<(&[u8], &[u8])> = checkpoints
@@ -34,7 +33,7 @@ pub(crate) fn prune_keep_latest(
     thread_id: &str,
     class: Durability,
 ) -> CoreResult<usize> {
-    let Some(thread) = SaverCore::thread(engine, thread_id)? else {
+    let Some(thread) = Thread::at_head(engine, thread_id)? else {
         return Ok(0);
     };
     let mut stale: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -65,7 +64,7 @@ pub(crate) fn delete_for_runs(
 ) -> CoreResult<usize> {
     let mut removed = 0;
     for thread_id in threads {
-        let Some(thread) = SaverCore::thread(engine, thread_id)? else {
+        let Some(thread) = Thread::at_head(engine, thread_id)? else {
             continue;
         };
         let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();

@@ -226,7 +226,7 @@ pub(crate) fn metadata(
     checkpoint_ns: &str,
     checkpoint_id: &str,
 ) -> CoreResult<Option<(Vec<u8>, Vec<u8>)>> {
-    let Some(thread) = SaverCore::thread(engine, thread_id)? else {
+    let Some(thread) = Thread::at_head(engine, thread_id)? else {
         return Ok(None);
     };
     let key = record::key_checkpoint(checkpoint_ns.as_bytes(), checkpoint_id.as_bytes());
@@ -255,7 +255,7 @@ pub(crate) fn list(
     checkpoint_ns: Option<&str>,
     before: Option<&str>,
 ) -> CoreResult<Vec<(String, String)>> {
-    let Some(thread) = SaverCore::thread(engine, thread_id)? else {
+    let Some(thread) = Thread::at_head(engine, thread_id)? else {
         return Ok(Vec::new());
     };
     let namespaces: Vec<Vec<u8>> = match checkpoint_ns {

@@ -1,8 +1,10 @@
 //! A thread's stream as one saver call sees it: `Thread` (its name, id and the view of its
-//! index at the head) and `Records` (the records the call reads, each read from the log once
-//! and decoded on demand), with the stream name of a thread.
+//! index at the head, reused by later reads while the head stays) and `Records` (the records
+//! the call reads, each read from the log once and decoded on demand), with the stream name of
+//! a thread.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use helios::{Engine, StreamId, Version, View};
 
@@ -16,6 +18,8 @@ pub(crate) struct Thread {
     pub(crate) name: String,
     /// Its stream's id (the cache's key: a recreated thread is another stream).
     pub(crate) id: StreamId,
+    /// The version `view` is at: the stream's head when it was read.
+    pub(crate) head: Version,
     /// The saver's index of the thread at its head.
     pub(crate) view: View,
 }
@@ -73,9 +77,9 @@ pub(crate) fn stream_name(thread_id: &str) -> String {
     format!("{SAVER_STREAM_PREFIX}{thread_id}")
 }
 
-impl SaverCore {
+impl Thread {
     /// The thread's stream at its head, or `None` if it has no event.
-    pub(crate) fn thread(engine: &Engine, thread_id: &str) -> CoreResult<Option<Thread>> {
+    pub(crate) fn at_head(engine: &Engine, thread_id: &str) -> CoreResult<Option<Thread>> {
         let name = stream_name(thread_id);
         let Some(info) = engine.stream(&name) else {
             return Ok(None);
@@ -87,7 +91,35 @@ impl SaverCore {
         Ok(Some(Thread {
             name,
             id: info.id,
+            head: info.head,
             view,
         }))
+    }
+}
+
+impl SaverCore {
+    /// The thread's stream at its head, or `None` if it has no event: the one an earlier call
+    /// built if the stream (same id) has not moved since, so that reads of a thread between
+    /// two writes build its view once. A view is the state at one version, so an unmoved head
+    /// means an unchanged view.
+    pub(crate) fn thread(
+        &self,
+        engine: &Engine,
+        thread_id: &str,
+    ) -> CoreResult<Option<Arc<Thread>>> {
+        let name = stream_name(thread_id);
+        let Some(info) = engine.stream(&name) else {
+            return Ok(None);
+        };
+        let cached = self.thread_views().get(&name).cloned();
+        if let Some(thread) = cached.filter(|t| t.id == info.id && t.head == info.head) {
+            return Ok(Some(thread));
+        }
+        let Some(thread) = Thread::at_head(engine, thread_id)? else {
+            return Ok(None);
+        };
+        let thread = Arc::new(thread);
+        self.thread_views().put(name, thread.clone());
+        Ok(Some(thread))
     }
 }

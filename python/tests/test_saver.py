@@ -131,6 +131,27 @@ def test_deletions_are_durable(tmp_path: Path) -> None:
         assert kept[0].checkpoint["channel_values"] == latest_b.checkpoint["channel_values"]
 
 
+def test_a_thread_deleted_and_written_again_reads_its_new_checkpoints(tmp_path: Path) -> None:
+    """A saver reuses a thread's view while its stream has not moved. Another saver on the same
+    store deletes the thread and writes it again to the same head: that is another stream, and
+    the first saver reads the new checkpoints, not the view it kept."""
+    with Store(tmp_path / "store") as store:
+        reader, writer = HeliosSaver(store=store), HeliosSaver(store=store)
+        config = {"configurable": {"thread_id": "t"}}
+        build(writer).invoke({"log": [], "count": 0, "note": "first"}, config)
+        first = reader.get_tuple(config)
+        assert first is not None
+        head = reader._core.head("t")
+        writer.delete_thread("t")
+        build(writer).invoke({"log": [], "count": 0, "note": "second"}, config)
+        assert reader._core.head("t") == head  # The same head, in another stream.
+        second, expected = reader.get_tuple(config), writer.get_tuple(config)
+        assert second is not None and expected is not None
+        assert second.config["configurable"]["checkpoint_id"] != first.checkpoint["id"]
+        assert second.config == expected.config
+        assert second.checkpoint == expected.checkpoint
+
+
 def test_storage_grows_with_what_changed(tmp_path: Path) -> None:
     """A channel that grows by ~200 B a step costs about that per step in the log, not its
     whole size: 300 steps of a list reaching ~60 KB stay far below the ~9 MB of full copies."""
