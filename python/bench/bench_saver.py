@@ -10,7 +10,8 @@ Measured, per saver:
 
 - put latency (p50, p99) during the single-thread run, timed around ``saver.put``;
 - get_tuple latency (p50, p99): the newest checkpoint, then ``--reads`` random checkpoints of
-  the thread (time travel); and, as its floor, LangGraph's decode of the same values alone;
+  the thread (time travel); as its floor, LangGraph's decode of the same values alone; and
+  HeliosSaver's own part, its native get of the same checkpoints (values as bytes);
 - list latency: ``list(config)`` of the whole thread, and ``list(config, limit=10)``;
 - bytes on disk: allocated blocks (``st_blocks * 512``) of every file the saver wrote;
 - put throughput with ``--threads`` graph threads at once (8 by default), each on its own
@@ -143,6 +144,8 @@ def run_one(
         assert tup is not None and len(tup.checkpoint["channel_values"]["messages"]) == steps
         rng = random.Random(7)
         lat = []
+        # HeliosSaver's own part of the same reads: its native get alone, values as bytes.
+        own = []
         # The floor under every saver's get_tuple: LangGraph's decode of the same values.
         decode = []
         for _ in range(reads):
@@ -152,6 +155,10 @@ def run_one(
             tup = saver.get_tuple(cfg)
             lat.append(time.perf_counter() - t)
             assert tup is not None and tup.checkpoint["id"] == cid
+            if isinstance(saver, HeliosSaver):
+                t = time.perf_counter()
+                saver._core.get("bench", "", cid)
+                own.append(time.perf_counter() - t)
             typed = [saver.serde.dumps_typed(v) for v in tup.checkpoint["channel_values"].values()]
             t = time.perf_counter()
             for value in typed:
@@ -162,6 +169,9 @@ def run_one(
         out["get_latest_p50_us"] = pct(latest, 0.5) * 1e6
         out["get_p50_us"] = pct(lat, 0.50) * 1e6
         out["get_p99_us"] = pct(lat, 0.99) * 1e6
+        if own:
+            out["own_p50_us"] = pct(own, 0.50) * 1e6
+            out["own_p99_us"] = pct(own, 0.99) * 1e6
         t = time.perf_counter()
         n = sum(1 for _ in saver.list(thread_config))
         out["list_all_ms"] = (time.perf_counter() - t) * 1e3
@@ -343,6 +353,10 @@ def main() -> int:
         f"floor: decoding the values alone (LangGraph's serde), p50 "
         f"{(h['decode_p50_us'] + s['decode_p50_us']) / 2:,.1f} us, p99 {d99:,.1f} us: a saver "
         f"that read nothing would be {s['get_p99_us'] / d99:.1f}x SqliteSaver's get_tuple p99"
+    )
+    print(
+        f"helios's own part of get_tuple (its native get of the same checkpoints, values as "
+        f"bytes, after the get_tuple): p50 {h['own_p50_us']:,.1f} us, p99 {h['own_p99_us']:,.1f} us"
     )
     m = memory["threaded_puts_per_s"]
     print(
