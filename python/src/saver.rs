@@ -179,8 +179,8 @@ impl SaverCore {
         checkpoint_id: &str,
         parent_id: Option<&str>,
         run_id: Option<&str>,
-        checkpoint: (String, Bound<'_, PyBytes>),
-        metadata: (String, Bound<'_, PyBytes>),
+        checkpoint: (String, PyBackedBytes),
+        metadata: (String, PyBackedBytes),
         versions: Vec<(String, String)>,
         blobs: Vec<NewValue>,
         durability: &str,
@@ -199,8 +199,6 @@ impl SaverCore {
             no_nul(channel, "a channel name")?;
             no_nul(version, "a channel version")?;
         }
-        let checkpoint = (checkpoint.0, checkpoint.1.as_bytes().to_vec());
-        let metadata = (metadata.0, metadata.1.as_bytes().to_vec());
         let engine = self.shared.engine()?;
         let (thread_id, ns, cid) = (
             thread_id.to_owned(),
@@ -239,7 +237,7 @@ impl SaverCore {
             let payload = record::encode(&Record::Put(put))
                 .map_err(|_| CoreError::Corrupt("a field of 4 GiB or more".into()))?;
             let appended = engine.append(&stream_name(&thread_id), &[payload], class, None)?;
-            self.cache_new_values(&appended, blobs, &encoded);
+            self.cache_new_values(&appended, blobs, &encoded, [checkpoint, metadata]);
             Ok(())
         })
         .map_err(|e| e.into_py(py))
@@ -348,11 +346,15 @@ impl SaverCore {
                 PyBytes::new(py, &w.value.data),
             ))?;
         }
+        let [checkpoint, metadata] = [l.checkpoint, l.metadata].map(|(key, value)| {
+            let ty = value.ty.as_deref().map(text).unwrap_or_default();
+            self.py_bytes(py, key, Found::Ready(value)).map(|b| (ty, b))
+        });
         let tuple = (
             text(&l.checkpoint_id),
             l.parent_id.as_deref().map(text),
-            (text(&l.checkpoint.0), PyBytes::new(py, &l.checkpoint.1)),
-            (text(&l.metadata.0), PyBytes::new(py, &l.metadata.1)),
+            checkpoint?,
+            metadata?,
             values,
             writes,
         )

@@ -112,6 +112,11 @@ pub(crate) struct ValueCache {
 /// `(stream id, record version, index of the value in the record)`.
 pub(crate) type CacheKey = (u64, u64, u32);
 
+/// The index a put record's checkpoint is cached under (a record's values never reach it).
+pub(crate) const CHECKPOINT_SLOT: u32 = u32::MAX;
+/// The index a put record's metadata is cached under.
+pub(crate) const METADATA_SLOT: u32 = u32::MAX - 1;
+
 /// One LRU of decoded values and the bytes they hold.
 #[derive(Debug)]
 struct Lru {

@@ -12,7 +12,7 @@ use helios::Engine;
 use crate::codec;
 use crate::record::{self, BlobPtr, PREFIX_LATEST, Record, Stored};
 use crate::saver::SaverCore;
-use crate::saver_cache::{CacheKey, Value};
+use crate::saver_cache::{CHECKPOINT_SLOT, CacheKey, Cached, METADATA_SLOT, Value, ValueBytes};
 use crate::saver_decode::Found;
 use crate::saver_error::CoreResult;
 use crate::saver_thread::{Records, Thread, corrupt};
@@ -23,10 +23,10 @@ pub(crate) struct Loaded {
     pub(crate) checkpoint_id: Vec<u8>,
     /// Its parent's id, if it has one.
     pub(crate) parent_id: Option<Vec<u8>>,
-    /// The checkpoint without channel values: serializer type and bytes.
-    pub(crate) checkpoint: (Vec<u8>, Vec<u8>),
-    /// The metadata: serializer type and bytes.
-    pub(crate) metadata: (Vec<u8>, Vec<u8>),
+    /// The checkpoint without channel values (its type tag and bytes), and its cache key.
+    pub(crate) checkpoint: (CacheKey, Arc<Value>),
+    /// The metadata (its type tag and bytes), and its cache key.
+    pub(crate) metadata: (CacheKey, Arc<Value>),
     /// `(channel, where the cache keeps it, value)` for each channel the checkpoint has a
     /// non-empty value for.
     pub(crate) values: Vec<(Vec<u8>, CacheKey, Found)>,
@@ -144,8 +144,13 @@ impl SaverCore {
                 Loaded {
                     checkpoint_id: cid.clone(),
                     parent_id: put.parent_id.map(<[u8]>::to_vec),
-                    checkpoint: whole(thread, &put.checkpoint)?,
-                    metadata: whole(thread, &put.metadata)?,
+                    checkpoint: self.whole_cached(
+                        thread,
+                        version,
+                        CHECKPOINT_SLOT,
+                        &put.checkpoint,
+                    )?,
+                    metadata: self.whole_cached(thread, version, METADATA_SLOT, &put.metadata)?,
                     values: Vec::new(),
                     writes: Vec::new(),
                 },
@@ -194,6 +199,30 @@ impl SaverCore {
             (&a.task_path, &a.task_id, a.idx).cmp(&(&b.task_path, &b.task_id, b.idx))
         });
         Ok(Some(loaded))
+    }
+}
+
+impl SaverCore {
+    /// A put record's checkpoint or metadata (`slot`), from the cache or decoded and cached.
+    fn whole_cached(
+        &self,
+        thread: &Thread,
+        version: u64,
+        slot: u32,
+        stored: &Stored<'_>,
+    ) -> CoreResult<(CacheKey, Arc<Value>)> {
+        let key = (thread.id.0, version, slot);
+        if let Some(Cached::Value(value)) = self.cache().get(key) {
+            return Ok((key, value));
+        }
+        let (ty, data) = whole(thread, stored)?;
+        let value = Arc::new(Value {
+            ty: Some(ty),
+            data: ValueBytes::Rust(data),
+        });
+        self.cache()
+            .insert(key, Cached::Value(value.clone()), false);
+        Ok((key, value))
     }
 }
 

@@ -10,7 +10,7 @@ use pyo3::pybacked::PyBackedBytes;
 use crate::codec::{self, Encoded};
 use crate::record::{self, BlobPtr, Record, Stored, Write, Writes};
 use crate::saver::SaverCore;
-use crate::saver_cache::{Cached, Value, ValueBytes};
+use crate::saver_cache::{CHECKPOINT_SLOT, Cached, METADATA_SLOT, Value, ValueBytes};
 use crate::saver_error::{CoreError, CoreResult};
 use crate::saver_thread::{Records, Thread};
 
@@ -76,15 +76,25 @@ impl SaverCore {
         Ok(encoded)
     }
 
-    /// Caches a put's new values under the record `appended` wrote: they are what the next put
-    /// deltas against and the next get reads.
+    /// Caches a put's new values, its checkpoint and its metadata (`(type, bytes)` each) under
+    /// the record `appended` wrote: they are what the next put deltas against and the next get
+    /// reads.
     pub(crate) fn cache_new_values(
         &self,
         appended: &Appended,
         blobs: Vec<NewValue>,
         encoded: &[Encoding],
+        [checkpoint, metadata]: [(String, PyBackedBytes); 2],
     ) {
         let mut cache = self.cache();
+        for (slot, (ty, data)) in [(CHECKPOINT_SLOT, checkpoint), (METADATA_SLOT, metadata)] {
+            let value = Arc::new(Value {
+                ty: Some(ty.into_bytes()),
+                data: ValueBytes::Python(data),
+            });
+            let key = (appended.stream.0, appended.last.0, slot);
+            cache.insert(key, Cached::Value(value), false);
+        }
         for (index, ((_, _, ty, data), (enc, _))) in blobs.into_iter().zip(encoded).enumerate() {
             let whole = !matches!(enc, Encoded::Delta(_) | Encoded::Splice { .. });
             let value = Arc::new(Value {

@@ -79,8 +79,9 @@ def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
     tmp_path: Path,
 ) -> None:
     """A list channel that grows by appending is cached as splices (a few KiB each) over a
-    shared base, not as one whole value per version; and a value the cache holds whole is
-    handed out as the same ``bytes`` object every time, not copied."""
+    shared base, not as one whole value per version; and a value the cache holds whole (and a
+    checkpoint's own bytes and metadata) is handed out as the same ``bytes`` object every time,
+    not copied."""
     store_dir = tmp_path / "store"
     with HeliosSaver(store_dir) as saver:
         messages: list[str] = []
@@ -108,5 +109,7 @@ def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
         first = core.get("grow", "", ids[-1])  # The oldest checkpoint: its value is whole.
         again = core.get("grow", "", ids[-1])
         assert first[4][0][2] is again[4][0][2]
+        assert first[2][1] is again[2][1]  # The checkpoint and metadata too.
+        assert first[3][1] is again[3][1]
         newest = core.get("grow", "", ids[0])  # A splice: written out for each get, equal.
         assert newest[4][0][2] == core.get("grow", "", ids[0])[4][0][2]
