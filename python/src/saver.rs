@@ -372,9 +372,14 @@ impl SaverCore {
     ) -> PyResult<Option<(String, Bound<'py, PyBytes>)>> {
         let engine = self.shared.engine()?;
         let found = py
-            .detach(|| saver_read::metadata(&engine, thread_id, checkpoint_ns, checkpoint_id))
+            .detach(|| self.metadata_of(&engine, thread_id, checkpoint_ns, checkpoint_id))
             .map_err(|e| e.into_py(py))?;
-        Ok(found.map(|(ty, data)| (text(&ty), PyBytes::new(py, &data))))
+        found
+            .map(|(key, value)| {
+                let ty = value.ty.as_deref().map(text).unwrap_or_default();
+                Ok((ty, self.py_bytes(py, key, Found::Ready(value))?))
+            })
+            .transpose()
     }
 
     /// The checkpoints of a thread as `(checkpoint_ns, checkpoint_id)`, newest id first, in one

@@ -123,7 +123,7 @@ impl SaverCore {
         let (version, _) = record::decode_checkpoint_entry(entry)
             .ok_or_else(|| corrupt(thread, "a checkpoint index entry is not 8 bytes or more"))?;
         let mut records = Records::new(thread);
-        let (mut loaded, blob_ptrs) = {
+        let (parent_id, blob_ptrs) = {
             let Record::Put(put) = records.record(engine, version)? else {
                 return Err(corrupt(
                     thread,
@@ -140,22 +140,15 @@ impl SaverCore {
                     ptrs.push((channel.to_vec(), channel_version.to_vec(), ptr));
                 }
             }
-            (
-                Loaded {
-                    checkpoint_id: cid.clone(),
-                    parent_id: put.parent_id.map(<[u8]>::to_vec),
-                    checkpoint: self.whole_cached(
-                        thread,
-                        version,
-                        CHECKPOINT_SLOT,
-                        &put.checkpoint,
-                    )?,
-                    metadata: self.whole_cached(thread, version, METADATA_SLOT, &put.metadata)?,
-                    values: Vec::new(),
-                    writes: Vec::new(),
-                },
-                ptrs,
-            )
+            (put.parent_id.map(<[u8]>::to_vec), ptrs)
+        };
+        let mut loaded = Loaded {
+            checkpoint_id: cid.clone(),
+            parent_id,
+            checkpoint: self.whole_cached(engine, &mut records, version, CHECKPOINT_SLOT)?,
+            metadata: self.whole_cached(engine, &mut records, version, METADATA_SLOT)?,
+            values: Vec::new(),
+            writes: Vec::new(),
         };
         for (channel, channel_version, ptr) in blob_ptrs {
             // Blob keys hold a hash of the version: check the version stored with the value.
@@ -203,19 +196,30 @@ impl SaverCore {
 }
 
 impl SaverCore {
-    /// A put record's checkpoint or metadata (`slot`), from the cache or decoded and cached.
+    /// The checkpoint (`CHECKPOINT_SLOT`) or metadata (`METADATA_SLOT`) of the put record at
+    /// `version`, from the cache, or read, decoded and cached.
     fn whole_cached(
         &self,
-        thread: &Thread,
+        engine: &Engine,
+        records: &mut Records<'_>,
         version: u64,
         slot: u32,
-        stored: &Stored<'_>,
     ) -> CoreResult<(CacheKey, Arc<Value>)> {
+        let thread = records.thread;
         let key = (thread.id.0, version, slot);
         if let Some(Cached::Value(value)) = self.cache().get(key) {
             return Ok((key, value));
         }
-        let (ty, data) = whole(thread, stored)?;
+        let (ty, data) = match records.record(engine, version)? {
+            Record::Put(p) if slot == CHECKPOINT_SLOT => whole(thread, &p.checkpoint)?,
+            Record::Put(p) => whole(thread, &p.metadata)?,
+            _ => {
+                return Err(corrupt(
+                    thread,
+                    format!("version {version} is not a checkpoint"),
+                ));
+            }
+        };
         let value = Arc::new(Value {
             ty: Some(ty),
             data: ValueBytes::Rust(data),
@@ -223,6 +227,31 @@ impl SaverCore {
         self.cache()
             .insert(key, Cached::Value(value.clone()), false);
         Ok((key, value))
+    }
+
+    /// A checkpoint's metadata alone (its type tag and bytes) and its cache key, or `None` if
+    /// the thread has no such checkpoint.
+    pub(crate) fn metadata_of(
+        &self,
+        engine: &Engine,
+        thread_id: &str,
+        checkpoint_ns: &str,
+        checkpoint_id: &str,
+    ) -> CoreResult<Option<(CacheKey, Arc<Value>)>> {
+        let Some(thread) = self.thread(engine, thread_id)? else {
+            return Ok(None);
+        };
+        let key = record::key_checkpoint(checkpoint_ns.as_bytes(), checkpoint_id.as_bytes());
+        let Some((version, _)) = thread
+            .view
+            .get(&key)
+            .and_then(record::decode_checkpoint_entry)
+        else {
+            return Ok(None);
+        };
+        let mut records = Records::new(&thread);
+        self.whole_cached(engine, &mut records, version, METADATA_SLOT)
+            .map(Some)
     }
 }
 
@@ -245,35 +274,6 @@ fn whole(thread: &Thread, stored: &Stored<'_>) -> CoreResult<(Vec<u8>, Vec<u8>)>
 /// `bytes` as text (invalid UTF-8 replaced): ids, names and type tags for Python.
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A checkpoint's metadata `(type, bytes)` alone, or `None` if the thread has no such
-/// checkpoint.
-pub(crate) fn metadata(
-    engine: &Engine,
-    thread_id: &str,
-    checkpoint_ns: &str,
-    checkpoint_id: &str,
-) -> CoreResult<Option<(Vec<u8>, Vec<u8>)>> {
-    let Some(thread) = Thread::at_head(engine, thread_id)? else {
-        return Ok(None);
-    };
-    let key = record::key_checkpoint(checkpoint_ns.as_bytes(), checkpoint_id.as_bytes());
-    let Some((version, _)) = thread
-        .view
-        .get(&key)
-        .and_then(record::decode_checkpoint_entry)
-    else {
-        return Ok(None);
-    };
-    let mut records = Records::new(&thread);
-    match records.record(engine, version)? {
-        Record::Put(p) => Ok(Some(whole(&thread, &p.metadata)?)),
-        _ => Err(corrupt(
-            &thread,
-            format!("version {version} is not a checkpoint"),
-        )),
-    }
 }
 
 /// The checkpoints of a thread as `(checkpoint_ns, checkpoint_id)`, newest id first, in one
