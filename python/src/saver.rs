@@ -236,7 +236,11 @@ impl SaverCore {
             };
             let payload = record::encode(&Record::Put(put))
                 .map_err(|_| CoreError::Corrupt("a field of 4 GiB or more".into()))?;
-            let appended = engine.append(&stream_name(&thread_id), &[payload], class, None)?;
+            let events = [payload];
+            let appended = engine.append(&stream_name(&thread_id), &events, class, None)?;
+            if let Some(thread) = &thread {
+                self.thread_appended(thread, &appended, &events[0]);
+            }
             self.cache_new_values(&appended, blobs, &encoded, [checkpoint, metadata]);
             Ok(())
         })
@@ -300,8 +304,11 @@ impl SaverCore {
             if kept.is_empty() {
                 return Ok(());
             }
-            let payload = self.writes_payload(&ns, &cid, &task_id, &task_path, &kept)?;
-            engine.append(&stream_name(&thread_id), &[payload], class, None)?;
+            let events = [self.writes_payload(&ns, &cid, &task_id, &task_path, &kept)?];
+            let appended = engine.append(&stream_name(&thread_id), &events, class, None)?;
+            if let Some(thread) = &thread {
+                self.thread_appended(thread, &appended, &events[0]);
+            }
             Ok(())
         })
         .map_err(|e| e.into_py(py))

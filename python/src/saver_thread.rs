@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use helios::{Engine, StreamId, Version, View};
+use helios::{Appended, Engine, REPLAY_MAX, StreamId, Version, View};
 
-use crate::record::{self, Record, SAVER_STREAM_PREFIX};
+use crate::record::{self, Record, SAVER_STREAM_PREFIX, SaverMachine};
 use crate::saver::SaverCore;
 use crate::saver_error::{CoreError, CoreResult};
 
@@ -121,5 +121,33 @@ impl SaverCore {
         let thread = Arc::new(thread);
         self.thread_views().put(name, thread.clone());
         Ok(Some(thread))
+    }
+
+    /// Keeps the view of `thread` after this call appended `payload` as the stream's next
+    /// event (`appended`): the same view with that event replayed on top, so that the next
+    /// call on the thread (a put follows a put) builds none. Nothing is kept when another event
+    /// came first (the stream was no longer at `thread.head`), or when the view already carries
+    /// `REPLAY_MAX` events over its checkpoints: the next read builds one from the engine,
+    /// which starts from a newer checkpoint.
+    pub(crate) fn thread_appended(&self, thread: &Thread, appended: &Appended, payload: &[u8]) {
+        let next = Version(thread.head.0 + 1);
+        if appended.stream != thread.id || appended.first != next || appended.last != next {
+            return;
+        }
+        if thread.view.report().events_replayed >= REPLAY_MAX {
+            return;
+        }
+        // The engine applied the same machine to the same bytes when it took the append, so
+        // this cannot fail; if it did, the next read would build the view from the engine.
+        let Ok(view) = thread.view.extended(&SaverMachine, [payload]) else {
+            return;
+        };
+        let kept = Thread {
+            name: thread.name.clone(),
+            id: thread.id,
+            head: next,
+            view,
+        };
+        self.thread_views().put(kept.name.clone(), Arc::new(kept));
     }
 }

@@ -249,6 +249,24 @@ impl View {
         Ok(View::new(base, overlay))
     }
 
+    /// This view with `events`, the stream's next events in order, replayed on top: the
+    /// state they lead to, on the same base. For a writer that follows its own appends
+    /// without a new view per append. The overlay keeps growing (a view from the engine starts
+    /// from a newer checkpoint instead), so the caller bounds how far it extends one:
+    /// `report().events_replayed` counts every event on top of the base.
+    ///
+    /// # Errors
+    /// The first event the machine rejects or panics on.
+    pub fn extended<E: AsRef<[u8]>>(
+        &self,
+        machine: &dyn StateMachine,
+        events: impl IntoIterator<Item = E>,
+    ) -> Result<View, ReplayError> {
+        let mut overlay = self.overlay.clone();
+        replay(machine, &self.base, &mut overlay, events)?;
+        Ok(View::new(self.base.clone(), overlay))
+    }
+
     /// The value of `key`, or `None` when the key is absent.
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
@@ -406,6 +424,28 @@ mod tests {
              level 3 checkpoint at version 0: 2 entries"
         );
         assert!(format!("{view:?}").contains("990"));
+    }
+
+    #[test]
+    fn an_extended_view_is_the_replay_of_every_event() {
+        let base = Base::new().with_layer_below(
+            LayerInfo::new(1, 10),
+            layer(&[("a", Some("1")), ("b", Some("2"))]),
+        );
+        let events = ["set a 3", "del b", "set c 4", "set a 5"];
+        let whole = View::replay(&crate::kv::KvMachine, base.clone(), events).expect("replay");
+        let first = View::replay(&crate::kv::KvMachine, base, &events[..1]).expect("replay");
+        let extended = first
+            .extended(&crate::kv::KvMachine, &events[1..])
+            .expect("extend");
+        assert_eq!(extended.to_map(), whole.to_map());
+        assert_eq!(extended.report().events_replayed, 4);
+        assert_eq!(
+            first.get(b"b"),
+            Some(&b"2"[..]),
+            "the view extended is unchanged"
+        );
+        assert!(first.extended(&crate::kv::KvMachine, ["junk"]).is_err());
     }
 
     #[test]
