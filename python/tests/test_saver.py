@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
+import threading
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -96,6 +97,62 @@ def test_graph_matches_in_memory_saver(tmp_path: Path) -> None:
     assert expected["final"]["note"] == "reviewed after 3"
     assert expected["after_fork"]["note"] == "reviewed after 3"
     assert len(expected["history_after_fork"]) > len(expected["history"])
+
+
+def test_threads_at_once_with_readers_match_in_memory_saver(tmp_path: Path) -> None:
+    """Six graphs run at once on one saver while two readers poll their newest checkpoints and
+    their lists: every tuple a reader gets is whole (its config names its checkpoint, its
+    values are its step's), and every thread ends with InMemorySaver's history."""
+    reference = build(InMemorySaver())
+    reference.invoke({"log": [], "count": 0, "note": ""}, {"configurable": {"thread_id": "r"}})
+    expected = history(reference, {"configurable": {"thread_id": "r"}})
+    ids = [f"t{i}" for i in range(6)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    checked = [0]
+    with HeliosSaver(tmp_path / "store") as saver:
+        graph = build(saver)
+
+        def check(tup: Any) -> None:
+            checked[0] += 1
+            assert tup.config["configurable"]["checkpoint_id"] == tup.checkpoint["id"]
+            log = tup.checkpoint["channel_values"].get("log", [])
+            assert len(log) == max(tup.metadata["step"], 0), (tup.metadata, log)
+
+        def write(thread_id: str) -> None:
+            try:
+                config = {"configurable": {"thread_id": thread_id}}
+                graph.invoke({"log": [], "count": 0, "note": ""}, config)
+            except BaseException as e:  # noqa: BLE001 - raised below
+                errors.append(e)
+
+        def read() -> None:
+            try:
+                while not stop.is_set():
+                    for thread_id in ids:
+                        config = {"configurable": {"thread_id": thread_id}}
+                        tup = saver.get_tuple(config)
+                        if tup is not None:
+                            check(tup)
+                        for tup in saver.list(config, limit=3):
+                            check(tup)
+            except BaseException as e:  # noqa: BLE001 - raised below
+                errors.append(e)
+
+        readers = [threading.Thread(target=read) for _ in range(2)]
+        writers = [threading.Thread(target=write, args=(t,)) for t in ids]
+        for t in readers + writers:
+            t.start()
+        for t in writers:
+            t.join()
+        stop.set()
+        for t in readers:
+            t.join()
+        if errors:
+            raise errors[0]
+        assert checked[0] > 0
+        for thread_id in ids:
+            assert history(graph, {"configurable": {"thread_id": thread_id}}) == expected
 
 
 def test_checkpoints_survive_reopen(tmp_path: Path) -> None:
