@@ -14,10 +14,25 @@ use crate::support::{KILL_SEGMENT_SIZE_BYTES, helios, ok, run_in, sigkill, stder
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A follower process whose stdout lines arrive on a channel.
+/// A follower process whose stdout and stderr lines arrive on channels.
 struct Following {
     child: Child,
     lines: mpsc::Receiver<String>,
+    errors: mpsc::Receiver<String>,
+}
+
+/// Sends each line `from` prints on a channel, from a thread of its own.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl Following {
@@ -29,17 +44,27 @@ impl Following {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn the follower");
-        let stdout = child.stdout.take().expect("stdout");
-        let (send, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
+        let lines = lines_of(child.stdout.take().expect("stdout"));
+        let errors = lines_of(child.stderr.take().expect("stderr"));
+        Following {
+            child,
+            lines,
+            errors,
+        }
+    }
+
+    /// Waits until the follower says `what` on stderr (for example that it waits for the
+    /// store), so that what the test does next happens after it.
+    fn said(&self, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.errors.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return,
+                Ok(_) => {}
+                Err(e) => panic!("the follower did not say {what:?}: {e}"),
             }
-        });
-        Following { child, lines }
+        }
     }
 
     /// The next `n` lines, each within the wait.
@@ -69,11 +94,9 @@ impl Following {
             self.child.try_wait().expect("try_wait").is_none(),
             "{what}: the follower exited on its own"
         );
-        let mut stderr = self.child.stderr.take().expect("stderr");
         sigkill(&mut self.child, what);
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
+        // The process is gone, so its stderr ends: every line left is on the channel.
+        self.errors.iter().collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -86,6 +109,8 @@ fn read_follow_waits_for_the_store_then_prints_each_durable_event_of_another_pro
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let follower = Following::spawn(&["read", path(&dir), "orders", "--follow"]);
+    // The store is made after the follower started looking for it.
+    follower.said("waiting for it");
     ok(&run_in(
         &dir,
         &["append", "orders", "--durability", "critical"],
@@ -102,7 +127,7 @@ fn read_follow_waits_for_the_store_then_prints_each_durable_event_of_another_pro
         Vec::<String>::new()
     );
     let stderr = follower.stop("read --follow");
-    assert!(stderr.contains("waiting for it"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 
     // A second follower from a version on prints the rest, then waits for the next.
     let from = Following::spawn(&["read", path(&dir), "orders", "--follow", "--from", "4"]);
