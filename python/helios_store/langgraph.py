@@ -112,7 +112,9 @@ class HeliosSaver(BaseCheckpointSaver[str]):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Closes the store if this saver opened it (syncing what is buffered). Idempotent."""
+        """Closes the store if this saver opened it (syncing what is buffered), and drops the
+        saver's caches. Idempotent."""
+        self._core.clear_caches()
         if self._owns_store:
             self.store.close()
 

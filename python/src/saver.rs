@@ -492,4 +492,11 @@ impl SaverCore {
     fn cache_stats(&self) -> (usize, usize) {
         self.cache().stats()
     }
+
+    /// Drops every decoded value and kept thread view: what a closed saver still held (a kept
+    /// view keeps the checkpoint files it reads mapped).
+    fn clear_caches(&self) {
+        self.cache().clear();
+        self.thread_views().clear();
+    }
 }

@@ -201,6 +201,12 @@ impl ValueCache {
         }
     }
 
+    /// Drops every value.
+    pub(crate) fn clear(&mut self) {
+        self.bases = Lru::new();
+        self.others = Lru::new();
+    }
+
     /// Bytes of decoded values held, and how many.
     pub(crate) fn stats(&self) -> (usize, usize) {
         (

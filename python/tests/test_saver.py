@@ -243,12 +243,16 @@ def test_storage_grows_with_what_changed(tmp_path: Path) -> None:
 
 
 def test_closed_saver_raises(tmp_path: Path) -> None:
+    config = {"configurable": {"thread_id": "x"}}
     with HeliosSaver(tmp_path / "store") as saver:
-        pass
+        build(saver).invoke({"log": [], "count": 0, "note": ""}, config)
+        assert saver.get_tuple(config) is not None
+        assert saver._core.cache_stats()[1] > 0
+    assert saver._core.cache_stats() == (0, 0), "a closed saver holds no values"
     with pytest.raises(StoreClosedError):
-        saver.get_tuple({"configurable": {"thread_id": "x"}})
+        saver.get_tuple(config)
     with pytest.raises(StoreClosedError):
-        build(saver).invoke({"log": [], "count": 0, "note": ""}, {"configurable": {"thread_id": "x"}})
+        build(saver).invoke({"log": [], "count": 0, "note": ""}, config)
 
 
 def test_shared_store_and_bad_arguments(tmp_path: Path) -> None:
