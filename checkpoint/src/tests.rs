@@ -489,50 +489,24 @@ fn checkpoints_are_send_and_sync() {
 }
 
 /// The pages a cold point lookup reads, measured with `mincore` after evicting the file with
-/// `posix_fadvise(POSIX_FADV_DONTNEED)`.
-#[expect(
-    unsafe_code,
-    reason = "mincore, posix_fadvise and sysconf are unsafe libc calls"
-)]
+/// `posix_fadvise(POSIX_FADV_DONTNEED)` (both through `helios_storage`).
 mod residency {
-    use std::fs::File;
-    use std::os::fd::AsRawFd;
     use std::path::Path;
 
-    use memmap2::Mmap;
+    use helios_storage::{FsStorage, Storage as _, resident_pages};
 
     use super::numbered_entry;
     use crate::{Checkpoint, CheckpointMeta, Lookup, SortedRun, write_checkpoint};
 
-    fn page_len() -> usize {
-        // SAFETY: sysconf has no preconditions; it reads a system constant.
-        let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(len).expect("page size")
-    }
-
-    /// Pages of `map` in the page cache.
-    fn resident_pages(map: &Mmap) -> usize {
-        let mut residency = vec![0u8; map.len().div_ceil(page_len())];
-        // SAFETY: `map` is a live mapping of `map.len()` bytes starting at a page-aligned address
-        // (mmap returns page-aligned addresses), and `residency` has one byte for each of its
-        // pages, which is what mincore writes.
-        let rc = unsafe {
-            libc::mincore(
-                map.as_ptr().cast_mut().cast::<libc::c_void>(),
-                map.len(),
-                residency.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
-        residency.iter().filter(|&&page| page & 1 != 0).count()
+    /// Pages of the file at `path` in the page cache.
+    fn resident(path: &Path) -> usize {
+        resident_pages(path).expect("mincore")
     }
 
     /// Asks the kernel to drop the file's clean, unmapped pages from the page cache.
     fn evict(path: &Path) {
-        let file = File::open(path).expect("open");
-        // SAFETY: posix_fadvise only reads its integer arguments; the fd is open for the call.
-        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(rc, 0, "posix_fadvise failed with {rc}");
+        let file = FsStorage.open_read_only(path).expect("open");
+        file.evict_pages().expect("posix_fadvise");
     }
 
     #[test]
@@ -551,18 +525,21 @@ mod residency {
         )
         .expect("write");
         let mut checkpoint = Checkpoint::open(&path).expect("open");
-        let file_pages = written.file_len_bytes.div_ceil(page_len() as u64);
+        assert!(
+            checkpoint.map_for_tests().is_some(),
+            "read through a map, or a cold lookup reads nothing from the file"
+        );
+        let file_bytes = written.file_len_bytes;
         let (mut hit_pages, mut miss_pages) = (0usize, 0usize);
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         for n in 0..2 * LOOKUPS {
             // A new map has no page mapped, so every cached page of the file can be evicted.
             checkpoint.remap_for_tests().expect("remap");
             evict(&path);
-            let map = checkpoint.map_for_tests().expect("mapped");
-            let before = resident_pages(map);
+            let before = resident(&path);
             if before > 0 {
                 eprintln!(
-                    "posix_fadvise(DONTNEED) left {before} of {file_pages} pages cached on this \
+                    "posix_fadvise(DONTNEED) left {before} pages of a {file_bytes}-byte file cached on this \
                      machine: cannot measure cold lookups here, skipping"
                 );
                 return;
@@ -574,20 +551,20 @@ mod residency {
             let (key, value) = numbered_entry(i);
             if n % 2 == 0 {
                 assert_eq!(checkpoint.get(&key), Lookup::Value(&value));
-                hit_pages += resident_pages(checkpoint.map_for_tests().expect("mapped"));
+                hit_pages += resident(&path);
             } else {
                 // The key just below a stored one is absent, and lands in the same block or the
                 // one before.
                 let mut absent = key;
                 absent[..8].copy_from_slice(&(2 * i).to_be_bytes());
                 assert_eq!(checkpoint.get(&absent), Lookup::Absent);
-                miss_pages += resident_pages(checkpoint.map_for_tests().expect("mapped"));
+                miss_pages += resident(&path);
             }
         }
         let hit_average = hit_pages as f64 / LOOKUPS as f64;
         let miss_average = miss_pages as f64 / LOOKUPS as f64;
         eprintln!(
-            "cold point lookups in a {ENTRY_COUNT}-entry checkpoint ({file_pages} pages, {} \
+            "cold point lookups in a {ENTRY_COUNT}-entry checkpoint ({file_bytes} bytes, {} \
              blocks): {hit_average:.2} pages per hit, {miss_average:.2} per miss \
              ({LOOKUPS} each)",
             written.block_count

@@ -44,6 +44,22 @@ impl StorageFile for FsFile {
     }
 }
 
+/// How many of the pages of the file at `path` are in the page cache (Linux: `mincore`). For
+/// tests and benchmarks of cold reads, beside [`ReadOnlyBytes::evict_pages`].
+///
+/// # Errors
+/// Opening or mapping the file; `Unsupported` off Linux.
+pub fn resident_pages(path: &Path) -> io::Result<usize> {
+    let file = File::open(path)?;
+    #[cfg(target_os = "linux")]
+    return map::resident_pages(&file);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
 /// A mapped segment (sealed, or the active one) and its file.
 struct MappedFile {
     map: memmap2::Mmap,
@@ -187,10 +203,11 @@ impl Storage for FsStorage {
     }
 }
 
-/// The only module of this crate allowed to use `unsafe`: creating memory maps.
+/// The only module of this crate allowed to use `unsafe`: memory maps, and the calls that ask
+/// the kernel about or advise it on their pages.
 #[expect(
     unsafe_code,
-    reason = "memory-mapping a file is unsafe in memmap2's API"
+    reason = "memory-mapping a file is unsafe in memmap2's API; the page-cache calls are libc's"
 )]
 mod map {
     use std::fs::File;
@@ -224,7 +241,7 @@ mod map {
         unsafe { memmap2::Mmap::map(file) }
     }
 
-    /// Drops this process's page-table entries for `map` (`MADV_DONTNEED`).
+    /// Maps `len` bytes of `file`, which may run past its end (see `Storage::map_growing`).
     pub(super) fn map_growing(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
         // SAFETY: the map may extend past the file's end. The contract of
         // `Storage::map_growing` makes callers read only bytes the file already holds, and
@@ -235,12 +252,41 @@ mod map {
         unsafe { memmap2::MmapOptions::new().len(len).map(file) }
     }
 
+    /// Drops this process's page-table entries for `map` (`MADV_DONTNEED`).
     pub(super) fn evict(map: &memmap2::Mmap) -> io::Result<()> {
         // SAFETY: MADV_DONTNEED is unsafe in memmap2's API because on a private mapping it
         // discards modified pages. This is a shared, read-only map of a segment: nothing was
         // modified through it, so every later read returns the bytes the file holds, faulted
         // back in from the page cache or the disk. The range stays mapped.
         unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
+    }
+
+    /// How many of `file`'s pages are in the page cache: `mincore` over a map of it, through
+    /// which nothing is read.
+    #[cfg(target_os = "linux")]
+    pub(super) fn resident_pages(file: &File) -> io::Result<usize> {
+        if file.metadata()?.len() == 0 {
+            return Ok(0);
+        }
+        let map = map_readonly(file)?;
+        // SAFETY: sysconf has no preconditions; it reads a system constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| io::Error::other("no page size"))?;
+        let mut residency = vec![0u8; map.len().div_ceil(page)];
+        // SAFETY: `map` is a live mapping of `map.len()` bytes at a page-aligned address (mmap
+        // returns one), and `residency` has one byte for each of its pages, which is what
+        // mincore writes. mincore reads no byte of the map.
+        let rc = unsafe {
+            libc::mincore(
+                map.as_ptr().cast_mut().cast::<libc::c_void>(),
+                map.len(),
+                residency.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(residency.iter().filter(|&&p| p & 1 != 0).count())
     }
 
     /// Asks the kernel to drop `file`'s clean pages from the page cache.

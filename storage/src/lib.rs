@@ -23,7 +23,7 @@ pub mod search;
 #[cfg(any(test, feature = "sim"))]
 mod sim;
 
-pub use fs::FsStorage;
+pub use fs::{FsStorage, resident_pages};
 pub use lazy::LazyMap;
 #[cfg(any(test, feature = "sim"))]
 pub use sim::{CrashFault, SimStorage};

@@ -1,5 +1,5 @@
 //! Cold reads of sealed segments on the real file system: the pages a read brings in, counted
-//! with `mincore` and the thread's major faults.
+//! with `mincore` (`helios_storage::resident_pages`) and the thread's major faults.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,40 +9,14 @@ use crate::log::{Log, LogOptions, segment_name};
 use crate::storage::Storage;
 use crate::types::Location;
 
-/// The pages of a file in the page cache, measured with `mincore`.
-#[expect(
-    unsafe_code,
-    reason = "mapping a file and mincore are unsafe; sysconf is a libc call"
-)]
-mod residency {
-    use std::fs::File;
-    use std::path::Path;
+/// How many of `path`'s pages are in the page cache.
+fn resident_pages(path: &Path) -> usize {
+    crate::storage::resident_pages(path).expect("mincore")
+}
 
-    /// How many of `path`'s pages are in the page cache. The file is mapped for the call
-    /// and nothing is read through the map, so the count is the page cache's.
-    pub(super) fn resident_pages(path: &Path) -> usize {
-        let file = File::open(path).expect("open");
-        // SAFETY: the map is read-only and dropped at the end of this function; nothing
-        // reads through it (mincore only asks the kernel about its pages), so a change to
-        // the file while it is mapped cannot be observed as changing bytes.
-        let map = unsafe { memmap2::Mmap::map(&file) }.expect("map");
-        // SAFETY: sysconf has no preconditions; it reads a system constant.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("page");
-        let mut residency = vec![0u8; map.len().div_ceil(page)];
-        // SAFETY: `map` is a live mapping of `map.len()` bytes at a page-aligned address
-        // (mmap returns one), and `residency` has one byte for each of its pages, which is
-        // what mincore writes.
-        let rc = unsafe {
-            libc::mincore(
-                map.as_ptr().cast_mut().cast::<libc::c_void>(),
-                map.len(),
-                residency.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
-        residency.iter().filter(|&&p| p & 1 != 0).count()
-    }
-
+/// The calling thread's major page faults.
+#[expect(unsafe_code, reason = "getrusage is a libc call")]
+mod faults {
     /// The calling thread's major page faults so far (`getrusage(RUSAGE_THREAD)`).
     pub(super) fn major_faults() -> i64 {
         let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -104,7 +78,7 @@ fn a_cold_read_in_a_sealed_segment_reads_its_own_pages() {
             let (i, location) = sealed[n * 7919 % sealed.len()];
             let path = dir.path().join(segment_name(location.segment));
             log.evict_cached_pages().expect("evict");
-            let before = residency::resident_pages(&path);
+            let before = resident_pages(&path);
             if before > 0 {
                 eprintln!(
                     "posix_fadvise(DONTNEED) left {before} pages of {} cached on this \
@@ -114,7 +88,7 @@ fn a_cold_read_in_a_sealed_segment_reads_its_own_pages() {
                 return None;
             }
             assert_eq!(log.read(location).expect("read").payload, sealed_payload(i));
-            pages += residency::resident_pages(&path);
+            pages += resident_pages(&path);
         }
         Some(pages as f64 / READS as f64)
     };
@@ -155,7 +129,7 @@ fn a_cold_range_read_asks_for_its_pages_at_once() {
     let span_pages = last.end().div_ceil(4096) - first.offset / 4096;
     let path = dir.path().join(segment_name(segment));
     log.evict_cached_pages().expect("evict");
-    let before = residency::resident_pages(&path);
+    let before = resident_pages(&path);
     if before > 0 {
         eprintln!(
             "posix_fadvise(DONTNEED) left {before} pages of {} cached on this machine: \
@@ -164,12 +138,12 @@ fn a_cold_range_read_asks_for_its_pages_at_once() {
         );
         return;
     }
-    let faults_before = residency::major_faults();
+    let faults_before = faults::major_faults();
     let read = log
         .read_many_with(&locations, |r| r.payload.to_vec())
         .expect("read many");
-    let faults = residency::major_faults() - faults_before;
-    let pages = residency::resident_pages(&path);
+    let faults = faults::major_faults() - faults_before;
+    let pages = resident_pages(&path);
     let want: Vec<Vec<u8>> = run.iter().map(|&(i, _)| sealed_payload(i)).collect();
     assert_eq!(read, want);
     eprintln!(
