@@ -21,9 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use lru::LruCache;
-
 use helios::{Durability, Version};
+use lru::LruCache;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -344,14 +343,10 @@ impl SaverCore {
             values.append((text(&channel), ty, self.py_bytes(py, key, value)?))?;
         }
         let writes = PyList::empty(py);
-        for w in &l.writes {
+        for w in l.writes {
             let ty = w.value.ty.as_deref().map(text);
-            writes.append((
-                text(&w.task_id),
-                text(&w.channel),
-                ty,
-                PyBytes::new(py, &w.value.data),
-            ))?;
+            let bytes = self.py_bytes(py, w.key, Found::Ready(w.value))?;
+            writes.append((text(&w.task_id), text(&w.channel), ty, bytes))?;
         }
         let [checkpoint, metadata] = [l.checkpoint, l.metadata].map(|(key, value)| {
             let ty = value.ty.as_deref().map(text).unwrap_or_default();
@@ -400,8 +395,13 @@ impl SaverCore {
         before: Option<&str>,
     ) -> PyResult<Vec<(String, String)>> {
         let engine = self.shared.engine()?;
-        py.detach(|| saver_read::list(&engine, thread_id, checkpoint_ns, before))
-            .map_err(|e| e.into_py(py))
+        py.detach(|| -> CoreResult<_> {
+            Ok(self
+                .thread(&engine, thread_id)?
+                .map(|thread| saver_read::list(&thread, checkpoint_ns, before))
+                .unwrap_or_default())
+        })
+        .map_err(|e| e.into_py(py))
     }
 
     /// Every thread that has records.

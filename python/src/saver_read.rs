@@ -47,6 +47,8 @@ pub(crate) struct LoadedWrite {
     pub(crate) idx: i64,
     /// The channel written.
     pub(crate) channel: Vec<u8>,
+    /// Where the cache keeps the value.
+    pub(crate) key: CacheKey,
     /// The value written.
     pub(crate) value: Arc<Value>,
 }
@@ -184,6 +186,7 @@ impl SaverCore {
                 task_id,
                 idx,
                 channel,
+                key: (thread.id.0, ptr.version, ptr.index),
                 value,
             });
         }
@@ -279,14 +282,10 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 /// The checkpoints of a thread as `(checkpoint_ns, checkpoint_id)`, newest id first, in one
 /// namespace or all of them, only ids below `before` if given.
 pub(crate) fn list(
-    engine: &Engine,
-    thread_id: &str,
+    thread: &Thread,
     checkpoint_ns: Option<&str>,
     before: Option<&str>,
-) -> CoreResult<Vec<(String, String)>> {
-    let Some(thread) = Thread::at_head(engine, thread_id)? else {
-        return Ok(Vec::new());
-    };
+) -> Vec<(String, String)> {
     let namespaces: Vec<Vec<u8>> = match checkpoint_ns {
         Some(ns) => vec![ns.as_bytes().to_vec()],
         None => thread
@@ -308,7 +307,7 @@ pub(crate) fn list(
     }
     // Newest first across namespaces, as SQL savers order by checkpoint id.
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(out)
+    out
 }
 
 /// How the values of `stream` (a thread's) are stored, counted over all its put records.

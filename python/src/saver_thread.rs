@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use helios::{Appended, Engine, REPLAY_MAX, StreamId, Version, View};
+use helios::{Appended, Engine, REPLAY_MAX, StreamId, StreamInfo, Version, View};
 
 use crate::record::{self, Record, SAVER_STREAM_PREFIX, SaverMachine};
 use crate::saver::SaverCore;
@@ -81,9 +81,14 @@ impl Thread {
     /// The thread's stream at its head, or `None` if it has no event.
     pub(crate) fn at_head(engine: &Engine, thread_id: &str) -> CoreResult<Option<Thread>> {
         let name = stream_name(thread_id);
-        let Some(info) = engine.stream(&name) else {
-            return Ok(None);
-        };
+        match engine.stream(&name) {
+            Some(info) => Thread::at(engine, name, &info),
+            None => Ok(None),
+        }
+    }
+
+    /// The stream `info` describes (named `name`) at its head, or `None` if it has no event.
+    fn at(engine: &Engine, name: String, info: &StreamInfo) -> CoreResult<Option<Thread>> {
         if info.head == Version::ZERO {
             return Ok(None);
         }
@@ -115,7 +120,7 @@ impl SaverCore {
         if let Some(thread) = cached.filter(|t| t.id == info.id && t.head == info.head) {
             return Ok(Some(thread));
         }
-        let Some(thread) = Thread::at_head(engine, thread_id)? else {
+        let Some(thread) = Thread::at(engine, name.clone(), &info)? else {
             return Ok(None);
         };
         let thread = Arc::new(thread);

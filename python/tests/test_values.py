@@ -80,8 +80,8 @@ def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
 ) -> None:
     """A list channel that grows by appending is cached as splices (a few KiB each) over a
     shared base, not as one whole value per version; and a value the cache holds whole (and a
-    checkpoint's own bytes and metadata) is handed out as the same ``bytes`` object every time,
-    not copied."""
+    checkpoint's own bytes, its metadata and its pending writes) is handed out as the same
+    ``bytes`` object every time, not copied."""
     store_dir = tmp_path / "store"
     with HeliosSaver(store_dir) as saver:
         messages: list[str] = []
@@ -95,6 +95,7 @@ def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
             checkpoint["channel_versions"] = {"messages": version}
             config = saver.put(config, checkpoint, {"step": step}, {"messages": version})
         assert saver._core.value_encodings("grow")["splice"] > 150
+        saver.put_writes(config, [("messages", ["pending " + "y" * 200])], "task-1")
     with HeliosSaver(store_dir) as reopened:
         core = reopened._core
         ids = [c for _, c in core.list("grow", "", None)]
@@ -112,4 +113,6 @@ def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
         assert first[2][1] is again[2][1]  # The checkpoint and metadata too.
         assert first[3][1] is again[3][1]
         newest = core.get("grow", "", ids[0])  # A splice: written out for each get, equal.
-        assert newest[4][0][2] == core.get("grow", "", ids[0])[4][0][2]
+        again = core.get("grow", "", ids[0])
+        assert newest[4][0][2] == again[4][0][2]
+        assert len(newest[5]) == 1 and newest[5][0][3] is again[5][0][3]  # A pending write.
