@@ -155,6 +155,7 @@ pub(crate) fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result
 /// # Errors
 /// When the frame is damaged or does not decompress to exactly `raw_len` bytes.
 pub(crate) fn decode_zstd(frame: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+    check_frame_size(frame, raw_len)?;
     let out = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -173,6 +174,7 @@ pub(crate) fn decode_zstd(frame: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
 /// # Errors
 /// As [`decode_zstd`].
 pub(crate) fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+    check_frame_size(frame, raw_len)?;
     let mut dctx = zstd::zstd_safe::DCtx::create();
     dctx.ref_prefix(base).map_err(zstd_error)?;
     let mut out = Vec::with_capacity(raw_len);
@@ -217,6 +219,30 @@ pub(crate) fn write_splice(out: &mut [u8], head: &[u8], base: &[u8], tail: &[u8]
     let (middle, end) = rest.split_at_mut(base.len() - head.len());
     middle.copy_from_slice(&base[head.len()..]);
     end.copy_from_slice(tail);
+}
+
+/// Checks the size a frame's header states against the size its record states, before
+/// anything is allocated for it: a delta's output buffer is sized from the record, which a
+/// damaged record could make 4 GiB. Every frame this module writes states its size (zstd's
+/// one-shot compression writes it by default).
+fn check_frame_size(frame: &[u8], raw_len: usize) -> io::Result<()> {
+    let stated = zstd::zstd_safe::get_frame_content_size(frame).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a stored value's zstd frame has a damaged header",
+        )
+    })?;
+    match stated {
+        Some(n) if n == raw_len as u64 => Ok(()),
+        Some(n) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a stored value's zstd frame holds {n} bytes, its record says {raw_len}"),
+        )),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a stored value's zstd frame does not state its size",
+        )),
+    }
 }
 
 fn check_len(out: Vec<u8>, raw_len: usize) -> io::Result<Vec<u8>> {

@@ -5,11 +5,15 @@ emptied, tiny and large; from the cache, and after a reopen from the log alone."
 from __future__ import annotations
 
 import random
+import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import empty_checkpoint
 
+from helios_store import Store
 from helios_store.langgraph import HeliosSaver
 
 
@@ -116,3 +120,87 @@ def test_cache_keeps_grown_values_as_their_parts_and_copies_no_whole_value(
         again = core.get("grow", "", ids[0])
         assert newest[4][0][2] == again[4][0][2]
         assert len(newest[5]) == 1 and newest[5][0][3] is again[5][0][3]  # A pending write.
+
+
+
+def _framed(data: bytes) -> bytes:
+    """A length-prefixed field of a saver record."""
+    return struct.pack("<I", len(data)) + data
+
+
+def _raw(data: bytes) -> bytes:
+    """A value stored as is (encoding 1)."""
+    return bytes([1]) + _framed(b"msgpack") + _framed(data)
+
+
+def _put(checkpoint_id: str, channel_version: bytes, value: bytes) -> bytes:
+    """A saver put record in `record.rs`'s layout: kind 1, namespace, id, no parent, no run
+    id, the checkpoint and metadata (raw, empty msgpack maps), one channel version and one
+    value of channel `c` at that version."""
+    return (
+        bytes([1])
+        + _framed(b"")
+        + _framed(checkpoint_id.encode())
+        + b"\x00\x00"
+        + _raw(b"\x80")
+        + _raw(b"\x80")
+        + struct.pack("<I", 1)
+        + _framed(b"c")
+        + _framed(channel_version)
+        + struct.pack("<I", 1)
+        + _framed(b"c")
+        + _framed(channel_version)
+        + value
+    )
+
+
+def _forged_delta(raw_len: int) -> bytes:
+    """A delta (encoding 3) against the value of the thread's first record whose frame, zstd's
+    smallest (magic, a single-segment header stating 5 bytes, one raw block), says it holds
+    `raw_len` bytes."""
+    frame = bytes.fromhex("28b52ffd") + bytes([0x20, 5]) + bytes([0x29, 0, 0]) + b"hello"
+    return (
+        bytes([3])
+        + _framed(b"msgpack")
+        + struct.pack("<IQII", raw_len, 1, 0, 1)
+        + _framed(frame)
+    )
+
+
+# Run in a process whose address space cannot hold 4 GiB: a read that allocated what the
+# record says before checking the frame would abort it.
+_READ_UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from helios_store import CorruptRecordError
+from helios_store.langgraph import HeliosSaver
+with HeliosSaver(sys.argv[1]) as saver:
+    try:
+        saver.get_tuple({"configurable": {"thread_id": "forged", "checkpoint_ns": ""}})
+    except CorruptRecordError as e:
+        print("refused:", e)
+"""
+
+
+def test_a_record_that_states_a_huge_value_is_refused_before_anything_is_allocated(
+    tmp_path: Path,
+) -> None:
+    store_dir = tmp_path / "store"
+    with Store(store_dir) as store:
+        store.append(
+            "helios.langgraph/forged",
+            [
+                _put("00000000-0000-0000-0000-000000000001", b"1", _raw(b"\x90")),
+                _put("00000000-0000-0000-0000-000000000002", b"2", _forged_delta(0xFFFF_FFF0)),
+            ],
+        )
+    run = subprocess.run(
+        [sys.executable, "-c", _READ_UNDER_A_MEMORY_LIMIT, str(store_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "refused:" in run.stdout, run.stdout
+    assert "forged" in run.stdout
+    assert "holds 5 bytes, its record says 4294967280" in run.stdout
