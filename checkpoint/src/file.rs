@@ -22,14 +22,12 @@ use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use helios_storage::ReadOnlyBytes;
-use memmap2::{Advice, Mmap};
+use helios_storage::{FsStorage, ReadOnlyBytes, Storage as _};
 use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
 
 use crate::error::{CheckpointError, Result};
 use crate::format::{self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, header};
-use crate::map;
 use crate::points::PointIndex;
 use crate::run::{Lookup, RunEntry, SortedRun};
 use crate::search::{LINE_LEN, SearchTree};
@@ -40,10 +38,26 @@ const MEMORY_PATH: &str = "<memory>";
 
 /// Where a checkpoint's bytes live.
 enum Backing {
-    Map(Mmap),
     Heap(AlignedVec<ARCHIVE_ALIGN>),
-    /// A range of a pack's bytes, shared by every checkpoint read from the pack.
+    /// A range of a pack's bytes, shared by every checkpoint read from the pack, or a whole
+    /// checkpoint file's.
     Pack(Box<PackRange>),
+}
+
+/// A whole checkpoint file's bytes, read in place where the storage mapped them, copied into
+/// an aligned buffer where it read a small file into memory (whose buffer may not be aligned
+/// for the archive).
+fn whole_file(bytes: ReadOnlyBytes) -> Backing {
+    if (bytes.as_ptr() as usize).is_multiple_of(ARCHIVE_ALIGN) {
+        let end = bytes.len();
+        Backing::Pack(Box::new(PackRange {
+            bytes,
+            start: 0,
+            end,
+        }))
+    } else {
+        Backing::Heap(format::aligned_copy(&bytes))
+    }
 }
 
 /// A checkpoint's bytes inside a pack (boxed: a lookup's hot fields stay in one cache line).
@@ -56,7 +70,6 @@ struct PackRange {
 impl Backing {
     fn bytes(&self) -> &[u8] {
         match self {
-            Backing::Map(map) => map,
             Backing::Heap(vec) => vec,
             Backing::Pack(range) => &range.bytes[range.start..range.end],
         }
@@ -211,9 +224,11 @@ impl Checkpoint {
                 expected_bytes: header::LEN as u64,
             });
         }
-        let map = map::map_readonly(&file).map_err(io("mmap"))?;
-        map.advise(Advice::Random).map_err(io("madvise"))?;
-        Checkpoint::validate(path.to_path_buf(), Backing::Map(map))
+        drop(file);
+        let bytes = FsStorage.map_readonly(path).map_err(io("mmap"))?;
+        // A lookup reads a page or two: no readahead around them.
+        bytes.reading_at_random();
+        Checkpoint::validate(path.to_path_buf(), whole_file(bytes))
     }
 
     /// Validates the checkpoint at `offset..offset + len` of a pack's bytes (mapped or copied
@@ -308,29 +323,19 @@ impl Checkpoint {
     /// I/O errors from the advice calls or from opening the file.
     #[cfg(any(test, feature = "bench-hooks"))]
     pub fn evict_pages(&self) -> Result<()> {
-        let map = match &self.backing {
-            Backing::Map(map) => map,
-            Backing::Heap(_) => return Ok(()),
+        match &self.backing {
+            Backing::Heap(_) => Ok(()),
             Backing::Pack(range) => {
-                return range
+                range
                     .bytes
                     .evict_pages()
                     .map_err(|source| CheckpointError::Io {
                         op: "evict pages",
                         path: self.path.clone(),
                         source,
-                    });
+                    })
             }
-        };
-        let io = |op: &'static str| {
-            move |source| CheckpointError::Io {
-                op,
-                path: self.path.clone(),
-                source,
-            }
-        };
-        let file = File::open(&self.path).map_err(io("open"))?;
-        map::evict(map, &file).map_err(io("evict pages"))
+        }
     }
 
     /// The number of blocks the entries are laid out in.
@@ -533,12 +538,10 @@ impl Checkpoint {
         self.blocks.iter().map(|s| (s.start, s.end)).collect()
     }
 
+    /// Whether the bytes are the file's, not a copy in memory.
     #[cfg(test)]
-    pub(crate) fn map_for_tests(&self) -> Option<&Mmap> {
-        match &self.backing {
-            Backing::Map(map) => Some(map),
-            Backing::Heap(_) | Backing::Pack(_) => None,
-        }
+    pub(crate) fn reads_the_file_for_tests(&self) -> bool {
+        matches!(&self.backing, Backing::Pack(range) if range.start == 0)
     }
 
     /// Replaces the map by a fresh one of the same file, with no page mapped yet, so that pages
@@ -546,10 +549,9 @@ impl Checkpoint {
     #[cfg(test)]
     pub(crate) fn remap_for_tests(&mut self) -> std::io::Result<()> {
         self.backing = Backing::Heap(AlignedVec::new());
-        let file = File::open(&self.path)?;
-        let map = map::map_readonly(&file)?;
-        map.advise(Advice::Random)?;
-        self.backing = Backing::Map(map);
+        let bytes = FsStorage.map_readonly(&self.path)?;
+        bytes.reading_at_random();
+        self.backing = whole_file(bytes);
         Ok(())
     }
 }

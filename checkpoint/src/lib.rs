@@ -17,7 +17,6 @@
 mod error;
 mod file;
 pub mod format;
-mod map;
 pub mod pack;
 pub mod pack_index;
 mod points;

@@ -526,7 +526,7 @@ mod residency {
         .expect("write");
         let mut checkpoint = Checkpoint::open(&path).expect("open");
         assert!(
-            checkpoint.map_for_tests().is_some(),
+            checkpoint.reads_the_file_for_tests(),
             "read through a map, or a cold lookup reads nothing from the file"
         );
         let file_bytes = written.file_len_bytes;
