@@ -4,8 +4,8 @@
 //! `Store`, with `view.rs`: `View`, and `results.rs`: `Event`, `StreamInfo`, `Appended`;
 //! `reader.rs`: `Reader`, a read-only handle for other processes; and the exception classes of
 //! `errors.rs`), and the storage side of the LangGraph checkpoint saver (`saver.rs`:
-//! `SaverCore`, its work on bytes in the `saver_*.rs` modules, with the record format and state
-//! machine of `record.rs` and the value codec of `codec.rs`). It is not responsible for anything
+//! `SaverCore`, its work on bytes in the `saver_*.rs` modules, over the record format, state
+//! machine and value codec of the `helios-saver` crate). It is not responsible for anything
 //! LangGraph-specific that needs Python objects: the saver class itself
 //! (`helios_store.langgraph.HeliosSaver`, a Python subclass of `BaseCheckpointSaver`, since PyO3
 //! cannot subclass a Python class) serializes values with LangGraph's serializer and hands this
@@ -15,12 +15,10 @@
 //! errors become exceptions that mirror `helios::Error`'s kinds.
 
 mod arguments;
-mod codec;
 mod engine_handle;
 mod errors;
 mod reader;
 mod reads;
-mod record;
 mod results;
 mod saver;
 mod saver_cache;
@@ -33,6 +31,9 @@ mod saver_write;
 mod store;
 mod store_options;
 mod view;
+
+// The saver's storage format, at the paths its modules here name it by.
+use helios_saver::{codec, record};
 
 use pyo3::prelude::*;
 

@@ -134,7 +134,7 @@ def _raw(data: bytes) -> bytes:
 
 
 def _put(checkpoint_id: str, channel_version: bytes, value: bytes) -> bytes:
-    """A saver put record in `record.rs`'s layout: kind 1, namespace, id, no parent, no run
+    """A saver put record in `saver/src/record.rs`'s layout: kind 1, namespace, id, no parent, no run
     id, the checkpoint and metadata (raw, empty msgpack maps), one channel version and one
     value of channel `c` at that version."""
     return (

@@ -36,10 +36,10 @@
 //! - A deletion removes every index entry of the checkpoint and its writes; channel values stay
 //!   indexed, because other checkpoints may use them and later deltas use them as bases.
 
-use helios::{Rejected, StateHandle, StateMachine};
+use helios_replay::{Rejected, StateHandle, StateMachine};
 
 /// Every thread stream's name starts with this; the rest is the thread id.
-pub(crate) const SAVER_STREAM_PREFIX: &str = "helios.langgraph/";
+pub const SAVER_STREAM_PREFIX: &str = "helios.langgraph/";
 
 /// Record kind: a checkpoint put.
 const KIND_PUT: u8 = 1;
@@ -57,25 +57,27 @@ const ENC_SPLICE: u8 = 4;
 
 /// Where a stored value lives: the version of the record holding it and its index there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct BlobPtr {
+pub struct BlobPtr {
     /// Version of the record in the thread's stream.
-    pub(crate) version: u64,
+    pub version: u64,
     /// Index of the value among the record's values (blobs of a put, writes of a writes record).
-    pub(crate) index: u32,
+    pub index: u32,
 }
 
 /// Bytes of an encoded [`BlobPtr`]: version (8) + index (4).
-pub(crate) const BLOB_PTR_LEN: usize = 8 + 4;
+pub const BLOB_PTR_LEN: usize = 8 + 4;
 
 impl BlobPtr {
-    pub(crate) fn encode(self) -> [u8; BLOB_PTR_LEN] {
+    /// The pointer's 12 bytes, as index values hold it.
+    pub fn encode(self) -> [u8; BLOB_PTR_LEN] {
         let mut out = [0u8; BLOB_PTR_LEN];
         out[..8].copy_from_slice(&self.version.to_le_bytes());
         out[8..].copy_from_slice(&self.index.to_le_bytes());
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<BlobPtr> {
+    /// The pointer in the first 12 bytes of `bytes`; `None` if they are fewer.
+    pub fn decode(bytes: &[u8]) -> Option<BlobPtr> {
         let version = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
         let index = u32::from_le_bytes(bytes.get(8..BLOB_PTR_LEN)?.try_into().ok()?);
         Some(BlobPtr { version, index })
@@ -84,50 +86,70 @@ impl BlobPtr {
 
 /// A value as a record stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Stored<'a> {
+pub enum Stored<'a> {
     /// No value (LangGraph's "empty" channel marker).
     Empty,
     /// The serialized value as is, with its serializer type tag.
-    Raw { ty: &'a [u8], data: &'a [u8] },
+    Raw {
+        /// The serializer's type tag (LangGraph's `dumps_typed`).
+        ty: &'a [u8],
+        /// The serialized value.
+        data: &'a [u8],
+    },
     /// A zstd frame of the serialized value.
     Zstd {
+        /// The serializer's type tag.
         ty: &'a [u8],
+        /// The value's length, which the frame's header must state too.
         raw_len: u32,
+        /// The zstd frame.
         frame: &'a [u8],
     },
     /// A zstd frame compressed with the value at `base`, a whole value (`Raw` or `Zstd`), as its
     /// raw prefix: a delta against it. `depth` is this delta's rank among the channel's deltas
     /// against that base (1 for the first), which bounds how far the deltas drift from it.
     Delta {
+        /// The serializer's type tag.
         ty: &'a [u8],
+        /// The value's length, which the frame's header must state too.
         raw_len: u32,
+        /// The value the frame was compressed against.
         base: BlobPtr,
+        /// This delta's rank among the channel's deltas against `base`, from 1.
         depth: u32,
+        /// The zstd frame.
         frame: &'a [u8],
     },
     /// The whole value at `base` with its first `head.len()` bytes replaced by `head` and
     /// `tail` appended (a zstd frame when `tail_encoding` is [`TAIL_ZSTD`]); `depth` as for
     /// `Delta`.
     Splice {
+        /// The serializer's type tag.
         ty: &'a [u8],
+        /// The value's length: the base's plus the decoded tail's.
         raw_len: u32,
+        /// The whole value spliced.
         base: BlobPtr,
+        /// As for `Delta`.
         depth: u32,
+        /// The bytes that replace the base's first bytes.
         head: &'a [u8],
+        /// [`TAIL_RAW`] or [`TAIL_ZSTD`].
         tail_encoding: u8,
+        /// The bytes appended to the base (raw, or a zstd frame of them).
         tail: &'a [u8],
     },
 }
 
 /// Whether a splice's tail is a zstd frame.
-pub(crate) const TAIL_RAW: u8 = 0;
+pub const TAIL_RAW: u8 = 0;
 /// See [`TAIL_RAW`].
-pub(crate) const TAIL_ZSTD: u8 = 1;
+pub const TAIL_ZSTD: u8 = 1;
 
 impl Stored<'_> {
     /// The whole value the channel's next delta is made against, and the deltas made against
     /// it so far, if this value is stored at `ptr`: its base for a delta, itself otherwise.
-    pub(crate) fn next_base(&self, ptr: BlobPtr) -> (BlobPtr, u32) {
+    pub fn next_base(&self, ptr: BlobPtr) -> (BlobPtr, u32) {
         match self {
             Stored::Delta { base, depth, .. } | Stored::Splice { base, depth, .. } => {
                 (*base, *depth)
@@ -139,56 +161,72 @@ impl Stored<'_> {
 
 /// A checkpoint put.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Put<'a> {
-    pub(crate) ns: &'a [u8],
-    pub(crate) checkpoint_id: &'a [u8],
-    pub(crate) parent_id: Option<&'a [u8]>,
-    pub(crate) run_id: Option<&'a [u8]>,
+pub struct Put<'a> {
+    /// The checkpoint's namespace (`checkpoint_ns`; empty for the root graph).
+    pub ns: &'a [u8],
+    /// LangGraph's checkpoint id (ids of a namespace sort by time).
+    pub checkpoint_id: &'a [u8],
+    /// The id of the checkpoint it follows, if any.
+    pub parent_id: Option<&'a [u8]>,
+    /// The run that wrote it (metadata `run_id`), for `delete_for_runs`.
+    pub run_id: Option<&'a [u8]>,
     /// The serialized checkpoint without its channel values (`Raw` or `Zstd`).
-    pub(crate) checkpoint: Stored<'a>,
+    pub checkpoint: Stored<'a>,
     /// The serialized metadata (`Raw` or `Zstd`).
-    pub(crate) metadata: Stored<'a>,
+    pub metadata: Stored<'a>,
     /// The checkpoint's channel versions: which value of each channel it holds.
-    pub(crate) versions: Vec<(&'a [u8], &'a [u8])>,
+    pub versions: Vec<(&'a [u8], &'a [u8])>,
     /// The values that are new in this checkpoint: `(channel, version, value)`.
-    pub(crate) blobs: Vec<(&'a [u8], &'a [u8], Stored<'a>)>,
+    pub blobs: Vec<(&'a [u8], &'a [u8], Stored<'a>)>,
 }
 
 /// One pending write.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Write<'a> {
-    pub(crate) idx: i64,
-    pub(crate) channel: &'a [u8],
-    pub(crate) value: Stored<'a>,
+pub struct Write<'a> {
+    /// The write's index in its task (negative for LangGraph's special writes).
+    pub idx: i64,
+    /// The channel written.
+    pub channel: &'a [u8],
+    /// The value written.
+    pub value: Stored<'a>,
 }
 
 /// The pending writes of one task on one checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Writes<'a> {
-    pub(crate) ns: &'a [u8],
-    pub(crate) checkpoint_id: &'a [u8],
-    pub(crate) task_id: &'a [u8],
-    pub(crate) task_path: &'a [u8],
-    pub(crate) writes: Vec<Write<'a>>,
+pub struct Writes<'a> {
+    /// The checkpoint's namespace.
+    pub ns: &'a [u8],
+    /// The checkpoint the writes are pending on.
+    pub checkpoint_id: &'a [u8],
+    /// The task that wrote them.
+    pub task_id: &'a [u8],
+    /// The task's path (LangGraph's `task_path`).
+    pub task_path: &'a [u8],
+    /// The writes, in the task's order.
+    pub writes: Vec<Write<'a>>,
 }
 
 /// Checkpoints (with their writes) removed from the index: `(ns, checkpoint id)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Delete<'a> {
-    pub(crate) checkpoints: Vec<(&'a [u8], &'a [u8])>,
+pub struct Delete<'a> {
+    /// `(namespace, checkpoint id)` of each checkpoint removed.
+    pub checkpoints: Vec<(&'a [u8], &'a [u8])>,
 }
 
 /// A decoded saver record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Record<'a> {
+pub enum Record<'a> {
+    /// A checkpoint put.
     Put(Put<'a>),
+    /// A task's pending writes.
     Writes(Writes<'a>),
+    /// Checkpoints deleted.
     Delete(Delete<'a>),
 }
 
 /// Why bytes are not a saver record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DecodeError(pub(crate) &'static str);
+pub struct DecodeError(pub &'static str);
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,16 +236,16 @@ impl std::fmt::Display for DecodeError {
 
 /// Appends length-prefixed fields to a buffer.
 #[derive(Debug, Default)]
-pub(crate) struct Encoder {
+struct Encoder {
     buf: Vec<u8>,
 }
 
 /// A field longer than a u32 length prefix can say.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct TooLong;
+pub struct TooLong;
 
 impl Encoder {
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
+    fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
 
@@ -303,7 +341,7 @@ impl Encoder {
 }
 
 /// Encodes a record.
-pub(crate) fn encode(record: &Record<'_>) -> Result<Vec<u8>, TooLong> {
+pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, TooLong> {
     let mut e = Encoder::default();
     match record {
         Record::Put(p) => {
@@ -456,7 +494,7 @@ impl<'a> Decoder<'a> {
 ///
 /// # Errors
 /// [`DecodeError`] when the bytes are not a whole record.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut d = Decoder { rest: bytes };
     let record = match d.u8()? {
         KIND_PUT => {
@@ -540,44 +578,44 @@ fn key(space: u8, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The counter of applied events.
-pub(crate) const KEY_COUNT: &[u8] = b"#";
+pub const KEY_COUNT: &[u8] = b"#";
 
 /// `c ns 0 cid`.
-pub(crate) fn key_checkpoint(ns: &[u8], cid: &[u8]) -> Vec<u8> {
+pub fn key_checkpoint(ns: &[u8], cid: &[u8]) -> Vec<u8> {
     key(b'c', &[ns, cid])
 }
 
 /// `c ns 0`: every checkpoint of a namespace.
-pub(crate) fn prefix_checkpoints(ns: &[u8]) -> Vec<u8> {
+pub fn prefix_checkpoints(ns: &[u8]) -> Vec<u8> {
     key(b'c', &[ns, b""])
 }
 
 /// `l ns`.
-pub(crate) fn key_latest(ns: &[u8]) -> Vec<u8> {
+pub fn key_latest(ns: &[u8]) -> Vec<u8> {
     key(b'l', &[ns])
 }
 
 /// `l`: the latest checkpoint of every namespace.
-pub(crate) const PREFIX_LATEST: &[u8] = b"l";
+pub const PREFIX_LATEST: &[u8] = b"l";
 
 /// `b h(ns 0 channel 0 version)`.
-pub(crate) fn key_blob(ns: &[u8], channel: &[u8], version: &[u8]) -> Vec<u8> {
+pub fn key_blob(ns: &[u8], channel: &[u8], version: &[u8]) -> Vec<u8> {
     let hash = xxhash_rust::xxh3::xxh3_64(&key(0, &[ns, channel, version])[1..]);
     key(b'b', &[&hash.to_be_bytes()])
 }
 
 /// `p ns 0 channel`.
-pub(crate) fn key_last_blob(ns: &[u8], channel: &[u8]) -> Vec<u8> {
+pub fn key_last_blob(ns: &[u8], channel: &[u8]) -> Vec<u8> {
     key(b'p', &[ns, channel])
 }
 
 /// `w ns 0 cid`: the versions of a checkpoint's write records.
-pub(crate) fn key_writes(ns: &[u8], cid: &[u8]) -> Vec<u8> {
+pub fn key_writes(ns: &[u8], cid: &[u8]) -> Vec<u8> {
     key(b'w', &[ns, cid])
 }
 
 /// The record versions listed in a `w` value.
-pub(crate) fn decode_versions(value: &[u8]) -> impl Iterator<Item = u64> + '_ {
+pub fn decode_versions(value: &[u8]) -> impl Iterator<Item = u64> + '_ {
     value
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
@@ -589,25 +627,25 @@ fn key_run(run_id: &[u8], ns: &[u8], cid: &[u8]) -> Vec<u8> {
 }
 
 /// `r run 0`: every checkpoint of a run.
-pub(crate) fn prefix_run(run_id: &[u8]) -> Vec<u8> {
+pub fn prefix_run(run_id: &[u8]) -> Vec<u8> {
     key(b'r', &[run_id, b""])
 }
 
 /// Splits the `ns 0 cid` tail of an `r run 0` key.
-pub(crate) fn split_run_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], &[u8])> {
+pub fn split_run_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], &[u8])> {
     let tail = key.get(prefix_len..)?;
     let zero = tail.iter().position(|&b| b == 0)?;
     Some((&tail[..zero], &tail[zero + 1..]))
 }
 
 /// The value of a `c` key: the put's version, then its run id.
-pub(crate) fn decode_checkpoint_entry(value: &[u8]) -> Option<(u64, &[u8])> {
+pub fn decode_checkpoint_entry(value: &[u8]) -> Option<(u64, &[u8])> {
     let version = u64::from_le_bytes(value.get(..8)?.try_into().ok()?);
     Some((version, &value[8..]))
 }
 
 /// The value of a `p` key: the channel's newest whole value, then the deltas made against it.
-pub(crate) fn decode_last_blob(value: &[u8]) -> Option<(BlobPtr, u32)> {
+pub fn decode_last_blob(value: &[u8]) -> Option<(BlobPtr, u32)> {
     let ptr = BlobPtr::decode(value)?;
     let depth = u32::from_le_bytes(value.get(BLOB_PTR_LEN..BLOB_PTR_LEN + 4)?.try_into().ok()?);
     Some((ptr, depth))
@@ -615,7 +653,7 @@ pub(crate) fn decode_last_blob(value: &[u8]) -> Option<(BlobPtr, u32)> {
 
 /// The state machine of thread streams: it keeps the index described in the module docs.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct SaverMachine;
+pub struct SaverMachine;
 
 impl StateMachine for SaverMachine {
     fn name(&self) -> &str {

@@ -39,11 +39,11 @@ fn with_compressor<T>(
 }
 
 /// Values shorter than this are stored as they are: a zstd frame would not pay for its header.
-pub(crate) const SMALL_VALUE_BYTES: usize = 64;
+pub const SMALL_VALUE_BYTES: usize = 64;
 
 /// A value encoded for a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Encoded {
+pub enum Encoded {
     /// The bytes as they are.
     Raw,
     /// A zstd frame of the whole value.
@@ -55,16 +55,18 @@ pub(crate) enum Encoded {
     /// a list that grew by appending looks like once serialized (its header changes, its
     /// items stay where they were). Found with one `memcmp`, decoded with two copies.
     Splice {
+        /// How many leading bytes of the base the value replaces.
         keep_from: usize,
         /// Where the appended bytes start in the value: the base's length.
         tail_from: usize,
+        /// The appended bytes' encoding.
         tail: Tail,
     },
 }
 
 /// The appended bytes of a [`Encoded::Splice`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Tail {
+pub enum Tail {
     /// As they are.
     Raw,
     /// A zstd frame of them.
@@ -73,7 +75,7 @@ pub(crate) enum Tail {
 
 /// A splice replaces at most this many leading bytes of its base (a serialized container's
 /// header); a value that differs from its base further in is encoded another way.
-pub(crate) const SPLICE_HEAD_MAX: usize = 64;
+pub const SPLICE_HEAD_MAX: usize = 64;
 
 /// Bases shorter than this are not worth splicing against.
 const SPLICE_BASE_MIN: usize = 256;
@@ -100,7 +102,7 @@ fn splice_point(data: &[u8], base: &[u8]) -> Option<usize> {
 ///
 /// # Errors
 /// zstd's (out of memory, in practice).
-pub(crate) fn encode_full(data: &[u8], level: i32) -> io::Result<Encoded> {
+pub fn encode_full(data: &[u8], level: i32) -> io::Result<Encoded> {
     if data.len() < SMALL_VALUE_BYTES {
         return Ok(Encoded::Raw);
     }
@@ -117,7 +119,7 @@ pub(crate) fn encode_full(data: &[u8], level: i32) -> io::Result<Encoded> {
 ///
 /// # Errors
 /// zstd's.
-pub(crate) fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result<Encoded> {
+pub fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result<Encoded> {
     if data.len() < SMALL_VALUE_BYTES {
         return Ok(Encoded::Raw);
     }
@@ -154,7 +156,7 @@ pub(crate) fn encode_against(data: &[u8], base: &[u8], level: i32) -> io::Result
 ///
 /// # Errors
 /// When the frame is damaged or does not decompress to exactly `raw_len` bytes.
-pub(crate) fn decode_zstd(frame: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+pub fn decode_zstd(frame: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
     check_frame_size(frame, raw_len)?;
     let out = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -173,7 +175,7 @@ pub(crate) fn decode_zstd(frame: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
 ///
 /// # Errors
 /// As [`decode_zstd`].
-pub(crate) fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+pub fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
     check_frame_size(frame, raw_len)?;
     let mut dctx = zstd::zstd_safe::DCtx::create();
     dctx.ref_prefix(base).map_err(zstd_error)?;
@@ -187,7 +189,7 @@ pub(crate) fn decode_delta(frame: &[u8], base: &[u8], raw_len: usize) -> io::Res
 ///
 /// # Errors
 /// When `head` is longer than the base or the parts do not add up to `raw_len` bytes.
-pub(crate) fn check_splice(
+pub fn check_splice(
     head_len: usize,
     base_len: usize,
     tail_len: usize,
@@ -213,7 +215,7 @@ pub(crate) fn check_splice(
 
 /// Writes a spliced value into `out`: `head`, then `base` past `head.len()`, then `tail`
 /// (already decompressed). The parts must have passed `check_splice` for `out.len()`.
-pub(crate) fn write_splice(out: &mut [u8], head: &[u8], base: &[u8], tail: &[u8]) {
+pub fn write_splice(out: &mut [u8], head: &[u8], base: &[u8], tail: &[u8]) {
     let (start, rest) = out.split_at_mut(head.len());
     start.copy_from_slice(head);
     let (middle, end) = rest.split_at_mut(base.len() - head.len());
