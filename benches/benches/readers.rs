@@ -9,8 +9,9 @@
 //! work, on this machine, in the same rounds. Each reader is this program again (`--reader-of DIR`): a
 //! `ReadOnly` handle that refreshes itself every `--refresh-ms` (following the writer's
 //! published durable end, adopting its new checkpoints) and views random versions of the
-//! stream at a steady `--view-rate`, each view with 10 point reads of random keys, checked
-//! against nothing but timed (the engine's tests check answers; `tests/it/readers.rs`). A
+//! stream at a steady `--view-rate` (waking every `--wake-ms` to take the views due since
+//! its last wake-up), each view with 10 point reads of random keys, checked against nothing
+//! but timed (the engine's tests check answers; `tests/it/readers.rs`). A
 //! reader views every version once before it says it is ready, so the measured views of the
 //! versions it opened with are warm; the versions the writer appends meanwhile are not.
 //!
@@ -70,6 +71,11 @@ struct Config {
     /// How often a reader refreshes itself, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5)]
     refresh_ms: u64,
+    /// How often a reader wakes, in milliseconds: each wake-up it does the views (and as many
+    /// floor samples) due since the last one, `view-rate x wake-ms / 1000` of each. 0 wakes it
+    /// for every sample (4,000 wake-ups a second per reader at the default rate).
+    #[arg(long, value_name = "MS", default_value_t = 5)]
+    wake_ms: u64,
     /// Run as one reader of the store in DIR (what the bench spawns).
     #[arg(long, value_name = "DIR", hide = true)]
     reader_of: Option<PathBuf>,
@@ -175,6 +181,15 @@ fn write_round(
     }
 }
 
+/// Samples (views and floor samples) a reader takes per wake-up.
+fn samples_per_wake(config: &Config) -> u64 {
+    if config.wake_ms == 0 {
+        1
+    } else {
+        2 * (config.view_rate * config.wake_ms / 1000).max(1)
+    }
+}
+
 /// Spawns one reader process and waits until it has opened the store.
 fn spawn_reader(config: &Config, dir: &std::path::Path, seed: u64) -> Child {
     let exe = std::env::current_exe().expect("this program's path");
@@ -190,6 +205,8 @@ fn spawn_reader(config: &Config, dir: &std::path::Path, seed: u64) -> Child {
             &config.view_rate.to_string(),
             "--refresh-ms",
             &config.refresh_ms.to_string(),
+            "--wake-ms",
+            &config.wake_ms.to_string(),
             "--keys",
             &config.keys.to_string(),
         ])
@@ -239,9 +256,12 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
     let mut refreshes = Latencies::new();
     let mut replayed_max = 0;
     let refresh_every = Duration::from_millis(config.refresh_ms);
-    // Views and floor samples alternate, each at the view rate, so both are taken right
-    // after the process wakes (a paced reader's caches are colder than a busy loop's).
+    // Views and floor samples alternate, each at the view rate, so both are taken in the same
+    // state of the caches (a paced reader's are colder than a busy loop's). The samples due in
+    // a wake period run back to back, then the reader sleeps to the next: the rate stays
+    // steady over the period, and the scheduler's wake-ups do not outnumber the samples.
     let period = Duration::from_secs_f64(1.0 / (2 * config.view_rate.max(1)) as f64);
+    let samples_per_wake = samples_per_wake(config);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(config.seconds);
     let mut next_refresh = started;
@@ -288,6 +308,9 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
             floor.record(t.elapsed());
         }
         i += 1;
+        if !i.is_multiple_of(samples_per_wake) {
+            continue;
+        }
         if let Some(wait) =
             (started + period.mul_f64(i as f64)).checked_duration_since(Instant::now())
         {
@@ -453,6 +476,11 @@ fn print_report(config: &Config, alone: &Writes, with: &Writes, readers: &[Reade
         "{views} views by {} reader runs; at most {replayed} events replayed per view; every \
          reader followed the writer's head: {followed}",
         readers.len()
+    );
+    println!(
+        "Each reader woke every {} us and took {} views and as many floor samples back to back.",
+        samples_per_wake(config) * 500_000 / config.view_rate.max(1),
+        samples_per_wake(config).div_ceil(2)
     );
     println!(
         "The slowest 1% of each run's views, {slowest} in all: {preempted} preempted during the \
