@@ -77,6 +77,14 @@ pub(crate) struct Ancestry {
 }
 
 impl Ancestry {
+    /// The ancestry of a stream that is not a fork: its own checkpoints only.
+    pub(crate) fn own(stream: StreamId) -> Ancestry {
+        Ancestry {
+            stream,
+            sources: Vec::new(),
+        }
+    }
+
     /// The stream whose checkpoint would hold the state at `version`, if any may.
     pub(crate) fn owner(&self, version: u64) -> Option<StreamId> {
         let owner = self
@@ -353,12 +361,33 @@ impl Catalog {
 
     /// The live stream named `name`.
     pub(crate) fn lookup(&self, name: &str) -> Option<StreamId> {
+        self.resolve(name).map(|(id, _)| id)
+    }
+
+    /// The live stream named `name`, and its state: a stream of the snapshot not changed since
+    /// is read from it once (a view asks for both, and each read of the snapshot parses the
+    /// stream's record again).
+    pub(crate) fn resolve(&self, name: &str) -> Option<(StreamId, StreamRef<'_>)> {
         if let Some(&id) = self.by_name.get(name) {
-            return Some(id);
+            return Some((id, self.get(id)?));
         }
         let base = self.base.as_ref()?;
-        base.named(name)
-            .find(|&id| self.get(id).is_some_and(|st| st.deleted.is_none()))
+        base.named_streams(name).find_map(|(id, in_snapshot)| {
+            let st = match self.changed.get(&id) {
+                Some(changed) => StreamRef::from(changed),
+                None => StreamRef::from(in_snapshot),
+            };
+            st.deleted.is_none().then_some((id, st))
+        })
+    }
+
+    /// [`Catalog::resolve`], or the snapshot's damage when the name was not found and the
+    /// snapshot has a damaged block.
+    pub(crate) fn resolve_checked(&self, name: &str) -> Result<Option<(StreamId, StreamRef<'_>)>> {
+        match self.resolve(name) {
+            Some(found) => Ok(Some(found)),
+            None => self.damage().map_or(Ok(None), Err),
+        }
     }
 
     /// The ids of the streams held in memory: every stream changed since the snapshot, or

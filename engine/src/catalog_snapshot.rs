@@ -194,6 +194,14 @@ impl Snapshot {
     /// The ids of the streams named `name`, deleted ones included: a search of the name hashes,
     /// then a comparison of each candidate's name.
     pub(crate) fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = StreamId> + 'a {
+        self.named_streams(name).map(|(id, _)| id)
+    }
+
+    /// [`Snapshot::named`], each id with its record (read once, for the name's comparison).
+    pub(crate) fn named_streams<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = (StreamId, SnapshotStream<'a>)> + use<'a, 'n> {
         let hash = name_hash(name);
         let table = HEADER_LEN + self.records_len();
         let entry = move |k: u64| -> Option<(u64, u64)> {
@@ -210,7 +218,8 @@ impl Snapshot {
         (low..self.count)
             .map_while(move |k| entry(k).filter(|&(h, _)| h == hash))
             .map(|(_, id)| StreamId(id))
-            .filter(move |&id| self.stream(id).is_some_and(|s| s.name == name))
+            .filter_map(move |id| Some((id, self.stream(id)?)))
+            .filter(move |(_, s)| s.name == name)
     }
 
     /// Checks every block, every record and the name table: what an open does not, to stay

@@ -13,7 +13,7 @@ use helios_log::{
     Location, LogIter, Lsn, OwnedRecord, RecordHeader, RecordKind, RecordRef, StreamId, Version,
 };
 
-use crate::catalog::{Catalog, Fork};
+use crate::catalog::{Catalog, Fork, StreamRef};
 use crate::class::Durability;
 use crate::engine::{Engine, Inner, lock};
 use crate::error::{Error, Result};
@@ -97,7 +97,12 @@ impl Engine {
     /// The id of `stream`, or [`Error::UnknownStream`] (the catalog snapshot's damage, when it
     /// has a damaged block: the stream may be there).
     pub(crate) fn known_stream(&self, cat: &Catalog, stream: &str) -> Result<StreamId> {
-        cat.lookup_checked(stream)?
+        Self::known(cat, stream).map(|(id, _)| id)
+    }
+
+    /// [`Engine::known_stream`] with the stream's state, read once.
+    pub(crate) fn known<'c>(cat: &'c Catalog, stream: &str) -> Result<(StreamId, StreamRef<'c>)> {
+        cat.resolve_checked(stream)?
             .ok_or_else(|| Error::UnknownStream {
                 stream: stream.to_owned(),
             })
@@ -107,16 +112,14 @@ impl Engine {
     #[must_use]
     pub fn head(&self, stream: &str) -> Option<Version> {
         let cat = lock(&self.inner.catalog);
-        let id = cat.lookup(stream)?;
-        cat.get(id).map(|s| s.head)
+        cat.resolve(stream).map(|(_, s)| s.head)
     }
 
     /// `stream`'s id and head, if it exists.
     #[must_use]
     pub fn stream(&self, stream: &str) -> Option<StreamInfo> {
         let cat = lock(&self.inner.catalog);
-        let id = cat.lookup(stream)?;
-        cat.get(id).map(|s| StreamInfo {
+        cat.resolve(stream).map(|(id, s)| StreamInfo {
             id,
             name: s.name.to_string(),
             head: s.head,

@@ -7,21 +7,20 @@ use std::sync::Arc;
 use helios_checkpoint::Checkpoint;
 use helios_log::StreamId;
 
-use crate::catalog::{Ancestry, Catalog};
+use crate::catalog::{Ancestry, Catalog, StreamRef};
 use crate::engine::Inner;
 
 impl Inner {
-    /// The ancestry of stream `id` for checkpoint lookups, read from `cat` (the caller holds
-    /// the catalog lock). A fork's source counts only while it runs the same state machine.
-    pub(crate) fn ancestry(&self, cat: &Catalog, id: StreamId) -> Ancestry {
-        let machine_of = |name: &str| self.plugins.machine_for(name).name().to_owned();
-        match cat.get(id) {
-            Some(st) if st.fork.is_some() => {
-                let machine = machine_of(st.name);
-                cat.ancestry(id, |source| machine_of(source) == machine)
-            }
-            _ => cat.ancestry(id, |_| false),
+    /// The ancestry of stream `id`, whose state is `st`, for checkpoint lookups, read from
+    /// `cat` (the caller holds the catalog lock). A fork's source counts only while it runs
+    /// the same state machine.
+    pub(crate) fn ancestry(&self, cat: &Catalog, id: StreamId, st: StreamRef<'_>) -> Ancestry {
+        if st.fork.is_none() {
+            return Ancestry::own(id);
         }
+        let machine_of = |name: &str| self.plugins.machine_for(name).name().to_owned();
+        let machine = machine_of(st.name);
+        cat.ancestry(id, |source| machine_of(source) == machine)
     }
 
     /// The checkpoint holding the state of `ancestry`'s stream at `version`, mapped and

@@ -40,9 +40,8 @@ impl Engine {
         let inner = &self.inner;
         let (id, head, ancestry) = {
             let cat = lock(&inner.catalog);
-            let id = self.known_stream(&cat, stream)?;
-            let head = cat.get(id).map_or(Version::ZERO, |s| s.head);
-            (id, head, inner.ancestry(&cat, id))
+            let (id, st) = Self::known(&cat, stream)?;
+            (id, st.head, inner.ancestry(&cat, id, st))
         };
         if version > head {
             return Err(Error::VersionPastHead {
