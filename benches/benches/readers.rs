@@ -288,7 +288,14 @@ fn run_reader(config: &Config, dir: &std::path::Path) {
         let keys: Vec<Vec<u8>> = (0..POINT_READS)
             .map(|_| format!("key{}", rng.next_u64() % config.keys).into_bytes())
             .collect();
-        if i.is_multiple_of(2) {
+        // Which comes first after a wake-up (when the caches are coldest) flips every wake-up
+        // (a wake-up for each sample alternates anyway).
+        let flip = if samples_per_wake == 1 {
+            0
+        } else {
+            i / samples_per_wake
+        };
+        if (i + flip).is_multiple_of(2) {
             let switches = preemptions();
             let t = Instant::now();
             let view = reader.view(STREAM, version).expect("view");
