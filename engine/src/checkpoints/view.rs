@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, SortedRun};
+use helios_checkpoint::{CheckpointKind, HEAVY_LEVEL, SortedRun};
 use helios_log::Version;
 use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
@@ -13,13 +13,19 @@ use crate::engine::lock;
 use crate::error::{Error, Result};
 use crate::reader::Reader;
 
+/// How many earlier checkpoints of the finest level a view tries when the one its version
+/// calls for is missing: each try costs a few lookups in the checkpoint catalog, and the replay
+/// it saves shrinks with each step back.
+const SIBLINGS_TRIED: usize = 2;
+
 impl Engine {
     /// A read-only view of `stream`'s state at `version` (0 is the empty state).
     ///
     /// The view stacks the memory-mapped checkpoints the level policy names for `version`
     /// and replays the few events after the finest of them (at most `fanout - 1` once the
     /// checkpoint builder has caught up; more while it is behind, or while a damaged
-    /// checkpoint is being rebuilt). [`View::report`] says which layers it used and how many
+    /// checkpoint is being rebuilt: then from an earlier checkpoint of the finest level whose
+    /// layers are all there, if one of the last two is, else from the layers above). [`View::report`] says which layers it used and how many
     /// events it replayed. Views are `Send + Sync`, own what they read, and stay valid while
     /// appends continue.
     ///
@@ -51,29 +57,33 @@ impl Engine {
             });
         }
         let store = &inner.store;
-        let (layers, _) = store.policy().layers(version.0);
+        let policy = store.policy();
+        let (layers, _) = policy.layers(version.0);
         let mut used: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::with_capacity(layers.len());
-        // Finest first, down to the first full state: a delta that would have held every key
-        // was written as the full state (`build.rs`), and then nothing under it is read.
-        let mut chain: Vec<(LayerInfo, Arc<Checkpoint>)> = Vec::with_capacity(layers.len());
-        for layer in &layers {
-            let Some(checkpoint) = inner.checkpoint_at(&ancestry, layer.base) else {
-                chain.clear();
-                break;
-            };
-            let full = checkpoint.meta().kind == CheckpointKind::Full;
-            chain.push((LayerInfo::new(layer.level, layer.base), checkpoint));
-            if full {
-                break;
+        // The layers of a read at `at`, coarsest first, if every one is there: finest first,
+        // down to the first full state (a delta that would have held every key was written
+        // as the full state, `build.rs`, and then nothing under it is read).
+        let complete_chain = |at: u64| -> Option<Vec<(LayerInfo, Arc<dyn SortedRun>)>> {
+            let (layers, _) = policy.layers(at);
+            let mut chain: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::new();
+            for layer in &layers {
+                let checkpoint = inner.checkpoint_at(&ancestry, layer.base)?;
+                let full = checkpoint.meta().kind == CheckpointKind::Full;
+                chain.push((LayerInfo::new(layer.level, layer.base), checkpoint));
+                if full {
+                    break;
+                }
             }
-        }
-        let complete = !chain.is_empty();
-        used.extend(
-            chain
-                .into_iter()
-                .rev()
-                .map(|(info, c)| (info, c as Arc<dyn SortedRun>)),
-        );
+            chain.reverse();
+            (!chain.is_empty()).then_some(chain)
+        };
+        let complete = match complete_chain(version.0) {
+            Some(chain) => {
+                used = chain;
+                true
+            }
+            None => false,
+        };
         // Otherwise coarsest first: each finer layer is a delta against the ones above it, so
         // the stack stops at the first layer that is missing (not built yet, or damaged).
         let mut broken = false;
@@ -94,6 +104,25 @@ impl Engine {
                     used.push((LayerInfo::new(layer.level, layer.base), checkpoint));
                 }
                 None => broken = true,
+            }
+        }
+        // The finest layer not built yet (a version just past a checkpoint, before the builder
+        // wrote it, or a reader adopted it), or damaged: an earlier checkpoint of the finest
+        // level whose layers are all there replays fewer events than the layers above alone
+        // (at most `2 x first interval - 1` when only the newest is missing).
+        if !complete && let Some(finest) = layers.first() {
+            let reached = used.last().map_or(0, |(info, _)| info.version);
+            let step = policy.first_interval();
+            let mut at = finest.base;
+            for _ in 0..SIBLINGS_TRIED {
+                at = match at.checked_sub(step) {
+                    Some(earlier) if earlier > reached => earlier,
+                    _ => break,
+                };
+                if let Some(chain) = complete_chain(at) {
+                    used = chain;
+                    break;
+                }
             }
         }
         if used.is_empty() && !layers.is_empty() {

@@ -213,6 +213,47 @@ fn checkpoints_survive_reopen_and_are_used() {
 }
 
 #[test]
+fn a_view_past_a_checkpoint_not_built_yet_starts_from_the_one_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), 10, 3);
+    let mut events = append_sets(&engine, "s", 115, 40);
+    // Checkpoints up to 110 (level 1 at 10..=90 and 110, level 2 at 100); none after.
+    engine.checkpoints().sync().expect("sync");
+    let more: Vec<Vec<u8>> = (115..135)
+        .map(|i| set(&format!("key-{}", i % 40), &format!("value-{i}")))
+        .collect();
+    engine
+        .append("s", &more, Durability::Normal, None)
+        .expect("append");
+    events.extend(more);
+    let states = model_states(&events);
+    let keys: Vec<Vec<u8>> = (0..40).map(|k| format!("key-{k}").into_bytes()).collect();
+    let layers = |version: u64| -> (Vec<(u32, u64)>, u64) {
+        let view = engine.view("s", Version(version)).expect("view");
+        let report = view.report();
+        (
+            report
+                .layers
+                .iter()
+                .map(|l| (l.info.level, l.info.version))
+                .collect(),
+            report.events_replayed,
+        )
+    };
+    // 125 calls for the level-1 checkpoint at 120, not built: the one at 110 and 15 events,
+    // not the level-2 one at 100 and 25.
+    assert_eq!(layers(125), (vec![(1, 110), (2, 100)], 15));
+    // 134 calls for 130; 120 is missing too, 110 is two steps back: 24 events, not 34.
+    assert_eq!(layers(134), (vec![(1, 110), (2, 100)], 24));
+    for version in 111..=135 {
+        assert_view_matches(&engine, "s", version, at(&states, version), &keys);
+    }
+    // Once built, each version reads its own layers again.
+    engine.checkpoints().sync().expect("sync");
+    assert_eq!(layers(125), (vec![(1, 120), (2, 100)], 5));
+}
+
+#[test]
 fn damaged_and_deleted_checkpoints_are_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(dir.path(), 10, 2);
