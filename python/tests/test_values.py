@@ -194,11 +194,14 @@ def test_a_record_that_states_a_huge_value_is_refused_before_anything_is_allocat
                 _put("00000000-0000-0000-0000-000000000002", b"2", _forged_delta(0xFFFF_FFF0)),
             ],
         )
+    # From the temporary directory: run from a checkout's `python/`, `-c` would import the
+    # source package there, which has no native module, instead of the installed one.
     run = subprocess.run(
         [sys.executable, "-c", _READ_UNDER_A_MEMORY_LIMIT, str(store_dir)],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
     assert "refused:" in run.stdout, run.stdout

@@ -68,9 +68,13 @@ pub const LONG_ABOUT: &str = "Sweep checkpoint settings over a workload and repo
     one setting is measured again at the end, as a check of how much the machine alone moves \
     the numbers. On a busy machine, --clock thread-cpu times the views in CPU time, without \
     the waits other processes cause.\n\n\
-    The grid is --fanouts x --levels x --maps-max: a level policy checkpoints every fanout, \
-    fanout^2, ... fanout^levels events (full states at the top level, deltas below), and a view \
-    replays at most fanout - 1 events on top of at most `levels` layers. The Pareto front of \
+    The grid is --fanouts x --levels x --maps-max (x --firsts): a level policy checkpoints \
+    every fanout, fanout^2, ... fanout^levels events (full states at the top level, deltas \
+    below), and a view replays at most fanout - 1 events on top of at most `levels` layers. \
+    With --firsts, the finest level checkpoints every `first` events instead and each level \
+    above every fanout checkpoints of the one below (`LevelPolicy::with_first`): a view then \
+    replays at most first - 1 events, and a small fanout above a first interval of 10 trades \
+    more layers per view for fewer checkpoint bytes. The Pareto front of \
     view p99 against checkpoint bytes is marked; --max-p99-us picks the smallest setting within \
     a latency budget, --max-bytes-per-event the fastest within a space budget.\n\n\
     Workloads: `uniform` (one generated stream of --events key-value events over --keys keys), \
@@ -140,6 +144,12 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [4u64, 8, 10, 16, 25],
           allow_negative_numbers = true, value_parser = FANOUT.parser(), help_heading = "Grid")]
     pub fanouts: Vec<u64>,
+    /// First intervals to try (comma-separated, each from 2 to 25): the finest level
+    /// checkpoints every `first` events and each level above every fanout checkpoints of the
+    /// one below. [default: each fanout itself]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', allow_negative_numbers = true,
+          value_parser = FIRST.parser(), help_heading = "Grid")]
+    pub firsts: Vec<u64>,
     /// Level counts to try (comma-separated, each from 1 to 16).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = [1u32, 2, 3, 4],
           allow_negative_numbers = true, value_parser = LEVELS.parser_u32(), help_heading = "Grid")]
@@ -260,6 +270,13 @@ const FANOUT: Count = Count {
     max: helios::REPLAY_MAX + 1,
     what: "a fanout",
     bound: "a view replays up to fanout - 1 events after its checkpoints, and never more than 24",
+};
+/// `--firsts`: the level policy's bounds on the first interval.
+const FIRST: Count = Count {
+    min: 2,
+    max: helios::REPLAY_MAX + 1,
+    what: "a first interval",
+    bound: "a view replays up to first - 1 events after its checkpoints, and never more than 24",
 };
 /// `--levels`.
 const LEVELS: Count = Count {
@@ -485,24 +502,35 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
 fn grid(args: &Args) -> Result<Vec<Setting>, CliError> {
     let mut settings = Vec::new();
     for &fanout in &args.fanouts {
+        // Without --firsts, the classic policy: the first interval is the fanout.
+        let firsts = if args.firsts.is_empty() {
+            std::slice::from_ref(&fanout)
+        } else {
+            args.firsts.as_slice()
+        };
         for &levels in &args.levels {
             for &maps_max in &args.maps_max {
-                let setting = Setting {
-                    fanout,
-                    levels,
-                    maps_max,
-                };
-                setting
-                    .policy()
-                    .map_err(|e| TuneError::Setting(setting.label(true), e.to_string()))?;
-                if maps_max < levels as usize {
-                    return Err(TuneError::Setting(
-                        setting.label(true),
-                        format!("--maps-max {maps_max} cannot hold the {levels} layers of a view"),
-                    )
-                    .into());
+                for &first in firsts {
+                    let setting = Setting {
+                        fanout,
+                        levels,
+                        maps_max,
+                        first,
+                    };
+                    setting
+                        .policy()
+                        .map_err(|e| TuneError::Setting(setting.label(true), e.to_string()))?;
+                    if maps_max < levels as usize {
+                        return Err(TuneError::Setting(
+                            setting.label(true),
+                            format!(
+                                "--maps-max {maps_max} cannot hold the {levels} layers of a view"
+                            ),
+                        )
+                        .into());
+                    }
+                    settings.push(setting);
                 }
-                settings.push(setting);
             }
         }
     }

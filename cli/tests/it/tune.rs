@@ -9,9 +9,10 @@ use std::process::Output;
 use crate::support::{assert_error, ok, run, run_in, snapshot, stderr, stdout};
 
 /// The CSV header `helios tune` documents (docs/TUNING.md), in order.
-const TUNE_CSV_COLUMNS: [&str; 19] = [
+const TUNE_CSV_COLUMNS: [&str; 20] = [
     "fanout",
     "levels",
+    "first",
     "maps_max",
     "events",
     "view_p50_us",
@@ -93,19 +94,38 @@ fn tune_flag(row: &TuneRow, column: &str) -> bool {
     }
 }
 
-/// The structural checks every sweep must pass: exactly the settings asked for, numbers that
-/// parse and hold together, a Pareto front, a JSON document that agrees with the CSV, and a
-/// well-formed SVG.
-fn tune_check(out: &Path, fanouts: &[u64], levels: &[u64]) -> (Vec<TuneRow>, serde_json::Value) {
+/// The structural checks every sweep must pass: exactly the settings asked for (each first
+/// interval with each fanout; none given: the fanout itself), numbers that parse and hold
+/// together, a Pareto front, a JSON document that agrees with the CSV, and a well-formed SVG.
+fn tune_check(
+    out: &Path,
+    fanouts: &[u64],
+    levels: &[u64],
+    firsts: &[u64],
+) -> (Vec<TuneRow>, serde_json::Value) {
     let rows = tune_csv(out);
-    let mut asked: Vec<(u64, u64)> = fanouts
+    let mut asked: Vec<(u64, u64, u64)> = fanouts
         .iter()
         .flat_map(|&f| levels.iter().map(move |&l| (f, l)))
+        .flat_map(|(f, l)| {
+            let firsts = if firsts.is_empty() {
+                vec![f]
+            } else {
+                firsts.to_vec()
+            };
+            firsts.into_iter().map(move |g| (f, l, g))
+        })
         .collect();
     asked.sort_unstable();
-    let mut got: Vec<(u64, u64)> = rows
+    let mut got: Vec<(u64, u64, u64)> = rows
         .iter()
-        .map(|r| (tune_int(r, "fanout"), tune_int(r, "levels")))
+        .map(|r| {
+            (
+                tune_int(r, "fanout"),
+                tune_int(r, "levels"),
+                tune_int(r, "first"),
+            )
+        })
         .collect();
     got.sort_unstable();
     assert_eq!(got, asked, "one row per setting asked for, and no other");
@@ -125,10 +145,10 @@ fn tune_check(out: &Path, fanouts: &[u64], levels: &[u64]) -> (Vec<TuneRow>, ser
             p50 > 0.0 && p50 <= p99 && p99 <= p999 && p999 <= max,
             "{row:?}"
         );
-        let fanout = tune_num(row, "fanout");
+        let first = tune_num(row, "first");
         assert!(
-            tune_num(row, "replayed_max") < fanout,
-            "at most fanout - 1 events replayed once checkpoints are built: {row:?}"
+            tune_num(row, "replayed_max") < first,
+            "at most first - 1 events replayed once checkpoints are built: {row:?}"
         );
         assert!(tune_num(row, "replayed_mean") <= tune_num(row, "replayed_max"));
         let events = tune_num(row, "events");
@@ -176,8 +196,10 @@ fn tune_check(out: &Path, fanouts: &[u64], levels: &[u64]) -> (Vec<TuneRow>, ser
         .as_str()
         .expect("a control setting");
     assert!(
-        rows.iter()
-            .any(|r| format!("{}x{}", r["fanout"], r["levels"]) == control),
+        rows.iter().any(|r| {
+            let classic = format!("{}x{}", r["fanout"], r["levels"]);
+            control == classic || control == format!("{}:{classic}", r["first"])
+        }),
         "{control}"
     );
     for pass in ["first", "again"] {
@@ -229,7 +251,7 @@ fn tune_sweeps_a_uniform_workload_and_recommends_within_a_budget() {
         ],
     );
     let table = ok(&output);
-    let (rows, json) = tune_check(&out, &[4, 8], &[1, 2]);
+    let (rows, json) = tune_check(&out, &[4, 8], &[1, 2], &[]);
     // A budget every setting meets: the least checkpoint storage wins.
     let recommended: Vec<&TuneRow> = rows
         .iter()
@@ -266,6 +288,56 @@ fn tune_sweeps_a_uniform_workload_and_recommends_within_a_budget() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(left, ["results"], "scratch stores left behind");
+}
+
+#[test]
+fn tune_sweeps_first_intervals_apart_from_the_fanout() {
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let out = scratch.path().join("results");
+    let output = tune_run(
+        scratch.path(),
+        &out,
+        &[
+            "--events",
+            "400",
+            "--keys",
+            "40",
+            "--fanouts",
+            "3,10",
+            "--levels",
+            "2,4",
+            "--firsts",
+            "10",
+        ],
+    );
+    let table = ok(&output);
+    let (rows, json) = tune_check(&out, &[3, 10], &[2, 4], &[10]);
+    for row in &rows {
+        // A checkpoint every 10 events whatever the fanout above: 40 for 400 events.
+        assert_eq!(tune_int(row, "checkpoints"), 40, "{row:?}");
+    }
+    let three_by_four = rows
+        .iter()
+        .find(|r| tune_int(r, "fanout") == 3 && tune_int(r, "levels") == 4)
+        .expect("the 10:3x4 row");
+    // Levels every 10, 30, 90 and 270 events: one full state (at 270) under the deltas.
+    let levels = json["settings"]
+        .as_array()
+        .expect("settings")
+        .iter()
+        .find(|s| s["fanout"] == 3 && s["levels"] == 4)
+        .expect("its JSON")["checkpoint_by_level"]
+        .as_array()
+        .expect("by level")
+        .iter()
+        .map(|l| l["checkpoints"].as_u64().expect("a count"))
+        .collect::<Vec<_>>();
+    assert_eq!(levels, [27, 9, 3, 1], "{three_by_four:?}");
+    assert!(
+        table.contains("first"),
+        "the table shows the first interval: {table}"
+    );
+    assert!(table.contains("10:3x4") || json.to_string().contains("10:3x4"));
 }
 
 #[test]
@@ -318,7 +390,7 @@ fn tune_from_a_store_written_by_append_leaves_its_log_and_checkpoints_alone() {
         "{}",
         stderr(&output)
     );
-    let (_, json) = tune_check(&out, &[2, 4], &[1, 3]);
+    let (_, json) = tune_check(&out, &[2, 4], &[1, 3], &[]);
     assert_eq!(printed, json, "stdout and tune.json are the same document");
     assert_eq!(json["workload"]["kind"], "from");
     assert_eq!(json["workload"]["events"], 165);
@@ -380,7 +452,7 @@ fn tune_records_the_moves_of_an_mcts_run() {
         ],
     );
     ok(&output);
-    let (rows, json) = tune_check(&out, &[4], &[1, 2]);
+    let (rows, json) = tune_check(&out, &[4], &[1, 2], &[]);
     assert_eq!(json["workload"]["kind"], "mcts");
     assert_eq!(json["measurement"]["clock"], "thread-cpu");
     let events = json["workload"]["events"].as_u64().expect("events");

@@ -84,18 +84,21 @@ fn thread_cpu_time() -> Result<Duration, CliError> {
 /// One point of the sweep: a level policy and the size of the map cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Setting {
-    /// Events between two level-1 checkpoints; each level is `fanout` times coarser.
+    /// Each level above the first is `fanout` times coarser than the one below.
     pub fanout: u64,
     /// Checkpoint levels; the top one holds full states.
     pub levels: u32,
     /// `Options::checkpoint_maps_max`: checkpoints kept open (validated, indexed) at once.
     pub maps_max: usize,
+    /// Events between two level-1 checkpoints (`LevelPolicy::with_first`); `fanout` for the
+    /// classic policy.
+    pub first: u64,
 }
 
 impl Setting {
     /// The level policy.
     pub fn policy(&self) -> Result<LevelPolicy, PolicyError> {
-        LevelPolicy::new(self.fanout, self.levels)
+        LevelPolicy::with_first(self.first, self.fanout, self.levels)
     }
 
     /// Whether this is the engine's default: `LevelPolicy::default()` and the default map
@@ -105,13 +108,19 @@ impl Setting {
             && self.maps_max == helios::DEFAULT_CHECKPOINT_MAPS_MAX
     }
 
-    /// A short name: `10x3`, or `10x3/m4096` when the sweep varies the map cache too.
+    /// A short name: `10x3` (fanout 10, 3 levels), `10:3x9` with a first interval of its own
+    /// (every 10 events, then fanout 3, 9 levels), and `/m4096` after it when the sweep varies
+    /// the map cache too.
     pub fn label(&self, with_maps: bool) -> String {
-        if with_maps {
-            format!("{}x{}/m{}", self.fanout, self.levels, self.maps_max)
-        } else {
+        let mut label = if self.first == self.fanout {
             format!("{}x{}", self.fanout, self.levels)
+        } else {
+            format!("{}:{}x{}", self.first, self.fanout, self.levels)
+        };
+        if with_maps {
+            label.push_str(&format!("/m{}", self.maps_max));
         }
+        label
     }
 }
 
@@ -179,7 +188,7 @@ pub struct Measured {
     pub replayed_mean: f64,
     /// Events replayed per view, most.
     pub replayed_max: u64,
-    /// Samples that replayed more than `fanout - 1` events, which the engine promises not to
+    /// Samples that replayed more than `first - 1` events, which the engine promises not to
     /// do once its checkpoints are built.
     pub replay_bound_exceeded: u64,
     /// Checkpoints.
@@ -285,15 +294,15 @@ pub fn measure(
         let replayed = view.report().events_replayed;
         replayed_total += replayed;
         replayed_max = replayed_max.max(replayed);
-        if replayed >= setting.fanout {
+        if replayed >= setting.first {
             replay_bound_exceeded += 1;
         }
         if digest(&view, &stream.keys, &sample.keys) != *warm_digest {
             return Err(CliError::WorkloadCheck {
                 stream: stream.name.clone(),
                 reason: format!(
-                    "two views at {version} with fanout {} and {} levels read different values",
-                    setting.fanout, setting.levels
+                    "two views at {version} with setting {} read different values",
+                    setting.label(true)
                 ),
             });
         }

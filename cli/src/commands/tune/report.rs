@@ -14,10 +14,12 @@ use crate::text::{Align, table};
 /// microseconds, sizes in bytes, times in milliseconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
-    /// Events between two level-1 checkpoints.
+    /// Each level above the first is `fanout` times coarser than the one below.
     pub fanout: u64,
     /// Checkpoint levels.
     pub levels: u32,
+    /// Events between two level-1 checkpoints (`fanout` unless `--firsts` set it).
+    pub first: u64,
     /// Checkpoints kept open (validated, indexed) at once (`Options::checkpoint_maps_max`).
     pub maps_max: usize,
     /// Events in the workload.
@@ -55,9 +57,10 @@ pub struct Row {
 }
 
 /// The CSV header: [`Row`]'s field names, in order (the tests and docs/TUNING.md list them).
-pub const CSV_COLUMNS: [&str; 19] = [
+pub const CSV_COLUMNS: [&str; 20] = [
     "fanout",
     "levels",
+    "first",
     "maps_max",
     "events",
     "view_p50_us",
@@ -96,8 +99,8 @@ pub struct SettingJson {
     pub row: Row,
     /// Files and bytes per level.
     pub checkpoint_by_level: Vec<LevelJson>,
-    /// Samples that replayed `fanout` events or more (the engine promises at most
-    /// `fanout - 1` once its checkpoints are built; anything here is worth a look).
+    /// Samples that replayed `first` events or more (the engine promises at most
+    /// `first - 1` once its checkpoints are built; anything here is worth a look).
     pub replay_bound_exceeded: u64,
     /// Appending the workload and syncing it, wall time.
     pub load_ms: f64,
@@ -121,6 +124,7 @@ impl SettingJson {
             row: Row {
                 fanout: measured.setting.fanout,
                 levels: measured.setting.levels,
+                first: measured.setting.first,
                 maps_max: measured.setting.maps_max,
                 events,
                 view_p50_us: us(measured.view_p50_ns as f64),
@@ -208,10 +212,12 @@ pub struct Recommendation {
     /// Index into the rows of the recommended setting; `None` when no setting fits.
     #[serde(skip)]
     pub index: Option<usize>,
-    /// The setting's fanout, levels and map cache, when one fits.
+    /// The setting's fanout, levels, first interval and map cache, when one fits.
     pub fanout: Option<u64>,
     /// Its levels.
     pub levels: Option<u32>,
+    /// Its first interval.
+    pub first: Option<u64>,
     /// Its map cache.
     pub maps_max: Option<usize>,
     /// Why, in one sentence.
@@ -248,6 +254,7 @@ pub fn recommend(rows: &[Row], budget: &Budget) -> Option<Recommendation> {
             index: Some(index),
             fanout: Some(row.fanout),
             levels: Some(row.levels),
+            first: Some(row.first),
             maps_max: Some(row.maps_max),
             reason: format!(
                 "{} is {} ({limits}): view p99 {:.1} us, {} of checkpoints, {:.1} bytes per event",
@@ -282,6 +289,7 @@ pub fn recommend(rows: &[Row], budget: &Budget) -> Option<Recommendation> {
                 index: None,
                 fanout: None,
                 levels: None,
+                first: None,
                 maps_max: None,
                 reason,
             }
@@ -289,11 +297,14 @@ pub fn recommend(rows: &[Row], budget: &Budget) -> Option<Recommendation> {
     })
 }
 
-/// A setting in words: `fanout 10 with 3 levels`, plus the map cache when it is not the
-/// engine's default.
+/// A setting in words: `fanout 10 with 3 levels` (with `, every 10 events first` when the
+/// first interval is not the fanout), plus the map cache when it is not the engine's default.
 fn setting_name(row: &Row) -> String {
     let plural = if row.levels == 1 { "" } else { "s" };
     let mut name = format!("fanout {} with {} level{plural}", row.fanout, row.levels);
+    if row.first != row.fanout {
+        name.push_str(&format!(", every {} events first", row.first));
+    }
     if row.maps_max != helios::DEFAULT_CHECKPOINT_MAPS_MAX {
         name.push_str(&format!(" and {} open checkpoints", row.maps_max));
     }
@@ -343,9 +354,13 @@ pub fn human_bytes(bytes: u64) -> String {
 /// The rows as an aligned text table.
 ///
 /// `defaults[i]` says whether row `i` is the engine's default setting, which the last column
-/// names.
+/// names. The first interval has a column when a row's is not its fanout.
 pub fn text_table(rows: &[Row], defaults: &[bool], with_maps: bool) -> String {
+    let with_firsts = rows.iter().any(|row| row.first != row.fanout);
     let mut header = vec![("fanout", Align::Right), ("levels", Align::Right)];
+    if with_firsts {
+        header.push(("first", Align::Right));
+    }
     if with_maps {
         header.push(("maps", Align::Right));
     }
@@ -366,6 +381,9 @@ pub fn text_table(rows: &[Row], defaults: &[bool], with_maps: bool) -> String {
         .zip(defaults.iter().chain(std::iter::repeat(&false)))
         .map(|(row, &default)| {
             let mut cells = vec![row.fanout.to_string(), row.levels.to_string()];
+            if with_firsts {
+                cells.push(row.first.to_string());
+            }
             if with_maps {
                 cells.push(row.maps_max.to_string());
             }
@@ -405,6 +423,7 @@ mod tests {
         Row {
             fanout,
             levels: 2,
+            first: fanout,
             maps_max: 4096,
             events: 100,
             view_p50_us: p99_us / 2.0,

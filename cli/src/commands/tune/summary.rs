@@ -237,29 +237,22 @@ fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<Str
                 m.checkpoints
             ));
         }
-        let top = setting
-            .policy()
-            .map(|p| p.interval(setting.levels))
-            .unwrap_or(u64::MAX);
+        let policy = setting.policy().ok();
+        let top = policy.map_or(u64::MAX, |p| p.interval(setting.levels));
         if top > longest {
             let filled = (1..=setting.levels)
-                .take_while(|&level| {
-                    setting
-                        .fanout
-                        .checked_pow(level)
-                        .is_some_and(|i| i <= longest)
-                })
+                .take_while(|&level| policy.is_some_and(|p| p.interval(level) <= longest))
                 .count();
             unfilled.push(format!("{} ({filled} used)", setting.label(with_maps)));
         }
         if m.replay_bound_exceeded > 0 {
             notes.push(format!(
                 "{}: {} of the samples replayed {} events or more after every checkpoint was \
-                 built (the engine promises at most fanout - 1 = {})",
+                 built (the engine promises at most the first interval - 1 = {})",
                 setting.label(with_maps),
                 m.replay_bound_exceeded,
-                setting.fanout,
-                setting.fanout - 1
+                setting.first,
+                setting.first - 1
             ));
         }
     }
@@ -280,7 +273,7 @@ fn notes(workload: &Workload, measured: &[Measured], with_maps: bool) -> Vec<Str
             0,
             format!(
                 "the longest stream has {longest} events, so some settings never take a \
-                 checkpoint at their top level (fanout^levels events) and behave like fewer \
+                 checkpoint at their top level (first x fanout^(levels - 1) events) and behave like fewer \
                  levels, with one full state (the first checkpoint) under growing deltas: {}",
                 unfilled.join(", ")
             ),

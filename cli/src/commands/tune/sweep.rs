@@ -100,13 +100,10 @@ fn check_same_answers(
             Err(CliError::WorkloadCheck {
                 stream: stream.name.clone(),
                 reason: format!(
-                    "at version {}, fanout {} with {} levels and fanout {} with {} levels read \
-                     different values for the keys {}",
+                    "at version {}, settings {} and {} read different values for the keys {}",
                     sample.version,
-                    first.setting.fanout,
-                    first.setting.levels,
-                    other.setting.fanout,
-                    other.setting.levels,
+                    first.setting.label(true),
+                    other.setting.label(true),
                     keys.join(", ")
                 ),
             })
