@@ -19,6 +19,7 @@
 //!   writer appended), and scans the whole pack when the index is missing or damaged.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -78,6 +79,10 @@ pub(crate) struct PacksAtOpen {
 #[derive(Clone)]
 struct PackMap {
     bytes: ReadOnlyBytes,
+    /// How its checkpoints are named, up to the offset: `<pack path>@`. Every checkpoint read
+    /// is named at its open (its errors say where it is), and formatting the pack's name each
+    /// time was a seventh of a first read of a small checkpoint.
+    name_prefix: String,
     capacity: u64,
     /// A copy of the file as it was (a storage that cannot map growing files), not a map:
     /// taken again after the pack is written.
@@ -160,6 +165,15 @@ impl Packs {
 
     /// How a pack at `offset` is named in errors and listings.
     pub(crate) fn describe(&self, seq: u64, offset: u64) -> PathBuf {
+        if let Some(map) = self.read_maps().get(&seq)
+            && !map.name_prefix.is_empty()
+        {
+            let mut name = String::with_capacity(map.name_prefix.len() + 20);
+            name.push_str(&map.name_prefix);
+            // Writing to a String cannot fail.
+            let _ = write!(name, "{offset}");
+            return PathBuf::from(name);
+        }
         self.dir.join(format!("{}@{offset}", pack_file_name(seq)))
     }
 
@@ -195,8 +209,11 @@ impl Packs {
             Some(bytes) => (bytes, false),
             None => (self.storage.map_readonly(&path).map_err(map)?, true),
         };
+        let mut name_prefix = path.into_os_string().into_string().unwrap_or_default();
+        name_prefix.push('@');
         Ok(PackMap {
             bytes,
+            name_prefix,
             capacity: header.capacity,
             copy,
         })
