@@ -37,37 +37,63 @@ pub(crate) struct SearchTree {
     depth: usize,
 }
 
+/// A line holding `keys` (at most [`LINE_LEN`]), padded with `u64::MAX`.
+fn line_of(keys: impl Iterator<Item = u64>) -> Line {
+    let mut line = Line([u64::MAX; LINE_LEN]);
+    for (slot, key) in line.0.iter_mut().zip(keys) {
+        *slot = key;
+    }
+    line
+}
+
 impl SearchTree {
     /// Bytes of memory the tree holds.
     pub(crate) fn memory_bytes(&self) -> usize {
         size_of_val(&*self.lines)
     }
 
-    /// The tree over `keys`, which must be sorted.
+    /// The tree over `keys`, which must be sorted. One allocation, sized first: most
+    /// checkpoints of a many-stream store are a few entries, and their trees are built at their
+    /// first read.
     pub(crate) fn new(keys: &[u64]) -> SearchTree {
         debug_assert!(keys.is_sorted(), "search tree keys must be sorted");
         let mut tree = SearchTree::default();
         if keys.is_empty() {
             return tree;
         }
-        let mut lines: Vec<Line> = Vec::new();
-        let mut level: Vec<u64> = keys.to_vec();
+        let mut total = 0;
+        let mut len = keys.len();
         loop {
-            let start = lines.len();
-            lines.extend(level.chunks(LINE_LEN).map(|chunk| {
-                let mut line = Line([u64::MAX; LINE_LEN]);
-                line.0[..chunk.len()].copy_from_slice(chunk);
-                line
-            }));
+            let lines = len.div_ceil(LINE_LEN);
+            total += lines;
+            if lines == 1 {
+                break;
+            }
+            len = lines;
+        }
+        let mut lines: Vec<Line> = Vec::with_capacity(total);
+        lines.extend(
+            keys.chunks(LINE_LEN)
+                .map(|chunk| line_of(chunk.iter().copied())),
+        );
+        let (mut start, mut len) = (0, keys.len());
+        loop {
             // Cannot truncate: a checkpoint has fewer than 2^32 restarts, so fewer lines.
             tree.starts[tree.depth] = u32::try_from(start).unwrap_or(u32::MAX);
-            tree.lens[tree.depth] = u32::try_from(level.len()).unwrap_or(u32::MAX);
+            tree.lens[tree.depth] = u32::try_from(len).unwrap_or(u32::MAX);
             tree.depth += 1;
-            if lines.len() - start == 1 {
+            let end = lines.len();
+            if end - start == 1 {
                 tree.lines = lines.into_boxed_slice();
                 return tree;
             }
-            level = lines[start..].iter().map(|line| line.0[0]).collect();
+            // The next level: the first key of each line of this one.
+            for from in (start..end).step_by(LINE_LEN) {
+                let to = (from + LINE_LEN).min(end);
+                let line = line_of((from..to).map(|j| lines[j].0[0]));
+                lines.push(line);
+            }
+            (start, len) = (end, end - start);
         }
     }
 
