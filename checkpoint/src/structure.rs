@@ -105,6 +105,14 @@ impl Index {
                 return Err(corrupt(data_start + offset, format!("block {i} is empty")));
             }
             check_gap(previous_end, offset)?;
+            // Room for the block's entries at once; its count is bounded by its bytes before it
+            // sizes anything (an entry takes at least one).
+            let bounded = usize::try_from(count).unwrap_or(usize::MAX).min(len);
+            keys.reserve(bounded);
+            restart_keys_full.reserve(bounded.div_ceil(RESTART_INTERVAL as usize));
+            index
+                .restarts
+                .reserve(bounded.div_ceil(RESTART_INTERVAL as usize));
             let block_bytes = &data[..end];
             let mut at = offset;
             for n in 0..count {
