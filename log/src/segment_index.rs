@@ -492,31 +492,33 @@ impl SegmentIndex {
     /// searches each one's table, and a bisection's ~17 scattered probes per table were most
     /// of a cold lookup.
     fn find(&self, stream: StreamId) -> Option<usize> {
-        let row = lower_bound_spread(self.streams, |row| Some(self.row(row).0.0), stream.0);
-        (row < self.streams && self.row(row).0 == stream).then_some(row)
+        // The bytes once for the whole search, not at each probe.
+        let bytes = self.bytes();
+        let stream_at = |row: usize| u64_at(bytes, header::LEN + row * STREAM_ROW);
+        let row = lower_bound_spread(self.streams, |row| Some(stream_at(row)), stream.0);
+        (row < self.streams && stream_at(row) == stream.0).then_some(row)
     }
 
     /// Appends to `out` the locations of `stream`'s versions `from..=to` that this segment
-    /// holds, in order, with their versions (none if the tables fail their check).
+    /// holds, in order, with their versions (none if the tables fail their check), and returns
+    /// the versions of `stream` it holds, as [`SegmentIndex::versions_of`]: one search of the
+    /// stream table for both.
     pub fn locate(
         &self,
         stream: StreamId,
         from: Version,
         to: Version,
         out: &mut Vec<(Version, Location)>,
-    ) {
-        if self.check().is_err() {
-            return;
-        }
-        let Some(row) = self.find(stream) else {
-            return;
-        };
+    ) -> Option<(Version, Version)> {
+        self.check().ok()?;
+        let row = self.find(stream)?;
         let (_, first, start, count) = self.row(row);
         let last = first.0 + (count as u64 - 1);
         for version in from.0.max(first.0)..=to.0.min(last) {
             let k = usize::try_from(version - first.0).unwrap_or(usize::MAX);
             out.push((Version(version), self.entry(start + k)));
         }
+        Some((first, Version(last)))
     }
 
     /// Every stream it holds, with its versions: `(stream, first, last)`, by stream id (none if

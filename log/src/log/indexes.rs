@@ -272,7 +272,9 @@ impl Log {
             if index.check().is_err() {
                 return Err(index.segment());
             }
-            let Some((first, last)) = index.versions_of(stream) else {
+            let before = out.len();
+            // Appends nothing unless the segment holds some of `from..=to`.
+            let Some((first, last)) = index.locate(stream, from, to, &mut out) else {
                 continue;
             };
             if first > to {
@@ -281,8 +283,9 @@ impl Log {
             if last < from {
                 break;
             }
-            index.locate(stream, from, to, &mut out);
-            segments += 1;
+            if out.len() > before {
+                segments += 1;
+            }
             if first <= from {
                 break;
             }
