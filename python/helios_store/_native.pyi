@@ -122,6 +122,7 @@ class Store:
         sync_window_bytes: int | None = None,
         checkpoint_fanout: int | None = None,
         checkpoint_levels: int | None = None,
+        checkpoint_first: int | None = None,
         branch_memory_bytes: int | None = None,
         branch_memory_policy: Literal["evict", "refuse"] | None = None,
     ) -> None: ...

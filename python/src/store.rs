@@ -39,8 +39,11 @@ const DEFAULT_SYNC_POLL_WINDOW_US: u64 = helios::DEFAULT_SYNC_POLL_WINDOW_US;
 /// (True), `background_threads` (True), `metrics` (True), `segment_size_bytes` (64 MiB: the
 /// largest a log segment grows to; segments start at 128 KiB and double, so a small store stays
 /// small), `sync_window_ms` (10) and
-/// `sync_window_bytes` (1 MiB) for normal appends, `checkpoint_fanout` (10) and
-/// `checkpoint_levels` (3), `branch_memory_bytes` (256 MiB), `branch_memory_policy`
+/// `sync_window_bytes` (1 MiB) for normal appends, `checkpoint_fanout` (10),
+/// `checkpoint_levels` (3) and `checkpoint_first` (the fanout: events between two checkpoints
+/// of the finest level, each level above every `checkpoint_fanout` of the one below; a view
+/// replays at most `checkpoint_first - 1` events; `helios tune --firsts` sweeps it),
+/// `branch_memory_bytes` (256 MiB), `branch_memory_policy`
 /// (`"evict"` or `"refuse"`), `sync_poll_window_us` (60: how long a group-commit
 /// follower spins before it parks).
 #[pyclass(frozen, module = "helios_store")]
@@ -75,6 +78,7 @@ impl Store {
         sync_window_bytes = None,
         checkpoint_fanout = None,
         checkpoint_levels = None,
+        checkpoint_first = None,
         branch_memory_bytes = None,
         branch_memory_policy = None,
     ))]
@@ -94,6 +98,7 @@ impl Store {
         sync_window_bytes: Option<u64>,
         checkpoint_fanout: Option<u64>,
         checkpoint_levels: Option<u32>,
+        checkpoint_first: Option<u64>,
         branch_memory_bytes: Option<u64>,
         branch_memory_policy: Option<&str>,
     ) -> PyResult<Store> {
@@ -107,6 +112,7 @@ impl Store {
             sync_window_bytes,
             checkpoint_fanout,
             checkpoint_levels,
+            checkpoint_first,
             branch_memory_bytes,
             branch_memory_policy,
         )?;

@@ -21,6 +21,7 @@ pub(crate) fn options(
     sync_window_bytes: Option<u64>,
     checkpoint_fanout: Option<u64>,
     checkpoint_levels: Option<u32>,
+    checkpoint_first: Option<u64>,
     branch_memory_bytes: Option<u64>,
     branch_memory_policy: Option<&str>,
 ) -> PyResult<Options> {
@@ -40,12 +41,15 @@ pub(crate) fn options(
     if let Some(v) = sync_window_bytes {
         o.write_behind.sync_window_bytes = v;
     }
-    if checkpoint_fanout.is_some() || checkpoint_levels.is_some() {
+    if checkpoint_fanout.is_some() || checkpoint_levels.is_some() || checkpoint_first.is_some() {
         let fanout = checkpoint_fanout.unwrap_or(o.checkpoints.policy.fanout());
         let levels = checkpoint_levels.unwrap_or(o.checkpoints.policy.levels());
-        o.checkpoints.policy = LevelPolicy::new(fanout, levels).map_err(|e| {
+        // Without a first interval of its own, the finest level checkpoints every fanout
+        // events (`LevelPolicy::new`).
+        let first = checkpoint_first.unwrap_or(fanout);
+        o.checkpoints.policy = LevelPolicy::with_first(first, fanout, levels).map_err(|e| {
             errors::InvalidOptionsError::new_err(format!(
-                "invalid option checkpoint_fanout/checkpoint_levels: {e}"
+                "invalid option checkpoint_first/checkpoint_fanout/checkpoint_levels: {e}"
             ))
         })?;
     }

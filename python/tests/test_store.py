@@ -105,6 +105,29 @@ def test_errors_mirror_the_engine(store: Store, tmp_path: Path) -> None:
         Store(tmp_path / "other", sync_window_ms=0)
     with pytest.raises(InvalidOptionsError):
         Store(tmp_path / "other", checkpoint_fanout=1)
+    for first in (1, 26):
+        with pytest.raises(InvalidOptionsError, match="checkpoint_first"):
+            Store(tmp_path / "other", checkpoint_first=first)
+
+
+def test_a_first_interval_apart_from_the_fanout(tmp_path: Path) -> None:
+    """Every 10 events, then fanout 3 above, 4 levels: levels every 10, 30, 90 and 270."""
+    with Store(
+        tmp_path / "s",
+        background_threads=False,
+        checkpoint_first=10,
+        checkpoint_fanout=3,
+        checkpoint_levels=4,
+    ) as store:
+        for i in range(300):
+            store.append("s", [kv_set(b"k%d" % (i % 7), b"%d" % i)], durability="normal")
+        stats = store.sync_checkpoints()
+        counts = [count for count, _ in stats["by_level"]]
+        # 30 checkpoints: 270 at level 4, 90 and 180 at 3, the other multiples of 30 at 2.
+        assert counts == [20, 7, 2, 1], stats
+        view = store.view("s", 299)
+        assert view.events_replayed <= 9
+        assert view.get(b"k5") == b"292"  # version 299: events 0..=298
 
 
 def test_bad_arguments(store: Store) -> None:
