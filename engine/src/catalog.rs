@@ -350,13 +350,9 @@ impl Catalog {
         }))
     }
 
-    /// [`Catalog::lookup`], or the snapshot's damage when the name was not found and the
-    /// snapshot has a damaged block: what creates a stream on absence must not trust it.
+    /// [`Catalog::resolve_checked`], the id alone.
     pub(crate) fn lookup_checked(&self, name: &str) -> Result<Option<StreamId>> {
-        match self.lookup(name) {
-            Some(id) => Ok(Some(id)),
-            None => self.damage().map_or(Ok(None), Err),
-        }
+        Ok(self.resolve_checked(name)?.map(|(id, _)| id))
     }
 
     /// The live stream named `name`.
@@ -382,7 +378,7 @@ impl Catalog {
     }
 
     /// [`Catalog::resolve`], or the snapshot's damage when the name was not found and the
-    /// snapshot has a damaged block.
+    /// snapshot has a damaged block: what creates a stream on absence must not trust it.
     pub(crate) fn resolve_checked(&self, name: &str) -> Result<Option<(StreamId, StreamRef<'_>)>> {
         match self.resolve(name) {
             Some(found) => Ok(Some(found)),
