@@ -22,6 +22,8 @@
 //! a level whose base equals the base of the level above or is 0; in the first window it adds
 //! the anchor below them. It then replays the events `b_1 + 1 ..= v` (at most `f - 1`).
 
+use crate::format::{CheckpointKind, CheckpointMeta};
+
 /// The level of a full state written off the grid of levels (see the module documentation).
 pub const HEAVY_LEVEL: u32 = 0;
 
@@ -89,6 +91,17 @@ impl Default for LevelPolicy {
             fanout: 10,
             levels: 3,
         }
+    }
+}
+
+impl std::fmt::Display for LevelPolicy {
+    /// `every 10 events, fanout 10, 3 levels` (the default).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "every {} events, fanout {}, {} levels",
+            self.first, self.fanout, self.levels
+        )
     }
 }
 
@@ -225,6 +238,46 @@ impl LevelPolicy {
         } else {
             version - version % self.interval(level + 1)
         }
+    }
+
+    /// Why a checkpoint with header `meta` is not where this policy places one, if it is not:
+    /// off its version's level (a full state after a heavy event, level 0, lies off every
+    /// level's grid), or not of the kind and against the base that level has there. Accepted
+    /// besides: a first-window delta against the empty state (written before the anchor
+    /// existed; it holds every key changed since version 0, so it reads correctly stacked on
+    /// the anchor, and as the anchor it is the full state), and a full state where a delta
+    /// would have held every key.
+    #[must_use]
+    pub fn misplaced(&self, meta: &CheckpointMeta) -> Option<String> {
+        let (version, level) = (meta.version, u32::from(meta.level));
+        let expected_level = self.level_at(version).unwrap_or(HEAVY_LEVEL);
+        if level != expected_level {
+            return Some(format!(
+                "a checkpoint of level {level} at version {version}, where the level policy \
+                 ({self}) puts {}",
+                self.level_at(version)
+                    .map_or_else(|| "none on its grid".to_owned(), |l| format!("level {l}"))
+            ));
+        }
+        let base = self.base_of(version, level);
+        let kind = if base == 0 {
+            CheckpointKind::Full
+        } else {
+            CheckpointKind::Delta
+        };
+        let as_expected = meta.kind == kind && meta.base_version == base;
+        let legacy = level != HEAVY_LEVEL
+            && self.natural_base(version, level) == 0
+            && meta.kind == CheckpointKind::Delta
+            && meta.base_version == 0;
+        let full_for_delta = meta.kind == CheckpointKind::Full && meta.base_version == 0;
+        (!(as_expected || legacy || full_for_delta)).then(|| {
+            format!(
+                "a {:?} against version {} at version {version}, where the level policy \
+                 ({self}) puts a {kind:?} against version {base}",
+                meta.kind, meta.base_version
+            )
+        })
     }
 
     /// The last version of the range of checkpoints stacked on the one at `version` of `level`

@@ -17,12 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
+use helios_checkpoint::LevelPolicy;
 use helios_log::{Log, LogError, Lsn, RecordKind, RecoveryReport, StreamId};
 
 use crate::background::{BuilderSignal, FlusherSignal};
 use crate::catalog::Catalog;
 use crate::catalog_snapshot;
 use crate::checkpoints::Builder;
+use crate::checkpoints::recorded_policy::{self, Recorded};
 use crate::checkpoints::{
     CHECKPOINT_DIR, CheckpointOpenReport, Opened, Store, StoreSizes, StreamAtOpen,
 };
@@ -366,7 +368,20 @@ impl Engine {
             bytes: options.checkpoints.cache_bytes_max,
             pack_bytes: options.checkpoints.pack_bytes,
         };
-        let config = plugins.checkpoint_config(&options.checkpoints.policy);
+        // The level policy: a reader's is always the one the store's writer recorded (it builds
+        // nothing, so any other would only lengthen its replays); a writer's is the one its
+        // options name, else the recorded one. Without a record, the options' or the default.
+        let ckpt_dir = dir.join(CHECKPOINT_DIR);
+        let recorded = recorded_policy::read(storage.as_ref(), &ckpt_dir);
+        let policy = match (&recorded, options.checkpoints.policy) {
+            (Recorded::Policy(recorded), _) if !writing => *recorded,
+            (_, Some(named)) => named,
+            (Recorded::Policy(recorded), None) => *recorded,
+            (Recorded::Missing | Recorded::Damaged(_), None) => LevelPolicy::default(),
+        };
+        options.check_policy(&policy)?;
+        options.checkpoints.policy = Some(policy);
+        let config = plugins.checkpoint_config(&policy);
         let streams_at_open = |catalog: &Catalog| -> crate::checkpoints::StreamsAtOpen {
             let at_open = catalog.at_open();
             let machines = plugins.clone();
@@ -382,19 +397,19 @@ impl Engine {
         };
         let (store, mut checkpoints_report) = if writing {
             Store::open(
-                dir.join(CHECKPOINT_DIR),
+                ckpt_dir.clone(),
                 plugins.storage.clone(),
                 store_id.unwrap_or(0),
-                options.checkpoints.policy,
+                policy,
                 sizes,
                 streams_at_open(&catalog),
             )?
         } else {
             Store::open_read_only(
-                dir.join(CHECKPOINT_DIR),
+                ckpt_dir.clone(),
                 plugins.storage.clone(),
                 store_id,
-                options.checkpoints.policy,
+                policy,
                 sizes,
                 streams_at_open(&catalog),
             )?
@@ -431,6 +446,17 @@ impl Engine {
             store.take_in_everything(meta.as_ref(), &at_open, &mut checkpoints_report)?;
         } else if writing {
             store.take_in_scanned(&mut checkpoints_report);
+        }
+        // Recorded before the builder (started below) writes a checkpoint under it.
+        if let Recorded::Damaged(why) = &recorded {
+            checkpoints_report.damage.push(format!(
+                "{}: {why}; read with the policy {policy}{}",
+                ckpt_dir.join(recorded_policy::POLICY_FILE).display(),
+                if writing { ", now recorded" } else { "" }
+            ));
+        }
+        if writing && recorded != Recorded::Policy(policy) {
+            recorded_policy::write(plugins.storage.as_ref(), &ckpt_dir, &policy)?;
         }
         open_report.checkpoints = checkpoints_report;
         // Every checkpoint up to a stream's newest one is there (or queued for a rebuild);

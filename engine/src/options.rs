@@ -55,7 +55,7 @@ pub const DEFAULT_HEAVY_EVENT_KEYS: usize = 1024;
 /// let mut options = helios::Options::default();
 /// options.log.segment_size_bytes = 8 << 20;
 /// options.write_behind.sync_window_ms = 5;
-/// options.checkpoints.policy = helios::LevelPolicy::new(16, 2)?;
+/// options.checkpoints.policy = Some(helios::LevelPolicy::new(16, 2)?);
 /// # Ok::<(), helios::PolicyError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -99,9 +99,15 @@ pub struct WriteBehindOptions {
 /// When checkpoints are taken and how many the engine keeps at hand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckpointOptions {
-    /// Which versions get checkpoints: every `fanout^1, ..., fanout^levels` events. Default:
-    /// fanout 10, 3 levels (every 10, 100 and 1000 events).
-    pub policy: LevelPolicy,
+    /// Which versions get checkpoints: every `fanout^1, ..., fanout^levels` events (see
+    /// [`LevelPolicy`]). A writer records the policy it uses in the store
+    /// (`checkpoints/POLICY`). `None` (the default): the policy the store records, or, for a
+    /// new store or one without a record, [`LevelPolicy::default`] (every 10, 100 and 1000
+    /// events). A writer given another policy than the recorded one rebuilds the checkpoints
+    /// under it and records it. A read-only handle always uses the recorded policy (it builds
+    /// nothing, so another one would only lengthen its replays); this one only for a store
+    /// without a record. [`crate::Checkpoints::policy`] says which one an open uses.
+    pub policy: Option<LevelPolicy>,
     /// Most checkpoints kept open (validated once, with their lookup indexes in memory) at
     /// once; the least recently used are closed beyond it (read again, they are validated
     /// again). At least the policy's number of levels. Default: [`DEFAULT_CHECKPOINT_MAPS_MAX`].
@@ -166,7 +172,7 @@ impl Default for WriteBehindOptions {
 impl Default for CheckpointOptions {
     fn default() -> Self {
         CheckpointOptions {
-            policy: LevelPolicy::default(),
+            policy: None,
             maps_max: DEFAULT_CHECKPOINT_MAPS_MAX,
             cache_bytes_max: DEFAULT_CHECKPOINT_CACHE_BYTES,
             heads_max: DEFAULT_CHECKPOINT_HEADS_MAX,
@@ -186,6 +192,21 @@ impl Default for BranchOptions {
 }
 
 impl Options {
+    /// Checks that the settings can serve `policy` (the options' or the store's).
+    pub(crate) fn check_policy(&self, policy: &LevelPolicy) -> Result<()> {
+        let levels = policy.levels() as usize;
+        if self.checkpoints.maps_max < levels {
+            return Err(Error::InvalidOptions {
+                option: "checkpoints.maps_max",
+                reason: format!(
+                    "{} cannot hold the {levels} layers of one view of the policy {policy}",
+                    self.checkpoints.maps_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks every setting, naming the first one out of range.
     pub(crate) fn validate(&self) -> Result<()> {
         let invalid =
@@ -213,15 +234,8 @@ impl Options {
         if self.write_behind.sync_window_ms == 0 {
             return invalid("write_behind.sync_window_ms", "must be at least 1".into());
         }
-        let levels = self.checkpoints.policy.levels() as usize;
-        if self.checkpoints.maps_max < levels {
-            return invalid(
-                "checkpoints.maps_max",
-                format!(
-                    "{} cannot hold the {levels} layers of one view",
-                    self.checkpoints.maps_max
-                ),
-            );
+        if let Some(policy) = &self.checkpoints.policy {
+            self.check_policy(policy)?;
         }
         if self.checkpoints.heads_max == 0 {
             return invalid("checkpoints.heads_max", "must be at least 1".into());

@@ -72,7 +72,9 @@ impl VerifyReport {
 /// LSN continuity and batch framing of the log; every checkpoint pack (its header, its
 /// checkpoints' headers against what was written and published, and every checkpoint whole);
 /// that the log reaches the end it published and its catalog snapshot's record; every segment
-/// index against the index built again from its segment, and that no segment is missing.
+/// index against the index built again from its segment, and that no segment is missing; every
+/// checkpoint's level and base against what the store's recorded level policy (without a
+/// record, the default one) puts at its version.
 ///
 /// Nothing in the store is created or written: no lock file is taken, and an older store's
 /// fjall metadata is read on a copy in a temporary directory (fjall writes to a database it
@@ -87,8 +89,8 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     verify_store(dir, None)
 }
 
-/// [`verify`], and also every checkpoint's level and base against what `policy` puts at its
-/// version (the policy the store's writers use: `helios verify` passes the default one).
+/// [`verify`], with every checkpoint's level and base checked against what `policy` puts at
+/// its version instead of the store's recorded policy.
 ///
 /// # Errors
 /// As [`verify`].

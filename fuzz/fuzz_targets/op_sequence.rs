@@ -109,7 +109,7 @@ fn open(dir: &Path, sim: &SimStorage, setup: &Setup) -> helios::Result<Engine> {
     }
     options.log.segment_size_bytes = setup.segment_bytes;
     options.log.write_buffer_bytes = setup.write_buffer_bytes;
-    options.checkpoints.policy = setup.policy;
+    options.checkpoints.policy = Some(setup.policy);
     options.background_threads = false;
     Engine::builder(dir)
         .options(options)

@@ -129,7 +129,7 @@ fn policy() -> LevelPolicy {
 fn options() -> helios::Options {
     let mut options = helios::Options::default();
     options.log.segment_size_bytes = SEGMENT_BYTES;
-    options.checkpoints.policy = policy();
+    options.checkpoints.policy = Some(policy());
     options.background_threads = false;
     options
 }

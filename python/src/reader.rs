@@ -131,6 +131,14 @@ impl Reader {
         Ok(self.handle()?.writer_holds_the_store())
     }
 
+    /// The checkpoint level policy the store's writer recorded (the default for a store
+    /// without a record), as `(first, fanout, levels)`: a reader always uses it.
+    #[getter]
+    fn checkpoint_policy(&self) -> PyResult<(u64, u64, u32)> {
+        let policy = self.handle()?.checkpoints().policy();
+        Ok((policy.first_interval(), policy.fanout(), policy.levels()))
+    }
+
     /// The head version of `stream`, or `None` if it does not exist.
     fn head(&self, stream: &str) -> PyResult<Option<u64>> {
         Ok(self.handle()?.head(stream).map(|v| v.0))

@@ -42,7 +42,10 @@ const DEFAULT_SYNC_POLL_WINDOW_US: u64 = helios::DEFAULT_SYNC_POLL_WINDOW_US;
 /// `sync_window_bytes` (1 MiB) for normal appends, `checkpoint_fanout` (10),
 /// `checkpoint_levels` (3) and `checkpoint_first` (the fanout: events between two checkpoints
 /// of the finest level, each level above every `checkpoint_fanout` of the one below; a view
-/// replays at most `checkpoint_first - 1` events; `helios tune --firsts` sweeps it),
+/// replays at most `checkpoint_first - 1` events; `helios tune --firsts` sweeps it). The
+/// store records its checkpoint policy: with none of the three named, an open uses the
+/// recorded one (the defaults for a new store); naming any of them names the whole policy
+/// (the others at their defaults), and the checkpoints are rebuilt under it if it differs.
 /// `branch_memory_bytes` (256 MiB), `branch_memory_policy`
 /// (`"evict"` or `"refuse"`), `sync_poll_window_us` (60: how long a group-commit
 /// follower spins before it parks).
@@ -195,6 +198,14 @@ impl Store {
     /// Makes every normal append so far durable; returns the last durable log position.
     fn sync(&self, py: Python<'_>) -> PyResult<u64> {
         self.run(py, |e| e.sync()).map(|lsn| lsn.0)
+    }
+
+    /// The checkpoint level policy this store uses, as `(first, fanout, levels)`: the one
+    /// named when it was opened, else the one the store records.
+    #[getter]
+    fn checkpoint_policy(&self) -> PyResult<(u64, u64, u32)> {
+        let policy = self.shared.engine()?.checkpoints().policy();
+        Ok((policy.first_interval(), policy.fanout(), policy.levels()))
     }
 
     /// The head version of `stream`, or `None` if it does not exist.

@@ -42,16 +42,19 @@ pub(crate) fn options(
         o.write_behind.sync_window_bytes = v;
     }
     if checkpoint_fanout.is_some() || checkpoint_levels.is_some() || checkpoint_first.is_some() {
-        let fanout = checkpoint_fanout.unwrap_or(o.checkpoints.policy.fanout());
-        let levels = checkpoint_levels.unwrap_or(o.checkpoints.policy.levels());
+        // What is not named is the default policy's, not the store's recorded one: a policy is
+        // named whole or not at all.
+        let fanout = checkpoint_fanout.unwrap_or(LevelPolicy::default().fanout());
+        let levels = checkpoint_levels.unwrap_or(LevelPolicy::default().levels());
         // Without a first interval of its own, the finest level checkpoints every fanout
         // events (`LevelPolicy::new`).
         let first = checkpoint_first.unwrap_or(fanout);
-        o.checkpoints.policy = LevelPolicy::with_first(first, fanout, levels).map_err(|e| {
+        let policy = LevelPolicy::with_first(first, fanout, levels).map_err(|e| {
             errors::InvalidOptionsError::new_err(format!(
                 "invalid option checkpoint_first/checkpoint_fanout/checkpoint_levels: {e}"
             ))
         })?;
+        o.checkpoints.policy = Some(policy);
     }
     if let Some(v) = branch_memory_bytes {
         o.branches.memory_bytes = v;

@@ -18,6 +18,7 @@ from helios_store import (
     LockedError,
     NotAStoreError,
     PromotionConflictError,
+    Reader,
     ReplayError,
     Store,
     StoreClosedError,
@@ -128,6 +129,37 @@ def test_a_first_interval_apart_from_the_fanout(tmp_path: Path) -> None:
         view = store.view("s", 299)
         assert view.events_replayed <= 9
         assert view.get(b"k5") == b"292"  # version 299: events 0..=298
+
+
+def test_later_opens_use_the_policy_the_store_records(tmp_path: Path) -> None:
+    """Opened again with no policy named, by a writer or a reader, the store keeps the
+    policy it was written with: its checkpoints are used, not rebuilt or read around."""
+    path = tmp_path / "s"
+    custom = (10, 3, 4)
+    with Store(
+        path,
+        background_threads=False,
+        checkpoint_first=10,
+        checkpoint_fanout=3,
+        checkpoint_levels=4,
+    ) as store:
+        for i in range(1000):
+            store.append("s", [kv_set(b"k%d" % (i % 500), b"%d" % i)], durability="normal")
+        store.sync_checkpoints()
+    with Reader(path) as reader:
+        assert reader.checkpoint_policy == custom
+        # With the default policy's grid, a view at 999 would replay 989 events.
+        assert reader.view("s", 999).events_replayed <= 9
+        assert reader.get("s", b"k498", 999) == b"998"
+    with Store(path, background_threads=False) as store:
+        assert store.checkpoint_policy == custom
+        assert store.view("s", 999).events_replayed <= 9
+        written = store.sync_checkpoints()["written"]
+        assert written == 0, "the writer rebuilt the checkpoints"
+    with Store(path, background_threads=False, checkpoint_fanout=10) as store:
+        assert store.checkpoint_policy == (10, 10, 3)
+    with Reader(path) as reader:
+        assert reader.checkpoint_policy == (10, 10, 3)
 
 
 def test_bad_arguments(store: Store) -> None:

@@ -229,7 +229,7 @@ impl Config {
 /// every event changes one key, else `KvBatchMachine`).
 fn open_engine(dir: &std::path::Path, config: &Config, background: bool) -> Result<Engine> {
     let mut options = helios::Options::default();
-    options.checkpoints.policy = config.policy()?;
+    options.checkpoints.policy = Some(config.policy()?);
     options.background_threads = background;
     if let Some(maps_max) = config.maps_max {
         options.checkpoints.maps_max = maps_max;

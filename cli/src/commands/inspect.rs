@@ -139,6 +139,10 @@ fn to_text(engine: &ReadOnly, segments: &[SegmentInfo]) -> String {
     let rows = [
         ("writer", writer.to_owned()),
         ("store format", report.store_format.to_string()),
+        (
+            "checkpoint policy",
+            engine.checkpoints().policy().to_string(),
+        ),
         ("segment files found", log.segments.to_string()),
         ("records read", log.records_scanned.to_string()),
         ("torn tail", torn_tail),
@@ -170,8 +174,18 @@ struct InspectJson {
     last_lsn: u64,
     segments: Vec<SegmentJson>,
     streams: Vec<StreamJson>,
+    /// The level policy of the store's checkpoints (the one its writer recorded, else the
+    /// default).
+    checkpoint_policy: PolicyJson,
     /// What reading the log found.
     log: LogJson,
+}
+
+#[derive(serde::Serialize)]
+struct PolicyJson {
+    first_interval: u64,
+    fanout: u64,
+    levels: u32,
 }
 
 #[derive(serde::Serialize)]
@@ -242,6 +256,14 @@ fn to_json(engine: &ReadOnly, segments: &[SegmentInfo]) -> InspectJson {
                 head: s.head.get(),
             })
             .collect(),
+        checkpoint_policy: {
+            let policy = engine.checkpoints().policy();
+            PolicyJson {
+                first_interval: policy.first_interval(),
+                fanout: policy.fanout(),
+                levels: policy.levels(),
+            }
+        },
         log: LogJson {
             writer_holds_the_store: engine.writer_holds_the_store(),
             store_format: report.store_format,

@@ -67,6 +67,14 @@ fn append_read_inspect_and_verify_a_store() {
         "{text}"
     );
 
+    // No policy named: the default, which the writer recorded.
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("checkpoint policy")
+                && l.ends_with(" every 10 events, fanout 10, 3 levels")),
+        "{text}"
+    );
+
     let json = ok(&run_in(&dir, &["inspect", "--json"], b""));
     assert!(json.starts_with('{') && json.ends_with("}\n"), "{json}");
     for expected in [
@@ -75,6 +83,7 @@ fn append_read_inspect_and_verify_a_store() {
         r#""torn_tail": null"#,
         &format!(r#""file": "{FIRST_SEGMENT}""#),
         r#""sealed": false"#,
+        "\"checkpoint_policy\": {\n    \"first_interval\": 10,\n    \"fanout\": 10,\n    \"levels\": 3\n  }",
     ] {
         assert!(json.contains(expected), "{expected} not in:\n{json}");
     }

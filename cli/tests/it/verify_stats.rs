@@ -331,9 +331,9 @@ fn stats_counts_the_files_of_the_store_by_kind() {
 
     // The store as built: several segments, checkpoints, metadata; what the test added.
     assert!(of("segments").files >= 2, "{:#}", stats["disk"]);
-    // However many checkpoints: one pack, its index (the close wrote it), its published end
-    // and the machine table.
-    assert_eq!(of("checkpoints").files, 4, "{:#}", stats["disk"]);
+    // However many checkpoints: one pack, its index (the close wrote it), its published end,
+    // the machine table and the recorded policy.
+    assert_eq!(of("checkpoints").files, 5, "{:#}", stats["disk"]);
     assert!(of("metadata").files >= 1, "{:#}", stats["disk"]);
     assert_eq!(of("set_aside").files, 2);
     assert!(

@@ -238,13 +238,7 @@ impl Branches<'_> {
         let Some(owner) = node.owner(at.0).cloned() else {
             return self.fork(&node.name, at);
         };
-        let fanout = self
-            .engine
-            .inner
-            .options
-            .checkpoints
-            .policy
-            .first_interval();
+        let fanout = self.engine.inner.store.policy().first_interval();
         let (delta, from, events) = owner.delta_at(at.0, fanout, &|bytes| {
             self.admit_branch_bytes(bytes, owner.id)
         })?;
@@ -371,12 +365,7 @@ impl Branches<'_> {
         match node.owner(version.0) {
             Some(owner) => owner.view(
                 version.0,
-                self.engine
-                    .inner
-                    .options
-                    .checkpoints
-                    .policy
-                    .first_interval(),
+                self.engine.inner.store.policy().first_interval(),
                 &|bytes| self.admit_branch_bytes(bytes, owner.id),
             ),
             None => self.engine.view(&node.name, version),

@@ -16,6 +16,7 @@ mod ancestry;
 mod build;
 mod machines;
 mod packs;
+pub(crate) mod recorded_policy;
 mod store;
 mod verify;
 mod view;
@@ -112,6 +113,13 @@ impl Engine {
 }
 
 impl Checkpoints<'_> {
+    /// The level policy this open uses: the options', or the one the store records (see
+    /// [`crate::CheckpointOptions::policy`]).
+    #[must_use]
+    pub fn policy(&self) -> crate::LevelPolicy {
+        *self.engine.inner.store.policy()
+    }
+
     /// Makes every append durable and indexed, then builds every checkpoint due up to each
     /// stream's head and rebuilds every missing or damaged one, on the caller's thread. When
     /// it returns, a view of any version replays at most `fanout - 1` events.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use helios_checkpoint::pack::{PackEnd, PackEntry};
-use helios_checkpoint::{Checkpoint, CheckpointError, CheckpointKind, HEAVY_LEVEL, LevelPolicy};
+use helios_checkpoint::{Checkpoint, CheckpointError, CheckpointMeta, HEAVY_LEVEL, LevelPolicy};
 use helios_log::{StreamId, Version};
 
 use super::packs::{PackContents, Packs};
@@ -149,13 +149,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Whether the policy checkpoints `version` at `level` (or it is a full state after a heavy
-/// event).
-fn on_policy(policy: &LevelPolicy, version: u64, level: u32) -> bool {
-    match policy.level_at(version) {
-        Some(expected) => level == expected,
-        None => level == HEAVY_LEVEL,
-    }
+/// Whether a checkpoint is where the policy places one: at its version's level (or a full
+/// state after a heavy event there), of the kind and against the base that level has there.
+/// Checked at take-in too, not only at a first read, so that a writer whose policy changed
+/// rebuilds what the old one placed differently instead of reading around it.
+fn on_policy(policy: &LevelPolicy, meta: &CheckpointMeta) -> bool {
+    policy.misplaced(meta).is_none()
 }
 
 fn placed(seq: u64, entry: &PackEntry) -> Placed {
@@ -468,40 +467,25 @@ impl Store {
         place: Placed,
     ) -> helios_checkpoint::Result<Checkpoint> {
         let meta = checkpoint.meta();
-        let expected_base = self.policy.base_of(version, place.level);
-        let kind = if expected_base == 0 {
-            CheckpointKind::Full
-        } else {
-            CheckpointKind::Delta
-        };
-        // Written before the anchor existed (same checkpoint format): a first-window delta
-        // against the empty state. It holds every key changed since version 0, so it reads
-        // correctly stacked on the anchor, and as the anchor it is the full state.
-        let natural = self.policy.natural_base(version, place.level);
-        let legacy = place.level != HEAVY_LEVEL
-            && natural == 0
-            && meta.kind == CheckpointKind::Delta
-            && meta.base_version == 0;
-        // A delta that would have held every key is written as the full state.
-        let full_for_delta = meta.kind == CheckpointKind::Full && meta.base_version == 0;
-        if meta.stream_id == stream.0
+        let reason = if meta.stream_id == stream.0
             && meta.version == version
             && meta.machine == place.machine
             && u32::from(meta.level) == place.level
-            && ((meta.kind == kind && meta.base_version == expected_base)
-                || legacy
-                || full_for_delta)
         {
-            Ok(checkpoint)
+            self.policy.misplaced(meta)
         } else {
-            Err(CheckpointError::InvalidHeader {
+            Some(format!(
+                "holds {meta:?}, expected stream {}, version {version}, level {}",
+                stream.0, place.level
+            ))
+        };
+        match reason {
+            None => Ok(checkpoint),
+            Some(reason) => Err(CheckpointError::InvalidHeader {
                 path: checkpoint.path().to_path_buf(),
                 offset: 0,
-                reason: format!(
-                    "holds {meta:?}, expected stream {}, version {version}, level {}",
-                    stream.0, place.level
-                ),
-            })
+                reason,
+            }),
         }
     }
 

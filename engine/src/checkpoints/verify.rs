@@ -8,12 +8,13 @@ use std::path::Path;
 
 use helios_checkpoint::pack::{self, PackEnd, PackHeader, pack_header};
 use helios_checkpoint::pack_index::{PackIndexView, pack_index_name};
-use helios_checkpoint::{Checkpoint, CheckpointKind, HEAVY_LEVEL, LevelPolicy};
+use helios_checkpoint::{Checkpoint, LevelPolicy};
 use helios_log::FsStorage;
 use helios_log::storage::Storage as _;
 
 use super::CHECKPOINT_DIR;
 use super::machines::{MACHINES_FILE, MachineTable};
+use super::recorded_policy::{self, Recorded};
 use crate::verify::Finding;
 
 /// What [`verify_packs`] counted.
@@ -41,6 +42,22 @@ pub(crate) fn verify_packs(
         .filter_map(|n| pack::parse_pack_name(n))
         .collect();
     seqs.sort_unstable();
+    // The placement of checkpoints is checked against the policy named, else the one the
+    // store records (the one opens use), else the default; not at all against a damaged
+    // record (its store's policy is unknown).
+    let recorded = match recorded_policy::read(&FsStorage, &ckpt_dir) {
+        Recorded::Policy(recorded) => Some(recorded),
+        Recorded::Missing => Some(LevelPolicy::default()),
+        Recorded::Damaged(why) => {
+            findings.push(Finding {
+                path: ckpt_dir.join(recorded_policy::POLICY_FILE),
+                offset: None,
+                reason: why,
+            });
+            None
+        }
+    };
+    let policy = policy.or(recorded.as_ref());
     let published = read_published(&ckpt_dir, findings);
     // A damaged table is one finding (no open reads the checkpoints it numbered); with a whole
     // one, a number it lacks is a checkpoint no table ever named. A number whose name was
@@ -139,7 +156,7 @@ pub(crate) fn verify_packs(
                 );
             }
             if let Some(policy) = policy
-                && let Some(reason) = against_policy(policy, &entry.meta)
+                && let Some(reason) = policy.misplaced(&entry.meta)
             {
                 finding(Some(entry.offset), reason);
             }
@@ -208,53 +225,6 @@ fn verify_index(
             ),
         );
     }
-}
-
-/// Why a checkpoint's header is not what `policy` puts at its version, if it is not.
-fn against_policy(
-    policy: &LevelPolicy,
-    meta: &helios_checkpoint::CheckpointMeta,
-) -> Option<String> {
-    let level = u32::from(meta.level);
-    let on_grid = match policy.level_at(meta.version) {
-        Some(expected) => level == expected,
-        None => level == HEAVY_LEVEL,
-    };
-    if !on_grid {
-        return Some(format!(
-            "a checkpoint of level {level} at version {}, where the level policy ({} levels, \
-             the finest every {} events, fanout {}) puts {}",
-            meta.version,
-            policy.levels(),
-            policy.first_interval(),
-            policy.fanout(),
-            policy
-                .level_at(meta.version)
-                .map_or_else(|| "none on its grid".to_owned(), |l| format!("level {l}"))
-        ));
-    }
-    let base = policy.base_of(meta.version, level);
-    let kind = if base == 0 {
-        CheckpointKind::Full
-    } else {
-        CheckpointKind::Delta
-    };
-    // First-window deltas against the empty state, written before the anchor existed, read
-    // correctly (see the store's `check_meta`).
-    let legacy = level != HEAVY_LEVEL
-        && policy.natural_base(meta.version, level) == 0
-        && meta.kind == CheckpointKind::Delta
-        && meta.base_version == 0;
-    let as_expected = meta.kind == kind && meta.base_version == base;
-    // A delta that would have held every key is written as the full state.
-    let full_for_delta = meta.kind == CheckpointKind::Full && meta.base_version == 0;
-    (!(as_expected || legacy || full_for_delta)).then(|| {
-        format!(
-            "a {:?} against version {} at version {}, where the level policy puts a {kind:?} \
-             against version {base}",
-            meta.kind, meta.base_version, meta.version
-        )
-    })
 }
 
 /// The packs' published end, if there is one (an unreadable one is a finding).

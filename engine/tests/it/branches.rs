@@ -19,7 +19,7 @@ fn open(dir: &Path, fanout: u64) -> Engine {
         .options({
             let mut options = helios::Options::default();
             options.log.segment_size_bytes = SMALL_SEGMENT;
-            options.checkpoints.policy = LevelPolicy::new(fanout, 2).expect("policy");
+            options.checkpoints.policy = Some(LevelPolicy::new(fanout, 2).expect("policy"));
             options.background_threads = false;
             options
         })

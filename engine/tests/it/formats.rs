@@ -60,7 +60,7 @@ fn open_golden(dir: &Path) -> Engine {
         .options({
             let mut options = helios::Options::default();
             options.log.segment_size_bytes = 16 * 1024;
-            options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
+            options.checkpoints.policy = Some(LevelPolicy::new(4, 3).expect("policy"));
             options.background_threads = false;
             options.create_if_missing = false;
             options
@@ -422,7 +422,7 @@ fn open_golden_with(dir: &Path, create: bool) -> Engine {
     // The smallest segments, so that the golden history spans several (the fixtures of formats
     // 2 and 3 were written with 16 KiB ones, and hold one).
     options.log.segment_size_bytes = helios_log::MIN_SEGMENT_SIZE_BYTES;
-    options.checkpoints.policy = LevelPolicy::new(4, 3).expect("policy");
+    options.checkpoints.policy = Some(LevelPolicy::new(4, 3).expect("policy"));
     options.background_threads = false;
     options.create_if_missing = create;
     Engine::open(dir, options).expect("open a golden store")

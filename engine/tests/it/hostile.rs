@@ -29,7 +29,7 @@ const LEVELS: u32 = 2;
 fn options() -> Options {
     let mut options = Options::default();
     options.log.segment_size_bytes = SEGMENT_BYTES;
-    options.checkpoints.policy = LevelPolicy::new(FANOUT, LEVELS).expect("policy");
+    options.checkpoints.policy = Some(LevelPolicy::new(FANOUT, LEVELS).expect("policy"));
     options.background_threads = false;
     options
 }

@@ -12,7 +12,7 @@ use crate::support::{at, model_states, payloads, set};
 
 fn options() -> Options {
     let mut options = Options::default();
-    options.checkpoints.policy = LevelPolicy::new(4, 2).expect("policy");
+    options.checkpoints.policy = Some(LevelPolicy::new(4, 2).expect("policy"));
     options.checkpoints.pack_bytes = helios::MIN_CHECKPOINT_PACK_BYTES;
     options.background_threads = false;
     options

@@ -11,6 +11,7 @@
 //! - `formats`: the golden store of every store format, the `FORMAT` file, migration.
 //! - `indexes`: segment and pack indexes, and opens and `verify` that read around damaged or
 //!   missing ones.
+//! - `policy`: the level policy the store records, used by later opens.
 //! - `streams`: forks that share history, and deletions.
 //! - `directories`: the store's path on the real file system: files, links, permissions,
 //!   directories of other files, and messages that cut long names.
@@ -22,6 +23,7 @@ mod engine;
 mod formats;
 mod hostile;
 mod indexes;
+mod policy;
 mod readers;
 mod repair;
 mod simulator;

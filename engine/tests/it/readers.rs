@@ -238,7 +238,7 @@ fn a_refresh_adopts_the_checkpoints_the_writer_built_since() {
     }
     writer.checkpoints().sync().expect("build checkpoints");
     reader.refresh().expect("refresh");
-    let fanout = options().checkpoints.policy.first_interval();
+    let fanout = reader.checkpoints().policy().first_interval();
     for version in [599, 600, 455, 101] {
         check_view(&reader, "a", version, &events);
         let view = reader.view("a", Version(version)).expect("view");

@@ -164,7 +164,7 @@ fn open(dir: &Path, sim: &SimStorage) -> Result<Engine, Error> {
             let mut options = helios::Options::default();
             options.log.segment_size_bytes = SEGMENT;
             options.log.write_buffer_bytes = 256;
-            options.checkpoints.policy = LevelPolicy::new(4, 2).expect("policy");
+            options.checkpoints.policy = Some(LevelPolicy::new(4, 2).expect("policy"));
             options.background_threads = false;
             options
         })

@@ -22,7 +22,7 @@ fn open_policy(dir: &Path, policy: LevelPolicy) -> Engine {
         .options({
             let mut options = helios::Options::default();
             options.log.segment_size_bytes = SMALL_SEGMENT;
-            options.checkpoints.policy = policy;
+            options.checkpoints.policy = Some(policy);
             options.background_threads = false;
             options
         })
@@ -302,7 +302,7 @@ fn views_stay_exact_while_the_map_cache_evicts() {
         .options({
             let mut options = helios::Options::default();
             options.log.segment_size_bytes = SMALL_SEGMENT;
-            options.checkpoints.policy = LevelPolicy::new(10, 3).expect("policy");
+            options.checkpoints.policy = Some(LevelPolicy::new(10, 3).expect("policy"));
             options.background_threads = false;
             // The smallest cache the policy allows: every view's layers evict earlier maps.
             options.checkpoints.maps_max = 3;
@@ -754,7 +754,7 @@ fn checkpoints_of_deleted_streams_are_reclaimed_by_compaction() {
         dir.path(),
         helios::Options {
             checkpoints: helios::CheckpointOptions {
-                policy: LevelPolicy::new(10, 2).expect("policy"),
+                policy: Some(LevelPolicy::new(10, 2).expect("policy")),
                 ..helios::CheckpointOptions::default()
             },
             ..helios::Options::default()

@@ -15,7 +15,7 @@ const FANOUT: u64 = 10;
 fn options() -> Options {
     let mut options = Options::default();
     options.log.segment_size_bytes = 16 * 1024;
-    options.checkpoints.policy = LevelPolicy::new(FANOUT, 2).expect("policy");
+    options.checkpoints.policy = Some(LevelPolicy::new(FANOUT, 2).expect("policy"));
     options.background_threads = false;
     options
 }

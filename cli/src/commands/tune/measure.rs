@@ -227,7 +227,7 @@ pub fn measure(
         .map_err(CliError::io("create a scratch store directory"))?;
     let builder = Engine::builder(dir.path()).options({
         let mut options = helios::Options::default();
-        options.checkpoints.policy = policy;
+        options.checkpoints.policy = Some(policy);
         options.checkpoints.maps_max = setting.maps_max;
         options.log.segment_size_bytes = SCRATCH_SEGMENT_SIZE_BYTES;
         options.background_threads = false;

@@ -305,13 +305,12 @@ impl Store {
                 let head = head_of(id, entry.meta.machine);
                 if let (Some(pending), Some(head)) = (pending.as_deref_mut(), head)
                     && version > head
-                    && on_policy(&self.policy, version, level)
+                    && on_policy(&self.policy, &entry.meta)
                 {
                     pending.push((pack.seq, entry));
                     continue;
                 }
-                if !(on_policy(&self.policy, version, level) && head.is_some_and(|h| version <= h))
-                {
+                if !(on_policy(&self.policy, &entry.meta) && head.is_some_and(|h| version <= h)) {
                     report.dropped += 1;
                     continue;
                 }
