@@ -29,7 +29,7 @@ use rkyv::util::AlignedVec;
 use crate::error::{CheckpointError, Result};
 use crate::format::{self, ARCHIVE_ALIGN, ArchivedBody, CheckpointMeta, Header, header};
 use crate::points::PointIndex;
-use crate::run::{Lookup, RunEntry, SortedRun};
+use crate::run::{HashedKey, Lookup, RunEntry, SortedRun};
 use crate::search::{LINE_LEN, SearchTree};
 use crate::structure::Index;
 
@@ -558,10 +558,14 @@ impl Checkpoint {
 
 impl SortedRun for Checkpoint {
     fn get(&self, key: &[u8]) -> Lookup<'_> {
-        let bytes = self.bytes();
+        self.get_hashed(&HashedKey::new(key))
+    }
+
+    fn get_hashed(&self, hashed: &HashedKey<'_>) -> Lookup<'_> {
+        let (key, bytes) = (hashed.key(), self.bytes());
         // The entry at an offset the index holds was decoded at open, inside its block, so
         // decoding it against the whole file reads the same bytes.
-        let found = self.points.find_map(key, |offset| {
+        let found = self.points.find_map(hashed.hash(), |offset| {
             format::get_entry(bytes, offset)
                 .ok()
                 .filter(|&(k, _, _)| k == key)
@@ -574,8 +578,8 @@ impl SortedRun for Checkpoint {
     }
 
     #[inline]
-    fn prefetch(&self, key: &[u8]) {
-        self.points.prefetch(key);
+    fn prefetch(&self, key: &HashedKey<'_>) {
+        self.points.prefetch(key.hash());
     }
 
     fn range<'a>(

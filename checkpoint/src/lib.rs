@@ -32,5 +32,5 @@ pub use error::{CheckpointError, KeyPreview, Result};
 pub use file::Checkpoint;
 pub use format::{CheckpointKind, CheckpointMeta};
 pub use policy::{HEAVY_LEVEL, Layer, LevelPolicy, PolicyError, REPLAY_MAX};
-pub use run::{Lookup, MemRun, RunEntry, SortedRun};
+pub use run::{HashedKey, Lookup, MemRun, RunEntry, SortedRun};
 pub use write::{FileSync, Written, encode_checkpoint, write_checkpoint, write_checkpoint_with};

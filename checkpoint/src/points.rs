@@ -91,7 +91,8 @@ impl PointIndex {
         unreachable!("point index over-filled: more keys inserted than it was sized for");
     }
 
-    /// Calls `entry` with the offset of every entry whose tag matches `key`'s, in insertion
+    /// Calls `entry` with the offset of every entry whose tag matches that of the key whose
+    /// [`hash`] is `hash`, in insertion
     /// probe order, until it returns `Some` (the caller decodes the entry there and keeps it if
     /// its key is `key`); returns that, or `None` when the key was never inserted. Most calls
     /// make no call to `entry` for an absent key and one for a present key (tags are 31 bits of
@@ -99,10 +100,9 @@ impl PointIndex {
     #[inline]
     pub(crate) fn find_map<T>(
         &self,
-        key: &[u8],
+        hash: u64,
         mut entry: impl FnMut(usize) -> Option<T>,
     ) -> Option<T> {
-        let hash = hash(key);
         let tag = tag_of(hash);
         let mut bucket = self.first_bucket(hash);
         for _ in 0..self.buckets.len() {
@@ -121,10 +121,11 @@ impl PointIndex {
         None
     }
 
-    /// Starts loading the bucket a lookup of `key` reads first, without waiting for it.
+    /// Starts loading the bucket a lookup of the key whose [`hash`] is `hash` reads first,
+    /// without waiting for it.
     #[inline]
-    pub(crate) fn prefetch(&self, key: &[u8]) {
-        let bucket = self.first_bucket(hash(key));
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let bucket = self.first_bucket(hash);
         // A load whose value nothing waits for: the processor issues it and goes on, so the
         // cache miss overlaps with the caller's next work (the same for other runs).
         std::hint::black_box(self.buckets.get(bucket).map(|b| b.0[0].tag));
@@ -154,7 +155,7 @@ impl PointIndex {
 
 /// The hash of a key.
 #[inline]
-fn hash(key: &[u8]) -> u64 {
+pub(crate) fn hash(key: &[u8]) -> u64 {
     FixedState::with_seed(SEED).hash_one(key)
 }
 
@@ -184,7 +185,7 @@ mod tests {
 
     /// Finds `key` the way a checkpoint does: compares the key stored at each candidate.
     fn lookup(index: &PointIndex, keys: &[Vec<u8>], key: &[u8]) -> Option<usize> {
-        index.find_map(key, |offset| (keys[offset] == key).then_some(offset))
+        index.find_map(hash(key), |offset| (keys[offset] == key).then_some(offset))
     }
 
     #[test]
@@ -232,7 +233,7 @@ mod tests {
         let mut compared = 0usize;
         for i in 5_000..55_000u32 {
             let probe = format!("k{i:07}").into_bytes();
-            let found = index.find_map(&probe, |offset| {
+            let found = index.find_map(hash(&probe), |offset| {
                 compared += 1;
                 (keys[offset] == probe).then_some(offset)
             });
@@ -276,6 +277,6 @@ mod tests {
     #[test]
     fn an_empty_index_holds_nothing() {
         let index = PointIndex::with_capacity(0);
-        assert_eq!(index.find_map(b"k0000001", Some), None);
+        assert_eq!(index.find_map(hash(b"k0000001"), Some), None);
     }
 }

@@ -19,6 +19,38 @@ pub enum Lookup<'a> {
 /// One entry of a run: a key and its value, or `None` for a tombstone.
 pub type RunEntry<'a> = (&'a [u8], Option<&'a [u8]>);
 
+/// A key and its hash, computed once for every run a lookup asks: checkpoints find keys by
+/// this hash (their point index), and a view may ask a dozen layers about one key.
+#[derive(Clone, Copy, Debug)]
+pub struct HashedKey<'k> {
+    key: &'k [u8],
+    hash: u64,
+}
+
+impl<'k> HashedKey<'k> {
+    /// `key`, hashed.
+    #[must_use]
+    #[inline]
+    pub fn new(key: &'k [u8]) -> HashedKey<'k> {
+        HashedKey {
+            key,
+            hash: crate::points::hash(key),
+        }
+    }
+
+    /// The key.
+    #[must_use]
+    #[inline]
+    pub fn key(&self) -> &'k [u8] {
+        self.key
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 /// A sorted run of entries with tombstones.
 ///
 /// Implementations **must** yield `range` entries in strictly increasing key order, and `get`
@@ -27,11 +59,17 @@ pub trait SortedRun: Send + Sync {
     /// What the run says about `key`.
     fn get(&self, key: &[u8]) -> Lookup<'_>;
 
+    /// [`SortedRun::get`] of a key hashed once for all the runs a lookup asks. The default
+    /// asks `get`; runs that look keys up by hash use the one given.
+    fn get_hashed(&self, key: &HashedKey<'_>) -> Lookup<'_> {
+        self.get(key.key())
+    }
+
     /// Starts loading the memory a `get(key)` reads first, without waiting for it: a reader
     /// that will ask several runs about one key calls this on all of them first, so that their
     /// cache misses overlap instead of following one another. Only a hint; the default does
     /// nothing.
-    fn prefetch(&self, key: &[u8]) {
+    fn prefetch(&self, key: &HashedKey<'_>) {
         let _ = key;
     }
 

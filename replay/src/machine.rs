@@ -14,7 +14,7 @@
 use std::fmt;
 use std::ops::Bound;
 
-use helios_checkpoint::SortedRun;
+use helios_checkpoint::{HashedKey, SortedRun};
 
 use crate::changes::Changes;
 use crate::merge::{self, ViewIter};
@@ -111,7 +111,7 @@ impl<'a> StateHandle<'a> {
     /// The current value of `key`, or `None` when the key is absent.
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        merge::lookup(self.sources(), key)
+        merge::lookup(self.sources(), &HashedKey::new(key))
     }
 
     /// Whether `key` currently has a value.

@@ -13,16 +13,16 @@
 use std::iter::FusedIterator;
 use std::ops::Bound;
 
-use helios_checkpoint::{Lookup, RunEntry, SortedRun};
+use helios_checkpoint::{HashedKey, Lookup, RunEntry, SortedRun};
 
 /// The value of `key` in a stack of runs given newest first, or `None` when the newest entry
 /// is a tombstone or no run has the key.
 pub(crate) fn lookup<'a>(
     runs: impl IntoIterator<Item = &'a dyn SortedRun>,
-    key: &[u8],
+    key: &HashedKey<'_>,
 ) -> Option<&'a [u8]> {
     for run in runs {
-        match run.get(key) {
+        match run.get_hashed(key) {
             Lookup::Absent => {}
             Lookup::Deleted => return None,
             Lookup::Value(value) => return Some(value),
@@ -189,7 +189,10 @@ mod tests {
         assert!(all(&[]).is_empty());
         let empty = MemRun::new();
         assert!(all(&[&empty, &empty, &empty]).is_empty());
-        assert_eq!(lookup([&empty as &dyn SortedRun, &empty], b"a"), None);
+        assert_eq!(
+            lookup([&empty as &dyn SortedRun, &empty], &HashedKey::new(b"a")),
+            None
+        );
     }
 
     #[test]
@@ -219,7 +222,7 @@ mod tests {
             ("f", None),
         ] {
             assert_eq!(
-                lookup(runs, key.as_bytes()),
+                lookup(runs, &HashedKey::new(key.as_bytes())),
                 expected.map(str::as_bytes),
                 "key {key}"
             );

@@ -19,7 +19,7 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use helios_checkpoint::SortedRun;
+use helios_checkpoint::{HashedKey, SortedRun};
 
 use crate::machine::StateMachine;
 use crate::merge::{self, ViewIter};
@@ -272,10 +272,11 @@ impl View {
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         // Every layer's first cache miss at once, rather than one after the other as the
         // lookup goes down the layers.
+        let key = HashedKey::new(key);
         for run in self.base.runs() {
-            run.prefetch(key);
+            run.prefetch(&key);
         }
-        merge::lookup(self.runs(), key)
+        merge::lookup(self.runs(), &key)
     }
 
     /// Whether `key` has a value.
