@@ -90,6 +90,14 @@ impl Base {
         Base::default()
     }
 
+    /// An empty base with room for `layers` layers.
+    #[must_use]
+    pub fn with_capacity(layers: usize) -> Base {
+        Base {
+            layers: Vec::with_capacity(layers),
+        }
+    }
+
     /// Adds `run` below every layer added so far. Layers are added newest first, in the order
     /// `LevelPolicy::layers` lists them: finest level first, the bottom last.
     pub fn push_below(&mut self, info: LayerInfo, run: Arc<dyn SortedRun>) {

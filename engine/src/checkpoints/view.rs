@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use helios_checkpoint::{CheckpointKind, HEAVY_LEVEL, SortedRun};
+use helios_checkpoint::{CheckpointKind, HEAVY_LEVEL, Layer, SortedRun};
 use helios_log::Version;
 use helios_replay::{Aggregate, Base, LayerInfo, Overlay, View, replay_one};
 
@@ -59,14 +59,13 @@ impl Engine {
         let store = &inner.store;
         let policy = store.policy();
         let (layers, _) = policy.layers(version.0);
-        let mut used: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::with_capacity(layers.len());
+        let mut used: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::new();
         // The layers of a read at `at`, coarsest first, if every one is there: finest first,
         // down to the first full state (a delta that would have held every key was written
         // as the full state, `build.rs`, and then nothing under it is read).
-        let complete_chain = |at: u64| -> Option<Vec<(LayerInfo, Arc<dyn SortedRun>)>> {
-            let (layers, _) = policy.layers(at);
-            let mut chain: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::new();
-            for layer in &layers {
+        let complete_chain = |layers: &[Layer]| -> Option<Vec<(LayerInfo, Arc<dyn SortedRun>)>> {
+            let mut chain: Vec<(LayerInfo, Arc<dyn SortedRun>)> = Vec::with_capacity(layers.len());
+            for layer in layers {
                 let checkpoint = inner.checkpoint_at(&ancestry, layer.base)?;
                 let full = checkpoint.meta().kind == CheckpointKind::Full;
                 chain.push((LayerInfo::new(layer.level, layer.base), checkpoint));
@@ -77,7 +76,7 @@ impl Engine {
             chain.reverse();
             (!chain.is_empty()).then_some(chain)
         };
-        let complete = match complete_chain(version.0) {
+        let complete = match complete_chain(&layers) {
             Some(chain) => {
                 used = chain;
                 true
@@ -87,6 +86,9 @@ impl Engine {
         // Otherwise coarsest first: each finer layer is a delta against the ones above it, so
         // the stack stops at the first layer that is missing (not built yet, or damaged).
         let mut broken = false;
+        if !complete {
+            used.reserve(layers.len());
+        }
         for layer in layers.iter().rev().filter(|_| !complete) {
             if broken {
                 // Not usable above a missing layer, but checked now: damage in it is then
@@ -119,7 +121,7 @@ impl Engine {
                     Some(earlier) if earlier > reached => earlier,
                     _ => break,
                 };
-                if let Some(chain) = complete_chain(at) {
+                if let Some(chain) = complete_chain(&policy.layers(at).0) {
                     used = chain;
                     break;
                 }
@@ -154,7 +156,7 @@ impl Engine {
             used.push((LayerInfo::new(HEAVY_LEVEL, heavy), checkpoint));
             start = heavy;
         }
-        let mut base = Base::new();
+        let mut base = Base::with_capacity(used.len());
         for (info, run) in used.into_iter().rev() {
             base.push_below(info, run);
         }
