@@ -170,6 +170,13 @@ pub struct PackIndexView<B> {
     bitmap_bits: u64,
 }
 
+impl<B> PackIndexView<B> {
+    /// The index's bytes, as given to [`PackIndexView::open`].
+    pub fn bytes(&self) -> &B {
+        &self.bytes
+    }
+}
+
 impl<B: std::ops::Deref<Target = [u8]>> PackIndexView<B> {
     /// Checks `bytes` as the index of pack `seq` (version 2, or 1 without a bitmap): magic,
     /// header CRC, version, pack number, reserved bytes and length; `None` if any fails. The entries' CRC is checked by

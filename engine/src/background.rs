@@ -325,9 +325,31 @@ impl Inner {
         queue
     }
 
+    /// Does ahead of the first reads of each stream what they would otherwise do: maps and
+    /// checks the segment indexes, and maps into this process the pages of the catalog
+    /// snapshot, the pack indexes and the packs that the page cache holds (nothing is read from
+    /// the disk). A first read of a stream then takes no page fault (a few microseconds each,
+    /// most of a warm read's tail at 100,000 streams). About 5 ms per GiB mapped, on the
+    /// builder's thread after open, so a long-lived writer gets it and a short-lived reader
+    /// (`helios get`) does not pay for it. Stops early when the engine closes.
+    pub(crate) fn warm_up(&self) {
+        let closing = || lock(&self.builder_signal).shutdown;
+        if let Some(bytes) = lock(&self.catalog).snapshot_bytes() {
+            bytes.map_resident();
+        }
+        if !closing() {
+            self.store.map_resident();
+        }
+        if !closing() {
+            self.log.warm_indexes();
+        }
+    }
+
     /// The checkpoint builder's thread: a round whenever the flusher indexes events or a
-    /// damaged checkpoint is found, and every second in case a round failed.
+    /// damaged checkpoint is found, and every second in case a round failed. It warms the
+    /// store's maps first ([`Inner::warm_up`]).
     pub(crate) fn builder_loop(&self) {
+        self.warm_up();
         loop {
             {
                 let mut signal = lock(&self.builder_signal);

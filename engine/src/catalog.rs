@@ -428,6 +428,11 @@ impl Catalog {
         }
     }
 
+    /// The bytes of the snapshot the open started from, if any.
+    pub(crate) fn snapshot_bytes(&self) -> Option<helios_log::storage::ReadOnlyBytes> {
+        self.base.as_ref().map(|s| s.bytes().clone())
+    }
+
     /// The streams as they are now, frozen: what a reader's checkpoint store asks about a
     /// stream at its first use. Copies only the streams held in memory.
     pub(crate) fn at_open(&self) -> CatalogAtOpen {

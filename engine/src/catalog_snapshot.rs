@@ -144,6 +144,11 @@ impl Snapshot {
         (at != u64::MAX).then_some(at)
     }
 
+    /// The file's bytes, as mapped.
+    pub(crate) fn bytes(&self) -> &ReadOnlyBytes {
+        &self.bytes
+    }
+
     /// How many streams it holds.
     pub(crate) fn len(&self) -> u64 {
         self.count

@@ -349,6 +349,17 @@ impl SegmentIndex {
         self.tables.get_or_init(|| self.check_tables()).clone()
     }
 
+    /// Does now what the first lookup would: maps the tables (if the index was opened from
+    /// its header), checks them, and maps the pages the page cache holds into this process
+    /// ([`ReadOnlyBytes::map_resident`]), so that first lookups pay for none of it.
+    pub fn warm(&self) {
+        if self.check().is_ok()
+            && let Ok(bytes) = self.mapped()
+        {
+            bytes.map_resident();
+        }
+    }
+
     fn check_tables(&self) -> Result<(), IndexError> {
         let bad = |reason: String| IndexError::new(self.segment, reason);
         let b = self

@@ -94,6 +94,35 @@ impl PageSource for MappedFile {
                 .advise_range(memmap2::Advice::WillNeed, start, end - start);
         }
     }
+
+    #[cfg(target_os = "linux")]
+    fn map_resident(&self) {
+        // Only up to the file's end: past it (a growing pack's map) there is nothing to map.
+        let Ok(file_len) = self.file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        let end = usize::try_from(file_len).map_or(self.map.len(), |len| len.min(self.map.len()));
+        let (Ok(page), Ok(residency)) = (map::page_size(), map::residency(&self.map, 0, end))
+        else {
+            return;
+        };
+        // Each run of resident pages in one call (MADV_POPULATE_READ maps them into this
+        // process's page tables, and would read a page that is not resident from the disk).
+        let mut at = 0;
+        while at < residency.len() {
+            if residency[at] & 1 == 0 {
+                at += 1;
+                continue;
+            }
+            let run = residency[at..].iter().take_while(|&&r| r & 1 != 0).count();
+            let (from, to) = (at * page, ((at + run) * page).min(end));
+            // A hint: a failure (an older kernel without MADV_POPULATE_READ) only costs speed.
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, from, to - from);
+            at += run;
+        }
+    }
 }
 
 impl Storage for FsStorage {
@@ -269,24 +298,39 @@ mod map {
             return Ok(0);
         }
         let map = map_readonly(file)?;
-        // SAFETY: sysconf has no preconditions; it reads a system constant.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .map_err(|_| io::Error::other("no page size"))?;
-        let mut residency = vec![0u8; map.len().div_ceil(page)];
-        // SAFETY: `map` is a live mapping of `map.len()` bytes at a page-aligned address (mmap
-        // returns one), and `residency` has one byte for each of its pages, which is what
-        // mincore writes. mincore reads no byte of the map.
+        let residency = residency(&map, 0, map.len())?;
+        Ok(residency.iter().filter(|&&p| p & 1 != 0).count())
+    }
+
+    /// The residency of each page of `map[start..end]` (`start` page-aligned): `mincore`,
+    /// which reads no byte of the map.
+    #[cfg(target_os = "linux")]
+    pub(super) fn residency(map: &memmap2::Mmap, start: usize, end: usize) -> io::Result<Vec<u8>> {
+        let page = page_size()?;
+        let mut residency = vec![0u8; (end - start).div_ceil(page)];
+        // SAFETY: `start..end` lies within the live mapping `map` (the caller clamps it), and
+        // `start` is a multiple of the page size from the map's page-aligned address, so the
+        // range is what mincore accepts; `residency` has one byte for each of its pages, which
+        // is what mincore writes.
         let rc = unsafe {
             libc::mincore(
-                map.as_ptr().cast_mut().cast::<libc::c_void>(),
-                map.len(),
+                map.as_ptr().add(start).cast_mut().cast::<libc::c_void>(),
+                end - start,
                 residency.as_mut_ptr(),
             )
         };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(residency.iter().filter(|&&p| p & 1 != 0).count())
+        Ok(residency)
+    }
+
+    /// The system's page size.
+    #[cfg(target_os = "linux")]
+    pub(super) fn page_size() -> io::Result<usize> {
+        // SAFETY: sysconf has no preconditions; it reads a system constant.
+        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| io::Error::other("no page size"))
     }
 
     /// Asks the kernel to drop `file`'s clean pages from the page cache.
@@ -311,6 +355,67 @@ mod map {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This process's minor page faults so far (`/proc/self/stat`, field 10).
+    #[cfg(target_os = "linux")]
+    fn minor_faults() -> u64 {
+        let stat = fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+        // Fields after the command name, which ends with the last ')'.
+        let after = &stat[stat.rfind(')').expect("a command name") + 2..];
+        after
+            .split(' ')
+            .nth(7)
+            .and_then(|f| f.parse().ok())
+            .expect("the minflt field")
+    }
+
+    /// Sums one byte of every page (what a reader's first touches fault in).
+    fn touch_every_page(bytes: &[u8]) -> u64 {
+        bytes.iter().step_by(4096).map(|&b| u64::from(b)).sum()
+    }
+
+    /// `map_resident` maps the cached pages, so reading them takes no page fault, and reads
+    /// nothing that is not cached.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn map_resident_maps_cached_pages_and_reads_none_from_the_disk() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("file");
+        let bytes: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 253) as u8).collect();
+        fs::write(&path, &bytes).expect("write");
+        // Written back, so that its pages can be evicted below.
+        File::open(&path).and_then(|f| f.sync_all()).expect("sync");
+        let expected = touch_every_page(&bytes);
+
+        let faults_of = |populate: bool| {
+            let map = FsStorage.map_readonly(&path).expect("map");
+            if populate {
+                map.map_resident();
+            }
+            let before = minor_faults();
+            let sum = touch_every_page(&map);
+            let faults = minor_faults() - before;
+            assert_eq!(sum, expected);
+            faults
+        };
+        let without = faults_of(false);
+        let with = faults_of(true);
+        assert!(without >= 1, "no fault to save: {without}");
+        assert_eq!(with, 0, "faults after map_resident (without it: {without})");
+
+        // Pages that are not cached stay so (where eviction works: not on tmpfs).
+        let map = FsStorage.map_readonly(&path).expect("map");
+        map.evict_pages().expect("evict");
+        if resident_pages(&path).expect("mincore") == 0 {
+            map.map_resident();
+            assert_eq!(
+                resident_pages(&path).expect("mincore"),
+                0,
+                "read from the disk"
+            );
+        }
+        assert_eq!(touch_every_page(&map), expected);
+    }
 
     /// Small files are copied, larger ones mapped: either way the bytes are the file's.
     #[test]

@@ -57,6 +57,12 @@ pub trait PageSource: Send + Sync {
     /// reads that follow (a run of records read in order, on a map advised random access).
     /// Only a hint: errors are ignored. Default: nothing to read (bytes in memory).
     fn will_need(&self, _start: usize, _end: usize) {}
+
+    /// Maps the pages of the bytes that the page cache already holds into this process's page
+    /// tables, without reading any from the disk, so that the first read of each does not
+    /// take a page fault (a few microseconds each, the tail of a warm read). Only a hint:
+    /// errors are ignored. Default: nothing to map (bytes in memory).
+    fn map_resident(&self) {}
 }
 
 /// Bytes in memory: nothing to evict.
@@ -105,6 +111,11 @@ impl ReadOnlyBytes {
     /// See [`PageSource::will_need`].
     pub fn will_need(&self, start: usize, end: usize) {
         self.0.will_need(start, end);
+    }
+
+    /// See [`PageSource::map_resident`].
+    pub fn map_resident(&self) {
+        self.0.map_resident();
     }
 }
 

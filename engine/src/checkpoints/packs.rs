@@ -233,6 +233,20 @@ impl Packs {
         (bytes.len() as u64 >= end).then_some(bytes)
     }
 
+    /// Maps the pages of every pack that the page cache holds into this process (see
+    /// `ReadOnlyBytes::map_resident`).
+    pub(crate) fn map_resident(&self) {
+        let maps: Vec<ReadOnlyBytes> = self
+            .read_maps()
+            .values()
+            .filter(|m| !m.copy)
+            .map(|m| m.bytes.clone())
+            .collect();
+        for bytes in maps {
+            bytes.map_resident();
+        }
+    }
+
     fn read_maps(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, PackMap>> {
         self.maps
             .read()

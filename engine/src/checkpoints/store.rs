@@ -526,6 +526,19 @@ impl Store {
         std::mem::take(&mut *lock(&self.rebuild))
     }
 
+    /// Maps the pages of the packs and of the pack indexes not taken in yet that the page
+    /// cache holds into this process (see `ReadOnlyBytes::map_resident`).
+    pub(crate) fn map_resident(&self) {
+        let indexes = lock(&self.deferred)
+            .as_ref()
+            .map(deferred::Deferred::index_bytes)
+            .unwrap_or_default();
+        for bytes in indexes {
+            bytes.map_resident();
+        }
+        self.packs.map_resident();
+    }
+
     /// Whether any checkpoint waits for a rebuild.
     pub(crate) fn has_rebuilds(&self) -> bool {
         !lock(&self.rebuild).is_empty()

@@ -103,6 +103,14 @@ impl Deferred {
             .collect()
     }
 
+    /// The bytes of the pack indexes read in place.
+    pub(super) fn index_bytes(&self) -> Vec<helios_log::storage::ReadOnlyBytes> {
+        self.packs
+            .iter()
+            .filter_map(|p| p.index.as_ref().map(|i| i.bytes().clone()))
+            .collect()
+    }
+
     /// The checkpoints in the packs.
     pub(super) fn count(&self) -> u64 {
         self.packs
