@@ -60,6 +60,31 @@ impl Latencies {
         self.histogram.len()
     }
 
+    /// The latencies as one line of `NANOS:COUNT` pairs, one per recorded bucket (its highest
+    /// equivalent value), for a parent process to read back with [`Latencies::from_line`]
+    /// and pool with its other children's.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        self.histogram
+            .iter_recorded()
+            .map(|v| format!("{}:{}", v.value_iterated_to(), v.count_at_value()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The latencies of a line [`Latencies::to_line`] wrote (the same to the histogram's
+    /// precision), or `None` if it is not one.
+    #[must_use]
+    pub fn from_line(line: &str) -> Option<Latencies> {
+        let mut latencies = Latencies::new();
+        for pair in line.split_whitespace() {
+            let (nanos, count) = pair.split_once(':')?;
+            let (nanos, count): (u64, u64) = (nanos.parse().ok()?, count.parse().ok()?);
+            latencies.histogram.record_n(nanos.max(1), count).ok()?;
+        }
+        Some(latencies)
+    }
+
     /// Number of latencies recorded above `bound` (to the histogram's precision, 3
     /// significant digits).
     #[must_use]
@@ -180,6 +205,23 @@ mod tests {
         assert_eq!(latencies.count_above(Duration::from_millis(5)), 2);
         assert_eq!(latencies.count_above(Duration::from_micros(50)), 5);
         assert_eq!(latencies.count_above(Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn latencies_cross_a_process_boundary_as_a_line() {
+        let mut latencies = Latencies::new();
+        for us in [3u64, 5, 5, 8, 13, 21, 34, 55, 89, 1_440] {
+            latencies.record(Duration::from_micros(us));
+        }
+        let back = Latencies::from_line(&latencies.to_line()).expect("a line");
+        assert_eq!(back.count(), latencies.count());
+        let (a, b) = (latencies.summary(), back.summary());
+        assert_eq!(
+            (a.median_us, a.p99_us, a.max_us),
+            (b.median_us, b.p99_us, b.max_us)
+        );
+        assert!(Latencies::from_line("12:x").is_none());
+        assert_eq!(Latencies::from_line("").map(|l| l.count()), Some(0));
     }
 
     #[test]
