@@ -85,7 +85,9 @@ impl ReadOnly {
     /// up to the end the writer published after its last sync (`log/published-end`), so it
     /// never sees a record a crash could take back. The checkpoints the writer has built for
     /// the new versions are adopted too (found by name), so views of them replay as few events
-    /// as the writer's; those it has not built yet are looked for at the next refresh, and
+    /// as the writer's; those of streams this handle has read are validated now, so that no
+    /// view pays for a first read of them. Those it has not built yet are looked for at the
+    /// next refresh, and
     /// views meanwhile replay from older ones (exact, and reported in the view's report).
     /// Reads the store's files directly, whatever storage the handle was opened with.
     ///

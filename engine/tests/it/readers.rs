@@ -250,6 +250,59 @@ fn a_refresh_adopts_the_checkpoints_the_writer_built_since() {
     }
 }
 
+/// A refresh validates the new checkpoints of the streams the reader reads (not the first
+/// view of each): one damaged after the writer published it is found by the refresh, forgotten,
+/// and read around; those of a stream the reader never read wait for a view.
+#[test]
+fn a_refresh_validates_the_new_checkpoints_of_the_streams_the_reader_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = writer(dir.path());
+    let events: Vec<Vec<u8>> = (0..60).map(|i| set("k", &i.to_string())).collect();
+    for stream in ["read", "unread"] {
+        writer
+            .append(stream, &events[..30], Durability::Critical, None)
+            .expect("append");
+    }
+    writer.checkpoints().sync().expect("build checkpoints");
+    let reader = reader_of(dir.path());
+    check_view(&reader, "read", 30, &events);
+    for stream in ["read", "unread"] {
+        writer
+            .append(stream, &events[30..], Durability::Critical, None)
+            .expect("append");
+    }
+    writer.checkpoints().sync().expect("build checkpoints");
+    // Damage the checkpoint at 50 of both streams, after the writer published them.
+    for stream in ["read", "unread"] {
+        let at_50 = writer
+            .checkpoints()
+            .of_stream(stream)
+            .expect("checkpoints")
+            .into_iter()
+            .find(|c| c.version == Version(50))
+            .expect("a checkpoint at 50");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&at_50.pack)
+            .expect("the pack");
+        std::os::unix::fs::FileExt::write_all_at(
+            &file,
+            b"damage",
+            at_50.offset + at_50.len_bytes - 8,
+        )
+        .expect("damage");
+    }
+    reader.refresh().expect("refresh");
+    assert_eq!(
+        reader.checkpoints().stats().damaged,
+        1,
+        "found by the refresh"
+    );
+    check_view(&reader, "read", 55, &events);
+    check_view(&reader, "unread", 55, &events);
+    assert_eq!(reader.checkpoints().stats().damaged, 2, "found by the view");
+}
+
 /// Opened beside a live writer, a reader reads only up to the end the writer published: the
 /// records written but not synced yet are left out until a refresh after their sync. With no
 /// writer, it reads everything the log holds.
