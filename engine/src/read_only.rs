@@ -87,9 +87,9 @@ impl ReadOnly {
     /// the new versions are adopted too (found by name), so views of them replay as few events
     /// as the writer's; those of streams this handle has read are validated now, so that no
     /// view pays for a first read of them. Those it has not built yet are looked for at the
-    /// next refresh, and
-    /// views meanwhile replay from older ones (exact, and reported in the view's report).
-    /// Reads the store's files directly, whatever storage the handle was opened with.
+    /// next refresh, and views meanwhile replay from older ones (exact, and reported in the
+    /// view's report). Reads the store's files directly, whatever storage the handle was
+    /// opened with.
     ///
     /// # Errors
     /// Damage below the published end, I/O errors. After an error the handle refuses further
