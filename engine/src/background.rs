@@ -331,17 +331,15 @@ impl Inner {
     /// the disk). A first read of a stream then takes no page fault (a few microseconds each,
     /// most of a warm read's tail at 100,000 streams). About 5 ms per GiB mapped, on the
     /// builder's thread after open, so a long-lived writer gets it and a short-lived reader
-    /// (`helios get`) does not pay for it. Stops early when the engine closes.
+    /// (`helios get`) does not pay for it. Stops when the engine closes, within one 16 MiB
+    /// chunk or one segment index's check.
     pub(crate) fn warm_up(&self) {
         let closing = || lock(&self.builder_signal).shutdown;
-        if let Some(bytes) = lock(&self.catalog).snapshot_bytes() {
-            bytes.map_resident();
-        }
-        if !closing() {
-            self.store.map_resident();
-        }
-        if !closing() {
-            self.log.warm_indexes();
+        let snapshot = lock(&self.catalog).snapshot_bytes();
+        if snapshot.is_none_or(|bytes| bytes.map_resident(&closing))
+            && self.store.map_resident(&closing)
+        {
+            self.log.warm_indexes(&closing);
         }
     }
 

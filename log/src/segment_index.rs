@@ -352,11 +352,11 @@ impl SegmentIndex {
     /// Does now what the first lookup would: maps the tables (if the index was opened from
     /// its header), checks them, and maps the pages the page cache holds into this process
     /// ([`ReadOnlyBytes::map_resident`]), so that first lookups pay for none of it.
-    pub fn warm(&self) {
+    pub fn warm(&self, stop: &dyn Fn() -> bool) {
         if self.check().is_ok()
             && let Ok(bytes) = self.mapped()
         {
-            bytes.map_resident();
+            bytes.map_resident(stop);
         }
     }
 

@@ -96,14 +96,19 @@ impl PageSource for MappedFile {
     }
 
     #[cfg(target_os = "linux")]
-    fn map_resident(&self) {
+    fn map_resident(&self, start: usize, end: usize) {
         // Only up to the file's end: past it (a growing pack's map) there is nothing to map.
-        let Ok(file_len) = self.file.metadata().map(|m| m.len()) else {
+        let (Ok(file_len), Ok(page)) = (self.file.metadata().map(|m| m.len()), map::page_size())
+        else {
             return;
         };
-        let end = usize::try_from(file_len).map_or(self.map.len(), |len| len.min(self.map.len()));
-        let (Ok(page), Ok(residency)) = (map::page_size(), map::residency(&self.map, 0, end))
-        else {
+        let file_end = usize::try_from(file_len).unwrap_or(usize::MAX);
+        let end = end.min(self.map.len()).min(file_end);
+        let start = start - start % page;
+        if start >= end {
+            return;
+        }
+        let Ok(residency) = map::residency(&self.map, start, end) else {
             return;
         };
         // Each run of resident pages in one call (MADV_POPULATE_READ maps them into this
@@ -115,7 +120,7 @@ impl PageSource for MappedFile {
                 continue;
             }
             let run = residency[at..].iter().take_while(|&&r| r & 1 != 0).count();
-            let (from, to) = (at * page, ((at + run) * page).min(end));
+            let (from, to) = (start + at * page, (start + (at + run) * page).min(end));
             // A hint: a failure (an older kernel without MADV_POPULATE_READ) only costs speed.
             let _ = self
                 .map
@@ -389,8 +394,10 @@ mod tests {
 
         let faults_of = |populate: bool| {
             let map = FsStorage.map_readonly(&path).expect("map");
+            // Told to stop at once, it maps nothing.
+            assert!(!map.map_resident(&|| true));
             if populate {
-                map.map_resident();
+                assert!(map.map_resident(&|| false));
             }
             let before = minor_faults();
             let sum = touch_every_page(&map);
@@ -407,7 +414,7 @@ mod tests {
         let map = FsStorage.map_readonly(&path).expect("map");
         map.evict_pages().expect("evict");
         if resident_pages(&path).expect("mincore") == 0 {
-            map.map_resident();
+            assert!(map.map_resident(&|| false));
             assert_eq!(
                 resident_pages(&path).expect("mincore"),
                 0,

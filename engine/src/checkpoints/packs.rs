@@ -234,17 +234,15 @@ impl Packs {
     }
 
     /// Maps the pages of every pack that the page cache holds into this process (see
-    /// `ReadOnlyBytes::map_resident`).
-    pub(crate) fn map_resident(&self) {
+    /// `ReadOnlyBytes::map_resident`), until `stop` says so; returns whether it got to the end.
+    pub(crate) fn map_resident(&self, stop: &dyn Fn() -> bool) -> bool {
         let maps: Vec<ReadOnlyBytes> = self
             .read_maps()
             .values()
             .filter(|m| !m.copy)
             .map(|m| m.bytes.clone())
             .collect();
-        for bytes in maps {
-            bytes.map_resident();
-        }
+        maps.iter().all(|bytes| bytes.map_resident(stop))
     }
 
     fn read_maps(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, PackMap>> {

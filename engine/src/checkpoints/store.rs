@@ -553,16 +553,14 @@ impl Store {
     }
 
     /// Maps the pages of the packs and of the pack indexes not taken in yet that the page
-    /// cache holds into this process (see `ReadOnlyBytes::map_resident`).
-    pub(crate) fn map_resident(&self) {
+    /// cache holds into this process (see `ReadOnlyBytes::map_resident`), until `stop` says
+    /// so; returns whether it got to the end.
+    pub(crate) fn map_resident(&self, stop: &dyn Fn() -> bool) -> bool {
         let indexes = lock(&self.deferred)
             .as_ref()
             .map(deferred::Deferred::index_bytes)
             .unwrap_or_default();
-        for bytes in indexes {
-            bytes.map_resident();
-        }
-        self.packs.map_resident();
+        indexes.iter().all(|bytes| bytes.map_resident(stop)) && self.packs.map_resident(stop)
     }
 
     /// Whether any checkpoint waits for a rebuild.

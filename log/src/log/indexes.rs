@@ -476,16 +476,20 @@ impl Log {
 
     /// Warms every segment index loaded so far ([`SegmentIndex::warm`]): what their first
     /// lookups would do, done ahead of them (a writer's background thread calls it after
-    /// open). One index at a time under the indexes' read lock, which lookups share.
-    pub fn warm_indexes(&self) {
+    /// open), until `stop` says so. One index at a time under the indexes' read lock, which
+    /// lookups share.
+    pub fn warm_indexes(&self, stop: &dyn Fn() -> bool) {
         let ids: Vec<SegmentId> = self.read_indexes().keys().copied().collect();
         for id in ids {
+            if stop() {
+                return;
+            }
             if let Some(index) = self.read_indexes().get(&id) {
-                index.warm();
+                index.warm(stop);
             }
         }
         if let Some(tail) = self.read_tail().as_ref() {
-            tail.warm();
+            tail.warm(stop);
         }
     }
 
